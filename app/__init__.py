@@ -1,0 +1,1 @@
+"""Chatkeep: server-side AI-chat conversations per user, in PostgreSQL."""

@@ -1,0 +1,54 @@
+"""Operator routes (superusers only): the original design's 'Monitoring' section."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel
+
+from app.auth.dependencies import SuperUser
+from app.conversations import service
+from app.conversations.dependencies import ClockDep
+from app.conversations.tasks import sweep_expired_sessions
+from app.core.config import Settings
+from app.core.db import SessionDep
+from app.core.errors import NotFoundError
+
+router = APIRouter(prefix="/api/admin", tags=["admin"])
+
+
+class StatsOut(BaseModel):
+    active: int
+    archived: int
+    total: int
+    messages: int
+    users: int
+
+
+class CleanupOut(BaseModel):
+    archived: int
+
+
+@router.get("/sessions/stats", response_model=StatsOut)
+async def stats(_: SuperUser, session: SessionDep) -> StatsOut:
+    s = await service.session_stats(session=session)
+    return StatsOut(active=s.active, archived=s.archived, total=s.total, messages=s.messages, users=s.users)
+
+
+@router.post("/sessions/cleanup", response_model=CleanupOut)
+async def cleanup(_: SuperUser, request: Request, clock: ClockDep) -> CleanupOut:
+    settings: Settings = request.app.state.settings
+    outcome = await sweep_expired_sessions(
+        sessionmaker=request.app.state.sessionmaker,
+        now=clock.now(),
+        ttl_seconds=settings.session_ttl_seconds,
+        batch_size=settings.sweep_batch_size,
+        trigger="manual",
+    )
+    return CleanupOut(archived=outcome.archived)
+
+
+@router.delete("/sessions/{session_id}", status_code=204)
+async def delete_session(session_id: str, _: SuperUser, session: SessionDep) -> Response:
+    if not await service.delete_session_any_owner(session=session, session_id=session_id):
+        raise NotFoundError("No session with this id.", code="session_not_found")
+    return Response(status_code=204)

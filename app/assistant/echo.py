@@ -1,0 +1,37 @@
+"""The interim built-in assistant: honest, deterministic, and visibly history-aware.
+
+It does not pretend to be a language model. It acknowledges the message and shows what
+the server remembers of the conversation, which is what the session API has to prove.
+"""
+
+from __future__ import annotations
+
+from app.assistant.base import AssistantReply, AssistantTurn
+
+PREVIEW_CHARS = 80
+
+
+def _preview(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+
+
+class EchoAssistant:
+    name = "echo"
+
+    async def reply(self, turn: AssistantTurn) -> AssistantReply:
+        earlier_user = [m for m in turn.history if m.role == "user"]
+        if not earlier_user:
+            text = (
+                f'You said: "{_preview(turn.message)}". This is the start of our conversation; '
+                "I will remember it for the rest of this session."
+            )
+        else:
+            text = (
+                f'You said: "{_preview(turn.message)}". Earlier in this conversation you said '
+                f'"{_preview(earlier_user[-1].content)}" ({len(turn.history)} earlier messages, '
+                f'earliest in view: "{_preview(earlier_user[0].content)}").'
+            )
+        if turn.context:
+            text += f' Context noted: "{_preview(turn.context)}".'
+        return AssistantReply(content=text)

@@ -1,0 +1,156 @@
+"""Command line: `python -m app serve | migrate | users ... | sessions ...`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.config import Settings, get_settings
+from app.core.db import create_engine, create_sessionmaker
+from app.core.errors import AppError
+from app.core.runtime import ensure_database_url, run_migrations
+
+T = TypeVar("T")
+
+
+def _with_db(settings: Settings, work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
+    url = ensure_database_url(settings)
+    run_migrations(url)
+
+    async def main() -> T:
+        engine = create_engine(settings, url)
+        try:
+            return await work(create_sessionmaker(engine))
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+
+    import uvicorn
+
+    started = time.monotonic()
+    url = ensure_database_url(settings)
+    print(f"Database ready ({'embedded, data in ' + str(settings.data_dir) if 'host=/' in url else 'DATABASE_URL'}).")
+    run_migrations(url)
+    print(f"Migrations applied. Serving on http://{args.host}:{args.port} "
+          f"(ready in {time.monotonic() - started:.1f}s; Ctrl+C stops).", flush=True)
+    uvicorn.run(
+        "app.asgi:app",
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=settings.log_level.lower(),
+        proxy_headers=True,
+    )
+    return 0
+
+
+def cmd_migrate(_: argparse.Namespace, settings: Settings) -> int:
+    run_migrations(ensure_database_url(settings))
+    print("Database is at the latest migration.")
+    return 0
+
+
+def cmd_create_superuser(args: argparse.Namespace, settings: Settings) -> int:
+    from app.auth.service import create_user, promote_to_superuser
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if password != getpass.getpass("Password (again): "):
+            print("Passwords do not match.", file=sys.stderr)
+            return 2
+
+    async def work(sm: async_sessionmaker[AsyncSession]) -> str:
+        try:
+            user = await create_user(
+                sessionmaker=sm, secret=settings.resolved_secret_key(), email=args.email,
+                password=password, is_superuser=True,
+            )
+            return f"Created superuser {user.email} ({user.id})."
+        except AppError:
+            if await promote_to_superuser(sessionmaker=sm, email=args.email):
+                return f"{args.email} already existed and is now a superuser."
+            raise
+
+    print(_with_db(settings, work))
+    return 0
+
+
+def cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:
+    from app.conversations import service
+    from app.conversations.tasks import sweep_expired_sessions
+    from app.core.clock import Clock
+
+    async def work(sm: async_sessionmaker[AsyncSession]) -> str:
+        if args.action == "count":
+            async with sm() as session:
+                s = await service.session_stats(session=session)
+            return (f"active: {s.active}\narchived: {s.archived}\ntotal: {s.total}\n"
+                    f"messages: {s.messages}\nusers: {s.users}")
+        if args.action == "sweep":
+            outcome = await sweep_expired_sessions(
+                sessionmaker=sm, now=Clock().now(), ttl_seconds=settings.session_ttl_seconds,
+                batch_size=settings.sweep_batch_size, trigger="manual",
+            )
+            return f"Archived {outcome.archived} expired sessions."
+        if args.action == "clear":
+            if not args.session_id:
+                raise AppError("Usage: python -m app sessions clear SESSION_ID")
+            async with sm() as session, session.begin():
+                deleted = await service.delete_session_any_owner(session=session, session_id=args.session_id)
+            if not deleted:
+                raise AppError(f"No session {args.session_id}.")
+            return f"Deleted session {args.session_id} and its messages."
+        raise AppError(f"Unknown action {args.action}")
+
+    print(_with_db(settings, work))
+    return 0
+
+
+def build_parser(settings: Settings) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m app", description="Chatkeep server and tools.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="apply migrations and serve the app")
+    serve.add_argument("--host", default=settings.host)
+    serve.add_argument("--port", type=int, default=settings.port)
+    serve.add_argument("--workers", type=int, default=settings.workers)
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="apply database migrations")
+    migrate.set_defaults(func=cmd_migrate)
+
+    users = sub.add_parser("users", help="manage users").add_subparsers(dest="users_command", required=True)
+    su = users.add_parser("create-superuser", help="create a superuser (or promote an existing user)")
+    su.add_argument("email")
+    su.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    su.set_defaults(func=cmd_create_superuser)
+
+    sessions = sub.add_parser("sessions", help="inspect and maintain chat sessions")
+    sessions.add_argument("action", choices=["count", "sweep", "clear"])
+    sessions.add_argument("session_id", nargs="?")
+    sessions.set_defaults(func=cmd_sessions)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = get_settings()
+    args = build_parser(settings).parse_args(argv)
+    try:
+        code: int = args.func(args, settings)
+        return code
+    except AppError as exc:
+        print(f"error: {exc.detail}", file=sys.stderr)
+        return 1

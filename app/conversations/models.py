@@ -1,0 +1,111 @@
+"""Chat sessions and their append-only messages.
+
+A message is one row, written once. A turn appends two rows and updates one session row,
+so its cost does not grow with the length of the conversation.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+from app.core.db import metadata as _metadata  # noqa: F401  (naming convention first)
+
+
+class SessionStatus(StrEnum):
+    ACTIVE = "active"
+    ARCHIVED = "archived"
+
+
+class MessageRole(StrEnum):
+    USER = "user"
+    ASSISTANT = "assistant"
+    SYSTEM = "system"
+
+
+def _tz(nullable: bool = False, **kwargs: Any) -> Any:
+    return sa.Column(sa.DateTime(timezone=True), nullable=nullable, **kwargs)
+
+
+class ChatSession(SQLModel, table=True):
+    __tablename__ = "chat_session"
+    __table_args__ = (
+        sa.CheckConstraint("status IN ('active', 'archived')", name="status_valid"),
+        # A user's sessions, newest activity first (history list, keyset pagination).
+        sa.Index("ix_chat_session_user_activity", "user_id", sa.text("last_activity_at DESC"), "id"),
+        # Only active sessions, oldest activity first: what the sweeper scans.
+        sa.Index(
+            "ix_chat_session_active_activity",
+            "last_activity_at",
+            postgresql_where=sa.text("status = 'active'"),
+        ),
+    )
+
+    id: str = Field(primary_key=True, max_length=100)
+    user_id: uuid.UUID = Field(
+        sa_column=sa.Column(
+            sa.Uuid, sa.ForeignKey("app_user.id", ondelete="CASCADE"), nullable=False
+        )
+    )
+    title: str = Field(default="New conversation", max_length=200, nullable=False)
+    status: str = Field(default=SessionStatus.ACTIVE, max_length=16, nullable=False)
+    created_at: datetime = Field(sa_column=_tz())
+    last_activity_at: datetime = Field(sa_column=_tz())
+    archived_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
+    message_count: int = Field(default=0, nullable=False)
+
+
+class ChatMessage(SQLModel, table=True):
+    __tablename__ = "chat_message"
+    __table_args__ = (
+        sa.CheckConstraint("role IN ('user', 'assistant', 'system')", name="role_valid"),
+        sa.CheckConstraint("seq > 0", name="seq_positive"),
+    )
+
+    session_id: str = Field(
+        sa_column=sa.Column(
+            sa.String(100),
+            sa.ForeignKey("chat_session.id", ondelete="CASCADE"),
+            primary_key=True,
+        )
+    )
+    seq: int = Field(sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False))
+    user_id: uuid.UUID = Field(
+        sa_column=sa.Column(sa.Uuid, sa.ForeignKey("app_user.id", ondelete="CASCADE"), nullable=False)
+    )
+    role: str = Field(max_length=16, nullable=False)
+    content: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    image_url: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    meta: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_column=sa.Column("metadata", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    )
+    created_at: datetime = Field(sa_column=_tz())
+
+
+class SweepRun(SQLModel, table=True):
+    """One row per sweep that ran: proof of exactly-once, and what /metrics reports."""
+
+    __tablename__ = "sweep_run"
+
+    id: int | None = Field(default=None, primary_key=True)
+    started_at: datetime = Field(sa_column=_tz())
+    finished_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
+    archived_count: int = Field(default=0, nullable=False)
+    trigger: str = Field(max_length=16, nullable=False)  # "schedule" | "manual"
+    runner: str = Field(max_length=200, nullable=False)  # host:pid that ran it
+
+
+class SweeperState(SQLModel, table=True):
+    """A single row: when the scheduled sweep last started. Claiming it is atomic."""
+
+    __tablename__ = "sweeper_state"
+
+    name: str = Field(primary_key=True, max_length=50)
+    last_started_at: datetime = Field(sa_column=_tz())

@@ -1,0 +1,273 @@
+"""Chat sessions: turns, history, expiry. Services flush; the caller owns the transaction.
+
+Ownership lives here, in `owned_session`: every read of a session filters on its owner,
+so another user's session looks exactly like a missing one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.assistant.base import Assistant, AssistantError, AssistantTurn, HistoryMessage
+from app.conversations.ids import is_well_formed, new_session_id
+from app.conversations.models import ChatMessage, ChatSession, MessageRole, SessionStatus
+from app.core.errors import InvalidInputError, NotFoundError
+
+TITLE_MAX_CHARS = 80
+DEFAULT_TITLE = "New conversation"
+
+
+@dataclass(frozen=True)
+class ContextLimits:
+    max_messages: int
+    max_chars: int
+
+
+@dataclass
+class TurnResult:
+    session: ChatSession
+    user_message: ChatMessage
+    assistant_message: ChatMessage | None
+    expired_session_id: str | None
+    error: AssistantError | None = None
+
+
+def title_from_message(text: str) -> str:
+    words = " ".join(text.split())
+    if not words:
+        return DEFAULT_TITLE
+    if len(words) <= TITLE_MAX_CHARS:
+        return words
+    cut = words[: TITLE_MAX_CHARS - 1]
+    if " " in cut[TITLE_MAX_CHARS // 2 :]:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,.;:-") + "…"
+
+
+def is_expired(chat_session: ChatSession, *, now: datetime, ttl_seconds: int) -> bool:
+    return chat_session.last_activity_at < now - timedelta(seconds=ttl_seconds)
+
+
+async def owned_session(
+    *, session: AsyncSession, user_id: uuid.UUID, session_id: str, for_update: bool = False
+) -> ChatSession | None:
+    """The one place a session is looked up: by id AND owner, or not at all."""
+    if not is_well_formed(session_id):
+        return None
+    stmt = sa.select(ChatSession).where(ChatSession.id == session_id, ChatSession.user_id == user_id)  # type: ignore[arg-type]
+    if for_update:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def get_owned_session(*, session: AsyncSession, user_id: uuid.UUID, session_id: str) -> ChatSession:
+    found = await owned_session(session=session, user_id=user_id, session_id=session_id)
+    if found is None:
+        raise NotFoundError("No conversation with this id.", code="session_not_found")
+    return found
+
+
+async def load_context(
+    *, session: AsyncSession, user_id: uuid.UUID, session_id: str, limits: ContextLimits
+) -> list[HistoryMessage]:
+    """The most recent messages that fit the budget, oldest first. Reads at most N rows."""
+    rows = (
+        await session.execute(
+            sa.select(ChatMessage.seq, ChatMessage.role, ChatMessage.content, ChatMessage.image_url)
+            .where(ChatMessage.session_id == session_id, ChatMessage.user_id == user_id)  # type: ignore[arg-type]
+            .order_by(ChatMessage.seq.desc())  # type: ignore[attr-defined]
+            .limit(limits.max_messages)
+        )
+    ).all()
+    picked: list[HistoryMessage] = []
+    budget = limits.max_chars
+    for seq, role, content, image_url in rows:
+        if picked and len(content) > budget:
+            break
+        budget -= len(content)
+        picked.append(HistoryMessage(seq=seq, role=role, content=content, image_url=image_url))
+    picked.reverse()
+    return picked
+
+
+async def archive_session(*, chat_session: ChatSession, now: datetime) -> None:
+    chat_session.status = SessionStatus.ARCHIVED
+    chat_session.archived_at = now
+
+
+def _new_session(*, user_id: uuid.UUID, first_message: str, now: datetime) -> ChatSession:
+    return ChatSession(
+        id=new_session_id(now),
+        user_id=user_id,
+        title=title_from_message(first_message),
+        status=SessionStatus.ACTIVE,
+        created_at=now,
+        last_activity_at=now,
+        message_count=0,
+    )
+
+
+def validate_user_message(text: str, *, max_chars: int) -> str:
+    if not text or not text.strip():
+        raise InvalidInputError("The message is empty.", code="empty_message")
+    if len(text) > max_chars:
+        raise InvalidInputError(
+            f"The message is {len(text)} characters long; the limit is {max_chars}.",
+            code="message_too_long",
+        )
+    return text
+
+
+async def chat_turn(
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    session_id: str | None,
+    message: str,
+    context: str | None,
+    assistant: Assistant,
+    now: datetime,
+    ttl_seconds: int,
+    limits: ContextLimits,
+) -> TurnResult:
+    """One turn: find or start the session, append the user's message, append the reply.
+
+    The session row stays locked (FOR UPDATE) for the whole turn, so concurrent turns on
+    one session are serialised and `seq` runs 1..n without gaps or duplicates. If the
+    assistant fails, the user's message is still appended and `error` says why.
+    """
+    chat_session: ChatSession | None = None
+    expired_id: str | None = None
+    if session_id is not None:
+        # Unknown, ill-formed and another user's ids all end here as None: same query,
+        # same answer (a new session), nothing about the other session revealed.
+        chat_session = await owned_session(
+            session=session, user_id=user_id, session_id=session_id, for_update=True
+        )
+        if chat_session is not None and (
+            chat_session.status != SessionStatus.ACTIVE
+            or is_expired(chat_session, now=now, ttl_seconds=ttl_seconds)
+        ):
+            if chat_session.status == SessionStatus.ACTIVE:
+                await archive_session(chat_session=chat_session, now=now)
+            expired_id = chat_session.id
+            chat_session = None
+
+    if chat_session is None:
+        chat_session = _new_session(user_id=user_id, first_message=message, now=now)
+        session.add(chat_session)
+        await session.flush()
+        history: list[HistoryMessage] = []
+    else:
+        history = await load_context(
+            session=session, user_id=user_id, session_id=chat_session.id, limits=limits
+        )
+
+    first_seq = chat_session.message_count + 1
+    user_message = ChatMessage(
+        session_id=chat_session.id,
+        seq=first_seq,
+        user_id=user_id,
+        role=MessageRole.USER,
+        content=message,
+        meta={"context": context} if context else {},
+        created_at=now,
+    )
+    session.add(user_message)
+    # The user's row exists before the assistant runs, so records it keeps (drafts) can
+    # point at it. The session row is updated once, at the end of the turn.
+    await session.flush()
+
+    try:
+        reply = await assistant.reply(
+            AssistantTurn(
+                user_id=user_id,
+                session_id=chat_session.id,
+                message_seq=first_seq,
+                history=history,
+                message=message,
+                context=context,
+                db=session,
+                now=now,
+            )
+        )
+    except AssistantError as exc:
+        user_message.meta = {**user_message.meta, "assistantError": str(exc)}
+        chat_session.message_count = first_seq
+        chat_session.last_activity_at = now
+        await session.flush()
+        return TurnResult(chat_session, user_message, None, expired_id, error=exc)
+
+    assistant_message = ChatMessage(
+        session_id=chat_session.id,
+        seq=first_seq + 1,
+        user_id=user_id,
+        role=MessageRole.ASSISTANT,
+        content=reply.content,
+        image_url=reply.image_url,
+        meta={"assistant": assistant.name, **reply.metadata},
+        created_at=now,
+    )
+    session.add(assistant_message)
+    chat_session.message_count = first_seq + 1
+    chat_session.last_activity_at = now
+    await session.flush()
+    return TurnResult(chat_session, user_message, assistant_message, expired_id)
+
+
+async def list_messages(
+    *, session: AsyncSession, user_id: uuid.UUID, session_id: str, after_seq: int, limit: int
+) -> Sequence[ChatMessage]:
+    rows = await session.execute(
+        sa.select(ChatMessage)
+        .where(
+            ChatMessage.session_id == session_id,  # type: ignore[arg-type]
+            ChatMessage.user_id == user_id,  # type: ignore[arg-type]
+            ChatMessage.seq > after_seq,  # type: ignore[arg-type]
+        )
+        .order_by(ChatMessage.seq)  # type: ignore[arg-type]
+        .limit(limit)
+    )
+    return rows.scalars().all()
+
+
+async def delete_session_any_owner(*, session: AsyncSession, session_id: str) -> bool:
+    """Admin only: deletes a session of any user with its messages (cascade)."""
+    result = await session.execute(sa.delete(ChatSession).where(ChatSession.id == session_id))  # type: ignore[arg-type]
+    return bool(getattr(result, "rowcount", 0))
+
+
+@dataclass(frozen=True)
+class SessionStats:
+    active: int
+    archived: int
+    total: int
+    messages: int
+    users: int
+
+
+async def session_stats(*, session: AsyncSession) -> SessionStats:
+    """Whole-database counts for operators (admin and metrics only)."""
+    row = (
+        await session.execute(
+            sa.text(
+                """
+                SELECT
+                  (SELECT count(*) FROM chat_session WHERE status = 'active') AS active,
+                  (SELECT count(*) FROM chat_session WHERE status = 'archived') AS archived,
+                  (SELECT coalesce(sum(message_count), 0) FROM chat_session) AS messages,
+                  (SELECT count(*) FROM app_user) AS users
+                """
+            )
+        )
+    ).one()
+    return SessionStats(
+        active=row.active, archived=row.archived, total=row.active + row.archived,
+        messages=int(row.messages), users=row.users,
+    )

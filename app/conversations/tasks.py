@@ -1,0 +1,161 @@
+"""The sweeper: archives sessions idle longer than the TTL. Never deletes.
+
+Exactly once per interval across all processes and instances: each process wakes often,
+and the one that atomically advances `sweeper_state.last_started_at` by a full interval
+runs the sweep; the rest see the fresh timestamp and go back to sleep. The sweep itself
+works in bounded batches, each its own short transaction, skipping rows a chat turn holds
+(FOR UPDATE SKIP LOCKED): no giant lock, and a manual sweep running at the same time
+never archives a row twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.conversations.models import SweepRun
+from app.core.clock import Clock
+
+logger = logging.getLogger("app.sweeper")
+
+SWEEPER_NAME = "sessions"
+RUNNER = f"{socket.gethostname()}:{os.getpid()}"
+
+_ARCHIVE_BATCH = sa.text(
+    """
+    WITH expired AS (
+        SELECT id FROM chat_session
+        WHERE status = 'active' AND last_activity_at < :cutoff
+        ORDER BY last_activity_at
+        LIMIT :batch
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE chat_session AS s
+    SET status = 'archived', archived_at = :now
+    FROM expired
+    WHERE s.id = expired.id
+    RETURNING s.id
+    """
+)
+
+_CLAIM = sa.text(
+    """
+    INSERT INTO sweeper_state (name, last_started_at) VALUES (:name, :now)
+    ON CONFLICT (name) DO UPDATE SET last_started_at = EXCLUDED.last_started_at
+    WHERE sweeper_state.last_started_at <= :due_before
+    RETURNING name
+    """
+)
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    ran: bool
+    archived: int
+    batches: int
+
+
+async def claim_scheduled_sweep(
+    *, sessionmaker: async_sessionmaker[AsyncSession], now: datetime, interval_seconds: int
+) -> bool:
+    """True for exactly one caller per interval, whichever process or instance it is."""
+    async with sessionmaker() as session, session.begin():
+        row = (
+            await session.execute(
+                _CLAIM,
+                {"name": SWEEPER_NAME, "now": now, "due_before": now - timedelta(seconds=interval_seconds)},
+            )
+        ).first()
+    return row is not None
+
+
+async def sweep_expired_sessions(
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    now: datetime,
+    ttl_seconds: int,
+    batch_size: int,
+    trigger: str,
+) -> SweepOutcome:
+    cutoff = now - timedelta(seconds=ttl_seconds)
+    async with sessionmaker() as session, session.begin():
+        run = SweepRun(started_at=now, trigger=trigger, runner=RUNNER)
+        session.add(run)
+    archived = 0
+    batches = 0
+    while True:
+        async with sessionmaker() as session, session.begin():
+            ids = (
+                await session.execute(_ARCHIVE_BATCH, {"cutoff": cutoff, "batch": batch_size, "now": now})
+            ).scalars().all()
+        batches += 1
+        archived += len(ids)
+        if len(ids) < batch_size:
+            break
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            sa.update(SweepRun)
+            .where(SweepRun.id == run.id)  # type: ignore[arg-type]
+            .values(finished_at=sa.func.now(), archived_count=archived)
+        )
+    logger.info("sweep (%s) archived %d sessions in %d batches", trigger, archived, batches)
+    return SweepOutcome(ran=True, archived=archived, batches=batches)
+
+
+async def run_scheduled_sweep(
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    ttl_seconds: int,
+    interval_seconds: int,
+    batch_size: int,
+) -> SweepOutcome:
+    now = clock.now()
+    if not await claim_scheduled_sweep(sessionmaker=sessionmaker, now=now, interval_seconds=interval_seconds):
+        return SweepOutcome(ran=False, archived=0, batches=0)
+    return await sweep_expired_sessions(
+        sessionmaker=sessionmaker, now=now, ttl_seconds=ttl_seconds, batch_size=batch_size, trigger="schedule"
+    )
+
+
+async def sweeper_loop(
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    ttl_seconds: int,
+    interval_seconds: int,
+    batch_size: int,
+) -> None:
+    """Runs until cancelled. Wakes ten times per interval so a sweep is never late by
+    more than a tenth of it, yet runs once per interval thanks to the claim."""
+    tick = max(0.5, interval_seconds / 10)
+    while True:
+        try:
+            await run_scheduled_sweep(
+                sessionmaker=sessionmaker, clock=clock, ttl_seconds=ttl_seconds,
+                interval_seconds=interval_seconds, batch_size=batch_size,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the database may be down; try again next tick
+            logger.warning("sweep failed, will retry: %s", exc)
+        await asyncio.sleep(tick)
+
+
+@contextlib.asynccontextmanager
+async def running_sweeper(**kwargs: object):  # type: ignore[no-untyped-def]
+    task = asyncio.create_task(sweeper_loop(**kwargs))  # type: ignore[arg-type]
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

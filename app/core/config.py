@@ -1,0 +1,91 @@
+"""The one settings object. Every knob has a laptop-friendly default and an UPPER_CASE env var."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "changethis", "dev", "development"}
+MIN_SECRET_LENGTH = 32
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    app_env: Literal["development", "test", "production"] = "development"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    data_dir: Path = Path(".data")
+    log_level: str = "INFO"
+
+    # None means: start the embedded PostgreSQL under DATA_DIR.
+    database_url: str | None = None
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+    db_pool_timeout_seconds: float = 10.0
+    db_statement_timeout_ms: int = 30_000
+
+    secret_key: str | None = None
+    access_token_ttl_seconds: int = 3600
+    cookie_secure: bool = False
+
+    session_ttl_seconds: int = 1800
+    sweep_interval_seconds: int = 300
+    sweep_batch_size: int = 5000
+    sweeper_enabled: bool = True
+
+    max_message_chars: int = 32_000
+    max_request_bytes: int = 1_048_576
+    context_max_messages: int = 50
+    context_max_chars: int = 24_000
+
+    assistant_backend: Literal["builtin", "openai"] = "builtin"
+
+    trusted_origins: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check_production_secret(self) -> Settings:
+        if self.app_env == "production":
+            key = self.secret_key or ""
+            if key.strip().lower() in PLACEHOLDER_SECRETS or len(key) < MIN_SECRET_LENGTH:
+                raise ValueError(
+                    "SECRET_KEY must be set to a random value of at least "
+                    f"{MIN_SECRET_LENGTH} characters when APP_ENV=production "
+                    '(e.g. python -c "import secrets; print(secrets.token_urlsafe(48))")'
+                )
+        return self
+
+    def resolved_secret_key(self) -> str:
+        """SECRET_KEY, or in development a key generated once and kept in DATA_DIR (mode 0600)."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        # Write a private temp file, then link it into place: linking is atomic, so when
+        # several workers start at once exactly one key wins and nobody reads a half file.
+        tmp = path.with_name(f".secret_key.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            key = path.read_text().strip()
+        finally:
+            tmp.unlink(missing_ok=True)
+        return key
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,223 @@
+"""Domain exceptions and the one error shape of the API: RFC 9457 problem+json.
+
+Every error a client sees is `{"type", "title", "status", "detail", "code", ...}` with
+media type `application/problem+json`. Stack traces never leave the server.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger("app.errors")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+DB_RETRY_AFTER_SECONDS = 5
+
+
+class AppError(Exception):
+    """Base of every domain error: carries what the client should see."""
+
+    status_code = 400
+    code = "bad_request"
+    title = "Bad request"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code:
+            self.code = code
+        self.headers = dict(headers or {})
+        self.extra = dict(extra or {})
+
+
+class NotFoundError(AppError):
+    status_code = 404
+    code = "not_found"
+    title = "Not found"
+
+
+class ForbiddenError(AppError):
+    status_code = 403
+    code = "forbidden"
+    title = "Forbidden"
+
+
+class ConflictError(AppError):
+    status_code = 409
+    code = "conflict"
+    title = "Conflict"
+
+
+class InvalidInputError(AppError):
+    status_code = 422
+    code = "invalid_input"
+    title = "Invalid input"
+
+
+class PayloadTooLargeError(AppError):
+    status_code = 413
+    code = "payload_too_large"
+    title = "Payload too large"
+
+
+class UpstreamError(AppError):
+    status_code = 502
+    code = "upstream_error"
+    title = "Upstream service failed"
+
+
+class UpstreamTimeoutError(AppError):
+    status_code = 504
+    code = "upstream_timeout"
+    title = "Upstream service timed out"
+
+
+class ServiceUnavailableError(AppError):
+    status_code = 503
+    code = "service_unavailable"
+    title = "Service unavailable"
+
+
+def problem_response(
+    status: int,
+    *,
+    detail: str,
+    code: str,
+    title: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"https://chatkeep.dev/problems/{code.replace('_', '-')}",
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if extra:
+        body.update(extra)
+    return JSONResponse(body, status_code=status, headers=dict(headers or {}), media_type=PROBLEM_MEDIA_TYPE)
+
+
+# fastapi-users reports errors as constant strings; give them readable sentences.
+_FASTAPI_USERS_DETAILS = {
+    "REGISTER_USER_ALREADY_EXISTS": "A user with this email already exists.",
+    "REGISTER_INVALID_PASSWORD": "The password is not acceptable.",
+    "LOGIN_BAD_CREDENTIALS": "Wrong email or password.",
+    "LOGIN_USER_NOT_VERIFIED": "This account is not verified yet.",
+}
+
+
+def _http_exception_detail(exc: StarletteHTTPException) -> tuple[str, str, dict[str, Any]]:
+    detail = exc.detail
+    extra: dict[str, Any] = {}
+    if isinstance(detail, dict):
+        code = str(detail.get("code", "error")).lower()
+        reason = detail.get("reason")
+        text = str(reason) if reason else _FASTAPI_USERS_DETAILS.get(code.upper(), code)
+        return text, code, extra
+    if isinstance(detail, str) and detail.isupper() and " " not in detail:
+        return _FASTAPI_USERS_DETAILS.get(detail, detail.replace("_", " ").capitalize()), detail.lower(), extra
+    status_phrase = HTTPStatus(exc.status_code).phrase
+    code = status_phrase.lower().replace(" ", "_").replace("-", "_")
+    return str(detail or status_phrase), code, extra
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, PoolTimeoutError | InterfaceError | OperationalError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, ConnectionError | OSError) and not isinstance(exc, FileNotFoundError)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def _app_error(_: Request, exc: AppError) -> JSONResponse:
+        return problem_response(
+            exc.status_code, detail=exc.detail, code=exc.code, title=exc.title,
+            headers=exc.headers, extra=exc.extra,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        text, code, extra = _http_exception_detail(exc)
+        return problem_response(
+            exc.status_code, detail=text, code=code, headers=getattr(exc, "headers", None), extra=extra
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = []
+        for err in exc.errors():
+            loc = [str(part) for part in err.get("loc", ())]
+            errors.append({"location": ".".join(loc), "message": err.get("msg", "invalid")})
+        first = errors[0] if errors else {"location": "", "message": "invalid request"}
+        detail = f"{first['location']}: {first['message']}" if first["location"] else first["message"]
+        return problem_response(
+            422, detail=detail, code="invalid_input", title="Invalid input", extra={"errors": errors}
+        )
+
+
+class UnhandledErrorMiddleware:
+    """Turns any exception that escaped the routes into a problem response.
+
+    Starlette's own handler for `Exception` re-raises after answering, which makes the
+    server log a traceback for an expected outage (database down). This one answers and
+    stops there; if the response had already started, there is nothing left to say.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Any) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:
+                logger.exception("error after the response started")
+                return
+            if is_database_unavailable(exc):
+                logger.warning("database unavailable: %s", exc)
+                response = problem_response(
+                    503,
+                    detail="The database is unavailable right now. Please retry shortly.",
+                    code="database_unavailable",
+                    title="Service unavailable",
+                    headers={"Retry-After": str(DB_RETRY_AFTER_SECONDS)},
+                )
+            else:
+                logger.exception("unhandled error")
+                response = problem_response(
+                    500, detail="Something went wrong on our side. It has been logged.",
+                    code="internal_error",
+                )
+            await response(scope, receive, send)

@@ -1,0 +1,65 @@
+"""Prometheus metrics.
+
+Counters and histograms are per process (each worker answers /metrics with its own);
+session and sweeper figures are read from the database at scrape time, so they are the
+same whichever worker or instance answers.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+REQUEST_LATENCY = Histogram(
+    "chatkeep_http_request_duration_seconds",
+    "HTTP request latency by route template and status class.",
+    ["method", "route", "status"],
+    registry=REGISTRY,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+CHAT_TURNS = Counter(
+    "chatkeep_chat_turns_total", "Chat turns handled by this process.", ["outcome"], registry=REGISTRY
+)
+SESSIONS = Gauge("chatkeep_sessions", "Chat sessions in the database.", ["status"], registry=REGISTRY)
+MESSAGES = Gauge("chatkeep_messages", "Messages in the database.", registry=REGISTRY)
+USERS = Gauge("chatkeep_users", "Registered users.", registry=REGISTRY)
+SWEEPER_RUNS = Gauge("chatkeep_sweeper_runs_total", "Sweeps run, across all instances.", registry=REGISTRY)
+SWEEPER_ARCHIVED = Gauge(
+    "chatkeep_sweeper_archived_sessions_total",
+    "Sessions archived by sweeps, across all instances.",
+    registry=REGISTRY,
+)
+SWEEPER_LAST_RUN = Gauge(
+    "chatkeep_sweeper_last_run_timestamp_seconds", "When the last sweep finished.", registry=REGISTRY
+)
+
+
+class MetricsMiddleware:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def capture(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            REQUEST_LATENCY.labels(scope["method"], template, f"{status // 100}xx").observe(
+                time.perf_counter() - started
+            )

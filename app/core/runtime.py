@@ -1,0 +1,45 @@
+"""Start-up chores shared by the server, the CLI and the tests: find the database, migrate."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+
+from app.core.config import Settings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+_embedded_handles: list[Any] = []
+
+
+def ensure_database_url(settings: Settings) -> str:
+    """DATABASE_URL if set; otherwise start the embedded server under DATA_DIR and use it.
+
+    The URL is exported to the environment so worker processes and Alembic reuse the
+    same server instead of starting their own.
+    """
+    if settings.database_url:
+        return settings.database_url
+    from app.core.embedded import start_embedded_postgres
+
+    url, handle = start_embedded_postgres(settings.data_dir / "pg")
+    _embedded_handles.append(handle)
+    settings.database_url = url
+    os.environ["DATABASE_URL"] = url
+    return url
+
+
+def alembic_config(database_url: str) -> Config:
+    cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
+    cfg.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
+    cfg.attributes["database_url"] = database_url
+    cfg.attributes["skip_logging_config"] = True
+    return cfg
+
+
+def run_migrations(database_url: str) -> None:
+    """`alembic upgrade head`. Blocking: call it before the event loop or in a thread."""
+    command.upgrade(alembic_config(database_url), "head")

@@ -1,0 +1,166 @@
+"""Request hardening: body size cap, CSRF for cookie sessions, security headers.
+
+CSRF: double-submit token plus Origin check. Any state-changing request (POST, PUT, PATCH,
+DELETE) that carries the auth cookie and no `Authorization` header must send header
+`X-CSRF-Token` equal to the `chatkeep_csrf` cookie, and, when the browser sends `Origin`,
+come from this site's own origin (or one listed in TRUSTED_ORIGINS). Bearer-token clients
+are not affected: browsers never attach those by themselves.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from http.cookies import SimpleCookie
+from typing import Any
+
+from app.core.errors import problem_response
+
+CSRF_COOKIE_NAME = "chatkeep_csrf"
+CSRF_HEADER_NAME = "x-csrf-token"
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def _headers(scope: Any) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+
+
+def _cookies(headers: dict[str, str]) -> dict[str, str]:
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(headers.get("cookie", ""))
+    except Exception:
+        return {}
+    return {key: morsel.value for key, morsel in jar.items()}
+
+
+class BodySizeLimitMiddleware:
+    """Rejects bodies over the limit with 413, by Content-Length or while streaming."""
+
+    def __init__(self, app: Any, *, max_bytes: int, exempt_prefixes: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.exempt_prefixes = exempt_prefixes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(self.exempt_prefixes):
+            await self.app(scope, receive, send)
+            return
+        declared = _headers(scope).get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._reject(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited_receive() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge()
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _TooLarge:
+            await self._reject(scope, receive, send)
+
+    async def _reject(self, scope: Any, receive: Any, send: Any) -> None:
+        response = problem_response(
+            413,
+            detail=f"The request body is larger than {self.max_bytes} bytes.",
+            code="payload_too_large",
+        )
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class CsrfMiddleware:
+    def __init__(self, app: Any, *, auth_cookie: str, trusted_origins: list[str], secure: bool) -> None:
+        self.app = app
+        self.auth_cookie = auth_cookie
+        self.trusted_origins = {o.rstrip("/") for o in trusted_origins}
+        self.secure = secure
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = _headers(scope)
+        cookies = _cookies(headers)
+        if scope["method"] in UNSAFE_METHODS:
+            problem = self._check(scope, headers, cookies)
+            if problem is not None:
+                response = problem_response(403, detail=problem, code="csrf_failed", title="Forbidden")
+                await response(scope, receive, send)
+                return
+
+        issue_token = CSRF_COOKIE_NAME not in cookies
+
+        async def send_with_token(message: Any) -> None:
+            if issue_token and message["type"] == "http.response.start":
+                token = secrets.token_urlsafe(32)
+                cookie = f"{CSRF_COOKIE_NAME}={token}; Path=/; SameSite=Lax"
+                if self.secure:
+                    cookie += "; Secure"
+                message.setdefault("headers", []).append((b"set-cookie", cookie.encode("latin-1")))
+            await send(message)
+
+        await self.app(scope, receive, send_with_token)
+
+    def _own_origin(self, scope: Any, headers: dict[str, str]) -> str:
+        scheme = headers.get("x-forwarded-proto", scope.get("scheme", "http"))
+        host = headers.get("x-forwarded-host") or headers.get("host", "")
+        return f"{scheme}://{host}"
+
+    def _check(self, scope: Any, headers: dict[str, str], cookies: dict[str, str]) -> str | None:
+        origin = headers.get("origin")
+        if origin and origin != "null":
+            allowed = {self._own_origin(scope, headers)} | self.trusted_origins
+            if origin.rstrip("/") not in allowed:
+                return "Cross-site request refused (Origin does not match this site)."
+        if self.auth_cookie not in cookies or "authorization" in headers:
+            return None
+        expected = cookies.get(CSRF_COOKIE_NAME, "")
+        sent = headers.get(CSRF_HEADER_NAME, "")
+        if not expected or not sent or not hmac.compare_digest(expected, sent):
+            return (
+                "Missing or wrong CSRF token: send the value of the chatkeep_csrf cookie "
+                "in the X-CSRF-Token header."
+            )
+        return None
+
+
+class SecurityHeadersMiddleware:
+    CSP = (
+        "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+        "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+    )
+
+    def __init__(self, app: Any, *, docs_prefixes: tuple[str, ...] = ("/docs", "/redoc")) -> None:
+        self.app = app
+        self.docs_prefixes = docs_prefixes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        is_docs = scope["path"].startswith(self.docs_prefixes)
+
+        async def add_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                extra = [
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"same-origin"),
+                    (b"x-frame-options", b"DENY"),
+                ]
+                if not is_docs:
+                    extra.append((b"content-security-policy", self.CSP.encode()))
+                message.setdefault("headers", []).extend(extra)
+            await send(message)
+
+        await self.app(scope, receive, add_headers)

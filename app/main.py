@@ -1,0 +1,97 @@
+"""Builds the application. Nothing else lives here."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from app.admin.router import router as admin_router
+from app.assistant.factory import build_assistant
+from app.auth.manager import AUTH_COOKIE_NAME
+from app.auth.router import router as auth_router
+from app.conversations.router import router as conversations_router
+from app.conversations.tasks import running_sweeper
+from app.core.clock import Clock
+from app.core.config import Settings, get_settings
+from app.core.db import create_engine, create_sessionmaker
+from app.core.errors import UnhandledErrorMiddleware, install_error_handlers
+from app.core.logging import configure_logging
+from app.core.metrics import MetricsMiddleware
+from app.core.runtime import ensure_database_url, run_migrations
+from app.core.security import BodySizeLimitMiddleware, CsrfMiddleware, SecurityHeadersMiddleware
+from app.health.router import router as health_router
+
+API_DESCRIPTION = """
+Server-side AI-chat conversations per signed-in user, kept in PostgreSQL.
+
+Sign in with `POST /auth/jwt/login` and send `Authorization: Bearer <token>`, or use the
+cookie login from the web page (state-changing cookie requests need `X-CSRF-Token`).
+Errors are `application/problem+json`.
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    migrate: bool = True,
+    run_sweeper: bool | None = None,
+) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        url = ensure_database_url(settings)
+        if migrate:
+            await asyncio.to_thread(run_migrations, url)
+        engine = create_engine(settings, url)
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        sweeper_on = settings.sweeper_enabled if run_sweeper is None else run_sweeper
+        try:
+            if sweeper_on:
+                async with running_sweeper(
+                    sessionmaker=app.state.sessionmaker,
+                    clock=app.state.clock,
+                    ttl_seconds=settings.session_ttl_seconds,
+                    interval_seconds=settings.sweep_interval_seconds,
+                    batch_size=settings.sweep_batch_size,
+                ):
+                    yield
+            else:
+                yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Chatkeep",
+        version="0.1.0",
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.clock = clock or Clock()
+    app.state.assistant = build_assistant(settings)
+
+    install_error_handlers(app)
+    app.include_router(auth_router)
+    app.include_router(conversations_router)
+    app.include_router(admin_router)
+    app.include_router(health_router)
+
+    # Added inside-out: the last one added runs first.
+    app.add_middleware(
+        CsrfMiddleware,
+        auth_cookie=AUTH_COOKIE_NAME,
+        trusted_origins=settings.trusted_origins,
+        secure=settings.cookie_secure,
+    )
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes, exempt_prefixes=("/api/import",))
+    app.add_middleware(UnhandledErrorMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(MetricsMiddleware)
+    return app
