@@ -292,7 +292,7 @@ _ON_FOR = (
     re.compile(r"\bfor\s+(?P<t>.+)$", re.IGNORECASE),
 )
 _BEFORE_NOUN = re.compile(
-    _CREATE_VERB + r"\s+(?:me\s+|us\s+)?(?:a|an|the|some|one|my|our)?\s*(?P<t>.+?)\s+"
+    _CREATE_VERB + r"\s+(?:me\s+|us\s+)?(?:(?:a|an|the|some|one|my|our)\s+)?(?P<t>.+?)\s+"
     r"(?:posts?|tweets?|toots?|captions?|updates?|announcements?|stor(?:y|ies)|reels?|threads?)\b",
     re.IGNORECASE,
 )
@@ -433,12 +433,19 @@ _REGENERATE = (
     r"\bsomething (?:else|different)\b",
     r"\b(?:write|make|do|generate|create|draft|compose) (?:\w+ ){0,3}again\b",
     r"\bdo (?:it|that|this) over\b",
+    r"\bmake (?:it|this|that|the post) (?:a (?:bit|little) )?(?:more|less|shorter|longer|funnier|punchier"
+    r"|simpler|better|catchier|snappier|warmer|friendlier|different)\b",
+    r"^(?:shorter|longer|funnier|more formal|more casual|more fun)(?: please)?$",
     r"\bnot (?:quite )?(?:right|good enough)\b.*\b(?:again|another|different)\b",
 )
 _NOT_REGENERATE = r"\b(?:don't|do not|no need to|never|not) (?:regenerate|redo|rewrite|try again|write another)\b"
 
 _CANCEL = (
-    r"\b(?:don't|do not|never|not|no need to|shouldn't|won't) (?:post|publish|send|share|ship|put)\b(?: (?:it|this|that|them))?",
+    r"\b(?:don't|do not|never|not|no need to|shouldn't|won't) (?:post|publish|send|share|ship|put)\b"
+    r"(?: (?:it|this|that|them))?",
+    r"\b(?:don't|do not|didn't|no longer) (?:want|wanna|need|like) (?:to )?(?:post|publish|share|it|this)\b"
+    r"(?: (?:it|this|that|them))?",
+    r"\b(?:don't|do not) (?:make|write|create|bother)\b",
     r"\bcancel(?:led|ed|ing)?\b",
     r"\babort\b",
     r"\bdiscard\b",
@@ -553,7 +560,8 @@ ASK_GENERIC = (
 
 def _ask_topic(platform: str | None) -> str:
     what = f"{_DISPLAY[platform]} post" if platform else "post"
-    return f"What should the {what} be about? For example: \"a {what} about our summer sale\"."
+    article = "an" if what[0] in "AEIOUX" else "a"
+    return f"What should the {what} be about? For example: \"{article} {what} about our summer sale\"."
 
 
 # ---------------------------------------------------------------------------
@@ -625,7 +633,7 @@ def classify(text: str, *, has_pending_draft: bool, has_any_draft: bool) -> Inte
     # 4. Publish / cancel.
     cancel_text = re.sub(_NOT_CANCEL, " ", norm)
     wants_cancel = _any(_CANCEL, cancel_text)
-    rest = _strip_matches(_CANCEL[:1], norm)  # "don't post it" must not count as "post it"
+    rest = _strip_matches(_CANCEL[:3], norm)  # "don't post it" must not count as "post it"
     wants_publish = _any(_PUBLISH_STRONG, rest)
     weak_publish = _any(_PUBLISH_WEAK, rest)
     bare_post = re.fullmatch(r"(?:please )?post(?: please| now)?", rest) is not None

@@ -26,12 +26,31 @@ MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
 
 
-async def get_user_db(request: Request) -> AsyncIterator[SQLAlchemyUserDatabase[User, uuid.UUID]]:
+class UserDatabase(SQLAlchemyUserDatabase[User, uuid.UUID]):
+    """Ends its read transaction right after each lookup.
+
+    Every authenticated request looks its user up here; without this the lookup would
+    hold a pooled connection for the whole request, so N concurrent requests would need
+    2N connections and could starve the pool.
+    """
+
+    async def get(self, id: uuid.UUID) -> User | None:
+        user = await super().get(id)
+        await self.session.commit()
+        return user
+
+    async def get_by_email(self, email: str) -> User | None:
+        user = await super().get_by_email(email)
+        await self.session.commit()
+        return user
+
+
+async def get_user_db(request: Request) -> AsyncIterator[UserDatabase]:
     # The adapter commits by itself, so it gets its own session, apart from the request's
     # conversation transaction.
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     async with sessionmaker() as session:
-        yield SQLAlchemyUserDatabase(session, User)  # type: ignore[arg-type]
+        yield UserDatabase(session, User)  # type: ignore[arg-type]
 
 
 class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
@@ -53,7 +72,7 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
 
 async def get_user_manager(
     request: Request,
-    user_db: Annotated[SQLAlchemyUserDatabase[User, uuid.UUID], Depends(get_user_db)],
+    user_db: Annotated[UserDatabase, Depends(get_user_db)],
 ) -> AsyncIterator[UserManager]:
     settings: Settings = request.app.state.settings
     yield UserManager(user_db, settings.resolved_secret_key())

@@ -105,7 +105,7 @@ def problem_response(
     extra: Mapping[str, Any] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {
-        "type": f"https://chatkeep.dev/problems/{code.replace('_', '-')}",
+        "type": f"/problems/{code.replace('_', '-')}",
         "title": title or HTTPStatus(status).phrase,
         "status": status,
         "detail": detail,

@@ -303,12 +303,29 @@ def _stand_in(ch: str) -> str:
     return f"[U+{cp:04X}]"
 
 
+@lru_cache(maxsize=1)
+def _base_plain_chars() -> frozenset[str]:
+    """Chars the slow path would always put in the base font (for a fast path)."""
+    return frozenset(
+        chr(cp)
+        for cp in _cmap(BASE_FONT)
+        if cp >= 0x20
+        and unicodedata.category(chr(cp)) not in ("Cc", "Cs", "Cf", "Mn", "Mc", "Me")
+        and not _is_emoji_like(cp)
+        and not 0xFE00 <= cp <= 0xFE0F
+    )
+
+
 def itemize_text(text: str) -> list[TextRun]:
     """Split one line of text into runs, each in a font that covers all its chars.
 
     Chars no font covers become a readable stand-in in the base font; invisible format
     chars nobody covers are dropped.
     """
+    if not text:
+        return []
+    if _base_plain_chars().issuperset(text):
+        return [TextRun(BASE_FONT, text)]  # most text: one run, no per-char work
     n = len(text)
     fonts: list[str | None] = [None] * n
     out_chars: list[str] = list(text)
@@ -322,6 +339,12 @@ def itemize_text(text: str) -> list[TextRun]:
             continue
         if _is_joiner(ch):
             prev = next((fonts[j] for j in range(i - 1, -1, -1) if out_chars[j]), None)
+            if prev == EMOJI_FONT and cp in _EMOJI_MODIFIERS:
+                # The monochrome font has no toned forms: a swatch after the emoji reads
+                # as garbage, so the tone is dropped and the plain emoji stays.
+                out_chars[i] = ""
+                fonts[i] = prev
+                continue
             if prev is not None and cp in _cmap(prev):
                 fonts[i] = prev
                 continue
@@ -350,7 +373,9 @@ def itemize_text(text: str) -> list[TextRun]:
         cp = ord(ch)
         chosen: str | None = None
         prev = next((fonts[j] for j in range(i - 1, -1, -1) if fonts[j] is not None), None)
-        if prev is not None and cp in _cmap(prev):
+        if ch.isspace() and prev == EMOJI_FONT:
+            chosen = BASE_FONT  # the emoji font's space is far wider than a text space
+        elif prev is not None and cp in _cmap(prev):
             chosen = prev
         else:
             nxt_font = next((fonts[j] for j in range(i + 1, n) if fonts[j] is not None), None)
@@ -476,6 +501,40 @@ def _split_word(word: list[TextRun], size: float, max_width: float) -> list[list
     return pieces
 
 
+def _edge_split(word: list[TextRun]) -> list[list[TextRun]]:
+    """Split edge punctuation off a left-to-right word (e.g. "123." or "GPT,").
+
+    In a right-to-left line that punctuation belongs on the far side of the word.
+    Right-to-left words stay whole: harfbuzz orders their punctuation itself.
+    """
+    text = "".join(r.text for r in word)
+    if _strong_direction(text) == "R":
+        return [word]
+    neutral = ("ON", "CS", "WS")
+    lead = 0
+    while lead < len(text) and unicodedata.bidirectional(text[lead]) in neutral:
+        lead += 1
+    trail_start = len(text)
+    while trail_start > lead and unicodedata.bidirectional(text[trail_start - 1]) in neutral:
+        trail_start -= 1
+    if lead == 0 and trail_start == len(text):
+        return [word]
+    cuts = [(0, lead), (lead, trail_start), (trail_start, len(text))]
+    out: list[list[TextRun]] = []
+    for start, end in cuts:
+        if start >= end:
+            continue
+        piece: list[TextRun] = []
+        pos = 0
+        for run in word:
+            lo, hi = max(start, pos), min(end, pos + len(run.text))
+            if lo < hi:
+                piece.append(TextRun(run.font, run.text[lo - pos : hi - pos]))
+            pos += len(run.text)
+        out.append(piece)
+    return out
+
+
 def _bidi_lines(line: str, size: float, max_width: float) -> tuple[list[str], bool]:
     """Break a line holding right-to-left text and order each line's words visually.
 
@@ -510,27 +569,34 @@ def _bidi_lines(line: str, size: float, max_width: float) -> tuple[list[str], bo
 
     out: list[str] = []
     base = "R" if rtl_base else "L"
+    space_token = [TextRun(BASE_FONT, " ")]
     for ln in lines:
-        dirs = [_strong_direction("".join(r.text for r in wd)) for wd in ln]
+        tokens: list[list[TextRun]] = []
+        for i, wd in enumerate(ln):
+            if i:
+                tokens.append(space_token)
+            tokens.extend(_edge_split(wd))
+        dirs = [_strong_direction("".join(r.text for r in tok)) for tok in tokens]
         resolved: list[str] = []
         for i, d in enumerate(dirs):
             if d is None:
+                # Neutrals between equal directions take it, else the paragraph's (UBA N1/N2).
                 before = next((x for x in reversed(dirs[:i]) if x), base)
                 after = next((x for x in dirs[i + 1 :] if x), base)
                 d = before if before == after else base
             resolved.append(d)
         segments: list[tuple[str, list[list[TextRun]]]] = []
-        for wd, d in zip(ln, resolved, strict=True):
+        for tok, d in zip(tokens, resolved, strict=True):
             if segments and segments[-1][0] == d:
-                segments[-1][1].append(wd)
+                segments[-1][1].append(tok)
             else:
-                segments.append((d, [wd]))
+                segments.append((d, [tok]))
         if rtl_base:
             segments.reverse()
         visual: list[list[TextRun]] = []
         for d, seg in segments:
             visual.extend(reversed(seg) if d == "R" else seg)
-        out.append(" ".join(_runs_markup(wd) for wd in visual))
+        out.append("".join(_runs_markup(tok) for tok in visual).strip() or "\xa0")
     return out, rtl_base
 
 

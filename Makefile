@@ -1,0 +1,53 @@
+# One entry point. Needs only Python 3.11+; everything else is installed into .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help install run test test-storage lint fmt migrate revision bench bench-quick clean
+
+help:
+	@echo "make run      - install, migrate and serve on http://127.0.0.1:8000 (embedded PostgreSQL)"
+	@echo "make test     - install and run the test suite"
+	@echo "make lint     - ruff and mypy"
+	@echo "make fmt      - format the code"
+	@echo "make migrate  - apply migrations"
+	@echo "make revision m=\"what changed\" - autogenerate a migration"
+	@echo "make bench / bench-quick - benchmarks"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m app serve
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-storage: $(STAMP)
+	$(BIN)/python -m pytest -m storage $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check app tests alembic
+	$(BIN)/ruff format --check app tests alembic
+	$(BIN)/mypy app
+
+fmt: $(STAMP)
+	$(BIN)/ruff check --fix app tests alembic
+	$(BIN)/ruff format app tests alembic
+
+migrate: $(STAMP)
+	$(BIN)/python -m app migrate
+
+revision: $(STAMP)
+	@test -n "$(m)" || (echo 'usage: make revision m="what changed"' && exit 2)
+	$(BIN)/alembic revision --autogenerate -m "$(m)"
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,170 @@
+"""Test database and clients.
+
+One throw-away database per run, built by the Alembic migrations, on the server named by
+TEST_DATABASE_URL or else on an embedded PostgreSQL of the tests' own (never the dev
+data). Every test starts from empty tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from app.core.clock import FrozenClock
+from app.core.config import Settings
+from app.core.db import create_engine, create_sessionmaker
+from app.core.embedded import to_asyncpg_url
+from app.core.runtime import PROJECT_ROOT, run_migrations
+from app.main import create_app
+
+TEST_PASSWORD = "correct horse battery staple"
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def _plain(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def _with_database(url: str, database: str) -> str:
+    head, _, query = url.partition("?")
+    base = head.rsplit("/", 1)[0]
+    return f"{base}/{database}" + (f"?{query}" if query else "")
+
+
+def _asyncpg_kwargs(url: str) -> dict[str, Any]:
+    # asyncpg understands ?host=/socket/dir in a DSN.
+    return {"dsn": _plain(url)}
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[str]:
+    explicit = os.environ.get("TEST_DATABASE_URL")
+    if explicit:
+        yield explicit
+        return
+    from app.core.embedded import start_embedded_postgres
+
+    url, _handle = start_embedded_postgres(PROJECT_ROOT / ".data" / "test-pg")
+    yield url
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: str) -> Iterator[str]:
+    name = f"chatkeep_test_{os.getpid()}_{secrets.token_hex(3)}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(**_asyncpg_kwargs(_with_database(server_url, "postgres")))
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    url = _with_database(server_url if "+asyncpg" in server_url else to_asyncpg_url(server_url), name)
+    run_migrations(url)
+    try:
+        yield url
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def settings(database_url: str, data_dir: Path) -> Settings:
+    return Settings(
+        app_env="test",
+        database_url=database_url,
+        data_dir=data_dir,
+        secret_key="test-secret-" + "x" * 40,
+        sweeper_enabled=False,
+        log_level="WARNING",
+    )
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+async def _truncate(database_url: str) -> None:
+    conn = await asyncpg.connect(**_asyncpg_kwargs(database_url))
+    try:
+        tables = await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+        )
+        if tables:
+            names = ", ".join(f'"{t["tablename"]}"' for t in tables)
+            await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def app(settings: Settings, clock: FrozenClock, database_url: str) -> AsyncIterator[FastAPI]:
+    await _truncate(database_url)
+    application = create_app(settings, clock=clock, migrate=False, run_sweeper=False)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def sessionmaker(app: FastAPI) -> Any:
+    return app.state.sessionmaker
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+async def register(client: httpx.AsyncClient, email: str | None = None) -> dict[str, str]:
+    """Registers a user and returns bearer headers for it."""
+    email = email or f"user-{uuid.uuid4().hex[:10]}@example.com"
+    r = await client.post("/auth/register", json={"email": email, "password": TEST_PASSWORD})
+    assert r.status_code == 201, r.text
+    return await login(client, email)
+
+
+async def login(client: httpx.AsyncClient, email: str) -> dict[str, str]:
+    r = await client.post("/auth/jwt/login", data={"username": email, "password": TEST_PASSWORD})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+async def chat(
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    text: str,
+    session_id: str | None = None,
+    context: str | None = None,
+) -> httpx.Response:
+    body: dict[str, Any] = {"messages": [{"role": "user", "content": text}]}
+    if session_id is not None:
+        body["sessionId"] = session_id
+    if context is not None:
+        body["context"] = context
+    return await client.post("/api/chat", json=body, headers=headers)
+
+
+@pytest.fixture
+def engine_factory(settings: Settings) -> Any:
+    def make() -> Any:
+        return create_sessionmaker(create_engine(settings))
+
+    return make
