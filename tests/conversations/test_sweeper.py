@@ -1,0 +1,145 @@
+"""The sweeper archives idle sessions exactly once per interval and never deletes."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from app.conversations.tasks import (
+    claim_scheduled_sweep,
+    run_scheduled_sweep,
+    sweep_expired_sessions,
+)
+from app.core.db import create_engine, create_sessionmaker
+from tests.conftest import chat, register
+
+pytestmark = pytest.mark.storage
+
+
+async def _statuses(sessionmaker) -> dict[str, str]:
+    async with sessionmaker() as s:
+        rows = (await s.execute(sa.text("SELECT id, status FROM chat_session"))).all()
+    return {r.id: r.status for r in rows}
+
+
+async def test_sweep_archives_only_expired_sessions_in_batches(client, clock, sessionmaker):
+    headers = await register(client)
+    old = [(await chat(client, headers, f"old {i}")).json()["sessionId"] for i in range(5)]
+    clock.advance(1000)
+    fresh = (await chat(client, headers, "fresh")).json()["sessionId"]
+    clock.advance(900)  # old ones idle 1900 s > 1800, fresh one 900 s
+
+    outcome = await sweep_expired_sessions(
+        sessionmaker=sessionmaker, now=clock.now(), ttl_seconds=1800, batch_size=2, trigger="manual"
+    )
+    assert outcome.archived == 5
+    assert outcome.batches == 3
+    statuses = await _statuses(sessionmaker)
+    assert all(statuses[sid] == "archived" for sid in old)
+    assert statuses[fresh] == "active"
+    # Archived, not lost: every message is still there.
+    async with sessionmaker() as s:
+        assert (await s.execute(sa.text("SELECT count(*) FROM chat_message"))).scalar() == 12
+    again = await sweep_expired_sessions(
+        sessionmaker=sessionmaker, now=clock.now(), ttl_seconds=1800, batch_size=2, trigger="manual"
+    )
+    assert again.archived == 0
+
+
+async def test_scheduled_sweep_runs_once_per_interval_across_processes(app, settings, clock, sessionmaker):
+    # Eight independent engines stand in for eight worker processes on two instances.
+    makers = [create_sessionmaker(create_engine(settings)) for _ in range(8)]
+    try:
+        async def everyone_tries() -> list[bool]:
+            results = await asyncio.gather(
+                *(
+                    run_scheduled_sweep(
+                        sessionmaker=m, clock=clock, ttl_seconds=1800, interval_seconds=300, batch_size=100
+                    )
+                    for m in makers
+                )
+            )
+            return [r.ran for r in results]
+
+        assert sum(await everyone_tries()) == 1
+        clock.advance(299)
+        assert sum(await everyone_tries()) == 0
+        clock.advance(1)
+        assert sum(await everyone_tries()) == 1
+        clock.advance(10_000)
+        assert sum(await everyone_tries()) == 1
+        async with sessionmaker() as s:
+            runs = (await s.execute(sa.text("SELECT count(*) FROM sweep_run WHERE trigger = 'schedule'"))).scalar()
+        assert runs == 3
+    finally:
+        for m in makers:
+            await m.kw["bind"].dispose()
+
+
+async def test_claim_is_atomic_under_contention(settings, clock, app):
+    makers = [create_sessionmaker(create_engine(settings)) for _ in range(6)]
+    try:
+        wins = await asyncio.gather(
+            *(claim_scheduled_sweep(sessionmaker=m, now=clock.now(), interval_seconds=60) for m in makers)
+        )
+        assert sum(wins) == 1
+    finally:
+        for m in makers:
+            await m.kw["bind"].dispose()
+
+
+async def test_concurrent_manual_sweeps_never_archive_twice(client, clock, sessionmaker, settings):
+    headers = await register(client)
+    for i in range(30):
+        await chat(client, headers, f"s{i}")
+    clock.advance(2000)
+    makers = [create_sessionmaker(create_engine(settings)) for _ in range(3)]
+    try:
+        outcomes = await asyncio.gather(
+            *(
+                sweep_expired_sessions(
+                    sessionmaker=m, now=clock.now(), ttl_seconds=1800, batch_size=4, trigger="manual"
+                )
+                for m in makers
+            )
+        )
+    finally:
+        for m in makers:
+            await m.kw["bind"].dispose()
+    assert sum(o.archived for o in outcomes) == 30
+
+
+async def test_turn_racing_the_sweeper_gets_a_consistent_answer(client, clock, sessionmaker):
+    headers = await register(client)
+    sid = (await chat(client, headers, "hello")).json()["sessionId"]
+    clock.advance(1801)
+    sweep, turn = await asyncio.gather(
+        sweep_expired_sessions(
+            sessionmaker=sessionmaker, now=clock.now(), ttl_seconds=1800, batch_size=10, trigger="manual"
+        ),
+        chat(client, headers, "am I late?", session_id=sid),
+    )
+    body = turn.json()
+    assert body["expiredSessionId"] == sid
+    assert body["sessionId"] != sid
+    assert (await _statuses(sessionmaker))[sid] == "archived"
+    assert sweep.archived in (0, 1)
+
+
+async def test_the_sweeper_loop_runs_in_the_app(settings, clock, database_url):
+    from app.main import create_app
+
+    settings.sweep_interval_seconds = 1
+    app = create_app(settings, clock=clock, migrate=False, run_sweeper=True)
+    async with app.router.lifespan_context(app):
+        clock.set(clock.now() + timedelta(seconds=5))
+        for _ in range(50):
+            async with app.state.sessionmaker() as s:
+                runs = (await s.execute(sa.text("SELECT count(*) FROM sweep_run"))).scalar()
+            if runs:
+                break
+            await asyncio.sleep(0.1)
+    assert runs >= 1
