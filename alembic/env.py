@@ -6,10 +6,10 @@ import asyncio
 from logging.config import fileConfig
 
 import sqlalchemy as sa
-from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from alembic import context
 from app.core.db import async_url
 from app.models import metadata
 

@@ -19,7 +19,9 @@ from app.core.runtime import ensure_database_url, run_migrations
 T = TypeVar("T")
 
 
-def _with_db(settings: Settings, work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
+def _with_db(
+    settings: Settings, work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]
+) -> T:
     url = ensure_database_url(settings)
     run_migrations(url)
 
@@ -40,10 +42,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     started = time.monotonic()
     url = ensure_database_url(settings)
-    print(f"Database ready ({'embedded, data in ' + str(settings.data_dir) if 'host=/' in url else 'DATABASE_URL'}).")
+    where = f"embedded, data in {settings.data_dir}" if "host=/" in url else "DATABASE_URL"
+    print(f"Database ready ({where}).")
     run_migrations(url)
-    print(f"Migrations applied. Serving on http://{args.host}:{args.port} "
-          f"(ready in {time.monotonic() - started:.1f}s; Ctrl+C stops).", flush=True)
+    print(
+        f"Migrations applied. Serving on http://{args.host}:{args.port} "
+        f"(ready in {time.monotonic() - started:.1f}s; Ctrl+C stops).",
+        flush=True,
+    )
     uvicorn.run(
         "app.asgi:app",
         host=args.host,
@@ -75,8 +81,11 @@ def cmd_create_superuser(args: argparse.Namespace, settings: Settings) -> int:
     async def work(sm: async_sessionmaker[AsyncSession]) -> str:
         try:
             user = await create_user(
-                sessionmaker=sm, secret=settings.resolved_secret_key(), email=args.email,
-                password=password, is_superuser=True,
+                sessionmaker=sm,
+                secret=settings.resolved_secret_key(),
+                email=args.email,
+                password=password,
+                is_superuser=True,
             )
             return f"Created superuser {user.email} ({user.id})."
         except AppError:
@@ -97,19 +106,26 @@ def cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:
         if args.action == "count":
             async with sm() as session:
                 s = await service.session_stats(session=session)
-            return (f"active: {s.active}\narchived: {s.archived}\ntotal: {s.total}\n"
-                    f"messages: {s.messages}\nusers: {s.users}")
+            return (
+                f"active: {s.active}\narchived: {s.archived}\ntotal: {s.total}\n"
+                f"messages: {s.messages}\nusers: {s.users}"
+            )
         if args.action == "sweep":
             outcome = await sweep_expired_sessions(
-                sessionmaker=sm, now=Clock().now(), ttl_seconds=settings.session_ttl_seconds,
-                batch_size=settings.sweep_batch_size, trigger="manual",
+                sessionmaker=sm,
+                now=Clock().now(),
+                ttl_seconds=settings.session_ttl_seconds,
+                batch_size=settings.sweep_batch_size,
+                trigger="manual",
             )
             return f"Archived {outcome.archived} expired sessions."
         if args.action == "clear":
             if not args.session_id:
                 raise AppError("Usage: python -m app sessions clear SESSION_ID")
             async with sm() as session, session.begin():
-                deleted = await service.delete_session_any_owner(session=session, session_id=args.session_id)
+                deleted = await service.delete_session_any_owner(
+                    session=session, session_id=args.session_id
+                )
             if not deleted:
                 raise AppError(f"No session {args.session_id}.")
             return f"Deleted session {args.session_id} and its messages."
@@ -132,10 +148,16 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="apply database migrations")
     migrate.set_defaults(func=cmd_migrate)
 
-    users = sub.add_parser("users", help="manage users").add_subparsers(dest="users_command", required=True)
-    su = users.add_parser("create-superuser", help="create a superuser (or promote an existing user)")
+    users = sub.add_parser("users", help="manage users").add_subparsers(
+        dest="users_command", required=True
+    )
+    su = users.add_parser(
+        "create-superuser", help="create a superuser (or promote an existing user)"
+    )
     su.add_argument("email")
-    su.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    su.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
     su.set_defaults(func=cmd_create_superuser)
 
     sessions = sub.add_parser("sessions", help="inspect and maintain chat sessions")

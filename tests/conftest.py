@@ -70,7 +70,9 @@ def database_url(server_url: str) -> Iterator[str]:
             await conn.close()
 
     asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    url = _with_database(server_url if "+asyncpg" in server_url else to_asyncpg_url(server_url), name)
+    url = _with_database(
+        server_url if "+asyncpg" in server_url else to_asyncpg_url(server_url), name
+    )
     run_migrations(url)
     try:
         yield url
@@ -104,7 +106,8 @@ async def _truncate(database_url: str) -> None:
     conn = await asyncpg.connect(**_asyncpg_kwargs(database_url))
     try:
         tables = await conn.fetch(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+            "SELECT tablename FROM pg_tables "
+            "WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
         )
         if tables:
             names = ", ".join(f'"{t["tablename"]}"' for t in tables)

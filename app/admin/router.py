@@ -31,7 +31,9 @@ class CleanupOut(BaseModel):
 @router.get("/sessions/stats", response_model=StatsOut)
 async def stats(_: SuperUser, session: SessionDep) -> StatsOut:
     s = await service.session_stats(session=session)
-    return StatsOut(active=s.active, archived=s.archived, total=s.total, messages=s.messages, users=s.users)
+    return StatsOut(
+        active=s.active, archived=s.archived, total=s.total, messages=s.messages, users=s.users
+    )
 
 
 @router.post("/sessions/cleanup", response_model=CleanupOut)

@@ -23,16 +23,20 @@ async def create_user(
     is_superuser: bool = False,
 ) -> User:
     async with sessionmaker() as session:
-        manager = UserManager(SQLAlchemyUserDatabase(session, User), secret)  # type: ignore[arg-type]
+        manager = UserManager(SQLAlchemyUserDatabase(session, User), secret)
         try:
             return await manager.create(
-                UserCreate(email=email, password=password, is_superuser=is_superuser, is_verified=True)
+                UserCreate(
+                    email=email, password=password, is_superuser=is_superuser, is_verified=True
+                )
             )
         except UserAlreadyExists as exc:
             raise ConflictError(f"A user with email {email} already exists.") from exc
 
 
-async def promote_to_superuser(*, sessionmaker: async_sessionmaker[AsyncSession], email: str) -> bool:
+async def promote_to_superuser(
+    *, sessionmaker: async_sessionmaker[AsyncSession], email: str
+) -> bool:
     from sqlalchemy import func, update
 
     async with sessionmaker() as session:

@@ -36,7 +36,9 @@ async def chat(
     assistant: Assistant = request.app.state.assistant
     last_user = next((m for m in reversed(body.messages) if m.role == "user"), None)
     if last_user is None:
-        raise InvalidInputError("`messages` holds no message with role 'user'.", code="no_user_message")
+        raise InvalidInputError(
+            "`messages` holds no message with role 'user'.", code="no_user_message"
+        )
     message = service.validate_user_message(last_user.content, max_chars=settings.max_message_chars)
 
     result = await service.chat_turn(
@@ -85,7 +87,11 @@ async def read_session(
     limit: Annotated[int, Query(ge=1, le=MESSAGE_PAGE_MAX)] = MESSAGE_PAGE_DEFAULT,
 ) -> SessionDetail:
     messages = await service.list_messages(
-        session=session, user_id=user.id, session_id=chat_session.id, after_seq=after_seq, limit=limit
+        session=session,
+        user_id=user.id,
+        session_id=chat_session.id,
+        after_seq=after_seq,
+        limit=limit,
     )
     last_seq = messages[-1].seq if messages else after_seq
     return SessionDetail(

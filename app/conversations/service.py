@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.assistant.base import Assistant, AssistantError, AssistantTurn, HistoryMessage
 from app.conversations.ids import is_well_formed, new_session_id
@@ -60,13 +61,17 @@ async def owned_session(
     """The one place a session is looked up: by id AND owner, or not at all."""
     if not is_well_formed(session_id):
         return None
-    stmt = sa.select(ChatSession).where(ChatSession.id == session_id, ChatSession.user_id == user_id)  # type: ignore[arg-type]
+    stmt = sa.select(ChatSession).where(
+        col(ChatSession.id) == session_id, col(ChatSession.user_id) == user_id
+    )
     if for_update:
         stmt = stmt.with_for_update()
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def get_owned_session(*, session: AsyncSession, user_id: uuid.UUID, session_id: str) -> ChatSession:
+async def get_owned_session(
+    *, session: AsyncSession, user_id: uuid.UUID, session_id: str
+) -> ChatSession:
     found = await owned_session(session=session, user_id=user_id, session_id=session_id)
     if found is None:
         raise NotFoundError("No conversation with this id.", code="session_not_found")
@@ -79,9 +84,14 @@ async def load_context(
     """The most recent messages that fit the budget, oldest first. Reads at most N rows."""
     rows = (
         await session.execute(
-            sa.select(ChatMessage.seq, ChatMessage.role, ChatMessage.content, ChatMessage.image_url)
-            .where(ChatMessage.session_id == session_id, ChatMessage.user_id == user_id)  # type: ignore[arg-type]
-            .order_by(ChatMessage.seq.desc())  # type: ignore[attr-defined]
+            sa.select(
+                col(ChatMessage.seq),
+                col(ChatMessage.role),
+                col(ChatMessage.content),
+                col(ChatMessage.image_url),
+            )
+            .where(col(ChatMessage.session_id) == session_id, col(ChatMessage.user_id) == user_id)
+            .order_by(col(ChatMessage.seq).desc())
             .limit(limits.max_messages)
         )
     ).all()
@@ -227,11 +237,11 @@ async def list_messages(
     rows = await session.execute(
         sa.select(ChatMessage)
         .where(
-            ChatMessage.session_id == session_id,  # type: ignore[arg-type]
-            ChatMessage.user_id == user_id,  # type: ignore[arg-type]
-            ChatMessage.seq > after_seq,  # type: ignore[arg-type]
+            col(ChatMessage.session_id) == session_id,
+            col(ChatMessage.user_id) == user_id,
+            col(ChatMessage.seq) > after_seq,
         )
-        .order_by(ChatMessage.seq)  # type: ignore[arg-type]
+        .order_by(col(ChatMessage.seq))
         .limit(limit)
     )
     return rows.scalars().all()
@@ -239,7 +249,7 @@ async def list_messages(
 
 async def delete_session_any_owner(*, session: AsyncSession, session_id: str) -> bool:
     """Admin only: deletes a session of any user with its messages (cascade)."""
-    result = await session.execute(sa.delete(ChatSession).where(ChatSession.id == session_id))  # type: ignore[arg-type]
+    result = await session.execute(sa.delete(ChatSession).where(col(ChatSession.id) == session_id))
     return bool(getattr(result, "rowcount", 0))
 
 
@@ -268,6 +278,9 @@ async def session_stats(*, session: AsyncSession) -> SessionStats:
         )
     ).one()
     return SessionStats(
-        active=row.active, archived=row.archived, total=row.active + row.archived,
-        messages=int(row.messages), users=row.users,
+        active=row.active,
+        archived=row.archived,
+        total=row.active + row.archived,
+        messages=int(row.messages),
+        users=row.users,
     )

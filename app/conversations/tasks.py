@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
 
 from app.conversations.models import SweepRun
 from app.core.clock import Clock
@@ -71,7 +72,11 @@ async def claim_scheduled_sweep(
         row = (
             await session.execute(
                 _CLAIM,
-                {"name": SWEEPER_NAME, "now": now, "due_before": now - timedelta(seconds=interval_seconds)},
+                {
+                    "name": SWEEPER_NAME,
+                    "now": now,
+                    "due_before": now - timedelta(seconds=interval_seconds),
+                },
             )
         ).first()
     return row is not None
@@ -94,8 +99,14 @@ async def sweep_expired_sessions(
     while True:
         async with sessionmaker() as session, session.begin():
             ids = (
-                await session.execute(_ARCHIVE_BATCH, {"cutoff": cutoff, "batch": batch_size, "now": now})
-            ).scalars().all()
+                (
+                    await session.execute(
+                        _ARCHIVE_BATCH, {"cutoff": cutoff, "batch": batch_size, "now": now}
+                    )
+                )
+                .scalars()
+                .all()
+            )
         batches += 1
         archived += len(ids)
         if len(ids) < batch_size:
@@ -103,7 +114,7 @@ async def sweep_expired_sessions(
     async with sessionmaker() as session, session.begin():
         await session.execute(
             sa.update(SweepRun)
-            .where(SweepRun.id == run.id)  # type: ignore[arg-type]
+            .where(col(SweepRun.id) == run.id)
             .values(finished_at=sa.func.now(), archived_count=archived)
         )
     logger.info("sweep (%s) archived %d sessions in %d batches", trigger, archived, batches)
@@ -119,10 +130,16 @@ async def run_scheduled_sweep(
     batch_size: int,
 ) -> SweepOutcome:
     now = clock.now()
-    if not await claim_scheduled_sweep(sessionmaker=sessionmaker, now=now, interval_seconds=interval_seconds):
+    if not await claim_scheduled_sweep(
+        sessionmaker=sessionmaker, now=now, interval_seconds=interval_seconds
+    ):
         return SweepOutcome(ran=False, archived=0, batches=0)
     return await sweep_expired_sessions(
-        sessionmaker=sessionmaker, now=now, ttl_seconds=ttl_seconds, batch_size=batch_size, trigger="schedule"
+        sessionmaker=sessionmaker,
+        now=now,
+        ttl_seconds=ttl_seconds,
+        batch_size=batch_size,
+        trigger="schedule",
     )
 
 
@@ -140,8 +157,11 @@ async def sweeper_loop(
     while True:
         try:
             await run_scheduled_sweep(
-                sessionmaker=sessionmaker, clock=clock, ttl_seconds=ttl_seconds,
-                interval_seconds=interval_seconds, batch_size=batch_size,
+                sessionmaker=sessionmaker,
+                clock=clock,
+                ttl_seconds=ttl_seconds,
+                interval_seconds=interval_seconds,
+                batch_size=batch_size,
             )
         except asyncio.CancelledError:
             raise

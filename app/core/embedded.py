@@ -7,8 +7,8 @@ restarts. The server listens on a Unix socket only, so it never clashes with a p
 from __future__ import annotations
 
 import logging
-import warnings
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -29,7 +29,9 @@ def start_embedded_postgres(pgdata: Path, *, keep_running: bool = False) -> tupl
     pgdata = pgdata.expanduser().resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    server = embedded_postgres.get_server(pgdata, cleanup_mode=None if keep_running else "stop")
+    server = embedded_postgres.get_server(  # type: ignore[attr-defined]
+        pgdata, cleanup_mode=None if keep_running else "stop"
+    )
     uri = server.get_uri()
     logger.info("embedded PostgreSQL ready in %.1fs (%s)", time.monotonic() - started, pgdata)
     return to_asyncpg_url(uri), server

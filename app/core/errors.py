@@ -113,7 +113,9 @@ def problem_response(
     }
     if extra:
         body.update(extra)
-    return JSONResponse(body, status_code=status, headers=dict(headers or {}), media_type=PROBLEM_MEDIA_TYPE)
+    return JSONResponse(
+        body, status_code=status, headers=dict(headers or {}), media_type=PROBLEM_MEDIA_TYPE
+    )
 
 
 # fastapi-users reports errors as constant strings; give them readable sentences.
@@ -134,7 +136,11 @@ def _http_exception_detail(exc: StarletteHTTPException) -> tuple[str, str, dict[
         text = str(reason) if reason else _FASTAPI_USERS_DETAILS.get(code.upper(), code)
         return text, code, extra
     if isinstance(detail, str) and detail.isupper() and " " not in detail:
-        return _FASTAPI_USERS_DETAILS.get(detail, detail.replace("_", " ").capitalize()), detail.lower(), extra
+        return (
+            _FASTAPI_USERS_DETAILS.get(detail, detail.replace("_", " ").capitalize()),
+            detail.lower(),
+            extra,
+        )
     status_phrase = HTTPStatus(exc.status_code).phrase
     code = status_phrase.lower().replace(" ", "_").replace("-", "_")
     return str(detail or status_phrase), code, extra
@@ -152,15 +158,23 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_: Request, exc: AppError) -> JSONResponse:
         return problem_response(
-            exc.status_code, detail=exc.detail, code=exc.code, title=exc.title,
-            headers=exc.headers, extra=exc.extra,
+            exc.status_code,
+            detail=exc.detail,
+            code=exc.code,
+            title=exc.title,
+            headers=exc.headers,
+            extra=exc.extra,
         )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         text, code, extra = _http_exception_detail(exc)
         return problem_response(
-            exc.status_code, detail=text, code=code, headers=getattr(exc, "headers", None), extra=extra
+            exc.status_code,
+            detail=text,
+            code=code,
+            headers=getattr(exc, "headers", None),
+            extra=extra,
         )
 
     @app.exception_handler(RequestValidationError)
@@ -170,9 +184,15 @@ def install_error_handlers(app: FastAPI) -> None:
             loc = [str(part) for part in err.get("loc", ())]
             errors.append({"location": ".".join(loc), "message": err.get("msg", "invalid")})
         first = errors[0] if errors else {"location": "", "message": "invalid request"}
-        detail = f"{first['location']}: {first['message']}" if first["location"] else first["message"]
+        detail = (
+            f"{first['location']}: {first['message']}" if first["location"] else first["message"]
+        )
         return problem_response(
-            422, detail=detail, code="invalid_input", title="Invalid input", extra={"errors": errors}
+            422,
+            detail=detail,
+            code="invalid_input",
+            title="Invalid input",
+            extra={"errors": errors},
         )
 
 
@@ -217,7 +237,8 @@ class UnhandledErrorMiddleware:
             else:
                 logger.exception("unhandled error")
                 response = problem_response(
-                    500, detail="Something went wrong on our side. It has been logged.",
+                    500,
+                    detail="Something went wrong on our side. It has been logged.",
                     code="internal_error",
                 )
             await response(scope, receive, send)

@@ -22,19 +22,28 @@ REQUEST_LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 CHAT_TURNS = Counter(
-    "chatkeep_chat_turns_total", "Chat turns handled by this process.", ["outcome"], registry=REGISTRY
+    "chatkeep_chat_turns_total",
+    "Chat turns handled by this process.",
+    ["outcome"],
+    registry=REGISTRY,
 )
-SESSIONS = Gauge("chatkeep_sessions", "Chat sessions in the database.", ["status"], registry=REGISTRY)
+SESSIONS = Gauge(
+    "chatkeep_sessions", "Chat sessions in the database.", ["status"], registry=REGISTRY
+)
 MESSAGES = Gauge("chatkeep_messages", "Messages in the database.", registry=REGISTRY)
 USERS = Gauge("chatkeep_users", "Registered users.", registry=REGISTRY)
-SWEEPER_RUNS = Gauge("chatkeep_sweeper_runs_total", "Sweeps run, across all instances.", registry=REGISTRY)
+SWEEPER_RUNS = Gauge(
+    "chatkeep_sweeper_runs_total", "Sweeps run, across all instances.", registry=REGISTRY
+)
 SWEEPER_ARCHIVED = Gauge(
     "chatkeep_sweeper_archived_sessions_total",
     "Sessions archived by sweeps, across all instances.",
     registry=REGISTRY,
 )
 SWEEPER_LAST_RUN = Gauge(
-    "chatkeep_sweeper_last_run_timestamp_seconds", "When the last sweep finished.", registry=REGISTRY
+    "chatkeep_sweeper_last_run_timestamp_seconds",
+    "When the last sweep finished.",
+    registry=REGISTRY,
 )
 
 

@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from alembic import command
 from alembic.config import Config
 
+from alembic import command
 from app.core.config import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

@@ -80,7 +80,9 @@ class _TooLarge(Exception):
 
 
 class CsrfMiddleware:
-    def __init__(self, app: Any, *, auth_cookie: str, trusted_origins: list[str], secure: bool) -> None:
+    def __init__(
+        self, app: Any, *, auth_cookie: str, trusted_origins: list[str], secure: bool
+    ) -> None:
         self.app = app
         self.auth_cookie = auth_cookie
         self.trusted_origins = {o.rstrip("/") for o in trusted_origins}
@@ -95,7 +97,9 @@ class CsrfMiddleware:
         if scope["method"] in UNSAFE_METHODS:
             problem = self._check(scope, headers, cookies)
             if problem is not None:
-                response = problem_response(403, detail=problem, code="csrf_failed", title="Forbidden")
+                response = problem_response(
+                    403, detail=problem, code="csrf_failed", title="Forbidden"
+                )
                 await response(scope, receive, send)
                 return
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Request, Response
@@ -11,6 +12,7 @@ from app.conversations import service
 from app.core import metrics
 from app.core.errors import DB_RETRY_AFTER_SECONDS
 
+logger = logging.getLogger("app.health")
 router = APIRouter(tags=["monitoring"])
 
 HEALTH_TIMEOUT_SECONDS = 3.0
@@ -34,7 +36,10 @@ async def healthz(request: Request) -> JSONResponse:
 @router.get("/metrics", response_class=Response)
 async def prometheus_metrics(request: Request) -> Response:
     try:
-        async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS), request.app.state.sessionmaker() as session:
+        async with (
+            asyncio.timeout(HEALTH_TIMEOUT_SECONDS),
+            request.app.state.sessionmaker() as session,
+        ):
             stats = await service.session_stats(session=session)
             sweeps = (
                 await session.execute(
@@ -52,6 +57,6 @@ async def prometheus_metrics(request: Request) -> Response:
         metrics.SWEEPER_ARCHIVED.set(float(sweeps[1]))
         if sweeps[2] is not None:
             metrics.SWEEPER_LAST_RUN.set(float(sweeps[2]))
-    except Exception:  # still serve the process metrics when the database is down
-        pass
+    except Exception as exc:  # still serve the process metrics when the database is down
+        logger.warning("metrics: database figures unavailable: %s", exc)
     return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)

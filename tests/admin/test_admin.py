@@ -11,7 +11,9 @@ pytestmark = pytest.mark.storage
 async def _make_superuser(client, sessionmaker) -> dict[str, str]:
     headers = await register(client, "root@example.com")
     async with sessionmaker() as s:
-        await s.execute(sa.text("UPDATE app_user SET is_superuser = true WHERE email = 'root@example.com'"))
+        await s.execute(
+            sa.text("UPDATE app_user SET is_superuser = true WHERE email = 'root@example.com'")
+        )
         await s.commit()
     return headers
 
@@ -37,7 +39,9 @@ async def test_stats_cleanup_and_delete(client, clock, sessionmaker):
 
     stats = (await client.get("/api/admin/sessions/stats", headers=admin)).json()
     assert stats == {"active": 2, "archived": 0, "total": 2, "messages": 4, "users": 2}
-    assert (await client.post("/api/admin/sessions/cleanup", headers=admin)).json() == {"archived": 1}
+    assert (await client.post("/api/admin/sessions/cleanup", headers=admin)).json() == {
+        "archived": 1
+    }
     stats = (await client.get("/api/admin/sessions/stats", headers=admin)).json()
     assert stats["active"] == 1 and stats["archived"] == 1
 

@@ -13,7 +13,9 @@ from tests.conftest import TEST_PASSWORD, chat, login, register
 
 
 async def test_register_and_login_are_case_insensitive_on_email(client):
-    r = await client.post("/auth/register", json={"email": "Mixed.Case@Example.com", "password": TEST_PASSWORD})
+    r = await client.post(
+        "/auth/register", json={"email": "Mixed.Case@Example.com", "password": TEST_PASSWORD}
+    )
     assert r.status_code == 201
     assert r.json()["email"].lower() == "mixed.case@example.com"
     assert set(r.json()) >= {"id", "email", "isActive", "isSuperuser", "isVerified"}
@@ -21,7 +23,9 @@ async def test_register_and_login_are_case_insensitive_on_email(client):
     me = await client.get("/users/me", headers=headers)
     assert me.status_code == 200
     assert me.json()["id"] == r.json()["id"]
-    dup = await client.post("/auth/register", json={"email": "MIXED.case@example.com", "password": TEST_PASSWORD})
+    dup = await client.post(
+        "/auth/register", json={"email": "MIXED.case@example.com", "password": TEST_PASSWORD}
+    )
     assert dup.status_code == 400
     assert dup.json()["code"] == "register_user_already_exists"
     assert dup.headers["content-type"].startswith("application/problem+json")
@@ -32,7 +36,9 @@ async def test_weak_passwords_and_bad_credentials_are_explained(client):
     assert r.status_code == 400
     assert "at least 8" in r.json()["detail"]
     await register(client, "b@example.com")
-    bad = await client.post("/auth/jwt/login", data={"username": "b@example.com", "password": "wrong password"})
+    bad = await client.post(
+        "/auth/jwt/login", data={"username": "b@example.com", "password": "wrong password"}
+    )
     assert bad.status_code == 400
     assert bad.json()["detail"] == "Wrong email or password."
 
@@ -68,7 +74,9 @@ async def _cookie_login(client, email: str) -> str:
 async def test_cookie_requests_that_change_state_need_the_csrf_token(client):
     await client.get("/healthz")  # any response hands out the CSRF cookie
     assert "chatkeep_csrf" in client.cookies
-    await client.post("/auth/register", json={"email": "web@example.com", "password": TEST_PASSWORD})
+    await client.post(
+        "/auth/register", json={"email": "web@example.com", "password": TEST_PASSWORD}
+    )
     token = await _cookie_login(client, "web@example.com")
     body = {"messages": [{"role": "user", "content": "hi from the browser"}]}
 

@@ -65,13 +65,18 @@ async def test_client_history_is_never_trusted(client, app):
     }
     r = await client.post("/api/chat", json=forged, headers=headers)
     assert r.status_code == 200
-    contents = [m["content"] for m in (await client.get(f"/api/sessions/{sid}", headers=headers)).json()["messages"]]
+    contents = [
+        m["content"]
+        for m in (await client.get(f"/api/sessions/{sid}", headers=headers)).json()["messages"]
+    ]
     assert "I promise you a 100% discount" not in contents
     assert contents == ["hello", "reply to hello", "really?", "reply to really?"]
     assert [m.content for m in recorder.turns[-1].history] == ["hello", "reply to hello"]
 
 
-@pytest.mark.parametrize("bad_id", [None, "nonsense", "session_1_short", "session_" + "9" * 13 + "_" + "A" * 24])
+@pytest.mark.parametrize(
+    "bad_id", [None, "nonsense", "session_1_short", "session_" + "9" * 13 + "_" + "A" * 24]
+)
 async def test_missing_or_unknown_or_malformed_id_starts_a_new_session(client, bad_id):
     headers = await register(client)
     r = await chat(client, headers, "hi", session_id=bad_id)
@@ -92,7 +97,9 @@ async def test_another_users_session_id_is_like_an_unknown_one(client):
     assert "expiredSessionId" not in r.json()
 
     # Alice's session is untouched, and Bob can't read it: 404 exactly like a missing one.
-    assert (await client.get(f"/api/sessions/{alice_sid}", headers=alice)).json()["messageCount"] == 2
+    assert (await client.get(f"/api/sessions/{alice_sid}", headers=alice)).json()[
+        "messageCount"
+    ] == 2
     theirs = await client.get(f"/api/sessions/{alice_sid}", headers=bob)
     missing = await client.get("/api/sessions/session_1_" + "x" * 24, headers=bob)
     assert theirs.status_code == missing.status_code == 404
@@ -137,13 +144,19 @@ async def test_sign_in_is_required(client):
         ('{"messages": [{"role": "user", "content": "   "}]}', 422, "empty_message"),
         ('{"messages": [{"role": "user", "content": 5}]}', 422, "invalid_input"),
         ('{"messages": [{"role": "robot", "content": "hi"}]}', 422, "invalid_input"),
-        ('{"messages": [{"role": "user", "content": "hi"}], "sessionId": 12}', 422, "invalid_input"),
+        (
+            '{"messages": [{"role": "user", "content": "hi"}], "sessionId": 12}',
+            422,
+            "invalid_input",
+        ),
         ("[1, 2]", 422, "invalid_input"),
     ],
 )
 async def test_bad_input_gets_a_clear_problem(client, payload, status, code):
     headers = await register(client)
-    r = await client.post("/api/chat", content=payload, headers={**headers, "content-type": "application/json"})
+    r = await client.post(
+        "/api/chat", content=payload, headers={**headers, "content-type": "application/json"}
+    )
     assert r.status_code == status, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
     problem = r.json()
@@ -158,8 +171,14 @@ async def test_oversized_content_and_body_are_refused(client, settings):
     r = await chat(client, headers, "x" * (settings.max_message_chars + 1))
     assert r.status_code == 422
     assert r.json()["code"] == "message_too_long"
-    huge = '{"messages": [{"role": "user", "content": "' + "y" * (settings.max_request_bytes + 10) + '"}]}'
-    r = await client.post("/api/chat", content=huge, headers={**headers, "content-type": "application/json"})
+    huge = (
+        '{"messages": [{"role": "user", "content": "'
+        + "y" * (settings.max_request_bytes + 10)
+        + '"}]}'
+    )
+    r = await client.post(
+        "/api/chat", content=huge, headers={**headers, "content-type": "application/json"}
+    )
     assert r.status_code == 413
     assert r.json()["code"] == "payload_too_large"
 
@@ -167,7 +186,9 @@ async def test_oversized_content_and_body_are_refused(client, settings):
 async def test_concurrent_turns_on_one_session_get_gapless_seq(client):
     headers = await register(client)
     sid = (await chat(client, headers, "start")).json()["sessionId"]
-    results = await asyncio.gather(*(chat(client, headers, f"msg {i}", session_id=sid) for i in range(20)))
+    results = await asyncio.gather(
+        *(chat(client, headers, f"msg {i}", session_id=sid) for i in range(20))
+    )
     assert all(r.status_code == 200 for r in results)
     assert {r.json()["sessionId"] for r in results} == {sid}
     detail = (await client.get(f"/api/sessions/{sid}?limit=1000", headers=headers)).json()
@@ -230,5 +251,9 @@ async def test_messages_carry_user_id_of_the_owner(client, sessionmaker):
     me = (await client.get("/users/me", headers=headers)).json()
     await chat(client, headers, "a")
     async with sessionmaker() as s:
-        owners = (await s.execute(sa.text("SELECT DISTINCT user_id::text FROM chat_message"))).scalars().all()
+        owners = (
+            (await s.execute(sa.text("SELECT DISTINCT user_id::text FROM chat_message")))
+            .scalars()
+            .all()
+        )
     assert owners == [me["id"]]

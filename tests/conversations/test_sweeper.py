@@ -49,15 +49,22 @@ async def test_sweep_archives_only_expired_sessions_in_batches(client, clock, se
     assert again.archived == 0
 
 
-async def test_scheduled_sweep_runs_once_per_interval_across_processes(app, settings, clock, sessionmaker):
+async def test_scheduled_sweep_runs_once_per_interval_across_processes(
+    app, settings, clock, sessionmaker
+):
     # Eight independent engines stand in for eight worker processes on two instances.
     makers = [create_sessionmaker(create_engine(settings)) for _ in range(8)]
     try:
+
         async def everyone_tries() -> list[bool]:
             results = await asyncio.gather(
                 *(
                     run_scheduled_sweep(
-                        sessionmaker=m, clock=clock, ttl_seconds=1800, interval_seconds=300, batch_size=100
+                        sessionmaker=m,
+                        clock=clock,
+                        ttl_seconds=1800,
+                        interval_seconds=300,
+                        batch_size=100,
                     )
                     for m in makers
                 )
@@ -72,7 +79,11 @@ async def test_scheduled_sweep_runs_once_per_interval_across_processes(app, sett
         clock.advance(10_000)
         assert sum(await everyone_tries()) == 1
         async with sessionmaker() as s:
-            runs = (await s.execute(sa.text("SELECT count(*) FROM sweep_run WHERE trigger = 'schedule'"))).scalar()
+            runs = (
+                await s.execute(
+                    sa.text("SELECT count(*) FROM sweep_run WHERE trigger = 'schedule'")
+                )
+            ).scalar()
         assert runs == 3
     finally:
         for m in makers:
@@ -83,7 +94,10 @@ async def test_claim_is_atomic_under_contention(settings, clock, app):
     makers = [create_sessionmaker(create_engine(settings)) for _ in range(6)]
     try:
         wins = await asyncio.gather(
-            *(claim_scheduled_sweep(sessionmaker=m, now=clock.now(), interval_seconds=60) for m in makers)
+            *(
+                claim_scheduled_sweep(sessionmaker=m, now=clock.now(), interval_seconds=60)
+                for m in makers
+            )
         )
         assert sum(wins) == 1
     finally:
@@ -101,7 +115,11 @@ async def test_concurrent_manual_sweeps_never_archive_twice(client, clock, sessi
         outcomes = await asyncio.gather(
             *(
                 sweep_expired_sessions(
-                    sessionmaker=m, now=clock.now(), ttl_seconds=1800, batch_size=4, trigger="manual"
+                    sessionmaker=m,
+                    now=clock.now(),
+                    ttl_seconds=1800,
+                    batch_size=4,
+                    trigger="manual",
                 )
                 for m in makers
             )
@@ -118,7 +136,11 @@ async def test_turn_racing_the_sweeper_gets_a_consistent_answer(client, clock, s
     clock.advance(1801)
     sweep, turn = await asyncio.gather(
         sweep_expired_sessions(
-            sessionmaker=sessionmaker, now=clock.now(), ttl_seconds=1800, batch_size=10, trigger="manual"
+            sessionmaker=sessionmaker,
+            now=clock.now(),
+            ttl_seconds=1800,
+            batch_size=10,
+            trigger="manual",
         ),
         chat(client, headers, "am I late?", session_id=sid),
     )

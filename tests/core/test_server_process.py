@@ -26,7 +26,11 @@ def _free_port() -> int:
 
 
 def _env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RATE_LIMIT", "SESSION_", "SWEEP_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("RATE_LIMIT", "SESSION_", "SWEEP_"))
+    }
     env.update(DATABASE_URL=database_url, DATA_DIR=str(data_dir), LOG_LEVEL="WARNING", **extra)
     return env
 
@@ -36,7 +40,16 @@ class Server:
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app", "serve", "--port", str(self.port), "--workers", str(workers)],
+            [
+                sys.executable,
+                "-m",
+                "app",
+                "serve",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(workers),
+            ],
             cwd=PROJECT_ROOT,
             env=_env(database_url, data_dir, **extra),
             stdout=subprocess.PIPE,
@@ -77,9 +90,9 @@ async def test_kill_9_loses_no_acknowledged_message(database_url, tmp_path):
         server.wait_ready()
         with httpx.Client(base_url=server.base, timeout=10) as c:
             c.post("/auth/register", json={"email": "k9@example.com", "password": TEST_PASSWORD})
-            token = c.post("/auth/jwt/login", data={"username": "k9@example.com", "password": TEST_PASSWORD}).json()[
-                "access_token"
-            ]
+            token = c.post(
+                "/auth/jwt/login", data={"username": "k9@example.com", "password": TEST_PASSWORD}
+            ).json()["access_token"]
             h = {"Authorization": f"Bearer {token}"}
             sid = None
             for i in range(10):
@@ -99,8 +112,14 @@ async def test_kill_9_loses_no_acknowledged_message(database_url, tmp_path):
         with httpx.Client(base_url=restarted.base, timeout=10) as c:
             # The signing key was kept in DATA_DIR: the old token still works after a restart.
             detail = c.get(f"/api/sessions/{sid}", headers=h).json()
-            assert [m["content"] for m in detail["messages"] if m["role"] == "user"] == [f"note {i}" for i in range(10)]
-            r = c.post("/api/chat", json={"messages": [{"role": "user", "content": "after"}], "sessionId": sid}, headers=h)
+            assert [m["content"] for m in detail["messages"] if m["role"] == "user"] == [
+                f"note {i}" for i in range(10)
+            ]
+            r = c.post(
+                "/api/chat",
+                json={"messages": [{"role": "user", "content": "after"}], "sessionId": sid},
+                headers=h,
+            )
             assert r.json()["sessionId"] == sid
             assert c.get(f"/api/sessions/{sid}", headers=h).json()["messageCount"] == 22
     finally:
@@ -111,8 +130,21 @@ async def test_cli_creates_a_superuser_and_counts_sessions(database_url, tmp_pat
     await _truncate(database_url)
     env = _env(database_url, tmp_path)
     made = subprocess.run(
-        [sys.executable, "-m", "app", "users", "create-superuser", "Boss@Example.com", "--password-stdin"],
-        input=TEST_PASSWORD + "\n", capture_output=True, text=True, cwd=PROJECT_ROOT, env=env, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "app",
+            "users",
+            "create-superuser",
+            "Boss@Example.com",
+            "--password-stdin",
+        ],
+        input=TEST_PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        env=env,
+        timeout=60,
     )
     assert made.returncode == 0, made.stderr
     assert "Created superuser" in made.stdout
@@ -132,13 +164,21 @@ async def test_cli_creates_a_superuser_and_counts_sessions(database_url, tmp_pat
 
     count = subprocess.run(
         [sys.executable, "-m", "app", "sessions", "count"],
-        capture_output=True, text=True, cwd=PROJECT_ROOT, env=env, timeout=60,
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        env=env,
+        timeout=60,
     )
     assert count.returncode == 0, count.stderr
     assert "users: 1" in count.stdout
     missing = subprocess.run(
         [sys.executable, "-m", "app", "sessions", "clear", "session_1_" + "z" * 24],
-        capture_output=True, text=True, cwd=PROJECT_ROOT, env=env, timeout=60,
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        env=env,
+        timeout=60,
     )
     assert missing.returncode == 1
     assert "No session" in missing.stderr

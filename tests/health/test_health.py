@@ -43,7 +43,9 @@ async def test_database_down_gives_503_with_retry_after(app_without_database):
         health = await c.get("/healthz")
         assert health.status_code == 503
         assert health.headers["retry-after"]
-        login = await c.post("/auth/jwt/login", data={"username": "a@b.co", "password": "whatever1"})
+        login = await c.post(
+            "/auth/jwt/login", data={"username": "a@b.co", "password": "whatever1"}
+        )
         assert login.status_code == 503
         assert login.headers["retry-after"]
         assert login.json()["code"] == "database_unavailable"
