@@ -22,7 +22,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
@@ -126,13 +126,13 @@ def _package_dir(module: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _font_path(font: str) -> Path:
     module, rel, _ = FONT_FILES[font]
     return _package_dir(module) / rel
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cmap(font: str) -> frozenset[int]:
     path = _font_path(font)
     index = FONT_FILES[font][2]
@@ -188,7 +188,7 @@ def _text_width(run: TextRun, size: float) -> float:
     buf.add_str(run.text)
     buf.guess_segment_properties()
     uharfbuzz.shape(hbf, buf, {"kern": True, "liga": True})
-    upem = hbf.face.upem
+    upem = float(hbf.face.upem)
     return float(sum(p.x_advance for p in buf.glyph_positions)) * size / upem
 
 
@@ -456,9 +456,7 @@ def _needs_shaping(text: str) -> bool:
 
 
 def _has_rtl(text: str) -> bool:
-    return any(
-        unicodedata.bidirectional(ch) in ("R", "AL") for ch in text if ord(ch) >= 0x0590
-    )
+    return any(unicodedata.bidirectional(ch) in ("R", "AL") for ch in text if ord(ch) >= 0x0590)
 
 
 def _strong_direction(text: str) -> str | None:
@@ -501,14 +499,18 @@ def _split_word(word: list[TextRun], size: float, max_width: float) -> list[list
     return pieces
 
 
-def _edge_split(word: list[TextRun]) -> list[list[TextRun]]:
-    """Split edge punctuation off a left-to-right word (e.g. "123." or "GPT,").
+def _edge_split(word: list[TextRun], rtl_base: bool) -> list[list[TextRun]]:
+    """Split edge punctuation off a word so the bidi pass can place it on its own.
 
-    In a right-to-left line that punctuation belongs on the far side of the word.
-    Right-to-left words stay whole: harfbuzz orders their punctuation itself.
+    "123." in a right-to-left line shows as ".123"; "نص," before Latin in a
+    left-to-right line keeps its comma on the Latin side. Right-to-left words in
+    right-to-left lines stay whole, as harfbuzz orders their punctuation itself; when a
+    right-to-left word is split, its punctuation moves to the base font, because two
+    pieces in one font would be shaped as one buffer and reordered again.
     """
     text = "".join(r.text for r in word)
-    if _strong_direction(text) == "R":
+    is_rtl_word = _strong_direction(text) == "R"
+    if is_rtl_word and rtl_base:
         return [word]
     neutral = ("ON", "CS", "WS")
     lead = 0
@@ -519,17 +521,20 @@ def _edge_split(word: list[TextRun]) -> list[list[TextRun]]:
         trail_start -= 1
     if lead == 0 and trail_start == len(text):
         return [word]
-    cuts = [(0, lead), (lead, trail_start), (trail_start, len(text))]
+    if is_rtl_word and not font_covers(BASE_FONT, text[:lead] + text[trail_start:]):
+        return [word]
     out: list[list[TextRun]] = []
-    for start, end in cuts:
+    for start, end in ((0, lead), (lead, trail_start), (trail_start, len(text))):
         if start >= end:
             continue
+        edge = start != lead
         piece: list[TextRun] = []
         pos = 0
         for run in word:
             lo, hi = max(start, pos), min(end, pos + len(run.text))
             if lo < hi:
-                piece.append(TextRun(run.font, run.text[lo - pos : hi - pos]))
+                font = BASE_FONT if edge and is_rtl_word else run.font
+                piece.append(TextRun(font, run.text[lo - pos : hi - pos]))
             pos += len(run.text)
         out.append(piece)
     return out
@@ -546,6 +551,7 @@ def _bidi_lines(line: str, size: float, max_width: float) -> tuple[list[str], bo
     for raw in line.split(" "):
         if raw:
             words.append(itemize_text(raw))
+    _ensure_font(BASE_FONT)
     space = pdfmetrics.stringWidth(" ", BASE_FONT, size)
     lines: list[list[list[TextRun]]] = []
     current: list[list[TextRun]] = []
@@ -575,7 +581,7 @@ def _bidi_lines(line: str, size: float, max_width: float) -> tuple[list[str], bo
         for i, wd in enumerate(ln):
             if i:
                 tokens.append(space_token)
-            tokens.extend(_edge_split(wd))
+            tokens.extend(_edge_split(wd, rtl_base))
         dirs = [_strong_direction("".join(r.text for r in tok)) for tok in tokens]
         resolved: list[str] = []
         for i, d in enumerate(dirs):
@@ -635,10 +641,10 @@ class _Barred(Flowable):  # type: ignore[misc]
         parts = self.inner.split(avail_width - _BAR_WIDTH - _BAR_GAP, avail_height)
         return [_Barred(p, self.color) for p in parts]
 
-    def getSpaceBefore(self) -> float:  # noqa: N802 - reportlab API
+    def getSpaceBefore(self) -> float:
         return float(self.inner.getSpaceBefore())
 
-    def getSpaceAfter(self) -> float:  # noqa: N802 - reportlab API
+    def getSpaceAfter(self) -> float:
         return float(self.inner.getSpaceAfter())
 
     def draw(self) -> None:
@@ -689,7 +695,9 @@ def _styles() -> _Styles:
         textColor=colors.HexColor("#202124"),
     )
     code_shaped = ParagraphStyle("ck-code-shaped", parent=code, shaping=1)
-    heading = ParagraphStyle("ck-heading", parent=body, fontSize=9.5, leading=13, spaceBefore=2)
+    # Gap between messages as spaceBefore: dropped at a page top, unlike a trailing Spacer
+    # that can spill onto an otherwise empty last page.
+    heading = ParagraphStyle("ck-heading", parent=body, fontSize=9.5, leading=13, spaceBefore=11)
     title = ParagraphStyle(
         "ck-title", parent=body, fontSize=18, leading=23, spaceAfter=6, shaping=1
     )
@@ -793,7 +801,6 @@ def _message_flowables(msg: PdfMessage, width: float, st: _Styles) -> list[Flowa
                 out.append(_Barred(para, color))
     if msg.image_path is not None:
         out.append(_Barred(_image_flowable(msg.image_path, width, st), color))
-    out.append(Spacer(1, 9))
     return out
 
 
@@ -814,10 +821,8 @@ def _header_flowables(conv: PdfConversation, width: float, st: _Styles) -> list[
         meta.append(f"Archived: {_fmt_dt(conv.archived_at)}")
     meta.append(f"Messages: {conv.message_count}")
     out.append(Paragraph(_escape("  ·  ".join(meta)), st.meta))
-    out.append(
-        Paragraph("Session ID: " + _runs_markup(itemize_text(conv.session_id)), st.meta)
-    )
-    out.append(Spacer(1, 14))
+    out.append(Paragraph("Session ID: " + _runs_markup(itemize_text(conv.session_id)), st.meta))
+    out.append(Spacer(1, 4))
     return out
 
 
@@ -857,6 +862,6 @@ def render_conversation_pdf(
     story: list[Flowable] = _header_flowables(conversation, doc.width - 12, st)
     for msg in messages:
         story.extend(_message_flowables(msg, body_width, st))
-    if len(story) <= 4:
+    if len(story) <= 4:  # header only
         story.append(Paragraph("No messages.", st.meta))
     doc.build(story, onFirstPage=_footer, onLaterPages=_footer)
