@@ -41,6 +41,19 @@ def upgrade() -> None:
         "uq_app_user_email_lower", "app_user", [sa.literal_column("lower(email)")], unique=True
     )
     op.create_table(
+        "revoked_token",
+        sa.Column("jti", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("user_id", sa.Uuid(), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["app_user.id"],
+            name=op.f("fk_revoked_token_user_id_app_user"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("jti", name=op.f("pk_revoked_token")),
+    )
+    op.create_table(
         "sweep_run",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
@@ -136,6 +149,7 @@ def downgrade() -> None:
         postgresql_where=sa.text("status = 'active'"),
     )
     op.drop_table("chat_session")
+    op.drop_table("revoked_token")
     op.drop_table("sweeper_state")
     op.drop_table("sweep_run")
     op.drop_index("uq_app_user_email_lower", table_name="app_user")

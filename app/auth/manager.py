@@ -18,6 +18,7 @@ from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth.models import User
+from app.auth.tokens import RevocableJWTStrategy
 from app.core.config import Settings, get_settings
 
 AUTH_COOKIE_NAME = "chatkeep_auth"
@@ -79,8 +80,10 @@ async def get_user_manager(
 
 def get_jwt_strategy(request: Request) -> JWTStrategy[User, uuid.UUID]:
     settings: Settings = request.app.state.settings
-    return JWTStrategy(
-        secret=settings.resolved_secret_key(), lifetime_seconds=settings.access_token_ttl_seconds
+    return RevocableJWTStrategy(
+        secret=settings.resolved_secret_key(),
+        lifetime_seconds=settings.access_token_ttl_seconds,
+        sessionmaker=request.app.state.sessionmaker,
     )
 
 

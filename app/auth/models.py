@@ -29,3 +29,17 @@ class User(SQLModel, table=True):
             sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
         )
     )
+
+
+class RevokedToken(SQLModel, table=True):
+    """Tokens signed out before they expire. Rows are purged once the token would be dead anyway."""
+
+    __tablename__ = "revoked_token"
+
+    jti: str = Field(primary_key=True, max_length=64)
+    user_id: uuid.UUID = Field(
+        sa_column=sa.Column(
+            sa.Uuid, sa.ForeignKey("app_user.id", ondelete="CASCADE"), nullable=False
+        )
+    )
+    expires_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
+from app.auth.tokens import purge_expired_revocations
 from app.conversations.models import SweepRun
 from app.core.clock import Clock
 
@@ -111,6 +112,8 @@ async def sweep_expired_sessions(
         archived += len(ids)
         if len(ids) < batch_size:
             break
+    # Signed-out tokens need remembering only until they would have expired anyway.
+    await purge_expired_revocations(sessionmaker=sessionmaker, now=now)
     async with sessionmaker() as session, session.begin():
         await session.execute(
             sa.update(SweepRun)

@@ -95,9 +95,13 @@ async def test_cookie_requests_that_change_state_need_the_csrf_token(client):
     )
     assert ok.status_code == 200
 
+    stolen = client.cookies["chatkeep_auth"]
     logout = await client.post("/auth/cookie/logout", headers={"X-CSRF-Token": token})
     assert logout.status_code == 204
-    client.cookies.delete("chatkeep_auth")
+    assert "chatkeep_auth" not in client.cookies
+    assert (await client.get("/users/me")).status_code == 401
+    # The signed-out cookie value is dead even if someone kept a copy.
+    client.cookies.set("chatkeep_auth", stolen)
     assert (await client.get("/users/me")).status_code == 401
 
 
@@ -125,3 +129,36 @@ def test_production_refuses_a_weak_secret(key):
 
 def test_production_accepts_a_strong_secret():
     assert Settings(app_env="production", secret_key="k" * 48).app_env == "production"
+
+
+async def test_logout_revokes_the_token_but_not_other_logins(client):
+    await client.post(
+        "/auth/register", json={"email": "two@example.com", "password": TEST_PASSWORD}
+    )
+    phone = await login(client, "two@example.com")
+    laptop = await login(client, "two@example.com")
+    assert phone != laptop
+    assert (await client.post("/auth/jwt/logout", headers=phone)).status_code == 204
+    assert (await client.get("/users/me", headers=phone)).status_code == 401
+    assert (await client.get("/users/me", headers=laptop)).status_code == 200
+
+
+async def test_expired_revocations_are_purged_by_the_sweep(client, clock, sessionmaker, settings):
+    import sqlalchemy as sa
+
+    from app.conversations.tasks import sweep_expired_sessions
+
+    headers = await register(client)
+    await client.post("/auth/jwt/logout", headers=headers)
+    async with sessionmaker() as s:
+        assert (await s.execute(sa.text("SELECT count(*) FROM revoked_token"))).scalar() == 1
+    clock.advance(settings.access_token_ttl_seconds + 1)
+    await sweep_expired_sessions(
+        sessionmaker=sessionmaker,
+        now=clock.now(),
+        ttl_seconds=1800,
+        batch_size=10,
+        trigger="manual",
+    )
+    async with sessionmaker() as s:
+        assert (await s.execute(sa.text("SELECT count(*) FROM revoked_token"))).scalar() == 0
