@@ -159,7 +159,9 @@ def _norm(cleaned: str) -> str:
     low = cleaned.lower().replace("w/o", " without ").replace("w/", " with ")
     low = re.sub(r"[^\w']+", " ", low)
     low = re.sub(r"(?<!\w)'|'(?!\w)", " ", low)
-    low = re.sub(r"\b(do|does|is|are|was|were|should|would|could|can|will|wo|have|has)n t\b", r"\1n't", low)
+    low = re.sub(
+        r"\b(do|does|is|are|was|were|should|would|could|can|will|wo|have|has)n t\b", r"\1n't", low
+    )
     low = re.sub(r"\b(dont|doesnt|shouldnt|wont|cant)\b", lambda m: m.group(1)[:-2] + "n't", low)
     return re.sub(r"\s+", " ", low).strip()
 
@@ -297,21 +299,37 @@ _BEFORE_NOUN = re.compile(
     re.IGNORECASE,
 )
 
-_ADJECTIVES = frozenset(
-    """new short quick fun funny long good great nice social media cool simple brief small another
-    different professional playful casual formal catchy engaging creative little single sweet witty
-    friendly warm serious punchy viral trendy fresh catchy quick detailed longer shorter big""".split()
-)
+_ADJECTIVES_WORDS = """
+    new short quick fun funny long good great nice social media cool simple brief small
+    another different professional playful casual formal catchy engaging creative little
+    single sweet witty friendly warm serious punchy viral trendy fresh detailed longer
+    shorter big
+"""
+_ADJECTIVES = frozenset(_ADJECTIVES_WORDS.split())
 _PRONOUN_TOPICS = frozenset(
     {
-        "it", "this", "that", "them", "me", "us", "you", "something", "anything", "the same",
-        "the same thing", "the same topic", "the previous one", "the last one", "the previous post",
+        "it",
+        "this",
+        "that",
+        "them",
+        "me",
+        "us",
+        "you",
+        "something",
+        "anything",
+        "the same",
+        "the same thing",
+        "the same topic",
+        "the previous one",
+        "the last one",
+        "the previous post",
         "the last post",
     }
 )
-_PRONOUN_WORDS = frozenset(
-    "it this that them me us you him her something anything same again one previous last".split()
-)
+_PRONOUN_WORDS_TEXT = """
+    it this that them me us you him her something anything same again one previous last
+"""
+_PRONOUN_WORDS = frozenset(_PRONOUN_WORDS_TEXT.split())
 _TRAILING_FILLER = re.compile(
     r"(?:[\s,;]+(?:please|pls|plz|thanks|thank\s+you|thx|for\s+me|for\s+us|now|asap|right\s+now"
     r"|too|as\s+well|also|ok|okay|post|instead|if\s+you\s+can|if\s+possible))+$",
@@ -401,7 +419,9 @@ def _parse_create(cleaned: str) -> _CreateParse:
     ):
         detected = True
         anchor = noun.end()
-    elif _PLATFORM_VERB.search(work) and re.search(rf"\b(?:tweet|toot)s?\s+{_ABOUT}\b", work, re.IGNORECASE):
+    elif _PLATFORM_VERB.search(work) and re.search(
+        rf"\b(?:tweet|toot)s?\s+{_ABOUT}\b", work, re.IGNORECASE
+    ):
         detected = True
     elif re.match(rf"\s*{_ABOUT}\s+\S", work, re.IGNORECASE):
         # A bare "about Diwali" (typically the answer to "what should it be about?").
@@ -433,17 +453,21 @@ _REGENERATE = (
     r"\bsomething (?:else|different)\b",
     r"\b(?:write|make|do|generate|create|draft|compose) (?:\w+ ){0,3}again\b",
     r"\bdo (?:it|that|this) over\b",
-    r"\bmake (?:it|this|that|the post) (?:a (?:bit|little) )?(?:more|less|shorter|longer|funnier|punchier"
-    r"|simpler|better|catchier|snappier|warmer|friendlier|different)\b",
+    r"\bmake (?:it|this|that|the post) (?:a (?:bit|little) )?"
+    r"(?:more|less|shorter|longer|funnier|punchier|simpler|better|catchier|snappier|warmer|friendlier|different)\b",
     r"^(?:shorter|longer|funnier|more formal|more casual|more fun)(?: please)?$",
     r"\bnot (?:quite )?(?:right|good enough)\b.*\b(?:again|another|different)\b",
 )
-_NOT_REGENERATE = r"\b(?:don't|do not|no need to|never|not) (?:regenerate|redo|rewrite|try again|write another)\b"
+_NOT_REGENERATE = (
+    r"\b(?:don't|do not|no need to|never|not) (?:regenerate|redo|rewrite|try again|write another)\b"
+)
 
 _CANCEL = (
-    r"\b(?:don't|do not|never|not|no need to|shouldn't|won't) (?:post|publish|send|share|ship|put)\b"
+    r"\b(?:don't|do not|never|not|no need to|shouldn't|won't) "
+    r"(?:post|publish|send|share|ship|put)\b"
     r"(?: (?:it|this|that|them))?",
-    r"\b(?:don't|do not|didn't|no longer) (?:want|wanna|need|like) (?:to )?(?:post|publish|share|it|this)\b"
+    r"\b(?:don't|do not|didn't|no longer) (?:want|wanna|need|like) (?:to )?"
+    r"(?:post|publish|share|it|this)\b"
     r"(?: (?:it|this|that|them))?",
     r"\b(?:don't|do not) (?:make|write|create|bother)\b",
     r"\bcancel(?:led|ed|ing)?\b",
@@ -502,16 +526,20 @@ _PUBLISH_STRONG = (
     r"\bapprove[ds]?\b",
     r"\bconfirm(?:ed)?\b",
 )
-_PUBLISH_WEAK = (r"^(?:ok|okay|k|kk|sure|alright|all right|fine|ok then|sure thing|okey)(?: please)?$",)
+_PUBLISH_WEAK = (
+    r"^(?:ok|okay|k|kk|sure|alright|all right|fine|ok then|sure thing|okey)(?: please)?$",
+)
 _PRAISE = (
-    r"^(?:great|perfect|nice|awesome|amazing|love it|i love it|love this|i like it|i like this|good|"
-    r"very good|wonderful|excellent|brilliant|fantastic|cool|neat|beautiful|wow|so good)(?: thanks?| thank you)?$",
+    r"^(?:great|perfect|nice|awesome|amazing|love it|i love it|love this|i like it|i like this"
+    r"|good|very good|wonderful|excellent|brilliant|fantastic|cool|neat|beautiful|wow|so good)"
+    r"(?: thanks?| thank you)?$",
 )
 _HELP = (
     r"^(?:help|help me|help please|please help|commands|menu|options|usage|instructions|info|h)$",
     r"\bwhat (?:can|do|else can|could) you (?:do|help with|help me with|offer)\b",
     r"\bwhat (?:are|is) (?:you|this|your (?:features|capabilities|commands|options))\b",
-    r"\bhow (?:does (?:this|it|that) work|do (?:i|you) use|can you help|do i start|do i get started|to use)\b",
+    r"\bhow (?:does (?:this|it|that) work|do (?:i|you) use|can you help|do i start"
+    r"|do i get started|to use)\b",
     r"\bwho are you\b",
     r"\bwhat should i (?:say|type|ask)\b",
     r"\b(?:help|capabilities|features)\b",
@@ -543,7 +571,7 @@ def _strip_matches(patterns: tuple[str, ...], text: str) -> str:
 # Clarification texts
 # ---------------------------------------------------------------------------
 
-_EXAMPLE = "\"Create a Facebook post about Diwali with image\""
+_EXAMPLE = '"Create a Facebook post about Diwali with image"'
 ASK_NO_PENDING = "There is no draft waiting to be posted. Would you like me to write one?"
 ASK_NO_PREVIOUS = (
     "There is no previous post to regenerate yet. What would you like me to write about? "
@@ -551,7 +579,9 @@ ASK_NO_PREVIOUS = (
 )
 ASK_PENDING = "Would you like me to post this draft, regenerate it, or cancel it?"
 ASK_CONFLICT = "Just to be sure: should I publish the draft, or cancel it?"
-ASK_CONFIRM = "Glad you like it! Should I post it now? Reply \"yes\" to publish or \"cancel\" to discard it."
+ASK_CONFIRM = (
+    'Glad you like it! Should I post it now? Reply "yes" to publish or "cancel" to discard it.'
+)
 ASK_GENERIC = (
     "I'm not sure what you'd like me to do. I can write social-media posts for you - "
     f"for example: {_EXAMPLE}. What should I write about?"
@@ -561,7 +591,9 @@ ASK_GENERIC = (
 def _ask_topic(platform: str | None) -> str:
     what = f"{_DISPLAY[platform]} post" if platform else "post"
     article = "an" if what[0] in "AEIOUX" else "a"
-    return f"What should the {what} be about? For example: \"{article} {what} about our summer sale\"."
+    return (
+        f'What should the {what} be about? For example: "{article} {what} about our summer sale".'
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -581,6 +613,8 @@ def classify(text: str, *, has_pending_draft: bool, has_any_draft: bool) -> Inte
     norm = _norm(cleaned)
 
     if not norm:
+        if re.fullmatch(r"[?\s\uff1f\u00bf]+", cleaned or "-"):
+            return Intent(IntentKind.HELP, confidence=0.6)
         if text and text.strip():
             # Only emoji / symbols: treat it as a friendly reaction.
             return Intent(IntentKind.SMALLTALK, confidence=0.5)
