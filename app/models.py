@@ -3,5 +3,14 @@
 from app.auth.models import User
 from app.conversations.models import ChatMessage, ChatSession, SweepRun, SweeperState
 from app.core.db import metadata
+from app.exports.models import ChatImport
 
-__all__ = ["ChatMessage", "ChatSession", "SweepRun", "SweeperState", "User", "metadata"]
+__all__ = [
+    "ChatImport",
+    "ChatMessage",
+    "ChatSession",
+    "SweepRun",
+    "SweeperState",
+    "User",
+    "metadata",
+]

@@ -12,10 +12,25 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlmodel import Field, SQLModel
 
 from app.core.db import metadata as _metadata  # noqa: F401  (naming convention first)
+
+# Full-text search uses the 'simple' configuration: lower-cased words, no stemming and no
+# stop words, so it works the same for text in any language (see docs/api.md, History).
+SEARCH_CONFIG = "simple"
+
+
+def _search_vector(name: str, source: str) -> sa.Column[Any]:
+    """A stored generated tsvector column. It lives in the table but is not mapped, so
+    loading a row never reads it; queries use `Model.__table__.c.<name>`."""
+    return sa.Column(
+        name,
+        TSVECTOR,
+        sa.Computed(f"to_tsvector('{SEARCH_CONFIG}'::regconfig, {source})", persisted=True),
+        nullable=True,
+    )
 
 
 class SessionStatus(StrEnum):
@@ -38,14 +53,28 @@ class ChatSession(SQLModel, table=True):
     __table_args__ = (
         sa.CheckConstraint("status IN ('active', 'archived')", name="status_valid"),
         # A user's sessions, newest activity first (history list, keyset pagination).
-        sa.Index("ix_chat_session_user_activity", "user_id", sa.text("last_activity_at DESC"), "id"),
+        sa.Index(
+            "ix_chat_session_user_activity", "user_id", sa.text("last_activity_at DESC"), "id"
+        ),
         # Only active sessions, oldest activity first: what the sweeper scans.
         sa.Index(
             "ix_chat_session_active_activity",
             "last_activity_at",
             postgresql_where=sa.text("status = 'active'"),
         ),
+        # History filtered by status (active or archived), newest activity first.
+        sa.Index(
+            "ix_chat_session_user_status_activity",
+            "user_id",
+            "status",
+            sa.text("last_activity_at DESC"),
+            "id",
+        ),
+        # Title search within one user's sessions (GIN over uuid needs btree_gin).
+        _search_vector("title_tsv", "title"),
+        sa.Index("ix_chat_session_user_title_tsv", "user_id", "title_tsv", postgresql_using="gin"),
     )
+    __mapper_args__ = {"exclude_properties": ["title_tsv"]}
 
     id: str = Field(primary_key=True, max_length=100)
     user_id: uuid.UUID = Field(
@@ -66,7 +95,13 @@ class ChatMessage(SQLModel, table=True):
     __table_args__ = (
         sa.CheckConstraint("role IN ('user', 'assistant', 'system')", name="role_valid"),
         sa.CheckConstraint("seq > 0", name="seq_positive"),
+        # Content search within one user's messages (GIN over uuid needs btree_gin).
+        _search_vector("content_tsv", "content"),
+        sa.Index(
+            "ix_chat_message_user_content_tsv", "user_id", "content_tsv", postgresql_using="gin"
+        ),
     )
+    __mapper_args__ = {"exclude_properties": ["content_tsv"]}
 
     session_id: str = Field(
         sa_column=sa.Column(
@@ -77,14 +112,18 @@ class ChatMessage(SQLModel, table=True):
     )
     seq: int = Field(sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False))
     user_id: uuid.UUID = Field(
-        sa_column=sa.Column(sa.Uuid, sa.ForeignKey("app_user.id", ondelete="CASCADE"), nullable=False)
+        sa_column=sa.Column(
+            sa.Uuid, sa.ForeignKey("app_user.id", ondelete="CASCADE"), nullable=False
+        )
     )
     role: str = Field(max_length=16, nullable=False)
     content: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
     image_url: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
     meta: dict[str, Any] = Field(
         default_factory=dict,
-        sa_column=sa.Column("metadata", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+        sa_column=sa.Column(
+            "metadata", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")
+        ),
     )
     created_at: datetime = Field(sa_column=_tz())
 

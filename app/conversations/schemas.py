@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from app.core.schemas import ApiModel
 
@@ -57,5 +57,56 @@ class SessionOut(ApiModel):
 class SessionDetail(SessionOut):
     messages: list[MessageOut]
     next_after_seq: int | None = Field(
-        default=None, description="Pass as after_seq to read the next page of messages; null at the end."
+        default=None,
+        description="Pass as after_seq to read the next page of messages; null at the end.",
     )
+
+
+# ----------------------------------------------------------------------------- history
+
+TITLE_MAX_CHARS_EDIT = 200
+BULK_IDS_MAX = 100
+
+
+class SessionSummary(SessionOut):
+    preview: str = Field(description="The start of the last message, whitespace collapsed.")
+
+
+class SessionPage(ApiModel):
+    items: list[SessionSummary]
+    next_cursor: str | None = Field(
+        default=None, description="Pass as `cursor` to read the next page; null at the end."
+    )
+
+
+class SessionRename(ApiModel):
+    title: str = Field(max_length=2000)
+
+    @field_validator("title")
+    @classmethod
+    def _trimmed(cls, value: str) -> str:
+        title = " ".join(value.split())
+        if not title:
+            raise ValueError("the title is empty")
+        if len(title) > TITLE_MAX_CHARS_EDIT:
+            raise ValueError(f"the title is longer than {TITLE_MAX_CHARS_EDIT} characters")
+        return title
+
+
+class ArchiveAllResult(ApiModel):
+    archived: int
+
+
+class BulkRestoreRequest(ApiModel):
+    ids: list[str] = Field(min_length=1, max_length=BULK_IDS_MAX)
+
+
+class BulkRestoreResult(ApiModel):
+    restored: list[str]
+    not_found: list[str]
+
+
+class ImportResult(ApiModel):
+    imported: int
+    skipped: int
+    sessions: list[str]

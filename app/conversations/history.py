@@ -1,0 +1,316 @@
+"""History: browse, search, rename, restore, archive and delete a user's conversations.
+
+Every query here filters on `user_id`. Services flush; the caller owns the transaction.
+
+Pages use keyset pagination on (last_activity_at DESC, id ASC), the order of the index
+`ix_chat_session_user_activity`. The cursor is the position of the last row returned, so a
+page never repeats or skips a row because sessions were added after the first page was read
+(new sessions sort before the cursor). A session that gets new activity moves to the top.
+
+Search is PostgreSQL full-text search with the 'simple' configuration over titles and
+message content (see `app.conversations.models.SEARCH_CONFIG`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.conversations.models import SEARCH_CONFIG, ChatMessage, ChatSession, SessionStatus
+from app.conversations.service import archive_session
+from app.core.errors import InvalidInputError
+
+StatusFilter = Literal["active", "archived", "all"]
+
+PAGE_DEFAULT = 20
+PAGE_MAX = 100
+PREVIEW_CHARS = 140
+SEARCH_MAX_CHARS = 200
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_CURSOR_VERSION = "1"
+
+_sessions = ChatSession.__table__  # type: ignore[attr-defined]
+_messages = ChatMessage.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class SessionListItem:
+    id: str
+    title: str
+    status: str
+    created_at: datetime
+    last_activity_at: datetime
+    archived_at: datetime | None
+    message_count: int
+    preview: str
+
+
+@dataclass(frozen=True)
+class SessionListPage:
+    items: list[SessionListItem]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class SessionFilter:
+    """Which of a user's sessions: by status, search words and a last-activity date range."""
+
+    status: StatusFilter = "all"
+    q: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None  # inclusive
+
+
+# ------------------------------------------------------------------------------ cursor
+
+
+def encode_cursor(last_activity_at: datetime, session_id: str) -> str:
+    """An opaque, url-safe position: the sort key of the last row of a page."""
+    micros = (last_activity_at - _EPOCH) // timedelta(microseconds=1)
+    raw = f"{_CURSOR_VERSION}:{micros}:{session_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    problem = InvalidInputError(
+        "The cursor is malformed; pass back the nextCursor of a previous page.",
+        code="invalid_cursor",
+    )
+    if not cursor or len(cursor) > 400:
+        raise problem
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise problem from None
+    version, _, rest = raw.partition(":")
+    micros_text, _, session_id = rest.partition(":")
+    if version != _CURSOR_VERSION or not session_id or not micros_text.lstrip("-").isdigit():
+        raise problem
+    try:
+        at = _EPOCH + timedelta(microseconds=int(micros_text))
+    except OverflowError:
+        raise problem from None
+    return at, session_id
+
+
+# ----------------------------------------------------------------------------- queries
+
+
+def normalize_query(q: str | None) -> str | None:
+    if q is None:
+        return None
+    text = " ".join(q.split())
+    if not text:
+        return None
+    if len(text) > SEARCH_MAX_CHARS:
+        raise InvalidInputError(
+            f"The search text is longer than {SEARCH_MAX_CHARS} characters.", code="query_too_long"
+        )
+    return text
+
+
+def _ts_query(q: str) -> sa.ColumnElement[Any]:
+    return sa.func.websearch_to_tsquery(sa.literal_column(f"'{SEARCH_CONFIG}'::regconfig"), q)
+
+
+def session_conditions(*, user_id: uuid.UUID, flt: SessionFilter) -> list[sa.ColumnElement[bool]]:
+    """WHERE conditions selecting a user's sessions; shared by the list and the export."""
+    s = _sessions.c
+    conds: list[sa.ColumnElement[bool]] = [s.user_id == user_id]
+    if flt.status != "all":
+        conds.append(s.status == flt.status)
+    if flt.date_from is not None:
+        conds.append(s.last_activity_at >= datetime.combine(flt.date_from, time(), tzinfo=UTC))
+    if flt.date_to is not None:
+        end = datetime.combine(flt.date_to, time(), tzinfo=UTC) + timedelta(days=1)
+        conds.append(s.last_activity_at < end)
+    q = normalize_query(flt.q)
+    if q is not None:
+        tsq = _ts_query(q)
+        m = _messages.c
+        in_messages = sa.exists(
+            sa.select(sa.literal(1)).where(
+                m.session_id == s.id,
+                m.user_id == user_id,
+                m.content_tsv.op("@@")(tsq),
+            )
+        )
+        conds.append(sa.or_(s.title_tsv.op("@@")(tsq), in_messages))
+    return conds
+
+
+def after_cursor(last_activity_at: datetime, session_id: str) -> sa.ColumnElement[bool]:
+    """Rows after a position in (last_activity_at DESC, id ASC) order."""
+    s = _sessions.c
+    return sa.and_(
+        s.last_activity_at <= last_activity_at,
+        sa.or_(
+            s.last_activity_at < last_activity_at,
+            s.id > session_id,
+        ),
+    )
+
+
+def history_order() -> list[sa.ColumnElement[Any]]:
+    return [_sessions.c.last_activity_at.desc(), _sessions.c.id.asc()]
+
+
+def make_preview(text: str | None) -> str:
+    if not text:
+        return ""
+    words = " ".join(text.split())
+    if len(words) <= PREVIEW_CHARS:
+        return words
+    cut = words[: PREVIEW_CHARS - 1]
+    if " " in cut[PREVIEW_CHARS // 2 :]:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,.;:-") + "…"
+
+
+async def list_sessions(
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    status: StatusFilter = "all",
+    q: str | None = None,
+    limit: int = PAGE_DEFAULT,
+    cursor: str | None = None,
+) -> SessionListPage:
+    """One page of the user's sessions, newest activity first."""
+    if not 1 <= limit <= PAGE_MAX:
+        raise InvalidInputError(f"limit must be between 1 and {PAGE_MAX}.", code="invalid_limit")
+    s = _sessions.c
+    conds = session_conditions(user_id=user_id, flt=SessionFilter(status=status, q=q))
+    if cursor:
+        conds.append(after_cursor(*decode_cursor(cursor)))
+    page = (
+        sa.select(
+            s.id,
+            s.title,
+            s.status,
+            s.created_at,
+            s.last_activity_at,
+            s.archived_at,
+            s.message_count,
+        )
+        .where(*conds)
+        .order_by(*history_order())
+        .limit(limit + 1)
+        .subquery("page")
+    )
+    m = _messages.c
+    # The preview is the last message: one primary-key lookup per row of the page.
+    stmt = (
+        sa.select(page, sa.func.left(m.content, PREVIEW_CHARS * 3).label("preview"))
+        .select_from(
+            page.outerjoin(
+                _messages,
+                sa.and_(
+                    m.session_id == page.c.id,
+                    m.seq == page.c.message_count,
+                    m.user_id == user_id,
+                ),
+            )
+        )
+        .order_by(page.c.last_activity_at.desc(), page.c.id.asc())
+    )
+    rows = (await session.execute(stmt)).all()
+    items = [
+        SessionListItem(
+            id=r.id,
+            title=r.title,
+            status=r.status,
+            created_at=r.created_at,
+            last_activity_at=r.last_activity_at,
+            archived_at=r.archived_at,
+            message_count=r.message_count,
+            preview=make_preview(r.preview),
+        )
+        for r in rows[:limit]
+    ]
+    next_cursor = None
+    if len(rows) > limit:
+        last = items[-1]
+        next_cursor = encode_cursor(last.last_activity_at, last.id)
+    return SessionListPage(items=items, next_cursor=next_cursor)
+
+
+# ---------------------------------------------------------------------------- changes
+
+
+async def rename_session(*, session: AsyncSession, chat_session: ChatSession, title: str) -> None:
+    chat_session.title = title
+    await session.flush()
+
+
+async def restore_session(
+    *, session: AsyncSession, chat_session: ChatSession, now: datetime
+) -> None:
+    """Archived becomes active again, with everything intact; active stays as it is."""
+    if chat_session.status == SessionStatus.ARCHIVED:
+        chat_session.status = SessionStatus.ACTIVE
+        chat_session.archived_at = None
+        chat_session.last_activity_at = now
+        await session.flush()
+
+
+async def archive_now(*, session: AsyncSession, chat_session: ChatSession, now: datetime) -> None:
+    """Archive an active session now; an archived one keeps its archived_at."""
+    if chat_session.status == SessionStatus.ACTIVE:
+        await archive_session(chat_session=chat_session, now=now)
+        await session.flush()
+
+
+async def delete_session(*, session: AsyncSession, user_id: uuid.UUID, session_id: str) -> bool:
+    """Deletes the user's session and, by cascade, its messages. False if there is none."""
+    result = await session.execute(
+        sa.delete(_sessions).where(_sessions.c.id == session_id, _sessions.c.user_id == user_id)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def archive_all(*, session: AsyncSession, user_id: uuid.UUID, now: datetime) -> int:
+    """Archives every active session of the user; returns how many."""
+    result = await session.execute(
+        sa.update(_sessions)
+        .where(_sessions.c.user_id == user_id, _sessions.c.status == SessionStatus.ACTIVE)
+        .values(status=SessionStatus.ARCHIVED, archived_at=now)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def restore_many(
+    *, session: AsyncSession, user_id: uuid.UUID, ids: Sequence[str], now: datetime
+) -> tuple[list[str], list[str]]:
+    """Restores the named sessions of the user. Returns (restored, not found), in the order
+    given, without repeats; an already active session counts as restored."""
+    wanted = list(dict.fromkeys(ids))
+    s = _sessions.c
+    found = set(
+        (
+            await session.execute(
+                sa.select(s.id).where(s.user_id == user_id, s.id.in_(wanted)).with_for_update()
+            )
+        ).scalars()
+    )
+    if found:
+        await session.execute(
+            sa.update(_sessions)
+            .where(
+                s.user_id == user_id,
+                s.id.in_(found),
+                s.status == SessionStatus.ARCHIVED,
+            )
+            .values(status=SessionStatus.ACTIVE, archived_at=None, last_activity_at=now)
+        )
+    restored = [i for i in wanted if i in found]
+    missing = [i for i in wanted if i not in found]
+    return restored, missing
