@@ -18,6 +18,7 @@ from app.conversations.tasks import running_sweeper
 from app.core.clock import Clock
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_sessionmaker
+from app.core.docs import install_docs
 from app.core.errors import UnhandledErrorMiddleware, install_error_handlers
 from app.core.logging import configure_logging
 from app.core.metrics import MetricsMiddleware
@@ -73,12 +74,15 @@ def create_app(
         version="0.1.0",
         description=API_DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.clock = clock or Clock()
     app.state.assistant = build_assistant(settings)
 
     install_error_handlers(app)
+    install_docs(app)
     app.include_router(auth_router)
     app.include_router(history_router)
     app.include_router(conversations_router)
@@ -92,7 +96,11 @@ def create_app(
         trusted_origins=settings.trusted_origins,
         secure=settings.cookie_secure,
     )
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes, exempt_prefixes=("/api/import",))
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.max_request_bytes,
+        exempt_prefixes=("/api/import",),
+    )
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(MetricsMiddleware)
