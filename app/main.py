@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from app.admin.router import router as admin_router
 from app.assistant.factory import build_assistant
+from app.assistant.router import router as assistant_router
 from app.auth.manager import AUTH_COOKIE_NAME
 from app.auth.router import router as auth_router
 from app.conversations.history_router import router as history_router
@@ -86,6 +87,7 @@ def create_app(
     app.include_router(auth_router)
     app.include_router(history_router)
     app.include_router(conversations_router)
+    app.include_router(assistant_router)
     app.include_router(admin_router)
     app.include_router(health_router)
 

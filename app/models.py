@@ -1,5 +1,6 @@
 """Every domain's tables, gathered for Alembic and the test that compares models to migrations."""
 
+from app.assistant.models import PostDraft, PostDraftVersion, PublishedPost, StoredImage
 from app.auth.models import User
 from app.conversations.models import ChatMessage, ChatSession, SweepRun, SweeperState
 from app.core.db import metadata
@@ -9,6 +10,10 @@ __all__ = [
     "ChatImport",
     "ChatMessage",
     "ChatSession",
+    "PostDraft",
+    "PostDraftVersion",
+    "PublishedPost",
+    "StoredImage",
     "SweepRun",
     "SweeperState",
     "User",

@@ -1,10 +1,55 @@
 from __future__ import annotations
 
 from app.assistant.base import Assistant
-from app.assistant.echo import EchoAssistant
+from app.assistant.builtin import DraftingAssistant, TemplateWriter, Writer
+from app.assistant.http import RetryPolicy
+from app.assistant.images import CardImageGenerator, ImageGenerator, OpenAIImageGenerator
+from app.assistant.publisher import LocalPublisher, Publisher, WebhookPublisher
 from app.core.config import Settings
 
 
+def build_publisher(settings: Settings) -> Publisher:
+    if settings.publish_backend == "webhook":
+        if not settings.publish_webhook_url or not settings.publish_webhook_secret:
+            raise ValueError(
+                "PUBLISH_BACKEND=webhook needs PUBLISH_WEBHOOK_URL and PUBLISH_WEBHOOK_SECRET"
+            )
+        return WebhookPublisher(
+            url=settings.publish_webhook_url,
+            secret=settings.publish_webhook_secret,
+            timeout_seconds=settings.publish_webhook_timeout_seconds,
+        )
+    return LocalPublisher()
+
+
+def build_images(settings: Settings) -> ImageGenerator:
+    if settings.image_base_url:
+        return OpenAIImageGenerator(
+            base_url=settings.image_base_url,
+            api_key=settings.image_api_key,
+            model=settings.image_model,
+            size=settings.image_size,
+            timeout_seconds=settings.image_timeout_seconds,
+            retry=RetryPolicy(
+                max_retries=settings.llm_max_retries,
+                backoff_seconds=settings.llm_retry_backoff_seconds,
+            ),
+        )
+    return CardImageGenerator()
+
+
+def build_writer(settings: Settings) -> Writer:
+    if settings.assistant_backend == "openai":
+        from app.assistant.openai_compat import LlmWriter
+
+        return LlmWriter.from_settings(settings)
+    return TemplateWriter()
+
+
 def build_assistant(settings: Settings) -> Assistant:
-    """The assistant chosen by ASSISTANT_BACKEND."""
-    return EchoAssistant()
+    """The assistant chosen by ASSISTANT_BACKEND (builtin | openai)."""
+    return DraftingAssistant(
+        writer=build_writer(settings),
+        images=build_images(settings),
+        publisher=build_publisher(settings),
+    )

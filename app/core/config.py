@@ -47,6 +47,26 @@ class Settings(BaseSettings):
     context_max_chars: int = 24_000
 
     assistant_backend: Literal["builtin", "openai"] = "builtin"
+    # ASSISTANT_BACKEND=openai: any OpenAI-compatible chat-completions server.
+    llm_base_url: str = "https://api.openai.com/v1"
+    llm_api_key: str | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_auth_header: str = "Authorization"  # "api-key" for Azure OpenAI
+    llm_timeout_seconds: float = 30.0
+    llm_max_retries: int = Field(default=2, ge=0, le=10)
+    llm_retry_backoff_seconds: float = 0.5
+    llm_temperature: float = 0.7
+    # Draft images: a local card unless IMAGE_BASE_URL names an OpenAI-compatible images API.
+    image_base_url: str | None = None
+    image_api_key: str | None = None
+    image_model: str = "dall-e-3"
+    image_size: str = "1024x1024"
+    image_timeout_seconds: float = 60.0
+    # Where "yes" sends a draft: recorded locally, or also POSTed to a signed webhook.
+    publish_backend: Literal["local", "webhook"] = "local"
+    publish_webhook_url: str | None = None
+    publish_webhook_secret: str | None = None
+    publish_webhook_timeout_seconds: float = 10.0
 
     trusted_origins: list[str] = Field(default_factory=list)
 

@@ -1,0 +1,472 @@
+"""The draft ledger: what was asked, what was drafted, what went out. Services flush only.
+
+Every query filters on `user_id`. Drafts belong to a conversation, so restoring an archived
+conversation (same id) brings its drafts back, and any login of the same user sees them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.assistant.models import (
+    DraftStatus,
+    PostDraft,
+    PostDraftVersion,
+    PublishedPost,
+    StoredImage,
+)
+from app.assistant.schemas import DraftOut, DraftVersionOut, PublishedPostOut, image_url
+from app.core.errors import InvalidInputError, NotFoundError
+
+# Published-post ids are derived from the draft id, so a retried publication carries the
+# same id (and idempotency key) to the publisher as the first attempt.
+_POST_NAMESPACE = uuid.UUID("6f1c7a52-3c55-4d0e-9a53-2f8e0c1b7d11")
+
+
+def post_id_for(draft_id: uuid.UUID) -> uuid.UUID:
+    return uuid.uuid5(_POST_NAMESPACE, str(draft_id))
+
+
+@dataclass(frozen=True)
+class LedgerState:
+    """What a turn needs to know: the draft waiting for an answer, and the latest draft."""
+
+    pending: PostDraft | None
+    latest: PostDraft | None
+    latest_version: PostDraftVersion | None
+
+    @property
+    def has_pending(self) -> bool:
+        return self.pending is not None
+
+    @property
+    def has_any(self) -> bool:
+        return self.latest is not None
+
+
+def _col(attr: Any) -> Any:
+    return attr
+
+
+async def latest_draft(
+    *, session: AsyncSession, user_id: uuid.UUID, session_id: str, for_update: bool = False
+) -> PostDraft | None:
+    stmt = (
+        sa.select(PostDraft)
+        .where(PostDraft.user_id == user_id, PostDraft.session_id == session_id)  # type: ignore[arg-type]
+        .order_by(_col(PostDraft.opened_message_seq).desc())
+        .limit(1)
+    )
+    if for_update:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def pending_draft(
+    *, session: AsyncSession, user_id: uuid.UUID, session_id: str, for_update: bool = False
+) -> PostDraft | None:
+    stmt = sa.select(PostDraft).where(
+        PostDraft.user_id == user_id,  # type: ignore[arg-type]
+        PostDraft.session_id == session_id,  # type: ignore[arg-type]
+        PostDraft.status == DraftStatus.PENDING,  # type: ignore[arg-type]
+    )
+    if for_update:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def draft_version(
+    *, session: AsyncSession, user_id: uuid.UUID, draft_id: uuid.UUID, version: int
+) -> PostDraftVersion | None:
+    stmt = sa.select(PostDraftVersion).where(
+        PostDraftVersion.user_id == user_id,  # type: ignore[arg-type]
+        PostDraftVersion.draft_id == draft_id,  # type: ignore[arg-type]
+        PostDraftVersion.version == version,  # type: ignore[arg-type]
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def ledger_state(
+    *, session: AsyncSession, user_id: uuid.UUID, session_id: str
+) -> LedgerState:
+    latest = await latest_draft(session=session, user_id=user_id, session_id=session_id)
+    pending = await pending_draft(session=session, user_id=user_id, session_id=session_id)
+    version = (
+        await draft_version(
+            session=session, user_id=user_id, draft_id=latest.id, version=latest.current_version
+        )
+        if latest is not None
+        else None
+    )
+    return LedgerState(pending=pending, latest=latest, latest_version=version)
+
+
+async def store_image(
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    content_type: str,
+    data: bytes,
+    source: str,
+    now: datetime,
+) -> StoredImage:
+    image = StoredImage(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        content_type=content_type,
+        data=data,
+        byte_size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        source=source,
+        created_at=now,
+    )
+    session.add(image)
+    await session.flush()
+    return image
+
+
+async def get_owned_image(
+    *, session: AsyncSession, user_id: uuid.UUID, image_id: str
+) -> StoredImage:
+    """The image if it is the caller's; a missing and another user's image look the same."""
+    try:
+        wanted = uuid.UUID(image_id)
+    except ValueError:
+        wanted = None
+    found = None
+    if wanted is not None:
+        found = (
+            await session.execute(
+                sa.select(StoredImage).where(
+                    StoredImage.id == wanted,  # type: ignore[arg-type]
+                    StoredImage.user_id == user_id,  # type: ignore[arg-type]
+                )
+            )
+        ).scalar_one_or_none()
+    if found is None:
+        raise NotFoundError("No image with this id.", code="image_not_found")
+    return found
+
+
+async def create_draft(
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    session_id: str,
+    request_message_seq: int,
+    source_message_seq: int,
+    platform: str,
+    topic: str,
+    context: str | None,
+    with_image: bool,
+    text: str,
+    hashtags: Sequence[str],
+    image_id: uuid.UUID | None,
+    writer: str,
+    now: datetime,
+    version: int = 1,
+    parent_draft_id: uuid.UUID | None = None,
+) -> tuple[PostDraft, PostDraftVersion]:
+    """A new draft, pending. A draft that was pending in this session is superseded."""
+    previous = await pending_draft(
+        session=session, user_id=user_id, session_id=session_id, for_update=True
+    )
+    if previous is not None:
+        previous.status = DraftStatus.SUPERSEDED
+        previous.updated_at = now
+        # The partial unique index allows one pending draft per session: flush this first.
+        await session.flush()
+    draft = PostDraft(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        session_id=session_id,
+        request_message_seq=request_message_seq,
+        opened_message_seq=source_message_seq,
+        parent_draft_id=parent_draft_id,
+        platform=platform,
+        topic=topic,
+        context=context,
+        with_image=with_image,
+        status=DraftStatus.PENDING,
+        current_version=version,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(draft)
+    await session.flush()
+    row = PostDraftVersion(
+        draft_id=draft.id,
+        version=version,
+        user_id=user_id,
+        text=text,
+        hashtags=list(hashtags),
+        image_id=image_id,
+        source_message_seq=source_message_seq,
+        writer=writer,
+        created_at=now,
+    )
+    session.add(row)
+    await session.flush()
+    return draft, row
+
+
+async def add_version(
+    *,
+    session: AsyncSession,
+    draft: PostDraft,
+    text: str,
+    hashtags: Sequence[str],
+    image_id: uuid.UUID | None,
+    source_message_seq: int,
+    writer: str,
+    now: datetime,
+) -> PostDraftVersion:
+    """The next version of a pending draft."""
+    if draft.status != DraftStatus.PENDING:
+        raise ValueError("only a pending draft gets new versions")
+    draft.current_version += 1
+    draft.updated_at = now
+    row = PostDraftVersion(
+        draft_id=draft.id,
+        version=draft.current_version,
+        user_id=draft.user_id,
+        text=text,
+        hashtags=list(hashtags),
+        image_id=image_id,
+        source_message_seq=source_message_seq,
+        writer=writer,
+        created_at=now,
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def cancel_draft(*, session: AsyncSession, draft: PostDraft, now: datetime) -> None:
+    draft.status = DraftStatus.CANCELLED
+    draft.updated_at = now
+    await session.flush()
+
+
+async def published_post_for_draft(
+    *, session: AsyncSession, user_id: uuid.UUID, draft_id: uuid.UUID
+) -> PublishedPost | None:
+    stmt = sa.select(PublishedPost).where(
+        PublishedPost.user_id == user_id,  # type: ignore[arg-type]
+        PublishedPost.draft_id == draft_id,  # type: ignore[arg-type]
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def record_publication(
+    *,
+    session: AsyncSession,
+    draft: PostDraft,
+    version: PostDraftVersion,
+    publisher: str,
+    external_id: str | None,
+    now: datetime,
+) -> tuple[PublishedPost, bool]:
+    """Marks the draft published and records the post. Returns (post, created).
+
+    `published_post.draft_id` is unique: if the draft was published meanwhile, the
+    existing post is returned and nothing new is written.
+    """
+    existing = await published_post_for_draft(
+        session=session, user_id=draft.user_id, draft_id=draft.id
+    )
+    if existing is not None:
+        return existing, False
+    post = PublishedPost(
+        id=post_id_for(draft.id),
+        user_id=draft.user_id,
+        draft_id=draft.id,
+        session_id=draft.session_id,
+        version=version.version,
+        platform=draft.platform,
+        text=version.text,
+        hashtags=list(version.hashtags),
+        image_id=version.image_id,
+        publisher=publisher,
+        external_id=external_id,
+        published_at=now,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(post)
+            await session.flush()
+    except IntegrityError:
+        existing = await published_post_for_draft(
+            session=session, user_id=draft.user_id, draft_id=draft.id
+        )
+        if existing is None:
+            raise
+        return existing, False
+    draft.status = DraftStatus.PUBLISHED
+    draft.published_at = now
+    draft.updated_at = now
+    await session.flush()
+    return post, True
+
+
+# ---------------------------------------------------------------------------
+# Reading: the session's drafts, the user's posts, the export
+# ---------------------------------------------------------------------------
+
+
+def post_out(post: PublishedPost) -> PublishedPostOut:
+    return PublishedPostOut(
+        id=post.id,
+        draft_id=post.draft_id,
+        session_id=post.session_id,
+        version=post.version,
+        platform=post.platform,
+        text=post.text,
+        hashtags=list(post.hashtags),
+        image_id=post.image_id,
+        image_url=image_url(post.image_id),
+        publisher=post.publisher,
+        external_id=post.external_id,
+        published_at=post.published_at,
+    )
+
+
+async def list_drafts(
+    *, session: AsyncSession, user_id: uuid.UUID, session_id: str
+) -> list[DraftOut]:
+    """The conversation's drafts, oldest first, each with all its versions."""
+    drafts = (
+        (
+            await session.execute(
+                sa.select(PostDraft)
+                .where(PostDraft.user_id == user_id, PostDraft.session_id == session_id)  # type: ignore[arg-type]
+                .order_by(_col(PostDraft.opened_message_seq))
+            )
+        )
+        .scalars()
+        .all()
+    )
+    if not drafts:
+        return []
+    ids = [d.id for d in drafts]
+    versions = (
+        (
+            await session.execute(
+                sa.select(PostDraftVersion)
+                .where(
+                    PostDraftVersion.user_id == user_id,  # type: ignore[arg-type]
+                    _col(PostDraftVersion.draft_id).in_(ids),
+                )
+                .order_by(_col(PostDraftVersion.draft_id), _col(PostDraftVersion.version))
+            )
+        )
+        .scalars()
+        .all()
+    )
+    posts = (
+        (
+            await session.execute(
+                sa.select(PublishedPost).where(
+                    PublishedPost.user_id == user_id,  # type: ignore[arg-type]
+                    _col(PublishedPost.draft_id).in_(ids),
+                )
+            )
+        )
+        .scalars()
+        .all()
+    )
+    by_draft: dict[uuid.UUID, list[DraftVersionOut]] = {}
+    for v in versions:
+        by_draft.setdefault(v.draft_id, []).append(
+            DraftVersionOut(
+                version=v.version,
+                text=v.text,
+                hashtags=list(v.hashtags),
+                image_id=v.image_id,
+                image_url=image_url(v.image_id),
+                source_message_seq=v.source_message_seq,
+                writer=v.writer,
+                created_at=v.created_at,
+            )
+        )
+    post_by_draft = {p.draft_id: p for p in posts}
+    out = []
+    for d in drafts:
+        post = post_by_draft.get(d.id)
+        out.append(
+            DraftOut(
+                id=d.id,
+                session_id=d.session_id,
+                request_message_seq=d.request_message_seq,
+                opened_message_seq=d.opened_message_seq,
+                parent_draft_id=d.parent_draft_id,
+                platform=d.platform,
+                topic=d.topic,
+                context=d.context,
+                with_image=d.with_image,
+                status=d.status,
+                current_version=d.current_version,
+                created_at=d.created_at,
+                updated_at=d.updated_at,
+                published_at=d.published_at,
+                versions=by_draft.get(d.id, []),
+                published_post=post_out(post) if post is not None else None,
+            )
+        )
+    return out
+
+
+async def export_drafts(
+    session: AsyncSession, user_id: uuid.UUID, session_id: str
+) -> list[dict[str, Any]]:
+    """The conversation's drafts as JSON-ready dicts (camelCase), for the export."""
+    drafts = await list_drafts(session=session, user_id=user_id, session_id=session_id)
+    return [d.model_dump(mode="json", by_alias=True) for d in drafts]
+
+
+def _encode_cursor(post: PublishedPost) -> str:
+    raw = f"{post.published_at.isoformat()}|{post.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        when, _, ident = raw.partition("|")
+        at = datetime.fromisoformat(when)
+        if at.tzinfo is None:
+            raise ValueError("naive")
+        return at, uuid.UUID(ident)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidInputError(
+            "`cursor` is not a cursor this API returned.", code="invalid_cursor"
+        ) from exc
+
+
+async def list_posts(
+    *, session: AsyncSession, user_id: uuid.UUID, limit: int, cursor: str | None = None
+) -> tuple[list[PublishedPostOut], str | None]:
+    """The user's published posts, newest first, a page at a time (keyset)."""
+    stmt = sa.select(PublishedPost).where(PublishedPost.user_id == user_id)  # type: ignore[arg-type]
+    if cursor:
+        at, ident = _decode_cursor(cursor)
+        stmt = stmt.where(
+            sa.tuple_(_col(PublishedPost.published_at), _col(PublishedPost.id))
+            < sa.tuple_(sa.literal(at), sa.literal(ident))
+        )
+    stmt = stmt.order_by(_col(PublishedPost.published_at).desc(), _col(PublishedPost.id).desc())
+    rows = (await session.execute(stmt.limit(limit + 1))).scalars().all()
+    page = list(rows[:limit])
+    next_cursor = _encode_cursor(page[-1]) if len(rows) > limit and page else None
+    return [post_out(p) for p in page], next_cursor

@@ -1,0 +1,169 @@
+"""The draft ledger: drafts, their versions, what was published, and stored images.
+
+Every table carries `user_id`, and every query in `ledger.py` filters on it.
+
+A draft is one request ("a Facebook post about Diwali with image"). Regenerating a
+pending draft adds a version to the same draft. Regenerating a draft that is already
+published or cancelled opens a new draft for the same original request, linked by
+`parent_draft_id`, because a published draft is closed: it has exactly one post.
+A new request while a draft is pending marks the old one `superseded`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+from app.core.db import metadata as _metadata  # noqa: F401  (naming convention first)
+
+
+class DraftStatus(StrEnum):
+    PENDING = "pending"
+    PUBLISHED = "published"
+    CANCELLED = "cancelled"
+    SUPERSEDED = "superseded"
+
+
+def _tz(nullable: bool = False, **kwargs: Any) -> Any:
+    return sa.Column(sa.DateTime(timezone=True), nullable=nullable, **kwargs)
+
+
+def _owner() -> Any:
+    return sa.Column(sa.Uuid, sa.ForeignKey("app_user.id", ondelete="CASCADE"), nullable=False)
+
+
+class StoredImage(SQLModel, table=True):
+    """An image kept in PostgreSQL (bytea): every app instance can serve it, it is backed
+    up with the rest of the data, and it goes away with its owner."""
+
+    __tablename__ = "stored_image"
+    __table_args__ = (sa.CheckConstraint("byte_size > 0", name="byte_size_positive"),)
+
+    id: uuid.UUID = Field(sa_column=sa.Column(sa.Uuid, primary_key=True))
+    user_id: uuid.UUID = Field(sa_column=_owner())
+    content_type: str = Field(max_length=100, nullable=False)
+    data: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))
+    byte_size: int = Field(nullable=False)
+    sha256: str = Field(max_length=64, nullable=False)
+    source: str = Field(max_length=32, nullable=False)  # "card" | "openai"
+    created_at: datetime = Field(sa_column=_tz())
+
+
+class PostDraft(SQLModel, table=True):
+    __tablename__ = "post_draft"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "status IN ('pending', 'published', 'cancelled', 'superseded')", name="status_valid"
+        ),
+        sa.CheckConstraint("current_version > 0", name="version_positive"),
+        # The ledger's questions: "latest draft of this session", "drafts of this session".
+        sa.Index(
+            "ix_post_draft_user_session_opened", "user_id", "session_id", "opened_message_seq"
+        ),
+        # At most one draft per session waits for "post / regenerate / cancel".
+        sa.Index(
+            "uq_post_draft_one_pending_per_session",
+            "session_id",
+            unique=True,
+            postgresql_where=sa.text("status = 'pending'"),
+        ),
+    )
+
+    id: uuid.UUID = Field(sa_column=sa.Column(sa.Uuid, primary_key=True))
+    user_id: uuid.UUID = Field(sa_column=_owner())
+    session_id: str = Field(
+        sa_column=sa.Column(
+            sa.String(100), sa.ForeignKey("chat_session.id", ondelete="CASCADE"), nullable=False
+        )
+    )
+    # The user message with the original request, and the one that opened this record
+    # (the same, or a later "regenerate" after the previous draft was published).
+    request_message_seq: int = Field(nullable=False)
+    opened_message_seq: int = Field(nullable=False)
+    parent_draft_id: uuid.UUID | None = Field(
+        default=None,
+        sa_column=sa.Column(
+            sa.Uuid, sa.ForeignKey("post_draft.id", ondelete="SET NULL"), nullable=True
+        ),
+    )
+    platform: str = Field(max_length=32, nullable=False)
+    topic: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    context: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    with_image: bool = Field(default=False, nullable=False)
+    status: str = Field(default=DraftStatus.PENDING, max_length=16, nullable=False)
+    current_version: int = Field(default=1, nullable=False)
+    created_at: datetime = Field(sa_column=_tz())
+    updated_at: datetime = Field(sa_column=_tz())
+    published_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
+
+
+class PostDraftVersion(SQLModel, table=True):
+    __tablename__ = "post_draft_version"
+    __table_args__ = (sa.CheckConstraint("version > 0", name="version_positive"),)
+
+    draft_id: uuid.UUID = Field(
+        sa_column=sa.Column(
+            sa.Uuid, sa.ForeignKey("post_draft.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    version: int = Field(sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False))
+    user_id: uuid.UUID = Field(sa_column=_owner())
+    text: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    hashtags: list[str] = Field(
+        default_factory=list,
+        sa_column=sa.Column(JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
+    )
+    image_id: uuid.UUID | None = Field(
+        default=None,
+        sa_column=sa.Column(
+            sa.Uuid, sa.ForeignKey("stored_image.id", ondelete="SET NULL"), nullable=True
+        ),
+    )
+    source_message_seq: int = Field(nullable=False)
+    writer: str = Field(max_length=32, nullable=False)  # "builtin" | "openai"
+    created_at: datetime = Field(sa_column=_tz())
+
+
+class PublishedPost(SQLModel, table=True):
+    """One row per published draft: `draft_id` is unique, so a draft is published once.
+
+    The row outlives its draft (and its conversation): it records what went out.
+    """
+
+    __tablename__ = "published_post"
+    __table_args__ = (
+        sa.UniqueConstraint("draft_id"),
+        sa.Index("ix_published_post_user_published", "user_id", "published_at", "id"),
+    )
+
+    id: uuid.UUID = Field(sa_column=sa.Column(sa.Uuid, primary_key=True))
+    user_id: uuid.UUID = Field(sa_column=_owner())
+    draft_id: uuid.UUID | None = Field(
+        default=None,
+        sa_column=sa.Column(
+            sa.Uuid, sa.ForeignKey("post_draft.id", ondelete="SET NULL"), nullable=True
+        ),
+    )
+    session_id: str | None = Field(default=None, max_length=100, nullable=True)
+    version: int = Field(nullable=False)
+    platform: str = Field(max_length=32, nullable=False)
+    text: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    hashtags: list[str] = Field(
+        default_factory=list,
+        sa_column=sa.Column(JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
+    )
+    image_id: uuid.UUID | None = Field(
+        default=None,
+        sa_column=sa.Column(
+            sa.Uuid, sa.ForeignKey("stored_image.id", ondelete="SET NULL"), nullable=True
+        ),
+    )
+    publisher: str = Field(max_length=32, nullable=False)
+    external_id: str | None = Field(default=None, max_length=500, nullable=True)
+    published_at: datetime = Field(sa_column=_tz())
