@@ -151,7 +151,21 @@ def is_database_unavailable(exc: BaseException) -> bool:
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    return isinstance(exc, ConnectionError | OSError) and not isinstance(exc, FileNotFoundError)
+    if isinstance(exc, OSError):
+        # Refused TCP connections and missing Unix sockets: only when raised while talking
+        # to the database, so an unrelated OSError in our own code stays a 500.
+        return _raised_in_database_driver(exc)
+    return False
+
+
+def _raised_in_database_driver(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if "/asyncpg/" in filename or "/sqlalchemy/" in filename:
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def install_error_handlers(app: FastAPI) -> None:
