@@ -24,6 +24,7 @@ from app.core.errors import UnhandledErrorMiddleware, install_error_handlers
 from app.core.logging import configure_logging
 from app.core.metrics import MetricsMiddleware
 from app.core.runtime import ensure_database_url, run_migrations
+from app.ratelimit.setup import install_rate_limits
 from app.core.security import BodySizeLimitMiddleware, CsrfMiddleware, SecurityHeadersMiddleware
 from app.health.router import router as health_router
 
@@ -83,6 +84,7 @@ def create_app(
     app.state.assistant = build_assistant(settings)
 
     install_error_handlers(app)
+    install_rate_limits(app, settings)
     install_docs(app)
     app.include_router(auth_router)
     app.include_router(history_router)

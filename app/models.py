@@ -5,6 +5,7 @@ from app.auth.models import User
 from app.conversations.models import ChatMessage, ChatSession, SweepRun, SweeperState
 from app.core.db import metadata
 from app.exports.models import ChatImport
+from app.ratelimit.models import RateLimitOverride
 
 __all__ = [
     "ChatImport",
@@ -13,6 +14,7 @@ __all__ = [
     "PostDraft",
     "PostDraftVersion",
     "PublishedPost",
+    "RateLimitOverride",
     "StoredImage",
     "SweepRun",
     "SweeperState",

@@ -94,6 +94,9 @@ def settings(database_url: str, data_dir: Path) -> Settings:
         secret_key="test-secret-" + "x" * 40,
         sweeper_enabled=False,
         log_level="WARNING",
+        # Rate limits have their own tests (tests/ratelimit); elsewhere they would make an
+        # outcome depend on how many requests a test happens to send.
+        rate_limit_enabled=False,
     )
 
 

@@ -12,8 +12,9 @@ from app.conversations.tasks import sweep_expired_sessions
 from app.core.config import Settings
 from app.core.db import SessionDep
 from app.core.errors import NotFoundError
+from app.ratelimit.dependencies import RateLimit
 
-router = APIRouter(prefix="/api/admin", tags=["admin"])
+router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[RateLimit("default")])
 
 
 class StatsOut(BaseModel):

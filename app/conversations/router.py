@@ -16,8 +16,9 @@ from app.core.config import Settings
 from app.core.db import SessionDep
 from app.core.errors import InvalidInputError, UpstreamError, UpstreamTimeoutError
 from app.core.metrics import CHAT_TURNS
+from app.ratelimit.dependencies import RateLimit
 
-router = APIRouter(prefix="/api", tags=["chat"])
+router = APIRouter(prefix="/api", tags=["chat"], dependencies=[RateLimit("default")])
 
 MESSAGE_PAGE_DEFAULT = 200
 MESSAGE_PAGE_MAX = 1000
@@ -27,7 +28,12 @@ MESSAGE_PAGE_MAX = 1000
     "/chat",
     response_model=ChatResponse,
     response_model_exclude_none=False,
-    responses={401: {"description": "Not signed in"}, 422: {"description": "Invalid input"}},
+    responses={
+        401: {"description": "Not signed in"},
+        422: {"description": "Invalid input"},
+        429: {"description": "Rate limited"},
+    },
+    dependencies=[RateLimit("chat")],
 )
 async def chat(
     body: ChatRequest, request: Request, user: CurrentUser, session: SessionDep, clock: ClockDep

@@ -70,6 +70,31 @@ class Settings(BaseSettings):
 
     trusted_origins: list[str] = Field(default_factory=list)
 
+    # Rate limits (docs/rate-limits.md): `limits` strings, several windows joined by ";".
+    rate_limit_enabled: bool = True
+    rate_limit_storage_url: str = "memory://"
+    rate_limit_storage_timeout_seconds: float = 0.5
+    rate_limit_key_prefix: str = "chatkeep"
+    rate_limit_override_cache_seconds: float = 2.0
+    rate_limit_chat: str = "20/minute;500/day"
+    rate_limit_export: str = "10/minute"
+    rate_limit_import: str = "5/hour"
+    rate_limit_auth: str = "10/minute"
+    rate_limit_default: str = "120/minute"
+
+    @model_validator(mode="after")
+    def _check_rate_limits(self) -> Settings:
+        from app.ratelimit.policies import POLICY_NAMES, PolicyError, parse_policy
+        from app.ratelimit.storage import async_storage_url
+
+        for name in POLICY_NAMES:
+            try:
+                parse_policy(name, getattr(self, f"rate_limit_{name}"))
+            except PolicyError as exc:
+                raise ValueError(f"RATE_LIMIT_{name.upper()}: {exc}") from None
+        async_storage_url(self.rate_limit_storage_url)
+        return self
+
     @model_validator(mode="after")
     def _check_production_secret(self) -> Settings:
         if self.app_env == "production":

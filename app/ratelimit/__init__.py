@@ -1,0 +1,1 @@
+"""Per-user rate limits with visible quotas; counters shared through RATE_LIMIT_STORAGE_URL."""

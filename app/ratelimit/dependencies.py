@@ -1,0 +1,193 @@
+"""`RateLimit(policy)`: the dependency routes attach, and the headers it leaves behind.
+
+    @router.get("/sessions/export", dependencies=[RateLimit("export")])
+
+A user policy counts the signed-in user (all their tokens and devices share one count);
+`RateLimit("auth")` counts the client IP and the email in the form (`username`) or JSON
+(`email`) body. The check runs before the route body, so a rejected request changes
+nothing. `RateLimit("default")` on a router stands aside on routes that carry a more
+specific policy, so every request counts against exactly one user policy.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.params import Depends as DependsParam
+from fastapi.routing import APIRoute
+
+from app.auth.dependencies import CurrentUser
+from app.core.errors import AppError
+from app.ratelimit.policies import AUTH_POLICY, USER_POLICIES
+from app.ratelimit.service import RateLimits
+from app.ratelimit.storage import Decision, WindowState
+
+STATE_KEY = "ratelimit_headers"
+MAX_EMAIL_CHARS = 320
+
+
+class RateLimitedError(AppError):
+    status_code = 429
+    code = "rate_limited"
+    title = "Too many requests"
+
+
+def rate_limits(request: Request) -> RateLimits:
+    limits: RateLimits = request.app.state.rate_limits
+    return limits
+
+
+def header_values(states: Sequence[WindowState], now: float) -> dict[str, str]:
+    """RateLimit-Policy and RateLimit as in draft-ietf-httpapi-ratelimit-headers."""
+    if not states:
+        return {}
+    return {
+        "RateLimit-Policy": ", ".join(
+            f'"{s.window.name}";q={s.window.amount};w={s.window.seconds}' for s in states
+        ),
+        "RateLimit": ", ".join(
+            f'"{s.window.name}";r={s.remaining};t={s.reset_in(now)}' for s in states
+        ),
+    }
+
+
+def _enforce(request: Request, decision: Decision, policy: str) -> None:
+    now = time.time()
+    headers = header_values(decision.states, now)
+    if decision.allowed:
+        if headers:
+            request.state.ratelimit_headers = headers
+        return
+    rejected = decision.rejected_by
+    assert rejected is not None
+    retry_after = max(1, rejected.reset_in(now))
+    raise RateLimitedError(
+        f"Too many {policy} requests: the limit is {rejected.window.limit}. "
+        f"Retry in {retry_after} s.",
+        headers={**headers, "Retry-After": str(retry_after)},
+        extra={"policy": policy, "limit": rejected.window.limit, "retryAfter": retry_after},
+    )
+
+
+def _limiters_in(dependant: Dependant) -> set[str]:
+    found: set[str] = set()
+    for sub in dependant.dependencies:
+        if isinstance(sub.call, UserLimiter):
+            found.add(sub.call.policy)
+        found |= _limiters_in(sub)
+    return found
+
+
+_SPECIFIC: dict[int, bool] = {}
+
+
+def _route_has_specific_policy(request: Request) -> bool:
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return False
+    key = id(route)
+    if key not in _SPECIFIC:
+        _SPECIFIC[key] = bool(_limiters_in(route.dependant) - {"default"})
+    return _SPECIFIC[key]
+
+
+class UserLimiter:
+    def __init__(self, policy: str) -> None:
+        self.policy = policy
+
+    async def __call__(self, request: Request, user: CurrentUser) -> None:
+        limits = rate_limits(request)
+        if not limits.enabled:
+            return
+        if self.policy == "default" and _route_has_specific_policy(request):
+            return
+        decision = await limits.hit_user(
+            self.policy, user_id=user.id, sessionmaker=request.app.state.sessionmaker
+        )
+        _enforce(request, decision, self.policy)
+
+
+def client_ip(request: Request) -> str:
+    # The peer address as the server sees it; behind a proxy, run uvicorn with
+    # --forwarded-allow-ips so this is the client's and not the proxy's.
+    return request.client.host if request.client else "unknown"
+
+
+async def target_email(request: Request) -> str | None:
+    """The email a sign-in (form field `username`) or registration (JSON `email`) names.
+
+    FastAPI has already read and cached the body for the route, so this reads no more.
+    """
+    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    value: Any = None
+    try:
+        if content_type in {"application/x-www-form-urlencoded", "multipart/form-data"}:
+            value = (await request.form()).get("username")
+        elif content_type == "application/json" or content_type.endswith("+json"):
+            body = await request.json()
+            value = body.get("email") if isinstance(body, dict) else None
+    except Exception:
+        return None  # the route's own validation reports a malformed body
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return value.strip().lower()[:MAX_EMAIL_CHARS]
+
+
+class AuthLimiter:
+    policy = AUTH_POLICY
+
+    async def __call__(self, request: Request) -> None:
+        limits = rate_limits(request)
+        if not limits.enabled:
+            return
+        email = await target_email(request)
+        if email is None:
+            return  # sign-out, or a body the route will reject: no password is tried
+        decision = await limits.hit_auth(ip=client_ip(request), email=email)
+        _enforce(request, decision, AUTH_POLICY)
+
+
+_LIMITERS: dict[str, UserLimiter | AuthLimiter] = {
+    **{name: UserLimiter(name) for name in USER_POLICIES},
+    AUTH_POLICY: AuthLimiter(),
+}
+
+
+def RateLimit(policy: str) -> DependsParam:
+    """The dependency for `dependencies=[RateLimit("chat")]` on a route or router."""
+    if policy not in _LIMITERS:
+        raise ValueError(f"unknown rate-limit policy {policy!r}")
+    dependency: DependsParam = Depends(_LIMITERS[policy])
+    return dependency
+
+
+class RateLimitHeadersMiddleware:
+    """Adds the RateLimit headers a limiter computed to the response, whatever its type
+    (a route returning its own JSONResponse or a stream skips FastAPI's header merging)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                extra = scope.get("state", {}).get(STATE_KEY)
+                if extra:
+                    present = {k.lower() for k, _ in message.get("headers", [])}
+                    added = [
+                        (k.lower().encode("latin-1"), v.encode("latin-1"))
+                        for k, v in extra.items()
+                        if k.lower().encode("latin-1") not in present
+                    ]
+                    message["headers"] = [*message.get("headers", []), *added]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
