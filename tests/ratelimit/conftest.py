@@ -16,6 +16,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.core.config import Settings
 from tests.conftest import IN_CI, TEST_PASSWORD
@@ -103,6 +104,22 @@ async def sign_in(app: FastAPI, email: str) -> dict[str, str]:
         r = await c.post("/auth/jwt/login", data={"username": email, "password": TEST_PASSWORD})
         assert r.status_code == 200, r.text
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+@pytest.fixture
+def sql(database_url: str) -> Callable[..., Any]:
+    """Runs one SQL statement on the test database outside any app; returns a scalar."""
+
+    async def run(sql: str, **params: Any) -> Any:
+        engine = create_async_engine(database_url)
+        try:
+            async with engine.begin() as conn:
+                result = await conn.execute(sa.text(sql), params)
+                return result.scalar_one() if result.returns_rows else None
+        finally:
+            await engine.dispose()
+
+    return run
 
 
 async def make_superuser(sessionmaker: Any, email: str) -> None:
