@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install run test test-storage lint fmt migrate revision bench bench-quick clean
+.PHONY: help install run test test-storage lint fmt migrate revision bench bench-quick clean browser-deps
 
 help:
 	@echo "make run      - install, migrate and serve on http://127.0.0.1:8000 (embedded PostgreSQL)"
@@ -27,7 +27,21 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/python -m app serve
 
-test: $(STAMP)
+# The web page tests drive Debian's Chromium. Installed here when we can (root with apt);
+# otherwise a note, and those tests skip (or fail under CI=true).
+browser-deps:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing Chromium for the web page tests: apt-get install -y chromium"; \
+		apt-get install -y chromium >/dev/null 2>&1 \
+		|| { apt-get update >/dev/null 2>&1 && apt-get install -y chromium >/dev/null 2>&1; } \
+		|| echo "note: could not install Chromium; the browser tests will not run."; \
+	else \
+		echo "note: /usr/bin/chromium is missing, so the browser tests will not run." \
+		"Install it with: sudo apt-get install -y chromium"; \
+	fi
+
+test: $(STAMP) browser-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-storage: $(STAMP)

@@ -27,6 +27,8 @@ from app.core.runtime import ensure_database_url, run_migrations
 from app.ratelimit.setup import install_rate_limits
 from app.core.security import BodySizeLimitMiddleware, CsrfMiddleware, SecurityHeadersMiddleware
 from app.health.router import router as health_router
+from app.web.router import STATIC_PREFIX, static_files
+from app.web.router import router as web_router
 
 API_DESCRIPTION = """
 Server-side AI-chat conversations per signed-in user, kept in PostgreSQL.
@@ -92,6 +94,8 @@ def create_app(
     app.include_router(assistant_router)
     app.include_router(admin_router)
     app.include_router(health_router)
+    app.include_router(web_router)
+    app.mount(STATIC_PREFIX, static_files(), name="static")
 
     # Added inside-out: the last one added runs first.
     app.add_middleware(

@@ -1,0 +1,59 @@
+"""The web page: one HTML shell at `/`; everything it shows comes from the JSON API.
+
+The page holds no user data when served: it is the same for everyone and signs in from the
+browser (cookie login plus the CSRF header). Scripts and styles are files under /static,
+so the strict Content-Security-Policy (no inline script or style) holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+WEB_DIR = Path(__file__).resolve().parent
+STATIC_DIR = WEB_DIR / "static"
+STATIC_PREFIX = "/static"
+
+templates = Jinja2Templates(directory=WEB_DIR / "templates")
+router = APIRouter(include_in_schema=False)
+
+
+@lru_cache
+def asset_version() -> str:
+    """A short hash of every static file: changes whenever an asset does, so browsers
+    never mix a new page with old cached scripts."""
+    digest = hashlib.sha256()
+    for path in sorted(STATIC_DIR.rglob("*")):
+        if path.is_file():
+            digest.update(path.relative_to(STATIC_DIR).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _page(request: Request) -> HTMLResponse:
+    return templates.TemplateResponse(
+        request,
+        "index.html",
+        {"static": STATIC_PREFIX, "v": asset_version()},
+        headers={"Cache-Control": "no-cache"},
+    )
+
+
+@router.get("/", response_class=HTMLResponse)
+async def index(request: Request) -> HTMLResponse:
+    return _page(request)
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_page(request: Request) -> HTMLResponse:
+    return _page(request)
+
+
+def static_files() -> StaticFiles:
+    return StaticFiles(directory=STATIC_DIR)

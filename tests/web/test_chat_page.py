@@ -1,0 +1,107 @@
+"""The web page at / in a real Chromium: sign-up, chat, drafts, expiry, restore."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+
+def test_signed_out_visitor_sees_the_sign_in_form_and_a_strict_page(new_page, api):
+    page = new_page().open()
+    p = page.page
+    expect(p.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(p.get_by_label("Email")).to_be_visible()
+    expect(p.locator("#workspace")).to_be_hidden()
+
+    served = api.get("/")
+    assert served.status_code == 200
+    csp = served.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "style-src 'self'" in csp
+    html = served.text
+    assert "<script>" not in html and " style=" not in html and " onclick=" not in html
+
+
+def test_wrong_password_is_explained(new_page, live_server):
+    email = live_server.new_email()
+    page = new_page().open().sign_up(email)
+    p = page.page
+    p.get_by_role("button", name="Sign out").click()
+    expect(p.get_by_role("heading", name="Sign in")).to_be_visible()
+    p.get_by_label("Email").fill(email)
+    p.get_by_label("Password").fill("not the password")
+    p.get_by_role("button", name="Sign in").click()
+    expect(p.locator("#auth-error")).to_have_text("Wrong email or password.")
+
+
+def test_draft_post_regenerate_expire_restore_and_continue(new_page, live_server):
+    page = new_page().open().sign_up(live_server.new_email())
+    p = page.page
+
+    page.say("Create a Facebook post about Diwali with image")
+    card = p.locator("#messages .draft-card").last
+    expect(card).to_contain_text("Diwali")
+    expect(card.locator(".badge")).to_have_text("Waiting for you")
+    image = card.get_by_role("img")
+    expect(image).to_be_visible()
+    expect(image).to_have_js_property("complete", True)
+    assert image.evaluate("img => img.naturalWidth") > 0  # the image really loaded
+
+    card.get_by_role("button", name="Post").click()
+    expect(p.locator("#messages .msg-assistant").last).to_contain_text("published")
+    expect(card.locator(".badge")).to_have_text("Posted")
+    expect(card.get_by_role("button", name="Post")).to_have_count(0)
+    # What the Post button sent is what a user could have typed.
+    expect(p.locator("#messages .msg-user .msg-text").last).to_have_text("post it")
+
+    page.say("regenerate the previous post")
+    cards = p.locator("#messages .draft-card")
+    expect(cards).to_have_count(2)
+    expect(cards.last.locator(".badge")).to_have_text("Waiting for you")
+    expect(cards.last).to_contain_text("Diwali")
+    session_id = page.session_id()
+
+    rows = page.history("Active")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("Create a Facebook post about Diwali")
+    expect(rows.first).to_contain_text("6 messages")
+
+    # Time passes; the sweeper archives the idle conversation.
+    live_server.expire_sessions()
+    expect(page.wait_for_rows("Archived", 1)).to_have_count(1)
+    expect(page.history("Active")).to_have_count(0)
+
+    # The chat still names the old conversation: the next message says it expired.
+    if p.locator("#view-nav").is_visible():
+        p.get_by_role("button", name="Chat", exact=True).click()
+    page.say("hello again")
+    expect(p.locator("#chat-notice")).to_contain_text("expired")
+    expect(p.locator("#messages .msg-user")).to_have_count(1)
+
+    archived = page.history("Archived")
+    expect(archived).to_have_count(1)
+    archived.first.get_by_role("button", name="Restore").click()
+    expect(p.locator("#chat-heading")).to_have_text(
+        "Create a Facebook post about Diwali with image"
+    )
+    expect(p.locator("#messages .draft-card")).to_have_count(2)
+    page.say("post it")
+    expect(p.locator("#messages .msg-assistant").last).to_contain_text("published")
+    assert page.session_id() == session_id
+    expect(page.history("Active")).to_have_count(2)
+
+
+def test_a_script_typed_as_a_message_is_shown_as_text(new_page, live_server):
+    page = new_page().open().sign_up(live_server.new_email())
+    p = page.page
+    attack = "<script>alert('x')</script><img src=x onerror=alert(1)>"
+    page.say(attack)
+    expect(p.locator("#messages .msg-user .msg-text").last).to_have_text(attack)
+    assert p.locator("#messages script").count() == 0
+    assert p.locator("#messages img[src='x']").count() == 0
+    rows = page.history("Active")
+    expect(rows.first.locator(".row-title")).to_have_text(attack)
+    p.reload()
+    expect(p.locator("#messages .msg-user .msg-text").first).to_have_text(attack)
+    assert page.dialogs == []

@@ -1,0 +1,49 @@
+"""Makes the README's screenshots; skipped unless asked for:
+
+   WEB_SCREENSHOTS=1 .venv/bin/python -m pytest tests/web -k screenshots
+
+The pictures land in docs/screenshots/ (or WEB_SCREENSHOTS_DIR).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from app.core.runtime import PROJECT_ROOT
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not os.environ.get("WEB_SCREENSHOTS"), reason="set WEB_SCREENSHOTS=1"),
+]
+
+OUT = Path(os.environ.get("WEB_SCREENSHOTS_DIR", PROJECT_ROOT / "docs" / "screenshots"))
+
+
+def test_screenshots(new_page, live_server):
+    OUT.mkdir(parents=True, exist_ok=True)
+    email = live_server.new_email("maya")
+    desk = new_page(viewport={"width": 1360, "height": 900}, color_scheme="light")
+    desk.open().sign_up(email)
+    p = desk.page
+    for text in (
+        "Plan a product launch checklist for our spring sale",
+        "Write a LinkedIn post about our new office in Pune",
+        "Create an Instagram post about monsoon recipes",
+    ):
+        desk.say(text)
+        p.get_by_role("button", name="New conversation").click()
+    desk.say("Hi! What can you do?")
+    desk.say("Create a Facebook post about Diwali with image")
+    expect(p.locator(".draft-card img").last).to_have_js_property("complete", True)
+    p.locator("#composer-input").blur()
+    p.screenshot(path=str(OUT / "chat-desktop.png"))
+
+    phone = new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+    phone.open().sign_in(email)
+    rows = phone.history("Active")
+    expect(rows).to_have_count(4)
+    phone.page.screenshot(path=str(OUT / "history-phone.png"))
