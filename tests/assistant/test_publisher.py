@@ -216,3 +216,8 @@ async def test_publishing_again_after_a_lost_commit_sends_the_same_post(
     assert len(rx.received) == 2
     r = await chat(client, headers, "regenerate the previous post", session_id=sid)
     assert r.json()["reply"].endswith(QUESTION)
+
+
+def test_webhook_backend_needs_its_url_and_secret(settings: Settings) -> None:
+    with pytest.raises(ValueError, match="PUBLISH_WEBHOOK_URL and PUBLISH_WEBHOOK_SECRET"):
+        build_assistant(settings.model_copy(update={"publish_backend": "webhook"}))
