@@ -9,6 +9,7 @@ Chromium is Debian's (/usr/bin/chromium), driven by Playwright.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -19,6 +20,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -95,44 +97,65 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="package")
-def live_server(
-    database_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
-    asyncio.run(_truncate(database_url))  # a fresh sweeper schedule and no leftovers
-    settings = Settings(
-        app_env="test",
-        database_url=database_url,
-        data_dir=tmp_path_factory.mktemp("web-data"),
-        secret_key="web-test-secret-" + "x" * 40,
-        log_level="WARNING",
-        session_ttl_seconds=SESSION_TTL_SECONDS,
-        sweep_interval_seconds=1,
-        sweeper_enabled=True,
-        # Many sign-ups from one address in a few seconds; the auth limit is not under test.
-        rate_limit_auth="1000/minute",
-    )
+def _settings(database_url: str, data_dir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "app_env": "test",
+        "database_url": database_url,
+        "data_dir": data_dir,
+        "secret_key": "web-test-secret-" + "x" * 40,
+        "log_level": "WARNING",
+        "session_ttl_seconds": SESSION_TTL_SECONDS,
+        "sweep_interval_seconds": 1,
+        "sweeper_enabled": True,
+        # Many sign-ups and conversations from one address in a few seconds.
+        "rate_limit_auth": "1000/minute",
+        "rate_limit_chat": "1000/minute;10000/day",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@contextlib.contextmanager
+def running_server(settings: Settings, *, sweeper: bool = True) -> Iterator[LiveServer]:
     clock = ShiftedClock()
-    app = create_app(settings, clock=clock, migrate=False, run_sweeper=True)
+    app = create_app(settings, clock=clock, migrate=False, run_sweeper=sweeper)
     port = _free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="web-test-server", daemon=True)
+    thread = threading.Thread(target=server.run, name=f"web-test-server-{port}", daemon=True)
     thread.start()
-    url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             pytest.fail("the web test server did not start")
         time.sleep(0.05)
-    live = LiveServer(
-        url=url, clock=clock, settings=settings, app=app, server=server, thread=thread
-    )
+    url = f"http://127.0.0.1:{port}"
     try:
-        yield live
+        yield LiveServer(
+            url=url, clock=clock, settings=settings, app=app, server=server, thread=thread
+        )
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+@pytest.fixture(scope="package")
+def live_server(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    asyncio.run(_truncate(database_url))  # a fresh sweeper schedule and no leftovers
+    settings = _settings(database_url, tmp_path_factory.mktemp("web-data"))
+    with running_server(settings) as live:
+        yield live
+
+
+@pytest.fixture
+def tight_server(live_server: LiveServer, tmp_path: Path) -> Iterator[LiveServer]:
+    """A second server on the same database that allows two chat messages a minute."""
+    assert live_server.settings.database_url
+    settings = _settings(live_server.settings.database_url, tmp_path, rate_limit_chat="2/minute")
+    with running_server(settings, sweeper=False) as live:
+        yield live
 
 
 @pytest.fixture(scope="package")
@@ -248,13 +271,13 @@ def new_page(browser: Any, live_server: LiveServer) -> Iterator[Any]:
     contexts: list[Any] = []
     pages: list[Page] = []
 
-    def make(**options: Any) -> Page:
+    def make(server: LiveServer | None = None, **options: Any) -> Page:
         options.setdefault("viewport", {"width": 1280, "height": 860})
         options.setdefault("accept_downloads", True)
         context = browser.new_context(**options)
         context.set_default_timeout(15_000)
         contexts.append(context)
-        page = Page(context.new_page(), live_server)
+        page = Page(context.new_page(), server or live_server)
         pages.append(page)
         return page
 

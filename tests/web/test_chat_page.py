@@ -105,3 +105,23 @@ def test_a_script_typed_as_a_message_is_shown_as_text(new_page, live_server):
     p.reload()
     expect(p.locator("#messages .msg-user .msg-text").first).to_have_text(attack)
     assert page.dialogs == []
+
+
+def test_quota_is_shown_and_a_429_says_when_to_retry(new_page, tight_server):
+    page = new_page(server=tight_server).open().sign_up(tight_server.new_email())
+    p = page.page
+    expect(p.locator("#quota")).to_contain_text("2 messages left this minute")
+    page.say("Hello")
+    expect(p.locator("#quota")).to_contain_text("1 message left this minute")
+    page.say("Hello again")
+    expect(p.locator("#quota")).to_contain_text("0 messages left this minute")
+
+    box = p.get_by_label("Message", exact=True)
+    box.fill("One more, please")
+    box.press("Enter")
+    expect(p.locator("#chat-error")).to_contain_text("Please wait")
+    expect(p.locator("#chat-error")).to_contain_text("try again")
+    expect(p.get_by_role("button", name="Send")).to_be_disabled()
+    # Nothing was lost: the refused message is back in the box, not in the conversation.
+    expect(box).to_have_value("One more, please")
+    expect(p.locator("#messages .msg-user")).to_have_count(2)

@@ -54,11 +54,6 @@ export function initHistory(callbacks) {
   el["import-file"].addEventListener("change", importFile);
 
   // An open "More" menu closes when the user clicks or tabs anywhere else.
-  const closeMenus = (event) => {
-    for (const menu of document.querySelectorAll("details.row-menu[open]")) {
-      if (!menu.contains(event.target)) menu.open = false;
-    }
-  };
   document.addEventListener("click", closeMenus);
   document.addEventListener("focusin", closeMenus);
 
@@ -192,12 +187,16 @@ function row(item) {
   if (archived) {
     quick.append(button("Restore", "btn btn-primary btn-small", () => restore(item.id), `Restore “${item.title}”`));
   }
-  const menu = h(
-    "details",
-    { class: "row-menu" },
-    h("summary", { class: "btn btn-small", "aria-label": `More actions for “${item.title}”` }, "More"),
-  );
-  const actions = h("div", { class: "row-actions" });
+  const actions = h("div", { class: "row-actions", id: `row-actions-${item.id}`, hidden: true });
+  const toggle = h("button", {
+    type: "button",
+    class: "btn btn-small row-more",
+    "aria-expanded": "false",
+    "aria-controls": `row-actions-${item.id}`,
+    "aria-label": `More actions for “${item.title}”`,
+    text: "More",
+  });
+  toggle.addEventListener("click", () => setMenu(actions, actions.hidden));
   if (!archived) actions.append(button("Archive", "btn btn-small", () => archive(item), null));
   actions.append(
     button("Rename", "btn btn-small", () => rename(item, li), null),
@@ -205,23 +204,40 @@ function row(item) {
     button("Export PDF", "btn btn-small", () => exportOne(item, "pdf"), null),
     button("Delete", "btn btn-small btn-danger", () => remove(item, li), null),
   );
-  menu.append(actions);
-  menu.addEventListener("keydown", (event) => {
-    if (event.key === "Escape" && menu.open) {
-      menu.open = false;
-      menu.querySelector("summary").focus();
+  actions.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") {
+      event.stopPropagation();
+      setMenu(actions, false);
+      toggle.focus();
     }
   });
+  const menu = h("div", { class: "row-menu" }, toggle, actions);
   quick.append(menu);
   li.append(open, preview, meta, quick);
   return li;
 }
 
+function setMenu(actions, open) {
+  if (open) closeMenus();
+  actions.hidden = !open;
+  const toggle = actions.parentElement.querySelector(".row-more");
+  toggle.setAttribute("aria-expanded", String(open));
+  if (open) actions.querySelector("button").focus();
+}
+
+function closeMenus(event) {
+  for (const actions of document.querySelectorAll(".row-actions:not([hidden])")) {
+    if (event && actions.parentElement.contains(event.target)) continue;
+    actions.hidden = true;
+    actions.parentElement.querySelector(".row-more").setAttribute("aria-expanded", "false");
+  }
+}
+
 function button(label, cls, onClick, ariaLabel) {
   const b = h("button", { type: "button", class: cls, "aria-label": ariaLabel, text: label });
   b.addEventListener("click", async () => {
-    const details = b.closest("details");
-    if (details) details.open = false;
+    const menu = b.closest(".row-actions");
+    if (menu) setMenu(menu, false);
     b.disabled = true;
     try {
       await onClick();
