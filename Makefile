@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install run test test-storage lint fmt migrate revision bench bench-quick clean browser-deps
+.PHONY: help install run test test-storage lint fmt migrate revision bench bench-quick bench-deps clean browser-deps
 
 help:
 	@echo "make run      - install, migrate and serve on http://127.0.0.1:8000 (embedded PostgreSQL)"
@@ -46,6 +46,31 @@ test: $(STAMP) browser-deps
 
 test-storage: $(STAMP)
 	$(BIN)/python -m pytest -m storage $(PYTEST_ARGS)
+
+# Benchmarks (docs/performance.md). The `bench` extra brings the Redis client; the HTTP
+# section needs Debian's wrk, installed here when we can (root with apt), else it skips.
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@touch $(BENCH_STAMP)
+
+bench-deps: $(BENCH_STAMP)
+	@if command -v wrk >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing wrk for the HTTP benchmark: apt-get install -y wrk"; \
+		apt-get install -y wrk >/dev/null 2>&1 \
+		|| { apt-get update >/dev/null 2>&1 && apt-get install -y wrk >/dev/null 2>&1; } \
+		|| echo "note: could not install wrk; the HTTP section will be skipped."; \
+	else \
+		echo "note: wrk is missing (sudo apt-get install -y wrk); the HTTP section will be skipped."; \
+	fi
+
+bench: bench-deps
+	$(BIN)/python -m bench --mode full $(BENCH_ARGS)
+
+bench-quick: bench-deps
+	$(BIN)/python -m bench --mode quick $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check app tests alembic

@@ -1,0 +1,1 @@
+"""`make bench`: Chatkeep's storage against the designs a user would pick instead."""

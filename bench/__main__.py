@@ -1,0 +1,142 @@
+"""`python -m bench [--mode full|quick|smoke]`: run every section, print tables, save results.
+
+Sections: turns (turn cost vs history), http (real servers under wrk), sweeper, history.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+import time
+import warnings
+from typing import Any
+
+from bench.modes import MODES, Mode
+from bench.pg import BenchServer
+from bench.report import Report, machine, write_doc
+
+SECTIONS = ("turns", "http", "sweeper", "history")
+
+DOC_INTRO = """# Performance
+
+What a chat turn costs in Chatkeep next to the designs a user would otherwise pick, all
+measured in one run on one machine by `make bench` (about 10 minutes) or
+`make bench-quick` (under a minute, smaller sizes, fewer turns: a sanity check, not a
+reference). The bench starts its own PostgreSQL under `.data/bench-pg` (or uses
+`BENCH_DATABASE_URL`), makes and drops its own databases, and uses the Redis at
+`BENCH_REDIS_URL` (default `redis://127.0.0.1:6379/0`, keys under a per-run prefix,
+deleted afterwards). Raw figures are written to `bench/results/` as JSON.
+
+The designs, each behind the same chat turn (code in `bench/stores.py`):
+
+1. **in-memory dict** — the original implementation: fast, gone on restart, one process.
+2. **Redis JSON blob** — the original "Option 1": `GET`, parse, append, `SET … EX 1800`.
+3. **Postgres JSONB blob** — the original "Option 2" table, the whole message list
+   rewritten each turn (in one transaction that locks the row).
+4. **Chatkeep** — as built: `chat_turn` in a real `AsyncSession`, committed like a request.
+5. **floor** — the bare SQL one durable append-only turn needs, sent with asyncpg: lock the
+   session row, insert two messages, update the session, commit.
+
+Read the ratios, not the absolute numbers: everything (database, servers, load generator)
+shares one small machine.
+
+Sections:
+
+- *Turn cost vs history length*: one client, sequential turns, on sessions seeded with 10 to
+  10,000 earlier messages.
+- *Throughput over HTTP*: the real server (`uvicorn app.asgi:app --workers 2`) against a
+  small FastAPI app in `bench/memory_app.py` that serves the same endpoint from the
+  in-memory dict (also two workers — each with its own dict, which is that design's flaw:
+  the "broken" column counts turns whose conversation was forgotten because the other
+  worker answered). Load comes from `wrk` in its own process, one signed-in user per
+  connection, conversations of a few turns.
+- *Sweeper at scale*: archive expired sessions with the app's own sweeper while chat
+  turns run, and compare turn latency during the sweep with before it.
+- *History and export*: history pages, search, PDF and ZIP export on one large account;
+  parts whose code is not there yet are skipped with a note.
+"""
+
+
+def _redis_url() -> str | None:
+    url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+    return url or None
+
+
+async def _main(mode: Mode, sections: list[str], report: Report) -> None:
+    server = await asyncio.to_thread(BenchServer.start)
+    report.environment["PostgreSQL"] = f"{await server.version()} ({server.kind})"
+    redis_url = _redis_url()
+    report.environment["Redis"] = redis_url or "off"
+    print(
+        f"PostgreSQL {report.environment['PostgreSQL']}; Redis {report.environment['Redis']}",
+        flush=True,
+    )
+    try:
+        for name in sections:
+            started = time.perf_counter()
+            print(f"\n-- {name} --", flush=True)
+            figures: dict[str, Any]
+            if name == "turns":
+                from bench import turn_cost
+
+                figures = await turn_cost.run(server, report, mode, redis_url)
+            elif name == "http":
+                from bench import http_load
+
+                figures = await http_load.run(server, report, mode)
+            elif name == "sweeper":
+                from bench import sweeper
+
+                figures = await sweeper.run(server, report, mode)
+            elif name == "history":
+                from bench import history
+
+                figures = await history.run(server, report, mode)
+            else:
+                raise SystemExit(f"unknown section {name}")
+            report.figures.update(figures)
+            report.figures.setdefault("section_seconds", {})[name] = round(
+                time.perf_counter() - started, 1
+            )
+    finally:
+        await server.drop_all()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--mode", choices=sorted(MODES), default="full")
+    parser.add_argument("--only", help="comma-separated sections: " + ",".join(SECTIONS))
+    parser.add_argument("--no-doc", action="store_true", help="do not rewrite docs/performance.md")
+    args = parser.parse_args(argv)
+    mode = MODES[args.mode]
+    sections = args.only.split(",") if args.only else list(SECTIONS)
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    logging.basicConfig(level=logging.WARNING)
+
+    command = {"full": "make bench", "quick": "make bench-quick"}.get(
+        mode.name, f"python -m bench --mode {mode.name}"
+    )
+    report = Report(mode=mode.name, command=command)
+    m = machine()
+    print(
+        f"Chatkeep bench, mode {mode.name}: {m['nproc']} cores ({m['cpu']}), {m['memory_gib']} GiB",
+        flush=True,
+    )
+    started = time.perf_counter()
+    asyncio.run(_main(mode, sections, report))
+    elapsed = time.perf_counter() - started
+    if report.goals:
+        print(report.goals_table().text())
+    path = report.write_json()
+    print(f"\nResults: {path.relative_to(path.parents[2])}; total {elapsed:.0f}s")
+    if not args.no_doc and mode.name in ("full", "quick") and not args.only:
+        write_doc(report, elapsed, DOC_INTRO)
+        print("docs/performance.md updated")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

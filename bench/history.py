@@ -1,0 +1,294 @@
+"""History and export on one big account: list pages, search, PDF and ZIP export.
+
+Each part runs only when the code it measures exists (`app.conversations.history`,
+`app.exports.service`, `app.exports.zip_export`); otherwise it prints a note and skips.
+PDF and ZIP run in a subprocess (`bench.export_probe`) so their peak memory is their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from app.core.runtime import PROJECT_ROOT
+from bench.data import TextSource
+from bench.modes import Mode
+from bench.pg import BenchServer, connect, settle
+from bench.report import Report, Table, fmt_ms, percentile
+from bench.stores import bench_settings
+
+POOL_TEXTS = 4000  # distinct message texts the bulk load cycles through
+COMMON_WORD_RANK = 10  # search for the 10th most frequent word of the vocabulary
+MISSING_WORD = "zzyzxnowhere"
+
+_SESSIONS = """
+INSERT INTO chat_session (id, user_id, title, status, created_at, last_activity_at,
+                          archived_at, message_count)
+SELECT $2 || lpad(g::text, 8, '0') || '_' || md5($2 || g::text),
+       $1,
+       left(t.content, 60),
+       CASE WHEN g % 5 = 0 THEN 'archived' ELSE 'active' END,
+       now() - interval '30 days' + g * interval '1 minute',
+       now() - interval '20 days' + g * interval '1 minute',
+       CASE WHEN g % 5 = 0 THEN now() - interval '1 day' END,
+       $4
+FROM generate_series(1, $3) AS g
+JOIN bench_text AS t ON t.i = g % ($5 / 2)
+"""
+
+_MESSAGES = """
+INSERT INTO chat_message (session_id, seq, user_id, role, content, metadata, created_at)
+SELECT $2 || lpad(g::text, 8, '0') || '_' || md5($2 || g::text),
+       k,
+       $1,
+       CASE WHEN k % 2 = 1 THEN 'user' ELSE 'assistant' END,
+       t.content,
+       '{}'::jsonb,
+       now() - interval '30 days' + g * interval '1 minute' + k * interval '1 second'
+FROM generate_series(1, $3) AS g
+CROSS JOIN generate_series(1, $4) AS k
+JOIN bench_text AS t ON t.i = ((k + 1) % 2) * ($5 / 2) + (g * 7919 + k * 31) % ($5 / 2)
+"""
+
+
+def _available(module: str, *names: str) -> str | None:
+    """None if `module` has all `names`; otherwise why not."""
+    try:
+        mod = importlib.import_module(module)
+    except Exception as exc:
+        return f"{module} not importable ({exc.__class__.__name__}: {exc})"
+    missing = [n for n in names if not hasattr(mod, n)]
+    return f"{module} has no {', '.join(missing)}" if missing else None
+
+
+async def _load_account(
+    url: str, user_id: uuid.UUID, prefix: str, sessions: int, per_session: int, text: TextSource
+) -> float:
+    started = time.perf_counter()
+    async with connect(url) as conn:
+        exists = await conn.fetchval("SELECT to_regclass('bench_text') IS NOT NULL")
+        if not exists:
+            await conn.execute("CREATE UNLOGGED TABLE bench_text (i int PRIMARY KEY, content text)")
+            half = POOL_TEXTS // 2
+            rows = [(i, text.message("user").content) for i in range(half)]
+            rows += [(half + i, text.message("assistant").content) for i in range(half)]
+            await conn.copy_records_to_table("bench_text", records=rows, columns=["i", "content"])
+        await conn.execute(_SESSIONS, user_id, prefix, sessions, per_session, POOL_TEXTS)
+        # In slices, so no single statement holds millions of rows' worth of work.
+        step = max(1, 200_000 // max(1, per_session))
+        for first in range(1, sessions + 1, step):
+            last = min(sessions, first + step - 1)
+            await conn.execute(
+                _MESSAGES.replace(
+                    "generate_series(1, $3) AS g", f"generate_series({first}, $3) AS g"
+                ),
+                user_id,
+                prefix,
+                last,
+                per_session,
+                POOL_TEXTS,
+            )
+    return time.perf_counter() - started
+
+
+async def _user(url: str, email: str) -> uuid.UUID:
+    user_id = uuid.uuid4()
+    async with connect(url) as conn:
+        await conn.execute(
+            "INSERT INTO app_user (id, email, hashed_password, is_active, is_superuser, "
+            "is_verified) VALUES ($1, $2, 'not-a-password-hash', true, false, true)",
+            user_id,
+            email,
+        )
+    return user_id
+
+
+async def _times(call: Callable[[], Awaitable[Any]], repeats: int) -> list[float]:
+    await call()  # warm
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter_ns()
+        await call()
+        samples.append((time.perf_counter_ns() - t0) / 1e6)
+    return samples
+
+
+def _probe(
+    kind: str, url: str, user_id: uuid.UUID, session_id: str | None = None
+) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "bench.export_probe", kind, "--url", url, "--user", str(user_id)]
+    if session_id:
+        cmd += ["--session", session_id]
+    out = subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)
+    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("{")), None)
+    if out.returncode != 0 or line is None:
+        raise RuntimeError(f"export probe {kind} failed: {out.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(line)
+    return result
+
+
+async def run(server: BenchServer, report: Report, mode: Mode) -> dict[str, Any]:
+    missing_history = _available("app.conversations.history", "list_sessions")
+    missing_pdf = _available("app.exports.service", "render_session_pdf")
+    missing_zip = _available("app.exports.zip_export", "export_zip_stream")
+    if missing_history and missing_pdf and missing_zip:
+        report.note(
+            f"history/export section skipped: {missing_history}; {missing_pdf}; {missing_zip}"
+        )
+        return {}
+
+    url = await server.migrated_database("history")
+    text = TextSource(seed=5)
+    figures: dict[str, Any] = {}
+    n_sessions, per_session = mode.history_sessions, mode.history_messages_per_session
+    table = Table(
+        f"History and export: one user with {n_sessions:,} conversations and "
+        f"{n_sessions * per_session:,} messages",
+        ["operation", "p50 ms", "p95 ms", "detail"],
+    )
+    try:
+        owner = await _user(url, "bench-history@example.com")
+        load_s = await _load_account(url, owner, "session_18", n_sessions, per_session, text)
+        async with connect(url) as conn:
+            await settle(conn, "chat_session", "chat_message")
+        print(
+            f"  history: {n_sessions * per_session:,} messages loaded in {load_s:.1f}s", flush=True
+        )
+        figures["history_load_seconds"] = load_s
+
+        if missing_history:
+            report.note(f"history pages and search skipped: {missing_history}")
+        else:
+            await _history_rows(url, owner, mode, table, figures)
+
+        if missing_pdf:
+            report.note(f"PDF export skipped: {missing_pdf}")
+        else:
+            pdf_user = await _user(url, "bench-pdf@example.com")
+            await _load_account(url, pdf_user, "session_19", 1, mode.pdf_messages, text)
+            pdf_session = loaded_session_id("session_19", 1)
+            result = await asyncio.to_thread(_probe, "pdf", url, pdf_user, pdf_session)
+            table.add(
+                f"PDF of one {mode.pdf_messages:,}-message conversation",
+                fmt_ms(result["seconds"] * 1000),
+                "—",
+                _export_detail(result, "file"),
+            )
+            figures["pdf"] = result
+
+        if missing_zip:
+            report.note(f"ZIP export skipped: {missing_zip}")
+        else:
+            zip_user = await _user(url, "bench-zip@example.com")
+            await _load_account(
+                url,
+                zip_user,
+                "session_20",
+                mode.zip_conversations,
+                mode.zip_messages_per_conversation,
+                text,
+            )
+            result = await asyncio.to_thread(_probe, "zip", url, zip_user)
+            table.add(
+                f"ZIP of {mode.zip_conversations:,} conversations "
+                f"({mode.zip_messages_per_conversation} messages each, JSON + one PDF each)",
+                fmt_ms(result["seconds"] * 1000),
+                "—",
+                _export_detail(result, "archive"),
+            )
+            figures["zip"] = result
+    finally:
+        await server.drop(url)
+
+    table.notes.append(
+        f"Bulk-loaded with generate_series in {load_s:.1f} s from a pool of {POOL_TEXTS:,} "
+        "generated texts (the full-text index is built as rows arrive, as in production). "
+        "Timings call the services directly (no HTTP); PDF and ZIP run in a subprocess of "
+        "their own, whose peak RSS is reported next to its RSS before the export began."
+    )
+    report.show(table)
+    return figures
+
+
+def _export_detail(result: dict[str, Any], what: str) -> str:
+    return (
+        f"{result['bytes'] / 2**20:.1f} MiB {what}; peak RSS {result['peak_rss_mib']:.0f} MiB "
+        f"({result['base_rss_mib']:.0f} before)"
+    )
+
+
+def loaded_session_id(prefix: str, number: int) -> str:
+    """The id `_load_account` gives its `number`th session (same formula as the SQL)."""
+    digest = hashlib.md5(f"{prefix}{number}".encode(), usedforsecurity=False).hexdigest()
+    return f"{prefix}{number:08d}_{digest}"
+
+
+async def _history_rows(
+    url: str, owner: uuid.UUID, mode: Mode, table: Table, figures: dict[str, Any]
+) -> None:
+    from app.conversations.history import list_sessions
+    from app.core.db import create_engine, create_sessionmaker
+
+    engine = create_engine(bench_settings(url), url)
+    sm = create_sessionmaker(engine)
+    try:
+
+        async def page(cursor: str | None = None, q: str | None = None) -> Any:
+            async with sm() as s:
+                return await list_sessions(session=s, user_id=owner, cursor=cursor, q=q, limit=20)
+
+        # A deep page: walk the cursor ~90% of the way down.
+        n_pages = mode.history_sessions // 20
+        target = max(1, int(n_pages * 0.9))
+        cursor = None
+        walk_started = time.perf_counter()
+        for _ in range(target):
+            result = await page(cursor)
+            cursor = result.next_cursor
+            if cursor is None:
+                break
+        walk_s = time.perf_counter() - walk_started
+        common = await _common_word(url)
+        rows = [
+            ("history, first page (20)", lambda: page()),
+            (f"history, page {target:,} of {n_pages:,} via cursor", lambda: page(cursor)),
+            (f"search, common word ('{common}')", lambda: page(q=common)),
+            ("search, word in no message", lambda: page(q=MISSING_WORD)),
+        ]
+        for label, call in rows:
+            samples = await _times(call, mode.history_repeats)
+            hits = len((await call()).items)
+            table.add(
+                label,
+                fmt_ms(percentile(samples, 50)),
+                fmt_ms(percentile(samples, 95)),
+                f"{hits} rows; {len(samples)} runs",
+            )
+            figures[f"history:{label}"] = {
+                "p50_ms": percentile(samples, 50),
+                "p95_ms": percentile(samples, 95),
+                "rows": hits,
+            }
+        figures["history_cursor_walk_seconds"] = walk_s
+    finally:
+        await engine.dispose()
+
+
+async def _common_word(url: str) -> str:
+    async with connect(url) as conn:
+        word = await conn.fetchval(
+            """
+            SELECT word FROM ts_stat('SELECT to_tsvector(''simple'', content) FROM bench_text')
+            ORDER BY ndoc DESC, word OFFSET $1 LIMIT 1
+            """,
+            COMMON_WORD_RANK,
+        )
+    return str(word)

@@ -1,0 +1,105 @@
+"""How big each run is: `full` (make bench), `quick` (make bench-quick), `smoke` (the test)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Mode:
+    name: str
+    # turn cost
+    history_sizes: tuple[int, ...]
+    turns: int
+    min_turns: int
+    warmup_turns: int
+    turn_cap_seconds: float
+    # HTTP
+    http: bool
+    http_concurrency: tuple[int, ...]
+    http_seconds: int
+    http_turns_per_conversation: int
+    http_users: int
+    # sweeper
+    sweep_sessions: int
+    sweep_live_clients: int
+    sweep_before_seconds: float
+    # history and export
+    history_sessions: int
+    history_messages_per_session: int
+    history_repeats: int
+    pdf_messages: int
+    zip_conversations: int
+    zip_messages_per_conversation: int
+
+
+FULL = Mode(
+    name="full",
+    history_sizes=(10, 100, 1_000, 10_000),
+    turns=200,
+    min_turns=30,
+    warmup_turns=10,
+    turn_cap_seconds=12.0,
+    http=True,
+    http_concurrency=(1, 16, 64),
+    http_seconds=10,
+    http_turns_per_conversation=8,
+    http_users=16,
+    sweep_sessions=1_000_000,
+    sweep_live_clients=4,
+    sweep_before_seconds=5.0,
+    history_sessions=10_000,
+    history_messages_per_session=100,
+    history_repeats=50,
+    pdf_messages=1_000,
+    zip_conversations=1_000,
+    zip_messages_per_conversation=100,
+)
+
+QUICK = Mode(
+    name="quick",
+    history_sizes=(10, 100, 1_000, 10_000),
+    turns=40,
+    min_turns=15,
+    warmup_turns=5,
+    turn_cap_seconds=1.5,
+    http=True,
+    http_concurrency=(16,),
+    http_seconds=2,
+    http_turns_per_conversation=8,
+    http_users=4,
+    sweep_sessions=20_000,
+    sweep_live_clients=2,
+    sweep_before_seconds=1.0,
+    history_sessions=500,
+    history_messages_per_session=40,
+    history_repeats=10,
+    pdf_messages=200,
+    zip_conversations=100,
+    zip_messages_per_conversation=20,
+)
+
+SMOKE = Mode(
+    name="smoke",
+    history_sizes=(10, 100, 1_000, 10_000),
+    turns=8,
+    min_turns=4,
+    warmup_turns=2,
+    turn_cap_seconds=0.5,
+    http=False,
+    http_concurrency=(4,),
+    http_seconds=1,
+    http_turns_per_conversation=4,
+    http_users=2,
+    sweep_sessions=2_000,
+    sweep_live_clients=2,
+    sweep_before_seconds=0.3,
+    history_sessions=50,
+    history_messages_per_session=10,
+    history_repeats=3,
+    pdf_messages=20,
+    zip_conversations=10,
+    zip_messages_per_conversation=10,
+)
+
+MODES = {m.name: m for m in (FULL, QUICK, SMOKE)}
