@@ -26,6 +26,7 @@ from app.core.metrics import MetricsMiddleware
 from app.core.runtime import ensure_database_url, run_migrations
 from app.ratelimit.setup import install_rate_limits
 from app.core.security import BodySizeLimitMiddleware, CsrfMiddleware, SecurityHeadersMiddleware
+from app.exports.router import router as exports_router
 from app.health.router import router as health_router
 from app.web.router import STATIC_PREFIX, static_files
 from app.web.router import router as web_router
@@ -91,6 +92,7 @@ def create_app(
     app.include_router(auth_router)
     app.include_router(history_router)
     app.include_router(conversations_router)
+    app.include_router(exports_router)
     app.include_router(assistant_router)
     app.include_router(admin_router)
     app.include_router(health_router)

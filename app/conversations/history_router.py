@@ -25,8 +25,9 @@ from app.conversations.schemas import (
     SessionSummary,
 )
 from app.core.db import SessionDep
+from app.ratelimit.dependencies import RateLimit
 
-router = APIRouter(prefix="/api/sessions", tags=["history"])
+router = APIRouter(prefix="/api/sessions", tags=["history"], dependencies=[RateLimit("default")])
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such conversation (or not yours)"}

@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     context_max_messages: int = 50
     context_max_chars: int = 24_000
 
+    # Import of exports (docs/export-format.md).
+    max_import_bytes: int = 50 * 1024 * 1024
+    max_import_uncompressed_bytes: int = 100 * 1024 * 1024
+    max_import_compression_ratio: int = 100
+    max_import_conversations: int = 10_000
+    max_import_messages: int = 200_000
+
     assistant_backend: Literal["builtin", "openai"] = "builtin"
     # ASSISTANT_BACKEND=openai: any OpenAI-compatible chat-completions server.
     llm_base_url: str = "https://api.openai.com/v1"

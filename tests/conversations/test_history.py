@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import pytest
 import sqlalchemy as sa
 
+from app.assistant.base import AssistantReply, AssistantTurn
 from app.conversations import history
 from tests.conftest import chat, register
 
 pytestmark = pytest.mark.storage
 
 MISSING_ID = "session_1700000000000_AAAAAAAAAAAAAAAAAAAAAAAA"
+
+
+@dataclass
+class RecordingAssistant:
+    """Answers every turn and keeps what it was given, to check the history it saw."""
+
+    name: str = "recording"
+    turns: list[AssistantTurn] = field(default_factory=list)
+
+    async def reply(self, turn: AssistantTurn) -> AssistantReply:
+        self.turns.append(turn)
+        return AssistantReply(content=f"reply to {turn.message}")
 
 
 async def _start(client, headers, text, clock=None) -> str:
@@ -36,7 +51,8 @@ async def _all_pages(client, headers, **params) -> list[dict]:
             return items
 
 
-async def test_list_is_newest_activity_first_with_preview_and_counts(client, clock):
+async def test_list_is_newest_activity_first_with_preview_and_counts(client, clock, app):
+    app.state.assistant = RecordingAssistant()
     headers = await register(client)
     older = await _start(client, headers, "Plan a trip to Lisbon", clock)
     newer = await _start(client, headers, "Write a haiku about rain", clock)
@@ -65,9 +81,12 @@ async def test_list_is_newest_activity_first_with_preview_and_counts(client, clo
     assert first["status"] == "active"
     assert first["messageCount"] == 4
     assert first["archivedAt"] is None
-    # The preview is the start of the last message (the assistant's reply), at most ~140 chars.
-    assert first["preview"].startswith('You said: "and another one please"')
-    assert len(first["preview"]) <= history.PREVIEW_CHARS
+    # The preview is the start of the last message (here the assistant's reply).
+    assert first["preview"] == "reply to and another one please"
+    long_text = "word " * 100
+    preview = history.make_preview(long_text)
+    assert len(preview) <= history.PREVIEW_CHARS and preview.endswith("…")
+    assert long_text.startswith(preview[:-1])
 
 
 async def test_pages_have_no_duplicates_or_gaps_while_sessions_arrive(client, clock):
@@ -221,7 +240,9 @@ async def test_every_route_hides_other_users_sessions_like_missing_ones(client, 
     assert mine["messageCount"] == 2
 
 
-async def test_restore_then_continue_the_conversation(client, clock, settings):
+async def test_restore_then_continue_the_conversation(client, clock, settings, app):
+    recorder = RecordingAssistant()
+    app.state.assistant = recorder
     headers = await register(client)
     sid = await _start(client, headers, "Draft a toast for my sister's wedding", clock)
     # Left alone past the session lifetime: the next chat would have started a new session.
@@ -244,7 +265,11 @@ async def test_restore_then_continue_the_conversation(client, clock, settings):
     assert r.status_code == 200
     assert r.json()["sessionId"] == sid
     assert "expiredSessionId" not in r.json()
-    assert "Draft a toast for my sister" in r.json()["reply"]  # the old history was used
+    # The assistant was given the old conversation as history.
+    assert [m.content for m in recorder.turns[-1].history] == [
+        "Draft a toast for my sister's wedding",
+        "reply to Draft a toast for my sister's wedding",
+    ]
     detail = (await client.get(f"/api/sessions/{sid}", headers=headers)).json()
     assert [m["seq"] for m in detail["messages"]] == [1, 2, 3, 4]
     assert detail["messages"][2]["content"] == "make it funnier"

@@ -1,0 +1,138 @@
+"""Export a conversation (JSON or PDF), export everything (ZIP), import exports back."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import AsyncIterator
+from datetime import date
+from typing import IO, Annotated, Any, BinaryIO, Literal, cast
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from app.auth.dependencies import CurrentUser
+from app.conversations import history
+from app.conversations.dependencies import ClockDep, OwnedSession
+from app.conversations.schemas import ImportResult
+from app.core.db import SessionDep
+from app.core.errors import InvalidInputError
+from app.exports import importer, naming, service, zip_export
+
+router = APIRouter(prefix="/api", tags=["export"])
+
+CHUNK_BYTES = 64 * 1024
+PDF_SPOOL_BYTES = 8 * 1024 * 1024
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such conversation (or not yours)"}
+}
+
+
+async def _file_chunks(handle: IO[bytes]) -> AsyncIterator[bytes]:
+    try:
+        while chunk := handle.read(CHUNK_BYTES):
+            yield chunk
+    finally:
+        handle.close()
+
+
+@router.get(
+    "/sessions/{session_id}/export",
+    responses={
+        **_NOT_FOUND,
+        200: {
+            "content": {"application/json": {}, "application/pdf": {}},
+            "description": "The conversation as a download",
+        },
+    },
+)
+async def export_session(
+    request: Request,
+    chat_session: OwnedSession,
+    user: CurrentUser,
+    session: SessionDep,
+    clock: ClockDep,
+    format: Annotated[Literal["json", "pdf"], Query()] = "json",
+) -> StreamingResponse:
+    ascii_name, unicode_name = naming.download_name(
+        chat_session.title, chat_session.created_at, format
+    )
+    headers = {
+        "Content-Disposition": naming.content_disposition(ascii_name, unicode_name),
+        "Cache-Control": "no-store",
+    }
+    if format == "pdf":
+        spool = tempfile.SpooledTemporaryFile(max_size=PDF_SPOOL_BYTES)  # noqa: SIM115
+        try:
+            await service.render_session_pdf(
+                session=session,
+                user_id=user.id,
+                session_id=chat_session.id,
+                out=cast(BinaryIO, spool),
+            )
+            headers["Content-Length"] = str(spool.tell())
+            spool.seek(0)
+        except BaseException:
+            spool.close()
+            raise
+        return StreamingResponse(_file_chunks(spool), media_type="application/pdf", headers=headers)
+    stream = service.conversation_json_stream(
+        sessionmaker=request.app.state.sessionmaker,
+        user_id=user.id,
+        session_id=chat_session.id,
+        now=clock.now(),
+    )
+    return StreamingResponse(stream, media_type="application/json", headers=headers)
+
+
+@router.get(
+    "/export",
+    responses={200: {"content": {"application/zip": {}}, "description": "A ZIP archive"}},
+)
+async def export_all(
+    request: Request,
+    user: CurrentUser,
+    clock: ClockDep,
+    format: Annotated[Literal["zip"], Query()] = "zip",
+    status: Annotated[history.StatusFilter, Query()] = "all",
+    q: Annotated[str | None, Query(max_length=history.SEARCH_MAX_CHARS)] = None,
+    date_from: Annotated[
+        date | None, Query(alias="from", description="First day of last activity (UTC)")
+    ] = None,
+    date_to: Annotated[
+        date | None, Query(alias="to", description="Last day of last activity (UTC), inclusive")
+    ] = None,
+) -> StreamingResponse:
+    if date_from and date_to and date_from > date_to:
+        raise InvalidInputError("`from` is after `to`.", code="invalid_date_range")
+    flt = history.SessionFilter(
+        status=status, q=history.normalize_query(q), date_from=date_from, date_to=date_to
+    )
+    now = clock.now()
+    stream = zip_export.export_zip_stream(
+        sessionmaker=request.app.state.sessionmaker, user_id=user.id, flt=flt, now=now
+    )
+    headers = {
+        "Content-Disposition": naming.content_disposition(zip_export.zip_download_name(now)),
+        "Cache-Control": "no-store",
+    }
+    return StreamingResponse(stream, media_type="application/zip", headers=headers)
+
+
+@router.post(
+    "/import",
+    response_model=ImportResult,
+    responses={
+        413: {"description": "The upload is too large"},
+        422: {"description": "Not a Chatkeep export, or unsafe"},
+    },
+)
+async def import_conversations(
+    request: Request, user: CurrentUser, session: SessionDep, clock: ClockDep
+) -> ImportResult:
+    settings = request.app.state.settings
+    limits = importer.ImportLimits.from_settings(settings)
+    with await importer.receive_upload(request, limits=limits) as upload:
+        result = await importer.import_file(
+            session=session, user_id=user.id, upload=upload, limits=limits, now=clock.now()
+        )
+    return ImportResult(imported=result.imported, skipped=result.skipped, sessions=result.sessions)

@@ -1,0 +1,264 @@
+"""Export: one conversation as JSON or PDF, all of them as a ZIP. Read-only services.
+
+Messages are read in keyset batches by `seq` (never a whole conversation at once) and
+written out as they arrive, so memory stays flat however long a conversation is. The
+JSON layout is documented in docs/export-format.md.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any, BinaryIO
+
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.conversations.history import (
+    SessionFilter,
+    after_cursor,
+    history_order,
+    session_conditions,
+)
+from app.conversations.models import ChatMessage, ChatSession
+from app.core.errors import NotFoundError
+from app.exports.drafts import collect_drafts
+
+EXPORT_FORMAT_VERSION = 1
+CONVERSATION_FORMAT = "chatkeep.conversation"
+ARCHIVE_FORMAT = "chatkeep.export"
+MESSAGE_BATCH = 1000
+SESSION_BATCH = 200
+
+_sessions = ChatSession.__table__  # type: ignore[attr-defined]
+_messages = ChatMessage.__table__  # type: ignore[attr-defined]
+# Everything but the search vector.
+_session_columns = [c for c in _sessions.c if c.name != "title_tsv"]
+
+
+def iso(value: datetime | None) -> str | None:
+    """UTC, ISO 8601 with a Z, microseconds kept: what the API returns too."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+# --------------------------------------------------------------------------- reading
+
+
+async def read_only_snapshot(session: AsyncSession) -> None:
+    """Make the session's transaction one consistent, read-only snapshot (first statement)."""
+    await session.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
+
+
+async def load_owned(*, session: AsyncSession, user_id: uuid.UUID, session_id: str) -> sa.Row[Any]:
+    row = (
+        await session.execute(
+            sa.select(*_session_columns).where(
+                _sessions.c.id == session_id, _sessions.c.user_id == user_id
+            )
+        )
+    ).first()
+    if row is None:
+        raise NotFoundError("No conversation with this id.", code="session_not_found")
+    return row
+
+
+async def message_batch(
+    *, session: AsyncSession, user_id: uuid.UUID, session_id: str, after_seq: int, limit: int
+) -> Sequence[sa.Row[Any]]:
+    m = _messages.c
+    stmt = (
+        sa.select(m.seq, m.role, m.content, m.image_url, m["metadata"].label("meta"), m.created_at)
+        .where(m.session_id == session_id, m.user_id == user_id, m.seq > after_seq)
+        .order_by(m.seq)
+        .limit(limit)
+    )
+    return (await session.execute(stmt)).all()
+
+
+async def iter_messages(
+    *, session: AsyncSession, user_id: uuid.UUID, session_id: str, batch: int = MESSAGE_BATCH
+) -> AsyncIterator[Sequence[sa.Row[Any]]]:
+    """The conversation's messages in seq order, a batch at a time."""
+    after = 0
+    while True:
+        rows = await message_batch(
+            session=session, user_id=user_id, session_id=session_id, after_seq=after, limit=batch
+        )
+        if rows:
+            yield rows
+        if len(rows) < batch:
+            return
+        after = rows[-1].seq
+
+
+async def iter_sessions(
+    *, session: AsyncSession, user_id: uuid.UUID, flt: SessionFilter, batch: int = SESSION_BATCH
+) -> AsyncIterator[sa.Row[Any]]:
+    """The user's sessions matching the filter, newest activity first, in keyset batches."""
+    conds = session_conditions(user_id=user_id, flt=flt)
+    position: tuple[datetime, str] | None = None
+    while True:
+        page_conds = list(conds)
+        if position is not None:
+            page_conds.append(after_cursor(*position))
+        rows = (
+            await session.execute(
+                sa.select(*_session_columns)
+                .where(*page_conds)
+                .order_by(*history_order())
+                .limit(batch)
+            )
+        ).all()
+        for row in rows:
+            yield row
+        if len(rows) < batch:
+            return
+        position = (rows[-1].last_activity_at, rows[-1].id)
+
+
+# ------------------------------------------------------------------------------ JSON
+
+
+def message_json(row: Any) -> dict[str, Any]:
+    return {
+        "seq": row.seq,
+        "role": row.role,
+        "content": row.content,
+        "imageUrl": row.image_url,
+        "createdAt": iso(row.created_at),
+        "metadata": row.meta,
+    }
+
+
+def conversation_head(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "title": row.title,
+        "status": row.status,
+        "createdAt": iso(row.created_at),
+        "lastActivityAt": iso(row.last_activity_at),
+        "archivedAt": iso(row.archived_at),
+        "messageCount": row.message_count,
+    }
+
+
+async def conversation_json_chunks(
+    *, session: AsyncSession, user_id: uuid.UUID, row: Any, counter: list[int] | None = None
+) -> AsyncIterator[str]:
+    """One conversation object, as text pieces: the head, each message, then the drafts."""
+    head = _dumps(conversation_head(row))
+    yield head[:-1] + ',"messages":['
+    first = True
+    async for batch in iter_messages(session=session, user_id=user_id, session_id=row.id):
+        parts = [_dumps(message_json(m)) for m in batch]
+        if counter is not None:
+            counter[0] += len(parts)
+        yield ("" if first else ",") + ",".join(parts)
+        first = False
+    drafts = await collect_drafts(session, user_id, row.id)
+    yield '],"drafts":' + _dumps(drafts) + "}"
+
+
+def document_head(kind: str, now: datetime) -> dict[str, Any]:
+    return {"format": kind, "version": EXPORT_FORMAT_VERSION, "exportedAt": iso(now)}
+
+
+async def conversation_document_chunks(
+    *, session: AsyncSession, user_id: uuid.UUID, session_id: str, now: datetime
+) -> AsyncIterator[bytes]:
+    """The per-conversation export file, `chatkeep.conversation` version 1, in pieces."""
+    row = await load_owned(session=session, user_id=user_id, session_id=session_id)
+    head = _dumps(document_head(CONVERSATION_FORMAT, now))
+    yield (head[:-1] + ',"conversation":').encode()
+    async for piece in conversation_json_chunks(session=session, user_id=user_id, row=row):
+        yield piece.encode()
+    yield b"}"
+
+
+# ------------------------------------------------------------------------------- PDF
+
+
+def _pdf_conversation(row: Any) -> Any:
+    from app.exports.pdf import PdfConversation
+
+    return PdfConversation(
+        title=row.title,
+        session_id=row.id,
+        created_at=row.created_at,
+        last_activity_at=row.last_activity_at,
+        archived_at=row.archived_at,
+        message_count=row.message_count,
+    )
+
+
+async def render_row_pdf(
+    *, session: AsyncSession, user_id: uuid.UUID, row: Any, out: BinaryIO
+) -> None:
+    """Render in a worker thread; the thread pulls message batches from the event loop as
+    the renderer consumes them, so the messages are never all loaded at once."""
+    from app.exports.pdf import PdfMessage, render_conversation_pdf
+
+    async def fetch(after_seq: int) -> Sequence[sa.Row[Any]]:
+        return await message_batch(
+            session=session,
+            user_id=user_id,
+            session_id=row.id,
+            after_seq=after_seq,
+            limit=MESSAGE_BATCH,
+        )
+
+    def messages() -> Iterator[PdfMessage]:
+        after = 0
+        while True:
+            rows = anyio.from_thread.run(fetch, after)
+            for m in rows:
+                yield PdfMessage(
+                    seq=m.seq,
+                    role=m.role,
+                    content=m.content,
+                    created_at=m.created_at,
+                    image_path=None,  # stored images are not resolved to files yet
+                )
+            if len(rows) < MESSAGE_BATCH:
+                return
+            after = rows[-1].seq
+
+    await anyio.to_thread.run_sync(render_conversation_pdf, _pdf_conversation(row), messages(), out)
+
+
+async def render_session_pdf(
+    *, session: AsyncSession, user_id: uuid.UUID, session_id: str, out: BinaryIO
+) -> None:
+    """Write the user's conversation as PDF to `out`. NotFoundError if it is not theirs."""
+    row = await load_owned(session=session, user_id=user_id, session_id=session_id)
+    await render_row_pdf(session=session, user_id=user_id, row=row, out=out)
+
+
+async def conversation_json_stream(
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    user_id: uuid.UUID,
+    session_id: str,
+    now: datetime,
+) -> AsyncIterator[bytes]:
+    """The per-conversation JSON file as byte chunks, read in a session of its own."""
+    async with sessionmaker() as db:
+        try:
+            await read_only_snapshot(db)
+            async for chunk in conversation_document_chunks(
+                session=db, user_id=user_id, session_id=session_id, now=now
+            ):
+                yield chunk
+        finally:
+            await db.rollback()

@@ -1,0 +1,179 @@
+"""Exporting one conversation: JSON and PDF downloads, as a client sees them."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from urllib.parse import unquote
+
+import pytest
+
+from app.exports import naming, service
+from tests.conftest import chat, register
+
+pytestmark = pytest.mark.storage
+
+MISSING_ID = "session_1700000000000_AAAAAAAAAAAAAAAAAAAAAAAA"
+
+
+async def _conversation(client, headers, clock, first="Plan a trip to Lisbon", turns=2) -> str:
+    r = await chat(client, headers, first)
+    sid = r.json()["sessionId"]
+    for i in range(turns - 1):
+        clock.advance(1)
+        assert (await chat(client, headers, f"follow-up {i}", session_id=sid)).status_code == 200
+    return sid
+
+
+async def test_json_export_is_a_complete_versioned_download(client, clock):
+    headers = await register(client)
+    sid = await _conversation(client, headers, clock, turns=3)
+    r = await client.get(f"/api/sessions/{sid}/export?format=json", headers=headers)
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("application/json")
+    day = clock.now().strftime("%Y-%m-%d")
+    assert r.headers["content-disposition"] == (
+        f'attachment; filename="plan-a-trip-to-lisbon-{day}.json"'
+    )
+    doc = r.json()
+    assert doc["format"] == "chatkeep.conversation"
+    assert doc["version"] == 1
+    assert doc["exportedAt"].endswith("Z")
+    conv = doc["conversation"]
+    detail = (await client.get(f"/api/sessions/{sid}", headers=headers)).json()
+    for key in (
+        "id",
+        "title",
+        "status",
+        "createdAt",
+        "lastActivityAt",
+        "archivedAt",
+        "messageCount",
+    ):
+        assert conv[key] == detail[key], key
+    assert conv["drafts"] == []
+    assert [m["seq"] for m in conv["messages"]] == [1, 2, 3, 4, 5, 6]
+    assert [m["role"] for m in conv["messages"]] == ["user", "assistant"] * 3
+    assert [m["content"] for m in conv["messages"]] == [m["content"] for m in detail["messages"]]
+    assert [m["createdAt"] for m in conv["messages"]] == [
+        m["createdAt"] for m in detail["messages"]
+    ]
+    assert set(conv["messages"][1]) == {
+        "seq",
+        "role",
+        "content",
+        "imageUrl",
+        "createdAt",
+        "metadata",
+    }
+    assert conv["messages"][1]["metadata"]["assistant"]
+
+
+async def test_json_export_reads_long_conversations_in_batches(
+    client, clock, sessionmaker, monkeypatch
+):
+    monkeypatch.setattr(service, "MESSAGE_BATCH", 3)
+    headers = await register(client)
+    sid = await _conversation(client, headers, clock, turns=5)  # 10 messages, 4 batches
+    r = await client.get(f"/api/sessions/{sid}/export", headers=headers)
+    conv = r.json()["conversation"]
+    assert [m["seq"] for m in conv["messages"]] == list(range(1, 11))
+    assert conv["messageCount"] == 10
+
+
+async def test_non_ascii_titles_get_an_rfc5987_file_name(client, clock):
+    headers = await register(client)
+    sid = await _conversation(client, headers, clock, first="Привет, мир: план/идеи", turns=1)
+    r = await client.get(f"/api/sessions/{sid}/export?format=json", headers=headers)
+    disposition = r.headers["content-disposition"]
+    day = clock.now().strftime("%Y-%m-%d")
+    assert disposition.startswith(
+        f"attachment; filename=\"conversation-{day}.json\"; filename*=UTF-8''"
+    )
+    encoded = disposition.split("filename*=UTF-8''", 1)[1]
+    assert unquote(encoded) == f"Привет, мир план идеи-{day}.json"  # no slash survives
+    assert disposition.isascii()
+
+
+def test_slugs_and_names():
+    assert naming.slugify("Crème brûlée: 10 tips!") == "creme-brulee-10-tips"
+    assert naming.slugify("日本語") == "conversation"
+    assert len(naming.slugify("word " * 50)) <= naming.SLUG_MAX_CHARS
+    assert naming.content_disposition("a.json", "a.json") == 'attachment; filename="a.json"'
+
+
+async def test_pdf_export_is_a_real_pdf_with_the_conversation(client, clock):
+    headers = await register(client)
+    sid = await _conversation(
+        client, headers, clock, first="Quarterly plan for Kohlrabi Ltd", turns=2
+    )
+    r = await client.get(f"/api/sessions/{sid}/export?format=pdf", headers=headers)
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/pdf"
+    day = clock.now().strftime("%Y-%m-%d")
+    assert r.headers["content-disposition"] == (
+        f'attachment; filename="quarterly-plan-for-kohlrabi-ltd-{day}.pdf"'
+    )
+    assert r.content.startswith(b"%PDF")
+    assert int(r.headers["content-length"]) == len(r.content)
+    pypdf = pytest.importorskip("pypdf")
+    text = "\n".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(r.content)).pages)
+    assert "Quarterly plan for Kohlrabi Ltd" in text
+    assert "follow-up 0" in text
+    assert sid in text
+
+
+async def test_render_session_pdf_service_checks_the_owner(client, clock, sessionmaker):
+    from app.core.errors import NotFoundError
+
+    headers = await register(client)
+    sid = await _conversation(client, headers, clock, turns=1)
+    me = uuid.UUID((await client.get("/users/me", headers=headers)).json()["id"])
+    async with sessionmaker() as db:
+        out = io.BytesIO()
+        await service.render_session_pdf(session=db, user_id=me, session_id=sid, out=out)
+        assert out.getvalue().startswith(b"%PDF")
+        with pytest.raises(NotFoundError):
+            await service.render_session_pdf(
+                session=db, user_id=uuid.uuid4(), session_id=sid, out=io.BytesIO()
+            )
+
+
+async def test_export_of_another_users_conversation_is_404_like_a_missing_one(client, clock):
+    owner = await register(client)
+    intruder = await register(client)
+    sid = await _conversation(client, owner, clock, turns=1)
+    for fmt in ("json", "pdf"):
+        theirs = await client.get(f"/api/sessions/{sid}/export?format={fmt}", headers=intruder)
+        missing = await client.get(
+            f"/api/sessions/{MISSING_ID}/export?format={fmt}", headers=intruder
+        )
+        assert theirs.status_code == missing.status_code == 404
+        assert theirs.json() == missing.json()
+        assert "content-disposition" not in theirs.headers
+    r = await client.get(f"/api/sessions/{sid}/export?format=docx", headers=owner)
+    assert r.status_code == 422
+    assert (await client.get(f"/api/sessions/{sid}/export")).status_code == 401
+
+
+async def test_export_includes_drafts_from_the_assistant_ledger(client, clock, monkeypatch):
+    from app.exports import drafts
+
+    calls = []
+
+    async def fake_export_drafts(session, user_id, session_id):
+        calls.append(session_id)
+        return [{"id": "d1", "platform": "linkedin"}]
+
+    class Ledger:
+        export_drafts = staticmethod(fake_export_drafts)
+
+    monkeypatch.setattr(drafts, "_exporter", lambda: Ledger.export_drafts)
+    headers = await register(client)
+    sid = await _conversation(client, headers, clock, turns=1)
+    conv = (await client.get(f"/api/sessions/{sid}/export", headers=headers)).json()["conversation"]
+    assert conv["drafts"] == [{"id": "d1", "platform": "linkedin"}]
+    assert calls == [sid]
+    body = json.dumps(conv)
+    assert "linkedin" in body

@@ -1,0 +1,149 @@
+"""Exporting everything as one ZIP: contents, manifest, filters, streaming."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import uuid
+import zipfile
+
+import pytest
+
+from tests.conftest import chat, register
+
+pytestmark = pytest.mark.storage
+
+
+async def _start(client, headers, clock, text, *more) -> str:
+    clock.advance(60)
+    sid = (await chat(client, headers, text)).json()["sessionId"]
+    for line in more:
+        assert (await chat(client, headers, line, session_id=sid)).status_code == 200
+    return sid
+
+
+def _open(content: bytes) -> zipfile.ZipFile:
+    zf = zipfile.ZipFile(io.BytesIO(content))
+    assert zf.testzip() is None  # every CRC checks out
+    return zf
+
+
+async def test_zip_holds_json_pdfs_and_a_manifest_that_verifies(client, clock):
+    headers = await register(client)
+    other = await register(client)
+    a = await _start(client, headers, clock, "Plan a trip to Lisbon", "add a day in Sintra")
+    b = await _start(client, headers, clock, "Plan a trip to Lisbon")  # same title, same day
+    c = await _start(client, headers, clock, "Привет, как дела?")
+    assert (await client.post(f"/api/sessions/{c}/archive", headers=headers)).status_code == 200
+    await _start(client, other, clock, "not to be exported")
+
+    r = await client.get("/api/export?format=zip", headers=headers)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/zip"
+    day = clock.now().strftime("%Y-%m-%d")
+    assert r.headers["content-disposition"] == f'attachment; filename="chatkeep-export-{day}.zip"'
+
+    zf = _open(r.content)
+    names = zf.namelist()
+    assert names[0] == "conversations.json"
+    assert names[-1] == "manifest.json"
+    pdfs = [n for n in names if n.startswith("conversations/")]
+    assert len(pdfs) == 3 and len(set(pdfs)) == 3
+    assert all(n.endswith(".pdf") for n in pdfs)
+    assert sum(n.startswith(f"conversations/plan-a-trip-to-lisbon-{day}-") for n in pdfs) == 2
+    for name in pdfs:
+        assert zf.read(name).startswith(b"%PDF")
+
+    doc = json.loads(zf.read("conversations.json"))
+    assert doc["format"] == "chatkeep.export" and doc["version"] == 1
+    convs = doc["conversations"]
+    assert [cv["id"] for cv in convs] == [c, b, a]  # newest activity first
+    assert [len(cv["messages"]) for cv in convs] == [2, 2, 4]
+    assert convs[0]["status"] == "archived"
+    assert convs[2]["messages"][2]["content"] == "add a day in Sintra"
+    assert all(cv["drafts"] == [] for cv in convs)
+    assert "not to be exported" not in zf.read("conversations.json").decode()
+
+    manifest = json.loads(zf.read("manifest.json"))
+    assert manifest["format"] == "chatkeep.export.manifest"
+    assert manifest["counts"] == {"conversations": 3, "messages": 8, "files": 4}
+    listed = {f["path"]: f for f in manifest["files"]}
+    assert set(listed) == {"conversations.json", *pdfs}
+    for path, entry in listed.items():
+        data = zf.read(path)
+        assert entry["size"] == len(data), path
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest(), path
+
+
+async def test_zip_filters_by_status_words_and_dates(client, clock):
+    headers = await register(client)
+    old = await _start(client, headers, clock, "Kohlrabi soup recipe")
+    clock.advance(3 * 86400)
+    mid = await _start(client, headers, clock, "Garden plans")
+    assert (await client.post(f"/api/sessions/{mid}/archive", headers=headers)).status_code == 200
+    clock.advance(3 * 86400)
+    new = await _start(client, headers, clock, "More kohlrabi ideas")
+
+    async def exported(**params) -> list[str]:
+        r = await client.get("/api/export", params={"format": "zip", **params}, headers=headers)
+        assert r.status_code == 200, r.text
+        convs = json.loads(_open(r.content).read("conversations.json"))["conversations"]
+        return [cv["id"] for cv in convs]
+
+    assert await exported() == [new, mid, old]
+    assert await exported(status="archived") == [mid]
+    assert await exported(status="active") == [new, old]
+    assert await exported(q="kohlrabi") == [new, old]
+    mid_day = clock.now().date().fromordinal(clock.now().date().toordinal() - 3).isoformat()
+    assert await exported(**{"from": mid_day, "to": mid_day}) == [mid]
+    assert await exported(**{"from": mid_day}) == [new, mid]
+    assert await exported(**{"to": mid_day}) == [mid, old]
+
+
+async def test_an_empty_export_is_still_a_valid_archive(client):
+    headers = await register(client)
+    r = await client.get("/api/export?format=zip", headers=headers)
+    zf = _open(r.content)
+    assert json.loads(zf.read("conversations.json"))["conversations"] == []
+    assert json.loads(zf.read("manifest.json"))["counts"] == {
+        "conversations": 0,
+        "messages": 0,
+        "files": 1,
+    }
+
+
+async def test_bad_export_parameters_are_422_problems(client):
+    headers = await register(client)
+    for params in (
+        {"from": "yesterday"},
+        {"to": "2026-13-01"},
+        {"from": "2026-05-02", "to": "2026-05-01"},
+        {"format": "rar"},
+        {"status": "deleted"},
+    ):
+        r = await client.get("/api/export", params=params, headers=headers)
+        assert r.status_code == 422, params
+        assert r.headers["content-type"].startswith("application/problem+json")
+    assert (await client.get("/api/export")).status_code == 401
+
+
+async def test_the_zip_is_produced_piece_by_piece(client, clock, sessionmaker):
+    from app.conversations.history import SessionFilter
+    from app.exports.zip_export import export_zip_stream
+
+    headers = await register(client)
+    for i in range(3):
+        await _start(client, headers, clock, f"conversation {i}", "more")
+    me = uuid.UUID((await client.get("/users/me", headers=headers)).json()["id"])
+    chunks = [
+        chunk
+        async for chunk in export_zip_stream(
+            sessionmaker=sessionmaker, user_id=me, flt=SessionFilter(), now=clock.now()
+        )
+    ]
+    # The JSON, each PDF and the manifest each leave as soon as they are written.
+    assert len(chunks) >= 5
+    assert max(len(c) for c in chunks) < sum(len(c) for c in chunks)
+    zf = _open(b"".join(chunks))
+    assert len(zf.namelist()) == 5
