@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.assistant.base import AssistantError, AssistantReply, AssistantTurn
+from app.assistant.echo import EchoAssistant
 from app.conversations.ids import is_well_formed
 from tests.conftest import chat, register
 
@@ -28,7 +29,8 @@ class RecordingAssistant:
         return AssistantReply(content=f"reply to {turn.message}")
 
 
-async def test_two_turns_share_history_and_are_stored_in_order(client):
+async def test_two_turns_share_history_and_are_stored_in_order(client, app):
+    app.state.assistant = EchoAssistant()  # shows the history it was handed
     headers = await register(client)
     first = await chat(client, headers, "Create a post about Diwali")
     assert first.status_code == 200
@@ -183,7 +185,8 @@ async def test_oversized_content_and_body_are_refused(client, settings):
     assert r.json()["code"] == "payload_too_large"
 
 
-async def test_concurrent_turns_on_one_session_get_gapless_seq(client):
+async def test_concurrent_turns_on_one_session_get_gapless_seq(client, app):
+    app.state.assistant = EchoAssistant()  # quotes each question in its answer
     headers = await register(client)
     sid = (await chat(client, headers, "start")).json()["sessionId"]
     results = await asyncio.gather(
