@@ -12,13 +12,21 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from bench import history, http_load, sweeper, turn_cost
 from bench.modes import MODES, Mode
 from bench.pg import BenchServer
 from bench.report import Report, machine, write_doc
 
 SECTIONS = ("turns", "http", "sweeper", "history")
+RUNNERS: dict[str, Callable[[BenchServer, Report, Mode], Awaitable[dict[str, Any]]]] = {
+    "turns": turn_cost.run,
+    "http": http_load.run,
+    "sweeper": sweeper.run,
+    "history": history.run,
+}
 
 DOC_INTRO = """# Performance
 
@@ -60,48 +68,31 @@ Sections:
 """
 
 
-def _redis_url() -> str | None:
-    url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-    return url or None
-
-
 async def _main(mode: Mode, sections: list[str], report: Report) -> None:
     server = await asyncio.to_thread(BenchServer.start)
     report.environment["PostgreSQL"] = f"{await server.version()} ({server.kind})"
-    redis_url = _redis_url()
+    redis_url = os.environ.get("BENCH_REDIS_URL", turn_cost.DEFAULT_REDIS_URL)
     report.environment["Redis"] = redis_url or "off"
     print(
         f"PostgreSQL {report.environment['PostgreSQL']}; Redis {report.environment['Redis']}",
         flush=True,
     )
+    loads: list[str] = []
     try:
         for name in sections:
             started = time.perf_counter()
-            print(f"\n-- {name} --", flush=True)
-            figures: dict[str, Any]
-            if name == "turns":
-                from bench import turn_cost
-
-                figures = await turn_cost.run(server, report, mode, redis_url)
-            elif name == "http":
-                from bench import http_load
-
-                figures = await http_load.run(server, report, mode)
-            elif name == "sweeper":
-                from bench import sweeper
-
-                figures = await sweeper.run(server, report, mode)
-            elif name == "history":
-                from bench import history
-
-                figures = await history.run(server, report, mode)
-            else:
-                raise SystemExit(f"unknown section {name}")
+            load = os.getloadavg()[0]
+            loads.append(f"{name} {load:.1f}")
+            print(f"\n-- {name} -- (load average {load:.1f})", flush=True)
+            if name not in RUNNERS:
+                raise SystemExit(f"unknown section {name}; sections: {', '.join(SECTIONS)}")
+            figures = await RUNNERS[name](server, report, mode)
             report.figures.update(figures)
             report.figures.setdefault("section_seconds", {})[name] = round(
                 time.perf_counter() - started, 1
             )
     finally:
+        report.environment["1-min load average as each section began"] = ", ".join(loads)
         await server.drop_all()
 
 

@@ -70,18 +70,24 @@ def _available(module: str, *names: str) -> str | None:
 
 
 async def _load_account(
-    url: str, user_id: uuid.UUID, prefix: str, sessions: int, per_session: int, text: TextSource
+    url: str,
+    user_id: uuid.UUID,
+    prefix: str,
+    sessions: int,
+    per_session: int,
+    text: TextSource,
+    pool: int,
 ) -> float:
     started = time.perf_counter()
     async with connect(url) as conn:
         exists = await conn.fetchval("SELECT to_regclass('bench_text') IS NOT NULL")
         if not exists:
             await conn.execute("CREATE UNLOGGED TABLE bench_text (i int PRIMARY KEY, content text)")
-            half = POOL_TEXTS // 2
+            half = pool // 2
             rows = [(i, text.message("user").content) for i in range(half)]
             rows += [(half + i, text.message("assistant").content) for i in range(half)]
             await conn.copy_records_to_table("bench_text", records=rows, columns=["i", "content"])
-        await conn.execute(_SESSIONS, user_id, prefix, sessions, per_session, POOL_TEXTS)
+        await conn.execute(_SESSIONS, user_id, prefix, sessions, per_session, pool)
         # In slices, so no single statement holds millions of rows' worth of work.
         step = max(1, 200_000 // max(1, per_session))
         for first in range(1, sessions + 1, step):
@@ -94,7 +100,7 @@ async def _load_account(
                 prefix,
                 last,
                 per_session,
-                POOL_TEXTS,
+                pool,
             )
     return time.perf_counter() - started
 
@@ -149,6 +155,7 @@ async def run(server: BenchServer, report: Report, mode: Mode) -> dict[str, Any]
     text = TextSource(seed=5)
     figures: dict[str, Any] = {}
     n_sessions, per_session = mode.history_sessions, mode.history_messages_per_session
+    pool = min(POOL_TEXTS, max(100, n_sessions * per_session // 5))
     table = Table(
         f"History and export: one user with {n_sessions:,} conversations and "
         f"{n_sessions * per_session:,} messages",
@@ -156,7 +163,7 @@ async def run(server: BenchServer, report: Report, mode: Mode) -> dict[str, Any]
     )
     try:
         owner = await _user(url, "bench-history@example.com")
-        load_s = await _load_account(url, owner, "session_18", n_sessions, per_session, text)
+        load_s = await _load_account(url, owner, "session_18", n_sessions, per_session, text, pool)
         async with connect(url) as conn:
             await settle(conn, "chat_session", "chat_message")
         print(
@@ -173,7 +180,7 @@ async def run(server: BenchServer, report: Report, mode: Mode) -> dict[str, Any]
             report.note(f"PDF export skipped: {missing_pdf}")
         else:
             pdf_user = await _user(url, "bench-pdf@example.com")
-            await _load_account(url, pdf_user, "session_19", 1, mode.pdf_messages, text)
+            await _load_account(url, pdf_user, "session_19", 1, mode.pdf_messages, text, pool)
             pdf_session = loaded_session_id("session_19", 1)
             result = await asyncio.to_thread(_probe, "pdf", url, pdf_user, pdf_session)
             table.add(
@@ -195,6 +202,7 @@ async def run(server: BenchServer, report: Report, mode: Mode) -> dict[str, Any]
                 mode.zip_conversations,
                 mode.zip_messages_per_conversation,
                 text,
+                pool,
             )
             result = await asyncio.to_thread(_probe, "zip", url, zip_user)
             table.add(
@@ -209,7 +217,7 @@ async def run(server: BenchServer, report: Report, mode: Mode) -> dict[str, Any]
         await server.drop(url)
 
     table.notes.append(
-        f"Bulk-loaded with generate_series in {load_s:.1f} s from a pool of {POOL_TEXTS:,} "
+        f"Bulk-loaded with generate_series in {load_s:.1f} s from a pool of {pool:,} "
         "generated texts (the full-text index is built as rows arrive, as in production). "
         "Timings call the services directly (no HTTP); PDF and ZIP run in a subprocess of "
         "their own, whose peak RSS is reported next to its RSS before the export began."

@@ -53,16 +53,16 @@ FULL = Mode(
     history_repeats=50,
     pdf_messages=1_000,
     zip_conversations=1_000,
-    zip_messages_per_conversation=100,
+    zip_messages_per_conversation=10,
 )
 
 QUICK = Mode(
     name="quick",
     history_sizes=(10, 100, 1_000, 10_000),
     turns=40,
-    min_turns=15,
-    warmup_turns=5,
-    turn_cap_seconds=1.5,
+    min_turns=8,
+    warmup_turns=3,
+    turn_cap_seconds=1.0,
     http=True,
     http_concurrency=(16,),
     http_seconds=2,
@@ -75,15 +75,15 @@ QUICK = Mode(
     history_messages_per_session=40,
     history_repeats=10,
     pdf_messages=200,
-    zip_conversations=100,
-    zip_messages_per_conversation=20,
+    zip_conversations=30,
+    zip_messages_per_conversation=10,
 )
 
 SMOKE = Mode(
     name="smoke",
-    history_sizes=(10, 100, 1_000, 10_000),
-    turns=8,
-    min_turns=4,
+    history_sizes=(10, 1_000),
+    turns=6,
+    min_turns=3,
     warmup_turns=2,
     turn_cap_seconds=0.5,
     http=False,
@@ -91,15 +91,15 @@ SMOKE = Mode(
     http_seconds=1,
     http_turns_per_conversation=4,
     http_users=2,
-    sweep_sessions=2_000,
+    sweep_sessions=1_000,
     sweep_live_clients=2,
     sweep_before_seconds=0.3,
-    history_sessions=50,
-    history_messages_per_session=10,
+    history_sessions=40,
+    history_messages_per_session=6,
     history_repeats=3,
-    pdf_messages=20,
-    zip_conversations=10,
-    zip_messages_per_conversation=10,
+    pdf_messages=10,
+    zip_conversations=3,
+    zip_messages_per_conversation=4,
 )
 
 MODES = {m.name: m for m in (FULL, QUICK, SMOKE)}

@@ -202,8 +202,11 @@ class Report:
         stamp = self.started_at.strftime("%Y%m%dT%H%M%SZ")
         path = RESULTS_DIR / f"bench-{self.mode}-{stamp}.json"
         text = json.dumps(self.to_json(), indent=2, default=str)
+        latest = RESULTS_DIR / f"latest-{self.mode}.json"
+        latest.write_text(text)
+        if self.mode == "smoke":  # the test's run: keep only the latest
+            return latest
         path.write_text(text)
-        (RESULTS_DIR / f"latest-{self.mode}.json").write_text(text)
         return path
 
     def markdown(self, elapsed_s: float) -> str:

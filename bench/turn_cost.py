@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 import uuid
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from bench.stores import (
 )
 
 BENCH_USER_EMAIL = "bench-turns@example.com"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 ROUNDS = 4
 
 
@@ -102,9 +104,8 @@ async def _time_stores(
     return {name: (samples[name], spent[name]) for name in samples}
 
 
-async def run(
-    server: BenchServer, report: Report, mode: Mode, redis_url: str | None
-) -> dict[str, Any]:
+async def run(server: BenchServer, report: Report, mode: Mode) -> dict[str, Any]:
+    redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL) or None
     url = await server.migrated_database("turns")
     user_id = await _make_user(url)
     text = TextSource(seed=1)
