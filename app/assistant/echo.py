@@ -1,7 +1,8 @@
-"""The interim built-in assistant: honest, deterministic, and visibly history-aware.
+"""An assistant that echoes: honest, deterministic, and visibly history-aware.
 
-It does not pretend to be a language model. It acknowledges the message and shows what
-the server remembers of the conversation, which is what the session API has to prove.
+Not a product backend (that is `builtin.DraftingAssistant`). The chat API's tests use it:
+each reply shows what the server remembers of the conversation, which is what the session
+API has to prove.
 """
 
 from __future__ import annotations

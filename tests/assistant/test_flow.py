@@ -258,9 +258,7 @@ async def test_another_user_sees_none_of_it(client: httpx.AsyncClient) -> None:
     r = await client.get(image_url, headers=stranger)
     assert r.status_code == 404
     assert r.headers["content-type"] == "application/problem+json"
-    missing = await client.get(
-        "/api/images/00000000-0000-0000-0000-000000000000", headers=stranger
-    )
+    missing = await client.get("/api/images/00000000-0000-0000-0000-000000000000", headers=stranger)
     assert missing.json()["code"] == r.json()["code"] == "image_not_found"
     assert (await client.get("/api/images/not-a-uuid", headers=stranger)).status_code == 404
     assert (await client.get("/api/posts", headers=stranger)).json()["posts"] == []
