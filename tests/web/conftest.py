@@ -49,6 +49,10 @@ HOW_TO_INSTALL = (
 )
 
 
+# Generous waits: two cores may be busy with other work while these tests run.
+EXPECT_TIMEOUT_MS = 15_000
+
+
 def _unavailable(reason: str) -> None:
     if IN_CI:
         pytest.fail(reason)
@@ -116,8 +120,10 @@ def _settings(database_url: str, data_dir: Path, **overrides: Any) -> Settings:
 
 
 @contextlib.contextmanager
-def running_server(settings: Settings, *, sweeper: bool = True) -> Iterator[LiveServer]:
-    clock = ShiftedClock()
+def running_server(
+    settings: Settings, *, sweeper: bool = True, clock: ShiftedClock | None = None
+) -> Iterator[LiveServer]:
+    clock = clock or ShiftedClock()
     app = create_app(settings, clock=clock, migrate=False, run_sweeper=sweeper)
     port = _free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
@@ -151,10 +157,13 @@ def live_server(
 
 @pytest.fixture
 def tight_server(live_server: LiveServer, tmp_path: Path) -> Iterator[LiveServer]:
-    """A second server on the same database that allows two chat messages a minute."""
+    """A second server on the same database that allows two chat messages a minute.
+
+    It keeps the first server's time: that one's sweeper archives by its clock, so a
+    server with another clock would see its conversations expire at once."""
     assert live_server.settings.database_url
     settings = _settings(live_server.settings.database_url, tmp_path, rate_limit_chat="2/minute")
-    with running_server(settings, sweeper=False) as live:
+    with running_server(settings, sweeper=False, clock=live_server.clock) as live:
         yield live
 
 
@@ -169,6 +178,9 @@ def browser(live_server: LiveServer) -> Iterator[Any]:
         from playwright.sync_api import sync_playwright
     except ImportError:
         _unavailable("Playwright is not installed: run `make install` (it is in the dev extra).")
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     with sync_playwright() as pw:
         instance = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
         try:
@@ -275,7 +287,7 @@ def new_page(browser: Any, live_server: LiveServer) -> Iterator[Any]:
         options.setdefault("viewport", {"width": 1280, "height": 860})
         options.setdefault("accept_downloads", True)
         context = browser.new_context(**options)
-        context.set_default_timeout(15_000)
+        context.set_default_timeout(EXPECT_TIMEOUT_MS)
         contexts.append(context)
         page = Page(context.new_page(), server or live_server)
         pages.append(page)

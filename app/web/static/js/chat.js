@@ -184,10 +184,14 @@ function periodOf(policy) {
   return "for now";
 }
 
+let quotaToken = 0;
+
 export async function refreshQuota() {
   if (!state.user) return;
+  const token = ++quotaToken;
   try {
     const data = await getJson("/api/me/limits");
+    if (token !== quotaToken) return; // a newer answer is on its way
     const policies = (data.policies || []).filter((p) => typeof p.remaining === "number");
     if (!policies.length) {
       el.quota.textContent = "";
@@ -199,7 +203,7 @@ export async function refreshQuota() {
       .map((p) => `${p.remaining} ${p.remaining === 1 ? "message" : "messages"} left ${periodOf(p)}`)
       .join(" · ");
   } catch (err) {
-    if (!(err instanceof ApiError) || err.status === 401) return;
+    if (token !== quotaToken || !(err instanceof ApiError) || err.status === 401) return;
     el.quota.textContent = ""; // limits not offered by this server
   }
 }
