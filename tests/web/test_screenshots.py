@@ -26,7 +26,7 @@ OUT = Path(os.environ.get("WEB_SCREENSHOTS_DIR", PROJECT_ROOT / "docs" / "screen
 def test_screenshots(new_page, live_server):
     OUT.mkdir(parents=True, exist_ok=True)
     email = live_server.new_email("maya")
-    desk = new_page(viewport={"width": 1360, "height": 900}, color_scheme="light")
+    desk = new_page(viewport={"width": 1440, "height": 960}, color_scheme="light")
     desk.open().sign_up(email)
     p = desk.page
     for text in (
@@ -42,8 +42,14 @@ def test_screenshots(new_page, live_server):
     p.locator("#composer-input").blur()
     p.screenshot(path=str(OUT / "chat-desktop.png"))
 
+    # One conversation archived, so the phone shows both kinds.
+    row = desk.history("Active").filter(has_text="Plan a product launch")
+    row.get_by_role("button", name="More", exact=False).click()
+    row.get_by_role("button", name="Archive", exact=True).click()
+    expect(desk.history("Active")).to_have_count(3)
+
     phone = new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
     phone.open().sign_in(email)
-    rows = phone.history("Active")
+    rows = phone.history("All")
     expect(rows).to_have_count(4)
     phone.page.screenshot(path=str(OUT / "history-phone.png"))
