@@ -125,3 +125,60 @@ def test_quota_is_shown_and_a_429_says_when_to_retry(new_page, tight_server):
     # Nothing was lost: the refused message is back in the box, not in the conversation.
     expect(box).to_have_value("One more, please")
     expect(p.locator("#messages .msg-user")).to_have_count(2)
+
+
+def test_coming_back_after_expiry_says_so_and_leads_to_the_archive(new_page, live_server):
+    page = new_page().open().sign_up(live_server.new_email())
+    p = page.page
+    page.say("Draft a note about the team offsite")
+    live_server.expire_sessions()
+    expect(page.wait_for_rows("Archived", 1)).to_have_count(1)
+
+    p.reload()
+    notice = p.locator("#chat-notice")
+    expect(notice).to_contain_text("expired and was archived")
+    expect(notice).to_contain_text("Draft a note about the team offsite")
+    expect(p.locator("#messages .msg")).to_have_count(0)
+    notice.get_by_role("button", name="Open it in History").click()
+    expect(p.get_by_role("tab", name="Archived", exact=True)).to_have_attribute(
+        "aria-selected", "true"
+    )
+    expect(p.locator("#history-list > li")).to_have_count(1)
+
+
+def test_keyboard_only_use(new_page, live_server):
+    page = new_page().open()
+    p = page.page
+    p.get_by_role("button", name="Create an account").focus()
+    p.keyboard.press("Enter")
+    p.get_by_label("Email").focus()
+    p.keyboard.type(live_server.new_email())
+    p.keyboard.press("Tab")
+    p.keyboard.type("correct horse battery staple")
+    p.keyboard.press("Enter")
+    box = p.get_by_label("Message", exact=True)
+    expect(box).to_be_focused()
+    p.keyboard.type("first line")
+    p.keyboard.press("Shift+Enter")
+    p.keyboard.type("second line")
+    expect(box).to_have_value("first line\nsecond line")
+    p.keyboard.press("Enter")
+    expect(p.locator("#messages .msg-user .msg-text")).to_have_text(["first line\nsecond line"])
+
+    active = p.get_by_role("tab", name="Active", exact=True)
+    active.focus()
+    p.keyboard.press("ArrowRight")
+    archived = p.get_by_role("tab", name="Archived", exact=True)
+    expect(archived).to_be_focused()
+    expect(archived).to_have_attribute("aria-selected", "true")
+    p.keyboard.press("ArrowLeft")
+    expect(p.locator("#history-list > li")).to_have_count(1)
+
+    more = p.locator("#history-list > li").first.get_by_role("button", name="More", exact=False)
+    more.focus()
+    p.keyboard.press("Enter")
+    expect(more).to_have_attribute("aria-expanded", "true")
+    expect(p.get_by_role("button", name="Archive", exact=True)).to_be_focused()
+    p.keyboard.press("Escape")
+    expect(more).to_have_attribute("aria-expanded", "false")
+    expect(more).to_be_focused()
