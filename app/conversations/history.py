@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +35,10 @@ PAGE_DEFAULT = 20
 PAGE_MAX = 100
 PREVIEW_CHARS = 140
 SEARCH_MAX_CHARS = 200
+# Search by probing sessions in order when at least this share of the user's messages
+# is estimated to match (see `choose_search_plan`).
+SEARCH_PROBE_MIN_SHARE = 0.005
+SEARCH_PROBE_MIN_TITLE_SHARE = 0.2
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CURSOR_VERSION = "1"
 
@@ -121,8 +126,60 @@ def _ts_query(q: str) -> sa.ColumnElement[Any]:
     return sa.func.websearch_to_tsquery(sa.literal_column(f"'{SEARCH_CONFIG}'::regconfig"), q)
 
 
-def session_conditions(*, user_id: uuid.UUID, flt: SessionFilter) -> list[sa.ColumnElement[bool]]:
-    """WHERE conditions selecting a user's sessions; shared by the list and the export."""
+SearchPlan = Literal["probe", "set"]
+
+
+async def choose_search_plan(
+    *, session: AsyncSession, user_id: uuid.UUID, q: str | None
+) -> SearchPlan:
+    """How to find the sessions whose messages match `q`, from the planner's estimates.
+
+    - "set": find every matching message through the GIN index, then sort their sessions.
+      Cheap when few messages match (cost grows with the number of matches).
+    - "probe": walk the user's sessions newest first and check each one's messages by
+      primary key until a page is full. Cheap when many messages match (a page fills
+      after a few sessions), hopeless for a rare word (it would read every message).
+
+    The choice is the estimated share of the user's messages (or titles) that match;
+    PostgreSQL's statistics on the tsvector columns make that estimate good for common
+    words and put unknown (rare) words below the threshold.
+    """
+    q = normalize_query(q)
+    if q is None:
+        return "set"
+    # Plan with the real values even when the driver reuses a prepared statement.
+    await session.execute(
+        sa.text("SELECT set_config('plan_cache_mode', 'force_custom_plan', true)")
+    )
+    tsq = f"websearch_to_tsquery('{SEARCH_CONFIG}'::regconfig, :q)"
+    # One EXPLAIN, four estimates: the branches of a UNION ALL are planned one by one.
+    explain = sa.text(  # only constants are formatted in; values are bound parameters
+        "EXPLAIN (FORMAT JSON) "  # noqa: S608
+        f"SELECT 1 FROM chat_message WHERE user_id = :user_id AND content_tsv @@ {tsq} "
+        "UNION ALL SELECT 1 FROM chat_message WHERE user_id = :user_id "
+        f"UNION ALL SELECT 1 FROM chat_session WHERE user_id = :user_id AND title_tsv @@ {tsq} "
+        "UNION ALL SELECT 1 FROM chat_session WHERE user_id = :user_id"
+    )
+    raw = (await session.execute(explain, {"user_id": user_id, "q": q})).scalar_one()
+    plan = json.loads(raw) if isinstance(raw, str) else raw
+    branches = [float(b["Plan Rows"]) for b in plan[0]["Plan"]["Plans"]]
+    messages_hit, messages, titles_hit, sessions = branches
+    if messages and messages_hit / messages >= SEARCH_PROBE_MIN_SHARE:
+        return "probe"
+    if sessions and titles_hit / sessions >= SEARCH_PROBE_MIN_TITLE_SHARE:
+        return "probe"
+    return "set"
+
+
+def filtered_sessions(
+    *columns: Any, user_id: uuid.UUID, flt: SessionFilter, plan: SearchPlan = "set"
+) -> sa.Select[Any]:
+    """SELECT columns FROM the user's sessions matching `flt`; shared by list and export.
+
+    Order, cursor and limit are the caller's. With words to find, `plan` (from
+    `choose_search_plan`) decides how message content is searched; titles are always
+    searched too.
+    """
     s = _sessions.c
     conds: list[sa.ColumnElement[bool]] = [s.user_id == user_id]
     if flt.status != "all":
@@ -132,19 +189,35 @@ def session_conditions(*, user_id: uuid.UUID, flt: SessionFilter) -> list[sa.Col
     if flt.date_to is not None:
         end = datetime.combine(flt.date_to, time(), tzinfo=UTC) + timedelta(days=1)
         conds.append(s.last_activity_at < end)
+    stmt = sa.select(*columns)
     q = normalize_query(flt.q)
-    if q is not None:
-        tsq = _ts_query(q)
-        m = _messages.c
-        in_messages = sa.exists(
-            sa.select(sa.literal(1)).where(
-                m.session_id == s.id,
-                m.user_id == user_id,
-                m.content_tsv.op("@@")(tsq),
-            )
+    if q is None:
+        return stmt.where(*conds)
+    tsq = _ts_query(q)
+    m = _messages.c
+    if plan == "set":
+        # Every matching session id, found through the two GIN indexes, computed once as
+        # an array; the sessions are then read by primary key and sorted.
+        matched = sa.union(
+            sa.select(s.id).where(s.user_id == user_id, s.title_tsv.op("@@")(tsq)),
+            sa.select(m.session_id).where(m.user_id == user_id, m.content_tsv.op("@@")(tsq)),
         )
-        conds.append(sa.or_(s.title_tsv.op("@@")(tsq), in_messages))
-    return conds
+        conds.append(s.id == sa.any_(sa.func.array(matched.scalar_subquery())))
+        return stmt.where(*conds)
+    # Probe: a correlated check per session, in history order. `OFFSET 0` keeps it a
+    # per-row subplan (not one hashed set of all matches), and `|| ''::tsvector` keeps
+    # it on the primary key (session_id, seq) instead of a GIN scan per session.
+    probe = sa.exists(
+        sa.select(sa.literal(1))
+        .where(
+            m.session_id == s.id,
+            m.user_id == user_id,
+            m.content_tsv.op("||")(sa.literal_column("''::tsvector")).op("@@")(tsq),
+        )
+        .offset(0)
+    )
+    conds.append(sa.or_(s.title_tsv.op("@@")(tsq), probe))
+    return stmt.where(*conds)
 
 
 def after_cursor(last_activity_at: datetime, session_id: str) -> sa.ColumnElement[bool]:
@@ -188,11 +261,11 @@ async def list_sessions(
     if not 1 <= limit <= PAGE_MAX:
         raise InvalidInputError(f"limit must be between 1 and {PAGE_MAX}.", code="invalid_limit")
     s = _sessions.c
-    conds = session_conditions(user_id=user_id, flt=SessionFilter(status=status, q=q))
-    if cursor:
-        conds.append(after_cursor(*decode_cursor(cursor)))
+    position = decode_cursor(cursor) if cursor else None
+    flt = SessionFilter(status=status, q=q)
+    plan = await choose_search_plan(session=session, user_id=user_id, q=flt.q)
     page = (
-        sa.select(
+        filtered_sessions(
             s.id,
             s.title,
             s.status,
@@ -200,8 +273,11 @@ async def list_sessions(
             s.last_activity_at,
             s.archived_at,
             s.message_count,
+            user_id=user_id,
+            flt=flt,
+            plan=plan,
         )
-        .where(*conds)
+        .where(*([after_cursor(*position)] if position else []))
         .order_by(*history_order())
         .limit(limit + 1)
         .subquery("page")

@@ -22,8 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.conversations.history import (
     SessionFilter,
     after_cursor,
+    choose_search_plan,
+    filtered_sessions,
     history_order,
-    session_conditions,
 )
 from app.conversations.models import ChatMessage, ChatSession
 from app.core.errors import NotFoundError
@@ -106,20 +107,13 @@ async def iter_sessions(
     *, session: AsyncSession, user_id: uuid.UUID, flt: SessionFilter, batch: int = SESSION_BATCH
 ) -> AsyncIterator[sa.Row[Any]]:
     """The user's sessions matching the filter, newest activity first, in keyset batches."""
-    conds = session_conditions(user_id=user_id, flt=flt)
+    plan = await choose_search_plan(session=session, user_id=user_id, q=flt.q)
     position: tuple[datetime, str] | None = None
     while True:
-        page_conds = list(conds)
+        stmt = filtered_sessions(*_session_columns, user_id=user_id, flt=flt, plan=plan)
         if position is not None:
-            page_conds.append(after_cursor(*position))
-        rows = (
-            await session.execute(
-                sa.select(*_session_columns)
-                .where(*page_conds)
-                .order_by(*history_order())
-                .limit(batch)
-            )
-        ).all()
+            stmt = stmt.where(after_cursor(*position))
+        rows = (await session.execute(stmt.order_by(*history_order()).limit(batch))).all()
         for row in rows:
             yield row
         if len(rows) < batch:

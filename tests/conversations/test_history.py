@@ -154,7 +154,21 @@ async def test_status_filter(client, clock):
     assert {i["id"] for i in everything} == {kept, gone}
 
 
-async def test_search_finds_words_in_archived_message_content_of_own_sessions_only(client, clock):
+@pytest.fixture(params=["estimated", "set", "probe"])
+def search_plan(request, monkeypatch):
+    """Runs a search test with the planner's choice, and with each way of searching forced."""
+    if request.param != "estimated":
+
+        async def forced(**_kwargs):
+            return request.param
+
+        monkeypatch.setattr(history, "choose_search_plan", forced)
+    return request.param
+
+
+async def test_search_finds_words_in_archived_message_content_of_own_sessions_only(
+    client, clock, search_plan
+):
     alice = await register(client)
     bob = await register(client)
     target = await _start(client, alice, "Recipe ideas", clock)
@@ -184,7 +198,7 @@ async def test_search_finds_words_in_archived_message_content_of_own_sessions_on
     assert await _all_pages(client, alice, q="!!! ???") == []
 
 
-async def test_search_pages_through_many_matches(client, clock):
+async def test_search_pages_through_many_matches(client, clock, search_plan):
     headers = await register(client)
     ids = [await _start(client, headers, f"common topic number {i}", clock) for i in range(7)]
     await _start(client, headers, "unrelated", clock)
