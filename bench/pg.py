@@ -136,3 +136,33 @@ async def settle(conn: asyncpg.Connection, *tables: str) -> None:
         await conn.execute(f"VACUUM ANALYZE {table}")
     with contextlib.suppress(asyncpg.InsufficientPrivilegeError):
         await conn.execute("CHECKPOINT")
+
+
+@contextlib.asynccontextmanager
+async def indexes_deferred(conn: asyncpg.Connection, *tables: str) -> AsyncIterator[None]:
+    """Bulk load faster: drop the tables' secondary indexes, rebuild them afterwards.
+
+    The schema ends up exactly as migrated (same definitions, same names); building an
+    index once over a million rows is several times faster than a million inserts into it.
+    Constraint indexes (primary keys, uniques) stay.
+    """
+    rows = await conn.fetch(
+        """
+        SELECT i.indexname, i.indexdef
+        FROM pg_indexes AS i
+        WHERE i.schemaname = current_schema() AND i.tablename = ANY($1::text[])
+          AND NOT EXISTS (
+            SELECT 1 FROM pg_constraint AS c WHERE c.conname = i.indexname
+          )
+        """,
+        list(tables),
+    )
+    for row in rows:
+        await conn.execute(f'DROP INDEX "{row["indexname"]}"')
+    try:
+        yield
+    finally:
+        await conn.execute("SET maintenance_work_mem = '256MB'")
+        for row in rows:
+            await conn.execute(row["indexdef"])
+        await conn.execute("RESET maintenance_work_mem")
