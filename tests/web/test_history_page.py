@@ -67,7 +67,7 @@ def test_rename_and_delete_with_confirmation_survive_a_reload(new_page, live_ser
     open_menu(rows.filter(has_text="First idea"), "Rename")
     dialog = p.get_by_role("dialog", name="Rename conversation")
     dialog.get_by_label("Title").fill("Newsletter, March issue")
-    dialog.get_by_role("button", name="Save").click()
+    dialog.get_by_label("Title").press("Enter")
     expect(rows.filter(has_text="Newsletter, March issue")).to_have_count(1)
 
     open_menu(rows.filter(has_text="Second idea"), "Delete")

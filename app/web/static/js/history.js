@@ -50,6 +50,13 @@ export function initHistory(callbacks) {
     window.clearTimeout(searchTimer);
     searchTimer = window.setTimeout(applySearch, SEARCH_DELAY_MS);
   });
+  // Enter in the title field saves (the form's first button is Cancel).
+  el["rename-input"].addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.isComposing) {
+      event.preventDefault();
+      if (el["rename-input"].value.trim()) el["rename-dialog"].close("confirm");
+    }
+  });
   el["export-all"].addEventListener("click", exportAll);
   el["import-file"].addEventListener("change", importFile);
 
