@@ -10,7 +10,16 @@ const SEARCH_DELAY_MS = 250;
 
 const el = {};
 let hooks = { onOpen() {}, onRestored() {}, onGone() {}, onRenamed() {} };
-const list = { status: "active", q: "", cursor: null, done: false, loading: false, generation: 0, stale: true };
+const list = {
+  status: "active",
+  q: "",
+  cursor: null,
+  done: false,
+  loading: false,
+  generation: 0,
+  stale: true,
+  replace: false,
+};
 let observer = null;
 let searchTimer = null;
 let exporting = false;
@@ -92,22 +101,26 @@ function applySearch() {
 }
 
 /** Reloads the list from the first page (after a change, a sign-in, or a refresh). */
-export function reload() {
+export function reload({ keepRows = false } = {}) {
   list.generation++;
   list.cursor = null;
   list.done = false;
   list.loading = false;
   list.stale = false;
-  el["history-list"].replaceChildren();
+  // keepRows: the old rows stay until the new first page replaces them (no flash).
+  list.replace = keepRows;
+  if (!keepRows) {
+    el["history-list"].replaceChildren();
+    el["history-status"].textContent = "";
+  }
   el["history-error"].textContent = "";
-  el["history-status"].textContent = "";
   return loadMore();
 }
 
 /** The chat changed something: reload now if the list is on screen, else on next view. */
 export function markStale() {
   list.stale = true;
-  if (isVisible()) reload();
+  if (isVisible()) reload({ keepRows: true });
 }
 
 export function ensureFresh() {
@@ -123,7 +136,7 @@ async function loadMore() {
   list.loading = true;
   const generation = list.generation;
   el["history-list"].setAttribute("aria-busy", "true");
-  el["history-status"].textContent = "Loading…";
+  if (!list.replace) el["history-status"].textContent = "Loading…";
   const params = new URLSearchParams({ status: list.status, limit: String(PAGE_SIZE) });
   if (list.q) params.set("q", list.q);
   if (list.cursor) params.set("cursor", list.cursor);
@@ -131,7 +144,9 @@ async function loadMore() {
     const page = await getJson(`/api/sessions?${params}`);
     if (generation !== list.generation) return;
     const items = page.items || [];
-    el["history-list"].append(...items.map(row));
+    if (list.replace) el["history-list"].replaceChildren(...items.map(row));
+    else el["history-list"].append(...items.map(row));
+    list.replace = false;
     list.cursor = page.nextCursor || null;
     list.done = !list.cursor;
     const count = el["history-list"].children.length;
