@@ -11,8 +11,9 @@ from app.assistant.schemas import DraftList, PostList
 from app.auth.dependencies import CurrentUser
 from app.conversations.dependencies import OwnedSession
 from app.core.db import SessionDep
+from app.ratelimit.dependencies import RateLimit
 
-router = APIRouter(prefix="/api", tags=["assistant"])
+router = APIRouter(prefix="/api", tags=["assistant"], dependencies=[RateLimit("default")])
 
 POST_PAGE_DEFAULT = 50
 POST_PAGE_MAX = 200

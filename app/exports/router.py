@@ -17,8 +17,9 @@ from app.conversations.schemas import ImportResult
 from app.core.db import SessionDep
 from app.core.errors import InvalidInputError
 from app.exports import importer, naming, service, zip_export
+from app.ratelimit.dependencies import RateLimit
 
-router = APIRouter(prefix="/api", tags=["export"])
+router = APIRouter(prefix="/api", tags=["export"], dependencies=[RateLimit("default")])
 
 CHUNK_BYTES = 64 * 1024
 PDF_SPOOL_BYTES = 8 * 1024 * 1024
@@ -44,6 +45,7 @@ async def _file_chunks(handle: IO[bytes]) -> AsyncIterator[bytes]:
             "description": "The conversation as a download",
         },
     },
+    dependencies=[RateLimit("export")],
 )
 async def export_session(
     request: Request,
@@ -87,6 +89,7 @@ async def export_session(
 @router.get(
     "/export",
     responses={200: {"content": {"application/zip": {}}, "description": "A ZIP archive"}},
+    dependencies=[RateLimit("export")],
 )
 async def export_all(
     request: Request,
@@ -125,6 +128,7 @@ async def export_all(
         413: {"description": "The upload is too large"},
         422: {"description": "Not a Chatkeep export, or unsafe"},
     },
+    dependencies=[RateLimit("import")],
 )
 async def import_conversations(
     request: Request, user: CurrentUser, session: SessionDep, clock: ClockDep

@@ -82,17 +82,18 @@ def _limiters_in(dependant: Dependant) -> set[str]:
     return found
 
 
-_SPECIFIC: dict[int, bool] = {}
+# id(route) -> (route, answer); holding the route keeps its id from being reused.
+_SPECIFIC: dict[int, tuple[APIRoute, bool]] = {}
 
 
 def _route_has_specific_policy(request: Request) -> bool:
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return False
-    key = id(route)
-    if key not in _SPECIFIC:
-        _SPECIFIC[key] = bool(_limiters_in(route.dependant) - {"default"})
-    return _SPECIFIC[key]
+    known = _SPECIFIC.get(id(route))
+    if known is None:
+        known = _SPECIFIC[id(route)] = (route, bool(_limiters_in(route.dependant) - {"default"}))
+    return known[1]
 
 
 class UserLimiter:

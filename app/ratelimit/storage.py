@@ -126,9 +126,13 @@ class Limiter:
     async def _states(
         self, policy: Policy, identifiers: tuple[str, ...]
     ) -> tuple[WindowState, ...]:
-        stats = await asyncio.gather(
-            *(self.strategy.get_window_stats(w.item, *identifiers) for w in policy.windows)
-        )
+        read = self.strategy.get_window_stats
+        if self.shared and len(policy.windows) > 1:
+            # Several Redis round trips at once.
+            stats = await asyncio.gather(*(read(w.item, *identifiers) for w in policy.windows))
+        else:
+            # In memory, tasks would only add overhead.
+            stats = [await read(w.item, *identifiers) for w in policy.windows]
         return tuple(
             WindowState(window=w, remaining=max(0, s.remaining), reset_at=s.reset_time)
             for w, s in zip(policy.windows, stats, strict=True)

@@ -137,6 +137,16 @@ async def test_other_api_routes_count_against_default_not_chat(app, client):
     ).status_code == 200
 
 
+async def test_history_and_assistant_routes_count_under_default(app, client):
+    _, user = await new_user(app)
+    seen = []
+    for path in ("/api/sessions", "/api/posts", "/api/sessions"):
+        r = await client.get(path, headers=user)
+        assert r.status_code == 200, r.text
+        seen.append(parse_list(r.headers["RateLimit"])["default-minute"]["r"])
+    assert seen == [5, 4, 3]
+
+
 async def test_me_limits_shows_every_policy_and_counts_nothing(app, client):
     _, user = await new_user(app)
     for _ in range(2):
@@ -313,3 +323,36 @@ def test_invalid_policy_strings_stop_the_start():
     with pytest.raises(ValidationError) as err:
         Settings(rate_limit_storage_url="mongodb://localhost")
     assert "RATE_LIMIT_STORAGE_URL" in str(err.value)
+
+
+async def test_exports_and_imports_have_their_own_policies(app, client, sessionmaker):
+    _, user = await new_user(app)
+    sid = (await client.post("/api/chat", json=chat_body("to export"), headers=user)).json()[
+        "sessionId"
+    ]
+    # Export: 2/minute, shared by the single-conversation and the everything export.
+    r = await client.get(f"/api/sessions/{sid}/export", headers=user)
+    assert r.status_code == 200
+    state = parse_list(r.headers["RateLimit"])
+    assert set(state) == {"export-minute"}
+    assert state["export-minute"]["r"] == 1
+    r = await client.get("/api/export", headers=user)
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/zip"
+    assert parse_list(r.headers["RateLimit"])["export-minute"]["r"] == 0
+    r = await client.get("/api/export", headers=user)
+    assert r.status_code == 429
+    assert r.json()["policy"] == "export"
+
+    # Import: 1/hour. The refused upload is not read, and nothing is imported.
+    export = (await client.get(f"/api/sessions/{sid}/export", headers=user)).status_code
+    assert export == 429
+    sessions_before = await session_count(sessionmaker)
+    r = await client.post("/api/import", content=b"not an export", headers=user)
+    assert r.status_code == 422
+    r = await client.post("/api/import", content=b"not an export either", headers=user)
+    assert r.status_code == 429
+    assert r.json()["policy"] == "import"
+    assert r.json()["limit"] == "1/hour"
+    assert 60 < int(r.headers["Retry-After"]) <= 3600  # the hour window
+    assert await session_count(sessionmaker) == sessions_before
