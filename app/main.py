@@ -24,10 +24,10 @@ from app.core.errors import UnhandledErrorMiddleware, install_error_handlers
 from app.core.logging import configure_logging
 from app.core.metrics import MetricsMiddleware
 from app.core.runtime import ensure_database_url, run_migrations
-from app.ratelimit.setup import install_rate_limits
 from app.core.security import BodySizeLimitMiddleware, CsrfMiddleware, SecurityHeadersMiddleware
 from app.exports.router import router as exports_router
 from app.health.router import router as health_router
+from app.ratelimit.setup import install_rate_limits
 from app.web.router import STATIC_PREFIX, static_files
 from app.web.router import router as web_router
 
