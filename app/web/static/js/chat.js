@@ -1,7 +1,7 @@
 // The chat panel: the conversation, the message box, draft cards, quota and notices.
 
 import { ApiError, getJson, sendJson } from "./api.js";
-import { $, announce, formatDate, formatTime, h, show } from "./dom.js";
+import { $, formatDate, formatTime, h, show } from "./dom.js";
 import { setSessionId, state } from "./state.js";
 
 const PHRASES = { post: "post it", regenerate: "regenerate the previous post", cancel: "cancel" };
@@ -530,7 +530,6 @@ export async function sendMessage(text) {
       typing.replaceWith(messageItem({ role: "assistant", content: data.reply, imageUrl: data.imageUrl }));
       if (fresh) setHeading(text);
     }
-    announce("The assistant replied.");
     scrollToEnd();
     hooks.onTurn(data);
   } catch (err) {
