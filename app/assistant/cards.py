@@ -1,20 +1,41 @@
 """Local image rendering for drafts: a titled card as PNG bytes (Pillow only).
 
 Deterministic for the same inputs on the same Pillow build: the palette and the
-decoration come from a stable hash of ``seed``. Any Unicode title is accepted;
-characters the bundled font lacks show as boxes, but rendering never fails.
+decoration come from a stable hash of ``seed``. Any Unicode title is accepted and
+rendering never fails.
+
+Text is set in the fonts the project ships (app/core/fonts.py): each word is split
+into runs in a font that covers every char of the run, and each run is shaped by
+libraqm (Devanagari reordering, Arabic joining, emoji sequences in the monochrome Noto
+Emoji). Lines are ordered visually word by word (a simplified bidi pass: neutrals take
+their neighbours' direction, else the title's), and right-to-left runs are drawn
+right-to-left. Chars no shipped font has show as a readable ``[U+XXXX]``, never a box.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import threading
 import unicodedata
+from dataclasses import dataclass
 from functools import lru_cache
 
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["PALETTES", "render_card_png"]
+from app.core.fonts import (
+    BASE_FONT,
+    FONT_FILES,
+    cmap,
+    font_path,
+    has_rtl,
+    is_joiner,
+    itemize_text,
+    strong_direction,
+)
+
+__all__ = ["PALETTES", "CardRun", "card_runs", "render_card_png"]
 
 RGB = tuple[int, int, int]
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
@@ -34,67 +55,200 @@ PALETTES: tuple[tuple[RGB, RGB, RGB], ...] = (
 _MIN_SIDE, _MAX_SIDE = 100, 4096
 _FOOTER = "Chatkeep"
 _ELLIPSIS = "\u2026"
+_BOLD = 700  # the weight axis of the variable Noto fonts; WenQuanYi has one weight
+
+# FreeType faces are not safe to use from two threads at once, and cards are drawn in
+# worker threads: the text stage (font loading, measuring, drawing) takes this lock.
+_text_lock = threading.Lock()
 
 
-@lru_cache(maxsize=32)
-def _font(size: int) -> Font:
+@dataclass(frozen=True)
+class CardRun:
+    """A piece of a line as drawn: one font, one direction, in left-to-right order."""
+
+    font: str  # a key of app.core.fonts.FONT_FILES
+    text: str
+    rtl: bool
+
+
+# --------------------------------------------------------------------------- fonts
+
+
+@lru_cache(maxsize=16)
+def _default_font(size: int) -> Font:
     try:
         return ImageFont.load_default(size=size)
     except (TypeError, OSError, ImportError, AttributeError):  # pragma: no cover - old Pillow
         return ImageFont.load_default()
 
 
+@lru_cache(maxsize=256)
+def _face(font: str, size: int, bold: bool) -> Font:
+    """A shipped font at ``size`` px, loaded once (Pillow's default if it cannot load)."""
+    try:
+        face = ImageFont.truetype(
+            str(font_path(font)),
+            size,
+            index=FONT_FILES[font][2],
+            layout_engine=ImageFont.Layout.RAQM,
+        )
+    except (OSError, RuntimeError, KeyError, ValueError):
+        return _default_font(size)
+    if bold:
+        # Not a variable font (WenQuanYi): keep its one weight.
+        with contextlib.suppress(OSError, ValueError):
+            face.set_variation_by_axes([_BOLD])
+    return face
+
+
+@lru_cache(maxsize=8192)
+def _run_width(font: str, size: int, bold: bool, text: str, rtl: bool) -> float:
+    face = _face(font, size, bold)
+    try:
+        return float(face.getlength(text, direction="rtl" if rtl else "ltr"))
+    except Exception:  # e.g. no libraqm: measure unshaped
+        try:
+            return float(face.getlength(text))
+        except Exception:
+            return float(len(text) * size * 0.6)
+
+
+# ---------------------------------------------------------------------- text runs
+
+
+@lru_cache(maxsize=1)
+def _covered() -> frozenset[int]:
+    return frozenset().union(*(cmap(font) for font in FONT_FILES))
+
+
+def _fold(ch: str) -> str:
+    """A char no shipped font has, by its compatibility form if fonts have that (styled
+    maths letters, circled digits...); else unchanged, for a readable stand-in."""
+    if ord(ch) < 0x2000 or ord(ch) in _covered():
+        return ch
+    folded = unicodedata.normalize("NFKC", ch)
+    return folded if folded != ch and all(ord(c) in _covered() for c in folded) else ch
+
+
+# Explicit embeddings, overrides and isolates: lines are ordered here, word by word.
+_BIDI_CONTROLS = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+
+
 def _clean(text: str, limit: int) -> str:
     """Drop control characters, lone surrogates and the like; collapse whitespace."""
-    text = unicodedata.normalize("NFC", text)
+    text = unicodedata.normalize("NFC", text).translate(_BIDI_CONTROLS)
     kept = "".join(
-        " " if unicodedata.category(ch) in {"Cc", "Cs", "Co", "Zl", "Zp"} else ch for ch in text
+        " " if unicodedata.category(ch) in {"Cc", "Cs", "Co", "Zl", "Zp"} else _fold(ch)
+        for ch in text
     )
     return " ".join(kept.split())[:limit]
 
 
-def _text_width(font: Font, text: str) -> float:
-    try:
-        return float(font.getlength(text))
-    except Exception:
-        return float(len(text) * getattr(font, "size", 10))
+@lru_cache(maxsize=4096)
+def _word_runs(word: str) -> tuple[CardRun, ...]:
+    """A word's runs in logical order, each with the direction it is shaped in."""
+    return tuple(CardRun(r.font, r.text, has_rtl(r.text)) for r in itemize_text(word))
 
 
-def _split_long(word: str, font: Font, max_width: float) -> list[str]:
-    """Break a word wider than the line (e.g. CJK without spaces) between characters."""
+def _word_width(word: str, size: int, bold: bool) -> float:
+    return sum(_run_width(r.font, size, bold, r.text, r.rtl) for r in _word_runs(word))
+
+
+def _space_width(size: int, bold: bool) -> float:
+    return _run_width(BASE_FONT, size, bold, " ", False)
+
+
+def _line_width(line: str, size: int, bold: bool) -> float:
+    words = [w for w in line.split(" ") if w]
+    gaps = max(0, len(words) - 1) * _space_width(size, bold)
+    return gaps + sum(_word_width(w, size, bold) for w in words)
+
+
+def _visual_runs(line: str, rtl_base: bool) -> list[CardRun | None]:
+    """The line's runs left to right; None stands for a space between words."""
+    words = [w for w in line.split(" ") if w]
+    base = "R" if rtl_base else "L"
+    dirs = [strong_direction(w) for w in words]
+    resolved: list[str] = []
+    for i, d in enumerate(dirs):
+        if d is None:
+            # Neutral words between equal directions take it, else the title's (UBA N1/N2).
+            before = next((x for x in reversed(dirs[:i]) if x), base)
+            after = next((x for x in dirs[i + 1 :] if x), base)
+            d = before if before == after else base
+        resolved.append(d)
+    segments: list[tuple[str, list[str]]] = []
+    for word, d in zip(words, resolved, strict=True):
+        if segments and segments[-1][0] == d:
+            segments[-1][1].append(word)
+        else:
+            segments.append((d, [word]))
+    if rtl_base:
+        segments.reverse()
+    out: list[CardRun | None] = []
+    for d, seg in segments:
+        for word in reversed(seg) if d == "R" else seg:
+            if out:
+                out.append(None)
+            runs = _word_runs(word)
+            out.extend(reversed(runs) if d == "R" else runs)
+    return out
+
+
+def card_runs(text: str) -> list[CardRun]:
+    """The runs a card draws for ``text`` set on one line, left to right (spaces omitted)."""
+    clean = _clean(text, len(text))
+    rtl_base = strong_direction(clean) == "R"
+    return [r for r in _visual_runs(clean, rtl_base) if r is not None]
+
+
+# ------------------------------------------------------------------------- wrapping
+
+
+def _clusters(word: str) -> list[str]:
+    out: list[str] = []
+    for ch in word:
+        if out and is_joiner(ch):
+            out[-1] += ch
+        else:
+            out.append(ch)
+    return out
+
+
+def _split_long(word: str, size: int, bold: bool, max_width: float) -> list[str]:
+    """Break a word wider than the line (e.g. CJK without spaces) between clusters."""
     pieces: list[str] = []
     current = ""
     used = 0.0
-    for ch in word:
-        w = _text_width(font, ch)  # per-character widths: close enough, and linear time
-        joins = unicodedata.category(ch).startswith("M") or ch in "\u200c\u200d"
-        if current and not joins and used + w > max_width:
+    for cl in _clusters(word):
+        w = _word_width(cl, size, bold)  # per-cluster widths: close enough, and linear time
+        if current and used + w > max_width:
             pieces.append(current)
-            current, used = ch, w
+            current, used = cl, w
         else:
-            current += ch
+            current += cl
             used += w
     if current:
         pieces.append(current)
     return pieces
 
 
-def _wrap(text: str, font: Font, max_width: float) -> list[str]:
+def _wrap(text: str, size: int, bold: bool, max_width: float) -> list[str]:
     lines: list[str] = []
     current = ""
     for word in text.split(" "):
         if not word:
             continue
         candidate = f"{current} {word}" if current else word
-        if _text_width(font, candidate) <= max_width:
+        if _line_width(candidate, size, bold) <= max_width:
             current = candidate
             continue
         if current:
             lines.append(current)
-        if _text_width(font, word) <= max_width:
+        if _word_width(word, size, bold) <= max_width:
             current = word
         else:
-            *full, current = _split_long(word, font, max_width)
+            *full, current = _split_long(word, size, bold, max_width)
             lines.extend(full)
     if current:
         lines.append(current)
@@ -102,23 +256,24 @@ def _wrap(text: str, font: Font, max_width: float) -> list[str]:
 
 
 def _fit_lines(
-    text: str, sizes: list[int], max_width: float, max_lines: int
-) -> tuple[Font, int, list[str]]:
+    text: str, sizes: list[int], bold: bool, max_width: float, max_lines: int
+) -> tuple[int, list[str]]:
     """Largest font size whose wrap fits ``max_lines``; else the smallest, ellipsised."""
     for size in sizes:
-        font = _font(size)
-        lines = _wrap(text, font, max_width)
+        lines = _wrap(text, size, bold, max_width)
         if len(lines) <= max_lines:
-            return font, size, lines
+            return size, lines
     size = sizes[-1]
-    font = _font(size)
-    lines = _wrap(text, font, max_width)[:max_lines]
+    lines = _wrap(text, size, bold, max_width)[:max_lines]
     if lines:
-        last = lines[-1]
-        while last and _text_width(font, last + _ELLIPSIS) > max_width:
-            last = last[:-1]
-        lines[-1] = last.rstrip() + _ELLIPSIS
-    return font, size, lines
+        clusters = _clusters(lines[-1])
+        while clusters and _line_width("".join(clusters) + _ELLIPSIS, size, bold) > max_width:
+            clusters.pop()
+        lines[-1] = "".join(clusters).rstrip() + _ELLIPSIS
+    return size, lines
+
+
+# -------------------------------------------------------------------------- drawing
 
 
 def _gradient(width: int, height: int, start: RGB, end: RGB, direction: int) -> Image.Image:
@@ -138,20 +293,51 @@ def _gradient(width: int, height: int, start: RGB, end: RGB, direction: int) -> 
     )
 
 
-def _draw_text(
+def _draw_run(
     draw: ImageDraw.ImageDraw,
-    xy: tuple[float, float],
-    text: str,
-    font: Font,
+    x: float,
+    baseline: float,
+    run: CardRun,
+    size: int,
+    bold: bool,
     fill: tuple[int, int, int, int],
 ) -> None:
-    """Centered text; never raises (falls back to an ASCII rendering, then to nothing)."""
-    for candidate in (text, text.encode("ascii", "replace").decode("ascii")):
+    """One run, its left edge at ``x``; never raises (a card without a word beats a failed
+    turn): without libraqm it is drawn unshaped, then in Pillow's default font, or not."""
+    face = _face(run.font, size, bold)
+    attempts: list[tuple[Font, str | None]] = [(face, "rtl" if run.rtl else "ltr"), (face, None)]
+    attempts.append((_default_font(size), None))
+    for font, direction in attempts:
         try:
-            draw.text(xy, candidate, font=font, fill=fill, anchor="mm")
+            draw.text(
+                (x, baseline), run.text, font=font, fill=fill, anchor="ls", direction=direction
+            )
             return
-        except Exception:  # noqa: S112 - a card without one line beats a failed turn
+        except Exception:  # noqa: S112 - try the next, plainer way
             continue
+
+
+def _draw_line(
+    draw: ImageDraw.ImageDraw,
+    center: tuple[float, float],
+    line: str,
+    rtl_base: bool,
+    size: int,
+    bold: bool,
+    fill: tuple[int, int, int, int],
+) -> None:
+    """A line centred on ``center``, its runs in visual order on one baseline."""
+    runs = _visual_runs(line, rtl_base)
+    space = _space_width(size, bold)
+    widths = [space if r is None else _run_width(r.font, size, bold, r.text, r.rtl) for r in runs]
+    # Centre the base font's ascent..descent box on the line, as anchor "mm" would.
+    ascent, descent = _face(BASE_FONT, size, bold).getmetrics()  # type: ignore[union-attr]
+    baseline = center[1] + (ascent - descent) / 2
+    x = center[0] - sum(widths) / 2
+    for run, width in zip(runs, widths, strict=True):
+        if run is not None:
+            _draw_run(draw, x, baseline, run, size, bold, fill)
+        x += width
 
 
 def render_card_png(
@@ -186,36 +372,46 @@ def render_card_png(
     title_text = _clean(title, 300) or " "
     subtitle_text = _clean(subtitle, 300)
     max_width = width * 0.84
+    white = (255, 255, 255, 255)
 
-    title_sizes = [max(12, int(height * f)) for f in (0.12, 0.105, 0.09, 0.078, 0.066, 0.056)]
-    title_font, title_size, title_lines = _fit_lines(title_text, title_sizes, max_width, 4)
-    sub_size = max(10, int(height * 0.045))
-    sub_font, _, sub_lines = _fit_lines(subtitle_text, [sub_size], max_width, 2)
-    if not subtitle_text:
-        sub_lines = []
+    with _text_lock:
+        title_sizes = [max(12, int(height * f)) for f in (0.12, 0.105, 0.09, 0.078, 0.066, 0.056)]
+        title_size, title_lines = _fit_lines(title_text, title_sizes, True, max_width, 4)
+        sub_size = max(10, int(height * 0.045))
+        _, sub_lines = _fit_lines(subtitle_text, [sub_size], False, max_width, 2)
+        if not subtitle_text:
+            sub_lines = []
 
-    title_lh = title_size * 1.2
-    sub_lh = sub_size * 1.35
-    gap = height * 0.05 if sub_lines else 0.0
-    block = len(title_lines) * title_lh + gap + len(sub_lines) * sub_lh
-    y = (height - block) / 2 - height * 0.02
-    cx = width / 2
-    for line in title_lines:
-        _draw_text(draw, (cx, y + title_lh / 2), line, title_font, (255, 255, 255, 255))
-        y += title_lh
-    if sub_lines:
-        bar_w = width * 0.08
-        bar_y = y + gap / 2
-        draw.rounded_rectangle(
-            (cx - bar_w / 2, bar_y - 3, cx + bar_w / 2, bar_y + 3), radius=3, fill=(*accent, 255)
-        )
-        y += gap
-        for line in sub_lines:
-            _draw_text(draw, (cx, y + sub_lh / 2), line, sub_font, (255, 255, 255, 215))
-            y += sub_lh
+        # Room for Devanagari marks above and Arabic descenders below the Latin box.
+        title_lh = title_size * 1.3
+        sub_lh = sub_size * 1.4
+        gap = height * 0.05 if sub_lines else 0.0
+        block = len(title_lines) * title_lh + gap + len(sub_lines) * sub_lh
+        y = (height - block) / 2 - height * 0.02
+        cx = width / 2
+        title_rtl = strong_direction(title_text) == "R"
+        for line in title_lines:
+            _draw_line(draw, (cx, y + title_lh / 2), line, title_rtl, title_size, True, white)
+            y += title_lh
+        if sub_lines:
+            bar_w = width * 0.08
+            bar_y = y + gap / 2
+            draw.rounded_rectangle(
+                (cx - bar_w / 2, bar_y - 3, cx + bar_w / 2, bar_y + 3),
+                radius=3,
+                fill=(*accent, 255),
+            )
+            y += gap
+            sub_rtl = strong_direction(subtitle_text) == "R"
+            for line in sub_lines:
+                _draw_line(
+                    draw, (cx, y + sub_lh / 2), line, sub_rtl, sub_size, False, (*white[:3], 215)
+                )
+                y += sub_lh
 
-    footer_font = _font(max(10, int(height * 0.032)))
-    _draw_text(draw, (cx, height - height * 0.07), _FOOTER, footer_font, (255, 255, 255, 150))
+        footer_size = max(10, int(height * 0.032))
+        footer_y = height - height * 0.07
+        _draw_line(draw, (cx, footer_y), _FOOTER, False, footer_size, False, (*white[:3], 150))
 
     out = io.BytesIO()
     image.convert("RGB").save(out, format="PNG", compress_level=3)

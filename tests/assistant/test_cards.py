@@ -1,13 +1,15 @@
-"""Local card rendering: valid PNG, size, determinism, seeds, odd Unicode, speed."""
+"""Local card rendering: valid PNG, size, determinism, seeds, text in every script, odd Unicode."""
 
 from __future__ import annotations
 
 import io
+import random
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
-from app.assistant.cards import PALETTES, render_card_png
+from app.assistant.cards import PALETTES, card_runs, render_card_png
+from app.core.fonts import BASE_FONT, CJK_FONT, EMOJI_FONT, font_covers
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -105,3 +107,84 @@ def test_never_crashes_on_unicode_titles(title: str) -> None:
 def test_seed_with_odd_characters() -> None:
     data = render_card_png(title="t", subtitle="s", seed="\ud800\x00🎉")
     assert open_png(data).size == (1200, 630)
+
+
+MIXED_TITLE = "दिवाली 春节 Привет مرحبا 🎉"
+
+# Two different letters of each script: drawn as boxes they would look the same.
+SCRIPT_PAIRS = [
+    ("दि", "वा"),  # Devanagari
+    ("春", "节"),  # Chinese
+    ("あ", "い"),  # Japanese kana
+    ("م", "ر"),  # Arabic
+    ("П", "Ж"),  # Cyrillic
+    ("ক", "খ"),  # Bengali
+    ("🎉", "🪔"),  # emoji
+]
+
+
+def _default_font_drawing(text: str) -> bytes:
+    image = Image.new("L", (240, 120))
+    ImageDraw.Draw(image).text((20, 20), text, font=ImageFont.load_default(size=60), fill=255)
+    return image.tobytes()
+
+
+def test_every_char_of_a_mixed_script_title_is_set_in_a_font_that_has_it() -> None:
+    runs = card_runs(MIXED_TITLE)
+    for run in runs:
+        assert font_covers(run.font, run.text), run
+    # Nothing dropped or replaced: the runs hold exactly the title's letters.
+    assert sorted("".join(r.text for r in runs)) == sorted(MIXED_TITLE.replace(" ", ""))
+    fonts = {r.font for r in runs}
+    assert {"CK-NotoSansDevanagari", CJK_FONT, BASE_FONT, "CK-NotoSansArabic", EMOJI_FONT} <= fonts
+
+
+@pytest.mark.parametrize(("one", "other"), SCRIPT_PAIRS)
+def test_letters_of_every_script_are_drawn_not_boxes(one: str, other: str) -> None:
+    # Pillow's default font has none of these: it draws both letters as the same box.
+    assert _default_font_drawing(one) == _default_font_drawing(other)
+    # A card draws the real glyphs, so two letters give two different pictures.
+    first = open_png(render_card_png(title=one, subtitle="", seed="same"))
+    second = open_png(render_card_png(title=other, subtitle="", seed="same"))
+    assert first.tobytes() != second.tobytes()
+
+
+def test_right_to_left_words_read_from_the_right() -> None:
+    # Runs are listed left to right as drawn: an Arabic title starts at the right.
+    runs = card_runs("مرحبا بالعالم")
+    assert [r.text for r in runs] == ["بالعالم", "مرحبا"]
+    assert all(r.rtl for r in runs)
+    # Latin first: the Arabic word follows on its right, the number stays after it.
+    assert [(r.text, r.rtl) for r in card_runs("Hello مرحبا 2024")] == [
+        ("Hello", False),
+        ("مرحبا", True),
+        ("2024", False),
+    ]
+    # An Arabic title with a Latin word: the Latin word sits at the left end.
+    assert [r.text for r in card_runs("مرحبا Chatkeep")] == ["Chatkeep", "مرحبا"]
+    # Explicit bidi controls in a title cannot flip text around.
+    assert [r.text for r in card_runs("\u202egreat \u2067sale\u2069")] == ["great", "sale"]
+
+
+def test_chars_no_font_has_read_as_text() -> None:
+    # Styled maths letters become the plain letters; a char no shipped font has becomes
+    # its code point, readable instead of a box.
+    maths_bold = "".join(chr(0x1D400 + ord(c) - ord("A")) for c in "CARD")  # U+1D400 on
+    runs = card_runs(f"{maths_bold} \U00013000")
+    assert [r.text for r in runs] == ["CARD", "[U+13000]"]
+    assert all(font_covers(r.font, r.text) for r in runs)
+
+
+def test_never_crashes_on_random_unicode() -> None:
+    rng = random.Random(20240501)
+    planes = [(0x20, 0x2FFF), (0x3000, 0xFFFF), (0x10000, 0x1FFFF), (0xE0000, 0xE01EF)]
+    for _ in range(25):
+        chars = []
+        for _ in range(rng.randint(1, 60)):
+            lo, hi = rng.choice(planes)
+            chars.append(chr(rng.randint(lo, hi)))
+        title = "".join(chars)
+        data = render_card_png(title=title, subtitle=title[::-1], seed=title)
+        assert open_png(data).size == (1200, 630)
+        for run in card_runs(title):
+            assert font_covers(run.font, run.text), (title, run)
