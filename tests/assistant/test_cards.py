@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import io
+import os
 import random
 
 import pytest
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, features
 
 from app.assistant.cards import PALETTES, card_runs, render_card_png
 from app.core.fonts import BASE_FONT, CJK_FONT, EMOJI_FONT, font_covers
@@ -127,6 +128,16 @@ def _default_font_drawing(text: str) -> bytes:
     image = Image.new("L", (240, 120))
     ImageDraw.Draw(image).text((20, 20), text, font=ImageFont.load_default(size=60), fill=255)
     return image.tobytes()
+
+
+def test_complex_text_layout_is_available() -> None:
+    # Without libraqm Pillow draws Arabic unjoined and left to right, and Devanagari
+    # unordered. Pillow's wheels bring libraqm; it needs Debian's libfribidi0 at run time.
+    if not features.check("raqm"):
+        message = "Pillow has no libraqm: apt-get install libfribidi0"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 def test_every_char_of_a_mixed_script_title_is_set_in_a_font_that_has_it() -> None:
