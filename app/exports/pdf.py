@@ -74,7 +74,7 @@ class PdfMessage:
     role: str  # "user" | "assistant" | "system"
     content: str
     created_at: datetime  # tz-aware UTC
-    image_path: Path | None = None
+    image_path: Path | None = None  # must stay readable until the PDF is written
 
 
 @dataclass(frozen=True)
@@ -543,13 +543,13 @@ def _blocks(content: str) -> Iterator[tuple[bool, str]]:
 
 def _image_flowable(path: Path, width: float, st: _Styles) -> Flowable:
     try:
-        reader = ImageReader(str(path))
-        iw, ih = reader.getSize()
+        iw, ih = ImageReader(str(path)).getSize()  # reads and checks the file now
         if iw <= 0 or ih <= 0:
             raise ValueError("empty image")
-        scale = min(width / iw, _IMAGE_MAX_HEIGHT / ih)
-        img = Image(reader, width=iw * scale, height=ih * scale, hAlign="LEFT")
-        img._restrictSize(width, _IMAGE_MAX_HEIGHT)
+        scale = min(width / iw, _IMAGE_MAX_HEIGHT / ih, 1.0)  # shrink to fit, never blow up
+        # By file name, read again when drawn (lazy), so pictures are not all held at once.
+        img = Image(str(path), width=iw * scale, height=ih * scale, hAlign="LEFT", lazy=1)
+        img.spaceBefore = img.spaceAfter = 4
         return img
     except Exception:  # missing, unreadable or corrupt: say so instead of failing the export
         return Paragraph("[image]", st.meta)

@@ -8,9 +8,13 @@ JSON layout is documented in docs/export-format.md.
 from __future__ import annotations
 
 import json
+import re
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
 from typing import Any, BinaryIO
 
 import anyio
@@ -182,6 +186,71 @@ async def conversation_document_chunks(
 
 # ------------------------------------------------------------------------------- PDF
 
+_IMAGE_URL = re.compile(
+    r"/api/images/([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
+)
+_IMAGE_SUFFIXES = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
+
+
+def stored_image_id(image_url: str | None) -> uuid.UUID | None:
+    """The stored image a message's `imageUrl` names (`/api/images/<uuid>`), if any."""
+    match = _IMAGE_URL.fullmatch(image_url or "")
+    return uuid.UUID(match.group(1)) if match else None
+
+
+class MessageImages:
+    """The exporting user's stored images as files, for the PDF renderer.
+
+    An async context manager: the files live in a temporary directory of their own,
+    removed on exit. Each image is read once, through the owner-filtered ledger lookup,
+    so another user's image id resolves to nothing, exactly like a missing one.
+    """
+
+    def __init__(self, *, session: AsyncSession, user_id: uuid.UUID) -> None:
+        self.session = session
+        self.user_id = user_id
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+        self._paths: dict[uuid.UUID, Path | None] = {}
+
+    async def __aenter__(self) -> MessageImages:
+        self._dir = tempfile.TemporaryDirectory(prefix="chatkeep-pdf-images-")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._dir is not None:
+            self._dir.cleanup()
+            self._dir = None
+
+    async def path_for(self, image_url: str | None) -> Path | None:
+        """A file holding the message's image, or None (no image, not the user's, gone)."""
+        from app.assistant.ledger import get_owned_image
+
+        image_id = stored_image_id(image_url)
+        if image_id is None:
+            return None
+        if image_id in self._paths:
+            return self._paths[image_id]
+        if self._dir is None:
+            raise RuntimeError("MessageImages is used outside its `async with` block")
+        try:
+            image = await get_owned_image(
+                session=self.session, user_id=self.user_id, image_id=str(image_id)
+            )
+        except NotFoundError:
+            self._paths[image_id] = None
+            return None
+        path = Path(self._dir.name) / f"{image_id}{_IMAGE_SUFFIXES.get(image.content_type, '')}"
+        # Only this call holds the row: the session's identity map keeps unchanged rows
+        # weakly, so the bytes are freed once they are on disk.
+        await anyio.to_thread.run_sync(path.write_bytes, image.data)
+        self._paths[image_id] = path
+        return path
+
 
 def _pdf_conversation(row: Any) -> Any:
     from app.exports.pdf import PdfConversation
@@ -203,32 +272,37 @@ async def render_row_pdf(
     the renderer consumes them, so the messages are never all loaded at once."""
     from app.exports.pdf import PdfMessage, render_conversation_pdf
 
-    async def fetch(after_seq: int) -> Sequence[sa.Row[Any]]:
-        return await message_batch(
-            session=session,
-            user_id=user_id,
-            session_id=row.id,
-            after_seq=after_seq,
-            limit=MESSAGE_BATCH,
+    async with MessageImages(session=session, user_id=user_id) as images:
+
+        async def fetch(after_seq: int) -> list[tuple[sa.Row[Any], Path | None]]:
+            rows = await message_batch(
+                session=session,
+                user_id=user_id,
+                session_id=row.id,
+                after_seq=after_seq,
+                limit=MESSAGE_BATCH,
+            )
+            return [(m, await images.path_for(m.image_url)) for m in rows]
+
+        def messages() -> Iterator[PdfMessage]:
+            after = 0
+            while True:
+                batch = anyio.from_thread.run(fetch, after)
+                for m, image_path in batch:
+                    yield PdfMessage(
+                        seq=m.seq,
+                        role=m.role,
+                        content=m.content,
+                        created_at=m.created_at,
+                        image_path=image_path,
+                    )
+                if len(batch) < MESSAGE_BATCH:
+                    return
+                after = batch[-1][0].seq
+
+        await anyio.to_thread.run_sync(
+            render_conversation_pdf, _pdf_conversation(row), messages(), out
         )
-
-    def messages() -> Iterator[PdfMessage]:
-        after = 0
-        while True:
-            rows = anyio.from_thread.run(fetch, after)
-            for m in rows:
-                yield PdfMessage(
-                    seq=m.seq,
-                    role=m.role,
-                    content=m.content,
-                    created_at=m.created_at,
-                    image_path=None,  # stored images are not resolved to files yet
-                )
-            if len(rows) < MESSAGE_BATCH:
-                return
-            after = rows[-1].seq
-
-    await anyio.to_thread.run_sync(render_conversation_pdf, _pdf_conversation(row), messages(), out)
 
 
 async def render_session_pdf(

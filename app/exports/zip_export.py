@@ -2,7 +2,7 @@
 
 Layout (docs/export-format.md):
   conversations.json                      chatkeep.export v1, every matching conversation
-  conversations/<slug>-<date>-<id>.pdf    one PDF per conversation
+  conversations/<slug>-<date>-<id>.pdf    one PDF per conversation, with its images
   manifest.json                           counts, and size + SHA-256 of every other file
 
 `zipfile` writes into a small sink that is drained after every piece, so the response

@@ -142,7 +142,10 @@ def test_header_footer_and_text(rendered: PdfReader) -> None:
     assert "You" in text and "Assistant" in text
     for key in ("latin", "cyrillic", "greek", "chinese", "japanese", "korean"):
         assert SCRIPTS[key] in text, key
-    assert "[image]" in text  # the unreadable image became a note, not an error
+    assert text.count("[image]") == 1  # the unreadable image became a note, not an error
+    # The readable one is drawn, at its own size (never enlarged).
+    (image,) = [img.image for page in rendered.pages for img in page.images]
+    assert image.size == (40, 20)
 
 
 def test_markup_is_escaped_not_interpreted(rendered: PdfReader) -> None:
