@@ -227,24 +227,27 @@ def _result(name: str, c: int, raw: dict[str, Any], sampler: RssSampler) -> Load
 
 
 async def _fresh_connection_conversations(base: str, tokens: list[str], count: int) -> str:
-    """Two-turn conversations, every request on a new connection, as browsers behind a
-    load balancer send them. Returns "continued / follow-ups"."""
-    continued = 0
+    """Two-turn conversations, every request on a new connection, all at once, as many
+    browsers behind a load balancer send them. Returns "continued of follow-ups"."""
     limits = httpx.Limits(max_keepalive_connections=0)
     async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
-        for i in range(count):
+
+        async def conversation(i: int) -> bool:
             headers = {"Authorization": f"Bearer {tokens[i % len(tokens)]}"}
             first = await client.post(
-                "/api/chat", json={"messages": [{"role": "user", "content": f"hello {i}"}]},
+                "/api/chat",
+                json={"messages": [{"role": "user", "content": f"hello {i}"}]},
                 headers=headers,
-            )  # fmt: skip
+            )
             sid = first.json()["sessionId"]
             second = await client.post(
                 "/api/chat",
                 json={"sessionId": sid, "messages": [{"role": "user", "content": "and then?"}]},
                 headers=headers,
             )
-            continued += second.status_code == 200 and second.json()["sessionId"] == sid
+            return second.status_code == 200 and second.json()["sessionId"] == sid
+
+        continued = sum(await asyncio.gather(*(conversation(i) for i in range(count))))
     return f"{continued} of {count}"
 
 

@@ -6,7 +6,7 @@ import math
 import os
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -64,49 +64,45 @@ async def _make_user(url: str) -> uuid.UUID:
     return user_id
 
 
-async def _time_stores(
-    stores: list[Store],
-    session_ids: dict[str, list[str]],
-    user_id: uuid.UUID,
-    mode: Mode,
-    text: TextSource,
-) -> dict[str, tuple[list[float], float]]:
-    """Time every store on the same history size, interleaved in rounds (store order
-    rotating) so that background noise (checkpoints, the other tenants of the machine)
-    falls on all of them alike."""
+@dataclass
+class Cell:
+    """One store at one history size: its seeded sessions and what was measured."""
+
+    store: Store
+    history: int
+    ids: list[str]
+    warm: int = 0
+    samples: list[float] = field(default_factory=list)
+    spent: float = 0.0
+
+
+async def _time_cells(cells: list[Cell], user_id: uuid.UUID, mode: Mode, text: TextSource) -> None:
+    """Time every cell, interleaved: in each round every (store, size) pair takes its
+    share of turns, in an order that rotates, so background noise (checkpoints, other
+    tenants of the machine) falls on all designs and all sizes alike."""
     # Warm-up: at least one turn on every session, so first-touch costs (cold pages,
-    # full-page writes after the checkpoint that followed seeding) fall outside the timing
-    # alike for every history size.
-    warm: dict[str, int] = {}
-    for store in stores:
-        ids = session_ids[store.name]
-        warm[store.name] = max(mode.warmup_turns, len(ids))
-        for i in range(warm[store.name]):
-            await store.turn(
-                user_id=user_id, session_id=ids[i % len(ids)], message=text.user_message()
+    # full-page writes after the checkpoint that followed seeding) stay out of the timing.
+    for cell in cells:
+        cell.warm = max(mode.warmup_turns, len(cell.ids))
+        for i in range(cell.warm):
+            await cell.store.turn(
+                user_id=user_id, session_id=cell.ids[i % len(cell.ids)], message=text.user_message()
             )
-    rounds = ROUNDS
-    per_round = math.ceil(mode.turns / rounds)
+    per_round = math.ceil(mode.turns / ROUNDS)
     messages = [text.user_message() for _ in range(mode.turns)]
-    samples: dict[str, list[float]] = {s.name: [] for s in stores}
-    spent: dict[str, float] = {s.name: 0.0 for s in stores}
-    for r in range(rounds):
-        for store in stores[r % len(stores) :] + stores[: r % len(stores)]:
-            mine, ids = samples[store.name], session_ids[store.name]
+    for r in range(ROUNDS):
+        shift = (r * len(cells)) // ROUNDS
+        for cell in cells[shift:] + cells[:shift]:
             for _ in range(per_round):
-                if len(mine) >= mode.turns or (
-                    len(mine) >= mode.min_turns and spent[store.name] > mode.turn_cap_seconds
-                ):
+                n = len(cell.samples)
+                if n >= mode.turns or (n >= mode.min_turns and cell.spent > mode.turn_cap_seconds):
                     break
-                index = len(mine) + warm[store.name]
+                sid = cell.ids[(n + cell.warm) % len(cell.ids)]
                 t0 = time.perf_counter_ns()
-                await store.turn(
-                    user_id=user_id, session_id=ids[index % len(ids)], message=messages[len(mine)]
-                )
+                await cell.store.turn(user_id=user_id, session_id=sid, message=messages[n])
                 elapsed = (time.perf_counter_ns() - t0) / 1e9
-                mine.append(elapsed * 1000)
-                spent[store.name] += elapsed
-    return {name: (samples[name], spent[name]) for name in samples}
+                cell.samples.append(elapsed * 1000)
+                cell.spent += elapsed
 
 
 async def run(server: BenchServer, report: Report, mode: Mode) -> dict[str, Any]:
@@ -128,11 +124,11 @@ async def run(server: BenchServer, report: Report, mode: Mode) -> dict[str, Any]
 
     timings: list[Timing] = []
     try:
+        cells: list[Cell] = []
+        seeded_at = datetime.now(UTC) - timedelta(seconds=5)
         for history in mode.history_sizes:
             sessions_needed, _ = plan_sessions(history, mode.turns + mode.warmup_turns)
             conversations = [text.conversation(history) for _ in range(min(sessions_needed, 8))]
-            seeded_at = datetime.now(UTC) - timedelta(seconds=5)
-            session_ids: dict[str, list[str]] = {}
             for store in stores:
                 seeds = [
                     SeedSession(
@@ -144,29 +140,29 @@ async def run(server: BenchServer, report: Report, mode: Mode) -> dict[str, Any]
                     for i in range(sessions_needed)
                 ]
                 await store.seed(seeds)
-                session_ids[store.name] = [s.session_id for s in seeds]
-            async with connect(url) as conn:
-                await settle(conn, "chat_session", "chat_message", "sessions")
-            results = await _time_stores(stores, session_ids, user_id, mode, text)
-            for store in stores:
-                samples, seconds = results[store.name]
-                timing = Timing(
-                    store=store.name,
-                    history=history,
-                    sessions=sessions_needed,
-                    turns=len(samples),
-                    median_ms=percentile(samples, 50),
-                    p99_ms=percentile(samples, 99),
-                    mean_ms=sum(samples) / len(samples),
-                    seconds=seconds,
-                )
-                timings.append(timing)
-                print(
-                    f"  turn cost: {store.name:<28} history {history:>6}: "
-                    f"median {fmt_ms(timing.median_ms)} ms, p99 {fmt_ms(timing.p99_ms)} ms "
-                    f"({timing.turns} turns, {seconds:.1f}s)",
-                    flush=True,
-                )
+                cells.append(Cell(store, history, [s.session_id for s in seeds]))
+        async with connect(url) as conn:
+            await settle(conn, "chat_session", "chat_message", "sessions")
+        print(f"  turn cost: seeded {len(cells)} cells, timing…", flush=True)
+        await _time_cells(cells, user_id, mode, text)
+        for cell in cells:
+            timing = Timing(
+                store=cell.store.name,
+                history=cell.history,
+                sessions=len(cell.ids),
+                turns=len(cell.samples),
+                median_ms=percentile(cell.samples, 50),
+                p99_ms=percentile(cell.samples, 99),
+                mean_ms=sum(cell.samples) / len(cell.samples),
+                seconds=cell.spent,
+            )
+            timings.append(timing)
+            print(
+                f"  turn cost: {cell.store.name:<28} history {cell.history:>6}: "
+                f"median {fmt_ms(timing.median_ms)} ms, p99 {fmt_ms(timing.p99_ms)} ms "
+                f"({timing.turns} turns, {cell.spent:.1f}s)",
+                flush=True,
+            )
     finally:
         for store in stores:
             await store.close()
@@ -197,7 +193,7 @@ async def run(server: BenchServer, report: Report, mode: Mode) -> dict[str, Any]
         f"{mode.turns} timed turns per cell (fewer where a cell used up its "
         f"{mode.turn_cap_seconds:g}s budget; at least {mode.min_turns}), after "
         "warm-up turns (one on every seeded session, at least "
-        f"{mode.warmup_turns}); the stores take turns in {ROUNDS} interleaved "
+        f"{mode.warmup_turns}); all stores and sizes take turns in {ROUNDS} interleaved "
         "rounds; turns spread round-robin over enough seeded sessions that no history grows "
         "by more than ~10% (at 10 messages: a timed turn sees 12, after its warm-up turn)."
     )
