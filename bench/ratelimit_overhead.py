@@ -15,8 +15,13 @@ import argparse
 import asyncio
 import os
 import statistics
+import sys
 import time
 import uuid
+from pathlib import Path
+
+# Run as a plain script: the project root first, whatever package install the venv holds.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.ratelimit.dependencies import header_values
 from app.ratelimit.policies import Policy, parse_policy
