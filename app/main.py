@@ -87,8 +87,8 @@ def create_app(
     app.state.assistant = build_assistant(settings)
 
     install_error_handlers(app)
-    install_rate_limits(app, settings)
     install_docs(app)
+    install_rate_limits(app, settings)
     app.include_router(auth_router)
     app.include_router(history_router)
     app.include_router(conversations_router)

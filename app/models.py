@@ -1,8 +1,8 @@
 """Every domain's tables, gathered for Alembic and the test that compares models to migrations."""
 
 from app.assistant.models import PostDraft, PostDraftVersion, PublishedPost, StoredImage
-from app.auth.models import User
-from app.conversations.models import ChatMessage, ChatSession, SweepRun, SweeperState
+from app.auth.models import RevokedToken, User
+from app.conversations.models import ChatMessage, ChatSession, SweeperState, SweepRun
 from app.core.db import metadata
 from app.exports.models import ChatImport
 from app.ratelimit.models import RateLimitOverride
@@ -15,6 +15,7 @@ __all__ = [
     "PostDraftVersion",
     "PublishedPost",
     "RateLimitOverride",
+    "RevokedToken",
     "StoredImage",
     "SweepRun",
     "SweeperState",
