@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from app.assistant.builtin import PUBLISHED, QUESTION
 from app.conversations.models import ChatMessage
+from app.core.clock import FrozenClock
 from tests.conftest import chat, login, register
 
 pytestmark = pytest.mark.storage
@@ -215,7 +216,7 @@ async def test_context_is_kept_with_the_draft(client: httpx.AsyncClient) -> None
 
 
 async def test_ledger_survives_archive_restore_and_another_login(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, clock: FrozenClock
 ) -> None:
     email = "ledger-owner@example.com"
     headers = await register(client, email)
@@ -241,6 +242,7 @@ async def test_ledger_survives_archive_restore_and_another_login(
     assert new["withImage"] is True
     assert r.json()["imageUrl"]
 
+    clock.advance(5)  # the second post is published later than the first
     r = await chat(client, headers, "publish", session_id=sid)
     assert r.json()["reply"] == PUBLISHED
     posts = (await client.get("/api/posts", headers=other_login)).json()["posts"]
