@@ -27,18 +27,22 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/python -m app serve
 
-# The web page tests drive Debian's Chromium. Installed here when we can (root with apt);
-# otherwise a note, and those tests skip (or fail under CI=true).
+# The web page tests drive Debian's Chromium; image cards shape text with Pillow's libraqm,
+# which needs the system's FriBiDi. Installed here when we can (root with apt); otherwise a
+# note, and those tests skip (or fail under CI=true).
 browser-deps:
-	@if [ -x /usr/bin/chromium ]; then :; \
+	@missing=""; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	ldconfig -p 2>/dev/null | grep -q 'libfribidi.so.0 ' || missing="$$missing libfribidi0"; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "Installing Chromium for the web page tests: apt-get install -y chromium"; \
-		apt-get install -y chromium >/dev/null 2>&1 \
-		|| { apt-get update >/dev/null 2>&1 && apt-get install -y chromium >/dev/null 2>&1; } \
-		|| echo "note: could not install Chromium; the browser tests will not run."; \
+		echo "Installing for the web page and image tests:$$missing"; \
+		apt-get install -y $$missing >/dev/null 2>&1 \
+		|| { apt-get update >/dev/null 2>&1 && apt-get install -y $$missing >/dev/null 2>&1; } \
+		|| echo "note: could not install$$missing; the tests that need them will not run."; \
 	else \
-		echo "note: /usr/bin/chromium is missing, so the browser tests will not run." \
-		"Install it with: sudo apt-get install -y chromium"; \
+		echo "note:$$missing missing, so some tests will not run." \
+		"Install with: sudo apt-get install -y$$missing"; \
 	fi
 
 test: $(STAMP) browser-deps
