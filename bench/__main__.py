@@ -92,6 +92,13 @@ every wall-clock figure is inflated, the CPU-heavy designs' most.
   round trips above), and on two shared cores CPU is the limit. The dict forgets a
   conversation whenever a request lands on the other worker, on restart, and on every
   deploy; Chatkeep loses none (the run counts acknowledged turns against stored replies).
+- **Search for a word no message contains can take seconds** on a large account. The
+  plan PostgreSQL may pick (see it with `EXPLAIN ANALYZE`) walks the user's sessions in
+  activity order and, for each, reads all its messages by primary key to test the
+  tsvector: the GIN index goes unused, and a query with no hit reads every message the
+  user has. Whether that plan is chosen depends on the table's statistics (the physical
+  order of rows among them), so the same search took milliseconds in one run and
+  seconds in another; the history table shows which it was this time.
 - **The sweeper** archives in batches of `SWEEP_BATCH_SIZE` (5,000) rows. Each archived
   row is a new row version in every index of `chat_session` (its status is in a partial
   index's predicate, so the update cannot be HOT), the title's GIN index included; that

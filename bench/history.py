@@ -33,6 +33,7 @@ _USER_TRIGGERS = """
 SELECT count(*) FROM pg_trigger
 WHERE tgrelid IN ('chat_message'::regclass, 'chat_session'::regclass) AND NOT tgisinternal
 """
+TIME_BUDGET_S = 5.0  # per timed operation
 POOL_TEXTS = 4000  # distinct message texts the bulk load cycles through
 COMMON_WORD_RANK = 10  # search for the 10th most frequent word of the vocabulary
 MISSING_WORD = "zzyzxnowhere"
@@ -156,9 +157,13 @@ async def _user(url: str, email: str) -> uuid.UUID:
 
 
 async def _times(call: Callable[[], Awaitable[Any]], repeats: int) -> list[float]:
-    await call()  # warm
-    samples = []
+    """Up to `repeats` timed calls after a warm one; at least 3, at most ~TIME_BUDGET_S."""
+    await call()
+    samples: list[float] = []
+    started = time.perf_counter()
     for _ in range(repeats):
+        if len(samples) >= 3 and time.perf_counter() - started > TIME_BUDGET_S:
+            break
         t0 = time.perf_counter_ns()
         await call()
         samples.append((time.perf_counter_ns() - t0) / 1e6)
