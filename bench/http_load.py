@@ -243,19 +243,24 @@ async def _start_conversations(base: str, tokens: list[str], count: int) -> list
 
 
 async def _continued(base: str, started: list[tuple[str, str]]) -> int:
-    """How many of the conversations the server still knows: the follow-up lands in the
-    same session."""
+    """How many of the conversations the server still remembers: the follow-up's reply
+    (the echo assistant's) quotes the first message, in the same session."""
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
 
-        async def follow_up(token: str, sid: str) -> bool:
+        async def follow_up(i: int, token: str, sid: str) -> bool:
             r = await client.post(
                 "/api/chat",
                 json={"sessionId": sid, "messages": [{"role": "user", "content": "which one?"}]},
                 headers={"Authorization": f"Bearer {token}"},
             )
-            return r.status_code == 200 and r.json()["sessionId"] == sid
+            if r.status_code != 200:
+                return False
+            body = r.json()
+            return body["sessionId"] == sid and f'"remember the number {i}"' in body["reply"]
 
-        return sum(await asyncio.gather(*(follow_up(t, sid) for t, sid in started)))
+        return sum(
+            await asyncio.gather(*(follow_up(i, t, sid) for i, (t, sid) in enumerate(started)))
+        )
 
 
 async def run(server: BenchServer, report: Report, mode: Mode) -> dict[str, Any]:

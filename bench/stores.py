@@ -152,10 +152,10 @@ class MemoryStore:
     async def open_conversation(
         self, *, user_id: uuid.UUID, session_id: str | None, now: datetime
     ) -> AsyncIterator[Conversation]:
-        if session_id is None:
+        messages = self.sessions.get(session_id) if session_id is not None else None
+        if session_id is None or messages is None:
+            # Unknown or expired id: a new session, as the original design does.
             session_id = new_session_id(now)
-        messages = self.sessions.get(session_id)
-        if messages is None:
             messages = self.sessions[session_id] = []
         yield Conversation(session_id, messages, user_id)
         self.last_activity[session_id] = now
