@@ -1,29 +1,26 @@
-"""Makes the README's screenshots; skipped unless asked for:
+"""Desktop chat with a draft card and phone-width history, as pictures.
 
-   WEB_SCREENSHOTS=1 .venv/bin/python -m pytest tests/web -k screenshots
+Runs with the suite (pictures go to a temporary folder and are checked). To refresh the
+README's screenshots:
 
-The pictures land in docs/screenshots/ (or WEB_SCREENSHOTS_DIR).
+   WEB_SCREENSHOTS_DIR=docs/screenshots .venv/bin/python -m pytest tests/web -k screenshots
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
 from app.core.runtime import PROJECT_ROOT
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.environ.get("WEB_SCREENSHOTS"), reason="set WEB_SCREENSHOTS=1"),
-]
-
-OUT = Path(os.environ.get("WEB_SCREENSHOTS_DIR", PROJECT_ROOT / "docs" / "screenshots"))
+pytestmark = [pytest.mark.browser]
 
 
-def test_screenshots(new_page, live_server):
+def test_screenshots(new_page, live_server, tmp_path):
+    wanted = os.environ.get("WEB_SCREENSHOTS_DIR")
+    OUT = (PROJECT_ROOT / wanted) if wanted else tmp_path
     OUT.mkdir(parents=True, exist_ok=True)
     email = live_server.new_email("maya")
     desk = new_page(viewport={"width": 1440, "height": 960}, color_scheme="light")
@@ -53,3 +50,10 @@ def test_screenshots(new_page, live_server):
     rows = phone.history("All")
     expect(rows).to_have_count(4)
     phone.page.screenshot(path=str(OUT / "history-phone.png"))
+
+    from PIL import Image
+
+    with Image.open(OUT / "chat-desktop.png") as desktop:
+        assert desktop.size == (1440, 960)
+    with Image.open(OUT / "history-phone.png") as phone_shot:
+        assert phone_shot.size == (390 * 2, 844 * 2)
