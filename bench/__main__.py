@@ -31,7 +31,7 @@ RUNNERS: dict[str, Callable[[BenchServer, Report, Mode], Awaitable[dict[str, Any
 DOC_INTRO = """# Performance
 
 What a chat turn costs in Chatkeep next to the designs a user would otherwise pick, all
-measured in one run on one machine by `make bench` (about 10 minutes) or
+measured in one run on one machine by `make bench` (6 to 10 minutes) or
 `make bench-quick` (under a minute, smaller sizes, fewer turns: a sanity check, not a
 reference). The bench starts its own PostgreSQL under `.data/bench-pg` (or uses
 `BENCH_DATABASE_URL`), makes and drops its own databases, and uses the Redis at
@@ -87,8 +87,8 @@ every wall-clock figure is inflated, the CPU-heavy designs' most.
   CPU in the SQLAlchemy ORM on this machine, and each message row also feeds the
   full-text index (`content_tsv`, GIN).
 - **Over HTTP the in-memory dict wins on raw speed and loses the conversations.** It
-  needs about half a millisecond of CPU per turn; Chatkeep's server needs about twenty
-  times that (authentication with two lookups, dependency resolution, the ORM, the
+  needs about half a millisecond of CPU per turn; Chatkeep's server needs fifteen to
+  twenty times that (authentication with two lookups, dependency resolution, the ORM, the
   round trips above), and on two shared cores CPU is the limit. The dict forgets a
   conversation whenever a request lands on the other worker, on restart, and on every
   deploy; Chatkeep loses none (the run counts acknowledged turns against stored replies).

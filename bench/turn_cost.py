@@ -182,13 +182,13 @@ async def run(server: BenchServer, report: Report, mode: Mode) -> dict[str, Any]
         ],
     )
     for name in names:
-        cells = []
+        row: list[str] = []
         for h in mode.history_sizes:
             t = by.get((name, h))
-            cells.append(f"{fmt_ms(t.median_ms)} / {fmt_ms(t.p99_ms)}" if t else "—")
+            row.append(f"{fmt_ms(t.median_ms)} / {fmt_ms(t.p99_ms)}" if t else "—")
         first, last = by.get((name, mode.history_sizes[0])), by.get((name, mode.history_sizes[-1]))
         growth = ratio(last.median_ms, first.median_ms) if first and last else None
-        table.add(name, *cells, fmt_ratio(growth))
+        table.add(name, *row, fmt_ratio(growth))
     table.notes.append(
         f"{mode.turns} timed turns per cell (fewer where a cell used up its "
         f"{mode.turn_cap_seconds:g}s budget; at least {mode.min_turns}), after "
