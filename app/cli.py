@@ -116,6 +116,7 @@ def cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:
                 now=Clock().now(),
                 ttl_seconds=settings.session_ttl_seconds,
                 batch_size=settings.sweep_batch_size,
+                pause_seconds=settings.sweep_batch_pause_seconds,
                 trigger="manual",
             )
             return f"Archived {outcome.archived} expired sessions."

@@ -67,6 +67,7 @@ def create_app(
                     ttl_seconds=settings.session_ttl_seconds,
                     interval_seconds=settings.sweep_interval_seconds,
                     batch_size=settings.sweep_batch_size,
+                    pause_seconds=settings.sweep_batch_pause_seconds,
                 ):
                     yield
             else:

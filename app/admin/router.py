@@ -45,6 +45,7 @@ async def cleanup(_: SuperUser, request: Request, clock: ClockDep) -> CleanupOut
         now=clock.now(),
         ttl_seconds=settings.session_ttl_seconds,
         batch_size=settings.sweep_batch_size,
+        pause_seconds=settings.sweep_batch_pause_seconds,
         trigger="manual",
     )
     return CleanupOut(archived=outcome.archived)

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import sqlalchemy as sa
 from fastapi import Depends, Request
 from fastapi_users import BaseUserManager, FastAPIUsers, InvalidPasswordException, UUIDIDMixin
 from fastapi_users.authentication import (
@@ -15,11 +16,11 @@ from fastapi_users.authentication import (
     JWTStrategy,
 )
 from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.auth.models import User
+from app.auth.models import RevokedToken, User
 from app.auth.tokens import RevocableJWTStrategy
 from app.core.config import Settings, get_settings
+from app.core.db import RequestSessionDep
 
 AUTH_COOKIE_NAME = "chatkeep_auth"
 MIN_PASSWORD_LENGTH = 8
@@ -27,30 +28,23 @@ MAX_PASSWORD_LENGTH = 1024
 
 
 class UserDatabase(SQLAlchemyUserDatabase[User, uuid.UUID]):
-    """Ends its read transaction right after each lookup.
+    """fastapi-users' adapter on the request's own session.
 
-    Every authenticated request looks its user up here; without this the lookup would
-    hold a pooled connection for the whole request, so N concurrent requests would need
-    2N connections and could starve the pool.
+    Authentication shares the request's connection and transaction, so a request needs one
+    pooled connection, not two (two per request can starve the pool under load). The
+    adapter commits on its own writes (registration, profile updates); those routes do
+    nothing else in their transaction.
     """
 
-    async def get(self, id: uuid.UUID) -> User | None:
-        user = await super().get(id)
-        await self.session.commit()
-        return user
-
-    async def get_by_email(self, email: str) -> User | None:
-        user = await super().get_by_email(email)
-        await self.session.commit()
-        return user
+    async def get_unless_revoked(self, user_id: uuid.UUID, jti: str) -> User | None:
+        """The user of a token, in one query that also checks the token was not signed out."""
+        revoked = sa.exists().where(RevokedToken.jti == jti)  # type: ignore[arg-type]
+        statement = sa.select(User).where(User.id == user_id, ~revoked)  # type: ignore[arg-type]
+        return (await self.session.execute(statement)).scalar_one_or_none()
 
 
-async def get_user_db(request: Request) -> AsyncIterator[UserDatabase]:
-    # The adapter commits by itself, so it gets its own session, apart from the request's
-    # conversation transaction.
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with sessionmaker() as session:
-        yield UserDatabase(session, User)
+async def get_user_db(session: RequestSessionDep) -> AsyncIterator[UserDatabase]:
+    yield UserDatabase(session, User)
 
 
 class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):

@@ -52,18 +52,16 @@ class RevocableJWTStrategy(JWTStrategy[User, uuid.UUID]):
         jti = claims.get("jti")
         if not isinstance(jti, str):
             return None  # tokens without an id cannot be signed out, so they are not accepted
-        async with self.sessionmaker() as session:
-            revoked = await session.scalar(
-                sa.select(sa.literal(True))
-                .where(sa.column("jti") == jti)
-                .select_from(sa.table("revoked_token"))
-            )
-        if revoked:
-            return None
         try:
-            return await user_manager.get(user_manager.parse_id(claims["sub"]))
-        except (exceptions.UserNotExists, exceptions.InvalidID):
+            user_id = user_manager.parse_id(claims["sub"])
+        except exceptions.InvalidID:
             return None
+        from app.auth.manager import UserDatabase
+
+        user_db = user_manager.user_db
+        if isinstance(user_db, UserDatabase):
+            return await user_db.get_unless_revoked(user_id, jti)
+        raise TypeError("RevocableJWTStrategy needs the app's UserDatabase")
 
     async def destroy_token(self, token: str, user: models.UP) -> None:
         claims = self._claims(token)

@@ -90,6 +90,7 @@ async def sweep_expired_sessions(
     ttl_seconds: int,
     batch_size: int,
     trigger: str,
+    pause_seconds: float = 0.0,
 ) -> SweepOutcome:
     cutoff = now - timedelta(seconds=ttl_seconds)
     async with sessionmaker() as session, session.begin():
@@ -112,6 +113,8 @@ async def sweep_expired_sessions(
         archived += len(ids)
         if len(ids) < batch_size:
             break
+        # A breath between batches keeps chat turns' latency steady during a big sweep.
+        await asyncio.sleep(pause_seconds)
     # Signed-out tokens need remembering only until they would have expired anyway.
     await purge_expired_revocations(sessionmaker=sessionmaker, now=now)
     async with sessionmaker() as session, session.begin():
@@ -131,6 +134,7 @@ async def run_scheduled_sweep(
     ttl_seconds: int,
     interval_seconds: int,
     batch_size: int,
+    pause_seconds: float = 0.0,
 ) -> SweepOutcome:
     now = clock.now()
     if not await claim_scheduled_sweep(
@@ -143,6 +147,7 @@ async def run_scheduled_sweep(
         ttl_seconds=ttl_seconds,
         batch_size=batch_size,
         trigger="schedule",
+        pause_seconds=pause_seconds,
     )
 
 
@@ -153,6 +158,7 @@ async def sweeper_loop(
     ttl_seconds: int,
     interval_seconds: int,
     batch_size: int,
+    pause_seconds: float = 0.0,
 ) -> None:
     """Runs until cancelled. Wakes ten times per interval so a sweep is never late by
     more than a tenth of it, yet runs once per interval thanks to the claim."""
@@ -165,6 +171,7 @@ async def sweeper_loop(
                 ttl_seconds=ttl_seconds,
                 interval_seconds=interval_seconds,
                 batch_size=batch_size,
+                pause_seconds=pause_seconds,
             )
         except asyncio.CancelledError:
             raise

@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     session_ttl_seconds: int = 1800
     sweep_interval_seconds: int = 300
     sweep_batch_size: int = 5000
+    sweep_batch_pause_seconds: float = 0.05
     sweeper_enabled: bool = True
 
     max_message_chars: int = 32_000

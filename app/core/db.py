@@ -68,16 +68,28 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
-async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's unit of work: services flush, this commits once or rolls back."""
+async def get_request_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's one AsyncSession (one pooled connection at most), closed at the end.
+
+    Authentication reads the user through it and the route works in it, so a request
+    needs one connection, not two. It never commits: `get_db_session` does.
+    """
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     async with sessionmaker() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
+        yield session
+
+
+RequestSessionDep = Annotated[AsyncSession, Depends(get_request_session)]
+
+
+async def get_db_session(session: RequestSessionDep) -> AsyncIterator[AsyncSession]:
+    """The request's unit of work: services flush, this commits once or rolls back."""
+    try:
+        yield session
+        await session.commit()
+    except BaseException:
+        await session.rollback()
+        raise
 
 
 # scope="function": the commit happens before the response is sent, so an acknowledged

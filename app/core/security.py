@@ -103,7 +103,8 @@ class CsrfMiddleware:
                 await response(scope, receive, send)
                 return
 
-        issue_token = CSRF_COOKIE_NAME not in cookies
+        # Bearer clients never need the token; only browsers (cookie sign-in) get one.
+        issue_token = CSRF_COOKIE_NAME not in cookies and "authorization" not in headers
 
         async def send_with_token(message: Any) -> None:
             if issue_token and message["type"] == "http.response.start":

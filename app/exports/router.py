@@ -94,6 +94,10 @@ async def export_session(
 async def export_all(
     request: Request,
     user: CurrentUser,
+    # Ends the request's (sign-in) transaction before the body streams, so a long
+    # download does not hold a connection idle in a transaction; the stream reads
+    # through a session of its own.
+    _session: SessionDep,
     clock: ClockDep,
     format: Annotated[Literal["zip"], Query()] = "zip",
     status: Annotated[history.StatusFilter, Query()] = "all",
