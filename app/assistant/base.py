@@ -60,4 +60,6 @@ class Assistant(Protocol):
 
 # Contract for implementations: raise AssistantError before writing anything to `db`, or
 # write inside `db.begin_nested()` so a failure leaves no half-written records. The turn
-# then keeps the user's message and reports the failure.
+# then keeps the user's message and reports the failure. The message rows themselves are
+# written after `reply` returns: records that refer to the asking message use
+# `message_seq`, not a foreign key.

@@ -149,8 +149,9 @@ async def chat_turn(
     """One turn: find or start the session, append the user's message, append the reply.
 
     The session row stays locked (FOR UPDATE) for the whole turn, so concurrent turns on
-    one session are serialised and `seq` runs 1..n without gaps or duplicates. If the
-    assistant fails, the user's message is still appended and `error` says why.
+    one session are serialised and `seq` runs 1..n without gaps or duplicates. The two
+    messages are written together after the reply; if the assistant fails, the user's
+    message is still appended and `error` says why.
     """
     chat_session: ChatSession | None = None
     expired_id: str | None = None
@@ -172,6 +173,8 @@ async def chat_turn(
     if chat_session is None:
         chat_session = _new_session(user_id=user_id, first_message=message, now=now)
         session.add(chat_session)
+        # The ORM does not order these inserts by the foreign key (no relationship is
+        # mapped), so the session row goes first explicitly.
         await session.flush()
         history: list[HistoryMessage] = []
     else:
@@ -189,10 +192,6 @@ async def chat_turn(
         meta={"context": context} if context else {},
         created_at=now,
     )
-    session.add(user_message)
-    # The user's row exists before the assistant runs, so records it keeps (drafts) can
-    # point at it. The session row is updated once, at the end of the turn.
-    await session.flush()
 
     try:
         reply = await assistant.reply(
@@ -209,6 +208,7 @@ async def chat_turn(
         )
     except AssistantError as exc:
         user_message.meta = {**user_message.meta, "assistantError": str(exc)}
+        session.add(user_message)
         chat_session.message_count = first_seq
         chat_session.last_activity_at = now
         await session.flush()
@@ -224,7 +224,8 @@ async def chat_turn(
         meta={"assistant": assistant.name, **reply.metadata},
         created_at=now,
     )
-    session.add(assistant_message)
+    # Both rows in one flush (SQLAlchemy batches same-table inserts), then one UPDATE.
+    session.add_all([user_message, assistant_message])
     chat_session.message_count = first_seq + 1
     chat_session.last_activity_at = now
     await session.flush()
