@@ -11,6 +11,7 @@ from typing import Any
 
 from app.conversations.ids import new_session_id
 from app.conversations.tasks import sweep_expired_sessions
+from app.core.config import Settings
 from bench.data import TextSource
 from bench.modes import Mode
 from bench.pg import BenchServer, connect, indexes_deferred, settle
@@ -117,6 +118,8 @@ async def run(server: BenchServer, report: Report, mode: Mode) -> dict[str, Any]
                 ttl_seconds=SESSION_TTL_SECONDS,
                 batch_size=batch_size,
                 trigger="manual",
+                # As the app's own sweeper runs it (SWEEP_BATCH_PAUSE_SECONDS).
+                pause_seconds=Settings().sweep_batch_pause_seconds,
             )
         )
         during = await _drive(store, live_user, ids, text, lambda: not sweep.done())
