@@ -18,11 +18,12 @@ import binascii
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.conversations.models import SEARCH_CONFIG, ChatMessage, ChatSession, SessionStatus
@@ -35,10 +36,16 @@ PAGE_DEFAULT = 20
 PAGE_MAX = 100
 PREVIEW_CHARS = 140
 SEARCH_MAX_CHARS = 200
-# Search by probing sessions in order when at least this share of the user's messages
-# is estimated to match (see `choose_search_plan`).
-SEARCH_PROBE_MIN_SHARE = 0.005
-SEARCH_PROBE_MIN_TITLE_SHARE = 0.2
+# Search first scans the newest sessions (after the cursor) holding about this many
+# messages, probing each one's messages in order; a word used often lately fills a page
+# there. Otherwise the rest of the page comes from the GIN indexes (see `list_sessions`).
+SEARCH_SCAN_MESSAGES = 5000
+SEARCH_SCAN_MAX_SESSIONS = 500
+# ... but only words the planner estimates this common (share of the user's messages or
+# titles); rarer ones go straight to the GIN indexes. A wrong estimate costs one bounded
+# scan, never a walk through every message.
+SEARCH_SCAN_MIN_SHARE = 0.005
+SEARCH_SCAN_MIN_TITLE_SHARE = 0.2
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CURSOR_VERSION = "1"
 
@@ -132,21 +139,33 @@ SearchPlan = Literal["probe", "set"]
 async def choose_search_plan(
     *, session: AsyncSession, user_id: uuid.UUID, q: str | None
 ) -> SearchPlan:
-    """How to find the sessions whose messages match `q`, from the planner's estimates.
+    """How to find every session matching `q` (an export walks them all).
 
-    - "set": find every matching message through the GIN index, then sort their sessions.
-      Cheap when few messages match (cost grows with the number of matches).
+    - "set": every matching message through the GIN index, then their sessions, sorted.
+      Cost grows with the number of matching messages.
     - "probe": walk the user's sessions newest first and check each one's messages by
-      primary key until a page is full. Cheap when many messages match (a page fills
-      after a few sessions), hopeless for a rare word (it would read every message).
+      primary key. Cost grows with the number of messages walked.
 
-    The choice is the estimated share of the user's messages (or titles) that match;
-    PostgreSQL's statistics on the tsvector columns make that estimate good for common
-    words and put unknown (rare) words below the threshold.
+    "probe" only when the newest sessions are dense with matches (a page fills within a
+    bounded scan); the planner's estimates are not consulted, so a rare or absent word is
+    never searched by reading every message.
     """
     q = normalize_query(q)
-    if q is None:
+    if q is None or not await _looks_common(session=session, user_id=user_id, q=q):
         return "set"
+    window, _ = await _scan_window(
+        session=session, user_id=user_id, flt=SessionFilter(q=q), position=None
+    )
+    found = await session.execute(
+        filtered_sessions(_sessions.c.id, user_id=user_id, flt=SessionFilter(q=q), plan="probe")
+        .where(_sessions.c.id == sa.any_(sa.cast(window, ARRAY(sa.String))))
+        .limit(PAGE_DEFAULT + 1)
+    )
+    return "probe" if len(found.all()) > PAGE_DEFAULT else "set"
+
+
+async def _looks_common(*, session: AsyncSession, user_id: uuid.UUID, q: str) -> bool:
+    """Whether the planner's statistics put `q` among the user's common words."""
     # Plan with the real values even when the driver reuses a prepared statement.
     await session.execute(
         sa.text("SELECT set_config('plan_cache_mode', 'force_custom_plan', true)")
@@ -164,11 +183,38 @@ async def choose_search_plan(
     plan = json.loads(raw) if isinstance(raw, str) else raw
     branches = [float(b["Plan Rows"]) for b in plan[0]["Plan"]["Plans"]]
     messages_hit, messages, titles_hit, sessions = branches
-    if messages and messages_hit / messages >= SEARCH_PROBE_MIN_SHARE:
-        return "probe"
-    if sessions and titles_hit / sessions >= SEARCH_PROBE_MIN_TITLE_SHARE:
-        return "probe"
-    return "set"
+    return bool(
+        (messages and messages_hit / messages >= SEARCH_SCAN_MIN_SHARE)
+        or (sessions and titles_hit / sessions >= SEARCH_SCAN_MIN_TITLE_SHARE)
+    )
+
+
+async def _scan_window(
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    flt: SessionFilter,
+    position: tuple[datetime, str] | None,
+) -> tuple[list[str], bool]:
+    """The next sessions in history order holding about `SEARCH_SCAN_MESSAGES` messages
+    (at least one session), and whether they are all the sessions left."""
+    s = _sessions.c
+    rows = (
+        await session.execute(
+            filtered_sessions(s.id, s.message_count, user_id=user_id, flt=replace(flt, q=None))
+            .where(*([after_cursor(*position)] if position else []))
+            .order_by(*history_order())
+            .limit(SEARCH_SCAN_MAX_SESSIONS)
+        )
+    ).all()
+    window: list[str] = []
+    messages = 0
+    for row in rows:
+        if window and messages + row.message_count > SEARCH_SCAN_MESSAGES:
+            return window, False
+        window.append(row.id)
+        messages += row.message_count
+    return window, len(rows) < SEARCH_SCAN_MAX_SESSIONS
 
 
 def filtered_sessions(
@@ -196,13 +242,18 @@ def filtered_sessions(
     tsq = _ts_query(q)
     m = _messages.c
     if plan == "set":
-        # Every matching session id, found through the two GIN indexes, computed once as
-        # an array; the sessions are then read by primary key and sorted.
-        matched = sa.union(
-            sa.select(s.id).where(s.user_id == user_id, s.title_tsv.op("@@")(tsq)),
-            sa.select(m.session_id).where(m.user_id == user_id, m.content_tsv.op("@@")(tsq)),
+        # Every matching session id, found through the two GIN indexes and computed once
+        # (a MATERIALIZED CTE: never turned into a per-session check); the sessions are
+        # then read by primary key and sorted.
+        matched = (
+            sa.union(
+                sa.select(s.id.label("id")).where(s.user_id == user_id, s.title_tsv.op("@@")(tsq)),
+                sa.select(m.session_id).where(m.user_id == user_id, m.content_tsv.op("@@")(tsq)),
+            )
+            .cte("search_match")
+            .prefix_with("MATERIALIZED")
         )
-        conds.append(s.id == sa.any_(sa.func.array(matched.scalar_subquery())))
+        conds.append(s.id.in_(sa.select(matched.c.id)))
         return stmt.where(*conds)
     # Probe: a correlated check per session, in history order. `OFFSET 0` keeps it a
     # per-row subplan (not one hashed set of all matches), and `|| ''::tsvector` keeps
@@ -248,22 +299,21 @@ def make_preview(text: str | None) -> str:
     return cut.rstrip(" ,.;:-") + "…"
 
 
-async def list_sessions(
+async def _page(
     *,
     session: AsyncSession,
     user_id: uuid.UUID,
-    status: StatusFilter = "all",
-    q: str | None = None,
-    limit: int = PAGE_DEFAULT,
-    cursor: str | None = None,
-) -> SessionListPage:
-    """One page of the user's sessions, newest activity first."""
-    if not 1 <= limit <= PAGE_MAX:
-        raise InvalidInputError(f"limit must be between 1 and {PAGE_MAX}.", code="invalid_limit")
+    flt: SessionFilter,
+    position: tuple[datetime, str] | None,
+    limit: int,
+    plan: SearchPlan = "set",
+    among: list[str] | None = None,
+) -> Sequence[sa.Row[Any]]:
+    """Up to limit + 1 rows after `position`, with the preview; `among` narrows the ids."""
     s = _sessions.c
-    position = decode_cursor(cursor) if cursor else None
-    flt = SessionFilter(status=status, q=q)
-    plan = await choose_search_plan(session=session, user_id=user_id, q=flt.q)
+    extra = [after_cursor(*position)] if position else []
+    if among is not None:
+        extra.append(s.id == sa.any_(sa.cast(among, ARRAY(sa.String))))
     page = (
         filtered_sessions(
             s.id,
@@ -277,7 +327,7 @@ async def list_sessions(
             flt=flt,
             plan=plan,
         )
-        .where(*([after_cursor(*position)] if position else []))
+        .where(*extra)
         .order_by(*history_order())
         .limit(limit + 1)
         .subquery("page")
@@ -298,7 +348,48 @@ async def list_sessions(
         )
         .order_by(page.c.last_activity_at.desc(), page.c.id.asc())
     )
-    rows = (await session.execute(stmt)).all()
+    return (await session.execute(stmt)).all()
+
+
+async def list_sessions(
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    status: StatusFilter = "all",
+    q: str | None = None,
+    limit: int = PAGE_DEFAULT,
+    cursor: str | None = None,
+) -> SessionListPage:
+    """One page of the user's sessions, newest activity first."""
+    if not 1 <= limit <= PAGE_MAX:
+        raise InvalidInputError(f"limit must be between 1 and {PAGE_MAX}.", code="invalid_limit")
+    position = decode_cursor(cursor) if cursor else None
+    flt = SessionFilter(status=status, q=q)
+    q = normalize_query(flt.q)
+    if q is None or not await _looks_common(session=session, user_id=user_id, q=q):
+        rows = await _page(
+            session=session, user_id=user_id, flt=flt, position=position, limit=limit
+        )
+    else:
+        # Common words: a bounded scan of the next sessions finds a page when they are
+        # common lately; otherwise the GIN indexes give every match. Rare or absent words
+        # go to the GIN indexes at once (above). No search walks all the user's messages.
+        window, to_the_end = await _scan_window(
+            session=session, user_id=user_id, flt=flt, position=position
+        )
+        rows = await _page(
+            session=session,
+            user_id=user_id,
+            flt=flt,
+            position=position,
+            limit=limit,
+            plan="probe",
+            among=window,
+        )
+        if len(rows) <= limit and not to_the_end:
+            rows = await _page(
+                session=session, user_id=user_id, flt=flt, position=position, limit=limit
+            )
     items = [
         SessionListItem(
             id=r.id,

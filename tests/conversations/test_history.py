@@ -154,15 +154,20 @@ async def test_status_filter(client, clock):
     assert {i["id"] for i in everything} == {kept, gone}
 
 
-@pytest.fixture(params=["estimated", "set", "probe"])
+@pytest.fixture(params=["estimated", "index", "scan", "scan-then-index"])
 def search_plan(request, monkeypatch):
-    """Runs a search test with the planner's choice, and with each way of searching forced."""
-    if request.param != "estimated":
-
-        async def forced(**_kwargs):
-            return request.param
-
-        monkeypatch.setattr(history, "choose_search_plan", forced)
+    """Runs a search test with the planner's choice, and with each way of searching forced:
+    GIN indexes only; a scan of the sessions in order that covers them all; a scan of a
+    window too short for a page, finished from the GIN indexes."""
+    if request.param == "index":
+        monkeypatch.setattr(history, "SEARCH_SCAN_MIN_SHARE", 2.0)
+        monkeypatch.setattr(history, "SEARCH_SCAN_MIN_TITLE_SHARE", 2.0)
+    elif request.param.startswith("scan"):
+        monkeypatch.setattr(history, "SEARCH_SCAN_MIN_SHARE", 0.0)
+        monkeypatch.setattr(history, "SEARCH_SCAN_MIN_TITLE_SHARE", 0.0)
+    if request.param == "scan-then-index":
+        monkeypatch.setattr(history, "SEARCH_SCAN_MESSAGES", 1)
+        monkeypatch.setattr(history, "SEARCH_SCAN_MAX_SESSIONS", 2)
     return request.param
 
 
