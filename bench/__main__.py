@@ -78,18 +78,19 @@ every wall-clock figure is inflated, the CPU-heavy designs' most.
   conversation every turn: at 10,000 messages (≈4 MiB of JSON) a turn takes about a tenth
   of a second on Redis and half a second on Postgres JSONB, whose rewrite also goes
   through TOAST and the WAL.
-- **Where Chatkeep's turn goes, next to the floor.** One `POST /api/chat` makes 16
-  database round trips: three pool checkouts, each with a pre-ping (`pool_pre_ping`);
-  three `BEGIN`s; the revoked-token check and the user lookup, each in a transaction of
-  its own; then the turn (lock the session, read the context, insert the user's message,
-  insert the reply, update the session) and `COMMIT`. The floor does the durable part in
-  five. `chat_turn` alone (the turn-cost section) costs several milliseconds of Python
-  CPU in the SQLAlchemy ORM on this machine, and each message row also feeds the
-  full-text index (`content_tsv`, GIN).
+- **Where Chatkeep's turn goes, next to the floor.** One `POST /api/chat` makes 9
+  database round trips, on one pooled connection: the checkout's pre-ping
+  (`pool_pre_ping`, what makes the app recover by itself after a database restart),
+  `BEGIN`, the user lookup (which also checks the token was not signed out), then the
+  turn (lock the session, read the context, insert both messages in one statement,
+  update the session) and `COMMIT`. The floor does the durable part in five or six.
+  `chat_turn` alone (the turn-cost section) costs a few milliseconds of Python CPU in
+  the SQLAlchemy ORM on this machine, and each message row also feeds the full-text
+  index (`content_tsv`, GIN).
 - **Over HTTP the in-memory dict wins on raw speed and loses the conversations.** It
   needs about half a millisecond of CPU per turn; Chatkeep's server needs fifteen to
-  twenty times that (authentication with two lookups, dependency resolution, the ORM, the
-  round trips above), and on two shared cores CPU is the limit. The dict forgets a
+  twenty times that (authentication, dependency resolution, the ORM, the round trips
+  above), and on two shared cores CPU is the limit. The dict forgets a
   conversation whenever a request lands on the other worker, on restart, and on every
   deploy; Chatkeep loses none (the run counts acknowledged turns against stored replies).
 - **Search for a word no message contains can take seconds** on a large account. The
@@ -99,10 +100,11 @@ every wall-clock figure is inflated, the CPU-heavy designs' most.
   user has. Whether that plan is chosen depends on the table's statistics (the physical
   order of rows among them), so the same search took milliseconds in one run and
   seconds in another; the history table shows which it was this time.
-- **The sweeper** archives in batches of `SWEEP_BATCH_SIZE` (5,000) rows. Each archived
-  row is a new row version in every index of `chat_session` (its status is in a partial
-  index's predicate, so the update cannot be HOT), the title's GIN index included; that
-  sets its pace, and the WAL it writes is what chat turns wait behind during a sweep.
+- **The sweeper** archives in batches of `SWEEP_BATCH_SIZE` (5,000) rows, pausing
+  `SWEEP_BATCH_PAUSE_SECONDS` (0.05 s) between batches. Each archived row is a new row
+  version in every index of `chat_session` (its status is in a partial index's
+  predicate, so the update cannot be HOT), the title's GIN index included; that sets its
+  pace, and the WAL it writes is what chat turns wait behind during a sweep.
 """
 
 
