@@ -93,13 +93,13 @@ every wall-clock figure is inflated, the CPU-heavy designs' most.
   above), and on two shared cores CPU is the limit. The dict forgets a
   conversation whenever a request lands on the other worker, on restart, and on every
   deploy; Chatkeep loses none (the run counts acknowledged turns against stored replies).
-- **Search for a word no message contains can take seconds** on a large account. The
-  plan PostgreSQL may pick (see it with `EXPLAIN ANALYZE`) walks the user's sessions in
-  activity order and, for each, reads all its messages by primary key to test the
-  tsvector: the GIN index goes unused, and a query with no hit reads every message the
-  user has. Whether that plan is chosen depends on the table's statistics (the physical
-  order of rows among them), so the same search took milliseconds in one run and
-  seconds in another; the history table shows which it was this time.
+- **Search** over message content runs from the GIN indexes for rare and absent words
+  (the matching session ids first, then the keyset page) and scans recent sessions first
+  for common words, where a page fills quickly; a wrong estimate costs one bounded scan
+  (about 5,000 messages), never a walk over every message of the user. An earlier plan
+  could take seconds for a word no message contains on a 1,000,000-message account. Still
+  slow: a word with hundreds of thousands of old matches and none recent (the index
+  bitmap grows with the matches).
 - **The sweeper** archives in batches of `SWEEP_BATCH_SIZE` (5,000) rows, pausing
   `SWEEP_BATCH_PAUSE_SECONDS` (0.05 s) between batches. Each archived row is a new row
   version in every index of `chat_session` (its status is in a partial index's
