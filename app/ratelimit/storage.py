@@ -78,6 +78,12 @@ class Limiter:
         self.shared = not uri.startswith("async+memory")
         self._paused_until = 0.0
 
+    @property
+    def _timeout(self) -> float | None:
+        # Only a remote store can hang; in memory a slow (busy) process must not turn
+        # into "let everything through".
+        return self.timeout_seconds if self.shared else None
+
     def _available(self) -> bool:
         return time.monotonic() >= self._paused_until
 
@@ -99,7 +105,7 @@ class Limiter:
         if not self._available():
             return Decision(allowed=True)
         try:
-            async with asyncio.timeout(self.timeout_seconds):
+            async with asyncio.timeout(self._timeout):
                 rejected: Window | None = None
                 for window in policy.windows:
                     if not await self.strategy.hit(window.item, *identifiers):
@@ -117,7 +123,7 @@ class Limiter:
         if not self._available():
             return None
         try:
-            async with asyncio.timeout(self.timeout_seconds):
+            async with asyncio.timeout(self._timeout):
                 return await self._states(policy, identifiers)
         except Exception as exc:
             self._failed(exc)

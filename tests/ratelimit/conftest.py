@@ -72,6 +72,8 @@ def settings(database_url: str, data_dir: Path, redis_url: str, key_prefix: str)
         rate_limit_enabled=True,
         rate_limit_storage_url=redis_url,
         rate_limit_key_prefix=key_prefix,
+        # A busy CI machine can be slow to answer; failing open there would be a flaky test.
+        rate_limit_storage_timeout_seconds=5.0,
         **TEST_POLICIES,
     )
 

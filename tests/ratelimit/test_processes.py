@@ -79,6 +79,7 @@ async def two_servers(database_url: str, redis_url: str, key_prefix: str, tmp_pa
         SWEEPER_ENABLED="false",
         RATE_LIMIT_STORAGE_URL=redis_url,
         RATE_LIMIT_KEY_PREFIX=key_prefix,
+        RATE_LIMIT_STORAGE_TIMEOUT_SECONDS="5",
         RATE_LIMIT_CHAT=f"{CHAT_LIMIT}/minute",
         RATE_LIMIT_AUTH="100/minute",
         RATE_LIMIT_DEFAULT="1000/minute",
