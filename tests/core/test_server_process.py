@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -15,14 +12,9 @@ import pytest
 
 from app.core.runtime import PROJECT_ROOT
 from tests.conftest import TEST_PASSWORD, _truncate
+from tests.processes import ServerProcess
 
 pytestmark = [pytest.mark.process, pytest.mark.storage]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
@@ -35,57 +27,14 @@ def _env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-class Server:
-    def __init__(self, database_url: str, data_dir: Path, workers: int = 1, **extra: str) -> None:
-        self.port = _free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "app",
-                "serve",
-                "--port",
-                str(self.port),
-                "--workers",
-                str(workers),
-            ],
-            cwd=PROJECT_ROOT,
-            env=_env(database_url, data_dir, **extra),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited: {self.proc.stdout.read().decode()}")  # type: ignore[union-attr]
-            try:
-                if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError("server did not become ready")
-
-    def kill_hard(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill_hard()
+def app_server(database_url: str, data_dir: Path, workers: int = 1, **extra: str) -> ServerProcess:
+    argv = [sys.executable, "-m", "app", "serve", "--port", "{port}", "--workers", str(workers)]
+    return ServerProcess(argv, _env(database_url, data_dir, **extra))
 
 
 async def test_kill_9_loses_no_acknowledged_message(database_url, tmp_path):
     await _truncate(database_url)
-    server = Server(database_url, tmp_path, workers=2)
+    server = app_server(database_url, tmp_path, workers=2)
     try:
         server.wait_ready()
         with httpx.Client(base_url=server.base, timeout=10) as c:
@@ -106,7 +55,7 @@ async def test_kill_9_loses_no_acknowledged_message(database_url, tmp_path):
     finally:
         server.stop()
 
-    restarted = Server(database_url, tmp_path, workers=1)
+    restarted = app_server(database_url, tmp_path, workers=1)
     try:
         restarted.wait_ready()
         with httpx.Client(base_url=restarted.base, timeout=10) as c:
@@ -149,7 +98,7 @@ async def test_cli_creates_a_superuser_and_counts_sessions(database_url, tmp_pat
     assert made.returncode == 0, made.stderr
     assert "Created superuser" in made.stdout
 
-    server = Server(database_url, tmp_path)
+    server = app_server(database_url, tmp_path)
     try:
         server.wait_ready()
         with httpx.Client(base_url=server.base, timeout=10) as c:

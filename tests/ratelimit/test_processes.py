@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 import uuid
@@ -15,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.core.runtime import PROJECT_ROOT
 from tests.conftest import TEST_PASSWORD, _truncate
+from tests.processes import ServerProcess
 from tests.ratelimit.conftest import chat_body
 
 pytestmark = [pytest.mark.process, pytest.mark.redis, pytest.mark.storage]
@@ -24,47 +21,9 @@ pytestmark = [pytest.mark.process, pytest.mark.redis, pytest.mark.storage]
 CHAT_LIMIT = 7
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    def __init__(self, env: dict[str, str]) -> None:
-        self.port = _free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.asgi:app", "--port", str(self.port)],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                out = self.proc.stdout.read().decode() if self.proc.stdout else ""
-                raise AssertionError(f"server exited: {out}")
-            try:
-                if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError("server did not become ready")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+def app_server(env: dict[str, str]) -> ServerProcess:
+    argv = [sys.executable, "-m", "uvicorn", "app.asgi:app", "--port", "{port}"]
+    return ServerProcess(argv, env)
 
 
 @pytest.fixture
@@ -84,7 +43,7 @@ async def two_servers(database_url: str, redis_url: str, key_prefix: str, tmp_pa
         RATE_LIMIT_AUTH="100/minute",
         RATE_LIMIT_DEFAULT="1000/minute",
     )
-    servers = [Server(env), Server(env)]
+    servers = [app_server(env), app_server(env)]
     try:
         for s in servers:
             s.wait_ready()
@@ -104,7 +63,7 @@ async def _user(base: str) -> tuple[str, dict[str, str]]:
     return email, {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
-async def _burst(servers: list[Server], headers: dict[str, str], n: int) -> list[int]:
+async def _burst(servers: list[ServerProcess], headers: dict[str, str], n: int) -> list[int]:
     """n chat turns fired at once, alternating between the servers."""
     clients = [httpx.AsyncClient(base_url=s.base, timeout=60) for s in servers]
     try:
@@ -122,7 +81,7 @@ async def _burst(servers: list[Server], headers: dict[str, str], n: int) -> list
     return [r.status_code for r in responses]
 
 
-async def _chat_limit_seen_by(server: Server, headers: dict[str, str]) -> str:
+async def _chat_limit_seen_by(server: ServerProcess, headers: dict[str, str]) -> str:
     async with httpx.AsyncClient(base_url=server.base, timeout=10) as c:
         body = (await c.get("/api/me/limits", headers=headers)).json()
     return next(p["limit"] for p in body["policies"] if p["name"] == "chat")

@@ -13,7 +13,6 @@ import contextlib
 import os
 import re
 import shutil
-import socket
 import threading
 import time
 import uuid
@@ -31,6 +30,7 @@ from app.core.clock import Clock
 from app.core.config import Settings
 from app.main import create_app
 from tests.conftest import IN_CI, TEST_PASSWORD, _truncate
+from tests.processes import free_port
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -95,12 +95,6 @@ class LiveServer:
         return email
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _settings(database_url: str, data_dir: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "app_env": "test",
@@ -125,7 +119,7 @@ def running_server(
 ) -> Iterator[LiveServer]:
     clock = clock or ShiftedClock()
     app = create_app(settings, clock=clock, migrate=False, run_sweeper=sweeper)
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"web-test-server-{port}", daemon=True)
