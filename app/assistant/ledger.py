@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.assistant.models import (
     DraftStatus,
@@ -55,17 +56,13 @@ class LedgerState:
         return self.latest is not None
 
 
-def _col(attr: Any) -> Any:
-    return attr
-
-
 async def latest_draft(
     *, session: AsyncSession, user_id: uuid.UUID, session_id: str, for_update: bool = False
 ) -> PostDraft | None:
     stmt = (
         sa.select(PostDraft)
         .where(PostDraft.user_id == user_id, PostDraft.session_id == session_id)  # type: ignore[arg-type]
-        .order_by(_col(PostDraft.opened_message_seq).desc())
+        .order_by(col(PostDraft.opened_message_seq).desc())
         .limit(1)
     )
     if for_update:
@@ -351,7 +348,7 @@ async def list_drafts(
             await session.execute(
                 sa.select(PostDraft)
                 .where(PostDraft.user_id == user_id, PostDraft.session_id == session_id)  # type: ignore[arg-type]
-                .order_by(_col(PostDraft.opened_message_seq))
+                .order_by(col(PostDraft.opened_message_seq))
             )
         )
         .scalars()
@@ -366,9 +363,9 @@ async def list_drafts(
                 sa.select(PostDraftVersion)
                 .where(
                     PostDraftVersion.user_id == user_id,  # type: ignore[arg-type]
-                    _col(PostDraftVersion.draft_id).in_(ids),
+                    col(PostDraftVersion.draft_id).in_(ids),
                 )
-                .order_by(_col(PostDraftVersion.draft_id), _col(PostDraftVersion.version))
+                .order_by(col(PostDraftVersion.draft_id), col(PostDraftVersion.version))
             )
         )
         .scalars()
@@ -379,7 +376,7 @@ async def list_drafts(
             await session.execute(
                 sa.select(PublishedPost).where(
                     PublishedPost.user_id == user_id,  # type: ignore[arg-type]
-                    _col(PublishedPost.draft_id).in_(ids),
+                    col(PublishedPost.draft_id).in_(ids),
                 )
             )
         )
@@ -462,10 +459,10 @@ async def list_posts(
     if cursor:
         at, ident = _decode_cursor(cursor)
         stmt = stmt.where(
-            sa.tuple_(_col(PublishedPost.published_at), _col(PublishedPost.id))
+            sa.tuple_(col(PublishedPost.published_at), col(PublishedPost.id))
             < sa.tuple_(sa.literal(at), sa.literal(ident))
         )
-    stmt = stmt.order_by(_col(PublishedPost.published_at).desc(), _col(PublishedPost.id).desc())
+    stmt = stmt.order_by(col(PublishedPost.published_at).desc(), col(PublishedPost.id).desc())
     rows = (await session.execute(stmt.limit(limit + 1))).scalars().all()
     page = list(rows[:limit])
     next_cursor = _encode_cursor(page[-1]) if len(rows) > limit and page else None

@@ -117,8 +117,12 @@ class Settings(BaseSettings):
 
     def resolved_secret_key(self) -> str:
         """SECRET_KEY, or in development a key generated once and kept in DATA_DIR (mode 0600)."""
-        if self.secret_key:
-            return self.secret_key
+        if not self.secret_key:
+            # Read (or make) it once; every request's token check asks for it.
+            self.secret_key = self._load_or_create_secret_key()
+        return self.secret_key
+
+    def _load_or_create_secret_key(self) -> str:
         path = self.data_dir / "secret_key"
         if path.exists():
             return path.read_text().strip()
