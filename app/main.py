@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from app.admin.router import router as admin_router
-from app.assistant.factory import build_assistant
+from app.assistant.factory import build_assistant, close_assistant
 from app.assistant.router import router as assistant_router
 from app.auth.manager import AUTH_COOKIE_NAME
 from app.auth.router import router as auth_router
@@ -18,16 +18,21 @@ from app.conversations.router import router as conversations_router
 from app.conversations.tasks import running_sweeper
 from app.core.clock import Clock
 from app.core.config import Settings, get_settings
-from app.core.db import create_engine, create_sessionmaker
+from app.core.db import create_engine, create_sessionmaker, plain_dsn
 from app.core.docs import install_docs
 from app.core.errors import UnhandledErrorMiddleware, install_error_handlers
 from app.core.logging import configure_logging
 from app.core.metrics import MetricsMiddleware
 from app.core.runtime import ensure_database_url, run_migrations
 from app.core.security import BodySizeLimitMiddleware, CsrfMiddleware, SecurityHeadersMiddleware
+from app.events.bus import build_event_bus
+from app.events.router import router as events_router
 from app.exports.router import router as exports_router
 from app.health.router import router as health_router
 from app.ratelimit.setup import install_rate_limits
+from app.turns.router import router as turns_router
+from app.turns.runner import TurnRunner
+from app.turns.tasks import running_stale_turn_check
 from app.web.router import STATIC_PREFIX, static_files
 from app.web.router import router as web_router
 
@@ -58,21 +63,52 @@ def create_app(
         engine = create_engine(settings, url)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        bus = build_event_bus(
+            backend=settings.events_backend,
+            direct_dsn=plain_dsn(settings.database_direct_url or url),
+            redis_url=settings.events_redis_url,
+            replay_size=settings.events_replay_buffer,
+        )
+        app.state.events = bus
+        runner = TurnRunner(
+            sessionmaker=app.state.sessionmaker,
+            bus=bus,
+            clock=app.state.clock,
+            max_in_flight=settings.max_turns_in_flight,
+            timeout_seconds=settings.llm_timeout_seconds,
+            checkpoint_seconds=settings.turn_checkpoint_seconds,
+        )
+        app.state.turns = runner
         sweeper_on = settings.sweeper_enabled if run_sweeper is None else run_sweeper
         try:
-            if sweeper_on:
-                async with running_sweeper(
-                    sessionmaker=app.state.sessionmaker,
-                    clock=app.state.clock,
-                    ttl_seconds=settings.session_ttl_seconds,
-                    interval_seconds=settings.sweep_interval_seconds,
-                    batch_size=settings.sweep_batch_size,
-                    pause_seconds=settings.sweep_batch_pause_seconds,
-                ):
-                    yield
-            else:
+            await bus.start()
+            await runner.start_checkpoints()
+            async with contextlib.AsyncExitStack() as jobs:
+                if sweeper_on:
+                    await jobs.enter_async_context(
+                        running_sweeper(
+                            sessionmaker=app.state.sessionmaker,
+                            clock=app.state.clock,
+                            ttl_seconds=settings.session_ttl_seconds,
+                            interval_seconds=settings.sweep_interval_seconds,
+                            batch_size=settings.sweep_batch_size,
+                            pause_seconds=settings.sweep_batch_pause_seconds,
+                            bus=bus,
+                        )
+                    )
+                    await jobs.enter_async_context(
+                        running_stale_turn_check(
+                            sessionmaker=app.state.sessionmaker,
+                            bus=bus,
+                            clock=app.state.clock,
+                            stale_seconds=settings.turn_stale_seconds,
+                        )
+                    )
                 yield
         finally:
+            await runner.shutdown(settings.turn_shutdown_grace_seconds)
+            await bus.stop()
+            await close_assistant(app.state.assistant)
             await engine.dispose()
 
     app = FastAPI(
@@ -92,7 +128,9 @@ def create_app(
     install_rate_limits(app, settings)
     app.include_router(auth_router)
     app.include_router(history_router)
+    app.include_router(turns_router)
     app.include_router(conversations_router)
+    app.include_router(events_router)
     app.include_router(exports_router)
     app.include_router(assistant_router)
     app.include_router(admin_router)

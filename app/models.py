@@ -6,11 +6,13 @@ from app.conversations.models import ChatMessage, ChatSession, SweeperState, Swe
 from app.core.db import metadata
 from app.exports.models import ChatImport
 from app.ratelimit.models import RateLimitOverride
+from app.turns.models import ChatTurn
 
 __all__ = [
     "ChatImport",
     "ChatMessage",
     "ChatSession",
+    "ChatTurn",
     "PostDraft",
     "PostDraftVersion",
     "PublishedPost",

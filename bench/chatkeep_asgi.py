@@ -9,8 +9,8 @@ in-memory comparison app also uses, so the two servers differ only in where sess
 
 from __future__ import annotations
 
-from app.assistant.echo import EchoAssistant
 from app.main import create_app
+from tests.assistant.echo import EchoAssistant
 
 app = create_app()
 app.state.assistant = EchoAssistant()

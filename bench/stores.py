@@ -25,14 +25,17 @@ from typing import Any, Protocol, cast
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.assistant.base import Assistant, AssistantTurn, HistoryMessage
-from app.assistant.echo import EchoAssistant
+from app.assistant.base import Assistant, HistoryMessage, TurnInput
 from app.conversations.ids import new_session_id
-from app.conversations.service import ContextLimits, chat_turn
+from app.conversations.service import ContextLimits
 from app.core.config import Settings
 from app.core.db import create_engine, create_sessionmaker
+from app.events.bus import EventBus, Hub
+from app.turns.runner import LiveTurn
+from app.turns.service import OpenedTurn, TurnRequest, close_turn, open_turn
 from bench.data import SeedMessage
 from bench.pg import plain_dsn
+from tests.assistant.echo import EchoAssistant
 
 SESSION_TTL_SECONDS = 1800  # the original design's 30 minutes, and Chatkeep's default
 LIMITS = ContextLimits(max_messages=50, max_chars=24_000)  # Chatkeep's defaults
@@ -104,6 +107,24 @@ class BlobStore(Protocol):
         ...
 
 
+class _Collected:
+    """Where the blob designs' assistant writes its reply."""
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def write(self, text: str) -> None:
+        self.text += text
+
+    def add_usage(self, usage: Any) -> None: ...
+
+    def set_outcome(self, outcome: Any) -> None: ...
+
+    @contextlib.contextmanager
+    def shielded(self) -> Any:
+        yield
+
+
 async def blob_turn(
     store: BlobStore,
     *,
@@ -117,20 +138,21 @@ async def blob_turn(
     now = now or datetime.now(UTC)
     async with store.open_conversation(user_id=user_id, session_id=session_id, now=now) as convo:
         history = context_of(convo.messages, LIMITS)
-        reply = await assistant.reply(
-            AssistantTurn(
-                user_id=user_id,
-                session_id=convo.session_id,
-                message_seq=len(convo.messages) + 1,
-                history=history,
-                message=message,
-                context=None,
-                db=cast(AsyncSession, None),  # these designs have no database session
-                now=now,
-            )
+        turn = TurnInput(
+            user_id=user_id,
+            session_id=convo.session_id,
+            message_seq=len(convo.messages) + 1,
+            history=history,
+            message=message,
+            context=None,
+            now=now,
         )
+        out = _Collected()
+        await assistant.generate(
+            turn=turn, prepared=None, out=out, reader=cast(Any, None)
+        )  # these designs have no database session
         convo.messages.append(_message_json("user", message, now))
-        convo.messages.append(_message_json("assistant", reply.content, now))
+        convo.messages.append(_message_json("assistant", out.text, now))
     return convo.session_id
 
 
@@ -416,6 +438,7 @@ class ChatkeepStore:
         self.engine = engine
         self.sessionmaker = sessionmaker
         self.assistant = EchoAssistant()
+        self.bus = EventBus(Hub(replay_size=1))  # no listeners here: events go nowhere
         self.raw_url = ""
 
     @classmethod
@@ -433,25 +456,38 @@ class ChatkeepStore:
             await conn.close()
 
     async def turn(self, *, user_id: uuid.UUID, session_id: str | None, message: str) -> str:
-        # What `get_db_session` and POST /api/chat do, minus HTTP and sign-in.
+        # What POST /api/chat does, minus HTTP and sign-in: open the turn in one short
+        # transaction, write the reply with no connection held, close it in another.
+        now = datetime.now(UTC)
         async with self.sessionmaker() as session:
-            try:
-                result = await chat_turn(
-                    session=session,
-                    user_id=user_id,
-                    session_id=session_id,
-                    message=message,
-                    context=None,
-                    assistant=self.assistant,
-                    now=datetime.now(UTC),
-                    ttl_seconds=SESSION_TTL_SECONDS,
-                    limits=LIMITS,
-                )
-                await session.commit()
-            except BaseException:
-                await session.rollback()
-                raise
-        return result.session.id
+            opened = await open_turn(
+                db=session,
+                bus=self.bus,
+                assistant=self.assistant,
+                request=TurnRequest(
+                    user_id=user_id, session_id=session_id, message=message, context=None
+                ),
+                now=now,
+                ttl_seconds=SESSION_TTL_SECONDS,
+                limits=LIMITS,
+                stale_seconds=60,
+            )
+        assert isinstance(opened, OpenedTurn)
+        out = LiveTurn(opened)
+        await self.assistant.generate(
+            turn=opened.input, prepared=opened.prepared, out=out, reader=self.sessionmaker
+        )
+        await close_turn(
+            sessionmaker=self.sessionmaker,
+            bus=self.bus,
+            opened=opened,
+            text=out.text,
+            outcome=out.outcome,
+            stopped=False,
+            usage=None,
+            now=now,
+        )
+        return opened.session_id
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -1,4 +1,21 @@
-"""The seam between the chat API and whatever writes the replies."""
+"""The seam between a chat turn and whatever writes the replies.
+
+A turn runs an assistant in three steps, and the database is only open in the first and
+the last:
+
+1. `prepare(db=..., turn=...)` runs inside the short transaction that opens the turn. It
+   reads what the reply will need (the draft ledger, say) and returns it.
+2. `generate(turn=..., prepared=..., out=...)` runs with no database connection held. It
+   calls the model, draws images, publishes, and writes the reply to `out` as it goes:
+   every `out.write` is a delta the client sees at once.
+3. `record(db=..., turn=..., prepared=..., outcome=...)` runs inside the short transaction
+   that closes the turn. It writes the assistant's own records (drafts, posts) and returns
+   the reply's image and metadata. The reply's text is exactly what was written to `out`.
+
+A stopped or timed-out turn still reaches `record`, with whatever `out.outcome` holds:
+an assistant sets its outcome only once the effect it describes is complete, so a draft cut
+off half-way is never recorded.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 
 @dataclass(frozen=True)
@@ -20,11 +37,10 @@ class HistoryMessage:
 
 
 @dataclass(frozen=True)
-class AssistantTurn:
+class TurnInput:
     """Everything an assistant may use to answer one message.
 
-    `history` is the bounded, server-side history before this message; `db` is the turn's
-    transaction, for assistants that keep records (drafts) beside the messages.
+    `history` is the bounded, server-side history before this message.
     """
 
     user_id: uuid.UUID
@@ -33,13 +49,53 @@ class AssistantTurn:
     history: Sequence[HistoryMessage]
     message: str
     context: str | None
-    db: AsyncSession
     now: datetime
 
 
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+        )
+
+    def as_json(self) -> dict[str, int]:
+        return {
+            "promptTokens": self.prompt_tokens,
+            "completionTokens": self.completion_tokens,
+            "totalTokens": self.prompt_tokens + self.completion_tokens,
+        }
+
+
+class ReplyOutput(Protocol):
+    """Where `generate` writes. Implemented by the turn runner."""
+
+    def write(self, text: str) -> None:
+        """Append a delta to the reply."""
+
+    @property
+    def text(self) -> str:
+        """The reply so far."""
+
+    def add_usage(self, usage: Usage) -> None:
+        """Count tokens a model call reported."""
+
+    def set_outcome(self, outcome: Any) -> None:
+        """What `record` should write: set it once the effect is complete."""
+
+    def shielded(self) -> Any:
+        """A context manager: a stop that arrives inside waits until it exits.
+
+        For effects that must not be cut in half, such as a publication in flight.
+        """
+
+
 @dataclass
-class AssistantReply:
-    content: str
+class RecordedReply:
     image_url: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
@@ -55,11 +111,46 @@ class AssistantError(Exception):
 class Assistant(Protocol):
     name: str
 
-    async def reply(self, turn: AssistantTurn) -> AssistantReply: ...
+    async def prepare(self, *, db: AsyncSession, turn: TurnInput) -> Any: ...
+
+    async def generate(
+        self,
+        *,
+        turn: TurnInput,
+        prepared: Any,
+        out: ReplyOutput,
+        reader: async_sessionmaker[AsyncSession],
+    ) -> None:
+        """`reader` opens short read-only sessions, for data only known to be needed
+        half-way (never hold one across a call to a model or another service)."""
+
+    async def record(
+        self, *, db: AsyncSession, turn: TurnInput, prepared: Any, outcome: Any, stopped: bool
+    ) -> RecordedReply: ...
 
 
-# Contract for implementations: raise AssistantError before writing anything to `db`, or
-# write inside `db.begin_nested()` so a failure leaves no half-written records. The turn
-# then keeps the user's message and reports the failure. The message rows themselves are
-# written after `reply` returns: records that refer to the asking message use
-# `message_seq`, not a foreign key.
+class TextAssistant:
+    """An assistant that only writes text and keeps no records of its own."""
+
+    name = "text"
+
+    async def prepare(self, *, db: AsyncSession, turn: TurnInput) -> Any:
+        return None
+
+    async def generate(
+        self,
+        *,
+        turn: TurnInput,
+        prepared: Any,
+        out: ReplyOutput,
+        reader: async_sessionmaker[AsyncSession],
+    ) -> None:
+        await self.write(turn, out)
+
+    async def write(self, turn: TurnInput, out: ReplyOutput) -> None:
+        raise NotImplementedError
+
+    async def record(
+        self, *, db: AsyncSession, turn: TurnInput, prepared: Any, outcome: Any, stopped: bool
+    ) -> RecordedReply:
+        return RecordedReply()

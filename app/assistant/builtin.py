@@ -1,22 +1,32 @@
 """The drafting assistant: turns chat messages into drafts, versions and published posts.
 
-What to do is decided here, deterministically, from the message and the draft ledger
-(`intents.classify`); what to write is the writer's job: the built-in templates
-(`TemplateWriter`) or a language model (`openai_compat.LlmWriter`).
+What to do is decided from the message and the draft ledger: by the deterministic rules
+(`intents.classify`) for the built-in writer, or by the model through tool calls when one
+is configured. What actually happens is always the ledger's call: a model can ask to
+publish, but only a pending draft is ever published. What to write is the writer's job:
+the built-in templates (`TemplateWriter`) or a language model (`openai_compat.LlmWriter`).
 
-Per the seam's contract, everything slow or fallible (writing, drawing, publishing)
-happens before the first write, and the writes of a turn go in one savepoint.
+The three steps of the seam (`app.assistant.base`):
+- `prepare` reads the ledger in the turn's opening transaction;
+- `generate` writes, draws and publishes with no connection held, streaming the reply;
+- `record` writes the draft, version or publication in the closing transaction.
+A conversation has at most one turn generating at a time, so the ledger read in `prepare`
+is still the ledger when `record` runs; `record` re-reads under lock all the same.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from app.assistant import ledger
-from app.assistant.base import AssistantReply, AssistantTurn
+from app.assistant.base import RecordedReply, ReplyOutput, TurnInput
 from app.assistant.composer import (
     DEFAULT_PLATFORM,
     PLATFORM_RULES,
@@ -31,7 +41,7 @@ from app.assistant.images import (
 )
 from app.assistant.intents import Intent, IntentKind, canonical_platform, classify
 from app.assistant.ledger import LedgerState
-from app.assistant.models import DraftStatus, PostDraft
+from app.assistant.models import DraftStatus, PostDraft, PostDraftVersion
 from app.assistant.publisher import (
     OutgoingImage,
     OutgoingPost,
@@ -44,7 +54,34 @@ logger = logging.getLogger("app.assistant")
 
 QUESTION = "Would you like to post this, regenerate, or cancel?"
 PUBLISHED = "✅ Your post has been published successfully!"
+NOTHING_TO_CANCEL = (
+    "There is no draft waiting to be posted, so there is nothing to cancel. "
+    'Tell me what to write next, or say "regenerate the previous post".'
+)
+CANCELLED = (
+    "Okay, I have cancelled that draft. Nothing was posted. "
+    'Say "regenerate the previous post" if you change your mind, '
+    "or tell me what to write next."
+)
+NOTHING_TO_PUBLISH = "There is no draft waiting to be posted. Would you like me to write one?"
+NOTHING_TO_REGENERATE = (
+    "There is no previous post to regenerate yet. What would you like me to write about? "
+    'For example: "Create a Facebook post about Diwali with image".'
+)
+OFFLINE_NOTE = (
+    "I'm Chatkeep's built-in assistant. I work offline, without a language model, so I "
+    "can't answer general questions or understand requests in every language. What I can "
+    "do is write social-media posts, in English, from a request like "
+    '"Create a Facebook post about Diwali with image". For answers to anything, in any '
+    "language, your administrator can connect a language model "
+    "(ASSISTANT_BACKEND=openai with LLM_BASE_URL and LLM_API_KEY)."
+)
+DRAFT_STILL_WAITING = (
+    'Your draft is still waiting: say "yes" to post it, "regenerate" for a new version, '
+    'or "cancel" to discard it.'
+)
 _HASHTAG = re.compile(r"(?<![\w#])#\w+", re.UNICODE)
+_WORD_CHUNK = re.compile(r"\S+\s*|\s+")
 
 
 @dataclass(frozen=True)
@@ -65,12 +102,28 @@ class WrittenDraft:
 
 class Writer(Protocol):
     name: str
+    # True: the writer's model decides what the user means (`decide`); False: the rules do.
+    decides_intents: bool
+
+    async def decide(
+        self, *, turn: TurnInput, state: LedgerState, out: ReplyOutput
+    ) -> Intent | None:
+        """The user's intent, or None when the model has already answered in `out`."""
 
     async def write_draft(
-        self, *, request: DraftRequest, version: int, turn: AssistantTurn, state: LedgerState
-    ) -> WrittenDraft: ...
+        self,
+        *,
+        request: DraftRequest,
+        version: int,
+        turn: TurnInput,
+        state: LedgerState,
+        out: ReplyOutput,
+    ) -> WrittenDraft:
+        """Write the post text to `out` as it comes, and return it."""
 
-    async def answer(self, *, intent: Intent, turn: AssistantTurn, state: LedgerState) -> str: ...
+    async def answer(
+        self, *, intent: Intent, turn: TurnInput, state: LedgerState, out: ReplyOutput
+    ) -> None: ...
 
 
 def hashtags_in(text: str) -> tuple[str, ...]:
@@ -85,13 +138,32 @@ def display_platform(platform: str) -> str:
     return rule.display_name if rule else platform.capitalize()
 
 
+async def write_in_chunks(out: ReplyOutput, text: str) -> None:
+    """Stream a text that is already whole, word by word, as a model would."""
+    for chunk in _WORD_CHUNK.findall(text):
+        out.write(chunk)
+        await asyncio.sleep(0)  # let followers see each delta
+
+
 class TemplateWriter:
     """The built-in writer: `composer.compose_post`, no network."""
 
     name = "builtin"
+    decides_intents = False
+
+    async def decide(
+        self, *, turn: TurnInput, state: LedgerState, out: ReplyOutput
+    ) -> Intent | None:  # pragma: no cover - the rules decide for this writer
+        raise NotImplementedError
 
     async def write_draft(
-        self, *, request: DraftRequest, version: int, turn: AssistantTurn, state: LedgerState
+        self,
+        *,
+        request: DraftRequest,
+        version: int,
+        turn: TurnInput,
+        state: LedgerState,
+        out: ReplyOutput,
     ) -> WrittenDraft:
         draft = compose_post(
             platform=request.platform,
@@ -99,14 +171,77 @@ class TemplateWriter:
             context=request.context,
             version=version,
         )
+        await write_in_chunks(out, draft.text)
         return WrittenDraft(text=draft.text, hashtags=draft.hashtags)
 
-    async def answer(self, *, intent: Intent, turn: AssistantTurn, state: LedgerState) -> str:
-        if intent.kind == IntentKind.UNCLEAR and intent.clarification:
-            return intent.clarification
-        if intent.kind == IntentKind.SMALLTALK:
-            return "Happy to help! " + describe_capabilities()
-        return describe_capabilities()
+    async def answer(
+        self, *, intent: Intent, turn: TurnInput, state: LedgerState, out: ReplyOutput
+    ) -> None:
+        await write_in_chunks(out, builtin_answer(intent, state))
+
+
+def builtin_answer(intent: Intent, state: LedgerState) -> str:
+    """What the offline assistant says when it has nothing to draft or publish."""
+    if intent.kind == IntentKind.QUESTION or (
+        intent.kind == IntentKind.UNCLEAR and intent.offline_language
+    ):
+        text = OFFLINE_NOTE
+        return f"{text}\n\n{DRAFT_STILL_WAITING}" if state.has_pending else text
+    if intent.kind == IntentKind.UNCLEAR and intent.clarification:
+        return intent.clarification
+    if intent.kind == IntentKind.SMALLTALK:
+        return "Happy to help! " + describe_capabilities()
+    return describe_capabilities()
+
+
+# -- what a turn prepared, and what it achieved ----------------------------------------
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The ledger as the turn opened, and what the rules made of the message."""
+
+    state: LedgerState
+    intent: Intent | None  # None: the writer's model decides in `generate`
+    pending_version: PostDraftVersion | None
+
+
+@dataclass(frozen=True)
+class NewDraft:
+    request: DraftRequest
+    written: WrittenDraft
+    image: GeneratedImage | None
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    base: PostDraft
+    request: DraftRequest
+    number: int
+    written: WrittenDraft
+    image: GeneratedImage | None
+
+
+@dataclass(frozen=True)
+class Publication:
+    pending: PostDraft
+    version: PostDraftVersion
+    external_id: str | None
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    pending: PostDraft
+
+
+@dataclass
+class Outcome:
+    """Set on the output once its effect is complete; `record` writes `action`."""
+
+    intent: Intent
+    action: NewDraft | NewVersion | Publication | Cancellation | None = None
+    draft: PostDraft | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 class DraftingAssistant:
@@ -123,13 +258,46 @@ class DraftingAssistant:
         self.publisher = publisher
         self.name = name or writer.name
 
-    async def reply(self, turn: AssistantTurn) -> AssistantReply:
+    # -- step 1: read the ledger -------------------------------------------------------
+
+    async def prepare(self, *, db: AsyncSession, turn: TurnInput) -> Prepared:
         state = await ledger.ledger_state(
-            session=turn.db, user_id=turn.user_id, session_id=turn.session_id
+            session=db, user_id=turn.user_id, session_id=turn.session_id
         )
-        intent = classify(
-            turn.message, has_pending_draft=state.has_pending, has_any_draft=state.has_any
-        )
+        pending_version = None
+        if state.pending is not None:
+            pending_version = await ledger.draft_version(
+                session=db,
+                user_id=turn.user_id,
+                draft_id=state.pending.id,
+                version=state.pending.current_version,
+            )
+        intent = None
+        if not self.writer.decides_intents:
+            intent = classify(
+                turn.message, has_pending_draft=state.has_pending, has_any_draft=state.has_any
+            )
+        return Prepared(state=state, intent=intent, pending_version=pending_version)
+
+    # -- step 2: write, draw, publish (no connection held) -----------------------------
+
+    async def generate(
+        self,
+        *,
+        turn: TurnInput,
+        prepared: Prepared,
+        out: ReplyOutput,
+        reader: async_sessionmaker[AsyncSession],
+    ) -> None:
+        state = prepared.state
+        intent = prepared.intent
+        if intent is None:
+            intent = await self.writer.decide(turn=turn, state=state, out=out)
+            if intent is None:  # the model answered in its own words
+                out.set_outcome(Outcome(Intent(IntentKind.QUESTION)))
+                return
+            if out.text and not out.text.endswith("\n"):
+                out.write("\n\n")
         if intent.kind == IntentKind.CREATE_POST and intent.topic:
             request = DraftRequest(
                 platform=canonical_platform(intent.platform) or DEFAULT_PLATFORM,
@@ -137,17 +305,22 @@ class DraftingAssistant:
                 context=turn.context,
                 with_image=intent.with_image,
             )
-            return await self._new_draft(turn, state, intent, request)
-        if intent.kind == IntentKind.REGENERATE and state.latest is not None:
-            return await self._regenerate(turn, state, intent, state.latest)
-        if intent.kind == IntentKind.PUBLISH and state.pending is not None:
-            return await self._publish(turn, intent, state.pending)
-        if intent.kind == IntentKind.CANCEL:
-            return await self._cancel(turn, intent, state.pending)
-        text = await self.writer.answer(intent=intent, turn=turn, state=state)
-        return AssistantReply(content=text, metadata=self._meta(intent, state.pending))
-
-    # -- drafts ------------------------------------------------------------------------
+            await self._new_draft(turn, state, intent, request, out)
+        elif intent.kind == IntentKind.REGENERATE and state.latest is not None:
+            await self._regenerate(turn, state, intent, state.latest, out)
+        elif intent.kind == IntentKind.REGENERATE:
+            await write_in_chunks(out, NOTHING_TO_REGENERATE)
+            out.set_outcome(Outcome(intent))
+        elif intent.kind == IntentKind.PUBLISH and state.pending is not None:
+            await self._publish(turn, prepared, intent, state.pending, out, reader)
+        elif intent.kind == IntentKind.PUBLISH:
+            await write_in_chunks(out, NOTHING_TO_PUBLISH)
+            out.set_outcome(Outcome(intent))
+        elif intent.kind == IntentKind.CANCEL:
+            await self._cancel(intent, state.pending, out)
+        else:
+            await self.writer.answer(intent=intent, turn=turn, state=state, out=out)
+            out.set_outcome(Outcome(intent, draft=state.pending))
 
     async def _image_for(
         self, request: DraftRequest, version: int
@@ -172,157 +345,88 @@ class DraftingAssistant:
             return None, str(exc)
         return image, None
 
-    async def _new_draft(
-        self, turn: AssistantTurn, state: LedgerState, intent: Intent, request: DraftRequest
-    ) -> AssistantReply:
-        written = await self.writer.write_draft(request=request, version=1, turn=turn, state=state)
-        image, image_problem = await self._image_for(request, 1)
-        async with turn.db.begin_nested():
-            stored = await self._store(turn, image)
-            draft, version = await ledger.create_draft(
-                session=turn.db,
-                user_id=turn.user_id,
-                session_id=turn.session_id,
-                request_message_seq=turn.message_seq,
-                source_message_seq=turn.message_seq,
-                platform=request.platform,
-                topic=request.topic,
-                context=request.context,
-                with_image=request.with_image,
-                text=written.text,
-                hashtags=written.hashtags,
-                image_id=stored,
-                writer=self.writer.name,
-                now=turn.now,
+    async def _write_draft(
+        self,
+        turn: TurnInput,
+        state: LedgerState,
+        request: DraftRequest,
+        version: int,
+        out: ReplyOutput,
+    ) -> tuple[WrittenDraft, GeneratedImage | None]:
+        platform = display_platform(request.platform)
+        lead = (
+            f"Here is a new version (v{version}) of your {platform} post about {request.topic}:"
+            if version > 1
+            else f"Here is a draft of your {platform} post about {request.topic}:"
+        )
+        out.write(lead + "\n\n")
+        written = await self.writer.write_draft(
+            request=request, version=version, turn=turn, state=state, out=out
+        )
+        image, image_problem = await self._image_for(request, version)
+        if image_problem:
+            out.write(
+                f"\n\n(I could not add an image this time: {image_problem}. "
+                'Say "regenerate" to try again.)'
             )
-        return self._draft_reply(intent, draft, version.version, written, stored, image_problem)
+        out.write("\n\n" + QUESTION)
+        return written, image
+
+    async def _new_draft(
+        self,
+        turn: TurnInput,
+        state: LedgerState,
+        intent: Intent,
+        request: DraftRequest,
+        out: ReplyOutput,
+    ) -> None:
+        written, image = await self._write_draft(turn, state, request, 1, out)
+        out.set_outcome(Outcome(intent, NewDraft(request, written, image)))
 
     async def _regenerate(
-        self, turn: AssistantTurn, state: LedgerState, intent: Intent, base: PostDraft
-    ) -> AssistantReply:
-        platform = canonical_platform(intent.platform) or base.platform
+        self,
+        turn: TurnInput,
+        state: LedgerState,
+        intent: Intent,
+        base: PostDraft,
+        out: ReplyOutput,
+    ) -> None:
         request = DraftRequest(
-            platform=platform,
+            platform=canonical_platform(intent.platform) or base.platform,
             topic=base.topic,
             context=base.context,
             with_image=base.with_image or intent.with_image,
         )
         number = base.current_version + 1
-        written = await self.writer.write_draft(
-            request=request, version=number, turn=turn, state=state
-        )
-        image, image_problem = await self._image_for(request, number)
-        async with turn.db.begin_nested():
-            stored = await self._store(turn, image)
-            # Re-read under lock: the draft may have changed since the state was read.
-            current = await ledger.latest_draft(
-                session=turn.db, user_id=turn.user_id, session_id=turn.session_id, for_update=True
-            )
-            same = current is not None and current.id == base.id
-            if (
-                same
-                and base.status == DraftStatus.PENDING
-                and platform == base.platform
-                and request.with_image == base.with_image
-            ):
-                draft = base
-                row = await ledger.add_version(
-                    session=turn.db,
-                    draft=base,
-                    text=written.text,
-                    hashtags=written.hashtags,
-                    image_id=stored,
-                    source_message_seq=turn.message_seq,
-                    writer=self.writer.name,
-                    now=turn.now,
-                )
-            else:
-                # Published, cancelled or changed: a new draft for the same original request.
-                draft, row = await ledger.create_draft(
-                    session=turn.db,
-                    user_id=turn.user_id,
-                    session_id=turn.session_id,
-                    request_message_seq=base.request_message_seq,
-                    source_message_seq=turn.message_seq,
-                    platform=request.platform,
-                    topic=request.topic,
-                    context=request.context,
-                    with_image=request.with_image,
-                    text=written.text,
-                    hashtags=written.hashtags,
-                    image_id=stored,
-                    writer=self.writer.name,
-                    now=turn.now,
-                    version=number,
-                    parent_draft_id=base.id,
-                )
-        return self._draft_reply(intent, draft, row.version, written, stored, image_problem)
-
-    async def _store(self, turn: AssistantTurn, image: GeneratedImage | None) -> Any:
-        if image is None:
-            return None
-        stored = await ledger.store_image(
-            session=turn.db,
-            user_id=turn.user_id,
-            content_type=image.content_type,
-            data=image.data,
-            source=image.source,
-            now=turn.now,
-        )
-        return stored.id
-
-    def _draft_reply(
-        self,
-        intent: Intent,
-        draft: PostDraft,
-        version: int,
-        written: WrittenDraft,
-        image_id: Any,
-        image_problem: str | None,
-    ) -> AssistantReply:
-        platform = display_platform(draft.platform)
-        lead = (
-            f"Here is a new version (v{version}) of your {platform} post about {draft.topic}:"
-            if version > 1
-            else f"Here is a draft of your {platform} post about {draft.topic}:"
-        )
-        parts = [lead, written.text]
-        if image_problem:
-            parts.append(
-                f"(I could not add an image this time: {image_problem}. "
-                'Say "regenerate" to try again.)'
-            )
-        parts.append(QUESTION)
-        url = image_url(image_id)
-        meta = self._meta(intent, draft, version)
-        meta.update({"platform": draft.platform, "draftStatus": draft.status})
-        if url:
-            meta["imageUrl"] = url
-        return AssistantReply(content="\n\n".join(parts), image_url=url, metadata=meta)
-
-    # -- publish / cancel --------------------------------------------------------------
+        written, image = await self._write_draft(turn, state, request, number, out)
+        out.set_outcome(Outcome(intent, NewVersion(base, request, number, written, image)))
 
     async def _publish(
-        self, turn: AssistantTurn, intent: Intent, pending: PostDraft
-    ) -> AssistantReply:
-        version = await ledger.draft_version(
-            session=turn.db,
-            user_id=turn.user_id,
-            draft_id=pending.id,
-            version=pending.current_version,
-        )
+        self,
+        turn: TurnInput,
+        prepared: Prepared,
+        intent: Intent,
+        pending: PostDraft,
+        out: ReplyOutput,
+        reader: async_sessionmaker[AsyncSession],
+    ) -> None:
+        version = prepared.pending_version
         if version is None:  # pragma: no cover - a draft always has its current version
             raise RuntimeError("draft without its current version")
-        existing = await ledger.published_post_for_draft(
-            session=turn.db, user_id=turn.user_id, draft_id=pending.id
-        )
-        if existing is None:
+        # Short reads of their own: never hold a connection across the publisher's call.
+        async with reader() as db:
+            existing = await ledger.published_post_for_draft(
+                session=db, user_id=turn.user_id, draft_id=pending.id
+            )
             image = None
-            if version.image_id is not None:
+            if existing is None and version.image_id is not None:
                 stored = await ledger.get_owned_image(
-                    session=turn.db, user_id=turn.user_id, image_id=str(version.image_id)
+                    session=db, user_id=turn.user_id, image_id=str(version.image_id)
                 )
                 image = OutgoingImage(content_type=stored.content_type, data=stored.data)
+        if existing is not None:
+            external_id = existing.external_id
+        else:
             outgoing = OutgoingPost(
                 id=ledger.post_id_for(pending.id),
                 idempotency_key=str(pending.id),
@@ -337,57 +441,188 @@ class DraftingAssistant:
                 requested_at=turn.now,
             )
             try:
-                result = await self.publisher.publish(outgoing)
+                with out.shielded():  # a stop must not cut a publication in half
+                    result = await self.publisher.publish(outgoing)
+                    out.set_outcome(
+                        Outcome(intent, Publication(pending, version, result.external_id))
+                    )
             except PublishError as exc:
                 logger.warning("publishing draft %s failed: %s", pending.id, exc)
-                meta = self._meta(intent, pending, version.version)
-                meta["publishError"] = str(exc)
-                return AssistantReply(
-                    content=(
-                        f"⚠️ I could not publish your post: {exc}. The draft is still waiting; "
-                        'say "yes" to try again, "regenerate" for a new version, or "cancel".'
-                    ),
-                    metadata=meta,
+                meta = {"publishError": str(exc)}
+                out.set_outcome(Outcome(intent, draft=pending, metadata=meta))
+                await write_in_chunks(
+                    out,
+                    f"⚠️ I could not publish your post: {exc}. The draft is still waiting; "
+                    'say "yes" to try again, "regenerate" for a new version, or "cancel".',
                 )
+                return
             external_id = result.external_id
-        else:
-            external_id = existing.external_id
-        async with turn.db.begin_nested():
-            post, _created = await ledger.record_publication(
-                session=turn.db,
-                draft=pending,
-                version=version,
-                publisher=self.publisher.name,
-                external_id=external_id,
+        out.set_outcome(Outcome(intent, Publication(pending, version, external_id)))
+        await write_in_chunks(out, PUBLISHED)
+
+    async def _cancel(self, intent: Intent, pending: PostDraft | None, out: ReplyOutput) -> None:
+        if pending is None:
+            out.set_outcome(Outcome(intent))
+            await write_in_chunks(out, NOTHING_TO_CANCEL)
+            return
+        out.set_outcome(Outcome(intent, Cancellation(pending)))
+        await write_in_chunks(out, CANCELLED)
+
+    # -- step 3: write the ledger ------------------------------------------------------
+
+    async def record(
+        self,
+        *,
+        db: AsyncSession,
+        turn: TurnInput,
+        prepared: Prepared,
+        outcome: Outcome | None,
+        stopped: bool,
+    ) -> RecordedReply:
+        if outcome is None:  # stopped (or failed) before anything was complete
+            return RecordedReply(metadata={})
+        action = outcome.action
+        if isinstance(action, NewDraft):
+            return await self._record_draft(db, turn, outcome, action)
+        if isinstance(action, NewVersion):
+            return await self._record_version(db, turn, outcome, action)
+        if isinstance(action, Publication):
+            return await self._record_publication(db, turn, outcome, action)
+        if isinstance(action, Cancellation):
+            pending = await self._locked(db, turn, action.pending)
+            if pending.status == DraftStatus.PENDING:
+                await ledger.cancel_draft(session=db, draft=pending, now=turn.now)
+            meta = self._meta(outcome.intent, pending, pending.current_version)
+            meta["draftStatus"] = pending.status
+            return RecordedReply(metadata=meta)
+        meta = self._meta(outcome.intent, outcome.draft)
+        meta.update(outcome.metadata)
+        return RecordedReply(metadata=meta)
+
+    async def _store(
+        self, db: AsyncSession, turn: TurnInput, image: GeneratedImage | None
+    ) -> uuid.UUID | None:
+        if image is None:
+            return None
+        stored = await ledger.store_image(
+            session=db,
+            user_id=turn.user_id,
+            content_type=image.content_type,
+            data=image.data,
+            source=image.source,
+            now=turn.now,
+        )
+        return stored.id
+
+    async def _record_draft(
+        self, db: AsyncSession, turn: TurnInput, outcome: Outcome, action: NewDraft
+    ) -> RecordedReply:
+        stored = await self._store(db, turn, action.image)
+        request = action.request
+        draft, version = await ledger.create_draft(
+            session=db,
+            user_id=turn.user_id,
+            session_id=turn.session_id,
+            request_message_seq=turn.message_seq,
+            source_message_seq=turn.message_seq,
+            platform=request.platform,
+            topic=request.topic,
+            context=request.context,
+            with_image=request.with_image,
+            text=action.written.text,
+            hashtags=action.written.hashtags,
+            image_id=stored,
+            writer=self.writer.name,
+            now=turn.now,
+        )
+        return self._draft_reply(outcome.intent, draft, version.version, stored)
+
+    async def _record_version(
+        self, db: AsyncSession, turn: TurnInput, outcome: Outcome, action: NewVersion
+    ) -> RecordedReply:
+        stored = await self._store(db, turn, action.image)
+        base, request = action.base, action.request
+        # Re-read under lock: one turn at a time per conversation makes a change unlikely,
+        # but the ledger, not that rule, is what keeps versions straight.
+        current = await ledger.latest_draft(
+            session=db, user_id=turn.user_id, session_id=turn.session_id, for_update=True
+        )
+        same = current is not None and current.id == base.id
+        if (
+            same
+            and current is not None
+            and current.status == DraftStatus.PENDING
+            and request.platform == current.platform
+            and request.with_image == current.with_image
+        ):
+            draft = current
+            row = await ledger.add_version(
+                session=db,
+                draft=current,
+                text=action.written.text,
+                hashtags=action.written.hashtags,
+                image_id=stored,
+                source_message_seq=turn.message_seq,
+                writer=self.writer.name,
                 now=turn.now,
             )
-        meta = self._meta(intent, pending, version.version)
-        meta.update({"postId": str(post.id), "draftStatus": pending.status})
-        return AssistantReply(content=PUBLISHED, metadata=meta)
-
-    async def _cancel(
-        self, turn: AssistantTurn, intent: Intent, pending: PostDraft | None
-    ) -> AssistantReply:
-        if pending is None:
-            return AssistantReply(
-                content=(
-                    "There is no draft waiting to be posted, so there is nothing to cancel. "
-                    'Tell me what to write next, or say "regenerate the previous post".'
-                ),
-                metadata=self._meta(intent, None),
+        else:
+            # Published, cancelled or changed: a new draft for the same original request.
+            draft, row = await ledger.create_draft(
+                session=db,
+                user_id=turn.user_id,
+                session_id=turn.session_id,
+                request_message_seq=base.request_message_seq,
+                source_message_seq=turn.message_seq,
+                platform=request.platform,
+                topic=request.topic,
+                context=request.context,
+                with_image=request.with_image,
+                text=action.written.text,
+                hashtags=action.written.hashtags,
+                image_id=stored,
+                writer=self.writer.name,
+                now=turn.now,
+                version=action.number,
+                parent_draft_id=base.id,
             )
-        async with turn.db.begin_nested():
-            await ledger.cancel_draft(session=turn.db, draft=pending, now=turn.now)
-        meta = self._meta(intent, pending, pending.current_version)
-        meta["draftStatus"] = pending.status
-        return AssistantReply(
-            content=(
-                "Okay, I have cancelled that draft. Nothing was posted. "
-                'Say "regenerate the previous post" if you change your mind, '
-                "or tell me what to write next."
-            ),
-            metadata=meta,
+        return self._draft_reply(outcome.intent, draft, row.version, stored)
+
+    @staticmethod
+    async def _locked(db: AsyncSession, turn: TurnInput, draft: PostDraft) -> PostDraft:
+        """The draft read in `prepare`, again, in this transaction and under lock."""
+        found = await ledger.owned_draft(
+            session=db, user_id=turn.user_id, draft_id=draft.id, for_update=True
         )
+        if found is None:  # pragma: no cover - drafts go only with their conversation
+            raise RuntimeError("the draft disappeared during the turn")
+        return found
+
+    async def _record_publication(
+        self, db: AsyncSession, turn: TurnInput, outcome: Outcome, action: Publication
+    ) -> RecordedReply:
+        pending = await self._locked(db, turn, action.pending)
+        post, _created = await ledger.record_publication(
+            session=db,
+            draft=pending,
+            version=action.version,
+            publisher=self.publisher.name,
+            external_id=action.external_id,
+            now=turn.now,
+        )
+        meta = self._meta(outcome.intent, pending, action.version.version)
+        meta.update({"postId": str(post.id), "draftStatus": pending.status})
+        return RecordedReply(metadata=meta)
+
+    def _draft_reply(
+        self, intent: Intent, draft: PostDraft, version: int, image_id: uuid.UUID | None
+    ) -> RecordedReply:
+        url = image_url(image_id)
+        meta = self._meta(intent, draft, version)
+        meta.update({"platform": draft.platform, "draftStatus": draft.status})
+        if url:
+            meta["imageUrl"] = url
+        return RecordedReply(image_url=url, metadata=meta)
 
     @staticmethod
     def _meta(

@@ -1,8 +1,9 @@
+"""Builds the assistant ASSISTANT_BACKEND names, with its writer, images and publisher."""
+
 from __future__ import annotations
 
 from app.assistant.base import Assistant
 from app.assistant.builtin import DraftingAssistant, TemplateWriter, Writer
-from app.assistant.http import RetryPolicy
 from app.assistant.images import CardImageGenerator, ImageGenerator, OpenAIImageGenerator
 from app.assistant.publisher import LocalPublisher, Publisher, WebhookPublisher
 from app.core.config import Settings
@@ -24,16 +25,18 @@ def build_publisher(settings: Settings) -> Publisher:
 
 def build_images(settings: Settings) -> ImageGenerator:
     if settings.image_base_url:
+        from app.assistant.openai_compat import build_client
+
         return OpenAIImageGenerator(
-            base_url=settings.image_base_url,
-            api_key=settings.image_api_key,
+            client=build_client(
+                base_url=settings.image_base_url,
+                api_key=settings.image_api_key,
+                auth_header="Authorization",
+                timeout_seconds=settings.image_timeout_seconds,
+                max_retries=settings.llm_max_retries,
+            ),
             model=settings.image_model,
             size=settings.image_size,
-            timeout_seconds=settings.image_timeout_seconds,
-            retry=RetryPolicy(
-                max_retries=settings.llm_max_retries,
-                backoff_seconds=settings.llm_retry_backoff_seconds,
-            ),
         )
     return CardImageGenerator()
 
@@ -53,3 +56,11 @@ def build_assistant(settings: Settings) -> Assistant:
         images=build_images(settings),
         publisher=build_publisher(settings),
     )
+
+
+async def close_assistant(assistant: object) -> None:
+    """Close the HTTP clients an assistant holds (one shared pool per app)."""
+    for part in (assistant, getattr(assistant, "writer", None), getattr(assistant, "images", None)):
+        close = getattr(part, "aclose", None)
+        if close is not None and part is not assistant:
+            await close()

@@ -10,9 +10,10 @@ import asyncio
 import base64
 import binascii
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from app.assistant.http import RetryPolicy, UpstreamFailure, post_json
+import openai
+from openai import AsyncOpenAI
 
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 
@@ -70,57 +71,43 @@ class CardImageGenerator:
 
 
 class OpenAIImageGenerator:
-    """`POST {base}/images/generations` of an OpenAI-compatible images API (b64_json)."""
+    """`images.generate` of an OpenAI-compatible images API (base64 answers), via the SDK."""
 
     name = "openai"
 
-    def __init__(
-        self,
-        *,
-        base_url: str,
-        api_key: str | None,
-        model: str,
-        size: str,
-        timeout_seconds: float,
-        retry: RetryPolicy,
-    ) -> None:
-        self.url = base_url.rstrip("/") + "/images/generations"
-        self.api_key = api_key
+    def __init__(self, *, client: AsyncOpenAI, model: str, size: str) -> None:
+        self.client = client
         self.model = model
         self.size = size
-        self.timeout_seconds = timeout_seconds
-        self.retry = retry
+
+    async def aclose(self) -> None:
+        await self.client.close()
 
     async def generate(self, request: ImageRequest) -> GeneratedImage:
-        payload: dict[str, object] = {
-            "model": self.model,
-            "prompt": request.prompt,
-            "n": 1,
-            "size": self.size,
-        }
+        extra: dict[str, Any] = {}
         # gpt-image-* models always answer base64 and reject the parameter.
         if not self.model.startswith("gpt-image"):
-            payload["response_format"] = "b64_json"
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+            extra["response_format"] = "b64_json"
         try:
-            body = await post_json(
-                url=self.url,
-                payload=payload,
-                headers=headers,
-                timeout_seconds=self.timeout_seconds,
-                retry=self.retry,
-                service="The image service",
+            answer = await self.client.images.generate(
+                model=self.model, prompt=request.prompt, n=1, size=self.size, **extra
             )
-        except UpstreamFailure as exc:
-            raise ImageGenerationError(str(exc)) from exc
+        except openai.APITimeoutError as exc:
+            raise ImageGenerationError("the image service did not answer in time") from exc
+        except openai.APIStatusError as exc:
+            raise ImageGenerationError(
+                f"the image service answered HTTP {exc.status_code}"
+            ) from exc
+        except openai.OpenAIError as exc:
+            raise ImageGenerationError("the image service could not be reached") from exc
         try:
-            encoded = body["data"][0]["b64_json"]
+            encoded = answer.data[0].b64_json if answer.data else None
             if not isinstance(encoded, str):
                 raise TypeError("b64_json is not a string")
             if len(encoded) > MAX_IMAGE_BYTES * 4 // 3 + 4:
                 raise ImageGenerationError("the image service sent an image that is too large")
             data = base64.b64decode(encoded, validate=True)
-        except (KeyError, IndexError, TypeError, binascii.Error) as exc:
+        except (IndexError, TypeError, binascii.Error) as exc:
             raise ImageGenerationError("the image service sent no usable image") from exc
         content_type = sniff_content_type(data)
         if content_type is None:

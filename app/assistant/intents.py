@@ -39,6 +39,7 @@ class IntentKind(StrEnum):
     REGENERATE = "regenerate"
     HELP = "help"
     SMALLTALK = "smalltalk"
+    QUESTION = "question"  # a question that is not about posts: the built-in can't answer it
     UNCLEAR = "unclear"
 
 
@@ -50,6 +51,8 @@ class Intent:
     with_image: bool = False
     confidence: float = 1.0
     clarification: str | None = None
+    # Mostly in a script the rules don't read (Hindi, Arabic, Chinese, ...).
+    offline_language: bool = False
 
 
 # ---------------------------------------------------------------------------
@@ -588,6 +591,26 @@ ASK_GENERIC = (
 )
 
 
+_QUESTION_MARKS = ("?", "\uff1f", "\u061f", "\u00bf")
+_QUESTION_WORDS = re.compile(
+    r"(?:what|what's|whats|when|where|who|whom|whose|why|how|which|is|are|was|were|do|does|"
+    r"did|can|could|would|will|should|shall|may|tell me|explain)\b"
+)
+
+
+def _looks_like_question(cleaned: str, norm: str) -> bool:
+    return cleaned.rstrip().endswith(_QUESTION_MARKS) or _QUESTION_WORDS.match(norm) is not None
+
+
+def _mostly_other_script(cleaned: str) -> bool:
+    """More letters outside Latin than in it: the English rules can't have understood it."""
+    letters = [ch for ch in cleaned if ch.isalpha()]
+    if not letters:
+        return False
+    latin = sum(1 for ch in letters if "LATIN" in unicodedata.name(ch, ""))
+    return latin * 2 < len(letters)
+
+
 def _ask_topic(platform: str | None) -> str:
     what = f"{_DISPLAY[platform]} post" if platform else "post"
     article = "an" if what[0] in "AEIOUX" else "a"
@@ -697,7 +720,11 @@ def classify(text: str, *, has_pending_draft: bool, has_any_draft: bool) -> Inte
     if weak_publish or _any(_SMALLTALK, norm) or _any(_PRAISE, norm):
         return Intent(IntentKind.SMALLTALK, confidence=0.8)
 
-    # 6. Anything else.
+    # 6. A question about something else, or a language the rules don't read.
+    if _looks_like_question(cleaned, norm):
+        return Intent(IntentKind.QUESTION, confidence=0.6)
+
+    # 7. Anything else.
     if re.fullmatch(r"(?:a |an |the )?(?:posts?|tweets?|drafts?)", norm):
         return Intent(
             IntentKind.UNCLEAR,
@@ -709,4 +736,5 @@ def classify(text: str, *, has_pending_draft: bool, has_any_draft: bool) -> Inte
         platform=create.platform,
         confidence=0.2,
         clarification=ASK_PENDING if has_pending_draft else ASK_GENERIC,
+        offline_language=_mostly_other_script(cleaned),
     )

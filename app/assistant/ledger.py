@@ -83,6 +83,18 @@ async def pending_draft(
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+async def owned_draft(
+    *, session: AsyncSession, user_id: uuid.UUID, draft_id: uuid.UUID, for_update: bool = False
+) -> PostDraft | None:
+    stmt = sa.select(PostDraft).where(
+        PostDraft.user_id == user_id,  # type: ignore[arg-type]
+        PostDraft.id == draft_id,  # type: ignore[arg-type]
+    )
+    if for_update:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
 async def draft_version(
     *, session: AsyncSession, user_id: uuid.UUID, draft_id: uuid.UUID, version: int
 ) -> PostDraftVersion | None:

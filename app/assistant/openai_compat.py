@@ -1,35 +1,108 @@
 """A writer backed by any OpenAI-compatible chat-completions API (OpenAI, Azure OpenAI,
-vLLM, Ollama, llama.cpp server, ...).
+vLLM, Ollama, llama.cpp server, ...), through the official `openai` SDK.
 
-The model writes post text and general answers. What happens to drafts (publish, cancel,
-regenerate) is still decided by `DraftingAssistant` from the ledger, so a model can never
-claim to have posted something. The system prompt tells the model the ledger's state, so
-"regenerate the previous post" means the same thing to it as to the ledger.
+Every call streams (`stream: true`), so the reply reaches the user as the model writes
+it. The SDK brings the timeouts and the retries (429 after `Retry-After`, 5xx, connection
+failures); one client per app shares its connection pool.
+
+With `LLM_INTENTS=model` the model also decides what the user means, through tool calls
+(create, regenerate, publish, cancel), so requests work in any language. What happens to
+drafts is still decided by the ledger in `DraftingAssistant`: a model can ask to publish,
+but it can never claim to have posted something.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+from dataclasses import dataclass, field
 from typing import Any
 
-from app.assistant.base import AssistantError, AssistantTurn
+import openai
+from openai import AsyncOpenAI
+
+from app.assistant.base import AssistantError, ReplyOutput, TurnInput, Usage
 from app.assistant.builtin import DraftRequest, WrittenDraft, display_platform, hashtags_in
 from app.assistant.composer import PLATFORM_RULES, describe_capabilities, measure
-from app.assistant.http import RetryPolicy, UpstreamFailure, post_json
-from app.assistant.intents import Intent, IntentKind
+from app.assistant.intents import PLATFORMS, Intent, IntentKind, canonical_platform
 from app.assistant.ledger import LedgerState
 from app.core.config import Settings
 
+logger = logging.getLogger("app.assistant.openai")
+
 MAX_PROMPT_FIELD_CHARS = 2000
+MAX_ERROR_DETAIL_CHARS = 200
+# Measured units kept back while a post streams: the end may still be cut to fit.
+STREAM_LIMIT_MARGIN = 24
+# Characters kept back at the end while streaming: a closing quote or fence may follow.
+STREAM_HOLDBACK_CHARS = 8
 
 BASE_PROMPT = """You are Chatkeep's assistant for writing social-media posts.
 You write drafts; the user confirms them. You never publish anything yourself and never \
-claim that something was posted: Chatkeep publishes a draft only when the user answers \
-"yes", and tells the user so itself. To get a draft, the user asks for a post, e.g. \
+claim that something was posted: Chatkeep publishes a draft only when the user confirms, \
+and tells the user so itself. To get a draft, the user asks for a post, e.g. \
 "Create a Facebook post about Diwali with image".
 
 What Chatkeep can do:
 {capabilities}"""
+
+DECIDE_TASK = """Your task now: decide what the user's last message asks for, in whatever \
+language it is written.
+- A new post (with a topic): call create_post.
+- Another version of the waiting draft or of the previous post: call regenerate_post.
+- Posting / publishing the waiting draft (e.g. "yes", "post it", "oui", "हाँ"): call \
+publish_draft.
+- Discarding the waiting draft: call cancel_draft.
+- Anything else (a question, small talk): answer briefly in the user's language, without \
+calling a tool. If a draft is waiting and the user's answer is ambiguous, ask whether to \
+post, regenerate or cancel it."""
+
+_PLATFORM_SCHEMA = {"type": "string", "enum": list(PLATFORMS)}
+TOOLS: list[dict[str, Any]] = [
+    {
+        "type": "function",
+        "function": {
+            "name": "create_post",
+            "description": "Draft a new social-media post.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "platform": _PLATFORM_SCHEMA,
+                    "topic": {"type": "string", "description": "What the post is about"},
+                    "with_image": {"type": "boolean"},
+                },
+                "required": ["topic"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "regenerate_post",
+            "description": "Write a new version of the waiting draft or of the previous post.",
+            "parameters": {
+                "type": "object",
+                "properties": {"platform": _PLATFORM_SCHEMA, "with_image": {"type": "boolean"}},
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "publish_draft",
+            "description": "The user confirms: publish the draft that is waiting.",
+            "parameters": {"type": "object", "properties": {}},
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "cancel_draft",
+            "description": "The user discards the draft that is waiting.",
+            "parameters": {"type": "object", "properties": {}},
+        },
+    },
+]
 
 
 def _clip(text: str | None, limit: int = MAX_PROMPT_FIELD_CHARS) -> str:
@@ -71,29 +144,144 @@ def ledger_summary(state: LedgerState) -> str:
     return "\n".join(lines)
 
 
-def _truncate(platform: str, text: str, limit: int) -> str:
+def _truncate(platform: str, text: str, limit: int, *, keep: int = 0) -> str:
+    """Fit `text` into `limit` (as the platform measures), never cutting its first `keep`
+    characters, which the user has already seen."""
     if measure(platform, text) <= limit:
         return text
     cut = text
-    while cut and measure(platform, cut + "…") > limit:
-        cut = cut[: max(0, len(cut) - max(1, (measure(platform, cut) - limit) // 2))]
-    cut = cut.rstrip()
+    while len(cut) > keep and measure(platform, cut + "…") > limit:
+        cut = cut[: max(keep, len(cut) - max(1, (measure(platform, cut) - limit) // 2))]
+    cut = cut.rstrip() if len(cut.rstrip()) >= keep else cut
     space = cut.rfind(" ")
-    if space > len(cut) // 2:
+    if space > max(len(cut) // 2, keep):
         cut = cut[:space]
-    return cut.rstrip(" ,;:-") + "…"
+    trimmed = cut.rstrip(" ,;:-")
+    return (trimmed if len(trimmed) >= keep else cut) + "…"
 
 
-def _clean_post(text: str) -> str:
-    text = text.strip()
-    if text.startswith("```") and text.endswith("```"):
-        text = text.strip("`").strip()
-        first, _, rest = text.partition("\n")
-        if rest and " " not in first.strip():
-            text = rest.strip()
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
-        text = text[1:-1].strip()
-    return text
+class PostStreamer:
+    """Streams a model's post text into the reply: cleaned, and within the platform's limit.
+
+    The opening of a code fence or a quote is dropped as it arrives; the last few
+    characters are held back until the end, where a closing fence or quote is dropped and
+    an over-long post is cut. What was already streamed is never taken back, so the
+    deltas always add up to the stored reply.
+    """
+
+    def __init__(self, out: ReplyOutput, *, platform: str, limit: int) -> None:
+        self.out = out
+        self.platform = platform
+        self.limit = limit
+        self.raw = ""
+        self.head: int | None = None  # characters of `raw` dropped at the start
+        self.closings: list[str] = []  # a fence and/or quote that may end the text
+        self.sent = 0  # characters of the body already written to `out`
+
+    def _decide_head(self) -> bool:
+        """Find where the post starts: past a fence line and/or an opening quote. False
+        while the text so far is too short to tell."""
+        pos = len(self.raw) - len(self.raw.lstrip())
+        closings: list[str] = []
+        rest = self.raw[pos:]
+        if rest.startswith("```"):
+            if "\n" not in rest:
+                if len(rest) <= 40:
+                    return False
+            else:
+                first = rest.split("\n", 1)[0]
+                if " " not in first.strip():
+                    pos += len(first) + 1
+                    closings.append("```")
+                    rest = self.raw[pos:]
+                    pos += len(rest) - len(rest.lstrip())
+                    rest = rest.lstrip()
+        if not rest:
+            return False
+        if rest[0] in "\"'":
+            pos += 1
+            closings.append(rest[0])
+        self.head, self.closings = pos, closings
+        return True
+
+    def _body(self) -> str:
+        assert self.head is not None
+        return self.raw[self.head :].lstrip()
+
+    def feed(self, piece: str) -> None:
+        self.raw += piece
+        if self.head is None and not self._decide_head():
+            return
+        body = self._body().rstrip()
+        safe = body[: max(0, len(body) - STREAM_HOLDBACK_CHARS)]
+        budget = self.limit - STREAM_LIMIT_MARGIN
+        if len(safe) > self.sent and measure(self.platform, safe) > budget:
+            # Past the safe budget: stream no further, the end may still be cut.
+            while len(safe) > self.sent and measure(self.platform, safe) > budget:
+                safe = safe[: len(safe) - max(1, (measure(self.platform, safe) - budget) // 2)]
+        if len(safe) > self.sent:
+            self.out.write(safe[self.sent :])
+            self.sent = len(safe)
+
+    def finish(self) -> str:
+        if self.head is None:
+            self.head = len(self.raw) - len(self.raw.lstrip())
+        body = self._body().rstrip()
+        for closing in self.closings:  # outermost first: the fence, then the quote
+            if body.endswith(closing) and len(body) - len(closing) >= self.sent:
+                body = body[: -len(closing)].rstrip()
+        text = _truncate(self.platform, body, self.limit, keep=self.sent)
+        if len(text) > self.sent:
+            self.out.write(text[self.sent :])
+        self.sent = len(text)
+        return text
+
+
+@dataclass
+class ToolCall:
+    name: str = ""
+    arguments: str = ""
+
+
+@dataclass
+class Completion:
+    text: str = ""
+    tool_calls: dict[int, ToolCall] = field(default_factory=dict)
+
+
+def _problem(exc: openai.APIStatusError) -> str:
+    detail = ""
+    body = exc.body
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and isinstance(err.get("message"), str):
+            detail = err["message"]
+        elif isinstance(err, str):
+            detail = err
+    detail = detail[:MAX_ERROR_DETAIL_CHARS]
+    return f"The language model answered HTTP {exc.status_code}" + (f": {detail}" if detail else "")
+
+
+def build_client(
+    *,
+    base_url: str,
+    api_key: str | None,
+    auth_header: str,
+    timeout_seconds: float,
+    max_retries: int,
+) -> AsyncOpenAI:
+    """One client per app: its connection pool (1,000 connections) is shared by all turns."""
+    headers: dict[str, str] = {}
+    if api_key and auth_header.lower() != "authorization":
+        headers[auth_header] = api_key  # e.g. Azure's "api-key"
+    return AsyncOpenAI(
+        base_url=base_url,
+        # The SDK insists on a key; local servers (Ollama, llama.cpp) ignore it.
+        api_key=api_key or "none",
+        timeout=openai.Timeout(timeout_seconds, connect=min(timeout_seconds, 10.0)),
+        max_retries=max_retries,
+        default_headers=headers,
+    )
 
 
 class LlmWriter:
@@ -102,45 +290,36 @@ class LlmWriter:
     def __init__(
         self,
         *,
-        base_url: str,
-        api_key: str | None,
+        client: AsyncOpenAI,
         model: str,
-        auth_header: str = "Authorization",
-        timeout_seconds: float = 30.0,
-        retry: RetryPolicy | None = None,
         temperature: float = 0.7,
+        decides_intents: bool = True,
     ) -> None:
-        self.url = base_url.rstrip("/") + "/chat/completions"
-        self.api_key = api_key
+        self.client = client
         self.model = model
-        self.auth_header = auth_header
-        self.timeout_seconds = timeout_seconds
-        self.retry = retry or RetryPolicy()
         self.temperature = temperature
+        self.decides_intents = decides_intents
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LlmWriter:
-        return cls(
+        client = build_client(
             base_url=settings.llm_base_url,
             api_key=settings.llm_api_key,
-            model=settings.llm_model,
             auth_header=settings.llm_auth_header,
             timeout_seconds=settings.llm_timeout_seconds,
-            retry=RetryPolicy(
-                max_retries=settings.llm_max_retries,
-                backoff_seconds=settings.llm_retry_backoff_seconds,
-            ),
+            max_retries=settings.llm_max_retries,
+        )
+        return cls(
+            client=client,
+            model=settings.llm_model,
             temperature=settings.llm_temperature,
+            decides_intents=settings.llm_intents == "model",
         )
 
-    def _headers(self) -> dict[str, str]:
-        if not self.api_key:
-            return {}
-        if self.auth_header.lower() == "authorization":
-            return {"Authorization": f"Bearer {self.api_key}"}
-        return {self.auth_header: self.api_key}
+    async def aclose(self) -> None:
+        await self.client.close()
 
-    def messages(self, *, turn: AssistantTurn, system: str) -> list[dict[str, str]]:
+    def messages(self, *, turn: TurnInput, system: str) -> list[dict[str, str]]:
         out = [{"role": "system", "content": system}]
         for m in turn.history:
             if m.role in ("user", "assistant") and m.content:
@@ -148,30 +327,54 @@ class LlmWriter:
         out.append({"role": "user", "content": turn.message})
         return out
 
-    async def complete(self, messages: list[dict[str, str]]) -> str:
-        payload: dict[str, Any] = {
-            "model": self.model,
-            "messages": messages,
-            "temperature": self.temperature,
-        }
+    async def stream(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        out: ReplyOutput,
+        on_text: Any,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> Completion:
+        """One streamed completion: text pieces go to `on_text` as they arrive."""
+        result = Completion()
+        extra: dict[str, Any] = {"tools": tools} if tools else {}
         try:
-            body = await post_json(
-                url=self.url,
-                payload=payload,
-                headers=self._headers(),
-                timeout_seconds=self.timeout_seconds,
-                retry=self.retry,
-                service="The language model",
+            create: Any = self.client.chat.completions.create  # typed for OpenAI's own models
+            stream = await create(
+                model=self.model,
+                messages=messages,
+                temperature=self.temperature,
+                stream=True,
+                stream_options={"include_usage": True},
+                **extra,
             )
-        except UpstreamFailure as exc:
-            raise AssistantError(str(exc), timed_out=exc.timed_out) from exc
-        try:
-            content = body["choices"][0]["message"]["content"]
-        except (KeyError, IndexError, TypeError) as exc:
-            raise AssistantError("The language model answered without a message") from exc
-        if not isinstance(content, str) or not content.strip():
-            raise AssistantError("The language model answered with an empty message")
-        return content.strip()
+            async with stream:
+                async for chunk in stream:
+                    if chunk.usage is not None:
+                        out.add_usage(
+                            Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+                        )
+                    for choice in chunk.choices:
+                        delta = choice.delta
+                        if delta.content:
+                            result.text += delta.content
+                            on_text(delta.content)
+                        for call in delta.tool_calls or ():
+                            slot = result.tool_calls.setdefault(call.index, ToolCall())
+                            if call.function is not None:
+                                slot.name += call.function.name or ""
+                                slot.arguments += call.function.arguments or ""
+        except openai.APITimeoutError as exc:
+            raise AssistantError(
+                "The language model did not answer in time", timed_out=True
+            ) from exc
+        except openai.APIStatusError as exc:
+            raise AssistantError(_problem(exc)) from exc
+        except openai.APIConnectionError as exc:
+            raise AssistantError("The language model could not be reached") from exc
+        except openai.OpenAIError as exc:
+            raise AssistantError(f"The language model failed: {type(exc).__name__}") from exc
+        return result
 
     def _system(self, state: LedgerState, task: str | None = None) -> str:
         parts = [BASE_PROMPT.format(capabilities=describe_capabilities()), ledger_summary(state)]
@@ -179,8 +382,32 @@ class LlmWriter:
             parts.append(task)
         return "\n\n".join(parts)
 
+    async def decide(
+        self, *, turn: TurnInput, state: LedgerState, out: ReplyOutput
+    ) -> Intent | None:
+        answer = _AnswerWriter(out)
+        completion = await self.stream(
+            self.messages(turn=turn, system=self._system(state, DECIDE_TASK)),
+            out=out,
+            on_text=answer.feed,
+            tools=TOOLS,
+        )
+        for call in completion.tool_calls.values():
+            intent = intent_from_tool(call)
+            if intent is not None:
+                return intent
+        if not answer.started:
+            raise AssistantError("The language model answered with an empty message")
+        return None
+
     async def write_draft(
-        self, *, request: DraftRequest, version: int, turn: AssistantTurn, state: LedgerState
+        self,
+        *,
+        request: DraftRequest,
+        version: int,
+        turn: TurnInput,
+        state: LedgerState,
+        out: ReplyOutput,
     ) -> WrittenDraft:
         rule = PLATFORM_RULES[request.platform]
         context = json.dumps(_clip(request.context) or "none", ensure_ascii=False)
@@ -197,21 +424,79 @@ class LlmWriter:
             )
             + "Answer with the post text only: no preface, no quotes, no explanation."
         )
-        text = _clean_post(
-            await self.complete(self.messages(turn=turn, system=self._system(state, task)))
+        streamer = PostStreamer(out, platform=request.platform, limit=rule.max_chars)
+        await self.stream(
+            self.messages(turn=turn, system=self._system(state, task)),
+            out=out,
+            on_text=streamer.feed,
         )
-        if not text:
+        text = streamer.finish()
+        if not text.strip(" …"):
             raise AssistantError("The language model answered with an empty post")
-        text = _truncate(request.platform, text, rule.max_chars)
         return WrittenDraft(text=text, hashtags=hashtags_in(text))
 
-    async def answer(self, *, intent: Intent, turn: AssistantTurn, state: LedgerState) -> str:
+    async def answer(
+        self, *, intent: Intent, turn: TurnInput, state: LedgerState, out: ReplyOutput
+    ) -> None:
         # While a draft waits, an unclear answer gets the ledger's own question: the model
         # must not guess whether "sounds good" meant "post it".
         if intent.kind == IntentKind.UNCLEAR and intent.clarification and state.has_pending:
-            return intent.clarification
+            out.write(intent.clarification)
+            return
         task = (
             "Your task now: answer the user's last message helpfully and briefly. If they seem "
             "to want a post, ask what it should be about and for which platform."
         )
-        return await self.complete(self.messages(turn=turn, system=self._system(state, task)))
+        answer = _AnswerWriter(out)
+        await self.stream(
+            self.messages(turn=turn, system=self._system(state, task)),
+            out=out,
+            on_text=answer.feed,
+        )
+        if not answer.started:
+            raise AssistantError("The language model answered with an empty message")
+
+
+class _AnswerWriter:
+    """Streams a free answer, without the whitespace some models start with."""
+
+    def __init__(self, out: ReplyOutput) -> None:
+        self.out = out
+        self.started = False
+
+    def feed(self, piece: str) -> None:
+        if not self.started:
+            piece = piece.lstrip()
+            if not piece:
+                return
+            self.started = True
+        self.out.write(piece)
+
+
+def intent_from_tool(call: ToolCall) -> Intent | None:
+    try:
+        args = json.loads(call.arguments or "{}")
+    except ValueError:
+        logger.warning("the model called %s with arguments that are not JSON", call.name)
+        return None
+    if not isinstance(args, dict):
+        return None
+    platform = canonical_platform(args.get("platform")) if args.get("platform") else None
+    with_image = bool(args.get("with_image", False))
+    if call.name == "create_post":
+        topic = args.get("topic")
+        if not isinstance(topic, str) or not topic.strip():
+            return None
+        return Intent(
+            IntentKind.CREATE_POST,
+            platform=platform,
+            topic=_clip(topic.strip(), 200),
+            with_image=with_image,
+        )
+    if call.name == "regenerate_post":
+        return Intent(IntentKind.REGENERATE, platform=platform, with_image=with_image)
+    if call.name == "publish_draft":
+        return Intent(IntentKind.PUBLISH)
+    if call.name == "cancel_draft":
+        return Intent(IntentKind.CANCEL)
+    return None

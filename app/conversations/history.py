@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.conversations.models import SEARCH_CONFIG, ChatMessage, ChatSession, SessionStatus
 from app.conversations.service import archive_session
 from app.core.errors import InvalidInputError
+from app.events.bus import EventBus, user_event
 
 StatusFilter = Literal["active", "archived", "all"]
 
@@ -413,9 +414,15 @@ async def list_sessions(
 # ---------------------------------------------------------------------------- changes
 
 
+def _changed(session: AsyncSession, user_id: uuid.UUID, session_id: str, change: str) -> None:
+    """Every device of the owner hears of it once the change commits."""
+    EventBus.stage(session, user_event(user_id, "session", sessionId=session_id, change=change))
+
+
 async def rename_session(*, session: AsyncSession, chat_session: ChatSession, title: str) -> None:
     chat_session.title = title
     await session.flush()
+    _changed(session, chat_session.user_id, chat_session.id, "renamed")
 
 
 async def restore_session(
@@ -427,6 +434,7 @@ async def restore_session(
         chat_session.archived_at = None
         chat_session.last_activity_at = now
         await session.flush()
+        _changed(session, chat_session.user_id, chat_session.id, "restored")
 
 
 async def archive_now(*, session: AsyncSession, chat_session: ChatSession, now: datetime) -> None:
@@ -434,6 +442,7 @@ async def archive_now(*, session: AsyncSession, chat_session: ChatSession, now: 
     if chat_session.status == SessionStatus.ACTIVE:
         await archive_session(chat_session=chat_session, now=now)
         await session.flush()
+        _changed(session, chat_session.user_id, chat_session.id, "archived")
 
 
 async def delete_session(*, session: AsyncSession, user_id: uuid.UUID, session_id: str) -> bool:
@@ -441,17 +450,29 @@ async def delete_session(*, session: AsyncSession, user_id: uuid.UUID, session_i
     result = await session.execute(
         sa.delete(_sessions).where(_sessions.c.id == session_id, _sessions.c.user_id == user_id)
     )
-    return bool(getattr(result, "rowcount", 0))
+    deleted = bool(getattr(result, "rowcount", 0))
+    if deleted:
+        _changed(session, user_id, session_id, "deleted")
+    return deleted
 
 
 async def archive_all(*, session: AsyncSession, user_id: uuid.UUID, now: datetime) -> int:
     """Archives every active session of the user; returns how many."""
-    result = await session.execute(
-        sa.update(_sessions)
-        .where(_sessions.c.user_id == user_id, _sessions.c.status == SessionStatus.ACTIVE)
-        .values(status=SessionStatus.ARCHIVED, archived_at=now)
+    archived = (
+        (
+            await session.execute(
+                sa.update(_sessions)
+                .where(_sessions.c.user_id == user_id, _sessions.c.status == SessionStatus.ACTIVE)
+                .values(status=SessionStatus.ARCHIVED, archived_at=now)
+                .returning(_sessions.c.id)
+            )
+        )
+        .scalars()
+        .all()
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    for session_id in archived:
+        _changed(session, user_id, session_id, "archived")
+    return len(archived)
 
 
 async def restore_many(
@@ -469,15 +490,20 @@ async def restore_many(
         ).scalars()
     )
     if found:
-        await session.execute(
-            sa.update(_sessions)
-            .where(
-                s.user_id == user_id,
-                s.id.in_(found),
-                s.status == SessionStatus.ARCHIVED,
+        revived = (
+            await session.execute(
+                sa.update(_sessions)
+                .where(
+                    s.user_id == user_id,
+                    s.id.in_(found),
+                    s.status == SessionStatus.ARCHIVED,
+                )
+                .values(status=SessionStatus.ACTIVE, archived_at=None, last_activity_at=now)
+                .returning(s.id)
             )
-            .values(status=SessionStatus.ACTIVE, archived_at=None, last_activity_at=now)
-        )
+        ).scalars()
+        for session_id in revived:
+            _changed(session, user_id, session_id, "restored")
     restored = [i for i in wanted if i in found]
     missing = [i for i in wanted if i not in found]
     return restored, missing

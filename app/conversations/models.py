@@ -88,6 +88,13 @@ class ChatSession(SQLModel, table=True):
     last_activity_at: datetime = Field(sa_column=_tz())
     archived_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
     message_count: int = Field(default=0, nullable=False)
+    # Token usage of the model's replies, summed by the turns that close here.
+    prompt_tokens: int = Field(
+        default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0")
+    )
+    completion_tokens: int = Field(
+        default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0")
+    )
 
 
 class ChatMessage(SQLModel, table=True):

@@ -54,7 +54,26 @@ class SessionOut(ApiModel):
     message_count: int
 
 
+class UsageOut(ApiModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ActiveTurnOut(ApiModel):
+    """A reply still being written: follow it at
+    `GET /api/sessions/{sessionId}/turns/{turnId}/events`."""
+
+    turn_id: str
+    status: str
+    started_at: datetime
+
+
 class SessionDetail(SessionOut):
+    usage: UsageOut = Field(description="Tokens the model's replies used in this conversation.")
+    active_turn: ActiveTurnOut | None = Field(
+        default=None, description="Present while a reply is being written."
+    )
     messages: list[MessageOut]
     next_after_seq: int | None = Field(
         default=None,

@@ -1,4 +1,6 @@
-"""Chat sessions: turns, history, expiry. Services flush; the caller owns the transaction.
+"""Chat sessions: lookup, context, expiry. Services flush; the caller owns the transaction.
+
+The chat turn itself is in `app.turns.service`.
 
 Ownership lives here, in `owned_session`: every read of a session filters on its owner,
 so another user's session looks exactly like a missing one.
@@ -15,10 +17,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.assistant.base import Assistant, AssistantError, AssistantTurn, HistoryMessage
+from app.assistant.base import HistoryMessage
 from app.conversations.ids import is_well_formed, new_session_id
-from app.conversations.models import ChatMessage, ChatSession, MessageRole, SessionStatus
+from app.conversations.models import ChatMessage, ChatSession, SessionStatus
 from app.core.errors import InvalidInputError, NotFoundError
+from app.events.bus import EventBus, user_event
 
 TITLE_MAX_CHARS = 80
 DEFAULT_TITLE = "New conversation"
@@ -28,15 +31,6 @@ DEFAULT_TITLE = "New conversation"
 class ContextLimits:
     max_messages: int
     max_chars: int
-
-
-@dataclass
-class TurnResult:
-    session: ChatSession
-    user_message: ChatMessage
-    assistant_message: ChatMessage | None
-    expired_session_id: str | None
-    error: AssistantError | None = None
 
 
 def title_from_message(text: str) -> str:
@@ -111,7 +105,7 @@ async def archive_session(*, chat_session: ChatSession, now: datetime) -> None:
     chat_session.archived_at = now
 
 
-def _new_session(*, user_id: uuid.UUID, first_message: str, now: datetime) -> ChatSession:
+def new_session(*, user_id: uuid.UUID, first_message: str, now: datetime) -> ChatSession:
     return ChatSession(
         id=new_session_id(now),
         user_id=user_id,
@@ -134,104 +128,6 @@ def validate_user_message(text: str, *, max_chars: int) -> str:
     return text
 
 
-async def chat_turn(
-    *,
-    session: AsyncSession,
-    user_id: uuid.UUID,
-    session_id: str | None,
-    message: str,
-    context: str | None,
-    assistant: Assistant,
-    now: datetime,
-    ttl_seconds: int,
-    limits: ContextLimits,
-) -> TurnResult:
-    """One turn: find or start the session, append the user's message, append the reply.
-
-    The session row stays locked (FOR UPDATE) for the whole turn, so concurrent turns on
-    one session are serialised and `seq` runs 1..n without gaps or duplicates. The two
-    messages are written together after the reply; if the assistant fails, the user's
-    message is still appended and `error` says why.
-    """
-    chat_session: ChatSession | None = None
-    expired_id: str | None = None
-    if session_id is not None:
-        # Unknown, ill-formed and another user's ids all end here as None: same query,
-        # same answer (a new session), nothing about the other session revealed.
-        chat_session = await owned_session(
-            session=session, user_id=user_id, session_id=session_id, for_update=True
-        )
-        if chat_session is not None and (
-            chat_session.status != SessionStatus.ACTIVE
-            or is_expired(chat_session, now=now, ttl_seconds=ttl_seconds)
-        ):
-            if chat_session.status == SessionStatus.ACTIVE:
-                await archive_session(chat_session=chat_session, now=now)
-            expired_id = chat_session.id
-            chat_session = None
-
-    if chat_session is None:
-        chat_session = _new_session(user_id=user_id, first_message=message, now=now)
-        session.add(chat_session)
-        # The ORM does not order these inserts by the foreign key (no relationship is
-        # mapped), so the session row goes first explicitly.
-        await session.flush()
-        history: list[HistoryMessage] = []
-    else:
-        history = await load_context(
-            session=session, user_id=user_id, session_id=chat_session.id, limits=limits
-        )
-
-    first_seq = chat_session.message_count + 1
-    user_message = ChatMessage(
-        session_id=chat_session.id,
-        seq=first_seq,
-        user_id=user_id,
-        role=MessageRole.USER,
-        content=message,
-        meta={"context": context} if context else {},
-        created_at=now,
-    )
-
-    try:
-        reply = await assistant.reply(
-            AssistantTurn(
-                user_id=user_id,
-                session_id=chat_session.id,
-                message_seq=first_seq,
-                history=history,
-                message=message,
-                context=context,
-                db=session,
-                now=now,
-            )
-        )
-    except AssistantError as exc:
-        user_message.meta = {**user_message.meta, "assistantError": str(exc)}
-        session.add(user_message)
-        chat_session.message_count = first_seq
-        chat_session.last_activity_at = now
-        await session.flush()
-        return TurnResult(chat_session, user_message, None, expired_id, error=exc)
-
-    assistant_message = ChatMessage(
-        session_id=chat_session.id,
-        seq=first_seq + 1,
-        user_id=user_id,
-        role=MessageRole.ASSISTANT,
-        content=reply.content,
-        image_url=reply.image_url,
-        meta={"assistant": assistant.name, **reply.metadata},
-        created_at=now,
-    )
-    # Both rows in one flush (SQLAlchemy batches same-table inserts), then one UPDATE.
-    session.add_all([user_message, assistant_message])
-    chat_session.message_count = first_seq + 1
-    chat_session.last_activity_at = now
-    await session.flush()
-    return TurnResult(chat_session, user_message, assistant_message, expired_id)
-
-
 async def list_messages(
     *, session: AsyncSession, user_id: uuid.UUID, session_id: str, after_seq: int, limit: int
 ) -> Sequence[ChatMessage]:
@@ -250,8 +146,17 @@ async def list_messages(
 
 async def delete_session_any_owner(*, session: AsyncSession, session_id: str) -> bool:
     """Admin only: deletes a session of any user with its messages (cascade)."""
-    result = await session.execute(sa.delete(ChatSession).where(col(ChatSession.id) == session_id))
-    return bool(getattr(result, "rowcount", 0))
+    owner = (
+        await session.execute(
+            sa.delete(ChatSession)
+            .where(col(ChatSession.id) == session_id)
+            .returning(col(ChatSession.user_id))
+        )
+    ).scalar_one_or_none()
+    if owner is None:
+        return False
+    EventBus.stage(session, user_event(owner, "session", sessionId=session_id, change="deleted"))
+    return True
 
 
 @dataclass(frozen=True)

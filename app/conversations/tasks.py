@@ -25,6 +25,7 @@ from sqlmodel import col
 from app.auth.tokens import purge_expired_revocations
 from app.conversations.models import SweepRun
 from app.core.clock import Clock
+from app.events.bus import EventBus, user_event
 
 logger = logging.getLogger("app.sweeper")
 
@@ -44,7 +45,7 @@ _ARCHIVE_BATCH = sa.text(
     SET status = 'archived', archived_at = :now
     FROM expired
     WHERE s.id = expired.id
-    RETURNING s.id
+    RETURNING s.id, s.user_id
     """
 )
 
@@ -91,7 +92,10 @@ async def sweep_expired_sessions(
     batch_size: int,
     trigger: str,
     pause_seconds: float = 0.0,
+    bus: EventBus | None = None,
 ) -> SweepOutcome:
+    """Archive every session idle since before `now - ttl`. With a `bus`, every device of
+    each owner hears of it (`session` events, sent with each batch's commit)."""
     cutoff = now - timedelta(seconds=ttl_seconds)
     async with sessionmaker() as session, session.begin():
         run = SweepRun(started_at=now, trigger=trigger, runner=RUNNER)
@@ -99,16 +103,25 @@ async def sweep_expired_sessions(
     archived = 0
     batches = 0
     while True:
-        async with sessionmaker() as session, session.begin():
-            ids = (
-                (
+        async with sessionmaker() as session:
+            async with session.begin():
+                rows = (
                     await session.execute(
                         _ARCHIVE_BATCH, {"cutoff": cutoff, "batch": batch_size, "now": now}
                     )
-                )
-                .scalars()
-                .all()
-            )
+                ).all()
+                ids = [row.id for row in rows]
+                if bus is not None:
+                    bus.stage(
+                        session,
+                        *(
+                            user_event(row.user_id, "session", sessionId=row.id, change="archived")
+                            for row in rows
+                        ),
+                    )
+                    await bus.before_commit(session)
+            if bus is not None:
+                await bus.after_commit(session)
         batches += 1
         archived += len(ids)
         if len(ids) < batch_size:
@@ -135,6 +148,7 @@ async def run_scheduled_sweep(
     interval_seconds: int,
     batch_size: int,
     pause_seconds: float = 0.0,
+    bus: EventBus | None = None,
 ) -> SweepOutcome:
     now = clock.now()
     if not await claim_scheduled_sweep(
@@ -148,6 +162,7 @@ async def run_scheduled_sweep(
         batch_size=batch_size,
         trigger="schedule",
         pause_seconds=pause_seconds,
+        bus=bus,
     )
 
 
@@ -159,6 +174,7 @@ async def sweeper_loop(
     interval_seconds: int,
     batch_size: int,
     pause_seconds: float = 0.0,
+    bus: EventBus | None = None,
 ) -> None:
     """Runs until cancelled. Wakes ten times per interval so a sweep is never late by
     more than a tenth of it, yet runs once per interval thanks to the claim."""
@@ -172,6 +188,7 @@ async def sweeper_loop(
                 interval_seconds=interval_seconds,
                 batch_size=batch_size,
                 pause_seconds=pause_seconds,
+                bus=bus,
             )
         except asyncio.CancelledError:
             raise

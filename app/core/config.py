@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     db_max_overflow: int = 10
     db_pool_timeout_seconds: float = 10.0
     db_statement_timeout_ms: int = 30_000
+    # A direct (not pooled) connection for LISTEN; defaults to DATABASE_URL. Set it when
+    # DATABASE_URL goes through PgBouncer in transaction mode, which cannot LISTEN.
+    database_direct_url: str | None = None
 
     secret_key: str | None = None
     access_token_ttl_seconds: int = 3600
@@ -60,10 +63,30 @@ class Settings(BaseSettings):
     llm_api_key: str | None = None
     llm_model: str = "gpt-4o-mini"
     llm_auth_header: str = "Authorization"  # "api-key" for Azure OpenAI
-    llm_timeout_seconds: float = 30.0
+    # The whole model call of a turn, first token to last (a long reply streams for a while).
+    llm_timeout_seconds: float = Field(default=120.0, gt=0)
     llm_max_retries: int = Field(default=2, ge=0, le=10)
-    llm_retry_backoff_seconds: float = 0.5
     llm_temperature: float = 0.7
+    # "model": the model decides what the user means (tool calls, any language);
+    # "rules": the built-in English rules decide, the model only writes.
+    llm_intents: Literal["model", "rules"] = "model"
+
+    # Turns (docs/architecture.md): at most this many replies generating per process;
+    # the next request gets 503 assistant_busy with Retry-After.
+    max_turns_in_flight: int = Field(default=1000, ge=1)
+    # How often a generating turn saves its partial reply (for followers on other
+    # instances) and proves it is alive; a turn silent for TURN_STALE_SECONDS is failed.
+    turn_checkpoint_seconds: float = Field(default=1.0, gt=0)
+    turn_stale_seconds: float = Field(default=30.0, gt=0)
+    # On shutdown, replies still generating get this long to finish before they are failed.
+    turn_shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+
+    # Live events (GET /api/events) fan out through PostgreSQL LISTEN/NOTIFY, or Redis.
+    events_backend: Literal["postgres", "redis"] = "postgres"
+    events_redis_url: str = "redis://127.0.0.1:6379/0"
+    events_replay_buffer: int = Field(default=4096, ge=0)
+    # A comment line on every open stream this often, so proxies keep it open.
+    sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
     # Draft images: a local card unless IMAGE_BASE_URL names an OpenAI-compatible images API.
     image_base_url: str | None = None
     image_api_key: str | None = None

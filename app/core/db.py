@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 from sqlalchemy import MetaData
@@ -40,6 +40,11 @@ def async_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+asyncpg://" + url[len(prefix) :]
     raise ValueError(f"DATABASE_URL must be a PostgreSQL URL, got {url.split(':', 1)[0]}://...")
+
+
+def plain_dsn(url: str) -> str:
+    """The libpq-style DSN that asyncpg itself takes (no SQLAlchemy driver suffix)."""
+    return "postgresql://" + async_url(url)[len("postgresql+asyncpg://") :]
 
 
 def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
@@ -82,13 +87,29 @@ async def get_request_session(request: Request) -> AsyncIterator[AsyncSession]:
 RequestSessionDep = Annotated[AsyncSession, Depends(get_request_session)]
 
 
-async def get_db_session(session: RequestSessionDep) -> AsyncIterator[AsyncSession]:
+class CommitHooks(Protocol):
+    """What must happen around a commit (the live-events bus sends what was staged)."""
+
+    async def commit(self, session: AsyncSession) -> None: ...
+
+    def discard(self, session: AsyncSession) -> None: ...
+
+
+async def get_db_session(
+    request: Request, session: RequestSessionDep
+) -> AsyncIterator[AsyncSession]:
     """The request's unit of work: services flush, this commits once or rolls back."""
+    hooks: CommitHooks | None = getattr(request.app.state, "events", None)
     try:
         yield session
-        await session.commit()
+        if hooks is not None:
+            await hooks.commit(session)
+        else:
+            await session.commit()
     except BaseException:
         await session.rollback()
+        if hooks is not None:
+            hooks.discard(session)
         raise
 
 

@@ -95,15 +95,14 @@ class ServiceUnavailableError(AppError):
     title = "Service unavailable"
 
 
-def problem_response(
+def problem_body(
     status: int,
     *,
     detail: str,
     code: str,
     title: str | None = None,
-    headers: Mapping[str, str] | None = None,
     extra: Mapping[str, Any] | None = None,
-) -> JSONResponse:
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": f"/problems/{code.replace('_', '-')}",
         "title": title or HTTPStatus(status).phrase,
@@ -113,9 +112,43 @@ def problem_response(
     }
     if extra:
         body.update(extra)
+    return body
+
+
+def problem_response(
+    status: int,
+    *,
+    detail: str,
+    code: str,
+    title: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> JSONResponse:
+    body = problem_body(status, detail=detail, code=code, title=title, extra=extra)
     return JSONResponse(
         body, status_code=status, headers=dict(headers or {}), media_type=PROBLEM_MEDIA_TYPE
     )
+
+
+def app_error_body(exc: AppError) -> dict[str, Any]:
+    return problem_body(
+        exc.status_code, detail=exc.detail, code=exc.code, title=exc.title, extra=exc.extra
+    )
+
+
+class StoredProblem(AppError):
+    """A problem body kept earlier (a failed turn), answered again as it was."""
+
+    def __init__(self, body: Mapping[str, Any], *, headers: Mapping[str, str] | None = None):
+        self.body = dict(body)
+        super().__init__(str(body.get("detail", "")), code=str(body.get("code", "error")))
+        self.status_code = int(body.get("status", 500))
+        self.title = str(body.get("title", HTTPStatus(self.status_code).phrase))
+        self.headers = dict(headers or {})
+        self.extra = {
+            k: v for k, v in self.body.items() if k not in {"type", "title", "status", "detail"}
+        }
+        self.extra.pop("code", None)
 
 
 # fastapi-users reports errors as constant strings; give them readable sentences.

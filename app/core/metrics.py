@@ -27,6 +27,26 @@ CHAT_TURNS = Counter(
     ["outcome"],
     registry=REGISTRY,
 )
+TURNS_IN_FLIGHT = Gauge(
+    "chatkeep_turns_in_flight",
+    "Replies generating in this process (capped by MAX_TURNS_IN_FLIGHT).",
+    registry=REGISTRY,
+)
+TURNS_REFUSED_BUSY = Counter(
+    "chatkeep_turns_refused_busy_total",
+    "Chat requests refused because MAX_TURNS_IN_FLIGHT replies were generating.",
+    registry=REGISTRY,
+)
+EVENT_STREAMS = Gauge(
+    "chatkeep_event_streams",
+    "Open /api/events streams on this process.",
+    registry=REGISTRY,
+)
+EVENTS_RECEIVED = Counter(
+    "chatkeep_events_received_total",
+    "Live events this process received from the fan-out.",
+    registry=REGISTRY,
+)
 SESSIONS = Gauge(
     "chatkeep_sessions", "Chat sessions in the database.", ["status"], registry=REGISTRY
 )

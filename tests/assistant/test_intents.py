@@ -393,7 +393,7 @@ def test_praise_with_pending_draft_asks_to_confirm_rather_than_publishing(text: 
     assert fresh(text).kind is K.SMALLTALK
 
 
-@pytest.mark.parametrize("text", ["asdfgh", "tell me a joke", "Diwali", "purple monkey dishwasher"])
+@pytest.mark.parametrize("text", ["asdfgh", "Diwali", "purple monkey dishwasher"])
 def test_unknown_messages_are_unclear_with_a_question(text: str) -> None:
     with_draft = pending(text)
     assert with_draft.kind is K.UNCLEAR
@@ -505,3 +505,20 @@ def test_platform_name_inside_the_topic_is_left_alone() -> None:
     assert intent.kind is K.CREATE_POST
     assert intent.platform is None
     assert intent.topic == "Facebook's new privacy policy"
+
+
+@pytest.mark.parametrize(
+    "text", ["What time is it in Tokyo?", "tell me a joke", "how tall is Everest", "¿Qué hora es?"]
+)
+def test_other_questions_are_questions_whatever_waits(text: str) -> None:
+    assert fresh(text).kind is K.QUESTION
+    assert pending(text).kind is K.QUESTION  # answered; the waiting draft stays waiting
+
+
+@pytest.mark.parametrize(
+    "text", ["दिवाली के बारे में एक पोस्ट बनाओ", "اكتب منشورا عن رمضان", "写一篇关于春节的帖子"]
+)
+def test_requests_in_other_scripts_are_marked_for_the_offline_note(text: str) -> None:
+    intent = fresh(text)
+    assert intent.kind is K.UNCLEAR
+    assert intent.offline_language

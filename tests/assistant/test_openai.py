@@ -1,4 +1,4 @@
-"""ASSISTANT_BACKEND=openai against a real OpenAI-compatible server on localhost."""
+"""ASSISTANT_BACKEND=openai against a real OpenAI-compatible server on localhost, streamed."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.assistant.builtin import PUBLISHED, QUESTION
+from app.assistant.builtin import NOTHING_TO_PUBLISH, PUBLISHED, QUESTION
 from app.assistant.factory import build_assistant
 from app.core.config import Settings
-from tests.assistant.localserver import LocalServer, Planned, Script, chat_completion, serve
+from tests.assistant.localserver import LocalServer
 from tests.conftest import chat, register
+from tests.fakemodel import FakeModel, Planned, serve_model
 
 pytestmark = pytest.mark.storage
 
@@ -22,10 +23,10 @@ POST_V2 = "May this Diwali bring you light, laughter and sweets. #HappyDiwali"
 
 
 @pytest.fixture
-def llm() -> Iterator[tuple[Script, LocalServer]]:
-    script = Script(Planned(body=chat_completion(POST_V1)))
-    with serve({"/v1/chat/completions": script}) as server:
-        yield script, server
+def llm() -> Iterator[tuple[FakeModel, LocalServer]]:
+    model = FakeModel(default=Planned(text=POST_V1))
+    with serve_model(model) as server:
+        yield model, server
 
 
 def use_llm(app: FastAPI, settings: Settings, server: LocalServer, **extra: Any) -> None:
@@ -34,7 +35,7 @@ def use_llm(app: FastAPI, settings: Settings, server: LocalServer, **extra: Any)
         "llm_base_url": f"{server.url}/v1",
         "llm_api_key": "sk-test-key",
         "llm_model": "test-model",
-        "llm_retry_backoff_seconds": 0.01,
+        "llm_intents": "rules",
         **extra,
     }
     app.state.assistant = build_assistant(settings.model_copy(update=values))
@@ -48,9 +49,9 @@ async def _drafts(client: httpx.AsyncClient, headers: dict[str, str], sid: str) 
 
 
 async def test_llm_writes_drafts_and_the_ledger_decides(
-    app: FastAPI, settings: Settings, client: httpx.AsyncClient, llm: tuple[Script, LocalServer]
+    app: FastAPI, settings: Settings, client: httpx.AsyncClient, llm: tuple[FakeModel, LocalServer]
 ) -> None:
-    script, server = llm
+    model, server = llm
     use_llm(app, settings, server)
     headers = await register(client)
 
@@ -60,11 +61,12 @@ async def test_llm_writes_drafts_and_the_ledger_decides(
     assert POST_V1 in r.json()["reply"]
     assert r.json()["reply"].endswith(QUESTION)
 
-    (sent,) = script.requests
-    assert sent.path == "/v1/chat/completions"
+    (sent,) = model.requests
     assert sent.headers["authorization"] == "Bearer sk-test-key"
-    body = sent.json()
+    body = sent.body
     assert body["model"] == "test-model"
+    assert body["stream"] is True
+    assert body["stream_options"] == {"include_usage": True}
     assert body["messages"][0]["role"] == "system"
     assert "Facebook post about" in body["messages"][0]["content"]
     assert "We are Acme" in body["messages"][0]["content"]
@@ -81,12 +83,12 @@ async def test_llm_writes_drafts_and_the_ledger_decides(
     # Publishing is the ledger's business: no model call, and the model cannot fake it.
     r = await chat(client, headers, "yes", session_id=sid)
     assert r.json()["reply"] == PUBLISHED
-    assert len(script.requests) == 1
+    assert len(model.requests) == 1
 
-    script.planned = [Planned(body=chat_completion(POST_V2))]
+    model.plan(Planned(text=POST_V2))
     r = await chat(client, headers, "regenerate the previous post", session_id=sid)
     assert POST_V2 in r.json()["reply"]
-    regen = script.requests[-1].json()
+    regen = model.requests[-1].body
     system = regen["messages"][0]["content"]
     # The model is told which post "the previous post" is, with its original request.
     assert '"topic": "Diwali"' in system
@@ -107,36 +109,95 @@ async def test_llm_writes_drafts_and_the_ledger_decides(
     assert new["versions"][0]["text"] == POST_V2
     assert new["context"] == "We are Acme"
 
+    # Usage is counted per reply and summed per conversation (two model replies).
+    detail = (await client.get(f"/api/sessions/{sid}", headers=headers)).json()
+    assert detail["usage"] == {"promptTokens": 22, "completionTokens": 14, "totalTokens": 36}
+
+
+async def test_a_post_that_comes_fenced_quoted_and_too_long_is_cleaned_and_cut(
+    app: FastAPI, settings: Settings, client: httpx.AsyncClient, llm: tuple[FakeModel, LocalServer]
+) -> None:
+    """What streams is never taken back: the deltas add up to the stored reply, even
+    when the end of the model's text is dropped (a closing fence) or cut (too long)."""
+    model, server = llm
+    use_llm(app, settings, server)
+    long_post = " ".join(["Summer sale starts now, everything must go!"] * 20) + " #Sale"
+    model.plan(Planned(chunks=["```text\n", '"', *[w + " " for w in long_post.split()], '"\n```']))
+    headers = await register(client)
+    body = {"messages": [{"role": "user", "content": "Tweet about our summer sale"}]}
+    async with client.stream(
+        "POST", "/api/chat", json=body, headers={**headers, "accept": "text/event-stream"}
+    ) as r:
+        events = [e async for e in sse_events(r)]
+    deltas = "".join(data["text"] for name, data in events if name == "delta")
+    (done,) = [data for name, data in events if name == "done"]
+    assert deltas == done["reply"]
+    (draft,) = await _drafts(client, headers, done["sessionId"])
+    text = draft["versions"][0]["text"]
+    assert text in done["reply"]
+    assert "```" not in text and not text.startswith('"')
+    assert len(text) <= 280 and text.endswith("…")
+
 
 async def test_general_questions_go_to_the_model(
-    app: FastAPI, settings: Settings, client: httpx.AsyncClient, llm: tuple[Script, LocalServer]
+    app: FastAPI, settings: Settings, client: httpx.AsyncClient, llm: tuple[FakeModel, LocalServer]
 ) -> None:
-    script, server = llm
+    model, server = llm
     use_llm(app, settings, server, llm_auth_header="api-key")
-    script.planned = [Planned(body=chat_completion("Weekday mornings work well."))]
+    model.plan(Planned(text="Weekday mornings work well."))
     headers = await register(client)
     r = await chat(client, headers, "When is the best time to post on LinkedIn?")
     assert r.json()["reply"] == "Weekday mornings work well."
-    sent = script.requests[0]
+    sent = model.requests[0]
     assert sent.headers["api-key"] == "sk-test-key"
-    assert "authorization" not in sent.headers
-    assert "No post has been drafted" in sent.json()["messages"][0]["content"]
+    assert "No post has been drafted" in sent.body["messages"][0]["content"]
+
+
+async def test_the_model_decides_intents_in_any_language_but_the_ledger_acts(
+    app: FastAPI, settings: Settings, client: httpx.AsyncClient, llm: tuple[FakeModel, LocalServer]
+) -> None:
+    model, server = llm
+    use_llm(app, settings, server, llm_intents="model")
+    headers = await register(client)
+    # The model says "publish" with nothing waiting: the ledger answers, nothing is posted.
+    model.plan(Planned(tool=("publish_draft", {}), usage=(5, 1)))
+    r = await chat(client, headers, "हाँ, पोस्ट कर दो")
+    assert r.status_code == 200, r.text
+    sid = r.json()["sessionId"]
+    assert r.json()["reply"] == NOTHING_TO_PUBLISH
+    assert "tools" in model.requests[-1].body
+    # A request in Hindi becomes a draft through a tool call, then a second (writing) call.
+    model.plan(
+        Planned(tool=("create_post", {"platform": "instagram", "topic": "दिवाली"})),
+        Planned(text="दिवाली की शुभकामनाएँ! #Diwali"),
+    )
+    r = await chat(client, headers, "दिवाली पर इंस्टाग्राम पोस्ट बनाओ", session_id=sid)
+    assert "दिवाली की शुभकामनाएँ! #Diwali" in r.json()["reply"]
+    (draft,) = await _drafts(client, headers, sid)
+    assert draft["platform"] == "instagram" and draft["status"] == "pending"
+    # "Oui" means post it: the model calls the tool, the ledger publishes the pending draft.
+    model.plan(Planned(tool=("publish_draft", {})))
+    r = await chat(client, headers, "oui, vas-y", session_id=sid)
+    assert r.json()["reply"] == PUBLISHED
+    (draft,) = await _drafts(client, headers, sid)
+    assert draft["status"] == "published"
+    # A question gets the model's own words, streamed straight through.
+    model.plan(Planned(text="Il est midi à Tokyo."))
+    r = await chat(client, headers, "Quelle heure est-il à Tokyo ?", session_id=sid)
+    assert r.json()["reply"] == "Il est midi à Tokyo."
 
 
 async def test_429_is_retried_after_retry_after(
-    app: FastAPI, settings: Settings, client: httpx.AsyncClient, llm: tuple[Script, LocalServer]
+    app: FastAPI, settings: Settings, client: httpx.AsyncClient, llm: tuple[FakeModel, LocalServer]
 ) -> None:
-    script, server = llm
+    model, server = llm
     use_llm(app, settings, server)
-    script.planned = [
-        Planned(status=429, body={"error": {"message": "slow down"}}, headers={"Retry-After": "0"}),
-        Planned(body=chat_completion(POST_V1)),
-    ]
+    model.plan(Planned(status=429, error="slow down", headers={"Retry-After": "0"}))
     headers = await register(client)
     r = await chat(client, headers, "Create a Facebook post about Diwali")
     assert r.status_code == 200, r.text
     assert POST_V1 in r.json()["reply"]
-    assert len(script.requests) == 2
+    assert len(model.requests) == 2
     assert len(await _drafts(client, headers, r.json()["sessionId"])) == 1
 
 
@@ -147,46 +208,56 @@ async def _assert_message_kept_and_nothing_drafted(
     sid = response.json()["sessionId"]
     detail = (await client.get(f"/api/sessions/{sid}", headers=headers)).json()
     assert [(m["role"], m["content"]) for m in detail["messages"]] == [("user", text)]
+    assert detail["activeTurn"] is None
     assert await _drafts(client, headers, sid) == []
 
 
 async def test_5xx_retried_then_502_keeps_the_message(
-    app: FastAPI, settings: Settings, client: httpx.AsyncClient, llm: tuple[Script, LocalServer]
+    app: FastAPI, settings: Settings, client: httpx.AsyncClient, llm: tuple[FakeModel, LocalServer]
 ) -> None:
-    script, server = llm
+    model, server = llm
     use_llm(app, settings, server, llm_max_retries=2)
-    script.planned = [Planned(status=500, body={"error": {"message": "model crashed"}})]
+    model.plan(*[Planned(status=500, error="model crashed")] * 3)
     headers = await register(client)
     text = "Create a Facebook post about Diwali with image"
     r = await chat(client, headers, text)
     assert r.status_code == 502
     assert "model crashed" in r.json()["detail"]
-    assert len(script.requests) == 3  # the first try and two retries
+    assert len(model.requests) == 3  # the first try and two retries
     await _assert_message_kept_and_nothing_drafted(client, headers, r, text)
 
 
 async def test_other_4xx_is_not_retried(
-    app: FastAPI, settings: Settings, client: httpx.AsyncClient, llm: tuple[Script, LocalServer]
+    app: FastAPI, settings: Settings, client: httpx.AsyncClient, llm: tuple[FakeModel, LocalServer]
 ) -> None:
-    script, server = llm
+    model, server = llm
     use_llm(app, settings, server)
-    script.planned = [Planned(status=401, body={"error": {"message": "invalid api key"}})]
+    model.plan(Planned(status=401, error="invalid api key"))
     headers = await register(client)
     r = await chat(client, headers, "Create a Facebook post about Diwali")
     assert r.status_code == 502
     assert "invalid api key" in r.json()["detail"]
-    assert len(script.requests) == 1
+    assert len(model.requests) == 1
 
 
 async def test_timeout_is_504_and_keeps_the_message(
-    app: FastAPI, settings: Settings, client: httpx.AsyncClient, llm: tuple[Script, LocalServer]
+    app: FastAPI, settings: Settings, client: httpx.AsyncClient, llm: tuple[FakeModel, LocalServer]
 ) -> None:
-    script, server = llm
-    use_llm(app, settings, server, llm_timeout_seconds=0.2)
-    script.planned = [Planned(body=chat_completion(POST_V1), delay_seconds=3)]
+    model, server = llm
+    use_llm(app, settings, server, llm_timeout_seconds=0.3, llm_max_retries=0)
+    app.state.turns.timeout_seconds = 0.3
+    model.plan(Planned(text=POST_V1, first_token_seconds=5))
     headers = await register(client)
     text = "Create a Facebook post about Diwali"
     r = await chat(client, headers, text)
     assert r.status_code == 504
     assert r.json()["code"] == "upstream_timeout"
     await _assert_message_kept_and_nothing_drafted(client, headers, r, text)
+
+
+async def sse_events(response: httpx.Response) -> Any:
+    """(event, data) pairs of a server-sent event stream, heartbeats left out."""
+    from tests.sse import parse_events
+
+    async for event in parse_events(response):
+        yield event.name, event.data

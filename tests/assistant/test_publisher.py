@@ -16,13 +16,14 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from app.assistant.base import AssistantTurn
+from app.assistant.base import TurnInput
 from app.assistant.builtin import PUBLISHED, QUESTION
 from app.assistant.factory import build_assistant
 from app.conversations.models import ChatSession
 from app.core.clock import FrozenClock
 from app.core.config import Settings
 from tests.assistant.localserver import LocalServer, serve
+from tests.assistants import CollectingOutput
 from tests.conftest import chat, register
 
 pytestmark = pytest.mark.storage
@@ -184,20 +185,22 @@ async def test_publishing_again_after_a_lost_commit_sends_the_same_post(
         user_id = (
             await db.execute(sa.select(ChatSession.user_id).where(ChatSession.id == sid))  # type: ignore[arg-type]
         ).scalar_one()
-        reply = await app.state.assistant.reply(
-            AssistantTurn(
-                user_id=user_id,
-                session_id=sid,
-                message_seq=3,
-                history=[],
-                message="yes",
-                context=None,
-                db=db,
-                now=clock.now(),
-            )
+        turn = TurnInput(
+            user_id=user_id,
+            session_id=sid,
+            message_seq=3,
+            history=[],
+            message="yes",
+            context=None,
+            now=clock.now(),
         )
-        assert reply.content == PUBLISHED
-        await db.rollback()  # the commit never happened
+        assistant = app.state.assistant
+        prepared = await assistant.prepare(db=db, turn=turn)
+        await db.commit()  # as the opening transaction does (prepare writes nothing)
+        out = CollectingOutput()
+        await assistant.generate(turn=turn, prepared=prepared, out=out, reader=sessionmaker)
+        assert out.text == PUBLISHED
+        # ... and the process died here, before the closing transaction.
 
     (draft,) = await _drafts(client, headers, sid)
     assert draft["status"] == "pending"

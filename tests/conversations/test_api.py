@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 
 import pytest
 import sqlalchemy as sa
 
-from app.assistant.base import AssistantError, AssistantReply, AssistantTurn
-from app.assistant.echo import EchoAssistant
+from app.assistant.base import AssistantError
 from app.conversations.ids import is_well_formed
+from tests.assistant.echo import EchoAssistant
+from tests.assistants import RecordingAssistant
 from tests.conftest import chat, register
 
 pytestmark = pytest.mark.storage
-
-
-@dataclass
-class RecordingAssistant:
-    name: str = "recording"
-    turns: list[AssistantTurn] = field(default_factory=list)
-    fail: AssistantError | None = None
-
-    async def reply(self, turn: AssistantTurn) -> AssistantReply:
-        self.turns.append(turn)
-        if self.fail:
-            raise self.fail
-        return AssistantReply(content=f"reply to {turn.message}")
 
 
 async def test_two_turns_share_history_and_are_stored_in_order(client, app):
@@ -186,14 +173,29 @@ async def test_oversized_content_and_body_are_refused(client, settings):
 
 
 async def test_concurrent_turns_on_one_session_get_gapless_seq(client, app):
+    """One reply at a time per conversation: the others are told to retry (409 with
+    Retry-After, nothing stored); clients that retry all get in, in some order, and
+    `seq` runs 1..n with each reply right after its own question."""
     app.state.assistant = EchoAssistant()  # quotes each question in its answer
     headers = await register(client)
     sid = (await chat(client, headers, "start")).json()["sessionId"]
-    results = await asyncio.gather(
-        *(chat(client, headers, f"msg {i}", session_id=sid) for i in range(20))
-    )
+    refused = []
+
+    async def send_until_accepted(text: str):
+        while True:
+            r = await chat(client, headers, text, session_id=sid)
+            if r.status_code != 409:
+                return r
+            refused.append(r)
+            await asyncio.sleep(0.005)
+
+    results = await asyncio.gather(*(send_until_accepted(f"msg {i}") for i in range(20)))
     assert all(r.status_code == 200 for r in results)
     assert {r.json()["sessionId"] for r in results} == {sid}
+    for r in refused:
+        assert r.json()["code"] == "turn_in_progress"
+        assert int(r.headers["retry-after"]) >= 1
+        assert r.json()["sessionId"] == sid and r.json()["turnId"]
     detail = (await client.get(f"/api/sessions/{sid}?limit=1000", headers=headers)).json()
     assert [m["seq"] for m in detail["messages"]] == list(range(1, 43))
     assert detail["messageCount"] == 42

@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import pytest
 import sqlalchemy as sa
 
-from app.assistant.base import AssistantReply, AssistantTurn
 from app.conversations import history
+from tests.assistants import RecordingAssistant
 from tests.conftest import chat, register
 
 pytestmark = pytest.mark.storage
 
 MISSING_ID = "session_1700000000000_AAAAAAAAAAAAAAAAAAAAAAAA"
-
-
-@dataclass
-class RecordingAssistant:
-    """Answers every turn and keeps what it was given, to check the history it saw."""
-
-    name: str = "recording"
-    turns: list[AssistantTurn] = field(default_factory=list)
-
-    async def reply(self, turn: AssistantTurn) -> AssistantReply:
-        self.turns.append(turn)
-        return AssistantReply(content=f"reply to {turn.message}")
 
 
 async def _start(client, headers, text, clock=None) -> str:

@@ -6,29 +6,16 @@ import copy
 import io
 import json
 import zipfile
-from dataclasses import dataclass, field
 
 import pytest
 import sqlalchemy as sa
 
-from app.assistant.base import AssistantReply, AssistantTurn
+from tests.assistants import RecordingAssistant
 from tests.conftest import chat, register
 
 pytestmark = pytest.mark.storage
 
 COMPARED = ("title", "createdAt", "lastActivityAt", "messageCount")
-
-
-@dataclass
-class RecordingAssistant:
-    """Answers every turn and keeps what it was given, to check the history it saw."""
-
-    name: str = "recording"
-    turns: list[AssistantTurn] = field(default_factory=list)
-
-    async def reply(self, turn: AssistantTurn) -> AssistantReply:
-        self.turns.append(turn)
-        return AssistantReply(content=f"reply to {turn.message}")
 
 
 async def _start(client, headers, clock, text, *more) -> str:

@@ -7,7 +7,7 @@ API has to prove.
 
 from __future__ import annotations
 
-from app.assistant.base import AssistantReply, AssistantTurn
+from app.assistant.base import ReplyOutput, TextAssistant, TurnInput
 
 PREVIEW_CHARS = 80
 
@@ -17,10 +17,10 @@ def _preview(text: str) -> str:
     return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
 
 
-class EchoAssistant:
+class EchoAssistant(TextAssistant):
     name = "echo"
 
-    async def reply(self, turn: AssistantTurn) -> AssistantReply:
+    async def write(self, turn: TurnInput, out: ReplyOutput) -> None:
         earlier_user = [m for m in turn.history if m.role == "user"]
         if not earlier_user:
             text = (
@@ -35,4 +35,4 @@ class EchoAssistant:
             )
         if turn.context:
             text += f' Context noted: "{_preview(turn.context)}".'
-        return AssistantReply(content=text)
+        out.write(text)

@@ -1,0 +1,86 @@
+"""`GET /api/events`: one stream per signed-in device, with what changed for this user."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import Response
+
+from app.auth.dependencies import CurrentUser
+from app.core.config import Settings
+from app.core.db import RequestSessionDep
+from app.core.sse import HEARTBEAT, MEDIA_TYPE, Frame, event_stream
+from app.events.bus import EventBus, UserStream
+from app.ratelimit.dependencies import RateLimit
+
+router = APIRouter(prefix="/api", tags=["events"], dependencies=[RateLimit("default")])
+
+RESYNC = Frame("resync", {"reason": "Some events may have been missed: read what you show again."})
+
+
+def _number(event_id: str) -> int:
+    _, _, number = event_id.partition("-")
+    return int(number) if number.isdigit() else 0
+
+
+async def _frames(
+    bus: EventBus, stream: UserStream, *, last_event_id: str | None, heartbeat: float
+) -> AsyncIterator[Frame]:
+    hub = bus.hub
+    delivered = hub.counter
+    yield Frame("ready", {}, f"{hub.boot}-{delivered}")
+    if last_event_id:
+        missed = hub.replay(stream.user_id, last_event_id)
+        if missed is None:
+            yield RESYNC
+        else:
+            for event_id, event in missed:
+                yield Frame(event.kind, event.data, event_id)
+    while True:
+        if stream.resync.is_set():
+            stream.resync.clear()
+            while not stream.queue.empty():
+                stream.queue.get_nowait()
+            yield RESYNC
+        try:
+            async with asyncio.timeout(heartbeat):
+                event_id, event = await stream.queue.get()
+        except TimeoutError:
+            yield HEARTBEAT
+            continue
+        if _number(event_id) <= delivered and last_event_id:
+            continue  # already sent as part of the replay
+        yield Frame(event.kind, event.data, event_id)
+
+
+@router.get(
+    "/events",
+    response_class=Response,
+    responses={200: {"content": {MEDIA_TYPE: {}}, "description": "Server-sent events"}},
+)
+async def events(
+    request: Request,
+    user: CurrentUser,
+    db: RequestSessionDep,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=40)] = None,
+) -> Response:
+    """`message`, `turn` and `session` events of the signed-in user, on every device.
+
+    Reconnect with `Last-Event-ID` to get what was missed, when this instance still has it;
+    otherwise a `resync` event says to read the current state again.
+    """
+    settings: Settings = request.app.state.settings
+    bus: EventBus = request.app.state.events
+    await db.close()  # a stream may stay open for hours: hold no connection
+
+    async def frames() -> AsyncIterator[Frame]:
+        with bus.hub.open_stream(str(user.id)) as stream:
+            async for frame in _frames(
+                bus, stream, last_event_id=last_event_id, heartbeat=settings.sse_heartbeat_seconds
+            ):
+                yield frame
+
+    return event_stream(frames())

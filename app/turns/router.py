@@ -1,0 +1,224 @@
+"""The chat API (the original clients' `POST /api/chat`, JSON or streamed), following a
+turn's events, and stopping a turn."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Request
+from fastapi.responses import JSONResponse, Response
+
+from app.auth.dependencies import CurrentUser
+from app.conversations import service as conversations
+from app.conversations.dependencies import ClockDep
+from app.conversations.schemas import ChatRequest, ChatResponse
+from app.core.config import Settings
+from app.core.db import RequestSessionDep, SessionDep
+from app.core.errors import InvalidInputError, NotFoundError, ServiceUnavailableError, StoredProblem
+from app.core.metrics import TURNS_REFUSED_BUSY
+from app.core.sse import MEDIA_TYPE, Frame, event_stream, wants_event_stream
+from app.ratelimit.dependencies import RateLimit
+from app.turns import service
+from app.turns.models import ChatTurn, TurnStatus
+from app.turns.runner import TurnRunner
+from app.turns.schemas import TurnStopOut
+from app.turns.stream import FollowContext, follow
+
+router = APIRouter(prefix="/api", tags=["chat"], dependencies=[RateLimit("default")])
+
+BUSY_RETRY_AFTER_SECONDS = 5
+MAX_EVENT_ID = 2**31 - 1
+_STREAM: dict[int | str, dict[str, Any]] = {
+    200: {"content": {MEDIA_TYPE: {}}, "description": "Server-sent events"}
+}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such turn in this conversation (or not yours)"}
+}
+
+
+def follow_context(request: Request) -> FollowContext:
+    settings: Settings = request.app.state.settings
+    return FollowContext(
+        runner=request.app.state.turns,
+        sessionmaker=request.app.state.sessionmaker,
+        bus=request.app.state.events,
+        clock=request.app.state.clock,
+        heartbeat_seconds=settings.sse_heartbeat_seconds,
+        stale_seconds=settings.turn_stale_seconds,
+    )
+
+
+async def _as_json(frames: AsyncIterator[Frame]) -> JSONResponse:
+    """The seed's JSON answer, from the same events a streaming client gets."""
+    expired: str | None = None
+    async for frame in frames:
+        if frame.event == "turn":
+            expired = frame.data.get("expiredSessionId")
+        elif frame.event == "done":
+            payload: dict[str, Any] = {
+                "reply": frame.data["reply"],
+                "imageUrl": frame.data["imageUrl"],
+                "sessionId": frame.data["sessionId"],
+            }
+            if expired:
+                payload["expiredSessionId"] = expired
+            return JSONResponse(payload)
+        elif frame.event == "error":
+            raise StoredProblem(frame.data)
+    raise RuntimeError("the turn's events ended without done or error")  # pragma: no cover
+
+
+@router.post(
+    "/chat",
+    response_model=ChatResponse,
+    response_model_exclude_none=False,
+    responses={
+        200: {"content": {MEDIA_TYPE: {}}, "description": "JSON, or events with Accept"},
+        401: {"description": "Not signed in"},
+        409: {"description": "A reply is still being written in this conversation"},
+        422: {"description": "Invalid input, or an Idempotency-Key reused for another body"},
+        429: {"description": "Rate limited"},
+        502: {"description": "The model failed (the message is kept)"},
+        503: {"description": "Too many replies generating on this server"},
+        504: {"description": "The model timed out (the message is kept)"},
+    },
+    dependencies=[RateLimit("chat")],
+)
+async def chat(
+    body: ChatRequest,
+    request: Request,
+    user: CurrentUser,
+    db: RequestSessionDep,
+    clock: ClockDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(alias="Idempotency-Key", description="Makes retries safe: kept 24 h or more"),
+    ] = None,
+) -> Response:
+    settings: Settings = request.app.state.settings
+    runner: TurnRunner = request.app.state.turns
+    last_user = next((m for m in reversed(body.messages) if m.role == "user"), None)
+    if last_user is None:
+        raise InvalidInputError(
+            "`messages` holds no message with role 'user'.", code="no_user_message"
+        )
+    message = conversations.validate_user_message(
+        last_user.content, max_chars=settings.max_message_chars
+    )
+    key = service.validate_idempotency_key(idempotency_key)
+    if not runner.reserve():
+        TURNS_REFUSED_BUSY.inc()
+        raise ServiceUnavailableError(
+            "The assistant is answering as many messages as it can right now. "
+            "Nothing was saved; please send again in a few seconds.",
+            code="assistant_busy",
+            headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)},
+        )
+    try:
+        opened = await service.open_turn(
+            db=db,
+            bus=request.app.state.events,
+            assistant=request.app.state.assistant,
+            request=service.TurnRequest(
+                user_id=user.id,
+                session_id=body.session_id,
+                message=message,
+                context=body.context,
+                idempotency_key=key,
+                request_hash=service.request_hash(body.model_dump(mode="json")) if key else None,
+            ),
+            now=clock.now(),
+            ttl_seconds=settings.session_ttl_seconds,
+            limits=conversations.ContextLimits(
+                settings.context_max_messages, settings.context_max_chars
+            ),
+            stale_seconds=settings.turn_stale_seconds,
+        )
+    except BaseException:
+        runner.release()
+        raise
+    if isinstance(opened, service.ExistingTurn):
+        runner.release()  # a retry joins the first turn; it starts nothing
+        turn_id = opened.turn_id
+    else:
+        turn_id = runner.start(opened).id
+    # The model may take a while: hold no connection while it writes.
+    await db.close()
+    frames = follow(follow_context(request), user_id=user.id, turn_id=turn_id, after=None)
+    if wants_event_stream(request.headers.get("accept")):
+        return event_stream(frames)
+    return await _as_json(frames)
+
+
+async def _owned_turn(
+    db: RequestSessionDep, user: CurrentUser, session_id: str, turn_id: str
+) -> ChatTurn:
+    turn = await service.owned_turn(db=db, user_id=user.id, session_id=session_id, turn_id=turn_id)
+    if turn is None:
+        raise NotFoundError("No turn with this id in this conversation.", code="turn_not_found")
+    return turn
+
+
+def _last_event_id(value: str | None) -> int | None:
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if not text.isdigit() or int(text) > MAX_EVENT_ID:
+        raise InvalidInputError(
+            "Last-Event-ID must be an event id this stream sent (a whole number).",
+            code="invalid_last_event_id",
+        )
+    return int(text)
+
+
+SessionIdPath = Annotated[str, Path(max_length=200)]
+TurnIdPath = Annotated[str, Path(max_length=64)]
+
+
+@router.get(
+    "/sessions/{session_id}/turns/{turn_id}/events",
+    response_class=Response,
+    responses={**_STREAM, **_NOT_FOUND},
+    tags=["sessions"],
+)
+async def turn_events(
+    request: Request,
+    user: CurrentUser,
+    db: RequestSessionDep,
+    session_id: SessionIdPath,
+    turn_id: TurnIdPath,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
+) -> Response:
+    """Every event of the turn after `Last-Event-ID`, then live ones until it ends."""
+    after = _last_event_id(last_event_id)
+    turn = await _owned_turn(db, user, session_id, turn_id)
+    await db.close()
+    return event_stream(
+        follow(follow_context(request), user_id=user.id, turn_id=turn.id, after=after)
+    )
+
+
+@router.post(
+    "/sessions/{session_id}/turns/{turn_id}/cancel",
+    response_model=TurnStopOut,
+    responses={**_NOT_FOUND, 202: {"description": "Stopping"}},
+    tags=["sessions"],
+)
+async def cancel_turn(
+    request: Request,
+    user: CurrentUser,
+    db: SessionDep,
+    clock: ClockDep,
+    session_id: SessionIdPath,
+    turn_id: TurnIdPath,
+) -> JSONResponse:
+    """Stop the model. What it wrote so far is kept as the reply (`done` says stopped)."""
+    turn = await _owned_turn(db, user, session_id, turn_id)
+    if turn.status != TurnStatus.GENERATING:
+        out = TurnStopOut(turn_id=str(turn.id), status=turn.status, stop_requested=False)
+        return JSONResponse(out.model_dump(by_alias=True))
+    await service.request_stop(db=db, bus=request.app.state.events, turn=turn, now=clock.now())
+    request.app.state.turns.stop(turn.id)  # at once when it runs here; else via the bus
+    out = TurnStopOut(turn_id=str(turn.id), status=turn.status, stop_requested=True)
+    return JSONResponse(out.model_dump(by_alias=True), status_code=202)

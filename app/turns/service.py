@@ -1,0 +1,697 @@
+"""The chat turn's two short transactions, and what other instances read of a turn.
+
+    open_turn    one transaction: lock the session row, append the user's message
+                 (`seq` n), record the turn (`generating`), let the assistant read what it
+                 needs, commit. No model has been called yet.
+    (generate)   the runner calls the model with no connection held.
+    close_turn   one transaction: lock the session row, append the reply (`seq` n+1), let
+                 the assistant write its records, mark the turn done, commit.
+    fail_turn    instead of closing: the user's message stays, the turn says why.
+
+A conversation has at most one turn generating (a partial unique index says so), so `seq`
+runs 1..n without gaps: a second message while a reply is generating gets
+`409 turn_in_progress` with `Retry-After`. A turn whose process stopped sending heartbeats
+for TURN_STALE_SECONDS is failed by whoever finds it (the next turn on that conversation,
+a follower, or the sweeper), so a crash never blocks a conversation for long.
+
+The turn service owns its transactions, as background jobs do: it commits, through the
+event bus, so that live events leave exactly when their rows are committed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
+
+from app.assistant.base import Assistant, TurnInput, Usage
+from app.conversations.models import ChatMessage, ChatSession, MessageRole, SessionStatus
+from app.conversations.service import (
+    ContextLimits,
+    archive_session,
+    load_context,
+    new_session,
+    owned_session,
+)
+from app.core.errors import ConflictError, InvalidInputError, problem_body
+from app.events.bus import EventBus, user_event
+from app.turns.models import ChatTurn, TurnStatus
+
+TURN_RETRY_AFTER_SECONDS = 2
+MAX_IDEMPOTENCY_KEY_CHARS = 200
+
+
+class TurnInProgressError(ConflictError):
+    code = "turn_in_progress"
+    title = "A reply is still being written"
+
+
+class IdempotencyKeyReusedError(InvalidInputError):
+    code = "idempotency_key_reused"
+
+
+@dataclass(frozen=True)
+class TurnRequest:
+    user_id: uuid.UUID
+    session_id: str | None
+    message: str
+    context: str | None
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+
+
+@dataclass
+class OpenedTurn:
+    """A turn that committed its opening transaction and waits for its reply."""
+
+    turn_id: uuid.UUID
+    user_id: uuid.UUID
+    session_id: str
+    user_seq: int
+    expired_session_id: str | None
+    input: TurnInput
+    prepared: Any
+    assistant: Assistant
+
+
+@dataclass(frozen=True)
+class ExistingTurn:
+    """What an idempotent retry finds: the turn its key opened before."""
+
+    turn_id: uuid.UUID
+    session_id: str
+
+
+@dataclass(frozen=True)
+class ClosedTurn:
+    reply_seq: int
+    image_url: str | None
+    status: str
+
+
+class TurnLostError(Exception):
+    """The turn was failed elsewhere (declared stale) before this process could close it."""
+
+
+def request_hash(payload: Any) -> str:
+    """A stable fingerprint of a request body: the same body, the same hash."""
+    canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def validate_idempotency_key(value: str | None) -> str | None:
+    if value is None:
+        return None
+    key = value.strip()
+    if (
+        not key
+        or len(key) > MAX_IDEMPOTENCY_KEY_CHARS
+        or not key.isprintable()
+        or not key.isascii()
+    ):
+        raise InvalidInputError(
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} printable ASCII "
+            "characters (a UUID is a good choice).",
+            code="invalid_idempotency_key",
+        )
+    return key
+
+
+def _in_progress(turn_id: uuid.UUID, session_id: str) -> TurnInProgressError:
+    return TurnInProgressError(
+        "The assistant is still answering your previous message in this conversation. "
+        "Wait for it (or stop it), then send again.",
+        headers={"Retry-After": str(TURN_RETRY_AFTER_SECONDS)},
+        extra={"turnId": str(turn_id), "sessionId": session_id},
+    )
+
+
+def interrupted_problem(session_id: str) -> dict[str, Any]:
+    return problem_body(
+        503,
+        detail=(
+            "The reply was interrupted (the server restarted or lost its database). "
+            "Your message was saved; please send it again."
+        ),
+        code="turn_interrupted",
+        title="Reply interrupted",
+        extra={"sessionId": session_id},
+    )
+
+
+async def _turn_by_key(db: AsyncSession, *, user_id: uuid.UUID, key: str) -> ChatTurn | None:
+    stmt = sa.select(ChatTurn).where(
+        col(ChatTurn.user_id) == user_id, col(ChatTurn.idempotency_key) == key
+    )
+    return (await db.execute(stmt)).scalar_one_or_none()
+
+
+def _existing(found: ChatTurn, request: TurnRequest) -> ExistingTurn:
+    if found.request_hash != request.request_hash:
+        raise IdempotencyKeyReusedError(
+            "This Idempotency-Key was already used for a different request. "
+            "Use a new key for a new message.",
+            extra={"turnId": str(found.id), "sessionId": found.session_id},
+        )
+    return ExistingTurn(turn_id=found.id, session_id=found.session_id)
+
+
+async def _generating_turn(db: AsyncSession, *, session_id: str) -> ChatTurn | None:
+    stmt = sa.select(ChatTurn).where(
+        col(ChatTurn.session_id) == session_id, col(ChatTurn.status) == TurnStatus.GENERATING
+    )
+    return (await db.execute(stmt)).scalar_one_or_none()
+
+
+async def open_turn(
+    *,
+    db: AsyncSession,
+    bus: EventBus,
+    assistant: Assistant,
+    request: TurnRequest,
+    now: datetime,
+    ttl_seconds: int,
+    limits: ContextLimits,
+    stale_seconds: float,
+) -> OpenedTurn | ExistingTurn:
+    """Step 1 of a turn, in one short transaction that this function commits."""
+    try:
+        return await _open(
+            db=db,
+            bus=bus,
+            assistant=assistant,
+            request=request,
+            now=now,
+            ttl_seconds=ttl_seconds,
+            limits=limits,
+            stale_seconds=stale_seconds,
+        )
+    except IntegrityError:
+        # Lost a race: a retry with the same key, or another turn on the same session,
+        # committed first. Nothing of ours was written; say what won.
+        await db.rollback()
+        bus.discard(db)
+        if request.idempotency_key is not None:
+            found = await _turn_by_key(db, user_id=request.user_id, key=request.idempotency_key)
+            if found is not None:
+                return _existing(found, request)
+        if request.session_id is not None:
+            busy = await _generating_turn(db, session_id=request.session_id)
+            if busy is not None and busy.user_id == request.user_id:
+                raise _in_progress(busy.id, busy.session_id) from None
+        raise
+    except BaseException:
+        await db.rollback()
+        bus.discard(db)
+        raise
+
+
+async def _open(
+    *,
+    db: AsyncSession,
+    bus: EventBus,
+    assistant: Assistant,
+    request: TurnRequest,
+    now: datetime,
+    ttl_seconds: int,
+    limits: ContextLimits,
+    stale_seconds: float,
+) -> OpenedTurn | ExistingTurn:
+    user_id = request.user_id
+    if request.idempotency_key is not None:
+        found = await _turn_by_key(db, user_id=user_id, key=request.idempotency_key)
+        if found is not None:
+            await db.rollback()
+            return _existing(found, request)
+
+    chat_session: ChatSession | None = None
+    expired_id: str | None = None
+    if request.session_id is not None:
+        # Unknown, ill-formed and another user's ids all end here as None: same query,
+        # same answer (a new session), nothing about the other session revealed.
+        chat_session = await owned_session(
+            session=db, user_id=user_id, session_id=request.session_id, for_update=True
+        )
+        if chat_session is not None and (
+            chat_session.status != SessionStatus.ACTIVE
+            or chat_session.last_activity_at < now - timedelta(seconds=ttl_seconds)
+        ):
+            if chat_session.status == SessionStatus.ACTIVE:
+                await archive_session(chat_session=chat_session, now=now)
+                bus.stage(
+                    db, user_event(user_id, "session", sessionId=chat_session.id, change="archived")
+                )
+            expired_id = chat_session.id
+            chat_session = None
+
+    if chat_session is not None:
+        busy = await _generating_turn(db, session_id=chat_session.id)
+        if busy is not None:
+            if busy.heartbeat_at >= now - timedelta(seconds=stale_seconds):
+                raise _in_progress(busy.id, busy.session_id)
+            await _mark_failed(
+                db, bus, turn=busy, problem=interrupted_problem(busy.session_id), now=now
+            )
+        history = await load_context(
+            session=db, user_id=user_id, session_id=chat_session.id, limits=limits
+        )
+        created = False
+    else:
+        chat_session = new_session(user_id=user_id, first_message=request.message, now=now)
+        db.add(chat_session)
+        # No relationship is mapped, so the session row goes first explicitly.
+        await db.flush()
+        history = []
+        created = True
+
+    seq = chat_session.message_count + 1
+    user_message = ChatMessage(
+        session_id=chat_session.id,
+        seq=seq,
+        user_id=user_id,
+        role=MessageRole.USER,
+        content=request.message,
+        meta={"context": request.context} if request.context else {},
+        created_at=now,
+    )
+    turn = ChatTurn(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        session_id=chat_session.id,
+        status=TurnStatus.GENERATING,
+        user_seq=seq,
+        assistant=assistant.name,
+        expired_session_id=expired_id,
+        idempotency_key=request.idempotency_key,
+        request_hash=request.request_hash,
+        started_at=now,
+        heartbeat_at=now,
+    )
+    db.add_all([user_message, turn])
+    chat_session.message_count = seq
+    chat_session.last_activity_at = now
+    await db.flush()
+
+    turn_input = TurnInput(
+        user_id=user_id,
+        session_id=chat_session.id,
+        message_seq=seq,
+        history=history,
+        message=request.message,
+        context=request.context,
+        now=now,
+    )
+    prepared = await assistant.prepare(db=db, turn=turn_input)
+
+    if created:
+        bus.stage(db, user_event(user_id, "session", sessionId=chat_session.id, change="created"))
+    bus.stage(
+        db,
+        user_event(user_id, "message", sessionId=chat_session.id, seq=seq, role="user"),
+        user_event(
+            user_id, "turn", sessionId=chat_session.id, turnId=str(turn.id), status="generating"
+        ),
+    )
+    await bus.commit(db)
+    return OpenedTurn(
+        turn_id=turn.id,
+        user_id=user_id,
+        session_id=chat_session.id,
+        user_seq=seq,
+        expired_session_id=expired_id,
+        input=turn_input,
+        prepared=prepared,
+        assistant=assistant,
+    )
+
+
+async def close_turn(
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    bus: EventBus,
+    opened: OpenedTurn,
+    text: str,
+    outcome: Any,
+    stopped: bool,
+    usage: Usage | None,
+    now: datetime,
+) -> ClosedTurn:
+    """Step 3 of a turn: the reply, the assistant's records and the turn's end, together."""
+    async with sessionmaker() as db:
+        try:
+            chat_session = await owned_session(
+                session=db, user_id=opened.user_id, session_id=opened.session_id, for_update=True
+            )
+            if chat_session is None:  # deleted while the model wrote
+                raise TurnLostError(str(opened.turn_id))
+            reply_seq = chat_session.message_count + 1
+            status = TurnStatus.STOPPED if stopped else TurnStatus.DONE
+            claimed = await db.execute(
+                sa.update(ChatTurn)
+                .where(
+                    col(ChatTurn.id) == opened.turn_id,
+                    col(ChatTurn.status) == TurnStatus.GENERATING,
+                )
+                .values(
+                    status=status,
+                    reply_seq=reply_seq,
+                    partial_reply=None,
+                    prompt_tokens=usage.prompt_tokens if usage else None,
+                    completion_tokens=usage.completion_tokens if usage else None,
+                    finished_at=now,
+                    heartbeat_at=now,
+                )
+                .returning(col(ChatTurn.id))
+            )
+            if claimed.scalar_one_or_none() is None:
+                raise TurnLostError(str(opened.turn_id))
+            recorded = await opened.assistant.record(
+                db=db,
+                turn=opened.input,
+                prepared=opened.prepared,
+                outcome=outcome,
+                stopped=stopped,
+            )
+            meta: dict[str, Any] = {"assistant": opened.assistant.name, **recorded.metadata}
+            if stopped:
+                meta["stopped"] = True
+            if usage is not None:
+                meta["usage"] = usage.as_json()
+            db.add(
+                ChatMessage(
+                    session_id=opened.session_id,
+                    seq=reply_seq,
+                    user_id=opened.user_id,
+                    role=MessageRole.ASSISTANT,
+                    content=text,
+                    image_url=recorded.image_url,
+                    meta=meta,
+                    created_at=now,
+                )
+            )
+            chat_session.message_count = reply_seq
+            chat_session.last_activity_at = now
+            if usage is not None:
+                chat_session.prompt_tokens += usage.prompt_tokens
+                chat_session.completion_tokens += usage.completion_tokens
+            await db.flush()
+            bus.stage(
+                db,
+                user_event(
+                    opened.user_id,
+                    "message",
+                    sessionId=opened.session_id,
+                    seq=reply_seq,
+                    role="assistant",
+                ),
+                user_event(
+                    opened.user_id,
+                    "turn",
+                    sessionId=opened.session_id,
+                    turnId=str(opened.turn_id),
+                    status=status.value,
+                ),
+            )
+            await bus.commit(db)
+        except BaseException:
+            await db.rollback()
+            bus.discard(db)
+            raise
+    return ClosedTurn(reply_seq=reply_seq, image_url=recorded.image_url, status=status.value)
+
+
+@dataclass(frozen=True)
+class _TurnRef:
+    id: uuid.UUID
+    user_id: uuid.UUID
+    session_id: str
+    user_seq: int
+
+
+async def _mark_failed(
+    db: AsyncSession,
+    bus: EventBus,
+    *,
+    turn: ChatTurn | _TurnRef,
+    problem: dict[str, Any],
+    now: datetime,
+    partial: str | None = None,
+    usage: Usage | None = None,
+) -> bool:
+    failed = await db.execute(
+        sa.update(ChatTurn)
+        .where(col(ChatTurn.id) == turn.id, col(ChatTurn.status) == TurnStatus.GENERATING)
+        .values(
+            status=TurnStatus.FAILED,
+            error=problem,
+            partial_reply=partial if partial is not None else ChatTurn.partial_reply,
+            prompt_tokens=usage.prompt_tokens if usage else None,
+            completion_tokens=usage.completion_tokens if usage else None,
+            finished_at=now,
+        )
+        .returning(col(ChatTurn.id))
+    )
+    if failed.scalar_one_or_none() is None:
+        return False
+    # The asking message keeps a note of why it got no answer (exports show it).
+    await db.execute(
+        sa.update(ChatMessage)
+        .where(
+            col(ChatMessage.session_id) == turn.session_id,
+            col(ChatMessage.seq) == turn.user_seq,
+            col(ChatMessage.user_id) == turn.user_id,
+        )
+        .values(
+            meta=col(ChatMessage.meta).op("||")(
+                sa.func.jsonb_build_object("assistantError", str(problem.get("detail", "")))
+            )
+        )
+    )
+    bus.stage(
+        db,
+        user_event(
+            turn.user_id,
+            "turn",
+            sessionId=turn.session_id,
+            turnId=str(turn.id),
+            status=TurnStatus.FAILED.value,
+        ),
+    )
+    return True
+
+
+async def fail_turn(
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    bus: EventBus,
+    opened: OpenedTurn,
+    problem: dict[str, Any],
+    partial: str,
+    usage: Usage | None,
+    now: datetime,
+) -> bool:
+    """Ends a turn without a reply. The user's message stays; the turn keeps the reason."""
+    async with sessionmaker() as db:
+        turn = _TurnRef(opened.turn_id, opened.user_id, opened.session_id, opened.user_seq)
+        try:
+            changed = await _mark_failed(
+                db, bus, turn=turn, problem=problem, now=now, partial=partial or None, usage=usage
+            )
+            await bus.commit(db)
+        except BaseException:
+            await db.rollback()
+            bus.discard(db)
+            raise
+    return changed
+
+
+@dataclass(frozen=True)
+class CheckpointItem:
+    turn_id: uuid.UUID
+    user_id: uuid.UUID
+    session_id: str
+    text: str | None  # None: unchanged since the last checkpoint (heartbeat only)
+
+
+@dataclass(frozen=True)
+class CheckpointResult:
+    alive: frozenset[uuid.UUID]  # still generating here
+    cancel_requested: frozenset[uuid.UUID]
+
+
+async def checkpoint(
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    bus: EventBus,
+    items: Sequence[CheckpointItem],
+    now: datetime,
+) -> CheckpointResult:
+    """One statement for every turn generating in this process: save partial replies,
+    prove the process alive, and learn which turns someone asked to stop."""
+    async with sessionmaker() as db:
+        rows = (
+            await db.execute(
+                sa.text(
+                    """
+                    UPDATE chat_turn AS t
+                       SET heartbeat_at = :now,
+                           partial_reply = COALESCE(v.text, t.partial_reply)
+                      FROM unnest(CAST(:ids AS uuid[]), CAST(:texts AS text[])) AS v(id, text)
+                     WHERE t.id = v.id AND t.status = 'generating'
+                 RETURNING t.id, t.cancel_requested_at IS NOT NULL AS cancel
+                    """
+                ),
+                {
+                    "now": now,
+                    "ids": [str(i.turn_id) for i in items],
+                    "texts": [i.text for i in items],
+                },
+            )
+        ).all()
+        alive = {uuid.UUID(str(r.id)) for r in rows}
+        cancel = {uuid.UUID(str(r.id)) for r in rows if r.cancel}
+        for item in items:
+            if item.text is not None and item.turn_id in alive:
+                bus.stage(
+                    db,
+                    user_event(
+                        item.user_id,
+                        "turn_progress",
+                        turnId=str(item.turn_id),
+                        length=len(item.text),
+                    ),
+                )
+        await bus.commit(db)
+    return CheckpointResult(alive=frozenset(alive), cancel_requested=frozenset(cancel))
+
+
+async def fail_stale_turns(
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    bus: EventBus,
+    now: datetime,
+    stale_seconds: float,
+    limit: int = 500,
+) -> int:
+    """Fail turns whose process went silent (killed, frozen, partitioned)."""
+    cutoff = now - timedelta(seconds=stale_seconds)
+    async with sessionmaker() as db:
+        stale = (
+            (
+                await db.execute(
+                    sa.select(ChatTurn)
+                    .where(
+                        col(ChatTurn.status) == TurnStatus.GENERATING,
+                        col(ChatTurn.heartbeat_at) < cutoff,
+                    )
+                    .order_by(col(ChatTurn.heartbeat_at))
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        count = 0
+        for turn in stale:
+            if await _mark_failed(
+                db, bus, turn=turn, problem=interrupted_problem(turn.session_id), now=now
+            ):
+                count += 1
+        await bus.commit(db)
+    return count
+
+
+async def owned_turn(
+    *, db: AsyncSession, user_id: uuid.UUID, session_id: str, turn_id: str
+) -> ChatTurn | None:
+    """A turn by id, session AND owner, or nothing: another user's turn is a missing one."""
+    try:
+        parsed = uuid.UUID(turn_id)
+    except ValueError:
+        return None
+    stmt = sa.select(ChatTurn).where(
+        col(ChatTurn.id) == parsed,
+        col(ChatTurn.user_id) == user_id,
+        col(ChatTurn.session_id) == session_id,
+    )
+    return (await db.execute(stmt)).scalar_one_or_none()
+
+
+async def active_turn(*, db: AsyncSession, user_id: uuid.UUID, session_id: str) -> ChatTurn | None:
+    stmt = sa.select(ChatTurn).where(
+        col(ChatTurn.session_id) == session_id,
+        col(ChatTurn.user_id) == user_id,
+        col(ChatTurn.status) == TurnStatus.GENERATING,
+    )
+    return (await db.execute(stmt)).scalar_one_or_none()
+
+
+async def request_stop(
+    *, db: AsyncSession, bus: EventBus, turn: ChatTurn, now: datetime
+) -> ChatTurn:
+    """Ask the process running `turn` to stop it (it keeps what was written)."""
+    if turn.status == TurnStatus.GENERATING and turn.cancel_requested_at is None:
+        turn.cancel_requested_at = now
+        await db.flush()
+        bus.stage(db, user_event(turn.user_id, "turn_cancel", turnId=str(turn.id)))
+    return turn
+
+
+@dataclass(frozen=True)
+class TurnSnapshot:
+    """A turn as stored, with the part of its text after `offset`."""
+
+    turn: ChatTurn
+    tail: str  # the text after `offset`: the final reply once finished, else the partial
+    length: int  # the whole text's length
+    image_url: str | None
+    reply_seq: int | None
+
+
+async def snapshot(
+    *, db: AsyncSession, user_id: uuid.UUID, turn_id: uuid.UUID, offset: int
+) -> TurnSnapshot | None:
+    turn = (
+        await db.execute(
+            sa.select(ChatTurn)
+            .where(col(ChatTurn.id) == turn_id, col(ChatTurn.user_id) == user_id)
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one_or_none()
+    if turn is None:
+        return None
+    if turn.status in (TurnStatus.DONE, TurnStatus.STOPPED) and turn.reply_seq is not None:
+        row = (
+            await db.execute(
+                sa.select(
+                    sa.func.substr(col(ChatMessage.content), offset + 1),
+                    sa.func.length(col(ChatMessage.content)),
+                    col(ChatMessage.image_url),
+                ).where(
+                    col(ChatMessage.session_id) == turn.session_id,
+                    col(ChatMessage.seq) == turn.reply_seq,
+                    col(ChatMessage.user_id) == user_id,
+                )
+            )
+        ).one_or_none()
+        if row is None:  # the conversation was deleted meanwhile
+            return None
+        return TurnSnapshot(turn, row[0] or "", int(row[1] or 0), row[2], turn.reply_seq)
+    partial = turn.partial_reply or ""
+    return TurnSnapshot(turn, partial[offset:], len(partial), None, None)
+
+
+def usage_of(turn: ChatTurn) -> Usage | None:
+    if turn.prompt_tokens is None and turn.completion_tokens is None:
+        return None
+    return Usage(turn.prompt_tokens or 0, turn.completion_tokens or 0)
