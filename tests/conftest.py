@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 
 from app.core.clock import FrozenClock
@@ -26,6 +27,7 @@ from app.core.db import create_engine, create_sessionmaker
 from app.core.embedded import to_asyncpg_url
 from app.core.runtime import PROJECT_ROOT, run_migrations
 from app.main import create_app
+from tests.processes import free_port
 
 TEST_PASSWORD = "correct horse battery staple"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -166,6 +168,35 @@ async def chat(
     if context is not None:
         body["context"] = context
     return await client.post("/api/chat", json=body, headers=headers)
+
+
+# httpx's ASGI transport waits for a whole response, so streaming, following a turn while
+# it is written and dropping a connection mid-reply need a real server and a real socket.
+# This one runs the test's own `app` in the test's event loop (its state stays reachable).
+@pytest.fixture
+async def live_url(app: FastAPI) -> AsyncIterator[str]:
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    for _ in range(500):
+        if server.started:
+            break
+        await asyncio.sleep(0.01)
+    else:  # pragma: no cover
+        raise RuntimeError("uvicorn did not start")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        server.force_exit = True
+        await asyncio.wait_for(task, 15)
+
+
+@pytest.fixture
+async def live(live_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=live_url, timeout=30) as c:
+        yield c
 
 
 @pytest.fixture

@@ -68,7 +68,7 @@ def user_event(user_id: uuid.UUID | str, kind: str, **data: Any) -> Event:
     return Event(user_id=str(user_id), kind=kind, data=data)
 
 
-@dataclass
+@dataclass(eq=False)  # kept in sets: identity, not value
 class UserStream:
     """One open `/api/events` connection: a bounded queue of (id, event)."""
 

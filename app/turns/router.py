@@ -107,6 +107,7 @@ async def chat(
         last_user.content, max_chars=settings.max_message_chars
     )
     key = service.validate_idempotency_key(idempotency_key)
+    user_id = user.id  # the turn ends the sign-in's transaction; keep what we need of it
     if not runner.reserve():
         TURNS_REFUSED_BUSY.inc()
         raise ServiceUnavailableError(
@@ -121,7 +122,7 @@ async def chat(
             bus=request.app.state.events,
             assistant=request.app.state.assistant,
             request=service.TurnRequest(
-                user_id=user.id,
+                user_id=user_id,
                 session_id=body.session_id,
                 message=message,
                 context=body.context,
@@ -145,7 +146,7 @@ async def chat(
         turn_id = runner.start(opened).id
     # The model may take a while: hold no connection while it writes.
     await db.close()
-    frames = follow(follow_context(request), user_id=user.id, turn_id=turn_id, after=None)
+    frames = follow(follow_context(request), user_id=user_id, turn_id=turn_id, after=None)
     if wants_event_stream(request.headers.get("accept")):
         return event_stream(frames)
     return await _as_json(frames)

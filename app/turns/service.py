@@ -230,8 +230,9 @@ async def _open(
     if request.idempotency_key is not None:
         found = await _turn_by_key(db, user_id=user_id, key=request.idempotency_key)
         if found is not None:
-            await db.rollback()
-            return _existing(found, request)
+            existing = _existing(found, request)
+            await db.commit()  # nothing was written; a commit keeps loaded objects usable
+            return existing
 
     chat_session: ChatSession | None = None
     expired_id: str | None = None

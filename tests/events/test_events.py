@@ -1,0 +1,165 @@
+"""`GET /api/events`: what changed for this user, on every open stream, and nobody else's."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from app.conversations.tasks import sweep_expired_sessions
+from tests.conftest import chat, register
+from tests.sse import SseEvent, parse_events
+
+pytestmark = pytest.mark.storage
+
+
+class Listener:
+    """An open /api/events stream, read in the background."""
+
+    def __init__(self) -> None:
+        self.events: list[SseEvent] = []
+        self.ready = asyncio.Event()
+        self.changed = asyncio.Event()
+
+    async def wait_for(self, predicate: Any, timeout: float = 5.0) -> SseEvent:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            for event in self.events:
+                if predicate(event):
+                    return event
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise AssertionError(f"no such event; got {[e.name for e in self.events]}")
+            self.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), remaining)
+
+    def of(self, name: str) -> list[dict[str, Any]]:
+        return [e.data for e in self.events if e.name == name]
+
+
+@contextlib.asynccontextmanager
+async def listening(
+    client: httpx.AsyncClient, headers: dict[str, str], **extra: str
+) -> AsyncIterator[Listener]:
+    listener = Listener()
+
+    async def read() -> None:
+        async with client.stream("GET", "/api/events", headers={**headers, **extra}) as r:
+            assert r.status_code == 200
+            async for event in parse_events(r):
+                listener.events.append(event)
+                if event.name == "ready":
+                    listener.ready.set()
+                listener.changed.set()
+
+    task = asyncio.create_task(read())
+    try:
+        await asyncio.wait_for(listener.ready.wait(), 5)
+        yield listener
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_every_device_of_the_user_hears_a_turn_and_nobody_else(live, app):
+    me = await register(live)
+    other = await register(live)
+    async with (
+        listening(live, me) as laptop,
+        listening(live, me) as phone,
+        listening(live, other) as stranger,
+    ):
+        sid = (await chat(live, me, "hello")).json()["sessionId"]
+        for device in (laptop, phone):
+            await device.wait_for(lambda e: e.name == "turn" and e.data["status"] == "done")
+            assert {"sessionId": sid, "change": "created"} in device.of("session")
+            assert device.of("message") == [
+                {"sessionId": sid, "seq": 1, "role": "user"},
+                {"sessionId": sid, "seq": 2, "role": "assistant"},
+            ]
+            assert [t["status"] for t in device.of("turn")] == ["generating", "done"]
+        await asyncio.sleep(0.2)
+        assert [e.name for e in stranger.events] == ["ready"]
+
+
+async def test_session_changes_reach_the_stream(live, app, sessionmaker, clock, settings):
+    me = await register(live)
+    sid = (await chat(live, me, "hello")).json()["sessionId"]
+    async with listening(live, me) as device:
+        r = await live.patch(f"/api/sessions/{sid}", json={"title": "Renamed"}, headers=me)
+        assert r.status_code == 200
+        await device.wait_for(lambda e: e.data.get("change") == "renamed")
+        await live.post(f"/api/sessions/{sid}/archive", headers=me)
+        await device.wait_for(lambda e: e.data.get("change") == "archived")
+        await live.post(f"/api/sessions/{sid}/restore", headers=me)
+        await device.wait_for(lambda e: e.data.get("change") == "restored")
+        # The sweeper archives on its own: the page hears of it too.
+        clock.advance(settings.session_ttl_seconds + 1)
+        await sweep_expired_sessions(
+            sessionmaker=sessionmaker,
+            now=clock.now(),
+            ttl_seconds=settings.session_ttl_seconds,
+            batch_size=100,
+            trigger="manual",
+            bus=app.state.events,
+        )
+        await device.wait_for(lambda e: e.data.get("change") == "archived" and e.id is not None)
+        assert len([s for s in device.of("session") if s["change"] == "archived"]) == 2
+        await live.delete(f"/api/sessions/{sid}", headers=me)
+        deleted = await device.wait_for(lambda e: e.data.get("change") == "deleted")
+        assert deleted.data == {"sessionId": sid, "change": "deleted"}
+
+
+async def test_reconnecting_with_last_event_id_gets_what_was_missed(live, app):
+    me = await register(live)
+    async with listening(live, me) as device:
+        sid = (await chat(live, me, "one")).json()["sessionId"]
+        seen = await device.wait_for(lambda e: e.name == "turn" and e.data["status"] == "done")
+    # Offline for a moment: another message goes by.
+    await chat(live, me, "two", session_id=sid)
+    async with listening(live, me, **{"last-event-id": seen.id}) as device:
+        await device.wait_for(lambda e: e.name == "message" and e.data["seq"] == 4)
+        assert [m["seq"] for m in device.of("message")] == [3, 4]
+    async with listening(live, me, **{"last-event-id": "someone-else-99"}) as device:
+        await device.wait_for(lambda e: e.name == "resync")
+
+
+async def test_a_rolled_back_change_sends_nothing(live, app):
+    """Events leave with their transaction's commit: a failed request announces nothing."""
+    me = await register(live)
+    async with listening(live, me) as device:
+        r = await live.patch("/api/sessions/session_1_missing", json={"title": "x"}, headers=me)
+        assert r.status_code == 404
+        r = await live.post("/api/chat", json={"messages": []}, headers=me)
+        assert r.status_code == 422
+        await asyncio.sleep(0.3)
+        assert [e.name for e in device.events] == ["ready"]
+
+
+async def test_heartbeats_keep_an_idle_stream_open(live, app, settings):
+    settings.sse_heartbeat_seconds = 0.1
+    me = await register(live)
+    pings: list[str] = []
+    async with live.stream("GET", "/api/events", headers=me) as r:
+
+        async def read() -> None:
+            async for _ in parse_events(r, pings=pings):
+                pass
+
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(read(), 0.5)
+    assert len(pings) >= 2
+
+
+async def test_an_open_stream_holds_no_database_connection(live, app):
+    me = await register(live)
+    pool = app.state.engine.pool
+    async with listening(live, me), listening(live, me), listening(live, me):
+        await asyncio.sleep(0.1)
+        assert pool.checkedout() == 0
