@@ -168,14 +168,16 @@ async def test_an_instance_killed_mid_reply_frees_the_conversation(instances):
     a, b = instances
     headers = await _sign_in(a.base)
     async with httpx.AsyncClient(base_url=b.base, timeout=30) as on_b:
-        async with httpx.AsyncClient(base_url=a.base, timeout=30) as on_a:
-            async with on_a.stream(
+        async with (
+            httpx.AsyncClient(base_url=a.base, timeout=30) as on_a,
+            on_a.stream(
                 "POST", "/api/chat", json=chat_body("hello"), headers=sse_headers(headers)
-            ) as r:
-                stream = parse_events(r)
-                turn = await anext(stream)
-                await anext(stream)
-                a.kill_hard()
+            ) as r,
+        ):
+            stream = parse_events(r)
+            turn = await anext(stream)
+            await anext(stream)
+            a.kill_hard()
         sid, tid = turn.data["sessionId"], turn.data["turnId"]
         busy = await on_b.post("/api/chat", json=chat_body("again", sid), headers=headers)
         assert busy.status_code == 409  # not stale yet: it might still answer
