@@ -1,6 +1,7 @@
 """`python -m bench [--mode full|quick|smoke]`: run every section, print tables, save results.
 
-Sections: turns (turn cost vs history), http (real servers under wrk), sweeper, history.
+Sections: turns (turn cost vs history), http (real servers under wrk), sweeper, history,
+real_model (a slow streaming model: concurrency, first-token latency, live-event fan-out).
 """
 
 from __future__ import annotations
@@ -15,17 +16,18 @@ import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bench import history, http_load, sweeper, turn_cost
+from bench import history, http_load, real_model, sweeper, turn_cost
 from bench.modes import MODES, Mode
 from bench.pg import BenchServer
 from bench.report import Report, machine, write_doc
 
-SECTIONS = ("turns", "http", "sweeper", "history")
+SECTIONS = ("turns", "http", "sweeper", "history", "real_model")
 RUNNERS: dict[str, Callable[[BenchServer, Report, Mode], Awaitable[dict[str, Any]]]] = {
     "turns": turn_cost.run,
     "http": http_load.run,
     "sweeper": sweeper.run,
     "history": history.run,
+    "real_model": real_model.run,
 }
 
 DOC_INTRO = """# Performance

@@ -31,6 +31,13 @@ class Mode:
     pdf_messages: int
     zip_conversations: int
     zip_messages_per_conversation: int
+    # real model (bench/real_model.py); no JSON users: the section is skipped
+    real_model_seconds: float
+    real_model_json_users: tuple[int, ...]
+    real_model_stream_users: tuple[int, ...]
+    real_model_latency_turns: int
+    real_model_latency_concurrency: int
+    real_model_event_streams: int
 
 
 FULL = Mode(
@@ -54,6 +61,12 @@ FULL = Mode(
     pdf_messages=1_000,
     zip_conversations=1_000,
     zip_messages_per_conversation=10,
+    real_model_seconds=3.0,
+    real_model_json_users=(100, 500),
+    real_model_stream_users=(100,),
+    real_model_latency_turns=100,
+    real_model_latency_concurrency=20,
+    real_model_event_streams=1_000,
 )
 
 QUICK = Mode(
@@ -77,6 +90,12 @@ QUICK = Mode(
     pdf_messages=200,
     zip_conversations=30,
     zip_messages_per_conversation=10,
+    real_model_seconds=3.0,
+    real_model_json_users=(100,),
+    real_model_stream_users=(100,),
+    real_model_latency_turns=40,
+    real_model_latency_concurrency=20,
+    real_model_event_streams=300,
 )
 
 SMOKE = Mode(
@@ -100,6 +119,12 @@ SMOKE = Mode(
     pdf_messages=10,
     zip_conversations=3,
     zip_messages_per_conversation=4,
+    real_model_seconds=1.0,
+    real_model_json_users=(4,),
+    real_model_stream_users=(4,),
+    real_model_latency_turns=4,
+    real_model_latency_concurrency=2,
+    real_model_event_streams=10,
 )
 
 MODES = {m.name: m for m in (FULL, QUICK, SMOKE)}

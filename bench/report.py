@@ -95,6 +95,14 @@ class Goal:
     value: float | None  # the measured ratio
     met: bool | None  # None: could not be measured in this run
     detail: str = ""
+    unit: str = "x"  # "x": a ratio; otherwise the unit of an absolute figure ("ms")
+
+    def measured(self) -> str:
+        if self.unit == "x":
+            shown = fmt_ratio(self.value)
+        else:
+            shown = "—" if self.value is None else f"{fmt_ms(self.value)} {self.unit}"
+        return shown + (f" ({self.detail})" if self.detail else "")
 
     def verdict(self) -> str:
         return "n/a" if self.met is None else ("met" if self.met else "NOT met")
@@ -175,12 +183,7 @@ class Report:
     def goals_table(self) -> Table:
         table = Table("Goals", ["goal", "target", "measured", "verdict"])
         for g in self.goals:
-            table.add(
-                g.name,
-                g.target,
-                fmt_ratio(g.value) + (f" ({g.detail})" if g.detail else ""),
-                g.verdict(),
-            )
+            table.add(g.name, g.target, g.measured(), g.verdict())
         return table
 
     def to_json(self) -> dict[str, Any]:
