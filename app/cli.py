@@ -101,8 +101,23 @@ def cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:
     from app.conversations import service
     from app.conversations.tasks import sweep_expired_sessions
     from app.core.clock import Clock
+    from app.core.db import plain_dsn
+    from app.events.bus import EventBus, build_event_bus
 
     async def work(sm: async_sessionmaker[AsyncSession]) -> str:
+        # Not listening, only sending: running instances tell their users' devices.
+        bus = build_event_bus(
+            backend=settings.events_backend,
+            direct_dsn=plain_dsn(settings.database_direct_url or settings.database_url or ""),
+            redis_url=settings.events_redis_url,
+            replay_size=1,
+        )
+        try:
+            return await _sessions_action(sm, bus)
+        finally:
+            await bus.stop()
+
+    async def _sessions_action(sm: async_sessionmaker[AsyncSession], bus: EventBus) -> str:
         if args.action == "count":
             async with sm() as session:
                 s = await service.session_stats(session=session)
@@ -118,15 +133,17 @@ def cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:
                 batch_size=settings.sweep_batch_size,
                 pause_seconds=settings.sweep_batch_pause_seconds,
                 trigger="manual",
+                bus=bus,
             )
             return f"Archived {outcome.archived} expired sessions."
         if args.action == "clear":
             if not args.session_id:
                 raise AppError("Usage: python -m app sessions clear SESSION_ID")
-            async with sm() as session, session.begin():
+            async with sm() as session:
                 deleted = await service.delete_session_any_owner(
                     session=session, session_id=args.session_id
                 )
+                await bus.commit(session)
             if not deleted:
                 raise AppError(f"No session {args.session_id}.")
             return f"Deleted session {args.session_id} and its messages."

@@ -47,6 +47,7 @@ async def cleanup(_: SuperUser, request: Request, clock: ClockDep) -> CleanupOut
         batch_size=settings.sweep_batch_size,
         pause_seconds=settings.sweep_batch_pause_seconds,
         trigger="manual",
+        bus=request.app.state.events,
     )
     return CleanupOut(archived=outcome.archived)
 

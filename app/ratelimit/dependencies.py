@@ -21,6 +21,7 @@ from fastapi.params import Depends as DependsParam
 from fastapi.routing import APIRoute
 
 from app.auth.dependencies import CurrentUser
+from app.core.db import RequestSessionDep
 from app.core.errors import AppError
 from app.ratelimit.policies import AUTH_POLICY, USER_POLICIES
 from app.ratelimit.service import RateLimits
@@ -100,15 +101,15 @@ class UserLimiter:
     def __init__(self, policy: str) -> None:
         self.policy = policy
 
-    async def __call__(self, request: Request, user: CurrentUser) -> None:
+    async def __call__(
+        self, request: Request, user: CurrentUser, session: RequestSessionDep
+    ) -> None:
         limits = rate_limits(request)
         if not limits.enabled:
             return
         if self.policy == "default" and _route_has_specific_policy(request):
             return
-        decision = await limits.hit_user(
-            self.policy, user_id=user.id, sessionmaker=request.app.state.sessionmaker
-        )
+        decision = await limits.hit_user(self.policy, user_id=user.id, session=session)
         _enforce(request, decision, self.policy)
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 
 from app.auth.dependencies import CurrentUser, SuperUser
 from app.conversations.dependencies import ClockDep
-from app.core.db import SessionDep
+from app.core.db import RequestSessionDep, SessionDep
 from app.ratelimit import service
 from app.ratelimit.dependencies import RateLimit, client_ip, rate_limits
 from app.ratelimit.policies import USER_POLICIES
@@ -20,14 +20,14 @@ admin = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[RateLimit("
 
 
 @router.get("/api/me/limits", response_model=MyLimitsOut)
-async def my_limits(request: Request, user: CurrentUser) -> MyLimitsOut:
+async def my_limits(request: Request, user: CurrentUser, session: RequestSessionDep) -> MyLimitsOut:
     """Where the caller stands in every policy. Reading this counts against nothing."""
     limits = rate_limits(request)
     quotas = await limits.quotas(
         user_id=user.id,
         ip=client_ip(request),
         email=user.email.lower(),
-        sessionmaker=request.app.state.sessionmaker,
+        session=session,
     )
     return MyLimitsOut(
         enabled=limits.enabled,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.auth.models import User
@@ -109,14 +109,15 @@ class OverrideCache:
         self._entries: dict[uuid.UUID, tuple[float, dict[str, Policy]]] = {}
 
     async def get(
-        self, user_id: uuid.UUID, sessionmaker: async_sessionmaker[AsyncSession], namespace: str
+        self, user_id: uuid.UUID, session: AsyncSession, namespace: str
     ) -> dict[str, Policy]:
+        """Read through the request's own session: a request needs one pooled connection,
+        never two (two per request deadlock the pool under load)."""
         now = time.monotonic()
         entry = self._entries.get(user_id)
         if entry is not None and entry[0] > now:
             return entry[1]
-        async with sessionmaker() as session:
-            raw = await load_overrides(session=session, user_id=user_id)
+        raw = await load_overrides(session=session, user_id=user_id)
         policies: dict[str, Policy] = {}
         for name, text in raw.items():
             try:
@@ -164,18 +165,16 @@ class RateLimits:
         self.overrides = OverrideCache(settings.rate_limit_override_cache_seconds)
 
     async def user_policy(
-        self, name: str, *, user_id: uuid.UUID, sessionmaker: async_sessionmaker[AsyncSession]
+        self, name: str, *, user_id: uuid.UUID, session: AsyncSession
     ) -> tuple[Policy, bool]:
         """The policy in force for this user, and whether it is an override."""
-        overrides = await self.overrides.get(user_id, sessionmaker, self.namespace)
+        overrides = await self.overrides.get(user_id, session, self.namespace)
         if name in overrides:
             return overrides[name], True
         return self.policies[name], False
 
-    async def hit_user(
-        self, name: str, *, user_id: uuid.UUID, sessionmaker: async_sessionmaker[AsyncSession]
-    ) -> Decision:
-        policy, _ = await self.user_policy(name, user_id=user_id, sessionmaker=sessionmaker)
+    async def hit_user(self, name: str, *, user_id: uuid.UUID, session: AsyncSession) -> Decision:
+        policy, _ = await self.user_policy(name, user_id=user_id, session=session)
         return await self.limiter.hit(policy, "user", str(user_id))
 
     async def hit_auth(self, *, ip: str, email: str) -> Decision:
@@ -193,7 +192,7 @@ class RateLimits:
         user_id: uuid.UUID,
         ip: str,
         email: str,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        session: AsyncSession,
     ) -> list[Quota]:
         """Every policy's windows for this caller, counting nothing."""
         quotas: list[Quota] = []
@@ -206,9 +205,7 @@ class RateLimits:
                     by_email = await self.limiter.peek(policy, "email", email)
                     states = _stricter_states(by_ip, by_email)
             else:
-                policy, overridden = await self.user_policy(
-                    name, user_id=user_id, sessionmaker=sessionmaker
-                )
+                policy, overridden = await self.user_policy(name, user_id=user_id, session=session)
                 key = "user"
                 if self.enabled:
                     states = await self.limiter.peek(policy, "user", str(user_id))

@@ -356,3 +356,25 @@ async def test_exports_and_imports_have_their_own_policies(app, client, sessionm
     assert r.json()["limit"] == "1/hour"
     assert 60 < int(r.headers["Retry-After"]) <= 3600  # the hour window
     assert await session_count(sessionmaker) == sessions_before
+
+
+async def test_a_limited_request_needs_one_pooled_connection(settings, clock, database_url):
+    """The limiter reads a user's overrides through the request's own session. With a
+    second connection per request, a burst deadlocks a small pool until it times out."""
+    import asyncio
+
+    from app.main import create_app
+    from tests.conftest import _truncate
+
+    await _truncate(database_url)
+    small = settings.model_copy(
+        update={"db_pool_size": 2, "db_max_overflow": 0, "db_pool_timeout_seconds": 3.0}
+    )
+    app = create_app(small, clock=clock, migrate=False, run_sweeper=False)
+    async with app.router.lifespan_context(app):
+        users = [await new_user(app) for _ in range(6)]
+        async with client_from(app) as c:
+            answers = await asyncio.gather(
+                *(c.post("/api/chat", json=chat_body("hello"), headers=h) for _, h in users)
+            )
+    assert [r.status_code for r in answers] == [200] * 6, [r.text for r in answers]
