@@ -23,7 +23,7 @@ from app.core.docs import install_docs
 from app.core.errors import UnhandledErrorMiddleware, install_error_handlers
 from app.core.logging import configure_logging
 from app.core.metrics import MetricsMiddleware
-from app.core.runtime import ensure_database_url, run_migrations
+from app.core.runtime import calling_on_stop_signal, ensure_database_url, run_migrations
 from app.core.security import BodySizeLimitMiddleware, CsrfMiddleware, SecurityHeadersMiddleware
 from app.events.bus import build_event_bus
 from app.events.router import router as events_router
@@ -80,10 +80,16 @@ def create_app(
         )
         app.state.turns = runner
         sweeper_on = settings.sweeper_enabled if run_sweeper is None else run_sweeper
+
+        def drain() -> None:
+            bus.hub.drain()
+            runner.wake_followers()
+
         try:
             await bus.start()
             await runner.start_checkpoints()
             async with contextlib.AsyncExitStack() as jobs:
+                jobs.enter_context(calling_on_stop_signal(drain))
                 if sweeper_on:
                     await jobs.enter_async_context(
                         running_sweeper(
@@ -106,6 +112,7 @@ def create_app(
                     )
                 yield
         finally:
+            drain()
             await runner.shutdown(settings.turn_shutdown_grace_seconds)
             await bus.stop()
             await close_assistant(app.state.assistant)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import signal
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,3 +47,34 @@ def alembic_config(database_url: str) -> Config:
 def run_migrations(database_url: str) -> None:
     """`alembic upgrade head`. Blocking: call it before the event loop or in a thread."""
     command.upgrade(alembic_config(database_url), "head")
+
+
+@contextlib.contextmanager
+def calling_on_stop_signal(callback: Callable[[], None]) -> Iterator[None]:
+    """Run `callback` on the event loop when SIGTERM or SIGINT arrives, then let the
+    server's own handler (uvicorn's) do what it does.
+
+    Uvicorn waits for open connections before it shuts the app down; long-lived event
+    streams would keep it waiting forever, so the callback tells them to end.
+    """
+    loop = asyncio.get_running_loop()
+    previous: dict[int, Any] = {}
+
+    def handler(signum: int, frame: Any) -> None:
+        loop.call_soon_threadsafe(callback)
+        chained = previous.get(signum)
+        if callable(chained):
+            chained(signum, frame)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            previous[sig] = signal.getsignal(sig)
+            signal.signal(sig, handler)
+        except ValueError:  # not the main thread (an app run inside tests)
+            previous.pop(sig, None)
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(signum, old)

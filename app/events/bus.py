@@ -96,6 +96,8 @@ class Hub:
         self.streams: dict[str, set[UserStream]] = {}
         self.turn_watchers: dict[str, set[asyncio.Event]] = {}
         self.on_cancel: Callable[[str], None] | None = None
+        # The server is stopping: open streams end, so it can (clients reconnect elsewhere).
+        self.draining = False
 
     def dispatch(self, event: Event) -> None:
         EVENTS_RECEIVED.inc()
@@ -119,6 +121,11 @@ class Hub:
         for watchers in self.turn_watchers.values():
             for waker in watchers:
                 waker.set()
+
+    def drain(self) -> None:
+        """End every open stream of this process (they notice at their next wake-up)."""
+        self.draining = True
+        self.resync_all()
 
     def replay(self, user_id: str, last_event_id: str) -> list[tuple[str, Event]] | None:
         """Events for `user_id` after `last_event_id`, or None when they can't be known."""

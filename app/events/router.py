@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
@@ -26,6 +26,23 @@ def _number(event_id: str) -> int:
     return int(number) if number.isdigit() else 0
 
 
+async def _next_or_resync(stream: UserStream) -> tuple[str, Any]:
+    """The next queued event, or ("", None) as soon as the stream must resync or stop."""
+    if not stream.queue.empty():
+        return stream.queue.get_nowait()
+    getter = asyncio.ensure_future(stream.queue.get())
+    flag = asyncio.ensure_future(stream.resync.wait())
+    try:
+        done, _ = await asyncio.wait({getter, flag}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (getter, flag):
+            if not task.done():
+                task.cancel()
+    if getter in done:
+        return getter.result()
+    return "", None
+
+
 async def _frames(
     bus: EventBus, stream: UserStream, *, last_event_id: str | None, heartbeat: float
 ) -> AsyncIterator[Frame]:
@@ -39,18 +56,22 @@ async def _frames(
         else:
             for event_id, event in missed:
                 yield Frame(event.kind, event.data, event_id)
-    while True:
+    while not hub.draining:
         if stream.resync.is_set():
             stream.resync.clear()
             while not stream.queue.empty():
                 stream.queue.get_nowait()
+            if hub.draining:
+                return
             yield RESYNC
         try:
             async with asyncio.timeout(heartbeat):
-                event_id, event = await stream.queue.get()
+                event_id, event = await _next_or_resync(stream)
         except TimeoutError:
             yield HEARTBEAT
             continue
+        if not event_id:
+            continue  # woken to resync or to stop
         if _number(event_id) <= delivered and last_event_id:
             continue  # already sent as part of the replay
         yield Frame(event.kind, event.data, event_id)

@@ -146,9 +146,10 @@ async def chat(
         turn_id = runner.start(opened).id
     # The model may take a while: hold no connection while it writes.
     await db.close()
-    frames = follow(follow_context(request), user_id=user_id, turn_id=turn_id, after=None)
+    ctx = follow_context(request)
     if wants_event_stream(request.headers.get("accept")):
-        return event_stream(frames)
+        return event_stream(follow(ctx, user_id=user_id, turn_id=turn_id, after=None))
+    frames = follow(ctx, user_id=user_id, turn_id=turn_id, after=None, end_on_drain=False)
     return await _as_json(frames)
 
 

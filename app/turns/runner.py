@@ -67,7 +67,7 @@ class LiveTurn:
             return
         self.parts.append(text)
         self.length += len(text)
-        self._wake()
+        self.wake()
 
     @property
     def text(self) -> str:
@@ -95,7 +95,7 @@ class LiveTurn:
 
     # -- control --------------------------------------------------------------------
 
-    def _wake(self) -> None:
+    def wake(self) -> None:
         woken, self.changed = self.changed, asyncio.Event()
         woken.set()
 
@@ -109,7 +109,7 @@ class LiveTurn:
 
     def finish(self, kind: str, payload: dict[str, Any]) -> None:
         self.final = (kind, payload)
-        self._wake()
+        self.wake()
 
 
 class TurnRunner:
@@ -176,6 +176,11 @@ class TurnRunner:
         live.stop_requested = True
         live.cancel_generation()
         return True
+
+    def wake_followers(self) -> None:
+        """Every follower of a turn here checks again (the server is stopping)."""
+        for live in self.live.values():
+            live.wake()
 
     def _on_cancel_event(self, turn_id: str) -> None:
         with contextlib.suppress(ValueError):

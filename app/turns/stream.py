@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -54,15 +54,29 @@ def turn_frame(*, session_id: str, turn_id: uuid.UUID, expired: str | None) -> F
 
 
 async def follow(
-    ctx: FollowContext, *, user_id: uuid.UUID, turn_id: uuid.UUID, after: int | None
+    ctx: FollowContext,
+    *,
+    user_id: uuid.UUID,
+    turn_id: uuid.UUID,
+    after: int | None,
+    end_on_drain: bool = True,
 ) -> AsyncIterator[Frame]:
-    """Every event of the turn after `after` (all of them when None), then live ones."""
+    """Every event of the turn after `after` (all of them when None), then live ones.
+
+    When the server is stopping, a stream ends early (`end_on_drain`): its client resumes
+    on another instance with Last-Event-ID. A JSON answer waits for the end instead.
+    """
+    draining = (lambda: ctx.bus.hub.draining) if end_on_drain else (lambda: False)
     live = ctx.runner.get(turn_id)
     if live is not None and live.opened.user_id == user_id:
-        async for frame in follow_live(live, after=after, heartbeat=ctx.heartbeat_seconds):
+        async for frame in follow_live(
+            live, after=after, heartbeat=ctx.heartbeat_seconds, draining=draining
+        ):
             yield frame
         return
-    async for frame in _follow_stored(ctx, user_id=user_id, turn_id=turn_id, after=after):
+    async for frame in _follow_stored(
+        ctx, user_id=user_id, turn_id=turn_id, after=after, draining=draining
+    ):
         yield frame
 
 
@@ -75,7 +89,11 @@ async def _wait(event: asyncio.Event, seconds: float) -> bool:
 
 
 async def follow_live(
-    live: LiveTurn, *, after: int | None, heartbeat: float
+    live: LiveTurn,
+    *,
+    after: int | None,
+    heartbeat: float,
+    draining: Callable[[], bool] = lambda: False,
 ) -> AsyncIterator[Frame]:
     opened = live.opened
     if after is None:
@@ -104,6 +122,8 @@ async def follow_live(
             if after is None or after <= live.length:
                 yield Frame(kind, payload, live.length + 1)
             return
+        if draining():
+            return
         if not await _wait(changed, heartbeat):
             yield HEARTBEAT
 
@@ -129,7 +149,12 @@ def _final_frame(snap: service.TurnSnapshot) -> Frame:
 
 
 async def _follow_stored(
-    ctx: FollowContext, *, user_id: uuid.UUID, turn_id: uuid.UUID, after: int | None
+    ctx: FollowContext,
+    *,
+    user_id: uuid.UUID,
+    turn_id: uuid.UUID,
+    after: int | None,
+    draining: Callable[[], bool],
 ) -> AsyncIterator[Frame]:
     pos = after or 0
     first = True
@@ -168,5 +193,7 @@ async def _follow_stored(
                 )
                 await _wait(waker, 0.2)
                 continue
+            if draining():
+                return
             if not await _wait(waker, ctx.heartbeat_seconds):
                 yield HEARTBEAT

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 import time
 import uuid
@@ -192,3 +193,35 @@ async def test_an_instance_killed_mid_reply_frees_the_conversation(instances):
         detail = (await on_b.get(f"/api/sessions/{sid}", headers=headers)).json()
         assert [m["content"] for m in detail["messages"]] == ["hello", "again", REPLY]
         assert [m["seq"] for m in detail["messages"]] == [1, 2, 3]
+
+
+async def test_sigterm_ends_open_streams_so_the_server_can_stop(instances):
+    """Uvicorn waits for open connections before stopping; open event streams end when
+    the stop signal arrives (their clients reconnect elsewhere), so it does not wait
+    forever. A reply in progress is finished or failed, never left generating."""
+    a, b = instances
+    headers = await _sign_in(a.base)
+    async with (
+        httpx.AsyncClient(base_url=a.base, timeout=30) as on_a,
+        httpx.AsyncClient(base_url=b.base, timeout=30) as on_b,
+        listening(on_a, headers),
+    ):
+        async with on_a.stream(
+            "POST", "/api/chat", json=chat_body("hello"), headers=sse_headers(headers)
+        ) as r:
+            stream = parse_events(r)
+            turn = await anext(stream)
+            os.killpg(a.proc.pid, signal.SIGTERM)
+            rest = [e async for e in stream]  # the stream ends: no done, resume elsewhere
+        assert all(e.name == "delta" for e in rest)
+        code = await asyncio.to_thread(a.proc.wait, 30)  # no hang
+        # Uvicorn stops gracefully, then re-raises the signal it caught.
+        assert code in (0, -signal.SIGTERM)
+        sid, tid = turn.data["sessionId"], turn.data["turnId"]
+        async with on_b.stream(
+            "GET", f"/api/sessions/{sid}/turns/{tid}/events", headers=headers
+        ) as r2:
+            final = (await collect(r2))[-1]
+        assert final.name in ("done", "error")
+        if final.name == "error":
+            assert final.data["code"] == "turn_interrupted"
