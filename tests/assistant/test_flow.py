@@ -268,3 +268,38 @@ async def test_another_user_sees_none_of_it(client: httpx.AsyncClient) -> None:
     r = await chat(client, stranger, "regenerate the previous post", session_id=sid)
     assert r.json()["sessionId"] != sid
     assert (await client.get(image_url)).status_code == 401
+
+
+async def test_the_offline_assistant_is_honest_about_questions(
+    client: httpx.AsyncClient,
+) -> None:
+    """A general question is not a draft to post; the built-in says what it is, and a
+    draft that waits keeps waiting."""
+    headers = await register(client)
+    r = await chat(client, headers, "What time is it in Tokyo?")
+    reply = r.json()["reply"]
+    assert "built-in assistant" in reply and "ASSISTANT_BACKEND=openai" in reply
+    assert QUESTION not in reply and "post this" not in reply
+    sid = r.json()["sessionId"]
+
+    r = await chat(client, headers, DIWALI, session_id=sid)
+    assert r.json()["reply"].endswith(QUESTION)
+    r = await chat(client, headers, "How long should a Facebook post be?", session_id=sid)
+    assert "built-in assistant" in r.json()["reply"]
+    assert "Your draft is still waiting" in r.json()["reply"]
+    (draft,) = await _drafts(client, headers, sid)
+    assert draft["status"] == "pending"
+    r = await chat(client, headers, "yes", session_id=sid)
+    assert r.json()["reply"] == PUBLISHED
+
+
+@pytest.mark.parametrize(
+    "text", ["दिवाली के बारे में एक पोस्ट बनाओ", "اكتب منشورا عن رمضان", "写一篇关于春节的帖子"]
+)
+async def test_requests_in_other_languages_get_an_honest_answer(
+    client: httpx.AsyncClient, text: str
+) -> None:
+    headers = await register(client)
+    reply = (await chat(client, headers, text)).json()["reply"]
+    assert "I'm not sure what you'd like me to do" not in reply
+    assert "in every language" in reply and "language model" in reply
