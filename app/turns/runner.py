@@ -261,6 +261,10 @@ class TurnRunner:
                     CHAT_TURNS.labels(outcome="assistant_error").inc()
                     live.finish("error", problem)
                 return
+            except service.SessionGoneError:
+                CHAT_TURNS.labels(outcome="lost").inc()
+                live.finish("error", service.deleted_problem(opened.session_id))
+                return
             except service.TurnLostError:
                 CHAT_TURNS.labels(outcome="lost").inc()
                 live.finish("error", service.interrupted_problem(opened.session_id))

@@ -102,6 +102,10 @@ class TurnLostError(Exception):
     """The turn was failed elsewhere (declared stale) before this process could close it."""
 
 
+class SessionGoneError(TurnLostError):
+    """The conversation was deleted while the model wrote."""
+
+
 def request_hash(payload: Any) -> str:
     """A stable fingerprint of a request body: the same body, the same hash."""
     canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
@@ -132,6 +136,16 @@ def _in_progress(turn_id: uuid.UUID, session_id: str) -> TurnInProgressError:
         "Wait for it (or stop it), then send again.",
         headers={"Retry-After": str(TURN_RETRY_AFTER_SECONDS)},
         extra={"turnId": str(turn_id), "sessionId": session_id},
+    )
+
+
+def deleted_problem(session_id: str) -> dict[str, Any]:
+    return problem_body(
+        404,
+        detail="The conversation was deleted while the reply was being written.",
+        code="session_not_found",
+        title="Not found",
+        extra={"sessionId": session_id},
     )
 
 
@@ -257,6 +271,13 @@ async def _open(
     if chat_session is not None:
         busy = await _generating_turn(db, session_id=chat_session.id)
         if busy is not None:
+            if request.idempotency_key is not None and busy.idempotency_key == (
+                request.idempotency_key
+            ):
+                # A retry that raced its first attempt to this lock: join it.
+                existing = _existing(busy, request)
+                await db.commit()
+                return existing
             if busy.heartbeat_at >= now - timedelta(seconds=stale_seconds):
                 raise _in_progress(busy.id, busy.session_id)
             await _mark_failed(
@@ -353,7 +374,7 @@ async def close_turn(
                 session=db, user_id=opened.user_id, session_id=opened.session_id, for_update=True
             )
             if chat_session is None:  # deleted while the model wrote
-                raise TurnLostError(str(opened.turn_id))
+                raise SessionGoneError(str(opened.turn_id))
             reply_seq = chat_session.message_count + 1
             status = TurnStatus.STOPPED if stopped else TurnStatus.DONE
             claimed = await db.execute(

@@ -158,14 +158,17 @@ async def _follow_stored(
 ) -> AsyncIterator[Frame]:
     pos = after or 0
     first = True
+    session_id = ""
     with ctx.bus.hub.watch_turn(str(turn_id)) as waker:
         while True:
             waker.clear()
             async with ctx.sessionmaker() as db:
                 snap = await service.snapshot(db=db, user_id=user_id, turn_id=turn_id, offset=0)
-            if snap is None:
+            if snap is None:  # the conversation (and its turns) was deleted meanwhile
+                yield Frame("error", service.deleted_problem(session_id), pos + 1)
                 return
             turn = snap.turn
+            session_id = turn.session_id
             if first and after is None:
                 yield turn_frame(
                     session_id=turn.session_id, turn_id=turn.id, expired=turn.expired_session_id

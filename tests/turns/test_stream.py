@@ -302,3 +302,46 @@ async def test_a_client_can_read_the_stream_without_httpx_streaming(client, app)
     assert blocks[0].startswith("id: 0\nevent: turn\n")
     assert "event: done" in blocks[-1]
     assert isinstance(r, httpx.Response)
+
+
+async def test_deleting_the_conversation_mid_reply_ends_the_stream_with_a_problem(
+    live, app, sessionmaker
+):
+    slow = SlowAssistant(words=("a ", "b ", "c"), delay=5)
+    app.state.assistant = slow
+    headers = await register(live)
+    async with live.stream(
+        "POST", "/api/chat", json=chat_body("hello"), headers=sse_headers(headers)
+    ) as r:
+        stream = parse_events(r)
+        turn = await anext(stream)
+        sid = turn.data["sessionId"]
+        assert (await live.delete(f"/api/sessions/{sid}", headers=headers)).status_code == 204
+        slow.release.set()
+        last = [e async for e in stream][-1]
+    assert last.name == "error" and last.data["code"] == "session_not_found"
+    async with sessionmaker() as db:
+        left = (await db.execute(sa.text("SELECT count(*) FROM chat_message"))).scalar_one()
+    assert left == 0
+
+
+async def test_a_retry_racing_its_first_attempt_on_one_conversation_joins_it(
+    client, app, sessionmaker
+):
+    recorder = RecordingAssistant()
+    app.state.assistant = recorder
+    headers = await register(client)
+    sid = (await chat(client, headers, "start")).json()["sessionId"]
+    keyed = {**headers, "Idempotency-Key": "same-conversation"}
+    results = await asyncio.gather(
+        *(client.post("/api/chat", json=chat_body("again", sid), headers=keyed) for _ in range(6))
+    )
+    assert [r.status_code for r in results] == [200] * 6, [r.text for r in results]
+    assert len({r.json()["reply"] for r in results}) == 1
+    detail = (await client.get(f"/api/sessions/{sid}", headers=headers)).json()
+    assert [m["content"] for m in detail["messages"]] == [
+        "start",
+        "reply to start",
+        "again",
+        "reply to again",
+    ]
