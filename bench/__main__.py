@@ -67,6 +67,19 @@ Sections:
   turns run, and compare turn latency during the sweep with before it.
 - *History and export*: history pages, search, PDF and ZIP export on one large account;
   parts whose code is not there yet are skipped with a note.
+- *Real model* (`bench/real_model.py`): one Chatkeep process (`uvicorn app.asgi:app`, one
+  worker, `ASSISTANT_BACKEND=openai`) in front of a fake OpenAI-compatible model in its own
+  process (`tests/fakemodel.py`) that streams each reply word by word over 3 seconds. It
+  asks three things. *Concurrency*: 100 and 500 signed-in users (`make bench-quick`: 100)
+  send one message each at the same moment, as JSON and streamed: how many get their
+  reply, how the wall time compares with the model's 3 s, and how many pooled database
+  connections (`pg_stat_activity`, application_name `chatkeep`, every 25 ms) are in use,
+  overall and while the model thinks. *Latency*: from the model's first token (the fake's
+  clock) to the client's first `delta` event, over 100 streamed turns 20 at a time.
+  *Fan-out*: 1,000 open `GET /api/events` streams of one user (300 in quick), then one
+  message: how soon every stream hears it, and the server memory per open stream. Users
+  come from one real registration whose password hash is copied into more rows, each
+  signed in with a token from the app's own JWT strategy; only chat requests are timed.
 
 The machine is shared: its 1-minute load average as each section began is in the
 "Environment" line of each run. Above ~2 (two cores) the other tenants were busy and

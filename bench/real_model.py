@@ -379,7 +379,7 @@ class Burst:
 
     @property
     def busy(self) -> int:
-        return self.statuses.get("503", 0)
+        return sum(n for s, n in self.statuses.items() if s.startswith("503"))
 
     @property
     def other_errors(self) -> int:
@@ -390,16 +390,27 @@ def _chat_body(text: str) -> dict[str, Any]:
     return {"messages": [{"role": "user", "content": text}]}
 
 
+def _outcome(r: httpx.Response) -> str:
+    """ "200", or the status and the problem's code ("503 database_unavailable")."""
+    if r.status_code == 200:
+        return "200"
+    try:
+        code = r.json().get("code", "")
+    except ValueError:
+        code = ""
+    return f"{r.status_code} {code}".strip()
+
+
 async def _one_json(client: httpx.AsyncClient, token: str, text: str) -> str:
     try:
         r = await client.post(
             "/api/chat", json=_chat_body(text), headers={"Authorization": f"Bearer {token}"}
         )
     except httpx.HTTPError as exc:
-        return f"client {type(exc).__name__}"
+        return f"client {type(exc).__name__} {exc}".strip()
     if r.status_code == 200 and not r.json().get("reply"):
         return "200 without a reply"
-    return str(r.status_code)
+    return _outcome(r)
 
 
 async def _one_streamed(
@@ -410,7 +421,7 @@ async def _one_streamed(
         async with client.stream("POST", "/api/chat", json=_chat_body(text), headers=headers) as r:
             if r.status_code != 200:
                 await r.aread()
-                return str(r.status_code)
+                return _outcome(r)
             event = ""
             async for line in r.aiter_lines():
                 if line.startswith("event:"):
@@ -423,7 +434,7 @@ async def _one_streamed(
                     return f"error event {json.loads(line[5:]).get('code', '?')}"
             return "stream ended early"
     except httpx.HTTPError as exc:
-        return f"client {type(exc).__name__}"
+        return f"client {type(exc).__name__} {exc}".strip()
 
 
 async def _model_stats(model_base: str) -> dict[str, Any]:
@@ -456,12 +467,18 @@ async def burst(
         # Open the connections first, so the timed part is the chat requests alone.
         await asyncio.gather(*(client.get("/nothing-here") for _ in range(concurrency)))
 
+        failed_at: list[float] = []
+
         async def one(i: int) -> str:
             async with gate:
                 token = tokens[i % len(tokens)]
                 if streamed:
-                    return await _one_streamed(client, token, texts[i], first_delta)
-                return await _one_json(client, token, texts[i])
+                    outcome = await _one_streamed(client, token, texts[i], first_delta)
+                else:
+                    outcome = await _one_json(client, token, texts[i])
+                if outcome != "200":
+                    failed_at.append(round(time.perf_counter() - started, 2))
+                return outcome
 
         with ConnectionSampler(database_url) as sampler:
             started = time.perf_counter()
@@ -501,6 +518,7 @@ async def burst(
         raw={
             "samples": len(sampler.samples),
             "statuses": dict(Counter(outcomes)),
+            "failed_at_s": sorted(failed_at),
             "in_use_series": [
                 [round(s.at - sampler.samples[0].at, 3), s.active, s.idle_in_transaction, s.total]
                 for s in sampler.samples
@@ -524,9 +542,16 @@ async def burst(
         f"open peak {result.peak_open}{lat}",
         flush=True,
     )
-    if result.other_errors:
+    if result.answered < turns:
         print(f"    outcomes: {dict(result.statuses)}", flush=True)
+        print(f"    failures at (s after the start): {_spread(sorted(failed_at))}", flush=True)
     return result
+
+
+def _spread(times: list[float]) -> str:
+    if not times:
+        return "—"
+    return f"first {times[0]:.2f}, median {percentile(times, 50):.2f}, last {times[-1]:.2f}"
 
 
 # -- (c) fan-out -------------------------------------------------------------------------
@@ -772,6 +797,13 @@ async def run(server: BenchServer, report: Report, mode: Mode) -> dict[str, Any]
             b.peak_open,
             lat,
         )
+    for b in bursts:
+        if b.answered < b.turns:
+            outcomes = ", ".join(f"{n} x {what}" for what, n in b.statuses.most_common())
+            table.notes.append(
+                f"{b.name}: {outcomes}; failures came {_spread(b.raw['failed_at_s'])} s "
+                "after the start."
+            )
     table.notes.append(
         "Each turn is its own signed-in user's first message, sent at the same moment "
         "(connections opened beforehand); wall time runs from the first request sent to "
@@ -894,6 +926,7 @@ async def run(server: BenchServer, report: Report, mode: Mode) -> dict[str, Any]
                     "busy_503": b.busy,
                     "other_errors": b.other_errors,
                     "statuses": dict(b.statuses),
+                    "failed_at_s": b.raw["failed_at_s"],
                     "first_delta_ms_p50": percentile(b.first_delta_ms, 50),
                     "first_delta_ms_p90": percentile(b.first_delta_ms, 90),
                     "first_delta_ms": [round(v, 2) for v in b.first_delta_ms],

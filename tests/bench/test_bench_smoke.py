@@ -60,6 +60,8 @@ def test_bench_quick_smoke_prints_every_table() -> None:
         "== Chatkeep's turn against each design",
         "== Sweeper: archiving",
         "== History and export",
+        "== Real model:",
+        "== Live events fan-out:",
         "== Goals ==",
     ):
         assert title in out, f"missing table {title!r}:\n{out[-3000:]}"
