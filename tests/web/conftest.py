@@ -237,7 +237,15 @@ class Page:
         box.fill(text)
         box.press("Enter")
         expect(p.locator("#messages .msg-user .msg-text").last).to_have_text(text)
-        expect(p.locator(".msg-typing")).to_have_count(0)
+        self.wait_for_reply()
+
+    def wait_for_reply(self) -> None:
+        """Waits until no reply is streaming and the last message is the assistant's."""
+        from playwright.sync_api import expect
+
+        p = self.page
+        expect(p.locator(".msg-typing, .msg-streaming")).to_have_count(0)
+        expect(p.locator("#messages")).to_have_attribute("aria-busy", "false")
         expect(p.locator("#messages > li").last).to_have_class(re.compile(r"\bmsg-assistant\b"))
 
     def wait_for_rows(self, tab: str, count: int, timeout: float = 20.0) -> Any:
@@ -297,6 +305,20 @@ def new_page(browser: Any, live_server: LiveServer) -> Iterator[Any]:
 def _expected_console_error(text: str) -> bool:
     # Browsers log every non-2xx fetch (the page handles them: 401 before sign-in, 404 etc.).
     return bool(re.search(r"Failed to load resource: the server responded with a status of", text))
+
+
+@pytest.fixture
+def use_assistant(live_server: LiveServer) -> Iterator[Any]:
+    """use_assistant(a) answers this test's chat messages with `a`; the server's own
+    assistant is back afterwards."""
+    original = live_server.app.state.assistant
+
+    def use(assistant: Any) -> Any:
+        live_server.app.state.assistant = assistant
+        return assistant
+
+    yield use
+    live_server.app.state.assistant = original
 
 
 @pytest.fixture

@@ -54,8 +54,8 @@ function retryAfterSeconds(response) {
 
 /** fetch with the session cookie and, for state changes, the CSRF header.
  *  Returns the Response when ok; throws ApiError otherwise. */
-export async function send(method, url, { json, form, body, signal, quiet401 = false } = {}) {
-  const headers = { Accept: "application/json, application/problem+json" };
+export async function send(method, url, { json, form, body, signal, headers: extra, quiet401 = false } = {}) {
+  const headers = { Accept: "application/json, application/problem+json", ...extra };
   let payload = body;
   if (json !== undefined) {
     headers["Content-Type"] = "application/json";

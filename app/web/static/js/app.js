@@ -2,10 +2,12 @@
 
 import { ApiError, getJson, send, sendJson, setUnauthorizedHandler } from "./api.js";
 import {
+  catchUp,
   continueIn,
   exitViewer,
   forget,
   initChat,
+  liveEvent,
   loadCurrent,
   openReadOnly,
   refreshQuota,
@@ -15,7 +17,8 @@ import {
   viewedId,
 } from "./chat.js";
 import { $, show } from "./dom.js";
-import { ensureFresh, initHistory, markStale, reload, resetHistory, restore } from "./history.js";
+import { ensureFresh, initHistory, liveChanged, markStale, reload, resetHistory, restore } from "./history.js";
+import { startLive, stopLive } from "./live.js";
 import { setUser, state } from "./state.js";
 
 const el = {};
@@ -64,6 +67,23 @@ async function showWorkspace(user) {
   resetChat();
   resetHistory();
   await Promise.all([loadCurrent(), reload(), refreshQuota()]);
+  followChanges();
+}
+
+/** Live updates from every device of this user: the open conversation and the history. */
+function followChanges() {
+  let connections = 0;
+  startLive({
+    onReady() {
+      connections += 1;
+      catchUp(); // anything that happened before this (re)connection
+      if (connections > 1) liveChanged();
+    },
+    onEvent(kind, data) {
+      liveEvent(kind, data);
+      if (kind !== "turn") liveChanged();
+    },
+  });
 }
 
 function authErrorText(err) {
@@ -113,6 +133,7 @@ async function signOut() {
   } catch {
     /* signed out already */
   }
+  stopLive();
   setUser(null);
   resetChat();
   resetHistory();
@@ -125,6 +146,7 @@ async function boot() {
   el.workspace = $("workspace");
   setUnauthorizedHandler(() => {
     if (!state.user) return;
+    stopLive();
     setUser(null);
     setMode("signin");
     showAuth("Your session has ended. Please sign in again.");

@@ -1,7 +1,9 @@
-// The chat panel: the conversation, the message box, draft cards, quota and notices.
+// The chat panel: the conversation, the message box, streamed replies, draft cards, quota,
+// notices, and what other devices change in the open conversation.
 
-import { ApiError, getJson, sendJson } from "./api.js";
+import { ApiError, getJson, send, sendJson } from "./api.js";
 import { $, formatDate, formatTime, h, show } from "./dom.js";
+import { readEvents } from "./sse.js";
 import { setSessionId, state } from "./state.js";
 
 const PHRASES = { post: "post it", regenerate: "regenerate the previous post", cancel: "cancel" };
@@ -21,6 +23,8 @@ const DRAFT_STATUS = {
 };
 const CARD_WIDTH = 1200;
 const CARD_HEIGHT = 630;
+const STREAM = "text/event-stream";
+const RECONNECT_TRIES = 6;
 
 const el = {};
 let hooks = { onTurn() {}, onOpenHistory() {}, onRestore: async () => {} };
@@ -30,6 +34,11 @@ let retryTimer = null;
 let viewing = null; // a conversation opened read-only from History
 let loadToken = 0;
 let lastSeq = 0; // the newest message of the shown conversation
+let live = null; // the reply being streamed into the shown conversation (ours or another device's)
+let loading = false; // a conversation is being fetched to replace what is shown
+let catchUpWanted = false; // something changed while busy: read the conversation again after
+let closed = null; // "archived" | "deleted": the shown conversation ended elsewhere
+let stoppedSeqs = new Set(); // replies of the shown conversation that were stopped early
 
 export function initChat(callbacks) {
   hooks = { ...hooks, ...callbacks };
@@ -37,6 +46,7 @@ export function initChat(callbacks) {
     "messages", "chat-scroll", "empty-chat", "chat-error", "composer", "composer-input",
     "send", "quota", "chat-heading", "chat-notice", "chat-notice-text", "chat-notice-action",
     "chat-notice-close", "viewer-bar", "viewer-text", "viewer-continue", "viewer-back", "new-chat",
+    "stop", "chat-usage",
   ]) {
     el[id] = $(id);
   }
@@ -55,11 +65,12 @@ export function initChat(callbacks) {
   el["new-chat"].addEventListener("click", startNewConversation);
   el["viewer-back"].addEventListener("click", () => exitViewer());
   el["viewer-continue"].addEventListener("click", continueViewed);
+  el.stop.addEventListener("click", stopReply);
 }
 
 function submitComposer() {
   const text = el["composer-input"].value;
-  if (!text.trim() || sending || viewing) return;
+  if (!text.trim() || sending || live || viewing || closed === "deleted") return;
   el["composer-input"].value = "";
   sendMessage(text);
 }
@@ -73,12 +84,23 @@ function messageItem(message, { pending = false } = {}) {
     "li",
     { class: `msg msg-${message.role}${pending ? " msg-pending" : ""}`, dataset: { seq: message.seq ?? "" } },
     h("span", { class: "msg-who", text: who }),
-    h("div", { class: "msg-text", text: message.content }),
+    h("div", { class: "msg-text", dir: "auto", text: message.content }),
   );
   if (message.imageUrl) item.append(imageFor(message.imageUrl, `Image attached by the ${who.toLowerCase()}`));
   if (message.createdAt) {
     item.append(h("time", { class: "msg-time", datetime: message.createdAt, text: formatTime(message.createdAt) }));
   }
+  return markStopped(item, message.seq);
+}
+
+/** A reply stopped early says so, after its text. */
+function markStopped(item, seq) {
+  if (!stoppedSeqs.has(seq) || item.classList.contains("msg-stopped")) return item;
+  item.classList.add("msg-stopped");
+  const time = item.querySelector(":scope > .msg-time");
+  const note = h("p", { class: "msg-note", text: "Stopped before the end" });
+  if (time) time.before(note);
+  else item.append(note);
   return item;
 }
 
@@ -90,13 +112,34 @@ function imageFor(url, alt) {
   return img;
 }
 
+/** The assistant's bubble while a reply streams in: dots until the first words arrive. */
 function typingItem() {
   return h(
     "li",
-    { class: "msg msg-assistant msg-typing", "aria-label": "The assistant is writing" },
+    { class: "msg msg-assistant msg-typing msg-streaming", "aria-label": "The assistant is writing" },
     h("span", { class: "msg-who", text: "Assistant" }),
-    h("div", { class: "msg-text" }, h("span", { class: "dots", "aria-hidden": "true" }, h("i"), h("i"), h("i"))),
+    h("div", { class: "msg-text", dir: "auto" }, h("span", { class: "dots", "aria-hidden": "true" }, h("i"), h("i"), h("i"))),
   );
+}
+
+/** Shows the reply so far. Model text only ever goes in as a text node. */
+function showPartial(turn) {
+  const item = turn.bubble;
+  const box = item.querySelector(".msg-text");
+  if (!turn.text) {
+    if (!item.classList.contains("msg-typing")) {
+      item.classList.add("msg-typing");
+      item.setAttribute("aria-label", "The assistant is writing");
+      box.replaceChildren(h("span", { class: "dots", "aria-hidden": "true" }, h("i"), h("i"), h("i")));
+    }
+    return;
+  }
+  if (item.classList.contains("msg-typing")) {
+    item.classList.remove("msg-typing");
+    item.removeAttribute("aria-label");
+  }
+  box.textContent = turn.text;
+  scrollToEnd();
 }
 
 function updateEmpty() {
@@ -110,6 +153,7 @@ function scrollToEnd() {
 
 function renderMessages(messages) {
   lastSeq = messages.reduce((max, m) => Math.max(max, m.seq || 0), 0);
+  el.messages.setAttribute("aria-busy", "false");
   el.messages.replaceChildren(...messages.map((m) => renderItem(m)));
   updateEmpty();
   scrollToEnd();
@@ -117,6 +161,19 @@ function renderMessages(messages) {
 
 function setHeading(text) {
   el["chat-heading"].textContent = text || "New conversation";
+}
+
+const count = new Intl.NumberFormat();
+
+/** The conversation's token totals, in the header, only once there are any. */
+function setUsage(usage) {
+  const total = usage?.totalTokens || 0;
+  show(el["chat-usage"], total > 0);
+  if (!total) return;
+  el["chat-usage"].textContent = `${count.format(total)} ${total === 1 ? "token" : "tokens"}`;
+  el["chat-usage"].title =
+    `Tokens used in this conversation: ${count.format(usage.promptTokens || 0)} read, ` +
+    `${count.format(usage.completionTokens || 0)} written`;
 }
 
 // ---- notices and errors ----------------------------------------------------------------
@@ -166,9 +223,18 @@ function startRetryCountdown(seconds) {
 }
 
 function updateComposer() {
-  const blocked = sending || retryUntil > Date.now() || Boolean(viewing);
+  const deleted = closed === "deleted";
+  const blocked = sending || Boolean(live) || retryUntil > Date.now() || Boolean(viewing) || deleted;
   el.send.disabled = blocked;
-  el["composer-input"].disabled = Boolean(viewing);
+  el["composer-input"].disabled = Boolean(viewing) || deleted;
+  // While a reply is written, Stop takes the place of Send.
+  const stoppable = Boolean(live) && !viewing;
+  show(el.stop, stoppable);
+  show(el.send, !stoppable);
+  if (!stoppable) {
+    el.stop.disabled = false;
+    el.stop.textContent = "Stop";
+  }
   for (const button of el.messages.querySelectorAll("button[data-say]")) button.disabled = blocked;
 }
 
@@ -245,15 +311,21 @@ function isCurrent(draft, version) {
   return latestDraft && draft.id === latestDraft.id && version.version === draft.currentVersion;
 }
 
+/** The shown conversation can no longer go on: its drafts can no longer be posted from it. */
+function ended() {
+  return Boolean(closed) || Boolean(viewing && viewing.status !== "active");
+}
+
 function cardState(draft, version) {
   if (version.version !== draft.currentVersion) return { status: "earlier", label: "Earlier version" };
   const status = draft.status || "pending";
+  if (status === "pending" && ended()) return { status: "archived", label: closed === "deleted" ? "Deleted, not posted" : "Archived, not posted" };
   return { status, label: DRAFT_STATUS[status] || status };
 }
 
 function cardActions(draft, version) {
   const actions = [];
-  if (!isCurrent(draft, version) || viewing) return actions;
+  if (!isCurrent(draft, version) || viewing || ended()) return actions;
   const say = (label, phrase, cls) =>
     h("button", { type: "button", class: cls, dataset: { say: phrase }, text: label, onclick: () => sendMessage(phrase) });
   if (draft.status === "pending") {
@@ -284,7 +356,7 @@ function draftItem(message, { draft, version }) {
   );
   const url = version.imageUrl || message.imageUrl;
   if (url) card.append(imageFor(url, `Image for the ${platform} post about ${draft.topic || "this topic"}`));
-  card.append(h("div", { class: "draft-text", text: version.text || message.content }));
+  card.append(h("div", { class: "draft-text", dir: "auto", text: version.text || message.content }));
   card.append(h("p", { class: "draft-meta", text: `Version ${version.version}` }));
   const actions = cardActions(draft, version);
   card.append(h("div", { class: "draft-actions" }, actions));
@@ -295,7 +367,7 @@ function draftItem(message, { draft, version }) {
     card,
   );
   if (message.createdAt) item.append(h("time", { class: "msg-time", datetime: message.createdAt, text: formatTime(message.createdAt) }));
-  return item;
+  return markStopped(item, message.seq);
 }
 
 /** Brings cards already on screen up to date (status, buttons) without re-adding them. */
@@ -321,8 +393,10 @@ function renderItem(message) {
 
 // ---- loading conversations -------------------------------------------------------------
 
+const sessionPath = (id) => `/api/sessions/${encodeURIComponent(id)}`;
+
 async function fetchMessages(id, afterSeq = 0) {
-  const url = `/api/sessions/${encodeURIComponent(id)}`;
+  const url = sessionPath(id);
   const first = await getJson(afterSeq ? `${url}?after_seq=${afterSeq}` : url);
   const messages = [...(first.messages || [])];
   let after = first.nextAfterSeq;
@@ -340,26 +414,57 @@ async function fetchConversation(id) {
   return { conversation, drafts };
 }
 
+/** Forgets what was shown of the previous conversation (a stream into it stops being read). */
+function leaveConversation() {
+  stopFollowing();
+  closed = null;
+  stoppedSeqs = new Set();
+  catchUpWanted = false;
+}
+
 function clearConversation() {
   setHeading("");
+  setUsage(null);
   indexDrafts([]);
   renderMessages([]);
+}
+
+/** The open conversation: the one read-only in view, else the one the chat continues. */
+function openId() {
+  return viewing ? viewing.id : state.sessionId;
+}
+
+/** On a device that never chose a conversation, the most recent active one. */
+async function mostRecentActive() {
+  try {
+    const page = await getJson("/api/sessions?status=active&limit=1");
+    return page.items?.[0]?.id || null;
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) throw err;
+    return null;
+  }
 }
 
 /** Shows the conversation the chat continues (from localStorage), if it still exists. */
 export async function loadCurrent() {
   const token = ++loadToken;
+  leaveConversation();
   viewing = null;
+  loading = true;
   show(el["viewer-bar"], false);
   el.composer.hidden = false;
   showError("");
-  const id = state.sessionId;
-  if (!id) {
-    clearConversation();
-    updateComposer();
-    return;
-  }
   try {
+    if (!state.sessionId && !state.chosen) {
+      const recent = await mostRecentActive();
+      if (token !== loadToken) return;
+      if (recent) setSessionId(recent);
+    }
+    const id = state.sessionId;
+    if (!id) {
+      clearConversation();
+      return;
+    }
     const { conversation, drafts } = await fetchConversation(id);
     if (token !== loadToken) return;
     if (conversation.status !== "active") {
@@ -372,8 +477,10 @@ export async function loadCurrent() {
       );
     } else {
       setHeading(conversation.title);
+      setUsage(conversation.usage);
       indexDrafts(drafts);
       renderMessages(conversation.messages);
+      resumeActive(id, conversation.activeTurn);
     }
   } catch (err) {
     if (token !== loadToken) return;
@@ -383,8 +490,13 @@ export async function loadCurrent() {
     } else if (!(err instanceof ApiError && err.status === 401)) {
       showError(err.message);
     }
+  } finally {
+    if (token === loadToken) {
+      loading = false;
+      updateComposer();
+      if (catchUpWanted) catchUp();
+    }
   }
-  updateComposer();
 }
 
 export function startNewConversation() {
@@ -401,10 +513,13 @@ export async function openReadOnly(summary) {
     return;
   }
   const token = ++loadToken;
+  leaveConversation();
   viewing = { ...summary };
+  loading = true;
   showError("");
   hideNotice();
   setHeading(summary.title);
+  setUsage(null);
   el.messages.replaceChildren();
   const archived = summary.status !== "active";
   el["viewer-text"].textContent = archived
@@ -419,11 +534,18 @@ export async function openReadOnly(summary) {
     const { conversation, drafts } = await fetchConversation(summary.id);
     if (token !== loadToken) return;
     setHeading(conversation.title);
+    setUsage(conversation.usage);
     indexDrafts(drafts);
     renderMessages(conversation.messages);
     el["chat-scroll"].scrollTop = 0;
+    resumeActive(summary.id, conversation.activeTurn);
   } catch (err) {
     if (token === loadToken && !(err instanceof ApiError && err.status === 401)) showError(err.message);
+  } finally {
+    if (token === loadToken) {
+      loading = false;
+      if (catchUpWanted) catchUp();
+    }
   }
   el["viewer-continue"].focus();
 }
@@ -465,6 +587,259 @@ export function renamed(id, title) {
   if (viewing && viewing.id === id) viewing.title = title;
 }
 
+// ---- following a reply as it is written --------------------------------------------------
+// A reply is a stream of events: `turn` first, `delta`s that add up to the text, then `done`
+// or `error`. Every event has an id; after a dropped connection the turn's events endpoint
+// sends what came after the last id seen.
+
+function sleep(ms, signal) {
+  return new Promise((resolve, reject) => {
+    const timer = window.setTimeout(resolve, ms);
+    signal?.addEventListener(
+      "abort",
+      () => {
+        window.clearTimeout(timer);
+        reject(new DOMException("Stopped following", "AbortError"));
+      },
+      { once: true },
+    );
+  });
+}
+
+function turnPath(turn) {
+  return `${sessionPath(turn.sessionId)}/turns/${encodeURIComponent(turn.turnId)}`;
+}
+
+/** Opens the turn's events after `lastId` (all of them when null). */
+function followEvents(turn, lastId) {
+  const headers = { Accept: STREAM };
+  if (lastId !== null) headers["Last-Event-ID"] = lastId;
+  return send("GET", `${turnPath(turn)}/events`, { headers, signal: turn.abort.signal });
+}
+
+function beginLive(turn) {
+  live = { text: "", stopping: false, abort: new AbortController(), ...turn };
+  el.messages.setAttribute("aria-busy", "true"); // the log speaks the reply once, when done
+  updateComposer();
+  return live;
+}
+
+function endLive(turn) {
+  if (live === turn) live = null;
+  el.messages.setAttribute("aria-busy", "false");
+  updateComposer();
+}
+
+function stopFollowing() {
+  if (!live) return;
+  live.abort.abort();
+  live.bubble.remove();
+  endLive(live);
+}
+
+/** Reads the turn's events until `done` or `error`, reconnecting after a dropped connection.
+ *  `connect(lastId)` opens the stream. Returns the last event. */
+async function readTurn(turn, connect) {
+  let lastId = null;
+  let failures = 0;
+  for (;;) {
+    let response = null;
+    try {
+      response = await connect(lastId);
+    } catch (err) {
+      if (err.name === "AbortError" || !(err instanceof ApiError) || err.status !== 0) throw err;
+    }
+    if (response && !(response.headers.get("content-type") || "").includes(STREAM)) {
+      // A server that answers JSON (the whole reply at once) instead of a stream.
+      const data = await response.json();
+      onTurnStarted(turn, { sessionId: data.sessionId, turnId: null, expiredSessionId: data.expiredSessionId });
+      return { event: "done", data: { ...data, stopped: false }, id: null };
+    }
+    if (response) {
+      try {
+        for await (const event of readEvents(response)) {
+          failures = 0;
+          if (event.id !== null) lastId = event.id;
+          if (event.event === "turn") {
+            turn.text = ""; // the first event of a full replay
+            onTurnStarted(turn, event.data);
+          } else if (event.event === "delta") {
+            turn.text += event.data?.text ?? "";
+            showPartial(turn);
+          } else if (event.event === "done" || event.event === "error") {
+            return event;
+          }
+        }
+      } catch (err) {
+        if (err.name === "AbortError" || turn.abort.signal.aborted) throw err;
+        /* the connection dropped: go on from the last event seen */
+      }
+    }
+    if (turn.abort.signal.aborted) throw new DOMException("Stopped following", "AbortError");
+    failures += 1;
+    if (failures > RECONNECT_TRIES) {
+      throw new ApiError(0, { title: "Offline", detail: "The connection to the server was lost. Check your connection and reload the page." }, null);
+    }
+    await sleep(Math.min(8000, 500 * 2 ** (failures - 1)), turn.abort.signal);
+  }
+}
+
+function onTurnStarted(turn, data) {
+  if (!data) return;
+  turn.turnId = data.turnId;
+  turn.sessionId = data.sessionId;
+  if (turn.onStarted) turn.onStarted(data);
+  if (turn.stopWanted) stopReply();
+}
+
+/** The Stop button: asks the server to stop the model; the stream then ends with `done`. */
+async function stopReply() {
+  const turn = live;
+  if (!turn || turn.stopping) return;
+  el.stop.disabled = true;
+  el.stop.textContent = "Stopping…";
+  if (!turn.turnId) {
+    turn.stopWanted = true; // the turn's id is on its way
+    return;
+  }
+  turn.stopping = true;
+  try {
+    await sendJson("POST", `${turnPath(turn)}/cancel`);
+  } catch (err) {
+    turn.stopping = false;
+    if (live === turn) {
+      el.stop.disabled = false;
+      el.stop.textContent = "Stop";
+    }
+    if (!(err instanceof ApiError && err.status === 401)) showError(err.message);
+  }
+}
+
+/** A reply is still being written in the open conversation (another device, or before a
+ *  reload): show it as it grows, then the stored messages. */
+const followed = new Set(); // turns whose stream already ended here: never followed twice
+
+function resumeActive(sessionId, activeTurn) {
+  if (!activeTurn || activeTurn.status !== "generating" || live || sending) return;
+  if (openId() !== sessionId || followed.has(activeTurn.turnId) || closed === "deleted") return;
+  followTurn(sessionId, activeTurn.turnId);
+}
+
+async function followTurn(sessionId, turnId) {
+  const token = loadToken;
+  const bubble = typingItem();
+  el.messages.append(bubble);
+  updateEmpty();
+  scrollToEnd();
+  const turn = beginLive({ sessionId, turnId, bubble, own: false });
+  let final = null;
+  try {
+    final = await readTurn(turn, (lastId) => followEvents(turn, lastId));
+  } catch (err) {
+    if (err.name === "AbortError") return;
+    if (token === loadToken && !(err instanceof ApiError && (err.status === 401 || err.status === 404))) showError(err.message);
+  } finally {
+    endLive(turn);
+  }
+  followed.add(turnId);
+  if (token !== loadToken) return;
+  if (final?.event === "error") bubble.remove();
+  if (final?.event === "done" && final.data?.stopped && typeof final.data.seq === "number") stoppedSeqs.add(final.data.seq);
+  if (final?.event === "error") showError(final.data?.detail || final.data?.title || "The reply failed.");
+  await catchUp();
+}
+
+// ---- what other devices change ---------------------------------------------------------
+
+let catchUpChain = Promise.resolve();
+
+/** Reads what is new in the open conversation (messages after the last shown, drafts,
+ *  title, usage) and shows it; follows a reply still being written there. One at a time. */
+export function catchUp() {
+  catchUpChain = catchUpChain.then(readNew, readNew);
+  return catchUpChain;
+}
+
+async function readNew() {
+  const id = openId();
+  if (!id || !state.user) return;
+  if (sending || live || loading) {
+    catchUpWanted = true; // done when the turn or load in progress ends
+    return;
+  }
+  catchUpWanted = false;
+  const token = loadToken;
+  const after = lastSeq;
+  let conversation;
+  let drafts;
+  try {
+    [conversation, drafts] = await Promise.all([fetchMessages(id, after), fetchDrafts(id)]);
+  } catch (err) {
+    if (token === loadToken && err instanceof ApiError && err.status === 404) markClosed(id, "deleted");
+    return;
+  }
+  if (token !== loadToken || openId() !== id || sending || live) {
+    if (token === loadToken) catchUpWanted = true;
+    return;
+  }
+  setHeading(conversation.title);
+  setUsage(conversation.usage);
+  indexDrafts(drafts);
+  const fresh = conversation.messages.filter(
+    (m) => m.seq > lastSeq && !el.messages.querySelector(`:scope > li[data-seq="${m.seq}"]`),
+  );
+  // A finished reply's streamed bubble gives way to the stored message.
+  if (fresh.length) for (const bubble of el.messages.querySelectorAll(":scope > .msg-streaming")) bubble.remove();
+  el.messages.append(...fresh.map((m) => renderItem(m)));
+  lastSeq = conversation.messages.reduce((max, m) => Math.max(max, m.seq), lastSeq);
+  refreshCards();
+  updateEmpty();
+  if (fresh.length) scrollToEnd();
+  if (conversation.status !== "active" && !viewing && id === state.sessionId) markClosed(id, "archived");
+  resumeActive(id, conversation.activeTurn);
+}
+
+/** An event from /api/events (this user's, from any device). */
+export function liveEvent(kind, data) {
+  if (!data || !state.user) return;
+  if (kind === "resync") {
+    catchUp();
+    return;
+  }
+  if (data.sessionId !== openId()) return;
+  if (kind === "message" || kind === "turn") {
+    catchUp();
+  } else if (kind === "session") {
+    if (data.change === "deleted" || data.change === "trashed") markClosed(data.sessionId, "deleted");
+    else if (data.change === "archived") markClosed(data.sessionId, "archived");
+    else catchUp();
+  }
+}
+
+/** The open conversation was archived (it expired) or deleted, here or on another device. */
+function markClosed(id, how) {
+  if (openId() !== id || closed === how || (closed === "deleted" && how === "archived")) return;
+  if (how === "archived" && viewing) {
+    viewing.status = "archived"; // a read-only view stays one
+    refreshCards();
+    return;
+  }
+  closed = how;
+  if (how === "deleted") {
+    // The id stays until the user starts anew: a reload then finds it gone (404) and starts
+    // fresh, and a deletion made on this device clears the view through forget().
+    stopFollowing();
+    showNotice("This conversation was deleted on another device. Start a new conversation to go on.");
+  } else {
+    showNotice(
+      "This conversation expired after a while without messages and was archived. " +
+        "Its drafts can no longer be posted from here. It is in History under Archived; a new message starts a new conversation.",
+      { linkToArchive: true },
+    );
+  }
+  refreshCards();
+}
+
 // ---- sending ---------------------------------------------------------------------------
 
 /** After a turn: the new messages with their seq and time, and the drafts, from the server. */
@@ -478,12 +853,36 @@ async function syncAfterTurn(sessionId, afterSeq) {
   }
 }
 
+function newIdempotencyKey() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Sends the message and streams the reply. A network retry of the same message sends the
+ *  same Idempotency-Key, so the server joins the first attempt instead of starting another. */
+function postChat(body, turn) {
+  const key = newIdempotencyKey();
+  return (lastId) => {
+    if (lastId !== null && turn.turnId) return followEvents(turn, lastId);
+    return send("POST", "/api/chat", {
+      json: body,
+      headers: { Accept: STREAM, "Idempotency-Key": key },
+      signal: turn.abort.signal,
+    });
+  };
+}
+
 export async function sendMessage(text) {
-  if (sending || viewing) return;
+  if (sending || live || viewing || closed === "deleted") return;
   if (retryUntil > Date.now()) return;
+  if (loading) {
+    // Typed before the conversation finished loading: this message decides what is shown.
+    loadToken++;
+    loading = false;
+  }
   sending = true;
   showError("");
-  updateComposer();
   const mine = messageItem({ role: "user", content: text }, { pending: true });
   const typing = typingItem();
   el.messages.append(mine, typing);
@@ -492,27 +891,95 @@ export async function sendMessage(text) {
   const body = { messages: [{ role: "user", content: text }] };
   if (state.sessionId) body.sessionId = state.sessionId;
   const token = loadToken;
+  let fresh = !state.sessionId;
+  const turn = beginLive({
+    sessionId: state.sessionId,
+    bubble: typing,
+    own: true,
+    onStarted(data) {
+      if (turn.started) return; // a retry replays the first event again
+      turn.started = true;
+      const other = Boolean(state.sessionId) && data.sessionId !== state.sessionId;
+      fresh = fresh || other || Boolean(data.expiredSessionId);
+      if (other && !data.expiredSessionId) {
+        el.messages.replaceChildren(mine, typing);
+        lastSeq = 0;
+        indexDrafts([]);
+      }
+      if (data.expiredSessionId) {
+        showNotice(
+          "Your previous conversation expired after a while without messages and was archived. " +
+            "This message started a new conversation. The old one is in History under Archived.",
+          { linkToArchive: true },
+        );
+        // Only this turn belongs to the new conversation.
+        el.messages.replaceChildren(mine, typing);
+        lastSeq = 0;
+        closed = null;
+        stoppedSeqs = new Set();
+        indexDrafts([]);
+      }
+      if (fresh) {
+        setHeading(text);
+        setUsage(null);
+      }
+      setSessionId(data.sessionId);
+      mine.classList.remove("msg-pending"); // the server has it
+    },
+  });
+  let final = null;
   try {
-    const data = await sendJson("POST", "/api/chat", body);
-    const fresh = data.sessionId !== state.sessionId || Boolean(data.expiredSessionId);
-    if (data.expiredSessionId) {
-      showNotice(
-        "Your previous conversation expired after a while without messages and was archived. " +
-          "This message started a new conversation. The old one is in History under Archived.",
-        { linkToArchive: true },
-      );
-      // Only this turn belongs to the new conversation.
-      el.messages.replaceChildren(mine, typing);
+    final = await readTurn(turn, postChat(body, turn));
+  } catch (err) {
+    if (err.name === "AbortError") return; // the user opened another conversation meanwhile
+    typing.remove();
+    if (err instanceof ApiError && err.status === 429) {
+      mine.remove();
+      if (!el["composer-input"].value) el["composer-input"].value = text;
+      el.quota.dataset.limited = "true";
+      startRetryCountdown(err.retryAfter ?? 60);
+    } else if (err instanceof ApiError && err.code === "turn_in_progress") {
+      // Another device is being answered in this conversation: nothing was saved here.
+      mine.remove();
+      if (!el["composer-input"].value) el["composer-input"].value = text;
+      showError("A reply is still being written in this conversation. Send again when it is done.");
+      catchUpWanted = true;
+    } else if (turn.turnId) {
+      // The message was kept; only reading the reply failed. The stored messages tell the rest.
+      showError(err.message);
+      catchUpWanted = true;
+    } else {
+      mine.remove();
+      if (!el["composer-input"].value) el["composer-input"].value = text;
+      if (!(err instanceof ApiError && err.status === 401)) showError(err.message);
     }
-    setSessionId(data.sessionId);
-    const synced = await syncAfterTurn(data.sessionId, fresh ? 0 : lastSeq);
+  } finally {
+    endLive(turn);
+    if (turn.turnId) followed.add(turn.turnId);
+    if (!final) finishSending();
+  }
+  if (!final) return;
+  const data = final.data || {};
+  try {
+    if (final.event === "error") {
+      // The message was kept; only the reply failed.
+      typing.remove();
+      showError(data.detail || data.title || "The assistant could not answer.");
+    } else if (data.stopped && typeof data.seq === "number") {
+      stoppedSeqs.add(data.seq);
+    }
+    const sessionId = data.sessionId || turn.sessionId;
+    const synced = await syncAfterTurn(sessionId, fresh ? 0 : lastSeq);
     if (token !== loadToken) return; // the user opened something else meanwhile
     mine.classList.remove("msg-pending");
     if (synced) {
       setHeading(synced.conversation.title);
+      setUsage(synced.conversation.usage);
       indexDrafts(synced.drafts);
-      const mineIndex = synced.conversation.messages.findIndex((m) => m.role === "user" && m.content === text);
-      const items = synced.conversation.messages.map((m, i) => {
+      const known = (m) => el.messages.querySelector(`:scope > li[data-seq="${m.seq}"]`);
+      const messages = synced.conversation.messages.filter((m) => !known(m));
+      const mineIndex = messages.findIndex((m) => m.role === "user" && m.content === text);
+      const items = messages.map((m, i) => {
         if (i === mineIndex) {
           mine.dataset.seq = m.seq;
           mine.append(h("time", { class: "msg-time", datetime: m.createdAt, text: formatTime(m.createdAt) }));
@@ -522,44 +989,33 @@ export async function sendMessage(text) {
       });
       // Earlier messages of this turn (from another device) go before ours; replies after.
       if (mineIndex === -1) mine.remove();
-      typing.replaceWith(...items.slice(mineIndex + 1));
+      if (typing.isConnected) typing.replaceWith(...items.slice(mineIndex + 1));
+      else el.messages.append(...items.slice(mineIndex + 1));
       if (mineIndex > 0) mine.before(...items.slice(0, mineIndex));
       lastSeq = synced.conversation.messages.reduce((max, m) => Math.max(max, m.seq), lastSeq);
       refreshCards();
-    } else {
-      typing.replaceWith(messageItem({ role: "assistant", content: data.reply, imageUrl: data.imageUrl }));
-      if (fresh) setHeading(text);
+    } else if (final.event === "done") {
+      typing.replaceWith(markStopped(messageItem({ role: "assistant", content: data.reply, imageUrl: data.imageUrl }), data.seq));
     }
     scrollToEnd();
     hooks.onTurn(data);
-  } catch (err) {
-    typing.remove();
-    if (err instanceof ApiError && err.status === 429) {
-      mine.remove();
-      if (!el["composer-input"].value) el["composer-input"].value = text;
-      el.quota.dataset.limited = "true";
-      startRetryCountdown(err.retryAfter ?? 60);
-    } else if (err instanceof ApiError && err.problem && err.problem.sessionId) {
-      // The message was kept; only the reply failed.
-      mine.classList.remove("msg-pending");
-      setSessionId(err.problem.sessionId);
-      showError(err.message);
-      hooks.onTurn({ sessionId: err.problem.sessionId });
-    } else {
-      mine.remove();
-      if (!el["composer-input"].value) el["composer-input"].value = text;
-      if (!(err instanceof ApiError && err.status === 401)) showError(err.message);
-    }
   } finally {
-    sending = false;
-    updateComposer();
-    updateEmpty();
-    refreshQuota();
+    finishSending();
   }
+}
+
+function finishSending() {
+  sending = false;
+  el.messages.setAttribute("aria-busy", "false");
+  updateComposer();
+  updateEmpty();
+  refreshQuota();
+  if (catchUpWanted) catchUp();
 }
 
 export function resetChat() {
   loadToken++;
+  leaveConversation();
   viewing = null;
   lastSeq = 0;
   indexDrafts([]);
@@ -568,4 +1024,5 @@ export function resetChat() {
   showError("");
   hideNotice();
   setHeading("");
+  setUsage(null);
 }

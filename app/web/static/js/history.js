@@ -123,6 +123,31 @@ export function markStale() {
   if (isVisible()) reload({ keepRows: true });
 }
 
+const LIVE_DELAY_MS = 300;
+let liveTimer = null;
+
+/** Something changed on some device: reload soon, once for a burst of events, and never
+ *  under the user's hands (an open menu or dialog, focus in the list). */
+export function liveChanged() {
+  list.stale = true;
+  window.clearTimeout(liveTimer);
+  liveTimer = window.setTimeout(applyLiveChange, LIVE_DELAY_MS);
+}
+
+function applyLiveChange() {
+  liveTimer = null;
+  if (!state.user || !list.stale || !isVisible()) return;
+  const busy =
+    list.loading ||
+    document.querySelector(".row-actions:not([hidden]), dialog[open]") ||
+    el["history-list"].contains(document.activeElement);
+  if (busy) {
+    liveTimer = window.setTimeout(applyLiveChange, LIVE_DELAY_MS * 3);
+    return;
+  }
+  reload({ keepRows: true });
+}
+
 export function ensureFresh() {
   if (list.stale) reload();
 }
@@ -425,6 +450,8 @@ async function importFile() {
 }
 
 export function resetHistory() {
+  window.clearTimeout(liveTimer);
+  liveTimer = null;
   list.generation++;
   list.cursor = null;
   list.done = false;

@@ -5,6 +5,8 @@ const listeners = new Set();
 export const state = {
   user: null,
   sessionId: null,
+  // False on a device that never picked a conversation: it opens the most recent active one.
+  chosen: false,
   view: "chat",
 };
 
@@ -15,9 +17,12 @@ function key() {
 export function setUser(user) {
   state.user = user;
   state.sessionId = null;
+  state.chosen = false;
   if (user) {
     try {
-      state.sessionId = localStorage.getItem(key()) || null;
+      const stored = localStorage.getItem(key());
+      state.sessionId = stored || null;
+      state.chosen = stored !== null;
     } catch {
       state.sessionId = null;
     }
@@ -26,11 +31,12 @@ export function setUser(user) {
 
 export function setSessionId(id) {
   state.sessionId = id || null;
+  state.chosen = true;
   const k = key();
   if (!k) return;
   try {
-    if (state.sessionId) localStorage.setItem(k, state.sessionId);
-    else localStorage.removeItem(k);
+    // An empty value still says "this device chose": a new conversation, not the latest.
+    localStorage.setItem(k, state.sessionId || "");
   } catch {
     /* private mode: keep it in memory only */
   }

@@ -1,0 +1,46 @@
+// One stream per signed-in device (GET /api/events): what changed for this user, anywhere.
+// EventSource reconnects by itself (sending Last-Event-ID); when the server refuses the
+// stream, it is opened again after a pause for as long as someone is signed in.
+
+const KINDS = ["message", "turn", "session", "resync"];
+const REOPEN_MS = 3000;
+
+let source = null;
+let reopenTimer = null;
+let handlers = { onReady() {}, onEvent() {} };
+
+export function startLive(callbacks) {
+  stopLive();
+  handlers = { ...handlers, ...callbacks };
+  open();
+}
+
+export function stopLive() {
+  window.clearTimeout(reopenTimer);
+  reopenTimer = null;
+  if (source) source.close();
+  source = null;
+}
+
+function open() {
+  const es = new EventSource("/api/events");
+  source = es;
+  // `ready` comes first on every (re)connection: what happened meanwhile may be missing.
+  es.addEventListener("ready", () => handlers.onReady());
+  for (const kind of KINDS) {
+    es.addEventListener(kind, (event) => {
+      let data;
+      try {
+        data = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      handlers.onEvent(kind, data);
+    });
+  }
+  es.addEventListener("error", () => {
+    if (es !== source || es.readyState !== EventSource.CLOSED) return; // retrying by itself
+    source = null;
+    reopenTimer = window.setTimeout(open, REOPEN_MS);
+  });
+}
