@@ -262,10 +262,11 @@ class Page:
 
     def session_id(self) -> str | None:
         """The conversation the chat continues, as the page keeps it for this user."""
-        return self.page.evaluate(
+        found = self.page.evaluate(
             "() => Object.entries(localStorage)"
             ".find(([key]) => key.startsWith('chatkeep:session:'))?.[1]"
         )
+        return str(found) if found else None
 
     def last_reply(self) -> str:
         return str(self.page.locator("#messages .msg-assistant .msg-text").last.inner_text())

@@ -169,7 +169,7 @@ async function loadMore() {
     const page = await getJson(`/api/sessions?${params}`);
     if (generation !== list.generation) return;
     const items = page.items || [];
-    if (list.replace) el["history-list"].replaceChildren(...items.map(row));
+    if (list.replace) replaceRows(items.map(row));
     else el["history-list"].append(...items.map(row));
     list.replace = false;
     list.cursor = page.nextCursor || null;
@@ -195,6 +195,26 @@ async function loadMore() {
       if (!list.done) window.requestAnimationFrame(checkSentinel);
     }
   }
+}
+
+/** Swaps in fresh rows; keyboard focus stays on the same control of the same row. */
+function replaceRows(rows) {
+  const focused = document.activeElement;
+  const oldRow = el["history-list"].contains(focused) ? focused.closest("li[data-id]") : null;
+  let target = null;
+  if (oldRow) {
+    const controls = [...oldRow.querySelectorAll("button")];
+    const index = controls.indexOf(focused);
+    const fresh = rows.find((r) => r.dataset.id === oldRow.dataset.id);
+    const menuOpen = oldRow.querySelector(".row-actions:not([hidden])");
+    if (fresh && menuOpen) {
+      fresh.querySelector(".row-actions").hidden = false;
+      fresh.querySelector(".row-more").setAttribute("aria-expanded", "true");
+    }
+    if (fresh && index !== -1) target = [...fresh.querySelectorAll("button")][index] || null;
+  }
+  el["history-list"].replaceChildren(...rows);
+  if (target) target.focus();
 }
 
 function checkSentinel() {
