@@ -81,6 +81,8 @@ def test_rename_and_delete_with_confirmation_survive_a_reload(new_page, live_ser
     expect(rows).to_have_count(1)
     # It was the conversation the chat continued: the chat starts afresh.
     expect(p.locator("#messages .msg")).to_have_count(0)
+    expect(p.locator("#chat-notice")).to_be_hidden()  # not "deleted on another device"
+    expect(p.get_by_label("Message", exact=True)).to_be_enabled()
 
     p.reload()
     rows = page.history("All")

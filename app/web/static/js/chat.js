@@ -577,6 +577,8 @@ export async function continueIn(id) {
 }
 
 export function forget(id) {
+  // Done on this device: the stream's news of it may have come first; it was not "elsewhere".
+  if (closed && openId() === id) hideNotice();
   if (state.sessionId === id) setSessionId(null);
   if (viewing && viewing.id === id) viewing = null;
   loadCurrent();
