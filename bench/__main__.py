@@ -120,6 +120,18 @@ every wall-clock figure is inflated, the CPU-heavy designs' most.
   version in every index of `chat_session` (its status is in a partial index's
   predicate, so the update cannot be HOT), the title's GIN index included; that sets its
   pace, and the WAL it writes is what chat turns wait behind during a sweep.
+- **With a slow model, one process is CPU-bound long before the model is the limit.** A
+  turn holds no connection while the model writes, and "while the model thinks" the app
+  had almost no connection in use. But every turn costs the one process tens of
+  milliseconds of CPU (the middleware stack and dependencies, the token check, the ORM
+  in the opening transaction, the OpenAI client parsing each streamed chunk), so 100
+  messages at once take several times the model's 3 s, and the opening transactions wait
+  on the starved event loop while holding their connections ("idle in transaction"): all
+  20 are in use, and at 500 at once requests that wait more than `DB_POOL_TIMEOUT_SECONDS`
+  (10 s) for one get 503 `database_unavailable`. The in-flight cap (1,000) is never what
+  refuses them. At moderate load the first token reaches the client within a few
+  milliseconds, and live events reach 1,000 open streams within a few tenths of a second,
+  at about 20 KiB of server memory per stream.
 """
 
 
