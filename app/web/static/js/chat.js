@@ -25,6 +25,8 @@ const CARD_WIDTH = 1200;
 const CARD_HEIGHT = 630;
 const STREAM = "text/event-stream";
 const RECONNECT_TRIES = 6;
+// The server sends a heartbeat every 15 s by default: a stream silent for longer is dead.
+const SILENCE_MS = 45_000;
 
 const el = {};
 let hooks = { onTurn() {}, onOpenHistory() {}, onRestore: async () => {} };
@@ -616,7 +618,7 @@ function turnPath(turn) {
 function followEvents(turn, lastId) {
   const headers = { Accept: STREAM };
   if (lastId !== null) headers["Last-Event-ID"] = lastId;
-  return send("GET", `${turnPath(turn)}/events`, { headers, signal: turn.abort.signal });
+  return send("GET", `${turnPath(turn)}/events`, { headers, signal: turn.signal });
 }
 
 function beginLive(turn) {
@@ -645,37 +647,25 @@ async function readTurn(turn, connect) {
   let lastId = null;
   let failures = 0;
   for (;;) {
-    let response = null;
+    // One connection: given up when the turn is no longer shown, or when it falls silent.
+    const attempt = new AbortController();
+    const giveUp = () => attempt.abort();
+    turn.abort.signal.addEventListener("abort", giveUp, { once: true });
+    turn.signal = attempt.signal;
+    let watchdog = window.setTimeout(giveUp, SILENCE_MS);
+    const alive = () => {
+      window.clearTimeout(watchdog);
+      watchdog = window.setTimeout(giveUp, SILENCE_MS);
+    };
     try {
-      response = await connect(lastId);
-    } catch (err) {
-      if (err.name === "AbortError" || !(err instanceof ApiError) || err.status !== 0) throw err;
-    }
-    if (response && !(response.headers.get("content-type") || "").includes(STREAM)) {
-      // A server that answers JSON (the whole reply at once) instead of a stream.
-      const data = await response.json();
-      onTurnStarted(turn, { sessionId: data.sessionId, turnId: null, expiredSessionId: data.expiredSessionId });
-      return { event: "done", data: { ...data, stopped: false }, id: null };
-    }
-    if (response) {
-      try {
-        for await (const event of readEvents(response)) {
-          failures = 0;
-          if (event.id !== null) lastId = event.id;
-          if (event.event === "turn") {
-            turn.text = ""; // the first event of a full replay
-            onTurnStarted(turn, event.data);
-          } else if (event.event === "delta") {
-            turn.text += event.data?.text ?? "";
-            showPartial(turn);
-          } else if (event.event === "done" || event.event === "error") {
-            return event;
-          }
-        }
-      } catch (err) {
-        if (err.name === "AbortError" || turn.abort.signal.aborted) throw err;
-        /* the connection dropped: go on from the last event seen */
-      }
+      const final = await readConnection(turn, connect, lastId, alive, (id) => {
+        lastId = id;
+        failures = 0;
+      });
+      if (final) return final;
+    } finally {
+      window.clearTimeout(watchdog);
+      turn.abort.signal.removeEventListener("abort", giveUp);
     }
     if (turn.abort.signal.aborted) throw new DOMException("Stopped following", "AbortError");
     failures += 1;
@@ -684,6 +674,44 @@ async function readTurn(turn, connect) {
     }
     await sleep(Math.min(8000, 500 * 2 ** (failures - 1)), turn.abort.signal);
   }
+}
+
+/** Reads one connection's events. Returns the final event, or null when the connection
+ *  ended (or was never made) before it: the caller then tries again. */
+async function readConnection(turn, connect, lastId, alive, seen) {
+  let response = null;
+  try {
+    response = await connect(lastId);
+  } catch (err) {
+    if (turn.abort.signal.aborted) throw err;
+    if (err.name === "AbortError") return null; // fell silent while connecting
+    if (!(err instanceof ApiError) || err.status !== 0) throw err;
+    return null;
+  }
+  if (!(response.headers.get("content-type") || "").includes(STREAM)) {
+    // A server that answers JSON (the whole reply at once) instead of a stream.
+    const data = await response.json();
+    onTurnStarted(turn, { sessionId: data.sessionId, turnId: null, expiredSessionId: data.expiredSessionId });
+    return { event: "done", data: { ...data, stopped: false }, id: null };
+  }
+  try {
+    for await (const event of readEvents(response, alive)) {
+      if (event.id !== null) seen(event.id);
+      if (event.event === "turn") {
+        turn.text = ""; // the first event of a full replay
+        onTurnStarted(turn, event.data);
+      } else if (event.event === "delta") {
+        turn.text += event.data?.text ?? "";
+        showPartial(turn);
+      } else if (event.event === "done" || event.event === "error") {
+        return event;
+      }
+    }
+  } catch (err) {
+    if (turn.abort.signal.aborted) throw err;
+    /* the connection dropped or fell silent: go on from the last event seen */
+  }
+  return null;
 }
 
 function onTurnStarted(turn, data) {
@@ -870,7 +898,7 @@ function postChat(body, turn) {
     return send("POST", "/api/chat", {
       json: body,
       headers: { Accept: STREAM, "Idempotency-Key": key },
-      signal: turn.abort.signal,
+      signal: turn.signal,
     });
   };
 }

@@ -1,8 +1,9 @@
 // Server-sent events read from a fetch Response (EventSource cannot POST or send headers).
 
-/** Yields {event, data, id} for each event of the stream; comments (heartbeats) are skipped.
+/** Yields {event, data, id} for each event of the stream; comments (heartbeats) are skipped,
+ *  but every chunk read calls `onChunk`.
  *  `data` is the parsed JSON, or the raw text when it is not JSON. Ends when the body does. */
-export async function* readEvents(response) {
+export async function* readEvents(response, onChunk = () => {}) {
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
   let frame = { event: "message", data: [], id: null };
@@ -10,6 +11,7 @@ export async function* readEvents(response) {
     for (;;) {
       const { value, done } = await reader.read();
       if (done) return;
+      onChunk(); // heartbeats count: the connection is alive
       buffer += value;
       let end;
       while ((end = buffer.search(/\r\n|\r|\n/)) !== -1) {
