@@ -59,6 +59,16 @@ async def read_session(
             if turn is not None
             else None
         ),
-        messages=[MessageOut.model_validate(m) for m in messages],
+        messages=[
+            MessageOut(
+                seq=m.seq,
+                role=m.role,
+                content=m.content,
+                image_url=m.image_url,
+                created_at=m.created_at,
+                stopped=bool(m.meta.get("stopped")),
+            )
+            for m in messages
+        ],
         next_after_seq=last_seq if last_seq < chat_session.message_count else None,
     )

@@ -42,6 +42,9 @@ class MessageOut(ApiModel):
     content: str
     image_url: str | None
     created_at: datetime
+    stopped: bool = Field(
+        default=False, description="A reply the user stopped before the model finished it"
+    )
 
 
 class SessionOut(ApiModel):

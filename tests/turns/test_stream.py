@@ -159,6 +159,8 @@ async def test_stop_keeps_what_was_written(live, app, sessionmaker):
     assert await _turn_rows(sessionmaker, sid) == [("stopped", 1, 2)]
     detail = (await live.get(f"/api/sessions/{sid}", headers=headers)).json()
     assert detail["messages"][-1]["content"] == written
+    assert detail["messages"][-1]["stopped"] is True
+    assert detail["messages"][0]["stopped"] is False
     again = await live.post(f"/api/sessions/{sid}/turns/{tid}/cancel", headers=headers)
     assert again.status_code == 200 and again.json()["status"] == "stopped"
 
