@@ -155,6 +155,11 @@ def test_stop_ends_the_reply_and_keeps_what_was_written(new_page, live_server, p
     )
     assert [m["role"] for m in stored] == ["user", "assistant"]
     assert stored[1]["content"].strip() == text.strip()
+    assert stored[1]["stopped"] is True
+    # The note survives a reload: the server remembers the reply was stopped.
+    p.reload()
+    again = p.locator("#messages .msg-assistant").last
+    expect(again.locator(".msg-note")).to_have_text("Stopped before the end")
 
 
 def test_a_reload_in_the_middle_of_a_reply_resumes_it(new_page, live_server, paced):

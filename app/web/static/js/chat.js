@@ -92,11 +92,12 @@ function messageItem(message, { pending = false } = {}) {
   if (message.createdAt) {
     item.append(h("time", { class: "msg-time", datetime: message.createdAt, text: formatTime(message.createdAt) }));
   }
-  return markStopped(item, message.seq);
+  return markStopped(item, message.seq, message.stopped);
 }
 
 /** A reply stopped early says so, after its text. */
-function markStopped(item, seq) {
+function markStopped(item, seq, stopped = false) {
+  if (stopped) stoppedSeqs.add(seq); // as the server remembers it, after a reload too
   if (!stoppedSeqs.has(seq) || item.classList.contains("msg-stopped")) return item;
   item.classList.add("msg-stopped");
   const time = item.querySelector(":scope > .msg-time");
@@ -369,7 +370,7 @@ function draftItem(message, { draft, version }) {
     card,
   );
   if (message.createdAt) item.append(h("time", { class: "msg-time", datetime: message.createdAt, text: formatTime(message.createdAt) }));
-  return markStopped(item, message.seq);
+  return markStopped(item, message.seq, message.stopped);
 }
 
 /** Brings cards already on screen up to date (status, buttons) without re-adding them. */
