@@ -43,6 +43,7 @@ class Planned:
     chunks: list[str] | None = None
     usage: tuple[int, int] | None = (11, 7)
     hang: bool = False  # never answer (for timeouts)
+    cut_after: int | None = None  # drop the connection after this many chunks
 
     def pieces(self) -> list[str]:
         if self.chunks is not None:
@@ -107,7 +108,9 @@ class FakeModel:
         try:
             await asyncio.sleep(plan.first_token_seconds)
             first = True
-            for piece in plan.pieces():
+            for sent, piece in enumerate(plan.pieces()):
+                if plan.cut_after is not None and sent >= plan.cut_after:
+                    raise ConnectionResetError("the fake model drops the connection")
                 if first:
                     self.first_token_at.setdefault(key, time.time())
                     first = False

@@ -11,7 +11,8 @@ from app.core.clock import Clock
 from app.core.db import SessionDep
 
 
-def get_clock(request: Request) -> Clock:
+async def get_clock(request: Request) -> Clock:
+    # async: a plain `def` dependency would run in the thread pool on every request
     clock: Clock = request.app.state.clock
     return clock
 

@@ -261,3 +261,17 @@ async def sse_events(response: httpx.Response) -> Any:
 
     async for event in parse_events(response):
         yield event.name, event.data
+
+
+async def test_a_reply_cut_off_mid_stream_fails_the_turn_and_keeps_the_message(
+    app: FastAPI, settings: Settings, client: httpx.AsyncClient, llm: tuple[FakeModel, LocalServer]
+) -> None:
+    model, server = llm
+    use_llm(app, settings, server, llm_max_retries=0)
+    model.plan(Planned(text="one two three four five six", cut_after=3))
+    headers = await register(client)
+    text = "When is the best time to post?"
+    r = await chat(client, headers, text)
+    assert r.status_code == 502
+    assert "cut off" in r.json()["detail"]
+    await _assert_message_kept_and_nothing_drafted(client, headers, r, text)
