@@ -57,6 +57,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         workers=args.workers,
         log_level=settings.log_level.lower(),
         proxy_headers=True,
+        timeout_keep_alive=int(settings.http_keep_alive_seconds),
     )
     return 0
 

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
+    # Idle keep-alive connections stay open this long. Above a proxy's idle timeout, and
+    # long enough that a busy server never closes a connection its client is reusing.
+    http_keep_alive_seconds: float = Field(default=75.0, gt=0)
     data_dir: Path = Path(".data")
     log_level: str = "INFO"
 
