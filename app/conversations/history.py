@@ -26,12 +26,20 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.conversations.models import SEARCH_CONFIG, ChatMessage, ChatSession, SessionStatus
+from app.conversations import trash
+from app.conversations.models import (
+    SEARCH_CONFIG,
+    AuditAction,
+    ChatMessage,
+    ChatSession,
+    SessionStatus,
+)
 from app.conversations.service import archive_session
-from app.core.errors import InvalidInputError
+from app.core.errors import InvalidInputError, NotFoundError
 from app.events.bus import EventBus, user_event
 
-StatusFilter = Literal["active", "archived", "all"]
+# "all" is everything but the trash; "trash" is only the trash.
+StatusFilter = Literal["active", "archived", "all", "trash"]
 
 PAGE_DEFAULT = 20
 PAGE_MAX = 100
@@ -64,6 +72,8 @@ class SessionListItem:
     archived_at: datetime | None
     message_count: int
     preview: str
+    trashed_at: datetime | None = None
+    purge_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -229,7 +239,11 @@ def filtered_sessions(
     """
     s = _sessions.c
     conds: list[sa.ColumnElement[bool]] = [s.user_id == user_id]
-    if flt.status != "all":
+    if flt.status == "all":
+        conds.append(s.status != SessionStatus.TRASHED)
+    elif flt.status == "trash":
+        conds.append(s.status == SessionStatus.TRASHED)
+    else:
         conds.append(s.status == flt.status)
     if flt.date_from is not None:
         conds.append(s.last_activity_at >= datetime.combine(flt.date_from, time(), tzinfo=UTC))
@@ -324,6 +338,8 @@ async def _page(
             s.last_activity_at,
             s.archived_at,
             s.message_count,
+            s.trashed_at,
+            s.purge_at,
             user_id=user_id,
             flt=flt,
             plan=plan,
@@ -401,6 +417,8 @@ async def list_sessions(
             archived_at=r.archived_at,
             message_count=r.message_count,
             preview=make_preview(r.preview),
+            trashed_at=r.trashed_at,
+            purge_at=r.purge_at,
         )
         for r in rows[:limit]
     ]
@@ -426,9 +444,12 @@ async def rename_session(*, session: AsyncSession, chat_session: ChatSession, ti
 
 
 async def restore_session(
-    *, session: AsyncSession, chat_session: ChatSession, now: datetime
+    *, session: AsyncSession, chat_session: ChatSession, now: datetime, actor: trash.Actor
 ) -> None:
-    """Archived becomes active again, with everything intact; active stays as it is."""
+    """A trashed conversation goes back to the status it had; an archived one becomes
+    active again. Everything stays intact; active stays as it is."""
+    if await trash.untrash(session=session, chat_session=chat_session, now=now, actor=actor):
+        return
     if chat_session.status == SessionStatus.ARCHIVED:
         chat_session.status = SessionStatus.ACTIVE
         chat_session.archived_at = None
@@ -445,15 +466,34 @@ async def archive_now(*, session: AsyncSession, chat_session: ChatSession, now: 
         _changed(session, chat_session.user_id, chat_session.id, "archived")
 
 
-async def delete_session(*, session: AsyncSession, user_id: uuid.UUID, session_id: str) -> bool:
-    """Deletes the user's session and, by cascade, its messages. False if there is none."""
-    result = await session.execute(
-        sa.delete(_sessions).where(_sessions.c.id == session_id, _sessions.c.user_id == user_id)
+async def delete_session(
+    *,
+    session: AsyncSession,
+    chat_session: ChatSession,
+    now: datetime,
+    retention_days: int,
+    actor: trash.Actor,
+    permanent: bool = False,
+) -> None:
+    """Moves the user's conversation to the trash, or with `permanent` deletes it for good
+    (messages, drafts and images)."""
+    if permanent:
+        await trash.remove(
+            session=session,
+            ids=[chat_session.id],
+            owner_id=chat_session.user_id,
+            now=now,
+            actor=actor,
+            action=AuditAction.DELETE,
+        )
+        return
+    await trash.trash(
+        session=session,
+        chat_session=chat_session,
+        now=now,
+        retention_days=retention_days,
+        actor=actor,
     )
-    deleted = bool(getattr(result, "rowcount", 0))
-    if deleted:
-        _changed(session, user_id, session_id, "deleted")
-    return deleted
 
 
 async def archive_all(*, session: AsyncSession, user_id: uuid.UUID, now: datetime) -> int:
@@ -476,34 +516,83 @@ async def archive_all(*, session: AsyncSession, user_id: uuid.UUID, now: datetim
 
 
 async def restore_many(
-    *, session: AsyncSession, user_id: uuid.UUID, ids: Sequence[str], now: datetime
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    ids: Sequence[str],
+    now: datetime,
+    actor: trash.Actor,
 ) -> tuple[list[str], list[str]]:
-    """Restores the named sessions of the user. Returns (restored, not found), in the order
-    given, without repeats; an already active session counts as restored."""
+    """Restores the named sessions of the user (from the archive or the trash). Returns
+    (restored, not found), in the order given, without repeats; an already active session
+    counts as restored."""
     wanted = list(dict.fromkeys(ids))
-    s = _sessions.c
-    found = set(
-        (
-            await session.execute(
-                sa.select(s.id).where(s.user_id == user_id, s.id.in_(wanted)).with_for_update()
-            )
-        ).scalars()
-    )
-    if found:
-        revived = (
-            await session.execute(
-                sa.update(_sessions)
-                .where(
-                    s.user_id == user_id,
-                    s.id.in_(found),
-                    s.status == SessionStatus.ARCHIVED,
-                )
-                .values(status=SessionStatus.ACTIVE, archived_at=None, last_activity_at=now)
-                .returning(s.id)
-            )
-        ).scalars()
-        for session_id in revived:
-            _changed(session, user_id, session_id, "restored")
+    found = {c.id: c for c in await _lock_owned(session=session, user_id=user_id, ids=wanted)}
+    for chat_session in found.values():
+        await restore_session(session=session, chat_session=chat_session, now=now, actor=actor)
     restored = [i for i in wanted if i in found]
     missing = [i for i in wanted if i not in found]
     return restored, missing
+
+
+async def _lock_owned(
+    *, session: AsyncSession, user_id: uuid.UUID, ids: Sequence[str]
+) -> Sequence[ChatSession]:
+    """The user's sessions among `ids`, locked, in id order (a stable lock order)."""
+    rows = await session.execute(
+        sa.select(ChatSession)
+        .where(_sessions.c.user_id == user_id, _sessions.c.id.in_(list(ids)))
+        .order_by(_sessions.c.id)
+        .with_for_update()
+    )
+    return rows.scalars().all()
+
+
+BulkAction = Literal["archive", "restore", "trash", "delete"]
+
+
+async def bulk_act(
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    ids: Sequence[str],
+    action: BulkAction,
+    now: datetime,
+    retention_days: int,
+    actor: trash.Actor,
+) -> list[str]:
+    """One action over several of the user's conversations, all or nothing: if any id is
+    not the user's, nothing changes (`NotFoundError` naming the ids)."""
+    wanted = list(dict.fromkeys(ids))
+    found = {c.id: c for c in await _lock_owned(session=session, user_id=user_id, ids=wanted)}
+    missing = [i for i in wanted if i not in found]
+    if missing:
+        raise NotFoundError(
+            "Some of these conversations do not exist; nothing was changed.",
+            code="session_not_found",
+            extra={"notFound": missing},
+        )
+    if action == "delete":
+        await trash.remove(
+            session=session,
+            ids=wanted,
+            owner_id=user_id,
+            now=now,
+            actor=actor,
+            action=AuditAction.DELETE,
+        )
+        return wanted
+    for chat_session in found.values():
+        if action == "archive":
+            await archive_now(session=session, chat_session=chat_session, now=now)
+        elif action == "restore":
+            await restore_session(session=session, chat_session=chat_session, now=now, actor=actor)
+        else:
+            await trash.trash(
+                session=session,
+                chat_session=chat_session,
+                now=now,
+                retention_days=retention_days,
+                actor=actor,
+            )
+    return wanted

@@ -36,6 +36,15 @@ def _search_vector(name: str, source: str) -> sa.Column[Any]:
 class SessionStatus(StrEnum):
     ACTIVE = "active"
     ARCHIVED = "archived"
+    TRASHED = "trashed"
+
+
+class AuditAction(StrEnum):
+    TRASH = "trash"
+    RESTORE = "restore"
+    DELETE = "delete"  # permanent, by the owner
+    PURGE = "purge"  # permanent, by the trash purge after TRASH_RETENTION_DAYS
+    ADMIN_DELETE = "admin_delete"
 
 
 class MessageRole(StrEnum):
@@ -51,7 +60,12 @@ def _tz(nullable: bool = False, **kwargs: Any) -> Any:
 class ChatSession(SQLModel, table=True):
     __tablename__ = "chat_session"
     __table_args__ = (
-        sa.CheckConstraint("status IN ('active', 'archived')", name="status_valid"),
+        sa.CheckConstraint("status IN ('active', 'archived', 'trashed')", name="status_valid"),
+        # A trashed session knows where it came from and when the purge takes it.
+        sa.CheckConstraint(
+            "(status = 'trashed') = (trashed_at IS NOT NULL AND purge_at IS NOT NULL)",
+            name="trash_consistent",
+        ),
         # A user's sessions, newest activity first (history list, keyset pagination).
         sa.Index(
             "ix_chat_session_user_activity", "user_id", sa.text("last_activity_at DESC"), "id"
@@ -70,6 +84,12 @@ class ChatSession(SQLModel, table=True):
             sa.text("last_activity_at DESC"),
             "id",
         ),
+        # What the trash purge scans: trashed sessions, soonest purge first.
+        sa.Index(
+            "ix_chat_session_trash_purge",
+            "purge_at",
+            postgresql_where=sa.text("status = 'trashed'"),
+        ),
         # Title search within one user's sessions (GIN over uuid needs btree_gin).
         _search_vector("title_tsv", "title"),
         sa.Index("ix_chat_session_user_title_tsv", "user_id", "title_tsv", postgresql_using="gin"),
@@ -87,6 +107,11 @@ class ChatSession(SQLModel, table=True):
     created_at: datetime = Field(sa_column=_tz())
     last_activity_at: datetime = Field(sa_column=_tz())
     archived_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
+    # In the trash: since when, the status it had before (what a restore brings back),
+    # and when the purge deletes it for good.
+    trashed_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
+    trashed_from: str | None = Field(default=None, max_length=16, nullable=True)
+    purge_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
     message_count: int = Field(default=0, nullable=False)
     # Token usage of the model's replies, summed by the turns that close here.
     prompt_tokens: int = Field(
@@ -155,3 +180,40 @@ class SweeperState(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=50)
     last_started_at: datetime = Field(sa_column=_tz())
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who trashed, restored or deleted which conversation, when, and from where.
+
+    Rows outlive the conversation they name (no foreign key on `session_id`), and belong to
+    the conversation's owner (`user_id`); `actor_id` is who did it: the owner, a superuser,
+    or nobody for the trash purge.
+    """
+
+    __tablename__ = "audit_event"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "action IN ('trash', 'restore', 'delete', 'purge', 'admin_delete')",
+            name="action_valid",
+        ),
+        # A user's activity, newest first (ids grow with time); everyone's uses the key.
+        sa.Index("ix_audit_event_user_id", "user_id", sa.text("id DESC")),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, primary_key=True))
+    at: datetime = Field(sa_column=_tz())
+    user_id: uuid.UUID = Field(
+        sa_column=sa.Column(
+            sa.Uuid, sa.ForeignKey("app_user.id", ondelete="CASCADE"), nullable=False
+        )
+    )
+    actor_id: uuid.UUID | None = Field(
+        default=None,
+        sa_column=sa.Column(
+            sa.Uuid, sa.ForeignKey("app_user.id", ondelete="SET NULL"), nullable=True
+        ),
+    )
+    action: str = Field(max_length=16, nullable=False)
+    session_id: str = Field(max_length=100, nullable=False)
+    title: str = Field(max_length=200, nullable=False)
+    ip: str | None = Field(default=None, max_length=64, nullable=True)

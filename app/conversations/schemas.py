@@ -55,6 +55,12 @@ class SessionOut(ApiModel):
     last_activity_at: datetime
     archived_at: datetime | None
     message_count: int
+    trashed_at: datetime | None = Field(
+        default=None, description="When it went to the trash; null when not in the trash."
+    )
+    purge_at: datetime | None = Field(
+        default=None, description="When the trash deletes it for good; null when not in it."
+    )
 
 
 class UsageOut(ApiModel):
@@ -126,6 +132,36 @@ class BulkRestoreRequest(ApiModel):
 class BulkRestoreResult(ApiModel):
     restored: list[str]
     not_found: list[str]
+
+
+class BulkRequest(ApiModel):
+    action: Literal["archive", "restore", "trash", "delete"] = Field(
+        description="`delete` deletes for good; `trash` moves to the trash."
+    )
+    ids: list[str] = Field(min_length=1, max_length=BULK_IDS_MAX)
+
+
+class BulkResult(ApiModel):
+    action: str
+    ids: list[str]
+
+
+class ActivityOut(ApiModel):
+    id: int
+    at: datetime
+    action: str = Field(description="trash, restore, delete, purge or admin_delete")
+    session_id: str
+    title: str
+    user_id: str = Field(description="Whose conversation it was.")
+    actor_id: str | None = Field(description="Who did it; null for the trash purge.")
+    ip: str | None
+
+
+class ActivityPage(ApiModel):
+    items: list[ActivityOut]
+    next_before: int | None = Field(
+        default=None, description="Pass as `before` to read older entries; null at the end."
+    )
 
 
 class ImportResult(ApiModel):
