@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 
 from app.auth.dependencies import CurrentUser
-from app.conversations import history, trash
+from app.conversations import history, tags, trash
 from app.conversations.dependencies import ClockDep, OwnedSession
 from app.conversations.models import AuditEvent, ChatSession
 from app.conversations.schemas import (
@@ -27,6 +27,8 @@ from app.conversations.schemas import (
     SessionPage,
     SessionRename,
     SessionSummary,
+    TagList,
+    TagOut,
 )
 from app.core.config import Settings
 from app.core.db import SessionDep
@@ -68,6 +70,13 @@ def activity_out(event: AuditEvent) -> ActivityOut:
 activity_router = APIRouter(prefix="/api", tags=["history"], dependencies=[RateLimit("default")])
 
 
+@activity_router.get("/tags", response_model=TagList)
+async def list_tags(user: CurrentUser, session: SessionDep) -> TagList:
+    """Your tags, most used first, with how many conversations carry each."""
+    counts = await tags.tag_counts(session=session, user_id=user.id)
+    return TagList(tags=[TagOut(tag=c.tag, count=c.count) for c in counts])
+
+
 @activity_router.get("/activity", response_model=ActivityPage)
 async def my_activity(
     user: CurrentUser,
@@ -91,13 +100,20 @@ async def list_sessions(
             max_length=history.SEARCH_MAX_CHARS, description="Words to find in titles and messages"
         ),
     ] = None,
+    tag: Annotated[str | None, Query(max_length=200, description="Only with this tag")] = None,
     limit: Annotated[int, Query(ge=1, le=history.PAGE_MAX)] = history.PAGE_DEFAULT,
     cursor: Annotated[
         str | None, Query(max_length=400, description="nextCursor of the previous page")
     ] = None,
 ) -> SessionPage:
     page = await history.list_sessions(
-        session=session, user_id=user.id, status=status, q=q, limit=limit, cursor=cursor
+        session=session,
+        user_id=user.id,
+        status=status,
+        q=q,
+        tag=tag,
+        limit=limit,
+        cursor=cursor,
     )
     return SessionPage(
         items=[SessionSummary.model_validate(item) for item in page.items],
@@ -143,15 +159,23 @@ async def bulk(
         now=clock.now(),
         retention_days=_retention_days(request),
         actor=actor_of(request, user.id),
+        tags=body.tags,
     )
     return BulkResult(action=body.action, ids=ids)
 
 
 @router.patch("/{session_id}", response_model=SessionOut, responses=_NOT_FOUND)
-async def rename_session(
+async def update_session(
     body: SessionRename, chat_session: OwnedSession, session: SessionDep
 ) -> SessionOut:
-    await history.rename_session(session=session, chat_session=chat_session, title=body.title)
+    """Rename (`title`), pin (`pinned`) or tag (`tags`, replacing the old ones)."""
+    await history.update_session(
+        session=session,
+        chat_session=chat_session,
+        title=body.title,
+        pinned=body.pinned,
+        tags=body.tags,
+    )
     return _out(chat_session)
 
 

@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlmodel import Field, SQLModel
 
 from app.core.db import metadata as _metadata  # noqa: F401  (naming convention first)
@@ -66,9 +66,14 @@ class ChatSession(SQLModel, table=True):
             "(status = 'trashed') = (trashed_at IS NOT NULL AND purge_at IS NOT NULL)",
             name="trash_consistent",
         ),
-        # A user's sessions, newest activity first (history list, keyset pagination).
+        # A user's sessions, pinned first, then newest activity (history list, keyset
+        # pagination).
         sa.Index(
-            "ix_chat_session_user_activity", "user_id", sa.text("last_activity_at DESC"), "id"
+            "ix_chat_session_user_activity",
+            "user_id",
+            sa.text("pinned DESC"),
+            sa.text("last_activity_at DESC"),
+            "id",
         ),
         # Only active sessions, oldest activity first: what the sweeper scans.
         sa.Index(
@@ -76,14 +81,17 @@ class ChatSession(SQLModel, table=True):
             "last_activity_at",
             postgresql_where=sa.text("status = 'active'"),
         ),
-        # History filtered by status (active or archived), newest activity first.
+        # History filtered by status (active, archived, trashed), in history order.
         sa.Index(
             "ix_chat_session_user_status_activity",
             "user_id",
             "status",
+            sa.text("pinned DESC"),
             sa.text("last_activity_at DESC"),
             "id",
         ),
+        # History filtered by tag (tags are lower-case; GIN over uuid needs btree_gin).
+        sa.Index("ix_chat_session_user_tags", "user_id", "tags", postgresql_using="gin"),
         # What the trash purge scans: trashed sessions, soonest purge first.
         sa.Index(
             "ix_chat_session_trash_purge",
@@ -113,6 +121,16 @@ class ChatSession(SQLModel, table=True):
     trashed_from: str | None = Field(default=None, max_length=16, nullable=True)
     purge_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
     message_count: int = Field(default=0, nullable=False)
+    pinned: bool = Field(
+        default=False, sa_column=sa.Column(sa.Boolean, nullable=False, server_default="false")
+    )
+    # Lower-case, unique, in the order given (see `app.conversations.tags`).
+    tags: list[str] = Field(
+        default_factory=list,
+        sa_column=sa.Column(
+            ARRAY(sa.String(32)), nullable=False, server_default=sa.text("'{}'::varchar[]")
+        ),
+    )
     # Token usage of the model's replies, summed by the turns that close here.
     prompt_tokens: int = Field(
         default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0")

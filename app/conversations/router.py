@@ -52,6 +52,8 @@ async def read_session(
         archived_at=chat_session.archived_at,
         trashed_at=chat_session.trashed_at,
         purge_at=chat_session.purge_at,
+        pinned=chat_session.pinned,
+        tags=list(chat_session.tags),
         message_count=chat_session.message_count,
         usage=UsageOut(
             prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion

@@ -62,6 +62,8 @@ async def test_list_is_newest_activity_first_with_preview_and_counts(client, clo
         "archivedAt",
         "trashedAt",
         "purgeAt",
+        "pinned",
+        "tags",
         "messageCount",
         "preview",
     }
