@@ -101,6 +101,7 @@ def cmd_create_superuser(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:
     from app.conversations import service
     from app.conversations.tasks import sweep_expired_sessions
+    from app.conversations.trash import SYSTEM
     from app.core.clock import Clock
     from app.core.db import plain_dsn
     from app.events.bus import EventBus, build_event_bus
@@ -142,7 +143,7 @@ def cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:
                 raise AppError("Usage: python -m app sessions clear SESSION_ID")
             async with sm() as session:
                 deleted = await service.delete_session_any_owner(
-                    session=session, session_id=args.session_id
+                    session=session, session_id=args.session_id, now=Clock().now(), actor=SYSTEM
                 )
                 await bus.commit(session)
             if not deleted:

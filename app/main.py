@@ -13,6 +13,7 @@ from app.assistant.factory import build_assistant, close_assistant
 from app.assistant.router import router as assistant_router
 from app.auth.manager import AUTH_COOKIE_NAME
 from app.auth.router import router as auth_router
+from app.conversations.history_router import activity_router
 from app.conversations.history_router import router as history_router
 from app.conversations.router import router as conversations_router
 from app.conversations.tasks import running_sweeper
@@ -135,6 +136,7 @@ def create_app(
     install_rate_limits(app, settings)
     app.include_router(auth_router)
     app.include_router(history_router)
+    app.include_router(activity_router)
     app.include_router(turns_router)
     app.include_router(conversations_router)
     app.include_router(events_router)

@@ -2,13 +2,20 @@
 
 from app.assistant.models import PostDraft, PostDraftVersion, PublishedPost, StoredImage
 from app.auth.models import RevokedToken, User
-from app.conversations.models import ChatMessage, ChatSession, SweeperState, SweepRun
+from app.conversations.models import (
+    AuditEvent,
+    ChatMessage,
+    ChatSession,
+    SweeperState,
+    SweepRun,
+)
 from app.core.db import metadata
 from app.exports.models import ChatImport
 from app.ratelimit.models import RateLimitOverride
 from app.turns.models import ChatTurn
 
 __all__ = [
+    "AuditEvent",
     "ChatImport",
     "ChatMessage",
     "ChatSession",

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel
 
 from app.auth.dependencies import SuperUser
-from app.conversations import service
+from app.conversations import service, trash
 from app.conversations.dependencies import ClockDep
+from app.conversations.history_router import activity_out, actor_of
+from app.conversations.schemas import ActivityPage
 from app.conversations.tasks import sweep_expired_sessions
 from app.core.config import Settings
 from app.core.db import SessionDep
@@ -53,7 +58,29 @@ async def cleanup(_: SuperUser, request: Request, clock: ClockDep) -> CleanupOut
 
 
 @router.delete("/sessions/{session_id}", status_code=204)
-async def delete_session(session_id: str, _: SuperUser, session: SessionDep) -> Response:
-    if not await service.delete_session_any_owner(session=session, session_id=session_id):
+async def delete_session(
+    session_id: Annotated[str, Path(max_length=200)],
+    admin: SuperUser,
+    request: Request,
+    session: SessionDep,
+    clock: ClockDep,
+) -> Response:
+    """Deletes any user's conversation for good; the owner's activity shows who did it."""
+    if not await service.delete_session_any_owner(
+        session=session, session_id=session_id, now=clock.now(), actor=actor_of(request, admin.id)
+    ):
         raise NotFoundError("No session with this id.", code="session_not_found")
     return Response(status_code=204)
+
+
+@router.get("/activity", response_model=ActivityPage)
+async def activity(
+    _: SuperUser,
+    session: SessionDep,
+    user_id: Annotated[uuid.UUID | None, Query(alias="userId")] = None,
+    limit: Annotated[int, Query(ge=1, le=trash.ACTIVITY_PAGE_MAX)] = trash.ACTIVITY_PAGE_DEFAULT,
+    before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+) -> ActivityPage:
+    """Everyone's audit trail (or one user's), newest first."""
+    page = await trash.list_activity(session=session, user_id=user_id, limit=limit, before=before)
+    return ActivityPage(items=[activity_out(e) for e in page.items], next_before=page.next_before)

@@ -18,7 +18,7 @@ import binascii
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
@@ -26,12 +26,21 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.conversations.models import SEARCH_CONFIG, ChatMessage, ChatSession, SessionStatus
+from app.conversations import trash
+from app.conversations.models import (
+    SEARCH_CONFIG,
+    AuditAction,
+    ChatMessage,
+    ChatSession,
+    SessionStatus,
+)
 from app.conversations.service import archive_session
-from app.core.errors import InvalidInputError
+from app.conversations.tags import TAGS_PER_CONVERSATION, normalize_tag
+from app.core.errors import InvalidInputError, NotFoundError
 from app.events.bus import EventBus, user_event
 
-StatusFilter = Literal["active", "archived", "all"]
+# "all" is everything but the trash; "trash" is only the trash.
+StatusFilter = Literal["active", "archived", "all", "trash"]
 
 PAGE_DEFAULT = 20
 PAGE_MAX = 100
@@ -48,7 +57,9 @@ SEARCH_SCAN_MAX_SESSIONS = 500
 SEARCH_SCAN_MIN_SHARE = 0.005
 SEARCH_SCAN_MIN_TITLE_SHARE = 0.2
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_CURSOR_VERSION = "1"
+_CURSOR_VERSION = "2"
+# A position in history order: (pinned, last_activity_at, id).
+Position = tuple[bool, datetime, str]
 
 _sessions = ChatSession.__table__  # type: ignore[attr-defined]
 _messages = ChatMessage.__table__  # type: ignore[attr-defined]
@@ -64,6 +75,10 @@ class SessionListItem:
     archived_at: datetime | None
     message_count: int
     preview: str
+    trashed_at: datetime | None = None
+    purge_at: datetime | None = None
+    pinned: bool = False
+    tags: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -78,6 +93,7 @@ class SessionFilter:
 
     status: StatusFilter = "all"
     q: str | None = None
+    tag: str | None = None
     date_from: date | None = None
     date_to: date | None = None  # inclusive
 
@@ -85,14 +101,14 @@ class SessionFilter:
 # ------------------------------------------------------------------------------ cursor
 
 
-def encode_cursor(last_activity_at: datetime, session_id: str) -> str:
+def encode_cursor(pinned: bool, last_activity_at: datetime, session_id: str) -> str:
     """An opaque, url-safe position: the sort key of the last row of a page."""
     micros = (last_activity_at - _EPOCH) // timedelta(microseconds=1)
-    raw = f"{_CURSOR_VERSION}:{micros}:{session_id}".encode()
+    raw = f"{_CURSOR_VERSION}:{int(pinned)}:{micros}:{session_id}".encode()
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
+def decode_cursor(cursor: str) -> Position:
     problem = InvalidInputError(
         "The cursor is malformed; pass back the nextCursor of a previous page.",
         code="invalid_cursor",
@@ -104,14 +120,19 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise problem from None
     version, _, rest = raw.partition(":")
+    pinned_text = "0"
+    if version == _CURSOR_VERSION:
+        pinned_text, _, rest = rest.partition(":")
+    elif version != "1":  # before pins: every position was unpinned
+        raise problem
     micros_text, _, session_id = rest.partition(":")
-    if version != _CURSOR_VERSION or not session_id or not micros_text.lstrip("-").isdigit():
+    if pinned_text not in ("0", "1") or not session_id or not micros_text.lstrip("-").isdigit():
         raise problem
     try:
         at = _EPOCH + timedelta(microseconds=int(micros_text))
     except OverflowError:
         raise problem from None
-    return at, session_id
+    return pinned_text == "1", at, session_id
 
 
 # ----------------------------------------------------------------------------- queries
@@ -195,7 +216,7 @@ async def _scan_window(
     session: AsyncSession,
     user_id: uuid.UUID,
     flt: SessionFilter,
-    position: tuple[datetime, str] | None,
+    position: Position | None,
 ) -> tuple[list[str], bool]:
     """The next sessions in history order holding about `SEARCH_SCAN_MESSAGES` messages
     (at least one session), and whether they are all the sessions left."""
@@ -229,8 +250,14 @@ def filtered_sessions(
     """
     s = _sessions.c
     conds: list[sa.ColumnElement[bool]] = [s.user_id == user_id]
-    if flt.status != "all":
+    if flt.status == "all":
+        conds.append(s.status != SessionStatus.TRASHED)
+    elif flt.status == "trash":
+        conds.append(s.status == SessionStatus.TRASHED)
+    else:
         conds.append(s.status == flt.status)
+    if flt.tag is not None:
+        conds.append(s.tags.contains(sa.cast([flt.tag], ARRAY(sa.String(32)))))
     if flt.date_from is not None:
         conds.append(s.last_activity_at >= datetime.combine(flt.date_from, time(), tzinfo=UTC))
     if flt.date_to is not None:
@@ -272,20 +299,26 @@ def filtered_sessions(
     return stmt.where(*conds)
 
 
-def after_cursor(last_activity_at: datetime, session_id: str) -> sa.ColumnElement[bool]:
-    """Rows after a position in (last_activity_at DESC, id ASC) order."""
+def after_cursor(
+    pinned: bool, last_activity_at: datetime, session_id: str
+) -> sa.ColumnElement[bool]:
+    """Rows after a position in (pinned DESC, last_activity_at DESC, id ASC) order."""
     s = _sessions.c
-    return sa.and_(
+    same_pin = sa.and_(
+        s.pinned == pinned,
         s.last_activity_at <= last_activity_at,
         sa.or_(
             s.last_activity_at < last_activity_at,
             s.id > session_id,
         ),
     )
+    # After the last pinned one come all the unpinned ones.
+    return sa.or_(same_pin, s.pinned.is_(False)) if pinned else same_pin
 
 
 def history_order() -> list[sa.ColumnElement[Any]]:
-    return [_sessions.c.last_activity_at.desc(), _sessions.c.id.asc()]
+    s = _sessions.c
+    return [s.pinned.desc(), s.last_activity_at.desc(), s.id.asc()]
 
 
 def make_preview(text: str | None) -> str:
@@ -305,7 +338,7 @@ async def _page(
     session: AsyncSession,
     user_id: uuid.UUID,
     flt: SessionFilter,
-    position: tuple[datetime, str] | None,
+    position: Position | None,
     limit: int,
     plan: SearchPlan = "set",
     among: list[str] | None = None,
@@ -324,6 +357,10 @@ async def _page(
             s.last_activity_at,
             s.archived_at,
             s.message_count,
+            s.trashed_at,
+            s.purge_at,
+            s.pinned,
+            s.tags,
             user_id=user_id,
             flt=flt,
             plan=plan,
@@ -347,7 +384,7 @@ async def _page(
                 ),
             )
         )
-        .order_by(page.c.last_activity_at.desc(), page.c.id.asc())
+        .order_by(page.c.pinned.desc(), page.c.last_activity_at.desc(), page.c.id.asc())
     )
     return (await session.execute(stmt)).all()
 
@@ -358,14 +395,15 @@ async def list_sessions(
     user_id: uuid.UUID,
     status: StatusFilter = "all",
     q: str | None = None,
+    tag: str | None = None,
     limit: int = PAGE_DEFAULT,
     cursor: str | None = None,
 ) -> SessionListPage:
-    """One page of the user's sessions, newest activity first."""
+    """One page of the user's sessions, pinned first, then newest activity first."""
     if not 1 <= limit <= PAGE_MAX:
         raise InvalidInputError(f"limit must be between 1 and {PAGE_MAX}.", code="invalid_limit")
     position = decode_cursor(cursor) if cursor else None
-    flt = SessionFilter(status=status, q=q)
+    flt = SessionFilter(status=status, q=q, tag=normalize_tag(tag) if tag is not None else None)
     q = normalize_query(flt.q)
     if q is None or not await _looks_common(session=session, user_id=user_id, q=q):
         rows = await _page(
@@ -401,13 +439,17 @@ async def list_sessions(
             archived_at=r.archived_at,
             message_count=r.message_count,
             preview=make_preview(r.preview),
+            trashed_at=r.trashed_at,
+            purge_at=r.purge_at,
+            pinned=r.pinned,
+            tags=list(r.tags),
         )
         for r in rows[:limit]
     ]
     next_cursor = None
     if len(rows) > limit:
         last = items[-1]
-        next_cursor = encode_cursor(last.last_activity_at, last.id)
+        next_cursor = encode_cursor(last.pinned, last.last_activity_at, last.id)
     return SessionListPage(items=items, next_cursor=next_cursor)
 
 
@@ -425,10 +467,36 @@ async def rename_session(*, session: AsyncSession, chat_session: ChatSession, ti
     _changed(session, chat_session.user_id, chat_session.id, "renamed")
 
 
-async def restore_session(
-    *, session: AsyncSession, chat_session: ChatSession, now: datetime
+async def update_session(
+    *,
+    session: AsyncSession,
+    chat_session: ChatSession,
+    title: str | None = None,
+    pinned: bool | None = None,
+    tags: list[str] | None = None,
 ) -> None:
-    """Archived becomes active again, with everything intact; active stays as it is."""
+    """Renames, pins or unpins, and replaces the tags; each only when given."""
+    if title is not None and title != chat_session.title:
+        await rename_session(session=session, chat_session=chat_session, title=title)
+    changed = False
+    if pinned is not None and pinned != chat_session.pinned:
+        chat_session.pinned = pinned
+        changed = True
+    if tags is not None and tags != list(chat_session.tags):
+        chat_session.tags = tags
+        changed = True
+    if changed:
+        await session.flush()
+        _changed(session, chat_session.user_id, chat_session.id, "updated")
+
+
+async def restore_session(
+    *, session: AsyncSession, chat_session: ChatSession, now: datetime, actor: trash.Actor
+) -> None:
+    """A trashed conversation goes back to the status it had; an archived one becomes
+    active again. Everything stays intact; active stays as it is."""
+    if await trash.untrash(session=session, chat_session=chat_session, now=now, actor=actor):
+        return
     if chat_session.status == SessionStatus.ARCHIVED:
         chat_session.status = SessionStatus.ACTIVE
         chat_session.archived_at = None
@@ -445,15 +513,34 @@ async def archive_now(*, session: AsyncSession, chat_session: ChatSession, now: 
         _changed(session, chat_session.user_id, chat_session.id, "archived")
 
 
-async def delete_session(*, session: AsyncSession, user_id: uuid.UUID, session_id: str) -> bool:
-    """Deletes the user's session and, by cascade, its messages. False if there is none."""
-    result = await session.execute(
-        sa.delete(_sessions).where(_sessions.c.id == session_id, _sessions.c.user_id == user_id)
+async def delete_session(
+    *,
+    session: AsyncSession,
+    chat_session: ChatSession,
+    now: datetime,
+    retention_days: int,
+    actor: trash.Actor,
+    permanent: bool = False,
+) -> None:
+    """Moves the user's conversation to the trash, or with `permanent` deletes it for good
+    (messages, drafts and images)."""
+    if permanent:
+        await trash.remove(
+            session=session,
+            ids=[chat_session.id],
+            owner_id=chat_session.user_id,
+            now=now,
+            actor=actor,
+            action=AuditAction.DELETE,
+        )
+        return
+    await trash.trash(
+        session=session,
+        chat_session=chat_session,
+        now=now,
+        retention_days=retention_days,
+        actor=actor,
     )
-    deleted = bool(getattr(result, "rowcount", 0))
-    if deleted:
-        _changed(session, user_id, session_id, "deleted")
-    return deleted
 
 
 async def archive_all(*, session: AsyncSession, user_id: uuid.UUID, now: datetime) -> int:
@@ -476,34 +563,98 @@ async def archive_all(*, session: AsyncSession, user_id: uuid.UUID, now: datetim
 
 
 async def restore_many(
-    *, session: AsyncSession, user_id: uuid.UUID, ids: Sequence[str], now: datetime
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    ids: Sequence[str],
+    now: datetime,
+    actor: trash.Actor,
 ) -> tuple[list[str], list[str]]:
-    """Restores the named sessions of the user. Returns (restored, not found), in the order
-    given, without repeats; an already active session counts as restored."""
+    """Restores the named sessions of the user (from the archive or the trash). Returns
+    (restored, not found), in the order given, without repeats; an already active session
+    counts as restored."""
     wanted = list(dict.fromkeys(ids))
-    s = _sessions.c
-    found = set(
-        (
-            await session.execute(
-                sa.select(s.id).where(s.user_id == user_id, s.id.in_(wanted)).with_for_update()
-            )
-        ).scalars()
-    )
-    if found:
-        revived = (
-            await session.execute(
-                sa.update(_sessions)
-                .where(
-                    s.user_id == user_id,
-                    s.id.in_(found),
-                    s.status == SessionStatus.ARCHIVED,
-                )
-                .values(status=SessionStatus.ACTIVE, archived_at=None, last_activity_at=now)
-                .returning(s.id)
-            )
-        ).scalars()
-        for session_id in revived:
-            _changed(session, user_id, session_id, "restored")
+    found = {c.id: c for c in await _lock_owned(session=session, user_id=user_id, ids=wanted)}
+    for chat_session in found.values():
+        await restore_session(session=session, chat_session=chat_session, now=now, actor=actor)
     restored = [i for i in wanted if i in found]
     missing = [i for i in wanted if i not in found]
     return restored, missing
+
+
+async def _lock_owned(
+    *, session: AsyncSession, user_id: uuid.UUID, ids: Sequence[str]
+) -> Sequence[ChatSession]:
+    """The user's sessions among `ids`, locked, in id order (a stable lock order)."""
+    rows = await session.execute(
+        sa.select(ChatSession)
+        .where(_sessions.c.user_id == user_id, _sessions.c.id.in_(list(ids)))
+        .order_by(_sessions.c.id)
+        .with_for_update()
+    )
+    return rows.scalars().all()
+
+
+BulkAction = Literal["archive", "restore", "trash", "delete", "tag", "untag"]
+
+
+async def bulk_act(
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    ids: Sequence[str],
+    action: BulkAction,
+    now: datetime,
+    retention_days: int,
+    actor: trash.Actor,
+    tags: Sequence[str] = (),
+) -> list[str]:
+    """One action over several of the user's conversations, all or nothing: if any id is
+    not the user's, or a conversation would get too many tags, nothing changes."""
+    wanted = list(dict.fromkeys(ids))
+    found = {c.id: c for c in await _lock_owned(session=session, user_id=user_id, ids=wanted)}
+    missing = [i for i in wanted if i not in found]
+    if missing:
+        raise NotFoundError(
+            "Some of these conversations do not exist; nothing was changed.",
+            code="session_not_found",
+            extra={"notFound": missing},
+        )
+    if action == "delete":
+        await trash.remove(
+            session=session,
+            ids=wanted,
+            owner_id=user_id,
+            now=now,
+            actor=actor,
+            action=AuditAction.DELETE,
+        )
+        return wanted
+    for chat_session in found.values():
+        if action in ("tag", "untag"):
+            current = list(chat_session.tags)
+            if action == "tag":
+                wanted_tags = list(dict.fromkeys([*current, *tags]))
+            else:
+                wanted_tags = [t for t in current if t not in tags]
+            if len(wanted_tags) > TAGS_PER_CONVERSATION:
+                raise InvalidInputError(
+                    f"A conversation has at most {TAGS_PER_CONVERSATION} tags; nothing was "
+                    "changed.",
+                    code="invalid_tag",
+                    extra={"sessionId": chat_session.id},
+                )
+            await update_session(session=session, chat_session=chat_session, tags=wanted_tags)
+        elif action == "archive":
+            await archive_now(session=session, chat_session=chat_session, now=now)
+        elif action == "restore":
+            await restore_session(session=session, chat_session=chat_session, now=now, actor=actor)
+        else:
+            await trash.trash(
+                session=session,
+                chat_session=chat_session,
+                now=now,
+                retention_days=retention_days,
+                actor=actor,
+            )
+    return wanted

@@ -1,6 +1,6 @@
 """History: list and search, rename, restore, archive and delete conversations.
 
-Fixed paths (`/sessions/archive-all`, `/sessions/restore`) are declared before the
+Fixed paths (`/sessions/archive-all`, `/sessions/restore`, `/sessions/bulk`) are declared before the
 `/sessions/{session_id}` ones. Another user's session is a 404 on every route, exactly
 like a missing one (`OwnedSession`).
 """
@@ -9,23 +9,30 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from app.auth.dependencies import CurrentUser
-from app.conversations import history
+from app.conversations import history, tags, trash
 from app.conversations.dependencies import ClockDep, OwnedSession
-from app.conversations.models import ChatSession
+from app.conversations.models import AuditEvent, ChatSession
 from app.conversations.schemas import (
+    ActivityOut,
+    ActivityPage,
     ArchiveAllResult,
+    BulkRequest,
     BulkRestoreRequest,
     BulkRestoreResult,
+    BulkResult,
     SessionOut,
     SessionPage,
     SessionRename,
     SessionSummary,
+    TagList,
+    TagOut,
 )
+from app.core.config import Settings
 from app.core.db import SessionDep
-from app.ratelimit.dependencies import RateLimit
+from app.ratelimit.dependencies import RateLimit, client_ip
 
 router = APIRouter(prefix="/api/sessions", tags=["history"], dependencies=[RateLimit("default")])
 
@@ -36,6 +43,50 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
 
 def _out(chat_session: ChatSession) -> SessionOut:
     return SessionOut.model_validate(chat_session)
+
+
+def actor_of(request: Request, user_id: Any) -> trash.Actor:
+    return trash.Actor(user_id=user_id, ip=client_ip(request))
+
+
+def _retention_days(request: Request) -> int:
+    settings: Settings = request.app.state.settings
+    return settings.trash_retention_days
+
+
+def activity_out(event: AuditEvent) -> ActivityOut:
+    return ActivityOut(
+        id=event.id or 0,
+        at=event.at,
+        action=event.action,
+        session_id=event.session_id,
+        title=event.title,
+        user_id=str(event.user_id),
+        actor_id=str(event.actor_id) if event.actor_id else None,
+        ip=event.ip,
+    )
+
+
+activity_router = APIRouter(prefix="/api", tags=["history"], dependencies=[RateLimit("default")])
+
+
+@activity_router.get("/tags", response_model=TagList)
+async def list_tags(user: CurrentUser, session: SessionDep) -> TagList:
+    """Your tags, most used first, with how many conversations carry each."""
+    counts = await tags.tag_counts(session=session, user_id=user.id)
+    return TagList(tags=[TagOut(tag=c.tag, count=c.count) for c in counts])
+
+
+@activity_router.get("/activity", response_model=ActivityPage)
+async def my_activity(
+    user: CurrentUser,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=trash.ACTIVITY_PAGE_MAX)] = trash.ACTIVITY_PAGE_DEFAULT,
+    before: Annotated[int | None, Query(ge=1, le=2**62, description="nextBefore")] = None,
+) -> ActivityPage:
+    """What happened to your conversations: trash, restore, delete, purge, admin delete."""
+    page = await trash.list_activity(session=session, user_id=user.id, limit=limit, before=before)
+    return ActivityPage(items=[activity_out(e) for e in page.items], next_before=page.next_before)
 
 
 @router.get("", response_model=SessionPage)
@@ -49,13 +100,20 @@ async def list_sessions(
             max_length=history.SEARCH_MAX_CHARS, description="Words to find in titles and messages"
         ),
     ] = None,
+    tag: Annotated[str | None, Query(max_length=200, description="Only with this tag")] = None,
     limit: Annotated[int, Query(ge=1, le=history.PAGE_MAX)] = history.PAGE_DEFAULT,
     cursor: Annotated[
         str | None, Query(max_length=400, description="nextCursor of the previous page")
     ] = None,
 ) -> SessionPage:
     page = await history.list_sessions(
-        session=session, user_id=user.id, status=status, q=q, limit=limit, cursor=cursor
+        session=session,
+        user_id=user.id,
+        status=status,
+        q=q,
+        tag=tag,
+        limit=limit,
+        cursor=cursor,
     )
     return SessionPage(
         items=[SessionSummary.model_validate(item) for item in page.items],
@@ -71,27 +129,67 @@ async def archive_all(user: CurrentUser, session: SessionDep, clock: ClockDep) -
 
 @router.post("/restore", response_model=BulkRestoreResult)
 async def restore_many(
-    body: BulkRestoreRequest, user: CurrentUser, session: SessionDep, clock: ClockDep
+    body: BulkRestoreRequest,
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    clock: ClockDep,
 ) -> BulkRestoreResult:
     restored, missing = await history.restore_many(
-        session=session, user_id=user.id, ids=body.ids, now=clock.now()
+        session=session,
+        user_id=user.id,
+        ids=body.ids,
+        now=clock.now(),
+        actor=actor_of(request, user.id),
     )
     return BulkRestoreResult(restored=restored, not_found=missing)
 
 
+@router.post("/bulk", response_model=BulkResult, responses=_NOT_FOUND)
+async def bulk(
+    body: BulkRequest, request: Request, user: CurrentUser, session: SessionDep, clock: ClockDep
+) -> BulkResult:
+    """One action over several conversations, all or nothing: if any id is not yours,
+    nothing changes and the answer is a 404 listing them (`notFound`)."""
+    ids = await history.bulk_act(
+        session=session,
+        user_id=user.id,
+        ids=body.ids,
+        action=body.action,
+        now=clock.now(),
+        retention_days=_retention_days(request),
+        actor=actor_of(request, user.id),
+        tags=body.tags,
+    )
+    return BulkResult(action=body.action, ids=ids)
+
+
 @router.patch("/{session_id}", response_model=SessionOut, responses=_NOT_FOUND)
-async def rename_session(
+async def update_session(
     body: SessionRename, chat_session: OwnedSession, session: SessionDep
 ) -> SessionOut:
-    await history.rename_session(session=session, chat_session=chat_session, title=body.title)
+    """Rename (`title`), pin (`pinned`) or tag (`tags`, replacing the old ones)."""
+    await history.update_session(
+        session=session,
+        chat_session=chat_session,
+        title=body.title,
+        pinned=body.pinned,
+        tags=body.tags,
+    )
     return _out(chat_session)
 
 
 @router.post("/{session_id}/restore", response_model=SessionOut, responses=_NOT_FOUND)
 async def restore_session(
-    chat_session: OwnedSession, session: SessionDep, clock: ClockDep
+    chat_session: OwnedSession, request: Request, session: SessionDep, clock: ClockDep
 ) -> SessionOut:
-    await history.restore_session(session=session, chat_session=chat_session, now=clock.now())
+    """Out of the trash (back to active or archived, as it was), or out of the archive."""
+    await history.restore_session(
+        session=session,
+        chat_session=chat_session,
+        now=clock.now(),
+        actor=actor_of(request, chat_session.user_id),
+    )
     return _out(chat_session)
 
 
@@ -105,7 +203,22 @@ async def archive_session(
 
 @router.delete("/{session_id}", status_code=204, responses=_NOT_FOUND)
 async def delete_session(
-    chat_session: OwnedSession, user: CurrentUser, session: SessionDep
+    chat_session: OwnedSession,
+    request: Request,
+    session: SessionDep,
+    clock: ClockDep,
+    permanent: Annotated[
+        bool, Query(description="Delete for good instead of moving to the trash")
+    ] = False,
 ) -> Response:
-    await history.delete_session(session=session, user_id=user.id, session_id=chat_session.id)
+    """Moves the conversation to the trash (restore it with `POST .../restore`), or with
+    `permanent=true` deletes it for good, with its messages, drafts and images."""
+    await history.delete_session(
+        session=session,
+        chat_session=chat_session,
+        now=clock.now(),
+        retention_days=_retention_days(request),
+        actor=actor_of(request, chat_session.user_id),
+        permanent=permanent,
+    )
     return Response(status_code=204)

@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlmodel import Field, SQLModel
 
 from app.core.db import metadata as _metadata  # noqa: F401  (naming convention first)
@@ -36,6 +36,15 @@ def _search_vector(name: str, source: str) -> sa.Column[Any]:
 class SessionStatus(StrEnum):
     ACTIVE = "active"
     ARCHIVED = "archived"
+    TRASHED = "trashed"
+
+
+class AuditAction(StrEnum):
+    TRASH = "trash"
+    RESTORE = "restore"
+    DELETE = "delete"  # permanent, by the owner
+    PURGE = "purge"  # permanent, by the trash purge after TRASH_RETENTION_DAYS
+    ADMIN_DELETE = "admin_delete"
 
 
 class MessageRole(StrEnum):
@@ -51,10 +60,20 @@ def _tz(nullable: bool = False, **kwargs: Any) -> Any:
 class ChatSession(SQLModel, table=True):
     __tablename__ = "chat_session"
     __table_args__ = (
-        sa.CheckConstraint("status IN ('active', 'archived')", name="status_valid"),
-        # A user's sessions, newest activity first (history list, keyset pagination).
+        sa.CheckConstraint("status IN ('active', 'archived', 'trashed')", name="status_valid"),
+        # A trashed session knows where it came from and when the purge takes it.
+        sa.CheckConstraint(
+            "(status = 'trashed') = (trashed_at IS NOT NULL AND purge_at IS NOT NULL)",
+            name="trash_consistent",
+        ),
+        # A user's sessions, pinned first, then newest activity (history list, keyset
+        # pagination).
         sa.Index(
-            "ix_chat_session_user_activity", "user_id", sa.text("last_activity_at DESC"), "id"
+            "ix_chat_session_user_activity",
+            "user_id",
+            sa.text("pinned DESC"),
+            sa.text("last_activity_at DESC"),
+            "id",
         ),
         # Only active sessions, oldest activity first: what the sweeper scans.
         sa.Index(
@@ -62,13 +81,22 @@ class ChatSession(SQLModel, table=True):
             "last_activity_at",
             postgresql_where=sa.text("status = 'active'"),
         ),
-        # History filtered by status (active or archived), newest activity first.
+        # History filtered by status (active, archived, trashed), in history order.
         sa.Index(
             "ix_chat_session_user_status_activity",
             "user_id",
             "status",
+            sa.text("pinned DESC"),
             sa.text("last_activity_at DESC"),
             "id",
+        ),
+        # History filtered by tag (tags are lower-case; GIN over uuid needs btree_gin).
+        sa.Index("ix_chat_session_user_tags", "user_id", "tags", postgresql_using="gin"),
+        # What the trash purge scans: trashed sessions, soonest purge first.
+        sa.Index(
+            "ix_chat_session_trash_purge",
+            "purge_at",
+            postgresql_where=sa.text("status = 'trashed'"),
         ),
         # Title search within one user's sessions (GIN over uuid needs btree_gin).
         _search_vector("title_tsv", "title"),
@@ -87,7 +115,22 @@ class ChatSession(SQLModel, table=True):
     created_at: datetime = Field(sa_column=_tz())
     last_activity_at: datetime = Field(sa_column=_tz())
     archived_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
+    # In the trash: since when, the status it had before (what a restore brings back),
+    # and when the purge deletes it for good.
+    trashed_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
+    trashed_from: str | None = Field(default=None, max_length=16, nullable=True)
+    purge_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
     message_count: int = Field(default=0, nullable=False)
+    pinned: bool = Field(
+        default=False, sa_column=sa.Column(sa.Boolean, nullable=False, server_default="false")
+    )
+    # Lower-case, unique, in the order given (see `app.conversations.tags`).
+    tags: list[str] = Field(
+        default_factory=list,
+        sa_column=sa.Column(
+            ARRAY(sa.String(32)), nullable=False, server_default=sa.text("'{}'::varchar[]")
+        ),
+    )
     # Token usage of the model's replies, summed by the turns that close here.
     prompt_tokens: int = Field(
         default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0")
@@ -155,3 +198,40 @@ class SweeperState(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=50)
     last_started_at: datetime = Field(sa_column=_tz())
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who trashed, restored or deleted which conversation, when, and from where.
+
+    Rows outlive the conversation they name (no foreign key on `session_id`), and belong to
+    the conversation's owner (`user_id`); `actor_id` is who did it: the owner, a superuser,
+    or nobody for the trash purge.
+    """
+
+    __tablename__ = "audit_event"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "action IN ('trash', 'restore', 'delete', 'purge', 'admin_delete')",
+            name="action_valid",
+        ),
+        # A user's activity, newest first (ids grow with time); everyone's uses the key.
+        sa.Index("ix_audit_event_user_id", "user_id", sa.text("id DESC")),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, primary_key=True))
+    at: datetime = Field(sa_column=_tz())
+    user_id: uuid.UUID = Field(
+        sa_column=sa.Column(
+            sa.Uuid, sa.ForeignKey("app_user.id", ondelete="CASCADE"), nullable=False
+        )
+    )
+    actor_id: uuid.UUID | None = Field(
+        default=None,
+        sa_column=sa.Column(
+            sa.Uuid, sa.ForeignKey("app_user.id", ondelete="SET NULL"), nullable=True
+        ),
+    )
+    action: str = Field(max_length=16, nullable=False)
+    session_id: str = Field(max_length=100, nullable=False)
+    title: str = Field(max_length=200, nullable=False)
+    ip: str | None = Field(default=None, max_length=64, nullable=True)

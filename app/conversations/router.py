@@ -50,6 +50,10 @@ async def read_session(
         created_at=chat_session.created_at,
         last_activity_at=chat_session.last_activity_at,
         archived_at=chat_session.archived_at,
+        trashed_at=chat_session.trashed_at,
+        purge_at=chat_session.purge_at,
+        pinned=chat_session.pinned,
+        tags=list(chat_session.tags),
         message_count=chat_session.message_count,
         usage=UsageOut(
             prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
+from app.conversations.tags import normalize_tags
 from app.core.schemas import ApiModel
 
 MAX_CLIENT_MESSAGES = 1000
@@ -55,6 +56,14 @@ class SessionOut(ApiModel):
     last_activity_at: datetime
     archived_at: datetime | None
     message_count: int
+    trashed_at: datetime | None = Field(
+        default=None, description="When it went to the trash; null when not in the trash."
+    )
+    purge_at: datetime | None = Field(
+        default=None, description="When the trash deletes it for good; null when not in it."
+    )
+    pinned: bool = False
+    tags: list[str] = Field(default_factory=list, description="Lower-case, in the order given.")
 
 
 class UsageOut(ApiModel):
@@ -102,11 +111,24 @@ class SessionPage(ApiModel):
 
 
 class SessionRename(ApiModel):
-    title: str = Field(max_length=2000)
+    """Any of: a new title, pinned or not, the tags (replacing the old ones)."""
+
+    title: str | None = Field(default=None, max_length=2000)
+    pinned: bool | None = None
+    tags: list[Annotated[str, Field(max_length=200)]] | None = Field(
+        default=None, max_length=100, description="At most 10 tags of 1 to 32 characters."
+    )
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else normalize_tags(value)
 
     @field_validator("title")
     @classmethod
-    def _trimmed(cls, value: str) -> str:
+    def _trimmed(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         title = " ".join(value.split())
         if not title:
             raise ValueError("the title is empty")
@@ -126,6 +148,52 @@ class BulkRestoreRequest(ApiModel):
 class BulkRestoreResult(ApiModel):
     restored: list[str]
     not_found: list[str]
+
+
+class BulkRequest(ApiModel):
+    action: Literal["archive", "restore", "trash", "delete", "tag", "untag"] = Field(
+        description="`delete` deletes for good; `trash` moves to the trash; `tag` and "
+        "`untag` add or remove `tags`."
+    )
+    ids: list[str] = Field(min_length=1, max_length=BULK_IDS_MAX)
+    tags: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=10)
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: list[str]) -> list[str]:
+        return normalize_tags(value)
+
+
+class TagOut(ApiModel):
+    tag: str
+    count: int = Field(description="Conversations with this tag, not counting the trash.")
+
+
+class TagList(ApiModel):
+    tags: list[TagOut]
+
+
+class BulkResult(ApiModel):
+    action: str
+    ids: list[str]
+
+
+class ActivityOut(ApiModel):
+    id: int
+    at: datetime
+    action: str = Field(description="trash, restore, delete, purge or admin_delete")
+    session_id: str
+    title: str
+    user_id: str = Field(description="Whose conversation it was.")
+    actor_id: str | None = Field(description="Who did it; null for the trash purge.")
+    ip: str | None
+
+
+class ActivityPage(ApiModel):
+    items: list[ActivityOut]
+    next_before: int | None = Field(
+        default=None, description="Pass as `before` to read older entries; null at the end."
+    )
 
 
 class ImportResult(ApiModel):

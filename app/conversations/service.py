@@ -18,10 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.assistant.base import HistoryMessage
+from app.conversations import trash
 from app.conversations.ids import is_well_formed, new_session_id
-from app.conversations.models import ChatMessage, ChatSession, SessionStatus
+from app.conversations.models import AuditAction, ChatMessage, ChatSession, SessionStatus
 from app.core.errors import InvalidInputError, NotFoundError
-from app.events.bus import EventBus, user_event
 
 TITLE_MAX_CHARS = 80
 DEFAULT_TITLE = "New conversation"
@@ -144,19 +144,20 @@ async def list_messages(
     return rows.scalars().all()
 
 
-async def delete_session_any_owner(*, session: AsyncSession, session_id: str) -> bool:
-    """Admin only: deletes a session of any user with its messages (cascade)."""
-    owner = (
-        await session.execute(
-            sa.delete(ChatSession)
-            .where(col(ChatSession.id) == session_id)
-            .returning(col(ChatSession.user_id))
-        )
-    ).scalar_one_or_none()
-    if owner is None:
-        return False
-    EventBus.stage(session, user_event(owner, "session", sessionId=session_id, change="deleted"))
-    return True
+async def delete_session_any_owner(
+    *, session: AsyncSession, session_id: str, now: datetime, actor: trash.Actor
+) -> bool:
+    """Operators only: deletes a session of any user for good, with its messages and
+    images, and records who did it in the owner's activity."""
+    removed = await trash.remove(
+        session=session,
+        ids=[session_id],
+        owner_id=None,
+        now=now,
+        actor=actor,
+        action=AuditAction.ADMIN_DELETE,
+    )
+    return bool(removed)
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,15 @@
-"""The sweeper: archives sessions idle longer than the TTL. Never deletes.
+"""The sweeper: archives sessions idle longer than the TTL, and purges the trash.
+
+Archiving never deletes. The purge deletes, for good, conversations that have been in the
+trash for TRASH_RETENTION_DAYS (their `purge_at` passed), with their images.
 
 Exactly once per interval across all processes and instances: each process wakes often,
 and the one that atomically advances `sweeper_state.last_started_at` by a full interval
 runs the sweep; the rest see the fresh timestamp and go back to sleep. The sweep itself
 works in bounded batches, each its own short transaction, skipping rows a chat turn holds
 (FOR UPDATE SKIP LOCKED): no giant lock, and a manual sweep running at the same time
-never archives a row twice.
+never archives a row twice. The purge follows the same pattern with its own claim
+(`sweeper_state` row "trash"): each purged conversation is deleted and recorded once.
 """
 
 from __future__ import annotations
@@ -23,13 +27,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from app.auth.tokens import purge_expired_revocations
-from app.conversations.models import SweepRun
+from app.conversations import trash
+from app.conversations.models import AuditAction, SweepRun
 from app.core.clock import Clock
 from app.events.bus import EventBus, user_event
 
 logger = logging.getLogger("app.sweeper")
 
 SWEEPER_NAME = "sessions"
+PURGE_NAME = "trash"
 RUNNER = f"{socket.gethostname()}:{os.getpid()}"
 
 _ARCHIVE_BATCH = sa.text(
@@ -66,8 +72,23 @@ class SweepOutcome:
     batches: int
 
 
+_DUE_FOR_PURGE = sa.text(
+    """
+    SELECT id FROM chat_session
+    WHERE status = 'trashed' AND purge_at <= :now
+    ORDER BY purge_at
+    LIMIT :batch
+    FOR UPDATE SKIP LOCKED
+    """
+)
+
+
 async def claim_scheduled_sweep(
-    *, sessionmaker: async_sessionmaker[AsyncSession], now: datetime, interval_seconds: int
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    now: datetime,
+    interval_seconds: int,
+    name: str = SWEEPER_NAME,
 ) -> bool:
     """True for exactly one caller per interval, whichever process or instance it is."""
     async with sessionmaker() as session, session.begin():
@@ -75,7 +96,7 @@ async def claim_scheduled_sweep(
             await session.execute(
                 _CLAIM,
                 {
-                    "name": SWEEPER_NAME,
+                    "name": name,
                     "now": now,
                     "due_before": now - timedelta(seconds=interval_seconds),
                 },
@@ -140,6 +161,71 @@ async def sweep_expired_sessions(
     return SweepOutcome(ran=True, archived=archived, batches=batches)
 
 
+async def purge_trash(
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    now: datetime,
+    batch_size: int,
+    pause_seconds: float = 0.0,
+    bus: EventBus | None = None,
+) -> int:
+    """Deletes for good every trashed conversation whose `purge_at` has passed, with its
+    images, in batches that each commit on their own; rows another purge holds are
+    skipped, so none is purged (or recorded) twice. Returns how many."""
+    purged = 0
+    while True:
+        async with sessionmaker() as session:
+            async with session.begin():
+                ids = (
+                    (await session.execute(_DUE_FOR_PURGE, {"now": now, "batch": batch_size}))
+                    .scalars()
+                    .all()
+                )
+                removed = await trash.remove(
+                    session=session,
+                    ids=ids,
+                    owner_id=None,
+                    now=now,
+                    actor=trash.SYSTEM,
+                    action=AuditAction.PURGE,
+                )
+                if bus is not None:  # without one, staged events go with the session
+                    await bus.before_commit(session)
+            if bus is not None:
+                await bus.after_commit(session)
+        purged += len(removed)
+        if len(ids) < batch_size:
+            break
+        await asyncio.sleep(pause_seconds)
+    if purged:
+        logger.info("trash purge deleted %d conversations", purged)
+    return purged
+
+
+async def run_scheduled_purge(
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    interval_seconds: int,
+    batch_size: int,
+    pause_seconds: float = 0.0,
+    bus: EventBus | None = None,
+) -> int | None:
+    """The purge, once per interval across every process; None when another one ran it."""
+    now = clock.now()
+    if not await claim_scheduled_sweep(
+        sessionmaker=sessionmaker, now=now, interval_seconds=interval_seconds, name=PURGE_NAME
+    ):
+        return None
+    return await purge_trash(
+        sessionmaker=sessionmaker,
+        now=now,
+        batch_size=batch_size,
+        pause_seconds=pause_seconds,
+        bus=bus,
+    )
+
+
 async def run_scheduled_sweep(
     *,
     sessionmaker: async_sessionmaker[AsyncSession],
@@ -185,6 +271,14 @@ async def sweeper_loop(
                 sessionmaker=sessionmaker,
                 clock=clock,
                 ttl_seconds=ttl_seconds,
+                interval_seconds=interval_seconds,
+                batch_size=batch_size,
+                pause_seconds=pause_seconds,
+                bus=bus,
+            )
+            await run_scheduled_purge(
+                sessionmaker=sessionmaker,
+                clock=clock,
                 interval_seconds=interval_seconds,
                 batch_size=batch_size,
                 pause_seconds=pause_seconds,

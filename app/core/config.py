@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     sweep_batch_size: int = 5000
     sweep_batch_pause_seconds: float = 0.05
     sweeper_enabled: bool = True
+    # Trashed conversations are deleted for good this many days later (by the sweeper).
+    trash_retention_days: int = Field(default=30, ge=1, le=3650)
 
     max_message_chars: int = 32_000
     max_request_bytes: int = 1_048_576

@@ -32,7 +32,15 @@ from typing import IO, Any, Literal
 import anyio.to_thread
 import sqlalchemy as sa
 from fastapi import Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+)
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
@@ -41,6 +49,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from app.conversations.ids import new_session_id
 from app.conversations.models import ChatMessage, ChatSession, SessionStatus
 from app.conversations.service import DEFAULT_TITLE
+from app.conversations.tags import normalize_tags
 from app.core.config import Settings
 from app.core.errors import InvalidInputError, PayloadTooLargeError
 from app.exports.models import ChatImport
@@ -278,11 +287,13 @@ class ImportedMessage(_Strict):
 class ImportedConversation(_Strict):
     id: StrictStr = Field(min_length=1, max_length=MAX_SOURCE_ID_CHARS)
     title: StrictStr = Field(max_length=200)
-    status: Literal["active", "archived"] = "archived"
+    status: Literal["active", "archived", "trashed"] = "archived"
     created_at: AwareDatetime = Field(alias="createdAt")
     last_activity_at: AwareDatetime = Field(alias="lastActivityAt")
     archived_at: AwareDatetime | None = Field(default=None, alias="archivedAt")
     message_count: StrictInt = Field(alias="messageCount", ge=0)
+    pinned: StrictBool = False
+    tags: list[StrictStr] = Field(default_factory=list, max_length=100)
     messages: list[ImportedMessage]
 
 
@@ -366,6 +377,10 @@ def _validate(raw: list[Any], limits: ImportLimits) -> list[ImportedConversation
                     f"{where}.messages.{pos}.metadata is larger than {MAX_METADATA_BYTES} bytes.",
                     "invalid_export",
                 )
+        try:
+            conv.tags = normalize_tags(conv.tags)
+        except InvalidInputError as exc:
+            raise _rejected(f"{where}.tags: {exc.detail}", "invalid_export") from None
         if conv.message_count != len(conv.messages):
             raise _rejected(
                 f"{where}.messageCount is {conv.message_count} but it holds "
@@ -468,6 +483,8 @@ async def import_conversations(
                 "last_activity_at": conv.last_activity_at,
                 "archived_at": conv.archived_at or now,
                 "message_count": len(conv.messages),
+                "pinned": conv.pinned,
+                "tags": conv.tags,
             }
         )
         import_rows.append(

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.conversations.history import (
+    Position,
     SessionFilter,
     after_cursor,
     choose_search_plan,
@@ -112,7 +113,7 @@ async def iter_sessions(
 ) -> AsyncIterator[sa.Row[Any]]:
     """The user's sessions matching the filter, newest activity first, in keyset batches."""
     plan = await choose_search_plan(session=session, user_id=user_id, q=flt.q)
-    position: tuple[datetime, str] | None = None
+    position: Position | None = None
     while True:
         stmt = filtered_sessions(*_session_columns, user_id=user_id, flt=flt, plan=plan)
         if position is not None:
@@ -122,7 +123,7 @@ async def iter_sessions(
             yield row
         if len(rows) < batch:
             return
-        position = (rows[-1].last_activity_at, rows[-1].id)
+        position = (rows[-1].pinned, rows[-1].last_activity_at, rows[-1].id)
 
 
 # ------------------------------------------------------------------------------ JSON
@@ -147,6 +148,8 @@ def conversation_head(row: Any) -> dict[str, Any]:
         "createdAt": iso(row.created_at),
         "lastActivityAt": iso(row.last_activity_at),
         "archivedAt": iso(row.archived_at),
+        "pinned": row.pinned,
+        "tags": list(row.tags),
         "messageCount": row.message_count,
     }
 

@@ -60,6 +60,10 @@ async def test_list_is_newest_activity_first_with_preview_and_counts(client, clo
         "createdAt",
         "lastActivityAt",
         "archivedAt",
+        "trashedAt",
+        "purgeAt",
+        "pinned",
+        "tags",
         "messageCount",
         "preview",
     }
@@ -296,15 +300,17 @@ async def test_archive_is_idempotent_and_keeps_first_archive_time(client, clock)
     assert second.json()["archivedAt"] == first["archivedAt"]
 
 
-async def test_delete_removes_the_session_and_its_messages(client, clock, sessionmaker):
+async def test_permanent_delete_removes_the_session_and_its_messages(client, clock, sessionmaker):
     headers = await register(client)
     sid = await _start(client, headers, "forget me", clock)
     keep = await _start(client, headers, "keep me", clock)
-    r = await client.delete(f"/api/sessions/{sid}", headers=headers)
+    r = await client.delete(f"/api/sessions/{sid}?permanent=true", headers=headers)
     assert r.status_code == 204
     assert r.content == b""
     assert (await client.get(f"/api/sessions/{sid}", headers=headers)).status_code == 404
     assert (await client.delete(f"/api/sessions/{sid}", headers=headers)).status_code == 404
+    r = await client.get("/api/sessions", params={"status": "trash"}, headers=headers)
+    assert r.json()["items"] == []
     assert [
         i["id"] for i in (await client.get("/api/sessions", headers=headers)).json()["items"]
     ] == [keep]

@@ -59,6 +59,12 @@ async def test_session_changes_reach_the_stream(live, app, sessionmaker, clock, 
         await device.wait_for(lambda e: e.data.get("change") == "archived" and e.id is not None)
         assert len([s for s in device.of("session") if s["change"] == "archived"]) == 2
         await live.delete(f"/api/sessions/{sid}", headers=me)
+        trashed = await device.wait_for(lambda e: e.data.get("change") == "trashed")
+        assert trashed.data == {"sessionId": sid, "change": "trashed"}
+        await live.post(f"/api/sessions/{sid}/restore", headers=me)
+        restored = await device.wait_for(lambda e: e.data.get("change") == "restored")
+        assert restored.data == {"sessionId": sid, "change": "restored"}
+        await live.delete(f"/api/sessions/{sid}", params={"permanent": "true"}, headers=me)
         deleted = await device.wait_for(lambda e: e.data.get("change") == "deleted")
         assert deleted.data == {"sessionId": sid, "change": "deleted"}
 

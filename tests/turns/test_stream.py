@@ -318,7 +318,9 @@ async def test_deleting_the_conversation_mid_reply_ends_the_stream_with_a_proble
         stream = parse_events(r)
         turn = await anext(stream)
         sid = turn.data["sessionId"]
-        assert (await live.delete(f"/api/sessions/{sid}", headers=headers)).status_code == 204
+        # Deleted for good (a conversation in the trash keeps its reply).
+        gone = await live.delete(f"/api/sessions/{sid}?permanent=true", headers=headers)
+        assert gone.status_code == 204
         slow.release.set()
         last = [e async for e in stream][-1]
     assert last.name == "error" and last.data["code"] == "session_not_found"

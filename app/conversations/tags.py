@@ -1,0 +1,69 @@
+"""Tags: short, case-insensitive labels on a user's conversations."""
+
+from __future__ import annotations
+
+import unicodedata
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.conversations.models import ChatSession, SessionStatus
+from app.core.errors import InvalidInputError
+
+TAG_MAX_CHARS = 32
+TAGS_PER_CONVERSATION = 10
+
+_sessions = ChatSession.__table__  # type: ignore[attr-defined]
+
+
+def _refused(detail: str) -> InvalidInputError:
+    return InvalidInputError(detail, code="invalid_tag")
+
+
+def normalize_tag(raw: str) -> str:
+    """One tag as stored: whitespace collapsed, lower-case (case-folded), 1 to 32 characters of
+    letters, digits, spaces, `-`, `_`, `.`, `/` or `+`."""
+    tag = unicodedata.normalize("NFC", " ".join(raw.split())).casefold()
+    if not tag:
+        raise _refused("A tag is empty.")
+    if len(tag) > TAG_MAX_CHARS:
+        raise _refused(f"The tag {tag[:40]!r} is longer than {TAG_MAX_CHARS} characters.")
+    if not all(ch.isalnum() or ch in " -_./+" for ch in tag):
+        raise _refused(
+            f"The tag {tag!r} holds a character other than letters, digits, spaces and -_./+."
+        )
+    return tag
+
+
+def normalize_tags(raw: Sequence[str]) -> list[str]:
+    """The tags as stored: each normalised, repeats dropped, in the order given."""
+    tags = list(dict.fromkeys(normalize_tag(t) for t in raw))
+    if len(tags) > TAGS_PER_CONVERSATION:
+        raise _refused(f"A conversation has at most {TAGS_PER_CONVERSATION} tags.")
+    return tags
+
+
+@dataclass(frozen=True)
+class TagCount:
+    tag: str
+    count: int
+
+
+async def tag_counts(*, session: AsyncSession, user_id: uuid.UUID) -> list[TagCount]:
+    """The user's tags with how many conversations (not in the trash) carry each, most used
+    first."""
+    tag = sa.func.unnest(_sessions.c.tags).label("tag")
+    inner = (
+        sa.select(tag)
+        .where(_sessions.c.user_id == user_id, _sessions.c.status != SessionStatus.TRASHED)
+        .subquery()
+    )
+    rows = await session.execute(
+        sa.select(inner.c.tag, sa.func.count().label("n"))
+        .group_by(inner.c.tag)
+        .order_by(sa.text("n DESC"), inner.c.tag)
+    )
+    return [TagCount(tag=r.tag, count=r.n) for r in rows]
