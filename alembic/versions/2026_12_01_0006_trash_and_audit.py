@@ -2,7 +2,7 @@
 
 Revision ID: 0006
 Revises: 0005
-Create Date: 2026-12-02
+Create Date: 2026-12-01
 
 A deleted conversation goes to the trash (status 'trashed', with trashed_at, the status it
 came from and purge_at) until the purge deletes it. audit_event records every trash,

@@ -2,7 +2,7 @@
 
 Revision ID: 0007
 Revises: 0006
-Create Date: 2026-12-02
+Create Date: 2026-12-01
 
 Conversations can be pinned (listed first) and tagged (lower-case labels, filtered with a
 GIN index keyed by user). The history indexes gain `pinned DESC` in front of the
