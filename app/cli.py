@@ -83,7 +83,7 @@ def cmd_create_superuser(args: argparse.Namespace, settings: Settings) -> int:
         try:
             user = await create_user(
                 sessionmaker=sm,
-                secret=settings.resolved_secret_key(),
+                settings=settings,
                 email=args.email,
                 password=password,
                 is_superuser=True,

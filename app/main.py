@@ -12,7 +12,9 @@ from app.admin.router import router as admin_router
 from app.assistant.factory import build_assistant, close_assistant
 from app.assistant.router import router as assistant_router
 from app.auth.manager import AUTH_COOKIE_NAME
+from app.auth.passwords import configure_pool
 from app.auth.router import router as auth_router
+from app.auth.tokens import SlidingCookieMiddleware
 from app.conversations.history_router import activity_router
 from app.conversations.history_router import router as history_router
 from app.conversations.router import router as conversations_router
@@ -30,6 +32,7 @@ from app.events.bus import build_event_bus
 from app.events.router import router as events_router
 from app.exports.router import router as exports_router
 from app.health.router import router as health_router
+from app.mail.service import Mailer
 from app.ratelimit.setup import install_rate_limits
 from app.turns.router import router as turns_router
 from app.turns.runner import TurnRunner
@@ -117,6 +120,7 @@ def create_app(
             await runner.shutdown(settings.turn_shutdown_grace_seconds)
             await bus.stop()
             await close_assistant(app.state.assistant)
+            await app.state.mailer.drain()
             await engine.dispose()
 
     app = FastAPI(
@@ -130,6 +134,13 @@ def create_app(
     app.state.settings = settings
     app.state.clock = clock or Clock()
     app.state.assistant = build_assistant(settings)
+    app.state.mailer = Mailer(
+        smtp_url=settings.smtp_url,
+        sender=settings.mail_from,
+        outbox=settings.data_dir / "outbox",
+        timeout_seconds=settings.mail_timeout_seconds,
+    )
+    configure_pool(settings.password_hash_threads)
 
     install_error_handlers(app)
     install_docs(app)
@@ -153,6 +164,9 @@ def create_app(
         auth_cookie=AUTH_COOKIE_NAME,
         trusted_origins=settings.trusted_origins,
         secure=settings.cookie_secure,
+    )
+    app.add_middleware(
+        SlidingCookieMiddleware, cookie_name=AUTH_COOKIE_NAME, secure=settings.cookie_secure
     )
     app.add_middleware(
         BodySizeLimitMiddleware,

@@ -1,7 +1,7 @@
 """Every domain's tables, gathered for Alembic and the test that compares models to migrations."""
 
 from app.assistant.models import PostDraft, PostDraftVersion, PublishedPost, StoredImage
-from app.auth.models import RevokedToken, User
+from app.auth.models import AccountEvent, SignIn, User
 from app.conversations.models import (
     AuditEvent,
     ChatMessage,
@@ -15,6 +15,7 @@ from app.ratelimit.models import RateLimitOverride
 from app.turns.models import ChatTurn
 
 __all__ = [
+    "AccountEvent",
     "AuditEvent",
     "ChatImport",
     "ChatMessage",
@@ -24,7 +25,7 @@ __all__ = [
     "PostDraftVersion",
     "PublishedPost",
     "RateLimitOverride",
-    "RevokedToken",
+    "SignIn",
     "StoredImage",
     "SweepRun",
     "SweeperState",

@@ -2,29 +2,37 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import jwt
 import sqlalchemy as sa
 from fastapi import Depends, Request
-from fastapi_users import BaseUserManager, FastAPIUsers, InvalidPasswordException, UUIDIDMixin
-from fastapi_users.authentication import (
-    AuthenticationBackend,
-    BearerTransport,
-    CookieTransport,
-    JWTStrategy,
+from fastapi.security import OAuth2PasswordRequestForm
+from fastapi_users import (
+    BaseUserManager,
+    FastAPIUsers,
+    InvalidPasswordException,
+    UUIDIDMixin,
+    exceptions,
 )
+from fastapi_users.authentication import AuthenticationBackend, BearerTransport, CookieTransport
+from fastapi_users.jwt import decode_jwt, generate_jwt
+from fastapi_users.password import PasswordHelper
 from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
+from sqlmodel import col
 
-from app.auth.models import RevokedToken, User
-from app.auth.tokens import RevocableJWTStrategy
+from app.auth.models import SignIn, User
+from app.auth.passwords import in_hash_pool, normalize_email, password_problem
+from app.auth.tokens import BEARER, COOKIE, SignInStrategy
 from app.core.config import Settings, get_settings
 from app.core.db import RequestSessionDep
 
 AUTH_COOKIE_NAME = "chatkeep_auth"
-MIN_PASSWORD_LENGTH = 8
-MAX_PASSWORD_LENGTH = 1024
+RESET_FINGERPRINT_CLAIM = "password_fgpt"
 
 
 class UserDatabase(SQLAlchemyUserDatabase[User, uuid.UUID]):
@@ -36,11 +44,26 @@ class UserDatabase(SQLAlchemyUserDatabase[User, uuid.UUID]):
     nothing else in their transaction.
     """
 
-    async def get_unless_revoked(self, user_id: uuid.UUID, jti: str) -> User | None:
-        """The user of a token, in one query that also checks the token was not signed out."""
-        revoked = sa.exists().where(RevokedToken.jti == jti)  # type: ignore[arg-type]
-        statement = sa.select(User).where(User.id == user_id, ~revoked)  # type: ignore[arg-type]
-        return (await self.session.execute(statement)).scalar_one_or_none()
+    async def get_with_sign_in(
+        self, user_id: uuid.UUID, sign_in_id: uuid.UUID, live: Any
+    ) -> tuple[User, SignIn] | None:
+        """The user of a token and its sign-in row, in one query, if that sign-in is live."""
+        statement = (
+            sa.select(User, SignIn)
+            .join(SignIn, col(SignIn.user_id) == col(User.id))
+            .where(col(User.id) == user_id, col(SignIn.id) == sign_in_id, live)
+        )
+        row = (await self.session.execute(statement)).one_or_none()
+        return (row[0], row[1]) if row is not None else None
+
+    async def touch_sign_in(self, row: SignIn, now: Any) -> None:
+        """Records use. Commits the request's (so far read-only) transaction at once, so
+        the write holds no lock for the rest of the request."""
+        await self.session.execute(
+            sa.update(SignIn).where(col(SignIn.id) == row.id).values(last_used_at=now)
+        )
+        await self.session.commit()
+        row.last_used_at = now
 
 
 async def get_user_db(session: RequestSessionDep) -> AsyncIterator[UserDatabase]:
@@ -48,55 +71,221 @@ async def get_user_db(session: RequestSessionDep) -> AsyncIterator[UserDatabase]
 
 
 class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
-    def __init__(self, user_db: Any, secret: str) -> None:
-        super().__init__(user_db)
+    """The user manager, with three changes to fastapi-users' own:
+
+    - every argon2 hash or check runs in the password thread pool (`in_hash_pool`);
+    - the reset token's password fingerprint is an HMAC of the stored hash (single use: it
+      no longer matches once the password changed) rather than a second argon2 hash;
+    - the hooks send mail, end sign-ins and count the per-account sign-in limit.
+    """
+
+    def __init__(self, user_db: Any, settings: Settings, request: Request | None = None) -> None:
+        super().__init__(user_db, PasswordHelper())
+        self.settings = settings
+        self.request = request
+        self.db: UserDatabase = user_db
+        secret = settings.resolved_secret_key()
+        self.secret = secret
         self.reset_password_token_secret = secret
         self.verification_token_secret = secret
+        self.reset_password_token_lifetime_seconds = settings.reset_token_ttl_seconds
+        self.verification_token_lifetime_seconds = settings.verify_token_ttl_seconds
+
+    # --- the password policy --------------------------------------------------------------
 
     async def validate_password(self, password: str, user: Any) -> None:
-        if len(password) < MIN_PASSWORD_LENGTH:
-            raise InvalidPasswordException(
-                reason=f"Password must be at least {MIN_PASSWORD_LENGTH} characters."
+        problem = await in_hash_pool(
+            lambda: password_problem(
+                password,
+                email=getattr(user, "email", None),
+                min_length=self.settings.password_min_length,
+                min_score=self.settings.password_min_score,
             )
-        if len(password) > MAX_PASSWORD_LENGTH:
-            raise InvalidPasswordException(reason="Password is too long.")
-        if user.email and password.lower() == user.email.lower():
-            raise InvalidPasswordException(reason="Password must not be the email address.")
+        )
+        if problem:
+            raise InvalidPasswordException(reason=problem)
+
+    # --- hashing off the event loop --------------------------------------------------------
+
+    async def hash_password(self, password: str) -> str:
+        return await in_hash_pool(self.password_helper.hash, password)
+
+    async def check_password(self, user: User, password: str) -> bool:
+        """Whether `password` is the user's; upgrades an outdated hash on the way."""
+        verified, updated = await in_hash_pool(
+            self.password_helper.verify_and_update, password, user.hashed_password
+        )
+        if verified and updated is not None:
+            await self.user_db.update(user, {"hashed_password": updated})
+        return bool(verified)
+
+    async def create(
+        self, user_create: Any, safe: bool = False, request: Request | None = None
+    ) -> User:
+        await self.validate_password(user_create.password, user_create)
+        if await self.user_db.get_by_email(user_create.email) is not None:
+            raise exceptions.UserAlreadyExists()
+        user_dict = (
+            user_create.create_update_dict() if safe else user_create.create_update_dict_superuser()
+        )
+        user_dict["hashed_password"] = await self.hash_password(user_dict.pop("password"))
+        created: User = await self.user_db.create(user_dict)
+        await self.on_after_register(created, request)
+        return created
+
+    async def authenticate(self, credentials: OAuth2PasswordRequestForm) -> User | None:
+        user = await self.user_db.get_by_email(credentials.username)
+        # The per-account limit is keyed on what the lookup found, so every spelling that
+        # finds this account (case, Unicode look-alikes) shares one budget.
+        await self._count_sign_in_attempt(
+            normalize_email(user.email if user is not None else credentials.username)
+        )
+        if user is None:
+            await self.hash_password(credentials.password)  # same time as a wrong password
+            return None
+        if not await self.check_password(user, credentials.password):
+            return None
+        return user
+
+    async def _count_sign_in_attempt(self, account: str) -> None:
+        if self.request is None:
+            return
+        from app.ratelimit.dependencies import count_account_attempt
+
+        await count_account_attempt(self.request, account)
+
+    async def _update(self, user: Any, update_dict: dict[str, Any]) -> Any:
+        validated: dict[str, Any] = {}
+        for field, value in update_dict.items():
+            if field == "email" and value != user.email:
+                if await self.user_db.get_by_email(value) is not None:
+                    raise exceptions.UserAlreadyExists()
+                validated["email"] = value
+                validated["is_verified"] = False
+            elif field == "password" and value is not None:
+                await self.validate_password(value, user)
+                validated["hashed_password"] = await self.hash_password(value)
+            elif field != "password":
+                validated[field] = value
+        return await self.user_db.update(user, validated)
+
+    # --- reset -----------------------------------------------------------------------------
+
+    def _fingerprint(self, user: User) -> str:
+        key = self.secret.encode()
+        return hmac.new(key, user.hashed_password.encode(), hashlib.sha256).hexdigest()
+
+    async def forgot_password(self, user: Any, request: Request | None = None) -> None:
+        if not user.is_active:
+            raise exceptions.UserInactive()
+        token = generate_jwt(
+            {
+                "sub": str(user.id),
+                RESET_FINGERPRINT_CLAIM: self._fingerprint(user),
+                "aud": self.reset_password_token_audience,
+            },
+            self.reset_password_token_secret,
+            self.reset_password_token_lifetime_seconds,
+        )
+        await self.on_after_forgot_password(user, token, request)
+
+    async def reset_password(
+        self, token: str, password: str, request: Request | None = None
+    ) -> Any:
+        try:
+            data = decode_jwt(
+                token, self.reset_password_token_secret, [self.reset_password_token_audience]
+            )
+            user = await self.get(self.parse_id(data["sub"]))
+            fingerprint = str(data[RESET_FINGERPRINT_CLAIM])
+        except (jwt.PyJWTError, KeyError, exceptions.InvalidID, exceptions.UserNotExists):
+            raise exceptions.InvalidResetPasswordToken() from None
+        if not hmac.compare_digest(fingerprint, self._fingerprint(user)):
+            raise exceptions.InvalidResetPasswordToken()
+        if not user.is_active:
+            raise exceptions.UserInactive()
+        updated = await self._update(user, {"password": password})
+        await self.on_after_reset_password(user, request)
+        return updated
+
+    # --- hooks -----------------------------------------------------------------------------
+
+    def _mail(self, *, to: str, subject: str, text: str, kind: str) -> None:
+        if self.request is None:
+            return
+        self.request.app.state.mailer.send_later(to=to, subject=subject, text=text, kind=kind)
+
+    async def on_after_register(self, user: User, request: Request | None = None) -> None:
+        if self.settings.require_verified_email and not user.is_verified:
+            await self.request_verify(user, request)
+
+    async def on_after_forgot_password(
+        self, user: User, token: str, request: Request | None = None
+    ) -> None:
+        from app.mail.messages import reset_message
+
+        subject, text = reset_message(
+            link=f"{self.settings.link_base()}/reset-password#token={token}",
+            minutes=self.settings.reset_token_ttl_seconds // 60,
+        )
+        self._mail(to=user.email, subject=subject, text=text, kind="reset")
+
+    async def on_after_reset_password(self, user: User, request: Request | None = None) -> None:
+        from app.auth.service import end_sign_ins
+
+        await end_sign_ins(session=self.db.session, user_id=user.id, now=self._now())
+        await self.db.session.commit()
+
+    async def on_after_request_verify(
+        self, user: User, token: str, request: Request | None = None
+    ) -> None:
+        from app.mail.messages import verify_message
+
+        subject, text = verify_message(
+            link=f"{self.settings.link_base()}/verify-email#token={token}"
+        )
+        self._mail(to=user.email, subject=subject, text=text, kind="verify")
+
+    def _now(self) -> Any:
+        if self.request is not None:
+            return self.request.app.state.clock.now()
+        from datetime import UTC, datetime
+
+        return datetime.now(UTC)
 
 
 async def get_user_manager(
     request: Request,
     user_db: Annotated[UserDatabase, Depends(get_user_db)],
 ) -> AsyncIterator[UserManager]:
-    settings: Settings = request.app.state.settings
-    yield UserManager(user_db, settings.resolved_secret_key())
+    yield UserManager(user_db, request.app.state.settings, request)
 
 
-def get_jwt_strategy(request: Request) -> JWTStrategy[User, uuid.UUID]:
-    settings: Settings = request.app.state.settings
-    return RevocableJWTStrategy(
-        secret=settings.resolved_secret_key(),
-        lifetime_seconds=settings.access_token_ttl_seconds,
-        sessionmaker=request.app.state.sessionmaker,
-    )
+def get_bearer_strategy(request: Request) -> SignInStrategy:
+    return SignInStrategy(request=request, kind=BEARER)
+
+
+def get_cookie_strategy(request: Request) -> SignInStrategy:
+    return SignInStrategy(request=request, kind=COOKIE)
 
 
 _settings = get_settings()
 bearer_backend: AuthenticationBackend[User, uuid.UUID] = AuthenticationBackend(
     name="jwt",
     transport=BearerTransport(tokenUrl="auth/jwt/login"),
-    get_strategy=get_jwt_strategy,
+    get_strategy=get_bearer_strategy,
 )
 cookie_backend: AuthenticationBackend[User, uuid.UUID] = AuthenticationBackend(
     name="cookie",
     transport=CookieTransport(
         cookie_name=AUTH_COOKIE_NAME,
-        cookie_max_age=_settings.access_token_ttl_seconds,
+        # The cookie slides: re-sent with a fresh Max-Age as it is used (app/auth/tokens.py).
+        cookie_max_age=_settings.sign_in_idle_days * 86_400,
         cookie_secure=_settings.cookie_secure,
         cookie_httponly=True,
         cookie_samesite="lax",
     ),
-    get_strategy=get_jwt_strategy,
+    get_strategy=get_cookie_strategy,
 )
 
 fastapi_users = FastAPIUsers[User, uuid.UUID](get_user_manager, [bearer_backend, cookie_backend])

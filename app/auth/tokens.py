@@ -1,44 +1,139 @@
-"""JWTs that can be signed out: each carries a `jti`, and logout records it as revoked.
+"""Sign-ins as rows, and the JWTs that name them.
 
-Checking the denylist costs one primary-key lookup per authenticated request; in exchange
-"sign out" means what users expect, on every instance at once.
+Every token carries the id of its `sign_in` row (`jti`). The query that reads the user of
+a request also checks that row: not ended, not past its absolute expiry and, for the web
+cookie, used within SIGN_IN_IDLE_DAYS. Ending a sign-in (sign out, "end other sign-ins",
+a password change or reset) is an UPDATE of that row, so it takes effect on every instance
+with the next request: there is no cache to wait for.
+
+Why JWTs naming rows rather than fastapi-users' DatabaseStrategy: the row is needed either
+way (device, IP, last used), and keeping the signed token means a forged or stale value is
+turned away before any database work.
+
+The two kinds differ only in their limits:
+- `cookie` (the web page): lasts SIGN_IN_MAX_DAYS from sign-in, ends after
+  SIGN_IN_IDLE_DAYS without use, and the cookie is re-sent with a fresh Max-Age as it is
+  used, so an active user stays signed in;
+- `bearer` (API clients): a fixed ACCESS_TOKEN_TTL_SECONDS from sign-in.
 """
 
 from __future__ import annotations
 
-import secrets
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import jwt
 import sqlalchemy as sa
+from fastapi import Request
 from fastapi_users import exceptions, models
 from fastapi_users.authentication import JWTStrategy
 from fastapi_users.jwt import decode_jwt, generate_jwt
 from fastapi_users.manager import BaseUserManager
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
 
-from app.auth.models import RevokedToken, User
+from app.auth.models import SignIn, User
+from app.core.clock import Clock
+from app.core.config import Settings
+
+COOKIE = "cookie"
+BEARER = "bearer"
+# last_used_at is written at most once per this many seconds per sign-in.
+TOUCH_SECONDS = 60
+DEVICE_MAX_CHARS = 200
+STATE_SIGN_IN = "sign_in"
+STATE_REFRESH_COOKIE = "refresh_auth_cookie"
 
 
-class RevocableJWTStrategy(JWTStrategy[User, uuid.UUID]):
-    def __init__(
-        self, *, secret: str, lifetime_seconds: int, sessionmaker: async_sessionmaker[AsyncSession]
-    ) -> None:
-        super().__init__(secret=secret, lifetime_seconds=lifetime_seconds)
-        self.sessionmaker = sessionmaker
+def device_name(user_agent: str | None) -> str:
+    """ "Firefox 128 on Windows", "iPhone · Mobile Safari 17", or the raw agent when unknown."""
+    if not user_agent:
+        return "Unknown device"
+    from ua_parser import parse
+
+    result = parse(user_agent[:1000])
+    browser = ""
+    if result.user_agent and result.user_agent.family != "Other":
+        browser = result.user_agent.family
+        if result.user_agent.major:
+            browser += f" {result.user_agent.major}"
+    os_name = result.os.family if result.os and result.os.family != "Other" else ""
+    device = result.device.family if result.device and result.device.family != "Other" else ""
+    if browser and os_name:
+        text = f"{browser} on {os_name}"
+    else:
+        text = browser or os_name or user_agent.split(" ", 1)[0]
+    if device and device not in text and device not in {"Mac", "K"}:
+        text = f"{device} · {text}"
+    return text[:DEVICE_MAX_CHARS]
+
+
+def sign_in_limits(settings: Settings, kind: str) -> tuple[int, int | None]:
+    """(absolute lifetime, idle limit or None) in seconds."""
+    if kind == COOKIE:
+        return settings.sign_in_max_days * 86_400, settings.sign_in_idle_days * 86_400
+    return settings.access_token_ttl_seconds, None
+
+
+def live_filter(now: datetime, idle_seconds: int) -> Any:
+    """The rows that still sign someone in at `now`."""
+    return sa.and_(
+        col(SignIn.ended_at).is_(None),
+        col(SignIn.expires_at) > now,
+        sa.or_(
+            col(SignIn.kind) == BEARER,
+            col(SignIn.last_used_at) > now - timedelta(seconds=idle_seconds),
+        ),
+    )
+
+
+class SignInStrategy(JWTStrategy[User, uuid.UUID]):
+    def __init__(self, *, request: Request, kind: str) -> None:
+        settings: Settings = request.app.state.settings
+        lifetime, idle = sign_in_limits(settings, kind)
+        super().__init__(secret=settings.resolved_secret_key(), lifetime_seconds=lifetime)
+        self.request = request
+        self.kind = kind
+        self.settings = settings
+        self.idle_seconds = idle
+        self.sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+        self.clock: Clock = request.app.state.clock
 
     async def write_token(self, user: User) -> str:
-        data = {"sub": str(user.id), "aud": self.token_audience, "jti": secrets.token_hex(16)}
+        from app.ratelimit.dependencies import client_ip
+
+        now = self.clock.now()
+        row = SignIn(
+            user_id=user.id,
+            kind=self.kind,
+            device=device_name(self.request.headers.get("user-agent")),
+            ip=client_ip(self.request)[:64],
+            created_at=now,
+            last_used_at=now,
+            expires_at=now + timedelta(seconds=self.lifetime_seconds or 0),
+        )
+        async with self.sessionmaker() as session:
+            session.add(row)
+            await session.commit()
+        setattr(self.request.state, STATE_SIGN_IN, row)
+        data = {"sub": str(user.id), "aud": self.token_audience, "jti": str(row.id)}
+        # The row is the authority; the token's own expiry is a second, real-time bound.
         return generate_jwt(data, self.encode_key, self.lifetime_seconds, algorithm=self.algorithm)
 
-    def _claims(self, token: str) -> dict[str, object] | None:
+    def _claims(self, token: str) -> dict[str, Any] | None:
         try:
-            return decode_jwt(
+            claims: dict[str, Any] = decode_jwt(
                 token, self.decode_key, self.token_audience, algorithms=[self.algorithm]
             )
         except jwt.PyJWTError:
+            return None
+        return claims
+
+    def _sign_in_id(self, claims: dict[str, Any] | None) -> uuid.UUID | None:
+        try:
+            return uuid.UUID(str(claims["jti"])) if claims else None
+        except (KeyError, ValueError):
             return None
 
     async def read_token(
@@ -47,44 +142,90 @@ class RevocableJWTStrategy(JWTStrategy[User, uuid.UUID]):
         if token is None:
             return None
         claims = self._claims(token)
-        if claims is None or "sub" not in claims:
+        sign_in_id = self._sign_in_id(claims)
+        if claims is None or sign_in_id is None:
             return None
-        jti = claims.get("jti")
-        if not isinstance(jti, str):
-            return None  # tokens without an id cannot be signed out, so they are not accepted
         try:
-            user_id = user_manager.parse_id(claims["sub"])
+            user_id = user_manager.parse_id(claims.get("sub"))
         except exceptions.InvalidID:
             return None
         from app.auth.manager import UserDatabase
 
         user_db = user_manager.user_db
-        if isinstance(user_db, UserDatabase):
-            return await user_db.get_unless_revoked(user_id, jti)
-        raise TypeError("RevocableJWTStrategy needs the app's UserDatabase")
+        if not isinstance(user_db, UserDatabase):
+            raise TypeError("SignInStrategy needs the app's UserDatabase")
+        now = self.clock.now()
+        idle = self.settings.sign_in_idle_days * 86_400
+        found = await user_db.get_with_sign_in(user_id, sign_in_id, live_filter(now, idle))
+        if found is None:
+            return None
+        user, row = found
+        setattr(self.request.state, STATE_SIGN_IN, row)
+        if row.last_used_at < now - timedelta(seconds=TOUCH_SECONDS):
+            await user_db.touch_sign_in(row, now)
+            if row.kind == COOKIE and self.kind == COOKIE:
+                left = int((row.expires_at - now).total_seconds())
+                setattr(self.request.state, STATE_REFRESH_COOKIE, (token, min(idle, left)))
+        return user
 
     async def destroy_token(self, token: str, user: models.UP) -> None:
-        claims = self._claims(token)
-        if claims is None or not isinstance(claims.get("jti"), str):
+        sign_in_id = self._sign_in_id(self._claims(token))
+        if sign_in_id is None:
             return
-        exp = claims.get("exp")
-        expires_at = (
-            datetime.fromtimestamp(float(exp), UTC)  # type: ignore[arg-type]
-            if exp is not None
-            else datetime.now(UTC) + timedelta(days=365)
-        )
         async with self.sessionmaker() as session:
             await session.execute(
-                insert(RevokedToken)
-                .values(jti=claims["jti"], user_id=user.id, expires_at=expires_at)
-                .on_conflict_do_nothing()
+                sa.update(SignIn)
+                .where(col(SignIn.id) == sign_in_id, col(SignIn.user_id) == user.id)
+                .values(ended_at=self.clock.now())
             )
             await session.commit()
+
+
+class SlidingCookieMiddleware:
+    """Re-sends the auth cookie with a fresh Max-Age when its sign-in was just used."""
+
+    def __init__(self, app: Any, *, cookie_name: str, secure: bool) -> None:
+        self.app = app
+        self.cookie_name = cookie_name
+        self.secure = secure
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_cookie(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                refresh = scope.get("state", {}).get(STATE_REFRESH_COOKIE)
+                headers = message.get("headers", [])
+                already = any(
+                    k.lower() == b"set-cookie" and v.startswith(self.cookie_name.encode() + b"=")
+                    for k, v in headers
+                )
+                if refresh and not already:
+                    token, max_age = refresh
+                    cookie = (
+                        f"{self.cookie_name}={token}; HttpOnly; Max-Age={max_age}; Path=/; "
+                        "SameSite=lax"
+                    )
+                    if self.secure:
+                        cookie += "; Secure"
+                    message["headers"] = [*headers, (b"set-cookie", cookie.encode("latin-1"))]
+            await send(message)
+
+        await self.app(scope, receive, with_cookie)
 
 
 async def purge_expired_revocations(
     *, sessionmaker: async_sessionmaker[AsyncSession], now: datetime
 ) -> int:
+    """Deletes sign-ins that can never sign anyone in again (ended, or past their expiry).
+
+    Run by the sweep. (The name is kept from the time this table was a denylist.)"""
     async with sessionmaker() as session, session.begin():
-        result = await session.execute(sa.delete(RevokedToken).where(sa.column("expires_at") < now))
+        result = await session.execute(
+            sa.delete(SignIn).where(
+                sa.or_(col(SignIn.ended_at).is_not(None), col(SignIn.expires_at) < now)
+            )
+        )
     return int(getattr(result, "rowcount", 0) or 0)

@@ -39,8 +39,26 @@ class Settings(BaseSettings):
     database_direct_url: str | None = None
 
     secret_key: str | None = None
+    # Bearer tokens (API clients) keep a fixed lifetime; the web cookie slides (docs/api.md).
     access_token_ttl_seconds: int = 3600
     cookie_secure: bool = False
+    sign_in_max_days: int = Field(default=30, ge=1, le=400)
+    sign_in_idle_days: int = Field(default=7, ge=1, le=400)
+    # The address links in emails point at; empty means http://HOST:PORT.
+    public_url: str | None = None
+
+    # Accounts: password policy (NIST 800-63B), reset and verification by email.
+    password_min_length: int = Field(default=8, ge=8, le=64)
+    password_min_score: int = Field(default=3, ge=0, le=4)
+    password_hash_threads: int = Field(default=2, ge=1, le=64)
+    reset_token_ttl_seconds: int = Field(default=1800, ge=60, le=86_400)
+    verify_token_ttl_seconds: int = Field(default=86_400, ge=60, le=30 * 86_400)
+    require_verified_email: bool = False
+    # Outgoing mail: smtp://user:pass@host:587 (STARTTLS when offered), smtps://host:465
+    # (TLS), ?starttls=require to insist. Empty: every message is written to DATA_DIR/outbox.
+    smtp_url: str | None = None
+    mail_from: str = "Chatkeep <no-reply@localhost>"
+    mail_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
 
     session_ttl_seconds: int = 1800
     sweep_interval_seconds: int = 300
@@ -116,6 +134,7 @@ class Settings(BaseSettings):
     rate_limit_export: str = "10/minute"
     rate_limit_import: str = "5/hour"
     rate_limit_auth: str = "10/minute"
+    rate_limit_credentials: str = "5/minute"
     rate_limit_default: str = "120/minute"
 
     @model_validator(mode="after")
@@ -142,6 +161,23 @@ class Settings(BaseSettings):
                     '(e.g. python -c "import secrets; print(secrets.token_urlsafe(48))")'
                 )
         return self
+
+    @model_validator(mode="after")
+    def _check_accounts(self) -> Settings:
+        if self.sign_in_idle_days > self.sign_in_max_days:
+            raise ValueError("SIGN_IN_IDLE_DAYS must not be more than SIGN_IN_MAX_DAYS")
+        if self.smtp_url:
+            from app.mail.service import parse_smtp_url
+
+            parse_smtp_url(self.smtp_url)
+        return self
+
+    def link_base(self) -> str:
+        """Where links in emails point: PUBLIC_URL, else this server's own address."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in {"0.0.0.0", "::"} else self.host  # noqa: S104
+        return f"http://{host}:{self.port}"
 
     def resolved_secret_key(self) -> str:
         """SECRET_KEY, or in development a key generated once and kept in DATA_DIR (mode 0600)."""

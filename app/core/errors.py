@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from enum import Enum
 from http import HTTPStatus
 from typing import Any
 
@@ -157,6 +158,11 @@ _FASTAPI_USERS_DETAILS = {
     "REGISTER_INVALID_PASSWORD": "The password is not acceptable.",
     "LOGIN_BAD_CREDENTIALS": "Wrong email or password.",
     "LOGIN_USER_NOT_VERIFIED": "This account is not verified yet.",
+    "RESET_PASSWORD_BAD_TOKEN": (
+        "This reset link is not valid any more (used, expired or mistyped). Ask for a new one."
+    ),
+    "VERIFY_USER_BAD_TOKEN": "This confirmation link is not valid any more. Ask for a new one.",
+    "VERIFY_USER_ALREADY_VERIFIED": "This email address is already confirmed.",
 }
 
 
@@ -164,7 +170,11 @@ def _http_exception_detail(exc: StarletteHTTPException) -> tuple[str, str, dict[
     detail = exc.detail
     extra: dict[str, Any] = {}
     if isinstance(detail, dict):
-        code = str(detail.get("code", "error")).lower()
+        raw = detail.get("code", "error")
+        # fastapi-users' ErrorCode is a str Enum: its value is the plain name.
+        code = str(raw.value if isinstance(raw, Enum) else raw).lower()
+        if code.endswith("_invalid_password"):
+            code = "invalid_password"  # one code for register, reset and change
         reason = detail.get("reason")
         text = str(reason) if reason else _FASTAPI_USERS_DETAILS.get(code.upper(), code)
         return text, code, extra

@@ -47,6 +47,18 @@ EVENTS_RECEIVED = Counter(
     "Live events this process received from the fan-out.",
     registry=REGISTRY,
 )
+MAIL_MESSAGES = Counter(
+    "chatkeep_mail_total",
+    "Emails by kind (reset, verify) and outcome (sent, written to the outbox, failed).",
+    ["kind", "outcome"],
+    registry=REGISTRY,
+)
+PASSWORD_HASH_SECONDS = Histogram(
+    "chatkeep_password_hash_seconds",
+    "Time spent hashing or checking passwords (in worker threads), queueing included.",
+    registry=REGISTRY,
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
 SESSIONS = Gauge(
     "chatkeep_sessions", "Chat sessions in the database.", ["status"], registry=REGISTRY
 )

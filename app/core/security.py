@@ -1,7 +1,7 @@
 """Request hardening: body size cap, CSRF for cookie sessions, security headers.
 
 CSRF: double-submit token plus Origin check. Any state-changing request (POST, PUT, PATCH,
-DELETE) that carries the auth cookie and no `Authorization` header must send header
+DELETE) that carries the auth cookie (whatever `Authorization` header it also has) must send header
 `X-CSRF-Token` equal to the `chatkeep_csrf` cookie, and, when the browser sends `Origin`,
 come from this site's own origin (or one listed in TRUSTED_ORIGINS). Bearer-token clients
 are not affected: browsers never attach those by themselves.
@@ -128,7 +128,9 @@ class CsrfMiddleware:
             allowed = {self._own_origin(scope, headers)} | self.trusted_origins
             if origin.rstrip("/") not in allowed:
                 return "Cross-site request refused (Origin does not match this site)."
-        if self.auth_cookie not in cookies or "authorization" in headers:
+        # Whenever the auth cookie comes along, even beside an Authorization header: a
+        # header that fails leaves the cookie to authenticate the request.
+        if self.auth_cookie not in cookies:
             return None
         expected = cookies.get(CSRF_COOKIE_NAME, "")
         sent = headers.get(CSRF_HEADER_NAME, "")

@@ -23,7 +23,7 @@ import json
 import tempfile
 import uuid
 import zipfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any, BinaryIO, cast
@@ -118,7 +118,12 @@ def zip_download_name(now: datetime) -> str:
 
 
 async def _write_zip(
-    db: AsyncSession, *, user_id: uuid.UUID, flt: SessionFilter, now: datetime
+    db: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    flt: SessionFilter,
+    now: datetime,
+    extra_files: Mapping[str, bytes] | None = None,
 ) -> AsyncIterator[bytes]:
     sink = _Sink()
     zf = zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_DEFLATED, allowZip64=True)
@@ -169,6 +174,13 @@ async def _write_zip(
         entries.append(member.entry())
         yield sink.drain()
 
+    for path, content in (extra_files or {}).items():
+        member = _open_member(zf, path, now, zip64=False)
+        with member.writer:
+            member.write(content)
+        entries.append(member.entry())
+        yield sink.drain()
+
     manifest = {
         "format": MANIFEST_FORMAT,
         "version": EXPORT_FORMAT_VERSION,
@@ -200,14 +212,18 @@ async def export_zip_stream(
     user_id: uuid.UUID,
     flt: SessionFilter,
     now: datetime,
+    extra_files: Mapping[str, bytes] | None = None,
 ) -> AsyncIterator[bytes]:
-    """The ZIP of the user's conversations matching `flt`, as byte chunks.
+    """The ZIP of the user's conversations matching `flt`, as byte chunks; `extra_files`
+    (path -> bytes) are added before the manifest, which lists them too.
 
     Opens (and closes) its own database session, so it can outlive the request's.
     """
     async with sessionmaker() as db:
         try:
-            async for chunk in _write_zip(db, user_id=user_id, flt=flt, now=now):
+            async for chunk in _write_zip(
+                db, user_id=user_id, flt=flt, now=now, extra_files=extra_files
+            ):
                 if chunk:
                     yield chunk
         finally:

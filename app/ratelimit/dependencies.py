@@ -136,20 +136,37 @@ async def target_email(request: Request) -> str | None:
         return None  # the route's own validation reports a malformed body
     if not isinstance(value, str) or not value.strip():
         return None
-    return value.strip().lower()[:MAX_EMAIL_CHARS]
+    from app.auth.passwords import normalize_email
+
+    return normalize_email(value)[:MAX_EMAIL_CHARS]
 
 
 class AuthLimiter:
+    """Counts the client IP and the email the body names.
+
+    With `by_email=False` (the sign-in routes) only the IP is counted here: the user
+    manager counts the account once its lookup has found it (`count_account_attempt`).
+    Without an email in the body (sign-out, reset by token) only the IP counts, and only
+    where `always=True`.
+    """
+
     policy = AUTH_POLICY
+
+    def __init__(self, *, by_email: bool = True, always: bool = False) -> None:
+        self.by_email = by_email
+        self.always = always
 
     async def __call__(self, request: Request) -> None:
         limits = rate_limits(request)
         if not limits.enabled:
             return
         email = await target_email(request)
-        if email is None:
+        if email is None and not self.always:
             return  # sign-out, or a body the route will reject: no password is tried
-        decision = await limits.hit_auth(ip=client_ip(request), email=email)
+        if email is None or not self.by_email:
+            decision = await limits.hit_auth(ip=client_ip(request), email=None)
+        else:
+            decision = await limits.hit_auth(ip=client_ip(request), email=email)
         _enforce(request, decision, AUTH_POLICY)
 
 
@@ -157,6 +174,10 @@ _LIMITERS: dict[str, UserLimiter | AuthLimiter] = {
     **{name: UserLimiter(name) for name in USER_POLICIES},
     AUTH_POLICY: AuthLimiter(),
 }
+
+
+SIGN_IN_LIMIT: DependsParam = Depends(AuthLimiter(by_email=False))
+TOKEN_LIMIT: DependsParam = Depends(AuthLimiter(always=True))
 
 
 def RateLimit(policy: str) -> DependsParam:
@@ -193,3 +214,17 @@ class RateLimitHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+async def count_account_attempt(request: Request, account: str) -> None:
+    """Counts a sign-in attempt against the account it names (the auth policy).
+
+    Called by the user manager after the lookup, with the normalised stored address of the
+    account found (or of the address typed, when none is), so every spelling that finds
+    one account shares one count.
+    """
+    limits = rate_limits(request)
+    if not limits.enabled:
+        return
+    decision = await limits.hit_account(account)
+    _enforce(request, decision, AUTH_POLICY)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from limits import RateLimitItem, parse_many
 
 # Keyed by user id.
-USER_POLICIES = ("chat", "export", "import", "default")
+USER_POLICIES = ("chat", "export", "import", "credentials", "default")
 # Keyed by client IP and by the email being signed in or registered.
 AUTH_POLICY = "auth"
 POLICY_NAMES = (*USER_POLICIES, AUTH_POLICY)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request, Response
 
 from app.auth.dependencies import CurrentUser, SuperUser
+from app.auth.passwords import normalize_email
 from app.conversations.dependencies import ClockDep
 from app.core.db import RequestSessionDep, SessionDep
 from app.ratelimit import service
@@ -26,7 +27,7 @@ async def my_limits(request: Request, user: CurrentUser, session: RequestSession
     quotas = await limits.quotas(
         user_id=user.id,
         ip=client_ip(request),
-        email=user.email.lower(),
+        email=normalize_email(user.email),
         session=session,
     )
     return MyLimitsOut(

@@ -177,14 +177,18 @@ class RateLimits:
         policy, _ = await self.user_policy(name, user_id=user_id, session=session)
         return await self.limiter.hit(policy, "user", str(user_id))
 
-    async def hit_auth(self, *, ip: str, email: str) -> Decision:
-        """Counts a sign-in or registration attempt against the IP and against the email."""
+    async def hit_auth(self, *, ip: str, email: str | None) -> Decision:
+        """Counts an auth attempt against the IP and (when given) against the email."""
         policy = self.policies[AUTH_POLICY]
         by_ip = await self.limiter.hit(policy, "ip", ip)
-        if not by_ip.allowed:
+        if not by_ip.allowed or email is None:
             return by_ip
         by_email = await self.limiter.hit(policy, "email", email)
         return _stricter(by_ip, by_email)
+
+    async def hit_account(self, email: str) -> Decision:
+        """Counts a sign-in attempt against the (normalised) address of the account."""
+        return await self.limiter.hit(self.policies[AUTH_POLICY], "email", email)
 
     async def quotas(
         self,

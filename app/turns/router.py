@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Request
 from fastapi.responses import JSONResponse, Response
 
-from app.auth.dependencies import CurrentUser
+from app.auth.dependencies import CurrentUser, VerifiedEmail
 from app.conversations import service as conversations
 from app.conversations.dependencies import ClockDep
 from app.conversations.schemas import ChatRequest, ChatResponse
@@ -83,7 +83,7 @@ async def _as_json(frames: AsyncIterator[Frame]) -> JSONResponse:
         503: {"description": "Too many replies generating on this server"},
         504: {"description": "The model timed out (the message is kept)"},
     },
-    dependencies=[RateLimit("chat")],
+    dependencies=[RateLimit("chat"), VerifiedEmail],
 )
 async def chat(
     body: ChatRequest,

@@ -57,6 +57,17 @@ async def login_page(request: Request) -> HTMLResponse:
     return _page(request)
 
 
+# Links in emails land here; the token is in the #fragment, so it never reaches a log.
+@router.get("/reset-password", response_class=HTMLResponse)
+async def reset_page(request: Request) -> HTMLResponse:
+    return _page(request)
+
+
+@router.get("/verify-email", response_class=HTMLResponse)
+async def verify_page(request: Request) -> HTMLResponse:
+    return _page(request)
+
+
 class _RevalidatedStaticFiles(StaticFiles):
     """Static files a browser must revalidate (a cheap 304 by ETag) before each use.
 

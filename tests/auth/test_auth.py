@@ -143,22 +143,34 @@ async def test_logout_revokes_the_token_but_not_other_logins(client):
     assert (await client.get("/users/me", headers=laptop)).status_code == 200
 
 
-async def test_expired_revocations_are_purged_by_the_sweep(client, clock, sessionmaker, settings):
+async def test_ended_and_expired_sign_ins_are_purged_by_the_sweep(
+    client, clock, sessionmaker, settings
+):
     import sqlalchemy as sa
 
     from app.conversations.tasks import sweep_expired_sessions
 
+    async def count() -> int:
+        async with sessionmaker() as s:
+            return (await s.execute(sa.text("SELECT count(*) FROM sign_in"))).scalar_one()
+
     headers = await register(client)
+    kept = await login(client, (await client.get("/users/me", headers=headers)).json()["email"])
     await client.post("/auth/jwt/logout", headers=headers)
-    async with sessionmaker() as s:
-        assert (await s.execute(sa.text("SELECT count(*) FROM revoked_token"))).scalar() == 1
-    clock.advance(settings.access_token_ttl_seconds + 120)  # past the real-time expiry
-    await sweep_expired_sessions(
-        sessionmaker=sessionmaker,
-        now=clock.now(),
-        ttl_seconds=1800,
-        batch_size=10,
-        trigger="manual",
-    )
-    async with sessionmaker() as s:
-        assert (await s.execute(sa.text("SELECT count(*) FROM revoked_token"))).scalar() == 0
+    assert await count() == 2
+
+    async def sweep() -> None:
+        await sweep_expired_sessions(
+            sessionmaker=sessionmaker,
+            now=clock.now(),
+            ttl_seconds=1800,
+            batch_size=10,
+            trigger="manual",
+        )
+
+    await sweep()
+    assert await count() == 1  # the signed-out one is gone; the live one stays
+    assert (await client.get("/users/me", headers=kept)).status_code == 200
+    clock.advance(settings.access_token_ttl_seconds + 120)
+    await sweep()
+    assert await count() == 0
