@@ -99,6 +99,9 @@ def settings(database_url: str, data_dir: Path) -> Settings:
         # Rate limits have their own tests (tests/ratelimit); elsewhere they would make an
         # outcome depend on how many requests a test happens to send.
         rate_limit_enabled=False,
+        # Tests move the clock by days; a bearer token must not expire under them (the
+        # sign-in tests check lifetimes with their own figures).
+        access_token_ttl_seconds=365 * 86_400,
     )
 
 

@@ -29,6 +29,7 @@ TEST_POLICIES = {
     "rate_limit_chat": "3/minute;5/day",
     "rate_limit_export": "2/minute",
     "rate_limit_import": "1/hour",
+    "rate_limit_credentials": "2/minute",
     "rate_limit_auth": "4/minute",
     "rate_limit_default": "6/minute",
 }

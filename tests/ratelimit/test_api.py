@@ -170,6 +170,7 @@ async def test_me_limits_shows_every_policy_and_counts_nothing(app, client):
         ("chat", "day"),
         ("export", "minute"),
         ("import", "hour"),
+        ("credentials", "minute"),
         ("auth", "minute"),
         ("default", "minute"),
     }
@@ -197,7 +198,13 @@ async def test_superuser_override_applies_and_keeps_the_count(app, client, admin
     url = f"/api/admin/users/{uid}/limits"
 
     got = (await client.get(url, headers=admin)).json()
-    assert got["overrides"] == {"chat": None, "export": None, "import": None, "default": None}
+    assert got["overrides"] == {
+        "chat": None,
+        "export": None,
+        "import": None,
+        "credentials": None,
+        "default": None,
+    }
     assert got["configured"]["chat"] == "3/minute;5/day"
 
     for _ in range(3):
