@@ -75,6 +75,8 @@ export async function send(method, url, { json, form, body, signal, headers: ext
   const problem = await problemOf(response);
   const error = new ApiError(response.status, problem, retryAfterSeconds(response));
   if (response.status === 401 && !quiet401) onUnauthorized(error);
+  // Other modules react to some problems wherever they happen (an unconfirmed email).
+  if (error.code) document.dispatchEvent(new CustomEvent("chatkeep:problem", { detail: error }));
   throw error;
 }
 

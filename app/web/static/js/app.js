@@ -19,6 +19,7 @@ import {
 import { $, show } from "./dom.js";
 import { ensureFresh, initHistory, liveChanged, markStale, reload, resetHistory, restore } from "./history.js";
 import { startLive, stopLive } from "./live.js";
+import { initSettings, loadSignIns } from "./settings.js";
 import { setUser, state } from "./state.js";
 
 const el = {};
@@ -42,11 +43,144 @@ function setMode(next) {
   $("auth-switch").textContent = signup ? "Sign in instead" : "Create an account";
   $("auth-password").setAttribute("autocomplete", signup ? "new-password" : "current-password");
   show($("auth-password-hint"), signup);
+  show($("auth-forgot-line"), !signup);
   $("auth-error").textContent = "";
+}
+
+/** Puts a <template id="NAME-template"> in the page (once) and returns its root #NAME. */
+function mount(name) {
+  let root = $(name);
+  if (root) return root;
+  const template = $(`${name}-template`);
+  template.after(template.content.cloneNode(true));
+  root = $(name);
+  if (name === "recover") {
+    $("forgot-form").addEventListener("submit", submitForgot);
+    $("reset-form").addEventListener("submit", submitReset);
+    $("recover-back").addEventListener("click", () => {
+      history.replaceState(null, "", "/");
+      setMode("signin");
+      showAuth();
+    });
+  } else if (name === "settings") {
+    $("settings-close").addEventListener("click", () => showSettings(false));
+    initSettings({ onDeleted });
+  }
+  return root;
+}
+
+function unmount(name) {
+  $(name)?.remove();
+  if (name === "settings") $("delete-dialog")?.remove();
+}
+
+function onDeleted() {
+  stopLive();
+  setUser(null);
+  resetChat();
+  resetHistory();
+  setMode("signin");
+  showAuth("Your account and everything in it are deleted.");
+}
+
+function showSettings(visible) {
+  if (visible) show(mount("settings"), true);
+  else unmount("settings");
+  show(el.workspace, !visible);
+  show($("view-nav"), !visible);
+  $("open-settings").setAttribute("aria-pressed", String(visible));
+  if (visible) {
+    $("end-others-done").textContent = "";
+    $("password-done").textContent = "";
+    loadSignIns();
+  }
+}
+
+/** The "Forgot password?" pages: ask for a link, or (from the link) set a new password. */
+function showRecover(step, message = "") {
+  show($("boot"), false);
+  show(el.auth, false);
+  show(mount("recover"), true);
+  show($("forgot-form"), step === "forgot");
+  show($("reset-form"), step === "reset");
+  show($("recover-done"), Boolean(message));
+  $("recover-done").textContent = message;
+  $("forgot-error").textContent = "";
+  $("reset-error").textContent = "";
+  const focus = step === "forgot" ? $("forgot-email") : step === "reset" ? $("reset-password") : null;
+  if (focus) focus.focus();
+}
+
+function tokenFromLink() {
+  const match = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+  return match ? decodeURIComponent(match[1]) : "";
+}
+
+let resetToken = "";
+
+async function submitForgot(event) {
+  event.preventDefault();
+  const email = $("forgot-email").value.trim();
+  if (!email) {
+    $("forgot-error").textContent = "Please enter your email.";
+    return;
+  }
+  try {
+    await sendJson("POST", "/auth/forgot-password", { email }, { quiet401: true });
+    showRecover("sent", `If an account exists for ${email}, we sent it a link to reset the password. Check your email.`);
+  } catch (err) {
+    $("forgot-error").textContent = err.message;
+  }
+}
+
+async function submitReset(event) {
+  event.preventDefault();
+  const password = $("reset-password").value;
+  if (!password) {
+    $("reset-error").textContent = "Please choose a new password.";
+    return;
+  }
+  try {
+    await sendJson("POST", "/auth/reset-password", { token: resetToken, password }, { quiet401: true });
+    $("reset-password").value = "";
+    resetToken = "";
+    history.replaceState(null, "", "/");
+    setMode("signin");
+    showAuth("Your password is changed. Sign in with the new one.");
+  } catch (err) {
+    $("reset-error").textContent = err.message;
+  }
+}
+
+async function verifyFromLink(token) {
+  history.replaceState(null, "", "/");
+  try {
+    await sendJson("POST", "/auth/verify", { token }, { quiet401: true });
+    return "Thank you: your email address is confirmed.";
+  } catch (err) {
+    return err.message;
+  }
+}
+
+async function resendVerification() {
+  if (!state.user) return;
+  const button = $("verify-resend");
+  button.disabled = true;
+  try {
+    await sendJson("POST", "/auth/request-verify-token", { email: state.user.email });
+    $("verify-text").textContent = `We sent a new link to ${state.user.email}. Open it, then send your message again.`;
+  } catch (err) {
+    $("verify-text").textContent = err.message;
+  } finally {
+    button.disabled = false;
+  }
 }
 
 function showAuth(message = "") {
   show($("boot"), false);
+  unmount("recover");
+  unmount("settings");
+  show($("verify-banner"), false);
   show(el.workspace, false);
   show($("account"), false);
   show($("view-nav"), false);
@@ -59,6 +193,9 @@ async function showWorkspace(user) {
   setUser(user);
   show($("boot"), false);
   show(el.auth, false);
+  unmount("recover");
+  unmount("settings");
+  show($("verify-banner"), false);
   $("who").textContent = user.email;
   show($("account"), true);
   show($("view-nav"), true);
@@ -182,6 +319,16 @@ async function boot() {
     onRenamed: (id, title) => renamed(id, title),
   });
 
+  document.addEventListener("chatkeep:problem", (event) => {
+    if (event.detail.code === "email_not_verified" && state.user) show($("verify-banner"), true);
+  });
+  $("verify-resend").addEventListener("click", resendVerification);
+  $("open-settings").addEventListener("click", () => showSettings(!$("settings")));
+  $("auth-forgot").addEventListener("click", () => {
+    const typed = $("auth-email").value.trim();
+    showRecover("forgot");
+    $("forgot-email").value = typed;
+  });
   $("auth-form").addEventListener("submit", submitAuth);
   $("auth-switch").addEventListener("click", () => setMode(mode === "signin" ? "signup" : "signin"));
   $("sign-out").addEventListener("click", signOut);
@@ -195,13 +342,24 @@ async function boot() {
     }
   });
   if (location.pathname === "/login") history.replaceState(null, "", "/");
+  if (location.pathname === "/reset-password") {
+    resetToken = tokenFromLink();
+    history.replaceState(null, "", "/reset-password");  // the token leaves the address bar
+    if (resetToken) {
+      showRecover("reset");
+      return;
+    }
+  }
+  let notice = "";
+  if (location.pathname === "/verify-email") notice = await verifyFromLink(tokenFromLink());
 
   try {
     const user = await getJson("/users/me", { quiet401: true });
     await showWorkspace(user);
+    if (notice) showNotice(notice);
   } catch (err) {
     setMode("signin");
-    showAuth(err instanceof ApiError && err.status !== 401 ? err.message : "");
+    showAuth(notice || (err instanceof ApiError && err.status !== 401 ? err.message : ""));
   }
 }
 
