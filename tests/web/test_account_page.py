@@ -1,4 +1,5 @@
-"""The page's account flows in a real Chromium: forgot password, Settings, delete, download."""
+"""The page's account flows in a real Chromium: forgot password, Settings, delete, download,
+and confirming an email address."""
 
 from __future__ import annotations
 
@@ -21,19 +22,20 @@ pytestmark = pytest.mark.browser
 NEW_PASSWORD = "marmalade comets over lisbon"
 
 
-def _reset_path(outbox: Path, to: str, timeout: float = 15) -> str:
-    """The path and #token of the reset link mailed to `to` (the .eml outbox)."""
+def _link_path(outbox: Path, to: str, page: str, count: int, timeout: float = 15) -> str:
+    """The path and #token of the newest `page` link mailed to `to` (the .eml outbox)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        found = []
         for path in sorted(outbox.glob("*.eml")) if outbox.exists() else []:
             message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
             if message["To"] == to:
                 body = message.get_content()  # type: ignore[attr-defined]
-                found = re.search(r"https?://[^/\s]+(/reset-password#token=\S+)", body)
-                assert found, body
-                return found.group(1)
+                found += re.findall(rf"https?://[^/\s]+(/{page}#token=\S+)", body)
+        if len(found) >= count:
+            return found[-1]
         time.sleep(0.1)
-    raise AssertionError(f"no reset email for {to} in {outbox}")
+    raise AssertionError(f"fewer than {count} {page} emails for {to}")
 
 
 def test_forgot_password_from_the_sign_in_form_to_a_new_password(new_page, live_server, api):
@@ -48,7 +50,7 @@ def test_forgot_password_from_the_sign_in_form_to_a_new_password(new_page, live_
     p.get_by_role("button", name="Send the link").click()
     expect(p.locator("#recover-done")).to_contain_text("we sent it a link")
 
-    link = _reset_path(live_server.settings.data_dir / "outbox", address)
+    link = _link_path(live_server.settings.data_dir / "outbox", address, "reset-password", 1)
     p.goto(live_server.url + link)
     assert "token" not in p.url  # taken out of the address bar at once
     box = p.get_by_label("New password")
@@ -119,3 +121,35 @@ def test_download_my_data_and_delete_the_account(new_page, live_server, api):
     expect(p.locator("#auth-error")).to_have_text("Your account and everything in it are deleted.")
     r = api.post("/auth/jwt/login", data={"username": address, "password": TEST_PASSWORD})
     assert r.status_code == 400
+
+
+@pytest.fixture
+def verifying_server(live_server, tmp_path):
+    """A second server on the same database that requires a confirmed email to chat."""
+    from tests.web.conftest import _settings, running_server
+
+    assert live_server.settings.database_url
+    settings = _settings(live_server.settings.database_url, tmp_path, require_verified_email=True)
+    with running_server(settings, sweeper=False, clock=live_server.clock) as live:
+        yield live
+
+
+def test_an_unconfirmed_email_is_explained_resent_and_confirmed(new_page, verifying_server):
+    address = verifying_server.new_email("unconfirmed")
+    page = new_page(verifying_server).open().sign_up(address)
+    p = page.page
+    box = p.get_by_label("Message", exact=True)
+    box.fill("hello before confirming")
+    box.press("Enter")
+    banner = p.locator("#verify-banner")
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text("confirm your email")
+    expect(box).to_have_value("hello before confirming")  # the message is kept
+
+    banner.get_by_role("button", name="Resend the email").click()
+    expect(banner).to_contain_text(f"We sent a new link to {address}")
+    outbox = verifying_server.settings.data_dir / "outbox"
+    link = _link_path(outbox, address, "verify-email", count=2)
+    p.goto(verifying_server.url + link)
+    expect(p.locator("#chat-notice")).to_contain_text("your email address is confirmed")
+    page.say("hello after confirming")
