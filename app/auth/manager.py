@@ -261,12 +261,12 @@ async def get_user_manager(
     yield UserManager(user_db, request.app.state.settings, request)
 
 
-def get_bearer_strategy(request: Request) -> SignInStrategy:
-    return SignInStrategy(request=request, kind=BEARER)
+def get_bearer_strategy(request: Request, session: RequestSessionDep) -> SignInStrategy:
+    return SignInStrategy(request=request, session=session, kind=BEARER)
 
 
-def get_cookie_strategy(request: Request) -> SignInStrategy:
-    return SignInStrategy(request=request, kind=COOKIE)
+def get_cookie_strategy(request: Request, session: RequestSessionDep) -> SignInStrategy:
+    return SignInStrategy(request=request, session=session, kind=COOKIE)
 
 
 _settings = get_settings()

@@ -89,7 +89,7 @@ def live_filter(now: datetime, idle_seconds: int) -> Any:
 
 
 class SignInStrategy(JWTStrategy[User, uuid.UUID]):
-    def __init__(self, *, request: Request, kind: str) -> None:
+    def __init__(self, *, request: Request, session: AsyncSession, kind: str) -> None:
         settings: Settings = request.app.state.settings
         lifetime, idle = sign_in_limits(settings, kind)
         super().__init__(secret=settings.resolved_secret_key(), lifetime_seconds=lifetime)
@@ -97,7 +97,8 @@ class SignInStrategy(JWTStrategy[User, uuid.UUID]):
         self.kind = kind
         self.settings = settings
         self.idle_seconds = idle
-        self.sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+        # The request's own session: a sign-in needs one pooled connection, not two.
+        self.session = session
         self.clock: Clock = request.app.state.clock
 
     async def write_token(self, user: User) -> str:
@@ -113,9 +114,8 @@ class SignInStrategy(JWTStrategy[User, uuid.UUID]):
             last_used_at=now,
             expires_at=now + timedelta(seconds=self.lifetime_seconds or 0),
         )
-        async with self.sessionmaker() as session:
-            session.add(row)
-            await session.commit()
+        self.session.add(row)
+        await self.session.commit()
         setattr(self.request.state, STATE_SIGN_IN, row)
         data = {"sub": str(user.id), "aud": self.token_audience, "jti": str(row.id)}
         # The row is the authority; the token's own expiry is a second, real-time bound.
@@ -172,13 +172,12 @@ class SignInStrategy(JWTStrategy[User, uuid.UUID]):
         sign_in_id = self._sign_in_id(self._claims(token))
         if sign_in_id is None:
             return
-        async with self.sessionmaker() as session:
-            await session.execute(
-                sa.update(SignIn)
-                .where(col(SignIn.id) == sign_in_id, col(SignIn.user_id) == user.id)
-                .values(ended_at=self.clock.now())
-            )
-            await session.commit()
+        await self.session.execute(
+            sa.update(SignIn)
+            .where(col(SignIn.id) == sign_in_id, col(SignIn.user_id) == user.id)
+            .values(ended_at=self.clock.now())
+        )
+        await self.session.commit()
 
 
 class SlidingCookieMiddleware:
