@@ -18,8 +18,8 @@ Three questions:
   in server memory?
 
 Users are made from one registration: the app hashes the password once, the bench copies
-that hash into more `app_user` rows, and signs each in with a token the app's own JWT
-strategy writes (login would cost an argon2 verify each). Only chat requests are timed.
+that hash into more `app_user` rows, and signs each in with a `sign_in` row and the token
+the app would issue for it (login would cost an argon2 verify each). Only chat requests are timed.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ import asyncpg
 import httpx
 import psutil  # type: ignore[import-untyped]
 
-from app.auth.tokens import RevocableJWTStrategy
+from app.auth.tokens import sign_in_token
 from app.core.runtime import PROJECT_ROOT
 from bench.http_load import PASSWORD, _free_port
 from bench.modes import Mode
@@ -172,20 +173,54 @@ def chatkeep(database_url: str, model_base: str, data_dir: Path) -> Iterator[tup
 @dataclass
 class Users:
     ids: list[uuid.UUID]
-    strategy: RevocableJWTStrategy
+    dsn: str
 
     async def token(self, i: int) -> str:
-        """A fresh sign-in (its own token id) for user i, as login would issue it."""
-
-        @dataclass
-        class _Who:
-            id: uuid.UUID
-
-        token: str = await self.strategy.write_token(_Who(self.ids[i]))  # type: ignore[arg-type]
-        return token
+        """A fresh sign-in (its own `sign_in` row) for user i, as login would issue it."""
+        return (await self.tokens(1, user=i))[0]
 
     async def tokens(self, count: int, *, user: int | None = None) -> list[str]:
-        return [await self.token(i if user is None else user) for i in range(count)]
+        now = datetime.now(UTC)
+        rows = [
+            (
+                uuid.uuid4(),
+                self.ids[i if user is None else user],
+                "bearer",
+                "bench",
+                "127.0.0.1",
+                now,
+                now,
+                now + timedelta(seconds=TOKEN_TTL_SECONDS),
+            )
+            for i in range(count)
+        ]
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            await conn.copy_records_to_table(
+                "sign_in",
+                records=rows,
+                columns=[
+                    "id",
+                    "user_id",
+                    "kind",
+                    "device",
+                    "ip",
+                    "created_at",
+                    "last_used_at",
+                    "expires_at",
+                ],
+            )
+        finally:
+            await conn.close()
+        return [
+            sign_in_token(
+                secret=SECRET_KEY,
+                lifetime_seconds=TOKEN_TTL_SECONDS,
+                user_id=row[1],
+                sign_in_id=row[0],
+            )
+            for row in rows
+        ]
 
 
 async def make_users(base: str, database_url: str, count: int) -> Users:
@@ -213,12 +248,7 @@ async def make_users(base: str, database_url: str, count: int) -> Users:
         await conn.execute("ANALYZE app_user")
     finally:
         await conn.close()
-    strategy = RevocableJWTStrategy(
-        secret=SECRET_KEY,
-        lifetime_seconds=TOKEN_TTL_SECONDS,
-        sessionmaker=None,  # type: ignore[arg-type]  (only write_token is used)
-    )
-    return Users(ids=ids, strategy=strategy)
+    return Users(ids=ids, dsn=plain_dsn(database_url))
 
 
 # -- sampling ----------------------------------------------------------------------------

@@ -44,6 +44,7 @@ TOUCH_SECONDS = 60
 DEVICE_MAX_CHARS = 200
 STATE_SIGN_IN = "sign_in"
 STATE_REFRESH_COOKIE = "refresh_auth_cookie"
+TOKEN_AUDIENCE = ["fastapi-users:auth"]  # fastapi-users' JWTStrategy default
 
 
 def device_name(user_agent: str | None) -> str:
@@ -67,6 +68,14 @@ def device_name(user_agent: str | None) -> str:
     if device and device not in text and device not in {"Mac", "K"}:
         text = f"{device} · {text}"
     return text[:DEVICE_MAX_CHARS]
+
+
+def sign_in_token(
+    *, secret: str, lifetime_seconds: int, user_id: uuid.UUID, sign_in_id: uuid.UUID
+) -> str:
+    """The JWT that names a `sign_in` row: what signing in hands out."""
+    data = {"sub": str(user_id), "aud": TOKEN_AUDIENCE, "jti": str(sign_in_id)}
+    return generate_jwt(data, secret, lifetime_seconds)
 
 
 def sign_in_limits(settings: Settings, kind: str) -> tuple[int, int | None]:
@@ -117,9 +126,13 @@ class SignInStrategy(JWTStrategy[User, uuid.UUID]):
         self.session.add(row)
         await self.session.commit()
         setattr(self.request.state, STATE_SIGN_IN, row)
-        data = {"sub": str(user.id), "aud": self.token_audience, "jti": str(row.id)}
         # The row is the authority; the token's own expiry is a second, real-time bound.
-        return generate_jwt(data, self.encode_key, self.lifetime_seconds, algorithm=self.algorithm)
+        return sign_in_token(
+            secret=self.settings.resolved_secret_key(),
+            lifetime_seconds=self.lifetime_seconds or 0,
+            user_id=user.id,
+            sign_in_id=row.id,
+        )
 
     def _claims(self, token: str) -> dict[str, Any] | None:
         try:
