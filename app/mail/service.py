@@ -66,7 +66,9 @@ def build_message(*, sender: str, to: str, subject: str, text: str) -> EmailMess
     domain = sender.rsplit("@", 1)[-1].strip("> ") or "localhost"
     message["Message-ID"] = make_msgid(domain=domain)
     message["Auto-Submitted"] = "auto-generated"
-    message.set_content(text)
+    # Plain 7-bit text when it is ASCII, so the .eml in the outbox shows the link as it is
+    # (quoted-printable would wrap it and escape its "=").
+    message.set_content(text, cte="7bit" if text.isascii() else "quoted-printable")
     return message
 
 
