@@ -261,11 +261,12 @@ async def get_user_manager(
     yield UserManager(user_db, request.app.state.settings, request)
 
 
-def get_bearer_strategy(request: Request, session: RequestSessionDep) -> SignInStrategy:
+# async: FastAPI runs a plain `def` dependency in its thread pool, on every request.
+async def get_bearer_strategy(request: Request, session: RequestSessionDep) -> SignInStrategy:
     return SignInStrategy(request=request, session=session, kind=BEARER)
 
 
-def get_cookie_strategy(request: Request, session: RequestSessionDep) -> SignInStrategy:
+async def get_cookie_strategy(request: Request, session: RequestSessionDep) -> SignInStrategy:
     return SignInStrategy(request=request, session=session, kind=COOKIE)
 
 
