@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_sessionmaker
 from app.core.errors import AppError
-from app.core.runtime import ensure_database_url, run_migrations
+from app.core.runtime import direct_database_url, ensure_database_url, run_migrations
 
 T = TypeVar("T")
 
@@ -23,7 +23,7 @@ def _with_db(
     settings: Settings, work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]
 ) -> T:
     url = ensure_database_url(settings)
-    run_migrations(url)
+    run_migrations(direct_database_url(settings))
 
     async def main() -> T:
         engine = create_engine(settings, url)
@@ -44,7 +44,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     url = ensure_database_url(settings)
     where = f"embedded, data in {settings.data_dir}" if "host=/" in url else "DATABASE_URL"
     print(f"Database ready ({where}).")
-    run_migrations(url)
+    run_migrations(direct_database_url(settings))
     print(
         f"Migrations applied. Serving on http://{args.host}:{args.port} "
         f"(ready in {time.monotonic() - started:.1f}s; Ctrl+C stops).",
@@ -63,7 +63,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_migrate(_: argparse.Namespace, settings: Settings) -> int:
-    run_migrations(ensure_database_url(settings))
+    run_migrations(direct_database_url(settings))
     print("Database is at the latest migration.")
     return 0
 

@@ -26,8 +26,14 @@ from app.core.docs import install_docs
 from app.core.errors import UnhandledErrorMiddleware, install_error_handlers
 from app.core.logging import configure_logging
 from app.core.metrics import MetricsMiddleware
-from app.core.runtime import calling_on_stop_signal, ensure_database_url, run_migrations
+from app.core.runtime import (
+    calling_on_stop_signal,
+    direct_database_url,
+    ensure_database_url,
+    run_migrations,
+)
 from app.core.security import BodySizeLimitMiddleware, CsrfMiddleware, SecurityHeadersMiddleware
+from app.core.validation import TextInputMiddleware
 from app.events.bus import build_event_bus
 from app.events.router import router as events_router
 from app.exports.router import router as exports_router
@@ -63,7 +69,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         url = ensure_database_url(settings)
         if migrate:
-            await asyncio.to_thread(run_migrations, url)
+            await asyncio.to_thread(run_migrations, direct_database_url(settings))
         engine = create_engine(settings, url)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
@@ -159,6 +165,7 @@ def create_app(
     app.mount(STATIC_PREFIX, static_files(), name="static")
 
     # Added inside-out: the last one added runs first.
+    app.add_middleware(TextInputMiddleware, exempt_body_prefixes=("/api/import",))
     app.add_middleware(
         CsrfMiddleware,
         auth_cookie=AUTH_COOKIE_NAME,
@@ -173,7 +180,9 @@ def create_app(
         max_bytes=settings.max_request_bytes,
         exempt_prefixes=("/api/import",),
     )
-    app.add_middleware(UnhandledErrorMiddleware)
+    app.add_middleware(
+        UnhandledErrorMiddleware, retry_after_seconds=settings.db_retry_after_seconds
+    )
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(MetricsMiddleware)
     return app

@@ -29,6 +29,7 @@ from app.assistant.models import (
 )
 from app.assistant.schemas import DraftOut, DraftVersionOut, PublishedPostOut, image_url
 from app.core.errors import InvalidInputError, NotFoundError
+from app.core.validation import in_date_range
 
 # Published-post ids are derived from the draft id, so a retried publication carries the
 # same id (and idempotency key) to the publisher as the first attempt.
@@ -453,11 +454,9 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         when, _, ident = raw.partition("|")
-        at = datetime.fromisoformat(when)
-        if at.tzinfo is None:
-            raise ValueError("naive")
+        at = in_date_range(datetime.fromisoformat(when))  # naive: TypeError
         return at, uuid.UUID(ident)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
         raise InvalidInputError(
             "`cursor` is not a cursor this API returned.", code="invalid_cursor"
         ) from exc

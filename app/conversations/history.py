@@ -37,6 +37,7 @@ from app.conversations.models import (
 from app.conversations.service import archive_session
 from app.conversations.tags import TAGS_PER_CONVERSATION, normalize_tag
 from app.core.errors import InvalidInputError, NotFoundError
+from app.core.validation import in_date_range, unstorable_reason
 from app.events.bus import EventBus, user_event
 
 # "all" is everything but the trash; "trash" is only the trash.
@@ -128,9 +129,11 @@ def decode_cursor(cursor: str) -> Position:
     micros_text, _, session_id = rest.partition(":")
     if pinned_text not in ("0", "1") or not session_id or not micros_text.lstrip("-").isdigit():
         raise problem
+    if len(micros_text) > 20 or unstorable_reason(session_id) is not None:
+        raise problem
     try:
-        at = _EPOCH + timedelta(microseconds=int(micros_text))
-    except OverflowError:
+        at = in_date_range(_EPOCH + timedelta(microseconds=int(micros_text)))
+    except (OverflowError, ValueError):
         raise problem from None
     return pinned_text == "1", at, session_id
 

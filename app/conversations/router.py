@@ -16,6 +16,7 @@ from app.conversations.schemas import (
     UsageOut,
 )
 from app.core.db import SessionDep
+from app.core.validation import PG_INT_MAX
 from app.ratelimit.dependencies import RateLimit
 from app.turns.service import active_turn
 
@@ -30,7 +31,9 @@ async def read_session(
     chat_session: OwnedSession,
     user: CurrentUser,
     session: SessionDep,
-    after_seq: Annotated[int, Query(ge=0, description="Return messages after this seq")] = 0,
+    after_seq: Annotated[
+        int, Query(ge=0, le=PG_INT_MAX, description="Return messages after this seq")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=MESSAGE_PAGE_MAX)] = MESSAGE_PAGE_DEFAULT,
 ) -> SessionDetail:
     messages = await service.list_messages(

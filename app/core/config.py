@@ -30,13 +30,22 @@ class Settings(BaseSettings):
 
     # None means: start the embedded PostgreSQL under DATA_DIR.
     database_url: str | None = None
-    db_pool_size: int = 10
-    db_max_overflow: int = 10
-    db_pool_timeout_seconds: float = 10.0
-    db_statement_timeout_ms: int = 30_000
-    # A direct (not pooled) connection for LISTEN; defaults to DATABASE_URL. Set it when
-    # DATABASE_URL goes through PgBouncer in transaction mode, which cannot LISTEN.
+    # A direct, non-pooled connection to the same database (not through PgBouncer): used for
+    # migrations and anything that needs a session of its own (session-level advisory
+    # locks, LISTEN). None means DATABASE_URL.
     database_direct_url: str | None = None
+    # "pgbouncer": DATABASE_URL points at PgBouncer in transaction mode, so no prepared
+    # statement may outlive a transaction.
+    db_pooler: Literal["none", "pgbouncer"] = "none"
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    # Client-side bounds: no request ever waits on the database for longer than these.
+    db_pool_timeout_seconds: float = Field(default=3.0, gt=0)
+    db_connect_timeout_seconds: float = Field(default=2.0, gt=0)
+    db_ping_timeout_seconds: float = Field(default=1.5, gt=0)
+    db_command_timeout_seconds: float = Field(default=5.0, gt=0)
+    db_statement_timeout_ms: int = Field(default=4_000, ge=0)
+    db_retry_after_seconds: int = Field(default=5, ge=1)
 
     secret_key: str | None = None
     # Bearer tokens (API clients) keep a fixed lifetime; the web cookie slides (docs/api.md).
@@ -136,6 +145,17 @@ class Settings(BaseSettings):
     rate_limit_auth: str = "10/minute"
     rate_limit_credentials: str = "5/minute"
     rate_limit_default: str = "120/minute"
+
+    @model_validator(mode="after")
+    def _check_db_timeouts(self) -> Settings:
+        if self.db_statement_timeout_ms > self.db_command_timeout_seconds * 1000:
+            # The server should give up first: its error is clean, a client timeout is not.
+            raise ValueError("DB_STATEMENT_TIMEOUT_MS must not exceed DB_COMMAND_TIMEOUT_SECONDS")
+        return self
+
+    def direct_database_url(self) -> str | None:
+        """Where migrations and session-level locks go: never through a pooler."""
+        return self.database_direct_url or self.database_url
 
     @model_validator(mode="after")
     def _check_rate_limits(self) -> Settings:

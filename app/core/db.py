@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Protocol
+from typing import Annotated, Any, Protocol
 
+import asyncpg
 from fastapi import Depends, Request
-from sqlalchemy import MetaData
+from sqlalchemy import Engine, MetaData, event
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -47,26 +51,86 @@ def plain_dsn(url: str) -> str:
     return "postgresql://" + async_url(url)[len("postgresql+asyncpg://") :]
 
 
+class DatabaseTimeoutError(Exception):
+    """A database call outlived its client-side bound (a hung server, a partition)."""
+
+
+def _unique_statement_name() -> str:
+    # Through PgBouncer (transaction mode) a named statement may land on any server
+    # connection; a name that is never reused cannot collide with one left there.
+    return f"__chatkeep_{uuid.uuid4().hex}__"
+
+
 def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
     target = url or settings.database_url
     if not target:
         raise RuntimeError("no database URL: start the embedded server or set DATABASE_URL")
-    return create_async_engine(
+    server_settings = {"timezone": "UTC", "application_name": "chatkeep"}
+    connect_args: dict[str, Any] = {
+        "timeout": settings.db_connect_timeout_seconds,
+        "command_timeout": settings.db_command_timeout_seconds,
+        "server_settings": server_settings,
+    }
+    if settings.db_pooler == "pgbouncer":
+        # No statement cache, unique names for the statements asyncpg still prepares, and
+        # no startup parameter PgBouncer does not track (set statement_timeout on the
+        # role instead: ALTER ROLE ... SET statement_timeout).
+        connect_args["statement_cache_size"] = 0
+        connect_args["prepared_statement_name_func"] = _unique_statement_name
+    else:
+        server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
+    engine = create_async_engine(
         async_url(target),
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_seconds,
-        # Dead connections after a database restart are replaced instead of failing a request.
-        pool_pre_ping=True,
-        connect_args={
-            "server_settings": {
-                "statement_timeout": str(settings.db_statement_timeout_ms),
-                "timezone": "UTC",
-                "application_name": "chatkeep",
-            },
-            "timeout": 5,
-        },
+        # Replaced by the bounded ping below: SQLAlchemy's own waits for the command timeout.
+        pool_pre_ping=False,
+        connect_args=connect_args,
     )
+    _install_bounds(engine.sync_engine, ping_timeout=settings.db_ping_timeout_seconds)
+    return engine
+
+
+def _raw_asyncpg(dbapi_connection: Any) -> Any:
+    return getattr(dbapi_connection, "_connection", None)
+
+
+def _install_bounds(engine: Engine, *, ping_timeout: float) -> None:
+    """A bounded ping on checkout, and a timed-out connection dropped at once.
+
+    After a client-side timeout asyncpg still waits for its cancel request, which a frozen
+    server never answers, and every later call on that connection (even ROLLBACK) would
+    wait too. So the connection is aborted on the spot and reported as a disconnect: the
+    pool replaces it, and the request fails promptly instead of hanging.
+    """
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: ExceptionContext) -> BaseException | None:
+        original = context.original_exception
+        if not isinstance(original, TimeoutError):
+            return None
+        connection = context.connection
+        if connection is not None and not connection.invalidated:
+            raw = _raw_asyncpg(connection.connection.dbapi_connection)
+            if raw is not None:
+                raw.terminate()
+        context.is_disconnect = True
+        return DatabaseTimeoutError("the database did not answer in time")
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        raw = _raw_asyncpg(dbapi_connection)
+        if raw is None:
+            return
+        try:
+            # Simple query protocol: one round trip, nothing prepared (safe behind PgBouncer).
+            dbapi_connection.await_(raw.execute("SELECT 1", timeout=ping_timeout))
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raw.terminate()
+            # The pool drops this connection and tries a fresh one (bounded by the connect
+            # timeout); if that fails too, the error reaches the request as an outage.
+            raise DisconnectionError(f"database ping failed: {exc!r}") from exc
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -7,6 +7,7 @@ media type `application/problem+json`. Stack traces never leave the server.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from enum import Enum
 from http import HTTPStatus
@@ -15,7 +16,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    InvalidRequestError,
+    OperationalError,
+)
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -96,6 +103,21 @@ class ServiceUnavailableError(AppError):
     title = "Service unavailable"
 
 
+_UNSAFE_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def _safe(value: Any) -> Any:
+    """Echoed input (a location, a key) with NUL and lone surrogates shown as U+FFFD,
+    so an error about bad text can always be encoded."""
+    if isinstance(value, str):
+        return _UNSAFE_TEXT.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_safe(k): _safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_safe(v) for v in value]
+    return value
+
+
 def problem_body(
     status: int,
     *,
@@ -113,7 +135,7 @@ def problem_body(
     }
     if extra:
         body.update(extra)
-    return body
+    return dict(_safe(body))
 
 
 def problem_response(
@@ -189,14 +211,26 @@ def _http_exception_detail(exc: StarletteHTTPException) -> tuple[str, str, dict[
     return str(detail or status_phrase), code, extra
 
 
+def is_server_busy(exc: BaseException) -> bool:
+    """Every pooled connection is in use and none came free in time: load, not an outage."""
+    return isinstance(exc, PoolTimeoutError)
+
+
 def is_database_unavailable(exc: BaseException) -> bool:
-    if isinstance(exc, PoolTimeoutError | InterfaceError | OperationalError):
+    from app.core.db import DatabaseTimeoutError
+
+    if isinstance(exc, DatabaseTimeoutError | InterfaceError | OperationalError):
+        return True
+    if isinstance(exc, DisconnectionError):
+        return True
+    if isinstance(exc, InvalidRequestError) and "connection is closed" in str(exc):
+        # The pool gave up after its reconnection attempts on checkout.
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    if isinstance(exc, OSError):
-        # Refused TCP connections and missing Unix sockets: only when raised while talking
-        # to the database, so an unrelated OSError in our own code stays a 500.
+    if isinstance(exc, OSError | TimeoutError):
+        # Refused TCP connections, missing Unix sockets, connect timeouts: only when raised
+        # while talking to the database, so an unrelated error in our own code stays a 500.
         return _raised_in_database_driver(exc)
     return False
 
@@ -261,8 +295,9 @@ class UnhandledErrorMiddleware:
     stops there; if the response had already started, there is nothing left to say.
     """
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, *, retry_after_seconds: int = DB_RETRY_AFTER_SECONDS) -> None:
         self.app = app
+        self.retry_after = str(retry_after_seconds)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -282,20 +317,34 @@ class UnhandledErrorMiddleware:
             if started:
                 logger.exception("error after the response started")
                 return
-            if is_database_unavailable(exc):
-                logger.warning("database unavailable: %s", exc)
-                response = problem_response(
-                    503,
-                    detail="The database is unavailable right now. Please retry shortly.",
-                    code="database_unavailable",
-                    title="Service unavailable",
-                    headers={"Retry-After": str(DB_RETRY_AFTER_SECONDS)},
-                )
-            else:
-                logger.exception("unhandled error")
-                response = problem_response(
-                    500,
-                    detail="Something went wrong on our side. It has been logged.",
-                    code="internal_error",
-                )
-            await response(scope, receive, send)
+            await self.problem_for(exc)(scope, receive, send)
+
+    def problem_for(self, exc: BaseException) -> JSONResponse:
+        from app.core import metrics
+
+        if is_server_busy(exc):
+            logger.warning("server busy: %s", exc)
+            metrics.SERVER_BUSY.inc()
+            return problem_response(
+                503,
+                detail="The server is busy right now. Please retry shortly.",
+                code="server_busy",
+                title="Service unavailable",
+                headers={"Retry-After": self.retry_after},
+            )
+        if is_database_unavailable(exc):
+            logger.warning("database unavailable: %r", exc)
+            metrics.DATABASE_UNAVAILABLE.inc()
+            return problem_response(
+                503,
+                detail="The database is unavailable right now. Please retry shortly.",
+                code="database_unavailable",
+                title="Service unavailable",
+                headers={"Retry-After": self.retry_after},
+            )
+        logger.exception("unhandled error")
+        return problem_response(
+            500,
+            detail="Something went wrong on our side. It has been logged.",
+            code="internal_error",
+        )

@@ -59,6 +59,16 @@ PASSWORD_HASH_SECONDS = Histogram(
     registry=REGISTRY,
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+DATABASE_UNAVAILABLE = Counter(
+    "chatkeep_database_unavailable_total",
+    "Requests answered 503 database_unavailable (database down, hung or unreachable).",
+    registry=REGISTRY,
+)
+SERVER_BUSY = Counter(
+    "chatkeep_server_busy_total",
+    "Requests answered 503 server_busy: no pooled database connection came free in time.",
+    registry=REGISTRY,
+)
 SESSIONS = Gauge(
     "chatkeep_sessions", "Chat sessions in the database.", ["status"], registry=REGISTRY
 )

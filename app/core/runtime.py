@@ -36,6 +36,15 @@ def ensure_database_url(settings: Settings) -> str:
     return url
 
 
+def direct_database_url(settings: Settings) -> str:
+    """DATABASE_DIRECT_URL, else DATABASE_URL (or the embedded server's): never a pooler.
+
+    Migrations take a session-level advisory lock, which transaction pooling would hand
+    to another client's connection.
+    """
+    return settings.database_direct_url or ensure_database_url(settings)
+
+
 def alembic_config(database_url: str) -> Config:
     cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
     cfg.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))

@@ -12,7 +12,8 @@ Hostile input is refused with a 4xx and no change: over MAX_IMPORT_BYTES while r
 (413), ZIPs whose declared or actual uncompressed size or compression ratio is too high,
 encrypted members, unsafe member names (`..`, absolute, backslashes, drive letters), bad
 JSON, unknown format or version, too many conversations or messages, over-long strings,
-unknown roles, timestamps without a time zone.
+unknown roles, timestamps without a time zone or outside 1970-2100, text PostgreSQL cannot
+store (NUL, lone surrogates; code `invalid_text`).
 """
 
 from __future__ import annotations
@@ -32,15 +33,7 @@ from typing import IO, Any, Literal
 import anyio.to_thread
 import sqlalchemy as sa
 from fastapi import Request
-from pydantic import (
-    AwareDatetime,
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictBool,
-    StrictInt,
-    StrictStr,
-)
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
@@ -52,6 +45,7 @@ from app.conversations.service import DEFAULT_TITLE
 from app.conversations.tags import normalize_tags
 from app.core.config import Settings
 from app.core.errors import InvalidInputError, PayloadTooLargeError
+from app.core.validation import PG_INT_MAX, SaneDatetime, find_unstorable, invalid_text_error
 from app.exports.models import ChatImport
 from app.exports.service import ARCHIVE_FORMAT, CONVERSATION_FORMAT, EXPORT_FORMAT_VERSION
 from app.exports.zip_export import CONVERSATIONS_FILE, MANIFEST_FILE
@@ -274,13 +268,13 @@ class _Strict(BaseModel):
 
 
 class ImportedMessage(_Strict):
-    seq: StrictInt = Field(ge=1)
+    seq: StrictInt = Field(ge=1, le=PG_INT_MAX)
     role: Literal["user", "assistant", "system"]
     content: StrictStr
     image_url: StrictStr | None = Field(
         default=None, alias="imageUrl", max_length=MAX_IMAGE_URL_CHARS
     )
-    created_at: AwareDatetime = Field(alias="createdAt")
+    created_at: SaneDatetime = Field(alias="createdAt")
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -288,10 +282,10 @@ class ImportedConversation(_Strict):
     id: StrictStr = Field(min_length=1, max_length=MAX_SOURCE_ID_CHARS)
     title: StrictStr = Field(max_length=200)
     status: Literal["active", "archived", "trashed"] = "archived"
-    created_at: AwareDatetime = Field(alias="createdAt")
-    last_activity_at: AwareDatetime = Field(alias="lastActivityAt")
-    archived_at: AwareDatetime | None = Field(default=None, alias="archivedAt")
-    message_count: StrictInt = Field(alias="messageCount", ge=0)
+    created_at: SaneDatetime = Field(alias="createdAt")
+    last_activity_at: SaneDatetime = Field(alias="lastActivityAt")
+    archived_at: SaneDatetime | None = Field(default=None, alias="archivedAt")
+    message_count: StrictInt = Field(alias="messageCount", ge=0, le=PG_INT_MAX)
     pinned: StrictBool = False
     tags: list[StrictStr] = Field(default_factory=list, max_length=100)
     messages: list[ImportedMessage]
@@ -353,6 +347,9 @@ def _validate(raw: list[Any], limits: ImportLimits) -> list[ImportedConversation
     prefix = "conversation" if len(raw) == 1 else "conversations"
     for index, item in enumerate(raw):
         where = prefix if len(raw) == 1 else f"{prefix}.{index}"
+        bad_text = find_unstorable(item, where)
+        if bad_text is not None:
+            raise invalid_text_error(*bad_text)
         try:
             conv = ImportedConversation.model_validate(item)
         except PydanticValidationError as exc:

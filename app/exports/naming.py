@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import UTC, datetime
+from datetime import datetime
 from urllib.parse import quote
+
+from app.core.validation import format_utc
 
 SLUG_MAX_CHARS = 60
 UNICODE_NAME_MAX_CHARS = 100
@@ -23,7 +25,7 @@ def slugify(title: str, *, fallback: str = "conversation") -> str:
 
 
 def day(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d")
+    return format_utc(value, "%Y-%m-%d")
 
 
 def download_name(title: str, when: datetime, ext: str) -> tuple[str, str]:

@@ -20,7 +20,7 @@ import threading
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -52,6 +52,7 @@ from app.core.fonts import font_path as _font_path
 from app.core.fonts import has_rtl as _has_rtl
 from app.core.fonts import is_joiner as _is_joiner
 from app.core.fonts import strong_direction as _strong_direction
+from app.core.validation import format_utc
 
 __all__ = [
     "BASE_FONT",
@@ -488,9 +489,8 @@ def _styles() -> _Styles:
 
 
 def _fmt_dt(value: datetime) -> str:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)  # stored naive values are UTC by convention
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    # Naive values are UTC by convention; total for any datetime (see format_utc).
+    return format_utc(value, "%Y-%m-%d %H:%M UTC")
 
 
 def _text_paragraphs(

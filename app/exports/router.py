@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import AsyncIterator
-from datetime import date
 from typing import IO, Annotated, Any, BinaryIO, Literal, cast
 
 from fastapi import APIRouter, Query, Request
@@ -16,6 +15,7 @@ from app.conversations.dependencies import ClockDep, OwnedSession
 from app.conversations.schemas import ImportResult
 from app.core.db import SessionDep
 from app.core.errors import InvalidInputError
+from app.core.validation import SaneDate
 from app.exports import importer, naming, service, zip_export
 from app.ratelimit.dependencies import RateLimit
 
@@ -103,10 +103,11 @@ async def export_all(
     status: Annotated[history.StatusFilter, Query()] = "all",
     q: Annotated[str | None, Query(max_length=history.SEARCH_MAX_CHARS)] = None,
     date_from: Annotated[
-        date | None, Query(alias="from", description="First day of last activity (UTC)")
+        SaneDate | None, Query(alias="from", description="First day of last activity (UTC)")
     ] = None,
     date_to: Annotated[
-        date | None, Query(alias="to", description="Last day of last activity (UTC), inclusive")
+        SaneDate | None,
+        Query(alias="to", description="Last day of last activity (UTC), inclusive"),
     ] = None,
 ) -> StreamingResponse:
     if date_from and date_to and date_from > date_to:

@@ -12,7 +12,7 @@ import re
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
@@ -33,6 +33,7 @@ from app.conversations.history import (
 )
 from app.conversations.models import ChatMessage, ChatSession
 from app.core.errors import NotFoundError
+from app.core.validation import format_utc
 from app.exports.drafts import collect_drafts
 
 EXPORT_FORMAT_VERSION = 1
@@ -51,7 +52,7 @@ def iso(value: datetime | None) -> str | None:
     """UTC, ISO 8601 with a Z, microseconds kept: what the API returns too."""
     if value is None:
         return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return format_utc(value)
 
 
 def _dumps(value: Any) -> str:

@@ -10,7 +10,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.conversations import service
 from app.core import metrics
-from app.core.errors import DB_RETRY_AFTER_SECONDS
 
 logger = logging.getLogger("app.health")
 router = APIRouter(tags=["monitoring"])
@@ -28,7 +27,7 @@ async def healthz(request: Request) -> JSONResponse:
         return JSONResponse(
             {"status": "unavailable", "database": "down"},
             status_code=503,
-            headers={"Retry-After": str(DB_RETRY_AFTER_SECONDS)},
+            headers={"Retry-After": str(request.app.state.settings.db_retry_after_seconds)},
         )
     return JSONResponse({"status": "ok", "database": "ok"})
 
