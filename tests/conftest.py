@@ -3,6 +3,10 @@
 One throw-away database per run, built by the Alembic migrations, on the server named by
 TEST_DATABASE_URL or else on an embedded PostgreSQL of the tests' own (never the dev
 data). Every test starts from empty tables.
+
+With TEST_PGBOUNCER=1 the app and the tests reach that database through a real PgBouncer
+in transaction mode (started here, on a free port), as `DB_POOLER=pgbouncer` deployments
+do; migrations go to the server directly (DATABASE_DIRECT_URL).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from tests.processes import free_port
 
 TEST_PASSWORD = "correct horse battery staple"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+THROUGH_PGBOUNCER = os.environ.get("TEST_PGBOUNCER", "").lower() in {"1", "true", "yes"}
 
 
 def _plain(url: str) -> str:
@@ -44,8 +49,9 @@ def _with_database(url: str, database: str) -> str:
 
 
 def _asyncpg_kwargs(url: str) -> dict[str, Any]:
-    # asyncpg understands ?host=/socket/dir in a DSN.
-    return {"dsn": _plain(url)}
+    # asyncpg understands ?host=/socket/dir in a DSN. No statement cache: the URL may be
+    # PgBouncer's, in transaction mode.
+    return {"dsn": _plain(url), "statement_cache_size": 0}
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +67,8 @@ def server_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def database_url(server_url: str) -> Iterator[str]:
+def direct_database_url(server_url: str) -> Iterator[str]:
+    """The run's database on the server itself (migrations, schema checks)."""
     name = f"chatkeep_test_{os.getpid()}_{secrets.token_hex(3)}"
 
     async def admin(sql: str) -> None:
@@ -80,6 +87,30 @@ def database_url(server_url: str) -> Iterator[str]:
         yield url
     finally:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def database_url(direct_database_url: str) -> Iterator[str]:
+    """The URL the app uses: the database itself, or PgBouncer in front of it."""
+    if not THROUGH_PGBOUNCER:
+        yield direct_database_url
+        return
+    from tests.pgbouncer import PgBouncer
+
+    bouncer = PgBouncer(direct_database_url)
+    database = direct_database_url.split("?", 1)[0].rsplit("/", 1)[1]
+    # Settings() and the server processes the tests start read these.
+    saved = {k: os.environ.get(k) for k in ("DB_POOLER", "DATABASE_DIRECT_URL")}
+    os.environ.update(DB_POOLER="pgbouncer", DATABASE_DIRECT_URL=direct_database_url)
+    try:
+        yield bouncer.url(database)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        bouncer.stop()
 
 
 @pytest.fixture

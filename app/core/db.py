@@ -72,10 +72,13 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
         "server_settings": server_settings,
     }
     if settings.db_pooler == "pgbouncer":
-        # No statement cache, unique names for the statements asyncpg still prepares, and
-        # no startup parameter PgBouncer does not track (set statement_timeout on the
-        # role instead: ALTER ROLE ... SET statement_timeout).
+        # No statement cache (asyncpg's nor SQLAlchemy's: a cached statement would be looked
+        # up on whichever server connection the next transaction gets), unique names for
+        # the statements still prepared within a transaction, and no startup parameter
+        # PgBouncer does not track (set statement_timeout on the role instead:
+        # ALTER ROLE ... SET statement_timeout).
         connect_args["statement_cache_size"] = 0
+        connect_args["prepared_statement_cache_size"] = 0
         connect_args["prepared_statement_name_func"] = _unique_statement_name
     else:
         server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)

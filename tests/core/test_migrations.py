@@ -12,8 +12,8 @@ from app.models import metadata
 pytestmark = pytest.mark.storage
 
 
-async def test_models_and_migrations_agree(database_url):
-    engine = create_async_engine(database_url)
+async def test_models_and_migrations_agree(direct_database_url):
+    engine = create_async_engine(direct_database_url)
     try:
         async with engine.connect() as conn:
             diff = await conn.run_sync(

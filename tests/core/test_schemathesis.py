@@ -87,7 +87,9 @@ def _run(base: str, token: str, report: Path, *filters: str) -> dict[str, Any]:
 
 
 async def _make_superuser(database_url: str, email: str) -> None:
-    conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
+    conn = await asyncpg.connect(
+        database_url.replace("postgresql+asyncpg://", "postgresql://"), statement_cache_size=0
+    )
     try:
         await conn.execute("UPDATE app_user SET is_superuser = true WHERE email = $1", email)
     finally:
