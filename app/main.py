@@ -43,7 +43,7 @@ from app.ratelimit.setup import install_rate_limits
 from app.turns.router import router as turns_router
 from app.turns.runner import TurnRunner
 from app.turns.tasks import running_stale_turn_check
-from app.web.router import STATIC_PREFIX, static_files
+from app.web.router import STATIC_PREFIX, session_router, static_files
 from app.web.router import router as web_router
 
 API_DESCRIPTION = """
@@ -161,6 +161,7 @@ def create_app(
     app.include_router(assistant_router)
     app.include_router(admin_router)
     app.include_router(health_router)
+    app.include_router(session_router)
     app.include_router(web_router)
     app.mount(STATIC_PREFIX, static_files(), name="static")
 
@@ -183,6 +184,9 @@ def create_app(
     app.add_middleware(
         UnhandledErrorMiddleware, retry_after_seconds=settings.db_retry_after_seconds
     )
-    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        hsts_max_age=settings.hsts_max_age_seconds if settings.cookie_secure else None,
+    )
     app.add_middleware(MetricsMiddleware)
     return app

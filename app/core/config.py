@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     secret_key: str | None = None
     # Bearer tokens (API clients) keep a fixed lifetime; the web cookie slides (docs/api.md).
     access_token_ttl_seconds: int = 3600
+    # Behind HTTPS: Secure cookies, and Strict-Transport-Security on every response.
     cookie_secure: bool = False
     sign_in_max_days: int = Field(default=30, ge=1, le=400)
     sign_in_idle_days: int = Field(default=7, ge=1, le=400)
@@ -68,6 +69,9 @@ class Settings(BaseSettings):
     smtp_url: str | None = None
     mail_from: str = "Chatkeep <no-reply@localhost>"
     mail_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    hsts_max_age_seconds: int = Field(default=31_536_000, ge=0)
+    # Set: GET /metrics requires `Authorization: Bearer <METRICS_TOKEN>`. Unset: open.
+    metrics_token: str | None = None
 
     session_ttl_seconds: int = 1800
     sweep_interval_seconds: int = 300

@@ -109,8 +109,24 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, capture)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            REQUEST_LATENCY.labels(scope["method"], template, f"{status // 100}xx").observe(
-                time.perf_counter() - started
-            )
+            REQUEST_LATENCY.labels(
+                scope["method"], route_label(scope), f"{status // 100}xx"
+            ).observe(time.perf_counter() - started)
+
+
+def route_label(scope: Any) -> str:
+    """The full path template of the matched route (`/auth/jwt/login`, not `/login`).
+
+    FastAPI keeps included routers as their own routes, so `scope["route"]` is the inner
+    route with its path relative to the router; FastAPI records the effective (full) path
+    of the route it matched in its part of the scope.
+    """
+    context = scope.get("fastapi", {}).get("effective_route_context")
+    path = getattr(context, "path", None)
+    if isinstance(path, str) and path:
+        return path
+    route = scope.get("route")
+    template = getattr(route, "path", None)
+    if not template:
+        return "unmatched"
+    return f"{scope.get('root_path', '').rstrip('/')}{template}"

@@ -79,6 +79,14 @@ class _TooLarge(Exception):
     pass
 
 
+def _is_json(headers: list[tuple[bytes, bytes]]) -> bool:
+    for key, value in headers:
+        if key.lower() == b"content-type":
+            media = value.split(b";", 1)[0].strip().lower()
+            return media.endswith(b"/json") or media.endswith(b"+json")
+    return False
+
+
 class CsrfMiddleware:
     def __init__(
         self, app: Any, *, auth_cookie: str, trusted_origins: list[str], secure: bool
@@ -148,18 +156,35 @@ class SecurityHeadersMiddleware:
         "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
     )
 
-    def __init__(self, app: Any, *, docs_prefixes: tuple[str, ...] = ("/docs", "/redoc")) -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        docs_prefixes: tuple[str, ...] = ("/docs", "/redoc"),
+        hsts_max_age: int | None = None,
+    ) -> None:
         self.app = app
         self.docs_prefixes = docs_prefixes
+        # Only when served over HTTPS (COOKIE_SECURE=true): HSTS over plain HTTP on a
+        # laptop would teach the browser to refuse http://127.0.0.1 for a year.
+        self.hsts = (
+            f"max-age={hsts_max_age}; includeSubDomains".encode()
+            if hsts_max_age is not None
+            else None
+        )
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        # The docs pages set a CSP of their own (app.core.docs).
         is_docs = scope["path"].startswith(self.docs_prefixes)
+        is_api = scope["path"].startswith("/api/")
 
         async def add_headers(message: Any) -> None:
             if message["type"] == "http.response.start":
+                headers = message.setdefault("headers", [])
+                names = {k.lower() for k, _ in headers}
                 extra = [
                     (b"x-content-type-options", b"nosniff"),
                     (b"referrer-policy", b"same-origin"),
@@ -167,7 +192,12 @@ class SecurityHeadersMiddleware:
                 ]
                 if not is_docs:
                     extra.append((b"content-security-policy", self.CSP.encode()))
-                message.setdefault("headers", []).extend(extra)
+                if self.hsts is not None:
+                    extra.append((b"strict-transport-security", self.hsts))
+                if is_api and b"cache-control" not in names and _is_json(headers):
+                    # Conversations are private: no browser or proxy cache keeps them.
+                    extra.append((b"cache-control", b"no-store"))
+                headers.extend(extra)
             await send(message)
 
         await self.app(scope, receive, add_headers)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 
 import sqlalchemy as sa
@@ -10,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.conversations import service
 from app.core import metrics
+from app.core.errors import problem_response
 
 logger = logging.getLogger("app.health")
 router = APIRouter(tags=["monitoring"])
@@ -32,8 +34,23 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok", "database": "ok"})
 
 
-@router.get("/metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={401: {"description": "METRICS_TOKEN is set and the request lacks it"}},
+)
 async def prometheus_metrics(request: Request) -> Response:
+    token = request.app.state.settings.metrics_token
+    if token:
+        sent = request.headers.get("authorization", "")
+        scheme, _, value = sent.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(value.encode(), token.encode()):
+            return problem_response(
+                401,
+                detail="Send the metrics token: Authorization: Bearer <METRICS_TOKEN>.",
+                code="metrics_token_required",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
     try:
         async with (
             asyncio.timeout(HEALTH_TIMEOUT_SECONDS),

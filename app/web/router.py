@@ -10,13 +10,18 @@ from __future__ import annotations
 import hashlib
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
+
+from app.auth.manager import fastapi_users
+from app.auth.models import User
+from app.auth.schemas import UserRead
+from app.core.schemas import ApiModel
 
 WEB_DIR = Path(__file__).resolve().parent
 STATIC_DIR = WEB_DIR / "static"
@@ -24,6 +29,22 @@ STATIC_PREFIX = "/static"
 
 templates = Jinja2Templates(directory=WEB_DIR / "templates")
 router = APIRouter(include_in_schema=False)
+# What the page asks at start: signed in or not, as a 200 either way (a 401 here would be
+# logged as an error in the browser's console on every signed-out visit).
+session_router = APIRouter(prefix="/api", tags=["auth"])
+_optional_user = fastapi_users.current_user(optional=True, active=True)
+
+
+class SignInState(ApiModel):
+    signed_in: bool
+    user: UserRead | None = None
+
+
+@session_router.get("/session", response_model=SignInState)
+async def sign_in_state(user: Annotated[User | None, Depends(_optional_user)]) -> SignInState:
+    if user is None:
+        return SignInState(signed_in=False)
+    return SignInState(signed_in=True, user=UserRead.model_validate(user))
 
 
 @lru_cache

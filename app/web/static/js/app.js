@@ -354,9 +354,15 @@ async function boot() {
   if (location.pathname === "/verify-email") notice = await verifyFromLink(tokenFromLink());
 
   try {
-    const user = await getJson("/users/me", { quiet401: true });
-    await showWorkspace(user);
-    if (notice) showNotice(notice);
+    // 200 whether signed in or not: a signed-out visit logs no failed request.
+    const state = await getJson("/api/session", { quiet401: true });
+    if (state.signedIn) {
+      await showWorkspace(state.user);
+      if (notice) showNotice(notice);
+      return;
+    }
+    setMode("signin");
+    showAuth(notice);
   } catch (err) {
     setMode("signin");
     showAuth(notice || (err instanceof ApiError && err.status !== 401 ? err.message : ""));
