@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     context_max_messages: int = 50
     context_max_chars: int = 24_000
 
+    # PDF export: past either bound a PDF ends with a note (export JSON for everything).
+    pdf_max_pages: int = Field(default=2000, ge=1)
+    pdf_time_budget_seconds: float = Field(default=30.0, gt=0)
+
     # Import of exports (docs/export-format.md).
     max_import_bytes: int = 50 * 1024 * 1024
     max_import_uncompressed_bytes: int = 100 * 1024 * 1024

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -60,6 +61,7 @@ __all__ = [
     "EMOJI_FONT",
     "FONT_FILES",
     "SYMBOLS_FONT",
+    "PdfBudget",
     "PdfConversation",
     "PdfMessage",
     "TextRun",
@@ -400,6 +402,19 @@ _BAR_GAP = 8.0
 _BODY_SIZE = 10.0
 _CODE_SIZE = 9.0
 _IMAGE_MAX_HEIGHT = 6 * cm
+# Bounded flowables: reportlab re-wraps what is left of a paragraph at every page break, so
+# one paragraph of n lines costs O(n^2). Paragraphs of at most this many lines (and lines
+# cut at this many characters) keep layout linear in the size of the text.
+PARAGRAPH_MAX_LINES = 20
+LINE_MAX_CHARS = 1500
+
+
+@dataclass(frozen=True)
+class PdfBudget:
+    """What one PDF may cost: past either bound it ends with a note saying so."""
+
+    max_pages: int = 2000
+    max_seconds: float = 30.0
 
 
 class _Barred(Flowable):  # type: ignore[misc]
@@ -507,18 +522,38 @@ def _text_paragraphs(
             out.append(Paragraph("<br/>".join(pending), shaped if pending_shaped else plain))
             pending, pending_shaped = [], False
 
-    for raw in text.split("\n"):
+    for raw in _bounded_lines(text):
         line = _preserve_spaces(raw)
         if _has_rtl(line):
             flush()
             # 2% slack so reportlab never re-wraps a line measured here.
             vis, is_rtl = _bidi_lines(line, plain.fontSize, width * 0.98)
-            out.append(Paragraph("<br/>".join(vis), rtl if is_rtl else shaped))
+            for group in _groups(vis):
+                out.append(Paragraph("<br/>".join(group), rtl if is_rtl else shaped))
             continue
         pending.append(_runs_markup(itemize_text(line)) if line.strip() else "\xa0")
         pending_shaped = pending_shaped or _needs_shaping(line)
+        if len(pending) >= PARAGRAPH_MAX_LINES:
+            flush()
     flush()
     return out
+
+
+def _bounded_lines(text: str) -> Iterator[str]:
+    """The lines of `text`, a line longer than LINE_MAX_CHARS cut (at a space if one is
+    near) into pieces that each start a new line."""
+    for line in text.split("\n"):
+        while len(line) > LINE_MAX_CHARS:
+            cut = line.rfind(" ", LINE_MAX_CHARS // 2, LINE_MAX_CHARS)
+            cut = cut + 1 if cut > 0 else LINE_MAX_CHARS
+            yield line[:cut]
+            line = line[cut:]
+        yield line
+
+
+def _groups(items: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(items), PARAGRAPH_MAX_LINES):
+        yield items[start : start + PARAGRAPH_MAX_LINES]
 
 
 _FENCE = re.compile(r"^\s*(```|~~~)")
@@ -571,10 +606,11 @@ def _message_flowables(msg: PdfMessage, width: float, st: _Styles) -> list[Flowa
         if is_code:
             lines = [
                 _runs_markup(itemize_text(_preserve_spaces(ln))) or "\xa0"
-                for ln in block.split("\n")
+                for ln in _bounded_lines(block)
             ]
             style = st.code_shaped if _needs_shaping(block) else st.code
-            out.append(_Barred(Paragraph("<br/>".join(lines), style), color))
+            for group in _groups(lines):
+                out.append(_Barred(Paragraph("<br/>".join(group), style), color))
         else:
             for para in _text_paragraphs(block, width, st.body, st.body_shaped, st.body_rtl):
                 out.append(_Barred(para, color))
@@ -619,13 +655,59 @@ def _pdf_title(title: str) -> str:
     return " ".join(clean.split())[:200] or "Conversation"
 
 
+class _BudgetedDoc(SimpleDocTemplate):  # type: ignore[misc]
+    """Stops laying out once past its page or time budget, and ends with a note instead."""
+
+    def __init__(self, *args: Any, budget: PdfBudget, note: Flowable, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.budget = budget
+        self.deadline = time.monotonic() + budget.max_seconds
+        self.note = note
+        self.truncated = False
+
+    def handle_flowable(self, flowables: list[Flowable]) -> None:
+        started = getattr(self, "frame", None) is not None  # the first page is set up
+        if (
+            started
+            and not self.truncated
+            and (self.page > self.budget.max_pages or time.monotonic() > self.deadline)
+        ):
+            self.truncated = True
+            flowables[:] = [self.note]
+        super().handle_flowable(flowables)
+
+
+def _truncation_note(st: _Styles, budget: PdfBudget) -> Flowable:
+    return Paragraph(
+        _escape(
+            "This PDF stops here: the conversation is longer than one PDF export holds "
+            f"(at most {budget.max_pages} pages, {budget.max_seconds:g} seconds of layout). "
+            "Export it as JSON to get every message."
+        ),
+        st.heading,
+    )
+
+
 def render_conversation_pdf(
-    conversation: PdfConversation, messages: Iterable[PdfMessage], out: BinaryIO
-) -> None:
-    """Write ``conversation`` with ``messages`` (any iterable, consumed once) as PDF."""
+    conversation: PdfConversation,
+    messages: Iterable[PdfMessage],
+    out: BinaryIO,
+    *,
+    budget: PdfBudget | None = None,
+) -> bool:
+    """Write ``conversation`` with ``messages`` (any iterable, consumed once) as PDF.
+
+    Layout is linear in the size of the text; past the budget's pages or seconds the PDF
+    ends with a note. Returns whether it was cut short. CPU-bound: call it in a worker
+    thread (the export services do).
+    """
+    budget = budget or PdfBudget()
     st = _styles()
-    doc = SimpleDocTemplate(
+    note = _truncation_note(st, budget)
+    doc = _BudgetedDoc(
         out,
+        budget=budget,
+        note=note,
         pagesize=A4,
         leftMargin=2 * cm,
         rightMargin=2 * cm,
@@ -639,8 +721,19 @@ def render_conversation_pdf(
     # Frame padding is 6pt a side; the bar and its gap take the rest.
     body_width = doc.width - 12 - _BAR_WIDTH - _BAR_GAP
     story: list[Flowable] = _header_flowables(conversation, doc.width - 12, st)
+    header = len(story)
+    # A page holds at most a few dozen flowables: stop reading messages well before the
+    # page budget could be reached, so a huge conversation is never all held in memory.
+    max_flowables = budget.max_pages * 60
+    cut_short = False
     for msg in messages:
+        if len(story) > max_flowables or time.monotonic() > doc.deadline:
+            cut_short = True
+            break
         story.extend(_message_flowables(msg, body_width, st))
-    if len(story) <= 4:  # header only
+    if len(story) == header:
         story.append(Paragraph("No messages.", st.meta))
+    if cut_short:
+        story.append(note)
     doc.build(story, onFirstPage=_footer, onLaterPages=_footer)
+    return cut_short or doc.truncated

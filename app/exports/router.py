@@ -70,6 +70,7 @@ async def export_session(
                 user_id=user.id,
                 session_id=chat_session.id,
                 out=cast(BinaryIO, spool),
+                budget=service.pdf_budget(request.app.state.settings),
             )
             headers["Content-Length"] = str(spool.tell())
             spool.seek(0)
@@ -117,7 +118,11 @@ async def export_all(
     )
     now = clock.now()
     stream = zip_export.export_zip_stream(
-        sessionmaker=request.app.state.sessionmaker, user_id=user.id, flt=flt, now=now
+        sessionmaker=request.app.state.sessionmaker,
+        user_id=user.id,
+        flt=flt,
+        now=now,
+        pdf_budget=service.pdf_budget(request.app.state.settings),
     )
     headers = {
         "Content-Disposition": naming.content_disposition(zip_export.zip_download_name(now)),

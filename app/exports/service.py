@@ -13,9 +13,10 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import anyio
 import anyio.from_thread
@@ -32,9 +33,13 @@ from app.conversations.history import (
     history_order,
 )
 from app.conversations.models import ChatMessage, ChatSession
+from app.core.config import Settings
 from app.core.errors import NotFoundError
 from app.core.validation import format_utc
 from app.exports.drafts import collect_drafts
+
+if TYPE_CHECKING:
+    from app.exports.pdf import PdfBudget
 
 EXPORT_FORMAT_VERSION = 1
 CONVERSATION_FORMAT = "chatkeep.conversation"
@@ -269,11 +274,23 @@ def _pdf_conversation(row: Any) -> Any:
     )
 
 
+def pdf_budget(settings: Settings) -> PdfBudget:
+    from app.exports.pdf import PdfBudget
+
+    return PdfBudget(max_pages=settings.pdf_max_pages, max_seconds=settings.pdf_time_budget_seconds)
+
+
 async def render_row_pdf(
-    *, session: AsyncSession, user_id: uuid.UUID, row: Any, out: BinaryIO
-) -> None:
-    """Render in a worker thread; the thread pulls message batches from the event loop as
-    the renderer consumes them, so the messages are never all loaded at once."""
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    row: Any,
+    out: BinaryIO,
+    budget: PdfBudget | None = None,
+) -> bool:
+    """Render in a worker thread, off the event loop; the thread pulls message batches
+    from the loop as the renderer consumes them, so the messages are never all loaded at
+    once. Returns whether the PDF was cut short by its budget."""
     from app.exports.pdf import PdfMessage, render_conversation_pdf
 
     async with MessageImages(session=session, user_id=user_id) as images:
@@ -304,17 +321,25 @@ async def render_row_pdf(
                     return
                 after = batch[-1][0].seq
 
-        await anyio.to_thread.run_sync(
-            render_conversation_pdf, _pdf_conversation(row), messages(), out
+        return await anyio.to_thread.run_sync(
+            partial(render_conversation_pdf, budget=budget),
+            _pdf_conversation(row),
+            messages(),
+            out,
         )
 
 
 async def render_session_pdf(
-    *, session: AsyncSession, user_id: uuid.UUID, session_id: str, out: BinaryIO
-) -> None:
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    session_id: str,
+    out: BinaryIO,
+    budget: PdfBudget | None = None,
+) -> bool:
     """Write the user's conversation as PDF to `out`. NotFoundError if it is not theirs."""
     row = await load_owned(session=session, user_id=user_id, session_id=session_id)
-    await render_row_pdf(session=session, user_id=user_id, row=row, out=out)
+    return await render_row_pdf(session=session, user_id=user_id, row=row, out=out, budget=budget)
 
 
 async def conversation_json_stream(

@@ -26,7 +26,7 @@ import zipfile
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import IO, Any, BinaryIO, cast
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -42,6 +42,9 @@ from app.exports.service import (
     read_only_snapshot,
     render_row_pdf,
 )
+
+if TYPE_CHECKING:
+    from app.exports.pdf import PdfBudget
 
 CHUNK_BYTES = 64 * 1024
 PDF_SPOOL_BYTES = 8 * 1024 * 1024
@@ -124,6 +127,7 @@ async def _write_zip(
     flt: SessionFilter,
     now: datetime,
     extra_files: Mapping[str, bytes] | None = None,
+    budget: PdfBudget | None = None,
 ) -> AsyncIterator[bytes]:
     sink = _Sink()
     zf = zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_DEFLATED, allowZip64=True)
@@ -163,7 +167,9 @@ async def _write_zip(
             n += 1
         used.add(path)
         with tempfile.SpooledTemporaryFile(max_size=PDF_SPOOL_BYTES) as spool:
-            await render_row_pdf(session=db, user_id=user_id, row=row, out=cast(BinaryIO, spool))
+            await render_row_pdf(
+                session=db, user_id=user_id, row=row, out=cast(BinaryIO, spool), budget=budget
+            )
             spool.seek(0)
             member = _open_member(zf, path, now, zip64=False)
             with member.writer:
@@ -213,6 +219,7 @@ async def export_zip_stream(
     flt: SessionFilter,
     now: datetime,
     extra_files: Mapping[str, bytes] | None = None,
+    pdf_budget: PdfBudget | None = None,
 ) -> AsyncIterator[bytes]:
     """The ZIP of the user's conversations matching `flt`, as byte chunks; `extra_files`
     (path -> bytes) are added before the manifest, which lists them too.
@@ -222,7 +229,12 @@ async def export_zip_stream(
     async with sessionmaker() as db:
         try:
             async for chunk in _write_zip(
-                db, user_id=user_id, flt=flt, now=now, extra_files=extra_files
+                db,
+                user_id=user_id,
+                flt=flt,
+                now=now,
+                extra_files=extra_files,
+                budget=pdf_budget,
             ):
                 if chunk:
                     yield chunk
