@@ -1,7 +1,8 @@
 """`python -m bench [--mode full|quick|smoke]`: run every section, print tables, save results.
 
 Sections: turns (turn cost vs history), http (real servers under wrk), sweeper, history,
-real_model (a slow streaming model: concurrency, first-token latency, live-event fan-out).
+real_model (a slow streaming model: concurrency, first-token latency, live-event fan-out),
+pdf (PDF layout against message size).
 """
 
 from __future__ import annotations
@@ -16,18 +17,19 @@ import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bench import history, http_load, real_model, sweeper, turn_cost
+from bench import history, http_load, pdf_layout, real_model, sweeper, turn_cost
 from bench.modes import MODES, Mode
 from bench.pg import BenchServer
 from bench.report import Report, machine, write_doc
 
-SECTIONS = ("turns", "http", "sweeper", "history", "real_model")
+SECTIONS = ("turns", "http", "sweeper", "history", "real_model", "pdf")
 RUNNERS: dict[str, Callable[[BenchServer, Report, Mode], Awaitable[dict[str, Any]]]] = {
     "turns": turn_cost.run,
     "http": http_load.run,
     "sweeper": sweeper.run,
     "history": history.run,
     "real_model": real_model.run,
+    "pdf": pdf_layout.run,
 }
 
 DOC_INTRO = """# Performance
@@ -80,6 +82,10 @@ Sections:
   message: how soon every stream hears it, and the server memory per open stream. Users
   come from one real registration whose password hash is copied into more rows, each
   signed in with a token from the app's own JWT strategy; only chat requests are timed.
+- *PDF layout*: one message of 1,000, 8,000 and 15,000 short lines rendered to PDF, as
+  total CPU time and time per 1,000 lines. Layout is linear (bounded paragraphs), so the
+  time per 1,000 lines stays flat; the goal is the 8,000-line PDF within 10x the
+  1,000-line one (a single 8,000-line paragraph used to take about 90x).
 
 The machine is shared: its 1-minute load average as each section began is in the
 "Environment" line of each run. Above ~2 (two cores) the other tenants were busy and

@@ -38,6 +38,9 @@ class Mode:
     real_model_latency_turns: int
     real_model_latency_concurrency: int
     real_model_event_streams: int
+    # PDF layout against message size
+    pdf_layout_lines: tuple[int, ...]
+    pdf_layout_repeats: int
 
 
 FULL = Mode(
@@ -67,6 +70,8 @@ FULL = Mode(
     real_model_latency_turns=100,
     real_model_latency_concurrency=20,
     real_model_event_streams=1_000,
+    pdf_layout_lines=(1_000, 8_000, 15_000),
+    pdf_layout_repeats=3,
 )
 
 QUICK = Mode(
@@ -96,6 +101,8 @@ QUICK = Mode(
     real_model_latency_turns=40,
     real_model_latency_concurrency=20,
     real_model_event_streams=300,
+    pdf_layout_lines=(1_000, 8_000, 15_000),
+    pdf_layout_repeats=1,
 )
 
 SMOKE = Mode(
@@ -125,6 +132,8 @@ SMOKE = Mode(
     real_model_latency_turns=4,
     real_model_latency_concurrency=2,
     real_model_event_streams=10,
+    pdf_layout_lines=(1_000, 8_000),
+    pdf_layout_repeats=1,
 )
 
 MODES = {m.name: m for m in (FULL, QUICK, SMOKE)}

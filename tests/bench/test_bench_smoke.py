@@ -62,6 +62,7 @@ def test_bench_quick_smoke_prints_every_table() -> None:
         "== History and export",
         "== Real model:",
         "== Live events fan-out:",
+        "== PDF layout",
         "== Goals ==",
     ):
         assert title in out, f"missing table {title!r}:\n{out[-3000:]}"
@@ -77,6 +78,7 @@ def test_bench_quick_smoke_prints_every_table() -> None:
     assert {g["name"] for g in saved["goals"]} >= {
         "Chatkeep turn / floor turn at 10 msgs (median)",
         "chat turn p99 during the sweep / before it",
+        "PDF of 8,000 lines / 1,000 lines (CPU time)",
     }
     # The sweep archived every expired session it was given.
     assert saved["figures"]["sweeper"]["archived"] == saved["figures"]["sweeper"]["sessions"]
