@@ -23,7 +23,7 @@ from app.core.runtime import PROJECT_ROOT
 from tests.conftest import TEST_PASSWORD, _truncate
 from tests.processes import ServerProcess
 
-pytestmark = [pytest.mark.process, pytest.mark.storage]
+pytestmark = pytest.mark.process
 
 SEED = 20261201
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "30"))
@@ -74,9 +74,14 @@ def _run(base: str, token: str, report: Path, *filters: str) -> dict[str, Any]:
         str(report),
         *filters,
     ]
-    env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.core.schemathesis_hooks"}
+    env = {
+        **os.environ,
+        "SCHEMATHESIS_HOOKS": "tests.core.schemathesis_hooks",
+        "PYTHONPATH": str(PROJECT_ROOT),
+    }
+    # Its working directory is the test's own: schemathesis leaves files there.
     run = subprocess.run(
-        argv, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600
+        argv, cwd=report.parent, env=env, capture_output=True, text=True, timeout=600
     )
     tail = "\n".join(run.stdout.splitlines()[-80:])
     assert run.returncode == 0, tail + run.stderr[-3000:]
