@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import time
 from datetime import UTC, datetime
@@ -17,11 +18,20 @@ NOTE = "This PDF stops here"
 
 
 def _render(content: str, budget: PdfBudget | None = None) -> tuple[float, bytes, bool]:
+    """CPU time of this thread only, without the collector (whose cost grows with
+    whatever else the test process holds), the PDF, and whether it was cut short."""
     conv = PdfConversation("Lines", "s-1", T0, T0, None, 1)
     out = io.BytesIO()
-    started = time.process_time()
-    cut = render_conversation_pdf(conv, [PdfMessage(1, "user", content, T0)], out, budget=budget)
-    return time.process_time() - started, out.getvalue(), cut
+    gc.disable()
+    try:
+        started = time.thread_time()
+        cut = render_conversation_pdf(
+            conv, [PdfMessage(1, "user", content, T0)], out, budget=budget
+        )
+        seconds = time.thread_time() - started
+    finally:
+        gc.enable()
+    return seconds, out.getvalue(), cut
 
 
 def _text(pdf: bytes) -> tuple[int, str]:
@@ -31,10 +41,10 @@ def _text(pdf: bytes) -> tuple[int, str]:
 
 def test_layout_cost_grows_linearly_with_lines():
     _render("warm up\n" * 50)
-    small, _, _ = _render("x\n" * 1000)
+    small = min(_render("x\n" * 1000)[0] for _ in range(3))
     large, pdf, cut = _render("x\n" * 8000)
     # Quadratic layout made this ratio about 90; linear is about 8. Room for a busy machine.
-    assert large <= 20 * max(small, 0.01), (small, large)
+    assert large <= 30 * max(small, 0.01), (small, large)
     pages, text = _text(pdf)
     assert not cut and NOTE not in text
     assert text.count("x") >= 8000 and pages > 100
