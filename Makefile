@@ -64,7 +64,8 @@ test: $(STAMP) browser-deps pgbouncer-deps
 	@$(MAKE) --no-print-directory test-pgbouncer
 
 # The storage and API tests again, through PgBouncer (transaction mode) in front of the
-# machine's PostgreSQL (15 on Debian 12). Without that server this pass is skipped with a
+# machine's PostgreSQL (15 on Debian 12); server processes through PgBouncer are
+# tests/core/test_pgbouncer.py's, in the main pass. Without that server this pass is skipped with a
 # note, and fails under CI=true.
 MACHINE_PG_URL ?= $(or $(CI_PG_URL),postgresql+asyncpg://postgres@127.0.0.1:5432/postgres)
 PGBOUNCER_TESTS := tests/conversations tests/exports tests/auth tests/admin tests/health \
@@ -79,7 +80,7 @@ test-pgbouncer: $(STAMP) pgbouncer-deps
 		"$(MACHINE_PG_URL)" >/dev/null 2>&1; then \
 		echo "Storage and API tests through PgBouncer in front of $(MACHINE_PG_URL)"; \
 		TEST_DATABASE_URL="$(MACHINE_PG_URL)" TEST_PGBOUNCER=1 \
-			$(BIN)/python -m pytest -m "not browser and not redis" $(PGBOUNCER_TESTS) $(PYTEST_ARGS); \
+			$(BIN)/python -m pytest -m "not browser and not redis and not process" $(PGBOUNCER_TESTS) $(PYTEST_ARGS); \
 	elif [ "$(CI)" = true ]; then \
 		echo "error: no PostgreSQL at $(MACHINE_PG_URL) for the PgBouncer tests"; exit 1; \
 	else \
