@@ -79,6 +79,7 @@ class SessionListItem:
     purge_at: datetime | None = None
     pinned: bool = False
     tags: list[str] = field(default_factory=list)
+    imported_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -361,6 +362,7 @@ async def _page(
             s.purge_at,
             s.pinned,
             s.tags,
+            s.imported_from,
             user_id=user_id,
             flt=flt,
             plan=plan,
@@ -443,6 +445,7 @@ async def list_sessions(
             purge_at=r.purge_at,
             pinned=r.pinned,
             tags=list(r.tags),
+            imported_from=r.imported_from,
         )
         for r in rows[:limit]
     ]

@@ -121,6 +121,9 @@ class ChatSession(SQLModel, table=True):
     trashed_from: str | None = Field(default=None, max_length=16, nullable=True)
     purge_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
     message_count: int = Field(default=0, nullable=False)
+    # Where an imported conversation came from (`chatgpt`, `claude`, `openwebui`,
+    # `chatkeep`); null for one started here.
+    imported_from: str | None = Field(default=None, max_length=16, nullable=True)
     pinned: bool = Field(
         default=False, sa_column=sa.Column(sa.Boolean, nullable=False, server_default="false")
     )

@@ -64,6 +64,11 @@ class SessionOut(ApiModel):
     )
     pinned: bool = False
     tags: list[str] = Field(default_factory=list, description="Lower-case, in the order given.")
+    imported_from: str | None = Field(
+        default=None,
+        description="Where an imported conversation came from: `chatgpt`, `claude`, "
+        "`openwebui` or `chatkeep`; null for one started here.",
+    )
 
 
 class UsageOut(ApiModel):
@@ -196,7 +201,18 @@ class ActivityPage(ApiModel):
     )
 
 
+class ImportFailureOut(ApiModel):
+    index: int = Field(description="Position of the entry in the file, from 0.")
+    source_id: str | None = Field(description="The entry's id in the file, when it has one.")
+    title: str | None
+    code: str
+    detail: str
+
+
 class ImportResult(ApiModel):
     imported: int
     skipped: int
     sessions: list[str]
+    failed: list[ImportFailureOut] = Field(
+        default_factory=list, description="Entries of the file left out, and why."
+    )

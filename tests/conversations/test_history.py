@@ -64,9 +64,11 @@ async def test_list_is_newest_activity_first_with_preview_and_counts(client, clo
         "purgeAt",
         "pinned",
         "tags",
+        "importedFrom",
         "messageCount",
         "preview",
     }
+    assert first["importedFrom"] is None  # started here
     assert first["title"] == "Plan a trip to Lisbon"
     assert first["status"] == "active"
     assert first["messageCount"] == 4
