@@ -104,8 +104,23 @@ TITLE_MAX_CHARS_EDIT = 200
 BULK_IDS_MAX = 100
 
 
+class SnippetOut(ApiModel):
+    text: str = Field(description="The matching text, whitespace collapsed, cut with `…`.")
+    highlights: list[tuple[int, int]] = Field(
+        description="[start, end) offsets in `text` of each match, in Unicode code points."
+    )
+
+
 class SessionSummary(SessionOut):
     preview: str = Field(description="The start of the last message, whitespace collapsed.")
+    match_seq: int | None = Field(
+        default=None,
+        description="With `q`: the seq of the first matching message; null when only the "
+        "title matched.",
+    )
+    snippet: SnippetOut | None = Field(
+        default=None, description="With `q`: the text around the match, with its offsets."
+    )
 
 
 class SessionPage(ApiModel):
