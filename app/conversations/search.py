@@ -96,9 +96,17 @@ def matches(
     conds: list[sa.ColumnElement[bool]] = []
     if terms.words is not None:
         conds.append(tsv.op("@@")(prefix_tsquery(terms.words)))
-    conds.extend(text.ilike(_like(t), escape="\\") for t in terms.substrings)
-    conds.extend(sa.not_(text.ilike(_like(t), escape="\\")) for t in terms.excluded)
+    conds.extend(_contains(text, t) for t in terms.substrings)
+    conds.extend(sa.not_(_contains(text, t)) for t in terms.excluded)
     return sa.and_(*conds)
+
+
+def _contains(text: sa.ColumnElement[Any], term: str) -> sa.ColumnElement[bool]:
+    if any(ch.isalnum() for ch in term):
+        return text.ilike(_like(term), escape="\\")  # served by the trigram index
+    # Only symbols (emoji): pg_trgm takes no trigrams from them, and its index would be
+    # read whole. Symbols have no case; the user's messages are checked one by one.
+    return sa.func.strpos(text, term) > 0
 
 
 @dataclass(frozen=True)
