@@ -37,6 +37,8 @@ TIME_BUDGET_S = 5.0  # per timed operation
 POOL_TEXTS = 4000  # distinct message texts the bulk load cycles through
 COMMON_WORD_RANK = 10  # search for the 10th most frequent word of the vocabulary
 MISSING_WORD = "zzyzxnowhere"
+MISSING_CJK = "番茄炒蛋"
+MISSING_EMOJI = "🦩"
 
 _SESSIONS = """
 INSERT INTO chat_session (id, user_id, title, status, created_at, last_activity_at,
@@ -313,6 +315,10 @@ async def _history_rows(
             (f"history, page {target + 1:,} of {n_pages:,} via cursor", lambda: page(cursor)),
             (f"search, common word ('{common}')", lambda: page(q=common)),
             ("search, word in no message", lambda: page(q=MISSING_WORD)),
+            (f"search, prefix ('{common[:3]}')", lambda: page(q=common[:3])),
+            # The bench text is ASCII: these measure the substring path finding nothing.
+            ("search, Chinese term in no message", lambda: page(q=MISSING_CJK)),
+            ("search, emoji in no message", lambda: page(q=MISSING_EMOJI)),
         ]
         for label, call in rows:
             samples = await _times(call, mode.history_repeats)

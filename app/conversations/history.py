@@ -8,7 +8,8 @@ page never repeats or skips a row because sessions were added after the first pa
 (new sessions sort before the cursor). A session that gets new activity moves to the top.
 
 Search is PostgreSQL full-text search with the 'simple' configuration over titles and
-message content (see `app.conversations.models.SEARCH_CONFIG`).
+message content, by word prefix, plus substring terms for CJK and emoji (see
+`app.conversations.search`).
 """
 
 from __future__ import annotations
@@ -26,9 +27,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.conversations import trash
+from app.conversations import search, trash
 from app.conversations.models import (
-    SEARCH_CONFIG,
     AuditAction,
     ChatMessage,
     ChatSession,
@@ -80,6 +80,11 @@ class SessionListItem:
     purge_at: datetime | None = None
     pinned: bool = False
     tags: list[str] = field(default_factory=list)
+    imported_from: str | None = None
+    # With a search: where it matched (a message's seq, or None for the title) and the
+    # text around the match.
+    match_seq: int | None = None
+    snippet: search.Snippet | None = None
 
 
 @dataclass(frozen=True)
@@ -154,10 +159,6 @@ def normalize_query(q: str | None) -> str | None:
     return text
 
 
-def _ts_query(q: str) -> sa.ColumnElement[Any]:
-    return sa.func.websearch_to_tsquery(sa.literal_column(f"'{SEARCH_CONFIG}'::regconfig"), q)
-
-
 SearchPlan = Literal["probe", "set"]
 
 
@@ -191,11 +192,14 @@ async def choose_search_plan(
 
 async def _looks_common(*, session: AsyncSession, user_id: uuid.UUID, q: str) -> bool:
     """Whether the planner's statistics put `q` among the user's common words."""
+    words = search.split_terms(q).words
+    if words is None:  # substrings only: no statistics to ask, the set plan
+        return False
     # Plan with the real values even when the driver reuses a prepared statement.
     await session.execute(
         sa.text("SELECT set_config('plan_cache_mode', 'force_custom_plan', true)")
     )
-    tsq = f"websearch_to_tsquery('{SEARCH_CONFIG}'::regconfig, :q)"
+    tsq = search.prefix_tsquery_sql(":q")
     # One EXPLAIN, four estimates: the branches of a UNION ALL are planned one by one.
     explain = sa.text(  # only constants are formatted in; values are bound parameters
         "EXPLAIN (FORMAT JSON) "  # noqa: S608
@@ -204,7 +208,7 @@ async def _looks_common(*, session: AsyncSession, user_id: uuid.UUID, q: str) ->
         f"UNION ALL SELECT 1 FROM chat_session WHERE user_id = :user_id AND title_tsv @@ {tsq} "
         "UNION ALL SELECT 1 FROM chat_session WHERE user_id = :user_id"
     )
-    raw = (await session.execute(explain, {"user_id": user_id, "q": q})).scalar_one()
+    raw = (await session.execute(explain, {"user_id": user_id, "q": words})).scalar_one()
     plan = json.loads(raw) if isinstance(raw, str) else raw
     branches = [float(b["Plan Rows"]) for b in plan[0]["Plan"]["Plans"]]
     messages_hit, messages, titles_hit, sessions = branches
@@ -270,16 +274,19 @@ def filtered_sessions(
     q = normalize_query(flt.q)
     if q is None:
         return stmt.where(*conds)
-    tsq = _ts_query(q)
+    terms = search.split_terms(q)
     m = _messages.c
+    title_hit = search.matches(terms, s.title, s.title_tsv)
     if plan == "set":
         # Every matching session id, found through the two GIN indexes and computed once
         # (a MATERIALIZED CTE: never turned into a per-session check); the sessions are
         # then read by primary key and sorted.
         matched = (
             sa.union(
-                sa.select(s.id.label("id")).where(s.user_id == user_id, s.title_tsv.op("@@")(tsq)),
-                sa.select(m.session_id).where(m.user_id == user_id, m.content_tsv.op("@@")(tsq)),
+                sa.select(s.id.label("id")).where(s.user_id == user_id, title_hit),
+                sa.select(m.session_id).where(
+                    m.user_id == user_id, search.matches(terms, m.content, m.content_tsv)
+                ),
             )
             .cte("search_match")
             .prefix_with("MATERIALIZED")
@@ -294,11 +301,13 @@ def filtered_sessions(
         .where(
             m.session_id == s.id,
             m.user_id == user_id,
-            m.content_tsv.op("||")(sa.literal_column("''::tsvector")).op("@@")(tsq),
+            search.matches(
+                terms, m.content, m.content_tsv.op("||")(sa.literal_column("''::tsvector"))
+            ),
         )
         .offset(0)
     )
-    conds.append(sa.or_(s.title_tsv.op("@@")(tsq), probe))
+    conds.append(sa.or_(title_hit, probe))
     return stmt.where(*conds)
 
 
@@ -364,6 +373,7 @@ async def _page(
             s.purge_at,
             s.pinned,
             s.tags,
+            s.imported_from,
             user_id=user_id,
             flt=flt,
             plan=plan,
@@ -390,6 +400,35 @@ async def _page(
         .order_by(page.c.pinned.desc(), page.c.last_activity_at.desc(), page.c.id.asc())
     )
     return (await session.execute(stmt)).all()
+
+
+async def _with_matches(
+    *, session: AsyncSession, user_id: uuid.UUID, q: str, items: list[SessionListItem]
+) -> list[SessionListItem]:
+    """Each found session with its first matching message (by seq) and a snippet of it;
+    a session found by its title alone gets a snippet of the title."""
+    terms = search.split_terms(q)
+    m = _messages.c
+    ids = [item.id for item in items]
+    rows = await session.execute(
+        sa.select(m.session_id, m.seq, m.content)
+        .where(
+            m.user_id == user_id,
+            m.session_id == sa.any_(sa.cast(ids, ARRAY(sa.String))),
+            search.matches(
+                terms, m.content, m.content_tsv.op("||")(sa.literal_column("''::tsvector"))
+            ),
+        )
+        .distinct(m.session_id)
+        .order_by(m.session_id, m.seq)
+    )
+    first = {r.session_id: (r.seq, r.content) for r in rows}
+    out = []
+    for item in items:
+        seq, text = first.get(item.id, (None, item.title))
+        found = search.snippet(text, terms) or search.snippet(item.title, terms)
+        out.append(replace(item, match_seq=seq, snippet=found))
+    return out
 
 
 async def list_sessions(
@@ -446,9 +485,12 @@ async def list_sessions(
             purge_at=r.purge_at,
             pinned=r.pinned,
             tags=list(r.tags),
+            imported_from=r.imported_from,
         )
         for r in rows[:limit]
     ]
+    if q is not None and items:
+        items = await _with_matches(session=session, user_id=user_id, q=q, items=items)
     next_cursor = None
     if len(rows) > limit:
         last = items[-1]

@@ -101,6 +101,14 @@ class ChatSession(SQLModel, table=True):
         # Title search within one user's sessions (GIN over uuid needs btree_gin).
         _search_vector("title_tsv", "title"),
         sa.Index("ix_chat_session_user_title_tsv", "user_id", "title_tsv", postgresql_using="gin"),
+        # Substring search (Chinese, Japanese, emoji) with ILIKE, through pg_trgm.
+        sa.Index(
+            "ix_chat_session_user_title_trgm",
+            "user_id",
+            "title",
+            postgresql_using="gin",
+            postgresql_ops={"title": "gin_trgm_ops"},
+        ),
     )
     __mapper_args__ = {"exclude_properties": ["title_tsv"]}
 
@@ -121,6 +129,9 @@ class ChatSession(SQLModel, table=True):
     trashed_from: str | None = Field(default=None, max_length=16, nullable=True)
     purge_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
     message_count: int = Field(default=0, nullable=False)
+    # Where an imported conversation came from (`chatgpt`, `claude`, `openwebui`,
+    # `chatkeep`); null for one started here.
+    imported_from: str | None = Field(default=None, max_length=16, nullable=True)
     pinned: bool = Field(
         default=False, sa_column=sa.Column(sa.Boolean, nullable=False, server_default="false")
     )
@@ -149,6 +160,13 @@ class ChatMessage(SQLModel, table=True):
         _search_vector("content_tsv", "content"),
         sa.Index(
             "ix_chat_message_user_content_tsv", "user_id", "content_tsv", postgresql_using="gin"
+        ),
+        sa.Index(
+            "ix_chat_message_user_content_trgm",
+            "user_id",
+            "content",
+            postgresql_using="gin",
+            postgresql_ops={"content": "gin_trgm_ops"},
         ),
     )
     __mapper_args__ = {"exclude_properties": ["content_tsv"]}

@@ -57,6 +57,7 @@ async def read_session(
         purge_at=chat_session.purge_at,
         pinned=chat_session.pinned,
         tags=list(chat_session.tags),
+        imported_from=chat_session.imported_from,
         message_count=chat_session.message_count,
         usage=UsageOut(
             prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion

@@ -64,6 +64,11 @@ class SessionOut(ApiModel):
     )
     pinned: bool = False
     tags: list[str] = Field(default_factory=list, description="Lower-case, in the order given.")
+    imported_from: str | None = Field(
+        default=None,
+        description="Where an imported conversation came from: `chatgpt`, `claude`, "
+        "`openwebui` or `chatkeep`; null for one started here.",
+    )
 
 
 class UsageOut(ApiModel):
@@ -99,8 +104,23 @@ TITLE_MAX_CHARS_EDIT = 200
 BULK_IDS_MAX = 100
 
 
+class SnippetOut(ApiModel):
+    text: str = Field(description="The matching text, whitespace collapsed, cut with `…`.")
+    highlights: list[tuple[int, int]] = Field(
+        description="[start, end) offsets in `text` of each match, in Unicode code points."
+    )
+
+
 class SessionSummary(SessionOut):
     preview: str = Field(description="The start of the last message, whitespace collapsed.")
+    match_seq: int | None = Field(
+        default=None,
+        description="With `q`: the seq of the first matching message; null when only the "
+        "title matched.",
+    )
+    snippet: SnippetOut | None = Field(
+        default=None, description="With `q`: the text around the match, with its offsets."
+    )
 
 
 class SessionPage(ApiModel):
@@ -196,7 +216,18 @@ class ActivityPage(ApiModel):
     )
 
 
+class ImportFailureOut(ApiModel):
+    index: int = Field(description="Position of the entry in the file, from 0.")
+    source_id: str | None = Field(description="The entry's id in the file, when it has one.")
+    title: str | None
+    code: str
+    detail: str
+
+
 class ImportResult(ApiModel):
     imported: int
     skipped: int
     sessions: list[str]
+    failed: list[ImportFailureOut] = Field(
+        default_factory=list, description="Entries of the file left out, and why."
+    )

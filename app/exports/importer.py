@@ -1,12 +1,17 @@
-"""Import: bring Chatkeep exports back as archived conversations of the importing user.
+"""Import: bring exports back as archived conversations of the importing user.
 
-Accepted: the per-conversation JSON (`chatkeep.conversation` v1), the all-at-once JSON
-(`chatkeep.export` v1) and the ZIP holding it (its `conversations.json`). Everything is
-checked before anything is written, and the writes happen in the request's one
-transaction: an import adds all its conversations or none.
+Accepted, recognised by content: Chatkeep's per-conversation JSON (`chatkeep.conversation`
+v1), the all-at-once JSON (`chatkeep.export` v1) and the ZIP holding it; ChatGPT's
+`conversations.json` or the split `conversations-NNN.json` of its ZIP; Claude's
+`conversations.json`; Open WebUI's chat export. Other products' entries are turned into
+Chatkeep's shape first (`app.exports.formats`) and then checked like Chatkeep's own.
+Everything is checked before anything is written, and the writes happen in the request's
+one transaction. A broken entry is left out and listed in the answer.
 
-Every imported conversation gets a new id and status `archived`. A `chat_import` row keeps
-(source id, content hash) per user, so importing the same file again adds nothing.
+Every imported conversation gets a new id, status `archived` and `imported_from`. A
+`chat_import` row keeps (source id, content hash) per user, so importing the same file
+again adds nothing; a Chatkeep conversation whose id is one of the user's own sessions,
+which still starts with the same messages, is skipped as well.
 
 Hostile input is refused with a 4xx and no change: over MAX_IMPORT_BYTES while reading
 (413), ZIPs whose declared or actual uncompressed size or compression ratio is too high,
@@ -46,6 +51,7 @@ from app.conversations.tags import normalize_tags
 from app.core.config import Settings
 from app.core.errors import InvalidInputError, PayloadTooLargeError
 from app.core.validation import PG_INT_MAX, SaneDatetime, find_unstorable, invalid_text_error
+from app.exports import formats
 from app.exports.models import ChatImport
 from app.exports.service import ARCHIVE_FORMAT, CONVERSATION_FORMAT, EXPORT_FORMAT_VERSION
 from app.exports.zip_export import CONVERSATIONS_FILE, MANIFEST_FILE
@@ -59,6 +65,7 @@ MAX_IMAGE_URL_CHARS = 2048
 MAX_METADATA_BYTES = 64 * 1024
 MAX_SOURCE_ID_CHARS = 200
 _DRIVE = re.compile(r"^[A-Za-z]:")
+_SPLIT_MEMBER = re.compile(r"conversations-\d{1,6}\.json")
 
 _sessions = ChatSession.__table__  # type: ignore[attr-defined]
 _messages = ChatMessage.__table__  # type: ignore[attr-defined]
@@ -87,10 +94,30 @@ class ImportLimits:
 
 
 @dataclass(frozen=True)
+class ImportFailure:
+    """An entry of the file that was not imported, and why."""
+
+    index: int
+    source_id: str | None
+    title: str | None
+    code: str
+    detail: str
+
+
+@dataclass(frozen=True)
 class ImportOutcome:
     imported: int
     skipped: int
     sessions: list[str]
+    failed: list[ImportFailure]
+
+
+@dataclass(frozen=True)
+class ReadExport:
+    """A checked file: the conversations to import and the entries left out."""
+
+    conversations: list[ImportedConversation]
+    failed: list[ImportFailure]
 
 
 def _rejected(detail: str, code: str) -> InvalidInputError:
@@ -175,7 +202,15 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> bytes:
     return out.getvalue()
 
 
-def _json_from_zip(upload: IO[bytes], limits: ImportLimits) -> bytes:
+def _conversation_members(names: set[str]) -> list[str]:
+    """The members holding conversations: `conversations.json` (Chatkeep, Claude, ChatGPT),
+    or ChatGPT's split `conversations-000.json`, `conversations-001.json`, ... in order."""
+    if CONVERSATIONS_FILE in names:
+        return [CONVERSATIONS_FILE]
+    return sorted(n for n in names if _SPLIT_MEMBER.fullmatch(n))
+
+
+def _json_from_zip(upload: IO[bytes], limits: ImportLimits) -> list[bytes]:
     try:
         zf = zipfile.ZipFile(upload)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError):
@@ -212,19 +247,26 @@ def _json_from_zip(upload: IO[bytes], limits: ImportLimits) -> bytes:
                 "(MAX_IMPORT_UNCOMPRESSED_BYTES).",
                 code="archive_too_large",
             )
-        if CONVERSATIONS_FILE not in names:
+        members = _conversation_members(names)
+        if not members:
             raise _rejected(
-                f"The archive has no {CONVERSATIONS_FILE}; is it a Chatkeep export?",
+                f"The archive has no {CONVERSATIONS_FILE}; is it an export of Chatkeep, "
+                "ChatGPT, Claude or Open WebUI?",
                 "unsupported_format",
             )
+        out: list[bytes] = []
         try:
-            data = _read_member(zf, zf.getinfo(CONVERSATIONS_FILE), limits.max_uncompressed_bytes)
-            if MANIFEST_FILE in names:
+            left = limits.max_uncompressed_bytes
+            for name in members:
+                data = _read_member(zf, zf.getinfo(name), left)
+                left -= len(data)
+                out.append(data)
+            if MANIFEST_FILE in names and members == [CONVERSATIONS_FILE]:
                 manifest_raw = _read_member(zf, zf.getinfo(MANIFEST_FILE), MAX_MANIFEST_BYTES)
-                _check_manifest(manifest_raw, data)
+                _check_manifest(manifest_raw, out[0])
         except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError):
             raise _rejected("The archive is damaged.", "bad_archive") from None
-    return data
+    return out
 
 
 def _check_manifest(raw: bytes, conversations: bytes) -> None:
@@ -288,6 +330,9 @@ class ImportedConversation(_Strict):
     message_count: StrictInt = Field(alias="messageCount", ge=0, le=PG_INT_MAX)
     pinned: StrictBool = False
     tags: list[StrictStr] = Field(default_factory=list, max_length=100)
+    imported_from: Literal["chatgpt", "claude", "openwebui", "chatkeep"] | None = Field(
+        default=None, alias="importedFrom"
+    )
     messages: list[ImportedMessage]
 
 
@@ -295,12 +340,24 @@ def _location(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc)
 
 
-def _documents(doc: Any, limits: ImportLimits) -> list[Any]:
-    """The raw conversation objects of either export file, after format and size checks."""
-    if not isinstance(doc, dict):
+def _check_counts(conversations: int, messages: int, limits: ImportLimits) -> None:
+    if conversations > limits.max_conversations:
         raise _rejected(
-            "The file is not a Chatkeep export (expected a JSON object).", "unsupported_format"
+            f"The file holds {conversations} conversations; at most "
+            f"{limits.max_conversations} can be imported at once (MAX_IMPORT_CONVERSATIONS).",
+            "too_many_conversations",
         )
+    if messages > limits.max_messages:
+        raise _rejected(
+            f"The file holds {messages} messages; at most {limits.max_messages} can be "
+            "imported at once (MAX_IMPORT_MESSAGES).",
+            "too_many_messages",
+        )
+
+
+def _chatkeep_documents(doc: dict[str, Any], limits: ImportLimits) -> list[Any]:
+    """The raw conversation objects of either Chatkeep export file, after format and size
+    checks."""
     kind = doc.get("format")
     if kind not in (CONVERSATION_FORMAT, ARCHIVE_FORMAT):
         raise _rejected(
@@ -322,70 +379,132 @@ def _documents(doc: Any, limits: ImportLimits) -> list[Any]:
         raw = doc.get("conversations")
         if not isinstance(raw, list):
             raise _rejected("`conversations` must be a list.", "invalid_export")
-    if len(raw) > limits.max_conversations:
-        raise _rejected(
-            f"The file holds {len(raw)} conversations; at most {limits.max_conversations} "
-            "can be imported at once (MAX_IMPORT_CONVERSATIONS).",
-            "too_many_conversations",
-        )
     total = sum(
         len(c["messages"])
         for c in raw
         if isinstance(c, dict) and isinstance(c.get("messages"), list)
     )
-    if total > limits.max_messages:
-        raise _rejected(
-            f"The file holds {total} messages; at most {limits.max_messages} can be imported "
-            "at once (MAX_IMPORT_MESSAGES).",
-            "too_many_messages",
-        )
+    _check_counts(len(raw), total, limits)
     return list(raw)
 
 
-def _validate(raw: list[Any], limits: ImportLimits) -> list[ImportedConversation]:
+def _entries(docs: list[Any], limits: ImportLimits) -> tuple[formats.Source | None, list[Any]]:
+    """Which format the file is in (None for Chatkeep's own) and its raw entries."""
+    if len(docs) == 1 and isinstance(docs[0], dict) and "format" in docs[0]:
+        return None, _chatkeep_documents(docs[0], limits)
+    entries: list[Any] = []
+    for doc in docs:
+        if isinstance(doc, dict) and isinstance(doc.get("chat"), dict):
+            doc = [doc]  # one Open WebUI chat on its own
+        if not isinstance(doc, list):
+            raise _rejected(
+                "The file is not an export of Chatkeep, ChatGPT, Claude or Open WebUI.",
+                "unsupported_format",
+            )
+        entries.extend(doc)
+    source = formats.detect(entries)
+    if source is None:
+        raise _rejected(
+            "The file is not an export of Chatkeep, ChatGPT, Claude or Open WebUI.",
+            "unsupported_format",
+        )
+    _check_counts(len(entries), formats.message_total(source, entries), limits)
+    return source, entries
+
+
+def _check(item: Any, where: str, limits: ImportLimits) -> ImportedConversation:
+    try:
+        conv = ImportedConversation.model_validate(item)
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        loc = _location((where, *first["loc"]))
+        raise _rejected(f"{loc}: {first['msg']}", "invalid_export") from None
+    for pos, message in enumerate(conv.messages):
+        if len(message.content) > limits.max_message_chars:
+            raise _rejected(
+                f"{where}.messages.{pos}.content is {len(message.content)} characters long; "
+                f"the limit is {limits.max_message_chars} (MAX_MESSAGE_CHARS).",
+                "message_too_long",
+            )
+        if message.seq != pos + 1:
+            raise _rejected(
+                f"{where}.messages.{pos}.seq is {message.seq}; messages must be numbered "
+                "1, 2, 3, ... in order.",
+                "invalid_export",
+            )
+        if len(_canonical(message.metadata)) > MAX_METADATA_BYTES:
+            raise _rejected(
+                f"{where}.messages.{pos}.metadata is larger than {MAX_METADATA_BYTES} bytes.",
+                "invalid_export",
+            )
+    try:
+        conv.tags = normalize_tags(conv.tags)
+    except InvalidInputError as exc:
+        raise _rejected(f"{where}.tags: {exc.detail}", "invalid_export") from None
+    if conv.message_count != len(conv.messages):
+        raise _rejected(
+            f"{where}.messageCount is {conv.message_count} but it holds "
+            f"{len(conv.messages)} messages.",
+            "invalid_export",
+        )
+    if conv.imported_from is None:
+        conv.imported_from = "chatkeep"
+    return conv
+
+
+def _entry_label(source: formats.Source | None, item: Any) -> tuple[str | None, str | None]:
+    """The entry's own id and title, as far as they can be read, for the answer."""
+    keys: tuple[str, ...] = ("title",)
+    if source is not None:
+        ident = formats.source_id(source, item)
+        keys = ("title", "name")
+    else:
+        ident = item.get("id") if isinstance(item, dict) else None
+    title = next(
+        (v for k in keys if isinstance(item, dict) and isinstance(v := item.get(k), str)), None
+    )
+    return (
+        ident[:MAX_SOURCE_ID_CHARS] if isinstance(ident, str) else None,
+        title[:200] if title is not None else None,
+    )
+
+
+def _validate(source: formats.Source | None, raw: list[Any], limits: ImportLimits) -> ReadExport:
+    """Every entry checked; a broken one is left out and listed. A file with nothing to
+    import but broken entries is refused with the first entry's reason."""
     out: list[ImportedConversation] = []
-    prefix = "conversation" if len(raw) == 1 else "conversations"
+    failed: list[ImportFailure] = []
+    first_error: InvalidInputError | None = None
+    single = source is None and len(raw) == 1
+    convert = formats.converter(source) if source is not None else None
     for index, item in enumerate(raw):
-        where = prefix if len(raw) == 1 else f"{prefix}.{index}"
+        where = "conversation" if single else f"conversations.{index}"
+        # Text PostgreSQL cannot store refuses the whole file: it is hostile, not broken.
         bad_text = find_unstorable(item, where)
         if bad_text is not None:
             raise invalid_text_error(*bad_text)
         try:
-            conv = ImportedConversation.model_validate(item)
-        except PydanticValidationError as exc:
-            first = exc.errors()[0]
-            loc = _location((where, *first["loc"]))
-            raise _rejected(f"{loc}: {first['msg']}", "invalid_export") from None
-        for pos, message in enumerate(conv.messages):
-            if len(message.content) > limits.max_message_chars:
-                raise _rejected(
-                    f"{where}.messages.{pos}.content is {len(message.content)} characters long; "
-                    f"the limit is {limits.max_message_chars} (MAX_MESSAGE_CHARS).",
-                    "message_too_long",
-                )
-            if message.seq != pos + 1:
-                raise _rejected(
-                    f"{where}.messages.{pos}.seq is {message.seq}; messages must be numbered "
-                    "1, 2, 3, ... in order.",
-                    "invalid_export",
-                )
-            if len(_canonical(message.metadata)) > MAX_METADATA_BYTES:
-                raise _rejected(
-                    f"{where}.messages.{pos}.metadata is larger than {MAX_METADATA_BYTES} bytes.",
-                    "invalid_export",
-                )
-        try:
-            conv.tags = normalize_tags(conv.tags)
+            if convert is not None:
+                try:
+                    item = convert(item)
+                except formats.BrokenEntry as exc:
+                    raise _rejected(f"{where}: {exc.detail}", "invalid_export") from None
+            out.append(_check(item, where, limits))
         except InvalidInputError as exc:
-            raise _rejected(f"{where}.tags: {exc.detail}", "invalid_export") from None
-        if conv.message_count != len(conv.messages):
-            raise _rejected(
-                f"{where}.messageCount is {conv.message_count} but it holds "
-                f"{len(conv.messages)} messages.",
-                "invalid_export",
+            first_error = first_error or exc
+            ident, title = _entry_label(source, raw[index])
+            failed.append(
+                ImportFailure(
+                    index=index,
+                    source_id=ident,
+                    title=title,
+                    code=exc.code,
+                    detail=exc.detail,
+                )
             )
-        out.append(conv)
-    return out
+    if not out and first_error is not None:
+        raise first_error
+    return ReadExport(conversations=out, failed=failed)
 
 
 def _canonical(value: Any) -> str:
@@ -405,7 +524,7 @@ def content_hash(conv: ImportedConversation) -> str:
     return hashlib.sha256(_canonical(doc).encode()).hexdigest()
 
 
-def read_export(upload: IO[bytes], limits: ImportLimits) -> list[ImportedConversation]:
+def read_export(upload: IO[bytes], limits: ImportLimits) -> ReadExport:
     """Parse and check an uploaded export (blocking; run it in a worker thread)."""
     upload.seek(0)
     magic = upload.read(4)
@@ -413,17 +532,61 @@ def read_export(upload: IO[bytes], limits: ImportLimits) -> list[ImportedConvers
     if not magic:
         raise _rejected("The upload is empty.", "empty_upload")
     if magic[:2] == b"PK":
-        data = _json_from_zip(upload, limits)
+        blobs = _json_from_zip(upload, limits)
     else:
         data = upload.read(limits.max_bytes + 1)
         if len(data) > limits.max_bytes:
             raise _too_large(limits.max_bytes)
-    doc = _parse_json(data)
-    del data
-    return _validate(_documents(doc, limits), limits)
+        blobs = [data]
+    docs = []
+    while blobs:
+        docs.append(_parse_json(blobs.pop(0)))
+    source, raw = _entries(docs, limits)
+    del docs
+    return _validate(source, raw, limits)
 
 
 # ---------------------------------------------------------------------------- writing
+
+
+async def _still_here(
+    *, session: AsyncSession, user_id: uuid.UUID, conversations: list[ImportedConversation]
+) -> set[tuple[str, str]]:
+    """(source id, content hash) of the conversations this account already holds: the file
+    names one of the user's own sessions by its id, and that session starts with exactly
+    the file's messages (an export of this account brought back, perhaps continued since)."""
+    by_id: dict[str, list[ImportedConversation]] = {}
+    for conv in conversations:
+        by_id.setdefault(conv.id, []).append(conv)
+    ids = list(by_id)
+    s, m = _sessions.c, _messages.c
+    found: set[tuple[str, str]] = set()
+    for start in range(0, len(ids), INSERT_BATCH):
+        batch = ids[start : start + INSERT_BATCH]
+        owned = (
+            await session.execute(sa.select(s.id).where(s.user_id == user_id, s.id.in_(batch)))
+        ).scalars()
+        wanted = [(sid, max(len(c.messages) for c in by_id[sid])) for sid in owned]
+        if not wanted:
+            continue
+        upto = sa.values(
+            sa.column("sid", sa.String), sa.column("n", sa.Integer), name="wanted"
+        ).data(wanted)
+        rows = await session.execute(
+            sa.select(m.session_id, m.seq, m.role, m.content)
+            .join(upto, sa.and_(m.session_id == upto.c.sid, m.seq <= upto.c.n))
+            .where(m.user_id == user_id)
+            .order_by(m.session_id, m.seq)
+        )
+        stored: dict[str, list[tuple[int, str, str]]] = {}
+        for row in rows:
+            stored.setdefault(row.session_id, []).append((row.seq, row.role, row.content))
+        for sid, held in stored.items():
+            for conv in by_id[sid]:
+                mine = [(msg.seq, msg.role, msg.content) for msg in conv.messages]
+                if held[: len(mine)] == mine:
+                    found.add((conv.id, content_hash(conv)))
+    return found
 
 
 async def import_conversations(
@@ -432,9 +595,11 @@ async def import_conversations(
     user_id: uuid.UUID,
     conversations: list[ImportedConversation],
     now: datetime,
+    failed: list[ImportFailure] | None = None,
 ) -> ImportOutcome:
     """Adds the conversations as archived sessions of the user, skipping ones this user
-    already imported (same source id and content). Flushes; the caller commits."""
+    already has: imported before (same source id and content), or still here (an export
+    of this account). Flushes; the caller commits."""
     # One import per user at a time, so two uploads of one file cannot both add it.
     await session.execute(
         sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
@@ -451,6 +616,7 @@ async def import_conversations(
             )
         )
         known.update((r.source_id, r.content_hash) for r in rows)
+    known |= await _still_here(session=session, user_id=user_id, conversations=conversations)
 
     created: list[tuple[str, ImportedConversation]] = []
     skipped = 0
@@ -482,6 +648,7 @@ async def import_conversations(
                 "message_count": len(conv.messages),
                 "pinned": conv.pinned,
                 "tags": conv.tags,
+                "imported_from": conv.imported_from,
             }
         )
         import_rows.append(
@@ -516,7 +683,10 @@ async def import_conversations(
         await session.execute(sa.insert(_imports), import_rows[start : start + INSERT_BATCH])
     await session.flush()
     return ImportOutcome(
-        imported=len(created), skipped=skipped, sessions=[new_id for new_id, _ in created]
+        imported=len(created),
+        skipped=skipped,
+        sessions=[new_id for new_id, _ in created],
+        failed=list(failed or []),
     )
 
 
@@ -528,7 +698,11 @@ async def import_file(
     limits: ImportLimits,
     now: datetime,
 ) -> ImportOutcome:
-    conversations = await anyio.to_thread.run_sync(read_export, upload, limits)
+    checked = await anyio.to_thread.run_sync(read_export, upload, limits)
     return await import_conversations(
-        session=session, user_id=user_id, conversations=conversations, now=now
+        session=session,
+        user_id=user_id,
+        conversations=checked.conversations,
+        now=now,
+        failed=checked.failed,
     )

@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from app.auth.dependencies import CurrentUser
 from app.conversations import history
 from app.conversations.dependencies import ClockDep, OwnedSession
-from app.conversations.schemas import ImportResult
+from app.conversations.schemas import ImportFailureOut, ImportResult
 from app.core.db import SessionDep
 from app.core.errors import InvalidInputError
 from app.core.validation import SaneDate
@@ -149,4 +149,14 @@ async def import_conversations(
         result = await importer.import_file(
             session=session, user_id=user.id, upload=upload, limits=limits, now=clock.now()
         )
-    return ImportResult(imported=result.imported, skipped=result.skipped, sessions=result.sessions)
+    return ImportResult(
+        imported=result.imported,
+        skipped=result.skipped,
+        sessions=result.sessions,
+        failed=[
+            ImportFailureOut(
+                index=f.index, source_id=f.source_id, title=f.title, code=f.code, detail=f.detail
+            )
+            for f in result.failed
+        ],
+    )

@@ -156,6 +156,7 @@ def conversation_head(row: Any) -> dict[str, Any]:
         "archivedAt": iso(row.archived_at),
         "pinned": row.pinned,
         "tags": list(row.tags),
+        "importedFrom": row.imported_from,
         "messageCount": row.message_count,
     }
 

@@ -64,9 +64,13 @@ async def test_list_is_newest_activity_first_with_preview_and_counts(client, clo
         "purgeAt",
         "pinned",
         "tags",
+        "importedFrom",
         "messageCount",
         "preview",
+        "matchSeq",
+        "snippet",
     }
+    assert first["importedFrom"] is None  # started here
     assert first["title"] == "Plan a trip to Lisbon"
     assert first["status"] == "active"
     assert first["messageCount"] == 4
@@ -191,6 +195,68 @@ async def test_search_finds_words_in_archived_message_content_of_own_sessions_on
     assert [i["id"] for i in await _all_pages(client, alice, q="дивали")] == [cyr]
     # Punctuation alone matches nothing and is no error.
     assert await _all_pages(client, alice, q="!!! ???") == []
+
+
+async def test_search_finds_word_prefixes_chinese_japanese_and_emoji(client, clock, search_plan):
+    me = await register(client)
+    bread = await _start(client, me, "Baking notes", clock)
+    clock.advance(1)
+    await chat(client, me, "My sourdough starter smells of 🍎 apples", session_id=bread)
+    tomato = await _start(client, me, "晚饭吃番茄炒蛋吗 🍅", clock)
+    kyoto = await _start(client, me, "Kyoto京都旅行の計画", clock)
+    clock.advance(1)
+    await chat(client, me, "カレーライスのレシピ", session_id=kyoto)
+
+    async def found(q: str) -> list[str]:
+        return [i["id"] for i in await _all_pages(client, me, q=q)]
+
+    assert await found("sourd") == [bread]  # the start of a word, in a message
+    assert await found("SOURDOUGH") == [bread]
+    assert await found("ourdough") == []  # the middle of a word is not a prefix
+    assert await found("bak") == [bread]  # the start of a title word
+    assert await found("炒蛋") == [tomato]  # inside a run of Chinese, in the title
+    assert await found("京都") == [kyoto]
+    assert await found("レシピ") == [kyoto]  # Japanese inside a message
+    assert await found("🍅") == [tomato]
+    assert await found("🍎") == [bread]
+    assert await found("sourd 🍎") == [bread]  # both in one message
+    assert await found("sourd 🍅") == []
+    assert await found("sourd -🍎") == []
+    assert await found("🍌") == []
+    hyphen = await _start(client, me, "A well-known trick", clock)
+    assert await found("well-known") == [hyphen]
+    assert await found("well-kn") == [hyphen]
+    assert await found('"known trick"') == [hyphen]
+
+
+async def test_search_results_say_where_they_matched(client, clock):
+    me = await register(client)
+    sid = await _start(client, me, "Bread", clock)
+    for text in ("first a question about rye", "then one about SOURDOUGH hydration and sourdough"):
+        clock.advance(1)
+        await chat(client, me, text, session_id=sid)
+    long_one = await _start(client, me, "word " * 60 + "番茄炒蛋 at the end", clock)
+
+    [hit] = await _all_pages(client, me, q="sourd")
+    detail = (await client.get(f"/api/sessions/{sid}", headers=me)).json()
+    [message] = [m for m in detail["messages"] if m["seq"] == hit["matchSeq"]]
+    assert message["content"].startswith("then one about SOURDOUGH")
+    text = hit["snippet"]["text"]
+    assert [text[a:b] for a, b in hit["snippet"]["highlights"]] == ["SOURD", "sourd"]
+
+    [hit] = await _all_pages(client, me, q="炒蛋")
+    assert hit["id"] == long_one and hit["matchSeq"] == 1
+    text = hit["snippet"]["text"]
+    assert text.startswith("…") and len(text) <= 170
+    assert [text[a:b] for a, b in hit["snippet"]["highlights"]] == ["炒蛋"]
+
+    r = await client.patch(f"/api/sessions/{sid}", json={"title": "Weekend loaves"}, headers=me)
+    assert r.status_code == 200
+    [hit] = await _all_pages(client, me, q="loav")  # the title alone matched
+    assert hit["id"] == sid and hit["matchSeq"] is None
+    assert hit["snippet"] == {"text": "Weekend loaves", "highlights": [[8, 12]]}
+    listed = (await client.get("/api/sessions", headers=me)).json()["items"]
+    assert all(i["snippet"] is None and i["matchSeq"] is None for i in listed)
 
 
 async def test_search_pages_through_many_matches(client, clock, search_plan):

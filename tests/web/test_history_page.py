@@ -3,6 +3,8 @@ several devices, and other users."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 from playwright.sync_api import expect
@@ -150,3 +152,24 @@ def test_two_devices_share_history_and_another_user_sees_none(new_page, live_ser
         "async (id) => (await fetch('/api/sessions/' + id)).status", session_id
     )
     assert status == 404
+
+
+def test_imported_chatgpt_file_shows_its_source_and_search_highlights_a_prefix(
+    new_page, live_server, tmp_path
+):
+    page = new_page().open().sign_up(live_server.new_email())
+    p = page.page
+    source = Path(__file__).parent.parent / "exports" / "fixtures" / "chatgpt-conversations.json"
+    upload = tmp_path / "conversations.json"
+    upload.write_bytes(source.read_bytes())
+    p.locator("#import-file").set_input_files(str(upload))
+    expect(p.locator("#transfer")).to_contain_text("1 conversation imported")
+    expect(p.locator("#transfer")).to_contain_text("left out: “Broken: no mapping”")
+    row = page.history("All").filter(has_text="Feeding a sourdough starter")
+    expect(row.locator(".badge-imported")).to_have_text("From ChatGPT")
+
+    p.get_by_label("Search conversations").fill("sourd")
+    found = page.history("All")
+    expect(found).to_have_count(1)
+    expect(found.first.locator(".row-snippet mark")).to_have_text("sourd")
+    expect(found.first.locator(".row-snippet")).to_contain_text("feed a sourdough starter")

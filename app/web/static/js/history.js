@@ -231,6 +231,22 @@ function emptyText() {
 
 // ---- rows ------------------------------------------------------------------------------
 
+const SOURCES = { chatgpt: "ChatGPT", claude: "Claude", openwebui: "Open WebUI", chatkeep: "a Chatkeep export" };
+
+// A search snippet as text with <mark>s; the offsets count code points, as the API says.
+function highlighted(snippet) {
+  const chars = Array.from(snippet.text);
+  const parts = [];
+  let at = 0;
+  for (const [start, end] of snippet.highlights) {
+    if (start < at) continue;
+    parts.push(chars.slice(at, start).join(""), h("mark", { text: chars.slice(start, end).join("") }));
+    at = end;
+  }
+  parts.push(chars.slice(at).join(""));
+  return parts;
+}
+
 function row(item) {
   const titleId = `row-title-${item.id}`;
   const archived = item.status !== "active";
@@ -241,11 +257,14 @@ function row(item) {
     h("span", { class: "row-title", text: item.title }),
   );
   open.addEventListener("click", () => hooks.onOpen({ ...item }));
-  const preview = h("p", { class: "row-preview", text: item.preview || "" });
+  const preview = item.snippet
+    ? h("p", { class: "row-preview row-snippet" }, ...highlighted(item.snippet))
+    : h("p", { class: "row-preview", text: item.preview || "" });
   const meta = h(
     "p",
     { class: "row-meta", id: `row-meta-${item.id}` },
     h("span", { class: `badge badge-${item.status}`, text: archived ? "Archived" : "Active" }),
+    item.importedFrom ? h("span", { class: "badge badge-imported", text: `From ${SOURCES[item.importedFrom] || item.importedFrom}` }) : null,
     h("span", { text: `${item.messageCount} ${item.messageCount === 1 ? "message" : "messages"}` }),
     h("span", { text: `Last active ${formatDate(item.lastActivityAt)}` }),
     h("span", { class: "row-created", text: `Started ${formatDate(item.createdAt)}` }),
@@ -443,6 +462,10 @@ function importSummary(result) {
   else if (Array.isArray(imported)) parts.push(`${imported.length} ${imported.length === 1 ? "conversation" : "conversations"} imported`);
   if (typeof skipped === "number" && skipped) parts.push(`${skipped} already here, skipped`);
   else if (Array.isArray(skipped) && skipped.length) parts.push(`${skipped.length} already here, skipped`);
+  if (Array.isArray(result.failed) && result.failed.length) {
+    const names = result.failed.map((f) => `“${f.title || f.sourceId || `entry ${f.index + 1}`}”`).join(", ");
+    parts.push(`${result.failed.length} could not be read and ${result.failed.length === 1 ? "was" : "were"} left out: ${names}`);
+  }
   return parts.length ? `Import finished: ${parts.join(", ")}.` : "Import finished.";
 }
 
