@@ -35,8 +35,7 @@ async def run(server: BenchServer, report: Report, mode: Mode) -> dict[str, Any]
     del server  # layout only
     _seconds(200, 1)  # fonts and styles loaded once, outside the figures
     table = Table(
-        "PDF layout: one message of short lines (CPU time, best of "
-        f"{mode.pdf_layout_repeats})",
+        f"PDF layout: one message of short lines (CPU time, best of {mode.pdf_layout_repeats})",
         ["lines", "total ms", "ms per 1,000 lines"],
     )
     rows: dict[int, float] = {}

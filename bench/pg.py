@@ -16,15 +16,13 @@ from typing import Any
 
 import asyncpg
 
+from app.core.db import plain_dsn
 from app.core.embedded import start_embedded_postgres, to_asyncpg_url
 from app.core.runtime import PROJECT_ROOT, run_migrations
 
+__all__ = ["BenchServer", "connect", "plain_dsn", "with_database"]
+
 BENCH_PGDATA = PROJECT_ROOT / ".data" / "bench-pg"
-
-
-def plain_dsn(url: str) -> str:
-    """The asyncpg/libpq form of an SQLAlchemy URL."""
-    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
 def with_database(url: str, database: str) -> str:

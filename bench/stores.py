@@ -36,6 +36,7 @@ from app.turns.service import OpenedTurn, TurnRequest, close_turn, open_turn
 from bench.data import SeedMessage
 from bench.pg import plain_dsn
 from tests.assistant.echo import EchoAssistant
+from tests.assistants import CollectingOutput
 
 SESSION_TTL_SECONDS = 1800  # the original design's 30 minutes, and Chatkeep's default
 LIMITS = ContextLimits(max_messages=50, max_chars=24_000)  # Chatkeep's defaults
@@ -107,24 +108,6 @@ class BlobStore(Protocol):
         ...
 
 
-class _Collected:
-    """Where the blob designs' assistant writes its reply."""
-
-    def __init__(self) -> None:
-        self.text = ""
-
-    def write(self, text: str) -> None:
-        self.text += text
-
-    def add_usage(self, usage: Any) -> None: ...
-
-    def set_outcome(self, outcome: Any) -> None: ...
-
-    @contextlib.contextmanager
-    def shielded(self) -> Any:
-        yield
-
-
 async def blob_turn(
     store: BlobStore,
     *,
@@ -147,7 +130,7 @@ async def blob_turn(
             context=None,
             now=now,
         )
-        out = _Collected()
+        out = CollectingOutput()
         await assistant.generate(
             turn=turn, prepared=None, out=out, reader=cast(Any, None)
         )  # these designs have no database session

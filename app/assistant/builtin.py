@@ -518,24 +518,41 @@ class DraftingAssistant:
         self, db: AsyncSession, turn: TurnInput, outcome: Outcome, action: NewDraft
     ) -> RecordedReply:
         stored = await self._store(db, turn, action.image)
-        request = action.request
-        draft, version = await ledger.create_draft(
+        draft, version = await self._create_draft(
+            db, turn, action.request, action.written, stored, request_message_seq=turn.message_seq
+        )
+        return self._draft_reply(outcome.intent, draft, version.version, stored)
+
+    async def _create_draft(
+        self,
+        db: AsyncSession,
+        turn: TurnInput,
+        request: DraftRequest,
+        written: WrittenDraft,
+        image_id: uuid.UUID | None,
+        *,
+        request_message_seq: int,
+        version: int = 1,
+        parent_draft_id: uuid.UUID | None = None,
+    ) -> tuple[PostDraft, PostDraftVersion]:
+        return await ledger.create_draft(
             session=db,
             user_id=turn.user_id,
             session_id=turn.session_id,
-            request_message_seq=turn.message_seq,
+            request_message_seq=request_message_seq,
             source_message_seq=turn.message_seq,
             platform=request.platform,
             topic=request.topic,
             context=request.context,
             with_image=request.with_image,
-            text=action.written.text,
-            hashtags=action.written.hashtags,
-            image_id=stored,
+            text=written.text,
+            hashtags=written.hashtags,
+            image_id=image_id,
             writer=self.writer.name,
             now=turn.now,
+            version=version,
+            parent_draft_id=parent_draft_id,
         )
-        return self._draft_reply(outcome.intent, draft, version.version, stored)
 
     async def _record_version(
         self, db: AsyncSession, turn: TurnInput, outcome: Outcome, action: NewVersion
@@ -568,21 +585,13 @@ class DraftingAssistant:
             )
         else:
             # Published, cancelled or changed: a new draft for the same original request.
-            draft, row = await ledger.create_draft(
-                session=db,
-                user_id=turn.user_id,
-                session_id=turn.session_id,
+            draft, row = await self._create_draft(
+                db,
+                turn,
+                request,
+                action.written,
+                stored,
                 request_message_seq=base.request_message_seq,
-                source_message_seq=turn.message_seq,
-                platform=request.platform,
-                topic=request.topic,
-                context=request.context,
-                with_image=request.with_image,
-                text=action.written.text,
-                hashtags=action.written.hashtags,
-                image_id=stored,
-                writer=self.writer.name,
-                now=turn.now,
                 version=action.number,
                 parent_draft_id=base.id,
             )

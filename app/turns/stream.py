@@ -129,6 +129,7 @@ async def follow_live(
 
 
 def _final_frame(snap: service.TurnSnapshot) -> Frame:
+    """`done` or `error` of a finished turn; `snap` holds the whole text (offset 0)."""
     turn = snap.turn
     if turn.status == TurnStatus.FAILED:
         problem = dict(turn.error or service.interrupted_problem(turn.session_id))
@@ -137,7 +138,7 @@ def _final_frame(snap: service.TurnSnapshot) -> Frame:
     return Frame(
         "done",
         {
-            "reply": None,  # filled by the caller, who has the whole text
+            "reply": snap.tail,
             "imageUrl": snap.image_url,
             "sessionId": turn.session_id,
             "seq": snap.reply_seq,
@@ -180,8 +181,6 @@ async def _follow_stored(
                 yield Frame("delta", {"text": tail}, pos)
             if turn.status != TurnStatus.GENERATING:
                 final = _final_frame(snap)
-                if final.event == "done":
-                    final = Frame("done", {**final.data, "reply": snap.tail}, final.id)
                 if after is None or after <= snap.length:
                     yield final
                 return
