@@ -112,10 +112,12 @@ class RssSampler:
 
 
 @contextlib.contextmanager
-def serve(app_path: str, env: dict[str, str], port: int) -> Iterator[subprocess.Popen[bytes]]:
+def serve(
+    app_path: str, env: dict[str, str], port: int, workers: int = WORKERS
+) -> Iterator[subprocess.Popen[bytes]]:
     cmd = [
         sys.executable, "-m", "uvicorn", app_path,
-        "--workers", str(WORKERS),
+        *(["--workers", str(workers)] if workers > 1 else []),
         "--host", "127.0.0.1",
         "--port", str(port),
         "--log-level", "warning",

@@ -72,21 +72,21 @@ async def get_owned_session(
     return found
 
 
+# Read on every turn: built once (a statement built per call costs more CPU than its rows).
+_CONTEXT_ROWS = sa.text(
+    "SELECT seq, role, content, image_url FROM chat_message"
+    " WHERE session_id = :session_id AND user_id = :user_id ORDER BY seq DESC LIMIT :limit"
+)
+
+
 async def load_context(
     *, session: AsyncSession, user_id: uuid.UUID, session_id: str, limits: ContextLimits
 ) -> list[HistoryMessage]:
     """The most recent messages that fit the budget, oldest first. Reads at most N rows."""
     rows = (
         await session.execute(
-            sa.select(
-                col(ChatMessage.seq),
-                col(ChatMessage.role),
-                col(ChatMessage.content),
-                col(ChatMessage.image_url),
-            )
-            .where(col(ChatMessage.session_id) == session_id, col(ChatMessage.user_id) == user_id)
-            .order_by(col(ChatMessage.seq).desc())
-            .limit(limits.max_messages)
+            _CONTEXT_ROWS,
+            {"session_id": session_id, "user_id": user_id, "limit": limits.max_messages},
         )
     ).all()
     picked: list[HistoryMessage] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Protocol
@@ -49,6 +50,11 @@ def async_url(url: str) -> str:
 def plain_dsn(url: str) -> str:
     """The libpq-style DSN that asyncpg itself takes (no SQLAlchemy driver suffix)."""
     return "postgresql://" + async_url(url)[len("postgresql+asyncpg://") :]
+
+
+# A connection checked in less than this long ago skips the checkout ping.
+PING_AFTER_IDLE_SECONDS = 1.0
+_LAST_USED = "chatkeep_last_used"
 
 
 class DatabaseTimeoutError(Exception):
@@ -121,10 +127,22 @@ def _install_bounds(engine: Engine, *, ping_timeout: float) -> None:
         context.is_disconnect = True
         return DatabaseTimeoutError("the database did not answer in time")
 
+    @event.listens_for(engine, "checkin")
+    def _note_use(dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info[_LAST_USED] = time.monotonic()
+
     @event.listens_for(engine, "checkout")
     def _ping(dbapi_connection: Any, record: Any, proxy: Any) -> None:
         raw = _raw_asyncpg(dbapi_connection)
         if raw is None:
+            return
+        # A connection that answered a moment ago is trusted without a round trip (a turn
+        # checks out twice, and every round trip costs); a frozen server is still caught
+        # by the command timeout of the first statement.
+        if time.monotonic() - record.info.get(_LAST_USED, -PING_AFTER_IDLE_SECONDS) < (
+            PING_AFTER_IDLE_SECONDS
+        ):
             return
         try:
             # Simple query protocol: one round trip, nothing prepared (safe behind PgBouncer).

@@ -34,16 +34,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from app.assistant.base import Assistant, TurnInput, Usage
-from app.conversations.models import ChatMessage, ChatSession, MessageRole, SessionStatus
+from app.conversations.ids import is_well_formed, new_session_id
+from app.conversations.models import ChatMessage, SessionStatus
 from app.conversations.service import (
     ContextLimits,
-    archive_session,
     load_context,
-    new_session,
-    owned_session,
+    title_from_message,
 )
 from app.core.errors import ConflictError, InvalidInputError, problem_body
 from app.events.bus import EventBus, user_event
+from app.turns import statements
 from app.turns.models import ChatTurn, TurnStatus
 
 TURN_RETRY_AFTER_SECONDS = 2
@@ -169,7 +169,7 @@ async def _turn_by_key(db: AsyncSession, *, user_id: uuid.UUID, key: str) -> Cha
     return (await db.execute(stmt)).scalar_one_or_none()
 
 
-def _existing(found: ChatTurn, request: TurnRequest) -> ExistingTurn:
+def _existing(found: ChatTurn | _BusyTurn, request: TurnRequest) -> ExistingTurn:
     if found.request_hash != request.request_hash:
         raise IdempotencyKeyReusedError(
             "This Idempotency-Key was already used for a different request. "
@@ -248,84 +248,87 @@ async def _open(
             await db.commit()  # nothing was written; a commit keeps loaded objects usable
             return existing
 
-    chat_session: ChatSession | None = None
+    # The session to append to: its id and the seq the user's message takes.
+    session_id: str | None = None
+    seq = 1
     expired_id: str | None = None
-    if request.session_id is not None:
+    if request.session_id is not None and is_well_formed(request.session_id):
         # Unknown, ill-formed and another user's ids all end here as None: same query,
         # same answer (a new session), nothing about the other session revealed.
-        chat_session = await owned_session(
-            session=db, user_id=user_id, session_id=request.session_id, for_update=True
-        )
-        if chat_session is not None and (
-            chat_session.status != SessionStatus.ACTIVE
-            or chat_session.last_activity_at < now - timedelta(seconds=ttl_seconds)
-        ):
-            if chat_session.status == SessionStatus.ACTIVE:
-                await archive_session(chat_session=chat_session, now=now)
-                bus.stage(
-                    db, user_event(user_id, "session", sessionId=chat_session.id, change="archived")
-                )
-            expired_id = chat_session.id
-            chat_session = None
-
-    if chat_session is not None:
-        busy = await _generating_turn(db, session_id=chat_session.id)
-        if busy is not None:
-            if request.idempotency_key is not None and busy.idempotency_key == (
-                request.idempotency_key
-            ):
-                # A retry that raced its first attempt to this lock: join it.
-                existing = _existing(busy, request)
-                await db.commit()
-                return existing
-            if busy.heartbeat_at >= now - timedelta(seconds=stale_seconds):
-                raise _in_progress(busy.id, busy.session_id)
-            await _mark_failed(
-                db, bus, turn=busy, problem=interrupted_problem(busy.session_id), now=now
+        locked = (
+            await db.execute(
+                statements.LOCKED_SESSION_WITH_BUSY_TURN,
+                {"session_id": request.session_id, "user_id": user_id},
             )
-        history = await load_context(
-            session=db, user_id=user_id, session_id=chat_session.id, limits=limits
-        )
-        created = False
-    else:
-        chat_session = new_session(user_id=user_id, first_message=request.message, now=now)
-        db.add(chat_session)
-        # No relationship is mapped, so the session row goes first explicitly.
-        await db.flush()
-        history = []
-        created = True
+        ).one_or_none()
+        if locked is not None and (
+            locked.status != SessionStatus.ACTIVE
+            or locked.last_activity_at < now - timedelta(seconds=ttl_seconds)
+        ):
+            if locked.status == SessionStatus.ACTIVE:
+                await db.execute(
+                    statements.ARCHIVE_SESSION,
+                    {"session_id": request.session_id, "user_id": user_id, "now": now},
+                )
+                bus.stage(
+                    db,
+                    user_event(user_id, "session", sessionId=request.session_id, change="archived"),
+                )
+            expired_id = request.session_id
+        elif locked is not None:
+            session_id, seq = request.session_id, locked.message_count + 1
+            if locked.turn_id is not None:
+                busy = _BusyTurn(
+                    id=locked.turn_id,
+                    user_id=user_id,
+                    session_id=session_id,
+                    user_seq=locked.user_seq,
+                    idempotency_key=locked.idempotency_key,
+                    request_hash=locked.request_hash,
+                )
+                if request.idempotency_key is not None and busy.idempotency_key == (
+                    request.idempotency_key
+                ):
+                    # A retry that raced its first attempt to this lock: join it.
+                    existing = _existing(busy, request)
+                    await db.commit()
+                    return existing
+                if locked.heartbeat_at >= now - timedelta(seconds=stale_seconds):
+                    raise _in_progress(busy.id, session_id)
+                await _mark_failed(
+                    db, bus, turn=busy, problem=interrupted_problem(session_id), now=now
+                )
 
-    seq = chat_session.message_count + 1
-    user_message = ChatMessage(
-        session_id=chat_session.id,
-        seq=seq,
-        user_id=user_id,
-        role=MessageRole.USER,
-        content=request.message,
-        meta={"context": request.context} if request.context else {},
-        created_at=now,
-    )
-    turn = ChatTurn(
-        id=uuid.uuid4(),
-        user_id=user_id,
-        session_id=chat_session.id,
-        status=TurnStatus.GENERATING,
-        user_seq=seq,
-        assistant=assistant.name,
-        expired_session_id=expired_id,
-        idempotency_key=request.idempotency_key,
-        request_hash=request.request_hash,
-        started_at=now,
-        heartbeat_at=now,
-    )
-    db.add_all([user_message, turn])
-    chat_session.message_count = seq
-    chat_session.last_activity_at = now
-    await db.flush()
+    turn_id = uuid.uuid4()
+    params: dict[str, Any] = {
+        "user_id": user_id,
+        "seq": seq,
+        "content": request.message,
+        "meta": {"context": request.context} if request.context else {},
+        "now": now,
+        "turn_id": turn_id,
+        "assistant": assistant.name,
+        "expired_session_id": expired_id,
+        "idempotency_key": request.idempotency_key,
+        "request_hash": request.request_hash,
+    }
+    created = session_id is None
+    if session_id is not None:
+        history = await load_context(
+            session=db, user_id=user_id, session_id=session_id, limits=limits
+        )
+        await db.execute(statements.OPEN_ON_SESSION, {**params, "session_id": session_id})
+    else:
+        session_id = new_session_id(now)
+        history = []
+        await db.execute(
+            statements.OPEN_WITH_NEW_SESSION,
+            {**params, "session_id": session_id, "title": title_from_message(request.message)},
+        )
 
     turn_input = TurnInput(
         user_id=user_id,
-        session_id=chat_session.id,
+        session_id=session_id,
         message_seq=seq,
         history=history,
         message=request.message,
@@ -335,19 +338,17 @@ async def _open(
     prepared = await assistant.prepare(db=db, turn=turn_input)
 
     if created:
-        bus.stage(db, user_event(user_id, "session", sessionId=chat_session.id, change="created"))
+        bus.stage(db, user_event(user_id, "session", sessionId=session_id, change="created"))
     bus.stage(
         db,
-        user_event(user_id, "message", sessionId=chat_session.id, seq=seq, role="user"),
-        user_event(
-            user_id, "turn", sessionId=chat_session.id, turnId=str(turn.id), status="generating"
-        ),
+        user_event(user_id, "message", sessionId=session_id, seq=seq, role="user"),
+        user_event(user_id, "turn", sessionId=session_id, turnId=str(turn_id), status="generating"),
     )
     await bus.commit(db)
     return OpenedTurn(
-        turn_id=turn.id,
+        turn_id=turn_id,
         user_id=user_id,
-        session_id=chat_session.id,
+        session_id=session_id,
         user_seq=seq,
         expired_session_id=expired_id,
         input=turn_input,
@@ -368,33 +369,31 @@ async def close_turn(
     now: datetime,
 ) -> ClosedTurn:
     """Step 3 of a turn: the reply, the assistant's records and the turn's end, together."""
+    status = TurnStatus.STOPPED if stopped else TurnStatus.DONE
     async with sessionmaker() as db:
         try:
-            chat_session = await owned_session(
-                session=db, user_id=opened.user_id, session_id=opened.session_id, for_update=True
-            )
-            if chat_session is None:  # deleted while the model wrote
+            tokens = {
+                "prompt_tokens": usage.prompt_tokens if usage else None,
+                "completion_tokens": usage.completion_tokens if usage else None,
+            }
+            message_count, reply_seq = (
+                await db.execute(
+                    statements.CLAIM_REPLY,
+                    {
+                        "user_id": opened.user_id,
+                        "session_id": opened.session_id,
+                        "turn_id": opened.turn_id,
+                        "status": status.value,
+                        **tokens,
+                        "prompt_add": tokens["prompt_tokens"] or 0,
+                        "completion_add": tokens["completion_tokens"] or 0,
+                        "now": now,
+                    },
+                )
+            ).one()
+            if message_count is None:  # deleted while the model wrote
                 raise SessionGoneError(str(opened.turn_id))
-            reply_seq = chat_session.message_count + 1
-            status = TurnStatus.STOPPED if stopped else TurnStatus.DONE
-            claimed = await db.execute(
-                sa.update(ChatTurn)
-                .where(
-                    col(ChatTurn.id) == opened.turn_id,
-                    col(ChatTurn.status) == TurnStatus.GENERATING,
-                )
-                .values(
-                    status=status,
-                    reply_seq=reply_seq,
-                    partial_reply=None,
-                    prompt_tokens=usage.prompt_tokens if usage else None,
-                    completion_tokens=usage.completion_tokens if usage else None,
-                    finished_at=now,
-                    heartbeat_at=now,
-                )
-                .returning(col(ChatTurn.id))
-            )
-            if claimed.scalar_one_or_none() is None:
+            if reply_seq is None:
                 raise TurnLostError(str(opened.turn_id))
             recorded = await opened.assistant.record(
                 db=db,
@@ -408,24 +407,19 @@ async def close_turn(
                 meta["stopped"] = True
             if usage is not None:
                 meta["usage"] = usage.as_json()
-            db.add(
-                ChatMessage(
-                    session_id=opened.session_id,
-                    seq=reply_seq,
-                    user_id=opened.user_id,
-                    role=MessageRole.ASSISTANT,
-                    content=text,
-                    image_url=recorded.image_url,
-                    meta=meta,
-                    created_at=now,
-                )
+            await db.flush()  # what the assistant recorded, before the reply that names it
+            await db.execute(
+                statements.INSERT_REPLY,
+                {
+                    "session_id": opened.session_id,
+                    "seq": reply_seq,
+                    "user_id": opened.user_id,
+                    "content": text,
+                    "image_url": recorded.image_url,
+                    "meta": meta,
+                    "now": now,
+                },
             )
-            chat_session.message_count = reply_seq
-            chat_session.last_activity_at = now
-            if usage is not None:
-                chat_session.prompt_tokens += usage.prompt_tokens
-                chat_session.completion_tokens += usage.completion_tokens
-            await db.flush()
             bus.stage(
                 db,
                 user_event(
@@ -457,6 +451,14 @@ class _TurnRef:
     user_id: uuid.UUID
     session_id: str
     user_seq: int
+
+
+@dataclass(frozen=True)
+class _BusyTurn(_TurnRef):
+    """The turn generating on a session, as step 1 finds it beside the session lock."""
+
+    idempotency_key: str | None
+    request_hash: str | None
 
 
 async def _mark_failed(

@@ -1,0 +1,127 @@
+"""The turn's statements, written once as SQL: a chat turn runs them on every message.
+
+Two things cost a turn most, and both are avoided here:
+- round trips: the ORM's unit of work sends one statement per table (session, message,
+  turn); these write all of a step's rows in one statement with data-modifying CTEs
+  (foreign keys are checked at the end of the statement, so a message may name the
+  session inserted beside it);
+- building statements: an ORM or Core construct is built, coerced and given a cache key
+  on every call, which costs more CPU than the database's work on these rows. A
+  `TextClause` built at import costs neither.
+
+The columns and values named here (statuses 'generating', 'active', 'archived'; roles
+'user', 'assistant') are those of `ChatSession`, `ChatMessage` and `ChatTurn`, whose check
+constraints hold them to it; the turn tests run every statement.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+# The owner's session row, locked, with the turn generating on it (if any).
+LOCKED_SESSION_WITH_BUSY_TURN = sa.text(
+    """
+    SELECT s.status, s.last_activity_at, s.message_count,
+           t.id AS turn_id, t.user_seq, t.heartbeat_at, t.idempotency_key, t.request_hash
+    FROM chat_session s
+    LEFT JOIN chat_turn t ON t.session_id = s.id AND t.status = 'generating'
+    WHERE s.id = :session_id AND s.user_id = :user_id
+    FOR UPDATE OF s
+    """
+)
+
+ARCHIVE_SESSION = sa.text(
+    """
+    UPDATE chat_session SET status = 'archived', archived_at = :now
+    WHERE id = :session_id AND user_id = :user_id
+    """
+)
+
+# Step 1's writes on an existing session: its count and activity, the user's message and
+# the turn, in one statement (the session row is already locked).
+OPEN_ON_SESSION = sa.text(
+    """
+    WITH session_row AS (
+        UPDATE chat_session SET message_count = :seq, last_activity_at = :now
+        WHERE id = :session_id AND user_id = :user_id
+    ),
+    user_message AS (
+        INSERT INTO chat_message
+            (session_id, seq, user_id, role, content, image_url, metadata, created_at)
+        VALUES (:session_id, :seq, :user_id, 'user', :content, NULL,
+                :meta, :now)
+    )
+    INSERT INTO chat_turn
+        (id, user_id, session_id, status, user_seq, assistant, expired_session_id,
+         idempotency_key, request_hash, started_at, heartbeat_at)
+    VALUES (:turn_id, :user_id, :session_id, 'generating', :seq, :assistant,
+            :expired_session_id, :idempotency_key, :request_hash, :now, :now)
+    """
+).bindparams(sa.bindparam("meta", type_=JSONB))
+
+# Step 1's writes for a new session: the session, the user's message and the turn.
+OPEN_WITH_NEW_SESSION = sa.text(
+    """
+    WITH new_session AS (
+        INSERT INTO chat_session
+            (id, user_id, title, status, created_at, last_activity_at, message_count,
+             pinned, tags, prompt_tokens, completion_tokens)
+        VALUES (:session_id, :user_id, :title, 'active', :now, :now, 1,
+                false, '{}', 0, 0)
+    ),
+    user_message AS (
+        INSERT INTO chat_message
+            (session_id, seq, user_id, role, content, image_url, metadata, created_at)
+        VALUES (:session_id, :seq, :user_id, 'user', :content, NULL,
+                :meta, :now)
+    )
+    INSERT INTO chat_turn
+        (id, user_id, session_id, status, user_seq, assistant, expired_session_id,
+         idempotency_key, request_hash, started_at, heartbeat_at)
+    VALUES (:turn_id, :user_id, :session_id, 'generating', :seq, :assistant,
+            :expired_session_id, :idempotency_key, :request_hash, :now, :now)
+    """
+).bindparams(sa.bindparam("meta", type_=JSONB))
+
+# Step 3's first statement: lock the session row, give the reply the next `seq`, count its
+# tokens and end the turn, if the turn is still this process's to end. Answers (session's
+# message count, reply seq): a null count means the session is gone; a null reply seq
+# means the turn was failed elsewhere (and nothing changed).
+CLAIM_REPLY = sa.text(
+    """
+    WITH locked AS (
+        SELECT id, message_count FROM chat_session
+        WHERE id = :session_id AND user_id = :user_id
+        FOR UPDATE
+    ),
+    claimed AS (
+        UPDATE chat_turn
+        SET status = :status, reply_seq = (SELECT message_count + 1 FROM locked),
+            partial_reply = NULL, prompt_tokens = :prompt_tokens,
+            completion_tokens = :completion_tokens, finished_at = :now, heartbeat_at = :now
+        WHERE id = :turn_id AND session_id = :session_id AND status = 'generating'
+          AND EXISTS (SELECT 1 FROM locked)
+        RETURNING reply_seq
+    ),
+    bumped AS (
+        UPDATE chat_session
+        SET message_count = message_count + 1, last_activity_at = :now,
+            prompt_tokens = prompt_tokens + :prompt_add,
+            completion_tokens = completion_tokens + :completion_add
+        WHERE id = :session_id AND user_id = :user_id AND EXISTS (SELECT 1 FROM claimed)
+    )
+    SELECT (SELECT message_count FROM locked) AS message_count,
+           (SELECT reply_seq FROM claimed) AS reply_seq
+    """
+)
+
+# Step 3's reply, after the assistant recorded what it names.
+INSERT_REPLY = sa.text(
+    """
+    INSERT INTO chat_message
+        (session_id, seq, user_id, role, content, image_url, metadata, created_at)
+    VALUES (:session_id, :seq, :user_id, 'assistant', :content,
+            :image_url, :meta, :now)
+    """
+).bindparams(sa.bindparam("meta", type_=JSONB))
