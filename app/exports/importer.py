@@ -50,6 +50,7 @@ from app.conversations.service import DEFAULT_TITLE
 from app.conversations.tags import normalize_tags
 from app.core.config import Settings
 from app.core.errors import InvalidInputError, PayloadTooLargeError
+from app.core.tenancy import owned
 from app.core.validation import PG_INT_MAX, SaneDatetime, find_unstorable, invalid_text_error
 from app.exports import formats
 from app.exports.models import ChatImport
@@ -563,19 +564,18 @@ async def _still_here(
     found: set[tuple[str, str]] = set()
     for start in range(0, len(ids), INSERT_BATCH):
         batch = ids[start : start + INSERT_BATCH]
-        owned = (
-            await session.execute(sa.select(s.id).where(s.user_id == user_id, s.id.in_(batch)))
+        held_ids = (
+            await session.execute(owned(_sessions, user_id, s.id).where(s.id.in_(batch)))
         ).scalars()
-        wanted = [(sid, max(len(c.messages) for c in by_id[sid])) for sid in owned]
+        wanted = [(sid, max(len(c.messages) for c in by_id[sid])) for sid in held_ids]
         if not wanted:
             continue
         upto = sa.values(
             sa.column("sid", sa.String), sa.column("n", sa.Integer), name="wanted"
         ).data(wanted)
         rows = await session.execute(
-            sa.select(m.session_id, m.seq, m.role, m.content)
+            owned(_messages, user_id, m.session_id, m.seq, m.role, m.content)
             .join(upto, sa.and_(m.session_id == upto.c.sid, m.seq <= upto.c.n))
-            .where(m.user_id == user_id)
             .order_by(m.session_id, m.seq)
         )
         stored: dict[str, list[tuple[int, str, str]]] = {}
@@ -610,9 +610,8 @@ async def import_conversations(
     source_ids = list({conv.id for conv in conversations})
     for start in range(0, len(source_ids), INSERT_BATCH):
         rows = await session.execute(
-            sa.select(_imports.c.source_id, _imports.c.content_hash).where(
-                _imports.c.user_id == user_id,
-                _imports.c.source_id.in_(source_ids[start : start + INSERT_BATCH]),
+            owned(_imports, user_id, _imports.c.source_id, _imports.c.content_hash).where(
+                _imports.c.source_id.in_(source_ids[start : start + INSERT_BATCH])
             )
         )
         known.update((r.source_id, r.content_hash) for r in rows)
