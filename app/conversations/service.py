@@ -9,9 +9,10 @@ Ownership lives here, in `owned_session`: every read of a session filters on its
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -88,6 +89,12 @@ async def load_context(
             {"session_id": session_id, "user_id": user_id, "limit": limits.max_messages},
         )
     ).all()
+    return pick_context(rows, limits)
+
+
+def pick_context(rows: Iterable[Sequence[Any]], limits: ContextLimits) -> list[HistoryMessage]:
+    """From (seq, role, content, image_url) rows, newest first: those within the budget,
+    oldest first."""
     picked: list[HistoryMessage] = []
     budget = limits.max_chars
     for seq, role, content, image_url in rows:

@@ -33,12 +33,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from app.assistant.base import Assistant, TurnInput, Usage
+from app.assistant.base import Assistant, HistoryMessage, TurnInput, Usage
 from app.conversations.ids import is_well_formed, new_session_id
 from app.conversations.models import ChatMessage, SessionStatus
 from app.conversations.service import (
     ContextLimits,
-    load_context,
+    pick_context,
     title_from_message,
 )
 from app.core.errors import ConflictError, InvalidInputError, problem_body
@@ -251,12 +251,13 @@ async def _open(
     session_id: str | None = None
     seq = 1
     expired_id: str | None = None
+    history: list[HistoryMessage] = []
     if request.session_id is not None and is_well_formed(request.session_id):
         # Unknown, ill-formed and another user's ids all end here as None: same query,
         # same answer (a new session), nothing about the other session revealed.
         locked = (
             await db.execute(
-                statements.LOCKED_SESSION_WITH_BUSY_TURN,
+                statements.LOCKED_SESSION,
                 {"session_id": request.session_id, "user_id": user_id},
             )
         ).one_or_none()
@@ -276,14 +277,21 @@ async def _open(
             expired_id = request.session_id
         elif locked is not None:
             session_id, seq = request.session_id, locked.message_count + 1
-            if locked.turn_id is not None:
+            busy_row = (
+                await db.execute(
+                    statements.BUSY_TURN_AND_CONTEXT,
+                    {"session_id": session_id, "user_id": user_id, "limit": limits.max_messages},
+                )
+            ).one()
+            history = pick_context(busy_row.context, limits)  # json, decoded by the driver
+            if busy_row.turn_id is not None:
                 busy = _BusyTurn(
-                    id=locked.turn_id,
+                    id=busy_row.turn_id,
                     user_id=user_id,
                     session_id=session_id,
-                    user_seq=locked.user_seq,
-                    idempotency_key=locked.idempotency_key,
-                    request_hash=locked.request_hash,
+                    user_seq=busy_row.user_seq,
+                    idempotency_key=busy_row.idempotency_key,
+                    request_hash=busy_row.request_hash,
                 )
                 if request.idempotency_key is not None and busy.idempotency_key == (
                     request.idempotency_key
@@ -292,7 +300,7 @@ async def _open(
                     existing = _existing(busy, request)
                     await db.commit()
                     return existing
-                if locked.heartbeat_at >= now - timedelta(seconds=stale_seconds):
+                if busy_row.heartbeat_at >= now - timedelta(seconds=stale_seconds):
                     raise _in_progress(busy.id, session_id)
                 await _mark_failed(
                     db, bus, turn=busy, problem=interrupted_problem(session_id), now=now
@@ -313,13 +321,9 @@ async def _open(
     }
     created = session_id is None
     if session_id is not None:
-        history = await load_context(
-            session=db, user_id=user_id, session_id=session_id, limits=limits
-        )
         await db.execute(statements.OPEN_ON_SESSION, {**params, "session_id": session_id})
     else:
         session_id = new_session_id(now)
-        history = []
         await db.execute(
             statements.OPEN_WITH_NEW_SESSION,
             {**params, "session_id": session_id, "title": title_from_message(request.message)},

@@ -19,15 +19,29 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-# The owner's session row, locked, with the turn generating on it (if any).
-LOCKED_SESSION_WITH_BUSY_TURN = sa.text(
+# The owner's session row, locked.
+LOCKED_SESSION = sa.text(
     """
-    SELECT s.status, s.last_activity_at, s.message_count,
-           t.id AS turn_id, t.user_seq, t.heartbeat_at, t.idempotency_key, t.request_hash
-    FROM chat_session s
-    LEFT JOIN chat_turn t ON t.session_id = s.id AND t.status = 'generating'
-    WHERE s.id = :session_id AND s.user_id = :user_id
-    FOR UPDATE OF s
+    SELECT status, last_activity_at, message_count FROM chat_session
+    WHERE id = :session_id AND user_id = :user_id
+    FOR UPDATE
+    """
+)
+
+# Once the lock is held, in a statement of its own (READ COMMITTED gives it a snapshot
+# that sees whatever the lock's previous holder committed): the turn generating on the
+# session, if any, and the newest messages for the assistant's context, newest first.
+BUSY_TURN_AND_CONTEXT = sa.text(
+    """
+    SELECT t.id AS turn_id, t.user_seq, t.heartbeat_at, t.idempotency_key, t.request_hash,
+           (SELECT coalesce(json_agg(json_build_array(m.seq, m.role, m.content, m.image_url)
+                                     ORDER BY m.seq DESC), '[]')
+            FROM (SELECT seq, role, content, image_url FROM chat_message
+                  WHERE session_id = :session_id AND user_id = :user_id
+                  ORDER BY seq DESC LIMIT :limit) m) AS context
+    FROM (SELECT 1) AS one
+    LEFT JOIN chat_turn t ON t.session_id = :session_id AND t.user_id = :user_id
+                         AND t.status = 'generating'
     """
 )
 
