@@ -320,15 +320,8 @@ async def _open(
         "request_hash": request.request_hash,
     }
     created = session_id is None
-    if session_id is not None:
-        await db.execute(statements.OPEN_ON_SESSION, {**params, "session_id": session_id})
-    else:
+    if session_id is None:
         session_id = new_session_id(now)
-        await db.execute(
-            statements.OPEN_WITH_NEW_SESSION,
-            {**params, "session_id": session_id, "title": title_from_message(request.message)},
-        )
-
     turn_input = TurnInput(
         user_id=user_id,
         session_id=session_id,
@@ -338,6 +331,8 @@ async def _open(
         context=request.context,
         now=now,
     )
+    # The assistant only reads here (under the session lock), so it may read before the
+    # rows go in, and the rows' statement can carry the events.
     prepared = await assistant.prepare(db=db, turn=turn_input)
 
     if created:
@@ -347,6 +342,12 @@ async def _open(
         user_event(user_id, "message", sessionId=session_id, seq=seq, role="user"),
         user_event(user_id, "turn", sessionId=session_id, turnId=str(turn_id), status="generating"),
     )
+    params |= {"session_id": session_id, **statements.notify_params(bus.take_notifies(db))}
+    if created:
+        params["title"] = title_from_message(request.message)
+        await db.execute(statements.OPEN_WITH_NEW_SESSION, params)
+    else:
+        await db.execute(statements.OPEN_ON_SESSION, params)
     await bus.commit(db)
     return OpenedTurn(
         turn_id=turn_id,
@@ -411,18 +412,6 @@ async def close_turn(
             if usage is not None:
                 meta["usage"] = usage.as_json()
             await db.flush()  # what the assistant recorded, before the reply that names it
-            await db.execute(
-                statements.INSERT_REPLY,
-                {
-                    "session_id": opened.session_id,
-                    "seq": reply_seq,
-                    "user_id": opened.user_id,
-                    "content": text,
-                    "image_url": recorded.image_url,
-                    "meta": meta,
-                    "now": now,
-                },
-            )
             bus.stage(
                 db,
                 user_event(
@@ -439,6 +428,19 @@ async def close_turn(
                     turnId=str(opened.turn_id),
                     status=status.value,
                 ),
+            )
+            await db.execute(
+                statements.INSERT_REPLY,
+                {
+                    "session_id": opened.session_id,
+                    "seq": reply_seq,
+                    "user_id": opened.user_id,
+                    "content": text,
+                    "image_url": recorded.image_url,
+                    "meta": meta,
+                    "now": now,
+                    **statements.notify_params(bus.take_notifies(db)),
+                },
             )
             await bus.commit(db)
         except BaseException:

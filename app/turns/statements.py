@@ -16,8 +16,12 @@ constraints hold them to it; the turn tests run every statement.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
+
+from app.events.bus import CHANNEL
 
 # The owner's session row, locked.
 LOCKED_SESSION = sa.text(
@@ -52,11 +56,23 @@ ARCHIVE_SESSION = sa.text(
     """
 )
 
+
+def notify_params(payloads: list[str]) -> dict[str, Any]:
+    """Parameters of the `notified` part of a turn's last statement: the events that the
+    PostgreSQL bus would otherwise send in a statement of their own before the commit
+    (none with another bus). A SELECT in a WITH runs only when referenced, hence the
+    RETURNING that counts it."""
+    return {"channel": CHANNEL, "payloads": payloads}
+
+
 # Step 1's writes on an existing session: its count and activity, the user's message and
 # the turn, in one statement (the session row is already locked).
 OPEN_ON_SESSION = sa.text(
     """
-    WITH session_row AS (
+    WITH notified AS (
+        SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) p
+    ),
+    session_row AS (
         UPDATE chat_session SET message_count = :seq, last_activity_at = :now
         WHERE id = :session_id AND user_id = :user_id
     ),
@@ -71,13 +87,17 @@ OPEN_ON_SESSION = sa.text(
          idempotency_key, request_hash, started_at, heartbeat_at)
     VALUES (:turn_id, :user_id, :session_id, 'generating', :seq, :assistant,
             :expired_session_id, :idempotency_key, :request_hash, :now, :now)
+    RETURNING (SELECT count(*) FROM notified) AS notified
     """
 ).bindparams(sa.bindparam("meta", type_=JSONB))
 
 # Step 1's writes for a new session: the session, the user's message and the turn.
 OPEN_WITH_NEW_SESSION = sa.text(
     """
-    WITH new_session AS (
+    WITH notified AS (
+        SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) p
+    ),
+    new_session AS (
         INSERT INTO chat_session
             (id, user_id, title, status, created_at, last_activity_at, message_count,
              pinned, tags, prompt_tokens, completion_tokens)
@@ -95,6 +115,7 @@ OPEN_WITH_NEW_SESSION = sa.text(
          idempotency_key, request_hash, started_at, heartbeat_at)
     VALUES (:turn_id, :user_id, :session_id, 'generating', :seq, :assistant,
             :expired_session_id, :idempotency_key, :request_hash, :now, :now)
+    RETURNING (SELECT count(*) FROM notified) AS notified
     """
 ).bindparams(sa.bindparam("meta", type_=JSONB))
 
@@ -133,9 +154,13 @@ CLAIM_REPLY = sa.text(
 # Step 3's reply, after the assistant recorded what it names.
 INSERT_REPLY = sa.text(
     """
+    WITH notified AS (
+        SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) p
+    )
     INSERT INTO chat_message
         (session_id, seq, user_id, role, content, image_url, metadata, created_at)
     VALUES (:session_id, :seq, :user_id, 'assistant', :content,
             :image_url, :meta, :now)
+    RETURNING (SELECT count(*) FROM notified) AS notified
     """
 ).bindparams(sa.bindparam("meta", type_=JSONB))
