@@ -86,15 +86,14 @@ def sign_in_limits(settings: Settings, kind: str) -> tuple[int, int | None]:
     return settings.access_token_ttl_seconds, None
 
 
-def live_filter(now: datetime, idle_seconds: int) -> Any:
-    """The rows that still sign someone in at `now`."""
+def live_filter(now: Any, idle_seconds: int = 0, *, idle_since: Any = None) -> Any:
+    """The rows that still sign someone in at `now` (values or bound parameters)."""
+    if idle_since is None:
+        idle_since = now - timedelta(seconds=idle_seconds)
     return sa.and_(
         col(SignIn.ended_at).is_(None),
         col(SignIn.expires_at) > now,
-        sa.or_(
-            col(SignIn.kind) == BEARER,
-            col(SignIn.last_used_at) > now - timedelta(seconds=idle_seconds),
-        ),
+        sa.or_(col(SignIn.kind) == BEARER, col(SignIn.last_used_at) > idle_since),
     )
 
 
@@ -170,7 +169,7 @@ class SignInStrategy(JWTStrategy[User, uuid.UUID]):
             raise TypeError("SignInStrategy needs the app's UserDatabase")
         now = self.clock.now()
         idle = self.settings.sign_in_idle_days * 86_400
-        found = await user_db.get_with_sign_in(user_id, sign_in_id, live_filter(now, idle))
+        found = await user_db.get_with_sign_in(user_id, sign_in_id, now=now, idle_seconds=idle)
         if found is None:
             return None
         user, row = found
