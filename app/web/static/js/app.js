@@ -219,7 +219,7 @@ function followChanges() {
     },
     onEvent(kind, data) {
       liveEvent(kind, data);
-      if (kind !== "turn") liveChanged();
+      if (kind !== "turn") liveChanged(kind);
     },
   });
 }

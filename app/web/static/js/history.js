@@ -31,6 +31,7 @@ const list = {
 const shown = new Map(); // id -> summary of every row on screen
 const selection = { ids: new Set(), anchor: null };
 let knownTags = [];
+let tagsStale = true; // the tag counts may have changed: read them with the next refresh
 let observer = null;
 let searchTimer = null;
 let exporting = false;
@@ -157,7 +158,7 @@ export function reload({ keepRows = false } = {}) {
     el["history-status"].textContent = "";
   }
   el["history-error"].textContent = "";
-  loadTags();
+  if (!keepRows || tagsStale) loadTags();
   return loadMore();
 }
 
@@ -174,10 +175,12 @@ const LIVE_FOCUS_WAIT_MS = 5000;
 let liveTimer = null;
 let liveWaitingSince = 0;
 
-/** Something changed on some device: reload soon, once for a burst of events, and never
- *  under the user's hands (an open menu or dialog). */
-export function liveChanged() {
+/** Something changed on some device (`kind` of event; none: anything may have): reload
+ *  soon, once for a burst of events, and never under the user's hands (an open menu or
+ *  dialog). */
+export function liveChanged(kind) {
   list.stale = true;
+  if (kind !== "message") tagsStale = true;
   window.clearTimeout(liveTimer);
   liveTimer = window.setTimeout(applyLiveChange, LIVE_DELAY_MS);
 }
@@ -478,7 +481,7 @@ function row(item) {
     );
   } else {
     if (item.status === "archived") {
-      quick.append(button("Restore", "btn btn-small", () => restore(item.id), `Restore “${item.title}”`));
+      quick.append(button("Restore", "btn btn-small row-restore", () => restore(item.id), `Restore “${item.title}”`));
     }
     quick.append(menu(item, li));
   }
@@ -665,6 +668,7 @@ async function bulk(action, b) {
     b.disabled = false;
   }
   clearSelection();
+  tagsStale = true;
   const n = what(ids.length);
   if (action === "trash") {
     for (const id of ids) hooks.onGone(id, "deleted");
@@ -695,6 +699,7 @@ let tagsGeneration = 0;
 
 async function loadTags() {
   const generation = ++tagsGeneration;
+  tagsStale = false;
   try {
     const body = await getJson("/api/tags");
     if (generation !== tagsGeneration) return;
@@ -755,6 +760,7 @@ async function editTags(item) {
     const updated = await sendJson("PATCH", path(item.id), { tags });
     item.tags = updated?.tags || tags;
     announce(item.tags.length ? `Tags: ${item.tags.join(", ")}.` : "Tags removed.");
+    tagsStale = true;
     reload({ keepRows: true });
   } catch (err) {
     reportError(err);
@@ -825,6 +831,7 @@ async function undoTrash(ids) {
     const back = result?.restored || [];
     showToast(back.length === 1 ? "Restored." : `${what(back.length)} restored.`);
     hooks.onUndone(back);
+    tagsStale = true;
     reload({ keepRows: true });
   } catch (err) {
     reportError(err);
@@ -982,6 +989,7 @@ export function resetHistory() {
   list.stale = true;
   list.tag = null;
   tagsGeneration++;
+  tagsStale = true;
   knownTags = [];
   selection.ids.clear();
   selection.anchor = null;
