@@ -247,6 +247,15 @@ def test_delete_moves_to_the_trash_and_undo_brings_it_back(new_page, live_server
     assert user.sessions("trash") == []
     assert {s["title"] for s in user.sessions("active")} == {"Keep this one", "Almost lost"}
 
+    # From the keyboard: Ctrl+Z while the toast is shown.
+    open_menu(rows.filter(has_text="Keep this one"), "Delete")
+    expect(rows).to_have_count(1)
+    expect(toast).to_be_visible()
+    p.keyboard.press("Control+z")
+    expect(rows).to_have_count(2)
+    expect(p.get_by_role("status").filter(has_text="Restored.")).to_be_visible()
+    assert user.sessions("trash") == []
+
 
 def test_trash_view_restores_and_deletes_forever_on_every_device(new_page, live_server, account):
     user = account()

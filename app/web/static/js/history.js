@@ -6,7 +6,7 @@ import { dateGroup, expiryText, longTime, serverNow, shortDay, shortTime, syncCl
 import { $, announce, h, show } from "./dom.js";
 import { describeProgress, downloadFile, downloadWithProgress } from "./downloads.js";
 import { state } from "./state.js";
-import { showToast } from "./toast.js";
+import { hideToast, showToast } from "./toast.js";
 
 const PAGE_SIZE = 20;
 const PAGE_MAX = 100; // the API's largest page: a refresh reads again what is shown, up to this
@@ -1000,5 +1000,6 @@ export function resetHistory() {
   el["tag-filter"].replaceChildren();
   el["tag-filter"].hidden = true;
   el["bulk-bar"].hidden = true;
+  hideToast(); // its Undo belongs to the user who was signed in
   show(el.transfer, false);
 }

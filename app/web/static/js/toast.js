@@ -16,7 +16,13 @@ export function showToast(text, { action = null, onAction = null, duration = SHO
   const body = h("div", { class: "toast-body" }, h("p", { class: "toast-text", text }));
   const toast = { body, timer: null, onAction };
   if (action) {
-    const button = h("button", { type: "button", class: "btn btn-small toast-action", text: action });
+    const button = h("button", {
+      type: "button",
+      class: "btn btn-small toast-action",
+      "aria-keyshortcuts": "Control+Z Meta+Z",
+      title: "Ctrl+Z",
+      text: action,
+    });
     button.addEventListener("click", () => runAction(toast));
     body.append(button);
   }
