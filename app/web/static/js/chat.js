@@ -607,7 +607,7 @@ export function revealMessage(seq, words = []) {
   return true;
 }
 
-/** Puts <mark>s around every place in the element's text that starts with one of `words`. */
+/** Puts <mark>s around every occurrence of one of `words` in the element's text. */
 function markWords(box, words) {
   const escaped = words.map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
   const finder = new RegExp(`(${escaped.join("|")})`, "giu");
