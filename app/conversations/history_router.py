@@ -33,6 +33,7 @@ from app.conversations.schemas import (
 from app.core.config import Settings
 from app.core.db import SessionDep
 from app.ratelimit.dependencies import RateLimit, client_ip
+from app.sharing.dependencies import ShareBase, shared_out
 
 router = APIRouter(prefix="/api/sessions", tags=["history"], dependencies=[RateLimit("default")])
 
@@ -93,6 +94,8 @@ async def my_activity(
 async def list_sessions(
     user: CurrentUser,
     session: SessionDep,
+    clock: ClockDep,
+    base: ShareBase,
     status: Annotated[history.StatusFilter, Query()] = "all",
     q: Annotated[
         str | None,
@@ -115,8 +118,21 @@ async def list_sessions(
         limit=limit,
         cursor=cursor,
     )
+    now = clock.now()
     return SessionPage(
-        items=[SessionSummary.model_validate(item) for item in page.items],
+        items=[
+            SessionSummary.model_validate(item).model_copy(
+                update={
+                    "shared": shared_out(
+                        base=base,
+                        token=item.share_token,
+                        expires_at=item.share_expires_at,
+                        now=now,
+                    )
+                }
+            )
+            for item in page.items
+        ],
         next_cursor=page.next_cursor,
     )
 
