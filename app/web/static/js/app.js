@@ -20,6 +20,7 @@ import { $, show } from "./dom.js";
 import { ensureFresh, initHistory, liveChanged, markStale, reload, resetHistory, restore } from "./history.js";
 import { startLive, stopLive } from "./live.js";
 import { initSettings, loadSignIns } from "./settings.js";
+import { initShare } from "./share.js";
 import { setUser, state } from "./state.js";
 
 const el = {};
@@ -298,6 +299,7 @@ async function boot() {
     },
     onRestore: (id) => restore(id),
   });
+  initShare();
   initHistory({
     onOpen: async (item) => {
       setView("chat");
