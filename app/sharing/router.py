@@ -53,7 +53,8 @@ SHARED_PAGE_CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; "
     "form-action 'none'; frame-ancestors 'none'"
 )
-_TOKEN = Annotated[str, PathParam(max_length=200, description="The token of a share link")]
+# No length bound here: any string that is not a live token is the same 404, never a 422.
+_TOKEN = Annotated[str, PathParam(description="The token of a share link")]
 
 _templates = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).resolve().parent / "templates"),

@@ -56,18 +56,19 @@ async def share(
     """Shares the owner's conversation as it is now. A live link keeps its token and gets
     the new snapshot (and, unless `keep_expiry`, the new expiry); an expired one gets a new
     token, so a link that has stopped working never comes back."""
+    # The conversation's row is the lock: two shares at once make one link, and a turn
+    # closing meanwhile is either wholly in the snapshot or not at all.
+    await session.refresh(chat_session, ["title", "message_count", "status"], with_for_update=True)
     if chat_session.status == SessionStatus.TRASHED:
         raise ConflictError(
             "This conversation is in the trash; restore it to share it.", code="session_trashed"
         )
     link = (
         await session.execute(
-            sa.select(SharedLink)
-            .where(
+            sa.select(SharedLink).where(
                 col(SharedLink.session_id) == chat_session.id,
                 col(SharedLink.user_id) == chat_session.user_id,
             )
-            .with_for_update()
         )
     ).scalar_one_or_none()
     created = link is None or not is_live(link, now=now)

@@ -3,6 +3,7 @@ refreshed by sharing again, ended by revoking, expiry or the trash."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import httpx
@@ -170,12 +171,13 @@ async def test_revoked_unknown_and_malformed_links_are_the_same_404(client, cloc
     revoked = await _shared(client, token)
     unknown = await _shared(client, "A" * 43)
     malformed = await _shared(client, "not a token!")
-    for r in (revoked, unknown, malformed):
+    too_long = await _shared(client, "A" * 300)
+    for r in (revoked, unknown, malformed, too_long):
         assert r.status_code == 404
         assert r.headers["content-type"].startswith("application/problem+json")
         assert r.headers["cache-control"] == "no-store"
         assert "noindex" in r.headers["x-robots-tag"]
-    assert revoked.json() == unknown.json() == malformed.json()
+    assert revoked.json() == unknown.json() == malformed.json() == too_long.json()
     assert revoked.json()["code"] == "share_not_found"
     pages = [await client.get(f"/s/{t}") for t in (token, "A" * 43)]
     assert [p.status_code for p in pages] == [404, 404]
@@ -296,3 +298,12 @@ async def test_deleting_for_good_and_deleting_the_account_remove_the_links(
     assert r.status_code == 204
     assert (await _shared(client, kept_token)).status_code == 404
     assert await _count(sessionmaker, "SELECT count(*) FROM shared_link") == 0
+
+
+async def test_two_shares_at_once_make_one_link(client, clock, sessionmaker):
+    me = await register(client)
+    sid = await _start(client, me, "Shared twice at once", clock)
+    first, second = await asyncio.gather(_share(client, me, sid), _share(client, me, sid))
+    assert sorted([first.status_code, second.status_code]) == [200, 201]
+    assert first.json()["url"] == second.json()["url"]
+    assert await _count(sessionmaker, "SELECT count(*) FROM shared_link") == 1
