@@ -1,12 +1,13 @@
 """shared links
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-01
 
 A conversation's share link: an unguessable token and a snapshot (the title when shared and
 the last message seq it shows; messages are append-only, so no text is copied). One per
-conversation; it goes with the conversation and with its owner. A new, empty table: no
+conversation; it points at the conversation's (id, user_id), so it always has the
+conversation's owner, and it goes with the conversation and with its owner. A new, empty table: no
 rewrite of anything else.
 """
 
@@ -18,7 +19,7 @@ import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision: str = "0012"
-down_revision: str | None = "0010"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -37,9 +38,9 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint("upto_seq >= 0", name=op.f("ck_shared_link_upto_seq_not_negative")),
         sa.ForeignKeyConstraint(
-            ["session_id"],
-            ["chat_session.id"],
-            name=op.f("fk_shared_link_session_id_chat_session"),
+            ["session_id", "user_id"],
+            ["chat_session.id", "chat_session.user_id"],
+            name="fk_shared_link_session_id_user_id_chat_session",
             ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(

@@ -2,8 +2,8 @@
 
 The chat turn itself is in `app.turns.service`.
 
-Ownership lives here, in `owned_session`: every read of a session filters on its owner,
-so another user's session looks exactly like a missing one.
+Ownership lives here, in `owned_session`: every read of a session filters on its owner
+(through `app.core.tenancy`), so another user's session looks exactly like a missing one.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from app.conversations import trash
 from app.conversations.ids import is_well_formed, new_session_id
 from app.conversations.models import AuditAction, ChatMessage, ChatSession, SessionStatus
 from app.core.errors import InvalidInputError, NotFoundError
+from app.core.tenancy import owned
 
 TITLE_MAX_CHARS = 80
 DEFAULT_TITLE = "New conversation"
@@ -55,9 +56,7 @@ async def owned_session(
     """The one place a session is looked up: by id AND owner, or not at all."""
     if not is_well_formed(session_id):
         return None
-    stmt = sa.select(ChatSession).where(
-        col(ChatSession.id) == session_id, col(ChatSession.user_id) == user_id
-    )
+    stmt = owned(ChatSession, user_id).where(col(ChatSession.id) == session_id)
     if for_update:
         stmt = stmt.with_for_update()
     return (await session.execute(stmt)).scalar_one_or_none()
@@ -78,13 +77,15 @@ async def load_context(
     """The most recent messages that fit the budget, oldest first. Reads at most N rows."""
     rows = (
         await session.execute(
-            sa.select(
+            owned(
+                ChatMessage,
+                user_id,
                 col(ChatMessage.seq),
                 col(ChatMessage.role),
                 col(ChatMessage.content),
                 col(ChatMessage.image_url),
             )
-            .where(col(ChatMessage.session_id) == session_id, col(ChatMessage.user_id) == user_id)
+            .where(col(ChatMessage.session_id) == session_id)
             .order_by(col(ChatMessage.seq).desc())
             .limit(limits.max_messages)
         )
@@ -132,12 +133,8 @@ async def list_messages(
     *, session: AsyncSession, user_id: uuid.UUID, session_id: str, after_seq: int, limit: int
 ) -> Sequence[ChatMessage]:
     rows = await session.execute(
-        sa.select(ChatMessage)
-        .where(
-            col(ChatMessage.session_id) == session_id,
-            col(ChatMessage.user_id) == user_id,
-            col(ChatMessage.seq) > after_seq,
-        )
+        owned(ChatMessage, user_id)
+        .where(col(ChatMessage.session_id) == session_id, col(ChatMessage.seq) > after_seq)
         .order_by(col(ChatMessage.seq))
         .limit(limit)
     )

@@ -35,6 +35,7 @@ from app.conversations.history import (
 from app.conversations.models import ChatMessage, ChatSession
 from app.core.config import Settings
 from app.core.errors import NotFoundError
+from app.core.tenancy import owned
 from app.core.validation import format_utc
 from app.exports.drafts import collect_drafts
 
@@ -75,9 +76,7 @@ async def read_only_snapshot(session: AsyncSession) -> None:
 async def load_owned(*, session: AsyncSession, user_id: uuid.UUID, session_id: str) -> sa.Row[Any]:
     row = (
         await session.execute(
-            sa.select(*_session_columns).where(
-                _sessions.c.id == session_id, _sessions.c.user_id == user_id
-            )
+            owned(_sessions, user_id, *_session_columns).where(_sessions.c.id == session_id)
         )
     ).first()
     if row is None:
@@ -90,8 +89,17 @@ async def message_batch(
 ) -> Sequence[sa.Row[Any]]:
     m = _messages.c
     stmt = (
-        sa.select(m.seq, m.role, m.content, m.image_url, m["metadata"].label("meta"), m.created_at)
-        .where(m.session_id == session_id, m.user_id == user_id, m.seq > after_seq)
+        owned(
+            _messages,
+            user_id,
+            m.seq,
+            m.role,
+            m.content,
+            m.image_url,
+            m["metadata"].label("meta"),
+            m.created_at,
+        )
+        .where(m.session_id == session_id, m.seq > after_seq)
         .order_by(m.seq)
         .limit(limit)
     )

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from app.core.db import metadata as _metadata  # noqa: F401  (naming convention first)
+from app.core.tenancy import same_owner_fk
 
 # secrets.token_urlsafe(32): 256 random bits in 43 characters.
 TOKEN_BYTES = 32
@@ -33,6 +34,8 @@ class SharedLink(SQLModel, table=True):
         sa.CheckConstraint("upto_seq >= 0", name="upto_seq_not_negative"),
         # A user's links, newest first (GET /api/shares).
         sa.Index("ix_shared_link_user_created", "user_id", sa.text("created_at DESC")),
+        # The link has the owner of the conversation it shows, or the database refuses it.
+        same_owner_fk("shared_link", "session_id", "chat_session"),
     )
 
     id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, primary_key=True))
@@ -41,11 +44,7 @@ class SharedLink(SQLModel, table=True):
             sa.Uuid, sa.ForeignKey("app_user.id", ondelete="CASCADE"), nullable=False
         )
     )
-    session_id: str = Field(
-        sa_column=sa.Column(
-            sa.String(100), sa.ForeignKey("chat_session.id", ondelete="CASCADE"), nullable=False
-        )
-    )
+    session_id: str = Field(sa_column=sa.Column(sa.String(100), nullable=False))
     token: str = Field(max_length=TOKEN_MAX_CHARS, nullable=False)
     # The snapshot: the title when shared, and the last message seq it shows.
     title: str = Field(max_length=200, nullable=False)

@@ -20,6 +20,7 @@ from sqlmodel import col
 
 from app.conversations.models import ChatMessage, ChatSession, SessionStatus
 from app.core.errors import ConflictError, NotFoundError
+from app.core.tenancy import owned, owned_delete
 from app.sharing.models import TOKEN_BYTES, TOKEN_MAX_CHARS, SharedLink
 
 _links = SharedLink.__table__  # type: ignore[attr-defined]
@@ -65,9 +66,8 @@ async def share(
         )
     link = (
         await session.execute(
-            sa.select(SharedLink).where(
-                col(SharedLink.session_id) == chat_session.id,
-                col(SharedLink.user_id) == chat_session.user_id,
+            owned(SharedLink, chat_session.user_id).where(
+                col(SharedLink.session_id) == chat_session.id
             )
         )
     ).scalar_one_or_none()
@@ -99,8 +99,8 @@ async def share(
 async def revoke(*, session: AsyncSession, user_id: uuid.UUID, session_id: str) -> bool:
     """Ends the conversation's link for good; False if it had none."""
     gone = await session.execute(
-        sa.delete(_links)
-        .where(_links.c.session_id == session_id, _links.c.user_id == user_id)
+        owned_delete(_links, user_id)
+        .where(_links.c.session_id == session_id)
         .returning(_links.c.id)
     )
     return gone.first() is not None
@@ -112,9 +112,8 @@ async def revoke_for_sessions(
     """Ends the links of these conversations of the user (they went to the trash)."""
     if session_ids:
         await session.execute(
-            sa.delete(_links).where(
-                _links.c.user_id == user_id,
-                _links.c.session_id == sa.any_(sa.cast(list(session_ids), ARRAY(sa.String))),
+            owned_delete(_links, user_id).where(
+                _links.c.session_id == sa.any_(sa.cast(list(session_ids), ARRAY(sa.String)))
             )
         )
 
@@ -124,9 +123,7 @@ async def live_link(
 ) -> SharedLink | None:
     link = (
         await session.execute(
-            sa.select(SharedLink).where(
-                col(SharedLink.session_id) == session_id, col(SharedLink.user_id) == user_id
-            )
+            owned(SharedLink, user_id).where(col(SharedLink.session_id) == session_id)
         )
     ).scalar_one_or_none()
     return link if link is not None and is_live(link, now=now) else None
@@ -137,11 +134,8 @@ async def list_live(
 ) -> Sequence[SharedLink]:
     """The user's links that still open, newest first."""
     rows = await session.execute(
-        sa.select(SharedLink)
-        .where(
-            col(SharedLink.user_id) == user_id,
-            sa.or_(col(SharedLink.expires_at).is_(None), col(SharedLink.expires_at) > now),
-        )
+        owned(SharedLink, user_id)
+        .where(sa.or_(col(SharedLink.expires_at).is_(None), col(SharedLink.expires_at) > now))
         .order_by(col(SharedLink.created_at).desc(), col(SharedLink.id).desc())
     )
     return rows.scalars().all()
@@ -175,14 +169,20 @@ async def read_snapshot(*, session: AsyncSession, token: str, now: datetime) -> 
     the ids, or anything after the snapshot. NotFoundError for any link that does not open."""
     if not _plausible(token):
         raise link_not_found()
+    # The one read by something other than the owner: the token is the key. The link's
+    # owner is the conversation's (same_owner_fk), and every read after this is by it.
     link = (
         await session.execute(
             sa.select(SharedLink)
-            .join(ChatSession, col(ChatSession.id) == col(SharedLink.session_id))
+            .join(
+                ChatSession,
+                sa.and_(
+                    col(ChatSession.id) == col(SharedLink.session_id),
+                    col(ChatSession.user_id) == col(SharedLink.user_id),
+                ),
+            )
             .where(
                 col(SharedLink.token) == token,
-                # The row itself says who owns it; the conversation must agree.
-                col(ChatSession.user_id) == col(SharedLink.user_id),
                 col(ChatSession.status) != SessionStatus.TRASHED,
             )
         )
@@ -191,10 +191,15 @@ async def read_snapshot(*, session: AsyncSession, token: str, now: datetime) -> 
     if link is None or not is_live(link, now=now):
         raise link_not_found()
     rows = await session.execute(
-        sa.select(col(ChatMessage.role), col(ChatMessage.content), col(ChatMessage.created_at))
+        owned(
+            ChatMessage,
+            link.user_id,
+            col(ChatMessage.role),
+            col(ChatMessage.content),
+            col(ChatMessage.created_at),
+        )
         .where(
             col(ChatMessage.session_id) == link.session_id,
-            col(ChatMessage.user_id) == link.user_id,
             col(ChatMessage.seq) <= link.upto_seq,
         )
         .order_by(col(ChatMessage.seq))
