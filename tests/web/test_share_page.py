@@ -54,8 +54,10 @@ def test_a_shared_link_opens_signed_out_read_only_until_it_is_revoked(new_page, 
     expect(messages).to_have_count(2)
     share_button.click()
     expect(dialog.get_by_label("Link", exact=True)).to_have_value(url)
+    expect(dialog.get_by_label("The link works")).to_have_value("keep")  # its 7 days
     dialog.get_by_role("button", name="Update link").click()
     expect(dialog.locator("#share-status")).to_contain_text("Updated")
+    expect(dialog.locator("#share-status")).to_contain_text("It works until")
     expect(dialog.get_by_label("Link", exact=True)).to_have_value(url)
     v.reload()
     expect(messages).to_have_count(4)

@@ -81,13 +81,13 @@ async function openDialog() {
   try {
     const detail = await getJson(`/api/sessions/${encodeURIComponent(sessionId)}?limit=1`);
     link = detail.shared || null;
-    if (link) el["share-expiry"].value = "keep";
   } catch (err) {
     if (!(err instanceof ApiError && err.status === 401)) showError(err);
   } finally {
     busy = false;
     render();
   }
+  if (link) el["share-expiry"].value = "keep"; // (the option is enabled by render)
 }
 
 async function createOrRefresh() {
@@ -101,7 +101,6 @@ async function createOrRefresh() {
   try {
     const made = await sendJson("POST", sharePath(sessionId), body);
     link = { url: made.url, expiresAt: made.expiresAt };
-    el["share-expiry"].value = "keep";
     done = again ? "Updated: the link shows the conversation as it is now. " : "Link created. ";
     announce(done);
   } catch (err) {
@@ -110,6 +109,7 @@ async function createOrRefresh() {
     busy = false;
     render();
   }
+  if (link) el["share-expiry"].value = "keep";
   if (link) el["share-url"].focus();
 }
 
