@@ -33,6 +33,7 @@ from app.conversations.schemas import (
 from app.core.config import Settings
 from app.core.db import SessionDep
 from app.ratelimit.dependencies import RateLimit, client_ip
+from app.sharing.dependencies import ShareBase, shared_out
 
 router = APIRouter(prefix="/api/sessions", tags=["history"], dependencies=[RateLimit("default")])
 
@@ -103,6 +104,7 @@ async def list_sessions(
     user: CurrentUser,
     session: SessionDep,
     clock: ClockDep,
+    base: ShareBase,
     status: Annotated[history.StatusFilter, Query()] = "all",
     q: Annotated[
         str | None,
@@ -127,10 +129,23 @@ async def list_sessions(
     )
     settings: Settings = request.app.state.settings
     ttl = settings.session_ttl_seconds
+    now = clock.now()
     return SessionPage(
-        items=[_summary(item, ttl_seconds=ttl) for item in page.items],
+        items=[
+            _summary(item, ttl_seconds=ttl).model_copy(
+                update={
+                    "shared": shared_out(
+                        base=base,
+                        token=item.share_token,
+                        expires_at=item.share_expires_at,
+                        now=now,
+                    )
+                }
+            )
+            for item in page.items
+        ],
         next_cursor=page.next_cursor,
-        now=clock.now(),
+        now=now,
     )
 
 

@@ -7,6 +7,7 @@ from pydantic import Field, field_validator
 
 from app.conversations.tags import normalize_tags
 from app.core.schemas import ApiModel
+from app.sharing.schemas import SharedOut
 
 MAX_CLIENT_MESSAGES = 1000
 MAX_CONTEXT_CHARS = 8000
@@ -96,6 +97,9 @@ class SessionDetail(SessionOut):
         default=None,
         description="Pass as after_seq to read the next page of messages; null at the end.",
     )
+    shared: SharedOut | None = Field(
+        default=None, description="Its live share link; null when it is not shared."
+    )
 
 
 # ----------------------------------------------------------------------------- history
@@ -125,6 +129,9 @@ class SessionSummary(SessionOut):
         default=None,
         description="An active conversation: when it is archived unless a message comes "
         "first (last activity plus the session TTL); null for any other.",
+    )
+    shared: SharedOut | None = Field(
+        default=None, description="Its live share link; null when it is not shared."
     )
 
 

@@ -72,7 +72,9 @@ async def test_list_is_newest_activity_first_with_preview_and_counts(client, clo
         "matchSeq",
         "snippet",
         "expiresAt",
+        "shared",
     }
+    assert first["shared"] is None  # not shared
     assert first["importedFrom"] is None  # started here
     assert first["title"] == "Plan a trip to Lisbon"
     assert first["status"] == "active"

@@ -21,6 +21,7 @@ import { $, show } from "./dom.js";
 import { ensureFresh, initHistory, liveChanged, markStale, markedWords, reload, resetHistory, restore } from "./history.js";
 import { startLive, stopLive } from "./live.js";
 import { initSettings, loadSignIns } from "./settings.js";
+import { initShare } from "./share.js";
 import { setSessionId, setUser, state } from "./state.js";
 
 const el = {};
@@ -299,6 +300,7 @@ async function boot() {
     },
     onRestore: (id) => restore(id),
   });
+  initShare();
   // The conversation the chat continued, when this device just moved it to the trash: an
   // Undo brings the chat back to it (unless a new one was started meanwhile).
   let trashedCurrent = null;

@@ -160,6 +160,8 @@ function renderMessages(messages) {
   el.messages.replaceChildren(...messages.map((m) => renderItem(m)));
   updateEmpty();
   scrollToEnd();
+  // Which conversation is shown now (the share button follows it).
+  document.dispatchEvent(new CustomEvent("chatkeep:conversation", { detail: { id: openId() } }));
 }
 
 function setHeading(text) {
@@ -436,6 +438,8 @@ function clearConversation() {
 function openId() {
   return viewing ? viewing.id : state.sessionId;
 }
+
+export const openConversationId = openId;
 
 /** On a device that never chose a conversation, the most recent active one. */
 async function mostRecentActive() {
