@@ -68,7 +68,7 @@ test: $(STAMP) browser-deps pgbouncer-deps
 # tests/core/test_pgbouncer.py's, in the main pass. Without that server this pass is skipped with a
 # note, and fails under CI=true.
 MACHINE_PG_URL ?= $(or $(CI_PG_URL),postgresql+asyncpg://postgres@127.0.0.1:5432/postgres)
-PGBOUNCER_TESTS := tests/conversations tests/exports tests/auth tests/admin tests/health \
+PGBOUNCER_TESTS := tests/conversations tests/sharing tests/exports tests/auth tests/admin tests/health \
 	tests/core tests/ratelimit tests/assistant/test_flow.py tests/assistant/test_ledger.py \
 	tests/turns/test_stream.py tests/turns/test_idempotency.py tests/events/test_events.py \
 	--ignore=tests/core/test_schemathesis.py --ignore=tests/core/test_pgbouncer.py \

@@ -40,6 +40,8 @@ from app.exports.router import router as exports_router
 from app.health.router import router as health_router
 from app.mail.service import Mailer
 from app.ratelimit.setup import install_rate_limits
+from app.sharing.router import public_router as shared_router
+from app.sharing.router import router as sharing_router
 from app.turns.router import router as turns_router
 from app.turns.runner import TurnRunner
 from app.turns.tasks import running_stale_turn_check
@@ -156,6 +158,8 @@ def create_app(
     app.include_router(activity_router)
     app.include_router(turns_router)
     app.include_router(conversations_router)
+    app.include_router(sharing_router)
+    app.include_router(shared_router)
     app.include_router(events_router)
     app.include_router(exports_router)
     app.include_router(assistant_router)

@@ -12,6 +12,7 @@ from app.conversations.models import (
 from app.core.db import metadata
 from app.exports.models import ChatImport
 from app.ratelimit.models import RateLimitOverride
+from app.sharing.models import SharedLink
 from app.turns.models import ChatTurn
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "PostDraftVersion",
     "PublishedPost",
     "RateLimitOverride",
+    "SharedLink",
     "SignIn",
     "StoredImage",
     "SweepRun",

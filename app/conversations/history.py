@@ -41,6 +41,7 @@ from app.core.errors import InvalidInputError, NotFoundError
 from app.core.tenancy import owned, owned_by, owned_update
 from app.core.validation import in_date_range, unstorable_reason
 from app.events.bus import EventBus, user_event
+from app.sharing.models import SharedLink
 
 # "all" is everything but the trash; "trash" is only the trash.
 StatusFilter = Literal["active", "archived", "all", "trash"]
@@ -66,6 +67,7 @@ Position = tuple[bool, datetime, str]
 
 _sessions = ChatSession.__table__  # type: ignore[attr-defined]
 _messages = ChatMessage.__table__  # type: ignore[attr-defined]
+_links = SharedLink.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,9 @@ class SessionListItem:
     # text around the match.
     match_seq: int | None = None
     snippet: search.Snippet | None = None
+    # Its share link, if it has one (the caller tells live from expired by its clock).
+    share_token: str | None = None
+    share_expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -385,9 +390,16 @@ async def _page(
         .subquery("page")
     )
     m = _messages.c
-    # The preview is the last message: one primary-key lookup per row of the page.
+    link = _links.c
+    # The preview is the last message: one primary-key lookup per row of the page; the
+    # share link one unique-key lookup.
     stmt = (
-        sa.select(page, sa.func.left(m.content, PREVIEW_CHARS * 3).label("preview"))
+        sa.select(
+            page,
+            sa.func.left(m.content, PREVIEW_CHARS * 3).label("preview"),
+            link.token.label("share_token"),
+            link.expires_at.label("share_expires_at"),
+        )
         .select_from(
             page.outerjoin(
                 _messages,
@@ -396,7 +408,7 @@ async def _page(
                     m.seq == page.c.message_count,
                     owned_by(_messages, user_id),
                 ),
-            )
+            ).outerjoin(_links, sa.and_(link.session_id == page.c.id, owned_by(_links, user_id)))
         )
         .order_by(page.c.pinned.desc(), page.c.last_activity_at.desc(), page.c.id.asc())
     )
@@ -486,6 +498,8 @@ async def list_sessions(
             pinned=r.pinned,
             tags=list(r.tags),
             imported_from=r.imported_from,
+            share_token=r.share_token,
+            share_expires_at=r.share_expires_at,
         )
         for r in rows[:limit]
     ]

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 
 from app.auth.dependencies import CurrentUser
-from app.conversations import history, tags, trash
+from app.conversations import history, service, tags, trash
 from app.conversations.dependencies import ClockDep, OwnedSession
 from app.conversations.models import AuditEvent, ChatSession
 from app.conversations.schemas import (
@@ -33,6 +33,7 @@ from app.conversations.schemas import (
 from app.core.config import Settings
 from app.core.db import SessionDep
 from app.ratelimit.dependencies import RateLimit, client_ip
+from app.sharing.dependencies import ShareBase, shared_out
 
 router = APIRouter(prefix="/api/sessions", tags=["history"], dependencies=[RateLimit("default")])
 
@@ -52,6 +53,14 @@ def actor_of(request: Request, user_id: Any) -> trash.Actor:
 def _retention_days(request: Request) -> int:
     settings: Settings = request.app.state.settings
     return settings.trash_retention_days
+
+
+def _summary(item: history.SessionListItem, *, ttl_seconds: int) -> SessionSummary:
+    summary = SessionSummary.model_validate(item)
+    summary.expires_at = service.expires_at(
+        status=item.status, last_activity_at=item.last_activity_at, ttl_seconds=ttl_seconds
+    )
+    return summary
 
 
 def activity_out(event: AuditEvent) -> ActivityOut:
@@ -91,8 +100,11 @@ async def my_activity(
 
 @router.get("", response_model=SessionPage)
 async def list_sessions(
+    request: Request,
     user: CurrentUser,
     session: SessionDep,
+    clock: ClockDep,
+    base: ShareBase,
     status: Annotated[history.StatusFilter, Query()] = "all",
     q: Annotated[
         str | None,
@@ -115,9 +127,25 @@ async def list_sessions(
         limit=limit,
         cursor=cursor,
     )
+    settings: Settings = request.app.state.settings
+    ttl = settings.session_ttl_seconds
+    now = clock.now()
     return SessionPage(
-        items=[SessionSummary.model_validate(item) for item in page.items],
+        items=[
+            _summary(item, ttl_seconds=ttl).model_copy(
+                update={
+                    "shared": shared_out(
+                        base=base,
+                        token=item.share_token,
+                        expires_at=item.share_expires_at,
+                        now=now,
+                    )
+                }
+            )
+            for item in page.items
+        ],
         next_cursor=page.next_cursor,
+        now=now,
     )
 
 

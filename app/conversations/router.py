@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from app.auth.dependencies import CurrentUser
 from app.conversations import service
-from app.conversations.dependencies import OwnedSession
+from app.conversations.dependencies import ClockDep, OwnedSession
 from app.conversations.schemas import (
     ActiveTurnOut,
     MessageOut,
@@ -18,6 +18,8 @@ from app.conversations.schemas import (
 from app.core.db import SessionDep
 from app.core.validation import PG_INT_MAX
 from app.ratelimit.dependencies import RateLimit
+from app.sharing.dependencies import ShareBase, shared_out
+from app.sharing.service import live_link
 from app.turns.service import active_turn
 
 router = APIRouter(prefix="/api", tags=["sessions"], dependencies=[RateLimit("default")])
@@ -31,6 +33,8 @@ async def read_session(
     chat_session: OwnedSession,
     user: CurrentUser,
     session: SessionDep,
+    clock: ClockDep,
+    base: ShareBase,
     after_seq: Annotated[
         int, Query(ge=0, le=PG_INT_MAX, description="Return messages after this seq")
     ] = 0,
@@ -44,6 +48,8 @@ async def read_session(
         limit=limit,
     )
     turn = await active_turn(db=session, user_id=user.id, session_id=chat_session.id)
+    now = clock.now()
+    link = await live_link(session=session, user_id=user.id, session_id=chat_session.id, now=now)
     last_seq = messages[-1].seq if messages else after_seq
     prompt, completion = chat_session.prompt_tokens, chat_session.completion_tokens
     return SessionDetail(
@@ -79,4 +85,9 @@ async def read_session(
             for m in messages
         ],
         next_after_seq=last_seq if last_seq < chat_session.message_count else None,
+        shared=(
+            shared_out(base=base, token=link.token, expires_at=link.expires_at, now=now)
+            if link is not None
+            else None
+        ),
     )

@@ -7,6 +7,7 @@ from pydantic import Field, field_validator
 
 from app.conversations.tags import normalize_tags
 from app.core.schemas import ApiModel
+from app.sharing.schemas import SharedOut
 
 MAX_CLIENT_MESSAGES = 1000
 MAX_CONTEXT_CHARS = 8000
@@ -96,6 +97,9 @@ class SessionDetail(SessionOut):
         default=None,
         description="Pass as after_seq to read the next page of messages; null at the end.",
     )
+    shared: SharedOut | None = Field(
+        default=None, description="Its live share link; null when it is not shared."
+    )
 
 
 # ----------------------------------------------------------------------------- history
@@ -121,12 +125,24 @@ class SessionSummary(SessionOut):
     snippet: SnippetOut | None = Field(
         default=None, description="With `q`: the text around the match, with its offsets."
     )
+    expires_at: datetime | None = Field(
+        default=None,
+        description="An active conversation: when it is archived unless a message comes "
+        "first (last activity plus the session TTL); null for any other.",
+    )
+    shared: SharedOut | None = Field(
+        default=None, description="Its live share link; null when it is not shared."
+    )
 
 
 class SessionPage(ApiModel):
     items: list[SessionSummary]
     next_cursor: str | None = Field(
         default=None, description="Pass as `cursor` to read the next page; null at the end."
+    )
+    now: datetime = Field(
+        description="The server's clock when it answered: count `expiresAt` down from it, "
+        "not from a client's clock, which may be off."
     )
 
 

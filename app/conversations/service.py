@@ -51,6 +51,13 @@ def is_expired(chat_session: ChatSession, *, now: datetime, ttl_seconds: int) ->
     return chat_session.last_activity_at < now - timedelta(seconds=ttl_seconds)
 
 
+def expires_at(*, status: str, last_activity_at: datetime, ttl_seconds: int) -> datetime | None:
+    """When an active session is archived if nothing more is said; None when not active."""
+    if status != SessionStatus.ACTIVE:
+        return None
+    return last_activity_at + timedelta(seconds=ttl_seconds)
+
+
 async def owned_session(
     *, session: AsyncSession, user_id: uuid.UUID, session_id: str, for_update: bool = False
 ) -> ChatSession | None:

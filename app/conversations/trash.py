@@ -1,11 +1,11 @@
 """The trash, deleting for good, and the audit trail of both.
 
 Deleting a conversation moves it to the trash: status `trashed`, with the status it had
-(`trashed_from`, what a restore brings back) and `purge_at`. Nothing else changes, so a
-restore returns it with its messages, drafts, images, title, pins and tags. Deleting for
-good removes the row (messages, drafts and turns go by cascade) and the images its drafts
-and messages showed, except those a published post still shows: a published post records
-what went out.
+(`trashed_from`, what a restore brings back) and `purge_at`. Its share link ends there, for
+good; nothing else changes, so a restore returns it with its messages, drafts, images,
+title, pins and tags. Deleting for good removes the row (messages, drafts, turns and the
+share link go by cascade) and the images its drafts and messages showed, except those a
+published post still shows: a published post records what went out.
 
 Every trash, restore, permanent delete, purge and admin delete leaves an `audit_event` row
 naming who (the owner, a superuser, or nobody for the purge), what, when and from where.
@@ -28,6 +28,7 @@ from sqlmodel import col
 from app.conversations.models import AuditAction, AuditEvent, ChatSession, SessionStatus
 from app.core.tenancy import owned, owned_by
 from app.events.bus import EventBus, user_event
+from app.sharing.service import revoke_for_sessions
 
 ACTIVITY_PAGE_DEFAULT = 50
 ACTIVITY_PAGE_MAX = 200
@@ -97,6 +98,10 @@ async def trash(
     chat_session.status = SessionStatus.TRASHED
     chat_session.trashed_at = now
     chat_session.purge_at = now + timedelta(days=retention_days)
+    # A conversation in the trash is shared no more; a restore does not bring the link back.
+    await revoke_for_sessions(
+        session=session, user_id=chat_session.user_id, session_ids=[chat_session.id]
+    )
     record(
         session,
         at=now,

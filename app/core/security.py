@@ -197,7 +197,9 @@ class SecurityHeadersMiddleware:
                 if is_api and b"cache-control" not in names and _is_json(headers):
                     # Conversations are private: no browser or proxy cache keeps them.
                     extra.append((b"cache-control", b"no-store"))
-                headers.extend(extra)
+                # A response that sets one of these itself (a shared conversation's stricter
+                # CSP and referrer policy) keeps its own.
+                headers.extend((k, v) for k, v in extra if k not in names)
             await send(message)
 
         await self.app(scope, receive, add_headers)

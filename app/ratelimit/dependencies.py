@@ -23,7 +23,7 @@ from fastapi.routing import APIRoute
 from app.auth.dependencies import CurrentUser
 from app.core.db import RequestSessionDep
 from app.core.errors import AppError
-from app.ratelimit.policies import AUTH_POLICY, USER_POLICIES
+from app.ratelimit.policies import AUTH_POLICY, SHARED_POLICY, USER_POLICIES
 from app.ratelimit.service import RateLimits
 from app.ratelimit.storage import Decision, WindowState
 
@@ -170,9 +170,24 @@ class AuthLimiter:
         _enforce(request, decision, AUTH_POLICY)
 
 
-_LIMITERS: dict[str, UserLimiter | AuthLimiter] = {
+class IpLimiter:
+    """Counts the client IP: for pages open to anyone (a shared conversation)."""
+
+    def __init__(self, policy: str) -> None:
+        self.policy = policy
+
+    async def __call__(self, request: Request) -> None:
+        limits = rate_limits(request)
+        if not limits.enabled:
+            return
+        decision = await limits.hit_ip(self.policy, ip=client_ip(request))
+        _enforce(request, decision, self.policy)
+
+
+_LIMITERS: dict[str, UserLimiter | AuthLimiter | IpLimiter] = {
     **{name: UserLimiter(name) for name in USER_POLICIES},
     AUTH_POLICY: AuthLimiter(),
+    SHARED_POLICY: IpLimiter(SHARED_POLICY),
 }
 
 

@@ -15,7 +15,9 @@ from limits import RateLimitItem, parse_many
 USER_POLICIES = ("chat", "export", "import", "credentials", "default")
 # Keyed by client IP and by the email being signed in or registered.
 AUTH_POLICY = "auth"
-POLICY_NAMES = (*USER_POLICIES, AUTH_POLICY)
+# Keyed by client IP: the pages anyone with a share link can open.
+SHARED_POLICY = "shared"
+POLICY_NAMES = (*USER_POLICIES, AUTH_POLICY, SHARED_POLICY)
 MAX_POLICY_TEXT = 200
 
 

@@ -23,6 +23,7 @@ from app.ratelimit.models import RateLimitOverride
 from app.ratelimit.policies import (
     AUTH_POLICY,
     POLICY_NAMES,
+    SHARED_POLICY,
     USER_POLICIES,
     Policy,
     PolicyError,
@@ -179,6 +180,10 @@ class RateLimits:
         by_email = await self.limiter.hit(policy, "email", email)
         return _stricter(by_ip, by_email)
 
+    async def hit_ip(self, name: str, *, ip: str) -> Decision:
+        """Counts a request against the client IP (the shared-link pages)."""
+        return await self.limiter.hit(self.policies[name], "ip", ip)
+
     async def hit_account(self, email: str) -> Decision:
         """Counts a sign-in attempt against the (normalised) address of the account."""
         return await self.limiter.hit(self.policies[AUTH_POLICY], "email", email)
@@ -201,6 +206,10 @@ class RateLimits:
                     by_ip = await self.limiter.peek(policy, "ip", ip)
                     by_email = await self.limiter.peek(policy, "email", email)
                     states = _stricter_states(by_ip, by_email)
+            elif name == SHARED_POLICY:
+                policy, overridden, key = self.policies[name], False, "ip"
+                if self.enabled:
+                    states = await self.limiter.peek(policy, "ip", ip)
             else:
                 policy, overridden = await self.user_policy(name, user_id=user_id, session=session)
                 key = "user"

@@ -22,6 +22,7 @@ from app.conversations.models import ChatMessage, ChatSession, SweepRun
 from app.core.tenancy import owned, owned_by, owned_delete, owned_update
 from app.exports.models import ChatImport
 from app.models import metadata
+from app.sharing.models import SharedLink
 from app.turns.models import ChatTurn
 
 pytestmark = pytest.mark.storage
@@ -150,6 +151,15 @@ CASES: dict[str, Case] = {
     "published_post.session_id": lambda me, target: _post(me.user, session=target.session),
     "published_post.draft_id": lambda me, target: _post(me.user, draft=target.draft),
     "published_post.image_id": lambda me, target: _post(me.user, image=target.image),
+    "shared_link": lambda me, target: SharedLink(
+        user_id=me.user,
+        session_id=target.session,
+        token=uuid.uuid4().hex,
+        title="shared",
+        upto_seq=0,
+        created_at=NOW,
+        refreshed_at=NOW,
+    ),
 }
 
 

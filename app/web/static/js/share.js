@@ -1,0 +1,148 @@
+// The share dialog of the open conversation: make a read-only link, copy it, choose how long
+// it works, share again (a new snapshot, the same link) and revoke it.
+
+import { ApiError, getJson, send, sendJson } from "./api.js";
+import { openConversationId } from "./chat.js";
+import { $, announce, formatDate, show } from "./dom.js";
+import { onSessionChange } from "./state.js";
+
+const el = {};
+let link = null; // {url, expiresAt} of the open conversation, when it has a live one
+let sessionId = null; // the conversation the dialog is about
+let busy = false;
+let done = ""; // what the last action did, said before the expiry
+
+const sharePath = (id) => `/api/sessions/${encodeURIComponent(id)}/share`;
+
+export function initShare() {
+  for (const id of [
+    "share-chat", "share-dialog", "share-about", "share-expiry", "share-keep", "share-link",
+    "share-url", "share-status", "share-error", "share-create", "share-copy", "share-revoke",
+    "share-close",
+  ]) {
+    el[id] = $(id);
+  }
+  el["share-chat"].addEventListener("click", openDialog);
+  el["share-create"].addEventListener("click", createOrRefresh);
+  el["share-copy"].addEventListener("click", copyLink);
+  el["share-revoke"].addEventListener("click", revoke);
+  el["share-close"].addEventListener("click", () => el["share-dialog"].close());
+  el["share-url"].addEventListener("focus", () => el["share-url"].select());
+  // The button is there whenever a conversation is open (not for a new, empty one).
+  document.addEventListener("chatkeep:conversation", updateButton);
+  onSessionChange(updateButton);
+  updateButton();
+}
+
+function updateButton() {
+  const id = openConversationId();
+  show(el["share-chat"], Boolean(id));
+  if (el["share-dialog"].open && id !== sessionId) el["share-dialog"].close();
+}
+
+function expiryText(expiresAt) {
+  return expiresAt ? `It works until ${formatDate(expiresAt)}.` : "It works until you revoke it.";
+}
+
+function render() {
+  const shared = Boolean(link);
+  show(el["share-link"], shared);
+  show(el["share-copy"], shared);
+  show(el["share-revoke"], shared);
+  // Sharing again can keep the expiry the link has; a first share has none to keep.
+  el["share-keep"].hidden = !shared;
+  el["share-keep"].disabled = !shared;
+  if (!shared && el["share-expiry"].value === "keep") el["share-expiry"].value = "";
+  el["share-create"].textContent = shared ? "Update link" : "Create link";
+  el["share-about"].textContent = shared
+    ? "Anyone with this link can read the conversation as it was when you shared it. Update the link to include newer messages; the address stays the same."
+    : "Anyone with the link can read this conversation as it is now, without signing in. Messages you send later are not included until you share again.";
+  if (shared) {
+    el["share-url"].value = link.url;
+    el["share-status"].textContent = `${done}${expiryText(link.expiresAt)}`;
+  }
+  for (const button of [el["share-create"], el["share-copy"], el["share-revoke"]]) button.disabled = busy;
+}
+
+function showError(err) {
+  el["share-error"].textContent = err ? err.message || String(err) : "";
+}
+
+async function openDialog() {
+  sessionId = openConversationId();
+  if (!sessionId) return;
+  link = null;
+  done = "";
+  showError("");
+  el["share-expiry"].value = "";
+  busy = true;
+  render();
+  el["share-dialog"].showModal();
+  try {
+    const detail = await getJson(`/api/sessions/${encodeURIComponent(sessionId)}?limit=1`);
+    link = detail.shared || null;
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 401)) showError(err);
+  } finally {
+    busy = false;
+    render();
+  }
+  if (link) el["share-expiry"].value = "keep"; // (the option is enabled by render)
+}
+
+async function createOrRefresh() {
+  if (!sessionId || busy) return;
+  const choice = el["share-expiry"].value;
+  const body = choice === "keep" ? {} : { expiresInDays: choice ? Number(choice) : null };
+  busy = true;
+  showError("");
+  render();
+  const again = Boolean(link);
+  try {
+    const made = await sendJson("POST", sharePath(sessionId), body);
+    link = { url: made.url, expiresAt: made.expiresAt };
+    done = again ? "Updated: the link shows the conversation as it is now. " : "Link created. ";
+    announce(done);
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 401)) showError(err);
+  } finally {
+    busy = false;
+    render();
+  }
+  if (link) el["share-expiry"].value = "keep";
+  if (link) el["share-url"].focus();
+}
+
+async function copyLink() {
+  if (!link) return;
+  try {
+    await navigator.clipboard.writeText(link.url);
+  } catch {
+    // No clipboard access (permission, an insecure origin): leave it selected to copy.
+    el["share-url"].focus();
+    el["share-url"].select();
+    el["share-status"].textContent = "Press Ctrl+C (⌘C) to copy the selected link.";
+    return;
+  }
+  el["share-status"].textContent = `Link copied: ${link.url}`;
+  announce("Link copied.");
+}
+
+async function revoke() {
+  if (!sessionId || busy || !link) return;
+  busy = true;
+  showError("");
+  render();
+  try {
+    await send("DELETE", sharePath(sessionId));
+    link = null;
+    done = "";
+    el["share-status"].textContent = "";
+    announce("Sharing stopped: the link no longer opens.");
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 401)) showError(err);
+  } finally {
+    busy = false;
+    render();
+  }
+}
