@@ -1,4 +1,4 @@
-"""Command line: `python -m app serve | migrate | users ... | sessions ...`."""
+"""Command line: `python -m app serve | migrate | users ... | sessions ... | keys ...`."""
 
 from __future__ import annotations
 
@@ -155,6 +155,34 @@ def cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
+    from app.core.crypto import KeyFormatError
+    from app.keys import service
+
+    if args.action == "generate":
+        try:
+            print(service.generate_key_line(args.id))
+        except KeyFormatError as exc:
+            raise AppError(str(exc)) from None
+        return 0
+
+    def progress(table: str, done: int) -> None:
+        print(f"{table}: {done} rows on the newest key", flush=True)
+
+    async def work(sm: async_sessionmaker[AsyncSession]) -> str:
+        report = await service.rotate(
+            sessionmaker=sm,
+            batch_size=args.batch_size,
+            pause_seconds=args.pause,
+            on_progress=progress,
+        )
+        total = sum(report.rewritten.values())
+        return f"Done: {total} rows rewritten; every row is on key {report.key_id!r}."
+
+    print(_with_db(settings, work))
+    return 0
+
+
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m app", description="Chatkeep server and tools.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -184,6 +212,19 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     sessions.add_argument("action", choices=["count", "sweep", "clear"])
     sessions.add_argument("session_id", nargs="?")
     sessions.set_defaults(func=cmd_sessions)
+
+    keys = sub.add_parser("keys", help="encryption keys (ENCRYPTION_KEYS)")
+    keys.add_argument(
+        "action",
+        choices=["generate", "rotate"],
+        help="generate: print a new key line; rotate: move every row onto the first key",
+    )
+    keys.add_argument("--id", help="generate: the key id (default: a random one)")
+    keys.add_argument("--batch-size", type=int, default=500, help="rotate: rows per transaction")
+    keys.add_argument(
+        "--pause", type=float, default=0.0, help="rotate: seconds to wait between batches"
+    )
+    keys.set_defaults(func=cmd_keys)
     return parser
 
 
