@@ -29,8 +29,8 @@ _SEALED = {
     "chat_message": ["content_sealed"],
     "audit_event": ["title_sealed"],
     "post_draft": ["topic_sealed", "context_sealed"],
-    "post_draft_version": ["text_sealed"],
-    "published_post": ["text_sealed"],
+    "post_draft_version": ["text_sealed", "hashtags_sealed"],
+    "published_post": ["text_sealed", "hashtags_sealed"],
     "stored_image": [],
 }
 

@@ -138,6 +138,7 @@ class PostDraftVersion(SQLModel, table=True):
         default_factory=list,
         sa_column=sa.Column(JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
     )
+    hashtags_sealed: bytes | None = _sealed()
     image_id: uuid.UUID | None = Field(
         default=None,
         sa_column=sa.Column(
@@ -179,6 +180,7 @@ class PublishedPost(SQLModel, table=True):
         default_factory=list,
         sa_column=sa.Column(JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
     )
+    hashtags_sealed: bytes | None = _sealed()
     image_id: uuid.UUID | None = Field(
         default=None,
         sa_column=sa.Column(
@@ -194,7 +196,7 @@ sealed.register(
     StoredImage,
     sealed.SealSpec(
         table="stored_image",
-        columns=(sealed.SealedColumn("data", "data", binary=True),),
+        columns=(sealed.SealedColumn("data", "data", kind="bytes"),),
         row_key=("id",),
     ),
 )
@@ -213,7 +215,10 @@ sealed.register(
     PostDraftVersion,
     sealed.SealSpec(
         table="post_draft_version",
-        columns=(sealed.SealedColumn("text", "text_sealed"),),
+        columns=(
+            sealed.SealedColumn("text", "text_sealed"),
+            sealed.SealedColumn("hashtags", "hashtags_sealed", blank=list, kind="json"),
+        ),
         row_key=("draft_id", "version"),
     ),
 )
@@ -221,7 +226,10 @@ sealed.register(
     PublishedPost,
     sealed.SealSpec(
         table="published_post",
-        columns=(sealed.SealedColumn("text", "text_sealed"),),
+        columns=(
+            sealed.SealedColumn("text", "text_sealed"),
+            sealed.SealedColumn("hashtags", "hashtags_sealed", blank=list, kind="json"),
+        ),
         row_key=("id",),
     ),
 )

@@ -14,6 +14,7 @@ these columns use `open_column` and `seal_row`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +34,7 @@ class SealedColumn:
     name: str  # the plaintext attribute
     stored: str  # where the sealed bytes go (== name for a bytea column)
     blank: Any = ""  # what the plaintext column holds once sealed
-    binary: bool = False
+    kind: str = "text"  # "text", "bytes" or "json"
 
 
 @dataclass(frozen=True)
@@ -62,11 +63,19 @@ def spec_of(model: type) -> SealSpec:
 
 
 def _encode(column: SealedColumn, value: Any) -> bytes:
-    return bytes(value) if column.binary else str(value).encode()
+    if column.kind == "bytes":
+        return bytes(value)
+    if column.kind == "json":
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    return str(value).encode()
 
 
 def _decode(column: SealedColumn, data: bytes) -> Any:
-    return data if column.binary else data.decode()
+    if column.kind == "bytes":
+        return data
+    if column.kind == "json":
+        return json.loads(data)
+    return data.decode()
 
 
 def seal_values(
@@ -82,7 +91,7 @@ def seal_values(
             continue
         kid, out[c.stored] = keyring.seal(_encode(c, value), spec.aad(c.name, get))
         if c.stored != c.name:
-            out[c.name] = c.blank
+            out[c.name] = c.blank() if callable(c.blank) else c.blank
     out[KEY_ID_COLUMN] = kid
     return kid, out
 
