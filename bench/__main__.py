@@ -2,7 +2,8 @@
 
 Sections: turns (turn cost vs history), http (real servers under wrk), sweeper, history,
 real_model (a slow streaming model: concurrency, first-token latency, live-event fan-out),
-pdf (PDF layout against message size).
+pdf (PDF layout against message size), encryption (a turn with and without
+ENCRYPTION_KEYS).
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bench import history, http_load, pdf_layout, real_model, sweeper, turn_cost
+from bench import encryption_cost, history, http_load, pdf_layout, real_model, sweeper, turn_cost
 from bench.modes import MODES, Mode
 from bench.pg import BenchServer
 from bench.report import Report, machine, write_doc
 
-SECTIONS = ("turns", "http", "sweeper", "history", "real_model", "pdf")
+SECTIONS = ("turns", "http", "sweeper", "history", "real_model", "pdf", "encryption")
 RUNNERS: dict[str, Callable[[BenchServer, Report, Mode], Awaitable[dict[str, Any]]]] = {
     "turns": turn_cost.run,
     "http": http_load.run,
@@ -30,6 +31,7 @@ RUNNERS: dict[str, Callable[[BenchServer, Report, Mode], Awaitable[dict[str, Any
     "history": history.run,
     "real_model": real_model.run,
     "pdf": pdf_layout.run,
+    "encryption": encryption_cost.run,
 }
 
 DOC_INTRO = """# Performance
