@@ -173,7 +173,7 @@ def token_row(
         "message_seq": seq,
         "user_id": user_id,
         "key_id": kid,
-        "tokens": sorted(keyring.token(kid, user_id, term) for term in index_terms(text)),
+        "tokens": sorted(keyring.tokens(kid, user_id, index_terms(text))),
     }
 
 

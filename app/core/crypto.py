@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import os
 import re
 import secrets
 import uuid
 import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -112,15 +112,16 @@ class Keyring:
                 code="decryption_failed",
             ) from None
 
-    def token(self, kid: str, user_id: uuid.UUID | str, term: str) -> bytes:
-        """The blind-index token of one search term of one user, under key `kid`."""
-        message = str(user_id).encode() + b"\x1f" + term.encode()
-        digest = hmac.new(self.key(kid).index_key, message, hashlib.sha256).digest()
-        return digest[:TOKEN_BYTES]
+    def tokens(self, kid: str, user_id: uuid.UUID | str, terms: Iterable[str]) -> list[bytes]:
+        """The blind-index tokens of search terms of one user, under key `kid`."""
+        key = self.key(kid).index_key
+        owner = str(user_id).encode() + b"\x1f"
+        # hmac.digest: the one-shot C path, a microsecond a token.
+        return [hmac.digest(key, owner + t.encode(), "sha256")[:TOKEN_BYTES] for t in terms]
 
     def tokens_any_key(self, user_id: uuid.UUID | str, term: str) -> list[bytes]:
         """The term's token under every key: rows not yet rotated still match."""
-        return [self.token(k.kid, user_id, term) for k in self.keys]
+        return [self.tokens(k.kid, user_id, [term])[0] for k in self.keys]
 
 
 def open_or_refuse(keyring: Keyring | None, kid: str, sealed: bytes, aad: bytes) -> bytes:
