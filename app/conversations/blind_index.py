@@ -4,14 +4,14 @@ With ENCRYPTION_KEYS set, message content and titles are stored sealed, so Postg
 cannot index their words. Instead each sealed message (and title, at `message_seq` 0)
 gets one `message_search_token` row: the HMAC (`Keyring.token`, keyed per user) of
 
-- every word, `w:<word>`, and each of its prefixes of 3 to 16 characters, `p:<prefix>`
+- every word, `w:<word>`, and each of its prefixes of 2 to 16 characters, `p:<prefix>`
   (words as PostgreSQL's `simple` parser sees them: letters and digits, case-folded);
 - every Chinese/Japanese/Korean character or symbol (emoji), `g:<char>`, and each pair of
   neighbouring characters that holds one, `g:<pair>`.
 
-A search word of 3 or more characters looks up `p:` (a prefix: `sourd` finds
-`sourdough`; past 16 characters its first 16 are compared), a shorter one `w:` (the
-whole word only). A CJK or emoji term needs all of its pairs. Each term is hashed under
+A search word of 2 or more characters looks up `p:` (a prefix: `sourd` finds
+`sourdough`; past 16 characters its first 16 are compared), a single character `w:`
+(the whole word only). A CJK or emoji term needs all of its pairs. Each term is hashed under
 every configured key, so rows not yet rotated still match. What this leaks and loses is
 in docs/operations.md.
 """
@@ -34,7 +34,7 @@ from app.conversations.search import SearchTerms
 from app.conversations.search import _needs_substring as _substring_char
 from app.core.crypto import Keyring
 
-MIN_PREFIX = 3
+MIN_PREFIX = 2
 MAX_PREFIX = 16
 _WORD = re.compile(r"[^\W_]+")
 _tokens = MessageSearchToken.__table__  # type: ignore[attr-defined]

@@ -338,6 +338,10 @@ async def test_rotation_while_chatting_loses_nothing(
     ] == 8
     before = await keys.remaining(sessionmaker=app.state.sessionmaker)
     assert before["chat_message"] == 32 and before["chat_session"] == 16
+    # Before the rotation, search finds rows on the old key and plaintext rows alike.
+    r = await client.get("/api/sessions", params={"q": "walr", "limit": 100}, headers=headers)
+    assert len(r.json()["items"]) == 16
+    assert {i["snippet"]["text"] for i in r.json()["items"]} >= {"walrus note 0.1"}
 
     sent: list[tuple[str, str]] = []
 
