@@ -9,6 +9,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings, get_settings
@@ -229,7 +230,17 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        # A setting that cannot work (a malformed ENCRYPTION_KEYS, a weak SECRET_KEY in
+        # production): say which and why, without a traceback.
+        for error in exc.errors():
+            print(
+                f"error: configuration: {error['msg'].removeprefix('Value error, ')}",
+                file=sys.stderr,
+            )
+        return 2
     args = build_parser(settings).parse_args(argv)
     try:
         code: int = args.func(args, settings)

@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
+import subprocess
+import sys
 import uuid
 import zipfile
 from collections.abc import AsyncIterator
@@ -27,6 +30,7 @@ from app.core.clock import FrozenClock
 from app.core.config import Settings
 from app.core.crypto import generate_key_line
 from app.core.db import create_engine, create_sessionmaker
+from app.core.runtime import PROJECT_ROOT
 from app.keys import service as keys
 from app.main import create_app
 from tests.conftest import chat, register
@@ -440,3 +444,45 @@ async def test_rotate_without_keys_says_so(settings: Settings) -> None:
             await keys.rotate(sessionmaker=create_sessionmaker(engine))
     finally:
         await engine.dispose()
+
+
+def _cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k != "ENCRYPTION_KEYS"}
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        env={**base, "LOG_LEVEL": "WARNING", **env},
+        timeout=120,
+        check=False,
+    )
+
+
+async def test_the_cli_generates_keys_and_rotates(
+    client: httpx.AsyncClient, settings: Settings, clock: FrozenClock, database_url: str
+) -> None:
+    made = _cli("keys", "generate", "--id", "k2027")
+    assert made.returncode == 0, made.stderr
+    line = made.stdout.strip()
+    assert line.startswith("k2027:") and Settings(encryption_keys=line).keyring() is not None
+
+    bad = _cli("keys", "rotate", ENCRYPTION_KEYS="k1:short")
+    assert bad.returncode == 2
+    assert "ENCRYPTION_KEYS entry 1" in bad.stderr and "Traceback" not in bad.stderr
+
+    headers = await register(client)
+    await _seed_old_rows(settings, clock, await _user_id(client, headers), 3, KEY_OLD)
+    rotated = _cli(
+        "keys",
+        "rotate",
+        "--batch-size",
+        "2",
+        DATABASE_URL=database_url,
+        ENCRYPTION_KEYS=f"{line},{KEY_OLD}",
+    )
+    assert rotated.returncode == 0, rotated.stderr
+    assert "chat_message: 6 rows on the newest key" in rotated.stdout
+    assert "every row is on key 'k2027'" in rotated.stdout
+    keyed = await _sql(database_url, "SELECT DISTINCT key_id FROM chat_message")
+    assert [r[0] for r in keyed] == ["k2027"]
