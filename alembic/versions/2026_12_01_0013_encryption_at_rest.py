@@ -1,7 +1,7 @@
 """encryption at rest
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-01
 
 With ENCRYPTION_KEYS set, user content is stored sealed (AES-256-GCM): each text column
@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql
 from alembic import op
 
 revision: str = "0013"
-down_revision: str | None = "0010"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -48,9 +48,9 @@ def upgrade() -> None:
         sa.Column("key_id", sa.String(length=32), nullable=False),
         sa.Column("tokens", postgresql.ARRAY(sa.LargeBinary()), nullable=False),
         sa.ForeignKeyConstraint(
-            ["session_id"],
-            ["chat_session.id"],
-            name=op.f("fk_message_search_token_session_id_chat_session"),
+            ["session_id", "user_id"],
+            ["chat_session.id", "chat_session.user_id"],
+            name=op.f("fk_message_search_token_session_id_user_id_chat_session"),
             ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(

@@ -1,7 +1,8 @@
 """The draft ledger: what was asked, what was drafted, what went out. Services flush only.
 
-Every query filters on `user_id`. Drafts belong to a conversation, so restoring an archived
-conversation (same id) brings its drafts back, and any login of the same user sees them.
+Every query filters on `user_id` (through `app.core.tenancy`). Drafts belong to a
+conversation, so restoring an archived conversation (same id) brings its drafts back, and
+any login of the same user sees them.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from app.assistant.models import (
 )
 from app.assistant.schemas import DraftOut, DraftVersionOut, PublishedPostOut, image_url
 from app.core.errors import InvalidInputError, NotFoundError
+from app.core.tenancy import owned
 from app.core.validation import in_date_range
 
 # Published-post ids are derived from the draft id, so a retried publication carries the
@@ -61,8 +63,8 @@ async def latest_draft(
     *, session: AsyncSession, user_id: uuid.UUID, session_id: str, for_update: bool = False
 ) -> PostDraft | None:
     stmt = (
-        sa.select(PostDraft)
-        .where(PostDraft.user_id == user_id, PostDraft.session_id == session_id)  # type: ignore[arg-type]
+        owned(PostDraft, user_id)
+        .where(col(PostDraft.session_id) == session_id)
         .order_by(col(PostDraft.opened_message_seq).desc())
         .limit(1)
     )
@@ -74,10 +76,9 @@ async def latest_draft(
 async def pending_draft(
     *, session: AsyncSession, user_id: uuid.UUID, session_id: str, for_update: bool = False
 ) -> PostDraft | None:
-    stmt = sa.select(PostDraft).where(
-        PostDraft.user_id == user_id,  # type: ignore[arg-type]
-        PostDraft.session_id == session_id,  # type: ignore[arg-type]
-        PostDraft.status == DraftStatus.PENDING,  # type: ignore[arg-type]
+    stmt = owned(PostDraft, user_id).where(
+        col(PostDraft.session_id) == session_id,
+        col(PostDraft.status) == DraftStatus.PENDING,
     )
     if for_update:
         stmt = stmt.with_for_update()
@@ -87,10 +88,7 @@ async def pending_draft(
 async def owned_draft(
     *, session: AsyncSession, user_id: uuid.UUID, draft_id: uuid.UUID, for_update: bool = False
 ) -> PostDraft | None:
-    stmt = sa.select(PostDraft).where(
-        PostDraft.user_id == user_id,  # type: ignore[arg-type]
-        PostDraft.id == draft_id,  # type: ignore[arg-type]
-    )
+    stmt = owned(PostDraft, user_id).where(col(PostDraft.id) == draft_id)
     if for_update:
         stmt = stmt.with_for_update()
     return (await session.execute(stmt)).scalar_one_or_none()
@@ -99,10 +97,9 @@ async def owned_draft(
 async def draft_version(
     *, session: AsyncSession, user_id: uuid.UUID, draft_id: uuid.UUID, version: int
 ) -> PostDraftVersion | None:
-    stmt = sa.select(PostDraftVersion).where(
-        PostDraftVersion.user_id == user_id,  # type: ignore[arg-type]
-        PostDraftVersion.draft_id == draft_id,  # type: ignore[arg-type]
-        PostDraftVersion.version == version,  # type: ignore[arg-type]
+    stmt = owned(PostDraftVersion, user_id).where(
+        col(PostDraftVersion.draft_id) == draft_id,
+        col(PostDraftVersion.version) == version,
     )
     return (await session.execute(stmt)).scalar_one_or_none()
 
@@ -157,12 +154,7 @@ async def get_owned_image(
     found = None
     if wanted is not None:
         found = (
-            await session.execute(
-                sa.select(StoredImage).where(
-                    StoredImage.id == wanted,  # type: ignore[arg-type]
-                    StoredImage.user_id == user_id,  # type: ignore[arg-type]
-                )
-            )
+            await session.execute(owned(StoredImage, user_id).where(col(StoredImage.id) == wanted))
         ).scalar_one_or_none()
     if found is None:
         raise NotFoundError("No image with this id.", code="image_not_found")
@@ -272,10 +264,7 @@ async def cancel_draft(*, session: AsyncSession, draft: PostDraft, now: datetime
 async def published_post_for_draft(
     *, session: AsyncSession, user_id: uuid.UUID, draft_id: uuid.UUID
 ) -> PublishedPost | None:
-    stmt = sa.select(PublishedPost).where(
-        PublishedPost.user_id == user_id,  # type: ignore[arg-type]
-        PublishedPost.draft_id == draft_id,  # type: ignore[arg-type]
-    )
+    stmt = owned(PublishedPost, user_id).where(col(PublishedPost.draft_id) == draft_id)
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
@@ -359,8 +348,8 @@ async def list_drafts(
     drafts = (
         (
             await session.execute(
-                sa.select(PostDraft)
-                .where(PostDraft.user_id == user_id, PostDraft.session_id == session_id)  # type: ignore[arg-type]
+                owned(PostDraft, user_id)
+                .where(col(PostDraft.session_id) == session_id)
                 .order_by(col(PostDraft.opened_message_seq))
             )
         )
@@ -373,11 +362,8 @@ async def list_drafts(
     versions = (
         (
             await session.execute(
-                sa.select(PostDraftVersion)
-                .where(
-                    PostDraftVersion.user_id == user_id,  # type: ignore[arg-type]
-                    col(PostDraftVersion.draft_id).in_(ids),
-                )
+                owned(PostDraftVersion, user_id)
+                .where(col(PostDraftVersion.draft_id).in_(ids))
                 .order_by(col(PostDraftVersion.draft_id), col(PostDraftVersion.version))
             )
         )
@@ -387,10 +373,7 @@ async def list_drafts(
     posts = (
         (
             await session.execute(
-                sa.select(PublishedPost).where(
-                    PublishedPost.user_id == user_id,  # type: ignore[arg-type]
-                    col(PublishedPost.draft_id).in_(ids),
-                )
+                owned(PublishedPost, user_id).where(col(PublishedPost.draft_id).in_(ids))
             )
         )
         .scalars()
@@ -466,7 +449,7 @@ async def list_posts(
     *, session: AsyncSession, user_id: uuid.UUID, limit: int, cursor: str | None = None
 ) -> tuple[list[PublishedPostOut], str | None]:
     """The user's published posts, newest first, a page at a time (keyset)."""
-    stmt = sa.select(PublishedPost).where(PublishedPost.user_id == user_id)  # type: ignore[arg-type]
+    stmt = owned(PublishedPost, user_id)
     if cursor:
         at, ident = _decode_cursor(cursor)
         stmt = stmt.where(

@@ -1,6 +1,8 @@
 """The draft ledger: drafts, their versions, what was published, and stored images.
 
-Every table carries `user_id`, and every query in `ledger.py` filters on it.
+Every table carries `user_id`, every query in `ledger.py` filters on it (`app.core.tenancy`),
+and every reference between them (and to the conversation) is to (id, user_id), so a row
+never points at another user's draft, image or conversation.
 
 A draft is one request ("a Facebook post about Diwali with image"). Regenerating a
 pending draft adds a version to the same draft. Regenerating a draft that is already
@@ -22,6 +24,7 @@ from sqlmodel import Field, SQLModel
 
 from app.core import sealed
 from app.core.db import metadata as _metadata  # noqa: F401  (naming convention first)
+from app.core.tenancy import owner_key, same_owner_fk
 
 
 class DraftStatus(StrEnum):
@@ -54,7 +57,10 @@ class StoredImage(SQLModel, table=True):
     up with the rest of the data, and it goes away with its owner."""
 
     __tablename__ = "stored_image"
-    __table_args__ = (sa.CheckConstraint("byte_size > 0", name="byte_size_positive"),)
+    __table_args__ = (
+        sa.CheckConstraint("byte_size > 0", name="byte_size_positive"),
+        owner_key("stored_image"),
+    )
 
     id: uuid.UUID = Field(sa_column=sa.Column(sa.Uuid, primary_key=True))
     user_id: uuid.UUID = Field(sa_column=_owner())
@@ -87,24 +93,20 @@ class PostDraft(SQLModel, table=True):
             unique=True,
             postgresql_where=sa.text("status = 'pending'"),
         ),
+        owner_key("post_draft"),
+        same_owner_fk("post_draft", "session_id", "chat_session"),
+        same_owner_fk("post_draft", "parent_draft_id", "post_draft", ondelete="SET NULL"),
     )
 
     id: uuid.UUID = Field(sa_column=sa.Column(sa.Uuid, primary_key=True))
     user_id: uuid.UUID = Field(sa_column=_owner())
-    session_id: str = Field(
-        sa_column=sa.Column(
-            sa.String(100), sa.ForeignKey("chat_session.id", ondelete="CASCADE"), nullable=False
-        )
-    )
+    session_id: str = Field(sa_column=sa.Column(sa.String(100), nullable=False))
     # The user message with the original request, and the one that opened this record
     # (the same, or a later "regenerate" after the previous draft was published).
     request_message_seq: int = Field(nullable=False)
     opened_message_seq: int = Field(nullable=False)
     parent_draft_id: uuid.UUID | None = Field(
-        default=None,
-        sa_column=sa.Column(
-            sa.Uuid, sa.ForeignKey("post_draft.id", ondelete="SET NULL"), nullable=True
-        ),
+        default=None, sa_column=sa.Column(sa.Uuid, nullable=True)
     )
     platform: str = Field(max_length=32, nullable=False)
     topic: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
@@ -122,13 +124,13 @@ class PostDraft(SQLModel, table=True):
 
 class PostDraftVersion(SQLModel, table=True):
     __tablename__ = "post_draft_version"
-    __table_args__ = (sa.CheckConstraint("version > 0", name="version_positive"),)
-
-    draft_id: uuid.UUID = Field(
-        sa_column=sa.Column(
-            sa.Uuid, sa.ForeignKey("post_draft.id", ondelete="CASCADE"), primary_key=True
-        )
+    __table_args__ = (
+        sa.CheckConstraint("version > 0", name="version_positive"),
+        same_owner_fk("post_draft_version", "draft_id", "post_draft"),
+        same_owner_fk("post_draft_version", "image_id", "stored_image", ondelete="SET NULL"),
     )
+
+    draft_id: uuid.UUID = Field(sa_column=sa.Column(sa.Uuid, primary_key=True))
     version: int = Field(sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False))
     user_id: uuid.UUID = Field(sa_column=_owner())
     text: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
@@ -139,12 +141,7 @@ class PostDraftVersion(SQLModel, table=True):
         sa_column=sa.Column(JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
     )
     hashtags_sealed: bytes | None = _sealed()
-    image_id: uuid.UUID | None = Field(
-        default=None,
-        sa_column=sa.Column(
-            sa.Uuid, sa.ForeignKey("stored_image.id", ondelete="SET NULL"), nullable=True
-        ),
-    )
+    image_id: uuid.UUID | None = Field(default=None, sa_column=sa.Column(sa.Uuid, nullable=True))
     source_message_seq: int = Field(nullable=False)
     writer: str = Field(max_length=32, nullable=False)  # "builtin" | "openai"
     created_at: datetime = Field(sa_column=_tz())
@@ -153,23 +150,22 @@ class PostDraftVersion(SQLModel, table=True):
 class PublishedPost(SQLModel, table=True):
     """One row per published draft: `draft_id` is unique, so a draft is published once.
 
-    The row outlives its draft (and its conversation): it records what went out.
+    The row outlives its draft (and its conversation): it records what went out. Deleting
+    them clears `draft_id` and `session_id`; the post keeps its owner.
     """
 
     __tablename__ = "published_post"
     __table_args__ = (
         sa.UniqueConstraint("draft_id"),
         sa.Index("ix_published_post_user_published", "user_id", "published_at", "id"),
+        same_owner_fk("published_post", "draft_id", "post_draft", ondelete="SET NULL"),
+        same_owner_fk("published_post", "session_id", "chat_session", ondelete="SET NULL"),
+        same_owner_fk("published_post", "image_id", "stored_image", ondelete="SET NULL"),
     )
 
     id: uuid.UUID = Field(sa_column=sa.Column(sa.Uuid, primary_key=True))
     user_id: uuid.UUID = Field(sa_column=_owner())
-    draft_id: uuid.UUID | None = Field(
-        default=None,
-        sa_column=sa.Column(
-            sa.Uuid, sa.ForeignKey("post_draft.id", ondelete="SET NULL"), nullable=True
-        ),
-    )
+    draft_id: uuid.UUID | None = Field(default=None, sa_column=sa.Column(sa.Uuid, nullable=True))
     session_id: str | None = Field(default=None, max_length=100, nullable=True)
     version: int = Field(nullable=False)
     platform: str = Field(max_length=32, nullable=False)
@@ -181,12 +177,7 @@ class PublishedPost(SQLModel, table=True):
         sa_column=sa.Column(JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
     )
     hashtags_sealed: bytes | None = _sealed()
-    image_id: uuid.UUID | None = Field(
-        default=None,
-        sa_column=sa.Column(
-            sa.Uuid, sa.ForeignKey("stored_image.id", ondelete="SET NULL"), nullable=True
-        ),
-    )
+    image_id: uuid.UUID | None = Field(default=None, sa_column=sa.Column(sa.Uuid, nullable=True))
     publisher: str = Field(max_length=32, nullable=False)
     external_id: str | None = Field(default=None, max_length=500, nullable=True)
     published_at: datetime = Field(sa_column=_tz())

@@ -18,6 +18,7 @@ from app.auth.tokens import live_filter
 from app.core.config import Settings
 from app.core.db import metadata
 from app.core.errors import ConflictError, InvalidInputError, NotFoundError
+from app.core.tenancy import owned, owned_delete, owned_update
 
 
 async def create_user(
@@ -65,8 +66,8 @@ async def list_sign_ins(
 ) -> list[SignIn]:
     """The user's live sign-ins, newest first."""
     rows = await session.scalars(
-        sa.select(SignIn)
-        .where(col(SignIn.user_id) == user_id, live_filter(now, idle_seconds))
+        owned(SignIn, user_id)
+        .where(live_filter(now, idle_seconds))
         .order_by(col(SignIn.last_used_at).desc(), col(SignIn.id))
     )
     return list(rows)
@@ -77,12 +78,8 @@ async def end_sign_in(
 ) -> None:
     """Ends one of the user's sign-ins; another user's (or an ended one) is a 404."""
     result = await session.execute(
-        sa.update(SignIn)
-        .where(
-            col(SignIn.id) == sign_in_id,
-            col(SignIn.user_id) == user_id,
-            col(SignIn.ended_at).is_(None),
-        )
+        owned_update(SignIn, user_id)
+        .where(col(SignIn.id) == sign_in_id, col(SignIn.ended_at).is_(None))
         .values(ended_at=now)
     )
     if not getattr(result, "rowcount", 0):
@@ -98,9 +95,7 @@ async def end_sign_ins(
     keep: uuid.UUID | None = None,
 ) -> int:
     """Ends every sign-in of the user but `keep`; returns how many were live."""
-    statement = sa.update(SignIn).where(
-        col(SignIn.user_id) == user_id, col(SignIn.ended_at).is_(None)
-    )
+    statement = owned_update(SignIn, user_id).where(col(SignIn.ended_at).is_(None))
     if keep is not None:
         statement = statement.where(col(SignIn.id) != keep)
     result = await session.execute(statement.values(ended_at=now))
@@ -126,7 +121,7 @@ async def delete_account(
     makes it all or nothing."""
     counts: dict[str, int] = {}
     for table in _tenant_tables():
-        result = await session.execute(sa.delete(table).where(table.c.user_id == user_id))
+        result = await session.execute(owned_delete(table, user_id))
         counts[table.name] = int(getattr(result, "rowcount", 0) or 0)
     await session.execute(sa.delete(User).where(col(User.id) == user_id))
     session.add(AccountEvent(subject_id=user_id, event="account_deleted", at=now, detail=counts))

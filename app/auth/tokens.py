@@ -36,6 +36,7 @@ from sqlmodel import col
 from app.auth.models import SignIn, User
 from app.core.clock import Clock
 from app.core.config import Settings
+from app.core.tenancy import owned_update
 
 COOKIE = "cookie"
 BEARER = "bearer"
@@ -186,8 +187,8 @@ class SignInStrategy(JWTStrategy[User, uuid.UUID]):
         if sign_in_id is None:
             return
         await self.session.execute(
-            sa.update(SignIn)
-            .where(col(SignIn.id) == sign_in_id, col(SignIn.user_id) == user.id)
+            owned_update(SignIn, user.id)
+            .where(col(SignIn.id) == sign_in_id)
             .values(ended_at=self.clock.now())
         )
         await self.session.commit()

@@ -33,6 +33,7 @@ from app.conversations.models import MessageSearchToken
 from app.conversations.search import SearchTerms
 from app.conversations.search import _needs_substring as _substring_char
 from app.core.crypto import Keyring
+from app.core.tenancy import owned_by
 
 MIN_PREFIX = 2
 MAX_PREFIX = 16
@@ -156,7 +157,7 @@ def matching_rows(
     """SELECT session_id, message_seq of the user's sealed messages and titles (seq 0)
     that the query finds."""
     t = _tokens.c
-    conds: list[sa.ColumnElement[bool]] = [t.user_id == user_id]
+    conds: list[sa.ColumnElement[bool]] = [owned_by(_tokens, user_id)]
     if session_ids is not None:
         conds.append(t.session_id == sa.any_(sa.cast(session_ids, ARRAY(sa.String))))
     conds.extend(_overlaps(group) for group in query.required)

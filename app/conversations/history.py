@@ -1,6 +1,7 @@
 """History: browse, search, rename, restore, archive and delete a user's conversations.
 
-Every query here filters on `user_id`. Services flush; the caller owns the transaction.
+Every query here filters on `user_id` (through `app.core.tenancy`). Services flush; the
+caller owns the transaction.
 
 Pages use keyset pagination on (last_activity_at DESC, id ASC), the order of the index
 `ix_chat_session_user_activity`. The cursor is the position of the last row returned, so a
@@ -41,6 +42,7 @@ from app.conversations.tags import TAGS_PER_CONVERSATION, normalize_tag
 from app.core.crypto import Keyring, keyring_of
 from app.core.errors import InvalidInputError, NotFoundError
 from app.core.sealed import open_column
+from app.core.tenancy import owned, owned_by, owned_update
 from app.core.validation import in_date_range, unstorable_reason
 from app.events.bus import EventBus, user_event
 
@@ -266,7 +268,7 @@ def filtered_sessions(
     searched too. With a `keyring`, sealed rows are searched through the blind index.
     """
     s = _sessions.c
-    conds: list[sa.ColumnElement[bool]] = [s.user_id == user_id]
+    conds: list[sa.ColumnElement[bool]] = []
     if flt.status == "all":
         conds.append(s.status != SessionStatus.TRASHED)
     elif flt.status == "trash":
@@ -280,7 +282,7 @@ def filtered_sessions(
     if flt.date_to is not None:
         end = datetime.combine(flt.date_to, time(), tzinfo=UTC) + timedelta(days=1)
         conds.append(s.last_activity_at < end)
-    stmt = sa.select(*columns)
+    stmt = owned(_sessions, user_id, *columns)
     q = normalize_query(flt.q)
     if q is None:
         return stmt.where(*conds)
@@ -292,9 +294,9 @@ def filtered_sessions(
         # (a MATERIALIZED CTE: never turned into a per-session check); the sessions are
         # then read by primary key and sorted.
         branches = [
-            sa.select(s.id.label("id")).where(s.user_id == user_id, title_hit),
-            sa.select(m.session_id).where(
-                m.user_id == user_id, search.matches(terms, m.content, m.content_tsv)
+            owned(_sessions, user_id, s.id.label("id")).where(title_hit),
+            owned(_messages, user_id, m.session_id).where(
+                search.matches(terms, m.content, m.content_tsv)
             ),
         ]
         if keyring is not None:
@@ -308,10 +310,9 @@ def filtered_sessions(
     # per-row subplan (not one hashed set of all matches), and `|| ''::tsvector` keeps
     # it on the primary key (session_id, seq) instead of a GIN scan per session.
     probe = sa.exists(
-        sa.select(sa.literal(1))
+        owned(_messages, user_id, sa.literal(1))
         .where(
             m.session_id == s.id,
-            m.user_id == user_id,
             search.matches(
                 terms, m.content, m.content_tsv.op("||")(sa.literal_column("''::tsvector"))
             ),
@@ -427,7 +428,7 @@ async def _page(
                 sa.and_(
                     m.session_id == page.c.id,
                     m.seq == page.c.message_count,
-                    m.user_id == user_id,
+                    owned_by(_messages, user_id),
                 ),
             )
         )
@@ -445,9 +446,8 @@ async def _with_matches(
     m = _messages.c
     ids = [item.id for item in items]
     rows = await session.execute(
-        sa.select(m.session_id, m.seq, m.content)
+        owned(_messages, user_id, m.session_id, m.seq, m.content)
         .where(
-            m.user_id == user_id,
             m.session_id == sa.any_(sa.cast(ids, ARRAY(sa.String))),
             search.matches(
                 terms, m.content, m.content_tsv.op("||")(sa.literal_column("''::tsvector"))
@@ -496,9 +496,9 @@ async def _first_sealed_matches(
         sa.column("sid", sa.String), sa.column("seq", sa.Integer), name="wanted"
     ).data(list(wanted.items()))
     rows = await session.execute(
-        sa.select(m.session_id, m.seq, m.content, m.content_sealed, m.key_id)
-        .join(pairs, sa.and_(m.session_id == pairs.c.sid, m.seq == pairs.c.seq))
-        .where(m.user_id == user_id)
+        owned(_messages, user_id, m.session_id, m.seq, m.content, m.content_sealed, m.key_id).join(
+            pairs, sa.and_(m.session_id == pairs.c.sid, m.seq == pairs.c.seq)
+        )
     )
     merged = dict(first)
     for r in rows:
@@ -690,8 +690,8 @@ async def archive_all(*, session: AsyncSession, user_id: uuid.UUID, now: datetim
     archived = (
         (
             await session.execute(
-                sa.update(_sessions)
-                .where(_sessions.c.user_id == user_id, _sessions.c.status == SessionStatus.ACTIVE)
+                owned_update(_sessions, user_id)
+                .where(_sessions.c.status == SessionStatus.ACTIVE)
                 .values(status=SessionStatus.ARCHIVED, archived_at=now)
                 .returning(_sessions.c.id)
             )
@@ -729,8 +729,8 @@ async def _lock_owned(
 ) -> Sequence[ChatSession]:
     """The user's sessions among `ids`, locked, in id order (a stable lock order)."""
     rows = await session.execute(
-        sa.select(ChatSession)
-        .where(_sessions.c.user_id == user_id, _sessions.c.id.in_(list(ids)))
+        owned(ChatSession, user_id)
+        .where(_sessions.c.id.in_(list(ids)))
         .order_by(_sessions.c.id)
         .with_for_update()
     )

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 
 from app.auth.dependencies import CurrentUser
-from app.conversations import history, tags, trash
+from app.conversations import history, service, tags, trash
 from app.conversations.dependencies import ClockDep, OwnedSession
 from app.conversations.models import AuditEvent, ChatSession
 from app.conversations.schemas import (
@@ -54,6 +54,14 @@ def _retention_days(request: Request) -> int:
     return settings.trash_retention_days
 
 
+def _summary(item: history.SessionListItem, *, ttl_seconds: int) -> SessionSummary:
+    summary = SessionSummary.model_validate(item)
+    summary.expires_at = service.expires_at(
+        status=item.status, last_activity_at=item.last_activity_at, ttl_seconds=ttl_seconds
+    )
+    return summary
+
+
 def activity_out(event: AuditEvent) -> ActivityOut:
     return ActivityOut(
         id=event.id or 0,
@@ -91,8 +99,10 @@ async def my_activity(
 
 @router.get("", response_model=SessionPage)
 async def list_sessions(
+    request: Request,
     user: CurrentUser,
     session: SessionDep,
+    clock: ClockDep,
     status: Annotated[history.StatusFilter, Query()] = "all",
     q: Annotated[
         str | None,
@@ -115,9 +125,12 @@ async def list_sessions(
         limit=limit,
         cursor=cursor,
     )
+    settings: Settings = request.app.state.settings
+    ttl = settings.session_ttl_seconds
     return SessionPage(
-        items=[SessionSummary.model_validate(item) for item in page.items],
+        items=[_summary(item, ttl_seconds=ttl) for item in page.items],
         next_cursor=page.next_cursor,
+        now=clock.now(),
     )
 
 

@@ -18,6 +18,7 @@ from sqlmodel import Field, SQLModel
 from app.core import sealed
 from app.core.crypto import Keyring
 from app.core.db import metadata as _metadata  # noqa: F401  (naming convention first)
+from app.core.tenancy import owner_key, same_owner_fk
 
 # Full-text search uses the 'simple' configuration: lower-cased words, no stemming and no
 # stop words, so it works the same for text in any language (see docs/api.md, History).
@@ -121,6 +122,9 @@ class ChatSession(SQLModel, table=True):
             postgresql_using="gin",
             postgresql_ops={"title": "gin_trgm_ops"},
         ),
+        # What the tables that belong to a conversation point at: (session, owner), so
+        # the database refuses a row whose user is not the conversation's owner.
+        owner_key("chat_session"),
     )
     __mapper_args__ = {"exclude_properties": ["title_tsv"]}
 
@@ -182,16 +186,11 @@ class ChatMessage(SQLModel, table=True):
             postgresql_using="gin",
             postgresql_ops={"content": "gin_trgm_ops"},
         ),
+        same_owner_fk("chat_message", "session_id", "chat_session"),
     )
     __mapper_args__ = {"exclude_properties": ["content_tsv"]}
 
-    session_id: str = Field(
-        sa_column=sa.Column(
-            sa.String(100),
-            sa.ForeignKey("chat_session.id", ondelete="CASCADE"),
-            primary_key=True,
-        )
-    )
+    session_id: str = Field(sa_column=sa.Column(sa.String(100), primary_key=True))
     seq: int = Field(sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False))
     user_id: uuid.UUID = Field(
         sa_column=sa.Column(
@@ -286,18 +285,13 @@ class MessageSearchToken(SQLModel, table=True):
 
     __tablename__ = "message_search_token"
     __table_args__ = (
+        same_owner_fk("message_search_token", "session_id", "chat_session"),
         sa.Index(
             "ix_message_search_token_user_tokens", "user_id", "tokens", postgresql_using="gin"
         ),
     )
 
-    session_id: str = Field(
-        sa_column=sa.Column(
-            sa.String(100),
-            sa.ForeignKey("chat_session.id", ondelete="CASCADE"),
-            primary_key=True,
-        )
-    )
+    session_id: str = Field(sa_column=sa.Column(sa.String(100), primary_key=True))
     message_seq: int = Field(sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False))
     user_id: uuid.UUID = Field(
         sa_column=sa.Column(

@@ -121,12 +121,21 @@ class SessionSummary(SessionOut):
     snippet: SnippetOut | None = Field(
         default=None, description="With `q`: the text around the match, with its offsets."
     )
+    expires_at: datetime | None = Field(
+        default=None,
+        description="An active conversation: when it is archived unless a message comes "
+        "first (last activity plus the session TTL); null for any other.",
+    )
 
 
 class SessionPage(ApiModel):
     items: list[SessionSummary]
     next_cursor: str | None = Field(
         default=None, description="Pass as `cursor` to read the next page; null at the end."
+    )
+    now: datetime = Field(
+        description="The server's clock when it answered: count `expiresAt` down from it, "
+        "not from a client's clock, which may be off."
     )
 
 

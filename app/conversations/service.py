@@ -2,8 +2,8 @@
 
 The chat turn itself is in `app.turns.service`.
 
-Ownership lives here, in `owned_session`: every read of a session filters on its owner,
-so another user's session looks exactly like a missing one.
+Ownership lives here, in `owned_session`: every read of a session filters on its owner
+(through `app.core.tenancy`), so another user's session looks exactly like a missing one.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from app.conversations.models import AuditAction, ChatMessage, ChatSession, Sess
 from app.core.crypto import keyring_of
 from app.core.errors import InvalidInputError, NotFoundError
 from app.core.sealed import open_column
+from app.core.tenancy import owned
 
 TITLE_MAX_CHARS = 80
 DEFAULT_TITLE = "New conversation"
@@ -51,15 +52,20 @@ def is_expired(chat_session: ChatSession, *, now: datetime, ttl_seconds: int) ->
     return chat_session.last_activity_at < now - timedelta(seconds=ttl_seconds)
 
 
+def expires_at(*, status: str, last_activity_at: datetime, ttl_seconds: int) -> datetime | None:
+    """When an active session is archived if nothing more is said; None when not active."""
+    if status != SessionStatus.ACTIVE:
+        return None
+    return last_activity_at + timedelta(seconds=ttl_seconds)
+
+
 async def owned_session(
     *, session: AsyncSession, user_id: uuid.UUID, session_id: str, for_update: bool = False
 ) -> ChatSession | None:
     """The one place a session is looked up: by id AND owner, or not at all."""
     if not is_well_formed(session_id):
         return None
-    stmt = sa.select(ChatSession).where(
-        col(ChatSession.id) == session_id, col(ChatSession.user_id) == user_id
-    )
+    stmt = owned(ChatSession, user_id).where(col(ChatSession.id) == session_id)
     if for_update:
         stmt = stmt.with_for_update()
     return (await session.execute(stmt)).scalar_one_or_none()
@@ -103,7 +109,9 @@ async def load_context(
     """The most recent messages that fit the budget, oldest first. Reads at most N rows."""
     rows = (
         await session.execute(
-            sa.select(
+            owned(
+                ChatMessage,
+                user_id,
                 col(ChatMessage.seq),
                 col(ChatMessage.role),
                 col(ChatMessage.content),
@@ -111,7 +119,7 @@ async def load_context(
                 col(ChatMessage.content_sealed),
                 col(ChatMessage.key_id),
             )
-            .where(col(ChatMessage.session_id) == session_id, col(ChatMessage.user_id) == user_id)
+            .where(col(ChatMessage.session_id) == session_id)
             .order_by(col(ChatMessage.seq).desc())
             .limit(limits.max_messages)
         )
@@ -160,12 +168,8 @@ async def list_messages(
     *, session: AsyncSession, user_id: uuid.UUID, session_id: str, after_seq: int, limit: int
 ) -> Sequence[ChatMessage]:
     rows = await session.execute(
-        sa.select(ChatMessage)
-        .where(
-            col(ChatMessage.session_id) == session_id,
-            col(ChatMessage.user_id) == user_id,
-            col(ChatMessage.seq) > after_seq,
-        )
+        owned(ChatMessage, user_id)
+        .where(col(ChatMessage.session_id) == session_id, col(ChatMessage.seq) > after_seq)
         .order_by(col(ChatMessage.seq))
         .limit(limit)
     )

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.conversations.models import ChatSession, SessionStatus
 from app.core.errors import InvalidInputError
+from app.core.tenancy import owned
 
 TAG_MAX_CHARS = 32
 TAGS_PER_CONVERSATION = 10
@@ -57,9 +58,7 @@ async def tag_counts(*, session: AsyncSession, user_id: uuid.UUID) -> list[TagCo
     first."""
     tag = sa.func.unnest(_sessions.c.tags).label("tag")
     inner = (
-        sa.select(tag)
-        .where(_sessions.c.user_id == user_id, _sessions.c.status != SessionStatus.TRASHED)
-        .subquery()
+        owned(_sessions, user_id, tag).where(_sessions.c.status != SessionStatus.TRASHED).subquery()
     )
     rows = await session.execute(
         sa.select(inner.c.tag, sa.func.count().label("n"))

@@ -28,6 +28,7 @@ from sqlmodel import col
 from app.conversations.models import AuditAction, AuditEvent, ChatSession, SessionStatus
 from app.core.crypto import keyring_of
 from app.core.sealed import open_column
+from app.core.tenancy import owned, owned_by
 from app.events.bus import EventBus, user_event
 
 ACTIVITY_PAGE_DEFAULT = 50
@@ -172,22 +173,27 @@ async def remove(
         return []
     wanted = list(dict.fromkeys(ids))
     s = _sessions.c
-    where = [s.id == sa.any_(sa.cast(wanted, ARRAY(sa.String)))]
-    if owner_id is not None:
-        where.append(s.user_id == owner_id)
+    # The owner's sessions; operators and the purge (no owner) reach every user's.
+    stmt = owned(_sessions, owner_id, s.id) if owner_id is not None else sa.select(s.id)
     # Lock first, so the images and the rows go together.
-    owned = (
-        (await session.execute(sa.select(s.id).where(*where).order_by(s.id).with_for_update()))
+    found = (
+        (
+            await session.execute(
+                stmt.where(s.id == sa.any_(sa.cast(wanted, ARRAY(sa.String))))
+                .order_by(s.id)
+                .with_for_update()
+            )
+        )
         .scalars()
         .all()
     )
-    if not owned:
+    if not found:
         return []
-    await session.execute(_DELETE_IMAGES, {"ids": list(owned)})
+    await session.execute(_DELETE_IMAGES, {"ids": list(found)})
     rows = (
         await session.execute(
             sa.delete(_sessions)
-            .where(s.id == sa.any_(sa.cast(list(owned), ARRAY(sa.String))))
+            .where(s.id == sa.any_(sa.cast(list(found), ARRAY(sa.String))))
             .returning(s.id, s.user_id, s.title, s.title_sealed, s.key_id)
         )
     ).all()
@@ -244,7 +250,7 @@ async def list_activity(
     superusers only)."""
     conds: list[Any] = []
     if user_id is not None:
-        conds.append(col(AuditEvent.user_id) == user_id)
+        conds.append(owned_by(AuditEvent, user_id))
     if before is not None:
         conds.append(col(AuditEvent.id) < before)
     rows = (

@@ -21,7 +21,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.orm import attributes
+from sqlalchemy.orm import attributes, object_session
 
 from app.core.crypto import Keyring, associated_data, keyring_of, keyring_of_bind, open_or_refuse
 
@@ -144,7 +144,9 @@ def _restore_plain(target: Any) -> None:
         attributes.set_committed_value(target, name, value)
 
 
-def _open_target(target: Any, spec: SealSpec, session: Any) -> None:
+def _open_target(
+    target: Any, spec: SealSpec, session: Any, refreshed: set[str] | None = None
+) -> None:
     state = target.__dict__
     kid = state.get(KEY_ID_COLUMN)
     if kid is None:
@@ -152,7 +154,7 @@ def _open_target(target: Any, spec: SealSpec, session: Any) -> None:
     keyring = keyring_of(session) if session is not None else None
     get = state.__getitem__
     for c in spec.columns:
-        if c.stored not in state:
+        if c.stored not in state or (refreshed is not None and c.stored not in refreshed):
             continue
         sealed = state[c.stored]
         if sealed is None:
@@ -198,4 +200,6 @@ def register(model: type, spec: SealSpec) -> None:
 
     @event.listens_for(model, "refresh")
     def _refresh(target: Any, context: Any, attrs: Any) -> None:
-        _open_target(target, spec, context.session)
+        # No context: attributes set by an ORM bulk UPDATE (only what it named).
+        session = context.session if context is not None else object_session(target)
+        _open_target(target, spec, session, set(attrs) if attrs is not None else None)

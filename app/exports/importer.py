@@ -8,6 +8,11 @@ Chatkeep's shape first (`app.exports.formats`) and then checked like Chatkeep's 
 Everything is checked before anything is written, and the writes happen in the request's
 one transaction. A broken entry is left out and listed in the answer.
 
+A message keeps its `imageUrl` only when it names one of the importing user's own stored
+images by this server's path (`/api/images/<id>`): `javascript:`, `data:` and outside
+URLs, other paths, and images of other users (or gone) are dropped, so an import never
+makes the page load something the user does not hold here.
+
 Every imported conversation gets a new id, status `archived` and `imported_from`. A
 `chat_import` row keeps (source id, content hash) per user, so importing the same file
 again adds nothing; a Chatkeep conversation whose id is one of the user's own sessions,
@@ -41,9 +46,12 @@ from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from app.assistant.models import StoredImage
+from app.assistant.schemas import image_url
 from app.conversations import blind_index
 from app.conversations.ids import new_session_id
 from app.conversations.models import TITLE_SEQ, ChatMessage, ChatSession, SessionStatus
@@ -53,10 +61,16 @@ from app.core.config import Settings
 from app.core.crypto import keyring_of
 from app.core.errors import InvalidInputError, PayloadTooLargeError
 from app.core.sealed import open_column, seal_row
+from app.core.tenancy import owned
 from app.core.validation import PG_INT_MAX, SaneDatetime, find_unstorable, invalid_text_error
 from app.exports import formats
 from app.exports.models import ChatImport
-from app.exports.service import ARCHIVE_FORMAT, CONVERSATION_FORMAT, EXPORT_FORMAT_VERSION
+from app.exports.service import (
+    ARCHIVE_FORMAT,
+    CONVERSATION_FORMAT,
+    EXPORT_FORMAT_VERSION,
+    stored_image_id,
+)
 from app.exports.zip_export import CONVERSATIONS_FILE, MANIFEST_FILE
 
 SPOOL_BYTES = 1024 * 1024
@@ -440,6 +454,9 @@ def _check(item: Any, where: str, limits: ImportLimits) -> ImportedConversation:
                 f"{where}.messages.{pos}.metadata is larger than {MAX_METADATA_BYTES} bytes.",
                 "invalid_export",
             )
+        # Only this server's image path, in its one spelling; whose image it is, is checked
+        # when the rows are written (`_own_image_urls`).
+        message.image_url = image_url(stored_image_id(message.image_url))
     try:
         conv.tags = normalize_tags(conv.tags)
     except InvalidInputError as exc:
@@ -566,19 +583,27 @@ async def _still_here(
     found: set[tuple[str, str]] = set()
     for start in range(0, len(ids), INSERT_BATCH):
         batch = ids[start : start + INSERT_BATCH]
-        owned = (
-            await session.execute(sa.select(s.id).where(s.user_id == user_id, s.id.in_(batch)))
+        held_ids = (
+            await session.execute(owned(_sessions, user_id, s.id).where(s.id.in_(batch)))
         ).scalars()
-        wanted = [(sid, max(len(c.messages) for c in by_id[sid])) for sid in owned]
+        wanted = [(sid, max(len(c.messages) for c in by_id[sid])) for sid in held_ids]
         if not wanted:
             continue
         upto = sa.values(
             sa.column("sid", sa.String), sa.column("n", sa.Integer), name="wanted"
         ).data(wanted)
         rows = await session.execute(
-            sa.select(m.session_id, m.seq, m.role, m.content, m.content_sealed, m.key_id)
+            owned(
+                _messages,
+                user_id,
+                m.session_id,
+                m.seq,
+                m.role,
+                m.content,
+                m.content_sealed,
+                m.key_id,
+            )
             .join(upto, sa.and_(m.session_id == upto.c.sid, m.seq <= upto.c.n))
-            .where(m.user_id == user_id)
             .order_by(m.session_id, m.seq)
         )
         keyring = keyring_of(session)
@@ -603,6 +628,23 @@ async def _still_here(
     return found
 
 
+async def _own_image_urls(
+    *, session: AsyncSession, user_id: uuid.UUID, conversations: list[ImportedConversation]
+) -> set[str]:
+    """The `imageUrl`s among the conversations' messages that name the user's own images."""
+    ids = list(
+        {i for conv in conversations for m in conv.messages if (i := stored_image_id(m.image_url))}
+    )
+    image = col(StoredImage.id)
+    found: set[str] = set()
+    for start in range(0, len(ids), INSERT_BATCH):
+        rows = await session.execute(
+            owned(StoredImage, user_id, image).where(image.in_(ids[start : start + INSERT_BATCH]))
+        )
+        found.update(url for (i,) in rows if (url := image_url(i)) is not None)
+    return found
+
+
 async def import_conversations(
     *,
     session: AsyncSession,
@@ -624,9 +666,8 @@ async def import_conversations(
     source_ids = list({conv.id for conv in conversations})
     for start in range(0, len(source_ids), INSERT_BATCH):
         rows = await session.execute(
-            sa.select(_imports.c.source_id, _imports.c.content_hash).where(
-                _imports.c.user_id == user_id,
-                _imports.c.source_id.in_(source_ids[start : start + INSERT_BATCH]),
+            owned(_imports, user_id, _imports.c.source_id, _imports.c.content_hash).where(
+                _imports.c.source_id.in_(source_ids[start : start + INSERT_BATCH])
             )
         )
         known.update((r.source_id, r.content_hash) for r in rows)
@@ -695,6 +736,9 @@ async def import_conversations(
         )
     for start in range(0, len(session_rows), INSERT_BATCH):
         await session.execute(sa.insert(_sessions), session_rows[start : start + INSERT_BATCH])
+    own_images = await _own_image_urls(
+        session=session, user_id=user_id, conversations=[conv for _, conv in created]
+    )
     for new_id, conv in created:
         index(new_id, TITLE_SEQ, " ".join(conv.title.split()) or DEFAULT_TITLE)
         for m in conv.messages:
@@ -708,7 +752,7 @@ async def import_conversations(
                         "user_id": user_id,
                         "role": m.role,
                         "content": m.content,
-                        "image_url": m.image_url,
+                        "image_url": m.image_url if m.image_url in own_images else None,
                         "metadata": m.metadata,
                         "created_at": m.created_at,
                     },

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from app.core.db import metadata as _metadata  # noqa: F401  (naming convention first)
+from app.core.tenancy import same_owner_fk
 
 
 class ChatImport(SQLModel, table=True):
@@ -19,7 +20,10 @@ class ChatImport(SQLModel, table=True):
     """
 
     __tablename__ = "chat_import"
-    __table_args__ = (sa.Index("ix_chat_import_session_id", "session_id"),)
+    __table_args__ = (
+        sa.Index("ix_chat_import_session_id", "session_id"),
+        same_owner_fk("chat_import", "session_id", "chat_session"),
+    )
 
     user_id: uuid.UUID = Field(
         sa_column=sa.Column(
@@ -30,11 +34,5 @@ class ChatImport(SQLModel, table=True):
     )
     source_id: str = Field(sa_column=sa.Column(sa.String(200), primary_key=True))
     content_hash: str = Field(sa_column=sa.Column(sa.String(64), primary_key=True))
-    session_id: str = Field(
-        sa_column=sa.Column(
-            sa.String(100),
-            sa.ForeignKey("chat_session.id", ondelete="CASCADE"),
-            nullable=False,
-        )
-    )
+    session_id: str = Field(sa_column=sa.Column(sa.String(100), nullable=False))
     imported_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))

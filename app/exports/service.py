@@ -38,6 +38,7 @@ from app.core.config import Settings
 from app.core.crypto import Keyring, keyring_of
 from app.core.errors import NotFoundError
 from app.core.sealed import open_column
+from app.core.tenancy import owned
 from app.core.validation import format_utc
 from app.exports.drafts import collect_drafts
 
@@ -85,9 +86,7 @@ async def read_only_snapshot(session: AsyncSession) -> None:
 async def load_owned(*, session: AsyncSession, user_id: uuid.UUID, session_id: str) -> Any:
     row = (
         await session.execute(
-            sa.select(*_session_columns).where(
-                _sessions.c.id == session_id, _sessions.c.user_id == user_id
-            )
+            owned(_sessions, user_id, *_session_columns).where(_sessions.c.id == session_id)
         )
     ).first()
     if row is None:
@@ -100,7 +99,9 @@ async def message_batch(
 ) -> Sequence[Any]:
     m = _messages.c
     stmt = (
-        sa.select(
+        owned(
+            _messages,
+            user_id,
             m.seq,
             m.role,
             m.content,
@@ -110,7 +111,7 @@ async def message_batch(
             m["metadata"].label("meta"),
             m.created_at,
         )
-        .where(m.session_id == session_id, m.user_id == user_id, m.seq > after_seq)
+        .where(m.session_id == session_id, m.seq > after_seq)
         .order_by(m.seq)
         .limit(limit)
     )

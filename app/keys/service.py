@@ -100,6 +100,7 @@ async def _rotate_batch(
     wanted = {c.name for c in pk} | {"user_id", KEY_ID_COLUMN} | set(spec.row_key)
     for c in spec.columns:
         wanted |= {c.name, c.stored}
+    # An operator's job: every user's rows (each is opened and sealed with its own owner).
     stmt = sa.select(*(table.c[n] for n in sorted(wanted))).where(_not_on(table, kid))
     if after is not None:
         stmt = stmt.where(sa.tuple_(*pk) > sa.tuple_(*after))

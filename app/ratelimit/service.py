@@ -13,13 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
 from app.auth.models import User
 from app.core.config import Settings
 from app.core.errors import InvalidInputError, NotFoundError
+from app.core.tenancy import owned, owned_delete
 from app.ratelimit.models import RateLimitOverride
 from app.ratelimit.policies import (
     AUTH_POLICY,
@@ -49,9 +48,7 @@ async def get_overrides(*, session: AsyncSession, user_id: uuid.UUID) -> dict[st
 
 
 async def load_overrides(*, session: AsyncSession, user_id: uuid.UUID) -> dict[str, str]:
-    rows = await session.scalars(
-        sa.select(RateLimitOverride).where(col(RateLimitOverride.user_id) == user_id)
-    )
+    rows = await session.scalars(owned(RateLimitOverride, user_id))
     return {row.policy: row.limits for row in rows}
 
 
@@ -81,9 +78,7 @@ async def replace_overrides(
     rest (null or absent) go back to the configured value."""
     await _require_user(session, user_id)
     wanted = validate_overrides(overrides)
-    await session.execute(
-        sa.delete(RateLimitOverride).where(col(RateLimitOverride.user_id) == user_id)
-    )
+    await session.execute(owned_delete(RateLimitOverride, user_id))
     for policy, text in wanted.items():
         session.add(RateLimitOverride(user_id=user_id, policy=policy, limits=text, updated_at=now))
     await session.flush()
@@ -92,9 +87,7 @@ async def replace_overrides(
 
 async def delete_overrides(*, session: AsyncSession, user_id: uuid.UUID) -> None:
     await _require_user(session, user_id)
-    await session.execute(
-        sa.delete(RateLimitOverride).where(col(RateLimitOverride.user_id) == user_id)
-    )
+    await session.execute(owned_delete(RateLimitOverride, user_id))
     await session.flush()
 
 

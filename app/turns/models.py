@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from app.core.db import metadata as _metadata  # noqa: F401  (naming convention first)
+from app.core.tenancy import same_owner_fk
 
 
 class TurnStatus(StrEnum):
@@ -61,6 +62,7 @@ class ChatTurn(SQLModel, table=True):
             postgresql_where=sa.text("status = 'generating'"),
         ),
         sa.Index("ix_chat_turn_session_started", "session_id", "started_at"),
+        same_owner_fk("chat_turn", "session_id", "chat_session"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -69,11 +71,7 @@ class ChatTurn(SQLModel, table=True):
             sa.Uuid, sa.ForeignKey("app_user.id", ondelete="CASCADE"), nullable=False
         )
     )
-    session_id: str = Field(
-        sa_column=sa.Column(
-            sa.String(100), sa.ForeignKey("chat_session.id", ondelete="CASCADE"), nullable=False
-        )
-    )
+    session_id: str = Field(sa_column=sa.Column(sa.String(100), nullable=False))
     status: str = Field(default=TurnStatus.GENERATING, max_length=16, nullable=False)
     user_seq: int = Field(nullable=False)
     reply_seq: int | None = Field(default=None)

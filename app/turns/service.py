@@ -44,6 +44,7 @@ from app.conversations.service import (
     owned_session,
 )
 from app.core.errors import ConflictError, InvalidInputError, problem_body
+from app.core.tenancy import owned, owned_update
 from app.events.bus import EventBus, user_event
 from app.turns.models import ChatTurn, TurnStatus
 
@@ -164,9 +165,7 @@ def interrupted_problem(session_id: str) -> dict[str, Any]:
 
 
 async def _turn_by_key(db: AsyncSession, *, user_id: uuid.UUID, key: str) -> ChatTurn | None:
-    stmt = sa.select(ChatTurn).where(
-        col(ChatTurn.user_id) == user_id, col(ChatTurn.idempotency_key) == key
-    )
+    stmt = owned(ChatTurn, user_id).where(col(ChatTurn.idempotency_key) == key)
     return (await db.execute(stmt)).scalar_one_or_none()
 
 
@@ -487,11 +486,10 @@ async def _mark_failed(
         return False
     # The asking message keeps a note of why it got no answer (exports show it).
     await db.execute(
-        sa.update(ChatMessage)
+        owned_update(ChatMessage, turn.user_id)
         .where(
             col(ChatMessage.session_id) == turn.session_id,
             col(ChatMessage.seq) == turn.user_seq,
-            col(ChatMessage.user_id) == turn.user_id,
         )
         .values(
             meta=col(ChatMessage.meta).op("||")(
@@ -642,19 +640,15 @@ async def owned_turn(
         parsed = uuid.UUID(turn_id)
     except ValueError:
         return None
-    stmt = sa.select(ChatTurn).where(
-        col(ChatTurn.id) == parsed,
-        col(ChatTurn.user_id) == user_id,
-        col(ChatTurn.session_id) == session_id,
+    stmt = owned(ChatTurn, user_id).where(
+        col(ChatTurn.id) == parsed, col(ChatTurn.session_id) == session_id
     )
     return (await db.execute(stmt)).scalar_one_or_none()
 
 
 async def active_turn(*, db: AsyncSession, user_id: uuid.UUID, session_id: str) -> ChatTurn | None:
-    stmt = sa.select(ChatTurn).where(
-        col(ChatTurn.session_id) == session_id,
-        col(ChatTurn.user_id) == user_id,
-        col(ChatTurn.status) == TurnStatus.GENERATING,
+    stmt = owned(ChatTurn, user_id).where(
+        col(ChatTurn.session_id) == session_id, col(ChatTurn.status) == TurnStatus.GENERATING
     )
     return (await db.execute(stmt)).scalar_one_or_none()
 
@@ -686,8 +680,8 @@ async def snapshot(
 ) -> TurnSnapshot | None:
     turn = (
         await db.execute(
-            sa.select(ChatTurn)
-            .where(col(ChatTurn.id) == turn_id, col(ChatTurn.user_id) == user_id)
+            owned(ChatTurn, user_id)
+            .where(col(ChatTurn.id) == turn_id)
             .execution_options(populate_existing=True)
         )
     ).scalar_one_or_none()
@@ -696,7 +690,9 @@ async def snapshot(
     if turn.status in (TurnStatus.DONE, TurnStatus.STOPPED) and turn.reply_seq is not None:
         row = (
             await db.execute(
-                sa.select(
+                owned(
+                    ChatMessage,
+                    user_id,
                     sa.func.substr(col(ChatMessage.content), offset + 1),
                     sa.func.length(col(ChatMessage.content)),
                     col(ChatMessage.image_url),
@@ -705,7 +701,6 @@ async def snapshot(
                 ).where(
                     col(ChatMessage.session_id) == turn.session_id,
                     col(ChatMessage.seq) == turn.reply_seq,
-                    col(ChatMessage.user_id) == user_id,
                 )
             )
         ).one_or_none()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pytest
 import sqlalchemy as sa
 
@@ -69,6 +71,7 @@ async def test_list_is_newest_activity_first_with_preview_and_counts(client, clo
         "preview",
         "matchSeq",
         "snippet",
+        "expiresAt",
     }
     assert first["importedFrom"] is None  # started here
     assert first["title"] == "Plan a trip to Lisbon"
@@ -146,6 +149,38 @@ async def test_status_filter(client, clock):
     assert [i["id"] for i in archived] == [gone]
     assert archived[0]["status"] == "archived" and archived[0]["archivedAt"] is not None
     assert {i["id"] for i in everything} == {kept, gone}
+
+
+async def test_active_ones_say_when_they_expire_against_the_servers_clock(client, clock, settings):
+    headers = await register(client)
+    kept = await _start(client, headers, "still going", clock)
+    kept_at = clock.now()
+    gone = await _start(client, headers, "put away", clock)
+    binned = await _start(client, headers, "thrown out", clock)
+    assert (await client.post(f"/api/sessions/{gone}/archive", headers=headers)).status_code == 200
+    assert (await client.delete(f"/api/sessions/{binned}", headers=headers)).status_code == 204
+    clock.advance(600)
+
+    body = (await client.get("/api/sessions?status=all", headers=headers)).json()
+    assert datetime.fromisoformat(body["now"]) == clock.now()
+    by_id = {i["id"]: i for i in body["items"]}
+    active = by_id[kept]
+    expires = datetime.fromisoformat(active["expiresAt"])
+    last = datetime.fromisoformat(active["lastActivityAt"])
+    assert expires - last == timedelta(seconds=settings.session_ttl_seconds)
+    assert last == kept_at
+    assert expires - clock.now() == timedelta(seconds=settings.session_ttl_seconds - 602)
+    assert by_id[gone]["expiresAt"] is None
+    trash = (await client.get("/api/sessions?status=trash", headers=headers)).json()["items"]
+    assert [i["id"] for i in trash] == [binned] and trash[0]["expiresAt"] is None
+
+    # A new message moves the expiry on.
+    clock.advance(60)
+    assert (await chat(client, headers, "one more", session_id=kept)).status_code == 200
+    again = (await client.get("/api/sessions?status=active", headers=headers)).json()["items"]
+    assert datetime.fromisoformat(again[0]["expiresAt"]) == clock.now() + timedelta(
+        seconds=settings.session_ttl_seconds
+    )
 
 
 @pytest.fixture(params=["estimated", "index", "scan", "scan-then-index"])

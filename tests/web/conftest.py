@@ -277,7 +277,7 @@ class Page:
         if p.locator("#view-nav").is_visible():
             p.get_by_role("button", name="History", exact=True).click()
         p.get_by_role("tab", name=tab, exact=True).click()
-        return p.locator("#history-list > li")
+        return p.locator("#history-list li.row")
 
 
 @pytest.fixture

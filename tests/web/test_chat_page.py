@@ -143,7 +143,7 @@ def test_coming_back_after_expiry_says_so_and_leads_to_the_archive(new_page, liv
     expect(p.get_by_role("tab", name="Archived", exact=True)).to_have_attribute(
         "aria-selected", "true"
     )
-    expect(p.locator("#history-list > li")).to_have_count(1)
+    expect(p.locator("#history-list li.row")).to_have_count(1)
 
 
 def test_keyboard_only_use(new_page, live_server):
@@ -172,9 +172,9 @@ def test_keyboard_only_use(new_page, live_server):
     expect(archived).to_be_focused()
     expect(archived).to_have_attribute("aria-selected", "true")
     p.keyboard.press("ArrowLeft")
-    expect(p.locator("#history-list > li")).to_have_count(1)
+    expect(p.locator("#history-list li.row")).to_have_count(1)
 
-    more = p.locator("#history-list > li").first.get_by_role("button", name="More", exact=False)
+    more = p.locator("#history-list li.row").first.get_by_role("button", name="More", exact=False)
     more.focus()
     p.keyboard.press("Enter")
     expect(more).to_have_attribute("aria-expanded", "true")

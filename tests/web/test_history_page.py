@@ -1,5 +1,5 @@
-"""The history browser in a real Chromium: search, read-only view, rename, delete, scrolling,
-several devices, and other users."""
+"""The history browser in a real Chromium: search, read-only view, rename, delete (to the
+trash, then for good), scrolling, several devices, and other users."""
 
 from __future__ import annotations
 
@@ -72,24 +72,33 @@ def test_rename_and_delete_with_confirmation_survive_a_reload(new_page, live_ser
     dialog.get_by_label("Title").press("Enter")
     expect(rows.filter(has_text="Newsletter, March issue")).to_have_count(1)
 
+    # Delete moves it to the trash at once (with an undo); deleting for good asks first.
     open_menu(rows.filter(has_text="Second idea"), "Delete")
-    confirm = p.get_by_role("dialog", name="Delete this conversation?")
-    expect(confirm).to_contain_text("Second idea for the blog")
-    confirm.get_by_role("button", name="Keep it").click()
-    expect(rows).to_have_count(2)
-
-    open_menu(rows.filter(has_text="Second idea"), "Delete")
-    confirm.get_by_role("button", name="Delete").click()
     expect(rows).to_have_count(1)
     # It was the conversation the chat continued: the chat starts afresh.
     expect(p.locator("#messages .msg")).to_have_count(0)
     expect(p.locator("#chat-notice")).to_be_hidden()  # not "deleted on another device"
     expect(p.get_by_label("Message", exact=True)).to_be_enabled()
 
+    trash = page.history("Trash")
+    expect(trash).to_have_count(1)
+    forever = trash.first.get_by_role("button", name="Delete “Second idea for the blog” forever")
+    forever.click()
+    confirm = p.get_by_role("dialog", name="Delete forever?")
+    expect(confirm).to_contain_text("Second idea for the blog")
+    confirm.get_by_role("button", name="Keep it").click()
+    expect(trash).to_have_count(1)
+
+    forever.click()
+    confirm.get_by_role("button", name="Delete forever").click()
+    expect(trash).to_have_count(0)
+    expect(p.locator("#history-status")).to_have_text("The trash is empty.")
+
     p.reload()
     rows = page.history("All")
     expect(rows).to_have_count(1)
     expect(rows.first.locator(".row-title")).to_have_text("Newsletter, March issue")
+    expect(page.history("Trash")).to_have_count(0)
 
 
 def test_long_history_loads_more_while_scrolling(new_page, live_server):

@@ -1,4 +1,5 @@
-"""Desktop chat with a draft card and phone-width history, as pictures.
+"""Desktop chat with a draft card, and History on a phone and on a 1280x800 desktop, as
+pictures.
 
 Runs with the suite (pictures go to a temporary folder and are checked). To refresh the
 README's screenshots:
@@ -9,11 +10,15 @@ README's screenshots:
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
+import httpx
 import pytest
 from playwright.sync_api import expect
 
 from app.core.runtime import PROJECT_ROOT
+from tests.conftest import TEST_PASSWORD
+from tests.web.test_history_actions import set_last_activity
 
 pytestmark = [pytest.mark.browser]
 
@@ -45,11 +50,24 @@ def test_screenshots(new_page, live_server, tmp_path):
     row.get_by_role("button", name="Archive", exact=True).click()
     expect(desk.history("Active")).to_have_count(3)
 
+    # Older conversations, a pinned one and tags, so History shows its date groups.
+    older = _older_conversations(live_server, email)
+    expect(desk.history("All")).to_have_count(4 + older)
+
     phone = new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
     phone.open().sign_in(email)
     rows = phone.history("All")
-    expect(rows).to_have_count(4)
+    expect(rows).to_have_count(4 + older)
     phone.page.screenshot(path=str(OUT / "history-phone.png"))
+
+    wide = new_page(viewport={"width": 1280, "height": 800}, color_scheme="light")
+    wide.open().sign_in(email)
+    rows = wide.history("All")
+    expect(rows).to_have_count(4 + older)
+    expect(wide.page.locator("#history-list .group-head").first).to_have_text("Pinned")
+    expect(wide.page.locator(".draft-card img").last).to_have_js_property("complete", True)
+    wide.page.locator("#composer-input").blur()
+    wide.page.screenshot(path=str(OUT / "history-desktop.png"))
 
     from PIL import Image
 
@@ -57,3 +75,41 @@ def test_screenshots(new_page, live_server, tmp_path):
         assert desktop.size == (1440, 960)
     with Image.open(OUT / "history-phone.png") as phone_shot:
         assert phone_shot.size == (390 * 2, 844 * 2)
+    with Image.open(OUT / "history-desktop.png") as history_shot:
+        assert history_shot.size == (1280, 800)
+
+
+def _older_conversations(live_server, email: str) -> int:
+    """Conversations of the last weeks (their last activity set in the database); returns
+    how many."""
+    days_ago = {
+        "Newsletter ideas for March": 1,
+        "Thank-you note to our suppliers": 1,
+        "Hiring post for backend engineers": 3,
+        "Recipe cards for the cafe menu": 5,
+        "Quarterly report summary": 24,
+        "Team offsite agenda": 31,
+        "Birthday card for the founder": 45,
+    }
+    tags = {
+        "Newsletter ideas for March": ["newsletter", "work"],
+        "Hiring post for backend engineers": ["work", "hiring"],
+        "Quarterly report summary": ["work"],
+        "Recipe cards for the cafe menu": ["cafe"],
+    }
+    with httpx.Client(base_url=live_server.url, timeout=15) as api:
+        token = api.post("/auth/jwt/login", data={"username": email, "password": TEST_PASSWORD})
+        headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        now = live_server.clock.now()
+        for title, days in days_ago.items():
+            r = api.post(
+                "/api/chat",
+                json={"messages": [{"role": "user", "content": title}]},
+                headers=headers,
+            )
+            assert r.status_code == 200, r.text
+            session_id = r.json()["sessionId"]
+            body = {"tags": tags.get(title, []), "pinned": title.startswith("Newsletter")}
+            assert api.patch(f"/api/sessions/{session_id}", json=body, headers=headers).is_success
+            set_last_activity(live_server, session_id, now - timedelta(days=days, hours=2))
+    return len(days_ago)

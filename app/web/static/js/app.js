@@ -13,14 +13,15 @@ import {
   refreshQuota,
   renamed,
   resetChat,
+  revealMessage,
   showNotice,
   viewedId,
 } from "./chat.js";
 import { $, show } from "./dom.js";
-import { ensureFresh, initHistory, liveChanged, markStale, reload, resetHistory, restore } from "./history.js";
+import { ensureFresh, initHistory, liveChanged, markStale, markedWords, reload, resetHistory, restore } from "./history.js";
 import { startLive, stopLive } from "./live.js";
 import { initSettings, loadSignIns } from "./settings.js";
-import { setUser, state } from "./state.js";
+import { setSessionId, setUser, state } from "./state.js";
 
 const el = {};
 let mode = "signin";
@@ -218,7 +219,7 @@ function followChanges() {
     },
     onEvent(kind, data) {
       liveEvent(kind, data);
-      if (kind !== "turn") liveChanged();
+      if (kind !== "turn") liveChanged(kind);
     },
   });
 }
@@ -298,10 +299,15 @@ async function boot() {
     },
     onRestore: (id) => restore(id),
   });
+  // The conversation the chat continued, when this device just moved it to the trash: an
+  // Undo brings the chat back to it (unless a new one was started meanwhile).
+  let trashedCurrent = null;
   initHistory({
     onOpen: async (item) => {
       setView("chat");
       await openReadOnly(item);
+      // A search result opens at the message that matched.
+      if (item.matchSeq) revealMessage(item.matchSeq, markedWords(item.snippet));
     },
     onRestored: async (id) => {
       setView("chat");
@@ -311,12 +317,20 @@ async function boot() {
     onGone: (id, how) => {
       const wasCurrent = state.sessionId === id;
       const wasViewed = viewedId() === id;
+      if (wasCurrent && how === "deleted") trashedCurrent = id;
       if (wasCurrent || wasViewed) {
         forget(id);
         if (wasCurrent && how === "archived") showNotice("That conversation is archived now; a new message starts a new one.");
       }
     },
     onRenamed: (id, title) => renamed(id, title),
+    onUndone: (ids) => {
+      if (trashedCurrent && ids.includes(trashedCurrent) && !state.sessionId && !viewedId()) {
+        setSessionId(trashedCurrent);
+        loadCurrent();
+      }
+      trashedCurrent = null;
+    },
   });
 
   document.addEventListener("chatkeep:problem", (event) => {

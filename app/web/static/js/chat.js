@@ -525,9 +525,12 @@ export async function openReadOnly(summary) {
   setUsage(null);
   el.messages.replaceChildren();
   const archived = summary.status !== "active";
-  el["viewer-text"].textContent = archived
-    ? `Read-only: this conversation was archived${summary.archivedAt ? ` on ${formatDate(summary.archivedAt)}` : ""}.`
-    : "Read-only view of an earlier conversation.";
+  el["viewer-text"].textContent =
+    summary.status === "trashed"
+      ? "Read-only: this conversation is in the trash."
+      : archived
+        ? `Read-only: this conversation was archived${summary.archivedAt ? ` on ${formatDate(summary.archivedAt)}` : ""}.`
+        : "Read-only view of an earlier conversation.";
   el["viewer-continue"].textContent = archived ? "Restore and continue" : "Continue this conversation";
   show(el["viewer-bar"], true);
   el.composer.hidden = true;
@@ -585,6 +588,33 @@ export function forget(id) {
   if (state.sessionId === id) setSessionId(null);
   if (viewing && viewing.id === id) viewing = null;
   loadCurrent();
+}
+
+/** Scrolls to the message `seq` of the open conversation and marks it for a moment (a
+ *  search result opened here), with `words` marked in its text. */
+export function revealMessage(seq, words = []) {
+  const item = el.messages.querySelector(`:scope > li[data-seq="${Number(seq)}"]`);
+  if (!item) return false;
+  const box = item.querySelector(".msg-text, .draft-text");
+  if (box && words.length) markWords(box, words);
+  item.classList.remove("msg-found");
+  void item.offsetWidth; // restart the highlight when the same message is found again
+  item.classList.add("msg-found");
+  item.tabIndex = -1;
+  item.scrollIntoView({ block: "center" });
+  item.focus({ preventScroll: true });
+  item.addEventListener("blur", () => item.removeAttribute("tabindex"), { once: true });
+  return true;
+}
+
+/** Puts <mark>s around every occurrence of one of `words` in the element's text. */
+function markWords(box, words) {
+  const escaped = words.map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+  const finder = new RegExp(`(${escaped.join("|")})`, "giu");
+  const text = box.textContent;
+  const parts = text.split(finder);
+  if (parts.length < 2) return;
+  box.replaceChildren(...parts.map((part, i) => (i % 2 ? h("mark", { text: part }) : part)));
 }
 
 export function renamed(id, title) {

@@ -1,35 +1,50 @@
-// The history browser: tabs, search, infinite scroll, and what can be done to a conversation.
+// The history browser: tabs (Active, Archived, All, Trash), search, tags, rows grouped by
+// date, infinite scroll, selection with bulk actions, and what can be done to a conversation.
 
 import { ApiError, getJson, send, sendJson } from "./api.js";
-import { $, announce, formatDate, h, show } from "./dom.js";
+import { dateGroup, expiryText, longTime, serverNow, shortDay, shortTime, syncClock } from "./dates.js";
+import { $, announce, h, show } from "./dom.js";
 import { describeProgress, downloadFile, downloadWithProgress } from "./downloads.js";
 import { state } from "./state.js";
+import { hideToast, showToast } from "./toast.js";
 
 const PAGE_SIZE = 20;
+const PAGE_MAX = 100; // the API's largest page: a refresh reads again what is shown, up to this
 const SEARCH_DELAY_MS = 250;
+const EXPIRY_TICK_MS = 30_000;
+const EXPIRY_SOON_MS = 5 * 60_000;
 
 const el = {};
-let hooks = { onOpen() {}, onRestored() {}, onGone() {}, onRenamed() {} };
+let hooks = { onOpen() {}, onRestored() {}, onGone() {}, onRenamed() {}, onUndone() {} };
 const list = {
   status: "active",
   q: "",
+  tag: null,
   cursor: null,
   done: false,
   loading: false,
   generation: 0,
   stale: true,
   replace: false,
+  limit: PAGE_SIZE,
 };
+const shown = new Map(); // id -> summary of every row on screen
+const selection = { ids: new Set(), anchor: null };
+let knownTags = [];
+let tagsStale = true; // the tag counts may have changed: read them with the next refresh
 let observer = null;
 let searchTimer = null;
 let exporting = false;
+let groupSeq = 0;
 
 export function initHistory(callbacks) {
   hooks = { ...hooks, ...callbacks };
   for (const id of [
     "history-list", "history-status", "history-sentinel", "history-error", "search-form", "search-input",
     "export-all", "import-file", "transfer", "transfer-text", "transfer-progress", "confirm-dialog",
-    "confirm-text", "confirm-title", "rename-dialog", "rename-input", "history-panel", "history-scroll",
+    "confirm-text", "confirm-title", "confirm-ok", "rename-dialog", "rename-input", "history-panel",
+    "history-scroll", "tag-filter", "bulk-bar", "bulk-count", "bulk-clear", "tags-dialog", "tags-title",
+    "tags-input", "tags-ok", "tags-known", "trash-note",
   ]) {
     el[id] = $(id);
   }
@@ -59,15 +74,38 @@ export function initHistory(callbacks) {
     window.clearTimeout(searchTimer);
     searchTimer = window.setTimeout(applySearch, SEARCH_DELAY_MS);
   });
-  // Enter in the title field saves (the form's first button is Cancel).
-  el["rename-input"].addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && !event.isComposing) {
-      event.preventDefault();
-      if (el["rename-input"].value.trim()) el["rename-dialog"].close("confirm");
-    }
-  });
+  // Enter in a dialog's text field saves (the form's first button is Cancel).
+  for (const [input, dialog] of [["rename-input", "rename-dialog"], ["tags-input", "tags-dialog"]]) {
+    el[input].addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.isComposing) {
+        event.preventDefault();
+        if (input === "tags-input" || el[input].value.trim()) el[dialog].close("confirm");
+      }
+    });
+  }
   el["export-all"].addEventListener("click", exportAll);
   el["import-file"].addEventListener("change", importFile);
+  for (const b of el["bulk-bar"].querySelectorAll("[data-bulk]")) {
+    b.addEventListener("click", () => bulk(b.dataset.bulk, b));
+  }
+  el["bulk-clear"].addEventListener("click", () => {
+    clearSelection();
+    el["search-input"].focus();
+  });
+  el["history-panel"].addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && selection.ids.size && !document.querySelector("dialog[open]")) {
+      event.preventDefault();
+      clearSelection();
+      announce("Selection cleared.");
+    }
+  });
+  // Shift-click selects a range: the browser must not select text as well.
+  el["history-list"].addEventListener("mousedown", (event) => {
+    if (event.shiftKey && event.target.closest("li.row")) event.preventDefault();
+  });
+  document.addEventListener("chatkeep:toast-closed", () => {
+    if (isVisible()) focusAfterRemoval(null);
+  });
 
   // An open "More" menu closes when the user clicks or tabs anywhere else.
   document.addEventListener("click", closeMenus);
@@ -80,6 +118,7 @@ export function initHistory(callbacks) {
     { root: el["history-scroll"], rootMargin: "0px 0px 300px 0px" },
   );
   observer.observe(el["history-sentinel"]);
+  window.setInterval(updateExpiries, EXPIRY_TICK_MS);
 }
 
 function selectTab(status) {
@@ -90,6 +129,7 @@ function selectTab(status) {
   }
   // Choosing the tab that is already selected reloads it, like a refresh.
   list.status = status;
+  show(el["trash-note"], status === "trash");
   reload();
 }
 
@@ -107,13 +147,18 @@ export function reload({ keepRows = false } = {}) {
   list.done = false;
   list.loading = false;
   list.stale = false;
-  // keepRows: the old rows stay until the new first page replaces them (no flash).
+  // keepRows: the old rows stay until the fresh ones replace them (no flash), and as many
+  // are read again as are shown, so the list does not shrink under the user.
   list.replace = keepRows;
+  list.limit = keepRows ? Math.min(PAGE_MAX, Math.max(PAGE_SIZE, shown.size)) : PAGE_SIZE;
   if (!keepRows) {
+    clearSelection();
+    shown.clear();
     el["history-list"].replaceChildren();
     el["history-status"].textContent = "";
   }
   el["history-error"].textContent = "";
+  if (!keepRows || tagsStale) loadTags();
   return loadMore();
 }
 
@@ -124,27 +169,37 @@ export function markStale() {
 }
 
 const LIVE_DELAY_MS = 300;
+// Focus in the list holds a refresh back (the rows would change under a screen reader's
+// cursor), but not for ever: rows come back with the same control focused.
+const LIVE_FOCUS_WAIT_MS = 5000;
 let liveTimer = null;
+let liveWaitingSince = 0;
 
-/** Something changed on some device: reload soon, once for a burst of events, and never
- *  under the user's hands (an open menu or dialog, focus in the list). */
-export function liveChanged() {
+/** Something changed on some device (`kind` of event; none: anything may have): reload
+ *  soon, once for a burst of events, and never under the user's hands (an open menu or
+ *  dialog). */
+export function liveChanged(kind) {
   list.stale = true;
+  if (kind !== "message") tagsStale = true;
   window.clearTimeout(liveTimer);
   liveTimer = window.setTimeout(applyLiveChange, LIVE_DELAY_MS);
 }
 
 function applyLiveChange() {
   liveTimer = null;
-  if (!state.user || !list.stale || !isVisible()) return;
-  const busy =
-    list.loading ||
-    document.querySelector(".row-actions:not([hidden]), dialog[open]") ||
-    el["history-list"].contains(document.activeElement);
-  if (busy) {
+  if (!state.user || !list.stale || !isVisible()) {
+    liveWaitingSince = 0;
+    return;
+  }
+  const now = Date.now();
+  if (!liveWaitingSince) liveWaitingSince = now;
+  const hands = list.loading || document.querySelector(".row-actions:not([hidden]), dialog[open]");
+  const focused = el["history-list"].contains(document.activeElement) && now - liveWaitingSince < LIVE_FOCUS_WAIT_MS;
+  if (hands || focused) {
     liveTimer = window.setTimeout(applyLiveChange, LIVE_DELAY_MS * 3);
     return;
   }
+  liveWaitingSince = 0;
   reload({ keepRows: true });
 }
 
@@ -162,26 +217,23 @@ async function loadMore() {
   const generation = list.generation;
   el["history-list"].setAttribute("aria-busy", "true");
   if (!list.replace) el["history-status"].textContent = "Loading…";
-  const params = new URLSearchParams({ status: list.status, limit: String(PAGE_SIZE) });
+  const limit = list.replace ? list.limit : PAGE_SIZE;
+  const params = new URLSearchParams({ status: list.status, limit: String(limit) });
   if (list.q) params.set("q", list.q);
+  if (list.tag) params.set("tag", list.tag);
   if (list.cursor) params.set("cursor", list.cursor);
   try {
     const page = await getJson(`/api/sessions?${params}`);
     if (generation !== list.generation) return;
+    syncClock(page.now);
     const items = page.items || [];
-    if (list.replace) replaceRows(items.map(row));
-    else el["history-list"].append(...items.map(row));
+    if (list.replace) replaceRows(items);
+    else appendRows(el["history-list"], items);
     list.replace = false;
     list.cursor = page.nextCursor || null;
     list.done = !list.cursor;
-    const count = el["history-list"].children.length;
-    if (count === 0) {
-      el["history-status"].textContent = list.q
-        ? `No ${list.status === "all" ? "" : `${list.status} `}conversations match “${list.q}”.`
-        : emptyText();
-    } else {
-      el["history-status"].textContent = list.done ? `${count} ${count === 1 ? "conversation" : "conversations"}` : "";
-    }
+    pruneSelection();
+    updateStatus();
   } catch (err) {
     if (generation !== list.generation) return;
     list.done = true;
@@ -197,24 +249,38 @@ async function loadMore() {
   }
 }
 
-/** Swaps in fresh rows; keyboard focus stays on the same control of the same row. */
-function replaceRows(rows) {
-  const focused = document.activeElement;
-  const oldRow = el["history-list"].contains(focused) ? focused.closest("li[data-id]") : null;
-  let target = null;
-  if (oldRow) {
-    const controls = [...oldRow.querySelectorAll("button")];
-    const index = controls.indexOf(focused);
-    const fresh = rows.find((r) => r.dataset.id === oldRow.dataset.id);
-    const menuOpen = oldRow.querySelector(".row-actions:not([hidden])");
-    if (fresh && menuOpen) {
-      fresh.querySelector(".row-actions").hidden = false;
-      fresh.querySelector(".row-more").setAttribute("aria-expanded", "true");
-    }
-    if (fresh && index !== -1) target = [...fresh.querySelectorAll("button")][index] || null;
+function updateStatus() {
+  const count = rows().length;
+  if (count === 0) {
+    el["history-status"].textContent = emptyText();
+  } else {
+    el["history-status"].textContent = list.done ? `${count} ${count === 1 ? "conversation" : "conversations"}` : "";
   }
-  el["history-list"].replaceChildren(...rows);
-  if (target) target.focus();
+}
+
+/** Swaps in fresh rows; keyboard focus stays on the same control of the same row. */
+function replaceRows(items) {
+  const focused = document.activeElement;
+  const oldRow = el["history-list"].contains(focused) ? focused.closest("li.row") : null;
+  const scroll = el["history-scroll"].scrollTop;
+  let target = null;
+  shown.clear();
+  const fresh = document.createDocumentFragment();
+  appendRows(fresh, items);
+  if (oldRow) {
+    const controls = [...oldRow.querySelectorAll("button, input")];
+    const index = controls.indexOf(focused);
+    const again = fresh.querySelector(`li.row[data-id="${CSS.escape(oldRow.dataset.id)}"]`);
+    const menuOpen = oldRow.querySelector(".row-actions:not([hidden])");
+    if (again && menuOpen) {
+      again.querySelector(".row-actions").hidden = false;
+      again.querySelector(".row-more").setAttribute("aria-expanded", "true");
+    }
+    if (again && index !== -1) target = [...again.querySelectorAll("button, input")][index] || null;
+  }
+  el["history-list"].replaceChildren(fresh);
+  el["history-scroll"].scrollTop = scroll;
+  if (target) target.focus({ preventScroll: true });
 }
 
 function checkSentinel() {
@@ -224,14 +290,90 @@ function checkSentinel() {
 }
 
 function emptyText() {
+  const where = list.status === "all" ? "" : list.status === "trash" ? "trashed " : `${list.status} `;
+  if (list.q) return `No ${where}conversations match “${list.q}”${list.tag ? ` with the tag “${list.tag}”` : ""}.`;
+  if (list.tag) return `No ${where}conversations with the tag “${list.tag}”.`;
+  if (list.status === "trash") return "The trash is empty.";
   if (list.status === "archived") return "Nothing archived yet. Conversations are archived after a while without messages.";
   if (list.status === "active") return "No active conversations. Start one in the chat.";
   return "No conversations yet.";
 }
 
+const rows = () => [...el["history-list"].querySelectorAll("li.row")];
+const rowOf = (id) => el["history-list"].querySelector(`li.row[data-id="${CSS.escape(id)}"]`);
+
+// ---- groups ----------------------------------------------------------------------------
+
+function groupOf(item) {
+  return item.pinned ? { key: "pinned", label: "Pinned" } : dateGroup(item.lastActivityAt);
+}
+
+/** Adds rows in list order (pinned first, then newest activity): each joins the last group
+ *  when it belongs there, or starts the next one. */
+function appendRows(target, items) {
+  for (const item of items) {
+    const { key, label } = groupOf(item);
+    let group = target.lastElementChild;
+    if (!group || group.dataset.key !== key) {
+      const id = `group-${++groupSeq}`;
+      group = h(
+        "section",
+        { class: `history-group history-group-${key === "pinned" ? "pinned" : "date"}`, dataset: { key } },
+        h("h3", { class: "group-head", id, text: label }),
+        h("ul", { class: "group-rows", "aria-labelledby": id }),
+      );
+      target.append(group);
+    }
+    group.querySelector(".group-rows").append(row(item));
+  }
+}
+
+/** Takes rows away (and groups left empty); focus goes to the next row. */
+function removeRows(ids) {
+  const gone = new Set(ids);
+  const all = rows();
+  const focusWasIn = all.some((r) => gone.has(r.dataset.id) && r.contains(document.activeElement));
+  const index = all.findIndex((r) => gone.has(r.dataset.id));
+  for (const r of all) {
+    if (!gone.has(r.dataset.id)) continue;
+    const group = r.closest(".history-group");
+    r.remove();
+    shown.delete(r.dataset.id);
+    selection.ids.delete(r.dataset.id);
+    if (group && !group.querySelector("li.row")) group.remove();
+  }
+  updateBulkBar();
+  updateStatus();
+  if (focusWasIn || document.activeElement === document.body) focusAfterRemoval(index);
+}
+
+function focusAfterRemoval(index) {
+  const left = rows();
+  const next = index === null ? left[0] : left[Math.min(index, left.length - 1)];
+  (next ? next.querySelector(".row-open") : el["search-input"]).focus({ preventScroll: false });
+}
+
 // ---- rows ------------------------------------------------------------------------------
 
 const SOURCES = { chatgpt: "ChatGPT", claude: "Claude", openwebui: "Open WebUI", chatkeep: "a Chatkeep export" };
+const SVG = "http://www.w3.org/2000/svg";
+const ICONS = {
+  // A pushpin, and three dots for "More".
+  pin: "M9.5 2h5l-1 6 3.5 3v2h-4.5v7l-1 1-1-1v-7H5v-2l3.5-3z",
+  more: "M5 10.5a1.5 1.5 0 1 1 0 3 1.5 1.5 0 0 1 0-3zm7 0a1.5 1.5 0 1 1 0 3 1.5 1.5 0 0 1 0-3zm7 0a1.5 1.5 0 1 1 0 3 1.5 1.5 0 0 1 0-3z",
+};
+
+function icon(name, cls) {
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("aria-hidden", "true");
+  svg.setAttribute("focusable", "false");
+  svg.setAttribute("class", `icon ${cls || ""}`);
+  const shape = document.createElementNS(SVG, "path");
+  shape.setAttribute("d", ICONS[name]);
+  svg.append(shape);
+  return svg;
+}
 
 // A search snippet as text with <mark>s; the offsets count code points, as the API says.
 function highlighted(snippet) {
@@ -247,60 +389,145 @@ function highlighted(snippet) {
   return parts;
 }
 
+/** The words a snippet marks, to find them again in the opened conversation. */
+export function markedWords(snippet) {
+  if (!snippet) return [];
+  const chars = Array.from(snippet.text);
+  const words = snippet.highlights.map(([start, end]) => chars.slice(start, end).join("").toLowerCase());
+  return [...new Set(words.filter(Boolean))];
+}
+
+const plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
+
+function metaParts(item) {
+  const text = (cls, value) => h("span", { class: `m ${cls}`, text: value });
+  const parts = [];
+  if (item.status === "trashed") {
+    parts.push(text("row-purge", item.purgeAt ? `deleted for good on ${shortDay(item.purgeAt)}` : "in the trash"));
+  }
+  parts.push(
+    h(
+      "time",
+      { class: "m row-time", datetime: item.lastActivityAt, title: `Last active ${longTime(item.lastActivityAt)}` },
+      h("span", { class: "visually-hidden", text: "Last active " }),
+      shortTime(item.lastActivityAt),
+    ),
+    text("row-count", plural(item.messageCount, "message", "messages")),
+  );
+  if (item.status === "active" && item.expiresAt) {
+    const expiry = h("span", { class: "m row-expiry", dataset: { expires: item.expiresAt } });
+    paintExpiry(expiry);
+    parts.push(expiry);
+  }
+  if (item.status === "archived" && list.status !== "archived") {
+    parts.push(h("span", { class: "badge badge-archived", text: "Archived" }));
+  }
+  if (item.importedFrom) {
+    parts.push(h("span", { class: "badge badge-imported", text: `From ${SOURCES[item.importedFrom] || item.importedFrom}` }));
+  }
+  if (item.shared) parts.push(h("span", { class: "badge badge-shared", text: "Shared" }));
+  for (const tag of item.tags || []) parts.push(h("span", { class: "row-tag", text: tag }));
+  return parts;
+}
+
+function paintExpiry(expiry) {
+  const text = expiryText(expiry.dataset.expires);
+  if (expiry.textContent !== text) expiry.textContent = text;
+  const left = Date.parse(expiry.dataset.expires) - serverNow();
+  expiry.classList.toggle("row-expiry-soon", left < EXPIRY_SOON_MS);
+}
+
+/** Every "archives in N min" counts down, by the server's clock. */
+function updateExpiries() {
+  for (const expiry of el["history-list"].querySelectorAll(".row-expiry[data-expires]")) paintExpiry(expiry);
+}
+
 function row(item) {
+  shown.set(item.id, item);
   const titleId = `row-title-${item.id}`;
-  const archived = item.status !== "active";
-  const li = h("li", { class: `row row-${item.status}`, dataset: { id: item.id, status: item.status }, "aria-labelledby": titleId });
+  const metaId = `row-meta-${item.id}`;
+  const trashed = item.status === "trashed";
+  const selected = selection.ids.has(item.id);
+  const li = h("li", {
+    class: `row row-${item.status}${item.pinned ? " row-pinned" : ""}${selected ? " row-selected" : ""}`,
+    dataset: { id: item.id, status: item.status },
+    "aria-labelledby": titleId,
+  });
+  const check = h("input", { type: "checkbox", class: "row-check", "aria-label": `Select “${item.title}”` });
+  check.checked = selected;
+  check.addEventListener("click", (event) => select(item.id, check.checked, event.shiftKey));
   const open = h(
     "button",
-    { type: "button", class: "row-open", id: titleId, "aria-describedby": `row-meta-${item.id}` },
+    { type: "button", class: "row-open", id: titleId, "aria-describedby": metaId, title: item.preview || null },
+    item.pinned ? icon("pin", "row-pin") : null,
     h("span", { class: "row-title", text: item.title }),
   );
-  open.addEventListener("click", () => hooks.onOpen({ ...item }));
-  const preview = item.snippet
-    ? h("p", { class: "row-preview row-snippet" }, ...highlighted(item.snippet))
-    : h("p", { class: "row-preview", text: item.preview || "" });
-  const meta = h(
-    "p",
-    { class: "row-meta", id: `row-meta-${item.id}` },
-    h("span", { class: `badge badge-${item.status}`, text: archived ? "Archived" : "Active" }),
-    item.importedFrom ? h("span", { class: "badge badge-imported", text: `From ${SOURCES[item.importedFrom] || item.importedFrom}` }) : null,
-    h("span", { text: `${item.messageCount} ${item.messageCount === 1 ? "message" : "messages"}` }),
-    h("span", { text: `Last active ${formatDate(item.lastActivityAt)}` }),
-    h("span", { class: "row-created", text: `Started ${formatDate(item.createdAt)}` }),
-  );
-  const quick = h("div", { class: "row-quick" });
-  if (archived) {
-    quick.append(button("Restore", "btn btn-primary btn-small", () => restore(item.id), `Restore “${item.title}”`));
-  }
-  const actions = h("div", { class: "row-actions", id: `row-actions-${item.id}`, hidden: true });
-  const toggle = h("button", {
-    type: "button",
-    class: "btn btn-small row-more",
-    "aria-expanded": "false",
-    "aria-controls": `row-actions-${item.id}`,
-    "aria-label": `More actions for “${item.title}”`,
-    text: "More",
+  open.addEventListener("click", (event) => {
+    // Ctrl/⌘-click and shift-click select, as in a file list; a plain click opens.
+    if (event.shiftKey || event.ctrlKey || event.metaKey) {
+      event.preventDefault();
+      select(item.id, !selection.ids.has(item.id), event.shiftKey);
+      return;
+    }
+    hooks.onOpen({ ...item });
   });
+  const meta = h("p", { class: "row-meta", id: metaId }, ...metaParts(item));
+  const snippet = item.snippet ? h("p", { class: "row-preview row-snippet" }, ...highlighted(item.snippet)) : null;
+  const quick = h("div", { class: "row-quick" });
+  if (trashed) {
+    quick.append(
+      button("Restore", "btn btn-small", () => untrash(item), `Restore “${item.title}”`),
+      button("Delete forever", "btn btn-small btn-danger", () => deleteForever(item), `Delete “${item.title}” forever`),
+    );
+  } else {
+    if (item.status === "archived") {
+      quick.append(button("Restore", "btn btn-small row-restore", () => restore(item.id), `Restore “${item.title}”`));
+    }
+    quick.append(menu(item, li));
+  }
+  li.append(check, open, quick, meta);
+  if (snippet) li.append(snippet);
+  return li;
+}
+
+function menu(item, li) {
+  const actions = h("div", { class: "row-actions", id: `row-actions-${item.id}`, hidden: true });
+  const toggle = h(
+    "button",
+    {
+      type: "button",
+      class: "icon-btn row-more",
+      "aria-expanded": "false",
+      "aria-controls": `row-actions-${item.id}`,
+      "aria-label": `More actions for “${item.title}”`,
+      title: "More",
+    },
+    icon("more"),
+  );
   toggle.addEventListener("click", () => setMenu(actions, actions.hidden));
-  if (!archived) actions.append(button("Archive", "btn btn-small", () => archive(item), null));
+  if (item.status === "active") actions.append(button("Archive", "btn btn-small", () => archive(item), null));
   actions.append(
+    button(item.pinned ? "Unpin" : "Pin", "btn btn-small", () => setPinned(item, !item.pinned), null),
+    button("Edit tags…", "btn btn-small", () => editTags(item), null),
     button("Rename", "btn btn-small", () => rename(item, li), null),
     button("Export JSON", "btn btn-small", () => exportOne(item, "json"), null),
     button("Export PDF", "btn btn-small", () => exportOne(item, "pdf"), null),
-    button("Delete", "btn btn-small btn-danger", () => remove(item, li), null),
+    button("Delete", "btn btn-small btn-danger", () => moveToTrash(item), null),
   );
   actions.addEventListener("keydown", (event) => {
+    const items = [...actions.querySelectorAll("button:not(:disabled)")];
+    const index = items.indexOf(document.activeElement);
     if (event.key === "Escape") {
       event.stopPropagation();
       setMenu(actions, false);
       toggle.focus();
+    } else if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+      event.preventDefault();
+      const step = event.key === "ArrowDown" ? 1 : -1;
+      items[(index + step + items.length) % items.length]?.focus();
     }
   });
-  const menu = h("div", { class: "row-menu" }, toggle, actions);
-  quick.append(menu);
-  li.append(open, preview, meta, quick);
-  return li;
+  return h("div", { class: "row-menu" }, toggle, actions);
 }
 
 function setMenu(actions, open) {
@@ -308,7 +535,13 @@ function setMenu(actions, open) {
   actions.hidden = !open;
   const toggle = actions.parentElement.querySelector(".row-more");
   toggle.setAttribute("aria-expanded", String(open));
-  if (open) actions.querySelector("button").focus();
+  if (!open) return;
+  // Near the bottom of the list the menu opens upwards, so all of it is on screen.
+  actions.classList.remove("row-actions-up");
+  const box = actions.getBoundingClientRect();
+  const view = el["history-scroll"].getBoundingClientRect();
+  if (box.bottom > view.bottom && box.height < box.top - view.top) actions.classList.add("row-actions-up");
+  actions.querySelector("button").focus();
 }
 
 function closeMenus(event) {
@@ -323,7 +556,11 @@ function button(label, cls, onClick, ariaLabel) {
   const b = h("button", { type: "button", class: cls, "aria-label": ariaLabel, text: label });
   b.addEventListener("click", async () => {
     const menu = b.closest(".row-actions");
-    if (menu) setMenu(menu, false);
+    if (menu) {
+      setMenu(menu, false);
+      // Focus back on the menu's button, as a menu does (a dialog then returns it there).
+      menu.parentElement.querySelector(".row-more").focus();
+    }
     b.disabled = true;
     try {
       await onClick();
@@ -339,15 +576,283 @@ function reportError(err) {
   el["history-error"].textContent = err.message;
 }
 
+// ---- selection -------------------------------------------------------------------------
+
+/** Selects or unselects a row; with `range`, every row from the last one chosen to this. */
+function select(id, on, range) {
+  const all = rows();
+  const to = all.findIndex((r) => r.dataset.id === id);
+  const from = range && selection.anchor ? all.findIndex((r) => r.dataset.id === selection.anchor) : -1;
+  const span = from === -1 ? [all[to]] : all.slice(Math.min(from, to), Math.max(from, to) + 1);
+  for (const r of span) if (r) setSelected(r, on);
+  selection.anchor = id;
+  updateBulkBar();
+}
+
+function setSelected(li, on) {
+  if (on) selection.ids.add(li.dataset.id);
+  else selection.ids.delete(li.dataset.id);
+  li.classList.toggle("row-selected", on);
+  li.querySelector(".row-check").checked = on;
+}
+
+function clearSelection() {
+  for (const id of selection.ids) {
+    const r = rowOf(id);
+    if (r) setSelected(r, false);
+  }
+  selection.ids.clear();
+  selection.anchor = null;
+  updateBulkBar();
+}
+
+/** After a refresh: only rows still shown stay selected. */
+function pruneSelection() {
+  for (const id of [...selection.ids]) if (!shown.has(id)) selection.ids.delete(id);
+  if (selection.anchor && !shown.has(selection.anchor)) selection.anchor = null;
+  updateBulkBar();
+}
+
+function updateBulkBar() {
+  const picked = [...selection.ids].map((id) => shown.get(id)).filter(Boolean);
+  const bar = el["bulk-bar"];
+  const hadFocus = bar.contains(document.activeElement);
+  bar.hidden = picked.length === 0;
+  if (!picked.length) {
+    if (hadFocus) el["search-input"].focus();
+    return;
+  }
+  el["bulk-count"].textContent = `${picked.length} selected`;
+  const has = (status) => picked.some((item) => item.status === status);
+  const can = {
+    archive: has("active"),
+    restore: has("archived") || has("trashed"),
+    tag: !has("trashed"),
+    trash: picked.some((item) => item.status !== "trashed"),
+    delete: list.status === "trash",
+  };
+  for (const b of bar.querySelectorAll("[data-bulk]")) b.hidden = !can[b.dataset.bulk];
+}
+
+const what = (n) => plural(n, "conversation", "conversations");
+
+async function bulk(action, b) {
+  const ids = [...selection.ids].filter((id) => shown.has(id));
+  if (!ids.length) return;
+  const picked = ids.map((id) => shown.get(id));
+  let tags = [];
+  if (action === "tag") {
+    const ok = await ask(el["tags-dialog"], () => {
+      el["tags-title"].textContent = `Add tags to ${what(ids.length)}`;
+      el["tags-input"].value = "";
+      el["tags-ok"].textContent = "Add";
+    });
+    tags = parseTags(el["tags-input"].value);
+    if (!ok || !tags.length) return;
+  } else if (action === "delete") {
+    const ok = await ask(el["confirm-dialog"], () => {
+      el["confirm-title"].textContent = `Delete ${what(ids.length)} forever?`;
+      el["confirm-text"].textContent = "They go for good, with their messages, drafts and images. This cannot be undone.";
+      el["confirm-ok"].textContent = "Delete forever";
+    });
+    if (!ok) return;
+  }
+  el["history-error"].textContent = "";
+  b.disabled = true;
+  try {
+    await sendJson("POST", "/api/sessions/bulk", { action, ids, tags });
+  } catch (err) {
+    reportError(err);
+    return;
+  } finally {
+    b.disabled = false;
+  }
+  clearSelection();
+  tagsStale = true;
+  const n = what(ids.length);
+  if (action === "trash") {
+    for (const id of ids) hooks.onGone(id, "deleted");
+    removeRows(ids);
+    showToast(`${n} moved to trash.`, { action: "Undo", onAction: () => undoTrash(ids) });
+  } else if (action === "delete") {
+    for (const id of ids) hooks.onGone(id, "deleted");
+    removeRows(ids);
+    announce(`${n} deleted for good.`);
+  } else if (action === "archive") {
+    for (const item of picked) if (item.status === "active") hooks.onGone(item.id, "archived");
+    announce(`${n} archived.`);
+  } else if (action === "restore") {
+    announce(`${n} restored.`);
+  } else {
+    announce(`${tags.length === 1 ? `Tag “${tags[0]}”` : "Tags"} added to ${n}.`);
+  }
+  reload({ keepRows: true });
+}
+
+// ---- tags ------------------------------------------------------------------------------
+
+function parseTags(text) {
+  return [...new Set(text.split(",").map((t) => t.trim()).filter(Boolean))];
+}
+
+let tagsGeneration = 0;
+
+async function loadTags() {
+  const generation = ++tagsGeneration;
+  tagsStale = false;
+  try {
+    const body = await getJson("/api/tags");
+    if (generation !== tagsGeneration) return;
+    knownTags = body.tags || [];
+  } catch (err) {
+    if (generation !== tagsGeneration) return;
+    knownTags = [];
+  }
+  renderTags();
+}
+
+function renderTags() {
+  const box = el["tag-filter"];
+  const focusedTag = box.contains(document.activeElement) ? document.activeElement.dataset.tag : null;
+  const entries = [...knownTags];
+  // A chosen tag stays on screen (to be cleared) even when nothing carries it any more.
+  if (list.tag && !entries.some((t) => t.tag === list.tag)) entries.unshift({ tag: list.tag, count: 0 });
+  box.replaceChildren(
+    ...entries.map(({ tag, count }) => {
+      const pressed = list.tag === tag;
+      const chip = h(
+        "button",
+        {
+          type: "button",
+          class: "tag-chip",
+          "aria-pressed": String(pressed),
+          "aria-label": `${tag}, ${what(count)}`,
+          dataset: { tag },
+        },
+        h("span", { class: "tag-name", text: tag }),
+        h("span", { class: "tag-count", text: String(count) }),
+      );
+      chip.addEventListener("click", () => {
+        list.tag = pressed ? null : tag;
+        renderTags();
+        reload();
+        box.querySelector(`[data-tag="${CSS.escape(tag)}"]`)?.focus();
+      });
+      return chip;
+    }),
+  );
+  box.hidden = entries.length === 0;
+  if (focusedTag !== null) box.querySelector(`[data-tag="${CSS.escape(focusedTag)}"]`)?.focus();
+  el["tags-known"].replaceChildren(...knownTags.map(({ tag }) => h("option", { value: tag })));
+}
+
+async function editTags(item) {
+  const ok = await ask(el["tags-dialog"], () => {
+    el["tags-title"].textContent = `Tags for “${item.title}”`;
+    el["tags-input"].value = (item.tags || []).join(", ");
+    el["tags-ok"].textContent = "Save";
+  });
+  if (!ok) return;
+  const tags = parseTags(el["tags-input"].value);
+  if (tags.join(",") === (item.tags || []).join(",")) return;
+  el["history-error"].textContent = "";
+  try {
+    const updated = await sendJson("PATCH", path(item.id), { tags });
+    item.tags = updated?.tags || tags;
+    announce(item.tags.length ? `Tags: ${item.tags.join(", ")}.` : "Tags removed.");
+    tagsStale = true;
+    reload({ keepRows: true });
+  } catch (err) {
+    reportError(err);
+  }
+}
+
+async function setPinned(item, pinned) {
+  el["history-error"].textContent = "";
+  try {
+    await sendJson("PATCH", path(item.id), { pinned });
+    announce(pinned ? `“${item.title}” pinned to the top.` : `“${item.title}” unpinned.`);
+    await reload({ keepRows: true });
+  } catch (err) {
+    reportError(err);
+  }
+}
+
+// ---- actions ---------------------------------------------------------------------------
+
 const path = (id) => `/api/sessions/${encodeURIComponent(id)}`;
 
+/** Brings a conversation back to be continued: out of the archive, or out of the trash
+ *  (where it returns to what it was: an archived one takes a second step). */
 export async function restore(id) {
   el["history-error"].textContent = "";
   try {
-    await sendJson("POST", `${path(id)}/restore`);
+    let session = await sendJson("POST", `${path(id)}/restore`);
+    if (session && session.status === "archived") session = await sendJson("POST", `${path(id)}/restore`);
     announce("Conversation restored. You can continue it now.");
     list.stale = true;
     await hooks.onRestored(id);
+  } catch (err) {
+    reportError(err);
+  }
+}
+
+/** Out of the trash, back to what it was (active or archived). */
+async function untrash(item) {
+  el["history-error"].textContent = "";
+  try {
+    const session = await sendJson("POST", `${path(item.id)}/restore`);
+    removeRows([item.id]);
+    announce(`“${item.title}” restored to ${session?.status === "archived" ? "Archived" : "Active"}.`);
+    loadTags();
+  } catch (err) {
+    reportError(err);
+  }
+}
+
+async function moveToTrash(item) {
+  el["history-error"].textContent = "";
+  try {
+    await send("DELETE", path(item.id));
+  } catch (err) {
+    reportError(err);
+    return;
+  }
+  removeRows([item.id]);
+  hooks.onGone(item.id, "deleted");
+  showToast("Moved to trash.", { action: "Undo", onAction: () => undoTrash([item.id]) });
+  loadTags();
+}
+
+async function undoTrash(ids) {
+  el["history-error"].textContent = "";
+  try {
+    const result = await sendJson("POST", "/api/sessions/restore", { ids });
+    const back = result?.restored || [];
+    showToast(back.length === 1 ? "Restored." : `${what(back.length)} restored.`);
+    hooks.onUndone(back);
+    tagsStale = true;
+    reload({ keepRows: true });
+  } catch (err) {
+    reportError(err);
+  }
+}
+
+async function deleteForever(item) {
+  const ok = await ask(el["confirm-dialog"], () => {
+    el["confirm-title"].textContent = "Delete forever?";
+    el["confirm-text"].textContent =
+      `“${item.title}” and its ${plural(item.messageCount, "message", "messages")} will be deleted for good, ` +
+      "with its drafts and images. This cannot be undone.";
+    el["confirm-ok"].textContent = "Delete forever";
+  });
+  if (!ok) return;
+  el["history-error"].textContent = "";
+  try {
+    await send("DELETE", `${path(item.id)}?permanent=true`);
+    removeRows([item.id]);
+    hooks.onGone(item.id, "deleted");
+    announce(`“${item.title}” deleted for good.`);
   } catch (err) {
     reportError(err);
   }
@@ -359,7 +864,7 @@ async function archive(item) {
     await sendJson("POST", `${path(item.id)}/archive`);
     announce(`“${item.title}” archived.`);
     hooks.onGone(item.id, "archived");
-    reload();
+    reload({ keepRows: true });
   } catch (err) {
     reportError(err);
   }
@@ -386,24 +891,6 @@ async function rename(item, li) {
     li.querySelector(".row-title").textContent = item.title;
     hooks.onRenamed(item.id, item.title);
     announce("Conversation renamed.");
-  } catch (err) {
-    reportError(err);
-  }
-}
-
-async function remove(item, li) {
-  const ok = await ask(el["confirm-dialog"], () => {
-    el["confirm-text"].textContent =
-      `“${item.title}” and its ${item.messageCount} messages will be deleted for good. ` +
-      "Export it first if you may want it back.";
-  });
-  if (!ok) return;
-  try {
-    await send("DELETE", path(item.id));
-    li.remove();
-    hooks.onGone(item.id, "deleted");
-    announce(`“${item.title}” deleted.`);
-    if (!el["history-list"].children.length) el["history-status"].textContent = emptyText();
   } catch (err) {
     reportError(err);
   }
@@ -500,8 +987,19 @@ export function resetHistory() {
   list.done = false;
   list.loading = false;
   list.stale = true;
+  list.tag = null;
+  tagsGeneration++;
+  tagsStale = true;
+  knownTags = [];
+  selection.ids.clear();
+  selection.anchor = null;
+  shown.clear();
   el["history-list"].replaceChildren();
   el["history-status"].textContent = "";
   el["history-error"].textContent = "";
+  el["tag-filter"].replaceChildren();
+  el["tag-filter"].hidden = true;
+  el["bulk-bar"].hidden = true;
+  hideToast(); // its Undo belongs to the user who was signed in
   show(el.transfer, false);
 }
