@@ -21,7 +21,9 @@ from app.assistant.base import HistoryMessage
 from app.conversations import trash
 from app.conversations.ids import is_well_formed, new_session_id
 from app.conversations.models import AuditAction, ChatMessage, ChatSession, SessionStatus
+from app.core.crypto import keyring_of
 from app.core.errors import InvalidInputError, NotFoundError
+from app.core.sealed import open_column
 from app.core.tenancy import owned
 
 TITLE_MAX_CHARS = 80
@@ -78,6 +80,29 @@ async def get_owned_session(
     return found
 
 
+def open_message(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    session_id: str,
+    seq: int,
+    sealed: bytes | None,
+    key_id: str | None,
+    plain: str = "",
+) -> str:
+    """A message's content read by a Core statement: `plain`, or the sealed copy opened."""
+    content: str = open_column(
+        keyring_of(session),
+        ChatMessage,
+        "content",
+        plain=plain,
+        sealed=sealed,
+        key_id=key_id,
+        user_id=user_id,
+        row=(session_id, seq),
+    )
+    return content
+
+
 async def load_context(
     *, session: AsyncSession, user_id: uuid.UUID, session_id: str, limits: ContextLimits
 ) -> list[HistoryMessage]:
@@ -91,6 +116,8 @@ async def load_context(
                 col(ChatMessage.role),
                 col(ChatMessage.content),
                 col(ChatMessage.image_url),
+                col(ChatMessage.content_sealed),
+                col(ChatMessage.key_id),
             )
             .where(col(ChatMessage.session_id) == session_id)
             .order_by(col(ChatMessage.seq).desc())
@@ -99,7 +126,8 @@ async def load_context(
     ).all()
     picked: list[HistoryMessage] = []
     budget = limits.max_chars
-    for seq, role, content, image_url in rows:
+    for seq, role, plain, image_url, sealed, key_id in rows:
+        content = open_message(session, user_id, session_id, seq, sealed, key_id, plain)
         if picked and len(content) > budget:
             break
         budget -= len(content)

@@ -40,6 +40,7 @@ from app.conversations.service import (
     archive_session,
     load_context,
     new_session,
+    open_message,
     owned_session,
 )
 from app.core.errors import ConflictError, InvalidInputError, problem_body
@@ -695,6 +696,8 @@ async def snapshot(
                     sa.func.substr(col(ChatMessage.content), offset + 1),
                     sa.func.length(col(ChatMessage.content)),
                     col(ChatMessage.image_url),
+                    col(ChatMessage.content_sealed),
+                    col(ChatMessage.key_id),
                 ).where(
                     col(ChatMessage.session_id) == turn.session_id,
                     col(ChatMessage.seq) == turn.reply_seq,
@@ -703,6 +706,9 @@ async def snapshot(
         ).one_or_none()
         if row is None:  # the conversation was deleted meanwhile
             return None
+        if row[4] is not None:  # sealed: the whole reply is opened, then cut here
+            reply = open_message(db, turn.user_id, turn.session_id, turn.reply_seq, row[3], row[4])
+            return TurnSnapshot(turn, reply[offset:], len(reply), row[2], turn.reply_seq)
         return TurnSnapshot(turn, row[0] or "", int(row[1] or 0), row[2], turn.reply_seq)
     partial = turn.partial_reply or ""
     return TurnSnapshot(turn, partial[offset:], len(partial), None, None)
