@@ -1,4 +1,4 @@
-"""Command line: `python -m app serve | migrate | users ... | sessions ...`."""
+"""Command line: `python -m app serve | migrate | users ... | sessions ... | keys ...`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings, get_settings
@@ -155,6 +156,34 @@ def cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
+    from app.core.crypto import KeyFormatError
+    from app.keys import service
+
+    if args.action == "generate":
+        try:
+            print(service.generate_key_line(args.id))
+        except KeyFormatError as exc:
+            raise AppError(str(exc)) from None
+        return 0
+
+    def progress(table: str, done: int) -> None:
+        print(f"{table}: {done} rows on the newest key", flush=True)
+
+    async def work(sm: async_sessionmaker[AsyncSession]) -> str:
+        report = await service.rotate(
+            sessionmaker=sm,
+            batch_size=args.batch_size,
+            pause_seconds=args.pause,
+            on_progress=progress,
+        )
+        total = sum(report.rewritten.values())
+        return f"Done: {total} rows rewritten; every row is on key {report.key_id!r}."
+
+    print(_with_db(settings, work))
+    return 0
+
+
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m app", description="Chatkeep server and tools.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -184,11 +213,34 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     sessions.add_argument("action", choices=["count", "sweep", "clear"])
     sessions.add_argument("session_id", nargs="?")
     sessions.set_defaults(func=cmd_sessions)
+
+    keys = sub.add_parser("keys", help="encryption keys (ENCRYPTION_KEYS)")
+    keys.add_argument(
+        "action",
+        choices=["generate", "rotate"],
+        help="generate: print a new key line; rotate: move every row onto the first key",
+    )
+    keys.add_argument("--id", help="generate: the key id (default: a random one)")
+    keys.add_argument("--batch-size", type=int, default=500, help="rotate: rows per transaction")
+    keys.add_argument(
+        "--pause", type=float, default=0.0, help="rotate: seconds to wait between batches"
+    )
+    keys.set_defaults(func=cmd_keys)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        # A setting that cannot work (a malformed ENCRYPTION_KEYS, a weak SECRET_KEY in
+        # production): say which and why, without a traceback.
+        for error in exc.errors():
+            print(
+                f"error: configuration: {error['msg'].removeprefix('Value error, ')}",
+                file=sys.stderr,
+            )
+        return 2
     args = build_parser(settings).parse_args(argv)
     try:
         code: int = args.func(args, settings)

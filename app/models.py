@@ -6,6 +6,7 @@ from app.conversations.models import (
     AuditEvent,
     ChatMessage,
     ChatSession,
+    MessageSearchToken,
     SweeperState,
     SweepRun,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "ChatMessage",
     "ChatSession",
     "ChatTurn",
+    "MessageSearchToken",
     "PostDraft",
     "PostDraftVersion",
     "PublishedPost",

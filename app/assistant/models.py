@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
+from app.core import sealed
 from app.core.db import metadata as _metadata  # noqa: F401  (naming convention first)
 from app.core.tenancy import owner_key, same_owner_fk
 
@@ -35,6 +36,16 @@ class DraftStatus(StrEnum):
 
 def _tz(nullable: bool = False, **kwargs: Any) -> Any:
     return sa.Column(sa.DateTime(timezone=True), nullable=nullable, **kwargs)
+
+
+def _sealed() -> Any:
+    """The sealed copy of a text column (ENCRYPTION_KEYS set); NULL for plaintext rows."""
+    return Field(default=None, sa_column=sa.Column(sa.LargeBinary, nullable=True))
+
+
+def _key_id() -> Any:
+    """Which key sealed the row's content; NULL: plaintext (encryption off, or older)."""
+    return Field(default=None, sa_column=sa.Column(sa.String(32), nullable=True))
 
 
 def _owner() -> Any:
@@ -54,7 +65,10 @@ class StoredImage(SQLModel, table=True):
     id: uuid.UUID = Field(sa_column=sa.Column(sa.Uuid, primary_key=True))
     user_id: uuid.UUID = Field(sa_column=_owner())
     content_type: str = Field(max_length=100, nullable=False)
+    # The image, or with `key_id` set the image sealed (`byte_size` and `sha256` are
+    # the plaintext's).
     data: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))
+    key_id: str | None = _key_id()
     byte_size: int = Field(nullable=False)
     sha256: str = Field(max_length=64, nullable=False)
     source: str = Field(max_length=32, nullable=False)  # "card" | "openai"
@@ -96,7 +110,10 @@ class PostDraft(SQLModel, table=True):
     )
     platform: str = Field(max_length=32, nullable=False)
     topic: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    topic_sealed: bytes | None = _sealed()
     context: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    context_sealed: bytes | None = _sealed()
+    key_id: str | None = _key_id()
     with_image: bool = Field(default=False, nullable=False)
     status: str = Field(default=DraftStatus.PENDING, max_length=16, nullable=False)
     current_version: int = Field(default=1, nullable=False)
@@ -117,10 +134,13 @@ class PostDraftVersion(SQLModel, table=True):
     version: int = Field(sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False))
     user_id: uuid.UUID = Field(sa_column=_owner())
     text: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    text_sealed: bytes | None = _sealed()
+    key_id: str | None = _key_id()
     hashtags: list[str] = Field(
         default_factory=list,
         sa_column=sa.Column(JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
     )
+    hashtags_sealed: bytes | None = _sealed()
     image_id: uuid.UUID | None = Field(default=None, sa_column=sa.Column(sa.Uuid, nullable=True))
     source_message_seq: int = Field(nullable=False)
     writer: str = Field(max_length=32, nullable=False)  # "builtin" | "openai"
@@ -150,11 +170,57 @@ class PublishedPost(SQLModel, table=True):
     version: int = Field(nullable=False)
     platform: str = Field(max_length=32, nullable=False)
     text: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    text_sealed: bytes | None = _sealed()
+    key_id: str | None = _key_id()
     hashtags: list[str] = Field(
         default_factory=list,
         sa_column=sa.Column(JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
     )
+    hashtags_sealed: bytes | None = _sealed()
     image_id: uuid.UUID | None = Field(default=None, sa_column=sa.Column(sa.Uuid, nullable=True))
     publisher: str = Field(max_length=32, nullable=False)
     external_id: str | None = Field(default=None, max_length=500, nullable=True)
     published_at: datetime = Field(sa_column=_tz())
+
+
+sealed.register(
+    StoredImage,
+    sealed.SealSpec(
+        table="stored_image",
+        columns=(sealed.SealedColumn("data", "data", kind="bytes"),),
+        row_key=("id",),
+    ),
+)
+sealed.register(
+    PostDraft,
+    sealed.SealSpec(
+        table="post_draft",
+        columns=(
+            sealed.SealedColumn("topic", "topic_sealed"),
+            sealed.SealedColumn("context", "context_sealed", blank=None),
+        ),
+        row_key=("id",),
+    ),
+)
+sealed.register(
+    PostDraftVersion,
+    sealed.SealSpec(
+        table="post_draft_version",
+        columns=(
+            sealed.SealedColumn("text", "text_sealed"),
+            sealed.SealedColumn("hashtags", "hashtags_sealed", blank=list, kind="json"),
+        ),
+        row_key=("draft_id", "version"),
+    ),
+)
+sealed.register(
+    PublishedPost,
+    sealed.SealSpec(
+        table="published_post",
+        columns=(
+            sealed.SealedColumn("text", "text_sealed"),
+            sealed.SealedColumn("hashtags", "hashtags_sealed", blank=list, kind="json"),
+        ),
+        row_key=("id",),
+    ),
+)

@@ -10,7 +10,9 @@ page never repeats or skips a row because sessions were added after the first pa
 
 Search is PostgreSQL full-text search with the 'simple' configuration over titles and
 message content, by word prefix, plus substring terms for CJK and emoji (see
-`app.conversations.search`).
+`app.conversations.search`). With ENCRYPTION_KEYS set, sealed titles and messages are
+found through their blind index instead (`app.conversations.blind_index`), and plaintext
+rows not yet sealed through the full-text indexes as before.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.conversations import search, trash
+from app.conversations import blind_index, search, trash
 from app.conversations.models import (
     AuditAction,
     ChatMessage,
@@ -37,7 +39,9 @@ from app.conversations.models import (
 )
 from app.conversations.service import archive_session
 from app.conversations.tags import TAGS_PER_CONVERSATION, normalize_tag
+from app.core.crypto import Keyring, keyring_of
 from app.core.errors import InvalidInputError, NotFoundError
+from app.core.sealed import open_column
 from app.core.tenancy import owned, owned_by, owned_update
 from app.core.validation import in_date_range, unstorable_reason
 from app.events.bus import EventBus, user_event
@@ -199,6 +203,8 @@ async def choose_search_plan(
 
 async def _looks_common(*, session: AsyncSession, user_id: uuid.UUID, q: str) -> bool:
     """Whether the planner's statistics put `q` among the user's common words."""
+    if keyring_of(session) is not None:  # sealed text has no statistics: the set plan
+        return False
     words = search.split_terms(q).words
     if words is None:  # substrings only: no statistics to ask, the set plan
         return False
@@ -254,13 +260,17 @@ async def _scan_window(
 
 
 def filtered_sessions(
-    *columns: Any, user_id: uuid.UUID, flt: SessionFilter, plan: SearchPlan = "set"
+    *columns: Any,
+    user_id: uuid.UUID,
+    flt: SessionFilter,
+    plan: SearchPlan = "set",
+    keyring: Keyring | None = None,
 ) -> sa.Select[Any]:
     """SELECT columns FROM the user's sessions matching `flt`; shared by list and export.
 
     Order, cursor and limit are the caller's. With words to find, `plan` (from
     `choose_search_plan`) decides how message content is searched; titles are always
-    searched too.
+    searched too. With a `keyring`, sealed rows are searched through the blind index.
     """
     s = _sessions.c
     conds: list[sa.ColumnElement[bool]] = []
@@ -288,16 +298,17 @@ def filtered_sessions(
         # Every matching session id, found through the two GIN indexes and computed once
         # (a MATERIALIZED CTE: never turned into a per-session check); the sessions are
         # then read by primary key and sorted.
-        matched = (
-            sa.union(
-                owned(_sessions, user_id, s.id.label("id")).where(title_hit),
-                owned(_messages, user_id, m.session_id).where(
-                    search.matches(terms, m.content, m.content_tsv)
-                ),
-            )
-            .cte("search_match")
-            .prefix_with("MATERIALIZED")
-        )
+        branches = [
+            owned(_sessions, user_id, s.id.label("id")).where(title_hit),
+            owned(_messages, user_id, m.session_id).where(
+                search.matches(terms, m.content, m.content_tsv)
+            ),
+        ]
+        if keyring is not None:
+            query = blind_index.token_query(keyring, user_id, terms)
+            found = blind_index.matching_rows(query, user_id=user_id).subquery("blind")
+            branches.append(sa.select(found.c.session_id))
+        matched = sa.union(*branches).cte("search_match").prefix_with("MATERIALIZED")
         conds.append(s.id.in_(sa.select(matched.c.id)))
         return stmt.where(*conds)
     # Probe: a correlated check per session, in history order. `OFFSET 0` keeps it a
@@ -339,6 +350,21 @@ def history_order() -> list[sa.ColumnElement[Any]]:
     return [s.pinned.desc(), s.last_activity_at.desc(), s.id.asc()]
 
 
+def session_title(keyring: Keyring | None, user_id: uuid.UUID, row: Any) -> str:
+    """The title of a Core row of chat_session that selected title, title_sealed, key_id."""
+    title: str = open_column(
+        keyring,
+        ChatSession,
+        "title",
+        plain=row.title,
+        sealed=row.title_sealed,
+        key_id=row.key_id,
+        user_id=user_id,
+        row=(row.id,),
+    )
+    return title
+
+
 def make_preview(text: str | None) -> str:
     if not text:
         return ""
@@ -370,6 +396,8 @@ async def _page(
         filtered_sessions(
             s.id,
             s.title,
+            s.title_sealed,
+            s.key_id,
             s.status,
             s.created_at,
             s.last_activity_at,
@@ -383,6 +411,7 @@ async def _page(
             user_id=user_id,
             flt=flt,
             plan=plan,
+            keyring=keyring_of(session),
         )
         .where(*extra)
         .order_by(*history_order())
@@ -399,6 +428,8 @@ async def _page(
             sa.func.left(m.content, PREVIEW_CHARS * 3).label("preview"),
             link.token.label("share_token"),
             link.expires_at.label("share_expires_at"),
+            m.content_sealed.label("preview_sealed"),
+            m.key_id.label("preview_key_id"),
         )
         .select_from(
             page.outerjoin(
@@ -435,12 +466,63 @@ async def _with_matches(
         .order_by(m.session_id, m.seq)
     )
     first = {r.session_id: (r.seq, r.content) for r in rows}
+    keyring = keyring_of(session)
+    if keyring is not None:
+        first = await _first_sealed_matches(
+            session=session, keyring=keyring, user_id=user_id, terms=terms, ids=ids, first=first
+        )
     out = []
     for item in items:
         seq, text = first.get(item.id, (None, item.title))
         found = search.snippet(text, terms) or search.snippet(item.title, terms)
         out.append(replace(item, match_seq=seq, snippet=found))
     return out
+
+
+async def _first_sealed_matches(
+    *,
+    session: AsyncSession,
+    keyring: Keyring,
+    user_id: uuid.UUID,
+    terms: search.SearchTerms,
+    ids: list[str],
+    first: dict[str, tuple[int, str]],
+) -> dict[str, tuple[int, str]]:
+    """`first`, with the blind index's earlier matches among sealed messages, opened (the
+    snippet is built from the plaintext here, never in the database)."""
+    query = blind_index.token_query(keyring, user_id, terms)
+    found = blind_index.matching_rows(query, user_id=user_id, session_ids=ids).subquery()
+    hits = await session.execute(
+        sa.select(found.c.session_id, sa.func.min(found.c.message_seq))
+        .where(found.c.message_seq > 0)
+        .group_by(found.c.session_id)
+    )
+    wanted = {sid: seq for sid, seq in hits.all() if sid not in first or seq < first[sid][0]}
+    if not wanted:
+        return first
+    m = _messages.c
+    pairs = sa.values(
+        sa.column("sid", sa.String), sa.column("seq", sa.Integer), name="wanted"
+    ).data(list(wanted.items()))
+    rows = await session.execute(
+        owned(_messages, user_id, m.session_id, m.seq, m.content, m.content_sealed, m.key_id).join(
+            pairs, sa.and_(m.session_id == pairs.c.sid, m.seq == pairs.c.seq)
+        )
+    )
+    merged = dict(first)
+    for r in rows:
+        text = open_column(
+            keyring,
+            ChatMessage,
+            "content",
+            plain=r.content,
+            sealed=r.content_sealed,
+            key_id=r.key_id,
+            user_id=user_id,
+            row=(r.session_id, r.seq),
+        )
+        merged[r.session_id] = (r.seq, text)
+    return merged
 
 
 async def list_sessions(
@@ -483,16 +565,28 @@ async def list_sessions(
             rows = await _page(
                 session=session, user_id=user_id, flt=flt, position=position, limit=limit
             )
+    keyring = keyring_of(session)
     items = [
         SessionListItem(
             id=r.id,
-            title=r.title,
+            title=session_title(keyring, user_id, r),
             status=r.status,
             created_at=r.created_at,
             last_activity_at=r.last_activity_at,
             archived_at=r.archived_at,
             message_count=r.message_count,
-            preview=make_preview(r.preview),
+            preview=make_preview(
+                open_column(
+                    keyring,
+                    ChatMessage,
+                    "content",
+                    plain=r.preview,
+                    sealed=r.preview_sealed,
+                    key_id=r.preview_key_id,
+                    user_id=user_id,
+                    row=(r.id, r.message_count),
+                )
+            ),
             trashed_at=r.trashed_at,
             purge_at=r.purge_at,
             pinned=r.pinned,

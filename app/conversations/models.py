@@ -15,6 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlmodel import Field, SQLModel
 
+from app.core import sealed
+from app.core.crypto import Keyring
 from app.core.db import metadata as _metadata  # noqa: F401  (naming convention first)
 from app.core.tenancy import owner_key, same_owner_fk
 
@@ -56,6 +58,16 @@ class MessageRole(StrEnum):
 
 def _tz(nullable: bool = False, **kwargs: Any) -> Any:
     return sa.Column(sa.DateTime(timezone=True), nullable=nullable, **kwargs)
+
+
+def _sealed() -> Any:
+    """The sealed copy of a text column (ENCRYPTION_KEYS set); NULL for plaintext rows."""
+    return Field(default=None, sa_column=sa.Column(sa.LargeBinary, nullable=True))
+
+
+def _key_id() -> Any:
+    """Which key sealed the row's content; NULL: plaintext (encryption off, or older)."""
+    return Field(default=None, sa_column=sa.Column(sa.String(32), nullable=True))
 
 
 class ChatSession(SQLModel, table=True):
@@ -123,6 +135,8 @@ class ChatSession(SQLModel, table=True):
         )
     )
     title: str = Field(default="New conversation", max_length=200, nullable=False)
+    title_sealed: bytes | None = _sealed()
+    key_id: str | None = _key_id()
     status: str = Field(default=SessionStatus.ACTIVE, max_length=16, nullable=False)
     created_at: datetime = Field(sa_column=_tz())
     last_activity_at: datetime = Field(sa_column=_tz())
@@ -185,6 +199,8 @@ class ChatMessage(SQLModel, table=True):
     )
     role: str = Field(max_length=16, nullable=False)
     content: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    content_sealed: bytes | None = _sealed()
+    key_id: str | None = _key_id()
     image_url: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
     meta: dict[str, Any] = Field(
         default_factory=dict,
@@ -251,4 +267,94 @@ class AuditEvent(SQLModel, table=True):
     action: str = Field(max_length=16, nullable=False)
     session_id: str = Field(max_length=100, nullable=False)
     title: str = Field(max_length=200, nullable=False)
+    title_sealed: bytes | None = _sealed()
+    key_id: str | None = _key_id()
     ip: str | None = Field(default=None, max_length=64, nullable=True)
+
+
+# A message's title row in `message_search_token`: messages start at seq 1.
+TITLE_SEQ = 0
+
+
+class MessageSearchToken(SQLModel, table=True):
+    """The blind index of one sealed message (or, at `message_seq` 0, of a conversation's
+    title): keyed hashes of its words, their prefixes and CJK/emoji grams
+    (`app.conversations.blind_index`). One row per message keeps a turn's cost to one
+    insert per message; the GIN index answers "which of this user's messages hold all
+    these tokens"."""
+
+    __tablename__ = "message_search_token"
+    __table_args__ = (
+        same_owner_fk("message_search_token", "session_id", "chat_session"),
+        sa.Index(
+            "ix_message_search_token_user_tokens", "user_id", "tokens", postgresql_using="gin"
+        ),
+    )
+
+    session_id: str = Field(sa_column=sa.Column(sa.String(100), primary_key=True))
+    message_seq: int = Field(sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False))
+    user_id: uuid.UUID = Field(
+        sa_column=sa.Column(
+            sa.Uuid, sa.ForeignKey("app_user.id", ondelete="CASCADE"), nullable=False
+        )
+    )
+    # The key whose index key made the tokens (rotation rebuilds rows on older keys).
+    key_id: str = Field(sa_column=sa.Column(sa.String(32), nullable=False))
+    tokens: list[bytes] = Field(
+        default_factory=list, sa_column=sa.Column(ARRAY(sa.LargeBinary), nullable=False)
+    )
+
+
+def _index_message(connection: sa.Connection, target: Any, keyring: Keyring) -> None:
+    from app.conversations.blind_index import write_tokens
+
+    write_tokens(
+        connection,
+        keyring,
+        user_id=target.user_id,
+        session_id=target.session_id,
+        seq=target.seq,
+        text=target.content,
+    )
+
+
+def _index_title(connection: sa.Connection, target: Any, keyring: Keyring) -> None:
+    from app.conversations.blind_index import write_tokens
+
+    write_tokens(
+        connection,
+        keyring,
+        user_id=target.user_id,
+        session_id=target.id,
+        seq=TITLE_SEQ,
+        text=target.title,
+    )
+
+
+sealed.register(
+    ChatSession,
+    sealed.SealSpec(
+        table="chat_session",
+        columns=(sealed.SealedColumn("title", "title_sealed"),),
+        row_key=("id",),
+        on_write=_index_title,
+    ),
+)
+sealed.register(
+    ChatMessage,
+    sealed.SealSpec(
+        table="chat_message",
+        columns=(sealed.SealedColumn("content", "content_sealed"),),
+        row_key=("session_id", "seq"),
+        on_write=_index_message,
+    ),
+)
+# Audit rows have no id before they are written: bound to the conversation they name.
+sealed.register(
+    AuditEvent,
+    sealed.SealSpec(
+        table="audit_event",
+        columns=(sealed.SealedColumn("title", "title_sealed"),),
+        row_key=("session_id",),
+    ),
+)

@@ -9,7 +9,7 @@ Ownership lives here, in `owned_session`: every read of a session filters on its
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,7 +22,9 @@ from app.assistant.base import HistoryMessage
 from app.conversations import trash
 from app.conversations.ids import is_well_formed, new_session_id
 from app.conversations.models import AuditAction, ChatMessage, ChatSession, SessionStatus
+from app.core.crypto import keyring_of
 from app.core.errors import InvalidInputError, NotFoundError
+from app.core.sealed import open_column
 from app.core.tenancy import owned
 
 TITLE_MAX_CHARS = 80
@@ -79,9 +81,32 @@ async def get_owned_session(
     return found
 
 
+def open_message(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    session_id: str,
+    seq: int,
+    sealed: bytes | None,
+    key_id: str | None,
+    plain: str = "",
+) -> str:
+    """A message's content read by a Core statement: `plain`, or the sealed copy opened."""
+    content: str = open_column(
+        keyring_of(session),
+        ChatMessage,
+        "content",
+        plain=plain,
+        sealed=sealed,
+        key_id=key_id,
+        user_id=user_id,
+        row=(session_id, seq),
+    )
+    return content
+
+
 # Read on every turn: built once (a statement built per call costs more CPU than its rows).
 _CONTEXT_ROWS = sa.text(
-    "SELECT seq, role, content, image_url FROM chat_message"
+    "SELECT seq, role, content, image_url, content_sealed, key_id FROM chat_message"
     " WHERE session_id = :session_id AND user_id = :user_id ORDER BY seq DESC LIMIT :limit"
 )
 
@@ -96,15 +121,26 @@ async def load_context(
             {"session_id": session_id, "user_id": user_id, "limit": limits.max_messages},
         )
     ).all()
-    return pick_context(rows, limits)
+    return pick_context(
+        rows,
+        limits,
+        lambda seq, sealed, key_id, plain: open_message(
+            session, user_id, session_id, seq, sealed, key_id, plain
+        ),
+    )
 
 
-def pick_context(rows: Iterable[Sequence[Any]], limits: ContextLimits) -> list[HistoryMessage]:
-    """From (seq, role, content, image_url) rows, newest first: those within the budget,
-    oldest first."""
+def pick_context(
+    rows: Iterable[Sequence[Any]],
+    limits: ContextLimits,
+    open_content: Callable[[int, bytes | None, str | None, str], str],
+) -> list[HistoryMessage]:
+    """From (seq, role, content, image_url, content_sealed, key_id) rows, newest first:
+    those within the budget, oldest first, their content opened."""
     picked: list[HistoryMessage] = []
     budget = limits.max_chars
-    for seq, role, content, image_url in rows:
+    for seq, role, plain, image_url, sealed, key_id in rows:
+        content = open_content(seq, sealed, key_id, plain)
         if picked and len(content) > budget:
             break
         budget -= len(content)

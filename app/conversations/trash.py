@@ -26,6 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.conversations.models import AuditAction, AuditEvent, ChatSession, SessionStatus
+from app.core.crypto import keyring_of
+from app.core.sealed import open_column
 from app.core.tenancy import owned, owned_by
 from app.events.bus import EventBus, user_event
 from app.sharing.service import revoke_for_sessions
@@ -197,10 +199,27 @@ async def remove(
         await session.execute(
             sa.delete(_sessions)
             .where(s.id == sa.any_(sa.cast(list(found), ARRAY(sa.String))))
-            .returning(s.id, s.user_id, s.title)
+            .returning(s.id, s.user_id, s.title, s.title_sealed, s.key_id)
         )
     ).all()
-    removed = [Removed(id=r.id, user_id=r.user_id, title=r.title) for r in rows]
+    keyring = keyring_of(session)
+    removed = [
+        Removed(
+            id=r.id,
+            user_id=r.user_id,
+            title=open_column(
+                keyring,
+                ChatSession,
+                "title",
+                plain=r.title,
+                sealed=r.title_sealed,
+                key_id=r.key_id,
+                user_id=r.user_id,
+                row=(r.id,),
+            ),
+        )
+        for r in rows
+    ]
     for item in removed:
         record(
             session,

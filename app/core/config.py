@@ -6,10 +6,13 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from app.core.crypto import Keyring
 
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "changethis", "dev", "development"}
 MIN_SECRET_LENGTH = 32
@@ -139,6 +142,10 @@ class Settings(BaseSettings):
     publish_webhook_secret: str | None = None
     publish_webhook_timeout_seconds: float = 10.0
 
+    # Encryption at rest (docs/operations.md): `kid:base64url-32-bytes`, comma-separated.
+    # The first key encrypts, all decrypt. Unset: content is stored as plaintext.
+    encryption_keys: str | None = Field(default=None, repr=False)
+
     trusted_origins: list[str] = Field(default_factory=list)
 
     # Rate limits (docs/rate-limits.md): `limits` strings, several windows joined by ";".
@@ -161,6 +168,22 @@ class Settings(BaseSettings):
             # The server should give up first: its error is clean, a client timeout is not.
             raise ValueError("DB_STATEMENT_TIMEOUT_MS must not exceed DB_COMMAND_TIMEOUT_SECONDS")
         return self
+
+    @model_validator(mode="after")
+    def _check_encryption_keys(self) -> Settings:
+        from app.core.crypto import KeyFormatError, parse_keys
+
+        try:
+            parse_keys(self.encryption_keys or "")
+        except KeyFormatError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def keyring(self) -> Keyring | None:
+        """The parsed ENCRYPTION_KEYS (checked at start-up), None when encryption is off."""
+        from app.core.crypto import parse_keys
+
+        return parse_keys(self.encryption_keys or "")
 
     def direct_database_url(self) -> str | None:
         """Where migrations and session-level locks go: never through a pooler."""

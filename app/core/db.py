@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlmodel import SQLModel
 
 from app.core.config import Settings
+from app.core.crypto import attach_keyring
 
 # Set before any model is defined so constraint names are stable in migrations.
 NAMING_CONVENTION = {
@@ -98,6 +99,7 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
         connect_args=connect_args,
     )
     _install_bounds(engine.sync_engine, ping_timeout=settings.db_ping_timeout_seconds)
+    attach_keyring(engine.sync_engine, settings.keyring())
     return engine
 
 

@@ -52,12 +52,15 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from app.assistant.models import StoredImage
 from app.assistant.schemas import image_url
+from app.conversations import blind_index
 from app.conversations.ids import new_session_id
-from app.conversations.models import ChatMessage, ChatSession, SessionStatus
+from app.conversations.models import TITLE_SEQ, ChatMessage, ChatSession, SessionStatus
 from app.conversations.service import DEFAULT_TITLE
 from app.conversations.tags import normalize_tags
 from app.core.config import Settings
+from app.core.crypto import keyring_of
 from app.core.errors import InvalidInputError, PayloadTooLargeError
+from app.core.sealed import open_column, seal_row
 from app.core.tenancy import owned
 from app.core.validation import PG_INT_MAX, SaneDatetime, find_unstorable, invalid_text_error
 from app.exports import formats
@@ -590,13 +593,33 @@ async def _still_here(
             sa.column("sid", sa.String), sa.column("n", sa.Integer), name="wanted"
         ).data(wanted)
         rows = await session.execute(
-            owned(_messages, user_id, m.session_id, m.seq, m.role, m.content)
+            owned(
+                _messages,
+                user_id,
+                m.session_id,
+                m.seq,
+                m.role,
+                m.content,
+                m.content_sealed,
+                m.key_id,
+            )
             .join(upto, sa.and_(m.session_id == upto.c.sid, m.seq <= upto.c.n))
             .order_by(m.session_id, m.seq)
         )
+        keyring = keyring_of(session)
         stored: dict[str, list[tuple[int, str, str]]] = {}
         for row in rows:
-            stored.setdefault(row.session_id, []).append((row.seq, row.role, row.content))
+            content = open_column(
+                keyring,
+                ChatMessage,
+                "content",
+                plain=row.content,
+                sealed=row.content_sealed,
+                key_id=row.key_id,
+                user_id=user_id,
+                row=(row.session_id, row.seq),
+            )
+            stored.setdefault(row.session_id, []).append((row.seq, row.role, content))
         for sid, held in stored.items():
             for conv in by_id[sid]:
                 mine = [(msg.seq, msg.role, msg.content) for msg in conv.messages]
@@ -655,11 +678,25 @@ async def import_conversations(
     session_rows: list[dict[str, Any]] = []
     message_rows: list[dict[str, Any]] = []
     import_rows: list[dict[str, Any]] = []
+    # With ENCRYPTION_KEYS set, rows go in sealed, each with its blind-index row.
+    keyring = keyring_of(session)
+    token_rows: list[dict[str, Any]] = []
+
+    def index(session_id: str, seq: int, text: str) -> None:
+        if keyring is not None:
+            token_rows.append(
+                blind_index.token_row(
+                    keyring, user_id=user_id, session_id=session_id, seq=seq, text=text
+                )
+            )
 
     async def flush_messages() -> None:
         if message_rows:
             await session.execute(sa.insert(_messages), message_rows)
             message_rows.clear()
+        if token_rows:
+            await session.execute(blind_index.upsert(token_rows))
+            token_rows.clear()
 
     for conv, digest in keyed:
         if (conv.id, digest) in known:
@@ -668,20 +705,25 @@ async def import_conversations(
         known.add((conv.id, digest))
         new_id = new_session_id(now)
         created.append((new_id, conv))
+        title = " ".join(conv.title.split()) or DEFAULT_TITLE
         session_rows.append(
-            {
-                "id": new_id,
-                "user_id": user_id,
-                "title": " ".join(conv.title.split()) or DEFAULT_TITLE,
-                "status": SessionStatus.ARCHIVED.value,
-                "created_at": conv.created_at,
-                "last_activity_at": conv.last_activity_at,
-                "archived_at": conv.archived_at or now,
-                "message_count": len(conv.messages),
-                "pinned": conv.pinned,
-                "tags": conv.tags,
-                "imported_from": conv.imported_from,
-            }
+            seal_row(
+                keyring,
+                ChatSession,
+                {
+                    "id": new_id,
+                    "user_id": user_id,
+                    "title": title,
+                    "status": SessionStatus.ARCHIVED.value,
+                    "created_at": conv.created_at,
+                    "last_activity_at": conv.last_activity_at,
+                    "archived_at": conv.archived_at or now,
+                    "message_count": len(conv.messages),
+                    "pinned": conv.pinned,
+                    "tags": conv.tags,
+                    "imported_from": conv.imported_from,
+                },
+            )
         )
         import_rows.append(
             {
@@ -698,19 +740,25 @@ async def import_conversations(
         session=session, user_id=user_id, conversations=[conv for _, conv in created]
     )
     for new_id, conv in created:
+        index(new_id, TITLE_SEQ, " ".join(conv.title.split()) or DEFAULT_TITLE)
         for m in conv.messages:
             message_rows.append(
-                {
-                    "session_id": new_id,
-                    "seq": m.seq,
-                    "user_id": user_id,
-                    "role": m.role,
-                    "content": m.content,
-                    "image_url": m.image_url if m.image_url in own_images else None,
-                    "metadata": m.metadata,
-                    "created_at": m.created_at,
-                }
+                seal_row(
+                    keyring,
+                    ChatMessage,
+                    {
+                        "session_id": new_id,
+                        "seq": m.seq,
+                        "user_id": user_id,
+                        "role": m.role,
+                        "content": m.content,
+                        "image_url": m.image_url if m.image_url in own_images else None,
+                        "metadata": m.metadata,
+                        "created_at": m.created_at,
+                    },
+                )
             )
+            index(new_id, m.seq, m.content)
             if len(message_rows) >= INSERT_BATCH:
                 await flush_messages()
     await flush_messages()

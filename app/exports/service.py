@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from types import TracebackType
+from types import SimpleNamespace, TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import anyio
@@ -31,10 +31,13 @@ from app.conversations.history import (
     choose_search_plan,
     filtered_sessions,
     history_order,
+    session_title,
 )
 from app.conversations.models import ChatMessage, ChatSession
 from app.core.config import Settings
+from app.core.crypto import Keyring, keyring_of
 from app.core.errors import NotFoundError
+from app.core.sealed import open_column
 from app.core.tenancy import owned
 from app.core.validation import format_utc
 from app.exports.drafts import collect_drafts
@@ -52,6 +55,13 @@ _sessions = ChatSession.__table__  # type: ignore[attr-defined]
 _messages = ChatMessage.__table__  # type: ignore[attr-defined]
 # Everything but the search vector.
 _session_columns = [c for c in _sessions.c if c.name != "title_tsv"]
+
+
+def _opened_session(keyring: Keyring | None, row: sa.Row[Any]) -> Any:
+    """A session row with its title in plaintext (exports are the owner's plaintext)."""
+    if row.key_id is None:
+        return row
+    return SimpleNamespace(**{**row._asdict(), "title": session_title(keyring, row.user_id, row)})
 
 
 def iso(value: datetime | None) -> str | None:
@@ -73,7 +83,7 @@ async def read_only_snapshot(session: AsyncSession) -> None:
     await session.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
 
 
-async def load_owned(*, session: AsyncSession, user_id: uuid.UUID, session_id: str) -> sa.Row[Any]:
+async def load_owned(*, session: AsyncSession, user_id: uuid.UUID, session_id: str) -> Any:
     row = (
         await session.execute(
             owned(_sessions, user_id, *_session_columns).where(_sessions.c.id == session_id)
@@ -81,12 +91,12 @@ async def load_owned(*, session: AsyncSession, user_id: uuid.UUID, session_id: s
     ).first()
     if row is None:
         raise NotFoundError("No conversation with this id.", code="session_not_found")
-    return row
+    return _opened_session(keyring_of(session), row)
 
 
 async def message_batch(
     *, session: AsyncSession, user_id: uuid.UUID, session_id: str, after_seq: int, limit: int
-) -> Sequence[sa.Row[Any]]:
+) -> Sequence[Any]:
     m = _messages.c
     stmt = (
         owned(
@@ -95,6 +105,8 @@ async def message_batch(
             m.seq,
             m.role,
             m.content,
+            m.content_sealed,
+            m.key_id,
             m.image_url,
             m["metadata"].label("meta"),
             m.created_at,
@@ -103,12 +115,33 @@ async def message_batch(
         .order_by(m.seq)
         .limit(limit)
     )
-    return (await session.execute(stmt)).all()
+    rows = (await session.execute(stmt)).all()
+    keyring = keyring_of(session)
+    if keyring is None and all(r.key_id is None for r in rows):
+        return rows
+    return [
+        SimpleNamespace(
+            **{
+                **r._asdict(),
+                "content": open_column(
+                    keyring,
+                    ChatMessage,
+                    "content",
+                    plain=r.content,
+                    sealed=r.content_sealed,
+                    key_id=r.key_id,
+                    user_id=user_id,
+                    row=(session_id, r.seq),
+                ),
+            }
+        )
+        for r in rows
+    ]
 
 
 async def iter_messages(
     *, session: AsyncSession, user_id: uuid.UUID, session_id: str, batch: int = MESSAGE_BATCH
-) -> AsyncIterator[Sequence[sa.Row[Any]]]:
+) -> AsyncIterator[Sequence[Any]]:
     """The conversation's messages in seq order, a batch at a time."""
     after = 0
     while True:
@@ -127,14 +160,17 @@ async def iter_sessions(
 ) -> AsyncIterator[sa.Row[Any]]:
     """The user's sessions matching the filter, newest activity first, in keyset batches."""
     plan = await choose_search_plan(session=session, user_id=user_id, q=flt.q)
+    keyring = keyring_of(session)
     position: Position | None = None
     while True:
-        stmt = filtered_sessions(*_session_columns, user_id=user_id, flt=flt, plan=plan)
+        stmt = filtered_sessions(
+            *_session_columns, user_id=user_id, flt=flt, plan=plan, keyring=keyring
+        )
         if position is not None:
             stmt = stmt.where(after_cursor(*position))
         rows = (await session.execute(stmt.order_by(*history_order()).limit(batch))).all()
         for row in rows:
-            yield row
+            yield _opened_session(keyring, row)
         if len(rows) < batch:
             return
         position = (rows[-1].pinned, rows[-1].last_activity_at, rows[-1].id)
@@ -304,7 +340,7 @@ async def render_row_pdf(
 
     async with MessageImages(session=session, user_id=user_id) as images:
 
-        async def fetch(after_seq: int) -> list[tuple[sa.Row[Any], Path | None]]:
+        async def fetch(after_seq: int) -> list[tuple[Any, Path | None]]:
             rows = await message_batch(
                 session=session,
                 user_id=user_id,

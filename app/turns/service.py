@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,13 +34,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from app.assistant.base import Assistant, HistoryMessage, TurnInput, Usage
+from app.conversations.blind_index import token_row
+from app.conversations.blind_index import upsert as upsert_tokens
 from app.conversations.ids import is_well_formed, new_session_id
-from app.conversations.models import ChatMessage, SessionStatus
+from app.conversations.models import TITLE_SEQ, ChatMessage, SessionStatus
 from app.conversations.service import (
     ContextLimits,
+    open_message,
     pick_context,
     title_from_message,
 )
+from app.core.crypto import keyring_of
 from app.core.errors import ConflictError, InvalidInputError, problem_body
 from app.core.tenancy import owned, owned_update
 from app.events.bus import EventBus, user_event
@@ -283,7 +287,9 @@ async def _open(
                     {"session_id": session_id, "user_id": user_id, "limit": limits.max_messages},
                 )
             ).one()
-            history = pick_context(busy_row.context, limits)  # json, decoded by the driver
+            history = pick_context(
+                busy_row.context, limits, _context_opener(db, user_id, session_id)
+            )
             if busy_row.turn_id is not None:
                 busy = _BusyTurn(
                     id=busy_row.turn_id,
@@ -310,7 +316,6 @@ async def _open(
     params: dict[str, Any] = {
         "user_id": user_id,
         "seq": seq,
-        "content": request.message,
         "meta": {"context": request.context} if request.context else {},
         "now": now,
         "turn_id": turn_id,
@@ -342,12 +347,37 @@ async def _open(
         user_event(user_id, "message", sessionId=session_id, seq=seq, role="user"),
         user_event(user_id, "turn", sessionId=session_id, turnId=str(turn_id), status="generating"),
     )
-    params |= {"session_id": session_id, **statements.notify_params(bus.take_notifies(db))}
+    keyring = keyring_of(db)
+    params |= {
+        "session_id": session_id,
+        **statements.sealed_content(
+            keyring, user_id=user_id, session_id=session_id, seq=seq, content=request.message
+        ),
+        **statements.notify_params(bus.take_notifies(db)),
+    }
+    tokens: list[dict[str, Any]] = []
+    if keyring is not None:
+        tokens.append(
+            token_row(
+                keyring, user_id=user_id, session_id=session_id, seq=seq, text=request.message
+            )
+        )
     if created:
-        params["title"] = title_from_message(request.message)
+        title = title_from_message(request.message)
+        params |= statements.sealed_title(
+            keyring, user_id=user_id, session_id=session_id, title=title
+        )
+        if keyring is not None:
+            tokens.append(
+                token_row(
+                    keyring, user_id=user_id, session_id=session_id, seq=TITLE_SEQ, text=title
+                )
+            )
         await db.execute(statements.OPEN_WITH_NEW_SESSION, params)
     else:
         await db.execute(statements.OPEN_ON_SESSION, params)
+    if tokens:  # the blind index of what was sealed (encryption on only)
+        await db.execute(upsert_tokens(tokens))
     await bus.commit(db)
     return OpenedTurn(
         turn_id=turn_id,
@@ -429,13 +459,34 @@ async def close_turn(
                     status=status.value,
                 ),
             )
+            keyring = keyring_of(db)
+            if keyring is not None:
+                await db.execute(
+                    upsert_tokens(
+                        [
+                            token_row(
+                                keyring,
+                                user_id=opened.user_id,
+                                session_id=opened.session_id,
+                                seq=reply_seq,
+                                text=text,
+                            )
+                        ]
+                    )
+                )
             await db.execute(
                 statements.INSERT_REPLY,
                 {
                     "session_id": opened.session_id,
                     "seq": reply_seq,
                     "user_id": opened.user_id,
-                    "content": text,
+                    **statements.sealed_content(
+                        keyring,
+                        user_id=opened.user_id,
+                        session_id=opened.session_id,
+                        seq=reply_seq,
+                        content=text,
+                    ),
                     "image_url": recorded.image_url,
                     "meta": meta,
                     "now": now,
@@ -448,6 +499,19 @@ async def close_turn(
             bus.discard(db)
             raise
     return ClosedTurn(reply_seq=reply_seq, image_url=recorded.image_url, status=status.value)
+
+
+def _context_opener(
+    db: AsyncSession, user_id: uuid.UUID, session_id: str
+) -> Callable[[int, Any, str | None, str], str]:
+    """Opens context messages read as JSON (a sealed bytea arrives as '\\x…' text)."""
+
+    def open_content(seq: int, sealed: Any, key_id: str | None, plain: str) -> str:
+        if isinstance(sealed, str):
+            sealed = bytes.fromhex(sealed.removeprefix("\\x"))
+        return open_message(db, user_id, session_id, seq, sealed, key_id, plain)
+
+    return open_content
 
 
 @dataclass(frozen=True)
@@ -703,6 +767,8 @@ async def snapshot(
                     sa.func.substr(col(ChatMessage.content), offset + 1),
                     sa.func.length(col(ChatMessage.content)),
                     col(ChatMessage.image_url),
+                    col(ChatMessage.content_sealed),
+                    col(ChatMessage.key_id),
                 ).where(
                     col(ChatMessage.session_id) == turn.session_id,
                     col(ChatMessage.seq) == turn.reply_seq,
@@ -711,6 +777,9 @@ async def snapshot(
         ).one_or_none()
         if row is None:  # the conversation was deleted meanwhile
             return None
+        if row[4] is not None:  # sealed: the whole reply is opened, then cut here
+            reply = open_message(db, turn.user_id, turn.session_id, turn.reply_seq, row[3], row[4])
+            return TurnSnapshot(turn, reply[offset:], len(reply), row[2], turn.reply_seq)
         return TurnSnapshot(turn, row[0] or "", int(row[1] or 0), row[2], turn.reply_seq)
     partial = turn.partial_reply or ""
     return TurnSnapshot(turn, partial[offset:], len(partial), None, None)

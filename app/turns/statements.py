@@ -16,11 +16,15 @@ constraints hold them to it; the turn tests run every statement.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
+from app.conversations.models import ChatMessage, ChatSession
+from app.core.crypto import Keyring
+from app.core.sealed import seal_row
 from app.events.bus import CHANNEL
 
 # The owner's session row, locked.
@@ -38,9 +42,11 @@ LOCKED_SESSION = sa.text(
 BUSY_TURN_AND_CONTEXT = sa.text(
     """
     SELECT t.id AS turn_id, t.user_seq, t.heartbeat_at, t.idempotency_key, t.request_hash,
-           (SELECT coalesce(json_agg(json_build_array(m.seq, m.role, m.content, m.image_url)
+           (SELECT coalesce(json_agg(json_build_array(m.seq, m.role, m.content, m.image_url,
+                                                      m.content_sealed, m.key_id)
                                      ORDER BY m.seq DESC), '[]')
-            FROM (SELECT seq, role, content, image_url FROM chat_message
+            FROM (SELECT seq, role, content, image_url, content_sealed, key_id
+                  FROM chat_message
                   WHERE session_id = :session_id AND user_id = :user_id
                   ORDER BY seq DESC LIMIT :limit) m) AS context
     FROM (SELECT 1) AS one
@@ -65,6 +71,32 @@ def notify_params(payloads: list[str]) -> dict[str, Any]:
     return {"channel": CHANNEL, "payloads": payloads}
 
 
+def sealed_content(
+    keyring: Keyring | None, *, user_id: uuid.UUID, session_id: str, seq: int, content: str
+) -> dict[str, Any]:
+    """`content`, `content_sealed` and `key_id` of a message row: the text as it is, or
+    sealed with ENCRYPTION_KEYS (`app.core.sealed`, the ORM's own rule for messages)."""
+    row = {"user_id": user_id, "session_id": session_id, "seq": seq, "content": content}
+    sealed = seal_row(keyring, ChatMessage, row)
+    return {
+        "content": sealed["content"],
+        "content_sealed": sealed.get("content_sealed"),
+        "key_id": sealed.get("key_id"),
+    }
+
+
+def sealed_title(
+    keyring: Keyring | None, *, user_id: uuid.UUID, session_id: str, title: str
+) -> dict[str, Any]:
+    """`title`, `title_sealed` and `title_key_id` of a new session row."""
+    sealed = seal_row(keyring, ChatSession, {"user_id": user_id, "id": session_id, "title": title})
+    return {
+        "title": sealed["title"],
+        "title_sealed": sealed.get("title_sealed"),
+        "title_key_id": sealed.get("key_id"),
+    }
+
+
 # Step 1's writes on an existing session: its count and activity, the user's message and
 # the turn, in one statement (the session row is already locked).
 OPEN_ON_SESSION = sa.text(
@@ -78,8 +110,9 @@ OPEN_ON_SESSION = sa.text(
     ),
     user_message AS (
         INSERT INTO chat_message
-            (session_id, seq, user_id, role, content, image_url, metadata, created_at)
-        VALUES (:session_id, :seq, :user_id, 'user', :content, NULL,
+            (session_id, seq, user_id, role, content, content_sealed, key_id, image_url,
+             metadata, created_at)
+        VALUES (:session_id, :seq, :user_id, 'user', :content, :content_sealed, :key_id, NULL,
                 :meta, :now)
     )
     INSERT INTO chat_turn
@@ -99,15 +132,16 @@ OPEN_WITH_NEW_SESSION = sa.text(
     ),
     new_session AS (
         INSERT INTO chat_session
-            (id, user_id, title, status, created_at, last_activity_at, message_count,
-             pinned, tags, prompt_tokens, completion_tokens)
-        VALUES (:session_id, :user_id, :title, 'active', :now, :now, 1,
-                false, '{}', 0, 0)
+            (id, user_id, title, title_sealed, key_id, status, created_at, last_activity_at,
+             message_count, pinned, tags, prompt_tokens, completion_tokens)
+        VALUES (:session_id, :user_id, :title, :title_sealed, :title_key_id, 'active', :now,
+                :now, 1, false, '{}', 0, 0)
     ),
     user_message AS (
         INSERT INTO chat_message
-            (session_id, seq, user_id, role, content, image_url, metadata, created_at)
-        VALUES (:session_id, :seq, :user_id, 'user', :content, NULL,
+            (session_id, seq, user_id, role, content, content_sealed, key_id, image_url,
+             metadata, created_at)
+        VALUES (:session_id, :seq, :user_id, 'user', :content, :content_sealed, :key_id, NULL,
                 :meta, :now)
     )
     INSERT INTO chat_turn
@@ -158,8 +192,9 @@ INSERT_REPLY = sa.text(
         SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) p
     )
     INSERT INTO chat_message
-        (session_id, seq, user_id, role, content, image_url, metadata, created_at)
-    VALUES (:session_id, :seq, :user_id, 'assistant', :content,
+        (session_id, seq, user_id, role, content, content_sealed, key_id, image_url, metadata,
+         created_at)
+    VALUES (:session_id, :seq, :user_id, 'assistant', :content, :content_sealed, :key_id,
             :image_url, :meta, :now)
     RETURNING (SELECT count(*) FROM notified) AS notified
     """

@@ -63,6 +63,7 @@ def test_bench_quick_smoke_prints_every_table() -> None:
         "== Real model:",
         "== Live events fan-out:",
         "== PDF layout",
+        "== Encryption at rest: one chat turn",
         "== Goals ==",
     ):
         assert title in out, f"missing table {title!r}:\n{out[-3000:]}"
@@ -75,6 +76,7 @@ def test_bench_quick_smoke_prints_every_table() -> None:
     stores = {row["store"] for row in saved["figures"]["turn_cost"]}
     assert stores == set(DESIGNS)
     assert all(row["turns"] > 0 for row in saved["figures"]["turn_cost"])
+    assert saved["figures"]["encryption_turn"]["sealed_ms"] > 0
     assert {g["name"] for g in saved["goals"]} >= {
         "Chatkeep turn / floor turn at 10 msgs (median)",
         "chat turn p99 during the sweep / before it",

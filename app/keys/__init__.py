@@ -1,0 +1,1 @@
+"""Encryption keys: generating them, and moving stored content onto the newest one."""
