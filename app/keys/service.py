@@ -25,6 +25,7 @@ from app.conversations.models import TITLE_SEQ, AuditEvent, ChatMessage, ChatSes
 from app.core.crypto import Keyring, generate_key_line, keyring_of
 from app.core.errors import AppError
 from app.core.sealed import KEY_ID_COLUMN, SPECS, open_column, seal_values
+from app.sharing.models import SharedLink
 
 __all__ = ["RotationReport", "generate_key_line", "remaining", "rotate"]
 
@@ -38,6 +39,7 @@ MODELS: tuple[type, ...] = (
     PostDraftVersion,
     PublishedPost,
     StoredImage,
+    SharedLink,
 )
 MAX_PASSES = 20
 

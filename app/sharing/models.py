@@ -16,6 +16,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from app.core import sealed
 from app.core.db import metadata as _metadata  # noqa: F401  (naming convention first)
 from app.core.tenancy import same_owner_fk
 
@@ -48,6 +49,11 @@ class SharedLink(SQLModel, table=True):
     token: str = Field(max_length=TOKEN_MAX_CHARS, nullable=False)
     # The snapshot: the title when shared, and the last message seq it shows.
     title: str = Field(max_length=200, nullable=False)
+    # With ENCRYPTION_KEYS the title is sealed like the conversation's (`app.core.sealed`).
+    title_sealed: bytes | None = Field(
+        default=None, sa_column=sa.Column(sa.LargeBinary, nullable=True)
+    )
+    key_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(32), nullable=True))
     upto_seq: int = Field(nullable=False)
     created_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
     refreshed_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
@@ -55,3 +61,13 @@ class SharedLink(SQLModel, table=True):
     expires_at: datetime | None = Field(
         default=None, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=True)
     )
+
+
+sealed.register(
+    SharedLink,
+    sealed.SealSpec(
+        table="shared_link",
+        columns=(sealed.SealedColumn("title", "title_sealed"),),
+        row_key=("session_id",),
+    ),
+)

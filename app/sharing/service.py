@@ -19,7 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.conversations.models import ChatMessage, ChatSession, SessionStatus
+from app.core.crypto import keyring_of
 from app.core.errors import ConflictError, NotFoundError
+from app.core.sealed import open_column
 from app.core.tenancy import owned, owned_delete
 from app.sharing.models import TOKEN_BYTES, TOKEN_MAX_CHARS, SharedLink
 
@@ -58,8 +60,13 @@ async def share(
     the new snapshot (and, unless `keep_expiry`, the new expiry); an expired one gets a new
     token, so a link that has stopped working never comes back."""
     # The conversation's row is the lock: two shares at once make one link, and a turn
-    # closing meanwhile is either wholly in the snapshot or not at all.
-    await session.refresh(chat_session, ["title", "message_count", "status"], with_for_update=True)
+    # closing meanwhile is either wholly in the snapshot or not at all. The sealed copy
+    # comes with the title, or a sealed title would read as blank.
+    await session.refresh(
+        chat_session,
+        ["title", "title_sealed", "key_id", "message_count", "status"],
+        with_for_update=True,
+    )
     if chat_session.status == SessionStatus.TRASHED:
         raise ConflictError(
             "This conversation is in the trash; restore it to share it.", code="session_trashed"
@@ -194,8 +201,11 @@ async def read_snapshot(*, session: AsyncSession, token: str, now: datetime) -> 
         owned(
             ChatMessage,
             link.user_id,
+            col(ChatMessage.seq),
             col(ChatMessage.role),
             col(ChatMessage.content),
+            col(ChatMessage.content_sealed),
+            col(ChatMessage.key_id),
             col(ChatMessage.created_at),
         )
         .where(
@@ -204,9 +214,27 @@ async def read_snapshot(*, session: AsyncSession, token: str, now: datetime) -> 
         )
         .order_by(col(ChatMessage.seq))
     )
+    keyring = keyring_of(session)
+    messages = [
+        SnapshotMessage(
+            role=role,
+            content=open_column(
+                keyring,
+                ChatMessage,
+                "content",
+                plain=plain,
+                sealed=sealed,
+                key_id=key_id,
+                user_id=link.user_id,
+                row=(link.session_id, seq),
+            ),
+            created_at=at,
+        )
+        for seq, role, plain, sealed, key_id, at in rows
+    ]
     return Snapshot(
         title=link.title,
         shared_at=link.refreshed_at,
         expires_at=link.expires_at,
-        messages=[SnapshotMessage(role=r, content=c, created_at=t) for r, c, t in rows],
+        messages=messages,
     )

@@ -49,6 +49,7 @@ TABLES = (
     "published_post",
     "stored_image",
     "message_search_token",
+    "shared_link",
 )
 
 
@@ -137,6 +138,30 @@ async def test_rows_hold_no_plaintext_and_the_api_reads_it_all(
     r = await chat(client, headers, "regenerate", sid)
     assert r.status_code == 200, r.text
     assert "Quokkas" in r.json()["reply"]
+
+
+async def test_a_shared_link_shows_plaintext_and_stores_none(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    headers = await register(client)
+    r = await chat(client, headers, SECRET)
+    assert r.status_code == 200, r.text
+    sid = r.json()["sessionId"]
+    r = await client.post(f"/api/sessions/{sid}/share", json={}, headers=headers)
+    assert r.status_code == 201, r.text
+    token = r.json()["token"]
+
+    raw = await _raw_rows(database_url)
+    assert not _leaks(raw, "Marzipan") and not _leaks(raw, "lighthouse")
+    sealed = await _sql(database_url, "SELECT title, key_id FROM shared_link")
+    assert sealed[0]["key_id"] == "new" and "Marzipan" not in sealed[0]["title"]
+
+    # Anyone with the link reads the snapshot in plaintext, title and messages.
+    shared = (await client.get(f"/api/shared/{token}")).json()
+    assert shared["title"].startswith("Marzipan")
+    assert shared["messages"][0]["content"] == SECRET
+    page = await client.get(f"/s/{token}")
+    assert page.status_code == 200 and "lighthouse" in page.text
 
 
 async def test_search_finds_words_prefixes_cjk_and_emoji(client: httpx.AsyncClient) -> None:
