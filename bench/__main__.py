@@ -104,15 +104,31 @@ every wall-clock figure is inflated, the CPU-heavy designs' most.
   conversation every turn: at 10,000 messages (≈4 MiB of JSON) a turn takes about a tenth
   of a second on Redis and half a second on Postgres JSONB, whose rewrite also goes
   through TOAST and the WAL.
-- **Where Chatkeep's turn goes, next to the floor.** One `POST /api/chat` makes 9
-  database round trips, on one pooled connection: the checkout's pre-ping
-  (`pool_pre_ping`, what makes the app recover by itself after a database restart),
-  `BEGIN`, the user lookup (which also checks the token was not signed out), then the
-  turn (lock the session, read the context, insert both messages in one statement,
-  update the session) and `COMMIT`. The floor does the durable part in five or six.
-  `chat_turn` alone (the turn-cost section) costs a few milliseconds of Python CPU in
-  the SQLAlchemy ORM on this machine, and each message row also feeds the full-text
-  index (`content_tsv`, GIN).
+- **Where Chatkeep's turn goes, next to the floor.** A turn is two short transactions,
+  and on this machine its cost is mostly round trips and building statements, not rows.
+  `POST /api/chat` on an existing conversation now makes 10 round trips: `BEGIN`, the
+  user-and-sign-in lookup, the session lock, one read of the busy turn and the context,
+  one statement that writes the session, the message and the turn and sends their events
+  (data-modifying CTEs with the `NOTIFY` inside), `COMMIT`; then, after the model, `BEGIN`,
+  one statement that locks the session, ends the turn and counts the reply, the reply's
+  `INSERT` (with its events), `COMMIT`. Before the change it made 19: a checkout ping for
+  each transaction, three statements for the three rows, a separate busy-turn read, a
+  separate `NOTIFY`, and the same again to close. The hot statements are `TextClause`s
+  built once (`app/turns/statements.py`): a SQLAlchemy construct built per call spent more
+  CPU on coercion and cache keys than the database spent on the rows. A pooled connection
+  used within the last second skips its checkout ping (a frozen server is still caught by
+  the command timeout).
+- **Before and after, same machine, same hour** (`python -m bench --mode quick --only
+  http --no-doc` on each commit in turn, load average 4 to 5, 16 connections): the old
+  turn did 45 and 18 turns/s at 20.0 and 29.5 ms of server CPU per turn; the new one 152
+  and 81 turns/s at 7.0 and 11.4 ms. `python -m bench.profile_http` samples one worker
+  under wrk with py-spy and prints where its time goes. Before: SQLAlchemy's statement
+  construction and cache keys, then socket sends (each round trip costs about 0.3 ms of
+  CPU in `send` on this VM), then FastAPI's dependency solving. After: the sends of the
+  10 round trips and SQLAlchemy's per-execute work lead, then the middleware and
+  dependency stack (about a tenth of the samples) and the sign-in lookup's ORM load
+  (about a twelfth). What is left to take: fastapi-users' dependency tree and the ORM
+  entity load on every request, seven middlewares, and the two `BEGIN`s.
 - **Over HTTP the in-memory dict wins on raw speed and loses the conversations.** It
   needs about half a millisecond of CPU per turn; Chatkeep's server needs fifteen to
   twenty times that (authentication, dependency resolution, the ORM, the round trips
@@ -146,7 +162,8 @@ every wall-clock figure is inflated, the CPU-heavy designs' most.
   messages at once take several times the model's 3 s, and the opening transactions wait
   on the starved event loop while holding their connections ("idle in transaction"): all
   20 are in use, and at 500 at once requests that wait more than `DB_POOL_TIMEOUT_SECONDS`
-  (10 s) for one get 503 `database_unavailable`. The in-flight cap (1,000) is never what
+  (3 s) for one get 503 `server_busy` (with a 15 s pool timeout all 500 are answered, in
+  about six times the model's time). The in-flight cap (1,000) is never what
   refuses them. At moderate load the first token reaches the client within a few
   milliseconds, and live events reach 1,000 open streams within a few tenths of a second,
   at about 20 KiB of server memory per stream.

@@ -11,7 +11,10 @@ Two things cost a turn most, and both are avoided here:
 
 The columns and values named here (statuses 'generating', 'active', 'archived'; roles
 'user', 'assistant') are those of `ChatSession`, `ChatMessage` and `ChatTurn`, whose check
-constraints hold them to it; the turn tests run every statement.
+constraints hold them to it; the turn tests run every statement. Writing SQL by hand means
+doing by hand what the ORM's hooks do elsewhere: every statement names `user_id`
+(`app.core.tenancy`'s rule), and with ENCRYPTION_KEYS the content goes in sealed
+(`sealed_content`, `sealed_title`) with its blind-index row beside it.
 """
 
 from __future__ import annotations
@@ -169,7 +172,8 @@ CLAIM_REPLY = sa.text(
         SET status = :status, reply_seq = (SELECT message_count + 1 FROM locked),
             partial_reply = NULL, prompt_tokens = :prompt_tokens,
             completion_tokens = :completion_tokens, finished_at = :now, heartbeat_at = :now
-        WHERE id = :turn_id AND session_id = :session_id AND status = 'generating'
+        WHERE id = :turn_id AND session_id = :session_id AND user_id = :user_id
+          AND status = 'generating'
           AND EXISTS (SELECT 1 FROM locked)
         RETURNING reply_seq
     ),
