@@ -64,17 +64,17 @@ test: $(STAMP) browser-deps pgbouncer-deps
 	@$(MAKE) --no-print-directory test-pgbouncer
 
 # The storage and API tests again, through PgBouncer (transaction mode) in front of the
-# machine's PostgreSQL (15 on Debian 12): every kind of statement the app sends (turns and
-# their CTEs, history, search, trash, tags, shares, exports and imports, sign-ins, rate-limit
-# overrides, events, encryption's bytea and blind index); server processes through
+# machine's PostgreSQL (15 on Debian 12): each kind of statement the app sends (turns and
+# their CTEs, history and search, trash, tags, shares, imports, sign-ins, events,
+# encryption's bytea and blind index), one file each; server processes through
 # PgBouncer are tests/core/test_pgbouncer.py's, in the main pass. Without that server this
 # pass is skipped with a note, and fails under CI=true.
 MACHINE_PG_URL ?= $(or $(CI_PG_URL),postgresql+asyncpg://postgres@127.0.0.1:5432/postgres)
-PGBOUNCER_TESTS := tests/conversations tests/sharing tests/exports/test_export.py \
-	tests/exports/test_import.py tests/auth/test_auth.py tests/auth/test_sign_ins.py \
-	tests/health/test_pool_busy.py tests/core/test_tenancy.py tests/core/test_encryption.py \
-	tests/ratelimit/test_api.py tests/assistant/test_flow.py tests/assistant/test_ledger.py \
-	tests/turns/test_stream.py tests/turns/test_idempotency.py tests/events/test_events.py
+PGBOUNCER_TESTS := tests/conversations/test_api.py tests/conversations/test_sweeper.py \
+	tests/conversations/test_trash.py \
+	tests/conversations/test_tags.py tests/sharing/test_api.py tests/exports/test_import.py \
+	tests/auth/test_sign_ins.py tests/core/test_encryption.py tests/turns/test_stream.py \
+	tests/turns/test_idempotency.py tests/events/test_events.py
 
 test-pgbouncer: $(STAMP) pgbouncer-deps
 	@if $(BIN)/python -c "import asyncio, asyncpg, sys; \
