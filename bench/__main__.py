@@ -130,8 +130,9 @@ every wall-clock figure is inflated, the CPU-heavy designs' most.
   (about a twelfth). What is left to take: fastapi-users' dependency tree and the ORM
   entity load on every request, seven middlewares, and the two `BEGIN`s.
 - **Over HTTP the in-memory dict wins on raw speed and loses the conversations.** It
-  needs about half a millisecond of CPU per turn; Chatkeep's server needs fifteen to
-  twenty times that (authentication, dependency resolution, the ORM, the round trips
+  needs about half a millisecond of CPU per turn; Chatkeep's server needs about twelve
+  times that (9.1 against 0.74 ms in the quick run of 13:18 UTC, 129 against 2,194
+  turns/s, 0.06x) (authentication, dependency resolution, the ORM, the round trips
   above), and on two shared cores CPU is the limit. The dict forgets a
   conversation whenever a request lands on the other worker, on restart, and on every
   deploy; Chatkeep loses none (the run counts acknowledged turns against stored replies).
@@ -142,13 +143,14 @@ every wall-clock figure is inflated, the CPU-heavy designs' most.
   could take seconds for a word no message contains on a 1,000,000-message account. Still
   slow: a word with hundreds of thousands of old matches and none recent (the index
   bitmap grows with the matches).
-- **Encryption at rest costs a turn about a quarter more.** With `ENCRYPTION_KEYS` set a
-  turn seals both messages (AES-256-GCM: microseconds), opens the context it reads, and
-  writes one blind-index row per message: about 180 HMAC tokens for a 60-word message
+- **Encryption at rest doubles the cost of the now cheaper turn.** With `ENCRYPTION_KEYS`
+  set a turn seals both messages (AES-256-GCM: microseconds), opens the context it reads,
+  and writes one blind-index row per message: about 180 HMAC tokens for a 60-word message
   (a few milliseconds of Python), one more statement in each of the turn's two
-  transactions, and a GIN index entry per token. The in-process turn goes from 26.0 to
-  32.7 ms (median, 1.26x) on this shared machine: `.venv/bin/python -m bench --only
-  encryption --no-doc`.
+  transactions, and a GIN index entry per token. The in-process turn goes from 8.2 to
+  16.8 ms (median, 2.05x; before the turn's statements were prebuilt it was 26.0 to 32.7
+  ms): `.venv/bin/python -m bench --only encryption --no-doc`. The added ~8.6 ms is the
+  token rows and their statements, which are still built per call.
 - **The sweeper** archives in batches of `SWEEP_BATCH_SIZE` (5,000) rows, pausing
   `SWEEP_BATCH_PAUSE_SECONDS` (0.05 s) between batches. Each archived row is a new row
   version in every index of `chat_session` (its status is in a partial index's
