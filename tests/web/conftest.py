@@ -120,16 +120,7 @@ def running_server(
     clock = clock or ShiftedClock()
     app = create_app(settings, clock=clock, migrate=False, run_sweeper=sweeper)
     port = free_port()
-    # A page left open keeps its event stream (the app ends streams on SIGTERM, which a
-    # server in a thread never gets): stop waiting for it after a moment.
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="on",
-        timeout_graceful_shutdown=2,
-    )
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"web-test-server-{port}", daemon=True)
     thread.start()
