@@ -100,17 +100,13 @@ def sealed_title(
     }
 
 
-# Step 1's writes on an existing session: its count and activity, the user's message and
-# the turn, in one statement (the session row is already locked).
-OPEN_ON_SESSION = sa.text(
-    """
-    WITH notified AS (
-        SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) p
-    ),
-    session_row AS (
-        UPDATE chat_session SET message_count = :seq, last_activity_at = :now
-        WHERE id = :session_id AND user_id = :user_id
-    ),
+def _joined(*parts: str) -> sa.TextClause:
+    """One statement from constant parts (no input ever goes into the text)."""
+    return sa.text("".join(parts))
+
+
+# Both openings end alike: the user's message and the turn (the RETURNING runs `notified`).
+_MESSAGE_AND_TURN = """
     user_message AS (
         INSERT INTO chat_message
             (session_id, seq, user_id, role, content, content_sealed, key_id, image_url,
@@ -124,11 +120,25 @@ OPEN_ON_SESSION = sa.text(
     VALUES (:turn_id, :user_id, :session_id, 'generating', :seq, :assistant,
             :expired_session_id, :idempotency_key, :request_hash, :now, :now)
     RETURNING (SELECT count(*) FROM notified) AS notified
+"""
+
+# Step 1's writes on an existing session: its count and activity, the user's message and
+# the turn, in one statement (the session row is already locked).
+OPEN_ON_SESSION = _joined(
     """
+    WITH notified AS (
+        SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) p
+    ),
+    session_row AS (
+        UPDATE chat_session SET message_count = :seq, last_activity_at = :now
+        WHERE id = :session_id AND user_id = :user_id
+    ),
+    """,
+    _MESSAGE_AND_TURN,
 ).bindparams(sa.bindparam("meta", type_=JSONB))
 
 # Step 1's writes for a new session: the session, the user's message and the turn.
-OPEN_WITH_NEW_SESSION = sa.text(
+OPEN_WITH_NEW_SESSION = _joined(
     """
     WITH notified AS (
         SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) p
@@ -140,20 +150,8 @@ OPEN_WITH_NEW_SESSION = sa.text(
         VALUES (:session_id, :user_id, :title, :title_sealed, :title_key_id, 'active', :now,
                 :now, 1, false, '{}', 0, 0)
     ),
-    user_message AS (
-        INSERT INTO chat_message
-            (session_id, seq, user_id, role, content, content_sealed, key_id, image_url,
-             metadata, created_at)
-        VALUES (:session_id, :seq, :user_id, 'user', :content, :content_sealed, :key_id, NULL,
-                :meta, :now)
-    )
-    INSERT INTO chat_turn
-        (id, user_id, session_id, status, user_seq, assistant, expired_session_id,
-         idempotency_key, request_hash, started_at, heartbeat_at)
-    VALUES (:turn_id, :user_id, :session_id, 'generating', :seq, :assistant,
-            :expired_session_id, :idempotency_key, :request_hash, :now, :now)
-    RETURNING (SELECT count(*) FROM notified) AS notified
-    """
+    """,
+    _MESSAGE_AND_TURN,
 ).bindparams(sa.bindparam("meta", type_=JSONB))
 
 # Step 3's first statement: lock the session row, give the reply the next `seq`, count its
