@@ -59,8 +59,14 @@ pgbouncer-deps:
 			"Install with: sudo apt-get install -y pgbouncer"; \
 	fi
 
+# Two workers (pytest-xdist), each with its own database on the same server: the suite
+# waits on browsers, servers and sockets more than on the CPU. PYTEST_WORKERS=0 runs it in
+# one process.
+PYTEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS)
+
 test: $(STAMP) browser-deps pgbouncer-deps
-	$(BIN)/python -m pytest --durations=15 $(PYTEST_ARGS)
+	$(PYTEST) --durations=15 $(PYTEST_ARGS)
 	@$(MAKE) --no-print-directory test-pgbouncer
 
 # The storage and API tests again, through PgBouncer (transaction mode) in front of the
@@ -82,7 +88,7 @@ test-pgbouncer: $(STAMP) pgbouncer-deps
 		"$(MACHINE_PG_URL)" >/dev/null 2>&1; then \
 		echo "Storage and API tests through PgBouncer in front of $(MACHINE_PG_URL)"; \
 		TEST_DATABASE_URL="$(MACHINE_PG_URL)" TEST_PGBOUNCER=1 \
-			$(BIN)/python -m pytest -m "not browser and not redis and not process" $(PGBOUNCER_TESTS) $(PYTEST_ARGS); \
+			$(PYTEST) -m "not browser and not redis and not process" $(PGBOUNCER_TESTS) $(PYTEST_ARGS); \
 	elif [ "$(CI)" = true ]; then \
 		echo "error: no PostgreSQL at $(MACHINE_PG_URL) for the PgBouncer tests"; exit 1; \
 	else \
@@ -90,7 +96,7 @@ test-pgbouncer: $(STAMP) pgbouncer-deps
 	fi
 
 test-storage: $(STAMP)
-	$(BIN)/python -m pytest -m storage $(PYTEST_ARGS)
+	$(PYTEST) -m storage $(PYTEST_ARGS)
 
 # Benchmarks (docs/performance.md). The `bench` extra brings the Redis client; the HTTP
 # section needs Debian's wrk, installed here when we can (root with apt), else it skips.
