@@ -23,8 +23,9 @@ from app.assistant.post_templates import AUDIENCE_LINES, BODIES, BULLETS, CTAS, 
 from app.assistant.replies import describe_capabilities
 from app.assistant.topics import choose_hashtags, topic_emoji
 
+# MAX_TOPIC_CHARS, PLATFORM_RULES, describe_capabilities and measure are defined beside
+# the composer (`context`, `platforms`, `replies`) and stay importable from here.
 __all__ = [
-    # Also importable from here, where they were first defined:
     "MAX_TOPIC_CHARS",
     "PLATFORM_RULES",
     "Draft",

@@ -109,6 +109,8 @@ _AUDIENCE_RE = re.compile(
 _FOR_RE = re.compile(
     r"\b(?:aimed\s+at|for)\s+(?P<a>[^,.;:!?\n(]+?)(?=[,.;:!?\n(]|$)", re.IGNORECASE
 )
+# "for Facebook" names a platform, not an audience. The names are spelled out rather than
+# taken from `platforms.name_pattern()`, which would also stop "for linked in ...".
 _NOT_AUDIENCE = re.compile(
     r"^(?:facebook|fb|instagram|insta|ig|linkedin|twitter|x|threads|mastodon|(?:a|an|the|this|our|my)"
     r"\s+(?:post|tweet|caption|brand|company|business|change)|now|today|example|instance|sure)\b",
