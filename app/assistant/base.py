@@ -15,6 +15,11 @@ the last:
 A stopped or timed-out turn still reaches `record`, with whatever `out.outcome` holds:
 an assistant sets its outcome only once the effect it describes is complete, so a draft cut
 off half-way is never recorded.
+
+The drafting assistant (`builtin.DraftingAssistant`) has a second seam, for who writes the
+words: a `Writer` gets a `DraftRequest` and returns a `WrittenDraft`. The built-in
+templates (`builtin.TemplateWriter`) and a language model (`openai_compat.LlmWriter`) are
+the two writers.
 """
 
 from __future__ import annotations
@@ -23,9 +28,13 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+if TYPE_CHECKING:
+    from app.assistant.intents import Intent
+    from app.assistant.ledger import LedgerState
 
 
 @dataclass(frozen=True)
@@ -154,3 +163,48 @@ class TextAssistant:
         self, *, db: AsyncSession, turn: TurnInput, prepared: Any, outcome: Any, stopped: bool
     ) -> RecordedReply:
         return RecordedReply()
+
+
+# -- who writes a draft's words ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DraftRequest:
+    """The original request, kept with the draft so it can be written again later."""
+
+    platform: str
+    topic: str
+    context: str | None
+    with_image: bool
+
+
+@dataclass(frozen=True)
+class WrittenDraft:
+    text: str
+    hashtags: tuple[str, ...]
+
+
+class Writer(Protocol):
+    name: str
+    # True: the writer's model decides what the user means (`decide`); False: the rules do.
+    decides_intents: bool
+
+    async def decide(
+        self, *, turn: TurnInput, state: LedgerState, out: ReplyOutput
+    ) -> Intent | None:
+        """The user's intent, or None when the model has already answered in `out`."""
+
+    async def write_draft(
+        self,
+        *,
+        request: DraftRequest,
+        version: int,
+        turn: TurnInput,
+        state: LedgerState,
+        out: ReplyOutput,
+    ) -> WrittenDraft:
+        """Write the post text to `out` as it comes, and return it."""
+
+    async def answer(
+        self, *, intent: Intent, turn: TurnInput, state: LedgerState, out: ReplyOutput
+    ) -> None: ...

@@ -21,109 +21,56 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.assistant import ledger
-from app.assistant.base import RecordedReply, ReplyOutput, TurnInput
-from app.assistant.composer import (
-    DEFAULT_PLATFORM,
-    PLATFORM_RULES,
-    compose_post,
-    describe_capabilities,
+from app.assistant.base import (
+    DraftRequest,
+    RecordedReply,
+    ReplyOutput,
+    TurnInput,
+    Writer,
+    WrittenDraft,
 )
+from app.assistant.composer import compose_post
 from app.assistant.images import (
     GeneratedImage,
     ImageGenerationError,
     ImageGenerator,
     ImageRequest,
 )
-from app.assistant.intents import Intent, IntentKind, canonical_platform, classify
+from app.assistant.intents import Intent, IntentKind, classify
 from app.assistant.ledger import LedgerState
 from app.assistant.models import DraftStatus, PostDraft, PostDraftVersion
+from app.assistant.platforms import DEFAULT_PLATFORM, canonical_platform, display_name
 from app.assistant.publisher import (
     OutgoingImage,
     OutgoingPost,
     Publisher,
     PublishError,
 )
+from app.assistant.replies import (
+    CANCELLED,
+    DRAFT_STILL_WAITING,
+    NOTHING_TO_CANCEL,
+    NOTHING_TO_PUBLISH,
+    NOTHING_TO_REGENERATE,
+    OFFLINE_NOTE,
+    PUBLISHED,
+    QUESTION,
+    describe_capabilities,
+    draft_lead,
+    no_image,
+    publish_failed,
+)
 from app.assistant.schemas import image_url
 
 logger = logging.getLogger("app.assistant")
 
-QUESTION = "Would you like to post this, regenerate, or cancel?"
-PUBLISHED = "✅ Your post has been published successfully!"
-NOTHING_TO_CANCEL = (
-    "There is no draft waiting to be posted, so there is nothing to cancel. "
-    'Tell me what to write next, or say "regenerate the previous post".'
-)
-CANCELLED = (
-    "Okay, I have cancelled that draft. Nothing was posted. "
-    'Say "regenerate the previous post" if you change your mind, '
-    "or tell me what to write next."
-)
-NOTHING_TO_PUBLISH = "There is no draft waiting to be posted. Would you like me to write one?"
-NOTHING_TO_REGENERATE = (
-    "There is no previous post to regenerate yet. What would you like me to write about? "
-    'For example: "Create a Facebook post about Diwali with image".'
-)
-OFFLINE_NOTE = (
-    "I'm Chatkeep's built-in assistant. I work offline, without a language model, so I "
-    "can't answer general questions or understand requests in every language. What I can "
-    "do is write social-media posts, in English, from a request like "
-    '"Create a Facebook post about Diwali with image". For answers to anything, in any '
-    "language, your administrator can connect a language model "
-    "(ASSISTANT_BACKEND=openai with LLM_BASE_URL and LLM_API_KEY)."
-)
-DRAFT_STILL_WAITING = (
-    'Your draft is still waiting: say "yes" to post it, "regenerate" for a new version, '
-    'or "cancel" to discard it.'
-)
 _HASHTAG = re.compile(r"(?<![\w#])#\w+", re.UNICODE)
 _WORD_CHUNK = re.compile(r"\S+\s*|\s+")
-
-
-@dataclass(frozen=True)
-class DraftRequest:
-    """The original request, kept with the draft so it can be written again later."""
-
-    platform: str
-    topic: str
-    context: str | None
-    with_image: bool
-
-
-@dataclass(frozen=True)
-class WrittenDraft:
-    text: str
-    hashtags: tuple[str, ...]
-
-
-class Writer(Protocol):
-    name: str
-    # True: the writer's model decides what the user means (`decide`); False: the rules do.
-    decides_intents: bool
-
-    async def decide(
-        self, *, turn: TurnInput, state: LedgerState, out: ReplyOutput
-    ) -> Intent | None:
-        """The user's intent, or None when the model has already answered in `out`."""
-
-    async def write_draft(
-        self,
-        *,
-        request: DraftRequest,
-        version: int,
-        turn: TurnInput,
-        state: LedgerState,
-        out: ReplyOutput,
-    ) -> WrittenDraft:
-        """Write the post text to `out` as it comes, and return it."""
-
-    async def answer(
-        self, *, intent: Intent, turn: TurnInput, state: LedgerState, out: ReplyOutput
-    ) -> None: ...
 
 
 def hashtags_in(text: str) -> tuple[str, ...]:
@@ -131,11 +78,6 @@ def hashtags_in(text: str) -> tuple[str, ...]:
     for tag in _HASHTAG.findall(text):
         seen.setdefault(tag, None)
     return tuple(seen)
-
-
-def display_platform(platform: str) -> str:
-    rule = PLATFORM_RULES.get(platform)
-    return rule.display_name if rule else platform.capitalize()
 
 
 async def write_in_chunks(out: ReplyOutput, text: str) -> None:
@@ -327,7 +269,7 @@ class DraftingAssistant:
     ) -> tuple[GeneratedImage | None, str | None]:
         if not request.with_image:
             return None, None
-        platform = display_platform(request.platform)
+        platform = display_name(request.platform)
         try:
             image = await self.images.generate(
                 ImageRequest(
@@ -353,22 +295,14 @@ class DraftingAssistant:
         version: int,
         out: ReplyOutput,
     ) -> tuple[WrittenDraft, GeneratedImage | None]:
-        platform = display_platform(request.platform)
-        lead = (
-            f"Here is a new version (v{version}) of your {platform} post about {request.topic}:"
-            if version > 1
-            else f"Here is a draft of your {platform} post about {request.topic}:"
-        )
+        lead = draft_lead(display_name(request.platform), request.topic, version)
         out.write(lead + "\n\n")
         written = await self.writer.write_draft(
             request=request, version=version, turn=turn, state=state, out=out
         )
         image, image_problem = await self._image_for(request, version)
         if image_problem:
-            out.write(
-                f"\n\n(I could not add an image this time: {image_problem}. "
-                'Say "regenerate" to try again.)'
-            )
+            out.write("\n\n" + no_image(image_problem))
         out.write("\n\n" + QUESTION)
         return written, image
 
@@ -450,11 +384,7 @@ class DraftingAssistant:
                 logger.warning("publishing draft %s failed: %s", pending.id, exc)
                 meta = {"publishError": str(exc)}
                 out.set_outcome(Outcome(intent, draft=pending, metadata=meta))
-                await write_in_chunks(
-                    out,
-                    f"⚠️ I could not publish your post: {exc}. The draft is still waiting; "
-                    'say "yes" to try again, "regenerate" for a new version, or "cancel".',
-                )
+                await write_in_chunks(out, publish_failed(str(exc)))
                 return
             external_id = result.external_id
         out.set_outcome(Outcome(intent, Publication(pending, version, external_id)))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from app.assistant.base import Assistant
-from app.assistant.builtin import DraftingAssistant, TemplateWriter, Writer
+from app.assistant.base import Assistant, Writer
+from app.assistant.builtin import DraftingAssistant, TemplateWriter
 from app.assistant.images import CardImageGenerator, ImageGenerator, OpenAIImageGenerator
 from app.assistant.publisher import LocalPublisher, Publisher, WebhookPublisher
 from app.core.config import Settings

@@ -22,7 +22,25 @@ import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 
+from app.assistant.platforms import (
+    PLATFORM_ALIASES,
+    PLATFORMS,
+    canonical_platform,
+    name_pattern,
+    verb_pattern,
+)
+from app.assistant.replies import (
+    ASK_CONFIRM,
+    ASK_CONFLICT,
+    ASK_GENERIC,
+    ASK_PENDING,
+    NOTHING_TO_PUBLISH,
+    NOTHING_TO_REGENERATE,
+    ask_topic,
+)
+
 __all__ = [
+    # The platform vocabulary lives in `platforms`; these stay importable from here.
     "PLATFORMS",
     "PLATFORM_ALIASES",
     "Intent",
@@ -53,49 +71,6 @@ class Intent:
     clarification: str | None = None
     # Mostly in a script the rules don't read (Hindi, Arabic, Chinese, ...).
     offline_language: bool = False
-
-
-# ---------------------------------------------------------------------------
-# Platform vocabulary
-# ---------------------------------------------------------------------------
-
-PLATFORMS: tuple[str, ...] = ("facebook", "instagram", "linkedin", "x", "threads", "mastodon")
-
-PLATFORM_ALIASES: dict[str, str] = {
-    "facebook": "facebook",
-    "fb": "facebook",
-    "instagram": "instagram",
-    "insta": "instagram",
-    "ig": "instagram",
-    "linkedin": "linkedin",
-    "linked in": "linkedin",
-    "twitter": "x",
-    "x": "x",
-    "tweet": "x",
-    "threads": "threads",
-    "mastodon": "mastodon",
-    "toot": "mastodon",
-}
-
-_DISPLAY: dict[str, str] = {
-    "facebook": "Facebook",
-    "instagram": "Instagram",
-    "linkedin": "LinkedIn",
-    "x": "X",
-    "threads": "Threads",
-    "mastodon": "Mastodon",
-}
-
-
-def canonical_platform(name: str | None) -> str | None:
-    """Map a platform name or alias ("fb", "Twitter", "IG") to its canonical name.
-
-    Returns None for None or an unknown name.
-    """
-    if name is None:
-        return None
-    key = re.sub(r"\s+", " ", name.strip().casefold())
-    return PLATFORM_ALIASES.get(key)
 
 
 # ---------------------------------------------------------------------------
@@ -177,7 +152,7 @@ def _has(pattern: str, text: str) -> bool:
 # Platform and image detection
 # ---------------------------------------------------------------------------
 
-_PLAT = r"(?:facebook|fb|instagram|insta|ig|linked\s?in|twitter|threads|mastodon|x)"
+_PLAT = name_pattern()
 _PLAT_END = r"(?![\w'-])"
 _PLAT_CHAIN = rf"(?:\s*(?:,|/|&|\+|\band\b|\bor\b)\s*(?:on\s+|for\s+)?{_PLAT}{_PLAT_END})*"
 _PLATFORM_CONTEXT = re.compile(
@@ -195,7 +170,7 @@ _PLATFORM_BEFORE_NOUN = re.compile(
     rf"(?<![\w-])(?P<p>{_PLAT})(?:\s*/\s*{_PLAT})?{_PLAT_END}(?=\s*-?\s*{_POSTISH})",
     re.IGNORECASE,
 )
-_PLATFORM_VERB = re.compile(r"\b(?P<p>tweet|toot)(?:s|ed|ing)?\b", re.IGNORECASE)
+_PLATFORM_VERB = re.compile(rf"\b(?P<p>{verb_pattern()})(?:s|ed|ing)?\b", re.IGNORECASE)
 
 _IMG = (
     r"(?:images?|pictures?|pics?|photos?|photographs?|visuals?|graphics?|illustrations?"
@@ -423,7 +398,7 @@ def _parse_create(cleaned: str) -> _CreateParse:
         detected = True
         anchor = noun.end()
     elif _PLATFORM_VERB.search(work) and re.search(
-        rf"\b(?:tweet|toot)s?\s+{_ABOUT}\b", work, re.IGNORECASE
+        rf"\b{verb_pattern()}s?\s+{_ABOUT}\b", work, re.IGNORECASE
     ):
         detected = True
     elif re.match(rf"\s*{_ABOUT}\s+\S", work, re.IGNORECASE):
@@ -570,27 +545,6 @@ def _strip_matches(patterns: tuple[str, ...], text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-# ---------------------------------------------------------------------------
-# Clarification texts
-# ---------------------------------------------------------------------------
-
-_EXAMPLE = '"Create a Facebook post about Diwali with image"'
-ASK_NO_PENDING = "There is no draft waiting to be posted. Would you like me to write one?"
-ASK_NO_PREVIOUS = (
-    "There is no previous post to regenerate yet. What would you like me to write about? "
-    f"For example: {_EXAMPLE}."
-)
-ASK_PENDING = "Would you like me to post this draft, regenerate it, or cancel it?"
-ASK_CONFLICT = "Just to be sure: should I publish the draft, or cancel it?"
-ASK_CONFIRM = (
-    'Glad you like it! Should I post it now? Reply "yes" to publish or "cancel" to discard it.'
-)
-ASK_GENERIC = (
-    "I'm not sure what you'd like me to do. I can write social-media posts for you - "
-    f"for example: {_EXAMPLE}. What should I write about?"
-)
-
-
 _QUESTION_MARKS = ("?", "\uff1f", "\u061f", "\u00bf")
 _QUESTION_WORDS = re.compile(
     r"(?:what|what's|whats|when|where|who|whom|whose|why|how|which|is|are|was|were|do|does|"
@@ -609,14 +563,6 @@ def _mostly_other_script(cleaned: str) -> bool:
         return False
     latin = sum(1 for ch in letters if "LATIN" in unicodedata.name(ch, ""))
     return latin * 2 < len(letters)
-
-
-def _ask_topic(platform: str | None) -> str:
-    what = f"{_DISPLAY[platform]} post" if platform else "post"
-    article = "an" if what[0] in "AEIOUX" else "a"
-    return (
-        f'What should the {what} be about? For example: "{article} {what} about our summer sale".'
-    )
 
 
 # ---------------------------------------------------------------------------
@@ -668,7 +614,7 @@ def classify(text: str, *, has_pending_draft: bool, has_any_draft: bool) -> Inte
                 platform=create.platform,
                 with_image=create.with_image,
                 confidence=0.4,
-                clarification=ASK_NO_PREVIOUS,
+                clarification=NOTHING_TO_REGENERATE,
             )
         return Intent(
             IntentKind.REGENERATE,
@@ -684,7 +630,7 @@ def classify(text: str, *, has_pending_draft: bool, has_any_draft: bool) -> Inte
             platform=create.platform,
             with_image=create.with_image,
             confidence=0.5,
-            clarification=_ask_topic(create.platform),
+            clarification=ask_topic(create.platform),
         )
 
     # 4. Publish / cancel.
@@ -699,16 +645,16 @@ def classify(text: str, *, has_pending_draft: bool, has_any_draft: bool) -> Inte
         return Intent(
             IntentKind.UNCLEAR,
             confidence=0.3,
-            clarification=ASK_CONFLICT if has_pending_draft else ASK_NO_PENDING,
+            clarification=ASK_CONFLICT if has_pending_draft else NOTHING_TO_PUBLISH,
         )
     if wants_cancel:
         return Intent(IntentKind.CANCEL, confidence=0.9 if has_pending_draft else 0.7)
     if bare_post and not has_pending_draft:
-        return Intent(IntentKind.UNCLEAR, confidence=0.3, clarification=_ask_topic(None))
+        return Intent(IntentKind.UNCLEAR, confidence=0.3, clarification=ask_topic(None))
     if wants_publish or bare_post:
         if has_pending_draft:
             return Intent(IntentKind.PUBLISH, platform=create.platform, confidence=0.9)
-        return Intent(IntentKind.UNCLEAR, confidence=0.4, clarification=ASK_NO_PENDING)
+        return Intent(IntentKind.UNCLEAR, confidence=0.4, clarification=NOTHING_TO_PUBLISH)
     if weak_publish and has_pending_draft:
         return Intent(IntentKind.PUBLISH, confidence=0.7)
     if has_pending_draft and _any(_PRAISE, norm):
@@ -729,7 +675,7 @@ def classify(text: str, *, has_pending_draft: bool, has_any_draft: bool) -> Inte
         return Intent(
             IntentKind.UNCLEAR,
             confidence=0.3,
-            clarification=ASK_PENDING if has_pending_draft else _ask_topic(create.platform),
+            clarification=ASK_PENDING if has_pending_draft else ask_topic(create.platform),
         )
     return Intent(
         IntentKind.UNCLEAR,

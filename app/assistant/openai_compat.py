@@ -22,11 +22,25 @@ import httpx2
 import openai
 from openai import AsyncOpenAI
 
-from app.assistant.base import AssistantError, ReplyOutput, TurnInput, Usage
-from app.assistant.builtin import DraftRequest, WrittenDraft, display_platform, hashtags_in
-from app.assistant.composer import PLATFORM_RULES, describe_capabilities, measure
-from app.assistant.intents import PLATFORMS, Intent, IntentKind, canonical_platform
+from app.assistant.base import (
+    AssistantError,
+    DraftRequest,
+    ReplyOutput,
+    TurnInput,
+    Usage,
+    WrittenDraft,
+)
+from app.assistant.builtin import hashtags_in
+from app.assistant.intents import Intent, IntentKind
 from app.assistant.ledger import LedgerState
+from app.assistant.platforms import (
+    PLATFORM_RULES,
+    PLATFORMS,
+    canonical_platform,
+    display_name,
+    measure,
+)
+from app.assistant.replies import describe_capabilities
 from app.core.config import Settings
 
 logger = logging.getLogger("app.assistant.openai")
@@ -118,7 +132,7 @@ def ledger_summary(state: LedgerState) -> str:
         p = state.pending
         lines.append(
             f"- A draft is waiting for the user's answer (post / regenerate / cancel): "
-            f"{display_platform(p.platform)} post about {json.dumps(p.topic)}, "
+            f"{display_name(p.platform)} post about {json.dumps(p.topic)}, "
             f"version {p.current_version}."
         )
     else:
@@ -452,7 +466,7 @@ class LlmWriter:
         rule = PLATFORM_RULES[request.platform]
         context = json.dumps(_clip(request.context) or "none", ensure_ascii=False)
         task = (
-            f"Your task now: write version {version} of a {rule.display_name} post about "
+            f"Your task now: write version {version} of a {rule.name} post about "
             f"{json.dumps(request.topic, ensure_ascii=False)}.\n"
             f"Context from the user: {context}.\n"
             f"Aim for about {rule.target_chars} characters, never more than {rule.max_chars}; "

@@ -2,7 +2,10 @@
 
 The page holds no user data when served: it is the same for everyone and signs in from the
 browser (cookie login plus the CSRF header). Scripts and styles are files under /static,
-so the strict Content-Security-Policy (no inline script or style) holds.
+so the strict Content-Security-Policy (no inline script or style) holds. What the page
+needs of the server's own tables (the platforms, `app/assistant/platforms.py`) it gets as
+a JSON data block (`<script type="application/json">`), which is data, not script: the
+policy does not apply to it and the browser never runs it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 
+from app.assistant.platforms import page_data
 from app.auth.manager import fastapi_users
 from app.auth.models import User
 from app.auth.schemas import UserRead
@@ -63,7 +67,7 @@ def _page(request: Request) -> HTMLResponse:
     return templates.TemplateResponse(
         request,
         "index.html",
-        {"static": STATIC_PREFIX, "v": asset_version()},
+        {"static": STATIC_PREFIX, "v": asset_version(), "platforms": page_data()},
         headers={"Cache-Control": "no-cache"},
     )
 

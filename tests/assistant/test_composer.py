@@ -11,11 +11,11 @@ from app.assistant.composer import (
     MAX_TOPIC_CHARS,
     PLATFORM_RULES,
     Draft,
-    _truncate,
     compose_post,
     describe_capabilities,
     measure,
 )
+from app.assistant.fitting import truncate
 
 PLATFORMS = sorted(PLATFORM_RULES)
 EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf]")
@@ -143,16 +143,16 @@ def test_x_counts_cjk_as_two() -> None:
 
 def test_truncation_ends_on_a_word_boundary_with_an_ellipsis() -> None:
     text = "alpha beta gamma delta epsilon zeta eta theta"
-    cut = _truncate(text, 20, len)
+    cut = truncate(text, 20, len)
     assert cut == "alpha beta gamma\u2026"
-    assert _truncate(text, 100, len) == text
-    assert _truncate(text, 0, len) == ""
+    assert truncate(text, 100, len) == text
+    assert truncate(text, 0, len) == ""
 
 
 def test_truncation_never_splits_a_combining_sequence() -> None:
     text = "दिवाली" * 10  # no spaces: cut between characters, never before a vowel sign
     for limit in range(2, 30):
-        cut = _truncate(text, limit, len)
+        cut = truncate(text, limit, len)
         assert len(cut) <= limit
         body = cut[:-1]
         if body:

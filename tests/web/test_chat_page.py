@@ -21,6 +21,8 @@ def test_signed_out_visitor_sees_the_sign_in_form_and_a_strict_page(new_page, ap
     assert "script-src 'self'" in csp and "style-src 'self'" in csp
     html = served.text
     assert "<script>" not in html and " style=" not in html and " onclick=" not in html
+    # The platforms come from the server's table, as data the CSP does not need to allow.
+    assert '<script type="application/json" id="platforms-data">' in html
 
 
 def test_wrong_password_is_explained(new_page, live_server):
@@ -42,6 +44,7 @@ def test_draft_post_regenerate_expire_restore_and_continue(new_page, live_server
     page.say("Create a Facebook post about Diwali with image")
     card = p.locator("#messages .draft-card").last
     expect(card).to_contain_text("Diwali")
+    expect(card.locator("h3")).to_have_text("Facebook post · Diwali")  # the name users read
     expect(card.locator(".badge")).to_have_text("Waiting for you")
     image = card.get_by_role("img")
     expect(image).to_be_visible()

@@ -7,14 +7,12 @@ import { readEvents } from "./sse.js";
 import { setSessionId, state } from "./state.js";
 
 const PHRASES = { post: "post it", regenerate: "regenerate the previous post", cancel: "cancel" };
-const PLATFORM_NAMES = {
-  facebook: "Facebook",
-  instagram: "Instagram",
-  linkedin: "LinkedIn",
-  x: "X",
-  threads: "Threads",
-  mastodon: "Mastodon",
-};
+let platforms = null;
+// The server's platform table, rendered into the page (app/assistant/platforms.py).
+function platformName(id) {
+  platforms ??= JSON.parse(document.getElementById("platforms-data")?.textContent || "[]");
+  return platforms.find((p) => p.id === id)?.name;
+}
 const DRAFT_STATUS = {
   pending: "Waiting for you",
   published: "Posted",
@@ -346,7 +344,7 @@ function cardActions(draft, version) {
 }
 
 function draftItem(message, { draft, version }) {
-  const platform = PLATFORM_NAMES[draft.platform] || draft.platform || "Social";
+  const platform = platformName(draft.platform) || draft.platform || "Social";
   const { status, label } = cardState(draft, version);
   const titleId = `draft-${draft.id}-v${version.version}`;
   const card = h(
