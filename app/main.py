@@ -42,6 +42,8 @@ from app.mail.service import Mailer
 from app.ratelimit.setup import install_rate_limits
 from app.sharing.router import public_router as shared_router
 from app.sharing.router import router as sharing_router
+from app.turns.admission import TurnAdmission
+from app.turns.router import chat_router
 from app.turns.router import router as turns_router
 from app.turns.runner import TurnRunner
 from app.turns.tasks import running_stale_turn_check
@@ -142,6 +144,10 @@ def create_app(
     app.state.settings = settings
     app.state.clock = clock or Clock()
     app.state.assistant = build_assistant(settings)
+    app.state.turn_admission = TurnAdmission(
+        slots=settings.turn_open_slots or settings.db_pool_size,
+        wait_seconds=settings.turn_open_wait_seconds,
+    )
     app.state.mailer = Mailer(
         smtp_url=settings.smtp_url,
         sender=settings.mail_from,
@@ -156,6 +162,7 @@ def create_app(
     app.include_router(auth_router)
     app.include_router(history_router)
     app.include_router(activity_router)
+    app.include_router(chat_router)
     app.include_router(turns_router)
     app.include_router(conversations_router)
     app.include_router(sharing_router)

@@ -117,6 +117,10 @@ class Settings(BaseSettings):
     # Turns (docs/architecture.md): at most this many replies generating per process;
     # the next request gets 503 assistant_busy with Retry-After.
     max_turns_in_flight: int = Field(default=1000, ge=1)
+    # Turns opening at once (sign-in check to first commit); None means DB_POOL_SIZE. The
+    # rest wait in line, holding nothing, for up to TURN_OPEN_WAIT_SECONDS.
+    turn_open_slots: int | None = Field(default=None, ge=1)
+    turn_open_wait_seconds: float = Field(default=20.0, gt=0)
     # How often a generating turn saves its partial reply (for followers on other
     # instances) and proves it is alive; a turn silent for TURN_STALE_SECONDS is failed.
     turn_checkpoint_seconds: float = Field(default=1.0, gt=0)

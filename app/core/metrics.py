@@ -89,6 +89,18 @@ SWEEPER_LAST_RUN = Gauge(
 )
 
 
+TURN_OPEN_WAITING = Gauge(
+    "chatkeep_turn_open_waiting",
+    "Chat requests waiting in line for a place among the turns opening now.",
+    registry=REGISTRY,
+)
+TURN_OPEN_QUEUE_TIMEOUTS = Counter(
+    "chatkeep_turn_open_queue_timeouts_total",
+    "Chat requests answered 503 server_busy after waiting TURN_OPEN_WAIT_SECONDS in line.",
+    registry=REGISTRY,
+)
+
+
 class MetricsMiddleware:
     def __init__(self, app: Any) -> None:
         self.app = app

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Request
+from fastapi import APIRouter, Depends, Header, Path, Request
 from fastapi.responses import JSONResponse, Response
 
 from app.auth.dependencies import CurrentUser, VerifiedEmail
@@ -20,12 +20,18 @@ from app.core.metrics import TURNS_REFUSED_BUSY
 from app.core.sse import MEDIA_TYPE, Frame, event_stream, wants_event_stream
 from app.ratelimit.dependencies import RateLimit
 from app.turns import service
+from app.turns.admission import OpenSlotDep, open_slot
 from app.turns.models import ChatTurn, TurnStatus
 from app.turns.runner import TurnRunner
 from app.turns.schemas import TurnStopOut
 from app.turns.stream import FollowContext, follow
 
 router = APIRouter(prefix="/api", tags=["chat"], dependencies=[RateLimit("default")])
+# `POST /api/chat` takes its place in line (app/turns/admission.py) before anything else,
+# the sign-in check included: that is where a request first takes a pooled connection.
+chat_router = APIRouter(
+    prefix="/api", tags=["chat"], dependencies=[Depends(open_slot), RateLimit("default")]
+)
 
 BUSY_RETRY_AFTER_SECONDS = 5
 MAX_EVENT_ID = 2**31 - 1
@@ -69,7 +75,7 @@ async def _as_json(frames: AsyncIterator[Frame]) -> JSONResponse:
     raise RuntimeError("the turn's events ended without done or error")  # pragma: no cover
 
 
-@router.post(
+@chat_router.post(
     "/chat",
     response_model=ChatResponse,
     response_model_exclude_none=False,
@@ -91,6 +97,7 @@ async def chat(
     user: CurrentUser,
     db: RequestSessionDep,
     clock: ClockDep,
+    slot: OpenSlotDep,
     idempotency_key: Annotated[
         str | None,
         Header(alias="Idempotency-Key", description="Makes retries safe: kept 24 h or more"),
@@ -146,6 +153,7 @@ async def chat(
         turn_id = runner.start(opened).id
     # The model may take a while: hold no connection while it writes.
     await db.close()
+    slot.release()
     ctx = follow_context(request)
     if wants_event_stream(request.headers.get("accept")):
         return event_stream(follow(ctx, user_id=user_id, turn_id=turn_id, after=None))
