@@ -1,25 +1,14 @@
 // Start-up, sign-in and the phone/desktop layout. Chat and history live in their modules.
 
 import { ApiError, getJson, send, sendJson, setUnauthorizedHandler } from "./api.js";
-import {
-  catchUp,
-  continueIn,
-  exitViewer,
-  forget,
-  initChat,
-  liveEvent,
-  loadCurrent,
-  openReadOnly,
-  refreshQuota,
-  renamed,
-  resetChat,
-  revealMessage,
-  showNotice,
-  viewedId,
-} from "./chat.js";
+import { catchUp, liveEvent } from "./changes.js";
+import { continueIn, exitViewer, forget, initChat, loadCurrent, openReadOnly, renamed, resetChat, viewedId } from "./chat.js";
 import { $, show } from "./dom.js";
 import { ensureFresh, initHistory, liveChanged, markStale, markedWords, reload, resetHistory, restore } from "./history.js";
 import { startLive, stopLive } from "./live.js";
+import { showNotice } from "./notices.js";
+import { revealMessage } from "./panel.js";
+import { refreshQuota } from "./quota.js";
 import { initSettings, loadSignIns } from "./settings.js";
 import { initShare } from "./share.js";
 import { setSessionId, setUser, state } from "./state.js";

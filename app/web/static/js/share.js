@@ -2,9 +2,8 @@
 // it works, share again (a new snapshot, the same link) and revoke it.
 
 import { ApiError, getJson, send, sendJson } from "./api.js";
-import { openConversationId } from "./chat.js";
 import { $, announce, formatDate, show } from "./dom.js";
-import { onSessionChange } from "./state.js";
+import { onSessionChange, openConversationId } from "./state.js";
 
 const el = {};
 let link = null; // {url, expiresAt} of the open conversation, when it has a live one
