@@ -15,30 +15,14 @@ const EXPIRY_TICK_MS = 30_000;
 const EXPIRY_SOON_MS = 5 * 60_000;
 
 const el = {};
-let hooks = { onOpen() {}, onRestored() {}, onGone() {}, onRenamed() {}, onUndone() {} };
-const list = {
-  status: "active",
-  q: "",
-  tag: null,
-  cursor: null,
-  done: false,
-  loading: false,
-  generation: 0,
-  stale: true,
-  replace: false,
-  limit: PAGE_SIZE,
-};
-const shown = new Map(); // id -> summary of every row on screen
-const selection = { ids: new Set(), anchor: null };
-let knownTags = [];
-let tagsStale = true; // the tag counts may have changed: read them with the next refresh
-let observer = null;
-let searchTimer = null;
-let exporting = false;
-let groupSeq = 0;
+/** What the page does when a conversation is opened, restored, gone, renamed, brought back;
+ *  set once by initHistory(). */
+const hooks = { onOpen() {}, onRestored() {}, onGone() {}, onRenamed() {}, onUndone() {} };
+const hist = state.history;
+const { list, shown, selection } = hist;
 
 export function initHistory(callbacks) {
-  hooks = { ...hooks, ...callbacks };
+  Object.assign(hooks, callbacks);
   for (const id of [
     "history-list", "history-status", "history-sentinel", "history-error", "search-form", "search-input",
     "export-all", "import-file", "transfer", "transfer-text", "transfer-progress", "confirm-dialog",
@@ -67,12 +51,12 @@ export function initHistory(callbacks) {
   }
   el["search-form"].addEventListener("submit", (event) => {
     event.preventDefault();
-    window.clearTimeout(searchTimer);
+    window.clearTimeout(hist.searchTimer);
     applySearch();
   });
   el["search-input"].addEventListener("input", () => {
-    window.clearTimeout(searchTimer);
-    searchTimer = window.setTimeout(applySearch, SEARCH_DELAY_MS);
+    window.clearTimeout(hist.searchTimer);
+    hist.searchTimer = window.setTimeout(applySearch, SEARCH_DELAY_MS);
   });
   // Enter in a dialog's text field saves (the form's first button is Cancel).
   for (const [input, dialog] of [["rename-input", "rename-dialog"], ["tags-input", "tags-dialog"]]) {
@@ -111,13 +95,13 @@ export function initHistory(callbacks) {
   document.addEventListener("click", closeMenus);
   document.addEventListener("focusin", closeMenus);
 
-  observer = new IntersectionObserver(
+  hist.observer = new IntersectionObserver(
     (entries) => {
       if (entries.some((entry) => entry.isIntersecting)) loadMore();
     },
     { root: el["history-scroll"], rootMargin: "0px 0px 300px 0px" },
   );
-  observer.observe(el["history-sentinel"]);
+  hist.observer.observe(el["history-sentinel"]);
   window.setInterval(updateExpiries, EXPIRY_TICK_MS);
 }
 
@@ -158,7 +142,7 @@ export function reload({ keepRows = false } = {}) {
     el["history-status"].textContent = "";
   }
   el["history-error"].textContent = "";
-  if (!keepRows || tagsStale) loadTags();
+  if (!keepRows || hist.tagsStale) loadTags();
   return loadMore();
 }
 
@@ -172,34 +156,32 @@ const LIVE_DELAY_MS = 300;
 // Focus in the list holds a refresh back (the rows would change under a screen reader's
 // cursor), but not for ever: rows come back with the same control focused.
 const LIVE_FOCUS_WAIT_MS = 5000;
-let liveTimer = null;
-let liveWaitingSince = 0;
 
 /** Something changed on some device (`kind` of event; none: anything may have): reload
  *  soon, once for a burst of events, and never under the user's hands (an open menu or
  *  dialog). */
 export function liveChanged(kind) {
   list.stale = true;
-  if (kind !== "message") tagsStale = true;
-  window.clearTimeout(liveTimer);
-  liveTimer = window.setTimeout(applyLiveChange, LIVE_DELAY_MS);
+  if (kind !== "message") hist.tagsStale = true;
+  window.clearTimeout(hist.liveTimer);
+  hist.liveTimer = window.setTimeout(applyLiveChange, LIVE_DELAY_MS);
 }
 
 function applyLiveChange() {
-  liveTimer = null;
+  hist.liveTimer = null;
   if (!state.user || !list.stale || !isVisible()) {
-    liveWaitingSince = 0;
+    hist.liveWaitingSince = 0;
     return;
   }
   const now = Date.now();
-  if (!liveWaitingSince) liveWaitingSince = now;
+  if (!hist.liveWaitingSince) hist.liveWaitingSince = now;
   const hands = list.loading || document.querySelector(".row-actions:not([hidden]), dialog[open]");
-  const focused = el["history-list"].contains(document.activeElement) && now - liveWaitingSince < LIVE_FOCUS_WAIT_MS;
+  const focused = el["history-list"].contains(document.activeElement) && now - hist.liveWaitingSince < LIVE_FOCUS_WAIT_MS;
   if (hands || focused) {
-    liveTimer = window.setTimeout(applyLiveChange, LIVE_DELAY_MS * 3);
+    hist.liveTimer = window.setTimeout(applyLiveChange, LIVE_DELAY_MS * 3);
     return;
   }
-  liveWaitingSince = 0;
+  hist.liveWaitingSince = 0;
   reload({ keepRows: true });
 }
 
@@ -226,11 +208,11 @@ async function loadMore() {
     const page = await getJson(`/api/sessions?${params}`);
     if (generation !== list.generation) return;
     syncClock(page.now);
-    const items = page.items || [];
+    const items = page.items;
     if (list.replace) replaceRows(items);
     else appendRows(el["history-list"], items);
     list.replace = false;
-    list.cursor = page.nextCursor || null;
+    list.cursor = page.nextCursor;
     list.done = !list.cursor;
     pruneSelection();
     updateStatus();
@@ -315,7 +297,7 @@ function appendRows(target, items) {
     const { key, label } = groupOf(item);
     let group = target.lastElementChild;
     if (!group || group.dataset.key !== key) {
-      const id = `group-${++groupSeq}`;
+      const id = `group-${++hist.groupSeq}`;
       group = h(
         "section",
         { class: `history-group history-group-${key === "pinned" ? "pinned" : "date"}`, dataset: { key } },
@@ -426,7 +408,7 @@ function metaParts(item) {
     parts.push(h("span", { class: "badge badge-imported", text: `From ${SOURCES[item.importedFrom] || item.importedFrom}` }));
   }
   if (item.shared) parts.push(h("span", { class: "badge badge-shared", text: "Shared" }));
-  for (const tag of item.tags || []) parts.push(h("span", { class: "row-tag", text: tag }));
+  for (const tag of item.tags) parts.push(h("span", { class: "row-tag", text: tag }));
   return parts;
 }
 
@@ -668,7 +650,7 @@ async function bulk(action, b) {
     b.disabled = false;
   }
   clearSelection();
-  tagsStale = true;
+  hist.tagsStale = true;
   const n = what(ids.length);
   if (action === "trash") {
     for (const id of ids) hooks.onGone(id, "deleted");
@@ -695,18 +677,16 @@ function parseTags(text) {
   return [...new Set(text.split(",").map((t) => t.trim()).filter(Boolean))];
 }
 
-let tagsGeneration = 0;
-
 async function loadTags() {
-  const generation = ++tagsGeneration;
-  tagsStale = false;
+  const generation = ++hist.tagsGeneration;
+  hist.tagsStale = false;
   try {
     const body = await getJson("/api/tags");
-    if (generation !== tagsGeneration) return;
-    knownTags = body.tags || [];
+    if (generation !== hist.tagsGeneration) return;
+    hist.knownTags = body.tags;
   } catch (err) {
-    if (generation !== tagsGeneration) return;
-    knownTags = [];
+    if (generation !== hist.tagsGeneration) return;
+    hist.knownTags = [];
   }
   renderTags();
 }
@@ -714,7 +694,7 @@ async function loadTags() {
 function renderTags() {
   const box = el["tag-filter"];
   const focusedTag = box.contains(document.activeElement) ? document.activeElement.dataset.tag : null;
-  const entries = [...knownTags];
+  const entries = [...hist.knownTags];
   // A chosen tag stays on screen (to be cleared) even when nothing carries it any more.
   if (list.tag && !entries.some((t) => t.tag === list.tag)) entries.unshift({ tag: list.tag, count: 0 });
   box.replaceChildren(
@@ -743,24 +723,24 @@ function renderTags() {
   );
   box.hidden = entries.length === 0;
   if (focusedTag !== null) box.querySelector(`[data-tag="${CSS.escape(focusedTag)}"]`)?.focus();
-  el["tags-known"].replaceChildren(...knownTags.map(({ tag }) => h("option", { value: tag })));
+  el["tags-known"].replaceChildren(...hist.knownTags.map(({ tag }) => h("option", { value: tag })));
 }
 
 async function editTags(item) {
   const ok = await ask(el["tags-dialog"], () => {
     el["tags-title"].textContent = `Tags for “${item.title}”`;
-    el["tags-input"].value = (item.tags || []).join(", ");
+    el["tags-input"].value = item.tags.join(", ");
     el["tags-ok"].textContent = "Save";
   });
   if (!ok) return;
   const tags = parseTags(el["tags-input"].value);
-  if (tags.join(",") === (item.tags || []).join(",")) return;
+  if (tags.join(",") === item.tags.join(",")) return;
   el["history-error"].textContent = "";
   try {
     const updated = await sendJson("PATCH", path(item.id), { tags });
-    item.tags = updated?.tags || tags;
+    item.tags = updated.tags;
     announce(item.tags.length ? `Tags: ${item.tags.join(", ")}.` : "Tags removed.");
-    tagsStale = true;
+    hist.tagsStale = true;
     reload({ keepRows: true });
   } catch (err) {
     reportError(err);
@@ -803,7 +783,7 @@ async function untrash(item) {
   try {
     const session = await sendJson("POST", `${path(item.id)}/restore`);
     removeRows([item.id]);
-    announce(`“${item.title}” restored to ${session?.status === "archived" ? "Archived" : "Active"}.`);
+    announce(`“${item.title}” restored to ${session.status === "archived" ? "Archived" : "Active"}.`);
     loadTags();
   } catch (err) {
     reportError(err);
@@ -828,10 +808,10 @@ async function undoTrash(ids) {
   el["history-error"].textContent = "";
   try {
     const result = await sendJson("POST", "/api/sessions/restore", { ids });
-    const back = result?.restored || [];
+    const back = result.restored;
     showToast(back.length === 1 ? "Restored." : `${what(back.length)} restored.`);
     hooks.onUndone(back);
-    tagsStale = true;
+    hist.tagsStale = true;
     reload({ keepRows: true });
   } catch (err) {
     reportError(err);
@@ -887,7 +867,7 @@ async function rename(item, li) {
   if (!ok || !title || title === item.title) return;
   try {
     const updated = await sendJson("PATCH", path(item.id), { title });
-    item.title = updated?.title || title;
+    item.title = updated.title;
     li.querySelector(".row-title").textContent = item.title;
     hooks.onRenamed(item.id, item.title);
     announce("Conversation renamed.");
@@ -921,8 +901,8 @@ function showTransfer(text, progress) {
 }
 
 async function exportAll() {
-  if (exporting) return;
-  exporting = true;
+  if (hist.exporting) return;
+  hist.exporting = true;
   el["export-all"].disabled = true;
   el["history-error"].textContent = "";
   showTransfer("Preparing your export…", null);
@@ -935,25 +915,22 @@ async function exportAll() {
     show(el.transfer, false);
     reportError(err);
   } finally {
-    exporting = false;
+    hist.exporting = false;
     el["export-all"].disabled = false;
   }
 }
 
+/** What POST /api/import did: `{imported, skipped, sessions, failed}`. */
 function importSummary(result) {
-  if (!result || typeof result !== "object") return "Import finished.";
   const parts = [];
-  const imported = result.imported ?? result.importedCount ?? result.created;
-  const skipped = result.skipped ?? result.skippedCount;
-  if (typeof imported === "number") parts.push(`${imported} ${imported === 1 ? "conversation" : "conversations"} imported`);
-  else if (Array.isArray(imported)) parts.push(`${imported.length} ${imported.length === 1 ? "conversation" : "conversations"} imported`);
-  if (typeof skipped === "number" && skipped) parts.push(`${skipped} already here, skipped`);
-  else if (Array.isArray(skipped) && skipped.length) parts.push(`${skipped.length} already here, skipped`);
-  if (Array.isArray(result.failed) && result.failed.length) {
-    const names = result.failed.map((f) => `“${f.title || f.sourceId || `entry ${f.index + 1}`}”`).join(", ");
-    parts.push(`${result.failed.length} could not be read and ${result.failed.length === 1 ? "was" : "were"} left out: ${names}`);
+  const { imported, skipped, failed } = result;
+  parts.push(`${imported} ${imported === 1 ? "conversation" : "conversations"} imported`);
+  if (skipped) parts.push(`${skipped} already here, skipped`);
+  if (failed.length) {
+    const names = failed.map((f) => `“${f.title || f.sourceId || `entry ${f.index + 1}`}”`).join(", ");
+    parts.push(`${failed.length} could not be read and ${failed.length === 1 ? "was" : "were"} left out: ${names}`);
   }
-  return parts.length ? `Import finished: ${parts.join(", ")}.` : "Import finished.";
+  return `Import finished: ${parts.join(", ")}.`;
 }
 
 async function importFile() {
@@ -966,8 +943,7 @@ async function importFile() {
   form.append("file", file, file.name);
   try {
     const response = await send("POST", "/api/import", { body: form });
-    const type = response.headers.get("content-type") || "";
-    const result = type.includes("json") ? await response.json() : null;
+    const result = await response.json();
     showTransfer(importSummary(result));
     announce(importSummary(result));
     reload();
@@ -980,17 +956,17 @@ async function importFile() {
 }
 
 export function resetHistory() {
-  window.clearTimeout(liveTimer);
-  liveTimer = null;
+  window.clearTimeout(hist.liveTimer);
+  hist.liveTimer = null;
   list.generation++;
   list.cursor = null;
   list.done = false;
   list.loading = false;
   list.stale = true;
   list.tag = null;
-  tagsGeneration++;
-  tagsStale = true;
-  knownTags = [];
+  hist.tagsGeneration++;
+  hist.tagsStale = true;
+  hist.knownTags = [];
   selection.ids.clear();
   selection.anchor = null;
   shown.clear();

@@ -33,6 +33,21 @@ export const state = {
 
   // The history browser (history.js).
   history: {
+    // The list shown: which tab, search and tag; how far it was read.
+    list: {
+      status: "active",
+      q: "",
+      tag: null,
+      cursor: null,
+      done: false,
+      loading: false,
+      generation: 0,
+      stale: true,
+      replace: false,
+      limit: 20, // a page; a refresh reads again as many rows as are shown
+    },
+    shown: new Map(), // id -> summary of every row on screen
+    selection: { ids: new Set(), anchor: null },
     knownTags: [],
     tagsStale: true, // the tag counts may have changed: read them with the next refresh
     tagsGeneration: 0,
