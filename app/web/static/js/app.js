@@ -4,10 +4,11 @@ import { ApiError, getJson, send, sendJson, setUnauthorizedHandler } from "./api
 import { catchUp, liveEvent } from "./changes.js";
 import { continueIn, exitViewer, forget, initChat, loadCurrent, openReadOnly, renamed, resetChat, viewedId } from "./chat.js";
 import { $, show } from "./dom.js";
-import { ensureFresh, initHistory, liveChanged, markStale, markedWords, reload, resetHistory, restore } from "./history.js";
+import { ensureFresh, initHistory, liveChanged, markStale, reload, resetHistory, restore } from "./history.js";
+import { markedWords } from "./history-rows.js";
 import { startLive, stopLive } from "./live.js";
 import { showNotice } from "./notices.js";
-import { revealMessage } from "./panel.js";
+import { revealMessage } from "./chat-panel.js";
 import { refreshQuota } from "./quota.js";
 import { initSettings, loadSignIns } from "./settings.js";
 import { initShare } from "./share.js";

@@ -4,7 +4,7 @@
 import { ApiError } from "./api.js";
 import { indexDrafts, refreshCards, renderItem } from "./drafts.js";
 import { showError, showNotice } from "./notices.js";
-import { el, scrollToEnd, setHeading, setUsage, shownItem, typingItem, updateEmpty } from "./panel.js";
+import { el, scrollToEnd, setHeading, setUsage, shownItem, typingItem, updateEmpty } from "./chat-panel.js";
 import { fetchConversation } from "./sessions.js";
 import { openConversationId, state } from "./state.js";
 import { beginLive, endLive, followEvents, readTurn, stopFollowing } from "./stream.js";

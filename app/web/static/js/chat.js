@@ -1,6 +1,6 @@
 // The chat panel: the conversation shown (the one the chat continues, or one opened
 // read-only from History) and the message box that sends to it. The pieces it is made of:
-// panel.js (what is drawn), notices.js, quota.js, drafts.js (draft cards), sessions.js
+// chat-panel.js (what is drawn), notices.js, quota.js, drafts.js (draft cards), sessions.js
 // (reading a conversation), stream.js (a reply as it is written) and changes.js (what other
 // devices change).
 
@@ -22,7 +22,7 @@ import {
   typingItem,
   updateComposer,
   updateEmpty,
-} from "./panel.js";
+} from "./chat-panel.js";
 import { refreshQuota, startRetryCountdown } from "./quota.js";
 import { fetchConversation, mostRecentActive } from "./sessions.js";
 import { openConversationId, setSessionId, state } from "./state.js";

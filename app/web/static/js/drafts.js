@@ -5,7 +5,7 @@
 
 import { ApiError, getJson } from "./api.js";
 import { h } from "./dom.js";
-import { el, imageFor, markStopped, messageItem, timeOf, updateComposer } from "./panel.js";
+import { el, imageFor, markStopped, messageItem, timeOf, updateComposer } from "./chat-panel.js";
 import { state } from "./state.js";
 
 const PHRASES = { post: "post it", regenerate: "regenerate the previous post", cancel: "cancel" };

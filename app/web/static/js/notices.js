@@ -2,7 +2,7 @@
 // deleted elsewhere), and the error line under the message box.
 
 import { show } from "./dom.js";
-import { el } from "./panel.js";
+import { el } from "./chat-panel.js";
 
 export function showNotice(text, { linkToArchive = false } = {}) {
   el["chat-notice-text"].textContent = text;

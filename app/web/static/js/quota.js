@@ -2,7 +2,7 @@
 
 import { ApiError, getJson } from "./api.js";
 import { showError } from "./notices.js";
-import { el, updateComposer } from "./panel.js";
+import { el, updateComposer } from "./chat-panel.js";
 import { state } from "./state.js";
 
 const chat = state.chat;

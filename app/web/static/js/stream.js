@@ -4,7 +4,7 @@
 
 import { ApiError, send, sendJson } from "./api.js";
 import { showError } from "./notices.js";
-import { el, showPartial, updateComposer } from "./panel.js";
+import { el, showPartial, updateComposer } from "./chat-panel.js";
 import { sessionPath } from "./sessions.js";
 import { readEvents } from "./sse.js";
 import { state } from "./state.js";
