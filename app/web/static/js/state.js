@@ -1,6 +1,7 @@
 // What the page knows: who is signed in, which conversation the chat continues, and what
 // each part of the page shows or has under way. Every module keeps its changing values here,
-// in its own section; modules hold only constants and the elements they look up once.
+// in its own section; modules themselves hold only constants, the elements they look up once
+// and the callbacks they are given at start.
 
 const listeners = new Set();
 
