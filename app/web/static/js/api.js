@@ -21,9 +21,10 @@ export function readCookie(name) {
   return "";
 }
 
-let onUnauthorized = () => {};
+/** What the page does when the session has ended; set by setUnauthorizedHandler(). */
+const hooks = { onUnauthorized: () => {} };
 export function setUnauthorizedHandler(fn) {
-  onUnauthorized = fn;
+  hooks.onUnauthorized = fn;
 }
 
 async function ensureCsrf() {
@@ -74,7 +75,7 @@ export async function send(method, url, { json, form, body, signal, headers: ext
   if (response.ok) return response;
   const problem = await problemOf(response);
   const error = new ApiError(response.status, problem, retryAfterSeconds(response));
-  if (response.status === 401 && !quiet401) onUnauthorized(error);
+  if (response.status === 401 && !quiet401) hooks.onUnauthorized(error);
   // Other modules react to some problems wherever they happen (an unconfirmed email).
   if (error.code) document.dispatchEvent(new CustomEvent("chatkeep:problem", { detail: error }));
   throw error;

@@ -1,31 +1,20 @@
 // Start-up, sign-in and the phone/desktop layout. Chat and history live in their modules.
 
 import { ApiError, getJson, send, sendJson, setUnauthorizedHandler } from "./api.js";
-import {
-  catchUp,
-  continueIn,
-  exitViewer,
-  forget,
-  initChat,
-  liveEvent,
-  loadCurrent,
-  openReadOnly,
-  refreshQuota,
-  renamed,
-  resetChat,
-  revealMessage,
-  showNotice,
-  viewedId,
-} from "./chat.js";
+import { catchUp, liveEvent } from "./changes.js";
+import { continueIn, exitViewer, forget, initChat, loadCurrent, openReadOnly, renamed, resetChat, viewedId } from "./chat.js";
 import { $, show } from "./dom.js";
-import { ensureFresh, initHistory, liveChanged, markStale, markedWords, reload, resetHistory, restore } from "./history.js";
+import { ensureFresh, initHistory, liveChanged, markStale, reload, resetHistory, restore } from "./history.js";
+import { markedWords } from "./history-rows.js";
 import { startLive, stopLive } from "./live.js";
+import { showNotice } from "./notices.js";
+import { revealMessage } from "./chat-panel.js";
+import { refreshQuota } from "./quota.js";
 import { initSettings, loadSignIns } from "./settings.js";
 import { initShare } from "./share.js";
 import { setSessionId, setUser, state } from "./state.js";
 
 const el = {};
-let mode = "signin";
 
 function setView(view) {
   state.view = view;
@@ -37,8 +26,8 @@ function setView(view) {
 }
 
 function setMode(next) {
-  mode = next;
-  const signup = mode === "signup";
+  state.authMode = next;
+  const signup = state.authMode === "signup";
   $("auth-heading").textContent = signup ? "Create your account" : "Sign in";
   $("auth-submit").textContent = signup ? "Create account" : "Sign in";
   $("auth-switch-text").textContent = signup ? "Already have an account?" : "New here?";
@@ -118,8 +107,6 @@ function tokenFromLink() {
   return match ? decodeURIComponent(match[1]) : "";
 }
 
-let resetToken = "";
-
 async function submitForgot(event) {
   event.preventDefault();
   const email = $("forgot-email").value.trim();
@@ -143,9 +130,9 @@ async function submitReset(event) {
     return;
   }
   try {
-    await sendJson("POST", "/auth/reset-password", { token: resetToken, password }, { quiet401: true });
+    await sendJson("POST", "/auth/reset-password", { token: state.resetToken, password }, { quiet401: true });
     $("reset-password").value = "";
-    resetToken = "";
+    state.resetToken = "";
     history.replaceState(null, "", "/");
     setMode("signin");
     showAuth("Your password is changed. Sign in with the new one.");
@@ -246,14 +233,14 @@ async function submitAuth(event) {
     errorEl.textContent = "Please enter your email and password.";
     return;
   }
-  if (mode === "signup" && password.length < 8) {
+  if (state.authMode === "signup" && password.length < 8) {
     errorEl.textContent = "The password must be at least 8 characters.";
     return;
   }
   const submit = $("auth-submit");
   submit.disabled = true;
   try {
-    if (mode === "signup") await sendJson("POST", "/auth/register", { email, password }, { quiet401: true });
+    if (state.authMode === "signup") await sendJson("POST", "/auth/register", { email, password }, { quiet401: true });
     await send("POST", "/auth/cookie/login", { form: { username: email, password }, quiet401: true });
     const user = await getJson("/users/me", { quiet401: true });
     $("auth-password").value = "";
@@ -346,7 +333,7 @@ async function boot() {
     $("forgot-email").value = typed;
   });
   $("auth-form").addEventListener("submit", submitAuth);
-  $("auth-switch").addEventListener("click", () => setMode(mode === "signin" ? "signup" : "signin"));
+  $("auth-switch").addEventListener("click", () => setMode(state.authMode === "signin" ? "signup" : "signin"));
   $("sign-out").addEventListener("click", signOut);
   for (const button of document.querySelectorAll(".view-btn")) {
     button.addEventListener("click", () => setView(button.dataset.view));
@@ -359,9 +346,9 @@ async function boot() {
   });
   if (location.pathname === "/login") history.replaceState(null, "", "/");
   if (location.pathname === "/reset-password") {
-    resetToken = tokenFromLink();
+    state.resetToken = tokenFromLink();
     history.replaceState(null, "", "/reset-password");  // the token leaves the address bar
-    if (resetToken) {
+    if (state.resetToken) {
       showRecover("reset");
       return;
     }
@@ -371,9 +358,9 @@ async function boot() {
 
   try {
     // 200 whether signed in or not: a signed-out visit logs no failed request.
-    const state = await getJson("/api/session", { quiet401: true });
-    if (state.signedIn) {
-      await showWorkspace(state.user);
+    const signIn = await getJson("/api/session", { quiet401: true });
+    if (signIn.signedIn) {
+      await showWorkspace(signIn.user);
       if (notice) showNotice(notice);
       return;
     }

@@ -1,19 +1,19 @@
 // Times as the user reads them: their locale and time zone (the browser's Intl), counted
 // from the server's clock, which the client's may differ from.
 
-const MINUTE = 60_000;
+import { state } from "./state.js";
 
-let offsetMs = 0; // server clock minus this browser's
+const MINUTE = 60_000;
 
 /** Takes the server's time from an answer (`now` of a history page). */
 export function syncClock(serverNow) {
   const at = Date.parse(serverNow || "");
-  if (!Number.isNaN(at)) offsetMs = at - Date.now();
+  if (!Number.isNaN(at)) state.clockOffsetMs = at - Date.now();
 }
 
 /** Now, by the server's clock, in ms. */
 export function serverNow() {
-  return Date.now() + offsetMs;
+  return Date.now() + state.clockOffsetMs;
 }
 
 const monthYear = new Intl.DateTimeFormat(undefined, { month: "long", year: "numeric" });

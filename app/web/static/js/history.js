@@ -1,10 +1,18 @@
-// The history browser: tabs (Active, Archived, All, Trash), search, tags, rows grouped by
-// date, infinite scroll, selection with bulk actions, and what can be done to a conversation.
+// The history browser: tabs (Active, Archived, All, Trash), search, the list read page by
+// page as it scrolls (and again after a change anywhere), bulk actions on the selection, and
+// what can be done to a conversation. Its parts: history-panel.js (its elements),
+// history-rows.js, history-selection.js, history-tags.js and history-transfer.js (export all,
+// import).
 
 import { ApiError, getJson, send, sendJson } from "./api.js";
-import { dateGroup, expiryText, longTime, serverNow, shortDay, shortTime, syncClock } from "./dates.js";
-import { $, announce, h, show } from "./dom.js";
-import { describeProgress, downloadFile, downloadWithProgress } from "./downloads.js";
+import { syncClock } from "./dates.js";
+import { announce, show } from "./dom.js";
+import { downloadFile } from "./downloads.js";
+import { bindHistoryPanel, el, plural, reportError, rows, what } from "./history-panel.js";
+import { appendRows, closeMenus, setRowActions, updateExpiries } from "./history-rows.js";
+import { clearSelection, pruneSelection, updateBulkBar } from "./history-selection.js";
+import { initTags, loadTags, parseTags } from "./history-tags.js";
+import { initTransfer } from "./history-transfer.js";
 import { state } from "./state.js";
 import { hideToast, showToast } from "./toast.js";
 
@@ -12,42 +20,16 @@ const PAGE_SIZE = 20;
 const PAGE_MAX = 100; // the API's largest page: a refresh reads again what is shown, up to this
 const SEARCH_DELAY_MS = 250;
 const EXPIRY_TICK_MS = 30_000;
-const EXPIRY_SOON_MS = 5 * 60_000;
 
-const el = {};
-let hooks = { onOpen() {}, onRestored() {}, onGone() {}, onRenamed() {}, onUndone() {} };
-const list = {
-  status: "active",
-  q: "",
-  tag: null,
-  cursor: null,
-  done: false,
-  loading: false,
-  generation: 0,
-  stale: true,
-  replace: false,
-  limit: PAGE_SIZE,
-};
-const shown = new Map(); // id -> summary of every row on screen
-const selection = { ids: new Set(), anchor: null };
-let knownTags = [];
-let tagsStale = true; // the tag counts may have changed: read them with the next refresh
-let observer = null;
-let searchTimer = null;
-let exporting = false;
-let groupSeq = 0;
+/** What the page does when a conversation is opened, restored, gone, renamed, brought back;
+ *  set once by initHistory(). */
+const hooks = { onOpen() {}, onRestored() {}, onGone() {}, onRenamed() {}, onUndone() {} };
+const hist = state.history;
+const { list, shown, selection } = hist;
 
 export function initHistory(callbacks) {
-  hooks = { ...hooks, ...callbacks };
-  for (const id of [
-    "history-list", "history-status", "history-sentinel", "history-error", "search-form", "search-input",
-    "export-all", "import-file", "transfer", "transfer-text", "transfer-progress", "confirm-dialog",
-    "confirm-text", "confirm-title", "confirm-ok", "rename-dialog", "rename-input", "history-panel",
-    "history-scroll", "tag-filter", "bulk-bar", "bulk-count", "bulk-clear", "tags-dialog", "tags-title",
-    "tags-input", "tags-ok", "tags-known", "trash-note",
-  ]) {
-    el[id] = $(id);
-  }
+  Object.assign(hooks, callbacks);
+  bindHistoryPanel();
   const tabs = [...document.querySelectorAll('[role="tab"][data-status]')];
   for (const tab of tabs) {
     tab.addEventListener("click", () => selectTab(tab.dataset.status));
@@ -67,12 +49,12 @@ export function initHistory(callbacks) {
   }
   el["search-form"].addEventListener("submit", (event) => {
     event.preventDefault();
-    window.clearTimeout(searchTimer);
+    window.clearTimeout(hist.searchTimer);
     applySearch();
   });
   el["search-input"].addEventListener("input", () => {
-    window.clearTimeout(searchTimer);
-    searchTimer = window.setTimeout(applySearch, SEARCH_DELAY_MS);
+    window.clearTimeout(hist.searchTimer);
+    hist.searchTimer = window.setTimeout(applySearch, SEARCH_DELAY_MS);
   });
   // Enter in a dialog's text field saves (the form's first button is Cancel).
   for (const [input, dialog] of [["rename-input", "rename-dialog"], ["tags-input", "tags-dialog"]]) {
@@ -83,8 +65,20 @@ export function initHistory(callbacks) {
       }
     });
   }
-  el["export-all"].addEventListener("click", exportAll);
-  el["import-file"].addEventListener("change", importFile);
+  initTransfer({ onImported: () => reload() });
+  initTags({ onChosen: () => reload() });
+  setRowActions({
+    open: (item) => hooks.onOpen(item),
+    untrash,
+    deleteForever,
+    restore,
+    archive,
+    setPinned,
+    editTags,
+    rename,
+    exportOne,
+    moveToTrash,
+  });
   for (const b of el["bulk-bar"].querySelectorAll("[data-bulk]")) {
     b.addEventListener("click", () => bulk(b.dataset.bulk, b));
   }
@@ -111,13 +105,13 @@ export function initHistory(callbacks) {
   document.addEventListener("click", closeMenus);
   document.addEventListener("focusin", closeMenus);
 
-  observer = new IntersectionObserver(
+  hist.observer = new IntersectionObserver(
     (entries) => {
       if (entries.some((entry) => entry.isIntersecting)) loadMore();
     },
     { root: el["history-scroll"], rootMargin: "0px 0px 300px 0px" },
   );
-  observer.observe(el["history-sentinel"]);
+  hist.observer.observe(el["history-sentinel"]);
   window.setInterval(updateExpiries, EXPIRY_TICK_MS);
 }
 
@@ -158,7 +152,7 @@ export function reload({ keepRows = false } = {}) {
     el["history-status"].textContent = "";
   }
   el["history-error"].textContent = "";
-  if (!keepRows || tagsStale) loadTags();
+  if (!keepRows || hist.tagsStale) loadTags();
   return loadMore();
 }
 
@@ -172,34 +166,32 @@ const LIVE_DELAY_MS = 300;
 // Focus in the list holds a refresh back (the rows would change under a screen reader's
 // cursor), but not for ever: rows come back with the same control focused.
 const LIVE_FOCUS_WAIT_MS = 5000;
-let liveTimer = null;
-let liveWaitingSince = 0;
 
 /** Something changed on some device (`kind` of event; none: anything may have): reload
  *  soon, once for a burst of events, and never under the user's hands (an open menu or
  *  dialog). */
 export function liveChanged(kind) {
   list.stale = true;
-  if (kind !== "message") tagsStale = true;
-  window.clearTimeout(liveTimer);
-  liveTimer = window.setTimeout(applyLiveChange, LIVE_DELAY_MS);
+  if (kind !== "message") hist.tagsStale = true;
+  window.clearTimeout(hist.liveTimer);
+  hist.liveTimer = window.setTimeout(applyLiveChange, LIVE_DELAY_MS);
 }
 
 function applyLiveChange() {
-  liveTimer = null;
+  hist.liveTimer = null;
   if (!state.user || !list.stale || !isVisible()) {
-    liveWaitingSince = 0;
+    hist.liveWaitingSince = 0;
     return;
   }
   const now = Date.now();
-  if (!liveWaitingSince) liveWaitingSince = now;
+  if (!hist.liveWaitingSince) hist.liveWaitingSince = now;
   const hands = list.loading || document.querySelector(".row-actions:not([hidden]), dialog[open]");
-  const focused = el["history-list"].contains(document.activeElement) && now - liveWaitingSince < LIVE_FOCUS_WAIT_MS;
+  const focused = el["history-list"].contains(document.activeElement) && now - hist.liveWaitingSince < LIVE_FOCUS_WAIT_MS;
   if (hands || focused) {
-    liveTimer = window.setTimeout(applyLiveChange, LIVE_DELAY_MS * 3);
+    hist.liveTimer = window.setTimeout(applyLiveChange, LIVE_DELAY_MS * 3);
     return;
   }
-  liveWaitingSince = 0;
+  hist.liveWaitingSince = 0;
   reload({ keepRows: true });
 }
 
@@ -226,11 +218,11 @@ async function loadMore() {
     const page = await getJson(`/api/sessions?${params}`);
     if (generation !== list.generation) return;
     syncClock(page.now);
-    const items = page.items || [];
+    const items = page.items;
     if (list.replace) replaceRows(items);
     else appendRows(el["history-list"], items);
     list.replace = false;
-    list.cursor = page.nextCursor || null;
+    list.cursor = page.nextCursor;
     list.done = !list.cursor;
     pruneSelection();
     updateStatus();
@@ -299,34 +291,6 @@ function emptyText() {
   return "No conversations yet.";
 }
 
-const rows = () => [...el["history-list"].querySelectorAll("li.row")];
-const rowOf = (id) => el["history-list"].querySelector(`li.row[data-id="${CSS.escape(id)}"]`);
-
-// ---- groups ----------------------------------------------------------------------------
-
-function groupOf(item) {
-  return item.pinned ? { key: "pinned", label: "Pinned" } : dateGroup(item.lastActivityAt);
-}
-
-/** Adds rows in list order (pinned first, then newest activity): each joins the last group
- *  when it belongs there, or starts the next one. */
-function appendRows(target, items) {
-  for (const item of items) {
-    const { key, label } = groupOf(item);
-    let group = target.lastElementChild;
-    if (!group || group.dataset.key !== key) {
-      const id = `group-${++groupSeq}`;
-      group = h(
-        "section",
-        { class: `history-group history-group-${key === "pinned" ? "pinned" : "date"}`, dataset: { key } },
-        h("h3", { class: "group-head", id, text: label }),
-        h("ul", { class: "group-rows", "aria-labelledby": id }),
-      );
-      target.append(group);
-    }
-    group.querySelector(".group-rows").append(row(item));
-  }
-}
 
 /** Takes rows away (and groups left empty); focus goes to the next row. */
 function removeRows(ids) {
@@ -352,289 +316,6 @@ function focusAfterRemoval(index) {
   const next = index === null ? left[0] : left[Math.min(index, left.length - 1)];
   (next ? next.querySelector(".row-open") : el["search-input"]).focus({ preventScroll: false });
 }
-
-// ---- rows ------------------------------------------------------------------------------
-
-const SOURCES = { chatgpt: "ChatGPT", claude: "Claude", openwebui: "Open WebUI", chatkeep: "a Chatkeep export" };
-const SVG = "http://www.w3.org/2000/svg";
-const ICONS = {
-  // A pushpin, and three dots for "More".
-  pin: "M9.5 2h5l-1 6 3.5 3v2h-4.5v7l-1 1-1-1v-7H5v-2l3.5-3z",
-  more: "M5 10.5a1.5 1.5 0 1 1 0 3 1.5 1.5 0 0 1 0-3zm7 0a1.5 1.5 0 1 1 0 3 1.5 1.5 0 0 1 0-3zm7 0a1.5 1.5 0 1 1 0 3 1.5 1.5 0 0 1 0-3z",
-};
-
-function icon(name, cls) {
-  const svg = document.createElementNS(SVG, "svg");
-  svg.setAttribute("viewBox", "0 0 24 24");
-  svg.setAttribute("aria-hidden", "true");
-  svg.setAttribute("focusable", "false");
-  svg.setAttribute("class", `icon ${cls || ""}`);
-  const shape = document.createElementNS(SVG, "path");
-  shape.setAttribute("d", ICONS[name]);
-  svg.append(shape);
-  return svg;
-}
-
-// A search snippet as text with <mark>s; the offsets count code points, as the API says.
-function highlighted(snippet) {
-  const chars = Array.from(snippet.text);
-  const parts = [];
-  let at = 0;
-  for (const [start, end] of snippet.highlights) {
-    if (start < at) continue;
-    parts.push(chars.slice(at, start).join(""), h("mark", { text: chars.slice(start, end).join("") }));
-    at = end;
-  }
-  parts.push(chars.slice(at).join(""));
-  return parts;
-}
-
-/** The words a snippet marks, to find them again in the opened conversation. */
-export function markedWords(snippet) {
-  if (!snippet) return [];
-  const chars = Array.from(snippet.text);
-  const words = snippet.highlights.map(([start, end]) => chars.slice(start, end).join("").toLowerCase());
-  return [...new Set(words.filter(Boolean))];
-}
-
-const plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
-
-function metaParts(item) {
-  const text = (cls, value) => h("span", { class: `m ${cls}`, text: value });
-  const parts = [];
-  if (item.status === "trashed") {
-    parts.push(text("row-purge", item.purgeAt ? `deleted for good on ${shortDay(item.purgeAt)}` : "in the trash"));
-  }
-  parts.push(
-    h(
-      "time",
-      { class: "m row-time", datetime: item.lastActivityAt, title: `Last active ${longTime(item.lastActivityAt)}` },
-      h("span", { class: "visually-hidden", text: "Last active " }),
-      shortTime(item.lastActivityAt),
-    ),
-    text("row-count", plural(item.messageCount, "message", "messages")),
-  );
-  if (item.status === "active" && item.expiresAt) {
-    const expiry = h("span", { class: "m row-expiry", dataset: { expires: item.expiresAt } });
-    paintExpiry(expiry);
-    parts.push(expiry);
-  }
-  if (item.status === "archived" && list.status !== "archived") {
-    parts.push(h("span", { class: "badge badge-archived", text: "Archived" }));
-  }
-  if (item.importedFrom) {
-    parts.push(h("span", { class: "badge badge-imported", text: `From ${SOURCES[item.importedFrom] || item.importedFrom}` }));
-  }
-  if (item.shared) parts.push(h("span", { class: "badge badge-shared", text: "Shared" }));
-  for (const tag of item.tags || []) parts.push(h("span", { class: "row-tag", text: tag }));
-  return parts;
-}
-
-function paintExpiry(expiry) {
-  const text = expiryText(expiry.dataset.expires);
-  if (expiry.textContent !== text) expiry.textContent = text;
-  const left = Date.parse(expiry.dataset.expires) - serverNow();
-  expiry.classList.toggle("row-expiry-soon", left < EXPIRY_SOON_MS);
-}
-
-/** Every "archives in N min" counts down, by the server's clock. */
-function updateExpiries() {
-  for (const expiry of el["history-list"].querySelectorAll(".row-expiry[data-expires]")) paintExpiry(expiry);
-}
-
-function row(item) {
-  shown.set(item.id, item);
-  const titleId = `row-title-${item.id}`;
-  const metaId = `row-meta-${item.id}`;
-  const trashed = item.status === "trashed";
-  const selected = selection.ids.has(item.id);
-  const li = h("li", {
-    class: `row row-${item.status}${item.pinned ? " row-pinned" : ""}${selected ? " row-selected" : ""}`,
-    dataset: { id: item.id, status: item.status },
-    "aria-labelledby": titleId,
-  });
-  const check = h("input", { type: "checkbox", class: "row-check", "aria-label": `Select “${item.title}”` });
-  check.checked = selected;
-  check.addEventListener("click", (event) => select(item.id, check.checked, event.shiftKey));
-  const open = h(
-    "button",
-    { type: "button", class: "row-open", id: titleId, "aria-describedby": metaId, title: item.preview || null },
-    item.pinned ? icon("pin", "row-pin") : null,
-    h("span", { class: "row-title", text: item.title }),
-  );
-  open.addEventListener("click", (event) => {
-    // Ctrl/⌘-click and shift-click select, as in a file list; a plain click opens.
-    if (event.shiftKey || event.ctrlKey || event.metaKey) {
-      event.preventDefault();
-      select(item.id, !selection.ids.has(item.id), event.shiftKey);
-      return;
-    }
-    hooks.onOpen({ ...item });
-  });
-  const meta = h("p", { class: "row-meta", id: metaId }, ...metaParts(item));
-  const snippet = item.snippet ? h("p", { class: "row-preview row-snippet" }, ...highlighted(item.snippet)) : null;
-  const quick = h("div", { class: "row-quick" });
-  if (trashed) {
-    quick.append(
-      button("Restore", "btn btn-small", () => untrash(item), `Restore “${item.title}”`),
-      button("Delete forever", "btn btn-small btn-danger", () => deleteForever(item), `Delete “${item.title}” forever`),
-    );
-  } else {
-    if (item.status === "archived") {
-      quick.append(button("Restore", "btn btn-small row-restore", () => restore(item.id), `Restore “${item.title}”`));
-    }
-    quick.append(menu(item, li));
-  }
-  li.append(check, open, quick, meta);
-  if (snippet) li.append(snippet);
-  return li;
-}
-
-function menu(item, li) {
-  const actions = h("div", { class: "row-actions", id: `row-actions-${item.id}`, hidden: true });
-  const toggle = h(
-    "button",
-    {
-      type: "button",
-      class: "icon-btn row-more",
-      "aria-expanded": "false",
-      "aria-controls": `row-actions-${item.id}`,
-      "aria-label": `More actions for “${item.title}”`,
-      title: "More",
-    },
-    icon("more"),
-  );
-  toggle.addEventListener("click", () => setMenu(actions, actions.hidden));
-  if (item.status === "active") actions.append(button("Archive", "btn btn-small", () => archive(item), null));
-  actions.append(
-    button(item.pinned ? "Unpin" : "Pin", "btn btn-small", () => setPinned(item, !item.pinned), null),
-    button("Edit tags…", "btn btn-small", () => editTags(item), null),
-    button("Rename", "btn btn-small", () => rename(item, li), null),
-    button("Export JSON", "btn btn-small", () => exportOne(item, "json"), null),
-    button("Export PDF", "btn btn-small", () => exportOne(item, "pdf"), null),
-    button("Delete", "btn btn-small btn-danger", () => moveToTrash(item), null),
-  );
-  actions.addEventListener("keydown", (event) => {
-    const items = [...actions.querySelectorAll("button:not(:disabled)")];
-    const index = items.indexOf(document.activeElement);
-    if (event.key === "Escape") {
-      event.stopPropagation();
-      setMenu(actions, false);
-      toggle.focus();
-    } else if (event.key === "ArrowDown" || event.key === "ArrowUp") {
-      event.preventDefault();
-      const step = event.key === "ArrowDown" ? 1 : -1;
-      items[(index + step + items.length) % items.length]?.focus();
-    }
-  });
-  return h("div", { class: "row-menu" }, toggle, actions);
-}
-
-function setMenu(actions, open) {
-  if (open) closeMenus();
-  actions.hidden = !open;
-  const toggle = actions.parentElement.querySelector(".row-more");
-  toggle.setAttribute("aria-expanded", String(open));
-  if (!open) return;
-  // Near the bottom of the list the menu opens upwards, so all of it is on screen.
-  actions.classList.remove("row-actions-up");
-  const box = actions.getBoundingClientRect();
-  const view = el["history-scroll"].getBoundingClientRect();
-  if (box.bottom > view.bottom && box.height < box.top - view.top) actions.classList.add("row-actions-up");
-  actions.querySelector("button").focus();
-}
-
-function closeMenus(event) {
-  for (const actions of document.querySelectorAll(".row-actions:not([hidden])")) {
-    if (event && actions.parentElement.contains(event.target)) continue;
-    actions.hidden = true;
-    actions.parentElement.querySelector(".row-more").setAttribute("aria-expanded", "false");
-  }
-}
-
-function button(label, cls, onClick, ariaLabel) {
-  const b = h("button", { type: "button", class: cls, "aria-label": ariaLabel, text: label });
-  b.addEventListener("click", async () => {
-    const menu = b.closest(".row-actions");
-    if (menu) {
-      setMenu(menu, false);
-      // Focus back on the menu's button, as a menu does (a dialog then returns it there).
-      menu.parentElement.querySelector(".row-more").focus();
-    }
-    b.disabled = true;
-    try {
-      await onClick();
-    } finally {
-      if (b.isConnected) b.disabled = false;
-    }
-  });
-  return b;
-}
-
-function reportError(err) {
-  if (err instanceof ApiError && err.status === 401) return;
-  el["history-error"].textContent = err.message;
-}
-
-// ---- selection -------------------------------------------------------------------------
-
-/** Selects or unselects a row; with `range`, every row from the last one chosen to this. */
-function select(id, on, range) {
-  const all = rows();
-  const to = all.findIndex((r) => r.dataset.id === id);
-  const from = range && selection.anchor ? all.findIndex((r) => r.dataset.id === selection.anchor) : -1;
-  const span = from === -1 ? [all[to]] : all.slice(Math.min(from, to), Math.max(from, to) + 1);
-  for (const r of span) if (r) setSelected(r, on);
-  selection.anchor = id;
-  updateBulkBar();
-}
-
-function setSelected(li, on) {
-  if (on) selection.ids.add(li.dataset.id);
-  else selection.ids.delete(li.dataset.id);
-  li.classList.toggle("row-selected", on);
-  li.querySelector(".row-check").checked = on;
-}
-
-function clearSelection() {
-  for (const id of selection.ids) {
-    const r = rowOf(id);
-    if (r) setSelected(r, false);
-  }
-  selection.ids.clear();
-  selection.anchor = null;
-  updateBulkBar();
-}
-
-/** After a refresh: only rows still shown stay selected. */
-function pruneSelection() {
-  for (const id of [...selection.ids]) if (!shown.has(id)) selection.ids.delete(id);
-  if (selection.anchor && !shown.has(selection.anchor)) selection.anchor = null;
-  updateBulkBar();
-}
-
-function updateBulkBar() {
-  const picked = [...selection.ids].map((id) => shown.get(id)).filter(Boolean);
-  const bar = el["bulk-bar"];
-  const hadFocus = bar.contains(document.activeElement);
-  bar.hidden = picked.length === 0;
-  if (!picked.length) {
-    if (hadFocus) el["search-input"].focus();
-    return;
-  }
-  el["bulk-count"].textContent = `${picked.length} selected`;
-  const has = (status) => picked.some((item) => item.status === status);
-  const can = {
-    archive: has("active"),
-    restore: has("archived") || has("trashed"),
-    tag: !has("trashed"),
-    trash: picked.some((item) => item.status !== "trashed"),
-    delete: list.status === "trash",
-  };
-  for (const b of bar.querySelectorAll("[data-bulk]")) b.hidden = !can[b.dataset.bulk];
-}
-
-const what = (n) => plural(n, "conversation", "conversations");
 
 async function bulk(action, b) {
   const ids = [...selection.ids].filter((id) => shown.has(id));
@@ -668,7 +349,7 @@ async function bulk(action, b) {
     b.disabled = false;
   }
   clearSelection();
-  tagsStale = true;
+  hist.tagsStale = true;
   const n = what(ids.length);
   if (action === "trash") {
     for (const id of ids) hooks.onGone(id, "deleted");
@@ -689,78 +370,21 @@ async function bulk(action, b) {
   reload({ keepRows: true });
 }
 
-// ---- tags ------------------------------------------------------------------------------
-
-function parseTags(text) {
-  return [...new Set(text.split(",").map((t) => t.trim()).filter(Boolean))];
-}
-
-let tagsGeneration = 0;
-
-async function loadTags() {
-  const generation = ++tagsGeneration;
-  tagsStale = false;
-  try {
-    const body = await getJson("/api/tags");
-    if (generation !== tagsGeneration) return;
-    knownTags = body.tags || [];
-  } catch (err) {
-    if (generation !== tagsGeneration) return;
-    knownTags = [];
-  }
-  renderTags();
-}
-
-function renderTags() {
-  const box = el["tag-filter"];
-  const focusedTag = box.contains(document.activeElement) ? document.activeElement.dataset.tag : null;
-  const entries = [...knownTags];
-  // A chosen tag stays on screen (to be cleared) even when nothing carries it any more.
-  if (list.tag && !entries.some((t) => t.tag === list.tag)) entries.unshift({ tag: list.tag, count: 0 });
-  box.replaceChildren(
-    ...entries.map(({ tag, count }) => {
-      const pressed = list.tag === tag;
-      const chip = h(
-        "button",
-        {
-          type: "button",
-          class: "tag-chip",
-          "aria-pressed": String(pressed),
-          "aria-label": `${tag}, ${what(count)}`,
-          dataset: { tag },
-        },
-        h("span", { class: "tag-name", text: tag }),
-        h("span", { class: "tag-count", text: String(count) }),
-      );
-      chip.addEventListener("click", () => {
-        list.tag = pressed ? null : tag;
-        renderTags();
-        reload();
-        box.querySelector(`[data-tag="${CSS.escape(tag)}"]`)?.focus();
-      });
-      return chip;
-    }),
-  );
-  box.hidden = entries.length === 0;
-  if (focusedTag !== null) box.querySelector(`[data-tag="${CSS.escape(focusedTag)}"]`)?.focus();
-  el["tags-known"].replaceChildren(...knownTags.map(({ tag }) => h("option", { value: tag })));
-}
-
 async function editTags(item) {
   const ok = await ask(el["tags-dialog"], () => {
     el["tags-title"].textContent = `Tags for “${item.title}”`;
-    el["tags-input"].value = (item.tags || []).join(", ");
+    el["tags-input"].value = item.tags.join(", ");
     el["tags-ok"].textContent = "Save";
   });
   if (!ok) return;
   const tags = parseTags(el["tags-input"].value);
-  if (tags.join(",") === (item.tags || []).join(",")) return;
+  if (tags.join(",") === item.tags.join(",")) return;
   el["history-error"].textContent = "";
   try {
     const updated = await sendJson("PATCH", path(item.id), { tags });
-    item.tags = updated?.tags || tags;
+    item.tags = updated.tags;
     announce(item.tags.length ? `Tags: ${item.tags.join(", ")}.` : "Tags removed.");
-    tagsStale = true;
+    hist.tagsStale = true;
     reload({ keepRows: true });
   } catch (err) {
     reportError(err);
@@ -803,7 +427,7 @@ async function untrash(item) {
   try {
     const session = await sendJson("POST", `${path(item.id)}/restore`);
     removeRows([item.id]);
-    announce(`“${item.title}” restored to ${session?.status === "archived" ? "Archived" : "Active"}.`);
+    announce(`“${item.title}” restored to ${session.status === "archived" ? "Archived" : "Active"}.`);
     loadTags();
   } catch (err) {
     reportError(err);
@@ -828,10 +452,10 @@ async function undoTrash(ids) {
   el["history-error"].textContent = "";
   try {
     const result = await sendJson("POST", "/api/sessions/restore", { ids });
-    const back = result?.restored || [];
+    const back = result.restored;
     showToast(back.length === 1 ? "Restored." : `${what(back.length)} restored.`);
     hooks.onUndone(back);
-    tagsStale = true;
+    hist.tagsStale = true;
     reload({ keepRows: true });
   } catch (err) {
     reportError(err);
@@ -887,7 +511,7 @@ async function rename(item, li) {
   if (!ok || !title || title === item.title) return;
   try {
     const updated = await sendJson("PATCH", path(item.id), { title });
-    item.title = updated?.title || title;
+    item.title = updated.title;
     li.querySelector(".row-title").textContent = item.title;
     hooks.onRenamed(item.id, item.title);
     announce("Conversation renamed.");
@@ -906,91 +530,18 @@ async function exportOne(item, format) {
   }
 }
 
-// ---- export all / import ---------------------------------------------------------------
-
-function showTransfer(text, progress) {
-  show(el.transfer, true);
-  el["transfer-text"].textContent = text;
-  const bar = el["transfer-progress"];
-  if (progress === undefined) bar.hidden = true;
-  else {
-    bar.hidden = false;
-    if (progress === null) bar.removeAttribute("value");
-    else bar.value = progress;
-  }
-}
-
-async function exportAll() {
-  if (exporting) return;
-  exporting = true;
-  el["export-all"].disabled = true;
-  el["history-error"].textContent = "";
-  showTransfer("Preparing your export…", null);
-  try {
-    const { received, name } = await downloadWithProgress("/api/export?format=zip&status=all", "chatkeep-export.zip", (p) => {
-      showTransfer(`Downloading export: ${describeProgress(p)}`, p.total ? Math.round((100 * p.received) / p.total) : null);
-    });
-    showTransfer(`Export saved as ${name} (${describeProgress({ received, total: 0 }).replace(" so far", "")}).`);
-  } catch (err) {
-    show(el.transfer, false);
-    reportError(err);
-  } finally {
-    exporting = false;
-    el["export-all"].disabled = false;
-  }
-}
-
-function importSummary(result) {
-  if (!result || typeof result !== "object") return "Import finished.";
-  const parts = [];
-  const imported = result.imported ?? result.importedCount ?? result.created;
-  const skipped = result.skipped ?? result.skippedCount;
-  if (typeof imported === "number") parts.push(`${imported} ${imported === 1 ? "conversation" : "conversations"} imported`);
-  else if (Array.isArray(imported)) parts.push(`${imported.length} ${imported.length === 1 ? "conversation" : "conversations"} imported`);
-  if (typeof skipped === "number" && skipped) parts.push(`${skipped} already here, skipped`);
-  else if (Array.isArray(skipped) && skipped.length) parts.push(`${skipped.length} already here, skipped`);
-  if (Array.isArray(result.failed) && result.failed.length) {
-    const names = result.failed.map((f) => `“${f.title || f.sourceId || `entry ${f.index + 1}`}”`).join(", ");
-    parts.push(`${result.failed.length} could not be read and ${result.failed.length === 1 ? "was" : "were"} left out: ${names}`);
-  }
-  return parts.length ? `Import finished: ${parts.join(", ")}.` : "Import finished.";
-}
-
-async function importFile() {
-  const input = el["import-file"];
-  const file = input.files && input.files[0];
-  if (!file) return;
-  el["history-error"].textContent = "";
-  showTransfer(`Importing ${file.name}…`, null);
-  const form = new FormData();
-  form.append("file", file, file.name);
-  try {
-    const response = await send("POST", "/api/import", { body: form });
-    const type = response.headers.get("content-type") || "";
-    const result = type.includes("json") ? await response.json() : null;
-    showTransfer(importSummary(result));
-    announce(importSummary(result));
-    reload();
-  } catch (err) {
-    show(el.transfer, false);
-    reportError(err);
-  } finally {
-    input.value = "";
-  }
-}
-
 export function resetHistory() {
-  window.clearTimeout(liveTimer);
-  liveTimer = null;
+  window.clearTimeout(hist.liveTimer);
+  hist.liveTimer = null;
   list.generation++;
   list.cursor = null;
   list.done = false;
   list.loading = false;
   list.stale = true;
   list.tag = null;
-  tagsGeneration++;
-  tagsStale = true;
-  knownTags = [];
+  hist.tagsGeneration++;
+  hist.tagsStale = true;
+  hist.knownTags = [];
   selection.ids.clear();
   selection.anchor = null;
   shown.clear();

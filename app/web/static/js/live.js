@@ -2,29 +2,31 @@
 // EventSource reconnects by itself (sending Last-Event-ID); when the server refuses the
 // stream, it is opened again after a pause for as long as someone is signed in.
 
+import { state } from "./state.js";
+
 const KINDS = ["message", "turn", "session", "resync"];
 const REOPEN_MS = 3000;
 
-let source = null;
-let reopenTimer = null;
-let handlers = { onReady() {}, onEvent() {} };
+const live = state.live;
+/** What the page does with the stream; set by startLive(). */
+const handlers = { onReady() {}, onEvent() {} };
 
 export function startLive(callbacks) {
   stopLive();
-  handlers = { ...handlers, ...callbacks };
+  Object.assign(handlers, callbacks);
   open();
 }
 
 export function stopLive() {
-  window.clearTimeout(reopenTimer);
-  reopenTimer = null;
-  if (source) source.close();
-  source = null;
+  window.clearTimeout(live.reopenTimer);
+  live.reopenTimer = null;
+  if (live.source) live.source.close();
+  live.source = null;
 }
 
 function open() {
   const es = new EventSource("/api/events");
-  source = es;
+  live.source = es;
   // `ready` comes first on every (re)connection: what happened meanwhile may be missing.
   es.addEventListener("ready", () => handlers.onReady());
   for (const kind of KINDS) {
@@ -39,8 +41,8 @@ function open() {
     });
   }
   es.addEventListener("error", () => {
-    if (es !== source || es.readyState !== EventSource.CLOSED) return; // retrying by itself
-    source = null;
-    reopenTimer = window.setTimeout(open, REOPEN_MS);
+    if (es !== live.source || es.readyState !== EventSource.CLOSED) return; // retrying by itself
+    live.source = null;
+    live.reopenTimer = window.setTimeout(open, REOPEN_MS);
   });
 }

@@ -4,7 +4,8 @@ import { ApiError, getJson, send, sendJson } from "./api.js";
 import { downloadFile } from "./downloads.js";
 import { $, announce, formatDate, h } from "./dom.js";
 
-let hooks = { onDeleted: () => {} };
+/** What the page does after the account is deleted; set by initSettings(). */
+const hooks = { onDeleted: () => {} };
 
 function kindLabel(kind) {
   return kind === "cookie" ? "Web browser" : "API client";
@@ -135,7 +136,7 @@ async function submitDelete(event) {
 }
 
 export function initSettings(options) {
-  hooks = { ...hooks, ...options };
+  Object.assign(hooks, options);
   $("end-others").addEventListener("click", endOthers);
   $("password-form").addEventListener("submit", changePassword);
   $("download-data").addEventListener("click", downloadData);

@@ -2,15 +2,11 @@
 // it works, share again (a new snapshot, the same link) and revoke it.
 
 import { ApiError, getJson, send, sendJson } from "./api.js";
-import { openConversationId } from "./chat.js";
 import { $, announce, formatDate, show } from "./dom.js";
-import { onSessionChange } from "./state.js";
+import { onSessionChange, openConversationId, state } from "./state.js";
 
 const el = {};
-let link = null; // {url, expiresAt} of the open conversation, when it has a live one
-let sessionId = null; // the conversation the dialog is about
-let busy = false;
-let done = ""; // what the last action did, said before the expiry
+const share = state.share;
 
 const sharePath = (id) => `/api/sessions/${encodeURIComponent(id)}/share`;
 
@@ -37,7 +33,7 @@ export function initShare() {
 function updateButton() {
   const id = openConversationId();
   show(el["share-chat"], Boolean(id));
-  if (el["share-dialog"].open && id !== sessionId) el["share-dialog"].close();
+  if (el["share-dialog"].open && id !== share.sessionId) el["share-dialog"].close();
 }
 
 function expiryText(expiresAt) {
@@ -45,7 +41,7 @@ function expiryText(expiresAt) {
 }
 
 function render() {
-  const shared = Boolean(link);
+  const shared = Boolean(share.link);
   show(el["share-link"], shared);
   show(el["share-copy"], shared);
   show(el["share-revoke"], shared);
@@ -58,10 +54,10 @@ function render() {
     ? "Anyone with this link can read the conversation as it was when you shared it. Update the link to include newer messages; the address stays the same."
     : "Anyone with the link can read this conversation as it is now, without signing in. Messages you send later are not included until you share again.";
   if (shared) {
-    el["share-url"].value = link.url;
-    el["share-status"].textContent = `${done}${expiryText(link.expiresAt)}`;
+    el["share-url"].value = share.link.url;
+    el["share-status"].textContent = `${share.done}${expiryText(share.link.expiresAt)}`;
   }
-  for (const button of [el["share-create"], el["share-copy"], el["share-revoke"]]) button.disabled = busy;
+  for (const button of [el["share-create"], el["share-copy"], el["share-revoke"]]) button.disabled = share.busy;
 }
 
 function showError(err) {
@@ -69,54 +65,54 @@ function showError(err) {
 }
 
 async function openDialog() {
-  sessionId = openConversationId();
-  if (!sessionId) return;
-  link = null;
-  done = "";
+  share.sessionId = openConversationId();
+  if (!share.sessionId) return;
+  share.link = null;
+  share.done = "";
   showError("");
   el["share-expiry"].value = "";
-  busy = true;
+  share.busy = true;
   render();
   el["share-dialog"].showModal();
   try {
-    const detail = await getJson(`/api/sessions/${encodeURIComponent(sessionId)}?limit=1`);
-    link = detail.shared || null;
+    const detail = await getJson(`/api/sessions/${encodeURIComponent(share.sessionId)}?limit=1`);
+    share.link = detail.shared;
   } catch (err) {
     if (!(err instanceof ApiError && err.status === 401)) showError(err);
   } finally {
-    busy = false;
+    share.busy = false;
     render();
   }
-  if (link) el["share-expiry"].value = "keep"; // (the option is enabled by render)
+  if (share.link) el["share-expiry"].value = "keep"; // (the option is enabled by render)
 }
 
 async function createOrRefresh() {
-  if (!sessionId || busy) return;
+  if (!share.sessionId || share.busy) return;
   const choice = el["share-expiry"].value;
   const body = choice === "keep" ? {} : { expiresInDays: choice ? Number(choice) : null };
-  busy = true;
+  share.busy = true;
   showError("");
   render();
-  const again = Boolean(link);
+  const again = Boolean(share.link);
   try {
-    const made = await sendJson("POST", sharePath(sessionId), body);
-    link = { url: made.url, expiresAt: made.expiresAt };
-    done = again ? "Updated: the link shows the conversation as it is now. " : "Link created. ";
-    announce(done);
+    const made = await sendJson("POST", sharePath(share.sessionId), body);
+    share.link = { url: made.url, expiresAt: made.expiresAt };
+    share.done = again ? "Updated: the link shows the conversation as it is now. " : "Link created. ";
+    announce(share.done);
   } catch (err) {
     if (!(err instanceof ApiError && err.status === 401)) showError(err);
   } finally {
-    busy = false;
+    share.busy = false;
     render();
   }
-  if (link) el["share-expiry"].value = "keep";
-  if (link) el["share-url"].focus();
+  if (share.link) el["share-expiry"].value = "keep";
+  if (share.link) el["share-url"].focus();
 }
 
 async function copyLink() {
-  if (!link) return;
+  if (!share.link) return;
   try {
-    await navigator.clipboard.writeText(link.url);
+    await navigator.clipboard.writeText(share.link.url);
   } catch {
     // No clipboard access (permission, an insecure origin): leave it selected to copy.
     el["share-url"].focus();
@@ -124,25 +120,25 @@ async function copyLink() {
     el["share-status"].textContent = "Press Ctrl+C (⌘C) to copy the selected link.";
     return;
   }
-  el["share-status"].textContent = `Link copied: ${link.url}`;
+  el["share-status"].textContent = `Link copied: ${share.link.url}`;
   announce("Link copied.");
 }
 
 async function revoke() {
-  if (!sessionId || busy || !link) return;
-  busy = true;
+  if (!share.sessionId || share.busy || !share.link) return;
+  share.busy = true;
   showError("");
   render();
   try {
-    await send("DELETE", sharePath(sessionId));
-    link = null;
-    done = "";
+    await send("DELETE", sharePath(share.sessionId));
+    share.link = null;
+    share.done = "";
     el["share-status"].textContent = "";
     announce("Sharing stopped: the link no longer opens.");
   } catch (err) {
     if (!(err instanceof ApiError && err.status === 401)) showError(err);
   } finally {
-    busy = false;
+    share.busy = false;
     render();
   }
 }

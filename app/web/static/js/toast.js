@@ -3,11 +3,11 @@
 // toast waits while the pointer or focus is on it.
 
 import { $, h } from "./dom.js";
+import { state } from "./state.js";
 
 const SHOWN_MS = 8000;
 const AFTER_LEAVE_MS = 4000;
 
-let current = null; // { body, timer, onAction }
 
 /** Shows `text`, with a button `action` running `onAction` (then the toast goes). */
 export function showToast(text, { action = null, onAction = null, duration = SHOWN_MS } = {}) {
@@ -38,7 +38,7 @@ export function showToast(text, { action = null, onAction = null, duration = SHO
     if (!body.contains(event.relatedTarget)) resume();
   });
   region.append(body);
-  current = toast;
+  state.toast = toast;
   later(toast, duration);
   return toast;
 }
@@ -49,30 +49,30 @@ function later(toast, ms) {
 }
 
 async function runAction(toast) {
-  if (current !== toast) return;
+  if (state.toast !== toast) return;
   const { onAction } = toast;
   hideToast(toast);
   if (onAction) await onAction();
 }
 
 /** Hides the toast (or only `toast`, if it is still the one shown). */
-export function hideToast(toast = current) {
-  if (!toast || toast !== current) return;
+export function hideToast(toast = state.toast) {
+  if (!toast || toast !== state.toast) return;
   window.clearTimeout(toast.timer);
   const hadFocus = toast.body.contains(document.activeElement);
   toast.body.remove();
-  current = null;
+  state.toast = null;
   if (hadFocus) document.dispatchEvent(new CustomEvent("chatkeep:toast-closed"));
 }
 
 // Ctrl+Z (⌘Z) runs the toast's action while it is shown, outside text fields.
 document.addEventListener("keydown", (event) => {
-  if (!current || !current.onAction || event.key.toLowerCase() !== "z" || !(event.ctrlKey || event.metaKey)) return;
+  if (!state.toast || !state.toast.onAction || event.key.toLowerCase() !== "z" || !(event.ctrlKey || event.metaKey)) return;
   if (event.shiftKey || event.altKey) return;
   const target = event.target;
   if (target instanceof HTMLElement && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName))) {
     if (!(target instanceof HTMLInputElement && target.type === "checkbox")) return;
   }
   event.preventDefault();
-  runAction(current);
+  runAction(state.toast);
 });

@@ -1,0 +1,128 @@
+// What other devices change in the open conversation: new messages, drafts, title and usage,
+// a reply being written there (followed as it grows), and the conversation ending elsewhere.
+
+import { ApiError } from "./api.js";
+import { indexDrafts, refreshCards, renderItem } from "./drafts.js";
+import { showError, showNotice } from "./notices.js";
+import { el, scrollToEnd, setHeading, setUsage, shownItem, typingItem, updateEmpty } from "./chat-panel.js";
+import { fetchConversation } from "./sessions.js";
+import { openConversationId, state } from "./state.js";
+import { beginLive, endLive, followEvents, readTurn, stopFollowing } from "./stream.js";
+
+const chat = state.chat;
+
+/** A reply is still being written in the open conversation (another device, or before a
+ *  reload): show it as it grows, then the stored messages. */
+export function resumeActive(sessionId, activeTurn) {
+  if (!activeTurn || activeTurn.status !== "generating" || chat.live || chat.sending) return;
+  if (openConversationId() !== sessionId || chat.followed.has(activeTurn.turnId) || chat.closed === "deleted") return;
+  followTurn(sessionId, activeTurn.turnId);
+}
+
+async function followTurn(sessionId, turnId) {
+  const token = chat.loadToken;
+  const bubble = typingItem();
+  el.messages.append(bubble);
+  updateEmpty();
+  scrollToEnd();
+  const turn = beginLive({ sessionId, turnId, bubble, own: false });
+  let final = null;
+  try {
+    final = await readTurn(turn, (lastId) => followEvents(turn, lastId));
+  } catch (err) {
+    if (err.name === "AbortError") return;
+    if (token === chat.loadToken && !(err instanceof ApiError && (err.status === 401 || err.status === 404))) showError(err.message);
+  } finally {
+    endLive(turn);
+  }
+  chat.followed.add(turnId);
+  if (token !== chat.loadToken) return;
+  if (final?.event === "error") bubble.remove();
+  if (final?.event === "done" && final.data.stopped) chat.stoppedSeqs.add(final.data.seq);
+  if (final?.event === "error") showError(final.data.detail || final.data.title || "The reply failed.");
+  await catchUp();
+}
+
+/** Reads what is new in the open conversation (messages after the last shown, drafts,
+ *  title, usage) and shows it; follows a reply still being written there. One at a time. */
+export function catchUp() {
+  chat.catchUpChain = chat.catchUpChain.then(readNew, readNew);
+  return chat.catchUpChain;
+}
+
+async function readNew() {
+  const id = openConversationId();
+  if (!id || !state.user) return;
+  if (chat.sending || chat.live || chat.loading) {
+    chat.catchUpWanted = true; // done when the turn or load in progress ends
+    return;
+  }
+  chat.catchUpWanted = false;
+  const token = chat.loadToken;
+  let conversation;
+  let drafts;
+  try {
+    ({ conversation, drafts } = await fetchConversation(id, chat.lastSeq));
+  } catch (err) {
+    if (token === chat.loadToken && err instanceof ApiError && err.status === 404) markClosed(id, "deleted");
+    return;
+  }
+  if (token !== chat.loadToken || openConversationId() !== id || chat.sending || chat.live) {
+    if (token === chat.loadToken) chat.catchUpWanted = true;
+    return;
+  }
+  setHeading(conversation.title);
+  setUsage(conversation.usage);
+  indexDrafts(drafts);
+  const fresh = conversation.messages.filter((m) => m.seq > chat.lastSeq && !shownItem(m.seq));
+  // A finished reply's streamed bubble gives way to the stored message.
+  if (fresh.length) for (const bubble of el.messages.querySelectorAll(":scope > .msg-streaming")) bubble.remove();
+  el.messages.append(...fresh.map((m) => renderItem(m)));
+  chat.lastSeq = conversation.messages.reduce((max, m) => Math.max(max, m.seq), chat.lastSeq);
+  refreshCards();
+  updateEmpty();
+  if (fresh.length) scrollToEnd();
+  if (conversation.status !== "active" && !chat.viewing && id === state.sessionId) markClosed(id, "archived");
+  resumeActive(id, conversation.activeTurn);
+}
+
+/** An event from /api/events (this user's, from any device). */
+export function liveEvent(kind, data) {
+  if (!data || !state.user) return;
+  if (kind === "resync") {
+    catchUp();
+    return;
+  }
+  if (data.sessionId !== openConversationId()) return;
+  if (kind === "message" || kind === "turn") {
+    catchUp();
+  } else if (kind === "session") {
+    if (data.change === "deleted" || data.change === "trashed") markClosed(data.sessionId, "deleted");
+    else if (data.change === "archived") markClosed(data.sessionId, "archived");
+    else catchUp();
+  }
+}
+
+/** The open conversation was archived (it expired) or deleted, here or on another device. */
+function markClosed(id, how) {
+  if (openConversationId() !== id || chat.closed === how || (chat.closed === "deleted" && how === "archived")) return;
+  if (how === "archived" && chat.viewing) {
+    chat.viewing.status = "archived"; // a read-only view stays one
+    refreshCards();
+    return;
+  }
+  chat.closed = how;
+  if (how === "deleted") {
+    // The id stays until the user starts anew: a reload then finds it gone (404) and starts
+    // fresh, and a deletion made on this device clears the view through forget().
+    stopFollowing();
+    showNotice("This conversation was deleted on another device. Start a new conversation to go on.");
+  } else {
+    showNotice(
+      "This conversation expired after a while without messages and was archived. " +
+        "Its drafts can no longer be posted from here. It is in History under Archived; a new message starts a new conversation.",
+      { linkToArchive: true },
+    );
+  }
+  refreshCards();
+}

@@ -1,0 +1,84 @@
+// Export everything (a ZIP, with its progress) and import a file of conversations.
+
+import { send } from "./api.js";
+import { announce, show } from "./dom.js";
+import { describeProgress, downloadWithProgress } from "./downloads.js";
+import { el, reportError } from "./history-panel.js";
+import { state } from "./state.js";
+
+const hist = state.history;
+/** What the history does after an import; set once by initTransfer(). */
+const hooks = { onImported() {} };
+
+export function initTransfer(callbacks) {
+  Object.assign(hooks, callbacks);
+  el["export-all"].addEventListener("click", exportAll);
+  el["import-file"].addEventListener("change", importFile);
+}
+
+function showTransfer(text, progress) {
+  show(el.transfer, true);
+  el["transfer-text"].textContent = text;
+  const bar = el["transfer-progress"];
+  if (progress === undefined) bar.hidden = true;
+  else {
+    bar.hidden = false;
+    if (progress === null) bar.removeAttribute("value");
+    else bar.value = progress;
+  }
+}
+
+async function exportAll() {
+  if (hist.exporting) return;
+  hist.exporting = true;
+  el["export-all"].disabled = true;
+  el["history-error"].textContent = "";
+  showTransfer("Preparing your export…", null);
+  try {
+    const { received, name } = await downloadWithProgress("/api/export?format=zip&status=all", "chatkeep-export.zip", (p) => {
+      showTransfer(`Downloading export: ${describeProgress(p)}`, p.total ? Math.round((100 * p.received) / p.total) : null);
+    });
+    showTransfer(`Export saved as ${name} (${describeProgress({ received, total: 0 }).replace(" so far", "")}).`);
+  } catch (err) {
+    show(el.transfer, false);
+    reportError(err);
+  } finally {
+    hist.exporting = false;
+    el["export-all"].disabled = false;
+  }
+}
+
+/** What POST /api/import did: `{imported, skipped, sessions, failed}`. */
+function importSummary(result) {
+  const parts = [];
+  const { imported, skipped, failed } = result;
+  parts.push(`${imported} ${imported === 1 ? "conversation" : "conversations"} imported`);
+  if (skipped) parts.push(`${skipped} already here, skipped`);
+  if (failed.length) {
+    const names = failed.map((f) => `“${f.title || f.sourceId || `entry ${f.index + 1}`}”`).join(", ");
+    parts.push(`${failed.length} could not be read and ${failed.length === 1 ? "was" : "were"} left out: ${names}`);
+  }
+  return `Import finished: ${parts.join(", ")}.`;
+}
+
+async function importFile() {
+  const input = el["import-file"];
+  const file = input.files && input.files[0];
+  if (!file) return;
+  el["history-error"].textContent = "";
+  showTransfer(`Importing ${file.name}…`, null);
+  const form = new FormData();
+  form.append("file", file, file.name);
+  try {
+    const response = await send("POST", "/api/import", { body: form });
+    const result = await response.json();
+    showTransfer(importSummary(result));
+    announce(importSummary(result));
+    hooks.onImported();
+  } catch (err) {
+    show(el.transfer, false);
+    reportError(err);
+  } finally {
+    input.value = "";
+  }
+}

@@ -1,0 +1,19 @@
+// What the chat panel tells the user: a notice above the conversation (it expired, it was
+// deleted elsewhere), and the error line under the message box.
+
+import { show } from "./dom.js";
+import { el } from "./chat-panel.js";
+
+export function showNotice(text, { linkToArchive = false } = {}) {
+  el["chat-notice-text"].textContent = text;
+  show(el["chat-notice-action"], linkToArchive);
+  show(el["chat-notice"], true);
+}
+
+export function hideNotice() {
+  show(el["chat-notice"], false);
+}
+
+export function showError(text) {
+  el["chat-error"].textContent = text || "";
+}
