@@ -63,7 +63,7 @@ pgbouncer-deps:
 # waits on browsers, servers and sockets more than on the CPU. PYTEST_WORKERS=0 runs it in
 # one process.
 PYTEST_WORKERS ?= 2
-PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS)
+PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 test: $(STAMP) browser-deps pgbouncer-deps
 	$(PYTEST) --durations=15 $(PYTEST_ARGS)
