@@ -7,9 +7,9 @@ rendering never fails.
 Text is set in the fonts the project ships (app/core/fonts.py): each word is split
 into runs in a font that covers every char of the run, and each run is shaped by
 libraqm (Devanagari reordering, Arabic joining, emoji sequences in the monochrome Noto
-Emoji). Lines are ordered visually word by word (a simplified bidi pass: neutrals take
-their neighbours' direction, else the title's), and right-to-left runs are drawn
-right-to-left. Chars no shipped font has show as a readable ``[U+XXXX]``, never a box.
+Emoji). Lines are ordered by the Unicode bidi algorithm (python-bidi, app/core/text.py),
+and runs at right-to-left levels are drawn right-to-left. Chars no shipped font has show
+as a readable ``[U+XXXX]``, never a box.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ PALETTES: tuple[tuple[RGB, RGB, RGB], ...] = (
 
 _MIN_SIDE, _MAX_SIDE = 100, 4096
 _FOOTER = "Chatkeep"
-_BOLD = 700  # the weight axis of the variable Noto fonts; WenQuanYi has one weight
+_BOLD = 700  # on the weight axis of the variable Noto fonts
 
 # FreeType faces are not safe to use from two threads at once, and cards are drawn in
 # worker threads: the text stage (font loading, measuring, drawing) takes this lock.
@@ -101,7 +101,7 @@ def _face(font: str, size: int, bold: bool) -> Font:
     except (OSError, RuntimeError, KeyError, ValueError):
         return _default_font(size)
     if bold:
-        # Not a variable font (WenQuanYi): keep its one weight.
+        # A font without a weight axis keeps its one weight.
         with contextlib.suppress(OSError, ValueError):
             face.set_variation_by_axes([_BOLD])
     return face

@@ -4,13 +4,12 @@ reportlab has no font fallback, no paragraph-level bidi without ``rlbidi`` (not 
 PyPI) and shapes a word with the first font of that word only.  So this module:
 
 * itemizes every line into runs, each set in a font whose cmap covers all its chars
-  (Noto fonts from ``manimgx-fonts``, WenQuanYi Micro Hei from ``paperang-p2-fonts-cjk``
-  for CJK, since every Noto CJK on PyPI is CFF-based, which reportlab cannot embed);
-* lets reportlab shape (uharfbuzz) each single-font piece of a word, which gives
-  Devanagari reordering and Arabic joining and right-to-left order inside a word;
-* breaks lines that contain right-to-left text itself and orders the words of each
-  line visually, the part of the Unicode bidi algorithm that reportlab would need
-  ``rlbidi`` for.
+  (app/core/fonts.py: Noto, TrueType outlines, which reportlab needs to embed; see
+  docs/fonts.md);
+* lets reportlab shape (uharfbuzz) each fragment of a word on its own, which gives
+  Devanagari reordering and Arabic joining and right-to-left order inside a piece;
+* breaks lines that contain right-to-left text itself and orders the pieces of each
+  line by the levels of the Unicode bidi algorithm (python-bidi, app/core/text.py).
 """
 
 from __future__ import annotations
@@ -97,7 +96,7 @@ _hb_fonts: dict[str, Any] = {}
 
 
 def _ensure_font(font: str) -> None:
-    """Register one font with reportlab, once per process (lazily: WQY is 5 MB)."""
+    """Register one font with reportlab, once per process (lazily: the CJK faces are 10-18 MB)."""
     if font in _registered:
         return
     with _font_lock:

@@ -58,7 +58,7 @@ EXPECTED_FONT = {
     "arabic": "CK-NotoSansArabic",
     "chinese": CJK_FONT,
     "japanese": CJK_FONT,
-    "korean": CJK_FONT,
+    "korean": "CK-NotoSansKR",  # Noto Sans SC has no Hangul
     "emoji": EMOJI_FONT,
 }
 
