@@ -179,6 +179,14 @@ def _shape_frag_word_per_font(w: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def _install_shaping_fix() -> None:
+    """Make reportlab's Paragraph shape word by fragment (_shape_frag_word_per_font).
+
+    reportlab 5.1 has no API for this: the one name its Paragraph calls,
+    ``reportlab.platypus.paragraph.shapeFragWord``, is swapped, once per process and for
+    this process's Paragraphs only through that name. test_pdf.py's
+    test_a_word_mixing_fonts_is_shaped_font_by_font fails when a reportlab release
+    changes what this relies on.
+    """
     global _orig_shape_frag_word
     with _font_lock:
         current = rl_paragraph.shapeFragWord

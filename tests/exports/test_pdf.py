@@ -274,3 +274,27 @@ def test_mixed_arabic_and_latin_lines_are_in_visual_order() -> None:
     skeletons = _line_skeletons(PdfReader(io.BytesIO(buf.getvalue())), "NotoSansArabic")
     for expected in lines.values():
         assert expected in skeletons, (expected, skeletons)
+
+
+def test_a_word_mixing_fonts_is_shaped_font_by_font() -> None:
+    # reportlab shapes a word with its first font only: "Hi😀" would get the emoji's glyph
+    # from Noto Sans (a wrong, private glyph). pdf.py swaps the one name its Paragraph
+    # calls, reportlab.platypus.paragraph.shapeFragWord, for a per-fragment version
+    # (_install_shaping_fix). If a reportlab release renames that name, changes the word
+    # format, or shapes per font itself, this fails: adapt or drop the fix then.
+    from reportlab.lib.abag import ABag
+    from reportlab.pdfbase import ttfonts
+    from reportlab.platypus import paragraph as rl_paragraph
+
+    from app.exports import pdf
+
+    pdf._ensure_font(BASE_FONT)
+    pdf._ensure_font(EMOJI_FONT)
+    assert rl_paragraph.shapeFragWord is pdf._shape_frag_word_per_font
+    assert pdf._orig_shape_frag_word is ttfonts.shapeFragWord
+    word = [0.0, (ABag(fontName=BASE_FONT, fontSize=10), "Hi")]
+    word.append((ABag(fontName=EMOJI_FONT, fontSize=10), "😀"))
+    ours = [(f.fontName, str(s)) for f, s in rl_paragraph.shapeFragWord(list(word))[1:]]
+    assert ours == [(BASE_FONT, "Hi"), (EMOJI_FONT, "😀")]
+    reportlabs = [(f.fontName, str(s)) for f, s in ttfonts.shapeFragWord(list(word))[1:]]
+    assert reportlabs[1] != (EMOJI_FONT, "😀"), "reportlab shapes per font now: drop the fix"
