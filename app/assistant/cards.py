@@ -29,7 +29,6 @@ from app.core.fonts import (
     FONT_FILES,
     cmap,
     font_path,
-    has_rtl,
     itemize_text,
 )
 from app.core.text import (
@@ -37,6 +36,7 @@ from app.core.text import (
     ELLIPSIS,
     bidi_levels,
     graphemes,
+    has_rtl_script,
     is_rtl,
     one_line,
     visual_runs,
@@ -148,7 +148,7 @@ def _clean(text: str, limit: int) -> str:
 @lru_cache(maxsize=4096)
 def _word_runs(word: str) -> tuple[CardRun, ...]:
     """A word's runs in logical order, each with the direction it is shaped in."""
-    return tuple(CardRun(r.font, r.text, has_rtl(r.text)) for r in itemize_text(word))
+    return tuple(CardRun(r.font, r.text, has_rtl_script(r.text)) for r in itemize_text(word))
 
 
 def _word_width(word: str, size: int, bold: bool) -> float:

@@ -27,10 +27,8 @@ __all__ = [
     "cmap",
     "font_covers",
     "font_path",
-    "has_rtl",
     "is_joiner",
     "itemize_text",
-    "strong_direction",
 ]
 
 
@@ -264,20 +262,3 @@ def itemize_text(text: str) -> list[TextRun]:
         else:
             runs.append(TextRun(font, ch))
     return runs
-
-
-# ------------------------------------------------------------------ direction
-
-
-def has_rtl(text: str) -> bool:
-    return any(unicodedata.bidirectional(ch) in ("R", "AL") for ch in text if ord(ch) >= 0x0590)
-
-
-def strong_direction(text: str) -> str | None:
-    for ch in text:
-        bidi = unicodedata.bidirectional(ch)
-        if bidi == "L":
-            return "L"
-        if bidi in ("R", "AL"):
-            return "R"
-    return None

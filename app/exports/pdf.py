@@ -50,7 +50,15 @@ from app.core.fonts import (
     itemize_text,
 )
 from app.core.fonts import font_path as _font_path
-from app.core.text import bidi_levels, graphemes, has_rtl_script, mirror, needs_bidi, visual_runs
+from app.core.text import (
+    bidi_levels,
+    grapheme_floor,
+    graphemes,
+    has_rtl_script,
+    mirror,
+    needs_bidi,
+    visual_runs,
+)
 from app.core.validation import format_utc
 
 __all__ = [
@@ -304,7 +312,7 @@ def _bidi_lines(line: str, size: float, max_width: float) -> tuple[list[str], bo
             runs = itemize_text(raw)
             words.append((pos, runs))
             pos += sum(len(r.text) for r in runs) + 1
-    text = " ".join("".join(r.text for r in runs) for _, runs in words)
+    text = " ".join("".join(r.text for r in word) for _, word in words)
     rtl, levels = bidi_levels(text)
     _ensure_font(BASE_FONT)
     space = pdfmetrics.stringWidth(" ", BASE_FONT, size)
@@ -331,14 +339,14 @@ def _bidi_lines(line: str, size: float, max_width: float) -> tuple[list[str], bo
 
     out: list[str] = []
     for ln in lines:
-        runs: list[TextRun] = []
+        line_runs: list[TextRun] = []
         for i, (_, wd) in enumerate(ln):
             if i:
-                runs.append(TextRun(BASE_FONT, " "))
-            runs.extend(wd)
+                line_runs.append(TextRun(BASE_FONT, " "))
+            line_runs.extend(wd)
         first = ln[0][0]
         last = ln[-1][0] + sum(len(r.text) for r in ln[-1][1])
-        out.append(_line_markup(runs, levels[first:last], rtl))
+        out.append(_line_markup(line_runs, levels[first:last], rtl))
     return out, rtl
 
 
@@ -499,7 +507,7 @@ def _bounded_lines(text: str) -> Iterator[str]:
     for line in text.split("\n"):
         while len(line) > LINE_MAX_CHARS:
             cut = line.rfind(" ", LINE_MAX_CHARS // 2, LINE_MAX_CHARS)
-            cut = cut + 1 if cut > 0 else LINE_MAX_CHARS
+            cut = cut + 1 if cut > 0 else grapheme_floor(line, LINE_MAX_CHARS) or LINE_MAX_CHARS
             yield line[:cut]
             line = line[cut:]
         yield line
@@ -606,7 +614,8 @@ def _footer(canvas: Canvas, doc: SimpleDocTemplate) -> None:
 def _pdf_title(title: str) -> str:
     # Document metadata: strip controls, keep it short.
     clean = "".join(ch for ch in title if unicodedata.category(ch)[0] != "C")
-    return " ".join(clean.split())[:200] or "Conversation"
+    clean = " ".join(clean.split())
+    return clean[: grapheme_floor(clean, 200)] or "Conversation"
 
 
 class _BudgetedDoc(SimpleDocTemplate):  # type: ignore[misc]
