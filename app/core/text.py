@@ -47,6 +47,7 @@ _RTL_CLASSES = frozenset(("R", "AL", "AN"))
 _LEVELS_START = "\n    levels: ["
 _LEVELS_END = "\n    paragraphs:"
 _LEVEL = re.compile(r"Level\(\s*(\d+),?\s*\)")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class VisualRun(NamedTuple):
@@ -88,7 +89,9 @@ def bidi_levels(text: str, *, rtl: bool | None = None) -> tuple[bool, list[int]]
     """
     if not text:
         return bool(rtl), []
-    report = str(get_display(text, base_dir=None if rtl is None else "RL"[not rtl], debug=True))
+    # A lone surrogate cannot cross into Rust; U+FFFD has its class (ON) and UTF-8 length.
+    safe = _SURROGATE.sub("\ufffd", text)
+    report = str(get_display(safe, base_dir=None if rtl is None else "RL"[not rtl], debug=True))
     start = report.index(_LEVELS_START)
     end = report.index(_LEVELS_END, start)
     per_byte = [int(m) for m in _LEVEL.findall(report, start, end)]
@@ -102,8 +105,8 @@ def bidi_levels(text: str, *, rtl: bool | None = None) -> tuple[bool, list[int]]
     para = re.search(
         r"paragraphs: \[\s*ParagraphInfo \{\s*range: [^,]*,\s*level: Level\(\s*(\d+)", report[end:]
     )
-    is_rtl = bool(int(para.group(1)) % 2) if para else bool(rtl)
-    return is_rtl, levels
+    para_rtl = bool(int(para.group(1)) % 2) if para else bool(rtl)
+    return para_rtl, levels
 
 
 def visual_runs(

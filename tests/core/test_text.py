@@ -33,6 +33,7 @@ def test_levels_are_read_from_python_bidi() -> None:
     # A text that looks like the report itself cannot confuse the reading.
     text = 'levels: [Level(3)]\n    paragraphs: "x'
     assert bidi_levels(text)[1] == [0] * len(text)
+    assert bidi_levels("\ud800 مر") == (True, [1, 1, 1, 1])
 
 
 def test_visual_order_is_python_bidis_display() -> None:
