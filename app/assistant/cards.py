@@ -7,9 +7,9 @@ rendering never fails.
 Text is set in the fonts the project ships (app/core/fonts.py): each word is split
 into runs in a font that covers every char of the run, and each run is shaped by
 libraqm (Devanagari reordering, Arabic joining, emoji sequences in the monochrome Noto
-Emoji). Lines are ordered visually word by word (a simplified bidi pass: neutrals take
-their neighbours' direction, else the title's), and right-to-left runs are drawn
-right-to-left. Chars no shipped font has show as a readable ``[U+XXXX]``, never a box.
+Emoji). Lines are ordered by the Unicode bidi algorithm (python-bidi, app/core/text.py),
+and runs at right-to-left levels are drawn right-to-left. Chars no shipped font has show
+as a readable ``[U+XXXX]``, never a box.
 """
 
 from __future__ import annotations
@@ -29,10 +29,17 @@ from app.core.fonts import (
     FONT_FILES,
     cmap,
     font_path,
-    has_rtl,
-    is_joiner,
     itemize_text,
-    strong_direction,
+)
+from app.core.text import (
+    BIDI_CONTROLS,
+    ELLIPSIS,
+    bidi_levels,
+    graphemes,
+    has_rtl_script,
+    is_rtl,
+    one_line,
+    visual_runs,
 )
 
 __all__ = ["PALETTES", "CardRun", "card_runs", "render_card_png"]
@@ -54,8 +61,7 @@ PALETTES: tuple[tuple[RGB, RGB, RGB], ...] = (
 
 _MIN_SIDE, _MAX_SIDE = 100, 4096
 _FOOTER = "Chatkeep"
-_ELLIPSIS = "\u2026"
-_BOLD = 700  # the weight axis of the variable Noto fonts; WenQuanYi has one weight
+_BOLD = 700  # on the weight axis of the variable Noto fonts
 
 # FreeType faces are not safe to use from two threads at once, and cards are drawn in
 # worker threads: the text stage (font loading, measuring, drawing) takes this lock.
@@ -95,7 +101,7 @@ def _face(font: str, size: int, bold: bool) -> Font:
     except (OSError, RuntimeError, KeyError, ValueError):
         return _default_font(size)
     if bold:
-        # Not a variable font (WenQuanYi): keep its one weight.
+        # A font without a weight axis keeps its one weight.
         with contextlib.suppress(OSError, ValueError):
             face.set_variation_by_axes([_BOLD])
     return face
@@ -130,24 +136,19 @@ def _fold(ch: str) -> str:
     return folded if folded != ch and all(ord(c) in _covered() for c in folded) else ch
 
 
-# Explicit embeddings, overrides and isolates: lines are ordered here, word by word.
-_BIDI_CONTROLS = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+# Explicit embeddings, overrides and isolates: a title cannot flip its text around.
+_BIDI_CONTROLS = dict.fromkeys(ord(ch) for ch in BIDI_CONTROLS)
 
 
 def _clean(text: str, limit: int) -> str:
     """Drop control characters, lone surrogates and the like; collapse whitespace."""
-    text = unicodedata.normalize("NFC", text).translate(_BIDI_CONTROLS)
-    kept = "".join(
-        " " if unicodedata.category(ch) in {"Cc", "Cs", "Co", "Zl", "Zp"} else _fold(ch)
-        for ch in text
-    )
-    return " ".join(kept.split())[:limit]
+    return one_line(text.translate(_BIDI_CONTROLS), fold=_fold)[:limit]
 
 
 @lru_cache(maxsize=4096)
 def _word_runs(word: str) -> tuple[CardRun, ...]:
     """A word's runs in logical order, each with the direction it is shaped in."""
-    return tuple(CardRun(r.font, r.text, has_rtl(r.text)) for r in itemize_text(word))
+    return tuple(CardRun(r.font, r.text, has_rtl_script(r.text)) for r in itemize_text(word))
 
 
 def _word_width(word: str, size: int, bold: bool) -> float:
@@ -165,54 +166,33 @@ def _line_width(line: str, size: int, bold: bool) -> float:
 
 
 def _visual_runs(line: str, rtl_base: bool) -> list[CardRun | None]:
-    """The line's runs left to right; None stands for a space between words."""
-    words = [w for w in line.split(" ") if w]
-    base = "R" if rtl_base else "L"
-    dirs = [strong_direction(w) for w in words]
-    resolved: list[str] = []
-    for i, d in enumerate(dirs):
-        if d is None:
-            # Neutral words between equal directions take it, else the title's (UBA N1/N2).
-            before = next((x for x in reversed(dirs[:i]) if x), base)
-            after = next((x for x in dirs[i + 1 :] if x), base)
-            d = before if before == after else base
-        resolved.append(d)
-    segments: list[tuple[str, list[str]]] = []
-    for word, d in zip(words, resolved, strict=True):
-        if segments and segments[-1][0] == d:
-            segments[-1][1].append(word)
-        else:
-            segments.append((d, [word]))
-    if rtl_base:
-        segments.reverse()
-    out: list[CardRun | None] = []
-    for d, seg in segments:
-        for word in reversed(seg) if d == "R" else seg:
-            if out:
-                out.append(None)
-            runs = _word_runs(word)
-            out.extend(reversed(runs) if d == "R" else runs)
-    return out
+    """The line's runs left to right; None stands for a space between words.
+
+    Levels come from the Unicode bidi algorithm (app/core/text.py, python-bidi), each run
+    is one font at one level; libraqm shapes it in its direction. Pillow draws one font at
+    a time, so libraqm's own bidi, which sees one run only, cannot order the line.
+    """
+    words: list[tuple[str, str]] = []
+    for i, w in enumerate(x for x in line.split(" ") if x):
+        if i:
+            words.append((BASE_FONT, " "))
+        words.extend((r.font, r.text) for r in itemize_text(w))
+    text = "".join(t for _, t in words)
+    _, levels = bidi_levels(text, rtl=rtl_base)
+    return [
+        None if p.text == " " else CardRun(p.tag, p.text, p.rtl)
+        for p in visual_runs(words, levels, rtl=rtl_base)
+    ]
 
 
 def card_runs(text: str) -> list[CardRun]:
     """The runs a card draws for ``text`` set on one line, left to right (spaces omitted)."""
     clean = _clean(text, len(text))
-    rtl_base = strong_direction(clean) == "R"
+    rtl_base = is_rtl(clean)
     return [r for r in _visual_runs(clean, rtl_base) if r is not None]
 
 
 # ------------------------------------------------------------------------- wrapping
-
-
-def _clusters(word: str) -> list[str]:
-    out: list[str] = []
-    for ch in word:
-        if out and is_joiner(ch):
-            out[-1] += ch
-        else:
-            out.append(ch)
-    return out
 
 
 def _split_long(word: str, size: int, bold: bool, max_width: float) -> list[str]:
@@ -220,7 +200,7 @@ def _split_long(word: str, size: int, bold: bool, max_width: float) -> list[str]
     pieces: list[str] = []
     current = ""
     used = 0.0
-    for cl in _clusters(word):
+    for cl in graphemes(word):
         w = _word_width(cl, size, bold)  # per-cluster widths: close enough, and linear time
         if current and used + w > max_width:
             pieces.append(current)
@@ -266,10 +246,10 @@ def _fit_lines(
     size = sizes[-1]
     lines = _wrap(text, size, bold, max_width)[:max_lines]
     if lines:
-        clusters = _clusters(lines[-1])
-        while clusters and _line_width("".join(clusters) + _ELLIPSIS, size, bold) > max_width:
+        clusters = graphemes(lines[-1])
+        while clusters and _line_width("".join(clusters) + ELLIPSIS, size, bold) > max_width:
             clusters.pop()
-        lines[-1] = "".join(clusters).rstrip() + _ELLIPSIS
+        lines[-1] = "".join(clusters).rstrip() + ELLIPSIS
     return size, lines
 
 
@@ -389,7 +369,7 @@ def render_card_png(
         block = len(title_lines) * title_lh + gap + len(sub_lines) * sub_lh
         y = (height - block) / 2 - height * 0.02
         cx = width / 2
-        title_rtl = strong_direction(title_text) == "R"
+        title_rtl = is_rtl(title_text)
         for line in title_lines:
             _draw_line(draw, (cx, y + title_lh / 2), line, title_rtl, title_size, True, white)
             y += title_lh
@@ -402,7 +382,7 @@ def render_card_png(
                 fill=(*accent, 255),
             )
             y += gap
-            sub_rtl = strong_direction(subtitle_text) == "R"
+            sub_rtl = is_rtl(subtitle_text)
             for line in sub_lines:
                 _draw_line(
                     draw, (cx, y + sub_lh / 2), line, sub_rtl, sub_size, False, (*white[:3], 215)

@@ -42,6 +42,7 @@ from app.assistant.platforms import (
 )
 from app.assistant.replies import describe_capabilities
 from app.core.config import Settings
+from app.core.text import ELLIPSIS, grapheme_floor, shorten
 
 logger = logging.getLogger("app.assistant.openai")
 
@@ -121,8 +122,7 @@ TOOLS: list[dict[str, Any]] = [
 
 
 def _clip(text: str | None, limit: int = MAX_PROMPT_FIELD_CHARS) -> str:
-    text = (text or "").strip()
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return shorten((text or "").strip(), limit, at_word=False, strip="")
 
 
 def ledger_summary(state: LedgerState) -> str:
@@ -165,14 +165,16 @@ def _truncate(platform: str, text: str, limit: int, *, keep: int = 0) -> str:
     if measure(platform, text) <= limit:
         return text
     cut = text
-    while len(cut) > keep and measure(platform, cut + "…") > limit:
+    while len(cut) > keep and measure(platform, cut + ELLIPSIS) > limit:
         cut = cut[: max(keep, len(cut) - max(1, (measure(platform, cut) - limit) // 2))]
+    end = grapheme_floor(text, len(cut))  # never end inside a cluster (an emoji sequence)
+    cut = cut[:end] if end >= keep else cut
     cut = cut.rstrip() if len(cut.rstrip()) >= keep else cut
     space = cut.rfind(" ")
     if space > max(len(cut) // 2, keep):
         cut = cut[:space]
     trimmed = cut.rstrip(" ,;:-")
-    return (trimmed if len(trimmed) >= keep else cut) + "…"
+    return (trimmed if len(trimmed) >= keep else cut) + ELLIPSIS
 
 
 class PostStreamer:

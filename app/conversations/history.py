@@ -43,6 +43,7 @@ from app.core.crypto import Keyring, keyring_of
 from app.core.errors import InvalidInputError, NotFoundError
 from app.core.sealed import open_column
 from app.core.tenancy import owned, owned_by, owned_update
+from app.core.text import shorten
 from app.core.validation import in_date_range, unstorable_reason
 from app.events.bus import EventBus, user_event
 from app.sharing.models import SharedLink
@@ -368,13 +369,7 @@ def session_title(keyring: Keyring | None, user_id: uuid.UUID, row: Any) -> str:
 def make_preview(text: str | None) -> str:
     if not text:
         return ""
-    words = " ".join(text.split())
-    if len(words) <= PREVIEW_CHARS:
-        return words
-    cut = words[: PREVIEW_CHARS - 1]
-    if " " in cut[PREVIEW_CHARS // 2 :]:
-        cut = cut[: cut.rindex(" ")]
-    return cut.rstrip(" ,.;:-") + "…"
+    return shorten(" ".join(text.split()), PREVIEW_CHARS)
 
 
 async def _page(

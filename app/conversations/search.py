@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import TSQUERY
 
 from app.conversations.models import SEARCH_CONFIG
+from app.core.text import ELLIPSIS, grapheme_floor
 
 SNIPPET_BEFORE = 40
 SNIPPET_CHARS = 160
@@ -130,9 +131,9 @@ def snippet(text: str, terms: SearchTerms) -> Snippet | None:
     start = max(0, first.start() - SNIPPET_BEFORE)
     if start > 0 and " " in flat[start : first.start()]:
         start = flat.index(" ", start) + 1  # begin at a word
-    end = min(len(flat), start + SNIPPET_CHARS)
-    lead = "…" if start > 0 else ""
-    piece = lead + flat[start:end] + ("…" if end < len(flat) else "")
+    end = grapheme_floor(flat, min(len(flat), start + SNIPPET_CHARS))  # whole clusters
+    lead = ELLIPSIS if start > 0 else ""
+    piece = lead + flat[start:end] + (ELLIPSIS if end < len(flat) else "")
     shift = len(lead) - start
     marks = [
         (m.start() + shift, m.end() + shift)

@@ -26,6 +26,7 @@ from app.core.crypto import keyring_of
 from app.core.errors import InvalidInputError, NotFoundError
 from app.core.sealed import open_column
 from app.core.tenancy import owned
+from app.core.text import shorten
 
 TITLE_MAX_CHARS = 80
 DEFAULT_TITLE = "New conversation"
@@ -41,12 +42,7 @@ def title_from_message(text: str) -> str:
     words = " ".join(text.split())
     if not words:
         return DEFAULT_TITLE
-    if len(words) <= TITLE_MAX_CHARS:
-        return words
-    cut = words[: TITLE_MAX_CHARS - 1]
-    if " " in cut[TITLE_MAX_CHARS // 2 :]:
-        cut = cut[: cut.rindex(" ")]
-    return cut.rstrip(" ,.;:-") + "…"
+    return shorten(words, TITLE_MAX_CHARS)
 
 
 def is_expired(chat_session: ChatSession, *, now: datetime, ttl_seconds: int) -> bool:

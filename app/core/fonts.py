@@ -1,6 +1,7 @@
-"""The fonts shipped with the project (Noto from ``manimgx-fonts``, WenQuanYi Micro Hei
-from ``paperang-p2-fonts-cjk``), which chars each covers, and the split of a line of
-text into runs each set in one font that covers it.
+"""The fonts shipped with the project (Noto from ``manimgx-fonts``, and Noto Sans SC,
+KR, JP and TC from ``justmytype-intl-cjk``; all SIL Open Font License 1.1, see
+docs/fonts.md), which chars each covers, and the split of a line of text into runs each
+set in one font that covers it.
 
 Used by the PDF export (reportlab) and by the image cards (Pillow); neither needs a
 system font. Font files are located without importing their packages.
@@ -26,10 +27,8 @@ __all__ = [
     "cmap",
     "font_covers",
     "font_path",
-    "has_rtl",
     "is_joiner",
     "itemize_text",
-    "strong_direction",
 ]
 
 
@@ -39,12 +38,12 @@ class TextRun(NamedTuple):
 
 
 BASE_FONT = "CK-NotoSans"
-CJK_FONT = "CK-WQYMicroHei"
+CJK_FONT = "CK-NotoSansSC"
 SYMBOLS_FONT = "CK-NotoSansSymbols"
 EMOJI_FONT = "CK-NotoEmoji"
 
 _MANIMGX = "manimgx_fonts"
-_PAPERANG = "paperang_p2_fonts_cjk"
+_CJK = "justmytype_intl_cjk"  # Google Fonts' Noto CJK: TrueType outlines, as reportlab needs
 
 # reportlab name -> (distribution module, file inside it, index in a collection).
 # Order is the fallback order: first font covering a char wins (emoji excepted).
@@ -69,7 +68,10 @@ FONT_FILES: dict[str, tuple[str, str, int]] = {
     "CK-NotoSansArmenian": (_MANIMGX, "NotoSansArmenian[wght].ttf", 0),
     "CK-NotoSansGeorgian": (_MANIMGX, "NotoSansGeorgian[wght].ttf", 0),
     "CK-NotoSansEthiopic": (_MANIMGX, "NotoSansEthiopic[wght].ttf", 0),
-    CJK_FONT: (_PAPERANG, "fonts/wqy-microhei.ttc", 0),
+    CJK_FONT: (_CJK, "fonts/ofl/notosanssc/NotoSansSC[wght].ttf", 0),
+    "CK-NotoSansKR": (_CJK, "fonts/ofl/notosanskr/NotoSansKR[wght].ttf", 0),
+    "CK-NotoSansJP": (_CJK, "fonts/ofl/notosansjp/NotoSansJP[wght].ttf", 0),
+    "CK-NotoSansTC": (_CJK, "fonts/ofl/notosanstc/NotoSansTC[wght].ttf", 0),
     SYMBOLS_FONT: (_MANIMGX, "NotoSansSymbols[wght].ttf", 0),
     EMOJI_FONT: (_MANIMGX, "NotoEmoji[wght].ttf", 0),
 }
@@ -260,20 +262,3 @@ def itemize_text(text: str) -> list[TextRun]:
         else:
             runs.append(TextRun(font, ch))
     return runs
-
-
-# ------------------------------------------------------------------ direction
-
-
-def has_rtl(text: str) -> bool:
-    return any(unicodedata.bidirectional(ch) in ("R", "AL") for ch in text if ord(ch) >= 0x0590)
-
-
-def strong_direction(text: str) -> str | None:
-    for ch in text:
-        bidi = unicodedata.bidirectional(ch)
-        if bidi == "L":
-            return "L"
-        if bidi in ("R", "AL"):
-            return "R"
-    return None

@@ -4,13 +4,12 @@ reportlab has no font fallback, no paragraph-level bidi without ``rlbidi`` (not 
 PyPI) and shapes a word with the first font of that word only.  So this module:
 
 * itemizes every line into runs, each set in a font whose cmap covers all its chars
-  (Noto fonts from ``manimgx-fonts``, WenQuanYi Micro Hei from ``paperang-p2-fonts-cjk``
-  for CJK, since every Noto CJK on PyPI is CFF-based, which reportlab cannot embed);
-* lets reportlab shape (uharfbuzz) each single-font piece of a word, which gives
-  Devanagari reordering and Arabic joining and right-to-left order inside a word;
-* breaks lines that contain right-to-left text itself and orders the words of each
-  line visually, the part of the Unicode bidi algorithm that reportlab would need
-  ``rlbidi`` for.
+  (app/core/fonts.py: Noto, TrueType outlines, which reportlab needs to embed; see
+  docs/fonts.md);
+* lets reportlab shape (uharfbuzz) each fragment of a word on its own, which gives
+  Devanagari reordering and Arabic joining and right-to-left order inside a piece;
+* breaks lines that contain right-to-left text itself and orders the pieces of each
+  line by the levels of the Unicode bidi algorithm (python-bidi, app/core/text.py).
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, BinaryIO
+from xml.sax.saxutils import escape
 
 import uharfbuzz  # type: ignore[import-untyped]
 from reportlab.lib import colors
@@ -50,9 +50,15 @@ from app.core.fonts import (
     itemize_text,
 )
 from app.core.fonts import font_path as _font_path
-from app.core.fonts import has_rtl as _has_rtl
-from app.core.fonts import is_joiner as _is_joiner
-from app.core.fonts import strong_direction as _strong_direction
+from app.core.text import (
+    bidi_levels,
+    grapheme_floor,
+    graphemes,
+    has_rtl_script,
+    mirror,
+    needs_bidi,
+    visual_runs,
+)
 from app.core.validation import format_utc
 
 __all__ = [
@@ -98,7 +104,7 @@ _hb_fonts: dict[str, Any] = {}
 
 
 def _ensure_font(font: str) -> None:
-    """Register one font with reportlab, once per process (lazily: WQY is 5 MB)."""
+    """Register one font with reportlab, once per process (lazily: the CJK faces are 10-18 MB)."""
     if font in _registered:
         return
     with _font_lock:
@@ -141,26 +147,24 @@ _orig_shape_frag_word: Callable[..., Any] | None = None
 
 
 def _shape_frag_word_per_font(w: Any, *args: Any, **kwargs: Any) -> Any:
-    """Shape each single-font piece of a word separately.
+    """Shape each fragment of a word separately.
 
     reportlab's shapeFragWord feeds a whole word to harfbuzz with the first piece's
     font, so "Hi😀" or "(مرحبا)" mixing fonts would get glyph ids from the wrong font
-    (tofu). Single-font words go to the original unchanged.
+    (tofu), and two pieces of one font at different bidi levels would be reordered as
+    one. Every fragment is one font at one level here (see _line_markup), so each is
+    shaped on its own; one-fragment words go to the original unchanged.
     """
     orig = _orig_shape_frag_word
     assert orig is not None
     if isinstance(w, rl_ttfonts.ShapedFragWord) or len(w) <= 2:
         return orig(w, *args, **kwargs)
     groups: list[list[Any]] = []
-    last_font: object = None
     for item in w[1:]:
-        frag = item[0]
-        name = None if hasattr(frag, "cbDefn") else frag.fontName
-        if groups and (name is None or name == last_font):
-            groups[-1].append(item)
+        if groups and hasattr(item[0], "cbDefn"):
+            groups[-1].append(item)  # an inline object: stays with what precedes it
             continue
         groups.append([item])
-        last_font = name
     if len(groups) == 1:
         return orig(w, *args, **kwargs)
     total = 0.0
@@ -183,6 +187,14 @@ def _shape_frag_word_per_font(w: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def _install_shaping_fix() -> None:
+    """Make reportlab's Paragraph shape word by fragment (_shape_frag_word_per_font).
+
+    reportlab 5.1 has no API for this: the one name its Paragraph calls,
+    ``reportlab.platypus.paragraph.shapeFragWord``, is swapped, once per process and for
+    this process's Paragraphs only through that name. test_pdf.py's
+    test_a_word_mixing_fonts_is_shaped_font_by_font fails when a reportlab release
+    changes what this relies on.
+    """
     global _orig_shape_frag_word
     with _font_lock:
         current = rl_paragraph.shapeFragWord
@@ -198,19 +210,14 @@ def _install_shaping_fix() -> None:
 # ------------------------------------------------------------------------- markup
 
 
-def _escape(text: str) -> str:
-    # Paragraph mini-markup: user text must never become tags or entities.
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _runs_markup(runs: Iterable[TextRun]) -> str:
     parts: list[str] = []
     for run in runs:
         if run.font == BASE_FONT:
-            parts.append(_escape(run.text))
+            parts.append(escape(run.text))
         else:
             _ensure_font(run.font)
-            parts.append(f'<font name="{run.font}">{_escape(run.text)}</font>')
+            parts.append(f'<font name="{run.font}">{escape(run.text)}</font>')
     return "".join(parts)
 
 
@@ -257,16 +264,7 @@ def _split_word(word: list[TextRun], size: float, max_width: float) -> list[list
     current: list[TextRun] = []
     width = 0.0
     for run in word:
-        cluster = ""
-        clusters: list[str] = []
-        for ch in run.text:
-            if cluster and not _is_joiner(ch):
-                clusters.append(cluster)
-                cluster = ""
-            cluster += ch
-        if cluster:
-            clusters.append(cluster)
-        for cl in clusters:
+        for cl in graphemes(run.text):
             w = _text_width(TextRun(run.font, cl), size)
             if current and width + w > max_width:
                 pieces.append(current)
@@ -281,111 +279,75 @@ def _split_word(word: list[TextRun], size: float, max_width: float) -> list[list
     return pieces
 
 
-def _edge_split(word: list[TextRun], rtl_base: bool) -> list[list[TextRun]]:
-    """Split edge punctuation off a word so the bidi pass can place it on its own.
+def _line_markup(runs: list[TextRun], levels: list[int], rtl: bool) -> str:
+    """Markup of one line, its pieces in visual order (app/core/text.py, python-bidi).
 
-    "123." in a right-to-left line shows as ".123"; "نص," before Latin in a
-    left-to-right line keeps its comma on the Latin side. Right-to-left words in
-    right-to-left lines stay whole, as harfbuzz orders their punctuation itself; when a
-    right-to-left word is split, its punctuation moves to the base font, because two
-    pieces in one font would be shaped as one buffer and reordered again.
+    Each piece is its own fragment, so the shaper never joins two pieces of different
+    levels: a piece of a right-to-left script is handed over in logical order (harfbuzz
+    draws it right to left); any other piece at an odd level is reversed and mirrored here.
     """
-    text = "".join(r.text for r in word)
-    is_rtl_word = _strong_direction(text) == "R"
-    if is_rtl_word and rtl_base:
-        return [word]
-    neutral = ("ON", "CS", "WS")
-    lead = 0
-    while lead < len(text) and unicodedata.bidirectional(text[lead]) in neutral:
-        lead += 1
-    trail_start = len(text)
-    while trail_start > lead and unicodedata.bidirectional(text[trail_start - 1]) in neutral:
-        trail_start -= 1
-    if lead == 0 and trail_start == len(text):
-        return [word]
-    if is_rtl_word and not font_covers(BASE_FONT, text[:lead] + text[trail_start:]):
-        return [word]
-    out: list[list[TextRun]] = []
-    for start, end in ((0, lead), (lead, trail_start), (trail_start, len(text))):
-        if start >= end:
-            continue
-        edge = start != lead
-        piece: list[TextRun] = []
-        pos = 0
-        for run in word:
-            lo, hi = max(start, pos), min(end, pos + len(run.text))
-            if lo < hi:
-                font = BASE_FONT if edge and is_rtl_word else run.font
-                piece.append(TextRun(font, run.text[lo - pos : hi - pos]))
-            pos += len(run.text)
-        out.append(piece)
-    return out
+    parts: list[str] = []
+    for piece in visual_runs(runs, levels, rtl=rtl):
+        text = piece.text
+        if piece.rtl and not has_rtl_script(text):
+            text = mirror(text)
+        if piece.tag == BASE_FONT or text == " ":
+            parts.append(escape(text))
+        else:
+            _ensure_font(piece.tag)
+            parts.append(f'<font name="{piece.tag}">{escape(text)}</font>')
+    return "".join(parts).strip() or "\xa0"
 
 
 def _bidi_lines(line: str, size: float, max_width: float) -> tuple[list[str], bool]:
-    """Break a line holding right-to-left text and order each line's words visually.
+    """Break a line holding right-to-left text and order each line's pieces visually.
 
-    Returns markup per visual line and whether the paragraph is right-to-left.
-    Inside a word harfbuzz orders glyphs itself (per script run).
+    Returns markup per visual line and whether the paragraph is right-to-left. Levels
+    are resolved once for the whole paragraph (UAX #9), then each line is reordered.
     """
-    rtl_base = _strong_direction(line) == "R"
-    words: list[list[TextRun]] = []
+    words: list[tuple[int, list[TextRun]]] = []  # (offset in the itemized text, runs)
+    pos = 0
     for raw in line.split(" "):
         if raw:
-            words.append(itemize_text(raw))
+            runs = itemize_text(raw)
+            words.append((pos, runs))
+            pos += sum(len(r.text) for r in runs) + 1
+    text = " ".join("".join(r.text for r in word) for _, word in words)
+    rtl, levels = bidi_levels(text)
     _ensure_font(BASE_FONT)
     space = pdfmetrics.stringWidth(" ", BASE_FONT, size)
-    lines: list[list[list[TextRun]]] = []
-    current: list[list[TextRun]] = []
+    lines: list[list[tuple[int, list[TextRun]]]] = []
+    current: list[tuple[int, list[TextRun]]] = []
     width = 0.0
-    for word in words:
+    for offset, word in words:
         w = sum(_text_width(r, size) for r in word)
         if w > max_width:
             for piece in _split_word(word, size, max_width):
                 if current:
                     lines.append(current)
-                current = [piece]
+                current = [(offset, piece)]
+                offset += sum(len(r.text) for r in piece)
                 width = sum(_text_width(r, size) for r in piece)
             continue
         if current and width + space + w > max_width:
             lines.append(current)
             current, width = [], 0.0
         width += (space if current else 0.0) + w
-        current.append(word)
+        current.append((offset, word))
     if current:
         lines.append(current)
 
     out: list[str] = []
-    base = "R" if rtl_base else "L"
-    space_token = [TextRun(BASE_FONT, " ")]
     for ln in lines:
-        tokens: list[list[TextRun]] = []
-        for i, wd in enumerate(ln):
+        line_runs: list[TextRun] = []
+        for i, (_, wd) in enumerate(ln):
             if i:
-                tokens.append(space_token)
-            tokens.extend(_edge_split(wd, rtl_base))
-        dirs = [_strong_direction("".join(r.text for r in tok)) for tok in tokens]
-        resolved: list[str] = []
-        for i, d in enumerate(dirs):
-            if d is None:
-                # Neutrals between equal directions take it, else the paragraph's (UBA N1/N2).
-                before = next((x for x in reversed(dirs[:i]) if x), base)
-                after = next((x for x in dirs[i + 1 :] if x), base)
-                d = before if before == after else base
-            resolved.append(d)
-        segments: list[tuple[str, list[list[TextRun]]]] = []
-        for tok, d in zip(tokens, resolved, strict=True):
-            if segments and segments[-1][0] == d:
-                segments[-1][1].append(tok)
-            else:
-                segments.append((d, [tok]))
-        if rtl_base:
-            segments.reverse()
-        visual: list[list[TextRun]] = []
-        for d, seg in segments:
-            visual.extend(reversed(seg) if d == "R" else seg)
-        out.append("".join(_runs_markup(tok) for tok in visual).strip() or "\xa0")
-    return out, rtl_base
+                line_runs.append(TextRun(BASE_FONT, " "))
+            line_runs.extend(wd)
+        first = ln[0][0]
+        last = ln[-1][0] + sum(len(r.text) for r in ln[-1][1])
+        out.append(_line_markup(line_runs, levels[first:last], rtl))
+    return out, rtl
 
 
 # ------------------------------------------------------------------------ layout
@@ -524,7 +486,7 @@ def _text_paragraphs(
 
     for raw in _bounded_lines(text):
         line = _preserve_spaces(raw)
-        if _has_rtl(line):
+        if needs_bidi(line):
             flush()
             # 2% slack so reportlab never re-wraps a line measured here.
             vis, is_rtl = _bidi_lines(line, plain.fontSize, width * 0.98)
@@ -545,7 +507,7 @@ def _bounded_lines(text: str) -> Iterator[str]:
     for line in text.split("\n"):
         while len(line) > LINE_MAX_CHARS:
             cut = line.rfind(" ", LINE_MAX_CHARS // 2, LINE_MAX_CHARS)
-            cut = cut + 1 if cut > 0 else LINE_MAX_CHARS
+            cut = cut + 1 if cut > 0 else grapheme_floor(line, LINE_MAX_CHARS) or LINE_MAX_CHARS
             yield line[:cut]
             line = line[cut:]
         yield line
@@ -623,7 +585,7 @@ def _header_flowables(conv: PdfConversation, width: float, st: _Styles) -> list[
     title = conv.title.strip() or "Untitled conversation"
     out: list[Flowable] = []
     title_line = " ".join(title.split())
-    if _has_rtl(title_line):
+    if needs_bidi(title_line):
         vis, is_rtl = _bidi_lines(title_line, st.title.fontSize, width * 0.98)
         out.append(Paragraph("<br/>".join(vis), st.title_rtl if is_rtl else st.title))
     else:
@@ -635,7 +597,7 @@ def _header_flowables(conv: PdfConversation, width: float, st: _Styles) -> list[
     if conv.archived_at is not None:
         meta.append(f"Archived: {_fmt_dt(conv.archived_at)}")
     meta.append(f"Messages: {conv.message_count}")
-    out.append(Paragraph(_escape("  ·  ".join(meta)), st.meta))
+    out.append(Paragraph(escape("  ·  ".join(meta)), st.meta))
     out.append(Paragraph("Session ID: " + _runs_markup(itemize_text(conv.session_id)), st.meta))
     out.append(Spacer(1, 4))
     return out
@@ -652,7 +614,8 @@ def _footer(canvas: Canvas, doc: SimpleDocTemplate) -> None:
 def _pdf_title(title: str) -> str:
     # Document metadata: strip controls, keep it short.
     clean = "".join(ch for ch in title if unicodedata.category(ch)[0] != "C")
-    return " ".join(clean.split())[:200] or "Conversation"
+    clean = " ".join(clean.split())
+    return clean[: grapheme_floor(clean, 200)] or "Conversation"
 
 
 class _BudgetedDoc(SimpleDocTemplate):  # type: ignore[misc]
@@ -679,7 +642,7 @@ class _BudgetedDoc(SimpleDocTemplate):  # type: ignore[misc]
 
 def _truncation_note(st: _Styles, budget: PdfBudget) -> Flowable:
     return Paragraph(
-        _escape(
+        escape(
             "This PDF stops here: the conversation is longer than one PDF export holds "
             f"(at most {budget.max_pages} pages, {budget.max_seconds:g} seconds of layout). "
             "Export it as JSON to get every message."

@@ -165,11 +165,22 @@ def test_right_to_left_words_read_from_the_right() -> None:
     runs = card_runs("مرحبا بالعالم")
     assert [r.text for r in runs] == ["بالعالم", "مرحبا"]
     assert all(r.rtl for r in runs)
-    # Latin first: the Arabic word follows on its right, the number stays after it.
+    # Latin first, then the Arabic phrase read from the right: digits after Arabic
+    # letters are an Arabic number (Unicode bidi rule W2), drawn left of the word, as
+    # a browser shows "Hello مرحبا 2024".
     assert [(r.text, r.rtl) for r in card_runs("Hello مرحبا 2024")] == [
         ("Hello", False),
-        ("مرحبا", True),
         ("2024", False),
+        ("مرحبا", True),
+    ]
+    # Brackets around Latin in a right-to-left title belong to the right-to-left text:
+    # listed in logical form, drawn right to left, so libraqm mirrors them to "(" ")".
+    assert [(r.text, r.rtl) for r in card_runs("قال (Chatkeep) نعم")] == [
+        ("نعم", True),
+        (")", True),
+        ("Chatkeep", False),
+        ("(", True),
+        ("قال", True),
     ]
     # An Arabic title with a Latin word: the Latin word sits at the left end.
     assert [r.text for r in card_runs("مرحبا Chatkeep")] == ["Chatkeep", "مرحبا"]

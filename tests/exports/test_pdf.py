@@ -58,7 +58,7 @@ EXPECTED_FONT = {
     "arabic": "CK-NotoSansArabic",
     "chinese": CJK_FONT,
     "japanese": CJK_FONT,
-    "korean": CJK_FONT,
+    "korean": "CK-NotoSansKR",  # Noto Sans SC has no Hangul
     "emoji": EMOJI_FONT,
 }
 
@@ -227,3 +227,74 @@ def test_empty_conversation_renders() -> None:
     render_conversation_pdf(_conversation(0), [], buf)
     reader = PdfReader(io.BytesIO(buf.getvalue()))
     assert "No messages." in _text(reader)
+
+
+def _line_skeletons(reader: PdfReader, rtl_font: str) -> list[str]:
+    """Each line's text in drawing order (left to right), every stretch of glyphs in
+    ``rtl_font`` written as one "#": shaped Arabic extracts as presentation forms and
+    private-use chars, but where it sits among the other text is what is checked."""
+    lines: list[str] = []
+    current: list[str] = []
+    in_rtl = False
+
+    def visitor(text: str, cm: list[float], tm: list[float], font: Any, *_: object) -> None:
+        nonlocal in_rtl
+        name = str((font or {}).get("/BaseFont", ""))
+        if not text.strip("\n"):
+            pass
+        elif rtl_font in name:
+            if not in_rtl:
+                current.append("#")
+            in_rtl = True
+        else:
+            current.append(text.strip("\n"))
+            in_rtl = False
+        if text.endswith("\n"):
+            lines.append(" ".join("".join(current).split()))
+            current.clear()
+            in_rtl = False
+
+    for page in reader.pages:
+        page.extract_text(visitor_text=visitor)
+    return lines
+
+
+def test_mixed_arabic_and_latin_lines_are_in_visual_order() -> None:
+    # The Unicode bidi algorithm, as a browser shows these lines: digits after Arabic
+    # letters read as an Arabic number (left of the word), a right-to-left paragraph
+    # starts at the right with its Latin words left to right inside it.
+    lines = {
+        "Hello مرحبا 2024!": "Hello 2024 #!",
+        "قال Chatkeep نعم.": "# Chatkeep #",
+        "مرحبا بالعالم! هذا نص عربي.": "# # # # #",
+    }
+    buf = io.BytesIO()
+    content = "\n".join(lines)
+    render_conversation_pdf(_conversation(1), [PdfMessage(1, "user", content, T0)], buf)
+    skeletons = _line_skeletons(PdfReader(io.BytesIO(buf.getvalue())), "NotoSansArabic")
+    for expected in lines.values():
+        assert expected in skeletons, (expected, skeletons)
+
+
+def test_a_word_mixing_fonts_is_shaped_font_by_font() -> None:
+    # reportlab shapes a word with its first font only: "Hi😀" would get the emoji's glyph
+    # from Noto Sans (a wrong, private glyph). pdf.py swaps the one name its Paragraph
+    # calls, reportlab.platypus.paragraph.shapeFragWord, for a per-fragment version
+    # (_install_shaping_fix). If a reportlab release renames that name, changes the word
+    # format, or shapes per font itself, this fails: adapt or drop the fix then.
+    from reportlab.lib.abag import ABag
+    from reportlab.pdfbase import ttfonts
+    from reportlab.platypus import paragraph as rl_paragraph
+
+    from app.exports import pdf
+
+    pdf._ensure_font(BASE_FONT)
+    pdf._ensure_font(EMOJI_FONT)
+    assert rl_paragraph.shapeFragWord is pdf._shape_frag_word_per_font
+    assert pdf._orig_shape_frag_word is ttfonts.shapeFragWord
+    word = [0.0, (ABag(fontName=BASE_FONT, fontSize=10), "Hi")]
+    word.append((ABag(fontName=EMOJI_FONT, fontSize=10), "😀"))
+    ours = [(f.fontName, str(s)) for f, s in rl_paragraph.shapeFragWord(list(word))[1:]]
+    assert ours == [(BASE_FONT, "Hi"), (EMOJI_FONT, "😀")]
+    reportlabs = [(f.fontName, str(s)) for f, s in ttfonts.shapeFragWord(list(word))[1:]]
+    assert reportlabs[1] != (EMOJI_FONT, "😀"), "reportlab shapes per font now: drop the fix"

@@ -185,3 +185,32 @@ def test_keyboard_only_use(new_page, live_server):
     p.keyboard.press("Escape")
     expect(more).to_have_attribute("aria-expanded", "false")
     expect(more).to_be_focused()
+
+
+def test_each_line_of_a_message_reads_in_its_own_direction(new_page, live_server):
+    # A Latin first line must not make a later Arabic line left-to-right: its "!" belongs
+    # on the left of the Arabic word, where a right-to-left line ends.
+    page = new_page().open().sign_up(live_server.new_email())
+    p = page.page
+    box = p.get_by_label("Message", exact=True)
+    box.fill("Hello there\nمرحبا بكم!")  # noqa: RUF001 - Arabic is the point
+    box.press("Enter")
+    page.wait_for_reply()
+    bubble = p.locator("#messages .msg-user .msg-text").last
+    expect(bubble).to_have_attribute("dir", "auto")
+    where = bubble.evaluate(
+        """(el) => {
+            const node = el.firstChild, text = node.textContent;
+            const left = (i, n) => {
+                const range = document.createRange();
+                range.setStart(node, i);
+                range.setEnd(node, i + n);
+                return range.getBoundingClientRect().left;
+            };
+            const word = text.indexOf("\u0645\u0631\u062d\u0628\u0627");
+            return { hello: left(0, 5), word: left(word, 5), bang: left(text.indexOf("!"), 1),
+                     box: el.getBoundingClientRect().left };
+        }"""
+    )
+    assert abs(where["hello"] - where["box"]) < 2  # the Latin line starts at the left
+    assert where["bang"] < where["word"]  # the Arabic line ends on the left, with its "!"
