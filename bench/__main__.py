@@ -51,8 +51,11 @@ The designs, each behind the same chat turn (code in `bench/stores.py`):
 3. **Postgres JSONB blob** — the original "Option 2" table, the whole message list
    rewritten each turn (in one transaction that locks the row).
 4. **Chatkeep** — as built: `chat_turn` in a real `AsyncSession`, committed like a request.
-5. **floor** — the bare SQL one durable append-only turn needs, sent with asyncpg: lock the
-   session row, insert two messages, update the session, commit.
+5. **floor** — the bare SQL of one durable turn as Chatkeep shapes it, sent with asyncpg:
+   two short transactions, their writes batched into one statement each as Chatkeep
+   does. Open: lock the session row, read the context (50 newest messages), one statement
+   for the user's message, the turn and the session, commit. Close: one statement that
+   locks the row, ends the turn, inserts the reply and updates the session, commit.
 
 Read the ratios, not the absolute numbers: everything (database, servers, load generator)
 shares one small machine.

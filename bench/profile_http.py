@@ -16,6 +16,7 @@ import asyncio
 import collections
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -37,12 +38,19 @@ def _frame_name(frame: str) -> str:
 
 
 def _area(frame: str) -> str:
-    path = frame.partition(" (")[2]
+    path = frame.partition(" (")[2].rsplit(":", 1)[0]
     if "/app/" in path and "site-packages" not in path:
         return "app/" + path.split("/app/", 1)[1].split("/", 1)[0]
     if "site-packages/" in path:
         return path.split("site-packages/", 1)[1].split("/", 1)[0]
-    return "stdlib/other"
+    # Newer py-spy names frames by module path ("asyncpg/connection.py").
+    head, _, rest = path.partition("/")
+    if head == "app" and rest:
+        return "app/" + rest.split("/", 1)[0].removesuffix(".py")
+    package = head.removesuffix(".py")
+    if not package or package.startswith("<") or package in sys.stdlib_module_names:
+        return "stdlib/other"
+    return package
 
 
 def summarise(collapsed: Path, top: int) -> str:

@@ -479,21 +479,52 @@ class ChatkeepStore:
 # --------------------------------------------------------------------------- 5. the floor
 
 _FLOOR_LOCK = "SELECT message_count FROM chat_session WHERE id = $1 AND user_id = $2 FOR UPDATE"
-_FLOOR_INSERT = """
-INSERT INTO chat_message (session_id, seq, user_id, role, content, metadata, created_at)
-VALUES ($1, $2, $3, 'user', $4, '{}'::jsonb, $6),
-       ($1, $2 + 1, $3, 'assistant', $5, '{"assistant": "floor"}'::jsonb, $6)
+_FLOOR_CONTEXT = """
+SELECT role, content FROM chat_message WHERE session_id = $1 AND user_id = $2
+ORDER BY seq DESC LIMIT $3
 """
-_FLOOR_UPDATE = "UPDATE chat_session SET message_count = $2, last_activity_at = $3 WHERE id = $1"
+# One statement for the opening's three writes, as Chatkeep batches them.
+_FLOOR_OPEN = """
+WITH m AS (
+    INSERT INTO chat_message (session_id, seq, user_id, role, content, metadata, created_at)
+    VALUES ($1, $2, $3, 'user', $4, '{}'::jsonb, $5)
+), t AS (
+    INSERT INTO chat_turn (id, user_id, session_id, status, user_seq, assistant,
+                           started_at, heartbeat_at)
+    VALUES ($6, $3, $1, 'generating', $2, 'floor', $5, $5)
+)
+UPDATE chat_session SET message_count = $2, last_activity_at = $5
+WHERE id = $1 AND user_id = $3
+"""
+# And one for the closing: lock, end the turn, append the reply, count it.
+_FLOOR_CLOSE = """
+WITH s AS (
+    SELECT id FROM chat_session WHERE id = $1 AND user_id = $3 FOR UPDATE
+), t AS (
+    UPDATE chat_turn SET status = 'done', reply_seq = $2, finished_at = $5
+    WHERE id = $6 AND user_id = $3 AND status = 'generating' AND EXISTS (SELECT 1 FROM s)
+), m AS (
+    INSERT INTO chat_message (session_id, seq, user_id, role, content, metadata, created_at)
+    SELECT $1, $2, $3, 'assistant', $4, '{}'::jsonb, $5 FROM s
+)
+UPDATE chat_session SET message_count = $2, last_activity_at = $5
+WHERE id = (SELECT id FROM s) AND user_id = $3
+"""
 _FLOOR_NEW = """
 INSERT INTO chat_session (id, user_id, title, status, created_at, last_activity_at, message_count)
 VALUES ($1, $2, left($3, 80), 'active', $4, $4, 0)
 """
+# What Chatkeep's opening reads for the model (CONTEXT_MAX_MESSAGES' default).
+FLOOR_CONTEXT_MESSAGES = 50
 
 
 class FloorStore:
-    """The bare database work of one durable turn: one transaction that locks the session
-    row, inserts two messages and updates the session. No ORM, no context read."""
+    """The bare database work of one durable turn as Chatkeep shapes it, in asyncpg: two
+    short transactions around the model's reply, with the writes batched as Chatkeep
+    batches them. Open: lock the session row (or start the session), read the context,
+    then one statement appends the user's message, records the turn and updates the
+    session; commit. Close: one statement locks the row, ends the turn, appends the reply
+    and updates the session; commit. No ORM, no ledger, no live events, no sign-in."""
 
     name = "floor (asyncpg, bare SQL)"
     durable = True
@@ -512,6 +543,7 @@ class FloorStore:
 
     async def turn(self, *, user_id: uuid.UUID, session_id: str | None, message: str) -> str:
         now = datetime.now(UTC)
+        turn_id = uuid.uuid4()
         async with self.pool.acquire() as conn, conn.transaction():
             count = None
             if session_id is not None:
@@ -520,8 +552,12 @@ class FloorStore:
                 session_id = new_session_id(now)
                 await conn.execute(_FLOOR_NEW, session_id, user_id, message, now)
                 count = 0
-            await conn.execute(_FLOOR_INSERT, session_id, count + 1, user_id, message, REPLY, now)
-            await conn.execute(_FLOOR_UPDATE, session_id, count + 2, now)
+            else:
+                await conn.fetch(_FLOOR_CONTEXT, session_id, user_id, FLOOR_CONTEXT_MESSAGES)
+            await conn.execute(_FLOOR_OPEN, session_id, count + 1, user_id, message, now, turn_id)
+        # (the model writes here, no connection held)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(_FLOOR_CLOSE, session_id, count + 2, user_id, REPLY, now, turn_id)
         return session_id
 
     async def close(self) -> None:
