@@ -1,4 +1,5 @@
-"""Operator routes (superusers only): the original design's 'Monitoring' section."""
+"""Operator routes (superusers only): the original design's 'Monitoring' section, and
+per-user rate-limit overrides."""
 
 from __future__ import annotations
 
@@ -17,7 +18,10 @@ from app.conversations.tasks import sweep_expired_sessions
 from app.core.config import Settings
 from app.core.db import SessionDep
 from app.core.errors import NotFoundError
-from app.ratelimit.dependencies import RateLimit
+from app.ratelimit import service as overrides_service
+from app.ratelimit.dependencies import RateLimit, rate_limits
+from app.ratelimit.policies import USER_POLICIES
+from app.ratelimit.schemas import OverridesIn, OverridesOut
 
 router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[RateLimit("default")])
 
@@ -84,3 +88,49 @@ async def activity(
     """Everyone's audit trail (or one user's), newest first."""
     page = await trash.list_activity(session=session, user_id=user_id, limit=limit, before=before)
     return ActivityPage(items=[activity_out(e) for e in page.items], next_before=page.next_before)
+
+
+# --- per-user rate-limit overrides -------------------------------------------------------
+
+
+def _out(request: Request, user_id: uuid.UUID, overrides: dict[str, str]) -> OverridesOut:
+    limits = rate_limits(request)
+    return OverridesOut(
+        user_id=str(user_id),
+        overrides={name: overrides.get(name) for name in USER_POLICIES},
+        configured={name: limits.policies[name].text for name in USER_POLICIES},
+    )
+
+
+@router.get("/users/{user_id}/limits", response_model=OverridesOut)
+async def get_user_limits(
+    user_id: uuid.UUID, request: Request, _: SuperUser, session: SessionDep
+) -> OverridesOut:
+    overrides = await overrides_service.get_overrides(session=session, user_id=user_id)
+    return _out(request, user_id, overrides)
+
+
+@router.put("/users/{user_id}/limits", response_model=OverridesOut)
+async def put_user_limits(
+    user_id: uuid.UUID,
+    body: OverridesIn,
+    request: Request,
+    _: SuperUser,
+    session: SessionDep,
+    clock: ClockDep,
+) -> OverridesOut:
+    """Replaces the user's overrides: a string sets one, null or absent restores the default."""
+    overrides = await overrides_service.replace_overrides(
+        session=session, user_id=user_id, overrides=body.root, now=clock.now()
+    )
+    rate_limits(request).overrides.invalidate(user_id)
+    return _out(request, user_id, overrides)
+
+
+@router.delete("/users/{user_id}/limits", status_code=204)
+async def delete_user_limits(
+    user_id: uuid.UUID, request: Request, _: SuperUser, session: SessionDep
+) -> Response:
+    await overrides_service.delete_overrides(session=session, user_id=user_id)
+    rate_limits(request).overrides.invalidate(user_id)
+    return Response(status_code=204)

@@ -20,7 +20,7 @@ The two kinds differ only in their limits:
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import jwt
@@ -30,7 +30,7 @@ from fastapi_users import exceptions, models
 from fastapi_users.authentication import JWTStrategy
 from fastapi_users.jwt import decode_jwt, generate_jwt
 from fastapi_users.manager import BaseUserManager
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.auth.models import SignIn, User
@@ -226,18 +226,3 @@ class SlidingCookieMiddleware:
             await send(message)
 
         await self.app(scope, receive, with_cookie)
-
-
-async def purge_expired_revocations(
-    *, sessionmaker: async_sessionmaker[AsyncSession], now: datetime
-) -> int:
-    """Deletes sign-ins that can never sign anyone in again (ended, or past their expiry).
-
-    Run by the sweep. (The name is kept from the time this table was a denylist.)"""
-    async with sessionmaker() as session, session.begin():
-        result = await session.execute(
-            sa.delete(SignIn).where(
-                sa.or_(col(SignIn.ended_at).is_not(None), col(SignIn.expires_at) < now)
-            )
-        )
-    return int(getattr(result, "rowcount", 0) or 0)

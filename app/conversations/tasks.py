@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from app.auth.tokens import purge_expired_revocations
+from app.auth.tasks import purge_ended_sign_ins
 from app.conversations import trash
 from app.conversations.models import AuditAction, SweepRun
 from app.core.clock import Clock
@@ -149,8 +149,8 @@ async def sweep_expired_sessions(
             break
         # A breath between batches keeps chat turns' latency steady during a big sweep.
         await asyncio.sleep(pause_seconds)
-    # Signed-out tokens need remembering only until they would have expired anyway.
-    await purge_expired_revocations(sessionmaker=sessionmaker, now=now)
+    # The sweep's auth step (app/auth/tasks.py): ended sign-ins need keeping no longer.
+    await purge_ended_sign_ins(sessionmaker=sessionmaker, now=now)
     async with sessionmaker() as session, session.begin():
         await session.execute(
             sa.update(SweepRun)

@@ -12,11 +12,11 @@ from fastapi.responses import StreamingResponse
 from app.auth.dependencies import CurrentUser
 from app.conversations import history
 from app.conversations.dependencies import ClockDep, OwnedSession
-from app.conversations.schemas import ImportFailureOut, ImportResult
 from app.core.db import SessionDep
 from app.core.errors import InvalidInputError
 from app.core.validation import SaneDate
 from app.exports import importer, naming, service, zip_export
+from app.exports.schemas import ImportFailureOut, ImportResult
 from app.ratelimit.dependencies import RateLimit
 
 router = APIRouter(prefix="/api", tags=["export"], dependencies=[RateLimit("default")])

@@ -24,7 +24,7 @@ from app.auth.dependencies import CurrentUser
 from app.core.db import RequestSessionDep
 from app.core.errors import AppError
 from app.ratelimit.policies import AUTH_POLICY, SHARED_POLICY, USER_POLICIES
-from app.ratelimit.service import RateLimits
+from app.ratelimit.runtime import RateLimits
 from app.ratelimit.storage import Decision, WindowState
 
 STATE_KEY = "ratelimit_headers"
