@@ -11,12 +11,11 @@ from pydantic import BaseModel
 
 from app.auth.dependencies import SuperUser
 from app.conversations import service, trash
-from app.conversations.dependencies import ClockDep
 from app.conversations.history_router import activity_out, actor_of
 from app.conversations.schemas import ActivityPage
 from app.conversations.tasks import sweep_expired_sessions
-from app.core.config import Settings
 from app.core.db import SessionDep
+from app.core.dependencies import ClockDep, EventBusDep, SessionmakerDep, SettingsDep
 from app.core.errors import NotFoundError
 from app.ratelimit import service as overrides_service
 from app.ratelimit.dependencies import RateLimit, rate_limits
@@ -47,16 +46,21 @@ async def stats(_: SuperUser, session: SessionDep) -> StatsOut:
 
 
 @router.post("/sessions/cleanup", response_model=CleanupOut)
-async def cleanup(_: SuperUser, request: Request, clock: ClockDep) -> CleanupOut:
-    settings: Settings = request.app.state.settings
+async def cleanup(
+    _: SuperUser,
+    clock: ClockDep,
+    settings: SettingsDep,
+    sessionmaker: SessionmakerDep,
+    bus: EventBusDep,
+) -> CleanupOut:
     outcome = await sweep_expired_sessions(
-        sessionmaker=request.app.state.sessionmaker,
+        sessionmaker=sessionmaker,
         now=clock.now(),
         ttl_seconds=settings.session_ttl_seconds,
         batch_size=settings.sweep_batch_size,
         pause_seconds=settings.sweep_batch_pause_seconds,
         trigger="manual",
-        bus=request.app.state.events,
+        bus=bus,
     )
     return CleanupOut(archived=outcome.archived)
 

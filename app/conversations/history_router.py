@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from app.auth.dependencies import CurrentUser
 from app.conversations import history, service, tags, trash
-from app.conversations.dependencies import ClockDep, OwnedSession
+from app.conversations.dependencies import OwnedSession
 from app.conversations.models import AuditEvent, ChatSession
 from app.conversations.schemas import (
     ActivityOut,
@@ -30,8 +30,8 @@ from app.conversations.schemas import (
     TagList,
     TagOut,
 )
-from app.core.config import Settings
 from app.core.db import SessionDep
+from app.core.dependencies import ClockDep, SettingsDep
 from app.ratelimit.dependencies import RateLimit, client_ip
 from app.sharing.dependencies import ShareBase, shared_out
 
@@ -48,11 +48,6 @@ def _out(chat_session: ChatSession) -> SessionOut:
 
 def actor_of(request: Request, user_id: Any) -> trash.Actor:
     return trash.Actor(user_id=user_id, ip=client_ip(request))
-
-
-def _retention_days(request: Request) -> int:
-    settings: Settings = request.app.state.settings
-    return settings.trash_retention_days
 
 
 def _summary(item: history.SessionListItem, *, ttl_seconds: int) -> SessionSummary:
@@ -100,7 +95,7 @@ async def my_activity(
 
 @router.get("", response_model=SessionPage)
 async def list_sessions(
-    request: Request,
+    settings: SettingsDep,
     user: CurrentUser,
     session: SessionDep,
     clock: ClockDep,
@@ -127,7 +122,6 @@ async def list_sessions(
         limit=limit,
         cursor=cursor,
     )
-    settings: Settings = request.app.state.settings
     ttl = settings.session_ttl_seconds
     now = clock.now()
     return SessionPage(
@@ -175,7 +169,12 @@ async def restore_many(
 
 @router.post("/bulk", response_model=BulkResult, responses=_NOT_FOUND)
 async def bulk(
-    body: BulkRequest, request: Request, user: CurrentUser, session: SessionDep, clock: ClockDep
+    body: BulkRequest,
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
 ) -> BulkResult:
     """One action over several conversations, all or nothing: if any id is not yours,
     nothing changes and the answer is a 404 listing them (`notFound`)."""
@@ -185,7 +184,7 @@ async def bulk(
         ids=body.ids,
         action=body.action,
         now=clock.now(),
-        retention_days=_retention_days(request),
+        retention_days=settings.trash_retention_days,
         actor=actor_of(request, user.id),
         tags=body.tags,
     )
@@ -235,6 +234,7 @@ async def delete_session(
     request: Request,
     session: SessionDep,
     clock: ClockDep,
+    settings: SettingsDep,
     permanent: Annotated[
         bool, Query(description="Delete for good instead of moving to the trash")
     ] = False,
@@ -245,7 +245,7 @@ async def delete_session(
         session=session,
         chat_session=chat_session,
         now=clock.now(),
-        retention_days=_retention_days(request),
+        retention_days=settings.trash_retention_days,
         actor=actor_of(request, chat_session.user_id),
         permanent=permanent,
     )

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from app.auth.dependencies import CurrentUser
 from app.conversations import service
-from app.conversations.dependencies import ClockDep, OwnedSession
+from app.conversations.dependencies import OwnedSession
 from app.conversations.schemas import (
     ActiveTurnOut,
     MessageOut,
@@ -16,6 +16,7 @@ from app.conversations.schemas import (
     UsageOut,
 )
 from app.core.db import SessionDep
+from app.core.dependencies import ClockDep
 from app.core.validation import PG_INT_MAX
 from app.ratelimit.dependencies import RateLimit
 from app.sharing.dependencies import ShareBase, shared_out

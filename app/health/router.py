@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.conversations import service
 from app.core import metrics
+from app.core.dependencies import EngineDep, SessionmakerDep, SettingsDep
 from app.core.errors import problem_response
 
 logger = logging.getLogger("app.health")
@@ -20,16 +21,16 @@ HEALTH_TIMEOUT_SECONDS = 3.0
 
 
 @router.get("/healthz", responses={503: {"description": "The database is unreachable"}})
-async def healthz(request: Request) -> JSONResponse:
+async def healthz(engine: EngineDep, settings: SettingsDep) -> JSONResponse:
     try:
         async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
-            async with request.app.state.engine.connect() as conn:
+            async with engine.connect() as conn:
                 await conn.execute(sa.text("SELECT 1"))
     except Exception:
         return JSONResponse(
             {"status": "unavailable", "database": "down"},
             status_code=503,
-            headers={"Retry-After": str(request.app.state.settings.db_retry_after_seconds)},
+            headers={"Retry-After": str(settings.db_retry_after_seconds)},
         )
     return JSONResponse({"status": "ok", "database": "ok"})
 
@@ -39,8 +40,10 @@ async def healthz(request: Request) -> JSONResponse:
     response_class=Response,
     responses={401: {"description": "METRICS_TOKEN is set and the request lacks it"}},
 )
-async def prometheus_metrics(request: Request) -> Response:
-    token = request.app.state.settings.metrics_token
+async def prometheus_metrics(
+    request: Request, settings: SettingsDep, sessionmaker: SessionmakerDep
+) -> Response:
+    token = settings.metrics_token
     if token:
         sent = request.headers.get("authorization", "")
         scheme, _, value = sent.partition(" ")
@@ -54,7 +57,7 @@ async def prometheus_metrics(request: Request) -> Response:
     try:
         async with (
             asyncio.timeout(HEALTH_TIMEOUT_SECONDS),
-            request.app.state.sessionmaker() as session,
+            sessionmaker() as session,
         ):
             stats = await service.session_stats(session=session)
             sweeps = (
