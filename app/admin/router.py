@@ -7,34 +7,23 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from pydantic import BaseModel
 
+from app.admin.schemas import CleanupOut, StatsOut
 from app.auth.dependencies import SuperUser
 from app.conversations import service, trash
 from app.conversations.history_router import activity_out, actor_of
 from app.conversations.schemas import ActivityPage
-from app.conversations.tasks import sweep_expired_sessions
+from app.conversations.tasks import sweep_now
 from app.core.db import SessionDep
 from app.core.dependencies import ClockDep, EventBusDep, SessionmakerDep, SettingsDep
 from app.core.errors import NotFoundError
 from app.ratelimit import service as overrides_service
-from app.ratelimit.dependencies import RateLimit, rate_limits
+from app.ratelimit.dependencies import RateLimit, RateLimitsDep
 from app.ratelimit.policies import USER_POLICIES
+from app.ratelimit.runtime import RateLimits
 from app.ratelimit.schemas import OverridesIn, OverridesOut
 
 router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[RateLimit("default")])
-
-
-class StatsOut(BaseModel):
-    active: int
-    archived: int
-    total: int
-    messages: int
-    users: int
-
-
-class CleanupOut(BaseModel):
-    archived: int
 
 
 @router.get("/sessions/stats", response_model=StatsOut)
@@ -53,14 +42,8 @@ async def cleanup(
     sessionmaker: SessionmakerDep,
     bus: EventBusDep,
 ) -> CleanupOut:
-    outcome = await sweep_expired_sessions(
-        sessionmaker=sessionmaker,
-        now=clock.now(),
-        ttl_seconds=settings.session_ttl_seconds,
-        batch_size=settings.sweep_batch_size,
-        pause_seconds=settings.sweep_batch_pause_seconds,
-        trigger="manual",
-        bus=bus,
+    outcome = await sweep_now(
+        sessionmaker=sessionmaker, settings=settings, now=clock.now(), bus=bus
     )
     return CleanupOut(archived=outcome.archived)
 
@@ -97,8 +80,9 @@ async def activity(
 # --- per-user rate-limit overrides -------------------------------------------------------
 
 
-def _out(request: Request, user_id: uuid.UUID, overrides: dict[str, str]) -> OverridesOut:
-    limits = rate_limits(request)
+def _overrides_out(
+    limits: RateLimits, user_id: uuid.UUID, overrides: dict[str, str]
+) -> OverridesOut:
     return OverridesOut(
         user_id=str(user_id),
         overrides={name: overrides.get(name) for name in USER_POLICIES},
@@ -108,17 +92,17 @@ def _out(request: Request, user_id: uuid.UUID, overrides: dict[str, str]) -> Ove
 
 @router.get("/users/{user_id}/limits", response_model=OverridesOut)
 async def get_user_limits(
-    user_id: uuid.UUID, request: Request, _: SuperUser, session: SessionDep
+    user_id: uuid.UUID, _: SuperUser, session: SessionDep, limits: RateLimitsDep
 ) -> OverridesOut:
     overrides = await overrides_service.get_overrides(session=session, user_id=user_id)
-    return _out(request, user_id, overrides)
+    return _overrides_out(limits, user_id, overrides)
 
 
 @router.put("/users/{user_id}/limits", response_model=OverridesOut)
 async def put_user_limits(
     user_id: uuid.UUID,
     body: OverridesIn,
-    request: Request,
+    limits: RateLimitsDep,
     _: SuperUser,
     session: SessionDep,
     clock: ClockDep,
@@ -127,14 +111,14 @@ async def put_user_limits(
     overrides = await overrides_service.replace_overrides(
         session=session, user_id=user_id, overrides=body.root, now=clock.now()
     )
-    rate_limits(request).overrides.invalidate(user_id)
-    return _out(request, user_id, overrides)
+    limits.overrides.invalidate(user_id)
+    return _overrides_out(limits, user_id, overrides)
 
 
 @router.delete("/users/{user_id}/limits", status_code=204)
 async def delete_user_limits(
-    user_id: uuid.UUID, request: Request, _: SuperUser, session: SessionDep
+    user_id: uuid.UUID, _: SuperUser, session: SessionDep, limits: RateLimitsDep
 ) -> Response:
     await overrides_service.delete_overrides(session=session, user_id=user_id)
-    rate_limits(request).overrides.invalidate(user_id)
+    limits.overrides.invalidate(user_id)
     return Response(status_code=204)

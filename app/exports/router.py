@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import AsyncIterator
-from typing import IO, Annotated, Any, BinaryIO, Literal, cast
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
@@ -22,19 +20,9 @@ from app.ratelimit.dependencies import RateLimit
 
 router = APIRouter(prefix="/api", tags=["export"], dependencies=[RateLimit("default")])
 
-CHUNK_BYTES = 64 * 1024
-PDF_SPOOL_BYTES = 8 * 1024 * 1024
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such conversation (or not yours)"}
 }
-
-
-async def _file_chunks(handle: IO[bytes]) -> AsyncIterator[bytes]:
-    try:
-        while chunk := handle.read(CHUNK_BYTES):
-            yield chunk
-    finally:
-        handle.close()
 
 
 @router.get(
@@ -65,21 +53,14 @@ async def export_session(
         "Cache-Control": "no-store",
     }
     if format == "pdf":
-        spool = tempfile.SpooledTemporaryFile(max_size=PDF_SPOOL_BYTES)  # noqa: SIM115
-        try:
-            await service.render_session_pdf(
-                session=session,
-                user_id=user.id,
-                session_id=chat_session.id,
-                out=cast(BinaryIO, spool),
-                budget=service.pdf_budget(settings),
-            )
-            headers["Content-Length"] = str(spool.tell())
-            spool.seek(0)
-        except BaseException:
-            spool.close()
-            raise
-        return StreamingResponse(_file_chunks(spool), media_type="application/pdf", headers=headers)
+        pdf = await service.session_pdf_file(
+            session=session,
+            user_id=user.id,
+            session_id=chat_session.id,
+            budget=service.pdf_budget(settings),
+        )
+        headers["Content-Length"] = str(pdf.size)
+        return StreamingResponse(pdf.chunks(), media_type="application/pdf", headers=headers)
     stream = service.conversation_json_stream(
         sessionmaker=sessionmaker,
         user_id=user.id,

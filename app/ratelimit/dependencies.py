@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
@@ -40,6 +40,13 @@ class RateLimitedError(AppError):
 def rate_limits(request: Request) -> RateLimits:
     limits: RateLimits = request.app.state.rate_limits
     return limits
+
+
+async def get_rate_limits(request: Request) -> RateLimits:
+    return rate_limits(request)
+
+
+RateLimitsDep = Annotated[RateLimits, Depends(get_rate_limits)]
 
 
 def header_values(states: Sequence[WindowState], now: float) -> dict[str, str]:

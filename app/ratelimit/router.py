@@ -7,37 +7,33 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request
 
 from app.auth.dependencies import CurrentUser
-from app.auth.passwords import normalize_email
 from app.core.db import RequestSessionDep
-from app.ratelimit.dependencies import client_ip, rate_limits
+from app.ratelimit.dependencies import RateLimitsDep, client_ip
+from app.ratelimit.runtime import Quota
 from app.ratelimit.schemas import MyLimitsOut, QuotaOut
 
 router = APIRouter(tags=["rate limits"])
 
 
 @router.get("/api/me/limits", response_model=MyLimitsOut)
-async def my_limits(request: Request, user: CurrentUser, session: RequestSessionDep) -> MyLimitsOut:
+async def my_limits(
+    request: Request, user: CurrentUser, session: RequestSessionDep, limits: RateLimitsDep
+) -> MyLimitsOut:
     """Where the caller stands in every policy. Reading this counts against nothing."""
-    limits = rate_limits(request)
     quotas = await limits.quotas(
-        user_id=user.id,
-        ip=client_ip(request),
-        email=normalize_email(user.email),
-        session=session,
+        user_id=user.id, ip=client_ip(request), email=user.email, session=session
     )
-    return MyLimitsOut(
-        enabled=limits.enabled,
-        policies=[
-            QuotaOut(
-                name=q.policy,
-                limit=q.limit,
-                window=q.window,
-                window_seconds=q.window_seconds,
-                remaining=q.remaining,
-                reset_at=datetime.fromtimestamp(q.reset_at, UTC) if q.reset_at else None,
-                overridden=q.overridden,
-                key=q.key,
-            )
-            for q in quotas
-        ],
+    return MyLimitsOut(enabled=limits.enabled, policies=[_quota_out(q) for q in quotas])
+
+
+def _quota_out(q: Quota) -> QuotaOut:
+    return QuotaOut(
+        name=q.policy,
+        limit=q.limit,
+        window=q.window,
+        window_seconds=q.window_seconds,
+        remaining=q.remaining,
+        reset_at=datetime.fromtimestamp(q.reset_at, UTC) if q.reset_at else None,
+        overridden=q.overridden,
+        key=q.key,
     )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth.passwords import normalize_email
 from app.core.config import Settings
 from app.ratelimit.policies import (
     AUTH_POLICY,
@@ -130,7 +131,9 @@ class RateLimits:
         email: str,
         session: AsyncSession,
     ) -> list[Quota]:
-        """Every policy's windows for this caller, counting nothing."""
+        """Every policy's windows for this caller, counting nothing. `email` is the
+        account's address as stored; it is normalised as sign-in attempts count it."""
+        email = normalize_email(email)
         quotas: list[Quota] = []
         for name in POLICY_NAMES:
             states: tuple[WindowState, ...] | None = None
