@@ -7,12 +7,13 @@ like a missing one (`OwnedSession`).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
 from app.auth.dependencies import CurrentUser
-from app.conversations import history, service, tags, trash
+from app.conversations import history, tags, trash
 from app.conversations.dependencies import OwnedSession
 from app.conversations.models import AuditEvent, ChatSession
 from app.conversations.schemas import (
@@ -48,14 +49,6 @@ def _out(chat_session: ChatSession) -> SessionOut:
 
 def actor_of(request: Request, user_id: Any) -> trash.Actor:
     return trash.Actor(user_id=user_id, ip=client_ip(request))
-
-
-def _summary(item: history.SessionListItem, *, ttl_seconds: int) -> SessionSummary:
-    summary = SessionSummary.model_validate(item)
-    summary.expires_at = service.expires_at(
-        status=item.status, last_activity_at=item.last_activity_at, ttl_seconds=ttl_seconds
-    )
-    return summary
 
 
 def activity_out(event: AuditEvent) -> ActivityOut:
@@ -121,26 +114,27 @@ async def list_sessions(
         tag=tag,
         limit=limit,
         cursor=cursor,
+        ttl_seconds=settings.session_ttl_seconds,
     )
-    ttl = settings.session_ttl_seconds
     now = clock.now()
     return SessionPage(
         items=[
-            _summary(item, ttl_seconds=ttl).model_copy(
-                update={
-                    "shared": shared_out(
-                        base=base,
-                        token=item.share_token,
-                        expires_at=item.share_expires_at,
-                        now=now,
-                    )
-                }
-            )
-            for item in page.items
+            _with_share(item, page.shares.get(item.id), base=base, now=now) for item in page.items
         ],
         next_cursor=page.next_cursor,
         now=now,
     )
+
+
+def _with_share(
+    item: SessionSummary, share: history.ShareRef | None, *, base: str, now: datetime
+) -> SessionSummary:
+    shared = (
+        shared_out(base=base, token=share.token, expires_at=share.expires_at, now=now)
+        if share is not None
+        else None
+    )
+    return item.model_copy(update={"shared": shared})
 
 
 @router.post("/archive-all", response_model=ArchiveAllResult)
