@@ -222,15 +222,15 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
         return datetime.now(UTC)
 
 
+# The manager and the strategies share the request's one UserDatabase.
+UserDbDep = Annotated[UserDatabase, Depends(get_user_db)]
+
+
 async def get_user_manager(request: Request, user_db: UserDbDep) -> AsyncIterator[UserManager]:
     yield UserManager(user_db, request.app.state.settings, request)
 
 
 # async: FastAPI runs a plain `def` dependency in its thread pool, on every request.
-# The strategies read through the request's UserDatabase (the one the manager holds).
-UserDbDep = Annotated[UserDatabase, Depends(get_user_db)]
-
-
 async def get_bearer_strategy(request: Request, user_db: UserDbDep) -> SignInStrategy:
     return SignInStrategy(request=request, user_db=user_db, kind=BEARER)
 
