@@ -1,4 +1,5 @@
-"""Operator routes (superusers only): the original design's 'Monitoring' section."""
+"""Operator routes (superusers only): the original design's 'Monitoring' section, and
+per-user rate-limit overrides."""
 
 from __future__ import annotations
 
@@ -6,32 +7,23 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from pydantic import BaseModel
 
+from app.admin.schemas import CleanupOut, StatsOut
 from app.auth.dependencies import SuperUser
 from app.conversations import service, trash
-from app.conversations.dependencies import ClockDep
 from app.conversations.history_router import activity_out, actor_of
 from app.conversations.schemas import ActivityPage
-from app.conversations.tasks import sweep_expired_sessions
-from app.core.config import Settings
+from app.conversations.tasks import sweep_now
 from app.core.db import SessionDep
+from app.core.dependencies import ClockDep, EventBusDep, SessionmakerDep, SettingsDep
 from app.core.errors import NotFoundError
-from app.ratelimit.dependencies import RateLimit
+from app.ratelimit import service as overrides_service
+from app.ratelimit.dependencies import RateLimit, RateLimitsDep
+from app.ratelimit.policies import USER_POLICIES
+from app.ratelimit.runtime import RateLimits
+from app.ratelimit.schemas import OverridesIn, OverridesOut
 
 router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[RateLimit("default")])
-
-
-class StatsOut(BaseModel):
-    active: int
-    archived: int
-    total: int
-    messages: int
-    users: int
-
-
-class CleanupOut(BaseModel):
-    archived: int
 
 
 @router.get("/sessions/stats", response_model=StatsOut)
@@ -43,16 +35,15 @@ async def stats(_: SuperUser, session: SessionDep) -> StatsOut:
 
 
 @router.post("/sessions/cleanup", response_model=CleanupOut)
-async def cleanup(_: SuperUser, request: Request, clock: ClockDep) -> CleanupOut:
-    settings: Settings = request.app.state.settings
-    outcome = await sweep_expired_sessions(
-        sessionmaker=request.app.state.sessionmaker,
-        now=clock.now(),
-        ttl_seconds=settings.session_ttl_seconds,
-        batch_size=settings.sweep_batch_size,
-        pause_seconds=settings.sweep_batch_pause_seconds,
-        trigger="manual",
-        bus=request.app.state.events,
+async def cleanup(
+    _: SuperUser,
+    clock: ClockDep,
+    settings: SettingsDep,
+    sessionmaker: SessionmakerDep,
+    bus: EventBusDep,
+) -> CleanupOut:
+    outcome = await sweep_now(
+        sessionmaker=sessionmaker, settings=settings, now=clock.now(), bus=bus
     )
     return CleanupOut(archived=outcome.archived)
 
@@ -84,3 +75,50 @@ async def activity(
     """Everyone's audit trail (or one user's), newest first."""
     page = await trash.list_activity(session=session, user_id=user_id, limit=limit, before=before)
     return ActivityPage(items=[activity_out(e) for e in page.items], next_before=page.next_before)
+
+
+# --- per-user rate-limit overrides -------------------------------------------------------
+
+
+def _overrides_out(
+    limits: RateLimits, user_id: uuid.UUID, overrides: dict[str, str]
+) -> OverridesOut:
+    return OverridesOut(
+        user_id=str(user_id),
+        overrides={name: overrides.get(name) for name in USER_POLICIES},
+        configured={name: limits.policies[name].text for name in USER_POLICIES},
+    )
+
+
+@router.get("/users/{user_id}/limits", response_model=OverridesOut)
+async def get_user_limits(
+    user_id: uuid.UUID, _: SuperUser, session: SessionDep, limits: RateLimitsDep
+) -> OverridesOut:
+    overrides = await overrides_service.get_overrides(session=session, user_id=user_id)
+    return _overrides_out(limits, user_id, overrides)
+
+
+@router.put("/users/{user_id}/limits", response_model=OverridesOut)
+async def put_user_limits(
+    user_id: uuid.UUID,
+    body: OverridesIn,
+    limits: RateLimitsDep,
+    _: SuperUser,
+    session: SessionDep,
+    clock: ClockDep,
+) -> OverridesOut:
+    """Replaces the user's overrides: a string sets one, null or absent restores the default."""
+    overrides = await overrides_service.replace_overrides(
+        session=session, user_id=user_id, overrides=body.root, now=clock.now()
+    )
+    limits.overrides.invalidate(user_id)
+    return _overrides_out(limits, user_id, overrides)
+
+
+@router.delete("/users/{user_id}/limits", status_code=204)
+async def delete_user_limits(
+    user_id: uuid.UUID, _: SuperUser, session: SessionDep, limits: RateLimitsDep
+) -> Response:
+    await overrides_service.delete_overrides(session=session, user_id=user_id)
+    limits.overrides.invalidate(user_id)
+    return Response(status_code=204)

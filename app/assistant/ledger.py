@@ -7,8 +7,6 @@ any login of the same user sees them.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import uuid
 from collections.abc import Sequence
@@ -29,6 +27,7 @@ from app.assistant.models import (
     StoredImage,
 )
 from app.assistant.schemas import DraftOut, DraftVersionOut, PublishedPostOut, image_url
+from app.core import cursors
 from app.core.errors import InvalidInputError, NotFoundError
 from app.core.tenancy import owned
 from app.core.validation import in_date_range
@@ -429,17 +428,16 @@ async def export_drafts(
 
 
 def _encode_cursor(post: PublishedPost) -> str:
-    raw = f"{post.published_at.isoformat()}|{post.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return cursors.encode(f"{post.published_at.isoformat()}|{post.id}")
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        raw = cursors.decode(cursor)
         when, _, ident = raw.partition("|")
         at = in_date_range(datetime.fromisoformat(when))  # naive: TypeError
         return at, uuid.UUID(ident)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+    except (ValueError, TypeError) as exc:  # CursorError is a ValueError
         raise InvalidInputError(
             "`cursor` is not a cursor this API returned.", code="invalid_cursor"
         ) from exc

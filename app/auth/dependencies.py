@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from app.auth.manager import fastapi_users
 from app.auth.models import User
+from app.core.dependencies import SettingsDep
 from app.core.errors import ForbiddenError
 
 current_active_user = fastapi_users.current_user(active=True)
@@ -15,9 +16,9 @@ CurrentUser = Annotated[User, Depends(current_active_user)]
 SuperUser = Annotated[User, Depends(current_superuser)]
 
 
-async def require_verified_email(request: Request, user: CurrentUser) -> None:
+async def require_verified_email(settings: SettingsDep, user: CurrentUser) -> None:
     """With REQUIRE_VERIFIED_EMAIL=true, unverified users may sign in but not chat."""
-    if request.app.state.settings.require_verified_email and not user.is_verified:
+    if settings.require_verified_email and not user.is_verified:
         raise ForbiddenError(
             "Please confirm your email address first: open the link we sent you, or ask "
             "for a new one.",

@@ -1,4 +1,5 @@
-"""fastapi-users wiring: user database, manager, the bearer and cookie backends."""
+"""fastapi-users wiring: the user manager, the bearer and cookie backends (the user
+database is app/auth/db.py)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,10 @@ import hashlib
 import hmac
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import jwt
-import sqlalchemy as sa
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from fastapi_users import (
     BaseUserManager,
@@ -20,70 +19,23 @@ from fastapi_users import (
     UUIDIDMixin,
     exceptions,
 )
-from fastapi_users.authentication import AuthenticationBackend, BearerTransport, CookieTransport
+from fastapi_users.authentication import (
+    AuthenticationBackend,
+    BearerTransport,
+    CookieTransport,
+    Strategy,
+)
 from fastapi_users.jwt import decode_jwt, generate_jwt
 from fastapi_users.password import PasswordHelper
-from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
-from sqlmodel import col
 
-from app.auth.models import SignIn, User
+from app.auth.db import BEARER, COOKIE, UserDatabase, get_user_db
+from app.auth.models import User
 from app.auth.passwords import in_hash_pool, normalize_email, password_problem
-from app.auth.tokens import BEARER, COOKIE, SignInStrategy, live_filter
-from app.core.config import Settings, get_settings
-from app.core.db import RequestSessionDep
+from app.auth.tokens import SignInStrategy
+from app.core.config import Settings
 
 AUTH_COOKIE_NAME = "chatkeep_auth"
 RESET_FINGERPRINT_CLAIM = "password_fgpt"
-
-
-# Every authenticated request runs this: built once, with the live-sign-in rules of
-# `tokens.live_filter` as parameters (a statement built per call costs more CPU than
-# the query).
-_USER_WITH_LIVE_SIGN_IN = (
-    sa.select(User, SignIn)
-    .join(SignIn, col(SignIn.user_id) == col(User.id))
-    .where(
-        col(User.id) == sa.bindparam("user_id"),
-        col(SignIn.id) == sa.bindparam("sign_in_id"),
-        live_filter(sa.bindparam("now"), idle_since=sa.bindparam("idle_since")),
-    )
-)
-
-
-class UserDatabase(SQLAlchemyUserDatabase[User, uuid.UUID]):
-    """fastapi-users' adapter on the request's own session.
-
-    Authentication shares the request's connection and transaction, so a request needs one
-    pooled connection, not two (two per request can starve the pool under load). The
-    adapter commits on its own writes (registration, profile updates); those routes do
-    nothing else in their transaction.
-    """
-
-    async def get_with_sign_in(
-        self, user_id: uuid.UUID, sign_in_id: uuid.UUID, *, now: Any, idle_seconds: int
-    ) -> tuple[User, SignIn] | None:
-        """The user of a token and its sign-in row, in one query, if that sign-in is live."""
-        params = {
-            "user_id": user_id,
-            "sign_in_id": sign_in_id,
-            "now": now,
-            "idle_since": now - timedelta(seconds=idle_seconds),
-        }
-        row = (await self.session.execute(_USER_WITH_LIVE_SIGN_IN, params)).one_or_none()
-        return (row[0], row[1]) if row is not None else None
-
-    async def touch_sign_in(self, row: SignIn, now: Any) -> None:
-        """Records use. Commits the request's (so far read-only) transaction at once, so
-        the write holds no lock for the rest of the request."""
-        await self.session.execute(
-            sa.update(SignIn).where(col(SignIn.id) == row.id).values(last_used_at=now)
-        )
-        await self.session.commit()
-        row.last_used_at = now
-
-
-async def get_user_db(session: RequestSessionDep) -> AsyncIterator[UserDatabase]:
-    yield UserDatabase(session, User)
 
 
 class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
@@ -270,39 +222,67 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
         return datetime.now(UTC)
 
 
-async def get_user_manager(
-    request: Request,
-    user_db: Annotated[UserDatabase, Depends(get_user_db)],
-) -> AsyncIterator[UserManager]:
+# The manager and the strategies share the request's one UserDatabase.
+UserDbDep = Annotated[UserDatabase, Depends(get_user_db)]
+
+
+async def get_user_manager(request: Request, user_db: UserDbDep) -> AsyncIterator[UserManager]:
     yield UserManager(user_db, request.app.state.settings, request)
 
 
 # async: FastAPI runs a plain `def` dependency in its thread pool, on every request.
-async def get_bearer_strategy(request: Request, session: RequestSessionDep) -> SignInStrategy:
-    return SignInStrategy(request=request, session=session, kind=BEARER)
+async def get_bearer_strategy(request: Request, user_db: UserDbDep) -> SignInStrategy:
+    return SignInStrategy(request=request, user_db=user_db, kind=BEARER)
 
 
-async def get_cookie_strategy(request: Request, session: RequestSessionDep) -> SignInStrategy:
-    return SignInStrategy(request=request, session=session, kind=COOKIE)
+async def get_cookie_strategy(request: Request, user_db: UserDbDep) -> SignInStrategy:
+    return SignInStrategy(request=request, user_db=user_db, kind=COOKIE)
 
 
-_settings = get_settings()
+def cookie_transport(settings: Settings) -> CookieTransport:
+    """The web cookie as this app's settings have it."""
+    return CookieTransport(
+        cookie_name=AUTH_COOKIE_NAME,
+        # The cookie slides: re-sent with a fresh Max-Age as it is used (app/auth/tokens.py).
+        cookie_max_age=settings.sign_in_idle_days * 86_400,
+        cookie_secure=settings.cookie_secure,
+        cookie_httponly=True,
+        cookie_samesite="lax",
+    )
+
+
+class CookieBackend(AuthenticationBackend[User, uuid.UUID]):
+    """The cookie backend, with Max-Age and Secure from the settings of the app that serves
+    the request (those given to `create_app`), not from the environment at import time.
+
+    The routes and the token reader are built once at import and use only the cookie's
+    name; signing in and out set the cookie with the request's settings, which the
+    strategy carries.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            name="cookie",
+            transport=CookieTransport(cookie_name=AUTH_COOKIE_NAME, cookie_samesite="lax"),
+            get_strategy=get_cookie_strategy,
+        )
+
+    async def login(self, strategy: Strategy[User, uuid.UUID], user: User) -> Response:
+        sign_in = cast(SignInStrategy, strategy)  # get_cookie_strategy's
+        token = await sign_in.write_token(user)
+        return await cookie_transport(sign_in.settings).get_login_response(token)
+
+    async def logout(self, strategy: Strategy[User, uuid.UUID], user: User, token: str) -> Response:
+        sign_in = cast(SignInStrategy, strategy)
+        await sign_in.destroy_token(token, user)
+        return await cookie_transport(sign_in.settings).get_logout_response()
+
+
 bearer_backend: AuthenticationBackend[User, uuid.UUID] = AuthenticationBackend(
     name="jwt",
     transport=BearerTransport(tokenUrl="auth/jwt/login"),
     get_strategy=get_bearer_strategy,
 )
-cookie_backend: AuthenticationBackend[User, uuid.UUID] = AuthenticationBackend(
-    name="cookie",
-    transport=CookieTransport(
-        cookie_name=AUTH_COOKIE_NAME,
-        # The cookie slides: re-sent with a fresh Max-Age as it is used (app/auth/tokens.py).
-        cookie_max_age=_settings.sign_in_idle_days * 86_400,
-        cookie_secure=_settings.cookie_secure,
-        cookie_httponly=True,
-        cookie_samesite="lax",
-    ),
-    get_strategy=get_cookie_strategy,
-)
+cookie_backend: AuthenticationBackend[User, uuid.UUID] = CookieBackend()
 
 fastapi_users = FastAPIUsers[User, uuid.UUID](get_user_manager, [bearer_backend, cookie_backend])

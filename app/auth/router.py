@@ -32,10 +32,10 @@ from app.auth.schemas import (
     UserUpdate,
 )
 from app.auth.tokens import STATE_SIGN_IN
-from app.conversations.dependencies import ClockDep
 from app.conversations.history import SessionFilter
 from app.core.config import Settings
 from app.core.db import SessionDep
+from app.core.dependencies import ClockDep, SessionmakerDep, SettingsDep
 from app.core.errors import AppError, NotFoundError
 from app.exports import naming, zip_export
 from app.ratelimit.dependencies import SIGN_IN_LIMIT, TOKEN_LIMIT, RateLimit
@@ -165,8 +165,7 @@ router.include_router(users)
 me = APIRouter(prefix="/api/me", tags=["account"], dependencies=[RateLimit("default")])
 
 
-def _idle_seconds(request: Request) -> int:
-    settings: Settings = request.app.state.settings
+def _idle_seconds(settings: Settings) -> int:
     return settings.sign_in_idle_days * 86_400
 
 
@@ -177,11 +176,15 @@ def _current_id(request: Request) -> uuid.UUID | None:
 
 @me.get("/sign-ins", response_model=SignInsOut, response_model_by_alias=True)
 async def list_sign_ins(
-    request: Request, user: CurrentUser, session: SessionDep, clock: ClockDep
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
 ) -> SignInsOut:
     """Where you are signed in: device, IP, first and last use. `current` marks this one."""
     rows = await service.list_sign_ins(
-        session=session, user_id=user.id, now=clock.now(), idle_seconds=_idle_seconds(request)
+        session=session, user_id=user.id, now=clock.now(), idle_seconds=_idle_seconds(settings)
     )
     current = _current_id(request)
     return SignInsOut(
@@ -232,13 +235,17 @@ async def end_other_sign_ins(
     dependencies=[RateLimit("export")],
 )
 async def download_my_data(
-    request: Request, user: CurrentUser, session: SessionDep, clock: ClockDep
+    user: CurrentUser,
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    sessionmaker: SessionmakerDep,
 ) -> StreamingResponse:
     """Everything of yours: the ZIP export of every conversation plus `account.json`
     (profile, sign-ins, settings)."""
     now = clock.now()
     sign_ins = await service.list_sign_ins(
-        session=session, user_id=user.id, now=now, idle_seconds=_idle_seconds(request)
+        session=session, user_id=user.id, now=now, idle_seconds=_idle_seconds(settings)
     )
     overrides = await load_overrides(session=session, user_id=user.id)
     document = service.account_document(
@@ -246,7 +253,7 @@ async def download_my_data(
     )
     account = json.dumps(document, ensure_ascii=False, indent=2).encode()
     stream = zip_export.export_zip_stream(
-        sessionmaker=request.app.state.sessionmaker,
+        sessionmaker=sessionmaker,
         user_id=user.id,
         flt=SessionFilter(status="all"),
         now=now,

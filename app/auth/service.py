@@ -11,10 +11,10 @@ from fastapi_users.exceptions import InvalidPasswordException, UserAlreadyExists
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from app.auth.manager import UserDatabase, UserManager
+from app.auth.db import UserDatabase, live_filter
+from app.auth.manager import UserManager
 from app.auth.models import AccountEvent, SignIn, User
 from app.auth.schemas import UserCreate
-from app.auth.tokens import live_filter
 from app.core.config import Settings
 from app.core.db import metadata
 from app.core.errors import ConflictError, InvalidInputError, NotFoundError

@@ -20,26 +20,23 @@ The two kinds differ only in their limits:
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import jwt
-import sqlalchemy as sa
 from fastapi import Request
 from fastapi_users import exceptions, models
 from fastapi_users.authentication import JWTStrategy
 from fastapi_users.jwt import decode_jwt, generate_jwt
 from fastapi_users.manager import BaseUserManager
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
+from app.auth.db import COOKIE, UserDatabase
 from app.auth.models import SignIn, User
 from app.core.clock import Clock
 from app.core.config import Settings
 from app.core.tenancy import owned_update
 
-COOKIE = "cookie"
-BEARER = "bearer"
 # last_used_at is written at most once per this many seconds per sign-in.
 TOUCH_SECONDS = 60
 DEVICE_MAX_CHARS = 200
@@ -86,19 +83,8 @@ def sign_in_limits(settings: Settings, kind: str) -> tuple[int, int | None]:
     return settings.access_token_ttl_seconds, None
 
 
-def live_filter(now: Any, idle_seconds: int = 0, *, idle_since: Any = None) -> Any:
-    """The rows that still sign someone in at `now` (values or bound parameters)."""
-    if idle_since is None:
-        idle_since = now - timedelta(seconds=idle_seconds)
-    return sa.and_(
-        col(SignIn.ended_at).is_(None),
-        col(SignIn.expires_at) > now,
-        sa.or_(col(SignIn.kind) == BEARER, col(SignIn.last_used_at) > idle_since),
-    )
-
-
 class SignInStrategy(JWTStrategy[User, uuid.UUID]):
-    def __init__(self, *, request: Request, session: AsyncSession, kind: str) -> None:
+    def __init__(self, *, request: Request, user_db: UserDatabase, kind: str) -> None:
         settings: Settings = request.app.state.settings
         lifetime, idle = sign_in_limits(settings, kind)
         super().__init__(secret=settings.resolved_secret_key(), lifetime_seconds=lifetime)
@@ -107,7 +93,8 @@ class SignInStrategy(JWTStrategy[User, uuid.UUID]):
         self.settings = settings
         self.idle_seconds = idle
         # The request's own session: a sign-in needs one pooled connection, not two.
-        self.session = session
+        self.user_db = user_db
+        self.session = user_db.session
         self.clock: Clock = request.app.state.clock
 
     async def write_token(self, user: User) -> str:
@@ -162,11 +149,7 @@ class SignInStrategy(JWTStrategy[User, uuid.UUID]):
             user_id = user_manager.parse_id(claims.get("sub"))
         except exceptions.InvalidID:
             return None
-        from app.auth.manager import UserDatabase
-
-        user_db = user_manager.user_db
-        if not isinstance(user_db, UserDatabase):
-            raise TypeError("SignInStrategy needs the app's UserDatabase")
+        user_db = self.user_db
         now = self.clock.now()
         idle = self.settings.sign_in_idle_days * 86_400
         found = await user_db.get_with_sign_in(user_id, sign_in_id, now=now, idle_seconds=idle)
@@ -226,18 +209,3 @@ class SlidingCookieMiddleware:
             await send(message)
 
         await self.app(scope, receive, with_cookie)
-
-
-async def purge_expired_revocations(
-    *, sessionmaker: async_sessionmaker[AsyncSession], now: datetime
-) -> int:
-    """Deletes sign-ins that can never sign anyone in again (ended, or past their expiry).
-
-    Run by the sweep. (The name is kept from the time this table was a denylist.)"""
-    async with sessionmaker() as session, session.begin():
-        result = await session.execute(
-            sa.delete(SignIn).where(
-                sa.or_(col(SignIn.ended_at).is_not(None), col(SignIn.expires_at) < now)
-            )
-        )
-    return int(getattr(result, "rowcount", 0) or 0)

@@ -2,22 +2,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path
 
 from app.auth.dependencies import CurrentUser
 from app.conversations.models import ChatSession
 from app.conversations.service import get_owned_session
-from app.core.clock import Clock
 from app.core.db import SessionDep
-
-
-async def get_clock(request: Request) -> Clock:
-    # async: a plain `def` dependency would run in the thread pool on every request
-    clock: Clock = request.app.state.clock
-    return clock
-
-
-ClockDep = Annotated[Clock, Depends(get_clock)]
+from app.core.dependencies import ClockDep as ClockDep
 
 
 async def owned_session_from_path(

@@ -17,8 +17,6 @@ rows not yet sealed through the full-text indexes as before.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import uuid
 from collections.abc import Sequence
@@ -37,8 +35,10 @@ from app.conversations.models import (
     ChatSession,
     SessionStatus,
 )
-from app.conversations.service import archive_session
+from app.conversations.schemas import SessionSummary, SnippetOut
+from app.conversations.service import archive_session, expires_at
 from app.conversations.tags import TAGS_PER_CONVERSATION, normalize_tag
+from app.core import cursors
 from app.core.crypto import Keyring, keyring_of
 from app.core.errors import InvalidInputError, NotFoundError
 from app.core.sealed import open_column
@@ -76,33 +76,19 @@ _links = SharedLink.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
-class SessionListItem:
-    id: str
-    title: str
-    status: str
-    created_at: datetime
-    last_activity_at: datetime
-    archived_at: datetime | None
-    message_count: int
-    preview: str
-    trashed_at: datetime | None = None
-    purge_at: datetime | None = None
-    pinned: bool = False
-    tags: list[str] = field(default_factory=list)
-    imported_from: str | None = None
-    # With a search: where it matched (a message's seq, or None for the title) and the
-    # text around the match.
-    match_seq: int | None = None
-    snippet: search.Snippet | None = None
-    # Its share link, if it has one (the caller tells live from expired by its clock).
-    share_token: str | None = None
-    share_expires_at: datetime | None = None
+class ShareRef:
+    """A listed conversation's share link (the caller tells live from expired by its clock
+    and makes the URL from its own base)."""
+
+    token: str
+    expires_at: datetime | None
 
 
 @dataclass(frozen=True)
 class SessionListPage:
-    items: list[SessionListItem]
+    items: list[SessionSummary]
     next_cursor: str | None
+    shares: dict[str, ShareRef] = field(default_factory=dict)  # by session id
 
 
 @dataclass(frozen=True)
@@ -122,8 +108,7 @@ class SessionFilter:
 def encode_cursor(pinned: bool, last_activity_at: datetime, session_id: str) -> str:
     """An opaque, url-safe position: the sort key of the last row of a page."""
     micros = (last_activity_at - _EPOCH) // timedelta(microseconds=1)
-    raw = f"{_CURSOR_VERSION}:{int(pinned)}:{micros}:{session_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+    return cursors.encode(f"{_CURSOR_VERSION}:{int(pinned)}:{micros}:{session_id}")
 
 
 def decode_cursor(cursor: str) -> Position:
@@ -131,11 +116,9 @@ def decode_cursor(cursor: str) -> Position:
         "The cursor is malformed; pass back the nextCursor of a previous page.",
         code="invalid_cursor",
     )
-    if not cursor or len(cursor) > 400:
-        raise problem
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raw = cursors.decode(cursor)
+    except cursors.CursorError:
         raise problem from None
     version, _, rest = raw.partition(":")
     pinned_text = "0"
@@ -442,8 +425,8 @@ async def _page(
 
 
 async def _with_matches(
-    *, session: AsyncSession, user_id: uuid.UUID, q: str, items: list[SessionListItem]
-) -> list[SessionListItem]:
+    *, session: AsyncSession, user_id: uuid.UUID, q: str, items: list[SessionSummary]
+) -> list[SessionSummary]:
     """Each found session with its first matching message (by seq) and a snippet of it;
     a session found by its title alone gets a snippet of the title."""
     terms = search.split_terms(q)
@@ -470,7 +453,8 @@ async def _with_matches(
     for item in items:
         seq, text = first.get(item.id, (None, item.title))
         found = search.snippet(text, terms) or search.snippet(item.title, terms)
-        out.append(replace(item, match_seq=seq, snippet=found))
+        snippet = SnippetOut.model_validate(found) if found is not None else None
+        out.append(item.model_copy(update={"match_seq": seq, "snippet": snippet}))
     return out
 
 
@@ -529,8 +513,10 @@ async def list_sessions(
     tag: str | None = None,
     limit: int = PAGE_DEFAULT,
     cursor: str | None = None,
+    ttl_seconds: int | None = None,
 ) -> SessionListPage:
-    """One page of the user's sessions, pinned first, then newest activity first."""
+    """One page of the user's sessions, pinned first, then newest activity first. With
+    `ttl_seconds`, each active one says when it expires."""
     if not 1 <= limit <= PAGE_MAX:
         raise InvalidInputError(f"limit must be between 1 and {PAGE_MAX}.", code="invalid_limit")
     position = decode_cursor(cursor) if cursor else None
@@ -562,7 +548,7 @@ async def list_sessions(
             )
     keyring = keyring_of(session)
     items = [
-        SessionListItem(
+        SessionSummary(
             id=r.id,
             title=session_title(keyring, user_id, r),
             status=r.status,
@@ -587,18 +573,28 @@ async def list_sessions(
             pinned=r.pinned,
             tags=list(r.tags),
             imported_from=r.imported_from,
-            share_token=r.share_token,
-            share_expires_at=r.share_expires_at,
+            expires_at=(
+                expires_at(
+                    status=r.status, last_activity_at=r.last_activity_at, ttl_seconds=ttl_seconds
+                )
+                if ttl_seconds is not None
+                else None
+            ),
         )
         for r in rows[:limit]
     ]
+    shares = {
+        r.id: ShareRef(token=r.share_token, expires_at=r.share_expires_at)
+        for r in rows[:limit]
+        if r.share_token is not None
+    }
     if q is not None and items:
         items = await _with_matches(session=session, user_id=user_id, q=q, items=items)
     next_cursor = None
     if len(rows) > limit:
         last = items[-1]
         next_cursor = encode_cursor(last.pinned, last.last_activity_at, last.id)
-    return SessionListPage(items=items, next_cursor=next_cursor)
+    return SessionListPage(items=items, next_cursor=next_cursor, shares=shares)
 
 
 # ---------------------------------------------------------------------------- changes

@@ -7,13 +7,14 @@ like a missing one (`OwnedSession`).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
 from app.auth.dependencies import CurrentUser
-from app.conversations import history, service, tags, trash
-from app.conversations.dependencies import ClockDep, OwnedSession
+from app.conversations import history, tags, trash
+from app.conversations.dependencies import OwnedSession
 from app.conversations.models import AuditEvent, ChatSession
 from app.conversations.schemas import (
     ActivityOut,
@@ -30,8 +31,8 @@ from app.conversations.schemas import (
     TagList,
     TagOut,
 )
-from app.core.config import Settings
 from app.core.db import SessionDep
+from app.core.dependencies import ClockDep, SettingsDep
 from app.ratelimit.dependencies import RateLimit, client_ip
 from app.sharing.dependencies import ShareBase, shared_out
 
@@ -48,19 +49,6 @@ def _out(chat_session: ChatSession) -> SessionOut:
 
 def actor_of(request: Request, user_id: Any) -> trash.Actor:
     return trash.Actor(user_id=user_id, ip=client_ip(request))
-
-
-def _retention_days(request: Request) -> int:
-    settings: Settings = request.app.state.settings
-    return settings.trash_retention_days
-
-
-def _summary(item: history.SessionListItem, *, ttl_seconds: int) -> SessionSummary:
-    summary = SessionSummary.model_validate(item)
-    summary.expires_at = service.expires_at(
-        status=item.status, last_activity_at=item.last_activity_at, ttl_seconds=ttl_seconds
-    )
-    return summary
 
 
 def activity_out(event: AuditEvent) -> ActivityOut:
@@ -100,7 +88,7 @@ async def my_activity(
 
 @router.get("", response_model=SessionPage)
 async def list_sessions(
-    request: Request,
+    settings: SettingsDep,
     user: CurrentUser,
     session: SessionDep,
     clock: ClockDep,
@@ -126,27 +114,27 @@ async def list_sessions(
         tag=tag,
         limit=limit,
         cursor=cursor,
+        ttl_seconds=settings.session_ttl_seconds,
     )
-    settings: Settings = request.app.state.settings
-    ttl = settings.session_ttl_seconds
     now = clock.now()
     return SessionPage(
         items=[
-            _summary(item, ttl_seconds=ttl).model_copy(
-                update={
-                    "shared": shared_out(
-                        base=base,
-                        token=item.share_token,
-                        expires_at=item.share_expires_at,
-                        now=now,
-                    )
-                }
-            )
-            for item in page.items
+            _with_share(item, page.shares.get(item.id), base=base, now=now) for item in page.items
         ],
         next_cursor=page.next_cursor,
         now=now,
     )
+
+
+def _with_share(
+    item: SessionSummary, share: history.ShareRef | None, *, base: str, now: datetime
+) -> SessionSummary:
+    shared = (
+        shared_out(base=base, token=share.token, expires_at=share.expires_at, now=now)
+        if share is not None
+        else None
+    )
+    return item.model_copy(update={"shared": shared})
 
 
 @router.post("/archive-all", response_model=ArchiveAllResult)
@@ -175,7 +163,12 @@ async def restore_many(
 
 @router.post("/bulk", response_model=BulkResult, responses=_NOT_FOUND)
 async def bulk(
-    body: BulkRequest, request: Request, user: CurrentUser, session: SessionDep, clock: ClockDep
+    body: BulkRequest,
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
 ) -> BulkResult:
     """One action over several conversations, all or nothing: if any id is not yours,
     nothing changes and the answer is a 404 listing them (`notFound`)."""
@@ -185,7 +178,7 @@ async def bulk(
         ids=body.ids,
         action=body.action,
         now=clock.now(),
-        retention_days=_retention_days(request),
+        retention_days=settings.trash_retention_days,
         actor=actor_of(request, user.id),
         tags=body.tags,
     )
@@ -235,6 +228,7 @@ async def delete_session(
     request: Request,
     session: SessionDep,
     clock: ClockDep,
+    settings: SettingsDep,
     permanent: Annotated[
         bool, Query(description="Delete for good instead of moving to the trash")
     ] = False,
@@ -245,7 +239,7 @@ async def delete_session(
         session=session,
         chat_session=chat_session,
         now=clock.now(),
-        retention_days=_retention_days(request),
+        retention_days=settings.trash_retention_days,
         actor=actor_of(request, chat_session.user_id),
         permanent=permanent,
     )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.auth.dependencies import CurrentUser
-from app.conversations import service
-from app.conversations.dependencies import ClockDep, OwnedSession
+from app.conversations.dependencies import OwnedSession
+from app.conversations.reading import SessionReading
+from app.conversations.reading import read_session as read_session_page
 from app.conversations.schemas import (
     ActiveTurnOut,
     MessageOut,
@@ -16,11 +17,10 @@ from app.conversations.schemas import (
     UsageOut,
 )
 from app.core.db import SessionDep
+from app.core.dependencies import ClockDep
 from app.core.validation import PG_INT_MAX
 from app.ratelimit.dependencies import RateLimit
 from app.sharing.dependencies import ShareBase, shared_out
-from app.sharing.service import live_link
-from app.turns.service import active_turn
 
 router = APIRouter(prefix="/api", tags=["sessions"], dependencies=[RateLimit("default")])
 
@@ -31,7 +31,6 @@ MESSAGE_PAGE_MAX = 1000
 @router.get("/sessions/{session_id}", response_model=SessionDetail)
 async def read_session(
     chat_session: OwnedSession,
-    user: CurrentUser,
     session: SessionDep,
     clock: ClockDep,
     base: ShareBase,
@@ -40,17 +39,15 @@ async def read_session(
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=MESSAGE_PAGE_MAX)] = MESSAGE_PAGE_DEFAULT,
 ) -> SessionDetail:
-    messages = await service.list_messages(
-        session=session,
-        user_id=user.id,
-        session_id=chat_session.id,
-        after_seq=after_seq,
-        limit=limit,
-    )
-    turn = await active_turn(db=session, user_id=user.id, session_id=chat_session.id)
     now = clock.now()
-    link = await live_link(session=session, user_id=user.id, session_id=chat_session.id, now=now)
-    last_seq = messages[-1].seq if messages else after_seq
+    reading = await read_session_page(
+        session=session, chat_session=chat_session, after_seq=after_seq, limit=limit, now=now
+    )
+    return _detail(reading, base=base, now=now)
+
+
+def _detail(reading: SessionReading, *, base: str, now: datetime) -> SessionDetail:
+    chat_session, turn, link = reading.chat_session, reading.active_turn, reading.link
     prompt, completion = chat_session.prompt_tokens, chat_session.completion_tokens
     return SessionDetail(
         id=chat_session.id,
@@ -82,9 +79,9 @@ async def read_session(
                 created_at=m.created_at,
                 stopped=bool(m.meta.get("stopped")),
             )
-            for m in messages
+            for m in reading.messages
         ],
-        next_after_seq=last_seq if last_seq < chat_session.message_count else None,
+        next_after_seq=reading.next_after_seq,
         shared=(
             shared_out(base=base, token=link.token, expires_at=link.expires_at, now=now)
             if link is not None

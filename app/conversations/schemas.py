@@ -230,20 +230,3 @@ class ActivityPage(ApiModel):
     next_before: int | None = Field(
         default=None, description="Pass as `before` to read older entries; null at the end."
     )
-
-
-class ImportFailureOut(ApiModel):
-    index: int = Field(description="Position of the entry in the file, from 0.")
-    source_id: str | None = Field(description="The entry's id in the file, when it has one.")
-    title: str | None
-    code: str
-    detail: str
-
-
-class ImportResult(ApiModel):
-    imported: int
-    skipped: int
-    sessions: list[str]
-    failed: list[ImportFailureOut] = Field(
-        default_factory=list, description="Entries of the file left out, and why."
-    )

@@ -232,3 +232,27 @@ async def session_stats(*, session: AsyncSession) -> SessionStats:
         messages=int(row.messages),
         users=row.users,
     )
+
+
+@dataclass(frozen=True)
+class SweepStats:
+    runs: int
+    archived: int
+    last_finished_epoch: float | None
+
+
+async def sweep_stats(*, session: AsyncSession) -> SweepStats:
+    """The sweeper's record so far (metrics only)."""
+    row = (
+        await session.execute(
+            sa.text(
+                "SELECT count(*), coalesce(sum(archived_count), 0), "
+                "extract(epoch FROM max(finished_at)) FROM sweep_run"
+            )
+        )
+    ).one()
+    return SweepStats(
+        runs=row[0],
+        archived=int(row[1]),
+        last_finished_epoch=float(row[2]) if row[2] is not None else None,
+    )

@@ -26,10 +26,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from app.auth.tokens import purge_expired_revocations
+from app.auth.tasks import purge_ended_sign_ins
 from app.conversations import trash
 from app.conversations.models import AuditAction, SweepRun
 from app.core.clock import Clock
+from app.core.config import Settings
 from app.events.bus import EventBus, user_event
 
 logger = logging.getLogger("app.sweeper")
@@ -149,8 +150,8 @@ async def sweep_expired_sessions(
             break
         # A breath between batches keeps chat turns' latency steady during a big sweep.
         await asyncio.sleep(pause_seconds)
-    # Signed-out tokens need remembering only until they would have expired anyway.
-    await purge_expired_revocations(sessionmaker=sessionmaker, now=now)
+    # The sweep's auth step (app/auth/tasks.py): ended sign-ins need keeping no longer.
+    await purge_ended_sign_ins(sessionmaker=sessionmaker, now=now)
     async with sessionmaker() as session, session.begin():
         await session.execute(
             sa.update(SweepRun)
@@ -159,6 +160,25 @@ async def sweep_expired_sessions(
         )
     logger.info("sweep (%s) archived %d sessions in %d batches", trigger, archived, batches)
     return SweepOutcome(ran=True, archived=archived, batches=batches)
+
+
+async def sweep_now(
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    now: datetime,
+    bus: EventBus | None = None,
+) -> SweepOutcome:
+    """A sweep at once, outside the schedule, with the configured TTL and batches."""
+    return await sweep_expired_sessions(
+        sessionmaker=sessionmaker,
+        now=now,
+        ttl_seconds=settings.session_ttl_seconds,
+        batch_size=settings.sweep_batch_size,
+        pause_seconds=settings.sweep_batch_pause_seconds,
+        trigger="manual",
+        bus=bus,
+    )
 
 
 async def purge_trash(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -16,6 +17,19 @@ if TYPE_CHECKING:
 
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "changethis", "dev", "development"}
 MIN_SECRET_LENGTH = 32
+
+# Checks a domain adds for the settings it parses itself, so that `core` imports no domain.
+# Each raises ValueError naming the variable; `Settings()` turns it into a ValidationError.
+# They are added when their domain is imported, which `app/__init__.py` does first.
+SettingsCheck = Callable[["Settings"], None]
+SETTINGS_CHECKS: list[SettingsCheck] = []
+
+
+def settings_check(check: SettingsCheck) -> SettingsCheck:
+    """Adds `check` to every `Settings()` validation (a decorator)."""
+    if check not in SETTINGS_CHECKS:
+        SETTINGS_CHECKS.append(check)
+    return check
 
 
 class Settings(BaseSettings):
@@ -194,16 +208,10 @@ class Settings(BaseSettings):
         return self.database_direct_url or self.database_url
 
     @model_validator(mode="after")
-    def _check_rate_limits(self) -> Settings:
-        from app.ratelimit.policies import POLICY_NAMES, PolicyError, parse_policy
-        from app.ratelimit.storage import async_storage_url
-
-        for name in POLICY_NAMES:
-            try:
-                parse_policy(name, getattr(self, f"rate_limit_{name}"))
-            except PolicyError as exc:
-                raise ValueError(f"RATE_LIMIT_{name.upper()}: {exc}") from None
-        async_storage_url(self.rate_limit_storage_url)
+    def _run_domain_checks(self) -> Settings:
+        # What a domain parses, it checks (rate limits: app/ratelimit/config.py).
+        for check in SETTINGS_CHECKS:
+            check(self)
         return self
 
     @model_validator(mode="after")

@@ -1,41 +1,28 @@
-"""The drafts of a conversation, for the export: a hook into the drafting assistant.
+"""The drafts of a conversation, for the export: what the assistant's ledger keeps.
 
-Exports carry `"drafts": [...]` per conversation. What goes in there belongs to the
-assistant's drafts ledger: if `app.assistant.ledger` defines
-`async export_drafts(session, user_id, session_id) -> list[dict]` (JSON-ready dicts), its
-result is used; otherwise the list is empty. It is looked up when called, so the export
-does not depend on the assistant package at import time.
+Exports carry `"drafts": [...]` per conversation, in the shape of the drafts API
+(`app.assistant.ledger.export_drafts`, JSON-ready dicts).
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-LEDGER_MODULE = "app.assistant.ledger"
+from app.assistant import ledger
+
+DraftExporter = Callable[[AsyncSession, uuid.UUID, str], Awaitable[list[dict[str, Any]]]]
 
 
-def _exporter() -> Any:
-    try:
-        module = importlib.import_module(LEDGER_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name in (LEDGER_MODULE, LEDGER_MODULE.rsplit(".", 1)[0]):
-            return None
-        raise
-    return getattr(module, "export_drafts", None)
+def _exporter() -> DraftExporter:
+    """The ledger's export: one seam, so tests can put drafts in without an assistant."""
+    return ledger.export_drafts
 
 
 async def collect_drafts(
     session: AsyncSession, user_id: uuid.UUID, session_id: str
 ) -> list[dict[str, Any]]:
-    exporter = _exporter()
-    if exporter is None:
-        return []
-    result = exporter(session, user_id, session_id)
-    if inspect.isawaitable(result):
-        result = await result
-    return list(result or [])
+    return list(await _exporter()(session, user_id, session_id))

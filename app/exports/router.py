@@ -2,38 +2,27 @@
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import AsyncIterator
-from typing import IO, Annotated, Any, BinaryIO, Literal, cast
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from app.auth.dependencies import CurrentUser
 from app.conversations import history
-from app.conversations.dependencies import ClockDep, OwnedSession
-from app.conversations.schemas import ImportFailureOut, ImportResult
+from app.conversations.dependencies import OwnedSession
 from app.core.db import SessionDep
+from app.core.dependencies import ClockDep, SessionmakerDep, SettingsDep
 from app.core.errors import InvalidInputError
 from app.core.validation import SaneDate
 from app.exports import importer, naming, service, zip_export
+from app.exports.schemas import ImportFailureOut, ImportResult
 from app.ratelimit.dependencies import RateLimit
 
 router = APIRouter(prefix="/api", tags=["export"], dependencies=[RateLimit("default")])
 
-CHUNK_BYTES = 64 * 1024
-PDF_SPOOL_BYTES = 8 * 1024 * 1024
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such conversation (or not yours)"}
 }
-
-
-async def _file_chunks(handle: IO[bytes]) -> AsyncIterator[bytes]:
-    try:
-        while chunk := handle.read(CHUNK_BYTES):
-            yield chunk
-    finally:
-        handle.close()
 
 
 @router.get(
@@ -48,11 +37,12 @@ async def _file_chunks(handle: IO[bytes]) -> AsyncIterator[bytes]:
     dependencies=[RateLimit("export")],
 )
 async def export_session(
-    request: Request,
     chat_session: OwnedSession,
     user: CurrentUser,
     session: SessionDep,
     clock: ClockDep,
+    settings: SettingsDep,
+    sessionmaker: SessionmakerDep,
     format: Annotated[Literal["json", "pdf"], Query()] = "json",
 ) -> StreamingResponse:
     ascii_name, unicode_name = naming.download_name(
@@ -63,23 +53,16 @@ async def export_session(
         "Cache-Control": "no-store",
     }
     if format == "pdf":
-        spool = tempfile.SpooledTemporaryFile(max_size=PDF_SPOOL_BYTES)  # noqa: SIM115
-        try:
-            await service.render_session_pdf(
-                session=session,
-                user_id=user.id,
-                session_id=chat_session.id,
-                out=cast(BinaryIO, spool),
-                budget=service.pdf_budget(request.app.state.settings),
-            )
-            headers["Content-Length"] = str(spool.tell())
-            spool.seek(0)
-        except BaseException:
-            spool.close()
-            raise
-        return StreamingResponse(_file_chunks(spool), media_type="application/pdf", headers=headers)
+        pdf = await service.session_pdf_file(
+            session=session,
+            user_id=user.id,
+            session_id=chat_session.id,
+            budget=service.pdf_budget(settings),
+        )
+        headers["Content-Length"] = str(pdf.size)
+        return StreamingResponse(pdf.chunks(), media_type="application/pdf", headers=headers)
     stream = service.conversation_json_stream(
-        sessionmaker=request.app.state.sessionmaker,
+        sessionmaker=sessionmaker,
         user_id=user.id,
         session_id=chat_session.id,
         now=clock.now(),
@@ -93,7 +76,8 @@ async def export_session(
     dependencies=[RateLimit("export")],
 )
 async def export_all(
-    request: Request,
+    settings: SettingsDep,
+    sessionmaker: SessionmakerDep,
     user: CurrentUser,
     # Ends the request's (sign-in) transaction before the body streams, so a long
     # download does not hold a connection idle in a transaction; the stream reads
@@ -118,11 +102,11 @@ async def export_all(
     )
     now = clock.now()
     stream = zip_export.export_zip_stream(
-        sessionmaker=request.app.state.sessionmaker,
+        sessionmaker=sessionmaker,
         user_id=user.id,
         flt=flt,
         now=now,
-        pdf_budget=service.pdf_budget(request.app.state.settings),
+        pdf_budget=service.pdf_budget(settings),
     )
     headers = {
         "Content-Disposition": naming.content_disposition(zip_export.zip_download_name(now)),
@@ -141,9 +125,12 @@ async def export_all(
     dependencies=[RateLimit("import")],
 )
 async def import_conversations(
-    request: Request, user: CurrentUser, session: SessionDep, clock: ClockDep
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
 ) -> ImportResult:
-    settings = request.app.state.settings
     limits = importer.ImportLimits.from_settings(settings)
     with await importer.receive_upload(request, limits=limits) as upload:
         result = await importer.import_file(

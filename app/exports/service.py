@@ -12,11 +12,12 @@ import re
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from pathlib import Path
 from types import SimpleNamespace, TracebackType
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
 
 import anyio
 import anyio.from_thread
@@ -385,6 +386,52 @@ async def render_session_pdf(
     """Write the user's conversation as PDF to `out`. NotFoundError if it is not theirs."""
     row = await load_owned(session=session, user_id=user_id, session_id=session_id)
     return await render_row_pdf(session=session, user_id=user_id, row=row, out=out, budget=budget)
+
+
+PDF_SPOOL_BYTES = 8 * 1024 * 1024
+FILE_CHUNK_BYTES = 64 * 1024
+
+
+@dataclass
+class SpooledFile:
+    """A rendered file, in memory up to PDF_SPOOL_BYTES and on disk beyond; read it once
+    with `chunks()`, which closes it."""
+
+    handle: IO[bytes]
+    size: int
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        try:
+            while chunk := self.handle.read(FILE_CHUNK_BYTES):
+                yield chunk
+        finally:
+            self.handle.close()
+
+
+async def session_pdf_file(
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    session_id: str,
+    budget: PdfBudget | None = None,
+) -> SpooledFile:
+    """The user's conversation as a finished PDF, its size known before the first byte is
+    sent. NotFoundError if it is not theirs."""
+    spool = tempfile.SpooledTemporaryFile(max_size=PDF_SPOOL_BYTES)  # noqa: SIM115
+    try:
+        await render_session_pdf(
+            session=session,
+            user_id=user_id,
+            session_id=session_id,
+            out=cast(BinaryIO, spool),
+            budget=budget,
+        )
+        size = spool.tell()
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
+    return SpooledFile(handle=cast(IO[bytes], spool), size=size)
 
 
 async def conversation_json_stream(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
@@ -24,7 +24,7 @@ from app.auth.dependencies import CurrentUser
 from app.core.db import RequestSessionDep
 from app.core.errors import AppError
 from app.ratelimit.policies import AUTH_POLICY, SHARED_POLICY, USER_POLICIES
-from app.ratelimit.service import RateLimits
+from app.ratelimit.runtime import RateLimits
 from app.ratelimit.storage import Decision, WindowState
 
 STATE_KEY = "ratelimit_headers"
@@ -40,6 +40,13 @@ class RateLimitedError(AppError):
 def rate_limits(request: Request) -> RateLimits:
     limits: RateLimits = request.app.state.rate_limits
     return limits
+
+
+async def get_rate_limits(request: Request) -> RateLimits:
+    return rate_limits(request)
+
+
+RateLimitsDep = Annotated[RateLimits, Depends(get_rate_limits)]
 
 
 def header_values(states: Sequence[WindowState], now: float) -> dict[str, str]:

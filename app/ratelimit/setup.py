@@ -8,8 +8,8 @@ from fastapi import FastAPI
 
 from app.core.config import Settings
 from app.ratelimit.dependencies import RateLimitHeadersMiddleware
-from app.ratelimit.router import admin, router
-from app.ratelimit.service import RateLimits
+from app.ratelimit.router import router
+from app.ratelimit.runtime import RateLimits
 
 logger = logging.getLogger("app.ratelimit")
 
@@ -24,5 +24,4 @@ def install_rate_limits(app: FastAPI, settings: Settings) -> None:
             settings.workers,
         )
     app.include_router(router)
-    app.include_router(admin)
     app.add_middleware(RateLimitHeadersMiddleware)

@@ -5,13 +5,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from app.core.config import Settings
+from app.core.dependencies import SettingsDep
 from app.sharing.schemas import SharedOut
 
 
-async def share_base(request: Request) -> str:
+async def share_base(request: Request, settings: SettingsDep) -> str:
     """Where share links point: PUBLIC_URL, else the address the owner reached us at."""
-    settings: Settings = request.app.state.settings
     if settings.public_url:
         return settings.public_url.rstrip("/")
     return str(request.base_url).rstrip("/")

@@ -14,8 +14,9 @@ from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse
 
 from app.auth.dependencies import CurrentUser
-from app.conversations.dependencies import ClockDep, OwnedSession
+from app.conversations.dependencies import OwnedSession
 from app.core.db import SessionDep
+from app.core.dependencies import ClockDep
 from app.core.errors import NotFoundError
 from app.core.validation import format_utc
 from app.ratelimit.dependencies import RateLimit
