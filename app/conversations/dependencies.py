@@ -8,7 +8,6 @@ from app.auth.dependencies import CurrentUser
 from app.conversations.models import ChatSession
 from app.conversations.service import get_owned_session
 from app.core.db import SessionDep
-from app.core.dependencies import ClockDep as ClockDep
 
 
 async def owned_session_from_path(

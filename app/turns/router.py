@@ -10,21 +10,18 @@ from fastapi import APIRouter, Depends, Header, Path, Request
 from fastapi.responses import JSONResponse, Response
 
 from app.auth.dependencies import CurrentUser, VerifiedEmail
-from app.conversations import service as conversations
-from app.conversations.dependencies import ClockDep
 from app.conversations.schemas import ChatRequest, ChatResponse
-from app.core.config import Settings
 from app.core.db import RequestSessionDep, SessionDep
-from app.core.errors import InvalidInputError, NotFoundError, ServiceUnavailableError, StoredProblem
-from app.core.metrics import TURNS_REFUSED_BUSY
+from app.core.errors import InvalidInputError, NotFoundError, StoredProblem
 from app.core.sse import MEDIA_TYPE, Frame, event_stream, wants_event_stream
 from app.ratelimit.dependencies import RateLimit
 from app.turns import service
 from app.turns.admission import OpenSlotDep, open_slot
+from app.turns.dependencies import TurnServicesDep
 from app.turns.models import ChatTurn, TurnStatus
-from app.turns.runner import TurnRunner
 from app.turns.schemas import TurnStopOut
-from app.turns.stream import FollowContext, follow
+from app.turns.start import start_turn
+from app.turns.stream import follow
 
 router = APIRouter(prefix="/api", tags=["chat"], dependencies=[RateLimit("default")])
 # `POST /api/chat` takes its place in line (app/turns/admission.py) before anything else,
@@ -33,7 +30,6 @@ chat_router = APIRouter(
     prefix="/api", tags=["chat"], dependencies=[Depends(open_slot), RateLimit("default")]
 )
 
-BUSY_RETRY_AFTER_SECONDS = 5
 MAX_EVENT_ID = 2**31 - 1
 _STREAM: dict[int | str, dict[str, Any]] = {
     200: {"content": {MEDIA_TYPE: {}}, "description": "Server-sent events"}
@@ -41,18 +37,6 @@ _STREAM: dict[int | str, dict[str, Any]] = {
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such turn in this conversation (or not yours)"}
 }
-
-
-def follow_context(request: Request) -> FollowContext:
-    settings: Settings = request.app.state.settings
-    return FollowContext(
-        runner=request.app.state.turns,
-        sessionmaker=request.app.state.sessionmaker,
-        bus=request.app.state.events,
-        clock=request.app.state.clock,
-        heartbeat_seconds=settings.sse_heartbeat_seconds,
-        stale_seconds=settings.turn_stale_seconds,
-    )
 
 
 async def _as_json(frames: AsyncIterator[Frame]) -> JSONResponse:
@@ -96,65 +80,23 @@ async def chat(
     request: Request,
     user: CurrentUser,
     db: RequestSessionDep,
-    clock: ClockDep,
+    services: TurnServicesDep,
     slot: OpenSlotDep,
     idempotency_key: Annotated[
         str | None,
         Header(alias="Idempotency-Key", description="Makes retries safe: kept 24 h or more"),
     ] = None,
 ) -> Response:
-    settings: Settings = request.app.state.settings
-    runner: TurnRunner = request.app.state.turns
-    last_user = next((m for m in reversed(body.messages) if m.role == "user"), None)
-    if last_user is None:
-        raise InvalidInputError(
-            "`messages` holds no message with role 'user'.", code="no_user_message"
-        )
-    message = conversations.validate_user_message(
-        last_user.content, max_chars=settings.max_message_chars
-    )
-    key = service.validate_idempotency_key(idempotency_key)
     user_id = user.id  # the turn ends the sign-in's transaction; keep what we need of it
-    if not runner.reserve():
-        TURNS_REFUSED_BUSY.inc()
-        raise ServiceUnavailableError(
-            "The assistant is answering as many messages as it can right now. "
-            "Nothing was saved; please send again in a few seconds.",
-            code="assistant_busy",
-            headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)},
-        )
-    try:
-        opened = await service.open_turn(
-            db=db,
-            bus=request.app.state.events,
-            assistant=request.app.state.assistant,
-            request=service.TurnRequest(
-                user_id=user_id,
-                session_id=body.session_id,
-                message=message,
-                context=body.context,
-                idempotency_key=key,
-                request_hash=service.request_hash(body.model_dump(mode="json")) if key else None,
-            ),
-            now=clock.now(),
-            ttl_seconds=settings.session_ttl_seconds,
-            limits=conversations.ContextLimits(
-                settings.context_max_messages, settings.context_max_chars
-            ),
-            stale_seconds=settings.turn_stale_seconds,
-        )
-    except BaseException:
-        runner.release()
-        raise
-    if isinstance(opened, service.ExistingTurn):
-        runner.release()  # a retry joins the first turn; it starts nothing
-        turn_id = opened.turn_id
-    else:
-        turn_id = runner.start(opened).id
-    # The model may take a while: hold no connection while it writes.
-    await db.close()
-    slot.release()
-    ctx = follow_context(request)
+    turn_id = await start_turn(
+        db=db,
+        services=services,
+        slot=slot,
+        user_id=user_id,
+        body=body,
+        idempotency_key=idempotency_key,
+    )
+    ctx = services.follow_context()
     if wants_event_stream(request.headers.get("accept")):
         return event_stream(follow(ctx, user_id=user_id, turn_id=turn_id, after=None))
     frames = follow(ctx, user_id=user_id, turn_id=turn_id, after=None, end_on_drain=False)
@@ -193,9 +135,9 @@ TurnIdPath = Annotated[str, Path(max_length=64)]
     tags=["sessions"],
 )
 async def turn_events(
-    request: Request,
     user: CurrentUser,
     db: RequestSessionDep,
+    services: TurnServicesDep,
     session_id: SessionIdPath,
     turn_id: TurnIdPath,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
@@ -205,7 +147,7 @@ async def turn_events(
     turn = await _owned_turn(db, user, session_id, turn_id)
     await db.close()
     return event_stream(
-        follow(follow_context(request), user_id=user.id, turn_id=turn.id, after=after)
+        follow(services.follow_context(), user_id=user.id, turn_id=turn.id, after=after)
     )
 
 
@@ -216,10 +158,9 @@ async def turn_events(
     tags=["sessions"],
 )
 async def cancel_turn(
-    request: Request,
     user: CurrentUser,
     db: SessionDep,
-    clock: ClockDep,
+    services: TurnServicesDep,
     session_id: SessionIdPath,
     turn_id: TurnIdPath,
 ) -> JSONResponse:
@@ -228,7 +169,7 @@ async def cancel_turn(
     if turn.status != TurnStatus.GENERATING:
         out = TurnStopOut(turn_id=str(turn.id), status=turn.status, stop_requested=False)
         return JSONResponse(out.model_dump(by_alias=True))
-    await service.request_stop(db=db, bus=request.app.state.events, turn=turn, now=clock.now())
-    request.app.state.turns.stop(turn.id)  # at once when it runs here; else via the bus
+    await service.request_stop(db=db, bus=services.bus, turn=turn, now=services.clock.now())
+    services.runner.stop(turn.id)  # at once when it runs here; else via the bus
     out = TurnStopOut(turn_id=str(turn.id), status=turn.status, stop_requested=True)
     return JSONResponse(out.model_dump(by_alias=True), status_code=202)

@@ -1,0 +1,90 @@
+"""Starting a chat turn for `POST /api/chat`: check the message, claim a slot for its
+reply, open the turn (or find the one its Idempotency-Key opened), start the model.
+
+The route shapes the answer (JSON or events) from the turn this returns.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.conversations import service as conversations
+from app.conversations.schemas import ChatMessageIn, ChatRequest
+from app.core.errors import InvalidInputError, ServiceUnavailableError
+from app.core.metrics import TURNS_REFUSED_BUSY
+from app.turns import service
+from app.turns.admission import OpenSlot
+from app.turns.dependencies import TurnServices
+
+BUSY_RETRY_AFTER_SECONDS = 5
+
+
+def _last_user_message(messages: Sequence[ChatMessageIn]) -> str:
+    last = next((m for m in reversed(messages) if m.role == "user"), None)
+    if last is None:
+        raise InvalidInputError(
+            "`messages` holds no message with role 'user'.", code="no_user_message"
+        )
+    return last.content
+
+
+async def start_turn(
+    *,
+    db: AsyncSession,
+    services: TurnServices,
+    slot: OpenSlot,
+    user_id: uuid.UUID,
+    body: ChatRequest,
+    idempotency_key: str | None,
+) -> uuid.UUID:
+    """The id of the turn that answers this request; no connection is held on return."""
+    settings = services.settings
+    runner = services.runner
+    message = conversations.validate_user_message(
+        _last_user_message(body.messages), max_chars=settings.max_message_chars
+    )
+    key = service.validate_idempotency_key(idempotency_key)
+    if not runner.reserve():
+        TURNS_REFUSED_BUSY.inc()
+        raise ServiceUnavailableError(
+            "The assistant is answering as many messages as it can right now. "
+            "Nothing was saved; please send again in a few seconds.",
+            code="assistant_busy",
+            headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)},
+        )
+    try:
+        opened = await service.open_turn(
+            db=db,
+            bus=services.bus,
+            assistant=services.assistant,
+            request=service.TurnRequest(
+                user_id=user_id,
+                session_id=body.session_id,
+                message=message,
+                context=body.context,
+                idempotency_key=key,
+                request_hash=service.request_hash(body.model_dump(mode="json")) if key else None,
+            ),
+            now=services.clock.now(),
+            ttl_seconds=settings.session_ttl_seconds,
+            limits=conversations.ContextLimits(
+                settings.context_max_messages, settings.context_max_chars
+            ),
+            stale_seconds=settings.turn_stale_seconds,
+        )
+    except BaseException:
+        runner.release()
+        raise
+    if isinstance(opened, service.ExistingTurn):
+        runner.release()  # a retry joins the first turn; it starts nothing
+        turn_id = opened.turn_id
+    else:
+        turn_id = runner.start(opened).id
+    # The model may take a while: hold no connection while it writes, and let the next
+    # message in line open.
+    await db.close()
+    slot.release()
+    return turn_id
