@@ -35,6 +35,7 @@ from app.core.text import (
     BIDI_CONTROLS,
     ELLIPSIS,
     bidi_levels,
+    grapheme_floor,
     graphemes,
     has_rtl_script,
     is_rtl,
@@ -141,8 +142,10 @@ _BIDI_CONTROLS = dict.fromkeys(ord(ch) for ch in BIDI_CONTROLS)
 
 
 def _clean(text: str, limit: int) -> str:
-    """Drop control characters, lone surrogates and the like; collapse whitespace."""
-    return one_line(text.translate(_BIDI_CONTROLS), fold=_fold)[:limit]
+    """Drop control characters, lone surrogates and the like; collapse whitespace; cut to
+    ``limit`` chars at a grapheme boundary."""
+    line = one_line(text.translate(_BIDI_CONTROLS), fold=_fold)
+    return line[: grapheme_floor(line, limit)]
 
 
 @lru_cache(maxsize=4096)

@@ -16,12 +16,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from app.assistant.context import MAX_TOPIC_CHARS, cap_topic, clean_line, parse_context
+from app.assistant.context import MAX_TOPIC_CHARS, cap_topic, parse_context
 from app.assistant.fitting import Segment, fit
 from app.assistant.platforms import DEFAULT_PLATFORM, PLATFORM_RULES, canonical_platform, measure
 from app.assistant.post_templates import AUDIENCE_LINES, BODIES, BULLETS, CTAS, OPENERS
 from app.assistant.replies import describe_capabilities
 from app.assistant.topics import choose_hashtags, topic_emoji
+from app.core.text import one_line
 
 # MAX_TOPIC_CHARS, PLATFORM_RULES, describe_capabilities and measure are defined beside
 # the composer (`context`, `platforms`, `replies`) and stay importable from here.
@@ -77,7 +78,7 @@ def compose_post(*, platform: str | None, topic: str, context: str | None, versi
     tone = ctx.tone or rule.default_tone
 
     seed = hashlib.sha256(
-        "\x1f".join((name, clean_topic, clean_line(context or ""))).encode("utf-8", "surrogatepass")
+        "\x1f".join((name, clean_topic, one_line(context or ""))).encode("utf-8", "surrogatepass")
     ).digest()
     opener_t = OPENERS[tone][_pick(seed, 0, version, 7)]
     body_t = BODIES[tone][_pick(seed, 1, version, 5)]

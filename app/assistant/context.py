@@ -7,30 +7,21 @@ tone from free text such as "We are Acme Bakery, playful tone, audience: familie
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 
-from app.assistant.fitting import is_joining
+from app.core.text import ELLIPSIS, grapheme_floor, one_line
 
-__all__ = ["MAX_TOPIC_CHARS", "Context", "cap_topic", "clean_line", "parse_context"]
+__all__ = ["MAX_TOPIC_CHARS", "Context", "cap_topic", "parse_context"]
 
 MAX_TOPIC_CHARS = 120
 
 
-def clean_line(text: str) -> str:
-    text = unicodedata.normalize("NFC", text)
-    text = "".join(
-        " " if unicodedata.category(ch) in {"Cc", "Cs", "Co", "Zl", "Zp"} else ch for ch in text
-    )
-    return re.sub(r"\s+", " ", text).strip()
-
-
 def cap_topic(topic: str) -> str:
-    topic = clean_line(topic).strip(" \"'`").rstrip(".,;:!?\u2026 ")
+    """The topic on one line, without quotes or end punctuation, cut to ``MAX_TOPIC_CHARS``
+    (at a word when one ends in the second half, never inside a grapheme cluster)."""
+    topic = one_line(topic).strip(" \"'`").rstrip(".,;:!?" + ELLIPSIS + " ")
     if len(topic) > MAX_TOPIC_CHARS:
-        cut = topic[:MAX_TOPIC_CHARS]
-        while cut and is_joining(topic[len(cut)]):
-            cut = cut[:-1]
+        cut = topic[: grapheme_floor(topic, MAX_TOPIC_CHARS)]
         space = cut.rfind(" ")
         topic = cut[:space] if space > MAX_TOPIC_CHARS // 2 else cut
         topic = topic.rstrip(" ,;:-")
@@ -126,17 +117,18 @@ class Context:
 
 
 def _short_phrase(text: str, max_words: int, max_chars: int) -> str | None:
-    words = clean_line(text).strip(" \"'`").split()
+    words = one_line(text).strip(" \"'`").split()
     if not words:
         return None
     phrase = " ".join(words[:max_words])
-    return phrase[:max_chars].rstrip() or None
+    return phrase[: grapheme_floor(phrase, max_chars)].rstrip() or None
 
 
 def parse_context(context: str | None) -> Context:
     if not context:
         return Context(None, None, None)
-    ctx = clean_line(context)[:1000].replace("\u2019", "'")
+    ctx = one_line(context)
+    ctx = ctx[: grapheme_floor(ctx, 1000)].replace("\u2019", "'")
     brand: str | None = None
     m = _BRAND_RE.search(ctx)
     if m:

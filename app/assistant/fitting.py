@@ -2,36 +2,30 @@
 
 A post is built as paragraphs of segments, each with a drop order. ``fit`` renders it
 within the limit: it drops the optional segments first, then the extra hashtags, and only
-then cuts what is left, on a word boundary, never between a character and its marks.
+then cuts what is left, on a word boundary, never inside a grapheme cluster.
 """
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.assistant.platforms import Platform, measure
+from app.core.text import ELLIPSIS, grapheme_floor
 
-__all__ = ["Segment", "fit", "is_joining", "truncate"]
-
-_ELLIPSIS = "\u2026"
-
-
-def is_joining(ch: str) -> bool:
-    """True for characters that must stay attached to the character before them."""
-    return (
-        unicodedata.category(ch).startswith("M")
-        or ch in "\u200c\u200d"
-        or "\ufe00" <= ch <= "\ufe0f"
-    )
+__all__ = ["Segment", "fit", "truncate"]
 
 
 def truncate(text: str, limit: int, count: Callable[[str], int]) -> str:
-    """Cut ``text`` so that ``count(result) <= limit``, on a word boundary when possible."""
+    """Cut ``text`` so that ``count(result) <= limit``, on a word boundary when possible.
+
+    ``count`` is the platform's measure (X weighs most chars 2), so the cut is found
+    char by char; it never splits a grapheme cluster (a letter and its marks, a joined
+    emoji, a flag).
+    """
     if count(text) <= limit:
         return text
-    budget = limit - count(_ELLIPSIS)
+    budget = limit - count(ELLIPSIS)
     if budget <= 0:
         return ""
     used = 0
@@ -42,15 +36,13 @@ def truncate(text: str, limit: int, count: Callable[[str], int]) -> str:
             break
         used += w
         end += 1
-    # Never split a base character from its combining marks / joiners.
-    while 0 < end < len(text) and is_joining(text[end]):
-        end -= 1
+    end = grapheme_floor(text, end)
     cut = text[:end]
     space = max(cut.rfind(" "), cut.rfind("\n"))
     if space >= end // 2:
         cut = cut[:space]
     cut = cut.rstrip(" \n\t,;:-\u2013\u2014.")
-    return cut + _ELLIPSIS if cut else ""
+    return cut + ELLIPSIS if cut else ""
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from app.assistant.replies import (
     NOTHING_TO_REGENERATE,
     ask_topic,
 )
+from app.core.text import grapheme_floor
 
 __all__ = [
     # The platform vocabulary lives in `platforms`; these stay importable from here.
@@ -98,7 +99,10 @@ _QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": 
 
 
 def _clean(text: str) -> str:
-    """Case-preserving cleanup: drop emoji/control characters, collapse whitespace."""
+    """Case-preserving cleanup: drop emoji/control characters, collapse whitespace.
+
+    Not `app.core.text.one_line`: it also drops symbols, and keeps a ZWJ / ZWNJ after a
+    tab or a newline (one_line would make that a space, after which the joiner goes)."""
     text = unicodedata.normalize("NFC", text).translate(_QUOTES)
     out: list[str] = []
     prev_dropped = True
@@ -341,7 +345,7 @@ def _tidy_topic(raw: str) -> str | None:
     ):
         return None
     if len(topic) > _MAX_TOPIC:
-        cut = topic[:_MAX_TOPIC]
+        cut = topic[: grapheme_floor(topic, _MAX_TOPIC)]
         space = cut.rfind(" ")
         topic = (cut[:space] if space > _MAX_TOPIC // 2 else cut).rstrip(" ,;:-")
     return topic

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from app.assistant.fitting import is_joining
 from app.assistant.platforms import Platform
+from app.core.text import grapheme_floor
 
 __all__ = ["choose_hashtags", "topic_emoji"]
 
@@ -158,9 +158,7 @@ def _make_tag(words: list[str]) -> str | None:
     if not body or body.isdigit() or unicodedata.category(body[0])[0] == "M":
         return None
     if len(body) > _MAX_TAG_CHARS:
-        body = body[:_MAX_TAG_CHARS]
-        while body and is_joining(body[-1]):
-            body = body[:-1]
+        body = body[: grapheme_floor(body, _MAX_TAG_CHARS)]
     return "#" + body if body else None
 
 

@@ -36,6 +36,7 @@ from app.auth.models import SignIn, User
 from app.core.clock import Clock
 from app.core.config import Settings
 from app.core.tenancy import owned_update
+from app.core.text import grapheme_floor
 
 # last_used_at is written at most once per this many seconds per sign-in.
 TOUCH_SECONDS = 60
@@ -65,7 +66,7 @@ def device_name(user_agent: str | None) -> str:
         text = browser or os_name or user_agent.split(" ", 1)[0]
     if device and device not in text and device not in {"Mac", "K"}:
         text = f"{device} · {text}"
-    return text[:DEVICE_MAX_CHARS]
+    return text[: grapheme_floor(text, DEVICE_MAX_CHARS)]
 
 
 def sign_in_token(

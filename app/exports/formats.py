@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from app.conversations.tags import TAGS_PER_CONVERSATION, normalize_tag
 from app.core.errors import InvalidInputError
+from app.core.text import grapheme_floor
 
 Source = Literal["chatgpt", "claude", "openwebui"]
 TITLE_MAX_CHARS = 200
@@ -128,8 +129,9 @@ def _title(raw: Any, messages: list[dict[str, Any]]) -> str:
     title = " ".join(raw.split()) if isinstance(raw, str) else ""
     if not title:
         first = next((m["content"] for m in messages if m["role"] == "user"), "")
-        title = " ".join(first.split())[:UNTITLED_TITLE_CHARS]
-    return title[:TITLE_MAX_CHARS]
+        title = " ".join(first.split())
+        title = title[: grapheme_floor(title, UNTITLED_TITLE_CHARS)]
+    return title[: grapheme_floor(title, TITLE_MAX_CHARS)]
 
 
 def _branch(

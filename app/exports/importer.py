@@ -62,6 +62,7 @@ from app.core.crypto import keyring_of
 from app.core.errors import InvalidInputError, PayloadTooLargeError
 from app.core.sealed import open_column, seal_row
 from app.core.tenancy import owned
+from app.core.text import grapheme_floor
 from app.core.validation import PG_INT_MAX, SaneDatetime, find_unstorable, invalid_text_error
 from app.exports import formats
 from app.exports.models import ChatImport
@@ -485,7 +486,7 @@ def _entry_label(source: formats.Source | None, item: Any) -> tuple[str | None, 
     )
     return (
         ident[:MAX_SOURCE_ID_CHARS] if isinstance(ident, str) else None,
-        title[:200] if title is not None else None,
+        title[: grapheme_floor(title, 200)] if title is not None else None,
     )
 
 

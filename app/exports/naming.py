@@ -7,6 +7,7 @@ import unicodedata
 from datetime import datetime
 from urllib.parse import quote
 
+from app.core.text import grapheme_floor
 from app.core.validation import format_utc
 
 SLUG_MAX_CHARS = 60
@@ -31,7 +32,8 @@ def day(value: datetime) -> str:
 def download_name(title: str, when: datetime, ext: str) -> tuple[str, str]:
     """(ASCII file name, Unicode file name) for a conversation's download."""
     ascii_name = f"{slugify(title)}-{day(when)}.{ext}"
-    unicode_title = " ".join(_NOT_IN_NAMES.sub(" ", title).split())[:UNICODE_NAME_MAX_CHARS]
+    unicode_title = " ".join(_NOT_IN_NAMES.sub(" ", title).split())
+    unicode_title = unicode_title[: grapheme_floor(unicode_title, UNICODE_NAME_MAX_CHARS)]
     unicode_name = f"{unicode_title or 'conversation'}-{day(when)}.{ext}"
     return ascii_name, unicode_name
 

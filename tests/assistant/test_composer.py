@@ -16,6 +16,7 @@ from app.assistant.composer import (
     measure,
 )
 from app.assistant.fitting import truncate
+from app.core.text import graphemes
 
 PLATFORMS = sorted(PLATFORM_RULES)
 EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf]")
@@ -158,6 +159,27 @@ def test_truncation_never_splits_a_combining_sequence() -> None:
         if body:
             assert text.startswith(body)
             assert not unicodedata.category(text[len(body)]).startswith("M")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466" * 8,  # joined emoji
+        "\U0001f1eb\U0001f1f7\U0001f1e9\U0001f1ea" * 8,  # flags: pairs of regional indicators
+        "\U0001f44d\U0001f3fd" * 12,  # emoji with a skin tone
+    ],
+    ids=["zwj", "flags", "skin-tone"],
+)
+def test_truncation_never_splits_an_emoji(text: str) -> None:
+    whole = graphemes(text)
+    for limit in range(2, 30):
+        body = truncate(text, limit, len).removesuffix("\u2026")
+        assert graphemes(body) == whole[: len(graphemes(body))]
+
+
+def test_long_topic_is_capped_before_a_joined_emoji_it_cannot_hold() -> None:
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466"
+    assert draft(topic="a" * 115 + family).topic == "a" * 115  # not a half family and a ZWJ
 
 
 def test_long_cjk_topic_is_truncated_on_x() -> None:

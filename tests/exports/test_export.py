@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import uuid
+from datetime import UTC, datetime
 from urllib.parse import unquote
 
 import pytest
@@ -101,6 +102,13 @@ def test_slugs_and_names():
     assert naming.slugify("日本語") == "conversation"
     assert len(naming.slugify("word " * 50)) <= naming.SLUG_MAX_CHARS
     assert naming.content_disposition("a.json", "a.json") == 'attachment; filename="a.json"'
+
+
+def test_a_long_unicode_name_is_cut_between_whole_emoji():
+    flag = "\U0001f1eb\U0001f1f7"  # two regional indicators: one flag
+    when = datetime(2026, 1, 2, tzinfo=UTC)
+    _, name = naming.download_name("a" * 99 + flag, when, "md")
+    assert name == "a" * 99 + "-2026-01-02.md"  # not half a flag (a lone indicator)
 
 
 async def test_pdf_export_is_a_real_pdf_with_the_conversation(client, clock):
