@@ -322,43 +322,79 @@ class ConnectionSampler:
 
 
 class SseConnection:
-    """One HTTP/1.1 request answered with server-sent events, on a plain asyncio socket:
-    light enough for a thousand at once in the bench process."""
+    """HTTP/1.1 on a plain asyncio socket, kept alive between requests: light enough for a
+    thousand at once in the bench process. (httpx's pool costs the client more CPU than
+    the server spends on a turn once hundreds of connections are open, and the bench
+    shares the machine's two cores with the server it measures.)"""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int
+    ) -> None:
         self.reader = reader
         self.writer = writer
+        self.port = port
         self.status = 0
         self.chunked = False
+        self.length: int | None = None
+
+    @classmethod
+    async def connect(cls, port: int) -> SseConnection:
+        reader, writer = await asyncio.open_connection(HOST, port)
+        return cls(reader, writer, port)
 
     @classmethod
     async def open(cls, port: int, path: str, token: str) -> SseConnection:
-        reader, writer = await asyncio.open_connection(HOST, port)
-        conn = cls(reader, writer)
-        writer.write(
-            f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nAuthorization: Bearer {token}\r\n"
-            "Accept: text/event-stream\r\n\r\n".encode()
-        )
-        await writer.drain()
-        status = await reader.readline()
-        conn.status = int(status.split()[1])
-        while True:
-            line = await reader.readline()
-            if line in (b"\r\n", b"\n", b""):
-                break
-            if line.lower().startswith(b"transfer-encoding:") and b"chunked" in line.lower():
-                conn.chunked = True
+        """A connection with a GET event stream started on it."""
+        conn = await cls.connect(port)
+        await conn.send("GET", path, token=token, accept="text/event-stream")
         return conn
 
+    async def send(
+        self, method: str, path: str, *, token: str, body: bytes = b"", accept: str = "*/*"
+    ) -> None:
+        """Sends one request and reads the status line and headers of its answer."""
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: {HOST}:{self.port}\r\n"
+            f"Authorization: Bearer {token}\r\nAccept: {accept}\r\n"
+        )
+        if body:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        self.writer.write(head.encode() + b"\r\n" + body)
+        await self.writer.drain()
+        status = await self.reader.readline()
+        self.status = int(status.split()[1])
+        self.chunked, self.length = False, None
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b"\n", b""):
+                break
+            lower = line.lower()
+            if lower.startswith(b"transfer-encoding:") and b"chunked" in lower:
+                self.chunked = True
+            elif lower.startswith(b"content-length:"):
+                self.length = int(line.split(b":", 1)[1])
+
     async def _body(self) -> bytes:
+        """The next piece of the body; b"" at its end."""
         if not self.chunked:
+            if self.length is not None:
+                data = await self.reader.readexactly(self.length) if self.length else b""
+                self.length = 0
+                return data
             return await self.reader.read(65536)
         size = int((await self.reader.readline()).split(b";")[0].strip() or b"0", 16)
         if size == 0:
+            await self.reader.readline()  # the empty trailer: the connection is reusable
             return b""
         data = await self.reader.readexactly(size)
         await self.reader.readexactly(2)
         return data
+
+    async def read_body(self) -> bytes:
+        parts = []
+        while data := await self._body():
+            parts.append(data)
+        return b"".join(parts)
 
     async def events(self) -> AsyncIterator[tuple[str, str]]:
         """(event, data) of each frame; heartbeats are skipped."""
@@ -416,55 +452,53 @@ class Burst:
         return self.turns - self.answered - self.busy
 
 
-def _chat_body(text: str) -> dict[str, Any]:
-    return {"messages": [{"role": "user", "content": text}]}
+def _chat_body(text: str) -> bytes:
+    return json.dumps({"messages": [{"role": "user", "content": text}]}).encode()
 
 
-def _outcome(r: httpx.Response) -> str:
+def _outcome(status: int, body: bytes) -> str:
     """ "200", or the status and the problem's code ("503 database_unavailable")."""
-    if r.status_code == 200:
+    if status == 200:
         return "200"
     try:
-        code = r.json().get("code", "")
+        code = json.loads(body).get("code", "")
     except ValueError:
         code = ""
-    return f"{r.status_code} {code}".strip()
+    return f"{status} {code}".strip()
 
 
-async def _one_json(client: httpx.AsyncClient, token: str, text: str) -> str:
+async def _one_json(conn: SseConnection, token: str, text: str) -> str:
     try:
-        r = await client.post(
-            "/api/chat", json=_chat_body(text), headers={"Authorization": f"Bearer {token}"}
-        )
-    except httpx.HTTPError as exc:
+        await conn.send("POST", "/api/chat", token=token, body=_chat_body(text))
+        body = await conn.read_body()
+    except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
         return f"client {type(exc).__name__} {exc}".strip()
-    if r.status_code == 200 and not r.json().get("reply"):
+    if conn.status == 200 and not json.loads(body).get("reply"):
         return "200 without a reply"
-    return _outcome(r)
+    return _outcome(conn.status, body)
 
 
 async def _one_streamed(
-    client: httpx.AsyncClient, token: str, text: str, first_delta: dict[str, float]
+    conn: SseConnection, token: str, text: str, first_delta: dict[str, float]
 ) -> str:
-    headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
+    outcome = "stream ended early"
     try:
-        async with client.stream("POST", "/api/chat", json=_chat_body(text), headers=headers) as r:
-            if r.status_code != 200:
-                await r.aread()
-                return _outcome(r)
-            event = ""
-            async for line in r.aiter_lines():
-                if line.startswith("event:"):
-                    event = line[6:].strip()
-                    if event == "delta" and text not in first_delta:
-                        first_delta[text] = time.time()
-                elif line.startswith("data:") and event == "done":
-                    return "200" if json.loads(line[5:])["reply"] else "200 without a reply"
-                elif line.startswith("data:") and event == "error":
-                    return f"error event {json.loads(line[5:]).get('code', '?')}"
-            return "stream ended early"
-    except httpx.HTTPError as exc:
+        await conn.send(
+            "POST", "/api/chat", token=token, body=_chat_body(text), accept="text/event-stream"
+        )
+        if conn.status != 200:
+            return _outcome(conn.status, await conn.read_body())
+        # Read to the end of the response, so the connection can carry the next one.
+        async for event, data in conn.events():
+            if event == "delta" and text not in first_delta:
+                first_delta[text] = time.time()
+            elif event == "done":
+                outcome = "200" if json.loads(data)["reply"] else "200 without a reply"
+            elif event == "error":
+                outcome = f"error event {json.loads(data).get('code', '?')}"
+    except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
         return f"client {type(exc).__name__} {exc}".strip()
+    return outcome
 
 
 async def _model_stats(model_base: str) -> dict[str, Any]:
@@ -489,32 +523,42 @@ async def burst(
     own signed-in user, timed from the first request sent to the last answer."""
     tag = secrets.token_hex(3)
     texts = [f"Tell me something, please ({tag} #{i})" for i in range(turns)]
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     first_delta: dict[str, float] = {}
-    gate = asyncio.Semaphore(concurrency)
     before = await _model_stats(model_base)
-    async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
-        # Open the connections first, so the timed part is the chat requests alone.
-        await asyncio.gather(*(client.get("/nothing-here") for _ in range(concurrency)))
+    port = int(base.rsplit(":", 1)[1])
+    # Open the connections first, so the timed part is the chat requests alone.
+    idle: asyncio.Queue[SseConnection] = asyncio.Queue()
+    opened = list(await asyncio.gather(*(SseConnection.connect(port) for _ in range(concurrency))))
+    for conn in opened:
+        idle.put_nowait(conn)
+    failed_at: list[float] = []
 
-        failed_at: list[float] = []
+    async def one(i: int) -> str:
+        conn = await idle.get()
+        token = tokens[i % len(tokens)]
+        if streamed:
+            outcome = await _one_streamed(conn, token, texts[i], first_delta)
+        else:
+            outcome = await _one_json(conn, token, texts[i])
+        if outcome.startswith("client") or conn.status != 200:
+            # A broken connection, or an answer we did not read to its end: a fresh one.
+            conn.close()
+            conn = await SseConnection.connect(port)
+            opened.append(conn)
+        idle.put_nowait(conn)
+        if outcome != "200":
+            failed_at.append(round(time.perf_counter() - started, 2))
+        return outcome
 
-        async def one(i: int) -> str:
-            async with gate:
-                token = tokens[i % len(tokens)]
-                if streamed:
-                    outcome = await _one_streamed(client, token, texts[i], first_delta)
-                else:
-                    outcome = await _one_json(client, token, texts[i])
-                if outcome != "200":
-                    failed_at.append(round(time.perf_counter() - started, 2))
-                return outcome
-
+    try:
         with ConnectionSampler(database_url) as sampler:
             started = time.perf_counter()
             outcomes = await asyncio.gather(*(one(i) for i in range(turns)))
             wall = time.perf_counter() - started
             await asyncio.sleep(0.1)  # the last closes' connections back in the pool
+    finally:
+        for conn in opened:
+            conn.close()
     after = await _model_stats(model_base)
     first_token: dict[str, float] = after["firstTokenAt"]
     latencies = [

@@ -203,17 +203,14 @@ class DraftingAssistant:
     # -- step 1: read the ledger -------------------------------------------------------
 
     async def prepare(self, *, db: AsyncSession, turn: TurnInput) -> Prepared:
-        state = await ledger.ledger_state(
-            session=db, user_id=turn.user_id, session_id=turn.session_id
-        )
-        pending_version = None
-        if state.pending is not None:
-            pending_version = await ledger.draft_version(
-                session=db,
-                user_id=turn.user_id,
-                draft_id=state.pending.id,
-                version=state.pending.current_version,
+        if turn.message_seq == 1:
+            # A conversation's first message: nothing can have been drafted in it yet.
+            read = ledger.EMPTY_TURN_LEDGER
+        else:
+            read = await ledger.turn_ledger(
+                session=db, user_id=turn.user_id, session_id=turn.session_id
             )
+        state, pending_version = read.state, read.pending_version
         intent = None
         if not self.writer.decides_intents:
             intent = classify(

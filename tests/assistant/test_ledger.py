@@ -167,3 +167,46 @@ async def test_drafts_outlive_their_draft_time(
     r = await chat(client, headers, "regenerate the previous post", session_id=sid)
     assert r.json()["sessionId"] == sid
     assert "Would you like to post this" in r.json()["reply"]
+
+
+async def test_a_turn_reads_the_pending_and_the_latest_draft_with_their_versions(
+    client: httpx.AsyncClient, sessionmaker: Any
+) -> None:
+    headers = await register(client)
+    first = await chat(client, headers, "Write a LinkedIn post about our new office")
+    sid = first.json()["sessionId"]
+    owner = await _owner(sessionmaker, sid)
+    async with sessionmaker() as db:
+        read = await ledger.turn_ledger(session=db, user_id=owner, session_id=sid)
+        assert await ledger.turn_ledger(session=db, user_id=uuid.uuid4(), session_id=sid) == (
+            ledger.EMPTY_TURN_LEDGER
+        )
+    pending = read.state.pending
+    assert pending is not None and read.state.latest is not None
+    assert read.state.latest.id == pending.id
+    assert read.pending_version is not None and read.state.latest_version is not None
+    assert read.pending_version.version == pending.current_version == 1
+
+    await chat(client, headers, "try again", session_id=sid)  # version 2 of the same draft
+    await chat(client, headers, "yes", session_id=sid)  # published: nothing pending
+    await chat(client, headers, "Now a Facebook post about Diwali", session_id=sid)
+    async with sessionmaker() as db:
+        read = await ledger.turn_ledger(session=db, user_id=owner, session_id=sid)
+        drafts = (
+            (await db.execute(sa.select(PostDraft).where(PostDraft.session_id == sid)))  # type: ignore[arg-type]
+            .scalars()
+            .all()
+        )
+    assert len(drafts) == 2
+    newest = max(drafts, key=lambda d: d.opened_message_seq)
+    assert read.state.pending is not None and read.state.pending.id == newest.id
+    assert read.state.latest is not None and read.state.latest.id == newest.id
+    assert read.state.latest_version is not None
+    assert read.state.latest_version.draft_id == newest.id
+
+    await chat(client, headers, "cancel", session_id=sid)
+    async with sessionmaker() as db:
+        read = await ledger.turn_ledger(session=db, user_id=owner, session_id=sid)
+    assert read.state.pending is None and read.pending_version is None
+    assert read.state.latest is not None and read.state.latest.id == newest.id
+    assert read.state.latest_version is not None
