@@ -298,6 +298,11 @@ def build_client(
         timeout=openai.Timeout(timeout_seconds, connect=min(timeout_seconds, 10.0)),
         max_retries=max_retries,
         default_headers=headers,
+        # The SDK's aiohttp transport (the `aiohttp` extra): a streamed chunk costs the
+        # event loop 37-48 µs through it against ~100 µs through the default httpx one
+        # (measured, 300 streams of 30 chunks), and every generating reply pays it for
+        # every token.
+        http_client=openai.DefaultAioHttpClient(),
     )
 
 
