@@ -91,6 +91,26 @@ async def test_a_surrogate_pair_is_fine(client):
     assert r.status_code == 200, r.text
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        # A lone surrogate as raw (surrogatepass) bytes, without any \u escape.
+        b'{"messages": [{"role": "user", "content": "a\xed\xa0\x80b"}]}',
+        # UTF-16 JSON, which json and FastAPI both accept, holding an escaped NUL.
+        '{"messages": [{"role": "user", "content": "a\\u0000b"}]}'.encode("utf-16"),
+    ],
+    ids=["raw-surrogate-bytes", "utf-16"],
+)
+async def test_unstorable_text_in_any_json_spelling_is_refused(client, body):
+    h = await register(client)
+    r = await client.post(
+        "/api/chat", content=body, headers={**h, "content-type": "application/json"}
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["code"] == "invalid_text"
+    assert (await client.get("/api/sessions", headers=h)).json()["items"] == []
+
+
 async def test_out_of_range_numbers_and_cursors_are_4xx(client):
     h = await register(client)
     sid = (await chat(client, h, "hello")).json()["sessionId"]
