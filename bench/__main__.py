@@ -109,6 +109,10 @@ every wall-clock figure is inflated, the CPU-heavy designs' most.
   through TOAST and the WAL.
 - **Where Chatkeep's turn goes, next to the floor.** A turn is two short transactions,
   and on this machine its cost is mostly round trips and building statements, not rows.
+  The floor is the same two transactions in bare asyncpg with its writes batched the
+  same way (8 round trips: `BEGIN`, lock, context, one write, `COMMIT`; `BEGIN`, one
+  write, `COMMIT`); the in-process Chatkeep turn makes 9 and adds the ORM session,
+  events and the assistant's bookkeeping.
   `POST /api/chat` on an existing conversation now makes 10 round trips: `BEGIN`, the
   user-and-sign-in lookup, the session lock, one read of the busy turn and the context,
   one statement that writes the session, the message and the turn and sends their events
@@ -130,8 +134,21 @@ every wall-clock figure is inflated, the CPU-heavy designs' most.
   CPU in `send` on this VM), then FastAPI's dependency solving. After: the sends of the
   10 round trips and SQLAlchemy's per-execute work lead, then the middleware and
   dependency stack (about a tenth of the samples) and the sign-in lookup's ORM load
-  (about a twelfth). What is left to take: fastapi-users' dependency tree and the ORM
-  entity load on every request, seven middlewares, and the two `BEGIN`s.
+  (about a twelfth). Later the same day (quick run at 14:59 UTC, load 2.9): 432 turns/s at
+  16 connections, 2.82 ms of server CPU and 0.66 ms of PostgreSQL CPU per turn, against
+  6,206 turns/s and 0.21 ms for the in-memory dict (0.07x); one worker under
+  `python -m bench.profile_http` spends 44% of its samples in asyncpg (mostly the
+  socket sends of the 10 round trips), 15% in SQLAlchemy, 10% in FastAPI, 8% in uvicorn
+  and 4% in Chatkeep's own code. What is left to take: the two `BEGIN`s, fastapi-users'
+  dependency tree and the ORM entity load of the sign-in, and seven middlewares. 0.25x
+  of the dict would need the whole turn, app and database, in about 0.8 ms of CPU:
+  less than its round trips cost here.
+- **The Redis blob against Chatkeep at 1,000 messages** is about 1x (quick run at 15:06
+  UTC: 2.21 against 2.42 ms). The bare-SQL floor itself takes 1.25 ms for its two
+  durable commits, so even the floor would be 1.8x, short of the 3x goal: that goal
+  needs a durable turn faster than two commits to disk are on this machine, where Redis
+  writes nothing to disk. At 10,000 messages the blob takes 29 ms and Chatkeep still
+  2.2 ms (13x).
 - **Over HTTP the in-memory dict wins on raw speed and loses the conversations.** It
   needs about half a millisecond of CPU per turn; Chatkeep's server needs about twelve
   times that (9.1 against 0.74 ms in the quick run of 13:18 UTC, 129 against 2,194
@@ -159,19 +176,27 @@ every wall-clock figure is inflated, the CPU-heavy designs' most.
   version in every index of `chat_session` (its status is in a partial index's
   predicate, so the update cannot be HOT), the title's GIN index included; that sets its
   pace, and the WAL it writes is what chat turns wait behind during a sweep.
-- **With a slow model, one process is CPU-bound long before the model is the limit.** A
-  turn holds no connection while the model writes, and "while the model thinks" the app
-  had almost no connection in use. But every turn costs the one process tens of
-  milliseconds of CPU (the middleware stack and dependencies, the token check, the ORM
-  in the opening transaction, the OpenAI client parsing each streamed chunk), so 100
-  messages at once take several times the model's 3 s, and the opening transactions wait
-  on the starved event loop while holding their connections ("idle in transaction"): all
-  20 are in use, and at 500 at once requests that wait more than `DB_POOL_TIMEOUT_SECONDS`
-  (3 s) for one get 503 `server_busy` (with a 15 s pool timeout all 500 are answered, in
-  about six times the model's time). The in-flight cap (1,000) is never what
-  refuses them. At moderate load the first token reaches the client within a few
-  milliseconds, and live events reach 1,000 open streams within a few tenths of a second,
-  at about 20 KiB of server memory per stream.
+- **With a slow model, the pool is no longer the limit; the one process's CPU is.** A turn
+  holds no connection while the model writes ("while the model thinks" 0 or 1 connection
+  is in use). In a burst, at most `TURN_OPEN_SLOTS` (the pool size, 10) turns open at
+  once and the rest wait in line before the sign-in check, holding nothing, so the pool
+  never drains and all 500 of 500 users at once are answered (before: 226 of 500, the
+  rest 503 `server_busy` after waiting `DB_POOL_TIMEOUT_SECONDS` for a connection).
+  100 at once took 1.19x the model's 3 s and 500 at once 1.75x (JSON, 15:55 UTC; the
+  full run's table below is the same measurement, `python -m bench --only real_model
+  --no-doc` repeats it). Each reply costs the process about 7 ms of CPU (3.5 s for 500), so 500 at
+  once queue on one core: the HTTP and middleware stack and the sign-in about a quarter,
+  the model call's request about a tenth and its streamed chunks about a sixth, the
+  once-a-second checkpoint of every partial reply (for other instances) about a twelfth.
+  Three costs were cut on the way: the OpenAI SDK walked every request's messages
+  against its TypedDicts (0.5 ms for two messages, 3 ms for twenty) and is now given the
+  body as `extra_body`; its default httpx transport cost about 100 µs of event loop per
+  streamed chunk, the SDK's aiohttp transport (`openai[aiohttp]`) about 40; and the
+  bench's own httpx client used 12 s of CPU for 500 requests on the same two cores (it
+  now speaks HTTP/1.1 on plain sockets: 0.3 s). The in-flight cap (1,000) is never what
+  refuses them. The first token reaches the client within a millisecond at moderate
+  load, and live events reach 1,000 open streams within a few tenths of a second, at
+  about 10 to 20 KiB of server memory per stream.
 """
 
 
