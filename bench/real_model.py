@@ -702,12 +702,16 @@ async def fan_out(*, base: str, pid: int, users: Users, streams: int) -> FanOut:
         await asyncio.sleep(1.0)  # let the server settle before reading its memory
         rss_after = _rss_mib(pid)
 
-        headers = {"Authorization": f"Bearer {chat_token}", "Accept": "text/event-stream"}
+        headers = {
+            "Authorization": f"Bearer {chat_token}",
+            "Accept": "text/event-stream",
+            "Content-Type": "application/json",
+        }
         async with httpx.AsyncClient(base_url=base, timeout=60) as client:
             await client.get("/nothing-here")  # connected before the clock starts
             posted = time.time()
             async with client.stream(
-                "POST", "/api/chat", json=_chat_body("One message, a thousand devices"),
+                "POST", "/api/chat", content=_chat_body("One message, a thousand devices"),
                 headers=headers,
             ) as r:  # fmt: skip
                 async for line in r.aiter_lines():
