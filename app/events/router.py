@@ -6,12 +6,12 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header
 from fastapi.responses import Response
 
 from app.auth.dependencies import CurrentUser
-from app.core.config import Settings
 from app.core.db import RequestSessionDep
+from app.core.dependencies import EventBusDep, SettingsDep
 from app.core.sse import HEARTBEAT, MEDIA_TYPE, Frame, event_stream
 from app.events.bus import EventBus, UserStream
 from app.ratelimit.dependencies import RateLimit
@@ -83,9 +83,10 @@ async def _frames(
     responses={200: {"content": {MEDIA_TYPE: {}}, "description": "Server-sent events"}},
 )
 async def events(
-    request: Request,
     user: CurrentUser,
     db: RequestSessionDep,
+    settings: SettingsDep,
+    bus: EventBusDep,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=40)] = None,
 ) -> Response:
     """`message`, `turn` and `session` events of the signed-in user, on every device.
@@ -93,8 +94,6 @@ async def events(
     Reconnect with `Last-Event-ID` to get what was missed, when this instance still has it;
     otherwise a `resync` event says to read the current state again.
     """
-    settings: Settings = request.app.state.settings
-    bus: EventBus = request.app.state.events
     await db.close()  # a stream may stay open for hours: hold no connection
 
     async def frames() -> AsyncIterator[Frame]:
