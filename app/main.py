@@ -14,6 +14,7 @@ from app.assistant.router import router as assistant_router
 from app.auth.manager import AUTH_COOKIE_NAME
 from app.auth.passwords import configure_pool
 from app.auth.router import router as auth_router
+from app.auth.tasks import running_stream_sign_in_check
 from app.auth.tokens import SlidingCookieMiddleware
 from app.conversations.history_router import activity_router
 from app.conversations.history_router import router as history_router
@@ -104,6 +105,15 @@ def create_app(
             await runner.start_checkpoints()
             async with contextlib.AsyncExitStack() as jobs:
                 jobs.enter_context(calling_on_stop_signal(drain))
+                await jobs.enter_async_context(
+                    running_stream_sign_in_check(
+                        hub=bus.hub,
+                        sessionmaker=app.state.sessionmaker,
+                        clock=app.state.clock,
+                        idle_seconds=settings.sign_in_idle_days * 86_400,
+                        interval_seconds=settings.events_sign_in_check_seconds,
+                    )
+                )
                 if sweeper_on:
                     await jobs.enter_async_context(
                         running_sweeper(

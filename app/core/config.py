@@ -148,6 +148,9 @@ class Settings(BaseSettings):
     events_replay_buffer: int = Field(default=4096, ge=0)
     # A comment line on every open stream this often, so proxies keep it open.
     sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    # How often each process checks that the sign-ins of its open /api/events streams are
+    # still live; a stream whose sign-in ended gets `signed_out` and closes.
+    events_sign_in_check_seconds: float = Field(default=2.0, gt=0)
     # Draft images: a local card unless IMAGE_BASE_URL names an OpenAI-compatible images API.
     image_base_url: str | None = None
     image_api_key: str | None = None

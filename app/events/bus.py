@@ -73,11 +73,15 @@ class UserStream:
     """One open `/api/events` connection: a bounded queue of (id, event)."""
 
     user_id: str
+    # The sign-in it was opened with: when that ends (sign-out, password change, expiry),
+    # the stream ends too (app/auth/tasks.py checks the open ones).
+    sign_in_id: str | None = None
     queue: asyncio.Queue[tuple[str, Event]] = field(
         default_factory=lambda: asyncio.Queue(STREAM_QUEUE_SIZE)
     )
     # Set when something may have been missed (queue overflow, listener reconnect).
     resync: asyncio.Event = field(default_factory=asyncio.Event)
+    signed_out: bool = False
 
     def offer(self, event_id: str, event: Event) -> None:
         try:
@@ -143,9 +147,29 @@ class Hub:
             if n > after and event.user_id == user_id
         ]
 
+    def open_sign_ins(self) -> set[str]:
+        """The sign-ins that open streams of this process were opened with."""
+        return {
+            stream.sign_in_id
+            for group in self.streams.values()
+            for stream in group
+            if stream.sign_in_id is not None and not stream.signed_out
+        }
+
+    def sign_out(self, sign_in_ids: set[str]) -> int:
+        """End the open streams of these sign-ins (they notice at once); how many."""
+        ended = 0
+        for group in self.streams.values():
+            for stream in group:
+                if stream.sign_in_id in sign_in_ids and not stream.signed_out:
+                    stream.signed_out = True
+                    stream.resync.set()
+                    ended += 1
+        return ended
+
     @contextlib.contextmanager
-    def open_stream(self, user_id: str) -> Any:
-        stream = UserStream(user_id)
+    def open_stream(self, user_id: str, sign_in_id: str | None = None) -> Any:
+        stream = UserStream(user_id, sign_in_id)
         self.streams.setdefault(user_id, set()).add(stream)
         EVENT_STREAMS.inc()
         try:

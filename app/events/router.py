@@ -6,10 +6,11 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
 
 from app.auth.dependencies import CurrentUser
+from app.auth.tokens import STATE_SIGN_IN
 from app.core.db import RequestSessionDep
 from app.core.dependencies import EventBusDep, SettingsDep
 from app.core.sse import HEARTBEAT, MEDIA_TYPE, Frame, event_stream
@@ -19,6 +20,7 @@ from app.ratelimit.dependencies import RateLimit
 router = APIRouter(prefix="/api", tags=["events"], dependencies=[RateLimit("default")])
 
 RESYNC = Frame("resync", {"reason": "Some events may have been missed: read what you show again."})
+SIGNED_OUT = Frame("signed_out", {"reason": "This sign-in ended: sign in again to follow."})
 
 
 def _number(event_id: str) -> int:
@@ -57,12 +59,17 @@ async def _frames(
             for event_id, event in missed:
                 yield Frame(event.kind, event.data, event_id)
     while not hub.draining:
+        if stream.signed_out:
+            yield SIGNED_OUT
+            return
         if stream.resync.is_set():
             stream.resync.clear()
             while not stream.queue.empty():
                 stream.queue.get_nowait()
             if hub.draining:
                 return
+            if stream.signed_out:
+                continue
             yield RESYNC
         try:
             async with asyncio.timeout(heartbeat):
@@ -83,6 +90,7 @@ async def _frames(
     responses={200: {"content": {MEDIA_TYPE: {}}, "description": "Server-sent events"}},
 )
 async def events(
+    request: Request,
     user: CurrentUser,
     db: RequestSessionDep,
     settings: SettingsDep,
@@ -95,9 +103,11 @@ async def events(
     otherwise a `resync` event says to read the current state again.
     """
     await db.close()  # a stream may stay open for hours: hold no connection
+    sign_in = getattr(request.state, STATE_SIGN_IN, None)
+    sign_in_id = str(sign_in.id) if sign_in is not None else None
 
     async def frames() -> AsyncIterator[Frame]:
-        with bus.hub.open_stream(str(user.id)) as stream:
+        with bus.hub.open_stream(str(user.id), sign_in_id) as stream:
             async for frame in _frames(
                 bus, stream, last_event_id=last_event_id, heartbeat=settings.sse_heartbeat_seconds
             ):

@@ -86,8 +86,9 @@ def test_settings_lists_sign_ins_and_signs_out_other_devices(new_page, live_serv
     expect(p.locator("#end-others-done")).to_have_text("Signed out of 1 other device.")
     expect(rows).to_have_count(1)
 
-    phone.page.reload()
+    # The phone hears it was signed out (its live stream ends), without a reload.
     expect(phone.page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(phone.page.locator("#auth")).to_contain_text("Your session has ended")
     # The laptop carries on.
     p.get_by_role("button", name="Back to my chats").click()
     laptop.say("still here")

@@ -209,6 +209,11 @@ function followChanges() {
       liveEvent(kind, data);
       if (kind !== "turn") liveChanged(kind);
     },
+    // The server says this sign-in ended: one request finds out, and its 401 shows the
+    // sign-in form (the unauthorized handler in boot()).
+    onSignedOut() {
+      getJson("/users/me").catch(() => {});
+    },
   });
 }
 

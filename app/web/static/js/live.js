@@ -9,7 +9,7 @@ const REOPEN_MS = 3000;
 
 const live = state.live;
 /** What the page does with the stream; set by startLive(). */
-const handlers = { onReady() {}, onEvent() {} };
+const handlers = { onReady() {}, onEvent() {}, onSignedOut() {} };
 
 export function startLive(callbacks) {
   stopLive();
@@ -40,6 +40,12 @@ function open() {
       handlers.onEvent(kind, data);
     });
   }
+  // This device's sign-in ended (signed out here or elsewhere, password changed): the
+  // server closed the stream; reopening it would only be refused.
+  es.addEventListener("signed_out", () => {
+    stopLive();
+    handlers.onSignedOut();
+  });
   es.addEventListener("error", () => {
     if (es !== live.source || es.readyState !== EventSource.CLOSED) return; // retrying by itself
     live.source = null;
