@@ -135,7 +135,9 @@ def verifying_server(live_server, tmp_path):
         yield live
 
 
-def test_an_unconfirmed_email_is_explained_resent_and_confirmed(new_page, verifying_server):
+# The server first, so its pages close before it stops (a server stopping under open
+# streams waits for them).
+def test_an_unconfirmed_email_is_explained_resent_and_confirmed(verifying_server, new_page):
     address = verifying_server.new_email("unconfirmed")
     page = new_page(verifying_server).open().sign_up(address)
     p = page.page
