@@ -216,3 +216,20 @@ def test_each_line_of_a_message_reads_in_its_own_direction(new_page, live_server
     )
     assert abs(where["hello"] - where["box"]) < 2  # the Latin line starts at the left
     assert where["bang"] < where["word"]  # the Arabic line ends on the left, with its "!"
+
+
+def test_on_a_phone_the_top_bar_shows_every_control(new_page, live_server):
+    phone = new_page(viewport={"width": 390, "height": 800}).open()
+    phone.sign_up(live_server.new_email("phone"))
+    p = phone.page
+    for control in (
+        p.get_by_role("button", name="Chat", exact=True),
+        p.get_by_role("button", name="History", exact=True),
+        p.get_by_role("button", name="Settings"),
+        p.get_by_role("button", name="Sign out"),
+    ):
+        expect(control).to_be_visible()
+        box = control.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, box
+    # The name is still there for screen readers.
+    expect(p.get_by_role("heading", name="Chatkeep", level=1)).to_be_attached()
