@@ -3,13 +3,10 @@ ending the live-event streams of sign-ins that ended."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -18,6 +15,7 @@ from sqlmodel import col
 from app.auth.db import live_filter
 from app.auth.models import SignIn
 from app.core.clock import Clock
+from app.core.periodic import running_every
 from app.events.bus import Hub
 
 logger = logging.getLogger("app.auth")
@@ -73,34 +71,21 @@ async def sign_out_ended_streams(
     return hub.sign_out(open_ids - live)
 
 
-async def stream_sign_in_loop(
+def running_stream_sign_in_check(
     *,
     hub: Hub,
     sessionmaker: async_sessionmaker[AsyncSession],
     clock: Clock,
     idle_seconds: int,
     interval_seconds: float,
-) -> None:
-    while True:
-        await asyncio.sleep(interval_seconds)
-        try:
-            ended = await sign_out_ended_streams(
-                hub=hub, sessionmaker=sessionmaker, now=clock.now(), idle_seconds=idle_seconds
-            )
-            if ended:
-                logger.info("ended %d live-event streams whose sign-in ended", ended)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the database may be down; try again next tick
-            logger.warning("sign-in check of open streams failed, will retry: %s", exc)
+) -> AbstractAsyncContextManager[None]:
+    async def check() -> None:
+        ended = await sign_out_ended_streams(
+            hub=hub, sessionmaker=sessionmaker, now=clock.now(), idle_seconds=idle_seconds
+        )
+        if ended:
+            logger.info("ended %d live-event streams whose sign-in ended", ended)
 
-
-@contextlib.asynccontextmanager
-async def running_stream_sign_in_check(**kwargs: Any) -> AsyncIterator[None]:
-    task = asyncio.create_task(stream_sign_in_loop(**kwargs))
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    return running_every(
+        interval_seconds, check, what="sign-in check of open streams", logger=logger
+    )

@@ -1,7 +1,7 @@
 // The chat panel's elements and what is drawn in them: message bubbles, the bubble of a reply
 // being written, the heading, the token count and the message box's buttons.
 
-import { $, formatTime, h, show } from "./dom.js";
+import { bindElements, formatTime, h, show } from "./dom.js";
 import { state } from "./state.js";
 
 const CARD_WIDTH = 1200;
@@ -13,14 +13,12 @@ const chat = state.chat;
 export const el = {};
 
 export function bindPanel() {
-  for (const id of [
+  bindElements(el, [
     "messages", "chat-scroll", "empty-chat", "chat-error", "composer", "composer-input",
     "send", "quota", "chat-heading", "chat-notice", "chat-notice-text", "chat-notice-action",
     "chat-notice-close", "viewer-bar", "viewer-text", "viewer-continue", "viewer-back", "new-chat",
     "stop", "chat-usage",
-  ]) {
-    el[id] = $(id);
-  }
+  ]);
 }
 
 export function messageItem(message, { pending = false } = {}) {

@@ -20,6 +20,11 @@ export function h(tag, attrs = {}, ...children) {
 
 export const $ = (id) => document.getElementById(id);
 
+/** Looks up each id once and keeps its element in `into` under that id. */
+export function bindElements(into, ids) {
+  for (const id of ids) into[id] = $(id);
+}
+
 export function show(el, visible = true) {
   el.hidden = !visible;
 }

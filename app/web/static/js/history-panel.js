@@ -1,21 +1,19 @@
 // The history panel's elements, looked up once, and the small helpers its modules share.
 
 import { ApiError } from "./api.js";
-import { $ } from "./dom.js";
+import { bindElements } from "./dom.js";
 
 /** The panel's elements, looked up once by bindHistoryPanel(). */
 export const el = {};
 
 export function bindHistoryPanel() {
-  for (const id of [
+  bindElements(el, [
     "history-list", "history-status", "history-sentinel", "history-error", "search-form", "search-input",
     "export-all", "import-file", "transfer", "transfer-text", "transfer-progress", "confirm-dialog",
     "confirm-text", "confirm-title", "confirm-ok", "rename-dialog", "rename-input", "history-panel",
     "history-scroll", "tag-filter", "bulk-bar", "bulk-count", "bulk-clear", "tags-dialog", "tags-title",
     "tags-input", "tags-ok", "tags-known", "trash-note",
-  ]) {
-    el[id] = $(id);
-  }
+  ]);
 }
 
 /** The rows on screen, in order. */
