@@ -1,5 +1,6 @@
-"""Starting a chat turn for `POST /api/chat`: check the message, claim a slot for its
-reply, open the turn (or find the one its Idempotency-Key opened), start the model.
+"""Starting a chat turn for `POST /api/chat` (a message, or with `editSeq` a new version
+of one) and for a regenerated reply: check the message, claim a slot for its reply, open
+the turn (or find the one its Idempotency-Key opened), start the model.
 
 The route shapes the answer (JSON or events) from the turn this returns.
 """
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.conversations import service as conversations
-from app.conversations.schemas import ChatMessageIn, ChatRequest
+from app.conversations.schemas import ChatMessageIn, ChatRequest, RegenerateRequest
 from app.core.errors import InvalidInputError, ServiceUnavailableError
 from app.core.metrics import TURNS_REFUSED_BUSY
 from app.turns import service
@@ -41,12 +42,62 @@ async def start_turn(
     idempotency_key: str | None,
 ) -> uuid.UUID:
     """The id of the turn that answers this request; no connection is held on return."""
-    settings = services.settings
-    runner = services.runner
     message = conversations.validate_user_message(
-        _last_user_message(body.messages), max_chars=settings.max_message_chars
+        _last_user_message(body.messages), max_chars=services.settings.max_message_chars
     )
     key = service.validate_idempotency_key(idempotency_key)
+    return await _start(
+        db=db,
+        services=services,
+        slot=slot,
+        request=service.TurnRequest(
+            user_id=user_id,
+            session_id=body.session_id,
+            message=message,
+            context=body.context,
+            idempotency_key=key,
+            request_hash=service.request_hash(body.model_dump(mode="json")) if key else None,
+            edit_seq=body.edit_seq,
+        ),
+    )
+
+
+async def start_regenerate(
+    *,
+    db: AsyncSession,
+    services: TurnServices,
+    slot: OpenSlot,
+    user_id: uuid.UUID,
+    session_id: str,
+    seq: int,
+    body: RegenerateRequest,
+    idempotency_key: str | None,
+) -> uuid.UUID:
+    """A new reply to the user message `seq` is, or that the assistant message `seq`
+    answers; the turn's id, as `start_turn`."""
+    key = service.validate_idempotency_key(idempotency_key)
+    fingerprint = {"regenerate": seq, "sessionId": session_id, **body.model_dump(mode="json")}
+    return await _start(
+        db=db,
+        services=services,
+        slot=slot,
+        request=service.TurnRequest(
+            user_id=user_id,
+            session_id=session_id,
+            message="",
+            context=body.context,
+            idempotency_key=key,
+            request_hash=service.request_hash(fingerprint) if key else None,
+            regenerate_seq=seq,
+        ),
+    )
+
+
+async def _start(
+    *, db: AsyncSession, services: TurnServices, slot: OpenSlot, request: service.TurnRequest
+) -> uuid.UUID:
+    settings = services.settings
+    runner = services.runner
     if not runner.reserve():
         TURNS_REFUSED_BUSY.inc()
         raise ServiceUnavailableError(
@@ -60,14 +111,7 @@ async def start_turn(
             db=db,
             bus=services.bus,
             assistant=services.assistant,
-            request=service.TurnRequest(
-                user_id=user_id,
-                session_id=body.session_id,
-                message=message,
-                context=body.context,
-                idempotency_key=key,
-                request_hash=service.request_hash(body.model_dump(mode="json")) if key else None,
-            ),
+            request=request,
             now=services.clock.now(),
             ttl_seconds=settings.session_ttl_seconds,
             limits=conversations.ContextLimits(
