@@ -39,9 +39,7 @@ def upgrade() -> None:
     op.alter_column("chat_message", "depth", nullable=False)
     op.create_check_constraint("parent_older", "chat_message", "parent_seq < seq")
     op.create_check_constraint("depth_positive", "chat_message", "depth > 0")
-    op.create_index(
-        "ix_chat_message_session_parent", "chat_message", ["session_id", "parent_seq"]
-    )
+    op.create_index("ix_chat_message_session_parent", "chat_message", ["session_id", "parent_seq"])
     op.create_foreign_key(
         "fk_chat_message_parent_seq_chat_message",
         "chat_message",
@@ -57,8 +55,8 @@ def downgrade() -> None:
         "fk_chat_message_parent_seq_chat_message", "chat_message", type_="foreignkey"
     )
     op.drop_index("ix_chat_message_session_parent", table_name="chat_message")
-    op.drop_constraint("ck_chat_message_depth_positive", "chat_message", type_="check")
-    op.drop_constraint("ck_chat_message_parent_older", "chat_message", type_="check")
+    op.drop_constraint(op.f("ck_chat_message_depth_positive"), "chat_message", type_="check")
+    op.drop_constraint(op.f("ck_chat_message_parent_older"), "chat_message", type_="check")
     op.drop_column("chat_session", "head_seq")
     op.drop_column("chat_message", "depth")
     op.drop_column("chat_message", "parent_seq")

@@ -45,7 +45,9 @@ class ChatResponse(ApiModel):
     reply: str
     image_url: str | None = None
     session_id: str
-    seq: int | None = Field(default=None, description="The reply's seq.")
+    seq: int | None = Field(
+        default=None, description="The reply's seq: present for an edit or a regenerated reply."
+    )
     expired_session_id: str | None = Field(
         default=None,
         description="Present when the named session had expired: it was archived and this "

@@ -40,8 +40,9 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _as_json(frames: AsyncIterator[Frame]) -> JSONResponse:
-    """The seed's JSON answer, from the same events a streaming client gets."""
+async def _as_json(frames: AsyncIterator[Frame], *, with_seq: bool) -> JSONResponse:
+    """The seed's JSON answer, from the same events a streaming client gets; an edit or
+    a regenerated reply adds the reply's `seq` (the seed's clients never send those)."""
     expired: str | None = None
     async for frame in frames:
         if frame.event == "turn":
@@ -51,8 +52,9 @@ async def _as_json(frames: AsyncIterator[Frame]) -> JSONResponse:
                 "reply": frame.data["reply"],
                 "imageUrl": frame.data["imageUrl"],
                 "sessionId": frame.data["sessionId"],
-                "seq": frame.data.get("seq"),
             }
+            if with_seq:
+                payload["seq"] = frame.data.get("seq")
             if expired:
                 payload["expiredSessionId"] = expired
             return JSONResponse(payload)
@@ -75,13 +77,13 @@ _TURN_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 async def _answer(
-    request: Request, services: TurnServicesDep, user_id: Any, turn_id: Any
+    request: Request, services: TurnServicesDep, user_id: Any, turn_id: Any, *, with_seq: bool
 ) -> Response:
     ctx = services.follow_context()
     if wants_event_stream(request.headers.get("accept")):
         return event_stream(follow(ctx, user_id=user_id, turn_id=turn_id, after=None))
     frames = follow(ctx, user_id=user_id, turn_id=turn_id, after=None, end_on_drain=False)
-    return await _as_json(frames)
+    return await _as_json(frames, with_seq=with_seq)
 
 
 @chat_router.post(
@@ -112,7 +114,7 @@ async def chat(
         body=body,
         idempotency_key=idempotency_key,
     )
-    return await _answer(request, services, user_id, turn_id)
+    return await _answer(request, services, user_id, turn_id, with_seq=body.edit_seq is not None)
 
 
 @chat_router.post(
@@ -151,7 +153,7 @@ async def regenerate(
         body=body or RegenerateRequest(),
         idempotency_key=idempotency_key,
     )
-    return await _answer(request, services, user_id, turn_id)
+    return await _answer(request, services, user_id, turn_id, with_seq=True)
 
 
 async def _owned_turn(
