@@ -51,7 +51,7 @@ async def read_session(
     if messages and messages[-1].seq == head:
         path_length = messages[-1].depth
     else:
-        path_length = await _depth(session, chat_session)
+        path_length = await active_path_length(session, chat_session)
     turn = await active_turn(db=session, user_id=user_id, session_id=session_id)
     link = await live_link(session=session, user_id=user_id, session_id=session_id, now=now)
     last_seq = messages[-1].seq if messages else None
@@ -66,7 +66,7 @@ async def read_session(
     )
 
 
-async def _depth(session: AsyncSession, chat_session: ChatSession) -> int:
+async def active_path_length(session: AsyncSession, chat_session: ChatSession) -> int:
     """The active path's length: the head's depth (0 without messages)."""
     if chat_session.head_seq is None:
         return 0
