@@ -70,6 +70,7 @@ from app.exports.service import (
     ARCHIVE_FORMAT,
     CONVERSATION_FORMAT,
     EXPORT_FORMAT_VERSION,
+    READABLE_FORMAT_VERSIONS,
     stored_image_id,
 )
 from app.exports.zip_export import CONVERSATIONS_FILE, MANIFEST_FILE
@@ -329,6 +330,8 @@ class _Strict(BaseModel):
 
 class ImportedMessage(_Strict):
     seq: StrictInt = Field(ge=1, le=PG_INT_MAX)
+    # Version 2: the message this one follows (absent in version 1: the one before).
+    parent_seq: StrictInt | None = Field(default=None, alias="parentSeq", ge=1, le=PG_INT_MAX)
     role: Literal["user", "assistant", "system"]
     content: StrictStr
     image_url: StrictStr | None = Field(
@@ -351,6 +354,7 @@ class ImportedConversation(_Strict):
     imported_from: Literal["chatgpt", "claude", "openwebui", "chatkeep"] | None = Field(
         default=None, alias="importedFrom"
     )
+    head_seq: StrictInt | None = Field(default=None, alias="headSeq", ge=1, le=PG_INT_MAX)
     messages: list[ImportedMessage]
 
 
@@ -384,10 +388,10 @@ def _chatkeep_documents(doc: dict[str, Any], limits: ImportLimits) -> list[Any]:
             "unsupported_format",
         )
     version = doc.get("version")
-    if version != EXPORT_FORMAT_VERSION or isinstance(version, bool):
+    if version not in READABLE_FORMAT_VERSIONS or isinstance(version, bool):
         raise _rejected(
-            f"Unsupported {kind} version {str(version)[:20]}; this server reads version "
-            f"{EXPORT_FORMAT_VERSION}.",
+            f"Unsupported {kind} version {str(version)[:20]}; this server reads versions "
+            f"1 to {EXPORT_FORMAT_VERSION}.",
             "unsupported_version",
         )
     raw: Any
@@ -470,7 +474,33 @@ def _check(item: Any, where: str, limits: ImportLimits) -> ImportedConversation:
         )
     if conv.imported_from is None:
         conv.imported_from = "chatkeep"
+    _settle_tree(conv, where)
     return conv
+
+
+def _settle_tree(conv: ImportedConversation, where: str) -> None:
+    """Parents and head: a file without `parentSeq` (version 1, other apps' chains) is a
+    chain; a parent must be an older message; the head is the newest leaf under `headSeq`
+    (the last message when absent)."""
+    if not any("parent_seq" in m.model_fields_set for m in conv.messages):
+        for m in conv.messages:
+            m.parent_seq = m.seq - 1 if m.seq > 1 else None
+    children: dict[int, int] = {}  # each message's newest child
+    for pos, m in enumerate(conv.messages):
+        if m.parent_seq is not None and m.parent_seq >= m.seq:
+            raise _rejected(
+                f"{where}.messages.{pos}.parentSeq is {m.parent_seq}; a parent is an older "
+                "message of the same conversation.",
+                "invalid_export",
+            )
+        if m.parent_seq is not None:
+            children[m.parent_seq] = m.seq
+    head = conv.head_seq
+    if head is None or head > len(conv.messages):
+        head = len(conv.messages) or None
+    while head is not None and head in children:
+        head = children[head]
+    conv.head_seq = head
 
 
 def _entry_label(source: formats.Source | None, item: Any) -> tuple[str | None, str | None]:
@@ -534,7 +564,7 @@ def _canonical(value: Any) -> str:
 
 def content_hash(conv: ImportedConversation) -> str:
     """SHA-256 of what the conversation says, independent of formatting and key order."""
-    doc = {
+    doc: dict[str, Any] = {
         "title": conv.title,
         "createdAt": conv.created_at.isoformat(),
         "messages": [
@@ -542,6 +572,9 @@ def content_hash(conv: ImportedConversation) -> str:
             for m in conv.messages
         ],
     }
+    if any(m.parent_seq != (m.seq - 1 or None) for m in conv.messages):
+        # A tree (a chain hashes as it always did, so re-imports of older files match).
+        doc["parents"] = [m.parent_seq for m in conv.messages]
     return hashlib.sha256(_canonical(doc).encode()).hexdigest()
 
 
@@ -720,6 +753,7 @@ async def import_conversations(
                     "last_activity_at": conv.last_activity_at,
                     "archived_at": conv.archived_at or now,
                     "message_count": len(conv.messages),
+                    "head_seq": conv.head_seq,
                     "pinned": conv.pinned,
                     "tags": conv.tags,
                     "imported_from": conv.imported_from,
@@ -742,7 +776,9 @@ async def import_conversations(
     )
     for new_id, conv in created:
         index(new_id, TITLE_SEQ, " ".join(conv.title.split()) or DEFAULT_TITLE)
+        depths: dict[int | None, int] = {None: 0}
         for m in conv.messages:
+            depths[m.seq] = depths[m.parent_seq] + 1
             message_rows.append(
                 seal_row(
                     keyring,
@@ -750,6 +786,8 @@ async def import_conversations(
                     {
                         "session_id": new_id,
                         "seq": m.seq,
+                        "parent_seq": m.parent_seq,
+                        "depth": depths[m.seq],
                         "user_id": user_id,
                         "role": m.role,
                         "content": m.content,

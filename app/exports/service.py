@@ -7,6 +7,7 @@ JSON layout is documented in docs/export-format.md.
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 import tempfile
@@ -23,8 +24,10 @@ import anyio
 import anyio.from_thread
 import anyio.to_thread
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.conversations import tree
 from app.conversations.history import (
     Position,
     SessionFilter,
@@ -46,7 +49,10 @@ from app.exports.drafts import collect_drafts
 if TYPE_CHECKING:
     from app.exports.pdf import PdfBudget
 
-EXPORT_FORMAT_VERSION = 1
+# 2: conversations are trees (`parentSeq` on every message, `headSeq` on the conversation).
+EXPORT_FORMAT_VERSION = 2
+# What an import reads: version 1 files are chains (each message follows the one before).
+READABLE_FORMAT_VERSIONS = (1, 2)
 CONVERSATION_FORMAT = "chatkeep.conversation"
 ARCHIVE_FORMAT = "chatkeep.export"
 MESSAGE_BATCH = 1000
@@ -96,7 +102,13 @@ async def load_owned(*, session: AsyncSession, user_id: uuid.UUID, session_id: s
 
 
 async def message_batch(
-    *, session: AsyncSession, user_id: uuid.UUID, session_id: str, after_seq: int, limit: int
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    session_id: str,
+    after_seq: int,
+    limit: int,
+    among: Sequence[int] | None = None,
 ) -> Sequence[Any]:
     m = _messages.c
     stmt = (
@@ -104,6 +116,7 @@ async def message_batch(
             _messages,
             user_id,
             m.seq,
+            m.parent_seq,
             m.role,
             m.content,
             m.content_sealed,
@@ -116,6 +129,8 @@ async def message_batch(
         .order_by(m.seq)
         .limit(limit)
     )
+    if among is not None:  # a page of the active path only
+        stmt = stmt.where(m.seq == sa.any_(sa.cast(among, ARRAY(sa.Integer))))
     rows = (await session.execute(stmt)).all()
     keyring = keyring_of(session)
     if keyring is None and all(r.key_id is None for r in rows):
@@ -183,6 +198,7 @@ async def iter_sessions(
 def message_json(row: Any) -> dict[str, Any]:
     return {
         "seq": row.seq,
+        "parentSeq": row.parent_seq,
         "role": row.role,
         "content": row.content,
         "imageUrl": row.image_url,
@@ -203,6 +219,7 @@ def conversation_head(row: Any) -> dict[str, Any]:
         "tags": list(row.tags),
         "importedFrom": row.imported_from,
         "messageCount": row.message_count,
+        "headSeq": row.head_seq,
     }
 
 
@@ -307,7 +324,7 @@ class MessageImages:
         return path
 
 
-def _pdf_conversation(row: Any) -> Any:
+def _pdf_conversation(row: Any, path: Sequence[int]) -> Any:
     from app.exports.pdf import PdfConversation
 
     return PdfConversation(
@@ -316,7 +333,8 @@ def _pdf_conversation(row: Any) -> Any:
         created_at=row.created_at,
         last_activity_at=row.last_activity_at,
         archived_at=row.archived_at,
-        message_count=row.message_count,
+        message_count=len(path),
+        other_versions=row.message_count - len(path),
     )
 
 
@@ -336,18 +354,24 @@ async def render_row_pdf(
 ) -> bool:
     """Render in a worker thread, off the event loop; the thread pulls message batches
     from the loop as the renderer consumes them, so the messages are never all loaded at
-    once. Returns whether the PDF was cut short by its budget."""
+    once. The PDF prints the active path (root to head) and says how many other versions
+    the conversation keeps. Returns whether the PDF was cut short by its budget."""
     from app.exports.pdf import PdfMessage, render_conversation_pdf
 
+    path = await tree.path_seqs(
+        session=session, user_id=user_id, session_id=row.id, head_seq=row.head_seq
+    )
     async with MessageImages(session=session, user_id=user_id) as images:
 
         async def fetch(after_seq: int) -> list[tuple[Any, Path | None]]:
+            start = bisect.bisect_right(path, after_seq)
             rows = await message_batch(
                 session=session,
                 user_id=user_id,
                 session_id=row.id,
                 after_seq=after_seq,
                 limit=MESSAGE_BATCH,
+                among=path[start : start + MESSAGE_BATCH],
             )
             return [(m, await images.path_for(m.image_url)) for m in rows]
 
@@ -369,7 +393,7 @@ async def render_row_pdf(
 
         return await anyio.to_thread.run_sync(
             partial(render_conversation_pdf, budget=budget),
-            _pdf_conversation(row),
+            _pdf_conversation(row, path),
             messages(),
             out,
         )
