@@ -366,3 +366,123 @@ async def test_a_draft_on_a_branch_left_behind_is_not_posted(client, app):
     r = await chat(client, me, "yes", session_id=sid)
     posts = (await client.get("/api/posts", headers=me)).json()["posts"]
     assert len(posts) == 1 and "diwali" in posts[0]["text"].lower()
+
+
+# ------------------------------------------------------------------ context and exports
+
+
+async def test_the_context_is_the_active_path_within_its_bounds(client, app, settings):
+    recorder = RecordingAssistant()
+    app.state.assistant = recorder
+    settings.context_max_messages = 3
+    me = await register(client)
+    sid = (await chat(client, me, "a")).json()["sessionId"]
+    for text in ("b", "c", "d"):
+        await chat(client, me, text, session_id=sid)  # 3..8
+    await _edit(client, me, sid, 7, "d2")  # 9, a sibling of 7 (parent 6)
+    assert [m.seq for m in recorder.turns[-1].history] == [4, 5, 6]
+    await client.put(f"/api/sessions/{sid}/head", json={"seq": 3}, headers=me)
+    await chat(client, me, "e", session_id=sid)  # the newest leaf under 3 is 10
+    assert [m.seq for m in recorder.turns[-1].history] == [6, 9, 10]
+    await client.put(f"/api/sessions/{sid}/head", json={"seq": 7}, headers=me)
+    await chat(client, me, "f", session_id=sid)
+    assert [m.seq for m in recorder.turns[-1].history] == [6, 7, 8]
+
+
+async def test_a_tree_round_trips_through_export_and_import(client, app, clock):
+    app.state.assistant = RecordingAssistant()
+    me, fresh = await register(client), await register(client)
+    sid = (await chat(client, me, "hello")).json()["sessionId"]
+    clock.advance(1)
+    await chat(client, me, "first", session_id=sid)
+    clock.advance(1)
+    await _edit(client, me, sid, 3, "second")
+    clock.advance(1)
+    await _regenerate(client, me, sid, 2)
+    await client.put(f"/api/sessions/{sid}/head", json={"seq": 3}, headers=me)
+    exported = await client.get(f"/api/sessions/{sid}/export?format=json", headers=me)
+    doc = exported.json()
+    assert doc["version"] == 2 and doc["conversation"]["headSeq"] == 4
+
+    r = await client.post(
+        "/api/import", files={"file": ("export.json", exported.content)}, headers=fresh
+    )
+    assert r.status_code == 200, r.text
+    new_id = r.json()["sessions"][0]
+    again = (await client.get(f"/api/sessions/{new_id}/export?format=json", headers=fresh)).json()
+
+    def tree(conv: Any) -> Any:
+        return (
+            conv["headSeq"],
+            [
+                (m["seq"], m["parentSeq"], m["role"], m["content"], m["createdAt"])
+                for m in conv["messages"]
+            ],
+        )
+
+    assert tree(again["conversation"]) == tree(doc["conversation"])
+    detail = await _session(client, fresh, new_id)
+    assert detail["headSeq"] == 4 and [m["seq"] for m in detail["messages"]] == [1, 2, 3, 4]
+    assert detail["messages"][2]["siblingSeqs"] == [3, 5]
+    # Importing the same file again adds nothing.
+    r = await client.post(
+        "/api/import", files={"file": ("export.json", exported.content)}, headers=fresh
+    )
+    assert r.json()["imported"] == 0 and r.json()["skipped"] == 1
+
+
+async def test_a_version_1_export_imports_as_a_chain(client, app):
+    me = await register(client)
+    doc = {
+        "format": "chatkeep.conversation",
+        "version": 1,
+        "exportedAt": "2026-11-25T16:00:00.000000Z",
+        "conversation": {
+            "id": "old-1",
+            "title": "Old",
+            "status": "archived",
+            "createdAt": "2026-11-25T15:50:22.922399Z",
+            "lastActivityAt": "2026-11-25T15:52:10.000000Z",
+            "archivedAt": None,
+            "messageCount": 3,
+            "messages": [
+                {
+                    "seq": i,
+                    "role": role,
+                    "content": f"m{i}",
+                    "imageUrl": None,
+                    "createdAt": "2026-11-25T15:50:22.922399Z",
+                    "metadata": {},
+                }
+                for i, role in ((1, "user"), (2, "assistant"), (3, "user"))
+            ],
+            "drafts": [],
+        },
+    }
+    r = await client.post("/api/import", json=doc, headers=me)
+    assert r.status_code == 200, r.text
+    detail = await _session(client, me, r.json()["sessions"][0])
+    assert detail["headSeq"] == 3
+    assert [m["parentSeq"] for m in detail["messages"]] == [None, 1, 2]
+
+
+async def test_an_import_refuses_a_parent_that_is_not_older(client, app):
+    me = await register(client)
+    message = {"role": "user", "content": "x", "createdAt": "2026-11-25T15:50:22.922399Z"}
+    doc = {
+        "format": "chatkeep.conversation",
+        "version": 2,
+        "conversation": {
+            "id": "loop-1",
+            "title": "Loop",
+            "createdAt": "2026-11-25T15:50:22.922399Z",
+            "lastActivityAt": "2026-11-25T15:52:10.000000Z",
+            "messageCount": 2,
+            "messages": [
+                {**message, "seq": 1, "parentSeq": None},
+                {**message, "seq": 2, "parentSeq": 2},
+            ],
+        },
+    }
+    r = await client.post("/api/import", json=doc, headers=me)
+    assert r.status_code == 422 and r.json()["code"] == "invalid_export"
