@@ -13,7 +13,7 @@ import statistics
 import time
 from typing import Any
 
-from app.core.crypto import generate_key_line
+from app.encryption.crypto import generate_key_line
 from app.core.db import create_engine, create_sessionmaker
 from bench.modes import Mode
 from bench.pg import BenchServer

@@ -9,16 +9,17 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from app.admin.schemas import CleanupOut, StatsOut
-from app.auth.dependencies import SuperUser
+from app.auth.dependencies import RateLimit, SuperUser
 from app.conversations import service, trash
 from app.conversations.history_router import activity_out, actor_of
 from app.conversations.schemas import ActivityPage
 from app.conversations.tasks import sweep_now
 from app.core.db import SessionDep
-from app.core.dependencies import ClockDep, EventBusDep, SessionmakerDep, SettingsDep
+from app.core.dependencies import ClockDep, SessionmakerDep, SettingsDep
 from app.core.errors import NotFoundError
+from app.events.dependencies import EventBusDep
 from app.ratelimit import service as overrides_service
-from app.ratelimit.dependencies import RateLimit, RateLimitsDep
+from app.ratelimit.dependencies import RateLimitsDep
 from app.ratelimit.policies import USER_POLICIES
 from app.ratelimit.runtime import RateLimits
 from app.ratelimit.schemas import OverridesIn, OverridesOut

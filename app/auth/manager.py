@@ -30,9 +30,10 @@ from fastapi_users.password import PasswordHelper
 
 from app.auth.db import BEARER, COOKIE, UserDatabase, get_user_db
 from app.auth.models import User
-from app.auth.passwords import in_hash_pool, normalize_email, password_problem
+from app.auth.passwords import in_hash_pool, password_problem
 from app.auth.tokens import SignInStrategy
 from app.core.config import Settings
+from app.core.text import normalize_email
 
 AUTH_COOKIE_NAME = "chatkeep_auth"
 RESET_FINGERPRINT_CLAIM = "password_fgpt"

@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute
 from fastapi_users import InvalidPasswordException, exceptions
 
 from app.auth import service
-from app.auth.dependencies import CurrentUser
+from app.auth.dependencies import CurrentUser, RateLimit
 from app.auth.manager import (
     AUTH_COOKIE_NAME,
     UserManager,
@@ -38,7 +38,7 @@ from app.core.db import SessionDep
 from app.core.dependencies import ClockDep, SessionmakerDep, SettingsDep
 from app.core.errors import AppError, NotFoundError
 from app.exports import naming, zip_export
-from app.ratelimit.dependencies import SIGN_IN_LIMIT, TOKEN_LIMIT, RateLimit
+from app.ratelimit.dependencies import SIGN_IN_LIMIT, TOKEN_LIMIT
 from app.ratelimit.service import load_overrides
 
 ManagerDep = Annotated[UserManager, Depends(fastapi_users.get_user_manager)]

@@ -32,8 +32,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from app.conversations.models import MessageSearchToken
 from app.conversations.search import SearchTerms
 from app.conversations.search import _needs_substring as _substring_char
-from app.core.crypto import Keyring
 from app.core.tenancy import owned_by
+from app.encryption.crypto import Keyring
 
 MIN_PREFIX = 2
 MAX_PREFIX = 16

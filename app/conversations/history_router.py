@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from app.auth.dependencies import CurrentUser
+from app.auth.dependencies import CurrentUser, RateLimit
 from app.conversations import history, tags, trash
 from app.conversations.dependencies import OwnedSession
 from app.conversations.models import AuditEvent, ChatSession
@@ -33,7 +33,7 @@ from app.conversations.schemas import (
 )
 from app.core.db import SessionDep
 from app.core.dependencies import ClockDep, SettingsDep
-from app.ratelimit.dependencies import RateLimit, client_ip
+from app.core.http import client_ip
 from app.sharing.dependencies import ShareBase, shared_out
 
 router = APIRouter(prefix="/api/sessions", tags=["history"], dependencies=[RateLimit("default")])

@@ -15,10 +15,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlmodel import Field, SQLModel
 
-from app.core import sealed
-from app.core.crypto import Keyring
 from app.core.db import metadata as _metadata  # noqa: F401  (naming convention first)
 from app.core.tenancy import owner_key, same_owner_fk
+from app.encryption import sealed
+from app.encryption.crypto import Keyring
 
 # Full-text search uses the 'simple' configuration: lower-cased words, no stemming and no
 # stop words, so it works the same for text in any language (see docs/api.md, History).

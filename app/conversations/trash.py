@@ -26,9 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.conversations.models import AuditAction, AuditEvent, ChatSession, SessionStatus
-from app.core.crypto import keyring_of
-from app.core.sealed import open_column
 from app.core.tenancy import owned, owned_by
+from app.encryption.crypto import keyring_of
+from app.encryption.sealed import open_column
 from app.events.bus import EventBus, user_event
 from app.sharing.service import revoke_for_sessions
 

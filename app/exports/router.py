@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from app.auth.dependencies import CurrentUser
+from app.auth.dependencies import CurrentUser, RateLimit
 from app.conversations import history
 from app.conversations.dependencies import OwnedSession
 from app.core.db import SessionDep
@@ -16,7 +16,6 @@ from app.core.errors import InvalidInputError
 from app.core.validation import SaneDate
 from app.exports import importer, naming, service, zip_export
 from app.exports.schemas import ImportFailureOut, ImportResult
-from app.ratelimit.dependencies import RateLimit
 
 router = APIRouter(prefix="/api", tags=["export"], dependencies=[RateLimit("default")])
 

@@ -36,11 +36,11 @@ from app.conversations.history import (
 )
 from app.conversations.models import ChatMessage, ChatSession
 from app.core.config import Settings
-from app.core.crypto import Keyring, keyring_of
 from app.core.errors import NotFoundError
-from app.core.sealed import open_column
 from app.core.tenancy import owned
 from app.core.validation import format_utc
+from app.encryption.crypto import Keyring, keyring_of
+from app.encryption.sealed import open_column
 from app.exports.drafts import collect_drafts
 
 if TYPE_CHECKING:

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Request
 
 from app.auth.dependencies import CurrentUser
 from app.core.db import RequestSessionDep
-from app.ratelimit.dependencies import RateLimitsDep, client_ip
+from app.core.http import client_ip
+from app.ratelimit.dependencies import RateLimitsDep
 from app.ratelimit.runtime import Quota
 from app.ratelimit.schemas import MyLimitsOut, QuotaOut
 

@@ -19,10 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.conversations.models import ChatMessage, ChatSession, SessionStatus
-from app.core.crypto import keyring_of
 from app.core.errors import ConflictError, NotFoundError
-from app.core.sealed import open_column
 from app.core.tenancy import owned, owned_delete
+from app.encryption.crypto import keyring_of
+from app.encryption.sealed import open_column
 from app.sharing.models import TOKEN_BYTES, TOKEN_MAX_CHARS, SharedLink
 
 _links = SharedLink.__table__  # type: ignore[attr-defined]

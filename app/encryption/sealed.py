@@ -1,7 +1,7 @@
 """Sealed columns: the one place where rows are encrypted on the way in and out.
 
 A model registers which of its columns hold user content. With ENCRYPTION_KEYS set, an
-ORM write seals each such value (AES-256-GCM, see `app.core.crypto`) into its sealed
+ORM write seals each such value (AES-256-GCM, see `app.encryption.crypto`) into its sealed
 column, blanks the plaintext column (`''` or NULL) and records the key in `key_id`; an
 ORM load opens it again, so every reader of the object sees plaintext. Without keys
 nothing happens and the plaintext columns are used as always.
@@ -23,7 +23,13 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import attributes, object_session
 
-from app.core.crypto import Keyring, associated_data, keyring_of, keyring_of_bind, open_or_refuse
+from app.encryption.crypto import (
+    Keyring,
+    associated_data,
+    keyring_of,
+    keyring_of_bind,
+    open_or_refuse,
+)
 
 KEY_ID_COLUMN = "key_id"
 _PLAIN = "chatkeep_plaintext"
