@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from app.auth.manager import fastapi_users
+from app.auth.manager import UserManager, fastapi_users
 from app.auth.models import User
 from app.core.dependencies import SettingsDep
 from app.core.errors import ForbiddenError
@@ -15,6 +15,7 @@ current_active_user = fastapi_users.current_user(active=True)
 current_superuser = fastapi_users.current_user(active=True, superuser=True)
 
 CurrentUser = Annotated[User, Depends(current_active_user)]
+ManagerDep = Annotated[UserManager, Depends(fastapi_users.get_user_manager)]
 SuperUser = Annotated[User, Depends(current_superuser)]
 
 

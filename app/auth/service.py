@@ -6,19 +6,17 @@ import contextlib
 import uuid
 from datetime import datetime
 
-import sqlalchemy as sa
 from fastapi_users.exceptions import InvalidPasswordException, UserAlreadyExists
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from app.auth.db import UserDatabase, live_filter
 from app.auth.manager import UserManager
-from app.auth.models import AccountEvent, SignIn, User
+from app.auth.models import SignIn, User
 from app.auth.schemas import UserCreate
 from app.core.config import Settings
-from app.core.db import metadata
-from app.core.errors import ConflictError, InvalidInputError, NotFoundError
-from app.core.tenancy import owned, owned_delete, owned_update
+from app.core.errors import AppError, ConflictError, InvalidInputError, NotFoundError
+from app.core.tenancy import owned, owned_update
 
 
 async def create_user(
@@ -103,30 +101,26 @@ async def end_sign_ins(
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-# --- deleting an account, and what it holds ----------------------------------------------
+class CredentialsError(AppError):
+    status_code = 400
+    code = "wrong_current_password"
+    title = "Current password needed"
 
 
-def _tenant_tables() -> list[sa.Table]:
-    """Every table with a `user_id` column, children before parents."""
-    import app.models  # noqa: F401  (every domain's tables)
+async def require_current_password(manager: UserManager, user: User, given: str | None) -> None:
+    """Email, password and account deletion need the current password."""
+    if not given:
+        raise CredentialsError(
+            "Type your current password to change your email or password.",
+            code="current_password_required",
+        )
+    if not await manager.check_password(user, given):
+        raise CredentialsError("Your current password is not right.")
 
-    return [t for t in reversed(metadata.sorted_tables) if "user_id" in t.c]
 
-
-async def delete_account(
-    *, session: AsyncSession, user_id: uuid.UUID, now: datetime
-) -> dict[str, int]:
-    """Deletes every row of the user, table by table, then the user, and records an
-    audit event holding only the user's id and the row counts. The caller's transaction
-    makes it all or nothing."""
-    counts: dict[str, int] = {}
-    for table in _tenant_tables():
-        result = await session.execute(owned_delete(table, user_id))
-        counts[table.name] = int(getattr(result, "rowcount", 0) or 0)
-    await session.execute(sa.delete(User).where(col(User.id) == user_id))
-    session.add(AccountEvent(subject_id=user_id, event="account_deleted", at=now, detail=counts))
-    await session.flush()
-    return counts
+def idle_seconds(settings: Settings) -> int:
+    """How long a sign-in may go unused before it ends."""
+    return settings.sign_in_idle_days * 86_400
 
 
 def account_document(

@@ -25,15 +25,6 @@ import anyio.to_thread
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.conversations.history import (
-    Position,
-    SessionFilter,
-    after_cursor,
-    choose_search_plan,
-    filtered_sessions,
-    history_order,
-    session_title,
-)
 from app.conversations.models import ChatMessage, ChatSession
 from app.core.config import Settings
 from app.core.errors import NotFoundError
@@ -42,6 +33,15 @@ from app.core.validation import format_utc
 from app.encryption.crypto import Keyring, keyring_of
 from app.encryption.sealed import open_column
 from app.exports.drafts import collect_drafts
+from app.history.service import (
+    Position,
+    SessionFilter,
+    after_cursor,
+    choose_search_plan,
+    filtered_sessions,
+    history_order,
+    session_title,
+)
 
 if TYPE_CHECKING:
     from app.exports.pdf import PdfBudget

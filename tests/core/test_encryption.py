@@ -23,7 +23,6 @@ from pydantic import ValidationError
 from pypdf import PdfReader
 
 from app.assistant.models import PostDraftVersion
-from app.conversations import history
 from app.conversations.ids import new_session_id
 from app.conversations.models import ChatMessage, ChatSession
 from app.core.clock import FrozenClock
@@ -32,6 +31,7 @@ from app.core.db import create_engine, create_sessionmaker
 from app.core.runtime import PROJECT_ROOT
 from app.encryption.config import keyring_for
 from app.encryption.crypto import generate_key_line
+from app.history import service as history
 from app.keys import service as keys
 from app.main import create_app
 from tests.conftest import chat, register
