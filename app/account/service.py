@@ -13,6 +13,7 @@ from sqlmodel import col
 
 import app.models  # noqa: F401  (every domain's tables, for the tenant-table walk)
 from app.auth import service as auth_service
+from app.auth import sign_ins as sign_in_service
 from app.auth.models import AccountEvent, User
 from app.core.config import Settings
 from app.core.db import metadata
@@ -55,11 +56,11 @@ async def my_data_stream(
 ) -> AsyncIterator[bytes]:
     """ "Download my data": the ZIP export of every conversation plus `account.json`
     (profile, sign-ins, settings)."""
-    sign_ins = await auth_service.list_sign_ins(
+    sign_ins = await sign_in_service.list_sign_ins(
         session=session,
         user_id=user.id,
         now=now,
-        idle_seconds=auth_service.idle_seconds(settings),
+        idle_seconds=sign_in_service.idle_seconds(settings),
     )
     overrides = await load_overrides(session=session, user_id=user.id)
     document = auth_service.account_document(

@@ -12,6 +12,7 @@ from fastapi.routing import APIRoute
 from fastapi_users import InvalidPasswordException, exceptions
 
 from app.auth import service
+from app.auth import sign_ins as sign_in_service
 from app.auth.dependencies import CurrentUser, ManagerDep, RateLimit
 from app.auth.manager import (
     bearer_backend,
@@ -98,7 +99,7 @@ async def update_me(
         raise AppError("Another account uses this email.", code="email_already_exists") from None
     if "password" in changes:
         current = getattr(request.state, STATE_SIGN_IN, None)
-        await service.end_sign_ins(
+        await sign_in_service.end_sign_ins(
             session=session,
             user_id=user.id,
             now=clock.now(),
@@ -134,11 +135,11 @@ async def list_sign_ins(
     settings: SettingsDep,
 ) -> SignInsOut:
     """Where you are signed in: device, IP, first and last use. `current` marks this one."""
-    rows = await service.list_sign_ins(
+    rows = await sign_in_service.list_sign_ins(
         session=session,
         user_id=user.id,
         now=clock.now(),
-        idle_seconds=service.idle_seconds(settings),
+        idle_seconds=sign_in_service.idle_seconds(settings),
     )
     current = _current_id(request)
     return SignInsOut(
@@ -163,7 +164,7 @@ async def end_sign_in(
     sign_in_id: uuid.UUID, user: CurrentUser, session: SessionDep, clock: ClockDep
 ) -> Response:
     """Ends one sign-in (this one too, if named): its token stops working everywhere."""
-    await service.end_sign_in(
+    await sign_in_service.end_sign_in(
         session=session, user_id=user.id, sign_in_id=sign_in_id, now=clock.now()
     )
     return Response(status_code=204)
@@ -177,7 +178,7 @@ async def end_other_sign_ins(
     current = _current_id(request)
     if current is None:
         raise NotFoundError("This request has no sign-in of its own.", code="sign_in_not_found")
-    ended = await service.end_sign_ins(
+    ended = await sign_in_service.end_sign_ins(
         session=session, user_id=user.id, now=clock.now(), keep=current
     )
     return EndedOut(ended=ended)

@@ -48,8 +48,6 @@ class SealSpec:
     table: str
     columns: tuple[SealedColumn, ...]
     row_key: tuple[str, ...]  # the attributes naming the row, bound into the ciphertext
-    # Called after a row's content was sealed and written (the search index hooks in here).
-    on_write: Callable[[sa.Connection, Any, Keyring], None] | None = None
 
     def column(self, name: str) -> SealedColumn:
         return next(c for c in self.columns if c.name == name)
@@ -171,6 +169,24 @@ def _open_target(
         attributes.set_committed_value(target, c.name, _decode(c, data))
 
 
+SealedWriteHook = Callable[[sa.Connection, Any, Keyring], None]
+# Called after a row's content was sealed and written (the blind index hooks in here).
+WRITE_HOOKS: dict[type, list[SealedWriteHook]] = {}
+
+
+def on_sealed_write(model: type) -> Callable[[SealedWriteHook], SealedWriteHook]:
+    """Calls the decorated `hook(connection, row, keyring)` after a row of `model` was
+    sealed and written by the ORM."""
+
+    def add(hook: SealedWriteHook) -> SealedWriteHook:
+        hooks = WRITE_HOOKS.setdefault(model, [])
+        if hook not in hooks:
+            hooks.append(hook)
+        return hook
+
+    return add
+
+
 def register(model: type, spec: SealSpec) -> None:
     """Seal `model`'s content columns on ORM writes and open them on ORM loads."""
     SPECS[model] = spec
@@ -197,8 +213,9 @@ def register(model: type, spec: SealSpec) -> None:
         sealed_now = _PLAIN in sa.inspect(target).info
         _restore_plain(target)
         keyring = keyring_of_bind(connection.engine)
-        if spec.on_write is not None and sealed_now and keyring is not None:
-            spec.on_write(connection, target, keyring)
+        if sealed_now and keyring is not None:
+            for hook in WRITE_HOOKS.get(model, ()):
+                hook(connection, target, keyring)
 
     @event.listens_for(model, "load")
     def _load(target: Any, context: Any) -> None:

@@ -25,6 +25,7 @@ import anyio.to_thread
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.assistant.ledger import get_owned_image
 from app.conversations.models import ChatMessage, ChatSession
 from app.core.config import Settings
 from app.core.errors import NotFoundError
@@ -283,8 +284,6 @@ class MessageImages:
 
     async def path_for(self, image_url: str | None) -> Path | None:
         """A file holding the message's image, or None (no image, not the user's, gone)."""
-        from app.assistant.ledger import get_owned_image
-
         image_id = stored_image_id(image_url)
         if image_id is None:
             return None
