@@ -53,8 +53,8 @@ async def test_chatgpt_export_imports_the_active_branch(client):
     assert conv["status"] == "archived"
     assert conv["createdAt"] == "2025-11-24T16:00:00.500000Z"
     assert conv["lastActivityAt"] == "2025-11-24T16:15:00.250000Z"
-    # Hidden system and context nodes, thoughts, the recap and the regenerated answer are
-    # gone; code and its output stay, in the answer they belong to.
+    # Hidden system and context nodes, thoughts and the recap are gone; code and its output
+    # stay, in the answer they belong to. The active path is the current node's branch.
     assert _said(conv) == [
         ("user", "How often do I feed a sourdough starter?"),
         ("assistant", "Once a day at room temperature."),
@@ -65,6 +65,11 @@ async def test_chatgpt_export_imports_the_active_branch(client):
         "2025-11-24T16:00:10Z",
         "2025-11-24T16:00:40Z",
     ]
+    # The regenerated answer is kept, as the other version of the first answer.
+    first_answer = conv["messages"][1]
+    [other] = [s for s in first_answer["siblingSeqs"] if s != first_answer["seq"]]
+    moved = await client.put(f"/api/sessions/{conv['id']}/head", json={"seq": other}, headers=user)
+    assert _said(moved.json())[1] == ("assistant", "An answer the user regenerated.")
     listed = (await client.get("/api/sessions?status=archived", headers=user)).json()["items"]
     assert [(i["title"], i["importedFrom"]) for i in listed] == [
         ("Feeding a sourdough starter", "chatgpt")
@@ -158,6 +163,9 @@ async def test_open_webui_export_keeps_the_current_branch_pins_and_tags(client):
         "2025-11-13T02:13:20Z",
         "2025-11-13T02:13:40Z",
     ]
+    # The earlier answer is kept as another version; the head is `currentId`.
+    assert conv["messages"][1]["siblingSeqs"] == [2, 3]
+    assert conv["headSeq"] == conv["messages"][1]["seq"] == 3
     assert (await _import(client, user, _fixture("openwebui-export.json"))).json()["imported"] == 0
 
 
