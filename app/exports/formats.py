@@ -7,12 +7,11 @@ used (no messages, no mapping, no times) raises `BrokenEntry`; the importer skip
 lists it in its answer.
 
 Messages form a tree in ChatGPT and Open WebUI (and in Claude when
-`parent_message_uuid` is present). ChatGPT's and Open WebUI's trees are imported whole:
-every node with a user or assistant message becomes a message with its parent (`parentSeq`),
-nodes without one (the root, system, context or hidden nodes) are skipped and their
-children re-parented to the nearest kept ancestor, and the head is the current node (or
-its nearest kept ancestor). Claude's branch the user saw last is imported, found by
-walking parents up from the last message.
+`parent_message_uuid` is present), and they are imported whole: every node with a user
+or assistant message becomes a message with its parent (`parentSeq`), nodes without one
+(the root, system, context or hidden nodes) are skipped and their children re-parented to
+the nearest kept ancestor, and the head is the current node (or its nearest kept
+ancestor).
 """
 
 from __future__ import annotations
@@ -139,21 +138,6 @@ def _title(raw: Any, messages: list[dict[str, Any]]) -> str:
         title = " ".join(first.split())
         title = title[: grapheme_floor(title, UNTITLED_TITLE_CHARS)]
     return title[: grapheme_floor(title, TITLE_MAX_CHARS)]
-
-
-def _branch(
-    leaf: str | None, parent_of: Callable[[str], str | None], known: Callable[[str], bool]
-) -> list[str]:
-    """Ids from the root down to `leaf`, following parents; a cycle ends the walk."""
-    path: list[str] = []
-    seen: set[str] = set()
-    node = leaf
-    while node is not None and known(node) and node not in seen:
-        seen.add(node)
-        path.append(node)
-        node = parent_of(node)
-    path.reverse()
-    return path
 
 
 # One node of another product's tree: its parent's key, and its message (None: a node
@@ -399,28 +383,39 @@ def from_claude(entry: Any) -> dict[str, Any]:
     if not isinstance(raw, list) or not raw:
         raise BrokenEntry("it has no messages")
     listed = [m for m in raw if isinstance(m, dict)]
-    chain = listed
+    roles = {"human": "user", "assistant": "assistant"}
     by_id = {m["uuid"]: m for m in listed if isinstance(m.get("uuid"), str)}
+    tree: _Tree | None = None
+    messages: list[tuple[str, str, datetime | None]] = []
     if any(isinstance(m.get("parent_message_uuid"), str) for m in listed):
-        # A tree: the last message of the array ends the branch the user saw last.
+        # A tree, imported whole; the last message of the array that has no replies ends
+        # the branch the user saw last (the head).
         parents = {p for m in listed if isinstance(p := m.get("parent_message_uuid"), str)}
         leaves = [m for m in listed if m.get("uuid") not in parents]
         leaf = leaves[-1].get("uuid") if leaves else None
 
-        def parent(node: str) -> str | None:
-            value = by_id[node].get("parent_message_uuid")
+        def parent(m: dict[str, Any]) -> str | None:
+            value = m.get("parent_message_uuid")
             return value if isinstance(value, str) and value != _CLAUDE_ROOT else None
 
-        chain = [
-            by_id[n]
-            for n in _branch(leaf if isinstance(leaf, str) else None, parent, by_id.__contains__)
+        def kept(m: dict[str, Any]) -> tuple[str, str, datetime | None] | None:
+            sender, text = m.get("sender"), _claude_text(m)
+            if not isinstance(sender, str) or sender not in roles or not text.strip():
+                return None
+            return roles[sender], text, _iso(m.get("created_at"))
+
+        order = {k: i for i, k in enumerate(by_id)}
+        tree = _tree(
+            {k: (parent(m), kept(m)) for k, m in by_id.items()},
+            leaf if isinstance(leaf, str) else None,
+            sort_key=order.__getitem__,
+        )
+    else:
+        messages = [
+            (roles[sender], _claude_text(m), _iso(m.get("created_at")))
+            for m in listed
+            if isinstance(sender := m.get("sender"), str) and sender in roles
         ]
-    roles = {"human": "user", "assistant": "assistant"}
-    messages = [
-        (roles[sender], _claude_text(m), _iso(m.get("created_at")))
-        for m in chain
-        if isinstance(sender := m.get("sender"), str) and sender in roles
-    ]
     return _conversation(
         source="claude",
         raw_id=entry.get("uuid"),
@@ -428,6 +423,7 @@ def from_claude(entry: Any) -> dict[str, Any]:
         created=_iso(entry.get("created_at")),
         updated=_iso(entry.get("updated_at")),
         messages=messages,
+        tree=tree,
     )
 
 

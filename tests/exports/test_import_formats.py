@@ -125,13 +125,16 @@ async def test_claude_export_follows_parents_and_skips_thinking(client):
     assert kyoto["importedFrom"] == "claude"
     assert kyoto["createdAt"] == "2025-11-20T08:00:00Z"
     assert kyoto["lastActivityAt"] == "2025-11-20T08:30:00Z"
-    # The later edit ("Two days") is the branch kept; thinking and tool blocks are not text.
+    # The later edit ("Two days") is the branch shown; thinking and tool blocks are not text.
     assert _said(kyoto) == [
         ("user", "Plan a trip to Kyoto 京都"),
         ("assistant", "How many days do you have?"),
         ("user", "Two days"),
         ("assistant", "Day 1: Fushimi Inari.\n\nDay 2: Arashiyama."),
     ]
+    # The earlier question is kept as the other version of the edit.
+    assert len(kyoto["messages"][2]["siblingSeqs"]) == 2
+    assert rust["messages"][1]["parentSeq"] == 1  # no parents: a chain
     # No parents and no content blocks: array order and `text`; no name: the first words.
     assert rust["title"] == "Is 🦀 Rust hard to learn?"
     assert _said(rust) == [
