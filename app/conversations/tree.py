@@ -45,9 +45,13 @@ _CHILDREN = sa.text(
     """
     SELECT parent_seq, array_agg(seq ORDER BY seq) AS seqs FROM chat_message
     WHERE session_id = :session_id AND user_id = :user_id
-      AND (parent_seq = ANY(CAST(:parents AS integer[]))
-           OR (CAST(:roots AS boolean) AND parent_seq IS NULL))
+      AND parent_seq = ANY(CAST(:parents AS integer[]))
     GROUP BY parent_seq
+    UNION ALL
+    SELECT NULL, array_agg(seq ORDER BY seq) FROM chat_message
+    WHERE CAST(:roots AS boolean) AND session_id = :session_id AND user_id = :user_id
+      AND parent_seq IS NULL
+    HAVING count(*) > 0
     """
 )
 
