@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from app.auth.db import UserDatabase, live_filter
+from app.auth.db import end_sign_ins as end_sign_ins  # the routes' one way to end them
 from app.auth.manager import UserManager
 from app.auth.models import AccountEvent, SignIn, User
 from app.auth.schemas import UserCreate
@@ -85,22 +86,6 @@ async def end_sign_in(
     if not getattr(result, "rowcount", 0):
         raise NotFoundError("No such sign-in.", code="sign_in_not_found")
     await session.flush()
-
-
-async def end_sign_ins(
-    *,
-    session: AsyncSession,
-    user_id: uuid.UUID,
-    now: datetime,
-    keep: uuid.UUID | None = None,
-) -> int:
-    """Ends every sign-in of the user but `keep`; returns how many were live."""
-    statement = owned_update(SignIn, user_id).where(col(SignIn.ended_at).is_(None))
-    if keep is not None:
-        statement = statement.where(col(SignIn.id) != keep)
-    result = await session.execute(statement.values(ended_at=now))
-    await session.flush()
-    return int(getattr(result, "rowcount", 0) or 0)
 
 
 # --- deleting an account, and what it holds ----------------------------------------------
