@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import uuid
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import StreamingResponse
 from fastapi.routing import APIRoute
 from fastapi_users import InvalidPasswordException, exceptions
 
@@ -38,6 +38,8 @@ from app.core.db import SessionDep
 from app.core.dependencies import ClockDep, SessionmakerDep, SettingsDep
 from app.core.errors import AppError, NotFoundError
 from app.exports import naming, zip_export
+from app.exports.dependencies import DownloadSlotDep
+from app.exports.responses import DownloadResponse
 from app.ratelimit.dependencies import SIGN_IN_LIMIT, TOKEN_LIMIT, RateLimit
 from app.ratelimit.service import load_overrides
 
@@ -221,8 +223,12 @@ async def end_other_sign_ins(
 
 @me.get(
     "/data",
-    responses={200: {"content": {"application/zip": {}}, "description": "A ZIP archive"}},
-    dependencies=[RateLimit("export")],
+    responses={
+        200: {"content": {"application/zip": {}}, "description": "A ZIP archive"},
+        429: {"description": "Too many requests, or too many downloads in progress at once"},
+    },
+    dependencies=[RateLimit("export"), DownloadSlotDep],
+    response_class=DownloadResponse,
 )
 async def download_my_data(
     user: CurrentUser,
@@ -230,7 +236,7 @@ async def download_my_data(
     clock: ClockDep,
     settings: SettingsDep,
     sessionmaker: SessionmakerDep,
-) -> StreamingResponse:
+) -> DownloadResponse:
     """Everything of yours: the ZIP export of every conversation plus `account.json`
     (profile, sign-ins, settings)."""
     now = clock.now()
@@ -242,16 +248,18 @@ async def download_my_data(
         user=user, sign_ins=sign_ins, settings={"rateLimitOverrides": overrides}, now=now
     )
     account = json.dumps(document, ensure_ascii=False, indent=2).encode()
-    stream = zip_export.export_zip_stream(
+    produce = partial(
+        zip_export.archive,
         sessionmaker=sessionmaker,
         user_id=user.id,
         flt=SessionFilter(status="all"),
         now=now,
+        data_dir=settings.data_dir,
         extra_files={ACCOUNT_FILE: account},
     )
     name = f"chatkeep-my-data-{naming.day(now)}.zip"
     headers = {"Content-Disposition": naming.content_disposition(name), "Cache-Control": "no-store"}
-    return StreamingResponse(stream, media_type="application/zip", headers=headers)
+    return DownloadResponse(produce, media_type="application/zip", headers=headers)
 
 
 ACCOUNT_FILE = "account.json"

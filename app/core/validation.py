@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
@@ -221,7 +221,7 @@ async def _check_multipart(body: bytes, scope: Any) -> tuple[str, str] | None:
     if not body:
         return None
 
-    async def stream() -> AsyncIterator[bytes]:
+    async def stream() -> AsyncGenerator[bytes, None]:
         yield body
 
     parser = MultiPartParser(

@@ -132,20 +132,29 @@ async def test_pdf_export_is_a_real_pdf_with_the_conversation(client, clock):
     assert sid in text
 
 
-async def test_render_session_pdf_service_checks_the_owner(client, clock, sessionmaker):
+async def test_the_pdf_service_checks_the_owner(client, clock, sessionmaker, settings):
     from app.core.errors import NotFoundError
+    from app.exports import downloads
 
     headers = await register(client)
     sid = await _conversation(client, headers, clock, turns=1)
     me = uuid.UUID((await client.get("/users/me", headers=headers)).json()["id"])
-    async with sessionmaker() as db:
-        out = io.BytesIO()
-        await service.render_session_pdf(session=db, user_id=me, session_id=sid, out=out)
-        assert out.getvalue().startswith(b"%PDF")
-        with pytest.raises(NotFoundError):
-            await service.render_session_pdf(
-                session=db, user_id=uuid.uuid4(), session_id=sid, out=io.BytesIO()
-            )
+    pdf = await downloads.conversation_pdf(
+        sessionmaker=sessionmaker, user_id=me, session_id=sid, data_dir=settings.data_dir
+    )
+    try:
+        assert b"".join(pdf.chunks()).startswith(b"%PDF")
+    finally:
+        pdf.close()
+    with pytest.raises(NotFoundError):
+        await downloads.conversation_pdf(
+            sessionmaker=sessionmaker,
+            user_id=uuid.uuid4(),
+            session_id=sid,
+            data_dir=settings.data_dir,
+        )
+    # Nothing is left behind in the spool.
+    assert list((settings.data_dir / "spool").iterdir()) == []
 
 
 async def test_export_of_another_users_conversation_is_404_like_a_missing_one(client, clock):
