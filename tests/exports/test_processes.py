@@ -207,3 +207,38 @@ async def test_stalled_downloads_hold_no_connection(server, database_url):
             time.sleep(0.2)
         assert r.status_code == 200
         assert len(r.json()["conversation"]["messages"]) == BIG_MESSAGES + 2
+
+
+async def test_a_slow_upload_holds_no_transaction(server, database_url):
+    uploader = _user(server.base, "slow-uploader@example.com")
+    body = b'{"format": "not an export"}'.ljust(64 * 1024, b" ")
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    try:
+        head = (
+            f"POST /api/import HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+            f"Authorization: {uploader['Authorization']}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        sock.sendall(head.encode() + body[:1000])
+        # While the rest of the body has not come, no app connection sits in a transaction.
+        for _ in range(20):
+            rows = await _sql(
+                database_url,
+                """
+                SELECT count(*) FROM pg_stat_activity
+                WHERE datname = current_database() AND application_name = 'chatkeep'
+                  AND state LIKE 'idle in transaction%'
+                """,
+            )
+            assert rows == [(0,)]
+            time.sleep(0.1)
+        sock.sendall(body[1000:])
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(4096)
+            assert chunk, answer
+            answer += chunk
+        # The whole body was read and judged: not an export.
+        assert answer.startswith(b"HTTP/1.1 422"), answer[:200]
+    finally:
+        sock.close()
