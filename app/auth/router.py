@@ -228,7 +228,6 @@ async def end_other_sign_ins(
         429: {"description": "Too many requests, or too many downloads in progress at once"},
     },
     dependencies=[RateLimit("export"), DownloadSlotDep],
-    response_class=DownloadResponse,
 )
 async def download_my_data(
     user: CurrentUser,

@@ -43,7 +43,6 @@ _TOO_MANY: dict[int | str, dict[str, Any]] = {
         },
     },
     dependencies=[RateLimit("export"), DownloadSlotDep],
-    response_class=DownloadResponse,
 )
 async def export_session(
     chat_session: OwnedSession,
@@ -88,7 +87,6 @@ async def export_session(
         200: {"content": {"application/zip": {}}, "description": "A ZIP archive"},
     },
     dependencies=[RateLimit("export"), DownloadSlotDep],
-    response_class=DownloadResponse,
 )
 async def export_all(
     settings: SettingsDep,
