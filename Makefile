@@ -10,7 +10,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 help:
 	@echo "make run      - install, migrate and serve on http://127.0.0.1:8000 (embedded PostgreSQL)"
 	@echo "make test     - install and run the test suite"
-	@echo "make lint     - ruff and mypy"
+	@echo "make lint     - ruff, mypy and the import layers"
 	@echo "make fmt      - format the code"
 	@echo "make migrate  - apply migrations"
 	@echo "make revision m=\"what changed\" - autogenerate a migration"
@@ -127,6 +127,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check app tests alembic
 	$(BIN)/ruff format --check app tests alembic
 	$(BIN)/mypy app
+	$(BIN)/lint-imports
 
 fmt: $(STAMP)
 	$(BIN)/ruff check --fix app tests alembic

@@ -29,10 +29,10 @@ def _mib(value: float) -> float:
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
-    from app.conversations.history import SessionFilter
     from app.exports import pdf as _pdf  # noqa: F401  (library import counts as "before")
     from app.exports.downloads import conversation_pdf
     from app.exports.zip_export import archive
+    from app.history.service import SessionFilter
 
     settings = bench_settings(args.url)
     engine = create_engine(settings, args.url)

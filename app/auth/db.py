@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.auth.models import SignIn, User
-from app.core.db import RequestSessionDep
-from app.core.tenancy import owned_update
+from app.core.db import RequestSessionDep, commit
 
 # The two kinds of sign-in (app/auth/tokens.py says how they differ).
 COOKIE = "cookie"
@@ -46,27 +44,6 @@ _USER_WITH_LIVE_SIGN_IN = (
 )
 
 
-async def end_sign_ins(
-    *,
-    session: AsyncSession,
-    user_id: uuid.UUID,
-    now: datetime,
-    keep: uuid.UUID | None = None,
-) -> int:
-    """Ends every sign-in of the user but `keep`; returns how many were live.
-
-    The one way sign-ins end in bulk: signing out everywhere, and every credential change
-    (`UserManager._update`: a password set by the user, by a superuser or by a reset link,
-    and an email change) runs it in the transaction that stores the change.
-    """
-    statement = owned_update(SignIn, user_id).where(col(SignIn.ended_at).is_(None))
-    if keep is not None:
-        statement = statement.where(col(SignIn.id) != keep)
-    result = await session.execute(statement.values(ended_at=now))
-    await session.flush()
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
 class UserDatabase(SQLAlchemyUserDatabase[User, uuid.UUID]):
     """fastapi-users' adapter on the request's own session.
 
@@ -95,7 +72,7 @@ class UserDatabase(SQLAlchemyUserDatabase[User, uuid.UUID]):
         await self.session.execute(
             sa.update(SignIn).where(col(SignIn.id) == row.id).values(last_used_at=now)
         )
-        await self.session.commit()
+        await commit(self.session)
         row.last_used_at = now
 
 

@@ -39,7 +39,7 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
 import anyio.to_thread
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.conversations.history import SessionFilter
+from app.assistant.ledger import get_owned_image
 from app.core.errors import AppError, NotFoundError
 from app.exports.drafts import collect_drafts
 from app.exports.service import (
@@ -56,6 +56,7 @@ from app.exports.service import (
     read_only_snapshot,
     stored_image_id,
 )
+from app.history.service import SessionFilter
 
 if TYPE_CHECKING:
     from app.exports.pdf import PdfBudget, PdfConversation
@@ -211,8 +212,6 @@ class Workspace:
         self, *, session: AsyncSession, user_id: uuid.UUID, image_url: str | None
     ) -> str | None:
         """The file name (under images/) of the message's image, if it is the user's."""
-        from app.assistant.ledger import get_owned_image
-
         image_id = stored_image_id(image_url)
         if image_id is None:
             return None

@@ -7,8 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 
-from app.auth.dependencies import CurrentUser
-from app.conversations import history
+from app.auth.dependencies import CurrentUser, RateLimit
 from app.conversations.dependencies import OwnedSession
 from app.core.db import SessionDep, end_transaction
 from app.core.dependencies import ClockDep, SessionmakerDep, SettingsDep
@@ -18,7 +17,7 @@ from app.exports import downloads, importer, naming, service, zip_export
 from app.exports.dependencies import DownloadSlotDep
 from app.exports.responses import DownloadResponse
 from app.exports.schemas import ImportFailureOut, ImportResult
-from app.ratelimit.dependencies import RateLimit
+from app.history import service as history
 
 router = APIRouter(prefix="/api", tags=["export"], dependencies=[RateLimit("default")])
 

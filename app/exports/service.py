@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.conversations.history import (
+from app.conversations.models import ChatMessage, ChatSession
+from app.core.config import Settings
+from app.core.errors import NotFoundError
+from app.core.tenancy import owned
+from app.core.validation import format_utc
+from app.encryption.crypto import Keyring, keyring_of
+from app.encryption.sealed import open_column
+from app.history.service import (
     Position,
     SessionFilter,
     after_cursor,
@@ -28,13 +35,6 @@ from app.conversations.history import (
     history_order,
     session_title,
 )
-from app.conversations.models import ChatMessage, ChatSession
-from app.core.config import Settings
-from app.core.crypto import Keyring, keyring_of
-from app.core.errors import NotFoundError
-from app.core.sealed import open_column
-from app.core.tenancy import owned
-from app.core.validation import format_utc
 
 if TYPE_CHECKING:
     from app.exports.pdf import PdfBudget

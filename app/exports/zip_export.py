@@ -29,7 +29,6 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
 import anyio.to_thread
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.conversations.history import SessionFilter
 from app.core.errors import NotFoundError
 from app.exports import naming
 from app.exports.downloads import (
@@ -45,6 +44,7 @@ from app.exports.downloads import (
     spool_dir,
 )
 from app.exports.service import ARCHIVE_FORMAT, EXPORT_FORMAT_VERSION, document_head, iso
+from app.history.service import SessionFilter
 
 if TYPE_CHECKING:
     from app.exports.pdf import PdfBudget

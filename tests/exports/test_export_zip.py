@@ -132,8 +132,8 @@ async def test_bad_export_parameters_are_422_problems(client):
 async def test_the_zip_is_laid_out_with_no_connection_held(
     app, client, clock, sessionmaker, settings, monkeypatch
 ):
-    from app.conversations.history import SessionFilter
     from app.exports import pdf, zip_export
+    from app.history.service import SessionFilter
 
     headers = await register(client)
     for i in range(3):
@@ -171,8 +171,8 @@ async def test_the_zip_is_laid_out_with_no_connection_held(
 async def test_a_conversation_deleted_while_the_zip_is_made_is_left_out(
     client, clock, sessionmaker, settings, monkeypatch
 ):
-    from app.conversations.history import SessionFilter
     from app.exports import downloads, zip_export
+    from app.history.service import SessionFilter
 
     headers = await register(client)
     keep = await _start(client, headers, clock, "kept conversation")
