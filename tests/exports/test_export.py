@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 from urllib.parse import unquote
 
 import pytest
+import sqlalchemy as sa
 
+from app.core.db import commit
 from app.exports import naming, service
 from tests.conftest import chat, register
 
@@ -194,3 +196,36 @@ async def test_export_includes_drafts_from_the_assistant_ledger(client, clock, m
     assert calls == [sid]
     body = json.dumps(conv)
     assert "linkedin" in body
+
+
+@pytest.mark.parametrize("fmt", ["json", "pdf"])
+async def test_a_conversation_gone_before_its_download_is_made_is_a_clean_404(
+    client, clock, sessionmaker, monkeypatch, fmt
+):
+    from app.exports import downloads
+
+    headers = await register(client)
+    sid = await _conversation(client, headers, clock, turns=1)
+    real = downloads.read_conversation
+
+    async def deleted_first(**kwargs):
+        # Deleted after the route found it, before the download is read.
+        async with sessionmaker() as db:
+            await db.execute(
+                sa.text("DELETE FROM chat_message WHERE session_id = :id"), {"id": sid}
+            )
+            await db.execute(sa.text("DELETE FROM chat_session WHERE id = :id"), {"id": sid})
+            await commit(db)
+        return await real(**kwargs)
+
+    monkeypatch.setattr(downloads, "read_conversation", deleted_first)
+    r = await client.get(f"/api/sessions/{sid}/export", params={"format": fmt}, headers=headers)
+    assert r.status_code == 404
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["code"] == "session_not_found"
+    # The download slot was given back: the next export is not refused as one too many.
+    monkeypatch.setattr(downloads, "read_conversation", real)
+    other = await _conversation(client, headers, clock, turns=1)
+    for _ in range(4):
+        r = await client.get(f"/api/sessions/{other}/export", headers=headers)
+        assert r.status_code == 200
