@@ -229,3 +229,24 @@ async def test_a_conversation_gone_before_its_download_is_made_is_a_clean_404(
     for _ in range(4):
         r = await client.get(f"/api/sessions/{other}/export", headers=headers)
         assert r.status_code == 200
+
+
+def test_workspaces_a_killed_process_left_are_removed_once_stale(tmp_path):
+    import os
+    import time
+
+    from app.exports import downloads
+
+    spool = downloads.spool_dir(tmp_path)
+    old = spool / f"{downloads.WORKSPACE_PREFIX}old"
+    fresh = spool / f"{downloads.WORKSPACE_PREFIX}fresh"
+    other = spool / "not-a-workspace"
+    for folder in (old, fresh, other):
+        folder.mkdir()
+        (folder / "messages.jsonl").write_bytes(b"{}\n")
+    long_ago = time.time() - downloads.STALE_WORKSPACE_SECONDS - 60
+    os.utime(old, (long_ago, long_ago))
+    os.utime(other, (long_ago, long_ago))
+
+    assert downloads.purge_stale_workspaces(tmp_path) == 1
+    assert sorted(p.name for p in spool.iterdir()) == sorted([fresh.name, other.name])
