@@ -86,7 +86,11 @@ export default module.exports;
 
 
 def npm(*args: str, cwd: Path | None = None) -> str:
-    done = subprocess.run(["npm", *args], cwd=cwd, check=True, capture_output=True, text=True)
+    exe = shutil.which("npm")
+    if exe is None:
+        raise SystemExit("npm is needed: apt-get install npm")
+    # Our own fixed arguments: package names and versions from PINS above.
+    done = subprocess.run([exe, *args], cwd=cwd, check=True, capture_output=True, text=True)  # noqa: S603
     return done.stdout.strip()
 
 
@@ -131,8 +135,6 @@ def main() -> None:
         "--latest", action="store_true", help="take the latest version of each package"
     )
     args = parser.parse_args()
-    if shutil.which("npm") is None:
-        raise SystemExit("npm is needed: apt-get install npm")
     pins = dict(PINS)
     if args.latest:
         pins = {name: npm("view", name, "version") for name in PINS}

@@ -50,12 +50,14 @@ HOSTILE = (
     "<script>alert('script')</script>\n\n"
     "<img src=x onerror=\"alert('img')\">\n\n"
     '<a href="javascript:alert(1)">raw link</a> <iframe src="https://example.org/"></iframe>\n\n'
-    "[click me](javascript:alert('link')) [data](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==) "
+    "[click me](javascript:alert('link')) "
+    "[data](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==) "
     "[vb](vbscript:msgbox(1)) [file](file:///etc/passwd) [rel](/api/me)\n\n"
-    "![tracker](https://tracker.example.net/pixel.png) ![inline](data:image/png;base64,iVBORw0KGgo=)\n\n"
+    "![tracker](https://tracker.example.net/pixel.png) "
+    "![inline](data:image/png;base64,iVBORw0KGgo=)\n\n"
     "[[[nested](https://a.example)]](https://b.example) [broken](https://c.example **x\n\n"
     "&lt;script&gt;alert(1)&lt;/script&gt; &#x3C;img src=x onerror=alert(2)&#x3E; &amp;amp;\n\n"
-    "<style>body{display:none}</style> <div style=\"position:fixed;inset:0\">cover</div>\n\n"
+    '<style>body{display:none}</style> <div style="position:fixed;inset:0">cover</div>\n\n'
     "$\\href{javascript:alert(1)}{x}$ $\\url{javascript:alert(2)}$\n\n"
     "https://" + "w" * 300 + ".example/" + "p" * 300 + "\n\n"
     "```html\n<script>alert('in code')</script>\n" + BIG_CODE * (100_000 // len(BIG_CODE)) + "```\n"
@@ -140,7 +142,9 @@ def test_a_markdown_reply_has_its_shapes_and_copy_buttons(new_page, live_server,
     expect(reply.locator(".math-display .katex-display")).to_have_count(1)
     p.wait_for_function("() => document.fonts.check('16px KaTeX_Main')")
     # The user's own message is shown as typed.
-    expect(p.locator("#messages .msg-user .msg-text").last).to_have_text("Make a plan with **stars**")
+    expect(p.locator("#messages .msg-user .msg-text").last).to_have_text(
+        "Make a plan with **stars**"
+    )
 
     block.get_by_role("button", name="Copy the python code").click()
     expect(block.locator(".code-copy")).to_have_text("Copied")
@@ -301,5 +305,7 @@ def test_a_double_click_on_send_does_not_stop_the_reply(new_page, live_server, s
     expect(p.get_by_label("Message", exact=True)).to_be_focused()
     assistant.go()
     page.wait_for_reply()
-    expect(p.locator("#messages .msg-assistant .msg-text").last).to_have_text("First words. The rest.")
+    expect(p.locator("#messages .msg-assistant .msg-text").last).to_have_text(
+        "First words. The rest."
+    )
     expect(p.locator(".msg-note")).to_have_count(0)  # not "Stopped before the end"
