@@ -31,8 +31,8 @@ import { openConversationId, setSessionId, state } from "./state.js";
 import { STREAM, beginLive, endLive, followEvents, readTurn, stopFollowing, stopReply } from "./stream.js";
 
 const chat = state.chat;
-/** Send turns into Stop under the pointer: a second click this soon after Send is the
- *  second half of a double click, not a wish to stop. */
+/** Send turns into Stop under the pointer: a click on Stop this soon after a click on Send
+ *  is the second half of a double click, not a wish to stop. */
 const STOP_GRACE_MS = 600;
 /** What the rest of the page is told, or asked to do; set once by initChat(). */
 const hooks = { onTurn() {}, onOpenHistory() {}, onRestore: async () => {} };
@@ -62,9 +62,12 @@ export function initChat(callbacks) {
   el["new-chat"].addEventListener("click", startNewConversation);
   el["viewer-back"].addEventListener("click", () => exitViewer());
   el["viewer-continue"].addEventListener("click", continueViewed);
+  el.send.addEventListener("click", () => {
+    chat.sendClickedAt = Date.now();
+  });
   el.stop.addEventListener("click", () => {
     el["composer-input"].focus();
-    if (Date.now() - chat.sentAt < STOP_GRACE_MS) return;
+    if (Date.now() - chat.sendClickedAt < STOP_GRACE_MS) return;
     stopReply();
   });
 }
@@ -312,7 +315,6 @@ export async function sendMessage(text) {
     chat.loading = false;
   }
   chat.sending = true;
-  chat.sentAt = Date.now();
   showError("");
   const mine = messageItem({ role: "user", content: text }, { pending: true });
   const typing = typingItem();
