@@ -108,10 +108,16 @@ DOMPurify.addHook("uponSanitizeAttribute", (node, data) => {
 // ---- the libraries loaded on first use ---------------------------------------------------
 
 const lazy = { hljs: null, katex: null, loading: new Map() };
+const HLJS_THEMES = [
+  "highlight.js/github.css|not all and (prefers-color-scheme: dark)",
+  "highlight.js/github-dark.css|(prefers-color-scheme: dark)",
+];
 
-function addStylesheet(href) {
+/** `href` is "file.css" or "file.css|media query". */
+function addStylesheet(entry) {
+  const [href, media] = entry.split("|");
   if (document.querySelector(`link[data-vendor="${href}"]`)) return;
-  document.head.append(h("link", { rel: "stylesheet", href: new URL(href, VENDOR).href, dataset: { vendor: href } }));
+  document.head.append(h("link", { rel: "stylesheet", href: new URL(href, VENDOR).href, media, dataset: { vendor: href } }));
 }
 
 function load(name, path, styles, then) {
@@ -139,7 +145,7 @@ export function renderMarkdown(text) {
   const maths = [...fragment.querySelectorAll(".math")];
   if (codes.length) {
     if (lazy.hljs) codes.forEach(highlight);
-    else load("hljs", "highlight.js/highlight.mjs", ["highlight.js/github.css", "highlight.js/github-dark.css"], () => codes.forEach(highlight));
+    else load("hljs", "highlight.js/highlight.mjs", HLJS_THEMES, () => codes.forEach(highlight));
   }
   if (maths.length) {
     if (lazy.katex) maths.forEach(typeset);
