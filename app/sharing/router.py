@@ -14,14 +14,13 @@ from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
-from app.auth.dependencies import CurrentUser
+from app.auth.dependencies import CurrentUser, RateLimit
 from app.conversations.dependencies import OwnedSession
 from app.core.db import SessionDep
 from app.core.dependencies import ClockDep
 from app.core.errors import NotFoundError
 from app.core.markdown import to_html
 from app.core.validation import format_utc
-from app.ratelimit.dependencies import RateLimit
 from app.sharing import service
 from app.sharing.dependencies import ShareBase, share_url
 from app.sharing.models import SharedLink
