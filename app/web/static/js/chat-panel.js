@@ -111,6 +111,8 @@ export function typingItem() {
     { class: "msg msg-assistant msg-typing msg-streaming", "aria-label": "The assistant is writing" },
     h("span", { class: "msg-who", text: "Assistant" }),
     h("div", { class: "msg-text", dir: "auto" }, h("span", { class: "dots", "aria-hidden": "true" }, h("i"), h("i"), h("i"))),
+    // The room of the finished reply's foot (time and Copy), so nothing below moves then.
+    h("div", { class: "msg-foot msg-foot-pending", "aria-hidden": "true" }),
   );
 }
 

@@ -164,19 +164,30 @@ function addCopyButton(head) {
   head.append(h("button", { type: "button", class: "code-copy", "aria-label": `Copy the ${lang} code`, text: "Copy" }));
 }
 
+/** Highlighted HTML by language and code: a reply streaming in is drawn again every frame,
+ *  and its finished code blocks need not be coloured again each time. */
+const highlighted = new Map();
+const HIGHLIGHT_CACHE = 64;
+
 function highlight(code) {
   const hljs = lazy.hljs;
   const lang = languageOf(code);
   const text = code.textContent;
   if (!hljs || !lang || !hljs.getLanguage(lang) || text.length > HIGHLIGHT_MAX_CHARS || code.dataset.highlighted) return;
-  try {
-    const html = hljs.highlight(text, { language: lang, ignoreIllegals: true }).value;
-    code.replaceChildren(DOMPurify.sanitize(html, PURIFY_SPANS));
-    code.classList.add("hljs");
-    code.dataset.highlighted = "yes";
-  } catch {
-    /* left plain */
+  const key = `${lang}\n${text}`;
+  let html = highlighted.get(key);
+  if (html === undefined) {
+    try {
+      html = hljs.highlight(text, { language: lang, ignoreIllegals: true }).value;
+    } catch {
+      return; // left plain
+    }
+    if (highlighted.size >= HIGHLIGHT_CACHE) highlighted.delete(highlighted.keys().next().value);
+    highlighted.set(key, html);
   }
+  code.replaceChildren(DOMPurify.sanitize(html, PURIFY_SPANS));
+  code.classList.add("hljs");
+  code.dataset.highlighted = "yes";
 }
 
 function typeset(box) {
