@@ -55,7 +55,7 @@ def _render_math(self: Any, tokens: Sequence[Token], idx: int, options: Any, env
     display = token.type in MATH_BLOCKS
     tag = "div" if token.block else "span"
     kind = "display" if display else "inline"
-    return f'<{tag} class="math math-{kind}">{escapeHtml(token.content)}</{tag}>'
+    return f'<{tag} class="math math-{kind}">{escapeHtml(token.content.strip())}</{tag}>'
 
 
 def _render_image(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:

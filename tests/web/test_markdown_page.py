@@ -159,6 +159,19 @@ def test_a_markdown_reply_has_its_shapes_and_copy_buttons(new_page, live_server,
     time = item.locator(".msg-foot time.msg-time")
     expect(time).to_have_text(re.compile(r"\d"))
     expect(time).to_have_attribute("title", re.compile(r"\d{4}"))
+    assert time.inner_text() == time.evaluate(
+        "(el) => new Date(el.dateTime).toLocaleTimeString([], {timeStyle: 'short'})"
+    )  # today: the time alone
+    # An older message names its day too; hovering shows the full date and time.
+    older = p.evaluate(
+        """async () => {
+            const { timeOf } = await import('/static/js/chat-panel.js');
+            const el = timeOf(new Date(Date.now() - 3 * 86400e3).toISOString());
+            return [el.textContent, el.title];
+        }"""
+    )
+    assert re.search(r"[A-Za-z]{3} \d{1,2}, \d{1,2}:\d{2}", older[0]), older
+    assert re.search(r"\d{4}", older[1]) and older[1] != older[0], older
 
     # After a reload, the stored reply is drawn the same way.
     p.reload()

@@ -37,7 +37,7 @@ for (const [rule, block] of [...MATH.inline.map((r) => [r, false]), ...MATH.bloc
   const kind = block || rule.displayMode ? "display" : "inline";
   const tag = block ? "div" : "span";
   md.renderer.rules[rule.name] = (tokens, idx) =>
-    `<${tag} class="math math-${kind}">${md.utils.escapeHtml(tokens[idx].content)}</${tag}>`;
+    `<${tag} class="math math-${kind}">${md.utils.escapeHtml(tokens[idx].content.trim())}</${tag}>`;
 }
 // A code block names its language (its Copy button is added once it is sanitized).
 md.renderer.rules.fence = (tokens, idx) => {
