@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install run test test-storage test-pgbouncer lint fmt migrate revision bench bench-quick bench-deps clean browser-deps pgbouncer-deps
+.PHONY: help install run test test-storage test-pgbouncer lint fmt migrate revision bench bench-quick bench-deps clean browser-deps pgbouncer-deps vendor-web
 
 help:
 	@echo "make run      - install, migrate and serve on http://127.0.0.1:8000 (embedded PostgreSQL)"
@@ -15,6 +15,7 @@ help:
 	@echo "make migrate  - apply migrations"
 	@echo "make revision m=\"what changed\" - autogenerate a migration"
 	@echo "make bench / bench-quick - benchmarks"
+	@echo "make vendor-web - fetch the page's pinned browser libraries again from npm"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +24,11 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# The page's vendored browser libraries (app/web/static/vendor/), from the npm registry at the
+# versions pinned in the script; see docs/web.md.
+vendor-web:
+	$(PYTHON) scripts/vendor_web.py
 
 run: $(STAMP)
 	$(BIN)/python -m app serve
