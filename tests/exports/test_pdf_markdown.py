@@ -16,6 +16,7 @@ from app.exports.pdf import (
     MONO_FONT,
     PdfConversation,
     PdfMessage,
+    _style_font_path,
     render_conversation_pdf,
 )
 
@@ -117,8 +118,6 @@ def test_code_is_monospace_and_emphasis_has_its_faces(reader: PdfReader) -> None
 
 
 def test_the_faces_come_from_packages() -> None:
-    from app.exports.pdf import _style_font_path
-
     for font in (MONO_FONT, BOLD_FONT, ITALIC_FONT):
         assert _style_font_path(font).is_file(), font
 

@@ -19,6 +19,7 @@ from playwright.sync_api import expect
 from app.core.runtime import PROJECT_ROOT
 from tests.conftest import TEST_PASSWORD
 from tests.web.test_history_actions import set_last_activity
+from tests.web.test_markdown_page import ScriptedAssistant
 
 pytestmark = [pytest.mark.browser]
 
@@ -100,8 +101,6 @@ def discount(items: int) -> int:
 
 
 def test_markdown_screenshot(new_page, live_server, use_assistant, tmp_path):
-    from tests.web.test_markdown_page import ScriptedAssistant
-
     wanted = os.environ.get("WEB_SCREENSHOTS_DIR")
     out = (PROJECT_ROOT / wanted) if wanted else tmp_path
     out.mkdir(parents=True, exist_ok=True)
