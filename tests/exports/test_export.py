@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import time
 import uuid
 from datetime import UTC, datetime
 from urllib.parse import unquote
@@ -12,7 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from app.core.db import commit
-from app.exports import naming, service
+from app.core.errors import NotFoundError
+from app.exports import downloads, naming, service
 from tests.conftest import chat, register
 
 pytestmark = pytest.mark.storage
@@ -135,9 +138,6 @@ async def test_pdf_export_is_a_real_pdf_with_the_conversation(client, clock):
 
 
 async def test_the_pdf_service_checks_the_owner(client, clock, sessionmaker, settings):
-    from app.core.errors import NotFoundError
-    from app.exports import downloads
-
     headers = await register(client)
     sid = await _conversation(client, headers, clock, turns=1)
     me = uuid.UUID((await client.get("/users/me", headers=headers)).json()["id"])
@@ -202,8 +202,6 @@ async def test_export_includes_drafts_from_the_assistant_ledger(client, clock, m
 async def test_a_conversation_gone_before_its_download_is_made_is_a_clean_404(
     client, clock, sessionmaker, monkeypatch, fmt
 ):
-    from app.exports import downloads
-
     headers = await register(client)
     sid = await _conversation(client, headers, clock, turns=1)
     real = downloads.read_conversation
@@ -232,11 +230,6 @@ async def test_a_conversation_gone_before_its_download_is_made_is_a_clean_404(
 
 
 def test_workspaces_a_killed_process_left_are_removed_once_stale(tmp_path):
-    import os
-    import time
-
-    from app.exports import downloads
-
     spool = downloads.spool_dir(tmp_path)
     old = spool / f"{downloads.WORKSPACE_PREFIX}old"
     fresh = spool / f"{downloads.WORKSPACE_PREFIX}fresh"

@@ -11,6 +11,8 @@ import zipfile
 import pytest
 import sqlalchemy as sa
 
+from app.exports import downloads, pdf, zip_export
+from app.history.service import SessionFilter
 from tests.conftest import chat, register
 
 pytestmark = pytest.mark.storage
@@ -132,9 +134,6 @@ async def test_bad_export_parameters_are_422_problems(client):
 async def test_the_zip_is_laid_out_with_no_connection_held(
     app, client, clock, sessionmaker, settings, monkeypatch
 ):
-    from app.exports import pdf, zip_export
-    from app.history.service import SessionFilter
-
     headers = await register(client)
     for i in range(3):
         await _start(client, headers, clock, f"conversation {i}", "more")
@@ -171,9 +170,6 @@ async def test_the_zip_is_laid_out_with_no_connection_held(
 async def test_a_conversation_deleted_while_the_zip_is_made_is_left_out(
     client, clock, sessionmaker, settings, monkeypatch
 ):
-    from app.exports import downloads, zip_export
-    from app.history.service import SessionFilter
-
     headers = await register(client)
     keep = await _start(client, headers, clock, "kept conversation")
     gone = await _start(client, headers, clock, "deleted meanwhile")

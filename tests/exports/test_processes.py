@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.conftest import TEST_PASSWORD, _truncate
@@ -64,8 +65,6 @@ def _user(base: str, email: str) -> dict[str, str]:
 
 
 async def _sql(database_url: str, statement: str, **params: object) -> list[tuple]:
-    import sqlalchemy as sa
-
     engine = create_async_engine(database_url)
     try:
         async with engine.begin() as conn:
