@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import io
 from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
+from pypdf import PdfReader
 
 from app.assistant.base import AssistantError
 from tests.assistants import RecordingAssistant, SlowAssistant
@@ -486,3 +488,17 @@ async def test_an_import_refuses_a_parent_that_is_not_older(client, app):
     }
     r = await client.post("/api/import", json=doc, headers=me)
     assert r.status_code == 422 and r.json()["code"] == "invalid_export"
+
+
+async def test_the_pdf_prints_the_active_path_and_counts_the_other_versions(client, app):
+    app.state.assistant = RecordingAssistant()
+    me = await register(client)
+    sid = (await chat(client, me, "hello")).json()["sessionId"]
+    await chat(client, me, "zebra question", session_id=sid)
+    await _edit(client, me, sid, 3, "giraffe question")
+    r = await client.get(f"/api/sessions/{sid}/export?format=pdf", headers=me)
+    assert r.status_code == 200, r.text
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(r.content)).pages)
+    assert "giraffe question" in text and "zebra" not in text
+    assert "Messages: 4" in text
+    assert "2 other versions" in text
