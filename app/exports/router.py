@@ -16,7 +16,8 @@ from app.core.errors import InvalidInputError
 from app.core.validation import SaneDate
 from app.exports import importer, naming, service, zip_export
 from app.exports.schemas import ImportFailureOut, ImportResult
-from app.ratelimit.dependencies import RateLimit
+from app.imports.admission import ImportAdmissionDep
+from app.ratelimit.dependencies import QuotaTicket, RateLimit, RateLimitOnSuccess
 
 router = APIRouter(prefix="/api", tags=["export"], dependencies=[RateLimit("default")])
 
@@ -121,8 +122,8 @@ async def export_all(
     responses={
         413: {"description": "The upload is too large"},
         422: {"description": "Not a Chatkeep export, or unsafe"},
+        503: {"description": "Another large import is running (`import_busy`, Retry-After)"},
     },
-    dependencies=[RateLimit("import")],
 )
 async def import_conversations(
     request: Request,
@@ -130,12 +131,22 @@ async def import_conversations(
     session: SessionDep,
     clock: ClockDep,
     settings: SettingsDep,
+    admission: ImportAdmissionDep,
+    # Checked here, counted only for an import that stored something.
+    quota: Annotated[QuotaTicket, RateLimitOnSuccess("import")],
 ) -> ImportResult:
     limits = importer.ImportLimits.from_settings(settings)
     with await importer.receive_upload(request, limits=limits) as upload:
         result = await importer.import_file(
-            session=session, user_id=user.id, upload=upload, limits=limits, now=clock.now()
+            session=session,
+            user_id=user.id,
+            upload=upload,
+            limits=limits,
+            now=clock.now(),
+            admission=admission,
         )
+    if result.imported:
+        await quota.count()
     return ImportResult(
         imported=result.imported,
         skipped=result.skipped,

@@ -120,6 +120,49 @@ class UserLimiter:
         _enforce(request, decision, self.policy)
 
 
+class QuotaTicket:
+    """A checked but not yet counted request of a policy counted on success."""
+
+    def __init__(
+        self, limits: RateLimits, policy: str, user_id: Any, session: RequestSessionDep
+    ) -> None:
+        self._limits = limits
+        self._policy = policy
+        self._user_id = user_id
+        self._session = session
+        self.counted = False
+
+    async def count(self) -> None:
+        """Counts the request now that it did what the policy limits (once)."""
+        if self.counted or not self._limits.enabled:
+            return
+        self.counted = True
+        await self._limits.hit_user(self._policy, user_id=self._user_id, session=self._session)
+
+
+class SuccessLimiter(UserLimiter):
+    """A user policy checked before the route without counting: the route counts with
+    `QuotaTicket.count()` only once the request did what the policy limits (an import
+    that stored something), so a refused or failed request costs no quota. Concurrent
+    requests of one user may each pass the check; the import's per-user lock and the
+    process's one large-import slot keep that to a request or two."""
+
+    async def __call__(  # type: ignore[override]
+        self, request: Request, user: CurrentUser, session: RequestSessionDep
+    ) -> QuotaTicket:
+        limits = rate_limits(request)
+        ticket = QuotaTicket(limits, self.policy, user.id, session)
+        if not limits.enabled:
+            return ticket
+        policy, _ = await limits.user_policy(self.policy, user_id=user.id, session=session)
+        states = await limits.limiter.peek(policy, "user", str(user.id))
+        if states:
+            full = next((s for s in states if s.remaining <= 0), None)
+            decision = Decision(allowed=full is None, states=states, rejected_by=full)
+            _enforce(request, decision, self.policy)
+        return ticket
+
+
 def client_ip(request: Request) -> str:
     # The peer address as the server sees it; behind a proxy, run uvicorn with
     # --forwarded-allow-ips so this is the client's and not the proxy's.
@@ -200,6 +243,14 @@ _LIMITERS: dict[str, UserLimiter | AuthLimiter | IpLimiter] = {
 
 SIGN_IN_LIMIT: DependsParam = Depends(AuthLimiter(by_email=False))
 TOKEN_LIMIT: DependsParam = Depends(AuthLimiter(always=True))
+
+
+def RateLimitOnSuccess(policy: str) -> Any:
+    """`ticket: Annotated[QuotaTicket, RateLimitOnSuccess("import")]`: checked before the
+    route, counted by the route with `await ticket.count()`."""
+    if policy not in USER_POLICIES:
+        raise ValueError(f"unknown user rate-limit policy {policy!r}")
+    return Depends(SuccessLimiter(policy))
 
 
 def RateLimit(policy: str) -> DependsParam:
