@@ -157,7 +157,7 @@ def cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
-    from app.core.crypto import KeyFormatError
+    from app.encryption.crypto import KeyFormatError
     from app.keys import service
 
     if args.action == "generate":

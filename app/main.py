@@ -8,17 +8,13 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
+from app.account.router import router as account_router
 from app.admin.router import router as admin_router
 from app.assistant.factory import build_assistant, close_assistant
-from app.assistant.router import router as assistant_router
 from app.auth.manager import AUTH_COOKIE_NAME
 from app.auth.passwords import configure_pool
 from app.auth.router import router as auth_router
-from app.auth.tasks import running_stream_sign_in_check
 from app.auth.tokens import SlidingCookieMiddleware
-from app.conversations.history_router import activity_router
-from app.conversations.history_router import router as history_router
-from app.conversations.router import router as conversations_router
 from app.conversations.tasks import running_sweeper
 from app.core.clock import Clock
 from app.core.config import Settings, get_settings
@@ -35,11 +31,17 @@ from app.core.runtime import (
 )
 from app.core.security import BodySizeLimitMiddleware, CsrfMiddleware, SecurityHeadersMiddleware
 from app.core.validation import TextInputMiddleware
+from app.drafts.router import router as assistant_router
 from app.events.bus import build_event_bus
 from app.events.router import router as events_router
+from app.events.tasks import running_stream_sign_in_check
 from app.exports.router import router as exports_router
 from app.health.router import router as health_router
+from app.history.router import activity_router
+from app.history.router import router as history_router
+from app.history.session_router import router as conversations_router
 from app.mail.service import Mailer
+from app.models import metadata as _every_table  # noqa: F401  (and the domains' reactions)
 from app.ratelimit.setup import install_rate_limits
 from app.sharing.router import public_router as shared_router
 from app.sharing.router import router as sharing_router
@@ -169,6 +171,8 @@ def create_app(
     install_error_handlers(app)
     install_docs(app)
     install_rate_limits(app, settings)
+    # Before auth's: its /users/me must win over the superusers' /users/{id}.
+    app.include_router(account_router)
     app.include_router(auth_router)
     app.include_router(history_router)
     app.include_router(activity_router)

@@ -23,6 +23,7 @@ from typing import TypeVar
 from zxcvbn import zxcvbn
 
 from app.core.metrics import PASSWORD_HASH_SECONDS
+from app.core.text import normalize_email
 
 MAX_PASSWORD_LENGTH = 1024
 # zxcvbn scores the first characters only; what lies past them only adds strength.
@@ -52,11 +53,6 @@ async def in_hash_pool(fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(_pool, partial(fn, *args))
     finally:
         PASSWORD_HASH_SECONDS.observe(time.perf_counter() - started)
-
-
-def normalize_email(email: str) -> str:
-    """The form of an address for comparisons outside SQL: NFKC, trimmed, case-folded."""
-    return unicodedata.normalize("NFKC", email).strip().casefold()
 
 
 def password_problem(

@@ -35,6 +35,7 @@ from app.auth.db import COOKIE, UserDatabase
 from app.auth.models import SignIn, User
 from app.core.clock import Clock
 from app.core.config import Settings
+from app.core.http import client_ip
 from app.core.tenancy import owned_update
 from app.core.text import grapheme_floor
 
@@ -99,8 +100,6 @@ class SignInStrategy(JWTStrategy[User, uuid.UUID]):
         self.clock: Clock = request.app.state.clock
 
     async def write_token(self, user: User) -> str:
-        from app.ratelimit.dependencies import client_ip
-
         now = self.clock.now()
         row = SignIn(
             user_id=user.id,

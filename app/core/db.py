@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Protocol
 
 import asyncpg
@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import (
 from sqlmodel import SQLModel
 
 from app.core.config import Settings
-from app.core.crypto import attach_keyring
 
 # Set before any model is defined so constraint names are stable in migrations.
 NAMING_CONVENTION = {
@@ -68,6 +67,19 @@ def _unique_statement_name() -> str:
     return f"__chatkeep_{uuid.uuid4().hex}__"
 
 
+# What a package above adds to every engine built (encryption attaches its keyring), so
+# that `core` names no package above it. Added on import (see `app/__init__.py`).
+EngineSetup = Callable[[Engine, Settings], None]
+ENGINE_SETUPS: list[EngineSetup] = []
+
+
+def engine_setup(setup: EngineSetup) -> EngineSetup:
+    """Adds `setup` to every `create_engine` (a decorator)."""
+    if setup not in ENGINE_SETUPS:
+        ENGINE_SETUPS.append(setup)
+    return setup
+
+
 def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
     target = url or settings.database_url
     if not target:
@@ -99,7 +111,8 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
         connect_args=connect_args,
     )
     _install_bounds(engine.sync_engine, ping_timeout=settings.db_ping_timeout_seconds)
-    attach_keyring(engine.sync_engine, settings.keyring())
+    for setup in ENGINE_SETUPS:
+        setup(engine.sync_engine, settings)
     return engine
 
 

@@ -7,8 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from app.auth.dependencies import CurrentUser
-from app.conversations import history
+from app.auth.dependencies import CurrentUser, RateLimit, RateLimitOnSuccess
 from app.conversations.dependencies import OwnedSession
 from app.core.db import SessionDep
 from app.core.dependencies import ClockDep, SessionmakerDep, SettingsDep
@@ -16,8 +15,9 @@ from app.core.errors import InvalidInputError
 from app.core.validation import SaneDate
 from app.exports import importer, naming, service, zip_export
 from app.exports.schemas import ImportFailureOut, ImportResult
+from app.history import service as history
 from app.imports.admission import ImportAdmissionDep
-from app.ratelimit.dependencies import QuotaTicket, RateLimit, RateLimitOnSuccess
+from app.ratelimit.dependencies import QuotaTicket
 
 router = APIRouter(prefix="/api", tags=["export"], dependencies=[RateLimit("default")])
 

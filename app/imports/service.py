@@ -35,9 +35,9 @@ from app.conversations import blind_index
 from app.conversations.ids import new_session_id
 from app.conversations.models import TITLE_SEQ, ChatMessage, ChatSession, SessionStatus
 from app.conversations.service import DEFAULT_TITLE
-from app.core.crypto import keyring_of
-from app.core.sealed import open_column, seal_row
 from app.core.tenancy import owned
+from app.encryption.crypto import keyring_of
+from app.encryption.sealed import open_column, seal_row
 from app.exports.models import ChatImport
 from app.exports.service import stored_image_id
 from app.imports.admission import ImportAdmission

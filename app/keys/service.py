@@ -22,9 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.assistant.models import PostDraft, PostDraftVersion, PublishedPost, StoredImage
 from app.conversations import blind_index
 from app.conversations.models import TITLE_SEQ, AuditEvent, ChatMessage, ChatSession
-from app.core.crypto import Keyring, generate_key_line, keyring_of
 from app.core.errors import AppError
-from app.core.sealed import KEY_ID_COLUMN, SPECS, open_column, seal_values
+from app.encryption.crypto import Keyring, generate_key_line, keyring_of
+from app.encryption.sealed import KEY_ID_COLUMN, SPECS, open_column, seal_values
 from app.sharing.models import SharedLink
 
 __all__ = ["RotationReport", "generate_key_line", "remaining", "rotate"]

@@ -13,13 +13,12 @@ from fastapi import APIRouter, Body, Response
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse
 
-from app.auth.dependencies import CurrentUser
+from app.auth.dependencies import CurrentUser, RateLimit
 from app.conversations.dependencies import OwnedSession
 from app.core.db import SessionDep
 from app.core.dependencies import ClockDep
 from app.core.errors import NotFoundError
 from app.core.validation import format_utc
-from app.ratelimit.dependencies import RateLimit
 from app.sharing import service
 from app.sharing.dependencies import ShareBase, share_url
 from app.sharing.models import SharedLink

@@ -44,9 +44,9 @@ from app.conversations.service import (
     pick_context,
     title_from_message,
 )
-from app.core.crypto import keyring_of
 from app.core.errors import ConflictError, InvalidInputError, problem_body
 from app.core.tenancy import owned, owned_update
+from app.encryption.crypto import keyring_of
 from app.events.bus import EventBus, user_event
 from app.turns import statements
 from app.turns.models import ChatTurn, TurnStatus
