@@ -1,23 +1,20 @@
-"""Export a conversation (JSON or PDF), export everything (ZIP), import exports back."""
+"""Export a conversation (JSON or PDF), export everything (ZIP)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from app.auth.dependencies import CurrentUser, RateLimit, RateLimitOnSuccess
+from app.auth.dependencies import CurrentUser, RateLimit
 from app.conversations.dependencies import OwnedSession
 from app.core.db import SessionDep
 from app.core.dependencies import ClockDep, SessionmakerDep, SettingsDep
 from app.core.errors import InvalidInputError
 from app.core.validation import SaneDate
-from app.exports import importer, naming, service, zip_export
-from app.exports.schemas import ImportFailureOut, ImportResult
+from app.exports import naming, service, zip_export
 from app.history import service as history
-from app.imports.admission import ImportAdmissionDep
-from app.ratelimit.dependencies import QuotaTicket
 
 router = APIRouter(prefix="/api", tags=["export"], dependencies=[RateLimit("default")])
 
@@ -114,47 +111,3 @@ async def export_all(
         "Cache-Control": "no-store",
     }
     return StreamingResponse(stream, media_type="application/zip", headers=headers)
-
-
-@router.post(
-    "/import",
-    response_model=ImportResult,
-    responses={
-        413: {"description": "The upload is too large"},
-        422: {"description": "Not a Chatkeep export, or unsafe"},
-        503: {"description": "Another large import is running (`import_busy`, Retry-After)"},
-    },
-)
-async def import_conversations(
-    request: Request,
-    user: CurrentUser,
-    session: SessionDep,
-    clock: ClockDep,
-    settings: SettingsDep,
-    admission: ImportAdmissionDep,
-    # Checked here, counted only for an import that stored something.
-    quota: Annotated[QuotaTicket, RateLimitOnSuccess("import")],
-) -> ImportResult:
-    limits = importer.ImportLimits.from_settings(settings)
-    with await importer.receive_upload(request, limits=limits) as upload:
-        result = await importer.import_file(
-            session=session,
-            user_id=user.id,
-            upload=upload,
-            limits=limits,
-            now=clock.now(),
-            admission=admission,
-        )
-    if result.imported:
-        await quota.count()
-    return ImportResult(
-        imported=result.imported,
-        skipped=result.skipped,
-        sessions=result.sessions,
-        failed=[
-            ImportFailureOut(
-                index=f.index, source_id=f.source_id, title=f.title, code=f.code, detail=f.detail
-            )
-            for f in result.failed
-        ],
-    )

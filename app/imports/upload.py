@@ -1,23 +1,5 @@
-"""Import: receiving the upload; reading, checking and writing live in `app.imports`.
-
-Accepted, recognised by content: Chatkeep's per-conversation JSON (`chatkeep.conversation`
-v1), the all-at-once JSON (`chatkeep.export` v1) and the ZIP holding it; ChatGPT's
-`conversations.json` or the split `conversations-NNN.json` of its ZIP; Claude's
-`conversations.json`; Open WebUI's chat export. The file is recognised by its first bytes
-and keys and streamed one conversation at a time under budgets (`app.imports.reading`);
-other products' entries are turned into Chatkeep's shape (`app.imports.formats`) and
-checked like Chatkeep's own (`app.imports.checks`); batches bounded by rows and bytes are
-written in the request's one transaction (`app.imports.service`). A broken entry is left
-out and listed in the answer; a refused file leaves nothing behind.
-
-Hostile input is refused with a 4xx and no change: over MAX_IMPORT_BYTES while reading
-(413), ZIPs whose declared or actual uncompressed size or compression ratio is too high,
-encrypted members, unsafe member names (`..`, absolute, backslashes, drive letters), bad
-JSON, nesting deeper than 64 levels, unknown format or version, too many conversations or
-messages, a conversation over MAX_IMPORT_CONVERSATION_BYTES, over-long strings, unknown
-roles, timestamps without a time zone or outside 1970-2100, text PostgreSQL cannot store
-(NUL, lone surrogates; code `invalid_text`).
-"""
+"""Receiving an import: the uploaded file (multipart field `file`, or the raw body) into a
+temporary file, its size bounded while it is read."""
 
 from __future__ import annotations
 
@@ -30,11 +12,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from app.core.errors import InvalidInputError, PayloadTooLargeError
-from app.imports.checks import ImportFailure
 from app.imports.limits import ImportLimits
-from app.imports.service import ImportOutcome, import_file
-
-__all__ = ["ImportFailure", "ImportLimits", "ImportOutcome", "import_file", "receive_upload"]
 
 SPOOL_BYTES = 1024 * 1024
 
