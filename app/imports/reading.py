@@ -405,7 +405,9 @@ class _Pending:
 
 @dataclass
 class ExportReader:
-    """One uploaded file, read once, front to back, in a worker thread."""
+    """One uploaded file, read once, front to back, in a worker thread (call `next` on
+    `batches()` from there). What it holds at once: one conversation being built, one batch
+    of checked ones, and a stub per entry read before the format was known."""
 
     upload: IO[bytes]
     limits: ImportLimits
@@ -434,9 +436,10 @@ class ExportReader:
             self._zip.close()
             self._zip = None
 
-    # The answer's ordering: batches of checked conversations, each at most about
-    # `limits.batch_bytes` of text (or one conversation).
     def batches(self) -> Iterator[list[Checked]]:
+        """The file's checked conversations in its order, in batches of about
+        `limits.batch_bytes` of text (or one conversation). Entries left out are in
+        `failed`; a file with nothing but such entries raises the first one's problem."""
         batch: list[Checked] = []
         size = 0
         for item in self._checked():
