@@ -86,11 +86,11 @@ async def import_file(
     reader = ExportReader(upload, limits)
     async with AsyncExitStack() as stack:
         stack.callback(reader.close)
+        if session.in_transaction():
+            # Nothing written yet (the sign-in lookup only): no connection is held while
+            # this import waits in line or its first batch is parsed.
+            await session.commit()
         if admission is not None and is_large(reader, limits):
-            if session.in_transaction():
-                # Nothing written yet (the sign-in lookup only): no connection is held
-                # while this import waits in line.
-                await session.commit()
             await stack.enter_async_context(
                 admission.slot(
                     queue_length=limits.queue_length, wait_seconds=limits.queue_wait_seconds
