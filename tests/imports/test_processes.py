@@ -8,13 +8,15 @@ waited up to 11 s. A third file, one conversation of 50 MB of tiny messages, is 
 the per-conversation budget (MAX_IMPORT_CONVERSATION_BYTES, 64 MiB by default) instead.
 The bound checked is the process's peak resident memory (VmHWM, reset before each file)
 staying within `RSS_HEADROOM` of its memory before the file (about 110 MB is measured for
-the third file, a few MB for the other two).
+the third file, a few MB for the other two). Then an ordinary large import (800 messages of
+32,000 characters, which used to fail with `503 database_unavailable`) goes in.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import random
 import sys
@@ -172,3 +174,38 @@ async def test_hostile_imports_keep_memory_bounded_and_other_users_answered(serv
         # Nothing was stored, and the process still answers normally.
         r = await client.get("/api/sessions?status=all", headers=attacker)
         assert r.status_code == 200 and r.json()["items"] == []
+
+        # An ordinary large import: one conversation of 800 messages of 32,000 characters
+        # (25.7 MB) goes in, under the real statement timeouts, while the bystander is served.
+        done = asyncio.Event()
+        watcher = asyncio.create_task(_bystander(client, bystander, done))
+        r = await client.post("/api/import", content=_long_messages(800, 32_000), headers=attacker)
+        done.set()
+        assert await watcher >= 1
+        assert r.status_code == 200, r.text
+        assert r.json()["imported"] == 1
+        [sid] = r.json()["sessions"]
+        detail = (await client.get(f"/api/sessions/{sid}", headers=attacker)).json()
+        assert detail["messageCount"] == 800
+
+
+def _long_messages(count: int, chars: int) -> bytes:
+    at = "2026-01-01T00:00:00Z"
+    messages = [
+        {
+            "seq": i + 1,
+            "role": ("user", "assistant")[i % 2],
+            "content": "x" * chars,
+            "createdAt": at,
+        }
+        for i in range(count)
+    ]
+    conv = {
+        "id": "long",
+        "title": "Long",
+        "createdAt": at,
+        "lastActivityAt": at,
+        "messageCount": count,
+        "messages": messages,
+    }
+    return json.dumps({"format": "chatkeep.conversation", "version": 1, "conversation": conv})
