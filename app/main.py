@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 
 from fastapi import FastAPI
 
@@ -32,7 +33,7 @@ from app.core.runtime import (
 from app.core.security import BodySizeLimitMiddleware, CsrfMiddleware, SecurityHeadersMiddleware
 from app.core.validation import TextInputMiddleware
 from app.drafts.router import router as assistant_router
-from app.events.bus import build_event_bus
+from app.events.bus import EventBus, build_event_bus
 from app.events.router import router as events_router
 from app.events.tasks import running_stream_sign_in_check
 from app.exports.router import router as exports_router
@@ -61,6 +62,43 @@ Sign in with `POST /auth/jwt/login` and send `Authorization: Bearer <token>`, or
 cookie login from the web page (state-changing cookie requests need `X-CSRF-Token`).
 Errors are `application/problem+json`.
 """
+
+
+def background_jobs(
+    app: FastAPI, settings: Settings, *, bus: EventBus, sweeper_on: bool
+) -> list[AbstractAsyncContextManager[object]]:
+    """Every background job a process runs, in one list. Each process checks for stale
+    turns and for ended sign-ins of its open streams; SWEEPER_ENABLED (or `run_sweeper`)
+    governs the sweep and the trash purge alone."""
+    sessionmaker, clock = app.state.sessionmaker, app.state.clock
+    jobs: list[AbstractAsyncContextManager[object]] = [
+        running_stale_turn_check(
+            sessionmaker=sessionmaker,
+            bus=bus,
+            clock=clock,
+            stale_seconds=settings.turn_stale_seconds,
+        ),
+        running_stream_sign_in_check(
+            hub=bus.hub,
+            sessionmaker=sessionmaker,
+            clock=clock,
+            idle_seconds=settings.sign_in_idle_days * 86_400,
+            interval_seconds=settings.events_sign_in_check_seconds,
+        ),
+    ]
+    if sweeper_on:
+        jobs.append(
+            running_sweeper(
+                sessionmaker=sessionmaker,
+                clock=clock,
+                ttl_seconds=settings.session_ttl_seconds,
+                interval_seconds=settings.sweep_interval_seconds,
+                batch_size=settings.sweep_batch_size,
+                pause_seconds=settings.sweep_batch_pause_seconds,
+                bus=bus,
+            )
+        )
+    return jobs
 
 
 def create_app(
@@ -108,35 +146,8 @@ def create_app(
             await runner.start_checkpoints()
             async with contextlib.AsyncExitStack() as jobs:
                 jobs.enter_context(calling_on_stop_signal(drain))
-                await jobs.enter_async_context(
-                    running_stream_sign_in_check(
-                        hub=bus.hub,
-                        sessionmaker=app.state.sessionmaker,
-                        clock=app.state.clock,
-                        idle_seconds=settings.sign_in_idle_days * 86_400,
-                        interval_seconds=settings.events_sign_in_check_seconds,
-                    )
-                )
-                if sweeper_on:
-                    await jobs.enter_async_context(
-                        running_sweeper(
-                            sessionmaker=app.state.sessionmaker,
-                            clock=app.state.clock,
-                            ttl_seconds=settings.session_ttl_seconds,
-                            interval_seconds=settings.sweep_interval_seconds,
-                            batch_size=settings.sweep_batch_size,
-                            pause_seconds=settings.sweep_batch_pause_seconds,
-                            bus=bus,
-                        )
-                    )
-                    await jobs.enter_async_context(
-                        running_stale_turn_check(
-                            sessionmaker=app.state.sessionmaker,
-                            bus=bus,
-                            clock=app.state.clock,
-                            stale_seconds=settings.turn_stale_seconds,
-                        )
-                    )
+                for job in background_jobs(app, settings, bus=bus, sweeper_on=sweeper_on):
+                    await jobs.enter_async_context(job)
                 yield
         finally:
             drain()

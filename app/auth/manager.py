@@ -34,6 +34,7 @@ from app.auth.passwords import in_hash_pool, password_problem
 from app.auth.sign_ins import end_sign_ins
 from app.auth.tokens import SignInStrategy
 from app.core.config import Settings
+from app.core.db import commit
 from app.core.text import normalize_email
 from app.mail.messages import reset_message, verify_message
 from app.ratelimit.dependencies import count_account_attempt
@@ -200,7 +201,7 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
 
     async def on_after_reset_password(self, user: User, request: Request | None = None) -> None:
         await end_sign_ins(session=self.db.session, user_id=user.id, now=self._now())
-        await self.db.session.commit()
+        await commit(self.db.session)
 
     async def on_after_request_verify(
         self, user: User, token: str, request: Request | None = None

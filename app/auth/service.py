@@ -13,6 +13,7 @@ from app.auth.manager import UserManager
 from app.auth.models import SignIn, User
 from app.auth.schemas import UserCreate
 from app.core.config import Settings
+from app.core.db import commit
 from app.core.errors import AppError, ConflictError, InvalidInputError
 
 
@@ -47,7 +48,7 @@ async def promote_to_superuser(
         result = await session.execute(
             update(User).where(func.lower(User.email) == email.lower()).values(is_superuser=True)
         )
-        await session.commit()
+        await commit(session)
         with contextlib.suppress(AttributeError):
             return bool(result.rowcount)  # type: ignore[attr-defined]
         return False

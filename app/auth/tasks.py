@@ -13,6 +13,7 @@ from sqlmodel import col
 
 from app.auth.db import live_filter
 from app.auth.models import SignIn
+from app.core.db import unit_of_work
 
 logger = logging.getLogger("app.auth")
 
@@ -22,7 +23,7 @@ async def purge_ended_sign_ins(
 ) -> int:
     """Deletes sign-ins that can never sign anyone in again (ended, or past their expiry),
     in a transaction of its own. Run with every sweep (`app.conversations.tasks`)."""
-    async with sessionmaker() as session, session.begin():
+    async with unit_of_work(sessionmaker) as session:
         result = await session.execute(
             sa.delete(SignIn).where(
                 sa.or_(col(SignIn.ended_at).is_not(None), col(SignIn.expires_at) < now)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -188,11 +189,51 @@ RequestSessionDep = Annotated[AsyncSession, Depends(get_request_session)]
 
 
 class CommitHooks(Protocol):
-    """What must happen around a commit (the live-events bus sends what was staged)."""
+    """What goes out with a commit (the live-events bus sends the events staged on it)."""
 
-    async def commit(self, session: AsyncSession) -> None: ...
+    async def before_commit(self, session: AsyncSession) -> None: ...
+
+    async def after_commit(self, session: AsyncSession) -> None: ...
 
     def discard(self, session: AsyncSession) -> None: ...
+
+
+async def commit(session: AsyncSession, hooks: CommitHooks | None = None) -> None:
+    """The one way anything commits: requests, turns, jobs and auth all come here, so what
+    was staged on the transaction (events) leaves exactly when its rows are committed, and
+    is dropped when they are not. Services never commit; they flush."""
+    if hooks is not None:
+        await hooks.before_commit(session)
+    try:
+        await session.commit()
+    except BaseException:
+        if hooks is not None:
+            hooks.discard(session)
+        raise
+    if hooks is not None:
+        await hooks.after_commit(session)
+
+
+async def roll_back(session: AsyncSession, hooks: CommitHooks | None = None) -> None:
+    """Undoes the transaction and forgets what was staged on it."""
+    await session.rollback()
+    if hooks is not None:
+        hooks.discard(session)
+
+
+@contextlib.asynccontextmanager
+async def unit_of_work(
+    sessionmaker: async_sessionmaker[AsyncSession], hooks: CommitHooks | None = None
+) -> AsyncIterator[AsyncSession]:
+    """One short transaction on its own pooled connection: it commits (with `hooks`) when
+    the block ends, and rolls back when the block raises."""
+    async with sessionmaker() as session:
+        try:
+            yield session
+            await commit(session, hooks)
+        except BaseException:
+            await roll_back(session, hooks)
+            raise
 
 
 async def get_db_session(
@@ -202,14 +243,9 @@ async def get_db_session(
     hooks: CommitHooks | None = getattr(request.app.state, "events", None)
     try:
         yield session
-        if hooks is not None:
-            await hooks.commit(session)
-        else:
-            await session.commit()
+        await commit(session, hooks)
     except BaseException:
-        await session.rollback()
-        if hooks is not None:
-            hooks.discard(session)
+        await roll_back(session, hooks)
         raise
 
 
