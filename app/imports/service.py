@@ -35,6 +35,7 @@ from app.conversations import blind_index
 from app.conversations.ids import new_session_id
 from app.conversations.models import TITLE_SEQ, ChatMessage, ChatSession, SessionStatus
 from app.conversations.service import DEFAULT_TITLE
+from app.core.db import commit
 from app.core.tenancy import owned
 from app.encryption.crypto import keyring_of
 from app.encryption.sealed import open_column, seal_row
@@ -89,7 +90,7 @@ async def import_file(
         if session.in_transaction():
             # Nothing written yet (the sign-in lookup only): no connection is held while
             # this import waits in line or its first batch is parsed.
-            await session.commit()
+            await commit(session)
         if admission is not None and is_large(reader, limits):
             await stack.enter_async_context(
                 admission.slot(
