@@ -184,6 +184,7 @@ class _Events:
     def __init__(self, stream: _Stream) -> None:
         self._events = ijson.basic_parse(stream, use_float=True, buf_size=READ_CHUNK)
         self.depth = 0
+        self.cost = 0  # what the last value built took of its budget
 
     def next(self) -> tuple[str, Any]:
         try:
@@ -207,6 +208,7 @@ class _Events:
         """The value that starts with this event, built whole within `budget` bytes;
         past it, the rest of the value is read without keeping it (`_TooBig`)."""
         if event not in _STARTS:
+            self.cost = VALUE_COST + (len(value) if isinstance(value, str) else 0)
             return value
         left = budget - VALUE_COST
         root: Any = _STARTS[event]()
@@ -221,6 +223,7 @@ class _Events:
                 continue
             if event in _ENDS:
                 if not stack:
+                    self.cost = budget - left
                     return root
                 done = current
                 current, key = stack.pop()
@@ -615,8 +618,9 @@ class ExportReader:
         self, events: _Events, budget: int
     ) -> Generator[tuple[formats.Source | None, int, bool, Any], None, tuple[dict[str, Any], bool]]:
         """A top-level object: Chatkeep's `conversations` are streamed as they come (their
-        format is checked as soon as it is known); every other key is kept, within budget.
-        Returns (the object without `conversations`, whether it had them)."""
+        format is checked as soon as it is known); every other key is kept, all of them
+        within one budget. Returns (the object without `conversations`, whether it had
+        them)."""
         top: dict[str, Any] = {}
         streamed = False
         index = -1
@@ -642,14 +646,17 @@ class ExportReader:
                 continue
             try:
                 top[key] = events.value(event, value, budget)
+                budget -= events.cost
             except _TooBig as big:
                 if key == "conversation":
                     top[key] = big
+                    budget = 0
                     continue
-                raise PayloadTooLargeError(
-                    f"`{str(key)[:80]}` is larger than {budget} bytes "
+                raise rejected(
+                    f"The file's `{str(key)[:80]}` is larger than what is left of "
+                    f"{self.limits.max_conversation_bytes} bytes "
                     "(MAX_IMPORT_CONVERSATION_BYTES).",
-                    code="conversation_too_large",
+                    "conversation_too_large",
                 ) from None
         return top, streamed
 

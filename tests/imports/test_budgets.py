@@ -164,6 +164,14 @@ async def test_a_conversation_over_its_budget_is_listed_and_left_out(
     r = await client.post("/api/import", content=_archive(big), headers=user)
     assert (r.status_code, r.json()["code"]) == (422, "conversation_too_large")
 
+    # The other keys of a file's top-level object share one budget: each under it, all
+    # together over it.
+    padded = json.loads(_single(small))
+    padded.update({f"extra{i}": ["z" * 4_000] for i in range(6)})
+    r = await client.post("/api/import", content=json.dumps(padded).encode(), headers=user)
+    assert (r.status_code, r.json()["code"]) == (422, "conversation_too_large"), r.text
+    assert await _stored(sessionmaker) == (1, 5)
+
 
 def _zip(data: bytes) -> bytes:
     out = io.BytesIO()
