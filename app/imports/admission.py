@@ -18,10 +18,22 @@ from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, Request
+from prometheus_client import Counter, Gauge
 
 from app.core.errors import ServiceUnavailableError
+from app.core.metrics import REGISTRY
 
 RETRY_AFTER_SECONDS = 30
+IMPORTS_WAITING = Gauge(
+    "chatkeep_imports_waiting",
+    "Large imports waiting in line for this process's one large-import slot.",
+    registry=REGISTRY,
+)
+IMPORTS_BUSY = Counter(
+    "chatkeep_import_busy_total",
+    "Imports answered 503 import_busy (the line full, or the wait over).",
+    registry=REGISTRY,
+)
 
 
 def busy(retry_after: int) -> ServiceUnavailableError:
@@ -45,15 +57,19 @@ class ImportAdmission:
         """Holds the one large-import slot; waits in line for it or raises `import_busy`."""
         if self._slot.locked():
             if self.waiting >= queue_length:
+                IMPORTS_BUSY.inc()
                 raise busy(RETRY_AFTER_SECONDS)
             self.waiting += 1
+            IMPORTS_WAITING.inc()
             try:
                 async with asyncio.timeout(wait_seconds):
                     await self._slot.acquire()
             except TimeoutError:
+                IMPORTS_BUSY.inc()
                 raise busy(RETRY_AFTER_SECONDS) from None
             finally:
                 self.waiting -= 1
+                IMPORTS_WAITING.dec()
         else:
             await self._slot.acquire()
         try:

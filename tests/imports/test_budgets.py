@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from app.core.metrics import REGISTRY
 from app.imports.admission import ImportAdmission
 from app.imports.reading import READ_CHUNK
 from tests.conftest import register
@@ -193,10 +194,12 @@ async def test_one_large_import_at_a_time(client, app, settings, sessionmaker):
 
         # No room in the line: refused at once, nothing stored.
         settings.import_queue_length = 0
+        busy_before = REGISTRY.get_sample_value("chatkeep_import_busy_total") or 0
         r = await client.post("/api/import", content=large, headers=user)
         assert (r.status_code, r.json()["code"]) == (503, "import_busy"), r.text
         assert int(r.headers["Retry-After"]) > 0
         assert await _stored(sessionmaker) == (1, 5)
+        assert REGISTRY.get_sample_value("chatkeep_import_busy_total") == busy_before + 1
 
         # With room, it waits in line and runs once the slot is free.
         settings.import_queue_length = 1
@@ -204,6 +207,7 @@ async def test_one_large_import_at_a_time(client, app, settings, sessionmaker):
         while admission.waiting == 0:
             await asyncio.sleep(0.01)
         assert not waiting.done()
+        assert REGISTRY.get_sample_value("chatkeep_imports_waiting") == 1
     r = await waiting
     assert r.status_code == 200 and r.json()["imported"] == 1, r.text
     assert await _stored(sessionmaker) == (2, 10)
