@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install lock run test test-storage test-pgbouncer lint fmt migrate revision bench bench-quick bench-deps clean browser-deps pgbouncer-deps
+.PHONY: help install lock run test test-storage test-pgbouncer lint fmt migrate revision bench bench-quick bench-deps clean browser-deps pgbouncer-deps vendor-web
 
 help:
 	@echo "make run      - install, migrate and serve on http://127.0.0.1:8000 (embedded PostgreSQL)"
@@ -16,6 +16,7 @@ help:
 	@echo "make revision m=\"what changed\" - autogenerate a migration"
 	@echo "make lock     - pin the dependencies again (requirements.lock)"
 	@echo "make bench / bench-quick - benchmarks"
+	@echo "make vendor-web - fetch the page's pinned browser libraries again from npm"
 
 # Installs exactly what requirements.lock pins, hashes checked; then the app itself.
 $(STAMP): pyproject.toml requirements.lock
@@ -34,6 +35,11 @@ lock:
 	@test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet uv
 	$(BIN)/uv pip compile pyproject.toml --extra dev --extra bench --universal \
 		--python-version 3.11 --generate-hashes --quiet -o requirements.lock
+
+# The page's vendored browser libraries (app/web/static/vendor/), from the npm registry at the
+# versions pinned in the script; see docs/web.md.
+vendor-web:
+	$(PYTHON) scripts/vendor_web.py
 
 run: $(STAMP)
 	$(BIN)/python -m app serve
