@@ -52,11 +52,10 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 _SPLIT_MEMBER = re.compile(r"conversations-\d{1,6}\.json")
 # A `\uD800`-`\uDFFF` escape that is not half of a pair; the parser would turn it into "?",
 # so it is found in the raw bytes (an escaped backslash before it does not count).
-_LONE_SURROGATE = re.compile(
-    rb"(?<!\\)(?:\\\\)*(\\u[dD][89abAB][0-9a-fA-F]{2})(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
-    rb"|(?<!\\)(?:\\\\)*(?<!\\u[dD][89abAB][0-9a-fA-F]{2})"
-    rb"(\\u[dD][c-fC-F][0-9a-fA-F]{2})"
-)
+# A pair not after a backslash (after one, the careful scan counts them).
+_PAIR = re.compile(rb"(?<!\\)\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_LOW = re.compile(rb"\\u[dD][c-fC-F][0-9a-fA-F]{2}")
 _NOT_AN_EXPORT = "The file is not an export of Chatkeep, ChatGPT, Claude or Open WebUI."
 
 
@@ -142,25 +141,61 @@ class _Stream:
     def _scan(self, chunk: bytes) -> None:
         """Refuses a lone surrogate escape; a pair split between two reads is joined first."""
         data = self._carry + chunk
+        # Most text has no surrogate escape, or only whole pairs (emoji): two scans in C of
+        # what the previous read left unchecked (from the start of a pair cut there). The
+        # careful scan runs only where an escape looks lone, but for one in the last 12
+        # bytes, which the next read completes (and checks).
+        lone = None
         if b"\\u" in data:
+            start = max(0, len(self._carry) - 12)
+            start = next(
+                (b for b in range(max(0, start - 11), start) if _PAIR.match(data, b)), start
+            )
+            while start > 0 and data[start - 1] == 0x5C:  # keep a run of backslashes whole
+                start -= 1
+            *between, last = _PAIR.split(data[start:])
+            lone = _SURROGATE.search(b"|".join(between)) if between else None
+            if lone is None:
+                lone = _SURROGATE.search(last)
+                if lone is not None and len(last) - lone.start() <= 12 and not self._eof:
+                    lone = None
+        if lone is not None:
             # An escape starting in the last 12 bytes may be half of a pair still to come.
             limit = len(data) if self._eof else len(data) - 12
-            seen = len(self._carry) - 12  # checked by the previous read
-            for found in _LONE_SURROGATE.finditer(data):
-                at = found.start(1) if found.group(1) else found.start(2)
-                if at < seen:
-                    continue
-                if at >= limit:
-                    break
-                escape = found.group(1) or found.group(2)
+            found = _lone_surrogate(data, report_from=len(self._carry) - 12, limit=limit)
+            if found is not None:
                 raise invalid_text_error(
-                    "The file", f"holds a lone surrogate (U+{escape[2:].decode().upper()})"
+                    "The file", f"holds a lone surrogate (U+{found[2:].decode().upper()})"
                 )
         self._carry = data[-64:]
 
     def drain(self) -> None:
         while self.read(READ_CHUNK):
             pass
+
+
+def _lone_surrogate(data: bytes, *, report_from: int, limit: int) -> bytes | None:
+    """The first surrogate escape in `data` between `report_from` and `limit` that is not
+    half of a pair (escapes before `report_from` were checked already)."""
+    skip_to = 0
+    for found in _SURROGATE.finditer(data):
+        at = found.start()
+        if at < skip_to:
+            continue
+        backslashes = 0
+        while at - backslashes > 0 and data[at - backslashes - 1] == 0x5C:
+            backslashes += 1
+        if backslashes % 2:
+            continue  # `\\u...`: an escaped backslash, then text
+        escape = found.group()
+        if escape[3:4] in b"89abAB" and _LOW.match(data, at + 6):
+            skip_to = at + 12  # a whole pair
+            continue
+        if at >= limit:
+            return None
+        if at >= report_from:
+            return escape
+    return None
 
 
 # ----------------------------------------------------------------------------- values
@@ -191,6 +226,9 @@ class _Events:
             event, value = next(self._events)
         except StopIteration:
             return "eof", None
+        except UnicodeDecodeError:
+            # yajl writes a lone surrogate escape as its UTF-8 form, which Python refuses.
+            raise invalid_text_error("The file", "holds a lone surrogate") from None
         except ijson.JSONError as exc:
             why = str(exc.args[0] if exc.args else exc)
             if isinstance(exc.args[0] if exc.args else None, bytes):

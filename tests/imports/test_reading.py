@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 import zipfile
 from pathlib import Path
 
@@ -113,3 +114,77 @@ def test_text_comes_back_as_json_reads_it(content: str, ascii_only: bool) -> Non
     finally:
         reader.close()
     assert checked.conversation.messages[0].content == content
+
+
+class _Trickle(io.BytesIO):
+    """A file that hands out its bytes in the given small sizes, in turn."""
+
+    def __init__(self, data: bytes, sizes: list[int]) -> None:
+        super().__init__(data)
+        self._sizes = sizes
+        self._turn = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size <= 4:  # the format sniff, and ijson's first read of 0
+            return super().read(size)
+        self._turn += 1
+        return super().read(min(size, self._sizes[self._turn % len(self._sizes)]))
+
+
+# Escapes as they appear in JSON text: pairs, lone halves, and escaped backslashes before
+# text that looks like an escape.
+ESCAPES = ["\\ud83d\\ude00", "\\ud800", "\\udc00", "\\\\ud800", "\\\\\\ud83d\\ude00", "\\\\"]
+ESCAPES += ["abc", "\\u00e9", " "]
+
+
+@given(
+    st.lists(st.sampled_from(ESCAPES), min_size=1, max_size=30),
+    st.lists(st.integers(1, 40), min_size=1, max_size=8),
+)
+@settings(max_examples=400, deadline=None, derandomize=True)
+def test_a_lone_surrogate_is_found_wherever_the_reads_split_the_text(
+    pieces: list[str], sizes: list[int]
+) -> None:
+    body = "".join(pieces)
+    doc = _chatkeep("PLACEHOLDER").replace("PLACEHOLDER", body)
+    expected = json.loads(doc)["conversations"][0]["messages"][0]["content"]
+    lone = any("\ud800" <= c <= "\udfff" for c in expected)
+    reader = ExportReader(_Trickle(doc.encode(), sizes), LIMITS)
+    try:
+        [[checked]] = list(reader.batches())
+    except AppError as exc:
+        assert lone and exc.code == "invalid_text", (body, exc)
+    else:
+        assert not lone, body
+        assert checked.conversation.messages[0].content == expected
+    finally:
+        reader.close()
+
+
+def test_every_split_of_tricky_escapes() -> None:
+    """Reads split at every place over texts where an escaped backslash sits next to a pair
+    or a lone half."""
+    for body, lone in (
+        ("\\\\ud800\\udc00\\\\\\ud83d\\ude00abc", True),
+        ("\\\\\\ud83d\\ude00\\ud800 \\\\ud800", True),
+        ("\\\\ud800\\\\ud800\\\\\\ud83d\\ude00", False),
+        ("\\ud83d\\ude00" * 8, False),
+    ):
+        doc = _chatkeep("PLACEHOLDER").replace("PLACEHOLDER", body).encode()
+        for sizes in _size_runs():
+            reader = ExportReader(_Trickle(doc, sizes), LIMITS)
+            try:
+                list(reader.batches())
+                assert not lone, (body, sizes)
+            except AppError as exc:
+                assert lone and exc.code == "invalid_text", (body, sizes, exc)
+            finally:
+                reader.close()
+
+
+def _size_runs() -> list[list[int]]:
+    """Every read size from 1 to 40, and many seeded runs of mixed sizes."""
+    rng = random.Random(20261207)
+    return [[n] for n in range(1, 41)] + [
+        [rng.randint(1, 40) for _ in range(16)] for _ in range(400)
+    ]
