@@ -18,7 +18,7 @@ from typing import Annotated
 from fastapi import APIRouter, Request
 
 from app.auth.dependencies import CurrentUser, RateLimit, RateLimitOnSuccess
-from app.core.db import SessionDep
+from app.core.db import SessionDep, end_transaction
 from app.core.dependencies import ClockDep, SettingsDep
 from app.imports.admission import ImportAdmissionDep
 from app.imports.limits import ImportLimits
@@ -50,6 +50,9 @@ async def import_conversations(
     quota: Annotated[QuotaTicket, RateLimitOnSuccess("import")],
 ) -> ImportResult:
     limits = ImportLimits.from_settings(settings)
+    # The sign-in lookup's transaction ends before the body is read: a slow upload holds
+    # no connection. The upload lands in a bounded temporary file before any other query.
+    await end_transaction(session)
     with await receive_upload(request, limits=limits) as upload:
         result = await import_file(
             session=session,
