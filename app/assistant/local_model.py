@@ -50,7 +50,7 @@ from app.assistant.builtin import TemplateWriter
 from app.assistant.intents import Intent, IntentKind
 from app.assistant.ledger import LedgerState
 from app.assistant.openai_compat import LlmWriter, build_client
-from app.assistant.replies import DRAFT_STILL_WAITING
+from app.assistant.replies import ASK_GENERIC, DRAFT_STILL_WAITING
 from app.core.config import Settings
 
 logger = logging.getLogger("app.assistant.local")
@@ -364,10 +364,13 @@ class LocalWriter:
     async def answer(
         self, *, intent: Intent, turn: TurnInput, state: LedgerState, out: ReplyOutput
     ) -> None:
+        # What the assistant can do, and the questions about drafts (which post? what
+        # about? post this draft or not?) stay exact; the rules' "I'm not sure what you'd
+        # like" is no answer when a model can read the message.
+        generic = intent.clarification == ASK_GENERIC and not state.has_pending
         if intent.kind == IntentKind.HELP or (
-            intent.kind == IntentKind.UNCLEAR and intent.clarification
+            intent.kind == IntentKind.UNCLEAR and intent.clarification and not generic
         ):
-            # What the assistant can do, and the ledger's own questions, are exact as they are.
             await self.templates.answer(intent=intent, turn=turn, state=state, out=out)
             return
         await self.ask(turn=turn, out=out)
