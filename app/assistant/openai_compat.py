@@ -286,9 +286,10 @@ def build_client(
     auth_header: str,
     timeout_seconds: float,
     max_retries: int,
+    headers: dict[str, str] | None = None,
 ) -> AsyncOpenAI:
     """One client per app: its connection pool (1,000 connections) is shared by all turns."""
-    headers: dict[str, str] = {}
+    headers = dict(headers or {})
     if api_key and auth_header.lower() != "authorization":
         headers[auth_header] = api_key  # e.g. Azure's "api-key"
     return AsyncOpenAI(
