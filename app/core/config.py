@@ -115,7 +115,7 @@ class Settings(BaseSettings):
     # used when no other backend is configured; "openai": any OpenAI-compatible server;
     # "builtin": rules and templates only, no model.
     assistant_backend: Literal["local", "openai", "builtin"] = "local"
-    # ASSISTANT_BACKEND=local (docs/assistant.md#local). CPU threads of the model process
+    # ASSISTANT_BACKEND=local (docs/assistant.md). CPU threads of the model process
     # (they wait passively, so a busy machine is not made busier).
     local_model_threads: int = Field(default=2, ge=1, le=64)
     # Replies the model generates at once (llama.cpp's slots, batched); the rest wait in line.
