@@ -36,6 +36,7 @@ from app.drafts.router import router as assistant_router
 from app.events.bus import EventBus, build_event_bus
 from app.events.router import router as events_router
 from app.events.tasks import running_stream_sign_in_check
+from app.exports.downloads import DownloadSlots, purge_stale_workspaces
 from app.exports.router import router as exports_router
 from app.health.router import router as health_router
 from app.history.router import activity_router
@@ -117,6 +118,8 @@ def create_app(
             await asyncio.to_thread(run_migrations, direct_database_url(settings))
         engine = create_engine(settings, url)
         app.state.engine = engine
+        # Files of downloads a killed process was making.
+        await asyncio.to_thread(purge_stale_workspaces, settings.data_dir)
         app.state.sessionmaker = create_sessionmaker(engine)
         bus = build_event_bus(
             backend=settings.events_backend,
@@ -171,6 +174,7 @@ def create_app(
         slots=settings.turn_open_slots or settings.db_pool_size,
         wait_seconds=settings.turn_open_wait_seconds,
     )
+    app.state.download_slots = DownloadSlots(limit=settings.download_max_per_user)
     app.state.mailer = Mailer(
         smtp_url=settings.smtp_url,
         sender=settings.mail_from,

@@ -32,9 +32,8 @@ from app.auth.db import BEARER, COOKIE, UserDatabase, get_user_db
 from app.auth.models import User
 from app.auth.passwords import in_hash_pool, password_problem
 from app.auth.sign_ins import end_sign_ins
-from app.auth.tokens import SignInStrategy
+from app.auth.tokens import STATE_SIGN_IN, SignInStrategy
 from app.core.config import Settings
-from app.core.db import commit
 from app.core.text import normalize_email
 from app.mail.messages import reset_message, verify_message
 from app.ratelimit.dependencies import count_account_attempt
@@ -49,7 +48,8 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
     - every argon2 hash or check runs in the password thread pool (`in_hash_pool`);
     - the reset token's password fingerprint is an HMAC of the stored hash (single use: it
       no longer matches once the password changed) rather than a second argon2 hash;
-    - the hooks send mail, end sign-ins and count the per-account sign-in limit.
+    - every credential change ends the user's other sign-ins (`_update`);
+    - the hooks send mail and count the per-account sign-in limit.
     """
 
     def __init__(self, user_db: Any, settings: Settings, request: Request | None = None) -> None:
@@ -126,6 +126,10 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
         await count_account_attempt(self.request, account)
 
     async def _update(self, user: Any, update_dict: dict[str, Any]) -> Any:
+        """Every change of a user goes through here (the user's own, a superuser's through
+        `PATCH /users/{id}`, a reset link's). A credential change (a new password, a new
+        email) ends the user's other sign-ins in the same transaction: all of them, or all
+        but the one making the request when it is the user's own."""
         validated: dict[str, Any] = {}
         for field, value in update_dict.items():
             if field == "email" and value != user.email:
@@ -138,13 +142,28 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
                 validated["hashed_password"] = await self.hash_password(value)
             elif field != "password":
                 validated[field] = value
+        if "email" in validated or "hashed_password" in validated:
+            await end_sign_ins(
+                session=self.db.session, user_id=user.id, now=self._now(), keep=self._own(user)
+            )
+        # The adapter commits: the change and the ended sign-ins land together.
         return await self.user_db.update(user, validated)
+
+    def _own(self, user: User) -> uuid.UUID | None:
+        """The sign-in making this request, when it is `user`'s own."""
+        if self.request is None:
+            return None
+        current = getattr(self.request.state, STATE_SIGN_IN, None)
+        return current.id if current is not None and current.user_id == user.id else None
 
     # --- reset -----------------------------------------------------------------------------
 
     def _fingerprint(self, user: User) -> str:
+        """Binds a reset link to the stored password hash and the email it was sent to, so
+        it stops working once either changes."""
         key = self.secret.encode()
-        return hmac.new(key, user.hashed_password.encode(), hashlib.sha256).hexdigest()
+        bound = f"{user.hashed_password}\x00{user.email.lower()}".encode()
+        return hmac.new(key, bound, hashlib.sha256).hexdigest()
 
     async def forgot_password(self, user: Any, request: Request | None = None) -> None:
         if not user.is_active:
@@ -198,10 +217,6 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
             minutes=self.settings.reset_token_ttl_seconds // 60,
         )
         self._mail(to=user.email, subject=subject, text=text, kind="reset")
-
-    async def on_after_reset_password(self, user: User, request: Request | None = None) -> None:
-        await end_sign_ins(session=self.db.session, user_id=user.id, now=self._now())
-        await commit(self.db.session)
 
     async def on_after_request_verify(
         self, user: User, token: str, request: Request | None = None

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     db_command_timeout_seconds: float = Field(default=5.0, gt=0)
     db_statement_timeout_ms: int = Field(default=4_000, ge=0)
     db_retry_after_seconds: int = Field(default=5, ge=1)
+    # Backstop: PostgreSQL ends a connection left idle inside a transaction this long (the
+    # app never waits on a client in one). 0 turns it off. Not sent with DB_POOLER=pgbouncer
+    # (set it on the role instead: docs/operations.md).
+    db_idle_in_transaction_timeout_ms: int = Field(default=60_000, ge=0)
 
     secret_key: str | None = None
     # Bearer tokens (API clients) keep a fixed lifetime; the web cookie slides (docs/api.md).
@@ -99,6 +103,9 @@ class Settings(BaseSettings):
     max_request_bytes: int = 1_048_576
     context_max_messages: int = 50
     context_max_chars: int = 24_000
+
+    # Downloads (exports, "my data") one user may have in progress at once, per process.
+    download_max_per_user: int = Field(default=3, ge=1, le=100)
 
     # PDF export: past either bound a PDF ends with a note (export JSON for everything).
     pdf_max_pages: int = Field(default=2000, ge=1)
