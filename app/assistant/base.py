@@ -93,6 +93,9 @@ class ReplyOutput(Protocol):
     def add_usage(self, usage: Usage) -> None:
         """Count tokens a model call reported."""
 
+    def queued(self, position: int | None) -> None:
+        """The reply waits in line for the model: `position` 1 is next; None, no longer."""
+
     def set_outcome(self, outcome: Any) -> None:
         """What `record` should write: set it once the effect is complete."""
 

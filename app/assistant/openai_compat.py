@@ -286,9 +286,10 @@ def build_client(
     auth_header: str,
     timeout_seconds: float,
     max_retries: int,
+    headers: dict[str, str] | None = None,
 ) -> AsyncOpenAI:
     """One client per app: its connection pool (1,000 connections) is shared by all turns."""
-    headers: dict[str, str] = {}
+    headers = dict(headers or {})
     if api_key and auth_header.lower() != "authorization":
         headers[auth_header] = api_key  # e.g. Azure's "api-key"
     return AsyncOpenAI(
@@ -316,11 +317,17 @@ class LlmWriter:
         model: str,
         temperature: float = 0.7,
         decides_intents: bool = True,
+        max_tokens: int | None = None,
+        sampling: dict[str, Any] | None = None,
     ) -> None:
         self.client = client
         self.model = model
         self.temperature = temperature
         self.decides_intents = decides_intents
+        self.max_tokens = max_tokens
+        self.sampling = sampling or {}  # more of the server's sampling options, sent as they are
+        self.model_name = model
+        self.label = model
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LlmWriter:
@@ -341,13 +348,30 @@ class LlmWriter:
     async def aclose(self) -> None:
         await self.client.close()
 
-    def messages(self, *, turn: TurnInput, system: str) -> list[dict[str, str]]:
-        out = [{"role": "system", "content": system}]
-        for m in turn.history:
-            if m.role in ("user", "assistant") and m.content:
-                out.append({"role": m.role, "content": m.content})
-        out.append({"role": "user", "content": turn.message})
-        return out
+    def messages(
+        self, *, turn: TurnInput, system: str, history_chars: int | None = None
+    ) -> list[dict[str, str]]:
+        """The system prompt, the history and the message; with `history_chars`, only the
+        newest history messages that fit in that many characters (a small model's context)."""
+        history = [
+            {"role": m.role, "content": m.content}
+            for m in turn.history
+            if m.role in ("user", "assistant") and m.content
+        ]
+        if history_chars is not None:
+            kept: list[dict[str, str]] = []
+            budget = history_chars
+            for m in reversed(history):
+                budget -= len(m["content"])
+                if budget < 0:
+                    break
+                kept.append(m)
+            history = kept[::-1]
+        return [
+            {"role": "system", "content": system},
+            *history,
+            {"role": "user", "content": turn.message},
+        ]
 
     async def stream(
         self,
@@ -373,6 +397,9 @@ class LlmWriter:
             "temperature": self.temperature,
             "stream_options": {"include_usage": True},
         }
+        if self.max_tokens is not None:
+            body["max_tokens"] = self.max_tokens
+        body.update(self.sampling)
         if tools:
             body["tools"] = tools
         try:

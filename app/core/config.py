@@ -128,7 +128,23 @@ class Settings(BaseSettings):
     import_queue_length: int = Field(default=4, ge=0)
     import_queue_wait_seconds: float = Field(default=30.0, ge=0)
 
-    assistant_backend: Literal["builtin", "openai"] = "builtin"
+    # "local": the small model that ships with the app (SmolLM2 135M, in a child process),
+    # used when no other backend is configured; "openai": any OpenAI-compatible server;
+    # "builtin": rules and templates only, no model.
+    assistant_backend: Literal["local", "openai", "builtin"] = "local"
+    # ASSISTANT_BACKEND=local (docs/assistant.md). CPU threads of the model process
+    # (they wait passively, so a busy machine is not made busier).
+    local_model_threads: int = Field(default=2, ge=1, le=64)
+    # Replies the model generates at once (llama.cpp's slots, batched); the rest wait in line.
+    local_model_parallel: int = Field(default=4, ge=1, le=32)
+    # Replies waiting in line beyond those; one more fails at once with 502.
+    local_model_queue_size: int = Field(default=100, ge=0)
+    local_model_context_tokens: int = Field(default=2048, ge=256, le=8192)
+    local_model_max_tokens: int = Field(default=256, ge=1, le=4096)
+    # History the model sees, newest first, in characters (a small model, a short memory).
+    local_model_history_chars: int = Field(default=2000, ge=0)
+    local_model_temperature: float = Field(default=0.0, ge=0, le=2)
+    local_model_start_timeout_seconds: float = Field(default=60.0, gt=0)
     # ASSISTANT_BACKEND=openai: any OpenAI-compatible chat-completions server.
     llm_base_url: str = "https://api.openai.com/v1"
     llm_api_key: str | None = None

@@ -48,6 +48,7 @@ class LiveTurn:
         self._joined = ""
         self._joined_parts = 0
         self.usage: Usage | None = None
+        self.queue_position: int | None = None  # waiting in line for the model
         self.outcome: Any = None
         # ("done", payload) or ("error", problem), set once the turn is closed in the DB.
         self.final: tuple[str, dict[str, Any]] | None = None
@@ -81,6 +82,11 @@ class LiveTurn:
 
     def set_outcome(self, outcome: Any) -> None:
         self.outcome = outcome
+
+    def queued(self, position: int | None) -> None:
+        if position != self.queue_position:
+            self.queue_position = position
+            self.wake()
 
     @contextlib.contextmanager
     def shielded(self) -> Iterator[None]:
