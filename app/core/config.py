@@ -88,8 +88,12 @@ class Settings(BaseSettings):
     mail_from: str = "Chatkeep <no-reply@localhost>"
     mail_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     hsts_max_age_seconds: int = Field(default=31_536_000, ge=0)
-    # Set: GET /metrics requires `Authorization: Bearer <METRICS_TOKEN>`. Unset: open.
+    # Set: GET /metrics requires `Authorization: Bearer <METRICS_TOKEN>`. Unset: open in
+    # development and tests, 404 (off) with APP_ENV=production.
     metrics_token: str | None = None
+    # The whole-database gauges of /metrics (counts of sessions, messages, users, sweeps)
+    # are read at most once per this many seconds per process; scrapes in between reuse them.
+    metrics_database_refresh_seconds: float = Field(default=60.0, ge=0, le=3600)
 
     session_ttl_seconds: int = 1800
     sweep_interval_seconds: int = 300
