@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, cast
@@ -34,9 +35,12 @@ from app.auth.passwords import in_hash_pool, password_problem
 from app.auth.sign_ins import end_sign_ins
 from app.auth.tokens import STATE_SIGN_IN, SignInStrategy
 from app.core.config import Settings
+from app.core.metrics import MAIL_MESSAGES
 from app.core.text import normalize_email
 from app.mail.messages import reset_message, verify_message
-from app.ratelimit.dependencies import count_account_attempt
+from app.ratelimit.dependencies import count_account_attempt, may_mail_user
+
+logger = logging.getLogger("app.auth")
 
 AUTH_COOKIE_NAME = "chatkeep_auth"
 RESET_FINGERPRINT_CLAIM = "password_fgpt"
@@ -200,10 +204,18 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
 
     # --- hooks -----------------------------------------------------------------------------
 
-    def _mail(self, *, to: str, subject: str, text: str, kind: str) -> None:
+    async def _mail(self, *, user: User, subject: str, text: str, kind: str) -> None:
         if self.request is None:
             return
-        self.request.app.state.mailer.send_later(to=to, subject=subject, text=text, kind=kind)
+        if not await may_mail_user(self.request, user.id):
+            # The account had its day's mail (RATE_LIMIT_MAIL): send nothing, answer as
+            # usual, so the answer still says nothing about which accounts exist.
+            MAIL_MESSAGES.labels(kind, "capped").inc()
+            logger.info("mail (%s) not sent: the account reached its daily cap", kind)
+            return
+        self.request.app.state.mailer.send_later(
+            to=user.email, subject=subject, text=text, kind=kind
+        )
 
     async def on_after_register(self, user: User, request: Request | None = None) -> None:
         if self.settings.require_verified_email and not user.is_verified:
@@ -216,7 +228,7 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
             link=f"{self.settings.link_base()}/reset-password#token={token}",
             minutes=self.settings.reset_token_ttl_seconds // 60,
         )
-        self._mail(to=user.email, subject=subject, text=text, kind="reset")
+        await self._mail(user=user, subject=subject, text=text, kind="reset")
 
     async def on_after_request_verify(
         self, user: User, token: str, request: Request | None = None
@@ -224,7 +236,7 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
         subject, text = verify_message(
             link=f"{self.settings.link_base()}/verify-email#token={token}"
         )
-        self._mail(to=user.email, subject=subject, text=text, kind="verify")
+        await self._mail(user=user, subject=subject, text=text, kind="verify")
 
     def _now(self) -> Any:
         if self.request is not None:

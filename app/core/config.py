@@ -190,6 +190,7 @@ class Settings(BaseSettings):
     rate_limit_credentials: str = "5/minute"
     rate_limit_default: str = "120/minute"
     rate_limit_shared: str = "60/minute"
+    rate_limit_mail: str = "10/day"
 
     @model_validator(mode="after")
     def _check_db_timeouts(self) -> Settings:

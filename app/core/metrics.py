@@ -50,7 +50,8 @@ EVENTS_RECEIVED = Counter(
 )
 MAIL_MESSAGES = Counter(
     "chatkeep_mail_total",
-    "Emails by kind (reset, verify) and outcome (sent, written to the outbox, failed).",
+    "Emails by kind (reset, verify) and outcome (sent, written to the outbox, failed; "
+    "capped: not sent, the account had its RATE_LIMIT_MAIL).",
     ["kind", "outcome"],
     registry=REGISTRY,
 )
