@@ -37,7 +37,7 @@ from app.auth.tokens import STATE_SIGN_IN, SignInStrategy
 from app.core.config import Settings
 from app.core.metrics import MAIL_MESSAGES
 from app.core.text import normalize_email
-from app.mail.messages import reset_message, verify_message
+from app.mail.messages import reset_message, signup_attempt_message, verify_message
 from app.ratelimit.dependencies import count_account_attempt, may_mail_user
 
 logger = logging.getLogger("app.auth")
@@ -100,7 +100,11 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
         self, user_create: Any, safe: bool = False, request: Request | None = None
     ) -> User:
         await self.validate_password(user_create.password, user_create)
-        if await self.user_db.get_by_email(user_create.email) is not None:
+        existing = await self.user_db.get_by_email(user_create.email)
+        if existing is not None:
+            # Registration says the address is taken (docs/api.md, "Registering an address
+            # that has an account"); its owner hears of the attempt.
+            await self._mail_signup_attempt(existing)
             raise exceptions.UserAlreadyExists()
         user_dict = (
             user_create.create_update_dict() if safe else user_create.create_update_dict_superuser()
@@ -220,6 +224,10 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
     async def on_after_register(self, user: User, request: Request | None = None) -> None:
         if self.settings.require_verified_email and not user.is_verified:
             await self.request_verify(user, request)
+
+    async def _mail_signup_attempt(self, user: User) -> None:
+        subject, text = signup_attempt_message(sign_in_link=f"{self.settings.link_base()}/login")
+        await self._mail(user=user, subject=subject, text=text, kind="signup")
 
     async def on_after_forgot_password(
         self, user: User, token: str, request: Request | None = None
