@@ -131,6 +131,10 @@ class Settings(BaseSettings):
     # The whole model call of a turn, first token to last (a long reply streams for a while).
     llm_timeout_seconds: float = Field(default=120.0, gt=0)
     llm_max_retries: int = Field(default=2, ge=0, le=10)
+    # How long an idle connection to the model server is kept for the next call. Keep it
+    # below the server's own keep-alive timeout (5 s for uvicorn-based servers like vLLM),
+    # so the server never closes a connection just as a request goes out on it.
+    llm_keepalive_seconds: float = Field(default=4.0, gt=0, le=300)
     llm_temperature: float = 0.7
     # "model": the model decides what the user means (tool calls, any language);
     # "rules": the built-in English rules decide, the model only writes.
