@@ -95,7 +95,7 @@ test: $(STAMP) browser-deps pgbouncer-deps
 MACHINE_PG_URL ?= $(or $(CI_PG_URL),postgresql+asyncpg://postgres@127.0.0.1:5432/postgres)
 PGBOUNCER_TESTS := tests/conversations/test_api.py tests/conversations/test_sweeper.py \
 	tests/conversations/test_trash.py \
-	tests/conversations/test_tags.py tests/sharing/test_api.py tests/exports/test_import.py \
+	tests/conversations/test_tags.py tests/sharing/test_api.py tests/imports/test_import.py \
 	tests/auth/test_sign_ins.py tests/core/test_encryption.py tests/turns/test_stream.py \
 	tests/turns/test_idempotency.py tests/events/test_events.py
 

@@ -43,6 +43,7 @@ from app.health.service import DatabaseGauges
 from app.history.router import activity_router
 from app.history.router import router as history_router
 from app.history.session_router import router as conversations_router
+from app.imports.router import router as imports_router
 from app.mail.service import Mailer
 from app.models import metadata as _every_table  # noqa: F401  (and the domains' reactions)
 from app.ratelimit.setup import install_rate_limits
@@ -202,6 +203,7 @@ def create_app(
     app.include_router(shared_router)
     app.include_router(events_router)
     app.include_router(exports_router)
+    app.include_router(imports_router)
     app.include_router(assistant_router)
     app.include_router(admin_router)
     app.include_router(health_router)

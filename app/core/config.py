@@ -121,6 +121,16 @@ class Settings(BaseSettings):
     max_import_compression_ratio: int = 100
     max_import_conversations: int = 10_000
     max_import_messages: int = 200_000
+    # One conversation as parsed (its text plus 64 bytes per JSON value): the most an
+    # import holds in memory at once, whatever the file's size.
+    max_import_conversation_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    # One INSERT of an import's messages carries at most this much text.
+    import_batch_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # Imports over this size (and every ZIP) run one at a time per process; the rest wait
+    # in a line of IMPORT_QUEUE_LENGTH for up to IMPORT_QUEUE_WAIT_SECONDS, then get 503.
+    import_large_bytes: int = Field(default=1024 * 1024, ge=0)
+    import_queue_length: int = Field(default=4, ge=0)
+    import_queue_wait_seconds: float = Field(default=30.0, ge=0)
 
     assistant_backend: Literal["builtin", "openai"] = "builtin"
     # ASSISTANT_BACKEND=openai: any OpenAI-compatible chat-completions server.

@@ -144,6 +144,62 @@ class UserLimiter:
 _KEYWORD = inspect.Parameter.KEYWORD_ONLY
 
 
+class QuotaTicket:
+    """A request of a policy counted on success: checked, not yet counted."""
+
+    def __init__(
+        self, limits: RateLimits, policy: str, user_id: uuid.UUID, session: AsyncSession
+    ) -> None:
+        self._limits = limits
+        self._policy = policy
+        self._user_id = user_id
+        self._session = session
+        self.counted = False
+
+    async def count(self) -> None:
+        """Counts the request now that it did what the policy limits (once)."""
+        if self.counted or not self._limits.enabled:
+            return
+        self.counted = True
+        await self._limits.hit_user(self._policy, user_id=self._user_id, session=self._session)
+
+
+class SuccessLimiter(UserLimiter):
+    """A user policy checked before the route without counting: the route counts with
+    `QuotaTicket.count()` only once the request did what the policy limits (an import
+    that stored something), so a refused or failed request costs no quota. Concurrent
+    requests of one user may each pass the check; the import's per-user lock and the
+    process's one large-import slot keep that to a request or two."""
+
+    async def __call__(  # type: ignore[override]
+        self, request: Request, user_id: uuid.UUID, session: AsyncSession
+    ) -> QuotaTicket:
+        limits = rate_limits(request)
+        ticket = QuotaTicket(limits, self.policy, user_id, session)
+        if not limits.enabled:
+            return ticket
+        policy, _ = await limits.user_policy(self.policy, user_id=user_id, session=session)
+        states = await limits.limiter.peek(policy, "user", str(user_id))
+        if states:
+            full = next((s for s in states if s.remaining <= 0), None)
+            decision = Decision(allowed=full is None, states=states, rejected_by=full)
+            _enforce(request, decision, self.policy)
+        return ticket
+
+
+def rate_limit_on_success_dependency(*, user_id: UserIdDependency) -> Callable[[str], Any]:
+    """`RateLimitOnSuccess(policy)` for `ticket: Annotated[QuotaTicket,
+    RateLimitOnSuccess("import")]`: checked before the route, counted by the route with
+    `await ticket.count()`."""
+
+    def rate_limit_on_success(policy: str) -> Any:
+        if policy not in USER_POLICIES:
+            raise ValueError(f"unknown user rate-limit policy {policy!r}")
+        return Depends(SuccessLimiter(policy, user_id))
+
+    return rate_limit_on_success
+
+
 async def target_email(request: Request) -> str | None:
     """The email a sign-in (form field `username`) or registration (JSON `email`) names.
 
