@@ -113,11 +113,19 @@ class RecordedReply:
 
 
 class AssistantError(Exception):
-    """The assistant could not answer; the user's message is kept all the same."""
+    """The assistant could not answer; the user's message is kept all the same.
 
-    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+    `failure` names what went wrong with the model's server, when that is known:
+    "connection_refused", "connection_reset", "timeout" or "rejected" (it answered with an
+    HTTP error); None for anything else (a reply that makes no sense, an empty one).
+    """
+
+    def __init__(
+        self, message: str, *, timed_out: bool = False, failure: str | None = None
+    ) -> None:
         super().__init__(message)
-        self.timed_out = timed_out
+        self.failure = "timeout" if timed_out else failure
+        self.timed_out = self.failure == "timeout"
 
 
 class Assistant(Protocol):

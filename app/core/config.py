@@ -88,8 +88,12 @@ class Settings(BaseSettings):
     mail_from: str = "Chatkeep <no-reply@localhost>"
     mail_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     hsts_max_age_seconds: int = Field(default=31_536_000, ge=0)
-    # Set: GET /metrics requires `Authorization: Bearer <METRICS_TOKEN>`. Unset: open.
+    # Set: GET /metrics requires `Authorization: Bearer <METRICS_TOKEN>`. Unset: open in
+    # development and tests, 404 (off) with APP_ENV=production.
     metrics_token: str | None = None
+    # The whole-database gauges of /metrics (counts of sessions, messages, users, sweeps)
+    # are read at most once per this many seconds per process; scrapes in between reuse them.
+    metrics_database_refresh_seconds: float = Field(default=60.0, ge=0, le=3600)
 
     session_ttl_seconds: int = 1800
     sweep_interval_seconds: int = 300
@@ -153,6 +157,10 @@ class Settings(BaseSettings):
     # The whole model call of a turn, first token to last (a long reply streams for a while).
     llm_timeout_seconds: float = Field(default=120.0, gt=0)
     llm_max_retries: int = Field(default=2, ge=0, le=10)
+    # How long an idle connection to the model server is kept for the next call. Keep it
+    # below the server's own keep-alive timeout (5 s for uvicorn-based servers like vLLM),
+    # so the server never closes a connection just as a request goes out on it.
+    llm_keepalive_seconds: float = Field(default=4.0, gt=0, le=300)
     llm_temperature: float = 0.7
     # "model": the model decides what the user means (tool calls, any language);
     # "rules": the built-in English rules decide, the model only writes.
@@ -212,6 +220,7 @@ class Settings(BaseSettings):
     rate_limit_credentials: str = "5/minute"
     rate_limit_default: str = "120/minute"
     rate_limit_shared: str = "60/minute"
+    rate_limit_mail: str = "10/day"
 
     @model_validator(mode="after")
     def _check_db_timeouts(self) -> Settings:

@@ -360,7 +360,31 @@ def _timeout_problem(session_id: str, seconds: float) -> dict[str, Any]:
     )
 
 
+# What the page shows for each way the model's server can fail (AssistantError.failure).
+_FAILURES: dict[str, tuple[str, str]] = {
+    "connection_refused": (
+        "upstream_connection_refused",
+        "The language model's server refused the connection (it is not running or not reachable)",
+    ),
+    "connection_reset": (
+        "upstream_connection_reset",
+        "The connection to the language model's server was closed before the reply ended",
+    ),
+    "rejected": ("upstream_rejected", "The language model refused the request"),
+}
+
+
 def _assistant_problem(session_id: str, exc: AssistantError) -> dict[str, Any]:
+    named = _FAILURES.get(exc.failure or "")
+    if named is not None:
+        code, title = named
+        return problem_body(
+            502,
+            detail=f"{exc}. Your message was saved; please retry.",
+            code=code,
+            title=title,
+            extra={"sessionId": session_id},
+        )
     if exc.timed_out:
         return problem_body(
             504,
