@@ -1,22 +1,21 @@
-"""Export a conversation (JSON or PDF), export everything (ZIP), import exports back."""
+"""Export a conversation (JSON or PDF), export everything (ZIP)."""
 
 from __future__ import annotations
 
 from functools import partial
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
 from app.auth.dependencies import CurrentUser, RateLimit
 from app.conversations.dependencies import OwnedSession
-from app.core.db import SessionDep, end_transaction
+from app.core.db import SessionDep
 from app.core.dependencies import ClockDep, SessionmakerDep, SettingsDep
 from app.core.errors import InvalidInputError
 from app.core.validation import SaneDate
-from app.exports import downloads, importer, naming, service, zip_export
+from app.exports import downloads, naming, service, zip_export
 from app.exports.dependencies import DownloadSlotDep
 from app.exports.responses import DownloadResponse
-from app.exports.schemas import ImportFailureOut, ImportResult
 from app.history import service as history
 
 router = APIRouter(prefix="/api", tags=["export"], dependencies=[RateLimit("default")])
@@ -126,40 +125,3 @@ async def export_all(
         "Cache-Control": "no-store",
     }
     return DownloadResponse(produce, media_type="application/zip", headers=headers)
-
-
-@router.post(
-    "/import",
-    response_model=ImportResult,
-    responses={
-        413: {"description": "The upload is too large"},
-        422: {"description": "Not a Chatkeep export, or unsafe"},
-    },
-    dependencies=[RateLimit("import")],
-)
-async def import_conversations(
-    request: Request,
-    user: CurrentUser,
-    session: SessionDep,
-    clock: ClockDep,
-    settings: SettingsDep,
-) -> ImportResult:
-    limits = importer.ImportLimits.from_settings(settings)
-    # The sign-in lookup's transaction ends before the body is read: a slow upload holds
-    # no connection. The upload lands in a bounded temporary file before any other query.
-    await end_transaction(session)
-    with await importer.receive_upload(request, limits=limits) as upload:
-        result = await importer.import_file(
-            session=session, user_id=user.id, upload=upload, limits=limits, now=clock.now()
-        )
-    return ImportResult(
-        imported=result.imported,
-        skipped=result.skipped,
-        sessions=result.sessions,
-        failed=[
-            ImportFailureOut(
-                index=f.index, source_id=f.source_id, title=f.title, code=f.code, detail=f.detail
-            )
-            for f in result.failed
-        ],
-    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,6 +47,7 @@ async def start_turn(
         _last_user_message(body.messages), max_chars=services.settings.max_message_chars
     )
     key = service.validate_idempotency_key(idempotency_key)
+    hashes = _hashes(services, key, body.model_dump(mode="json"))
     return await _start(
         db=db,
         services=services,
@@ -56,7 +58,8 @@ async def start_turn(
             message=message,
             context=body.context,
             idempotency_key=key,
-            request_hash=service.request_hash(body.model_dump(mode="json")) if key else None,
+            request_hash=hashes[0],
+            legacy_request_hash=hashes[1],
             edit_seq=body.edit_seq,
         ),
     )
@@ -77,6 +80,7 @@ async def start_regenerate(
     answers; the turn's id, as `start_turn`."""
     key = service.validate_idempotency_key(idempotency_key)
     fingerprint = {"regenerate": seq, "sessionId": session_id, **body.model_dump(mode="json")}
+    hashes = _hashes(services, key, fingerprint)
     return await _start(
         db=db,
         services=services,
@@ -87,10 +91,19 @@ async def start_regenerate(
             message="",
             context=body.context,
             idempotency_key=key,
-            request_hash=service.request_hash(fingerprint) if key else None,
+            request_hash=hashes[0],
+            legacy_request_hash=hashes[1],
             regenerate_seq=seq,
         ),
     )
+
+
+def _hashes(services: TurnServices, key: str | None, payload: Any) -> tuple[str | None, str | None]:
+    """The request's fingerprint (keyed) and its older plain form, when a key is sent."""
+    if not key:
+        return None, None
+    hash_key = service.request_hash_key(services.settings.resolved_secret_key())
+    return service.request_hash(payload, key=hash_key), service.legacy_request_hash(payload)
 
 
 async def _start(
