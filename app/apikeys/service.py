@@ -97,6 +97,15 @@ async def revoke_key(*, session: AsyncSession, user_id: uuid.UUID, key_id: uuid.
     await session.flush()
 
 
+async def revoke_own_key(
+    *, session: AsyncSession, user_id: uuid.UUID, secret_key: str, key: str
+) -> None:
+    """Revokes the key itself (signing out with it); a key that is not live does nothing."""
+    digest = key_hash(secret_key=secret_key, key=key)
+    await session.execute(owned_delete(ApiKey, user_id).where(col(ApiKey.key_hash) == digest))
+    await session.flush()
+
+
 async def end_keys(*, session: AsyncSession, user_id: uuid.UUID) -> int:
     """Revokes every key of the user; returns how many there were."""
     result = await session.execute(owned_delete(ApiKey, user_id))

@@ -188,6 +188,16 @@ class SignInStrategy(JWTStrategy[User, uuid.UUID]):
         return user
 
     async def destroy_token(self, token: str, user: models.UP) -> None:
+        if self.kind == BEARER and api_keys.is_api_key(token):
+            # Signing out with an API key revokes it, as it ends any other bearer token.
+            await api_keys.revoke_own_key(
+                session=self.session,
+                user_id=user.id,
+                secret_key=self.settings.resolved_secret_key(),
+                key=token,
+            )
+            await commit(self.session)
+            return
         sign_in_id = self._sign_in_id(self._claims(token))
         if sign_in_id is None:
             return

@@ -149,3 +149,10 @@ async def test_names_are_checked_and_keys_are_counted(client, settings):
     r = await client.post("/api/keys", json={"name": "three"}, headers=me)
     assert r.status_code == 409 and r.json()["code"] == "too_many_api_keys"
 
+
+async def test_signing_out_with_a_key_revokes_it(client):
+    me = await register(client)
+    key = (await _new_key(client, me))["key"]
+    assert (await client.post("/auth/jwt/logout", headers=_bearer(key))).status_code == 204
+    assert (await client.get("/users/me", headers=_bearer(key))).status_code == 401
+    assert (await client.get("/api/keys", headers=me)).json()["keys"] == []
