@@ -61,7 +61,14 @@ async def create_key(
     now: datetime,
     max_keys: int,
 ) -> tuple[ApiKey, str]:
-    """Makes a key; returns its row and the key itself (the only time it is known)."""
+    """Makes a key; returns its row and the key itself (the only time it is known).
+
+    The user's keys are counted under a transaction lock on the user, so two requests at
+    once cannot both take the last place."""
+    await session.execute(
+        sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+        {"key": f"chatkeep-api-keys:{user_id}"},
+    )
     count = await session.scalar(owned(ApiKey, user_id, sa.func.count()))
     if (count or 0) >= max_keys:
         raise ConflictError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from sqlalchemy import text
@@ -156,3 +157,13 @@ async def test_signing_out_with_a_key_revokes_it(client):
     assert (await client.post("/auth/jwt/logout", headers=_bearer(key))).status_code == 204
     assert (await client.get("/users/me", headers=_bearer(key))).status_code == 401
     assert (await client.get("/api/keys", headers=me)).json()["keys"] == []
+
+
+async def test_requests_at_once_cannot_pass_the_most_keys(client, settings):
+    me = await register(client)
+    settings.api_keys_max_per_user = 2
+    answers = await asyncio.gather(
+        *(client.post("/api/keys", json={"name": f"k{i}"}, headers=me) for i in range(6))
+    )
+    assert sorted(r.status_code for r in answers) == [201, 201, 409, 409, 409, 409]
+    assert len((await client.get("/api/keys", headers=me)).json()["keys"]) == 2
