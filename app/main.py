@@ -39,6 +39,7 @@ from app.events.tasks import running_stream_sign_in_check
 from app.exports.downloads import DownloadSlots, purge_stale_workspaces
 from app.exports.router import router as exports_router
 from app.health.router import router as health_router
+from app.health.service import DatabaseGauges
 from app.history.router import activity_router
 from app.history.router import router as history_router
 from app.history.session_router import router as conversations_router
@@ -176,6 +177,9 @@ def create_app(
         wait_seconds=settings.turn_open_wait_seconds,
     )
     app.state.download_slots = DownloadSlots(limit=settings.download_max_per_user)
+    app.state.database_gauges = DatabaseGauges(
+        refresh_seconds=settings.metrics_database_refresh_seconds
+    )
     app.state.mailer = Mailer(
         smtp_url=settings.smtp_url,
         sender=settings.mail_from,

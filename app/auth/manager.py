@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, cast
@@ -34,9 +35,12 @@ from app.auth.passwords import in_hash_pool, password_problem
 from app.auth.sign_ins import end_sign_ins
 from app.auth.tokens import STATE_SIGN_IN, SignInStrategy
 from app.core.config import Settings
+from app.core.metrics import MAIL_MESSAGES
 from app.core.text import normalize_email
-from app.mail.messages import reset_message, verify_message
-from app.ratelimit.dependencies import count_account_attempt
+from app.mail.messages import reset_message, signup_attempt_message, verify_message
+from app.ratelimit.dependencies import count_account_attempt, may_mail_user
+
+logger = logging.getLogger("app.auth")
 
 AUTH_COOKIE_NAME = "chatkeep_auth"
 RESET_FINGERPRINT_CLAIM = "password_fgpt"
@@ -96,7 +100,11 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
         self, user_create: Any, safe: bool = False, request: Request | None = None
     ) -> User:
         await self.validate_password(user_create.password, user_create)
-        if await self.user_db.get_by_email(user_create.email) is not None:
+        existing = await self.user_db.get_by_email(user_create.email)
+        if existing is not None:
+            # Registration says the address is taken (docs/api.md, "Registering an address
+            # that has an account"); its owner hears of the attempt.
+            await self._mail_signup_attempt(existing)
             raise exceptions.UserAlreadyExists()
         user_dict = (
             user_create.create_update_dict() if safe else user_create.create_update_dict_superuser()
@@ -200,14 +208,26 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
 
     # --- hooks -----------------------------------------------------------------------------
 
-    def _mail(self, *, to: str, subject: str, text: str, kind: str) -> None:
+    async def _mail(self, *, user: User, subject: str, text: str, kind: str) -> None:
         if self.request is None:
             return
-        self.request.app.state.mailer.send_later(to=to, subject=subject, text=text, kind=kind)
+        if not await may_mail_user(self.request, user.id):
+            # The account had its day's mail (RATE_LIMIT_MAIL): send nothing, answer as
+            # usual, so the answer still says nothing about which accounts exist.
+            MAIL_MESSAGES.labels(kind, "capped").inc()
+            logger.info("mail (%s) not sent: the account reached its daily cap", kind)
+            return
+        self.request.app.state.mailer.send_later(
+            to=user.email, subject=subject, text=text, kind=kind
+        )
 
     async def on_after_register(self, user: User, request: Request | None = None) -> None:
         if self.settings.require_verified_email and not user.is_verified:
             await self.request_verify(user, request)
+
+    async def _mail_signup_attempt(self, user: User) -> None:
+        subject, text = signup_attempt_message(sign_in_link=f"{self.settings.link_base()}/login")
+        await self._mail(user=user, subject=subject, text=text, kind="signup")
 
     async def on_after_forgot_password(
         self, user: User, token: str, request: Request | None = None
@@ -216,7 +236,7 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
             link=f"{self.settings.link_base()}/reset-password#token={token}",
             minutes=self.settings.reset_token_ttl_seconds // 60,
         )
-        self._mail(to=user.email, subject=subject, text=text, kind="reset")
+        await self._mail(user=user, subject=subject, text=text, kind="reset")
 
     async def on_after_request_verify(
         self, user: User, token: str, request: Request | None = None
@@ -224,7 +244,7 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
         subject, text = verify_message(
             link=f"{self.settings.link_base()}/verify-email#token={token}"
         )
-        self._mail(to=user.email, subject=subject, text=text, kind="verify")
+        await self._mail(user=user, subject=subject, text=text, kind="verify")
 
     def _now(self) -> Any:
         if self.request is not None:

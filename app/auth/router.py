@@ -34,7 +34,7 @@ from app.auth.tokens import STATE_SIGN_IN
 from app.core.db import SessionDep
 from app.core.dependencies import ClockDep, SettingsDep
 from app.core.errors import AppError, NotFoundError
-from app.ratelimit.dependencies import SIGN_IN_LIMIT, TOKEN_LIMIT
+from app.ratelimit.dependencies import MAIL_LIMIT, SIGN_IN_LIMIT, TOKEN_LIMIT
 
 router = APIRouter()
 router.include_router(
@@ -59,13 +59,13 @@ router.include_router(
     fastapi_users.get_reset_password_router(),
     prefix="/auth",
     tags=["auth"],
-    dependencies=[TOKEN_LIMIT],
+    dependencies=[TOKEN_LIMIT, MAIL_LIMIT],
 )
 router.include_router(
     fastapi_users.get_verify_router(UserRead),
     prefix="/auth",
     tags=["auth"],
-    dependencies=[TOKEN_LIMIT],
+    dependencies=[TOKEN_LIMIT, MAIL_LIMIT],
 )
 
 # /users/me is ours (current password, deletion); fastapi-users keeps /users/{id} for

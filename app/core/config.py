@@ -90,8 +90,12 @@ class Settings(BaseSettings):
     mail_from: str = "Chatkeep <no-reply@localhost>"
     mail_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     hsts_max_age_seconds: int = Field(default=31_536_000, ge=0)
-    # Set: GET /metrics requires `Authorization: Bearer <METRICS_TOKEN>`. Unset: open.
+    # Set: GET /metrics requires `Authorization: Bearer <METRICS_TOKEN>`. Unset: open in
+    # development and tests, 404 (off) with APP_ENV=production.
     metrics_token: str | None = None
+    # The whole-database gauges of /metrics (counts of sessions, messages, users, sweeps)
+    # are read at most once per this many seconds per process; scrapes in between reuse them.
+    metrics_database_refresh_seconds: float = Field(default=60.0, ge=0, le=3600)
 
     session_ttl_seconds: int = 1800
     sweep_interval_seconds: int = 300
@@ -130,7 +134,23 @@ class Settings(BaseSettings):
     import_queue_length: int = Field(default=4, ge=0)
     import_queue_wait_seconds: float = Field(default=30.0, ge=0)
 
-    assistant_backend: Literal["builtin", "openai"] = "builtin"
+    # "local": the small model that ships with the app (SmolLM2 135M, in a child process),
+    # used when no other backend is configured; "openai": any OpenAI-compatible server;
+    # "builtin": rules and templates only, no model.
+    assistant_backend: Literal["local", "openai", "builtin"] = "local"
+    # ASSISTANT_BACKEND=local (docs/assistant.md). CPU threads of the model process
+    # (they wait passively, so a busy machine is not made busier).
+    local_model_threads: int = Field(default=2, ge=1, le=64)
+    # Replies the model generates at once (llama.cpp's slots, batched); the rest wait in line.
+    local_model_parallel: int = Field(default=4, ge=1, le=32)
+    # Replies waiting in line beyond those; one more fails at once with 502.
+    local_model_queue_size: int = Field(default=100, ge=0)
+    local_model_context_tokens: int = Field(default=2048, ge=256, le=8192)
+    local_model_max_tokens: int = Field(default=256, ge=1, le=4096)
+    # History the model sees, newest first, in characters (a small model, a short memory).
+    local_model_history_chars: int = Field(default=2000, ge=0)
+    local_model_temperature: float = Field(default=0.0, ge=0, le=2)
+    local_model_start_timeout_seconds: float = Field(default=60.0, gt=0)
     # ASSISTANT_BACKEND=openai: any OpenAI-compatible chat-completions server.
     llm_base_url: str = "https://api.openai.com/v1"
     llm_api_key: str | None = None
@@ -139,6 +159,10 @@ class Settings(BaseSettings):
     # The whole model call of a turn, first token to last (a long reply streams for a while).
     llm_timeout_seconds: float = Field(default=120.0, gt=0)
     llm_max_retries: int = Field(default=2, ge=0, le=10)
+    # How long an idle connection to the model server is kept for the next call. Keep it
+    # below the server's own keep-alive timeout (5 s for uvicorn-based servers like vLLM),
+    # so the server never closes a connection just as a request goes out on it.
+    llm_keepalive_seconds: float = Field(default=4.0, gt=0, le=300)
     llm_temperature: float = 0.7
     # "model": the model decides what the user means (tool calls, any language);
     # "rules": the built-in English rules decide, the model only writes.
@@ -198,6 +222,7 @@ class Settings(BaseSettings):
     rate_limit_credentials: str = "5/minute"
     rate_limit_default: str = "120/minute"
     rate_limit_shared: str = "60/minute"
+    rate_limit_mail: str = "10/day"
 
     @model_validator(mode="after")
     def _check_db_timeouts(self) -> Settings:

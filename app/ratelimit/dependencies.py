@@ -28,7 +28,7 @@ from app.core.db import RequestSessionDep
 from app.core.errors import AppError
 from app.core.http import client_ip
 from app.core.text import normalize_email
-from app.ratelimit.policies import AUTH_POLICY, SHARED_POLICY, USER_POLICIES
+from app.ratelimit.policies import AUTH_POLICY, MAIL_POLICY, SHARED_POLICY, USER_POLICIES
 from app.ratelimit.runtime import RateLimits
 from app.ratelimit.storage import Decision, WindowState
 
@@ -263,7 +263,37 @@ class IpLimiter:
         _enforce(request, decision, self.policy)
 
 
+class MailLimiter:
+    """Counts a reset or verification mail against the address the body names.
+
+    Counted whether or not an account has that address, so the answer (a 429 once the
+    address's cap is reached, 202 before) tells nothing about accounts.
+    """
+
+    async def __call__(self, request: Request) -> None:
+        limits = rate_limits(request)
+        if not limits.enabled:
+            return
+        email = await target_email(request)
+        if email is None:
+            return  # the routes that take a token, not an address, send no mail
+        _enforce(request, await limits.hit_mail_address(email), MAIL_POLICY)
+
+
+async def may_mail_user(request: Request, user_id: uuid.UUID) -> bool:
+    """Counts one mail to this account; False once its cap (the mail policy) is reached.
+
+    The caller then sends nothing and answers as usual: refusing out loud here would
+    tell that the account exists.
+    """
+    limits = rate_limits(request)
+    if not limits.enabled:
+        return True
+    return (await limits.hit_mail_user(user_id)).allowed
+
+
 SIGN_IN_LIMIT: DependsParam = Depends(AuthLimiter(by_email=False))
+MAIL_LIMIT: DependsParam = Depends(MailLimiter())
 TOKEN_LIMIT: DependsParam = Depends(AuthLimiter(always=True))
 _IP_LIMITERS: dict[str, AuthLimiter | IpLimiter] = {
     AUTH_POLICY: AuthLimiter(),

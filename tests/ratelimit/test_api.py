@@ -175,6 +175,7 @@ async def test_me_limits_shows_every_policy_and_counts_nothing(app, client):
         ("auth", "minute"),
         ("default", "minute"),
         ("shared", "minute"),
+        ("mail", "day"),
     }
     chat_minute = by_window[("chat", "minute")]
     assert chat_minute["limit"] == "3/minute"
