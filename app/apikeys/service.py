@@ -5,10 +5,11 @@ hash of it: HMAC-SHA256 under a key derived from SECRET_KEY, so a copy of the da
 alone cannot be turned back into keys, nor checked against guesses. The hash is exact, so
 the lookup is one indexed equality.
 
-What ends keys: revoking one (DELETE /api/keys/{id}), "sign out everywhere"
-(POST /api/me/sign-ins/end-others) and deleting the account (the row goes with the
-user). A password or email change, or a reset, ends the other sign-ins but not the keys:
-those go through `end_sign_ins` alone (app/auth/sign_ins.py), which never touches this table.
+What ends keys: revoking one (DELETE /api/keys/{id}, or signing out with it), "sign out
+everywhere" (POST /api/me/sign-ins/end-others), deleting the account (the row goes with
+the user) and a superuser changing the user's password or email. The user's own password
+or email change, or a reset, ends the other sign-ins but not the keys: those go through
+`end_sign_ins` alone (app/auth/sign_ins.py), which never touches this table.
 
 Services here flush; the caller commits.
 """

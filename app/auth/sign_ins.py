@@ -1,7 +1,8 @@
 """Sign-ins: list them, end one, end all but one (services: keyword-only, flush only).
 
 Every credential change (password, email, reset) ends the other sign-ins through
-`end_sign_ins`, which leaves personal API keys alone. "Sign out everywhere"
+`end_sign_ins`, which leaves personal API keys alone (the user manager also ends them when
+a superuser makes the change). "Sign out everywhere"
 (`sign_out_everywhere`) ends the other sign-ins and every API key.
 """
 
