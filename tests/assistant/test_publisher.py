@@ -189,6 +189,7 @@ async def test_publishing_again_after_a_lost_commit_sends_the_same_post(
             user_id=user_id,
             session_id=sid,
             message_seq=3,
+            parent_seq=2,  # the reply that offered the draft: the active branch
             history=[],
             message="yes",
             context=None,
