@@ -26,11 +26,15 @@ from fastapi_users.authentication import (
     Strategy,
 )
 from fastapi_users.jwt import decode_jwt, generate_jwt
-from fastapi_users.password import PasswordHelper
 
 from app.auth.db import BEARER, COOKIE, UserDatabase, get_user_db
 from app.auth.models import User
-from app.auth.passwords import in_hash_pool, normalize_email, password_problem
+from app.auth.passwords import (
+    in_hash_pool,
+    normalize_email,
+    password_helper,
+    password_problem,
+)
 from app.auth.tokens import SignInStrategy
 from app.core.config import Settings
 
@@ -48,7 +52,7 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
     """
 
     def __init__(self, user_db: Any, settings: Settings, request: Request | None = None) -> None:
-        super().__init__(user_db, PasswordHelper())
+        super().__init__(user_db, password_helper())
         self.settings = settings
         self.request = request
         self.db: UserDatabase = user_db
