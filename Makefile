@@ -5,24 +5,41 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install run test test-storage test-pgbouncer lint fmt migrate revision bench bench-quick bench-deps clean browser-deps pgbouncer-deps
+.PHONY: help install lock run test test-storage test-pgbouncer lint fmt migrate revision bench bench-quick bench-deps clean browser-deps pgbouncer-deps vendor-web
 
 help:
 	@echo "make run      - install, migrate and serve on http://127.0.0.1:8000 (embedded PostgreSQL)"
 	@echo "make test     - install and run the test suite"
-	@echo "make lint     - ruff and mypy"
+	@echo "make lint     - ruff, mypy and the import layers"
 	@echo "make fmt      - format the code"
 	@echo "make migrate  - apply migrations"
 	@echo "make revision m=\"what changed\" - autogenerate a migration"
+	@echo "make lock     - pin the dependencies again (requirements.lock)"
 	@echo "make bench / bench-quick - benchmarks"
+	@echo "make vendor-web - fetch the page's pinned browser libraries again from npm"
 
-$(STAMP): pyproject.toml
+# Installs exactly what requirements.lock pins, hashes checked; then the app itself.
+$(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# Pins every dependency (and the dev and bench extras) for Python 3.11+ on any platform,
+# with hashes, from what pyproject.toml allows. Run after changing a dependency.
+lock:
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra bench --universal \
+		--python-version 3.11 --generate-hashes --quiet -o requirements.lock
+
+# The page's vendored browser libraries (app/web/static/vendor/), from the npm registry at the
+# versions pinned in the script; see docs/web.md.
+vendor-web:
+	$(PYTHON) scripts/vendor_web.py
 
 run: $(STAMP)
 	$(BIN)/python -m app serve
@@ -102,8 +119,8 @@ test-storage: $(STAMP)
 # section needs Debian's wrk, installed here when we can (root with apt), else it skips.
 BENCH_STAMP := $(VENV)/.bench-installed
 
+# The lock holds the bench extra too, so this installs nothing more.
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	@touch $(BENCH_STAMP)
 
 bench-deps: $(BENCH_STAMP)
@@ -127,6 +144,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check app tests alembic
 	$(BIN)/ruff format --check app tests alembic
 	$(BIN)/mypy app
+	$(BIN)/lint-imports
 
 fmt: $(STAMP)
 	$(BIN)/ruff check --fix app tests alembic

@@ -1,5 +1,8 @@
 """Chatkeep: server-side AI-chat conversations per user, in PostgreSQL."""
 
-# Domains that check their own settings add the check on import; importing them here means
-# every `Settings()` runs those checks, whichever module was imported first.
+# Packages that check their own settings (or set up every engine) add the hook on import;
+# importing them here means every `Settings()` and every engine gets them, whichever module
+# was imported first.
+import app.encryption.config
+import app.mail.config
 import app.ratelimit.config  # noqa: F401

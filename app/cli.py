@@ -104,7 +104,7 @@ def cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:
     from app.conversations.tasks import sweep_expired_sessions
     from app.conversations.trash import SYSTEM
     from app.core.clock import Clock
-    from app.core.db import plain_dsn
+    from app.core.db import commit, plain_dsn
     from app.events.bus import EventBus, build_event_bus
 
     async def work(sm: async_sessionmaker[AsyncSession]) -> str:
@@ -146,7 +146,7 @@ def cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:
                 deleted = await service.delete_session_any_owner(
                     session=session, session_id=args.session_id, now=Clock().now(), actor=SYSTEM
                 )
-                await bus.commit(session)
+                await commit(session, bus)
             if not deleted:
                 raise AppError(f"No session {args.session_id}.")
             return f"Deleted session {args.session_id} and its messages."
@@ -157,7 +157,7 @@ def cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
-    from app.core.crypto import KeyFormatError
+    from app.encryption.crypto import KeyFormatError
     from app.keys import service
 
     if args.action == "generate":

@@ -5,20 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 
 from fastapi import FastAPI
 
+from app.account.router import router as account_router
 from app.admin.router import router as admin_router
 from app.assistant.factory import build_assistant, close_assistant
-from app.assistant.router import router as assistant_router
 from app.auth.manager import AUTH_COOKIE_NAME
 from app.auth.passwords import configure_pool
 from app.auth.router import router as auth_router
-from app.auth.tasks import running_stream_sign_in_check
 from app.auth.tokens import SlidingCookieMiddleware
-from app.conversations.history_router import activity_router
-from app.conversations.history_router import router as history_router
-from app.conversations.router import router as conversations_router
 from app.conversations.tasks import running_sweeper
 from app.core.clock import Clock
 from app.core.config import Settings, get_settings
@@ -35,11 +32,17 @@ from app.core.runtime import (
 )
 from app.core.security import BodySizeLimitMiddleware, CsrfMiddleware, SecurityHeadersMiddleware
 from app.core.validation import TextInputMiddleware
-from app.events.bus import build_event_bus
+from app.drafts.router import router as assistant_router
+from app.events.bus import EventBus, build_event_bus
 from app.events.router import router as events_router
+from app.events.tasks import running_stream_sign_in_check
 from app.exports.router import router as exports_router
 from app.health.router import router as health_router
+from app.history.router import activity_router
+from app.history.router import router as history_router
+from app.history.session_router import router as conversations_router
 from app.mail.service import Mailer
+from app.models import metadata as _every_table  # noqa: F401  (and the domains' reactions)
 from app.ratelimit.setup import install_rate_limits
 from app.sharing.router import public_router as shared_router
 from app.sharing.router import router as sharing_router
@@ -58,6 +61,43 @@ Sign in with `POST /auth/jwt/login` and send `Authorization: Bearer <token>`, or
 cookie login from the web page (state-changing cookie requests need `X-CSRF-Token`).
 Errors are `application/problem+json`.
 """
+
+
+def background_jobs(
+    app: FastAPI, settings: Settings, *, bus: EventBus, sweeper_on: bool
+) -> list[AbstractAsyncContextManager[object]]:
+    """Every background job a process runs, in one list. Each process checks for stale
+    turns and for ended sign-ins of its open streams; SWEEPER_ENABLED (or `run_sweeper`)
+    governs the sweep and the trash purge alone."""
+    sessionmaker, clock = app.state.sessionmaker, app.state.clock
+    jobs: list[AbstractAsyncContextManager[object]] = [
+        running_stale_turn_check(
+            sessionmaker=sessionmaker,
+            bus=bus,
+            clock=clock,
+            stale_seconds=settings.turn_stale_seconds,
+        ),
+        running_stream_sign_in_check(
+            hub=bus.hub,
+            sessionmaker=sessionmaker,
+            clock=clock,
+            idle_seconds=settings.sign_in_idle_days * 86_400,
+            interval_seconds=settings.events_sign_in_check_seconds,
+        ),
+    ]
+    if sweeper_on:
+        jobs.append(
+            running_sweeper(
+                sessionmaker=sessionmaker,
+                clock=clock,
+                ttl_seconds=settings.session_ttl_seconds,
+                interval_seconds=settings.sweep_interval_seconds,
+                batch_size=settings.sweep_batch_size,
+                pause_seconds=settings.sweep_batch_pause_seconds,
+                bus=bus,
+            )
+        )
+    return jobs
 
 
 def create_app(
@@ -105,35 +145,8 @@ def create_app(
             await runner.start_checkpoints()
             async with contextlib.AsyncExitStack() as jobs:
                 jobs.enter_context(calling_on_stop_signal(drain))
-                await jobs.enter_async_context(
-                    running_stream_sign_in_check(
-                        hub=bus.hub,
-                        sessionmaker=app.state.sessionmaker,
-                        clock=app.state.clock,
-                        idle_seconds=settings.sign_in_idle_days * 86_400,
-                        interval_seconds=settings.events_sign_in_check_seconds,
-                    )
-                )
-                if sweeper_on:
-                    await jobs.enter_async_context(
-                        running_sweeper(
-                            sessionmaker=app.state.sessionmaker,
-                            clock=app.state.clock,
-                            ttl_seconds=settings.session_ttl_seconds,
-                            interval_seconds=settings.sweep_interval_seconds,
-                            batch_size=settings.sweep_batch_size,
-                            pause_seconds=settings.sweep_batch_pause_seconds,
-                            bus=bus,
-                        )
-                    )
-                    await jobs.enter_async_context(
-                        running_stale_turn_check(
-                            sessionmaker=app.state.sessionmaker,
-                            bus=bus,
-                            clock=app.state.clock,
-                            stale_seconds=settings.turn_stale_seconds,
-                        )
-                    )
+                for job in background_jobs(app, settings, bus=bus, sweeper_on=sweeper_on):
+                    await jobs.enter_async_context(job)
                 yield
         finally:
             drain()
@@ -169,6 +182,8 @@ def create_app(
     install_error_handlers(app)
     install_docs(app)
     install_rate_limits(app, settings)
+    # Before auth's: its /users/me must win over the superusers' /users/{id}.
+    app.include_router(account_router)
     app.include_router(auth_router)
     app.include_router(history_router)
     app.include_router(activity_router)

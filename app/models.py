@@ -1,4 +1,6 @@
-"""Every domain's tables, gathered for Alembic and the test that compares models to migrations."""
+"""Every domain's tables, gathered for Alembic and the test that compares models to migrations,
+and the domains' reactions to each other's changes (sharing ends the links of trashed
+conversations), so that whatever loads the models has them."""
 
 from app.assistant.models import PostDraft, PostDraftVersion, PublishedPost, StoredImage
 from app.auth.models import AccountEvent, SignIn, User
@@ -13,6 +15,7 @@ from app.conversations.models import (
 from app.core.db import metadata
 from app.exports.models import ChatImport
 from app.ratelimit.models import RateLimitOverride
+from app.sharing import service as _sharing_reactions  # noqa: F401
 from app.sharing.models import SharedLink
 from app.turns.models import ChatTurn
 

@@ -13,8 +13,8 @@ import statistics
 import time
 from typing import Any
 
-from app.core.crypto import generate_key_line
 from app.core.db import create_engine, create_sessionmaker
+from app.encryption.crypto import generate_key_line
 from bench.modes import Mode
 from bench.pg import BenchServer
 from bench.report import Report, Table, fmt_ms, fmt_ratio, ratio

@@ -28,10 +28,10 @@ def _mib(value: float) -> float:
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
-    from app.conversations.history import SessionFilter
     from app.exports import pdf as _pdf  # noqa: F401  (library import counts as "before")
     from app.exports.service import render_session_pdf
     from app.exports.zip_export import export_zip_stream
+    from app.history.service import SessionFilter
 
     engine = create_engine(bench_settings(args.url), args.url)
     sm = create_sessionmaker(engine)

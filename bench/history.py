@@ -1,6 +1,6 @@
 """History and export on one big account: list pages, search, PDF and ZIP export.
 
-Each part runs only when the code it measures exists (`app.conversations.history`,
+Each part runs only when the code it measures exists (`app.history.service`,
 `app.exports.service`, `app.exports.zip_export`); otherwise it prints a note and skips.
 PDF and ZIP run in a subprocess (`bench.export_probe`) so their peak memory is their own.
 """
@@ -187,7 +187,7 @@ def _probe(
 
 
 async def run(server: BenchServer, report: Report, mode: Mode) -> dict[str, Any]:
-    missing_history = _available("app.conversations.history", "list_sessions")
+    missing_history = _available("app.history.service", "list_sessions")
     missing_pdf = _available("app.exports.service", "render_session_pdf")
     missing_zip = _available("app.exports.zip_export", "export_zip_stream")
     if missing_history and missing_pdf and missing_zip:
@@ -287,8 +287,8 @@ def loaded_session_id(prefix: str, number: int) -> str:
 async def _history_rows(
     url: str, owner: uuid.UUID, mode: Mode, table: Table, figures: dict[str, Any]
 ) -> None:
-    from app.conversations.history import list_sessions
     from app.core.db import create_engine, create_sessionmaker
+    from app.history.service import list_sessions
 
     engine = create_engine(bench_settings(url), url)
     sm = create_sessionmaker(engine)

@@ -6,19 +6,21 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from app.admin.schemas import CleanupOut, StatsOut
-from app.auth.dependencies import SuperUser
+from app.auth.dependencies import RateLimit, SuperUser
+from app.auth.models import User
 from app.conversations import service, trash
-from app.conversations.history_router import activity_out, actor_of
-from app.conversations.schemas import ActivityPage
 from app.conversations.tasks import sweep_now
 from app.core.db import SessionDep
-from app.core.dependencies import ClockDep, EventBusDep, SessionmakerDep, SettingsDep
+from app.core.dependencies import ClockDep, SessionmakerDep, SettingsDep
 from app.core.errors import NotFoundError
+from app.events.dependencies import EventBusDep
+from app.history.dependencies import actor_of
+from app.history.schemas import ActivityPage, activity_out
 from app.ratelimit import service as overrides_service
-from app.ratelimit.dependencies import RateLimit, RateLimitsDep
+from app.ratelimit.dependencies import RateLimitsDep
 from app.ratelimit.policies import USER_POLICIES
 from app.ratelimit.runtime import RateLimits
 from app.ratelimit.schemas import OverridesIn, OverridesOut
@@ -90,9 +92,20 @@ def _overrides_out(
     )
 
 
+async def existing_user_id(user_id: uuid.UUID, _: SuperUser, session: SessionDep) -> uuid.UUID:
+    """The path's user id, when such a user exists (404 `user_not_found` otherwise). Only a
+    superuser learns either way."""
+    if await session.get(User, user_id) is None:
+        raise NotFoundError("No user with this id.", code="user_not_found")
+    return user_id
+
+
+ExistingUserId = Annotated[uuid.UUID, Depends(existing_user_id)]
+
+
 @router.get("/users/{user_id}/limits", response_model=OverridesOut)
 async def get_user_limits(
-    user_id: uuid.UUID, _: SuperUser, session: SessionDep, limits: RateLimitsDep
+    user_id: ExistingUserId, _: SuperUser, session: SessionDep, limits: RateLimitsDep
 ) -> OverridesOut:
     overrides = await overrides_service.get_overrides(session=session, user_id=user_id)
     return _overrides_out(limits, user_id, overrides)
@@ -100,7 +113,7 @@ async def get_user_limits(
 
 @router.put("/users/{user_id}/limits", response_model=OverridesOut)
 async def put_user_limits(
-    user_id: uuid.UUID,
+    user_id: ExistingUserId,
     body: OverridesIn,
     limits: RateLimitsDep,
     _: SuperUser,
@@ -117,7 +130,7 @@ async def put_user_limits(
 
 @router.delete("/users/{user_id}/limits", status_code=204)
 async def delete_user_limits(
-    user_id: uuid.UUID, _: SuperUser, session: SessionDep, limits: RateLimitsDep
+    user_id: ExistingUserId, _: SuperUser, session: SessionDep, limits: RateLimitsDep
 ) -> Response:
     await overrides_service.delete_overrides(session=session, user_id=user_id)
     limits.overrides.invalidate(user_id)

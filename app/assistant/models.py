@@ -22,9 +22,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from app.core import sealed
 from app.core.db import metadata as _metadata  # noqa: F401  (naming convention first)
 from app.core.tenancy import owner_key, same_owner_fk
+from app.encryption import sealed
 
 
 class DraftStatus(StrEnum):

@@ -13,7 +13,7 @@ from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
 from sqlmodel import col
 
 from app.auth.models import SignIn, User
-from app.core.db import RequestSessionDep
+from app.core.db import RequestSessionDep, commit
 
 # The two kinds of sign-in (app/auth/tokens.py says how they differ).
 COOKIE = "cookie"
@@ -72,7 +72,7 @@ class UserDatabase(SQLAlchemyUserDatabase[User, uuid.UUID]):
         await self.session.execute(
             sa.update(SignIn).where(col(SignIn.id) == row.id).values(last_used_at=now)
         )
-        await self.session.commit()
+        await commit(self.session)
         row.last_used_at = now
 
 

@@ -1,19 +1,30 @@
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import Depends
 
-from app.auth.manager import fastapi_users
+from app.auth.manager import UserManager, fastapi_users
 from app.auth.models import User
 from app.core.dependencies import SettingsDep
 from app.core.errors import ForbiddenError
+from app.ratelimit.dependencies import rate_limit_dependency
 
 current_active_user = fastapi_users.current_user(active=True)
 current_superuser = fastapi_users.current_user(active=True, superuser=True)
 
 CurrentUser = Annotated[User, Depends(current_active_user)]
+ManagerDep = Annotated[UserManager, Depends(fastapi_users.get_user_manager)]
 SuperUser = Annotated[User, Depends(current_superuser)]
+
+
+async def current_user_id(user: CurrentUser) -> uuid.UUID:
+    return user.id
+
+
+# `dependencies=[RateLimit("chat")]`: user policies count the signed-in user.
+RateLimit = rate_limit_dependency(user_id=current_user_id)
 
 
 async def require_verified_email(settings: SettingsDep, user: CurrentUser) -> None:

@@ -29,14 +29,14 @@ from fastapi_users.jwt import decode_jwt, generate_jwt
 
 from app.auth.db import BEARER, COOKIE, UserDatabase, get_user_db
 from app.auth.models import User
-from app.auth.passwords import (
-    in_hash_pool,
-    normalize_email,
-    password_helper,
-    password_problem,
-)
+from app.auth.passwords import in_hash_pool, password_helper, password_problem
+from app.auth.sign_ins import end_sign_ins
 from app.auth.tokens import SignInStrategy
 from app.core.config import Settings
+from app.core.db import commit
+from app.core.text import normalize_email
+from app.mail.messages import reset_message, verify_message
+from app.ratelimit.dependencies import count_account_attempt
 
 AUTH_COOKIE_NAME = "chatkeep_auth"
 RESET_FINGERPRINT_CLAIM = "password_fgpt"
@@ -122,8 +122,6 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
     async def _count_sign_in_attempt(self, account: str) -> None:
         if self.request is None:
             return
-        from app.ratelimit.dependencies import count_account_attempt
-
         await count_account_attempt(self.request, account)
 
     async def _update(self, user: Any, update_dict: dict[str, Any]) -> Any:
@@ -194,8 +192,6 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
     async def on_after_forgot_password(
         self, user: User, token: str, request: Request | None = None
     ) -> None:
-        from app.mail.messages import reset_message
-
         subject, text = reset_message(
             link=f"{self.settings.link_base()}/reset-password#token={token}",
             minutes=self.settings.reset_token_ttl_seconds // 60,
@@ -203,16 +199,12 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
         self._mail(to=user.email, subject=subject, text=text, kind="reset")
 
     async def on_after_reset_password(self, user: User, request: Request | None = None) -> None:
-        from app.auth.service import end_sign_ins
-
         await end_sign_ins(session=self.db.session, user_id=user.id, now=self._now())
-        await self.db.session.commit()
+        await commit(self.db.session)
 
     async def on_after_request_verify(
         self, user: User, token: str, request: Request | None = None
     ) -> None:
-        from app.mail.messages import verify_message
-
         subject, text = verify_message(
             link=f"{self.settings.link_base()}/verify-email#token={token}"
         )

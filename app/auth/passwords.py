@@ -24,6 +24,7 @@ from fastapi_users.password import PasswordHelper
 from zxcvbn import zxcvbn
 
 from app.core.metrics import PASSWORD_HASH_SECONDS
+from app.core.text import normalize_email
 
 MAX_PASSWORD_LENGTH = 1024
 # zxcvbn scores the first characters only; what lies past them only adds strength.
@@ -58,11 +59,6 @@ async def in_hash_pool(fn: Callable[..., T], *args: object) -> T:
 def password_helper() -> PasswordHelper:
     """The hasher of stored passwords: argon2 with fastapi-users' parameters."""
     return PasswordHelper()
-
-
-def normalize_email(email: str) -> str:
-    """The form of an address for comparisons outside SQL: NFKC, trimmed, case-folded."""
-    return unicodedata.normalize("NFKC", email).strip().casefold()
 
 
 def password_problem(

@@ -1,28 +1,25 @@
-"""Account routes: register, sign in (bearer JWT for API clients, an HttpOnly cookie for the
-web page), reset and verification by email, the signed-in user, their sign-ins, their data."""
+"""Sign-in routes: register, sign in (bearer JWT for API clients, an HttpOnly cookie for the
+web page), reset and verification by email, the signed-in user and their sign-ins.
+
+What spans domains (deleting the account, "download my data") is `app.account`'s."""
 
 from __future__ import annotations
 
-import json
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 from fastapi_users import InvalidPasswordException, exceptions
 
 from app.auth import service
-from app.auth.dependencies import CurrentUser
+from app.auth import sign_ins as sign_in_service
+from app.auth.dependencies import CurrentUser, ManagerDep, RateLimit
 from app.auth.manager import (
-    AUTH_COOKIE_NAME,
-    UserManager,
     bearer_backend,
     cookie_backend,
     fastapi_users,
 )
 from app.auth.schemas import (
-    CurrentPassword,
     EndedOut,
     MeUpdate,
     SignInOut,
@@ -32,23 +29,10 @@ from app.auth.schemas import (
     UserUpdate,
 )
 from app.auth.tokens import STATE_SIGN_IN
-from app.conversations.history import SessionFilter
-from app.core.config import Settings
 from app.core.db import SessionDep
-from app.core.dependencies import ClockDep, SessionmakerDep, SettingsDep
+from app.core.dependencies import ClockDep, SettingsDep
 from app.core.errors import AppError, NotFoundError
-from app.exports import naming, zip_export
-from app.ratelimit.dependencies import SIGN_IN_LIMIT, TOKEN_LIMIT, RateLimit
-from app.ratelimit.service import load_overrides
-
-ManagerDep = Annotated[UserManager, Depends(fastapi_users.get_user_manager)]
-
-
-class CredentialsError(AppError):
-    status_code = 400
-    code = "wrong_current_password"
-    title = "Current password needed"
-
+from app.ratelimit.dependencies import SIGN_IN_LIMIT, TOKEN_LIMIT
 
 router = APIRouter()
 router.include_router(
@@ -92,18 +76,6 @@ async def read_me(user: CurrentUser) -> UserRead:
     return UserRead.model_validate(user)
 
 
-async def _require_current_password(
-    manager: UserManager, user: CurrentUser, given: str | None
-) -> None:
-    if not given:
-        raise CredentialsError(
-            "Type your current password to change your email or password.",
-            code="current_password_required",
-        )
-    if not await manager.check_password(user, given):
-        raise CredentialsError("Your current password is not right.")
-
-
 @users.patch("/me", response_model=UserRead, dependencies=[RateLimit("credentials")])
 async def update_me(
     body: MeUpdate,
@@ -118,7 +90,7 @@ async def update_me(
     changes = body.model_dump(include={"email", "password"}, exclude_none=True)
     if not changes:
         return UserRead.model_validate(user)
-    await _require_current_password(manager, user, body.current_password)
+    await service.require_current_password(manager, user, body.current_password)
     try:
         updated = await manager.update(UserUpdate(**changes), user, safe=True, request=request)
     except InvalidPasswordException as exc:
@@ -127,29 +99,13 @@ async def update_me(
         raise AppError("Another account uses this email.", code="email_already_exists") from None
     if "password" in changes:
         current = getattr(request.state, STATE_SIGN_IN, None)
-        await service.end_sign_ins(
+        await sign_in_service.end_sign_ins(
             session=session,
             user_id=user.id,
             now=clock.now(),
             keep=current.id if current is not None else None,
         )
     return UserRead.model_validate(updated)
-
-
-@users.delete("/me", status_code=204, dependencies=[RateLimit("credentials")])
-async def delete_me(
-    body: CurrentPassword,
-    user: CurrentUser,
-    manager: ManagerDep,
-    session: SessionDep,
-    clock: ClockDep,
-) -> Response:
-    """Deletes the account and every row it owns, in one transaction. Needs the password."""
-    await _require_current_password(manager, user, body.current_password)
-    await service.delete_account(session=session, user_id=user.id, now=clock.now())
-    response = Response(status_code=204)
-    response.delete_cookie(AUTH_COOKIE_NAME, path="/")
-    return response
 
 
 _factory_users = fastapi_users.get_users_router(UserRead, UserUpdate)
@@ -163,10 +119,6 @@ router.include_router(users)
 # --- the caller's sign-ins and data -------------------------------------------------------
 
 me = APIRouter(prefix="/api/me", tags=["account"], dependencies=[RateLimit("default")])
-
-
-def _idle_seconds(settings: Settings) -> int:
-    return settings.sign_in_idle_days * 86_400
 
 
 def _current_id(request: Request) -> uuid.UUID | None:
@@ -183,8 +135,11 @@ async def list_sign_ins(
     settings: SettingsDep,
 ) -> SignInsOut:
     """Where you are signed in: device, IP, first and last use. `current` marks this one."""
-    rows = await service.list_sign_ins(
-        session=session, user_id=user.id, now=clock.now(), idle_seconds=_idle_seconds(settings)
+    rows = await sign_in_service.list_sign_ins(
+        session=session,
+        user_id=user.id,
+        now=clock.now(),
+        idle_seconds=sign_in_service.idle_seconds(settings),
     )
     current = _current_id(request)
     return SignInsOut(
@@ -209,7 +164,7 @@ async def end_sign_in(
     sign_in_id: uuid.UUID, user: CurrentUser, session: SessionDep, clock: ClockDep
 ) -> Response:
     """Ends one sign-in (this one too, if named): its token stops working everywhere."""
-    await service.end_sign_in(
+    await sign_in_service.end_sign_in(
         session=session, user_id=user.id, sign_in_id=sign_in_id, now=clock.now()
     )
     return Response(status_code=204)
@@ -223,46 +178,10 @@ async def end_other_sign_ins(
     current = _current_id(request)
     if current is None:
         raise NotFoundError("This request has no sign-in of its own.", code="sign_in_not_found")
-    ended = await service.end_sign_ins(
+    ended = await sign_in_service.end_sign_ins(
         session=session, user_id=user.id, now=clock.now(), keep=current
     )
     return EndedOut(ended=ended)
 
 
-@me.get(
-    "/data",
-    responses={200: {"content": {"application/zip": {}}, "description": "A ZIP archive"}},
-    dependencies=[RateLimit("export")],
-)
-async def download_my_data(
-    user: CurrentUser,
-    session: SessionDep,
-    clock: ClockDep,
-    settings: SettingsDep,
-    sessionmaker: SessionmakerDep,
-) -> StreamingResponse:
-    """Everything of yours: the ZIP export of every conversation plus `account.json`
-    (profile, sign-ins, settings)."""
-    now = clock.now()
-    sign_ins = await service.list_sign_ins(
-        session=session, user_id=user.id, now=now, idle_seconds=_idle_seconds(settings)
-    )
-    overrides = await load_overrides(session=session, user_id=user.id)
-    document = service.account_document(
-        user=user, sign_ins=sign_ins, settings={"rateLimitOverrides": overrides}, now=now
-    )
-    account = json.dumps(document, ensure_ascii=False, indent=2).encode()
-    stream = zip_export.export_zip_stream(
-        sessionmaker=sessionmaker,
-        user_id=user.id,
-        flt=SessionFilter(status="all"),
-        now=now,
-        extra_files={ACCOUNT_FILE: account},
-    )
-    name = f"chatkeep-my-data-{naming.day(now)}.zip"
-    headers = {"Content-Disposition": naming.content_disposition(name), "Cache-Control": "no-store"}
-    return StreamingResponse(stream, media_type="application/zip", headers=headers)
-
-
-ACCOUNT_FILE = "account.json"
 router.include_router(me)

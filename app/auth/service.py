@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import contextlib
-import uuid
 from datetime import datetime
 
-import sqlalchemy as sa
 from fastapi_users.exceptions import InvalidPasswordException, UserAlreadyExists
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlmodel import col
 
-from app.auth.db import UserDatabase, live_filter
+from app.auth.db import UserDatabase
 from app.auth.manager import UserManager
-from app.auth.models import AccountEvent, SignIn, User
+from app.auth.models import SignIn, User
 from app.auth.schemas import UserCreate
 from app.core.config import Settings
-from app.core.db import metadata
-from app.core.errors import ConflictError, InvalidInputError, NotFoundError
-from app.core.tenancy import owned, owned_delete, owned_update
+from app.core.db import commit
+from app.core.errors import AppError, ConflictError, InvalidInputError
 
 
 async def create_user(
@@ -52,81 +48,27 @@ async def promote_to_superuser(
         result = await session.execute(
             update(User).where(func.lower(User.email) == email.lower()).values(is_superuser=True)
         )
-        await session.commit()
+        await commit(session)
         with contextlib.suppress(AttributeError):
             return bool(result.rowcount)  # type: ignore[attr-defined]
         return False
 
 
-# --- sign-ins (services: keyword-only, flush only) ---------------------------------------
+class CredentialsError(AppError):
+    status_code = 400
+    code = "wrong_current_password"
+    title = "Current password needed"
 
 
-async def list_sign_ins(
-    *, session: AsyncSession, user_id: uuid.UUID, now: datetime, idle_seconds: int
-) -> list[SignIn]:
-    """The user's live sign-ins, newest first."""
-    rows = await session.scalars(
-        owned(SignIn, user_id)
-        .where(live_filter(now, idle_seconds))
-        .order_by(col(SignIn.last_used_at).desc(), col(SignIn.id))
-    )
-    return list(rows)
-
-
-async def end_sign_in(
-    *, session: AsyncSession, user_id: uuid.UUID, sign_in_id: uuid.UUID, now: datetime
-) -> None:
-    """Ends one of the user's sign-ins; another user's (or an ended one) is a 404."""
-    result = await session.execute(
-        owned_update(SignIn, user_id)
-        .where(col(SignIn.id) == sign_in_id, col(SignIn.ended_at).is_(None))
-        .values(ended_at=now)
-    )
-    if not getattr(result, "rowcount", 0):
-        raise NotFoundError("No such sign-in.", code="sign_in_not_found")
-    await session.flush()
-
-
-async def end_sign_ins(
-    *,
-    session: AsyncSession,
-    user_id: uuid.UUID,
-    now: datetime,
-    keep: uuid.UUID | None = None,
-) -> int:
-    """Ends every sign-in of the user but `keep`; returns how many were live."""
-    statement = owned_update(SignIn, user_id).where(col(SignIn.ended_at).is_(None))
-    if keep is not None:
-        statement = statement.where(col(SignIn.id) != keep)
-    result = await session.execute(statement.values(ended_at=now))
-    await session.flush()
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
-# --- deleting an account, and what it holds ----------------------------------------------
-
-
-def _tenant_tables() -> list[sa.Table]:
-    """Every table with a `user_id` column, children before parents."""
-    import app.models  # noqa: F401  (every domain's tables)
-
-    return [t for t in reversed(metadata.sorted_tables) if "user_id" in t.c]
-
-
-async def delete_account(
-    *, session: AsyncSession, user_id: uuid.UUID, now: datetime
-) -> dict[str, int]:
-    """Deletes every row of the user, table by table, then the user, and records an
-    audit event holding only the user's id and the row counts. The caller's transaction
-    makes it all or nothing."""
-    counts: dict[str, int] = {}
-    for table in _tenant_tables():
-        result = await session.execute(owned_delete(table, user_id))
-        counts[table.name] = int(getattr(result, "rowcount", 0) or 0)
-    await session.execute(sa.delete(User).where(col(User.id) == user_id))
-    session.add(AccountEvent(subject_id=user_id, event="account_deleted", at=now, detail=counts))
-    await session.flush()
-    return counts
+async def require_current_password(manager: UserManager, user: User, given: str | None) -> None:
+    """Email, password and account deletion need the current password."""
+    if not given:
+        raise CredentialsError(
+            "Type your current password to change your email or password.",
+            code="current_password_required",
+        )
+    if not await manager.check_password(user, given):
+        raise CredentialsError("Your current password is not right.")
 
 
 def account_document(

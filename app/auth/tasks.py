@@ -1,11 +1,10 @@
-"""Scheduled auth work: forgetting sign-ins that can never sign anyone in again, and
-ending the live-event streams of sign-ins that ended."""
+"""Scheduled auth work: forgetting sign-ins that can never sign anyone in again, and telling
+which sign-ins still sign someone in (the live-event streams ask, `app.events.tasks`)."""
 
 from __future__ import annotations
 
 import logging
 import uuid
-from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -14,9 +13,7 @@ from sqlmodel import col
 
 from app.auth.db import live_filter
 from app.auth.models import SignIn
-from app.core.clock import Clock
-from app.core.periodic import running_every
-from app.events.bus import Hub
+from app.core.db import unit_of_work
 
 logger = logging.getLogger("app.auth")
 
@@ -26,7 +23,7 @@ async def purge_ended_sign_ins(
 ) -> int:
     """Deletes sign-ins that can never sign anyone in again (ended, or past their expiry),
     in a transaction of its own. Run with every sweep (`app.conversations.tasks`)."""
-    async with sessionmaker() as session, session.begin():
+    async with unit_of_work(sessionmaker) as session:
         result = await session.execute(
             sa.delete(SignIn).where(
                 sa.or_(col(SignIn.ended_at).is_not(None), col(SignIn.expires_at) < now)
@@ -51,41 +48,3 @@ async def live_sign_ins(
             )
         )
         return {str(row[0]) for row in rows}
-
-
-async def sign_out_ended_streams(
-    *,
-    hub: Hub,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    now: datetime,
-    idle_seconds: int,
-) -> int:
-    """Ends this process's live-event streams whose sign-in ended (signed out here or on
-    another device, by a password change or reset, an account deletion, or expiry)."""
-    open_ids = hub.open_sign_ins()
-    if not open_ids:
-        return 0
-    live = await live_sign_ins(
-        sessionmaker=sessionmaker, ids=open_ids, now=now, idle_seconds=idle_seconds
-    )
-    return hub.sign_out(open_ids - live)
-
-
-def running_stream_sign_in_check(
-    *,
-    hub: Hub,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    clock: Clock,
-    idle_seconds: int,
-    interval_seconds: float,
-) -> AbstractAsyncContextManager[None]:
-    async def check() -> None:
-        ended = await sign_out_ended_streams(
-            hub=hub, sessionmaker=sessionmaker, now=clock.now(), idle_seconds=idle_seconds
-        )
-        if ended:
-            logger.info("ended %d live-event streams whose sign-in ended", ended)
-
-    return running_every(
-        interval_seconds, check, what="sign-in check of open streams", logger=logger
-    )

@@ -35,6 +35,8 @@ from app.auth.db import COOKIE, UserDatabase
 from app.auth.models import SignIn, User
 from app.core.clock import Clock
 from app.core.config import Settings
+from app.core.db import commit
+from app.core.http import client_ip
 from app.core.tenancy import owned_update
 from app.core.text import grapheme_floor
 
@@ -120,8 +122,6 @@ class SignInStrategy(JWTStrategy[User, uuid.UUID]):
         self.clock: Clock = request.app.state.clock
 
     async def write_token(self, user: User) -> str:
-        from app.ratelimit.dependencies import client_ip
-
         row = new_sign_in(
             user_id=user.id,
             kind=self.kind,
@@ -131,7 +131,7 @@ class SignInStrategy(JWTStrategy[User, uuid.UUID]):
             lifetime_seconds=self.lifetime_seconds or 0,
         )
         self.session.add(row)
-        await self.session.commit()
+        await commit(self.session)
         setattr(self.request.state, STATE_SIGN_IN, row)
         # The row is the authority; the token's own expiry is a second, real-time bound.
         return sign_in_token(
@@ -193,7 +193,7 @@ class SignInStrategy(JWTStrategy[User, uuid.UUID]):
             .where(col(SignIn.id) == sign_in_id)
             .values(ended_at=self.clock.now())
         )
-        await self.session.commit()
+        await commit(self.session)
 
 
 class SlidingCookieMiddleware:

@@ -29,11 +29,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from app.conversations.models import MessageSearchToken
+from app.conversations.models import TITLE_SEQ, ChatMessage, ChatSession, MessageSearchToken
 from app.conversations.search import SearchTerms
 from app.conversations.search import _needs_substring as _substring_char
-from app.core.crypto import Keyring
 from app.core.tenancy import owned_by
+from app.encryption import sealed
+from app.encryption.crypto import Keyring
 
 MIN_PREFIX = 2
 MAX_PREFIX = 16
@@ -198,3 +199,28 @@ def write_tokens(
     """Index one sealed message or title, inside the flush that wrote it."""
     row = token_row(keyring, user_id=user_id, session_id=session_id, seq=seq, text=text)
     connection.execute(upsert([row]))
+
+
+# The ORM's sealed writes of messages and titles index themselves here.
+@sealed.on_sealed_write(ChatMessage)
+def _index_message(connection: sa.Connection, target: Any, keyring: Keyring) -> None:
+    write_tokens(
+        connection,
+        keyring,
+        user_id=target.user_id,
+        session_id=target.session_id,
+        seq=target.seq,
+        text=target.content,
+    )
+
+
+@sealed.on_sealed_write(ChatSession)
+def _index_title(connection: sa.Connection, target: Any, keyring: Keyring) -> None:
+    write_tokens(
+        connection,
+        keyring,
+        user_id=target.user_id,
+        session_id=target.id,
+        seq=TITLE_SEQ,
+        text=target.title,
+    )

@@ -15,10 +15,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlmodel import Field, SQLModel
 
-from app.core import sealed
-from app.core.crypto import Keyring
 from app.core.db import metadata as _metadata  # noqa: F401  (naming convention first)
 from app.core.tenancy import owner_key, same_owner_fk
+from app.encryption import sealed
 
 # Full-text search uses the 'simple' configuration: lower-cased words, no stemming and no
 # stop words, so it works the same for text in any language (see docs/api.md, History).
@@ -305,39 +304,12 @@ class MessageSearchToken(SQLModel, table=True):
     )
 
 
-def _index_message(connection: sa.Connection, target: Any, keyring: Keyring) -> None:
-    from app.conversations.blind_index import write_tokens
-
-    write_tokens(
-        connection,
-        keyring,
-        user_id=target.user_id,
-        session_id=target.session_id,
-        seq=target.seq,
-        text=target.content,
-    )
-
-
-def _index_title(connection: sa.Connection, target: Any, keyring: Keyring) -> None:
-    from app.conversations.blind_index import write_tokens
-
-    write_tokens(
-        connection,
-        keyring,
-        user_id=target.user_id,
-        session_id=target.id,
-        seq=TITLE_SEQ,
-        text=target.title,
-    )
-
-
 sealed.register(
     ChatSession,
     sealed.SealSpec(
         table="chat_session",
         columns=(sealed.SealedColumn("title", "title_sealed"),),
         row_key=("id",),
-        on_write=_index_title,
     ),
 )
 sealed.register(
@@ -346,7 +318,6 @@ sealed.register(
         table="chat_message",
         columns=(sealed.SealedColumn("content", "content_sealed"),),
         row_key=("session_id", "seq"),
-        on_write=_index_message,
     ),
 )
 # Audit rows have no id before they are written: bound to the conversation they name.

@@ -22,11 +22,11 @@ from app.assistant.base import HistoryMessage
 from app.conversations import trash
 from app.conversations.ids import is_well_formed, new_session_id
 from app.conversations.models import AuditAction, ChatMessage, ChatSession, SessionStatus
-from app.core.crypto import keyring_of
 from app.core.errors import InvalidInputError, NotFoundError
-from app.core.sealed import open_column
 from app.core.tenancy import owned
 from app.core.text import shorten
+from app.encryption.crypto import keyring_of
+from app.encryption.sealed import open_column
 
 TITLE_MAX_CHARS = 80
 DEFAULT_TITLE = "New conversation"

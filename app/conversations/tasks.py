@@ -31,6 +31,7 @@ from app.conversations import trash
 from app.conversations.models import AuditAction, SweepRun
 from app.core.clock import Clock
 from app.core.config import Settings
+from app.core.db import unit_of_work
 from app.events.bus import EventBus, user_event
 
 logger = logging.getLogger("app.sweeper")
@@ -92,7 +93,7 @@ async def claim_scheduled_sweep(
     name: str = SWEEPER_NAME,
 ) -> bool:
     """True for exactly one caller per interval, whichever process or instance it is."""
-    async with sessionmaker() as session, session.begin():
+    async with unit_of_work(sessionmaker) as session:
         row = (
             await session.execute(
                 _CLAIM,
@@ -119,31 +120,27 @@ async def sweep_expired_sessions(
     """Archive every session idle since before `now - ttl`. With a `bus`, every device of
     each owner hears of it (`session` events, sent with each batch's commit)."""
     cutoff = now - timedelta(seconds=ttl_seconds)
-    async with sessionmaker() as session, session.begin():
+    async with unit_of_work(sessionmaker) as session:
         run = SweepRun(started_at=now, trigger=trigger, runner=RUNNER)
         session.add(run)
     archived = 0
     batches = 0
     while True:
-        async with sessionmaker() as session:
-            async with session.begin():
-                rows = (
-                    await session.execute(
-                        _ARCHIVE_BATCH, {"cutoff": cutoff, "batch": batch_size, "now": now}
-                    )
-                ).all()
-                ids = [row.id for row in rows]
-                if bus is not None:
-                    bus.stage(
-                        session,
-                        *(
-                            user_event(row.user_id, "session", sessionId=row.id, change="archived")
-                            for row in rows
-                        ),
-                    )
-                    await bus.before_commit(session)
+        async with unit_of_work(sessionmaker, bus) as session:
+            rows = (
+                await session.execute(
+                    _ARCHIVE_BATCH, {"cutoff": cutoff, "batch": batch_size, "now": now}
+                )
+            ).all()
+            ids = [row.id for row in rows]
             if bus is not None:
-                await bus.after_commit(session)
+                bus.stage(
+                    session,
+                    *(
+                        user_event(row.user_id, "session", sessionId=row.id, change="archived")
+                        for row in rows
+                    ),
+                )
         batches += 1
         archived += len(ids)
         if len(ids) < batch_size:
@@ -152,7 +149,7 @@ async def sweep_expired_sessions(
         await asyncio.sleep(pause_seconds)
     # The sweep's auth step (app/auth/tasks.py): ended sign-ins need keeping no longer.
     await purge_ended_sign_ins(sessionmaker=sessionmaker, now=now)
-    async with sessionmaker() as session, session.begin():
+    async with unit_of_work(sessionmaker) as session:
         await session.execute(
             sa.update(SweepRun)
             .where(col(SweepRun.id) == run.id)
@@ -194,25 +191,20 @@ async def purge_trash(
     skipped, so none is purged (or recorded) twice. Returns how many."""
     purged = 0
     while True:
-        async with sessionmaker() as session:
-            async with session.begin():
-                ids = (
-                    (await session.execute(_DUE_FOR_PURGE, {"now": now, "batch": batch_size}))
-                    .scalars()
-                    .all()
-                )
-                removed = await trash.remove(
-                    session=session,
-                    ids=ids,
-                    owner_id=None,
-                    now=now,
-                    actor=trash.SYSTEM,
-                    action=AuditAction.PURGE,
-                )
-                if bus is not None:  # without one, staged events go with the session
-                    await bus.before_commit(session)
-            if bus is not None:
-                await bus.after_commit(session)
+        async with unit_of_work(sessionmaker, bus) as session:
+            ids = (
+                (await session.execute(_DUE_FOR_PURGE, {"now": now, "batch": batch_size}))
+                .scalars()
+                .all()
+            )
+            removed = await trash.remove(
+                session=session,
+                ids=ids,
+                owner_id=None,
+                now=now,
+                actor=trash.SYSTEM,
+                action=AuditAction.PURGE,
+            )
         purged += len(removed)
         if len(ids) < batch_size:
             break

@@ -15,7 +15,7 @@ Services flush; the caller owns the transaction.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,11 +26,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.conversations.models import AuditAction, AuditEvent, ChatSession, SessionStatus
-from app.core.crypto import keyring_of
-from app.core.sealed import open_column
 from app.core.tenancy import owned, owned_by
+from app.encryption.crypto import keyring_of
+from app.encryption.sealed import open_column
 from app.events.bus import EventBus, user_event
-from app.sharing.service import revoke_for_sessions
+
+# What other domains do, in the same transaction, when conversations go to the trash (the
+# share links end: `app.sharing.service`). They add themselves on import; `app.models`,
+# which every composition root imports, imports them.
+TrashListener = Callable[[AsyncSession, uuid.UUID, Sequence[str]], Awaitable[None]]
+TRASH_LISTENERS: list[TrashListener] = []
+
+
+def on_trashed(listener: TrashListener) -> TrashListener:
+    """Calls `listener(session, user_id, session_ids)` whenever conversations are trashed."""
+    if listener not in TRASH_LISTENERS:
+        TRASH_LISTENERS.append(listener)
+    return listener
+
 
 ACTIVITY_PAGE_DEFAULT = 50
 ACTIVITY_PAGE_MAX = 200
@@ -101,9 +114,8 @@ async def trash(
     chat_session.trashed_at = now
     chat_session.purge_at = now + timedelta(days=retention_days)
     # A conversation in the trash is shared no more; a restore does not bring the link back.
-    await revoke_for_sessions(
-        session=session, user_id=chat_session.user_id, session_ids=[chat_session.id]
-    )
+    for listener in TRASH_LISTENERS:
+        await listener(session, chat_session.user_id, [chat_session.id])
     record(
         session,
         at=now,

@@ -7,13 +7,10 @@ import secrets
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-if TYPE_CHECKING:
-    from app.core.crypto import Keyring
 
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "changethis", "dev", "development"}
 MIN_SECRET_LENGTH = 32
@@ -190,29 +187,14 @@ class Settings(BaseSettings):
             raise ValueError("DB_STATEMENT_TIMEOUT_MS must not exceed DB_COMMAND_TIMEOUT_SECONDS")
         return self
 
-    @model_validator(mode="after")
-    def _check_encryption_keys(self) -> Settings:
-        from app.core.crypto import KeyFormatError, parse_keys
-
-        try:
-            parse_keys(self.encryption_keys or "")
-        except KeyFormatError as exc:
-            raise ValueError(str(exc)) from None
-        return self
-
-    def keyring(self) -> Keyring | None:
-        """The parsed ENCRYPTION_KEYS (checked at start-up), None when encryption is off."""
-        from app.core.crypto import parse_keys
-
-        return parse_keys(self.encryption_keys or "")
-
     def direct_database_url(self) -> str | None:
         """Where migrations and session-level locks go: never through a pooler."""
         return self.database_direct_url or self.database_url
 
     @model_validator(mode="after")
     def _run_domain_checks(self) -> Settings:
-        # What a domain parses, it checks (rate limits: app/ratelimit/config.py).
+        # What a domain parses, it checks (rate limits: app/ratelimit/config.py; keys:
+        # app/encryption/config.py; SMTP_URL: app/mail/config.py).
         for check in SETTINGS_CHECKS:
             check(self)
         return self
@@ -233,10 +215,6 @@ class Settings(BaseSettings):
     def _check_accounts(self) -> Settings:
         if self.sign_in_idle_days > self.sign_in_max_days:
             raise ValueError("SIGN_IN_IDLE_DAYS must not be more than SIGN_IN_MAX_DAYS")
-        if self.smtp_url:
-            from app.mail.service import parse_smtp_url
-
-            parse_smtp_url(self.smtp_url)
         return self
 
     def link_base(self) -> str:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Protocol
 
 import asyncpg
@@ -21,7 +22,6 @@ from sqlalchemy.ext.asyncio import (
 from sqlmodel import SQLModel
 
 from app.core.config import Settings
-from app.core.crypto import attach_keyring
 
 # Set before any model is defined so constraint names are stable in migrations.
 NAMING_CONVENTION = {
@@ -68,6 +68,19 @@ def _unique_statement_name() -> str:
     return f"__chatkeep_{uuid.uuid4().hex}__"
 
 
+# What a package above adds to every engine built (encryption attaches its keyring), so
+# that `core` names no package above it. Added on import (see `app/__init__.py`).
+EngineSetup = Callable[[Engine, Settings], None]
+ENGINE_SETUPS: list[EngineSetup] = []
+
+
+def engine_setup(setup: EngineSetup) -> EngineSetup:
+    """Adds `setup` to every `create_engine` (a decorator)."""
+    if setup not in ENGINE_SETUPS:
+        ENGINE_SETUPS.append(setup)
+    return setup
+
+
 def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
     target = url or settings.database_url
     if not target:
@@ -99,7 +112,8 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
         connect_args=connect_args,
     )
     _install_bounds(engine.sync_engine, ping_timeout=settings.db_ping_timeout_seconds)
-    attach_keyring(engine.sync_engine, settings.keyring())
+    for setup in ENGINE_SETUPS:
+        setup(engine.sync_engine, settings)
     return engine
 
 
@@ -175,11 +189,51 @@ RequestSessionDep = Annotated[AsyncSession, Depends(get_request_session)]
 
 
 class CommitHooks(Protocol):
-    """What must happen around a commit (the live-events bus sends what was staged)."""
+    """What goes out with a commit (the live-events bus sends the events staged on it)."""
 
-    async def commit(self, session: AsyncSession) -> None: ...
+    async def before_commit(self, session: AsyncSession) -> None: ...
+
+    async def after_commit(self, session: AsyncSession) -> None: ...
 
     def discard(self, session: AsyncSession) -> None: ...
+
+
+async def commit(session: AsyncSession, hooks: CommitHooks | None = None) -> None:
+    """The one way anything commits: requests, turns, jobs and auth all come here, so what
+    was staged on the transaction (events) leaves exactly when its rows are committed, and
+    is dropped when they are not. Services never commit; they flush."""
+    if hooks is not None:
+        await hooks.before_commit(session)
+    try:
+        await session.commit()
+    except BaseException:
+        if hooks is not None:
+            hooks.discard(session)
+        raise
+    if hooks is not None:
+        await hooks.after_commit(session)
+
+
+async def roll_back(session: AsyncSession, hooks: CommitHooks | None = None) -> None:
+    """Undoes the transaction and forgets what was staged on it."""
+    await session.rollback()
+    if hooks is not None:
+        hooks.discard(session)
+
+
+@contextlib.asynccontextmanager
+async def unit_of_work(
+    sessionmaker: async_sessionmaker[AsyncSession], hooks: CommitHooks | None = None
+) -> AsyncIterator[AsyncSession]:
+    """One short transaction on its own pooled connection: it commits (with `hooks`) when
+    the block ends, and rolls back when the block raises."""
+    async with sessionmaker() as session:
+        try:
+            yield session
+            await commit(session, hooks)
+        except BaseException:
+            await roll_back(session, hooks)
+            raise
 
 
 async def get_db_session(
@@ -189,14 +243,9 @@ async def get_db_session(
     hooks: CommitHooks | None = getattr(request.app.state, "events", None)
     try:
         yield session
-        if hooks is not None:
-            await hooks.commit(session)
-        else:
-            await session.commit()
+        await commit(session, hooks)
     except BaseException:
-        await session.rollback()
-        if hooks is not None:
-            hooks.discard(session)
+        await roll_back(session, hooks)
         raise
 
 

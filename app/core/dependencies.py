@@ -1,5 +1,5 @@
-"""What every domain's routes take from the app: its settings, its clock, its assistant,
-its database and its live-events bus.
+"""What every domain's routes take from the app: its settings, its clock and its database.
+The assistant and the live-events bus are their own packages' (`AssistantDep`, `EventBusDep`).
 
 Routes ask for these aliases rather than reading `request.app.state`, so a test or a
 second app built by `create_app(settings, clock=...)` reaches every route.
@@ -8,7 +8,7 @@ second app built by `create_app(settings, clock=...)` reaches every route.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -16,12 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.core.clock import Clock
 from app.core.config import Settings
 
-if TYPE_CHECKING:  # the seams' types only: core imports no domain at run time
-    from app.assistant.base import Assistant
-    from app.events.bus import EventBus
 
-
-def _from_app_state(name: str) -> Callable[[Request], Awaitable[Any]]:
+def from_app_state(name: str) -> Callable[[Request], Awaitable[Any]]:
     """A dependency that reads `request.app.state.<name>`."""
 
     # async: a plain `def` dependency would run in the thread pool on every request.
@@ -32,12 +28,10 @@ def _from_app_state(name: str) -> Callable[[Request], Awaitable[Any]]:
     return dependency
 
 
-SettingsDep = Annotated[Settings, Depends(_from_app_state("settings"))]
-ClockDep = Annotated[Clock, Depends(_from_app_state("clock"))]
-AssistantDep = Annotated["Assistant", Depends(_from_app_state("assistant"))]
+SettingsDep = Annotated[Settings, Depends(from_app_state("settings"))]
+ClockDep = Annotated[Clock, Depends(from_app_state("clock"))]
 # For work that opens its own short transactions (streams, sweeps), not the request's.
 SessionmakerDep = Annotated[
-    async_sessionmaker[AsyncSession], Depends(_from_app_state("sessionmaker"))
+    async_sessionmaker[AsyncSession], Depends(from_app_state("sessionmaker"))
 ]
-EngineDep = Annotated[AsyncEngine, Depends(_from_app_state("engine"))]
-EventBusDep = Annotated["EventBus", Depends(_from_app_state("events"))]
+EngineDep = Annotated[AsyncEngine, Depends(from_app_state("engine"))]

@@ -26,6 +26,9 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.core import metrics
+from app.core.db import DatabaseTimeoutError
+
 logger = logging.getLogger("app.errors")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -217,8 +220,6 @@ def is_server_busy(exc: BaseException) -> bool:
 
 
 def is_database_unavailable(exc: BaseException) -> bool:
-    from app.core.db import DatabaseTimeoutError
-
     if isinstance(exc, DatabaseTimeoutError | InterfaceError | OperationalError):
         return True
     if isinstance(exc, DisconnectionError):
@@ -320,8 +321,6 @@ class UnhandledErrorMiddleware:
             await self.problem_for(exc)(scope, receive, send)
 
     def problem_for(self, exc: BaseException) -> JSONResponse:
-        from app.core import metrics
-
         if is_server_busy(exc):
             logger.warning("server busy: %s", exc)
             metrics.SERVER_BUSY.inc()

@@ -238,3 +238,8 @@ def shorten(
     if at_word and " " in cut[limit // 2 :]:
         cut = cut[: cut.rindex(" ")]
     return cut.rstrip(strip) + ELLIPSIS
+
+
+def normalize_email(email: str) -> str:
+    """The form of an address for comparisons outside SQL: NFKC, trimmed, case-folded."""
+    return unicodedata.normalize("NFKC", email).strip().casefold()

@@ -2,9 +2,10 @@
 the streams of its own that want it.
 
 Writers stage events on the transaction that makes them true (`stage`); they go out when
-it commits (`commit`). With PostgreSQL the NOTIFY is part of that transaction, so an event
-is sent exactly when its rows become visible, and never for a rolled-back change. With
-Redis they are published right after the commit.
+it commits through `app.core.db.commit(session, bus)`, the one way to commit. With
+PostgreSQL the NOTIFY is part of that transaction, so an event is sent exactly when its
+rows become visible, and never for a rolled-back change. With Redis they are published
+right after the commit.
 
 Payloads carry ids only (NOTIFY's limit is 8 kB): `{"u": user, "k": kind, "d": {...}}`.
 Kinds a user sees on `/api/events`: `message`, `turn`, `session`. Kinds only processes
@@ -220,15 +221,6 @@ class EventBus:
         """Called just after `db` committed."""
         db.info.pop(STAGED_KEY, None)
 
-    async def commit(self, db: AsyncSession) -> None:
-        await self.before_commit(db)
-        try:
-            await db.commit()
-        except BaseException:
-            db.info.pop(STAGED_KEY, None)
-            raise
-        await self.after_commit(db)
-
     def discard(self, db: AsyncSession) -> None:
         db.info.pop(STAGED_KEY, None)
 
@@ -379,7 +371,7 @@ class RedisEventBus(EventBus):
                 logger.warning("events listener lost (%s); retrying in %.1fs", exc, delay)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX_SECONDS)
 

@@ -9,13 +9,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
 
-from app.auth.dependencies import CurrentUser
+from app.auth.dependencies import CurrentUser, RateLimit
 from app.auth.tokens import STATE_SIGN_IN
 from app.core.db import RequestSessionDep
-from app.core.dependencies import EventBusDep, SettingsDep
+from app.core.dependencies import SettingsDep
 from app.core.sse import HEARTBEAT, MEDIA_TYPE, Frame, event_stream
 from app.events.bus import EventBus, UserStream
-from app.ratelimit.dependencies import RateLimit
+from app.events.dependencies import EventBusDep
 
 router = APIRouter(prefix="/api", tags=["events"], dependencies=[RateLimit("default")])
 

@@ -58,12 +58,12 @@ from app.conversations.models import TITLE_SEQ, ChatMessage, ChatSession, Sessio
 from app.conversations.service import DEFAULT_TITLE
 from app.conversations.tags import normalize_tags
 from app.core.config import Settings
-from app.core.crypto import keyring_of
 from app.core.errors import InvalidInputError, PayloadTooLargeError
-from app.core.sealed import open_column, seal_row
 from app.core.tenancy import owned
 from app.core.text import grapheme_floor
 from app.core.validation import PG_INT_MAX, SaneDatetime, find_unstorable, invalid_text_error
+from app.encryption.crypto import keyring_of
+from app.encryption.sealed import open_column, seal_row
 from app.exports import formats
 from app.exports.models import ChatImport
 from app.exports.service import (

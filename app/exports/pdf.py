@@ -10,10 +10,16 @@ PyPI) and shapes a word with the first font of that word only.  So this module:
   Devanagari reordering and Arabic joining and right-to-left order inside a piece;
 * breaks lines that contain right-to-left text itself and orders the pieces of each
   line by the levels of the Unicode bidi algorithm (python-bidi, app/core/text.py).
+
+Replies (and system messages) are Markdown, read as the page and the share page read them
+(app/core/markdown.py): headings, emphasis, lists, quotes, tables as tables, code blocks
+and formulas in a monospace font (JetBrains Mono, a package), links with their URL. The
+user's own messages are laid out as typed, as the page shows them.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import threading
 import time
@@ -21,12 +27,14 @@ import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, BinaryIO
 from xml.sax.saxutils import escape
 
 import uharfbuzz  # type: ignore[import-untyped]
+from fontTools.ttLib import TTFont  # type: ignore[import-untyped]
+from markdown_it.token import Token
 from reportlab.lib import colors
 from reportlab.lib.enums import TA_LEFT, TA_RIGHT
 from reportlab.lib.pagesizes import A4
@@ -36,7 +44,16 @@ from reportlab.lib.utils import ImageReader
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase import ttfonts as rl_ttfonts
 from reportlab.pdfgen.canvas import Canvas
-from reportlab.platypus import Flowable, Image, Paragraph, SimpleDocTemplate, Spacer
+from reportlab.platypus import (
+    Flowable,
+    HRFlowable,
+    Image,
+    Paragraph,
+    SimpleDocTemplate,
+    Spacer,
+    Table,
+    TableStyle,
+)
 from reportlab.platypus import paragraph as rl_paragraph
 
 from app.core.fonts import (
@@ -50,6 +67,7 @@ from app.core.fonts import (
     itemize_text,
 )
 from app.core.fonts import font_path as _font_path
+from app.core.markdown import MATH_BLOCKS, MATH_INLINE, parse
 from app.core.text import (
     bidi_levels,
     grapheme_floor,
@@ -538,6 +556,349 @@ def _blocks(content: str) -> Iterator[tuple[bool, str]]:
         yield in_code, "\n".join(buf)
 
 
+# ---------------------------------------------------------------------- Markdown
+
+MONO_FONT = "CK-JetBrainsMono"
+ITALIC_FONT = "CK-NotoSans-Italic"
+BOLD_FONT = "CK-VeraBold"
+BOLD_ITALIC_FONT = "CK-VeraBoldItalic"
+# Faces for emphasis and code, beside the fallback chain of app/core/fonts.py (never in it:
+# they only stand in for the base face). reportlab's own Bitstream Vera is the bold: Noto
+# Sans comes as a variable font whose bold reportlab cannot select, and instancing it
+# takes seconds. name -> (package, file inside it).
+_STYLE_FONTS: dict[str, tuple[str, str]] = {
+    MONO_FONT: ("fontpkg_jetbrains_mono", "files/JetBrainsMono[wght].ttf"),
+    ITALIC_FONT: ("manimgx_fonts", "NotoSans-Italic[wght].ttf"),
+    BOLD_FONT: ("reportlab", "fonts/VeraBd.ttf"),
+    BOLD_ITALIC_FONT: ("reportlab", "fonts/VeraBI.ttf"),
+}
+_INDENT = 14.0
+_TABLE_ROWS = 40  # rows per Table flowable: a long table splits in linear time
+_HEADING_SIZES = {1: 14.0, 2: 12.5, 3: 11.5}
+
+
+def _style_font_path(font: str) -> Path:
+    module, rel = _STYLE_FONTS[font]
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(f"font package {module!r} is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / rel
+
+
+@cache
+def _style_cmap(font: str) -> frozenset[int]:
+    tt = TTFont(str(_style_font_path(font)), lazy=True)
+    try:
+        return frozenset(tt.getBestCmap() or ())
+    finally:
+        tt.close()
+
+
+def _ensure_style_font(font: str) -> None:
+    if font in _registered:
+        return
+    with _font_lock:
+        if font in _registered:
+            return
+        _install_shaping_fix()
+        path = _style_font_path(font)
+        pdfmetrics.registerFont(rl_ttfonts.TTFont(font, str(path), shapable=True))
+        _registered.add(font)
+
+
+def _styled(text: str, *, bold: bool = False, italic: bool = False, code: bool = False) -> str:
+    """Markup for ``text`` in the face its style asks for, char by char where that face
+    has the char; any other char keeps the face of app/core/fonts.py's fallback chain."""
+    if code:
+        variant: str | None = MONO_FONT
+    elif bold:
+        variant = BOLD_ITALIC_FONT if italic else BOLD_FONT
+    else:
+        variant = ITALIC_FONT if italic else None
+    parts: list[str] = []
+    for run in itemize_text(text):
+        if variant is None or run.font != BASE_FONT:
+            parts.append(_runs_markup([run]))
+            continue
+        covered = _style_cmap(variant)
+        piece: list[str] = []
+        inside = False
+        for ch in run.text + "\0":
+            has = ch != "\0" and ord(ch) in covered
+            if ch == "\0" or has != inside:
+                if piece:
+                    chunk = escape("".join(piece))
+                    if inside:
+                        _ensure_style_font(variant)
+                        parts.append(f'<font name="{variant}">{chunk}</font>')
+                    else:
+                        parts.append(chunk)
+                piece, inside = [], has
+            if ch != "\0":
+                piece.append(ch)
+    return "".join(parts)
+
+
+@dataclass
+class _Line:
+    markup: list[str]
+    plain: list[str]
+
+
+def _inline_lines(children: list[Any]) -> list[_Line]:
+    """An inline token's children as lines of markup (with their plain text)."""
+    lines = [_Line([], [])]
+    bold = italic = 0
+    links: list[tuple[str, int, int]] = []  # (href, line, offset in its plain text)
+
+    def add(markup: str, plain: str) -> None:
+        lines[-1].markup.append(markup)
+        lines[-1].plain.append(plain)
+
+    for tok in children:
+        kind = tok.type
+        if kind == "text":
+            add(_styled(tok.content, bold=bold > 0, italic=italic > 0), tok.content)
+        elif kind in ("strong_open", "strong_close"):
+            bold += 1 if kind == "strong_open" else -1
+        elif kind in ("em_open", "em_close"):
+            italic += 1 if kind == "em_open" else -1
+        elif kind == "s_open":
+            add("<strike>", "")
+        elif kind == "s_close":
+            add("</strike>", "")
+        elif kind in ("code_inline", *MATH_INLINE, *MATH_BLOCKS):
+            add(_styled(tok.content, code=True), tok.content)
+        elif kind in ("softbreak", "hardbreak"):
+            lines.append(_Line([], []))
+        elif kind == "link_open":
+            links.append(
+                (str(tok.attrGet("href") or ""), len(lines) - 1, len("".join(lines[-1].plain)))
+            )
+        elif kind == "link_close" and links:
+            href, line, start = links.pop()
+            shown = "".join(lines[-1].plain)[start:] if line == len(lines) - 1 else ""
+            bare = href.removeprefix("mailto:")
+            if shown not in (href, bare):  # an autolink already shows its URL
+                add(f'<font color="#5f6368">{_styled(f" ({href})")}</font>', f" ({href})")
+        elif kind == "image":
+            alt = "".join(c.content for c in tok.children or []) or "image"
+            src = str(tok.attrGet("src") or "")
+            add(_styled(f"[{alt}] ({src})"), f"[{alt}] ({src})")
+        elif kind == "html_inline":  # a task list's checkbox: the only HTML the parser makes
+            box = "[x] " if "checked" in tok.content else "[ ] "
+            add(_styled(box, code=True), box)
+        else:
+            add(_styled(tok.content), tok.content)
+    return lines
+
+
+@lru_cache(maxsize=256)
+def _md_style(
+    base: str, indent: int, quote: bool, shaped: bool, size: float = 0.0
+) -> ParagraphStyle:
+    st = _styles()
+    parent = {
+        "body": st.body_shaped if shaped else st.body,
+        "code": st.code_shaped if shaped else st.code,
+    }[base]
+    extra: dict[str, Any] = {}
+    if size:
+        extra = {"fontSize": size, "leading": size * 1.3, "spaceBefore": 6, "spaceAfter": 2}
+    if quote:
+        extra["textColor"] = colors.HexColor("#5f6368")
+    return ParagraphStyle(
+        f"ck-md-{base}-{indent}-{int(quote)}-{int(shaped)}-{size}",
+        parent=parent,
+        leftIndent=_INDENT * indent,
+        bulletIndent=max(_INDENT * indent - 11, 0),
+        bulletFontName=BASE_FONT,
+        spaceBefore=extra.pop("spaceBefore", 2 if base == "body" else parent.spaceBefore),
+        spaceAfter=extra.pop("spaceAfter", 2 if base == "body" else parent.spaceAfter),
+        **extra,
+    )
+
+
+def _md_paragraphs(
+    inline: Any, width: float, *, indent: int, quote: bool, bullet: str | None, size: float = 0.0
+) -> list[Flowable]:
+    lines = _inline_lines(inline.children or [])
+    plain = "\n".join("".join(line.plain) for line in lines)
+    if needs_bidi(plain) or any(len("".join(line.plain)) > LINE_MAX_CHARS for line in lines):
+        # Right-to-left text is ordered (and long lines cut) by the plain layout.
+        st = _styles()
+        inner = width - _INDENT * indent
+        paras = _text_paragraphs(plain, inner, st.body, st.body_shaped, st.body_rtl)
+        return [_Indented(p, _INDENT * indent) for p in paras]
+    if size:  # a heading: bold where the bold face has the chars
+        lines = _inline_lines(_bolden(inline.children or []))
+    style = _md_style("body", indent, quote, _needs_shaping(plain), size)
+    out: list[Flowable] = []
+    for n, group in enumerate(_groups(["".join(line.markup) or "\xa0" for line in lines])):
+        out.append(Paragraph("<br/>".join(group), style, bulletText=bullet if n == 0 else None))
+    return out
+
+
+def _bolden(children: list[Any]) -> list[Any]:
+    return [Token("strong_open", "strong", 1), *children, Token("strong_close", "strong", -1)]
+
+
+class _Indented(Flowable):  # type: ignore[misc]
+    """A flowable moved right by ``indent`` points (a list item's or a quote's)."""
+
+    def __init__(self, inner: Flowable, indent: float) -> None:
+        super().__init__()
+        self.inner = inner
+        self.indent = indent
+
+    def wrap(self, avail_width: float, avail_height: float) -> tuple[float, float]:
+        _, h = self.inner.wrap(avail_width - self.indent, avail_height)
+        self.width, self.height = avail_width, h
+        return avail_width, h
+
+    def split(self, avail_width: float, avail_height: float) -> list[Flowable]:
+        parts = self.inner.split(avail_width - self.indent, avail_height)
+        return [_Indented(p, self.indent) for p in parts]
+
+    def getSpaceBefore(self) -> float:
+        return float(self.inner.getSpaceBefore())
+
+    def getSpaceAfter(self) -> float:
+        return float(self.inner.getSpaceAfter())
+
+    def draw(self) -> None:
+        self.inner.drawOn(self.canv, self.indent, 0)
+
+
+def _code_flowables(code: str, *, indent: int) -> list[Flowable]:
+    lines = [_styled(_preserve_spaces(ln), code=True) or "\xa0" for ln in _bounded_lines(code)]
+    style = _md_style("code", indent, False, _needs_shaping(code))
+    return [Paragraph("<br/>".join(group), style) for group in _groups(lines)]
+
+
+def _table_flowables(
+    rows: list[list[tuple[str, str, str]]], header: int, width: float
+) -> list[Flowable]:
+    """Rows of (markup, align, plain text) cells as Tables of at most _TABLE_ROWS rows
+    each, the header repeated on each."""
+    columns = max(len(row) for row in rows)
+    col_width = width / columns
+    st = _styles()
+    cell = ParagraphStyle("ck-md-cell", parent=st.body, fontSize=9, leading=12)
+    cell_shaped = ParagraphStyle("ck-md-cell-shaped", parent=cell, shaping=1)
+    aligns = {"right": TA_RIGHT, "center": 1}
+
+    def para(markup: str, align: str, plain: str) -> Paragraph:
+        style = cell_shaped if _needs_shaping(plain) else cell
+        if align in aligns:
+            style = ParagraphStyle(f"{style.name}-{align}", parent=style, alignment=aligns[align])
+        return Paragraph(markup or "\xa0", style)
+
+    grid = [
+        [para(m, a, p) for m, a, p in row] + [Paragraph("\xa0", cell)] * (columns - len(row))
+        for row in rows
+    ]
+    head, body = grid[:header], grid[header:]
+    out: list[Flowable] = []
+    for start in range(0, max(len(body), 1), _TABLE_ROWS):
+        chunk = head + body[start : start + _TABLE_ROWS]
+        table = Table(chunk, colWidths=[col_width] * columns, repeatRows=len(head), hAlign="LEFT")
+        commands: list[tuple[Any, ...]] = [
+            ("GRID", (0, 0), (-1, -1), 0.5, colors.HexColor("#c4c7cf")),
+            ("VALIGN", (0, 0), (-1, -1), "TOP"),
+            ("TOPPADDING", (0, 0), (-1, -1), 2),
+            ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
+        ]
+        if head:
+            commands.append(("BACKGROUND", (0, 0), (-1, len(head) - 1), colors.HexColor("#f1f3f4")))
+        table.setStyle(TableStyle(commands))
+        table.spaceBefore = table.spaceAfter = 4
+        out.append(table)
+    return out
+
+
+def _markdown_flowables(content: str, width: float) -> list[Flowable]:
+    """A Markdown message as flowables (see the module's docstring)."""
+    tokens = parse(content)
+    out: list[Flowable] = []
+    lists: list[list[int]] = []  # per open list: [ordered, count]
+    quote = 0
+    bullet: str | None = None
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        kind = tok.type
+        indent = len(lists) + quote
+        if kind == "heading_open":
+            size = _HEADING_SIZES.get(int(tok.tag[1:]), 10.5)
+            out += _md_paragraphs(
+                tokens[i + 1], width, indent=indent, quote=quote > 0, bullet=None, size=size
+            )
+            i += 3
+            continue
+        if kind == "paragraph_open":
+            out += _md_paragraphs(
+                tokens[i + 1], width, indent=indent, quote=quote > 0, bullet=bullet
+            )
+            bullet = None
+            i += 3
+            continue
+        if kind in ("bullet_list_open", "ordered_list_open"):
+            start = int(tok.attrGet("start") or 1) if kind == "ordered_list_open" else 1
+            lists.append([int(kind == "ordered_list_open"), start - 1])
+        elif kind in ("bullet_list_close", "ordered_list_close") and lists:
+            lists.pop()
+        elif kind == "list_item_open" and lists:
+            lists[-1][1] += 1
+            bullet = f"{lists[-1][1]}." if lists[-1][0] else "•"
+        elif kind == "blockquote_open":
+            quote += 1
+        elif kind == "blockquote_close":
+            quote = max(quote - 1, 0)
+        elif kind in ("fence", "code_block"):
+            out += _code_flowables(tok.content.removesuffix("\n"), indent=indent)
+        elif kind in MATH_BLOCKS:
+            out += _code_flowables(tok.content.strip("\n"), indent=indent)
+        elif kind == "hr":
+            out.append(
+                HRFlowable(
+                    width="100%",
+                    thickness=0.5,
+                    color=colors.HexColor("#c4c7cf"),
+                    spaceBefore=4,
+                    spaceAfter=4,
+                )
+            )
+        elif kind == "table_open":
+            rows: list[list[tuple[str, str, str]]] = []
+            header = 0
+            i += 1
+            while i < len(tokens) and tokens[i].type != "table_close":
+                t = tokens[i]
+                if t.type == "tr_open":
+                    rows.append([])
+                elif t.type in ("th_open", "td_open") and rows:
+                    align = str(t.attrGet("class") or t.attrGet("style") or "")
+                    align = next((a for a in ("right", "center") if a in align), "left")
+                    lines = (
+                        _inline_lines(tokens[i + 1].children or [])
+                        if tokens[i + 1].type == "inline"
+                        else []
+                    )
+                    if t.type == "th_open":
+                        lines = _inline_lines(_bolden(tokens[i + 1].children or []))
+                        header = len(rows)
+                    markup = "<br/>".join("".join(line.markup) for line in lines)
+                    plain = "\n".join("".join(line.plain) for line in lines)
+                    rows[-1].append((markup, align, plain))
+                i += 1
+            if rows:
+                table = _table_flowables(rows, header, width - _INDENT * indent)
+                out += [_Indented(t, _INDENT * indent) if indent else t for t in table]
+        i += 1
+    return out
+
+
 def _image_flowable(path: Path, width: float, st: _Styles) -> Flowable:
     try:
         iw, ih = ImageReader(str(path)).getSize()  # reads and checks the file now
@@ -564,6 +925,11 @@ def _message_flowables(msg: PdfMessage, width: float, st: _Styles) -> list[Flowa
         st.heading,
     )
     out: list[Flowable] = [_Barred(heading, color)]
+    if role != "user":
+        out += [_Barred(f, color) for f in _markdown_flowables(msg.content, width)]
+        if msg.image_path is not None:
+            out.append(_Barred(_image_flowable(msg.image_path, width, st), color))
+        return out
     for is_code, block in _blocks(msg.content):
         if is_code:
             lines = [

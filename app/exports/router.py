@@ -7,8 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from app.auth.dependencies import CurrentUser
-from app.conversations import history
+from app.auth.dependencies import CurrentUser, RateLimit
 from app.conversations.dependencies import OwnedSession
 from app.core.db import SessionDep
 from app.core.dependencies import ClockDep, SessionmakerDep, SettingsDep
@@ -16,7 +15,7 @@ from app.core.errors import InvalidInputError
 from app.core.validation import SaneDate
 from app.exports import importer, naming, service, zip_export
 from app.exports.schemas import ImportFailureOut, ImportResult
-from app.ratelimit.dependencies import RateLimit
+from app.history import service as history
 
 router = APIRouter(prefix="/api", tags=["export"], dependencies=[RateLimit("default")])
 

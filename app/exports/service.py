@@ -25,7 +25,16 @@ import anyio.to_thread
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.conversations.history import (
+from app.assistant.ledger import get_owned_image
+from app.conversations.models import ChatMessage, ChatSession
+from app.core.config import Settings
+from app.core.errors import NotFoundError
+from app.core.tenancy import owned
+from app.core.validation import format_utc
+from app.encryption.crypto import Keyring, keyring_of
+from app.encryption.sealed import open_column
+from app.exports.drafts import collect_drafts
+from app.history.service import (
     Position,
     SessionFilter,
     after_cursor,
@@ -34,14 +43,6 @@ from app.conversations.history import (
     history_order,
     session_title,
 )
-from app.conversations.models import ChatMessage, ChatSession
-from app.core.config import Settings
-from app.core.crypto import Keyring, keyring_of
-from app.core.errors import NotFoundError
-from app.core.sealed import open_column
-from app.core.tenancy import owned
-from app.core.validation import format_utc
-from app.exports.drafts import collect_drafts
 
 if TYPE_CHECKING:
     from app.exports.pdf import PdfBudget
@@ -283,8 +284,6 @@ class MessageImages:
 
     async def path_for(self, image_url: str | None) -> Path | None:
         """A file holding the message's image, or None (no image, not the user's, gone)."""
-        from app.assistant.ledger import get_owned_image
-
         image_id = stored_image_id(image_url)
         if image_id is None:
             return None

@@ -30,7 +30,6 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.conversations.history import SessionFilter
 from app.exports import naming
 from app.exports.service import (
     ARCHIVE_FORMAT,
@@ -42,6 +41,7 @@ from app.exports.service import (
     read_only_snapshot,
     render_row_pdf,
 )
+from app.history.service import SessionFilter
 
 if TYPE_CHECKING:
     from app.exports.pdf import PdfBudget

@@ -22,9 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.assistant.models import PostDraft, PostDraftVersion, PublishedPost, StoredImage
 from app.conversations import blind_index
 from app.conversations.models import TITLE_SEQ, AuditEvent, ChatMessage, ChatSession
-from app.core.crypto import Keyring, generate_key_line, keyring_of
+from app.core.db import unit_of_work
 from app.core.errors import AppError
-from app.core.sealed import KEY_ID_COLUMN, SPECS, open_column, seal_values
+from app.encryption.crypto import Keyring, generate_key_line, keyring_of
+from app.encryption.sealed import KEY_ID_COLUMN, SPECS, open_column, seal_values
 from app.sharing.models import SharedLink
 
 __all__ = ["RotationReport", "generate_key_line", "remaining", "rotate"]
@@ -189,7 +190,7 @@ async def rotate(
             limit = max(1, int(batch_size * _BATCH_SHARE.get(model, 1.0)))
             after: tuple[Any, ...] | None = None
             while True:
-                async with sessionmaker() as db, db.begin():
+                async with unit_of_work(sessionmaker) as db:
                     done, after = await _rotate_batch(db, keyring, model, after, limit)
                 if after is None:
                     break

@@ -2,27 +2,32 @@
 
     @router.get("/sessions/export", dependencies=[RateLimit("export")])
 
-A user policy counts the signed-in user (all their tokens and devices share one count);
-`RateLimit("auth")` counts the client IP and the email in the form (`username`) or JSON
-(`email`) body. The check runs before the route body, so a rejected request changes
-nothing. `RateLimit("default")` on a router stands aside on routes that carry a more
-specific policy, so every request counts against exactly one user policy.
+`RateLimit` is built by `rate_limit_dependency(user_id=...)` where the signed-in user is
+known (`app.auth.dependencies`). A user policy counts that user (all their tokens and
+devices share one count); `RateLimit("auth")` counts the client IP and the email in the
+form (`username`) or JSON (`email`) body. The check runs before the route body, so a
+rejected request changes nothing. `RateLimit("default")` on a router stands aside on routes
+that carry a more specific policy, so every request counts against exactly one user policy.
 """
 
 from __future__ import annotations
 
+import inspect
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.params import Depends as DependsParam
 from fastapi.routing import APIRoute
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.dependencies import CurrentUser
 from app.core.db import RequestSessionDep
 from app.core.errors import AppError
+from app.core.http import client_ip
+from app.core.text import normalize_email
 from app.ratelimit.policies import AUTH_POLICY, SHARED_POLICY, USER_POLICIES
 from app.ratelimit.runtime import RateLimits
 from app.ratelimit.storage import Decision, WindowState
@@ -104,26 +109,39 @@ def _route_has_specific_policy(request: Request) -> bool:
     return known[1]
 
 
-class UserLimiter:
-    def __init__(self, policy: str) -> None:
-        self.policy = policy
+UserIdDependency = Callable[..., Awaitable[uuid.UUID]]
 
-    async def __call__(
-        self, request: Request, user: CurrentUser, session: RequestSessionDep
-    ) -> None:
+
+class UserLimiter:
+    """Counts the signed-in user. Which user that is, a layer above says: `user_id` is a
+    dependency giving the caller's id (auth's `current_user_id`), so this package needs
+    nothing of auth's."""
+
+    def __init__(self, policy: str, user_id: UserIdDependency) -> None:
+        self.policy = policy
+        # FastAPI reads a dependency's parameters from its signature: this one's user
+        # comes from the given dependency.
+        self.__signature__ = inspect.Signature(
+            [
+                inspect.Parameter("request", _KEYWORD, annotation=Request),
+                inspect.Parameter(
+                    "user_id", _KEYWORD, annotation=Annotated[uuid.UUID, Depends(user_id)]
+                ),
+                inspect.Parameter("session", _KEYWORD, annotation=RequestSessionDep),
+            ]
+        )
+
+    async def __call__(self, request: Request, user_id: uuid.UUID, session: AsyncSession) -> None:
         limits = rate_limits(request)
         if not limits.enabled:
             return
         if self.policy == "default" and _route_has_specific_policy(request):
             return
-        decision = await limits.hit_user(self.policy, user_id=user.id, session=session)
+        decision = await limits.hit_user(self.policy, user_id=user_id, session=session)
         _enforce(request, decision, self.policy)
 
 
-def client_ip(request: Request) -> str:
-    # The peer address as the server sees it; behind a proxy, run uvicorn with
-    # --forwarded-allow-ips so this is the client's and not the proxy's.
-    return request.client.host if request.client else "unknown"
+_KEYWORD = inspect.Parameter.KEYWORD_ONLY
 
 
 async def target_email(request: Request) -> str | None:
@@ -143,8 +161,6 @@ async def target_email(request: Request) -> str | None:
         return None  # the route's own validation reports a malformed body
     if not isinstance(value, str) or not value.strip():
         return None
-    from app.auth.passwords import normalize_email
-
     return normalize_email(value)[:MAX_EMAIL_CHARS]
 
 
@@ -191,23 +207,29 @@ class IpLimiter:
         _enforce(request, decision, self.policy)
 
 
-_LIMITERS: dict[str, UserLimiter | AuthLimiter | IpLimiter] = {
-    **{name: UserLimiter(name) for name in USER_POLICIES},
+SIGN_IN_LIMIT: DependsParam = Depends(AuthLimiter(by_email=False))
+TOKEN_LIMIT: DependsParam = Depends(AuthLimiter(always=True))
+_IP_LIMITERS: dict[str, AuthLimiter | IpLimiter] = {
     AUTH_POLICY: AuthLimiter(),
     SHARED_POLICY: IpLimiter(SHARED_POLICY),
 }
 
 
-SIGN_IN_LIMIT: DependsParam = Depends(AuthLimiter(by_email=False))
-TOKEN_LIMIT: DependsParam = Depends(AuthLimiter(always=True))
+def rate_limit_dependency(*, user_id: UserIdDependency) -> Callable[[str], DependsParam]:
+    """`RateLimit(policy)` for `dependencies=[RateLimit("chat")]` on a route or router,
+    with user policies counting the user that `user_id` names."""
+    limiters: dict[str, UserLimiter | AuthLimiter | IpLimiter] = {
+        **{name: UserLimiter(name, user_id) for name in USER_POLICIES},
+        **_IP_LIMITERS,
+    }
 
+    def rate_limit(policy: str) -> DependsParam:
+        if policy not in limiters:
+            raise ValueError(f"unknown rate-limit policy {policy!r}")
+        dependency: DependsParam = Depends(limiters[policy])
+        return dependency
 
-def RateLimit(policy: str) -> DependsParam:
-    """The dependency for `dependencies=[RateLimit("chat")]` on a route or router."""
-    if policy not in _LIMITERS:
-        raise ValueError(f"unknown rate-limit policy {policy!r}")
-    dependency: DependsParam = Depends(_LIMITERS[policy])
-    return dependency
+    return rate_limit
 
 
 class RateLimitHeadersMiddleware:

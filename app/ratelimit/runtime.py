@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.passwords import normalize_email
 from app.core.config import Settings
+from app.core.text import normalize_email
 from app.ratelimit.policies import (
     AUTH_POLICY,
     POLICY_NAMES,

@@ -11,21 +11,14 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.models import User
-from app.core.errors import InvalidInputError, NotFoundError
+from app.core.errors import InvalidInputError
 from app.core.tenancy import owned, owned_delete
 from app.ratelimit.models import RateLimitOverride
 from app.ratelimit.policies import USER_POLICIES, PolicyError, parse_policy
 
 
-async def _require_user(session: AsyncSession, user_id: uuid.UUID) -> None:
-    if await session.get(User, user_id) is None:
-        raise NotFoundError("No user with this id.", code="user_not_found")
-
-
 async def get_overrides(*, session: AsyncSession, user_id: uuid.UUID) -> dict[str, str]:
-    """The user's overrides by policy name; NotFoundError for an unknown user."""
-    await _require_user(session, user_id)
+    """The user's overrides by policy name (the caller checked that the user exists)."""
     return await load_overrides(session=session, user_id=user_id)
 
 
@@ -58,7 +51,6 @@ async def replace_overrides(
 ) -> dict[str, str]:
     """Makes `overrides` the user's whole set: policies named with a string get it, the
     rest (null or absent) go back to the configured value."""
-    await _require_user(session, user_id)
     wanted = validate_overrides(overrides)
     await session.execute(owned_delete(RateLimitOverride, user_id))
     for policy, text in wanted.items():
@@ -68,6 +60,5 @@ async def replace_overrides(
 
 
 async def delete_overrides(*, session: AsyncSession, user_id: uuid.UUID) -> None:
-    await _require_user(session, user_id)
     await session.execute(owned_delete(RateLimitOverride, user_id))
     await session.flush()

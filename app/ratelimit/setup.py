@@ -1,4 +1,5 @@
-"""One call from create_app: the counters, the routes and the header middleware."""
+"""One call from create_app: the counters and the header middleware (the caller's own
+quotas are `app.account`'s route)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from fastapi import FastAPI
 
 from app.core.config import Settings
 from app.ratelimit.dependencies import RateLimitHeadersMiddleware
-from app.ratelimit.router import router
 from app.ratelimit.runtime import RateLimits
 
 logger = logging.getLogger("app.ratelimit")
@@ -23,5 +23,4 @@ def install_rate_limits(app: FastAPI, settings: Settings) -> None:
             "use redis:// to share one count",
             settings.workers,
         )
-    app.include_router(router)
     app.add_middleware(RateLimitHeadersMiddleware)

@@ -16,9 +16,9 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from app.core import sealed
 from app.core.db import metadata as _metadata  # noqa: F401  (naming convention first)
 from app.core.tenancy import same_owner_fk
+from app.encryption import sealed
 
 # secrets.token_urlsafe(32): 256 random bits in 43 characters.
 TOKEN_BYTES = 32
@@ -49,7 +49,7 @@ class SharedLink(SQLModel, table=True):
     token: str = Field(max_length=TOKEN_MAX_CHARS, nullable=False)
     # The snapshot: the title when shared, and the last message seq it shows.
     title: str = Field(max_length=200, nullable=False)
-    # With ENCRYPTION_KEYS the title is sealed like the conversation's (`app.core.sealed`).
+    # With ENCRYPTION_KEYS the title is sealed like the conversation's (`app.encryption.sealed`).
     title_sealed: bytes | None = Field(
         default=None, sa_column=sa.Column(sa.LargeBinary, nullable=True)
     )

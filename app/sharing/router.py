@@ -12,14 +12,15 @@ import jinja2
 from fastapi import APIRouter, Body, Response
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse
+from markupsafe import Markup
 
-from app.auth.dependencies import CurrentUser
+from app.auth.dependencies import CurrentUser, RateLimit
 from app.conversations.dependencies import OwnedSession
 from app.core.db import SessionDep
 from app.core.dependencies import ClockDep
 from app.core.errors import NotFoundError
+from app.core.markdown import to_html
 from app.core.validation import format_utc
-from app.ratelimit.dependencies import RateLimit
 from app.sharing import service
 from app.sharing.dependencies import ShareBase, share_url
 from app.sharing.models import SharedLink
@@ -185,6 +186,8 @@ async def shared_page(token: _TOKEN, session: SessionDep, clock: ClockDep) -> HT
                 "role": m.role,
                 "who": _WHO.get(m.role, m.role),
                 "content": m.content,
+                # Replies as Markdown, sanitized (app/core/markdown.py); the user's as typed.
+                "html": None if m.role == "user" else Markup(to_html(m.content)),  # noqa: S704
                 "at": m.created_at.isoformat(),
                 "at_text": format_utc(m.created_at, _WHEN),
             }

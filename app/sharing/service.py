@@ -19,10 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.conversations.models import ChatMessage, ChatSession, SessionStatus
-from app.core.crypto import keyring_of
+from app.conversations.trash import on_trashed
 from app.core.errors import ConflictError, NotFoundError
-from app.core.sealed import open_column
 from app.core.tenancy import owned, owned_delete
+from app.encryption.crypto import keyring_of
+from app.encryption.sealed import open_column
 from app.sharing.models import TOKEN_BYTES, TOKEN_MAX_CHARS, SharedLink
 
 _links = SharedLink.__table__  # type: ignore[attr-defined]
@@ -113,10 +114,12 @@ async def revoke(*, session: AsyncSession, user_id: uuid.UUID, session_id: str) 
     return gone.first() is not None
 
 
+@on_trashed
 async def revoke_for_sessions(
-    *, session: AsyncSession, user_id: uuid.UUID, session_ids: Sequence[str]
+    session: AsyncSession, user_id: uuid.UUID, session_ids: Sequence[str]
 ) -> None:
-    """Ends the links of these conversations of the user (they went to the trash)."""
+    """Ends the links of these conversations of the user (they went to the trash; a
+    restore does not bring a link back)."""
     if session_ids:
         await session.execute(
             owned_delete(_links, user_id).where(

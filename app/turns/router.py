@@ -9,12 +9,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Request
 from fastapi.responses import JSONResponse, Response
 
-from app.auth.dependencies import CurrentUser, VerifiedEmail
+from app.auth.dependencies import CurrentUser, RateLimit, VerifiedEmail
 from app.conversations.schemas import ChatRequest, ChatResponse
 from app.core.db import RequestSessionDep, SessionDep
 from app.core.errors import InvalidInputError, NotFoundError, StoredProblem
 from app.core.sse import MEDIA_TYPE, Frame, event_stream, wants_event_stream
-from app.ratelimit.dependencies import RateLimit
 from app.turns import service
 from app.turns.admission import OpenSlotDep, open_slot
 from app.turns.dependencies import TurnServicesDep

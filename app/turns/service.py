@@ -44,9 +44,10 @@ from app.conversations.service import (
     pick_context,
     title_from_message,
 )
-from app.core.crypto import keyring_of
+from app.core.db import commit, roll_back
 from app.core.errors import ConflictError, InvalidInputError, problem_body
 from app.core.tenancy import owned, owned_update
+from app.encryption.crypto import keyring_of
 from app.events.bus import EventBus, user_event
 from app.turns import statements
 from app.turns.models import ChatTurn, TurnStatus
@@ -215,8 +216,7 @@ async def open_turn(
     except IntegrityError:
         # Lost a race: a retry with the same key, or another turn on the same session,
         # committed first. Nothing of ours was written; say what won.
-        await db.rollback()
-        bus.discard(db)
+        await roll_back(db, bus)
         if request.idempotency_key is not None:
             found = await _turn_by_key(db, user_id=request.user_id, key=request.idempotency_key)
             if found is not None:
@@ -227,8 +227,7 @@ async def open_turn(
                 raise _in_progress(busy.id, busy.session_id) from None
         raise
     except BaseException:
-        await db.rollback()
-        bus.discard(db)
+        await roll_back(db, bus)
         raise
 
 
@@ -248,7 +247,7 @@ async def _open(
         found = await _turn_by_key(db, user_id=user_id, key=request.idempotency_key)
         if found is not None:
             existing = _existing(found, request)
-            await db.commit()  # nothing was written; a commit keeps loaded objects usable
+            await commit(db, bus)  # nothing was written; a commit keeps loaded objects usable
             return existing
 
     # The session to append to: its id and the seq the user's message takes.
@@ -304,7 +303,7 @@ async def _open(
                 ):
                     # A retry that raced its first attempt to this lock: join it.
                     existing = _existing(busy, request)
-                    await db.commit()
+                    await commit(db, bus)
                     return existing
                 if busy_row.heartbeat_at >= now - timedelta(seconds=stale_seconds):
                     raise _in_progress(busy.id, session_id)
@@ -378,7 +377,7 @@ async def _open(
         await db.execute(statements.OPEN_ON_SESSION, params)
     if tokens:  # the blind index of what was sealed (encryption on only)
         await db.execute(upsert_tokens(tokens))
-    await bus.commit(db)
+    await commit(db, bus)
     return OpenedTurn(
         turn_id=turn_id,
         user_id=user_id,
@@ -493,10 +492,9 @@ async def close_turn(
                     **statements.notify_params(bus.take_notifies(db)),
                 },
             )
-            await bus.commit(db)
+            await commit(db, bus)
         except BaseException:
-            await db.rollback()
-            bus.discard(db)
+            await roll_back(db, bus)
             raise
     return ClosedTurn(reply_seq=reply_seq, image_url=recorded.image_url, status=status.value)
 
@@ -598,10 +596,9 @@ async def fail_turn(
             changed = await _mark_failed(
                 db, bus, turn=turn, problem=problem, now=now, partial=partial or None, usage=usage
             )
-            await bus.commit(db)
+            await commit(db, bus)
         except BaseException:
-            await db.rollback()
-            bus.discard(db)
+            await roll_back(db, bus)
             raise
     return changed
 
@@ -662,7 +659,7 @@ async def checkpoint(
                         length=len(item.text),
                     ),
                 )
-        await bus.commit(db)
+        await commit(db, bus)
     return CheckpointResult(alive=frozenset(alive), cancel_requested=frozenset(cancel))
 
 
@@ -699,7 +696,7 @@ async def fail_stale_turns(
                 db, bus, turn=turn, problem=interrupted_problem(turn.session_id), now=now
             ):
                 count += 1
-        await bus.commit(db)
+        await commit(db, bus)
     return count
 
 

@@ -26,8 +26,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
 from app.conversations.models import ChatMessage, ChatSession
-from app.core.crypto import Keyring
-from app.core.sealed import seal_row
+from app.encryption.crypto import Keyring
+from app.encryption.sealed import seal_row
 from app.events.bus import CHANNEL
 
 # The owner's session row, locked.
@@ -78,7 +78,7 @@ def sealed_content(
     keyring: Keyring | None, *, user_id: uuid.UUID, session_id: str, seq: int, content: str
 ) -> dict[str, Any]:
     """`content`, `content_sealed` and `key_id` of a message row: the text as it is, or
-    sealed with ENCRYPTION_KEYS (`app.core.sealed`, the ORM's own rule for messages)."""
+    sealed with ENCRYPTION_KEYS (`app.encryption.sealed`, the ORM's own rule for messages)."""
     row = {"user_id": user_id, "session_id": session_id, "seq": seq, "content": content}
     sealed = seal_row(keyring, ChatMessage, row)
     return {

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from app.conversations import history
+from app.history import service as history
 from tests.assistants import RecordingAssistant
 from tests.conftest import chat, register
 

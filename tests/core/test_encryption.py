@@ -23,14 +23,15 @@ from pydantic import ValidationError
 from pypdf import PdfReader
 
 from app.assistant.models import PostDraftVersion
-from app.conversations import history
 from app.conversations.ids import new_session_id
 from app.conversations.models import ChatMessage, ChatSession
 from app.core.clock import FrozenClock
 from app.core.config import Settings
-from app.core.crypto import generate_key_line
 from app.core.db import create_engine, create_sessionmaker
 from app.core.runtime import PROJECT_ROOT
+from app.encryption.config import keyring_for
+from app.encryption.crypto import generate_key_line
+from app.history import service as history
 from app.keys import service as keys
 from app.main import create_app
 from tests.conftest import chat, register
@@ -288,7 +289,7 @@ def test_bad_keys_are_refused_at_start_up() -> None:
     for bad in ("nocolon", "k1:short", f"{KEY_NEW},{KEY_NEW}", "bad id!:" + "A" * 43):
         with pytest.raises(ValidationError, match="ENCRYPTION_KEYS"):
             Settings(encryption_keys=bad)
-    assert Settings(encryption_keys=f"{KEY_NEW}, {KEY_OLD}").keyring() is not None
+    assert keyring_for(Settings(encryption_keys=f"{KEY_NEW}, {KEY_OLD}")) is not None
 
 
 async def _seed_old_rows(
@@ -490,7 +491,7 @@ async def test_the_cli_generates_keys_and_rotates(
     made = _cli("keys", "generate", "--id", "k2027")
     assert made.returncode == 0, made.stderr
     line = made.stdout.strip()
-    assert line.startswith("k2027:") and Settings(encryption_keys=line).keyring() is not None
+    assert line.startswith("k2027:") and keyring_for(Settings(encryption_keys=line)) is not None
 
     bad = _cli("keys", "rotate", ENCRYPTION_KEYS="k1:short")
     assert bad.returncode == 2

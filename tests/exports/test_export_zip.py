@@ -129,8 +129,8 @@ async def test_bad_export_parameters_are_422_problems(client):
 
 
 async def test_the_zip_is_produced_piece_by_piece(client, clock, sessionmaker):
-    from app.conversations.history import SessionFilter
     from app.exports.zip_export import export_zip_stream
+    from app.history.service import SessionFilter
 
     headers = await register(client)
     for i in range(3):

@@ -1,5 +1,5 @@
-"""Desktop chat with a draft card, and History on a phone and on a 1280x800 desktop, as
-pictures.
+"""Desktop chat with a draft card, a Markdown reply, and History on a phone and on a
+1280x800 desktop, as pictures.
 
 Runs with the suite (pictures go to a temporary folder and are checked). To refresh the
 README's screenshots:
@@ -19,6 +19,7 @@ from playwright.sync_api import expect
 from app.core.runtime import PROJECT_ROOT
 from tests.conftest import TEST_PASSWORD
 from tests.web.test_history_actions import set_last_activity
+from tests.web.test_markdown_page import ScriptedAssistant
 
 pytestmark = [pytest.mark.browser]
 
@@ -77,6 +78,48 @@ def test_screenshots(new_page, live_server, tmp_path):
         assert phone_shot.size == (390 * 2, 844 * 2)
     with Image.open(OUT / "history-desktop.png") as history_shot:
         assert history_shot.size == (1280, 800)
+
+
+MARKDOWN_REPLY = """Here is a **three-step plan** for the spring sale:
+
+| Step | Owner | Due |
+|:-----|:------|----:|
+| Pick the products | Maya | Mar 3 |
+| Write the posts | Arjun | Mar 6 |
+| Launch | Everyone | Mar 10 |
+
+The discount for an order of $n$ items is $d(n) = \\min(5n, 25)\\%$.
+
+```python
+def discount(items: int) -> int:
+    return min(5 * items, 25)
+```
+
+- [x] Budget approved
+- [ ] Photos taken
+"""
+
+
+def test_markdown_screenshot(new_page, live_server, use_assistant, tmp_path):
+    wanted = os.environ.get("WEB_SCREENSHOTS_DIR")
+    out = (PROJECT_ROOT / wanted) if wanted else tmp_path
+    out.mkdir(parents=True, exist_ok=True)
+    use_assistant(ScriptedAssistant(pieces=(MARKDOWN_REPLY,)))
+    page = new_page(viewport={"width": 1280, "height": 800}, color_scheme="light")
+    page.open().sign_up(live_server.new_email("maya"))
+    page.say("Plan the spring sale: steps, owners and the discount rule")
+    p = page.page
+    reply = p.locator("#messages .msg-assistant .msg-text").last
+    expect(reply.locator(".katex")).to_have_count(2)
+    expect(reply.locator("pre code .hljs-keyword").first).to_be_visible()
+    p.wait_for_function("() => document.fonts.status === 'loaded'")
+    p.locator("#composer-input").blur()
+    p.screenshot(path=str(out / "chat-markdown.png"))
+
+    from PIL import Image
+
+    with Image.open(out / "chat-markdown.png") as shot:
+        assert shot.size == (1280, 800)
 
 
 def _older_conversations(live_server, email: str) -> int:

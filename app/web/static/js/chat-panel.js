@@ -1,7 +1,9 @@
 // The chat panel's elements and what is drawn in them: message bubbles, the bubble of a reply
 // being written, the heading, the token count and the message box's buttons.
 
+import { longTime, serverNow, shortDay } from "./dates.js";
 import { bindElements, formatTime, h, show } from "./dom.js";
+import { showMarkdown } from "./markdown.js";
 import { state } from "./state.js";
 
 const CARD_WIDTH = 1200;
@@ -17,26 +19,69 @@ export function bindPanel() {
     "messages", "chat-scroll", "empty-chat", "chat-error", "composer", "composer-input",
     "send", "quota", "chat-heading", "chat-notice", "chat-notice-text", "chat-notice-action",
     "chat-notice-close", "viewer-bar", "viewer-text", "viewer-continue", "viewer-back", "new-chat",
-    "stop", "chat-usage",
+    "stop", "chat-usage", "jump-latest",
   ]);
+  el["chat-scroll"].addEventListener("scroll", () => {
+    if (nearBottom()) show(el["jump-latest"], false);
+  }, { passive: true });
+  el["jump-latest"].addEventListener("click", () => {
+    scrollToEnd();
+    el["composer-input"].focus();
+  });
+}
+
+/** What each message shown says, as written (Markdown for replies): what Copy copies. */
+const sources = new WeakMap();
+
+export function sourceOf(item) {
+  return sources.get(item) ?? item.querySelector(".msg-text")?.textContent ?? "";
+}
+
+/** A message's text: replies and system messages as Markdown, the user's as typed. */
+function fillText(box, role, content) {
+  if (role === "user") box.textContent = content;
+  else showMarkdown(box, content);
 }
 
 export function messageItem(message, { pending = false } = {}) {
   const mine = message.role === "user";
   const who = mine ? "You" : message.role === "assistant" ? "Assistant" : "System";
+  const box = h("div", { class: "msg-text", dir: "auto" });
+  fillText(box, message.role, message.content);
   const item = h(
     "li",
     { class: `msg msg-${message.role}${pending ? " msg-pending" : ""}`, dataset: { seq: message.seq ?? "" } },
     h("span", { class: "msg-who", text: who }),
-    h("div", { class: "msg-text", dir: "auto", text: message.content }),
+    box,
   );
+  sources.set(item, message.content);
   if (message.imageUrl) item.append(imageFor(message.imageUrl, `Image attached by the ${who.toLowerCase()}`));
-  if (message.createdAt) item.append(timeOf(message.createdAt));
+  const foot = h(
+    "div",
+    { class: "msg-foot" },
+    h("button", { type: "button", class: "msg-copy", "aria-label": `Copy the message of ${who === "You" ? "yours" : `the ${who.toLowerCase()}`}`, text: "Copy" }),
+  );
+  item.append(foot);
+  if (message.createdAt) setTime(item, message.createdAt);
   return markStopped(item, message.seq, message.stopped);
 }
 
+/** A message's time: the time today, the day and the time before; the full date and time
+ *  when hovered. */
 export function timeOf(createdAt) {
-  return h("time", { class: "msg-time", datetime: createdAt, text: formatTime(createdAt) });
+  const at = Date.parse(createdAt || "");
+  const today = !Number.isNaN(at) && new Date(at).toDateString() === new Date(serverNow()).toDateString();
+  const text = today ? formatTime(createdAt) : `${shortDay(createdAt)}, ${formatTime(createdAt)}`;
+  return h("time", { class: "msg-time", datetime: createdAt, title: longTime(createdAt), text });
+}
+
+/** Puts the message's time in its foot (once the server has told it). */
+export function setTime(item, createdAt) {
+  const foot = item.querySelector(":scope > .msg-foot");
+  const time = timeOf(createdAt);
+  item.querySelector(":scope > .msg-foot > .msg-time, :scope > .msg-time")?.remove();
+  if (foot) foot.prepend(time);
+  else item.append(time);
 }
 
 /** A reply stopped early says so, after its text. */
@@ -44,7 +89,7 @@ export function markStopped(item, seq, stopped = false) {
   if (stopped) chat.stoppedSeqs.add(seq); // as the server remembers it, after a reload too
   if (!chat.stoppedSeqs.has(seq) || item.classList.contains("msg-stopped")) return item;
   item.classList.add("msg-stopped");
-  const time = item.querySelector(":scope > .msg-time");
+  const time = item.querySelector(":scope > .msg-foot, :scope > .msg-time");
   const note = h("p", { class: "msg-note", text: "Stopped before the end" });
   if (time) time.before(note);
   else item.append(note);
@@ -66,11 +111,23 @@ export function typingItem() {
     { class: "msg msg-assistant msg-typing msg-streaming", "aria-label": "The assistant is writing" },
     h("span", { class: "msg-who", text: "Assistant" }),
     h("div", { class: "msg-text", dir: "auto" }, h("span", { class: "dots", "aria-hidden": "true" }, h("i"), h("i"), h("i"))),
+    // The room of the finished reply's foot (time and Copy), so nothing below moves then.
+    h("div", { class: "msg-foot msg-foot-pending", "aria-hidden": "true" }),
   );
 }
 
-/** Shows the reply so far. Model text only ever goes in as a text node. */
+/** Shows the reply so far, as Markdown (sanitized: markdown.js), drawn at most once an
+ *  animation frame however fast its pieces come. The view follows the reply only while it
+ *  is scrolled to the end; otherwise "Jump to latest" appears. */
 export function showPartial(turn) {
+  if (turn.frame) return;
+  turn.frame = window.requestAnimationFrame(() => {
+    turn.frame = 0;
+    drawPartial(turn);
+  });
+}
+
+function drawPartial(turn) {
   const item = turn.bubble;
   const box = item.querySelector(".msg-text");
   if (!turn.text) {
@@ -85,8 +142,16 @@ export function showPartial(turn) {
     item.classList.remove("msg-typing");
     item.removeAttribute("aria-label");
   }
-  box.textContent = turn.text;
-  scrollToEnd();
+  const follow = nearBottom();
+  showMarkdown(box, turn.text);
+  if (follow) scrollToEnd();
+  else show(el["jump-latest"], true);
+}
+
+/** Whether the conversation is scrolled to (about) its end. */
+export function nearBottom() {
+  const box = el["chat-scroll"];
+  return box.scrollHeight - box.scrollTop - box.clientHeight < 48;
 }
 
 /** The shown message `seq`, if it is on screen. */
@@ -101,6 +166,7 @@ export function updateEmpty() {
 export function scrollToEnd() {
   const box = el["chat-scroll"];
   box.scrollTop = box.scrollHeight;
+  show(el["jump-latest"], false);
 }
 
 export function setHeading(text) {
@@ -155,12 +221,17 @@ export function revealMessage(seq, words = []) {
   return true;
 }
 
-/** Puts <mark>s around every occurrence of one of `words` in the element's text. */
+/** Puts <mark>s around every occurrence of one of `words` in the element's text (each text
+ *  node on its own: the Markdown drawn around them stays). */
 function markWords(box, words) {
   const escaped = words.map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
   const finder = new RegExp(`(${escaped.join("|")})`, "giu");
-  const text = box.textContent;
-  const parts = text.split(finder);
-  if (parts.length < 2) return;
-  box.replaceChildren(...parts.map((part, i) => (i % 2 ? h("mark", { text: part }) : part)));
+  const walker = document.createTreeWalker(box, NodeFilter.SHOW_TEXT);
+  const nodes = [];
+  while (walker.nextNode()) nodes.push(walker.currentNode);
+  for (const node of nodes) {
+    const parts = node.data.split(finder);
+    if (parts.length < 2) continue;
+    node.replaceWith(...parts.map((part, i) => (i % 2 ? h("mark", { text: part }) : part)));
+  }
 }

@@ -6,7 +6,7 @@
 
 import { ApiError, send } from "./api.js";
 import { catchUp, resumeActive } from "./changes.js";
-import { formatDate, show } from "./dom.js";
+import { announce, formatDate, show } from "./dom.js";
 import { indexDrafts, refreshCards, renderItem } from "./drafts.js";
 import { hideNotice, showError, showNotice } from "./notices.js";
 import {
@@ -16,19 +16,24 @@ import {
   messageItem,
   scrollToEnd,
   setHeading,
+  setTime,
   setUsage,
   shownItem,
-  timeOf,
+  sourceOf,
   typingItem,
   updateComposer,
   updateEmpty,
 } from "./chat-panel.js";
+import { copyText } from "./markdown.js";
 import { refreshQuota, startRetryCountdown } from "./quota.js";
 import { fetchConversation, mostRecentActive } from "./sessions.js";
 import { openConversationId, setSessionId, state } from "./state.js";
 import { STREAM, beginLive, endLive, followEvents, readTurn, stopFollowing, stopReply } from "./stream.js";
 
 const chat = state.chat;
+/** Send turns into Stop under the pointer: a click on Stop this soon after a click on Send
+ *  is the second half of a double click, not a wish to stop. */
+const STOP_GRACE_MS = 600;
 /** What the rest of the page is told, or asked to do; set once by initChat(). */
 const hooks = { onTurn() {}, onOpenHistory() {}, onRestore: async () => {} };
 
@@ -49,13 +54,42 @@ export function initChat(callbacks) {
   el.messages.addEventListener("click", (event) => {
     const button = event.target.closest("button[data-say]");
     if (button && el.messages.contains(button)) sendMessage(button.dataset.say);
+    const copy = event.target.closest("button.msg-copy, button.code-copy");
+    if (copy && el.messages.contains(copy)) copyFrom(copy);
   });
   el["chat-notice-close"].addEventListener("click", hideNotice);
   el["chat-notice-action"].addEventListener("click", () => hooks.onOpenHistory("archived"));
   el["new-chat"].addEventListener("click", startNewConversation);
   el["viewer-back"].addEventListener("click", () => exitViewer());
   el["viewer-continue"].addEventListener("click", continueViewed);
-  el.stop.addEventListener("click", stopReply);
+  el.send.addEventListener("click", () => {
+    chat.sendClickedAt = Date.now();
+  });
+  el.stop.addEventListener("click", () => {
+    el["composer-input"].focus();
+    if (Date.now() - chat.sendClickedAt < STOP_GRACE_MS) return;
+    stopReply();
+  });
+}
+
+/** Copy on a message (its text as written) or on a code block (the code). */
+async function copyFrom(button) {
+  const text = button.classList.contains("code-copy")
+    ? button.closest(".code-block").querySelector("pre").textContent
+    : sourceOf(button.closest("li.msg"));
+  try {
+    await copyText(text);
+  } catch {
+    showError("Copying was not allowed by the browser. Select the text and copy it instead.");
+    return;
+  }
+  button.textContent = "Copied";
+  button.classList.add("copied");
+  announce("Copied");
+  window.setTimeout(() => {
+    button.textContent = "Copy";
+    button.classList.remove("copied");
+  }, 1500);
 }
 
 function submitComposer() {
@@ -63,6 +97,7 @@ function submitComposer() {
   if (!text.trim() || chat.sending || chat.live || chat.viewing || chat.closed === "deleted") return;
   el["composer-input"].value = "";
   sendMessage(text);
+  el["composer-input"].focus();
 }
 
 function renderMessages(messages) {
@@ -382,7 +417,7 @@ export async function sendMessage(text) {
       const items = messages.map((m, i) => {
         if (i === mineIndex) {
           mine.dataset.seq = m.seq;
-          mine.append(timeOf(m.createdAt));
+          setTime(mine, m.createdAt);
           return mine;
         }
         return renderItem(m);

@@ -15,6 +15,7 @@ export const state = {
   // The chat panel (chat.js and the modules it is made of).
   chat: {
     sending: false, // our message is on its way and its reply being read
+    sendClickedAt: 0, // when Send was last clicked (ms): Stop ignores a click just after it
     retryUntil: 0, // over the rate limit: no sending before this time (ms)
     retryTimer: null,
     viewing: null, // a conversation opened read-only from History

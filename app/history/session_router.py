@@ -7,19 +7,19 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from app.auth.dependencies import RateLimit
 from app.conversations.dependencies import OwnedSession
-from app.conversations.reading import SessionReading
-from app.conversations.reading import read_session as read_session_page
-from app.conversations.schemas import (
+from app.core.db import SessionDep
+from app.core.dependencies import ClockDep
+from app.core.validation import PG_INT_MAX
+from app.history.reading import SessionReading
+from app.history.reading import read_session as read_session_page
+from app.history.schemas import (
     ActiveTurnOut,
     MessageOut,
     SessionDetail,
     UsageOut,
 )
-from app.core.db import SessionDep
-from app.core.dependencies import ClockDep
-from app.core.validation import PG_INT_MAX
-from app.ratelimit.dependencies import RateLimit
 from app.sharing.dependencies import ShareBase, shared_out
 
 router = APIRouter(prefix="/api", tags=["sessions"], dependencies=[RateLimit("default")])

@@ -12,12 +12,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from app.auth.dependencies import CurrentUser
-from app.conversations import history, tags, trash
+from app.auth.dependencies import CurrentUser, RateLimit
+from app.conversations import tags, trash
 from app.conversations.dependencies import OwnedSession
-from app.conversations.models import AuditEvent, ChatSession
-from app.conversations.schemas import (
-    ActivityOut,
+from app.conversations.models import ChatSession
+from app.core.db import SessionDep
+from app.core.dependencies import ClockDep, SettingsDep
+from app.history import service as history
+from app.history.dependencies import actor_of
+from app.history.schemas import (
     ActivityPage,
     ArchiveAllResult,
     BulkRequest,
@@ -30,10 +33,8 @@ from app.conversations.schemas import (
     SessionSummary,
     TagList,
     TagOut,
+    activity_out,
 )
-from app.core.db import SessionDep
-from app.core.dependencies import ClockDep, SettingsDep
-from app.ratelimit.dependencies import RateLimit, client_ip
 from app.sharing.dependencies import ShareBase, shared_out
 
 router = APIRouter(prefix="/api/sessions", tags=["history"], dependencies=[RateLimit("default")])
@@ -45,23 +46,6 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
 
 def _out(chat_session: ChatSession) -> SessionOut:
     return SessionOut.model_validate(chat_session)
-
-
-def actor_of(request: Request, user_id: Any) -> trash.Actor:
-    return trash.Actor(user_id=user_id, ip=client_ip(request))
-
-
-def activity_out(event: AuditEvent) -> ActivityOut:
-    return ActivityOut(
-        id=event.id or 0,
-        at=event.at,
-        action=event.action,
-        session_id=event.session_id,
-        title=event.title,
-        user_id=str(event.user_id),
-        actor_id=str(event.actor_id) if event.actor_id else None,
-        ip=event.ip,
-    )
 
 
 activity_router = APIRouter(prefix="/api", tags=["history"], dependencies=[RateLimit("default")])

@@ -1,7 +1,7 @@
 """Sealed columns: the one place where rows are encrypted on the way in and out.
 
 A model registers which of its columns hold user content. With ENCRYPTION_KEYS set, an
-ORM write seals each such value (AES-256-GCM, see `app.core.crypto`) into its sealed
+ORM write seals each such value (AES-256-GCM, see `app.encryption.crypto`) into its sealed
 column, blanks the plaintext column (`''` or NULL) and records the key in `key_id`; an
 ORM load opens it again, so every reader of the object sees plaintext. Without keys
 nothing happens and the plaintext columns are used as always.
@@ -23,7 +23,13 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import attributes, object_session
 
-from app.core.crypto import Keyring, associated_data, keyring_of, keyring_of_bind, open_or_refuse
+from app.encryption.crypto import (
+    Keyring,
+    associated_data,
+    keyring_of,
+    keyring_of_bind,
+    open_or_refuse,
+)
 
 KEY_ID_COLUMN = "key_id"
 _PLAIN = "chatkeep_plaintext"
@@ -42,8 +48,6 @@ class SealSpec:
     table: str
     columns: tuple[SealedColumn, ...]
     row_key: tuple[str, ...]  # the attributes naming the row, bound into the ciphertext
-    # Called after a row's content was sealed and written (the search index hooks in here).
-    on_write: Callable[[sa.Connection, Any, Keyring], None] | None = None
 
     def column(self, name: str) -> SealedColumn:
         return next(c for c in self.columns if c.name == name)
@@ -165,6 +169,24 @@ def _open_target(
         attributes.set_committed_value(target, c.name, _decode(c, data))
 
 
+SealedWriteHook = Callable[[sa.Connection, Any, Keyring], None]
+# Called after a row's content was sealed and written (the blind index hooks in here).
+WRITE_HOOKS: dict[type, list[SealedWriteHook]] = {}
+
+
+def on_sealed_write(model: type) -> Callable[[SealedWriteHook], SealedWriteHook]:
+    """Calls the decorated `hook(connection, row, keyring)` after a row of `model` was
+    sealed and written by the ORM."""
+
+    def add(hook: SealedWriteHook) -> SealedWriteHook:
+        hooks = WRITE_HOOKS.setdefault(model, [])
+        if hook not in hooks:
+            hooks.append(hook)
+        return hook
+
+    return add
+
+
 def register(model: type, spec: SealSpec) -> None:
     """Seal `model`'s content columns on ORM writes and open them on ORM loads."""
     SPECS[model] = spec
@@ -191,8 +213,9 @@ def register(model: type, spec: SealSpec) -> None:
         sealed_now = _PLAIN in sa.inspect(target).info
         _restore_plain(target)
         keyring = keyring_of_bind(connection.engine)
-        if spec.on_write is not None and sealed_now and keyring is not None:
-            spec.on_write(connection, target, keyring)
+        if sealed_now and keyring is not None:
+            for hook in WRITE_HOOKS.get(model, ()):
+                hook(connection, target, keyring)
 
     @event.listens_for(model, "load")
     def _load(target: Any, context: Any) -> None:

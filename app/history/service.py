@@ -35,17 +35,17 @@ from app.conversations.models import (
     ChatSession,
     SessionStatus,
 )
-from app.conversations.schemas import SessionSummary, SnippetOut
 from app.conversations.service import archive_session, expires_at
 from app.conversations.tags import TAGS_PER_CONVERSATION, normalize_tag
 from app.core import cursors
-from app.core.crypto import Keyring, keyring_of
 from app.core.errors import InvalidInputError, NotFoundError
-from app.core.sealed import open_column
 from app.core.tenancy import owned, owned_by, owned_update
 from app.core.text import shorten
 from app.core.validation import in_date_range, unstorable_reason
+from app.encryption.crypto import Keyring, keyring_of
+from app.encryption.sealed import open_column
 from app.events.bus import EventBus, user_event
+from app.history.schemas import SessionSummary, SnippetOut
 from app.sharing.models import SharedLink
 
 # "all" is everything but the trash; "trash" is only the trash.

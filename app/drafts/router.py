@@ -8,10 +8,9 @@ from fastapi import APIRouter, Path, Query, Request, Response
 
 from app.assistant import ledger
 from app.assistant.schemas import DraftList, PostList
-from app.auth.dependencies import CurrentUser
+from app.auth.dependencies import CurrentUser, RateLimit
 from app.conversations.dependencies import OwnedSession
 from app.core.db import SessionDep
-from app.ratelimit.dependencies import RateLimit
 
 router = APIRouter(prefix="/api", tags=["assistant"], dependencies=[RateLimit("default")])
 

@@ -1,0 +1,90 @@
+"""The account as a whole: delete it, download all of it, and where it stands in every
+rate limit. Each route parses, calls one service and shapes the answer."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
+
+from app.account import service
+from app.auth import service as auth_service
+from app.auth.dependencies import CurrentUser, ManagerDep, RateLimit
+from app.auth.manager import AUTH_COOKIE_NAME
+from app.auth.schemas import CurrentPassword
+from app.core.db import RequestSessionDep, SessionDep
+from app.core.dependencies import ClockDep, SessionmakerDep, SettingsDep
+from app.core.http import client_ip
+from app.exports import naming
+from app.ratelimit.dependencies import RateLimitsDep
+from app.ratelimit.runtime import Quota
+from app.ratelimit.schemas import MyLimitsOut, QuotaOut
+
+router = APIRouter()
+
+
+@router.delete(
+    "/users/me", status_code=204, tags=["users"], dependencies=[RateLimit("credentials")]
+)
+async def delete_me(
+    body: CurrentPassword,
+    user: CurrentUser,
+    manager: ManagerDep,
+    session: SessionDep,
+    clock: ClockDep,
+) -> Response:
+    """Deletes the account and every row it owns, in one transaction. Needs the password."""
+    await auth_service.require_current_password(manager, user, body.current_password)
+    await service.delete_account(session=session, user_id=user.id, now=clock.now())
+    response = Response(status_code=204)
+    response.delete_cookie(AUTH_COOKIE_NAME, path="/")
+    return response
+
+
+@router.get(
+    "/api/me/data",
+    tags=["account"],
+    responses={200: {"content": {"application/zip": {}}, "description": "A ZIP archive"}},
+    dependencies=[RateLimit("export")],
+)
+async def download_my_data(
+    user: CurrentUser,
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    sessionmaker: SessionmakerDep,
+) -> StreamingResponse:
+    """Everything of yours: the ZIP export of every conversation plus `account.json`
+    (profile, sign-ins, settings)."""
+    now = clock.now()
+    stream = await service.my_data_stream(
+        session=session, sessionmaker=sessionmaker, user=user, settings=settings, now=now
+    )
+    name = f"chatkeep-my-data-{naming.day(now)}.zip"
+    headers = {"Content-Disposition": naming.content_disposition(name), "Cache-Control": "no-store"}
+    return StreamingResponse(stream, media_type="application/zip", headers=headers)
+
+
+@router.get("/api/me/limits", response_model=MyLimitsOut, tags=["rate limits"])
+async def my_limits(
+    request: Request, user: CurrentUser, session: RequestSessionDep, limits: RateLimitsDep
+) -> MyLimitsOut:
+    """Where the caller stands in every policy. Reading this counts against nothing."""
+    quotas = await limits.quotas(
+        user_id=user.id, ip=client_ip(request), email=user.email, session=session
+    )
+    return MyLimitsOut(enabled=limits.enabled, policies=[_quota_out(q) for q in quotas])
+
+
+def _quota_out(q: Quota) -> QuotaOut:
+    return QuotaOut(
+        name=q.policy,
+        limit=q.limit,
+        window=q.window,
+        window_seconds=q.window_seconds,
+        remaining=q.remaining,
+        reset_at=datetime.fromtimestamp(q.reset_at, UTC) if q.reset_at else None,
+        overridden=q.overridden,
+        key=q.key,
+    )

@@ -1,0 +1,76 @@
+"""Deleting an account and gathering all of it: work that spans every domain's tables."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
+
+import app.models  # noqa: F401  (every domain's tables, for the tenant-table walk)
+from app.auth import service as auth_service
+from app.auth import sign_ins as sign_in_service
+from app.auth.models import AccountEvent, User
+from app.core.config import Settings
+from app.core.db import metadata
+from app.core.tenancy import owned_delete
+from app.exports import zip_export
+from app.history.service import SessionFilter
+from app.ratelimit.service import load_overrides
+
+ACCOUNT_FILE = "account.json"
+
+
+def tenant_tables() -> list[sa.Table]:
+    """Every table with a `user_id` column, children before parents."""
+    return [t for t in reversed(metadata.sorted_tables) if "user_id" in t.c]
+
+
+async def delete_account(
+    *, session: AsyncSession, user_id: uuid.UUID, now: datetime
+) -> dict[str, int]:
+    """Deletes every row of the user, table by table, then the user, and records an
+    audit event holding only the user's id and the row counts. The caller's transaction
+    makes it all or nothing."""
+    counts: dict[str, int] = {}
+    for table in tenant_tables():
+        result = await session.execute(owned_delete(table, user_id))
+        counts[table.name] = int(getattr(result, "rowcount", 0) or 0)
+    await session.execute(sa.delete(User).where(col(User.id) == user_id))
+    session.add(AccountEvent(subject_id=user_id, event="account_deleted", at=now, detail=counts))
+    await session.flush()
+    return counts
+
+
+async def my_data_stream(
+    *,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    user: User,
+    settings: Settings,
+    now: datetime,
+) -> AsyncIterator[bytes]:
+    """ "Download my data": the ZIP export of every conversation plus `account.json`
+    (profile, sign-ins, settings)."""
+    sign_ins = await sign_in_service.list_sign_ins(
+        session=session,
+        user_id=user.id,
+        now=now,
+        idle_seconds=sign_in_service.idle_seconds(settings),
+    )
+    overrides = await load_overrides(session=session, user_id=user.id)
+    document = auth_service.account_document(
+        user=user, sign_ins=sign_ins, settings={"rateLimitOverrides": overrides}, now=now
+    )
+    account = json.dumps(document, ensure_ascii=False, indent=2).encode()
+    return zip_export.export_zip_stream(
+        sessionmaker=sessionmaker,
+        user_id=user.id,
+        flt=SessionFilter(status="all"),
+        now=now,
+        extra_files={ACCOUNT_FILE: account},
+    )
