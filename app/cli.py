@@ -15,7 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_sessionmaker
 from app.core.errors import AppError
-from app.core.runtime import direct_database_url, ensure_database_url, run_migrations
+from app.core.runtime import (
+    StopSignal,
+    direct_database_url,
+    ensure_database_url,
+    release_embedded_database,
+    run_migrations,
+    stop_signal_raises,
+)
 
 T = TypeVar("T")
 
@@ -42,24 +49,32 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     started = time.monotonic()
-    url = ensure_database_url(settings)
-    where = f"embedded, data in {settings.data_dir}" if "host=/" in url else "DATABASE_URL"
-    print(f"Database ready ({where}).")
-    run_migrations(direct_database_url(settings))
-    print(
-        f"Migrations applied. Serving on http://{args.host}:{args.port} "
-        f"(ready in {time.monotonic() - started:.1f}s; Ctrl+C stops).",
-        flush=True,
-    )
-    uvicorn.run(
-        "app.asgi:app",
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level=settings.log_level.lower(),
-        proxy_headers=True,
-        timeout_keep_alive=int(settings.http_keep_alive_seconds),
-    )
+    # The embedded database (when DATABASE_URL is unset) stops when the last process that
+    # uses it lets go: on SIGTERM and Ctrl+C too, after uvicorn has stopped its workers.
+    with stop_signal_raises():
+        try:
+            url = ensure_database_url(settings)
+            where = f"embedded, data in {settings.data_dir}" if "host=/" in url else "DATABASE_URL"
+            print(f"Database ready ({where}).")
+            run_migrations(direct_database_url(settings))
+            print(
+                f"Migrations applied. Serving on http://{args.host}:{args.port} "
+                f"(ready in {time.monotonic() - started:.1f}s; Ctrl+C stops).",
+                flush=True,
+            )
+            uvicorn.run(
+                "app.asgi:app",
+                host=args.host,
+                port=args.port,
+                workers=args.workers,
+                log_level=settings.log_level.lower(),
+                proxy_headers=True,
+                timeout_keep_alive=int(settings.http_keep_alive_seconds),
+            )
+        except (StopSignal, KeyboardInterrupt):
+            pass
+        finally:
+            release_embedded_database()
     return 0
 
 
@@ -248,3 +263,5 @@ def main(argv: list[str] | None = None) -> int:
     except AppError as exc:
         print(f"error: {exc.detail}", file=sys.stderr)
         return 1
+    finally:
+        release_embedded_database()

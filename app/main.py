@@ -36,11 +36,14 @@ from app.drafts.router import router as assistant_router
 from app.events.bus import EventBus, build_event_bus
 from app.events.router import router as events_router
 from app.events.tasks import running_stream_sign_in_check
+from app.exports.downloads import DownloadSlots, purge_stale_workspaces
 from app.exports.router import router as exports_router
 from app.health.router import router as health_router
+from app.health.service import DatabaseGauges
 from app.history.router import activity_router
 from app.history.router import router as history_router
 from app.history.session_router import router as conversations_router
+from app.imports.router import router as imports_router
 from app.mail.service import Mailer
 from app.models import metadata as _every_table  # noqa: F401  (and the domains' reactions)
 from app.ratelimit.setup import install_rate_limits
@@ -117,6 +120,8 @@ def create_app(
             await asyncio.to_thread(run_migrations, direct_database_url(settings))
         engine = create_engine(settings, url)
         app.state.engine = engine
+        # Files of downloads a killed process was making.
+        await asyncio.to_thread(purge_stale_workspaces, settings.data_dir)
         app.state.sessionmaker = create_sessionmaker(engine)
         bus = build_event_bus(
             backend=settings.events_backend,
@@ -171,6 +176,10 @@ def create_app(
         slots=settings.turn_open_slots or settings.db_pool_size,
         wait_seconds=settings.turn_open_wait_seconds,
     )
+    app.state.download_slots = DownloadSlots(limit=settings.download_max_per_user)
+    app.state.database_gauges = DatabaseGauges(
+        refresh_seconds=settings.metrics_database_refresh_seconds
+    )
     app.state.mailer = Mailer(
         smtp_url=settings.smtp_url,
         sender=settings.mail_from,
@@ -194,6 +203,7 @@ def create_app(
     app.include_router(shared_router)
     app.include_router(events_router)
     app.include_router(exports_router)
+    app.include_router(imports_router)
     app.include_router(assistant_router)
     app.include_router(admin_router)
     app.include_router(health_router)

@@ -2,6 +2,7 @@
 
 Sections: turns (turn cost vs history), http (real servers under wrk), sweeper, history,
 real_model (a slow streaming model: concurrency, first-token latency, live-event fan-out),
+local_model (the local SmolLM2 model: tokens/s, time to first token, 20 users at once),
 pdf (PDF layout against message size), encryption (a turn with and without
 ENCRYPTION_KEYS).
 """
@@ -18,18 +19,37 @@ import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bench import encryption_cost, history, http_load, pdf_layout, real_model, sweeper, turn_cost
+from bench import (
+    encryption_cost,
+    history,
+    http_load,
+    local_model,
+    pdf_layout,
+    real_model,
+    sweeper,
+    turn_cost,
+)
 from bench.modes import MODES, Mode
 from bench.pg import BenchServer
 from bench.report import Report, machine, write_doc
 
-SECTIONS = ("turns", "http", "sweeper", "history", "real_model", "pdf", "encryption")
+SECTIONS = (
+    "turns",
+    "http",
+    "sweeper",
+    "history",
+    "real_model",
+    "local_model",
+    "pdf",
+    "encryption",
+)
 RUNNERS: dict[str, Callable[[BenchServer, Report, Mode], Awaitable[dict[str, Any]]]] = {
     "turns": turn_cost.run,
     "http": http_load.run,
     "sweeper": sweeper.run,
     "history": history.run,
     "real_model": real_model.run,
+    "local_model": local_model.run,
     "pdf": pdf_layout.run,
     "encryption": encryption_cost.run,
 }
@@ -87,6 +107,10 @@ Sections:
   message: how soon every stream hears it, and the server memory per open stream. Users
   come from one real registration whose password hash is copied into more rows, each
   signed in with a token from the app's own JWT strategy; only chat requests are timed.
+- *Local model* (`bench/local_model.py`): SmolLM2 135M, the default assistant, in its own
+  llama.cpp process, through the app's writer, queue and streaming client (no HTTP, no
+  database): the model's start, time to the first token and tokens/s for one user, and
+  twenty users at once (their wait in line included), answers capped at 64 tokens.
 - *PDF layout*: one message of 1,000, 8,000 and 15,000 short lines rendered to PDF, as
   total CPU time and time per 1,000 lines. Layout is linear (bounded paragraphs), so the
   time per 1,000 lines stays flat; the goal is the 8,000-line PDF within 10x the
@@ -201,6 +225,35 @@ every wall-clock figure is inflated, the CPU-heavy designs' most.
   refuses them. The first token reaches the client within a millisecond at moderate
   load, and live events reach 1,000 open streams within a few tenths of a second, at
   about 10 to 20 KiB of server memory per stream.
+
+### Local model
+
+SmolLM2 135M (Q4_1), the default assistant, in its own llama.cpp process:
+`.venv/bin/python -m bench --only local_model --no-doc`, 2026-12-07 16:41 UTC, load
+average 9.4 on the two shared cores (every figure is wall-clock, so inflated by the other
+tenants), defaults (2 threads waiting passively, 4 replies at once), answers capped at 64
+tokens:
+
+| measure | value |
+|---|---:|
+| model start (spawn to serving) | 3.2 s |
+| model process memory after the burst (RSS) | 406 MiB |
+| one user: time to first token, median (min-max) | 0.09 s (0.08-0.25) |
+| one user: tokens/s while streaming, median (min-max) | 52.1 (20.6-67.8) |
+| 20 users at once: answered | 20 of 20 |
+| 20 users at once: wall time for all | 21.6 s |
+| 20 users at once: time to first token, median / p90 / max | 10.7 / 18.7 / 18.8 s |
+| 20 users at once: told a place in line | 16 of 20 (places 1 to 16) |
+| 20 users at once: model tokens/s over the burst | 48.8 |
+
+Twenty at once are served in turn, four at a time, and each waiting reply is told its
+place; the last one's first token comes after the others' answers, so the wait grows with
+the line (about a second per reply ahead of it here). Threads and batching, 20 users at
+once, same hour (load 9.5): 1 thread and 1 reply at a time, 20.6 tokens/s over the burst
+(51 s for all); 1 thread, 4 at once, 27.4 (39 s); 2 threads, 2 at once, 40.1 (26 s); 2
+threads, 4 at once (the default), 52.0 (20 s). With llama.cpp's default busy-waiting
+instead of `OMP_WAIT_POLICY=PASSIVE`, two threads on this loaded machine fell to 0.44
+tokens/s.
 """
 
 

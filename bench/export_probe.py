@@ -14,7 +14,8 @@ import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Any, BinaryIO, cast
+from pathlib import Path
+from typing import Any
 
 import psutil  # type: ignore[import-untyped]
 import sqlalchemy as sa
@@ -29,11 +30,12 @@ def _mib(value: float) -> float:
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     from app.exports import pdf as _pdf  # noqa: F401  (library import counts as "before")
-    from app.exports.service import render_session_pdf
-    from app.exports.zip_export import export_zip_stream
+    from app.exports.downloads import conversation_pdf
+    from app.exports.zip_export import archive
     from app.history.service import SessionFilter
 
-    engine = create_engine(bench_settings(args.url), args.url)
+    settings = bench_settings(args.url)
+    engine = create_engine(settings, args.url)
     sm = create_sessionmaker(engine)
     user_id = uuid.UUID(args.user)
     try:
@@ -41,20 +43,27 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             await s.execute(sa.text("SELECT 1"))
         base = psutil.Process().memory_info().rss
         started = time.perf_counter()
-        size = 0
-        if args.kind == "pdf":
-            with tempfile.TemporaryFile() as out:
-                async with sm() as s:
-                    await render_session_pdf(
-                        session=s, user_id=user_id, session_id=args.session, out=cast(BinaryIO, out)
-                    )
-                size = out.tell()
-        else:
-            # Consumed and dropped chunk by chunk, as a client downloading it would.
-            async for chunk in export_zip_stream(
-                sessionmaker=sm, user_id=user_id, flt=SessionFilter(), now=datetime.now(UTC)
-            ):
-                size += len(chunk)
+        with tempfile.TemporaryDirectory() as data_dir:
+            if args.kind == "pdf":
+                download = await conversation_pdf(
+                    sessionmaker=sm,
+                    user_id=user_id,
+                    session_id=args.session,
+                    data_dir=Path(data_dir),
+                )
+            else:
+                download = await archive(
+                    sessionmaker=sm,
+                    user_id=user_id,
+                    flt=SessionFilter(),
+                    now=datetime.now(UTC),
+                    data_dir=Path(data_dir),
+                )
+            try:
+                # Read and dropped chunk by chunk, as a client downloading it would.
+                size = sum(len(chunk) for chunk in download.chunks())
+            finally:
+                download.close()
         seconds = time.perf_counter() - started
     finally:
         await engine.dispose()

@@ -188,8 +188,8 @@ def _probe(
 
 async def run(server: BenchServer, report: Report, mode: Mode) -> dict[str, Any]:
     missing_history = _available("app.history.service", "list_sessions")
-    missing_pdf = _available("app.exports.service", "render_session_pdf")
-    missing_zip = _available("app.exports.zip_export", "export_zip_stream")
+    missing_pdf = _available("app.exports.downloads", "conversation_pdf")
+    missing_zip = _available("app.exports.zip_export", "archive")
     if missing_history and missing_pdf and missing_zip:
         report.note(
             f"history/export section skipped: {missing_history}; {missing_pdf}; {missing_zip}"

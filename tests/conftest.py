@@ -54,6 +54,9 @@ from app.main import create_app
 from tests.processes import free_port
 
 TEST_PASSWORD = "correct horse battery staple"
+# The tests choose their assistant; the default one (the local model) is tested on its own
+# (tests/assistant/test_local_model.py). Server processes the tests start inherit this.
+os.environ.setdefault("ASSISTANT_BACKEND", "builtin")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 THROUGH_PGBOUNCER = os.environ.get("TEST_PGBOUNCER", "").lower() in {"1", "true", "yes"}
 logger = logging.getLogger("tests")

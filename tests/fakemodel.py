@@ -204,6 +204,62 @@ def serve_model(model: FakeModel) -> LocalServer:
     return LocalServer(model.app())
 
 
+class ClosingKeptConnections:
+    """A TCP front for a model server that closes a kept-alive connection the moment the
+    next request arrives on it, without answering: a server whose keep-alive timer fired
+    just as the client reused the connection. Every connection serves one request.
+
+        async with ClosingKeptConnections(server.port) as front:
+            ... f"http://127.0.0.1:{front.port}/v1" ...
+            front.closed  # kept connections closed so far
+    """
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.port = 0
+        self.closed = 0
+        self.connections = 0
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> ClosingKeptConnections:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        up_r, up_w = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        answered = asyncio.Event()
+
+        async def to_client() -> None:
+            while chunk := await up_r.read(65536):
+                answered.set()
+                client_w.write(chunk)
+                await client_w.drain()
+
+        back = asyncio.create_task(to_client())
+        try:
+            while chunk := await client_r.read(65536):
+                if answered.is_set():
+                    # A second request on this connection: close it unanswered.
+                    self.closed += 1
+                    break
+                up_w.write(chunk)
+                await up_w.drain()
+        finally:
+            back.cancel()
+            for writer in (client_w, up_w):
+                writer.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--host", default="127.0.0.1")

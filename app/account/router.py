@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import StreamingResponse
 
 from app.account import service
 from app.auth import service as auth_service
@@ -17,6 +16,8 @@ from app.core.db import RequestSessionDep, SessionDep
 from app.core.dependencies import ClockDep, SessionmakerDep, SettingsDep
 from app.core.http import client_ip
 from app.exports import naming
+from app.exports.dependencies import DownloadSlotDep
+from app.exports.responses import DownloadResponse
 from app.ratelimit.dependencies import RateLimitsDep
 from app.ratelimit.runtime import Quota
 from app.ratelimit.schemas import MyLimitsOut, QuotaOut
@@ -45,8 +46,11 @@ async def delete_me(
 @router.get(
     "/api/me/data",
     tags=["account"],
-    responses={200: {"content": {"application/zip": {}}, "description": "A ZIP archive"}},
-    dependencies=[RateLimit("export")],
+    responses={
+        200: {"content": {"application/zip": {}}, "description": "A ZIP archive"},
+        429: {"description": "Too many requests, or too many downloads in progress at once"},
+    },
+    dependencies=[RateLimit("export"), DownloadSlotDep],
 )
 async def download_my_data(
     user: CurrentUser,
@@ -54,16 +58,16 @@ async def download_my_data(
     clock: ClockDep,
     settings: SettingsDep,
     sessionmaker: SessionmakerDep,
-) -> StreamingResponse:
+) -> DownloadResponse:
     """Everything of yours: the ZIP export of every conversation plus `account.json`
     (profile, sign-ins, settings)."""
     now = clock.now()
-    stream = await service.my_data_stream(
+    produce = await service.my_data(
         session=session, sessionmaker=sessionmaker, user=user, settings=settings, now=now
     )
     name = f"chatkeep-my-data-{naming.day(now)}.zip"
     headers = {"Content-Disposition": naming.content_disposition(name), "Cache-Control": "no-store"}
-    return StreamingResponse(stream, media_type="application/zip", headers=headers)
+    return DownloadResponse(produce, media_type="application/zip", headers=headers)
 
 
 @router.get("/api/me/limits", response_model=MyLimitsOut, tags=["rate limits"])

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from functools import partial
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -19,6 +20,7 @@ from app.core.config import Settings
 from app.core.db import metadata
 from app.core.tenancy import owned_delete
 from app.exports import zip_export
+from app.exports.downloads import Download
 from app.history.service import SessionFilter
 from app.ratelimit.service import load_overrides
 
@@ -46,16 +48,18 @@ async def delete_account(
     return counts
 
 
-async def my_data_stream(
+async def my_data(
     *,
     session: AsyncSession,
     sessionmaker: async_sessionmaker[AsyncSession],
     user: User,
     settings: Settings,
     now: datetime,
-) -> AsyncIterator[bytes]:
+) -> Callable[[], Awaitable[Download]]:
     """ "Download my data": the ZIP export of every conversation plus `account.json`
-    (profile, sign-ins, settings)."""
+    (profile, sign-ins, settings). Reads the account now, in the request's transaction;
+    returns what makes the archive (in short transactions of its own, once the request's
+    has ended: app/exports/downloads.py)."""
     sign_ins = await sign_in_service.list_sign_ins(
         session=session,
         user_id=user.id,
@@ -67,10 +71,12 @@ async def my_data_stream(
         user=user, sign_ins=sign_ins, settings={"rateLimitOverrides": overrides}, now=now
     )
     account = json.dumps(document, ensure_ascii=False, indent=2).encode()
-    return zip_export.export_zip_stream(
+    return partial(
+        zip_export.archive,
         sessionmaker=sessionmaker,
         user_id=user.id,
         flt=SessionFilter(status="all"),
         now=now,
+        data_dir=settings.data_dir,
         extra_files={ACCOUNT_FILE: account},
     )

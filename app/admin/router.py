@@ -8,7 +8,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
-from app.admin.schemas import CleanupOut, StatsOut
+from app.admin.schemas import AssistantAdminOut, CleanupOut, LocalModelOut, StatsOut
+from app.assistant.factory import describe_assistant
 from app.auth.dependencies import RateLimit, SuperUser
 from app.auth.models import User
 from app.conversations import service, trash
@@ -33,6 +34,47 @@ async def stats(_: SuperUser, session: SessionDep) -> StatsOut:
     s = await service.session_stats(session=session)
     return StatsOut(
         active=s.active, archived=s.archived, total=s.total, messages=s.messages, users=s.users
+    )
+
+
+CONNECT_A_BIGGER_MODEL = (
+    "Set ASSISTANT_BACKEND=openai, LLM_BASE_URL (an OpenAI-compatible API: OpenAI, Azure "
+    "OpenAI, vLLM, Ollama, llama.cpp), LLM_API_KEY and LLM_MODEL, and restart; see "
+    'docs/assistant.md, "Connecting a bigger model".'
+)
+
+
+@router.get("/assistant", response_model=AssistantAdminOut)
+async def assistant(_: SuperUser, request: Request, settings: SettingsDep) -> AssistantAdminOut:
+    """Who answers, with the settings that chose it and how to connect a bigger model."""
+    current = request.app.state.assistant
+    info = describe_assistant(current)
+    shown: dict[str, str] = {"ASSISTANT_BACKEND": settings.assistant_backend}
+    if info.backend == "openai":
+        shown.update(LLM_BASE_URL=settings.llm_base_url, LLM_MODEL=settings.llm_model)
+    local = None
+    writer = getattr(current, "writer", None)
+    queue = getattr(writer, "queue", None)
+    process = getattr(writer, "process", None)
+    if info.local and queue is not None and process is not None:
+        shown.update(
+            LOCAL_MODEL_THREADS=str(settings.local_model_threads),
+            LOCAL_MODEL_PARALLEL=str(settings.local_model_parallel),
+        )
+        local = LocalModelOut(
+            running=process.running,
+            generating=queue.active,
+            waiting=queue.waiting,
+            parallel=queue.slots,
+            queue_size=queue.size,
+        )
+    return AssistantAdminOut(
+        backend=info.backend,
+        model=info.model,
+        label=info.label,
+        settings=shown,
+        connect_a_bigger_model=CONNECT_A_BIGGER_MODEL,
+        local_model=local,
     )
 
 

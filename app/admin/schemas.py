@@ -13,3 +13,22 @@ class StatsOut(BaseModel):
 
 class CleanupOut(BaseModel):
     archived: int
+
+
+class LocalModelOut(BaseModel):
+    running: bool
+    generating: int
+    waiting: int
+    parallel: int
+    queue_size: int
+
+
+class AssistantAdminOut(BaseModel):
+    """Who answers, in an administrator's terms: the settings and how to change them."""
+
+    backend: str
+    model: str | None
+    label: str
+    settings: dict[str, str]
+    connect_a_bigger_model: str
+    local_model: LocalModelOut | None

@@ -93,6 +93,9 @@ class ReplyOutput(Protocol):
     def add_usage(self, usage: Usage) -> None:
         """Count tokens a model call reported."""
 
+    def queued(self, position: int | None) -> None:
+        """The reply waits in line for the model: `position` 1 is next; None, no longer."""
+
     def set_outcome(self, outcome: Any) -> None:
         """What `record` should write: set it once the effect is complete."""
 
@@ -110,11 +113,19 @@ class RecordedReply:
 
 
 class AssistantError(Exception):
-    """The assistant could not answer; the user's message is kept all the same."""
+    """The assistant could not answer; the user's message is kept all the same.
 
-    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+    `failure` names what went wrong with the model's server, when that is known:
+    "connection_refused", "connection_reset", "timeout" or "rejected" (it answered with an
+    HTTP error); None for anything else (a reply that makes no sense, an empty one).
+    """
+
+    def __init__(
+        self, message: str, *, timed_out: bool = False, failure: str | None = None
+    ) -> None:
         super().__init__(message)
-        self.timed_out = timed_out
+        self.failure = "timeout" if timed_out else failure
+        self.timed_out = self.failure == "timeout"
 
 
 class Assistant(Protocol):

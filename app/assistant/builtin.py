@@ -92,6 +92,8 @@ class TemplateWriter:
 
     name = "builtin"
     decides_intents = False
+    label = "Chatkeep's built-in post writer (no language model)"
+    model_name: str | None = None
 
     async def decide(
         self, *, turn: TurnInput, state: LedgerState, out: ReplyOutput
@@ -199,6 +201,8 @@ class DraftingAssistant:
         self.images = images
         self.publisher = publisher
         self.name = name or writer.name
+        # Who wrote a draft's words, as the ledger records it.
+        self.draft_writer: str = getattr(writer, "draft_writer_name", writer.name)
 
     # -- step 1: read the ledger -------------------------------------------------------
 
@@ -475,7 +479,7 @@ class DraftingAssistant:
             text=written.text,
             hashtags=written.hashtags,
             image_id=image_id,
-            writer=self.writer.name,
+            writer=self.draft_writer,
             now=turn.now,
             version=version,
             parent_draft_id=parent_draft_id,
@@ -507,7 +511,7 @@ class DraftingAssistant:
                 hashtags=action.written.hashtags,
                 image_id=stored,
                 source_message_seq=turn.message_seq,
-                writer=self.writer.name,
+                writer=self.draft_writer,
                 now=turn.now,
             )
         else:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+from typing import Any
+
 from app.assistant.base import Assistant, Writer
 from app.assistant.builtin import DraftingAssistant, TemplateWriter
 from app.assistant.images import CardImageGenerator, ImageGenerator, OpenAIImageGenerator
 from app.assistant.publisher import LocalPublisher, Publisher, WebhookPublisher
 from app.core.config import Settings
+
+logger = logging.getLogger("app.assistant")
 
 
 def build_publisher(settings: Settings) -> Publisher:
@@ -46,11 +52,21 @@ def build_writer(settings: Settings) -> Writer:
         from app.assistant.openai_compat import LlmWriter
 
         return LlmWriter.from_settings(settings)
+    if settings.assistant_backend == "local":
+        from app.assistant.local_model import LocalModelUnavailable, LocalWriter
+
+        try:
+            return LocalWriter.from_settings(settings)
+        except LocalModelUnavailable as exc:
+            if "assistant_backend" in settings.model_fields_set:
+                raise ValueError(f"ASSISTANT_BACKEND=local: {exc}") from exc
+            # The default, on an install without the model: say so once, and go on without.
+            logger.warning("%s; the assistant runs without a language model", exc)
     return TemplateWriter()
 
 
 def build_assistant(settings: Settings) -> Assistant:
-    """The assistant chosen by ASSISTANT_BACKEND (builtin | openai)."""
+    """The assistant chosen by ASSISTANT_BACKEND (local | openai | builtin)."""
     return DraftingAssistant(
         writer=build_writer(settings),
         images=build_images(settings),
@@ -64,3 +80,23 @@ async def close_assistant(assistant: object) -> None:
         close = getattr(part, "aclose", None)
         if close is not None and part is not assistant:
             await close()
+
+
+@dataclass(frozen=True)
+class AssistantInfo:
+    """What the page tells users about who answers them (never a setting's name)."""
+
+    backend: str
+    model: str | None  # None: no language model
+    label: str
+    local: bool
+
+
+def describe_assistant(assistant: Any) -> AssistantInfo:
+    writer = getattr(assistant, "writer", assistant)
+    return AssistantInfo(
+        backend=getattr(writer, "name", "builtin"),
+        model=getattr(writer, "model_name", None),
+        label=getattr(writer, "label", TemplateWriter.label),
+        local=bool(getattr(writer, "runs_here", False)),
+    )

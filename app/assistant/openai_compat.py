@@ -13,11 +13,14 @@ but it can never claim to have posted something.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import httpx2
 import openai
 from openai import AsyncOpenAI
@@ -279,6 +282,109 @@ def _problem(exc: openai.APIStatusError) -> str:
     return f"The language model answered HTTP {exc.status_code}" + (f": {detail}" if detail else "")
 
 
+# -- connections ----------------------------------------------------------------------
+
+_RESET_ERRNOS = {errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED}
+# A request on a pooled connection that the server had just closed is sent again on a new
+# connection, at most this many times (a pool may hold several such connections).
+STALE_CONNECTION_RETRIES = 3
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def connection_failure(exc: BaseException) -> str | None:
+    """What an exception from the model client says about the connection: "timeout",
+    "connection_refused", "connection_reset", or None when it says nothing.
+
+    The SDK's aiohttp transport maps every aiohttp connection error to httpx's
+    ConnectTimeout, a closed keep-alive connection included, so the SDK reports it as a
+    timeout; the aiohttp or OS error underneath says what really happened.
+    """
+    for cause in _causes(exc):
+        if isinstance(cause, aiohttp.ServerTimeoutError | TimeoutError):
+            return "timeout"  # aiohttp's own, before the generic connection errors below
+        if isinstance(cause, aiohttp.ClientConnectorError | ConnectionRefusedError):
+            return "connection_refused"  # nothing accepted the connection (or no such host)
+        if isinstance(
+            cause,
+            aiohttp.ServerDisconnectedError
+            | aiohttp.ClientPayloadError
+            | ConnectionResetError
+            | BrokenPipeError,
+        ):
+            return "connection_reset"
+        if isinstance(cause, aiohttp.ClientOSError) and cause.errno in _RESET_ERRNOS:
+            return "connection_reset"
+    for cause in _causes(exc):  # no aiohttp error underneath: httpx's own names hold
+        if isinstance(cause, httpx2.TimeoutException | openai.APITimeoutError):
+            return "timeout"
+        if isinstance(cause, httpx2.ConnectError):
+            return "connection_refused"
+        if isinstance(cause, httpx2.RemoteProtocolError | httpx2.ReadError):
+            return "connection_reset"
+    return None
+
+
+def _stale_connection(exc: BaseException) -> bool:
+    """A pooled keep-alive connection the server had closed: it failed before any byte of
+    an answer came back, so the server never started on the request."""
+    return any(
+        isinstance(cause, aiohttp.ServerDisconnectedError)
+        or (isinstance(cause, aiohttp.ClientOSError) and cause.errno in _RESET_ERRNOS)
+        for cause in _causes(exc)
+    )
+
+
+class _FreshConnectionTransport(httpx2.AsyncBaseTransport):
+    """Sends a request again, on a new connection, when the pooled one it went out on
+    turns out closed by the server before an answer began (the server's keep-alive timer
+    fired as the request left). Nothing reached the model then, so this is safe whatever
+    LLM_MAX_RETRIES says; it is not a retry of anything the model saw."""
+
+    def __init__(self, inner: httpx2.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        replayable = isinstance(request.stream, httpx2.ByteStream)
+        for attempt in range(STALE_CONNECTION_RETRIES + 1):
+            try:
+                return await self.inner.handle_async_request(request)
+            except httpx2.TransportError as exc:
+                if not replayable or attempt == STALE_CONNECTION_RETRIES:
+                    raise
+                if not _stale_connection(exc):
+                    raise
+                logger.info("the model server had closed a pooled connection: sent again")
+        raise AssertionError("unreachable")
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class ModelHttpClient(openai.DefaultAioHttpClient):
+    """The SDK's aiohttp client, with a pool whose idle connections expire before the
+    model server's (`keepalive_seconds`) and with stale connections sent again."""
+
+    def __init__(self, *, keepalive_seconds: float) -> None:
+        super().__init__(
+            limits=httpx2.Limits(
+                max_connections=1000,
+                max_keepalive_connections=100,
+                keepalive_expiry=keepalive_seconds,
+            )
+        )
+
+    def _init_transport(self, *args: Any, **kwargs: Any) -> httpx2.AsyncBaseTransport:
+        return _FreshConnectionTransport(super()._init_transport(*args, **kwargs))
+
+
 def build_client(
     *,
     base_url: str,
@@ -286,9 +392,11 @@ def build_client(
     auth_header: str,
     timeout_seconds: float,
     max_retries: int,
+    headers: dict[str, str] | None = None,
+    keepalive_seconds: float = 4.0,
 ) -> AsyncOpenAI:
     """One client per app: its connection pool (1,000 connections) is shared by all turns."""
-    headers: dict[str, str] = {}
+    headers = dict(headers or {})
     if api_key and auth_header.lower() != "authorization":
         headers[auth_header] = api_key  # e.g. Azure's "api-key"
     return AsyncOpenAI(
@@ -302,8 +410,26 @@ def build_client(
         # event loop 37-48 µs through it against ~100 µs through the default httpx one
         # (measured, 300 streams of 30 chunks), and every generating reply pays it for
         # every token.
-        http_client=openai.DefaultAioHttpClient(),
+        http_client=ModelHttpClient(keepalive_seconds=keepalive_seconds),
     )
+
+
+_CONNECTION_MESSAGES = {
+    # (failure, whether the reply had started)
+    ("timeout", False): "The language model did not answer in time",
+    ("timeout", True): "The language model stopped answering in the middle of its reply",
+    ("connection_refused", False): "The language model's server refused the connection",
+    ("connection_reset", False): "The language model's server closed the connection",
+    ("connection_reset", True): "The language model's reply was cut off",
+}
+
+
+def _connection_error(exc: BaseException, *, started: bool) -> AssistantError:
+    failure = connection_failure(exc)
+    message = _CONNECTION_MESSAGES.get((failure or "", started)) or (
+        "The language model's reply was cut off" if started else "The language model failed"
+    )
+    return AssistantError(message, failure=failure)
 
 
 class LlmWriter:
@@ -316,11 +442,17 @@ class LlmWriter:
         model: str,
         temperature: float = 0.7,
         decides_intents: bool = True,
+        max_tokens: int | None = None,
+        sampling: dict[str, Any] | None = None,
     ) -> None:
         self.client = client
         self.model = model
         self.temperature = temperature
         self.decides_intents = decides_intents
+        self.max_tokens = max_tokens
+        self.sampling = sampling or {}  # more of the server's sampling options, sent as they are
+        self.model_name = model
+        self.label = model
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LlmWriter:
@@ -330,6 +462,7 @@ class LlmWriter:
             auth_header=settings.llm_auth_header,
             timeout_seconds=settings.llm_timeout_seconds,
             max_retries=settings.llm_max_retries,
+            keepalive_seconds=settings.llm_keepalive_seconds,
         )
         return cls(
             client=client,
@@ -341,13 +474,30 @@ class LlmWriter:
     async def aclose(self) -> None:
         await self.client.close()
 
-    def messages(self, *, turn: TurnInput, system: str) -> list[dict[str, str]]:
-        out = [{"role": "system", "content": system}]
-        for m in turn.history:
-            if m.role in ("user", "assistant") and m.content:
-                out.append({"role": m.role, "content": m.content})
-        out.append({"role": "user", "content": turn.message})
-        return out
+    def messages(
+        self, *, turn: TurnInput, system: str, history_chars: int | None = None
+    ) -> list[dict[str, str]]:
+        """The system prompt, the history and the message; with `history_chars`, only the
+        newest history messages that fit in that many characters (a small model's context)."""
+        history = [
+            {"role": m.role, "content": m.content}
+            for m in turn.history
+            if m.role in ("user", "assistant") and m.content
+        ]
+        if history_chars is not None:
+            kept: list[dict[str, str]] = []
+            budget = history_chars
+            for m in reversed(history):
+                budget -= len(m["content"])
+                if budget < 0:
+                    break
+                kept.append(m)
+            history = kept[::-1]
+        return [
+            {"role": "system", "content": system},
+            *history,
+            {"role": "user", "content": turn.message},
+        ]
 
     async def stream(
         self,
@@ -373,6 +523,9 @@ class LlmWriter:
             "temperature": self.temperature,
             "stream_options": {"include_usage": True},
         }
+        if self.max_tokens is not None:
+            body["max_tokens"] = self.max_tokens
+        body.update(self.sampling)
         if tools:
             body["tools"] = tools
         try:
@@ -387,22 +540,13 @@ class LlmWriter:
                     if data == "[DONE]":
                         break
                     self._take_chunk(data, result, out=out, on_text=on_text)
-        except openai.APITimeoutError as exc:
-            raise AssistantError(
-                "The language model did not answer in time", timed_out=True
-            ) from exc
         except openai.APIStatusError as exc:
-            raise AssistantError(_problem(exc)) from exc
-        except openai.APIConnectionError as exc:
-            raise AssistantError("The language model could not be reached") from exc
+            raise AssistantError(_problem(exc), failure="rejected") from exc
+        except (openai.APIConnectionError, httpx2.HTTPError) as exc:
+            # APITimeoutError is an APIConnectionError: what failed is in its causes.
+            raise _connection_error(exc, started=isinstance(exc, httpx2.HTTPError)) from exc
         except openai.OpenAIError as exc:
             raise AssistantError(f"The language model failed: {type(exc).__name__}") from exc
-        except httpx2.TimeoutException as exc:  # while the reply streams
-            raise AssistantError(
-                "The language model stopped answering in the middle of its reply", timed_out=True
-            ) from exc
-        except httpx2.HTTPError as exc:
-            raise AssistantError("The language model's reply was cut off") from exc
         return result
 
     @staticmethod

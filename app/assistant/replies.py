@@ -86,8 +86,7 @@ OFFLINE_NOTE = (
     "can't answer general questions or understand requests in every language. What I can "
     "do is write social-media posts, in English, from a request like "
     f"{_EXAMPLE}. For answers to anything, in any "
-    "language, your administrator can connect a language model "
-    "(ASSISTANT_BACKEND=openai with LLM_BASE_URL and LLM_API_KEY)."
+    "language, your administrator can connect a language model."
 )
 
 

@@ -9,7 +9,7 @@ from app.auth.manager import UserManager, fastapi_users
 from app.auth.models import User
 from app.core.dependencies import SettingsDep
 from app.core.errors import ForbiddenError
-from app.ratelimit.dependencies import rate_limit_dependency
+from app.ratelimit.dependencies import rate_limit_dependency, rate_limit_on_success_dependency
 
 current_active_user = fastapi_users.current_user(active=True)
 current_superuser = fastapi_users.current_user(active=True, superuser=True)
@@ -25,6 +25,8 @@ async def current_user_id(user: CurrentUser) -> uuid.UUID:
 
 # `dependencies=[RateLimit("chat")]`: user policies count the signed-in user.
 RateLimit = rate_limit_dependency(user_id=current_user_id)
+# `ticket: Annotated[QuotaTicket, RateLimitOnSuccess("import")]`: checked, counted on success.
+RateLimitOnSuccess = rate_limit_on_success_dependency(user_id=current_user_id)
 
 
 async def require_verified_email(settings: SettingsDep, user: CurrentUser) -> None:

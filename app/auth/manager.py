@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, cast
@@ -31,12 +32,14 @@ from app.auth.db import BEARER, COOKIE, UserDatabase, get_user_db
 from app.auth.models import User
 from app.auth.passwords import in_hash_pool, password_helper, password_problem
 from app.auth.sign_ins import end_sign_ins
-from app.auth.tokens import SignInStrategy
+from app.auth.tokens import STATE_SIGN_IN, SignInStrategy
 from app.core.config import Settings
-from app.core.db import commit
+from app.core.metrics import MAIL_MESSAGES
 from app.core.text import normalize_email
-from app.mail.messages import reset_message, verify_message
-from app.ratelimit.dependencies import count_account_attempt
+from app.mail.messages import reset_message, signup_attempt_message, verify_message
+from app.ratelimit.dependencies import count_account_attempt, may_mail_user
+
+logger = logging.getLogger("app.auth")
 
 AUTH_COOKIE_NAME = "chatkeep_auth"
 RESET_FINGERPRINT_CLAIM = "password_fgpt"
@@ -48,7 +51,8 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
     - every argon2 hash or check runs in the password thread pool (`in_hash_pool`);
     - the reset token's password fingerprint is an HMAC of the stored hash (single use: it
       no longer matches once the password changed) rather than a second argon2 hash;
-    - the hooks send mail, end sign-ins and count the per-account sign-in limit.
+    - every credential change ends the user's other sign-ins (`_update`);
+    - the hooks send mail and count the per-account sign-in limit.
     """
 
     def __init__(self, user_db: Any, settings: Settings, request: Request | None = None) -> None:
@@ -95,7 +99,11 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
         self, user_create: Any, safe: bool = False, request: Request | None = None
     ) -> User:
         await self.validate_password(user_create.password, user_create)
-        if await self.user_db.get_by_email(user_create.email) is not None:
+        existing = await self.user_db.get_by_email(user_create.email)
+        if existing is not None:
+            # Registration says the address is taken (docs/api.md, "Registering an address
+            # that has an account"); its owner hears of the attempt.
+            await self._mail_signup_attempt(existing)
             raise exceptions.UserAlreadyExists()
         user_dict = (
             user_create.create_update_dict() if safe else user_create.create_update_dict_superuser()
@@ -125,6 +133,10 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
         await count_account_attempt(self.request, account)
 
     async def _update(self, user: Any, update_dict: dict[str, Any]) -> Any:
+        """Every change of a user goes through here (the user's own, a superuser's through
+        `PATCH /users/{id}`, a reset link's). A credential change (a new password, a new
+        email) ends the user's other sign-ins in the same transaction: all of them, or all
+        but the one making the request when it is the user's own."""
         validated: dict[str, Any] = {}
         for field, value in update_dict.items():
             if field == "email" and value != user.email:
@@ -137,13 +149,28 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
                 validated["hashed_password"] = await self.hash_password(value)
             elif field != "password":
                 validated[field] = value
+        if "email" in validated or "hashed_password" in validated:
+            await end_sign_ins(
+                session=self.db.session, user_id=user.id, now=self._now(), keep=self._own(user)
+            )
+        # The adapter commits: the change and the ended sign-ins land together.
         return await self.user_db.update(user, validated)
+
+    def _own(self, user: User) -> uuid.UUID | None:
+        """The sign-in making this request, when it is `user`'s own."""
+        if self.request is None:
+            return None
+        current = getattr(self.request.state, STATE_SIGN_IN, None)
+        return current.id if current is not None and current.user_id == user.id else None
 
     # --- reset -----------------------------------------------------------------------------
 
     def _fingerprint(self, user: User) -> str:
+        """Binds a reset link to the stored password hash and the email it was sent to, so
+        it stops working once either changes."""
         key = self.secret.encode()
-        return hmac.new(key, user.hashed_password.encode(), hashlib.sha256).hexdigest()
+        bound = f"{user.hashed_password}\x00{user.email.lower()}".encode()
+        return hmac.new(key, bound, hashlib.sha256).hexdigest()
 
     async def forgot_password(self, user: Any, request: Request | None = None) -> None:
         if not user.is_active:
@@ -180,14 +207,26 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
 
     # --- hooks -----------------------------------------------------------------------------
 
-    def _mail(self, *, to: str, subject: str, text: str, kind: str) -> None:
+    async def _mail(self, *, user: User, subject: str, text: str, kind: str) -> None:
         if self.request is None:
             return
-        self.request.app.state.mailer.send_later(to=to, subject=subject, text=text, kind=kind)
+        if not await may_mail_user(self.request, user.id):
+            # The account had its day's mail (RATE_LIMIT_MAIL): send nothing, answer as
+            # usual, so the answer still says nothing about which accounts exist.
+            MAIL_MESSAGES.labels(kind, "capped").inc()
+            logger.info("mail (%s) not sent: the account reached its daily cap", kind)
+            return
+        self.request.app.state.mailer.send_later(
+            to=user.email, subject=subject, text=text, kind=kind
+        )
 
     async def on_after_register(self, user: User, request: Request | None = None) -> None:
         if self.settings.require_verified_email and not user.is_verified:
             await self.request_verify(user, request)
+
+    async def _mail_signup_attempt(self, user: User) -> None:
+        subject, text = signup_attempt_message(sign_in_link=f"{self.settings.link_base()}/login")
+        await self._mail(user=user, subject=subject, text=text, kind="signup")
 
     async def on_after_forgot_password(
         self, user: User, token: str, request: Request | None = None
@@ -196,11 +235,7 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
             link=f"{self.settings.link_base()}/reset-password#token={token}",
             minutes=self.settings.reset_token_ttl_seconds // 60,
         )
-        self._mail(to=user.email, subject=subject, text=text, kind="reset")
-
-    async def on_after_reset_password(self, user: User, request: Request | None = None) -> None:
-        await end_sign_ins(session=self.db.session, user_id=user.id, now=self._now())
-        await commit(self.db.session)
+        await self._mail(user=user, subject=subject, text=text, kind="reset")
 
     async def on_after_request_verify(
         self, user: User, token: str, request: Request | None = None
@@ -208,7 +243,7 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
         subject, text = verify_message(
             link=f"{self.settings.link_base()}/verify-email#token={token}"
         )
-        self._mail(to=user.email, subject=subject, text=text, kind="verify")
+        await self._mail(user=user, subject=subject, text=text, kind="verify")
 
     def _now(self) -> Any:
         if self.request is not None:

@@ -32,7 +32,7 @@ from app.auth.tokens import STATE_SIGN_IN
 from app.core.db import SessionDep
 from app.core.dependencies import ClockDep, SettingsDep
 from app.core.errors import AppError, NotFoundError
-from app.ratelimit.dependencies import SIGN_IN_LIMIT, TOKEN_LIMIT
+from app.ratelimit.dependencies import MAIL_LIMIT, SIGN_IN_LIMIT, TOKEN_LIMIT
 
 router = APIRouter()
 router.include_router(
@@ -57,13 +57,13 @@ router.include_router(
     fastapi_users.get_reset_password_router(),
     prefix="/auth",
     tags=["auth"],
-    dependencies=[TOKEN_LIMIT],
+    dependencies=[TOKEN_LIMIT, MAIL_LIMIT],
 )
 router.include_router(
     fastapi_users.get_verify_router(UserRead),
     prefix="/auth",
     tags=["auth"],
-    dependencies=[TOKEN_LIMIT],
+    dependencies=[TOKEN_LIMIT, MAIL_LIMIT],
 )
 
 # /users/me is ours (current password, deletion); fastapi-users keeps /users/{id} for
@@ -82,11 +82,9 @@ async def update_me(
     request: Request,
     user: CurrentUser,
     manager: ManagerDep,
-    session: SessionDep,
-    clock: ClockDep,
 ) -> UserRead:
-    """Changes the email and/or the password; both need `currentPassword`. A new password
-    ends every other sign-in of the user, on every instance."""
+    """Changes the email and/or the password; both need `currentPassword`. Either change
+    ends every other sign-in of the user, on every instance (the user manager does it)."""
     changes = body.model_dump(include={"email", "password"}, exclude_none=True)
     if not changes:
         return UserRead.model_validate(user)
@@ -97,14 +95,6 @@ async def update_me(
         raise AppError(str(exc.reason), code="invalid_password") from None
     except exceptions.UserAlreadyExists:
         raise AppError("Another account uses this email.", code="email_already_exists") from None
-    if "password" in changes:
-        current = getattr(request.state, STATE_SIGN_IN, None)
-        await sign_in_service.end_sign_ins(
-            session=session,
-            user_id=user.id,
-            now=clock.now(),
-            keep=current.id if current is not None else None,
-        )
     return UserRead.model_validate(updated)
 
 

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     db_command_timeout_seconds: float = Field(default=5.0, gt=0)
     db_statement_timeout_ms: int = Field(default=4_000, ge=0)
     db_retry_after_seconds: int = Field(default=5, ge=1)
+    # Backstop: PostgreSQL ends a connection left idle inside a transaction this long (the
+    # app never waits on a client in one). 0 turns it off. Not sent with DB_POOLER=pgbouncer
+    # (set it on the role instead: docs/operations.md).
+    db_idle_in_transaction_timeout_ms: int = Field(default=60_000, ge=0)
 
     secret_key: str | None = None
     # Bearer tokens (API clients) keep a fixed lifetime; the web cookie slides (docs/api.md).
@@ -84,8 +88,12 @@ class Settings(BaseSettings):
     mail_from: str = "Chatkeep <no-reply@localhost>"
     mail_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     hsts_max_age_seconds: int = Field(default=31_536_000, ge=0)
-    # Set: GET /metrics requires `Authorization: Bearer <METRICS_TOKEN>`. Unset: open.
+    # Set: GET /metrics requires `Authorization: Bearer <METRICS_TOKEN>`. Unset: open in
+    # development and tests, 404 (off) with APP_ENV=production.
     metrics_token: str | None = None
+    # The whole-database gauges of /metrics (counts of sessions, messages, users, sweeps)
+    # are read at most once per this many seconds per process; scrapes in between reuse them.
+    metrics_database_refresh_seconds: float = Field(default=60.0, ge=0, le=3600)
 
     session_ttl_seconds: int = 1800
     sweep_interval_seconds: int = 300
@@ -100,6 +108,9 @@ class Settings(BaseSettings):
     context_max_messages: int = 50
     context_max_chars: int = 24_000
 
+    # Downloads (exports, "my data") one user may have in progress at once, per process.
+    download_max_per_user: int = Field(default=3, ge=1, le=100)
+
     # PDF export: past either bound a PDF ends with a note (export JSON for everything).
     pdf_max_pages: int = Field(default=2000, ge=1)
     pdf_time_budget_seconds: float = Field(default=30.0, gt=0)
@@ -110,8 +121,34 @@ class Settings(BaseSettings):
     max_import_compression_ratio: int = 100
     max_import_conversations: int = 10_000
     max_import_messages: int = 200_000
+    # One conversation as parsed (its text plus 64 bytes per JSON value): the most an
+    # import holds in memory at once, whatever the file's size.
+    max_import_conversation_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    # One INSERT of an import's messages carries at most this much text.
+    import_batch_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # Imports over this size (and every ZIP) run one at a time per process; the rest wait
+    # in a line of IMPORT_QUEUE_LENGTH for up to IMPORT_QUEUE_WAIT_SECONDS, then get 503.
+    import_large_bytes: int = Field(default=1024 * 1024, ge=0)
+    import_queue_length: int = Field(default=4, ge=0)
+    import_queue_wait_seconds: float = Field(default=30.0, ge=0)
 
-    assistant_backend: Literal["builtin", "openai"] = "builtin"
+    # "local": the small model that ships with the app (SmolLM2 135M, in a child process),
+    # used when no other backend is configured; "openai": any OpenAI-compatible server;
+    # "builtin": rules and templates only, no model.
+    assistant_backend: Literal["local", "openai", "builtin"] = "local"
+    # ASSISTANT_BACKEND=local (docs/assistant.md). CPU threads of the model process
+    # (they wait passively, so a busy machine is not made busier).
+    local_model_threads: int = Field(default=2, ge=1, le=64)
+    # Replies the model generates at once (llama.cpp's slots, batched); the rest wait in line.
+    local_model_parallel: int = Field(default=4, ge=1, le=32)
+    # Replies waiting in line beyond those; one more fails at once with 502.
+    local_model_queue_size: int = Field(default=100, ge=0)
+    local_model_context_tokens: int = Field(default=2048, ge=256, le=8192)
+    local_model_max_tokens: int = Field(default=256, ge=1, le=4096)
+    # History the model sees, newest first, in characters (a small model, a short memory).
+    local_model_history_chars: int = Field(default=2000, ge=0)
+    local_model_temperature: float = Field(default=0.0, ge=0, le=2)
+    local_model_start_timeout_seconds: float = Field(default=60.0, gt=0)
     # ASSISTANT_BACKEND=openai: any OpenAI-compatible chat-completions server.
     llm_base_url: str = "https://api.openai.com/v1"
     llm_api_key: str | None = None
@@ -120,6 +157,10 @@ class Settings(BaseSettings):
     # The whole model call of a turn, first token to last (a long reply streams for a while).
     llm_timeout_seconds: float = Field(default=120.0, gt=0)
     llm_max_retries: int = Field(default=2, ge=0, le=10)
+    # How long an idle connection to the model server is kept for the next call. Keep it
+    # below the server's own keep-alive timeout (5 s for uvicorn-based servers like vLLM),
+    # so the server never closes a connection just as a request goes out on it.
+    llm_keepalive_seconds: float = Field(default=4.0, gt=0, le=300)
     llm_temperature: float = 0.7
     # "model": the model decides what the user means (tool calls, any language);
     # "rules": the built-in English rules decide, the model only writes.
@@ -179,6 +220,7 @@ class Settings(BaseSettings):
     rate_limit_credentials: str = "5/minute"
     rate_limit_default: str = "120/minute"
     rate_limit_shared: str = "60/minute"
+    rate_limit_mail: str = "10/day"
 
     @model_validator(mode="after")
     def _check_db_timeouts(self) -> Settings:

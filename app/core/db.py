@@ -95,13 +95,20 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
         # No statement cache (asyncpg's nor SQLAlchemy's: a cached statement would be looked
         # up on whichever server connection the next transaction gets), unique names for
         # the statements still prepared within a transaction, and no startup parameter
-        # PgBouncer does not track (set statement_timeout on the role instead:
-        # ALTER ROLE ... SET statement_timeout).
+        # PgBouncer does not track (set statement_timeout and
+        # idle_in_transaction_session_timeout on the role instead: ALTER ROLE ... SET ...;
+        # docs/operations.md).
         connect_args["statement_cache_size"] = 0
         connect_args["prepared_statement_cache_size"] = 0
         connect_args["prepared_statement_name_func"] = _unique_statement_name
     else:
         server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
+        if settings.db_idle_in_transaction_timeout_ms:
+            # A backstop: the app never waits on a client inside a transaction, and if a bug
+            # ever does, PostgreSQL ends that connection instead of keeping it forever.
+            server_settings["idle_in_transaction_session_timeout"] = str(
+                settings.db_idle_in_transaction_timeout_ms
+            )
     engine = create_async_engine(
         async_url(target),
         pool_size=settings.db_pool_size,
@@ -186,6 +193,13 @@ async def get_request_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 RequestSessionDep = Annotated[AsyncSession, Depends(get_request_session)]
+
+
+async def end_transaction(session: AsyncSession) -> None:
+    """Commits what the session did so far and gives its connection back to the pool, for a
+    route about to wait on its client (a slow upload). The session opens a new transaction
+    when it is next used."""
+    await commit(session)
 
 
 class CommitHooks(Protocol):

@@ -7,6 +7,7 @@ restarts. The server listens on a Unix socket only, so it never clashes with a p
 from __future__ import annotations
 
 import logging
+import os
 import time
 import warnings
 from pathlib import Path
@@ -35,6 +36,33 @@ def start_embedded_postgres(pgdata: Path, *, keep_running: bool = False) -> tupl
     uri = server.get_uri()
     logger.info("embedded PostgreSQL ready in %.1fs (%s)", time.monotonic() - started, pgdata)
     return to_asyncpg_url(uri), server
+
+
+def release_embedded_postgres(server: Any) -> None:
+    """Let go of the server: the last live process that attached to it stops it.
+
+    The package keeps a list of the processes attached to a data directory and stops the
+    server when the last one lets go. A process that died without letting go (kill -9, an
+    OOM kill) would stay on that list for ever and keep the server up after everyone
+    left, so processes that no longer exist are crossed off first.
+    """
+    handles = server.global_process_id_list
+    with server._lock:
+        attached = handles.get()
+        alive = [pid for pid in attached if pid == os.getpid() or _process_exists(pid)]
+        if alive != attached:
+            handles.put(alive)
+    server.cleanup()
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, under another user
+        return True
+    return True
 
 
 def to_asyncpg_url(uri: str, database: str | None = None) -> str:

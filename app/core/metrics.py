@@ -1,8 +1,9 @@
 """Prometheus metrics.
 
 Counters and histograms are per process (each worker answers /metrics with its own);
-session and sweeper figures are read from the database at scrape time, so they are the
-same whichever worker or instance answers.
+session and sweeper figures are read from the database by a scrape (at most once per
+METRICS_DATABASE_REFRESH_SECONDS per process), so they agree, up to that age, whichever
+worker or instance answers.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ EVENTS_RECEIVED = Counter(
 )
 MAIL_MESSAGES = Counter(
     "chatkeep_mail_total",
-    "Emails by kind (reset, verify) and outcome (sent, written to the outbox, failed).",
+    "Emails by kind (reset, verify) and outcome (sent, written to the outbox, failed; "
+    "capped: not sent, the account had its RATE_LIMIT_MAIL).",
     ["kind", "outcome"],
     registry=REGISTRY,
 )

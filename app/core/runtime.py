@@ -36,6 +36,37 @@ def ensure_database_url(settings: Settings) -> str:
     return url
 
 
+def release_embedded_database() -> None:
+    """Stop the embedded server if this process started it and nobody else uses it."""
+    from app.core.embedded import release_embedded_postgres
+
+    while _embedded_handles:
+        release_embedded_postgres(_embedded_handles.pop())
+
+
+class StopSignal(Exception):
+    """SIGTERM arrived; raised so that clean-up code runs (a plain SIGTERM would not)."""
+
+
+@contextlib.contextmanager
+def stop_signal_raises() -> Iterator[None]:
+    """Turn SIGTERM into StopSignal (and SIGINT into KeyboardInterrupt, as usual).
+
+    Uvicorn shuts down gracefully on either signal and then raises it again so the
+    process ends the way the signal asks; with the default SIGTERM action that would end
+    it before any `finally` or atexit handler, leaving the embedded database running.
+    """
+
+    def handler(signum: int, frame: Any) -> None:
+        raise StopSignal
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def direct_database_url(settings: Settings) -> str:
     """DATABASE_DIRECT_URL, else DATABASE_URL (or the embedded server's): never a pooler.
 

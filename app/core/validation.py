@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Iterator
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 from pydantic import AfterValidator, AwareDatetime
+from starlette.datastructures import Headers
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from app.core.errors import InvalidInputError, problem_response
 
@@ -120,10 +122,14 @@ def format_utc(value: datetime, fmt: str | None = None) -> str:
 
 _JSON_TYPES = ("application/json",)
 _FORM_TYPE = "application/x-www-form-urlencoded"
+_MULTIPART_TYPE = "multipart/form-data"
+# A form the app takes as multipart (the sign-in form) has a few fields; more is not ours.
+_MULTIPART_MAX_FIELDS = 100
+_MULTIPART_MAX_FILES = 10
 
 
 class TextInputMiddleware:
-    """Refuses requests whose path, query or JSON/form body holds unstorable text.
+    """Refuses requests whose path, query or JSON/form/multipart body holds unstorable text.
 
     Runs before routing and before any response byte, so a streamed response never starts
     on input it would fail on. Bodies are read whole here; the body-size limit (outside
@@ -146,6 +152,10 @@ class TextInputMiddleware:
                 body = await _read_body(receive)
                 receive = _replay(body, receive)
                 found = _check_body(body, content_type)
+            elif content_type == _MULTIPART_TYPE:
+                body = await _read_body(receive)
+                receive = _replay(body, receive)
+                found = await _check_multipart(body, scope)
         if found is not None:
             location, reason = found
             response = problem_response(
@@ -203,6 +213,37 @@ def _replay(body: bytes, receive: Any) -> Any:
         return await receive()
 
     return replay
+
+
+async def _check_multipart(body: bytes, scope: Any) -> tuple[str, str] | None:
+    """The first unstorable field name or value of a multipart form (file parts: the name;
+    their content is the route's to check)."""
+    if not body:
+        return None
+
+    async def stream() -> AsyncGenerator[bytes, None]:
+        yield body
+
+    parser = MultiPartParser(
+        Headers(scope=scope),
+        stream(),
+        max_files=_MULTIPART_MAX_FILES,
+        max_fields=_MULTIPART_MAX_FIELDS,
+    )
+    try:
+        form = await parser.parse()
+    except MultiPartException:
+        return None  # malformed: the route's own parsing answers 400 or 422
+    try:
+        for key, value in form.multi_items():
+            reason = unstorable_reason(key)
+            if reason is None and isinstance(value, str):
+                reason = unstorable_reason(value)
+            if reason is not None:
+                return f"body.{key}", reason
+        return None
+    finally:
+        await form.close()
 
 
 def _check_body(body: bytes, content_type: str) -> tuple[str, str] | None:

@@ -91,13 +91,34 @@ class UserStream:
             self.resync.set()
 
 
+@dataclass(eq=False)
+class UserSequence:
+    """The numbering of one user's events in this process.
+
+    An event id is `<epoch>-<n>`: the epoch is random, drawn when this process starts
+    numbering the user's events, and `n` counts that user's events only. So an id tells its
+    user nothing about anybody else: not how much others did between two connects, not
+    which users share a process, not when it started.
+    """
+
+    epoch: str = field(default_factory=lambda: secrets.token_hex(8))
+    count: int = 0
+    # How many of the user's events are in the hub's replay memory.
+    remembered: int = 0
+
+    def event_id(self, n: int) -> str:
+        return f"{self.epoch}-{n}"
+
+
 class Hub:
     """This process's subscribers, and a short memory of recent events for replay."""
 
     def __init__(self, *, replay_size: int) -> None:
-        self.boot = secrets.token_hex(4)
-        self.counter = 0
+        # (the user's event number, event), oldest first.
         self.recent: deque[tuple[int, Event]] = deque(maxlen=max(1, replay_size))
+        # Kept while the user has an open stream or events in `recent`; dropped after, so a
+        # later Last-Event-ID of theirs gets a resync (its epoch is gone).
+        self.sequences: dict[str, UserSequence] = {}
         self.streams: dict[str, set[UserStream]] = {}
         self.turn_watchers: dict[str, set[asyncio.Event]] = {}
         self.on_cancel: Callable[[str], None] | None = None
@@ -113,11 +134,39 @@ class Hub:
             self.on_cancel(str(event.data.get("turnId")))
         if event.kind not in USER_KINDS:
             return
-        self.counter += 1
-        self.recent.append((self.counter, event))
-        event_id = f"{self.boot}-{self.counter}"
+        sequence = self.sequence(event.user_id)
+        sequence.count += 1
+        sequence.remembered += 1
+        if len(self.recent) == self.recent.maxlen:
+            _, forgotten = self.recent[0]
+            self._forget_one(forgotten.user_id)
+        self.recent.append((sequence.count, event))
+        event_id = sequence.event_id(sequence.count)
         for stream in self.streams.get(event.user_id, ()):
             stream.offer(event_id, event)
+
+    def sequence(self, user_id: str) -> UserSequence:
+        found = self.sequences.get(user_id)
+        if found is None:
+            found = self.sequences[user_id] = UserSequence()
+        return found
+
+    def _forget_one(self, user_id: str) -> None:
+        sequence = self.sequences.get(user_id)
+        if sequence is None:
+            return
+        sequence.remembered -= 1
+        self._drop_if_unused(user_id)
+
+    def _drop_if_unused(self, user_id: str) -> None:
+        sequence = self.sequences.get(user_id)
+        if sequence is not None and sequence.remembered <= 0 and user_id not in self.streams:
+            del self.sequences[user_id]
+
+    def position(self, user_id: str) -> tuple[str, int]:
+        """The id of the user's latest event (what `ready` carries) and its number."""
+        sequence = self.sequence(user_id)
+        return sequence.event_id(sequence.count), sequence.count
 
     def resync_all(self) -> None:
         for streams in self.streams.values():
@@ -134,19 +183,21 @@ class Hub:
 
     def replay(self, user_id: str, last_event_id: str) -> list[tuple[str, Event]] | None:
         """Events for `user_id` after `last_event_id`, or None when they can't be known."""
-        boot, _, number = last_event_id.partition("-")
-        if boot != self.boot or not number.isdigit():
-            return None
+        epoch, _, number = last_event_id.partition("-")
+        sequence = self.sequences.get(user_id)
+        if sequence is None or epoch != sequence.epoch or not number.isdigit():
+            return None  # another process's, one we no longer number, or not ours at all
         after = int(number)
-        if after > self.counter:
+        if after > sequence.count:
             return None
-        if self.recent and after < self.recent[0][0] - 1:
-            return None  # older than what we remember
-        return [
-            (f"{self.boot}-{n}", event)
+        missed = [
+            (sequence.event_id(n), event)
             for n, event in self.recent
-            if n > after and event.user_id == user_id
+            if event.user_id == user_id and n > after
         ]
+        if len(missed) != sequence.count - after:
+            return None  # some are older than what we remember
+        return missed
 
     def open_sign_ins(self) -> set[str]:
         """The sign-ins that open streams of this process were opened with."""
@@ -182,6 +233,7 @@ class Hub:
                 group.discard(stream)
                 if not group:
                     del self.streams[user_id]
+            self._drop_if_unused(user_id)
 
     @contextlib.contextmanager
     def watch_turn(self, turn_id: str) -> Any:

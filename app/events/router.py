@@ -49,8 +49,8 @@ async def _frames(
     bus: EventBus, stream: UserStream, *, last_event_id: str | None, heartbeat: float
 ) -> AsyncIterator[Frame]:
     hub = bus.hub
-    delivered = hub.counter
-    yield Frame("ready", {}, f"{hub.boot}-{delivered}")
+    ready_id, delivered = hub.position(stream.user_id)
+    yield Frame("ready", {}, ready_id)
     if last_event_id:
         missed = hub.replay(stream.user_id, last_event_id)
         if missed is None:

@@ -1,19 +1,15 @@
-"""The all-conversations export: a ZIP written while it is sent.
+"""The all-conversations export: a ZIP, produced before it is sent (app/exports/downloads.py).
 
 Layout (docs/export-format.md):
   conversations.json                      chatkeep.export v1, every matching conversation
   conversations/<slug>-<date>-<id>.pdf    one PDF per conversation, with its images
   manifest.json                           counts, and size + SHA-256 of every other file
 
-`zipfile` writes into a small sink that is drained after every piece, so the response
-carries the archive as it is made and memory stays flat however many conversations there
-are: JSON goes out message batch by message batch, each PDF is rendered to a spooled
-temporary file (spilling to disk when large) and copied in 64 KiB pieces. The archive is
-not seekable, so members use data descriptors (ZIP64 where sizes are not known ahead).
-
-Everything is read in one REPEATABLE READ, READ ONLY transaction of its own (the request's
-session is closed before the body streams): the JSON pass and the PDF pass see the very
-same conversations, and every query filters on the caller's user id.
+The conversations are read one snapshot each into a workspace (their JSON straight into
+`conversations.json`, their messages and images for the PDFs); then a worker thread lays
+out each PDF and writes the archive into a temporary file, with no connection held. Memory
+stays flat however many conversations there are: everything passes through files in
+64 KiB pieces, and each PDF is spooled to disk when large.
 """
 
 from __future__ import annotations
@@ -23,65 +19,44 @@ import json
 import tempfile
 import uuid
 import zipfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
 
+import anyio.to_thread
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.core.errors import NotFoundError
 from app.exports import naming
-from app.exports.service import (
-    ARCHIVE_FORMAT,
-    EXPORT_FORMAT_VERSION,
-    conversation_json_chunks,
-    document_head,
-    iso,
-    iter_sessions,
-    read_only_snapshot,
-    render_row_pdf,
+from app.exports.downloads import (
+    CHUNK_BYTES,
+    MEMORY_SPOOL_BYTES,
+    Captured,
+    Download,
+    Workspace,
+    conversation_ids,
+    finished,
+    read_conversation,
+    render_pdf,
+    spool_dir,
 )
+from app.exports.service import ARCHIVE_FORMAT, EXPORT_FORMAT_VERSION, document_head, iso
 from app.history.service import SessionFilter
 
 if TYPE_CHECKING:
     from app.exports.pdf import PdfBudget
 
-CHUNK_BYTES = 64 * 1024
-PDF_SPOOL_BYTES = 8 * 1024 * 1024
 CONVERSATIONS_FILE = "conversations.json"
 MANIFEST_FILE = "manifest.json"
 PDF_DIR = "conversations"
 MANIFEST_FORMAT = "chatkeep.export.manifest"
 
 
-class _Sink:
-    """A write-only, unseekable file for ZipFile; `drain()` hands over what was written."""
-
-    def __init__(self) -> None:
-        self._buffer = bytearray()
-        self._position = 0
-
-    def write(self, data: bytes) -> int:
-        self._buffer += data
-        self._position += len(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self._position
-
-    def flush(self) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
-
-    def pending(self) -> int:
-        return len(self._buffer)
-
-    def drain(self) -> bytes:
-        data = bytes(self._buffer)
-        self._buffer.clear()
-        return data
+def zip_download_name(now: datetime) -> str:
+    return f"chatkeep-export-{naming.day(now)}.zip"
 
 
 @dataclass
@@ -103,140 +78,142 @@ class _Member:
         return {"path": self.path, "size": self.size, "sha256": self.digest.hexdigest()}
 
 
-def _open_member(zf: zipfile.ZipFile, path: str, when: datetime, *, zip64: bool) -> _Member:
+def _zip_info(path: str, when: datetime) -> zipfile.ZipInfo:
     info = zipfile.ZipInfo(path, date_time=when.timetuple()[:6])
     info.compress_type = zipfile.ZIP_DEFLATED
     info.external_attr = 0o644 << 16
-    return _Member(path, zf.open(info, mode="w", force_zip64=zip64))
+    return info
+
+
+def _copy_member(zf: zipfile.ZipFile, path: str, source: IO[bytes], when: datetime) -> _Member:
+    member = _Member(path, zf.open(_zip_info(path, when), mode="w", force_zip64=True))
+    with member.writer:
+        source.seek(0)
+        while chunk := source.read(CHUNK_BYTES):
+            member.write(chunk)
+    return member
+
+
+def _pdf_path(row: Any, used: set[str]) -> str:
+    stem = f"{naming.slugify(row.title)}-{naming.day(row.created_at)}-{naming.short_id(row.id)}"
+    path = f"{PDF_DIR}/{stem}.pdf"
+    n = 2
+    while path in used:
+        path = f"{PDF_DIR}/{stem}-{n}.pdf"
+        n += 1
+    used.add(path)
+    return path
 
 
 @dataclass
-class ExportCounts:
-    conversations: int = 0
-    messages: int = 0
+class _ZipPlan:
+    workspace: Workspace
+    conversations_json: IO[bytes]
+    captured: list[Captured]
+    flt: SessionFilter
+    now: datetime
+    extra_files: Mapping[str, bytes]
+    budget: PdfBudget | None
 
 
-def zip_download_name(now: datetime) -> str:
-    return f"chatkeep-export-{naming.day(now)}.zip"
-
-
-async def _write_zip(
-    db: AsyncSession,
-    *,
-    user_id: uuid.UUID,
-    flt: SessionFilter,
-    now: datetime,
-    extra_files: Mapping[str, bytes] | None = None,
-    budget: PdfBudget | None = None,
-) -> AsyncIterator[bytes]:
-    sink = _Sink()
-    zf = zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_DEFLATED, allowZip64=True)
+def _build_zip(plan: _ZipPlan, out: IO[bytes]) -> None:
+    """Writes the archive (worker thread: PDF layout and deflate, no connection held)."""
+    now = plan.now
     entries: list[dict[str, Any]] = []
-    counts = ExportCounts()
-    await read_only_snapshot(db)
-
-    # Pass 1: conversations.json, streamed conversation by conversation.
-    member = _open_member(zf, CONVERSATIONS_FILE, now, zip64=True)
-    with member.writer:
-        head = json.dumps(document_head(ARCHIVE_FORMAT, now), separators=(",", ":"))
-        member.write((head[:-1] + ',"conversations":[').encode())
-        message_counter = [0]
-        async for row in iter_sessions(session=db, user_id=user_id, flt=flt):
-            if counts.conversations:
-                member.write(b",")
-            counts.conversations += 1
-            async for piece in conversation_json_chunks(
-                session=db, user_id=user_id, row=row, counter=message_counter
-            ):
-                member.write(piece.encode())
-                if sink.pending() >= CHUNK_BYTES:
-                    yield sink.drain()
-        member.write(b"]}")
-        counts.messages = message_counter[0]
-    entries.append(member.entry())
-    yield sink.drain()
-
-    # Pass 2: one PDF per conversation, same snapshot, same order.
-    used: set[str] = set()
-    async for row in iter_sessions(session=db, user_id=user_id, flt=flt):
-        stem = f"{naming.slugify(row.title)}-{naming.day(row.created_at)}-{naming.short_id(row.id)}"
-        path = f"{PDF_DIR}/{stem}.pdf"
-        n = 2
-        while path in used:
-            path = f"{PDF_DIR}/{stem}-{n}.pdf"
-            n += 1
-        used.add(path)
-        with tempfile.SpooledTemporaryFile(max_size=PDF_SPOOL_BYTES) as spool:
-            await render_row_pdf(
-                session=db, user_id=user_id, row=row, out=cast(BinaryIO, spool), budget=budget
-            )
-            spool.seek(0)
-            member = _open_member(zf, path, now, zip64=False)
+    with zipfile.ZipFile(out, mode="w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+        entries.append(_copy_member(zf, CONVERSATIONS_FILE, plan.conversations_json, now).entry())
+        used: set[str] = set()
+        for captured in plan.captured:
+            path = _pdf_path(captured.head, used)
+            with tempfile.SpooledTemporaryFile(
+                max_size=MEMORY_SPOOL_BYTES, dir=str(plan.workspace.path)
+            ) as pdf:
+                render_pdf(plan.workspace, captured, cast(BinaryIO, pdf), plan.budget)
+                entries.append(_copy_member(zf, path, cast(IO[bytes], pdf), now).entry())
+        for path, content in plan.extra_files.items():
+            member = _Member(path, zf.open(_zip_info(path, now), mode="w"))
             with member.writer:
-                while chunk := spool.read(CHUNK_BYTES):
-                    member.write(chunk)
-                    if sink.pending() >= CHUNK_BYTES:
-                        yield sink.drain()
-        entries.append(member.entry())
-        yield sink.drain()
-
-    for path, content in (extra_files or {}).items():
-        member = _open_member(zf, path, now, zip64=False)
-        with member.writer:
-            member.write(content)
-        entries.append(member.entry())
-        yield sink.drain()
-
-    manifest = {
-        "format": MANIFEST_FORMAT,
-        "version": EXPORT_FORMAT_VERSION,
-        "exportedAt": iso(now),
-        "filters": {
-            "status": flt.status,
-            "q": flt.q,
-            "from": flt.date_from.isoformat() if flt.date_from else None,
-            "to": flt.date_to.isoformat() if flt.date_to else None,
-        },
-        "counts": {
-            "conversations": counts.conversations,
-            "messages": counts.messages,
-            "files": len(entries),
-        },
-        "files": entries,
-    }
-    info = zipfile.ZipInfo(MANIFEST_FILE, date_time=now.timetuple()[:6])
-    info.compress_type = zipfile.ZIP_DEFLATED
-    info.external_attr = 0o644 << 16
-    zf.writestr(info, json.dumps(manifest, ensure_ascii=False, indent=2).encode())
-    zf.close()
-    yield sink.drain()
+                member.write(content)
+            entries.append(member.entry())
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "version": EXPORT_FORMAT_VERSION,
+            "exportedAt": iso(now),
+            "filters": {
+                "status": plan.flt.status,
+                "q": plan.flt.q,
+                "from": plan.flt.date_from.isoformat() if plan.flt.date_from else None,
+                "to": plan.flt.date_to.isoformat() if plan.flt.date_to else None,
+            },
+            "counts": {
+                "conversations": len(plan.captured),
+                "messages": sum(c.messages for c in plan.captured),
+                "files": len(entries),
+            },
+            "files": entries,
+        }
+        zf.writestr(
+            _zip_info(MANIFEST_FILE, now),
+            json.dumps(manifest, ensure_ascii=False, indent=2).encode(),
+        )
 
 
-async def export_zip_stream(
+async def archive(
     *,
     sessionmaker: async_sessionmaker[AsyncSession],
     user_id: uuid.UUID,
     flt: SessionFilter,
     now: datetime,
+    data_dir: Path,
     extra_files: Mapping[str, bytes] | None = None,
-    pdf_budget: PdfBudget | None = None,
-) -> AsyncIterator[bytes]:
-    """The ZIP of the user's conversations matching `flt`, as byte chunks; `extra_files`
-    (path -> bytes) are added before the manifest, which lists them too.
-
-    Opens (and closes) its own database session, so it can outlive the request's.
-    """
-    async with sessionmaker() as db:
-        try:
-            async for chunk in _write_zip(
-                db,
-                user_id=user_id,
+    budget: PdfBudget | None = None,
+) -> Download:
+    """The ZIP of the user's conversations matching `flt` (docs/export-format.md), finished;
+    `extra_files` (path -> bytes) go in before the manifest, which lists them too."""
+    directory = spool_dir(data_dir)
+    workspace = Workspace(directory)
+    out: IO[bytes] = tempfile.TemporaryFile(dir=str(directory))  # noqa: SIM115
+    try:
+        conversations_json = (workspace.path / CONVERSATIONS_FILE).open("w+b")
+        with conversations_json:
+            head = json.dumps(document_head(ARCHIVE_FORMAT, now), separators=(",", ":"))
+            conversations_json.write((head[:-1] + ',"conversations":[').encode())
+            captured: list[Captured] = []
+            for session_id in await conversation_ids(
+                sessionmaker=sessionmaker, user_id=user_id, flt=flt
+            ):
+                separator_at = conversations_json.tell()
+                if captured:
+                    conversations_json.write(b",")
+                try:
+                    one = await read_conversation(
+                        sessionmaker=sessionmaker,
+                        user_id=user_id,
+                        session_id=session_id,
+                        json_out=conversations_json,
+                        workspace=workspace,
+                    )
+                except NotFoundError:
+                    # Deleted since the list was taken: left out, as if it were never listed.
+                    conversations_json.seek(separator_at)
+                    conversations_json.truncate()
+                    continue
+                captured.append(one)
+            conversations_json.write(b"]}")
+            conversations_json.flush()
+            plan = _ZipPlan(
+                workspace=workspace,
+                conversations_json=conversations_json,
+                captured=captured,
                 flt=flt,
                 now=now,
-                extra_files=extra_files,
-                budget=pdf_budget,
-            ):
-                if chunk:
-                    yield chunk
-        finally:
-            await db.rollback()
+                extra_files=extra_files or {},
+                budget=budget,
+            )
+            await anyio.to_thread.run_sync(partial(_build_zip, plan, out))
+        return finished(out)
+    except BaseException:
+        out.close()
+        raise
+    finally:
+        workspace.cleanup()

@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import hmac
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.core import metrics
-from app.core.dependencies import EngineDep, SessionmakerDep, SettingsDep
+from app.core.dependencies import ClockDep, EngineDep, SessionmakerDep, SettingsDep
 from app.core.errors import problem_response
 from app.health import service
 from app.health.schemas import HealthOut
@@ -39,12 +39,20 @@ def _bearer_matches(authorization: str, token: str) -> bool:
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={401: {"description": "METRICS_TOKEN is set and the request lacks it"}},
+    responses={
+        401: {"description": "METRICS_TOKEN is set and the request lacks it"},
+        404: {"description": "APP_ENV=production and METRICS_TOKEN is unset: metrics are off"},
+    },
 )
 async def prometheus_metrics(
-    request: Request, settings: SettingsDep, sessionmaker: SessionmakerDep
+    request: Request, settings: SettingsDep, sessionmaker: SessionmakerDep, clock: ClockDep
 ) -> Response:
     token = settings.metrics_token
+    if not token and settings.app_env == "production":
+        # Off rather than open: the figures tell how busy the service is and each read
+        # costs the database. Set METRICS_TOKEN to turn them on.
+        # The same answer as a path that does not exist.
+        raise HTTPException(status_code=404)
     if token and not _bearer_matches(request.headers.get("authorization", ""), token):
         return problem_response(
             401,
@@ -52,5 +60,6 @@ async def prometheus_metrics(
             code="metrics_token_required",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    await service.refresh_database_gauges(sessionmaker=sessionmaker)
+    gauges: service.DatabaseGauges = request.app.state.database_gauges
+    await gauges.refresh(sessionmaker=sessionmaker, now=clock.now())
     return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -27,9 +28,40 @@ async def database_is_up(*, engine: AsyncEngine) -> bool:
     return True
 
 
-async def refresh_database_gauges(*, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+class DatabaseGauges:
+    """The whole-database gauges, read at most once per `refresh_seconds` per process.
+
+    Counting every session and user scans whole tables; scrapes (and anyone holding the
+    metrics token) should not be able to make that happen more often than this. Scrapes
+    arriving together wait for the one read in progress instead of starting their own.
+    """
+
+    def __init__(self, *, refresh_seconds: float) -> None:
+        self.refresh_seconds = refresh_seconds
+        self._read_at: datetime | None = None
+        self._lock = asyncio.Lock()
+
+    def _fresh(self, now: datetime) -> bool:
+        return self._read_at is not None and (
+            (now - self._read_at).total_seconds() < self.refresh_seconds
+        )
+
+    async def refresh(
+        self, *, sessionmaker: async_sessionmaker[AsyncSession], now: datetime
+    ) -> None:
+        if self._fresh(now):
+            return
+        async with self._lock:
+            if self._fresh(now):
+                return
+            if await refresh_database_gauges(sessionmaker=sessionmaker):
+                self._read_at = now
+
+
+async def refresh_database_gauges(*, sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
     """Sets the conversation and sweeper gauges from the database. When the database is
-    down or slow they keep their last values, so the process metrics are still served."""
+    down or slow they keep their last values, so the process metrics are still served.
+    Whether the figures were read."""
     try:
         async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS), sessionmaker() as session:
             stats = await conversations.session_stats(session=session)
@@ -44,3 +76,5 @@ async def refresh_database_gauges(*, sessionmaker: async_sessionmaker[AsyncSessi
             metrics.SWEEPER_LAST_RUN.set(sweeps.last_finished_epoch)
     except Exception as exc:
         logger.warning("metrics: database figures unavailable: %s", exc)
+        return False
+    return True

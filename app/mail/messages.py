@@ -23,6 +23,22 @@ def reset_message(*, link: str, minutes: int) -> tuple[str, str]:
     return subject, text
 
 
+def signup_attempt_message(*, sign_in_link: str) -> tuple[str, str]:
+    subject = "Your Chatkeep account"
+    text = (
+        "Someone (we hope you) tried to create a Chatkeep account with this email address,\n"
+        "which already has one. Nothing has changed in your account.\n"
+        "\n"
+        'If it was you, sign in instead ("Forgot password?" there if you need a new one):\n'
+        "\n"
+        f"{sign_in_link}\n"
+        "\n"
+        "If it was not you, ignore this email.\n"
+        f"{SIGNATURE}"
+    )
+    return subject, text
+
+
 def verify_message(*, link: str) -> tuple[str, str]:
     subject = "Confirm your email for Chatkeep"
     text = (

@@ -28,7 +28,7 @@ from app.core.db import RequestSessionDep
 from app.core.errors import AppError
 from app.core.http import client_ip
 from app.core.text import normalize_email
-from app.ratelimit.policies import AUTH_POLICY, SHARED_POLICY, USER_POLICIES
+from app.ratelimit.policies import AUTH_POLICY, MAIL_POLICY, SHARED_POLICY, USER_POLICIES
 from app.ratelimit.runtime import RateLimits
 from app.ratelimit.storage import Decision, WindowState
 
@@ -144,6 +144,62 @@ class UserLimiter:
 _KEYWORD = inspect.Parameter.KEYWORD_ONLY
 
 
+class QuotaTicket:
+    """A request of a policy counted on success: checked, not yet counted."""
+
+    def __init__(
+        self, limits: RateLimits, policy: str, user_id: uuid.UUID, session: AsyncSession
+    ) -> None:
+        self._limits = limits
+        self._policy = policy
+        self._user_id = user_id
+        self._session = session
+        self.counted = False
+
+    async def count(self) -> None:
+        """Counts the request now that it did what the policy limits (once)."""
+        if self.counted or not self._limits.enabled:
+            return
+        self.counted = True
+        await self._limits.hit_user(self._policy, user_id=self._user_id, session=self._session)
+
+
+class SuccessLimiter(UserLimiter):
+    """A user policy checked before the route without counting: the route counts with
+    `QuotaTicket.count()` only once the request did what the policy limits (an import
+    that stored something), so a refused or failed request costs no quota. Concurrent
+    requests of one user may each pass the check; the import's per-user lock and the
+    process's one large-import slot keep that to a request or two."""
+
+    async def __call__(  # type: ignore[override]
+        self, request: Request, user_id: uuid.UUID, session: AsyncSession
+    ) -> QuotaTicket:
+        limits = rate_limits(request)
+        ticket = QuotaTicket(limits, self.policy, user_id, session)
+        if not limits.enabled:
+            return ticket
+        policy, _ = await limits.user_policy(self.policy, user_id=user_id, session=session)
+        states = await limits.limiter.peek(policy, "user", str(user_id))
+        if states:
+            full = next((s for s in states if s.remaining <= 0), None)
+            decision = Decision(allowed=full is None, states=states, rejected_by=full)
+            _enforce(request, decision, self.policy)
+        return ticket
+
+
+def rate_limit_on_success_dependency(*, user_id: UserIdDependency) -> Callable[[str], Any]:
+    """`RateLimitOnSuccess(policy)` for `ticket: Annotated[QuotaTicket,
+    RateLimitOnSuccess("import")]`: checked before the route, counted by the route with
+    `await ticket.count()`."""
+
+    def rate_limit_on_success(policy: str) -> Any:
+        if policy not in USER_POLICIES:
+            raise ValueError(f"unknown user rate-limit policy {policy!r}")
+        return Depends(SuccessLimiter(policy, user_id))
+
+    return rate_limit_on_success
+
+
 async def target_email(request: Request) -> str | None:
     """The email a sign-in (form field `username`) or registration (JSON `email`) names.
 
@@ -207,7 +263,37 @@ class IpLimiter:
         _enforce(request, decision, self.policy)
 
 
+class MailLimiter:
+    """Counts a reset or verification mail against the address the body names.
+
+    Counted whether or not an account has that address, so the answer (a 429 once the
+    address's cap is reached, 202 before) tells nothing about accounts.
+    """
+
+    async def __call__(self, request: Request) -> None:
+        limits = rate_limits(request)
+        if not limits.enabled:
+            return
+        email = await target_email(request)
+        if email is None:
+            return  # the routes that take a token, not an address, send no mail
+        _enforce(request, await limits.hit_mail_address(email), MAIL_POLICY)
+
+
+async def may_mail_user(request: Request, user_id: uuid.UUID) -> bool:
+    """Counts one mail to this account; False once its cap (the mail policy) is reached.
+
+    The caller then sends nothing and answers as usual: refusing out loud here would
+    tell that the account exists.
+    """
+    limits = rate_limits(request)
+    if not limits.enabled:
+        return True
+    return (await limits.hit_mail_user(user_id)).allowed
+
+
 SIGN_IN_LIMIT: DependsParam = Depends(AuthLimiter(by_email=False))
+MAIL_LIMIT: DependsParam = Depends(MailLimiter())
 TOKEN_LIMIT: DependsParam = Depends(AuthLimiter(always=True))
 _IP_LIMITERS: dict[str, AuthLimiter | IpLimiter] = {
     AUTH_POLICY: AuthLimiter(),

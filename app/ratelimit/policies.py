@@ -17,7 +17,10 @@ USER_POLICIES = ("chat", "export", "import", "credentials", "default")
 AUTH_POLICY = "auth"
 # Keyed by client IP: the pages anyone with a share link can open.
 SHARED_POLICY = "shared"
-POLICY_NAMES = (*USER_POLICIES, AUTH_POLICY, SHARED_POLICY)
+# Keyed by the address a reset or verification mail is asked for, and by the account it
+# goes to: a cap on mail sent to anyone, on top of the auth policy's per-minute count.
+MAIL_POLICY = "mail"
+POLICY_NAMES = (*USER_POLICIES, AUTH_POLICY, SHARED_POLICY, MAIL_POLICY)
 MAX_POLICY_TEXT = 200
 
 

@@ -18,6 +18,7 @@ from app.core.config import Settings
 from app.core.text import normalize_email
 from app.ratelimit.policies import (
     AUTH_POLICY,
+    MAIL_POLICY,
     POLICY_NAMES,
     SHARED_POLICY,
     Policy,
@@ -123,6 +124,14 @@ class RateLimits:
         """Counts a sign-in attempt against the (normalised) address of the account."""
         return await self.limiter.hit(self.policies[AUTH_POLICY], "email", email)
 
+    async def hit_mail_address(self, email: str) -> Decision:
+        """Counts a reset or verification mail asked for this (normalised) address."""
+        return await self.limiter.hit(self.policies[MAIL_POLICY], "email", email)
+
+    async def hit_mail_user(self, user_id: uuid.UUID) -> Decision:
+        """Counts a mail about to be sent to this account, whichever way it was asked for."""
+        return await self.limiter.hit(self.policies[MAIL_POLICY], "user", str(user_id))
+
     async def quotas(
         self,
         *,
@@ -143,6 +152,12 @@ class RateLimits:
                     by_ip = await self.limiter.peek(policy, "ip", ip)
                     by_email = await self.limiter.peek(policy, "email", email)
                     states = _stricter_states(by_ip, by_email)
+            elif name == MAIL_POLICY:
+                policy, overridden, key = self.policies[name], False, "email+user"
+                if self.enabled:
+                    by_user = await self.limiter.peek(policy, "user", str(user_id))
+                    by_email = await self.limiter.peek(policy, "email", email)
+                    states = _stricter_states(by_user, by_email)
             elif name == SHARED_POLICY:
                 policy, overridden, key = self.policies[name], False, "ip"
                 if self.enabled:

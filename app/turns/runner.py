@@ -48,6 +48,7 @@ class LiveTurn:
         self._joined = ""
         self._joined_parts = 0
         self.usage: Usage | None = None
+        self.queue_position: int | None = None  # waiting in line for the model
         self.outcome: Any = None
         # ("done", payload) or ("error", problem), set once the turn is closed in the DB.
         self.final: tuple[str, dict[str, Any]] | None = None
@@ -81,6 +82,11 @@ class LiveTurn:
 
     def set_outcome(self, outcome: Any) -> None:
         self.outcome = outcome
+
+    def queued(self, position: int | None) -> None:
+        if position != self.queue_position:
+            self.queue_position = position
+            self.wake()
 
     @contextlib.contextmanager
     def shielded(self) -> Iterator[None]:
@@ -354,7 +360,31 @@ def _timeout_problem(session_id: str, seconds: float) -> dict[str, Any]:
     )
 
 
+# What the page shows for each way the model's server can fail (AssistantError.failure).
+_FAILURES: dict[str, tuple[str, str]] = {
+    "connection_refused": (
+        "upstream_connection_refused",
+        "The language model's server refused the connection (it is not running or not reachable)",
+    ),
+    "connection_reset": (
+        "upstream_connection_reset",
+        "The connection to the language model's server was closed before the reply ended",
+    ),
+    "rejected": ("upstream_rejected", "The language model refused the request"),
+}
+
+
 def _assistant_problem(session_id: str, exc: AssistantError) -> dict[str, Any]:
+    named = _FAILURES.get(exc.failure or "")
+    if named is not None:
+        code, title = named
+        return problem_body(
+            502,
+            detail=f"{exc}. Your message was saved; please retry.",
+            code=code,
+            title=title,
+            extra={"sessionId": session_id},
+        )
     if exc.timed_out:
         return problem_body(
             504,

@@ -21,6 +21,7 @@ event bus, so that live events leave exactly when their rows are committed.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import uuid
 from collections.abc import Callable, Sequence
@@ -73,6 +74,8 @@ class TurnRequest:
     context: str | None
     idempotency_key: str | None = None
     request_hash: str | None = None
+    # What turns opened before request hashes were keyed stored (see request_hash).
+    legacy_request_hash: str | None = None
 
 
 @dataclass
@@ -112,10 +115,31 @@ class SessionGoneError(TurnLostError):
     """The conversation was deleted while the model wrote."""
 
 
-def request_hash(payload: Any) -> str:
-    """A stable fingerprint of a request body: the same body, the same hash."""
-    canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+REQUEST_HASH_CONTEXT = b"chatkeep request hash v1"
+
+
+def request_hash_key(secret_key: str) -> bytes:
+    """The key of request hashes, derived from SECRET_KEY for this one use."""
+    return hmac.new(secret_key.encode(), REQUEST_HASH_CONTEXT, hashlib.sha256).digest()
+
+
+def _canonical(payload: Any) -> bytes:
+    return json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def request_hash(payload: Any, *, key: bytes) -> str:
+    """A stable fingerprint of a request body: the same body, the same hash.
+
+    Keyed (HMAC-SHA256), so that with encryption on a stored hash cannot confirm a guess
+    at the message without SECRET_KEY.
+    """
+    return hmac.new(key, _canonical(payload), hashlib.sha256).hexdigest()
+
+
+def legacy_request_hash(payload: Any) -> str:
+    """The unkeyed SHA-256 that turns stored before hashes were keyed. A retry of such a
+    turn after the upgrade still matches it, so it is not refused as a reused key."""
+    return hashlib.sha256(_canonical(payload)).hexdigest()
 
 
 def validate_idempotency_key(value: str | None) -> str | None:
@@ -174,7 +198,7 @@ async def _turn_by_key(db: AsyncSession, *, user_id: uuid.UUID, key: str) -> Cha
 
 
 def _existing(found: ChatTurn | _BusyTurn, request: TurnRequest) -> ExistingTurn:
-    if found.request_hash != request.request_hash:
+    if found.request_hash not in {request.request_hash, request.legacy_request_hash}:
         raise IdempotencyKeyReusedError(
             "This Idempotency-Key was already used for a different request. "
             "Use a new key for a new message.",

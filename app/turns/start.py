@@ -47,6 +47,14 @@ async def start_turn(
         _last_user_message(body.messages), max_chars=settings.max_message_chars
     )
     key = service.validate_idempotency_key(idempotency_key)
+    hashes: tuple[str | None, str | None] = (None, None)
+    if key:
+        payload = body.model_dump(mode="json")
+        hash_key = service.request_hash_key(settings.resolved_secret_key())
+        hashes = (
+            service.request_hash(payload, key=hash_key),
+            service.legacy_request_hash(payload),
+        )
     if not runner.reserve():
         TURNS_REFUSED_BUSY.inc()
         raise ServiceUnavailableError(
@@ -66,7 +74,8 @@ async def start_turn(
                 message=message,
                 context=body.context,
                 idempotency_key=key,
-                request_hash=service.request_hash(body.model_dump(mode="json")) if key else None,
+                request_hash=hashes[0],
+                legacy_request_hash=hashes[1],
             ),
             now=services.clock.now(),
             ttl_seconds=settings.session_ttl_seconds,

@@ -4,6 +4,8 @@ Event ids are positions in the reply, so any instance can resume from any id wit
 keeping the events themselves:
 
     turn    id 0                 {"sessionId", "turnId", "expiredSessionId"?}
+    queued  no id                {"position"}  (waiting in line for the model: 1 is next,
+                                 null once its turn came; only from the instance running it)
     delta   id = end offset      {"text"}   (the reply's characters up to that offset)
     done    id = length + 1      {"reply", "imageUrl", "sessionId", "seq", "stopped", "usage"}
     error   id = length + 1      a problem+json body
@@ -103,8 +105,12 @@ async def follow_live(
     pos = after or 0
     # Which part the position falls in; from there on, deltas are whole parts.
     index, seen = 0, 0
+    place: int | None = None
     while True:
         changed = live.changed
+        if live.queue_position != place and live.final is None:
+            place = live.queue_position
+            yield Frame("queued", {"position": place})
         if live.length > pos:
             if seen < pos:
                 text = live.text[pos:]

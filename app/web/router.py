@@ -19,8 +19,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from pydantic import Field
 from starlette.responses import Response
 
+from app.assistant.factory import describe_assistant
 from app.assistant.platforms import page_data
 from app.auth.manager import fastapi_users
 from app.auth.models import User
@@ -49,6 +51,20 @@ async def sign_in_state(user: Annotated[User | None, Depends(_optional_user)]) -
     if user is None:
         return SignInState(signed_in=False)
     return SignInState(signed_in=True, user=UserRead.model_validate(user))
+
+
+class AssistantOut(ApiModel):
+    backend: str = Field(description="`local`, `openai` or `builtin`.")
+    model: str | None = Field(description="The language model's name; null when none answers.")
+    label: str = Field(description="What the page shows: the model, and where it runs.")
+    local: bool = Field(description="The model runs on this server.")
+
+
+@session_router.get("/assistant", response_model=AssistantOut, tags=["assistant"])
+async def assistant_info(request: Request) -> AssistantOut:
+    """Who answers in the chat: the page names the model in use."""
+    info = describe_assistant(request.app.state.assistant)
+    return AssistantOut(backend=info.backend, model=info.model, label=info.label, local=info.local)
 
 
 @lru_cache

@@ -22,6 +22,7 @@ async def test_admin_routes_are_for_superusers_only(client):
     headers = await register(client)
     for method, path in [
         ("GET", "/api/admin/sessions/stats"),
+        ("GET", "/api/admin/assistant"),
         ("POST", "/api/admin/sessions/cleanup"),
         ("DELETE", "/api/admin/sessions/session_1_" + "a" * 24),
     ]:
@@ -50,3 +51,21 @@ async def test_stats_cleanup_and_delete(client, clock, sessionmaker):
     assert (await client.delete(f"/api/admin/sessions/{old}", headers=admin)).status_code == 404
     stats = (await client.get("/api/admin/sessions/stats", headers=admin)).json()
     assert stats["messages"] == 2
+
+
+async def test_the_admin_view_of_the_assistant_names_its_settings(client, sessionmaker):
+    """Settings are for administrators: here, and never in what users see."""
+    admin = await _make_superuser(client, sessionmaker)
+    view = (await client.get("/api/admin/assistant", headers=admin)).json()
+    assert view["backend"] == "builtin" and view["model"] is None
+    assert view["settings"] == {"ASSISTANT_BACKEND": "builtin"}
+    assert "ASSISTANT_BACKEND=openai" in view["connect_a_bigger_model"]
+    assert view["local_model"] is None
+    public = (await client.get("/api/assistant")).json()
+    assert public == {
+        "backend": "builtin",
+        "model": None,
+        "label": view["label"],
+        "local": False,
+    }
+    assert "ASSISTANT_BACKEND" not in public["label"]

@@ -14,7 +14,8 @@ from app.assistant.factory import build_assistant
 from app.core.config import Settings
 from tests.assistant.localserver import LocalServer
 from tests.conftest import chat, register
-from tests.fakemodel import FakeModel, Planned, serve_model
+from tests.fakemodel import ClosingKeptConnections, FakeModel, Planned, serve_model
+from tests.processes import free_port
 
 pytestmark = pytest.mark.storage
 
@@ -236,6 +237,7 @@ async def test_other_4xx_is_not_retried(
     headers = await register(client)
     r = await chat(client, headers, "Create a Facebook post about Diwali")
     assert r.status_code == 502
+    assert r.json()["code"] == "upstream_rejected"
     assert "invalid api key" in r.json()["detail"]
     assert len(model.requests) == 1
 
@@ -273,5 +275,51 @@ async def test_a_reply_cut_off_mid_stream_fails_the_turn_and_keeps_the_message(
     text = "When is the best time to post?"
     r = await chat(client, headers, text)
     assert r.status_code == 502
+    assert r.json()["code"] == "upstream_connection_reset"
     assert "cut off" in r.json()["detail"]
     await _assert_message_kept_and_nothing_drafted(client, headers, r, text)
+
+
+async def test_a_pooled_connection_the_server_closed_is_sent_again_not_failed(
+    app: FastAPI, settings: Settings, client: httpx.AsyncClient, llm: tuple[FakeModel, LocalServer]
+) -> None:
+    model, server = llm
+    async with ClosingKeptConnections(server.port) as front:
+        # No retries of the SDK's: a stale connection is not a failure to retry.
+        use_llm(app, settings, server, llm_base_url=f"{front.url}/v1", llm_max_retries=0)
+        headers = await register(client)
+        sid = None
+        for i in range(4):
+            r = await chat(client, headers, f"Question number {i}?", session_id=sid)
+            assert r.status_code == 200, r.text
+            sid = r.json()["sessionId"]
+        # The connection of each earlier call was kept, reused, and found closed.
+        assert front.closed >= 1
+        assert len(model.requests) == 4
+
+
+async def test_connection_refused_is_named_so(
+    app: FastAPI, settings: Settings, client: httpx.AsyncClient
+) -> None:
+    nothing = f"http://127.0.0.1:{free_port()}"
+    use_llm(app, settings, LocalServer(FakeModel().app()), llm_base_url=f"{nothing}/v1")
+    headers = await register(client)
+    text = "Anyone there?"
+    r = await chat(client, headers, text)
+    assert r.status_code == 502
+    assert r.json()["code"] == "upstream_connection_refused"
+    assert "refused the connection" in r.json()["detail"]
+    await _assert_message_kept_and_nothing_drafted(client, headers, r, text)
+
+
+async def test_a_model_that_answers_an_error_refused_the_request(
+    app: FastAPI, settings: Settings, client: httpx.AsyncClient, llm: tuple[FakeModel, LocalServer]
+) -> None:
+    model, server = llm
+    use_llm(app, settings, server)
+    model.plan(Planned(status=400, error="context length exceeded"))
+    headers = await register(client)
+    r = await chat(client, headers, "A question")
+    assert r.status_code == 502
+    assert r.json()["code"] == "upstream_rejected"
+    assert "HTTP 400: context length exceeded" in r.json()["detail"]

@@ -7,6 +7,7 @@ import uuid
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from tests.conftest import TEST_PASSWORD, login, register, register_over_http
 
@@ -101,6 +102,54 @@ async def test_changing_the_email_needs_the_current_password(client):
     )
     assert r.status_code == 200
     assert r.json()["isSuperuser"] is False
+
+
+async def test_a_new_email_ends_every_other_sign_in(client):
+    here = await register(client, "moving@example.com")
+    elsewhere = await login(client, "moving@example.com")
+    r = await client.patch(
+        "/users/me",
+        json={"email": "moved@example.com", "currentPassword": TEST_PASSWORD},
+        headers=here,
+    )
+    assert r.status_code == 200, r.text
+    assert (await client.get("/users/me", headers=here)).status_code == 200
+    assert (await client.get("/users/me", headers=elsewhere)).status_code == 401
+
+
+async def test_a_superuser_setting_a_password_ends_every_sign_in_of_that_user(client, sessionmaker):
+    admin = await register(client, "incident@example.com")
+    async with sessionmaker() as s:
+        await s.execute(
+            sa.text("UPDATE app_user SET is_superuser = true WHERE email = 'incident@example.com'")
+        )
+        await s.commit()
+    victim = await register(client, "stolen@example.com")
+    attacker = await login(client, "stolen@example.com")
+    victim_id = (await client.get("/users/me", headers=victim)).json()["id"]
+
+    # A change that is no credential leaves the sign-ins alone.
+    r = await client.patch(f"/users/{victim_id}", json={"isVerified": True}, headers=admin)
+    assert r.status_code == 200, r.text
+    assert (await client.get("/users/me", headers=attacker)).status_code == 200
+
+    r = await client.patch(f"/users/{victim_id}", json={"password": NEW_PASSWORD}, headers=admin)
+    assert r.status_code == 200, r.text
+    for headers in (victim, attacker):
+        assert (await client.get("/users/me", headers=headers)).status_code == 401
+    assert (await client.get("/users/me", headers=admin)).status_code == 200  # not the admin's
+    r = await client.post(
+        "/auth/jwt/login", data={"username": "stolen@example.com", "password": NEW_PASSWORD}
+    )
+    assert r.status_code == 200
+
+    # So does a superuser changing the email.
+    again = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    r = await client.patch(
+        f"/users/{victim_id}", json={"email": "recovered@example.com"}, headers=admin
+    )
+    assert r.status_code == 200, r.text
+    assert (await client.get("/users/me", headers=again)).status_code == 401
 
 
 async def test_password_hashing_runs_off_the_event_loop(client, monkeypatch):

@@ -65,6 +65,37 @@ async def test_reset_by_email_signs_out_everywhere_and_works_once(client, app, s
     assert "not valid any more" in again.json()["detail"]
 
 
+async def test_a_reset_link_dies_when_the_email_changes(client, app, smtp_server):
+    email = "relocating@example.com"
+    headers = await register(client, email)
+    await _forgot(client, app, email)
+    [message] = await smtp_server.wait_for(email)
+    token = link_token(message, "reset-password")
+
+    r = await client.patch(
+        "/users/me",
+        json={"email": "relocated@example.com", "currentPassword": TEST_PASSWORD},
+        headers=headers,
+    )
+    assert r.status_code == 200, r.text
+    r = await client.post("/auth/reset-password", json={"token": token, "password": NEW_PASSWORD})
+    assert r.status_code == 400
+    assert r.json()["code"] == "reset_password_bad_token"
+    r = await client.post(
+        "/auth/jwt/login", data={"username": "relocated@example.com", "password": TEST_PASSWORD}
+    )
+    assert r.status_code == 200  # the password did not change
+
+    # A link mailed to the new address works.
+    await _forgot(client, app, "relocated@example.com")
+    [fresh] = await smtp_server.wait_for("relocated@example.com")
+    r = await client.post(
+        "/auth/reset-password",
+        json={"token": link_token(fresh, "reset-password"), "password": NEW_PASSWORD},
+    )
+    assert r.status_code == 200, r.text
+
+
 async def test_forgot_password_answers_the_same_for_unknown_emails(client, app, smtp_server):
     await register(client, "known@example.com")
     known = await _forgot(client, app, "known@example.com")

@@ -81,6 +81,35 @@ async def test_unstorable_text_is_refused_in_every_kind_of_input(client, bad):
     assert detail["title"] == "hello" and detail["messageCount"] == 2
 
 
+async def test_unstorable_text_in_a_multipart_form_is_refused(client):
+    email = "multipart@example.com"
+    await register(client, email)
+    for fields in (
+        {"username": NUL, "password": TEST_PASSWORD},
+        {"username": email, "password": f"long {NUL} password"},
+        {"username": email, "password": TEST_PASSWORD, "device": NUL},
+    ):
+        # `files` makes httpx send multipart/form-data, which the sign-in form accepts too.
+        r = await client.post(
+            "/auth/jwt/login", data=fields, files={"unused": ("a.txt", b"plain", "text/plain")}
+        )
+        _assert_invalid_text(r)
+    ok = await client.post(
+        "/auth/jwt/login",
+        data={"username": email, "password": TEST_PASSWORD},
+        files={"unused": ("a.txt", b"plain", "text/plain")},
+    )
+    assert ok.status_code == 200, ok.text
+    # A malformed multipart body is the route's to refuse: a 4xx, never a 500.
+    r = await client.post(
+        "/auth/jwt/login",
+        content=b'--x\r\nContent-Disposition: form-data; name="username"\r\n\r\na\x00',
+        headers={"content-type": "multipart/form-data; boundary=x"},
+    )
+    assert 400 <= r.status_code < 500, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+
+
 async def test_a_surrogate_pair_is_fine(client):
     h = await register(client)
     r = await client.post(

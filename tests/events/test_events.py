@@ -8,6 +8,7 @@ import contextlib
 import pytest
 
 from app.conversations.tasks import sweep_expired_sessions
+from app.events.bus import Hub, user_event
 from tests.conftest import chat, register
 from tests.sse import listening, parse_events
 
@@ -129,3 +130,53 @@ async def test_an_open_stream_holds_no_database_connection(live, app):
             await asyncio.sleep(0.05)
             seen.append(pool.checkedout())
         assert min(seen) == 0, seen
+
+
+async def test_event_ids_tell_nothing_of_other_users(live, app):
+    me = await register(live)
+    other = await register(live)
+    async with listening(live, me) as device:
+        sid = (await chat(live, me, "mine")).json()["sessionId"]
+        mine = await device.wait_for(lambda e: e.name == "turn" and e.data["status"] == "done")
+    # Someone else is busy while I am away...
+    async with listening(live, other) as theirs:
+        for i in range(3):
+            await chat(live, other, f"theirs {i}")
+        last_of_theirs = await theirs.wait_for(
+            lambda e: e.name == "turn" and e.data["status"] == "done"
+        )
+    # ...and my next connection starts where my own events left off, whatever they did.
+    async with listening(live, me, **{"last-event-id": mine.id}) as device:
+        ready = device.events[0]
+        assert ready.name == "ready"
+        assert ready.id == mine.id
+        await asyncio.sleep(0.2)
+        assert [e.name for e in device.events] == ["ready"]
+    # Ids of different users share nothing, and one user's id means nothing to another.
+    assert mine.id.split("-")[0] != last_of_theirs.id.split("-")[0]
+    async with listening(live, other, **{"last-event-id": mine.id}) as device:
+        await device.wait_for(lambda e: e.name == "resync")
+        assert all(e.data.get("sessionId") != sid for e in device.events)
+
+
+def test_replay_gives_a_users_own_missed_events_or_says_it_cannot():
+    hub = Hub(replay_size=4)
+    with hub.open_stream("alice"):
+        start, _ = hub.position("alice")
+        hub.dispatch(user_event("alice", "message", seq=1))
+        hub.dispatch(user_event("bob", "message", seq=1))
+        hub.dispatch(user_event("alice", "message", seq=2))
+        replayed = hub.replay("alice", start)
+        assert [event.data["seq"] for _, event in replayed] == [1, 2]
+        assert [event_id.rsplit("-", 1)[1] for event_id, _ in replayed] == ["1", "2"]
+        assert hub.replay("bob", start) is None
+        # Others' events push alice's first one out of the memory: replay from the start
+        # can no longer be complete, so it says so; from her second event it still is.
+        hub.dispatch(user_event("bob", "message", seq=2))
+        hub.dispatch(user_event("bob", "message", seq=3))
+        assert hub.replay("alice", start) is None
+        assert hub.replay("alice", replayed[0][0]) == replayed[1:]
+    # Nothing of bob's is remembered once his events leave the memory (he has no stream).
+    for n in range(4):
+        hub.dispatch(user_event("carol", "message", seq=n))
+    assert set(hub.sequences) == {"carol"}

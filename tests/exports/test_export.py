@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import time
 import uuid
 from datetime import UTC, datetime
 from urllib.parse import unquote
 
 import pytest
+import sqlalchemy as sa
 
-from app.exports import naming, service
+from app.core.db import commit
+from app.core.errors import NotFoundError
+from app.exports import downloads, naming, service
 from tests.conftest import chat, register
 
 pytestmark = pytest.mark.storage
@@ -132,20 +137,26 @@ async def test_pdf_export_is_a_real_pdf_with_the_conversation(client, clock):
     assert sid in text
 
 
-async def test_render_session_pdf_service_checks_the_owner(client, clock, sessionmaker):
-    from app.core.errors import NotFoundError
-
+async def test_the_pdf_service_checks_the_owner(client, clock, sessionmaker, settings):
     headers = await register(client)
     sid = await _conversation(client, headers, clock, turns=1)
     me = uuid.UUID((await client.get("/users/me", headers=headers)).json()["id"])
-    async with sessionmaker() as db:
-        out = io.BytesIO()
-        await service.render_session_pdf(session=db, user_id=me, session_id=sid, out=out)
-        assert out.getvalue().startswith(b"%PDF")
-        with pytest.raises(NotFoundError):
-            await service.render_session_pdf(
-                session=db, user_id=uuid.uuid4(), session_id=sid, out=io.BytesIO()
-            )
+    pdf = await downloads.conversation_pdf(
+        sessionmaker=sessionmaker, user_id=me, session_id=sid, data_dir=settings.data_dir
+    )
+    try:
+        assert b"".join(pdf.chunks()).startswith(b"%PDF")
+    finally:
+        pdf.close()
+    with pytest.raises(NotFoundError):
+        await downloads.conversation_pdf(
+            sessionmaker=sessionmaker,
+            user_id=uuid.uuid4(),
+            session_id=sid,
+            data_dir=settings.data_dir,
+        )
+    # Nothing is left behind in the spool.
+    assert list((settings.data_dir / "spool").iterdir()) == []
 
 
 async def test_export_of_another_users_conversation_is_404_like_a_missing_one(client, clock):
@@ -185,3 +196,50 @@ async def test_export_includes_drafts_from_the_assistant_ledger(client, clock, m
     assert calls == [sid]
     body = json.dumps(conv)
     assert "linkedin" in body
+
+
+@pytest.mark.parametrize("fmt", ["json", "pdf"])
+async def test_a_conversation_gone_before_its_download_is_made_is_a_clean_404(
+    client, clock, sessionmaker, monkeypatch, fmt
+):
+    headers = await register(client)
+    sid = await _conversation(client, headers, clock, turns=1)
+    real = downloads.read_conversation
+
+    async def deleted_first(**kwargs):
+        # Deleted after the route found it, before the download is read.
+        async with sessionmaker() as db:
+            await db.execute(
+                sa.text("DELETE FROM chat_message WHERE session_id = :id"), {"id": sid}
+            )
+            await db.execute(sa.text("DELETE FROM chat_session WHERE id = :id"), {"id": sid})
+            await commit(db)
+        return await real(**kwargs)
+
+    monkeypatch.setattr(downloads, "read_conversation", deleted_first)
+    r = await client.get(f"/api/sessions/{sid}/export", params={"format": fmt}, headers=headers)
+    assert r.status_code == 404
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["code"] == "session_not_found"
+    # The download slot was given back: the next export is not refused as one too many.
+    monkeypatch.setattr(downloads, "read_conversation", real)
+    other = await _conversation(client, headers, clock, turns=1)
+    for _ in range(4):
+        r = await client.get(f"/api/sessions/{other}/export", headers=headers)
+        assert r.status_code == 200
+
+
+def test_workspaces_a_killed_process_left_are_removed_once_stale(tmp_path):
+    spool = downloads.spool_dir(tmp_path)
+    old = spool / f"{downloads.WORKSPACE_PREFIX}old"
+    fresh = spool / f"{downloads.WORKSPACE_PREFIX}fresh"
+    other = spool / "not-a-workspace"
+    for folder in (old, fresh, other):
+        folder.mkdir()
+        (folder / "messages.jsonl").write_bytes(b"{}\n")
+    long_ago = time.time() - downloads.STALE_WORKSPACE_SECONDS - 60
+    os.utime(old, (long_ago, long_ago))
+    os.utime(other, (long_ago, long_ago))
+
+    assert downloads.purge_stale_workspaces(tmp_path) == 1
+    assert sorted(p.name for p in spool.iterdir()) == sorted([fresh.name, other.name])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import tempfile
 import uuid
 import zipfile
 
@@ -47,9 +46,7 @@ async def _zip_pdfs(client, headers) -> list[bytes]:
     return [zf.read(n) for n in zf.namelist() if n.endswith(".pdf")]
 
 
-async def test_pdf_export_shows_the_assistants_image(client, clock, monkeypatch, tmp_path):
-    # Temporary files go to a folder of this test's, to see that none is left behind.
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+async def test_pdf_export_shows_the_assistants_image(client, clock, settings):
     headers = await register(client)
     sid, url = await _conversation_with_image(client, headers)
     served = Image.open(io.BytesIO((await client.get(url, headers=headers)).content))
@@ -58,11 +55,11 @@ async def test_pdf_export_shows_the_assistants_image(client, clock, monkeypatch,
     # The very picture the chat showed, pixel for pixel.
     assert embedded.size == served.size == (1200, 630)
     assert embedded.convert("RGB").tobytes() == served.convert("RGB").tobytes()
-    assert list(tmp_path.iterdir()) == []
+    # Downloads are made under DATA_DIR/spool, and nothing is left behind there.
+    assert list((settings.data_dir / "spool").iterdir()) == []
 
 
-async def test_zip_export_pdfs_show_their_images(client, clock, monkeypatch, tmp_path):
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+async def test_zip_export_pdfs_show_their_images(client, clock, settings):
     headers = await register(client)
     await _conversation_with_image(client, headers)
     clock.advance(60)
@@ -70,7 +67,8 @@ async def test_zip_export_pdfs_show_their_images(client, clock, monkeypatch, tmp
 
     counts = sorted(len(pdf_images(pdf)) for pdf in await _zip_pdfs(client, headers))
     assert counts == [0, 1]
-    assert list(tmp_path.iterdir()) == []
+    # Downloads are made under DATA_DIR/spool, and nothing is left behind there.
+    assert list((settings.data_dir / "spool").iterdir()) == []
 
 
 async def test_another_users_image_is_never_embedded(client, clock):

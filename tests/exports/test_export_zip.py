@@ -9,7 +9,10 @@ import uuid
 import zipfile
 
 import pytest
+import sqlalchemy as sa
 
+from app.exports import downloads, pdf, zip_export
+from app.history.service import SessionFilter
 from tests.conftest import chat, register
 
 pytestmark = pytest.mark.storage
@@ -128,22 +131,75 @@ async def test_bad_export_parameters_are_422_problems(client):
     assert (await client.get("/api/export")).status_code == 401
 
 
-async def test_the_zip_is_produced_piece_by_piece(client, clock, sessionmaker):
-    from app.exports.zip_export import export_zip_stream
-    from app.history.service import SessionFilter
-
+async def test_the_zip_is_laid_out_with_no_connection_held(
+    app, client, clock, sessionmaker, settings, monkeypatch
+):
     headers = await register(client)
     for i in range(3):
         await _start(client, headers, clock, f"conversation {i}", "more")
     me = uuid.UUID((await client.get("/users/me", headers=headers)).json()["id"])
-    chunks = [
-        chunk
-        async for chunk in export_zip_stream(
-            sessionmaker=sessionmaker, user_id=me, flt=SessionFilter(), now=clock.now()
-        )
-    ]
-    # The JSON, each PDF and the manifest each leave as soon as they are written.
-    assert len(chunks) >= 5
-    assert max(len(c) for c in chunks) < sum(len(c) for c in chunks)
-    zf = _open(b"".join(chunks))
+
+    pool = app.state.engine.pool
+    held: list[int] = []
+    real = pdf.render_conversation_pdf
+
+    def render(*args, **kwargs):
+        held.append(pool.checkedout())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pdf, "render_conversation_pdf", render)
+    download = await zip_export.archive(
+        sessionmaker=sessionmaker,
+        user_id=me,
+        flt=SessionFilter(),
+        now=clock.now(),
+        data_dir=settings.data_dir,
+    )
+    try:
+        content = b"".join(download.chunks())
+    finally:
+        download.close()
+    assert held == [0, 0, 0]  # every PDF was laid out after the reading was done
+    assert len(content) == download.size
+    zf = _open(content)
     assert len(zf.namelist()) == 5
+    # The workspace is gone with the download.
+    assert list((settings.data_dir / "spool").iterdir()) == []
+
+
+async def test_a_conversation_deleted_while_the_zip_is_made_is_left_out(
+    client, clock, sessionmaker, settings, monkeypatch
+):
+    headers = await register(client)
+    keep = await _start(client, headers, clock, "kept conversation")
+    gone = await _start(client, headers, clock, "deleted meanwhile")
+    me = uuid.UUID((await client.get("/users/me", headers=headers)).json()["id"])
+    real = downloads.conversation_ids
+
+    async def listed_then_deleted(**kwargs):
+        ids = await real(**kwargs)
+        async with sessionmaker() as db:
+            await db.execute(
+                sa.text("DELETE FROM chat_message WHERE session_id = :id"), {"id": gone}
+            )
+            await db.execute(sa.text("DELETE FROM chat_session WHERE id = :id"), {"id": gone})
+            await db.commit()
+        return ids
+
+    monkeypatch.setattr(zip_export, "conversation_ids", listed_then_deleted)
+    download = await zip_export.archive(
+        sessionmaker=sessionmaker,
+        user_id=me,
+        flt=SessionFilter(),
+        now=clock.now(),
+        data_dir=settings.data_dir,
+    )
+    try:
+        zf = _open(b"".join(download.chunks()))
+    finally:
+        download.close()
+    document = json.loads(zf.read("conversations.json"))
+    assert [c["id"] for c in document["conversations"]] == [keep]
+    manifest = json.loads(zf.read("manifest.json"))
+    assert manifest["counts"]["conversations"] == 1
+    assert len([n for n in zf.namelist() if n.endswith(".pdf")]) == 1

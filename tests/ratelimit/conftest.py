@@ -32,6 +32,7 @@ TEST_POLICIES = {
     "rate_limit_credentials": "2/minute",
     "rate_limit_auth": "4/minute",
     "rate_limit_default": "6/minute",
+    "rate_limit_mail": "3/day",
 }
 
 _ips = itertools.count(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 
@@ -174,6 +175,7 @@ async def test_me_limits_shows_every_policy_and_counts_nothing(app, client):
         ("auth", "minute"),
         ("default", "minute"),
         ("shared", "minute"),
+        ("mail", "day"),
     }
     chat_minute = by_window[("chat", "minute")]
     assert chat_minute["limit"] == "3/minute"
@@ -352,18 +354,41 @@ async def test_exports_and_imports_have_their_own_policies(app, client, sessionm
     assert r.status_code == 429
     assert r.json()["policy"] == "export"
 
-    # Import: 1/hour. The refused upload is not read, and nothing is imported.
+    # Import: 1/hour, counted only for an import that stored something: refused files
+    # cost nothing, the first import that stores uses the hour's one.
     export = (await client.get(f"/api/sessions/{sid}/export", headers=user)).status_code
     assert export == 429
     sessions_before = await session_count(sessionmaker)
-    r = await client.post("/api/import", content=b"not an export", headers=user)
-    assert r.status_code == 422
-    r = await client.post("/api/import", content=b"not an export either", headers=user)
+    for _ in range(3):
+        r = await client.post("/api/import", content=b"not an export", headers=user)
+        assert r.status_code == 422
+    assert await session_count(sessionmaker) == sessions_before
+    r = await client.post("/api/import", content=_one_conversation("kept"), headers=user)
+    assert r.status_code == 200 and r.json()["imported"] == 1, r.text
+    r = await client.post("/api/import", content=_one_conversation("refused"), headers=user)
     assert r.status_code == 429
     assert r.json()["policy"] == "import"
     assert r.json()["limit"] == "1/hour"
     assert 60 < int(r.headers["Retry-After"]) <= 3600  # the hour window
-    assert await session_count(sessionmaker) == sessions_before
+    assert await session_count(sessionmaker) == sessions_before + 1
+
+
+def _one_conversation(source_id: str) -> bytes:
+    at = "2026-01-01T00:00:00Z"
+    return json.dumps(
+        {
+            "format": "chatkeep.conversation",
+            "version": 1,
+            "conversation": {
+                "id": source_id,
+                "title": "Imported",
+                "createdAt": at,
+                "lastActivityAt": at,
+                "messageCount": 1,
+                "messages": [{"seq": 1, "role": "user", "content": "hello", "createdAt": at}],
+            },
+        }
+    ).encode()
 
 
 async def test_a_limited_request_needs_one_pooled_connection(settings, clock, database_url):

@@ -7,7 +7,8 @@ import asyncio
 import pytest
 import sqlalchemy as sa
 
-from app.turns.service import fail_stale_turns
+from app.conversations.schemas import ChatRequest
+from app.turns.service import fail_stale_turns, legacy_request_hash
 from tests.assistants import RecordingAssistant, SlowAssistant
 from tests.conftest import register
 from tests.sse import collect, parse_events
@@ -114,3 +115,50 @@ async def test_bad_keys_are_refused(client, app):
         )
         assert r.status_code == 422, key
         assert r.json()["code"] == "invalid_idempotency_key"
+
+
+async def _stored_hash(sessionmaker) -> str:
+    async with sessionmaker() as db:
+        return (await db.execute(sa.text("SELECT request_hash FROM chat_turn"))).scalar_one()
+
+
+async def test_the_stored_request_hash_does_not_confirm_a_guessed_message(
+    client, app, sessionmaker
+):
+    headers = await register(client)
+    keyed = {**headers, "Idempotency-Key": "keyed-1"}
+    first = await client.post("/api/chat", json=chat_body("my secret plan"), headers=keyed)
+    stored = await _stored_hash(sessionmaker)
+    # Someone reading the table who guesses the message cannot check the guess by hashing it.
+    guess = ChatRequest.model_validate(chat_body("my secret plan")).model_dump(mode="json")
+    assert stored != legacy_request_hash(guess)
+    assert len(stored) == 64
+    # Retries still compare correctly.
+    again = await client.post("/api/chat", json=chat_body("my secret plan"), headers=keyed)
+    assert again.json() == first.json()
+    other = await client.post("/api/chat", json=chat_body("another plan"), headers=keyed)
+    assert other.json()["code"] == "idempotency_key_reused"
+
+
+async def test_a_retry_of_a_turn_stored_before_keyed_hashes_still_matches(
+    client, app, sessionmaker
+):
+    recorder = RecordingAssistant()
+    app.state.assistant = recorder
+    headers = await register(client)
+    keyed = {**headers, "Idempotency-Key": "before-upgrade"}
+    first = await client.post("/api/chat", json=chat_body("hello"), headers=keyed)
+    # The row as the previous version wrote it: a plain SHA-256 of the body.
+    old = legacy_request_hash(
+        ChatRequest.model_validate(chat_body("hello")).model_dump(mode="json")
+    )
+    async with sessionmaker() as db:
+        await db.execute(sa.text("UPDATE chat_turn SET request_hash = :h"), {"h": old})
+        await db.commit()
+    again = await client.post("/api/chat", json=chat_body("hello"), headers=keyed)
+    assert again.status_code == 200
+    assert again.json() == first.json()
+    assert len(recorder.turns) == 1
+    other = await client.post("/api/chat", json=chat_body("not hello"), headers=keyed)
+    assert other.status_code == 422
+    assert other.json()["code"] == "idempotency_key_reused"

@@ -168,7 +168,7 @@ def test_imported_chatgpt_file_shows_its_source_and_search_highlights_a_prefix(
 ):
     page = new_page().open().sign_up(live_server.new_email())
     p = page.page
-    source = Path(__file__).parent.parent / "exports" / "fixtures" / "chatgpt-conversations.json"
+    source = Path(__file__).parent.parent / "imports" / "fixtures" / "chatgpt-conversations.json"
     upload = tmp_path / "conversations.json"
     upload.write_bytes(source.read_bytes())
     p.locator("#import-file").set_input_files(str(upload))

@@ -192,8 +192,19 @@ async function showWorkspace(user) {
   setView("chat");
   resetChat();
   resetHistory();
-  await Promise.all([loadCurrent(), reload(), refreshQuota()]);
+  await Promise.all([loadCurrent(), reload(), refreshQuota(), showAssistant()]);
   followChanges();
+}
+
+/** Names who answers: the model and where it runs (GET /api/assistant). */
+async function showAssistant() {
+  const line = $("assistant-model");
+  try {
+    const info = await getJson("/api/assistant");
+    line.textContent = `Answers by ${info.label}`;
+  } catch {
+    line.textContent = "";
+  }
 }
 
 /** Live updates from every device of this user: the open conversation and the history. */

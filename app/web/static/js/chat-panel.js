@@ -131,7 +131,15 @@ function drawPartial(turn) {
   const item = turn.bubble;
   const box = item.querySelector(".msg-text");
   if (!turn.text) {
-    if (!item.classList.contains("msg-typing")) {
+    if (turn.queued) {
+      // Waiting in line for the model: say where, in place of the dots.
+      const ahead = turn.queued === 1 ? "You are next in line for the model." : `Waiting in line for the model: ${turn.queued - 1} ahead of you.`;
+      item.classList.add("msg-typing");
+      item.setAttribute("aria-label", ahead);
+      box.replaceChildren(h("span", { class: "queued" }, ahead));
+      return;
+    }
+    if (!item.classList.contains("msg-typing") || box.querySelector(".queued")) {
       item.classList.add("msg-typing");
       item.setAttribute("aria-label", "The assistant is writing");
       box.replaceChildren(h("span", { class: "dots", "aria-hidden": "true" }, h("i"), h("i"), h("i")));

@@ -1,5 +1,6 @@
 // Following a reply as it is written. A reply is a stream of events: `turn` first, `delta`s
-// that add up to the text, then `done` or `error`. Every event has an id; after a dropped
+// that add up to the text, then `done` or `error` (and `queued` while it waits in line for
+// the model). Every event has an id; after a dropped
 // connection the turn's events endpoint sends what came after the last id seen.
 
 import { ApiError, send, sendJson } from "./api.js";
@@ -116,6 +117,9 @@ async function readConnection(turn, connect, lastId, alive, seen) {
       if (event.event === "turn") {
         turn.text = ""; // the first event of a full replay
         onTurnStarted(turn, event.data);
+      } else if (event.event === "queued") {
+        turn.queued = event.data.position; // waiting in line for the model; null once it starts
+        showPartial(turn);
       } else if (event.event === "delta") {
         turn.text += event.data.text;
         showPartial(turn);

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import register
-from tests.exports.test_import import _import, _table_counts, _zip
+from tests.imports.test_import import _import, _table_counts, _zip
 
 pytestmark = pytest.mark.storage
 
