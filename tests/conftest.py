@@ -8,9 +8,10 @@ One app per test process: the `app` fixture serves every test whose settings and
 the defaults with one running app (its lifespan, pool and event listener started once), and
 gives it that test's own settings object, assistant, mailer and turn queue. A test that
 changes a setting before the app starts (a fixture override) gets an app of its own, as
-before. `register` writes the user straight into the database with TEST_PASSWORD hashed
-once by the app's own hasher, and signs it in as `/auth/jwt/login` does; the tests of
-registration itself post to `/auth/register`.
+before; while such a test or one without `app` runs, the shared app is stopped, so it holds
+no connection the test could see. `register` writes the user straight into the database
+with TEST_PASSWORD hashed once by the app's own hasher, and signs it in as
+`/auth/jwt/login` does; the tests of registration itself post to `/auth/register`.
 
 With TEST_PGBOUNCER=1 the app and the tests reach that database through a real PgBouncer
 in transaction mode (started here, on a free port), as `DB_POOLER=pgbouncer` deployments
@@ -331,7 +332,23 @@ class ProcessApp:
         await app.state.mailer.drain()
 
     async def stop(self) -> None:
-        await self._stack.aclose()
+        """Stops the app (it starts again when a test needs it): a test that does not use
+        it sees no connection of it on the server, as when every test had its own app."""
+        if self.app is not None:
+            self.app = None
+            await self._stack.aclose()
+            self._stack = contextlib.AsyncExitStack()
+
+
+# The running shared app of this process, if any (for the fixture below).
+_PROCESS_APPS: list[ProcessApp] = []
+
+
+@pytest.fixture(autouse=True)
+async def _process_app_only_for_its_tests(request: pytest.FixtureRequest) -> None:
+    if "app" not in request.fixturenames:
+        for shared in _PROCESS_APPS:
+            await shared.stop()
 
 
 @pytest.fixture(scope="session")
@@ -341,9 +358,11 @@ async def _process_app(
     shared = ProcessApp(
         default_settings(database_url, tmp_path_factory.mktemp("app-data")), _process_clock
     )
+    _PROCESS_APPS.append(shared)
     try:
         yield shared
     finally:
+        _PROCESS_APPS.remove(shared)
         await shared.stop()
 
 
@@ -362,6 +381,7 @@ async def app(
         finally:
             await _process_app.end_test()
         return
+    await _process_app.stop()
     application = create_app(settings, clock=clock, migrate=False, run_sweeper=False)
     async with application.router.lifespan_context(application):
         yield application
