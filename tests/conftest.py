@@ -8,10 +8,11 @@ One app per test process: the `app` fixture serves every test whose settings and
 the defaults with one running app (its lifespan, pool and event listener started once), and
 gives it that test's own settings object, assistant, mailer and turn queue. A test that
 changes a setting before the app starts (a fixture override) gets an app of its own, as
-before; while such a test or one without `app` runs, the shared app is stopped, so it holds
-no connection the test could see. `register` writes the user straight into the database
-with TEST_PASSWORD hashed once by the app's own hasher, and signs it in as
-`/auth/jwt/login` does; the tests of registration itself post to `/auth/register`.
+before. A test that counts connections on the server uses `without_process_app`.
+
+`register` writes the user straight into the database with TEST_PASSWORD hashed once by the
+app's own hasher, and signs it in as `/auth/jwt/login` does; the tests of registration
+itself post to `/auth/register`.
 
 With TEST_PGBOUNCER=1 the app and the tests reach that database through a real PgBouncer
 in transaction mode (started here, on a free port), as `DB_POOLER=pgbouncer` deployments
@@ -330,6 +331,9 @@ class ProcessApp:
         hub.draining = False
         await close_assistant(app.state.assistant)
         await app.state.mailer.drain()
+        # Back to the real time: while idle, its stale-turn check must not find the turns
+        # of other servers on this database (tests with processes or a web server) stale.
+        self.clock.set(datetime.now(UTC))
 
     async def stop(self) -> None:
         """Stops the app (it starts again when a test needs it): a test that does not use
@@ -344,11 +348,12 @@ class ProcessApp:
 _PROCESS_APPS: list[ProcessApp] = []
 
 
-@pytest.fixture(autouse=True)
-async def _process_app_only_for_its_tests(request: pytest.FixtureRequest) -> None:
-    if "app" not in request.fixturenames:
-        for shared in _PROCESS_APPS:
-            await shared.stop()
+@pytest.fixture
+async def without_process_app() -> None:
+    """For tests that count the app's connections on the server (real server processes):
+    the shared app of this process is stopped, so none of its connections are there."""
+    for shared in _PROCESS_APPS:
+        await shared.stop()
 
 
 @pytest.fixture(scope="session")
@@ -381,7 +386,6 @@ async def app(
         finally:
             await _process_app.end_test()
         return
-    await _process_app.stop()
     application = create_app(settings, clock=clock, migrate=False, run_sweeper=False)
     async with application.router.lifespan_context(application):
         yield application
