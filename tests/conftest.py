@@ -4,6 +4,16 @@ One throw-away database per run, built by the Alembic migrations, on the server 
 TEST_DATABASE_URL or else on an embedded PostgreSQL of the tests' own (never the dev
 data). Every test starts from empty tables.
 
+One app per test process: the `app` fixture serves every test whose settings and clock are
+the defaults with one running app (its lifespan, pool and event listener started once), and
+gives it that test's own settings object, assistant, mailer and turn queue. A test that
+changes a setting before the app starts (a fixture override) gets an app of its own, as
+before. A test that counts connections on the server uses `without_process_app`.
+
+`register` writes the user straight into the database with TEST_PASSWORD hashed once by the
+app's own hasher, and signs it in as `/auth/jwt/login` does; the tests of registration
+itself post to `/auth/register`.
+
 With TEST_PGBOUNCER=1 the app and the tests reach that database through a real PgBouncer
 in transaction mode (started here, on a free port), as `DB_POOLER=pgbouncer` deployments
 do; migrations go to the server directly (DATABASE_DIRECT_URL).
@@ -12,19 +22,31 @@ do; migrations go to the server directly (DATABASE_DIRECT_URL).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import logging
 import os
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
+import sqlalchemy as sa
 import uvicorn
 from fastapi import FastAPI
+from sqlmodel import col
 
+from app.assistant.factory import close_assistant
+from app.auth.db import BEARER
+from app.auth.models import User
+from app.auth.passwords import password_helper
+from app.auth.schemas import UserCreate
+from app.auth.tokens import new_sign_in, sign_in_limits, sign_in_token
 from app.core.clock import FrozenClock
 from app.core.config import Settings
 from app.core.db import create_engine, create_sessionmaker
@@ -39,6 +61,7 @@ TEST_PASSWORD = "correct horse battery staple"
 os.environ.setdefault("ASSISTANT_BACKEND", "builtin")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 THROUGH_PGBOUNCER = os.environ.get("TEST_PGBOUNCER", "").lower() in {"1", "true", "yes"}
+logger = logging.getLogger("tests")
 
 
 def _plain(url: str) -> str:
@@ -121,8 +144,7 @@ def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
 
 
-@pytest.fixture
-def settings(database_url: str, data_dir: Path) -> Settings:
+def default_settings(database_url: str, data_dir: Path) -> Settings:
     return Settings(
         app_env="test",
         database_url=database_url,
@@ -140,27 +162,230 @@ def settings(database_url: str, data_dir: Path) -> Settings:
 
 
 @pytest.fixture
-def clock() -> FrozenClock:
+def settings(database_url: str, data_dir: Path) -> Settings:
+    return default_settings(database_url, data_dir)
+
+
+@pytest.fixture(scope="session")
+def _process_clock() -> FrozenClock:
     return FrozenClock()
 
 
+@pytest.fixture
+def clock(_process_clock: FrozenClock) -> FrozenClock:
+    """A clock that stands still until moved; it starts at the real time in every test.
+
+    One object per test process (the shared app's turn runner and jobs hold it)."""
+    _process_clock.set(datetime.now(UTC))
+    return _process_clock
+
+
+# --- empty tables between tests ---------------------------------------------------------
+
+_TABLES_SQL = """
+SELECT c.relname AS name,
+       coalesce(array_agg(DISTINCT k.conrelid::regclass::text)
+                FILTER (WHERE k.conrelid IS NOT NULL AND k.conrelid <> c.oid), '{}') AS children
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public'
+LEFT JOIN pg_constraint k ON k.contype = 'f' AND k.confrelid = c.oid
+WHERE c.relkind IN ('r', 'p') AND c.relname <> 'alembic_version'
+GROUP BY c.relname
+"""
+_RESTART_SEQUENCES = (
+    "SELECT setval(format('%I.%I', schemaname, sequencename), start_value, false) "
+    "FROM pg_sequences WHERE schemaname = 'public' AND last_value IS NOT NULL"
+)
+
+
+class TableCleaner:
+    """Empties every table of the test database, as a TRUNCATE ... RESTART IDENTITY would.
+
+    It deletes from the tables that have rows (those that refer to others first) and
+    restarts the sequences that moved: on the few rows a test leaves, that costs a few
+    milliseconds, where a TRUNCATE makes new files for every table and index (a few
+    hundred milliseconds with fsync on).
+    """
+
+    def __init__(self, tables: list[tuple[str, list[str]]]) -> None:
+        children = dict(tables)
+        order: list[str] = []
+
+        def visit(name: str) -> None:
+            if name in order:
+                return
+            order.append(name)  # a placeholder against cycles, moved below
+            for child in children.get(name, []):
+                visit(child)
+            order.remove(name)
+            order.append(name)
+
+        for name in sorted(children):
+            visit(name)
+        self.order = order  # every table after the tables that refer to it
+        self.probe = " UNION ALL ".join(
+            f"SELECT '{name}' WHERE EXISTS (SELECT 1 FROM \"{name}\")" for name in order
+        )
+
+    @classmethod
+    async def for_connection(cls, conn: asyncpg.Connection) -> TableCleaner:
+        rows = await conn.fetch(_TABLES_SQL)
+        return cls([(r["name"], [c.strip('"') for c in r["children"]]) for r in rows])
+
+    async def empty(self, conn: asyncpg.Connection) -> None:
+        filled = {r[0] for r in await conn.fetch(self.probe)} if self.probe else set()
+        deletes = [f'DELETE FROM "{name}"' for name in self.order if name in filled]
+        await conn.execute(";\n".join([*deletes, _RESTART_SEQUENCES]))
+
+
 async def _truncate(database_url: str) -> None:
+    """Empties every table (for tests that start servers or apps of their own)."""
     conn = await asyncpg.connect(**_asyncpg_kwargs(database_url))
     try:
-        tables = await conn.fetch(
-            "SELECT tablename FROM pg_tables "
-            "WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
-        )
-        if tables:
-            names = ", ".join(f'"{t["tablename"]}"' for t in tables)
-            await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+        cleaner = await TableCleaner.for_connection(conn)
+        await cleaner.empty(conn)
     finally:
         await conn.close()
 
 
+@pytest.fixture(scope="session")
+async def _cleaner(database_url: str) -> AsyncIterator[Any]:
+    """Empties the tables before a test, over one connection kept for the whole run."""
+    conn = await asyncpg.connect(**_asyncpg_kwargs(database_url))
+    cleaner = await TableCleaner.for_connection(conn)
+
+    async def empty() -> None:
+        await cleaner.empty(conn)
+
+    try:
+        yield empty
+    finally:
+        await conn.close()
+
+
+# --- the app ----------------------------------------------------------------------------
+
+
+def _comparable(settings: Settings) -> dict[str, Any]:
+    return settings.model_dump(exclude={"data_dir"})
+
+
+class ProcessApp:
+    """One running app for every test of this process that keeps the default settings.
+
+    Routes, middleware, the engine and its pool, the event listener and the turn runner
+    are built once. Each test gets the parts a test may replace or that keep state of their
+    own: its settings object (so `settings.x = ...` in a test reaches the routes, as with
+    an app of its own), a fresh assistant, mailer (outbox in the test's data_dir), turn
+    queue and rate limits, all from `create_app` itself. After the test its replies and
+    streams are ended as at shutdown, and the next test starts from empty tables.
+    """
+
+    def __init__(self, baseline: Settings, clock: FrozenClock) -> None:
+        self.baseline = _comparable(baseline)
+        self.settings = baseline
+        self.clock = clock
+        self.app: FastAPI | None = None
+        self._stack = contextlib.AsyncExitStack()
+
+    def fits(self, settings: Settings, clock: Any) -> bool:
+        return clock is self.clock and _comparable(settings) == self.baseline
+
+    async def start_test(self, settings: Settings) -> FastAPI:
+        if self.app is None:
+            app = create_app(self.settings, clock=self.clock, migrate=False, run_sweeper=False)
+            await self._stack.enter_async_context(app.router.lifespan_context(app))
+            self.app = app
+        app = self.app
+        # What create_app puts on app.state before the lifespan runs, built for this test.
+        fresh = create_app(settings, clock=self.clock, migrate=False, run_sweeper=False)
+        for name, value in vars(fresh.state)["_state"].items():
+            setattr(app.state, name, value)
+        runner = app.state.turns
+        runner.max_in_flight = settings.max_turns_in_flight
+        runner.timeout_seconds = settings.llm_timeout_seconds
+        runner.checkpoint_seconds = settings.turn_checkpoint_seconds
+        app.state.events.hub.recent.clear()
+        return app
+
+    async def end_test(self) -> None:
+        app = self.app
+        assert app is not None
+        runner, hub = app.state.turns, app.state.events.hub
+        # As at shutdown: streams end, followers wake, replies still running are ended.
+        hub.draining = True
+        hub.resync_all()
+        runner.wake_followers()
+        for live in list(runner.live.values()):
+            live.interrupted = True
+            live.cancel_generation()
+        runs = set(runner._runs)
+        if runs:
+            await asyncio.wait(runs, timeout=30)
+        for _ in range(1000):
+            if not any(hub.streams.values()) and not any(hub.turn_watchers.values()):
+                break
+            await asyncio.sleep(0.01)
+        else:
+            logger.warning("live-event streams still open after the test")
+        hub.draining = False
+        await close_assistant(app.state.assistant)
+        await app.state.mailer.drain()
+        # Back to the real time: while idle, its stale-turn check must not find the turns
+        # of other servers on this database (tests with processes or a web server) stale.
+        self.clock.set(datetime.now(UTC))
+
+    async def stop(self) -> None:
+        """Stops the app (it starts again when a test needs it): a test that does not use
+        it sees no connection of it on the server, as when every test had its own app."""
+        if self.app is not None:
+            self.app = None
+            await self._stack.aclose()
+            self._stack = contextlib.AsyncExitStack()
+
+
+# The running shared app of this process, if any (for the fixture below).
+_PROCESS_APPS: list[ProcessApp] = []
+
+
 @pytest.fixture
-async def app(settings: Settings, clock: FrozenClock, database_url: str) -> AsyncIterator[FastAPI]:
-    await _truncate(database_url)
+async def without_process_app() -> None:
+    """For tests that count the app's connections on the server (real server processes):
+    the shared app of this process is stopped, so none of its connections are there."""
+    for shared in _PROCESS_APPS:
+        await shared.stop()
+
+
+@pytest.fixture(scope="session")
+async def _process_app(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory, _process_clock: FrozenClock
+) -> AsyncIterator[ProcessApp]:
+    shared = ProcessApp(
+        default_settings(database_url, tmp_path_factory.mktemp("app-data")), _process_clock
+    )
+    _PROCESS_APPS.append(shared)
+    try:
+        yield shared
+    finally:
+        _PROCESS_APPS.remove(shared)
+        await shared.stop()
+
+
+@pytest.fixture
+async def app(
+    settings: Settings,
+    clock: FrozenClock,
+    _cleaner: Any,
+    _process_app: ProcessApp,
+) -> AsyncIterator[FastAPI]:
+    await _cleaner()
+    if _process_app.fits(settings, clock):
+        application = await _process_app.start_test(settings)
+        try:
+            yield application
+        finally:
+            await _process_app.end_test()
+        return
     application = create_app(settings, clock=clock, migrate=False, run_sweeper=False)
     async with application.router.lifespan_context(application):
         yield application
@@ -178,15 +403,120 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
+# --- users ------------------------------------------------------------------------------
+
+# The base URL of each running `live_url` server, and the app it serves.
+_LIVE_APPS: dict[str, FastAPI] = {}
+
+
+@functools.cache
+def hashed_test_password() -> str:
+    """TEST_PASSWORD hashed by the app's own hasher, once per process (argon2 is slow on
+    purpose: a few hundred milliseconds on a busy machine)."""
+    return password_helper().hash(TEST_PASSWORD)
+
+
+def _new_email() -> str:
+    return f"user-{uuid.uuid4().hex[:10]}@example.com"
+
+
+def _direct_app(client: httpx.AsyncClient) -> FastAPI | None:
+    """The app behind `client` when users may be written to its database directly: not
+    when counting requests (rate limits on) or mailing (verification required) is part of
+    registering or signing in."""
+    transport = getattr(client, "_transport", None)
+    if isinstance(transport, httpx.ASGITransport):
+        app = transport.app
+    else:
+        app = _LIVE_APPS.get(str(client.base_url).rstrip("/"))
+    if not isinstance(app, FastAPI) or not hasattr(app.state, "sessionmaker"):
+        return None
+    settings: Settings = app.state.settings
+    if settings.rate_limit_enabled or settings.require_verified_email:
+        return None
+    return app
+
+
+def _client_address(client: httpx.AsyncClient) -> str:
+    transport = getattr(client, "_transport", None)
+    if isinstance(transport, httpx.ASGITransport):
+        return str(transport.client[0])
+    return "127.0.0.1"
+
+
+async def _bearer_sign_in(
+    session: Any, app: FastAPI, client: httpx.AsyncClient, user_id: uuid.UUID
+) -> dict[str, str]:
+    """A bearer sign-in row and its token, as `POST /auth/jwt/login` writes them."""
+    settings: Settings = app.state.settings
+    lifetime, _ = sign_in_limits(settings, BEARER)
+    row = new_sign_in(
+        user_id=user_id,
+        kind=BEARER,
+        user_agent=client.headers.get("user-agent"),
+        ip=_client_address(client),
+        now=app.state.clock.now(),
+        lifetime_seconds=lifetime,
+    )
+    session.add(row)
+    token = sign_in_token(
+        secret=settings.resolved_secret_key(),
+        lifetime_seconds=lifetime,
+        user_id=user_id,
+        sign_in_id=row.id,
+    )
+    return {"Authorization": f"Bearer {token}"}
+
+
 async def register(client: httpx.AsyncClient, email: str | None = None) -> dict[str, str]:
-    """Registers a user and returns bearer headers for it."""
-    email = email or f"user-{uuid.uuid4().hex[:10]}@example.com"
+    """A new user, signed in: returns bearer headers for it.
+
+    Written straight into the app's database (the password hash computed once) with a
+    sign-in as `/auth/jwt/login` makes one; through the HTTP routes when the client's app
+    counts or mails on sign-up (see `_direct_app`)."""
+    app = _direct_app(client)
+    if app is None:
+        return await register_over_http(client, email)
+    address = UserCreate(email=email or _new_email(), password=TEST_PASSWORD).email
+    async with app.state.sessionmaker() as session:
+        user = User(email=address, hashed_password=hashed_test_password())
+        session.add(user)
+        await session.flush()
+        headers = await _bearer_sign_in(session, app, client, user.id)
+        await session.commit()
+    return headers
+
+
+async def register_over_http(client: httpx.AsyncClient, email: str | None = None) -> dict[str, str]:
+    """Registers through `POST /auth/register` and signs in through `/auth/jwt/login`."""
+    email = email or _new_email()
     r = await client.post("/auth/register", json={"email": email, "password": TEST_PASSWORD})
     assert r.status_code == 201, r.text
-    return await login(client, email)
+    return await login_over_http(client, email)
 
 
 async def login(client: httpx.AsyncClient, email: str) -> dict[str, str]:
+    """A new bearer sign-in of the user with TEST_PASSWORD; the headers for it.
+
+    When the stored hash is the one `register` wrote (so the password is TEST_PASSWORD),
+    the sign-in is written directly; otherwise through `/auth/jwt/login`."""
+    app = _direct_app(client)
+    if app is not None:
+        async with app.state.sessionmaker() as session:
+            user = (
+                await session.execute(
+                    sa.select(User).where(sa.func.lower(col(User.email)) == sa.func.lower(email))
+                )
+            ).scalar_one_or_none()
+            known = user is not None and user.hashed_password == hashed_test_password()
+            if user is not None and known and user.is_active:
+                headers = await _bearer_sign_in(session, app, client, user.id)
+                await session.commit()
+                return headers
+    return await login_over_http(client, email)
+
+
+async def login_over_http(client: httpx.AsyncClient, email: str) -> dict[str, str]:
     r = await client.post("/auth/jwt/login", data={"username": email, "password": TEST_PASSWORD})
     assert r.status_code == 200, r.text
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
@@ -222,9 +552,12 @@ async def live_url(app: FastAPI) -> AsyncIterator[str]:
         await asyncio.sleep(0.01)
     else:  # pragma: no cover
         raise RuntimeError("uvicorn did not start")
+    url = f"http://127.0.0.1:{port}"
+    _LIVE_APPS[url] = app
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield url
     finally:
+        _LIVE_APPS.pop(url, None)
         server.should_exit = True
         server.force_exit = True
         await asyncio.wait_for(task, 15)

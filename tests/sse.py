@@ -58,7 +58,8 @@ class Listener:
         self.ready = asyncio.Event()
         self.changed = asyncio.Event()
 
-    async def wait_for(self, predicate: Any, timeout: float = 5.0) -> SseEvent:
+    # Generous: a condition, not a speed; a busy machine may take seconds.
+    async def wait_for(self, predicate: Any, timeout: float = 30.0) -> SseEvent:
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             for event in self.events:
@@ -92,7 +93,7 @@ async def listening(
 
     task = asyncio.create_task(read())
     try:
-        await asyncio.wait_for(listener.ready.wait(), 5)
+        await asyncio.wait_for(listener.ready.wait(), 30)
         yield listener
     finally:
         task.cancel()

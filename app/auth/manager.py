@@ -27,12 +27,11 @@ from fastapi_users.authentication import (
     Strategy,
 )
 from fastapi_users.jwt import decode_jwt, generate_jwt
-from fastapi_users.password import PasswordHelper
 
 from app.apikeys import service as api_keys
 from app.auth.db import BEARER, COOKIE, UserDatabase, get_user_db
 from app.auth.models import User
-from app.auth.passwords import in_hash_pool, password_problem
+from app.auth.passwords import in_hash_pool, password_helper, password_problem
 from app.auth.sign_ins import end_sign_ins
 from app.auth.tokens import STATE_SIGN_IN, SignInStrategy
 from app.core.config import Settings
@@ -59,7 +58,7 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
     """
 
     def __init__(self, user_db: Any, settings: Settings, request: Request | None = None) -> None:
-        super().__init__(user_db, PasswordHelper())
+        super().__init__(user_db, password_helper())
         self.settings = settings
         self.request = request
         self.db: UserDatabase = user_db

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TypeVar
 
+from fastapi_users.password import PasswordHelper
 from zxcvbn import zxcvbn
 
 from app.core.metrics import PASSWORD_HASH_SECONDS
@@ -53,6 +54,11 @@ async def in_hash_pool(fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(_pool, partial(fn, *args))
     finally:
         PASSWORD_HASH_SECONDS.observe(time.perf_counter() - started)
+
+
+def password_helper() -> PasswordHelper:
+    """The hasher of stored passwords: argon2 with fastapi-users' parameters."""
+    return PasswordHelper()
 
 
 def password_problem(

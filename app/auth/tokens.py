@@ -20,7 +20,7 @@ The two kinds differ only in their limits:
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import jwt
@@ -90,6 +90,27 @@ def sign_in_limits(settings: Settings, kind: str) -> tuple[int, int | None]:
     return settings.access_token_ttl_seconds, None
 
 
+def new_sign_in(
+    *,
+    user_id: uuid.UUID,
+    kind: str,
+    user_agent: str | None,
+    ip: str,
+    now: datetime,
+    lifetime_seconds: int,
+) -> SignIn:
+    """The row of a new sign-in (not yet added to a session): signing in writes one."""
+    return SignIn(
+        user_id=user_id,
+        kind=kind,
+        device=device_name(user_agent),
+        ip=ip[:64],
+        created_at=now,
+        last_used_at=now,
+        expires_at=now + timedelta(seconds=lifetime_seconds),
+    )
+
+
 class SignInStrategy(JWTStrategy[User, uuid.UUID]):
     def __init__(self, *, request: Request, user_db: UserDatabase, kind: str) -> None:
         settings: Settings = request.app.state.settings
@@ -105,15 +126,13 @@ class SignInStrategy(JWTStrategy[User, uuid.UUID]):
         self.clock: Clock = request.app.state.clock
 
     async def write_token(self, user: User) -> str:
-        now = self.clock.now()
-        row = SignIn(
+        row = new_sign_in(
             user_id=user.id,
             kind=self.kind,
-            device=device_name(self.request.headers.get("user-agent")),
-            ip=client_ip(self.request)[:64],
-            created_at=now,
-            last_used_at=now,
-            expires_at=now + timedelta(seconds=self.lifetime_seconds or 0),
+            user_agent=self.request.headers.get("user-agent"),
+            ip=client_ip(self.request),
+            now=self.clock.now(),
+            lifetime_seconds=self.lifetime_seconds or 0,
         )
         self.session.add(row)
         await commit(self.session)

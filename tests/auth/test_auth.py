@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 
+import jwt
 import pytest
 from pydantic import ValidationError
 
 from app.core.config import Settings
-from tests.conftest import TEST_PASSWORD, chat, login, register
+from tests.conftest import (
+    TEST_PASSWORD,
+    chat,
+    login,
+    login_over_http,
+    register,
+    register_over_http,
+)
 
 
 async def test_register_and_login_are_case_insensitive_on_email(client):
@@ -46,19 +55,27 @@ async def test_weak_passwords_and_bad_credentials_are_explained(client):
 async def test_passwords_are_hashed_with_argon2(client, sessionmaker):
     import sqlalchemy as sa
 
-    await register(client, "hash@example.com")
+    await register_over_http(client, "hash@example.com")
     async with sessionmaker() as s:
         hashed = (await s.execute(sa.text("SELECT hashed_password FROM app_user"))).scalar_one()
     assert hashed.startswith("$argon2")
     assert TEST_PASSWORD not in hashed
 
 
-async def test_token_lifetime_is_configurable(client, settings, app):
-    settings.access_token_ttl_seconds = 1
-    headers = await register(client)
-    import asyncio
-
-    await asyncio.sleep(2.1)
+async def test_token_lifetime_is_configurable(client, settings, clock):
+    settings.access_token_ttl_seconds = 60
+    await register(client, "ttl@example.com")
+    before = int(time.time())
+    headers = await login_over_http(client, "ttl@example.com")
+    after = int(time.time())
+    # The token's own expiry, in real time: issued then plus the lifetime.
+    claims = jwt.decode(headers["Authorization"].split()[1], options={"verify_signature": False})
+    assert before + 60 <= claims["exp"] <= after + 60
+    # Its sign-in row expires on the app's clock.
+    assert (await client.get("/users/me", headers=headers)).status_code == 200
+    clock.advance(59)
+    assert (await client.get("/users/me", headers=headers)).status_code == 200
+    clock.advance(2)
     assert (await client.get("/users/me", headers=headers)).status_code == 401
 
 

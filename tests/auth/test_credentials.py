@@ -9,7 +9,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import TEST_PASSWORD, login, register
+from tests.conftest import TEST_PASSWORD, login, register, register_over_http
 
 NEW_PASSWORD = "purple elephants juggle quietly"
 
@@ -172,7 +172,7 @@ async def test_password_hashing_runs_off_the_event_loop(client, monkeypatch):
 
     monkeypatch.setattr(PasswordHelper, "hash", hash_)
     monkeypatch.setattr(PasswordHelper, "verify_and_update", verify)
-    await register(client, "threads@example.com")
+    await register_over_http(client, "threads@example.com")
     await client.post(
         "/auth/jwt/login", data={"username": "nobody@example.com", "password": "whatever it is"}
     )

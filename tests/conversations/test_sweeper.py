@@ -158,7 +158,7 @@ async def test_the_sweeper_loop_runs_in_the_app(settings, clock, database_url):
     app = create_app(settings, clock=clock, migrate=False, run_sweeper=True)
     async with app.router.lifespan_context(app):
         clock.set(clock.now() + timedelta(seconds=5))
-        for _ in range(50):
+        for _ in range(300):  # a condition, not a speed: up to 30 s on a busy machine
             async with app.state.sessionmaker() as s:
                 runs = (await s.execute(sa.text("SELECT count(*) FROM sweep_run"))).scalar()
             if runs:

@@ -22,7 +22,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from tests.conftest import TEST_PASSWORD, _truncate
 from tests.processes import ServerProcess
 
-pytestmark = [pytest.mark.process, pytest.mark.storage]
+# The connections on the server are counted: only the server process's may be there.
+pytestmark = [
+    pytest.mark.process,
+    pytest.mark.storage,
+    pytest.mark.usefixtures("without_process_app"),
+]
 
 STALLED = 20
 POOL = 4  # far fewer connections than stalled downloads

@@ -88,7 +88,7 @@ async def test_a_retry_of_a_failed_turn_gets_the_same_failure(client, app, sessi
     headers = await register(client)
     keyed = {**headers, "Idempotency-Key": "dies-1"}
     task = asyncio.create_task(client.post("/api/chat", json=chat_body("hi"), headers=keyed))
-    await asyncio.wait_for(slow.started.wait(), 5)
+    await asyncio.wait_for(slow.started.wait(), 30)
     # The runner dies: its task goes, nothing heartbeats any more.
     for live in list(app.state.turns.live.values()):
         app.state.turns.live.pop(live.id)

@@ -25,16 +25,23 @@ FULL_REPLY = "".join(WORDS)
 class PacedAssistant(TextAssistant):
     """Writes `words` one by one, `delay` seconds apart, then reports token usage.
 
-    `hurry` (a thread-safe event, set from the test) makes it write the rest at once."""
+    `hurry` (a thread-safe event, set from the test) makes it write the rest at once. With
+    `hold_last`, the last word waits for `release` (or `hurry`): the reply is still being
+    written for as long as the test looks at it, however slow the machine."""
 
     name: str = "paced"
     words: tuple[str, ...] = WORDS
     delay: float = 0.5
     usage: Usage | None = None
     hurry: threading.Event = field(default_factory=threading.Event)
+    hold_last: bool = False
+    release: threading.Event = field(default_factory=threading.Event)
 
     async def write(self, turn: TurnInput, out: ReplyOutput) -> None:
-        for word in self.words:
+        for i, word in enumerate(self.words):
+            if self.hold_last and i == len(self.words) - 1:
+                while not (self.release.is_set() or self.hurry.is_set()):
+                    await asyncio.sleep(0.05)
             out.write(word)
             waited = 0.0
             while waited < self.delay and not self.hurry.is_set():
@@ -67,7 +74,7 @@ def send(page: Any, text: str) -> None:
 
 
 def test_a_reply_streams_in_as_plain_text_and_is_announced_once(new_page, live_server, paced):
-    paced(usage=Usage(prompt_tokens=1200, completion_tokens=34))
+    assistant = paced(usage=Usage(prompt_tokens=1200, completion_tokens=34), hold_last=True)
     page = new_page().open().sign_up(live_server.new_email())
     p = page.page
     keys: list[str | None] = []
@@ -91,6 +98,7 @@ def test_a_reply_streams_in_as_plain_text_and_is_announced_once(new_page, live_s
     expect(p.locator("#messages")).to_have_attribute("aria-busy", "true")
     expect(streaming).to_have_attribute("dir", "auto")
 
+    assistant.release.set()
     page.wait_for_reply()
     reply = p.locator("#messages .msg-assistant .msg-text")
     expect(reply).to_have_count(1)
@@ -134,7 +142,7 @@ def test_a_dropped_send_is_retried_with_the_same_key_and_saved_once(new_page, li
 
 
 def test_stop_ends_the_reply_and_keeps_what_was_written(new_page, live_server, paced):
-    paced(words=tuple(f"word{n} " for n in range(1, 21)), delay=1.0)
+    paced(words=tuple(f"word{n} " for n in range(1, 21)), delay=1.0, hold_last=True)
     page = new_page().open().sign_up(live_server.new_email())
     p = page.page
     send(page, "Write something long")
@@ -163,7 +171,7 @@ def test_stop_ends_the_reply_and_keeps_what_was_written(new_page, live_server, p
 
 
 def test_a_reload_in_the_middle_of_a_reply_resumes_it(new_page, live_server, paced):
-    paced(delay=0.8)
+    assistant = paced(delay=0.8, hold_last=True)
     page = new_page().open().sign_up(live_server.new_email())
     p = page.page
     send(page, "Tell me a slow story")
@@ -176,6 +184,7 @@ def test_a_reload_in_the_middle_of_a_reply_resumes_it(new_page, live_server, pac
     expect(streaming).to_contain_text("Alpha")
     assert "omega" not in streaming.inner_text()
     expect(p.get_by_role("button", name="Stop")).to_be_visible()
+    assistant.release.set()
     page.wait_for_reply()
     expect(p.locator("#messages .msg-assistant .msg-text")).to_have_text([FULL_REPLY])
 
@@ -192,7 +201,7 @@ def test_two_devices_of_one_user_see_each_others_messages_live(new_page, live_se
     expect(phone.page.locator("#messages .msg-user .msg-text")).to_have_text([title])
     assert phone.session_id() == laptop.session_id()
 
-    paced(delay=0.8)
+    assistant = paced(delay=0.8, hold_last=True)
     send(phone, "Add a boat trip")
     # The laptop shows the phone's message, and the reply as it is written, unasked.
     lp = laptop.page
@@ -200,6 +209,7 @@ def test_two_devices_of_one_user_see_each_others_messages_live(new_page, live_se
     streaming = lp.locator("#messages .msg-streaming .msg-text")
     expect(streaming).to_contain_text("Alpha")
     assert "omega" not in streaming.inner_text()
+    assistant.release.set()
     laptop.wait_for_reply()
     expect(lp.locator("#messages .msg-assistant .msg-text").last).to_have_text(FULL_REPLY)
     expect(lp.locator("#messages .msg")).to_have_count(4)
