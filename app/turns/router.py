@@ -97,7 +97,10 @@ async def chat(
     )
     ctx = services.follow_context()
     if wants_event_stream(request.headers.get("accept")):
-        return event_stream(follow(ctx, user_id=user_id, turn_id=turn_id, after=None))
+        return event_stream(
+            follow(ctx, user_id=user_id, turn_id=turn_id, after=None),
+            send_timeout=services.settings.sse_send_timeout_seconds,
+        )
     frames = follow(ctx, user_id=user_id, turn_id=turn_id, after=None, end_on_drain=False)
     return await _as_json(frames)
 
@@ -146,7 +149,8 @@ async def turn_events(
     turn = await _owned_turn(db, user, session_id, turn_id)
     await db.close()
     return event_stream(
-        follow(services.follow_context(), user_id=user.id, turn_id=turn.id, after=after)
+        follow(services.follow_context(), user_id=user.id, turn_id=turn.id, after=after),
+        send_timeout=services.settings.sse_send_timeout_seconds,
     )
 
 
