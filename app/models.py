@@ -2,6 +2,7 @@
 and the domains' reactions to each other's changes (sharing ends the links of trashed
 conversations), so that whatever loads the models has them."""
 
+from app.apikeys.models import ApiKey
 from app.assistant.models import PostDraft, PostDraftVersion, PublishedPost, StoredImage
 from app.auth.models import AccountEvent, SignIn, User
 from app.conversations.models import (
@@ -21,6 +22,7 @@ from app.turns.models import ChatTurn
 
 __all__ = [
     "AccountEvent",
+    "ApiKey",
     "AuditEvent",
     "ChatImport",
     "ChatMessage",

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 
 from app.account import service
 from app.auth import service as auth_service
-from app.auth.dependencies import CurrentUser, ManagerDep, RateLimit
+from app.auth.dependencies import CurrentUser, ManagerDep, RateLimit, SessionUser
 from app.auth.manager import AUTH_COOKIE_NAME
 from app.auth.schemas import CurrentPassword
 from app.core.db import RequestSessionDep, SessionDep
@@ -30,12 +30,13 @@ router = APIRouter()
 )
 async def delete_me(
     body: CurrentPassword,
-    user: CurrentUser,
+    user: SessionUser,
     manager: ManagerDep,
     session: SessionDep,
     clock: ClockDep,
 ) -> Response:
-    """Deletes the account and every row it owns, in one transaction. Needs the password."""
+    """Deletes the account and every row it owns (its API keys too), in one transaction.
+    Needs the password and a real sign-in (not an API key)."""
     await auth_service.require_current_password(manager, user, body.current_password)
     await service.delete_account(session=session, user_id=user.id, now=clock.now())
     response = Response(status_code=204)

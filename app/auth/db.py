@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
 from sqlmodel import col
 
+from app.apikeys.models import ApiKey
 from app.auth.models import SignIn, User
 from app.core.db import RequestSessionDep, commit
 
@@ -43,6 +44,13 @@ _USER_WITH_LIVE_SIGN_IN = (
     )
 )
 
+# A request with an API key runs this instead: the key's row exists while the key works.
+_USER_WITH_API_KEY = (
+    sa.select(User, ApiKey)
+    .join(ApiKey, col(ApiKey.user_id) == col(User.id))
+    .where(col(ApiKey.key_hash) == sa.bindparam("key_hash"))
+)
+
 
 class UserDatabase(SQLAlchemyUserDatabase[User, uuid.UUID]):
     """fastapi-users' adapter on the request's own session.
@@ -65,6 +73,20 @@ class UserDatabase(SQLAlchemyUserDatabase[User, uuid.UUID]):
         }
         row = (await self.session.execute(_USER_WITH_LIVE_SIGN_IN, params)).one_or_none()
         return (row[0], row[1]) if row is not None else None
+
+    async def get_with_api_key(self, key_hash: str) -> tuple[User, ApiKey] | None:
+        """The user of an API key and the key's row, in one query, if the key is live."""
+        params = {"key_hash": key_hash}
+        row = (await self.session.execute(_USER_WITH_API_KEY, params)).one_or_none()
+        return (row[0], row[1]) if row is not None else None
+
+    async def touch_api_key(self, row: ApiKey, now: Any) -> None:
+        """Records use of a key, committed at once like `touch_sign_in`."""
+        await self.session.execute(
+            sa.update(ApiKey).where(col(ApiKey.id) == row.id).values(last_used_at=now)
+        )
+        await commit(self.session)
+        row.last_used_at = now
 
     async def touch_sign_in(self, row: SignIn, now: Any) -> None:
         """Records use. Commits the request's (so far read-only) transaction at once, so

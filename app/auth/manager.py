@@ -29,6 +29,7 @@ from fastapi_users.authentication import (
 from fastapi_users.jwt import decode_jwt, generate_jwt
 from fastapi_users.password import PasswordHelper
 
+from app.apikeys import service as api_keys
 from app.auth.db import BEARER, COOKIE, UserDatabase, get_user_db
 from app.auth.models import User
 from app.auth.passwords import in_hash_pool, password_problem
@@ -52,7 +53,8 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
     - every argon2 hash or check runs in the password thread pool (`in_hash_pool`);
     - the reset token's password fingerprint is an HMAC of the stored hash (single use: it
       no longer matches once the password changed) rather than a second argon2 hash;
-    - every credential change ends the user's other sign-ins (`_update`);
+    - every credential change ends the user's other sign-ins (`_update`), but not their API
+      keys unless a superuser makes it;
     - the hooks send mail and count the per-account sign-in limit.
     """
 
@@ -154,8 +156,20 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
             await end_sign_ins(
                 session=self.db.session, user_id=user.id, now=self._now(), keep=self._own(user)
             )
+            # API keys survive the user's own change and a reset link. A superuser changing
+            # another user's credentials is taking back an account someone else got into,
+            # and whoever did may have made keys: those end too.
+            if self._by_another_user(user):
+                await api_keys.end_keys(session=self.db.session, user_id=user.id)
         # The adapter commits: the change and the ended sign-ins land together.
         return await self.user_db.update(user, validated)
+
+    def _by_another_user(self, user: User) -> bool:
+        """Whether this request is signed in as someone other than `user` (a superuser)."""
+        if self.request is None:
+            return False
+        current = getattr(self.request.state, STATE_SIGN_IN, None)
+        return current is not None and current.user_id != user.id
 
     def _own(self, user: User) -> uuid.UUID | None:
         """The sign-in making this request, when it is `user`'s own."""

@@ -11,9 +11,11 @@ from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 from fastapi_users import InvalidPasswordException, exceptions
 
+from app.apikeys import service as api_key_service
+from app.apikeys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, ApiKeysOut
 from app.auth import service
 from app.auth import sign_ins as sign_in_service
-from app.auth.dependencies import CurrentUser, ManagerDep, RateLimit
+from app.auth.dependencies import CurrentUser, ManagerDep, RateLimit, RequireSession, SessionUser
 from app.auth.manager import (
     bearer_backend,
     cookie_backend,
@@ -80,11 +82,12 @@ async def read_me(user: CurrentUser) -> UserRead:
 async def update_me(
     body: MeUpdate,
     request: Request,
-    user: CurrentUser,
+    user: SessionUser,
     manager: ManagerDep,
 ) -> UserRead:
-    """Changes the email and/or the password; both need `currentPassword`. Either change
-    ends every other sign-in of the user, on every instance (the user manager does it)."""
+    """Changes the email and/or the password; both need `currentPassword` and a real sign-in
+    (not an API key). Either change ends every other sign-in of the user, on every instance
+    (the user manager does it); API keys keep working."""
     changes = body.model_dump(include={"email", "password"}, exclude_none=True)
     if not changes:
         return UserRead.model_validate(user)
@@ -102,7 +105,8 @@ _factory_users = fastapi_users.get_users_router(UserRead, UserUpdate)
 _factory_users.routes = [
     r for r in _factory_users.routes if not (isinstance(r, APIRoute) and r.path == "/me")
 ]
-users.include_router(_factory_users, dependencies=[RateLimit("default")])
+# A superuser's API key does not reach them: they change other users' credentials.
+users.include_router(_factory_users, dependencies=[RateLimit("default"), RequireSession])
 router.include_router(users)
 
 
@@ -151,7 +155,7 @@ async def list_sign_ins(
 
 @me.delete("/sign-ins/{sign_in_id}", status_code=204)
 async def end_sign_in(
-    sign_in_id: uuid.UUID, user: CurrentUser, session: SessionDep, clock: ClockDep
+    sign_in_id: uuid.UUID, user: SessionUser, session: SessionDep, clock: ClockDep
 ) -> Response:
     """Ends one sign-in (this one too, if named): its token stops working everywhere."""
     await sign_in_service.end_sign_in(
@@ -162,16 +166,62 @@ async def end_sign_in(
 
 @me.post("/sign-ins/end-others", response_model=EndedOut)
 async def end_other_sign_ins(
-    request: Request, user: CurrentUser, session: SessionDep, clock: ClockDep
+    request: Request, user: SessionUser, session: SessionDep, clock: ClockDep
 ) -> EndedOut:
-    """Ends every sign-in but the one making this request."""
+    """Sign out everywhere: ends every sign-in but the one making this request, and revokes
+    every API key."""
     current = _current_id(request)
     if current is None:
         raise NotFoundError("This request has no sign-in of its own.", code="sign_in_not_found")
-    ended = await sign_in_service.end_sign_ins(
+    ended, keys = await sign_in_service.sign_out_everywhere(
         session=session, user_id=user.id, now=clock.now(), keep=current
     )
-    return EndedOut(ended=ended)
+    return EndedOut(ended=ended, keys_ended=keys)
 
 
 router.include_router(me)
+
+
+# --- personal API keys ---------------------------------------------------------------------
+
+# Managing keys needs a real sign-in: a key cannot list, mint or revoke keys.
+keys = APIRouter(prefix="/api/keys", tags=["api keys"], dependencies=[RateLimit("default")])
+
+
+@keys.post("", status_code=201, response_model=ApiKeyCreated)
+async def create_api_key(
+    body: ApiKeyCreate,
+    user: SessionUser,
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+) -> ApiKeyCreated:
+    """Makes a key. The answer holds the key itself, and is the only one that ever will."""
+    row, key = await api_key_service.create_key(
+        session=session,
+        user_id=user.id,
+        name=body.name,
+        secret_key=settings.resolved_secret_key(),
+        now=clock.now(),
+        max_keys=settings.api_keys_max_per_user,
+    )
+    return ApiKeyCreated(
+        id=row.id, name=row.name, key=key, prefix=row.prefix, created_at=row.created_at
+    )
+
+
+@keys.get("", response_model=ApiKeysOut)
+async def list_api_keys(user: SessionUser, session: SessionDep) -> ApiKeysOut:
+    """The user's keys, newest first, without the keys themselves."""
+    rows = await api_key_service.list_keys(session=session, user_id=user.id)
+    return ApiKeysOut(keys=[ApiKeyOut.model_validate(r) for r in rows])
+
+
+@keys.delete("/{key_id}", status_code=204)
+async def revoke_api_key(key_id: uuid.UUID, user: SessionUser, session: SessionDep) -> Response:
+    """Revokes a key: from the next request on it is a 401, on every instance."""
+    await api_key_service.revoke_key(session=session, user_id=user.id, key_id=key_id)
+    return Response(status_code=204)
+
+
+router.include_router(keys)

@@ -66,4 +66,7 @@ class SignInsOut(BaseModel):
 
 
 class EndedOut(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
     ended: int
+    keys_ended: int = Field(default=0, description="API keys revoked with them")

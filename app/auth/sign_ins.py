@@ -1,6 +1,9 @@
 """Sign-ins: list them, end one, end all but one (services: keyword-only, flush only).
 
-Every credential change ends the other sign-ins through `end_sign_ins`.
+Every credential change (password, email, reset) ends the other sign-ins through
+`end_sign_ins`, which leaves personal API keys alone (the user manager also ends them when
+a superuser makes the change). "Sign out everywhere"
+(`sign_out_everywhere`) ends the other sign-ins and every API key.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from app.apikeys import service as api_keys
 from app.auth.db import live_filter
 from app.auth.models import SignIn
 from app.core.config import Settings
@@ -63,3 +67,13 @@ async def end_sign_ins(
     result = await session.execute(statement.values(ended_at=now))
     await session.flush()
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def sign_out_everywhere(
+    *, session: AsyncSession, user_id: uuid.UUID, now: datetime, keep: uuid.UUID
+) -> tuple[int, int]:
+    """Ends every sign-in of the user but `keep`, and revokes every API key: what "sign
+    out everywhere" means. Returns (sign-ins ended, keys revoked)."""
+    ended = await end_sign_ins(session=session, user_id=user_id, now=now, keep=keep)
+    keys = await api_keys.end_keys(session=session, user_id=user_id)
+    return ended, keys

@@ -31,7 +31,8 @@ from fastapi_users.jwt import decode_jwt, generate_jwt
 from fastapi_users.manager import BaseUserManager
 from sqlmodel import col
 
-from app.auth.db import COOKIE, UserDatabase
+from app.apikeys import service as api_keys
+from app.auth.db import BEARER, COOKIE, UserDatabase
 from app.auth.models import SignIn, User
 from app.core.clock import Clock
 from app.core.config import Settings
@@ -44,6 +45,9 @@ from app.core.text import grapheme_floor
 TOUCH_SECONDS = 60
 DEVICE_MAX_CHARS = 200
 STATE_SIGN_IN = "sign_in"
+# Set on requests authenticated by a personal API key (the key's row); credential routes
+# refuse them (app/auth/dependencies.py).
+STATE_API_KEY = "api_key"
 STATE_REFRESH_COOKIE = "refresh_auth_cookie"
 TOKEN_AUDIENCE = ["fastapi-users:auth"]  # fastapi-users' JWTStrategy default
 
@@ -142,6 +146,8 @@ class SignInStrategy(JWTStrategy[User, uuid.UUID]):
     ) -> User | None:
         if token is None:
             return None
+        if self.kind == BEARER and token.startswith(api_keys.KEY_PREFIX):
+            return await self._read_api_key(token)
         claims = self._claims(token)
         sign_in_id = self._sign_in_id(claims)
         if claims is None or sign_in_id is None:
@@ -165,7 +171,33 @@ class SignInStrategy(JWTStrategy[User, uuid.UUID]):
                 setattr(self.request.state, STATE_REFRESH_COOKIE, (token, min(idle, left)))
         return user
 
+    async def _read_api_key(self, token: str) -> User | None:
+        """A personal API key as a bearer token: its row is looked up on every request (no
+        cache), so a revoked key is refused on every instance from the next request."""
+        if not api_keys.is_api_key(token):
+            return None
+        digest = api_keys.key_hash(secret_key=self.settings.resolved_secret_key(), key=token)
+        found = await self.user_db.get_with_api_key(digest)
+        if found is None:
+            return None
+        user, row = found
+        setattr(self.request.state, STATE_API_KEY, row)
+        now = self.clock.now()
+        if row.last_used_at is None or row.last_used_at < now - timedelta(seconds=TOUCH_SECONDS):
+            await self.user_db.touch_api_key(row, now)
+        return user
+
     async def destroy_token(self, token: str, user: models.UP) -> None:
+        if self.kind == BEARER and api_keys.is_api_key(token):
+            # Signing out with an API key revokes it, as it ends any other bearer token.
+            await api_keys.revoke_own_key(
+                session=self.session,
+                user_id=user.id,
+                secret_key=self.settings.resolved_secret_key(),
+                key=token,
+            )
+            await commit(self.session)
+            return
         sign_in_id = self._sign_in_id(self._claims(token))
         if sign_in_id is None:
             return

@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     cookie_secure: bool = False
     sign_in_max_days: int = Field(default=30, ge=1, le=400)
     sign_in_idle_days: int = Field(default=7, ge=1, le=400)
+    # Personal API keys (`ck_...`): how many one account may hold at once.
+    api_keys_max_per_user: int = Field(default=50, ge=1, le=10_000)
     # The address links in emails point at; empty means http://HOST:PORT.
     public_url: str | None = None
 

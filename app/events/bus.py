@@ -74,8 +74,8 @@ class UserStream:
     """One open `/api/events` connection: a bounded queue of (id, event)."""
 
     user_id: str
-    # The sign-in it was opened with: when that ends (sign-out, password change, expiry),
-    # the stream ends too (app/auth/tasks.py checks the open ones).
+    # The sign-in (or API key) it was opened with: when that ends (sign-out, password
+    # change, expiry, a revoke), the stream ends too (app/events/tasks.py checks the open ones).
     sign_in_id: str | None = None
     queue: asyncio.Queue[tuple[str, Event]] = field(
         default_factory=lambda: asyncio.Queue(STREAM_QUEUE_SIZE)

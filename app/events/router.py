@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
 
 from app.auth.dependencies import CurrentUser, RateLimit
-from app.auth.tokens import STATE_SIGN_IN
+from app.auth.tokens import STATE_API_KEY, STATE_SIGN_IN
 from app.core.db import RequestSessionDep
 from app.core.dependencies import SettingsDep
 from app.core.sse import HEARTBEAT, MEDIA_TYPE, Frame, event_stream
@@ -103,8 +103,11 @@ async def events(
     otherwise a `resync` event says to read the current state again.
     """
     await db.close()  # a stream may stay open for hours: hold no connection
-    sign_in = getattr(request.state, STATE_SIGN_IN, None)
-    sign_in_id = str(sign_in.id) if sign_in is not None else None
+    # The stream ends when what opened it ends: the sign-in, or the API key.
+    opened_with = getattr(request.state, STATE_SIGN_IN, None) or getattr(
+        request.state, STATE_API_KEY, None
+    )
+    sign_in_id = str(opened_with.id) if opened_with is not None else None
 
     async def frames() -> AsyncIterator[Frame]:
         with bus.hub.open_stream(str(user.id), sign_in_id) as stream:

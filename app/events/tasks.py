@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.apikeys.tasks import live_keys
 from app.auth.tasks import live_sign_ins
 from app.core.clock import Clock
 from app.core.periodic import running_every
@@ -24,13 +25,16 @@ async def sign_out_ended_streams(
     idle_seconds: int,
 ) -> int:
     """Ends this process's live-event streams whose sign-in ended (signed out here or on
-    another device, by a password change or reset, an account deletion, or expiry)."""
+    another device, by a password change or reset, an account deletion, or expiry), or
+    whose API key was revoked."""
     open_ids = hub.open_sign_ins()
     if not open_ids:
         return 0
     live = await live_sign_ins(
         sessionmaker=sessionmaker, ids=open_ids, now=now, idle_seconds=idle_seconds
     )
+    if rest := open_ids - live:  # opened with an API key, or ended
+        live |= await live_keys(sessionmaker=sessionmaker, ids=rest)
     return hub.sign_out(open_ids - live)
 
 

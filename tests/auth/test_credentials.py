@@ -127,6 +127,8 @@ async def test_a_superuser_setting_a_password_ends_every_sign_in_of_that_user(cl
     victim = await register(client, "stolen@example.com")
     attacker = await login(client, "stolen@example.com")
     victim_id = (await client.get("/users/me", headers=victim)).json()["id"]
+    r = await client.post("/api/keys", json={"name": "planted"}, headers=attacker)
+    planted = {"Authorization": f"Bearer {r.json()['key']}"}
 
     # A change that is no credential leaves the sign-ins alone.
     r = await client.patch(f"/users/{victim_id}", json={"isVerified": True}, headers=admin)
@@ -135,7 +137,8 @@ async def test_a_superuser_setting_a_password_ends_every_sign_in_of_that_user(cl
 
     r = await client.patch(f"/users/{victim_id}", json={"password": NEW_PASSWORD}, headers=admin)
     assert r.status_code == 200, r.text
-    for headers in (victim, attacker):
+    # Every sign-in of that user ends, and so do the API keys (made by whoever got in).
+    for headers in (victim, attacker, planted):
         assert (await client.get("/users/me", headers=headers)).status_code == 401
     assert (await client.get("/users/me", headers=admin)).status_code == 200  # not the admin's
     r = await client.post(

@@ -1,4 +1,5 @@
-"""Two real server processes on one database: ending sign-ins takes effect on both."""
+"""Two real server processes on one database: ending sign-ins, and revoking an API key,
+takes effect on both."""
 
 from __future__ import annotations
 
@@ -88,12 +89,19 @@ async def test_ending_sign_ins_on_one_instance_takes_effect_on_the_other(two_ser
 
     # "Sign out of other devices" on A; B refuses the tablet within 2 s.
     r = httpx.post(f"{a.base}/api/me/sign-ins/end-others", headers=laptop, timeout=10)
-    assert r.json() == {"ended": 1}
+    assert r.json() == {"ended": 1, "keysEnded": 0}
     _refused_within(b.base, tablet)
     assert httpx.get(f"{b.base}/users/me", headers=laptop, timeout=10).status_code == 200
 
+    # An API key made on A works on B (which has now seen it).
+    r = httpx.post(f"{a.base}/api/keys", json={"name": "script"}, headers=laptop, timeout=10)
+    assert r.status_code == 201, r.text
+    made = r.json()
+    key = {"Authorization": f"Bearer {made['key']}"}
+    assert httpx.get(f"{b.base}/users/me", headers=key, timeout=10).status_code == 200
+
     # A password change on B: tokens issued before it stop working on A too, but not the
-    # one that made the change.
+    # one that made the change, and not the API key.
     other = _sign_in(a.base, email, "desktop-client/4.0")
     r = httpx.patch(
         f"{b.base}/users/me",
@@ -104,3 +112,10 @@ async def test_ending_sign_ins_on_one_instance_takes_effect_on_the_other(two_ser
     assert r.status_code == 200, r.text
     _refused_within(a.base, other)
     assert httpx.get(f"{a.base}/users/me", headers=laptop, timeout=10).status_code == 200
+    assert httpx.get(f"{a.base}/users/me", headers=key, timeout=10).status_code == 200
+
+    # Revoked on A: the very next request on B is refused (B keeps no copy of keys).
+    r = httpx.delete(f"{a.base}/api/keys/{made['id']}", headers=laptop, timeout=10)
+    assert r.status_code == 204
+    assert httpx.get(f"{b.base}/users/me", headers=key, timeout=10).status_code == 401
+    assert httpx.get(f"{b.base}/api/sessions", headers=key, timeout=10).status_code == 401

@@ -71,7 +71,7 @@ async def test_end_others_keeps_only_this_sign_in_and_others_are_404(client):
     others = [await login(client, email) for _ in range(3)]
     r = await client.post("/api/me/sign-ins/end-others", headers=here)
     assert r.status_code == 200
-    assert r.json() == {"ended": 3}
+    assert r.json() == {"ended": 3, "keysEnded": 0}
     for headers in others:
         assert (await client.get("/users/me", headers=headers)).status_code == 401
     rows = (await client.get("/api/me/sign-ins", headers=here)).json()["signIns"]

@@ -48,3 +48,17 @@ async def test_a_device_that_signs_out_stops_hearing_and_the_others_go_on(live, 
         # And a signed-out token cannot open a new stream.
         r = await live.get("/api/events", headers=phone_headers)
         assert r.status_code == 401
+
+
+async def test_a_stream_opened_with_an_api_key_ends_when_the_key_is_revoked(live, app):
+    me = await register(live)
+    made = (await live.post("/api/keys", json={"name": "listener"}, headers=me)).json()
+    as_key = {"Authorization": f"Bearer {made['key']}"}
+    async with listening(live, as_key) as script, listening(live, me) as browser:
+        assert (await live.delete(f"/api/keys/{made['id']}", headers=me)).status_code == 204
+        ended = await script.wait_for(lambda e: e.name == "signed_out", timeout=5)
+        assert "sign in again" in ended.data["reason"]
+        sid = (await chat(live, me, "after the revoke")).json()["sessionId"]
+        await browser.wait_for(lambda e: e.name == "turn" and e.data["status"] == "done")
+        assert all(e.data.get("sessionId") != sid for e in script.events)
+    assert (await live.get("/api/events", headers=as_key)).status_code == 401

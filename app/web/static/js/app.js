@@ -10,7 +10,7 @@ import { startLive, stopLive } from "./live.js";
 import { showNotice } from "./notices.js";
 import { revealMessage } from "./chat-panel.js";
 import { refreshQuota } from "./quota.js";
-import { initSettings, loadSignIns } from "./settings.js";
+import { initSettings, loadApiKeys, loadSignIns } from "./settings.js";
 import { initShare } from "./share.js";
 import { setSessionId, setUser, state } from "./state.js";
 
@@ -62,7 +62,10 @@ function mount(name) {
 
 function unmount(name) {
   $(name)?.remove();
-  if (name === "settings") $("delete-dialog")?.remove();
+  if (name === "settings") {
+    $("delete-dialog")?.remove();
+    $("api-key-dialog")?.remove();
+  }
 }
 
 function onDeleted() {
@@ -84,6 +87,7 @@ function showSettings(visible) {
     $("end-others-done").textContent = "";
     $("password-done").textContent = "";
     loadSignIns();
+    loadApiKeys();
   }
 }
 

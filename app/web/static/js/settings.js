@@ -1,4 +1,5 @@
-// Settings: where you are signed in, change password, download your data, delete the account.
+// Settings: where you are signed in, API keys, change password, download your data, delete the
+// account.
 
 import { ApiError, getJson, send, sendJson } from "./api.js";
 import { downloadFile } from "./downloads.js";
@@ -6,6 +7,12 @@ import { $, announce, formatDate, h } from "./dom.js";
 
 /** What the page does after the account is deleted; set by initSettings(). */
 const hooks = { onDeleted: () => {} };
+/** What "Sign out of other devices" would end: it revokes the API keys too. */
+const state = { otherSignIns: 0, keys: 0 };
+
+function updateEndOthers() {
+  $("end-others").disabled = state.otherSignIns < 1 && state.keys < 1;
+}
 
 function kindLabel(kind) {
   return kind === "cookie" ? "Web browser" : "API client";
@@ -53,7 +60,8 @@ export async function loadSignIns() {
   try {
     const data = await getJson("/api/me/sign-ins");
     list.replaceChildren(...data.signIns.map(signInRow));
-    $("end-others").disabled = data.signIns.length < 2;
+    state.otherSignIns = data.signIns.length - 1;
+    updateEndOthers();
   } catch (err) {
     if (!(err instanceof ApiError && err.status === 401)) $("sign-ins-error").textContent = err.message;
   }
@@ -65,12 +73,112 @@ async function endOthers() {
   try {
     const result = await sendJson("POST", "/api/me/sign-ins/end-others", {});
     const n = result.ended;
-    $("end-others-done").textContent = n === 1 ? "Signed out of 1 other device." : `Signed out of ${n} other devices.`;
-    await loadSignIns();
+    let done = n === 1 ? "Signed out of 1 other device." : `Signed out of ${n} other devices.`;
+    const k = result.keysEnded || 0;
+    if (k) done += k === 1 ? " 1 API key revoked." : ` ${k} API keys revoked.`;
+    $("end-others-done").textContent = done;
+    await Promise.all([loadSignIns(), loadApiKeys()]);
   } catch (err) {
     $("sign-ins-error").textContent = err.message;
     button.disabled = false;
   }
+}
+
+// --- API keys -------------------------------------------------------------------------------
+
+function apiKeyRow(item) {
+  const used = item.lastUsedAt ? `last used ${formatDate(item.lastUsedAt)}` : "never used";
+  return h(
+    "li",
+    { class: "sign-in api-key", dataset: { id: item.id } },
+    h(
+      "div",
+      { class: "sign-in-text" },
+      h("span", { class: "sign-in-device", text: item.name }),
+      h("span", {
+        class: "sign-in-meta",
+        text: `${item.prefix}… · ${used} · created ${formatDate(item.createdAt)}`,
+      }),
+    ),
+    h("button", {
+      type: "button",
+      class: "btn btn-small",
+      text: "Revoke",
+      "aria-label": `Revoke ${item.name}`,
+      onclick: async (event) => {
+        event.target.disabled = true;
+        $("api-keys-error").textContent = "";
+        try {
+          await send("DELETE", `/api/keys/${encodeURIComponent(item.id)}`);
+          announce(`API key ${item.name} revoked.`);
+          await loadApiKeys();
+        } catch (err) {
+          event.target.disabled = false;
+          $("api-keys-error").textContent = err.message;
+        }
+      },
+    }),
+  );
+}
+
+export async function loadApiKeys() {
+  $("api-keys-error").textContent = "";
+  try {
+    const data = await getJson("/api/keys");
+    $("api-keys").replaceChildren(...data.keys.map(apiKeyRow));
+    $("api-keys-empty").hidden = data.keys.length > 0;
+    state.keys = data.keys.length;
+    updateEndOthers();
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 401)) $("api-keys-error").textContent = err.message;
+  }
+}
+
+async function createApiKey(event) {
+  event.preventDefault();
+  const name = $("api-key-name");
+  const error = $("api-keys-error");
+  error.textContent = "";
+  if (!name.value.trim()) {
+    error.textContent = "Give the key a name.";
+    return;
+  }
+  try {
+    const made = await sendJson("POST", "/api/keys", { name: name.value.trim() });
+    name.value = "";
+    showNewKey(made.key);
+    await loadApiKeys();
+  } catch (err) {
+    error.textContent = err.message;
+  }
+}
+
+/** The copy-once dialog: the key is in the page only while it is open. */
+function showNewKey(key) {
+  $("api-key-value").value = key;
+  $("api-key-status").textContent = "";
+  $("api-key-dialog").showModal();
+  $("api-key-value").select();
+}
+
+async function copyNewKey() {
+  const box = $("api-key-value");
+  try {
+    await navigator.clipboard.writeText(box.value);
+  } catch {
+    // No clipboard access (permission, an insecure origin): leave it selected to copy.
+    box.focus();
+    box.select();
+    $("api-key-status").textContent = "Press Ctrl+C (⌘C) to copy the selected key.";
+    return;
+  }
+  $("api-key-status").textContent = "Key copied.";
+  announce("Key copied.");
+}
+
+function forgetNewKey() {
+  $("api-key-value").value = "";
+  $("api-key-status").textContent = "";
 }
 
 async function changePassword(event) {
@@ -88,7 +196,8 @@ async function changePassword(event) {
     await sendJson("PATCH", "/users/me", { password: next.value, currentPassword: current.value });
     current.value = "";
     next.value = "";
-    $("password-done").textContent = "Your password is changed. Your other devices are signed out.";
+    $("password-done").textContent =
+      "Your password is changed. Your other devices are signed out; your API keys still work.";
     await loadSignIns();
   } catch (err) {
     error.textContent = err.message;
@@ -138,6 +247,10 @@ async function submitDelete(event) {
 export function initSettings(options) {
   Object.assign(hooks, options);
   $("end-others").addEventListener("click", endOthers);
+  $("api-key-form").addEventListener("submit", createApiKey);
+  $("api-key-copy").addEventListener("click", copyNewKey);
+  $("api-key-done").addEventListener("click", () => $("api-key-dialog").close());
+  $("api-key-dialog").addEventListener("close", forgetNewKey);
   $("password-form").addEventListener("submit", changePassword);
   $("download-data").addEventListener("click", downloadData);
   $("delete-account").addEventListener("click", openDelete);
