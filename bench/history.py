@@ -42,7 +42,7 @@ MISSING_EMOJI = "🦩"
 
 _SESSIONS = """
 INSERT INTO chat_session (id, user_id, title, status, created_at, last_activity_at,
-                          archived_at, message_count)
+                          archived_at, message_count, head_seq)
 SELECT $2 || lpad(g::text, 8, '0') || '_' || md5($2 || g::text),
        $1,
        left(t.content, 60),
@@ -50,14 +50,18 @@ SELECT $2 || lpad(g::text, 8, '0') || '_' || md5($2 || g::text),
        now() - interval '30 days' + g * interval '1 minute',
        now() - interval '20 days' + g * interval '1 minute',
        CASE WHEN g % 5 = 0 THEN now() - interval '1 day' END,
-       $4
+       $4,
+       NULLIF($4, 0)
 FROM generate_series(1, $3) AS g
 JOIN bench_text AS t ON t.i = g % ($5 / 2)
 """
 
 _MESSAGES = """
-INSERT INTO chat_message (session_id, seq, user_id, role, content, metadata, created_at)
+INSERT INTO chat_message (session_id, seq, parent_seq, depth, user_id, role, content,
+                          metadata, created_at)
 SELECT $2 || lpad(g::text, 8, '0') || '_' || md5($2 || g::text),
+       k,
+       NULLIF(k - 1, 0),
        k,
        $1,
        CASE WHEN k % 2 = 1 THEN 'user' ELSE 'assistant' END,

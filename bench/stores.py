@@ -352,6 +352,7 @@ async def copy_chatkeep_sessions(conn: asyncpg.Connection, sessions: Sequence[Se
                 s.last_activity_at,
                 None,
                 len(s.messages),
+                len(s.messages) or None,
             )
             for s in sessions
         ],
@@ -364,6 +365,7 @@ async def copy_chatkeep_sessions(conn: asyncpg.Connection, sessions: Sequence[Se
             "last_activity_at",
             "archived_at",
             "message_count",
+            "head_seq",
         ],
     )
     rows: list[tuple[Any, ...]] = []
@@ -371,7 +373,18 @@ async def copy_chatkeep_sessions(conn: asyncpg.Connection, sessions: Sequence[Se
         for seq, m in enumerate(s.messages, start=1):
             meta = "{}" if m.role == "user" else '{"assistant": "echo"}'
             rows.append(
-                (s.session_id, seq, s.user_id, m.role, m.content, None, meta, s.last_activity_at)
+                (
+                    s.session_id,
+                    seq,
+                    seq - 1 or None,
+                    seq,
+                    s.user_id,
+                    m.role,
+                    m.content,
+                    None,
+                    meta,
+                    s.last_activity_at,
+                )
             )
             if len(rows) >= 20_000:
                 await _copy_messages(conn, rows)
@@ -387,6 +400,8 @@ async def _copy_messages(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) 
         columns=[
             "session_id",
             "seq",
+            "parent_seq",
+            "depth",
             "user_id",
             "role",
             "content",
@@ -486,14 +501,15 @@ ORDER BY seq DESC LIMIT $3
 # One statement for the opening's three writes, as Chatkeep batches them.
 _FLOOR_OPEN = """
 WITH m AS (
-    INSERT INTO chat_message (session_id, seq, user_id, role, content, metadata, created_at)
-    VALUES ($1, $2, $3, 'user', $4, '{}'::jsonb, $5)
+    INSERT INTO chat_message (session_id, seq, parent_seq, depth, user_id, role, content,
+                              metadata, created_at)
+    VALUES ($1, $2, NULLIF($2 - 1, 0), $2, $3, 'user', $4, '{}'::jsonb, $5)
 ), t AS (
     INSERT INTO chat_turn (id, user_id, session_id, status, user_seq, assistant,
                            started_at, heartbeat_at)
     VALUES ($6, $3, $1, 'generating', $2, 'floor', $5, $5)
 )
-UPDATE chat_session SET message_count = $2, last_activity_at = $5
+UPDATE chat_session SET message_count = $2, head_seq = $2, last_activity_at = $5
 WHERE id = $1 AND user_id = $3
 """
 # And one for the closing: lock, end the turn, append the reply, count it.
@@ -504,10 +520,11 @@ WITH s AS (
     UPDATE chat_turn SET status = 'done', reply_seq = $2, finished_at = $5
     WHERE id = $6 AND user_id = $3 AND status = 'generating' AND EXISTS (SELECT 1 FROM s)
 ), m AS (
-    INSERT INTO chat_message (session_id, seq, user_id, role, content, metadata, created_at)
-    SELECT $1, $2, $3, 'assistant', $4, '{}'::jsonb, $5 FROM s
+    INSERT INTO chat_message (session_id, seq, parent_seq, depth, user_id, role, content,
+                              metadata, created_at)
+    SELECT $1, $2, $2 - 1, $2, $3, 'assistant', $4, '{}'::jsonb, $5 FROM s
 )
-UPDATE chat_session SET message_count = $2, last_activity_at = $5
+UPDATE chat_session SET message_count = $2, head_seq = $2, last_activity_at = $5
 WHERE id = (SELECT id FROM s) AND user_id = $3
 """
 _FLOOR_NEW = """

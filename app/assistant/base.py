@@ -49,7 +49,8 @@ class HistoryMessage:
 class TurnInput:
     """Everything an assistant may use to answer one message.
 
-    `history` is the bounded, server-side history before this message.
+    `history` is the bounded, server-side history before this message: the active path
+    from the message's parent (`parent_seq`, null for a first message) up, oldest first.
     """
 
     user_id: uuid.UUID
@@ -59,6 +60,7 @@ class TurnInput:
     message: str
     context: str | None
     now: datetime
+    parent_seq: int | None = None
 
 
 @dataclass(frozen=True)

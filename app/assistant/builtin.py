@@ -207,13 +207,10 @@ class DraftingAssistant:
     # -- step 1: read the ledger -------------------------------------------------------
 
     async def prepare(self, *, db: AsyncSession, turn: TurnInput) -> Prepared:
-        if turn.message_seq == 1:
-            # A conversation's first message: nothing can have been drafted in it yet.
-            read = ledger.EMPTY_TURN_LEDGER
-        else:
-            read = await ledger.turn_ledger(
-                session=db, user_id=turn.user_id, session_id=turn.session_id
-            )
+        # The drafts of the branch this message continues (none for a first message).
+        read = await ledger.turn_ledger(
+            session=db, user_id=turn.user_id, session_id=turn.session_id, from_seq=turn.parent_seq
+        )
         state, pending_version = read.state, read.pending_version
         intent = None
         if not self.writer.decides_intents:

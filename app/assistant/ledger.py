@@ -114,12 +114,50 @@ class TurnLedger:
 EMPTY_TURN_LEDGER = TurnLedger(LedgerState(None, None, None), None)
 
 
-async def turn_ledger(*, session: AsyncSession, user_id: uuid.UUID, session_id: str) -> TurnLedger:
-    """The pending draft and the latest one, each with its current version, in one query
-    (it was four round trips on every turn of a conversation with drafts)."""
+# The drafts of the active branch: those whose current version was written on the path
+# from :from_seq up (the turn's parent). The walk up stops below the oldest draft's seq,
+# so a conversation without drafts walks nothing.
+_BRANCH_DRAFTS = (
+    sa.text(
+        """
+        WITH RECURSIVE drafts AS (
+            SELECT d.id, v.source_message_seq AS at
+            FROM post_draft d
+            JOIN post_draft_version v ON v.user_id = d.user_id AND v.draft_id = d.id
+                                     AND v.version = d.current_version
+            WHERE d.user_id = :user_id AND d.session_id = :session_id
+        ),
+        path (seq, parent_seq) AS (
+            SELECT seq, parent_seq FROM chat_message
+            WHERE session_id = :session_id AND user_id = :user_id AND seq = :from_seq
+              AND seq >= (SELECT min(at) FROM drafts)
+            UNION ALL
+            SELECT m.seq, m.parent_seq FROM path p
+            JOIN chat_message m ON m.session_id = :session_id AND m.user_id = :user_id
+                               AND m.seq = p.parent_seq
+            WHERE m.seq >= (SELECT min(at) FROM drafts)
+        )
+        SELECT id FROM drafts WHERE at IN (SELECT seq FROM path)
+        """
+    )
+    .columns(id=sa.Uuid)
+    .cte("branch_drafts")
+)
+
+
+async def turn_ledger(
+    *, session: AsyncSession, user_id: uuid.UUID, session_id: str, from_seq: int | None
+) -> TurnLedger:
+    """The pending draft and the latest one of the active branch (the path from
+    `from_seq`, the turn's parent, up), each with its current version, in one query (it
+    was four round trips on every turn of a conversation with drafts). A draft written on
+    another branch is neither: a "yes" here never posts it."""
+    if from_seq is None:
+        return EMPTY_TURN_LEDGER
+    on_branch = col(PostDraft.id).in_(sa.select(_BRANCH_DRAFTS.c.id))
     latest_id = (
         owned(PostDraft, user_id, PostDraft.id)
-        .where(col(PostDraft.session_id) == session_id)
+        .where(col(PostDraft.session_id) == session_id, on_branch)
         .order_by(col(PostDraft.opened_message_seq).desc())
         .limit(1)
         .correlate(None)  # its own scan of the session's drafts, not the outer row's
@@ -138,11 +176,13 @@ async def turn_ledger(*, session: AsyncSession, user_id: uuid.UUID, session_id: 
         )
         .where(
             col(PostDraft.session_id) == session_id,
+            on_branch,
             sa.or_(col(PostDraft.status) == DraftStatus.PENDING, col(PostDraft.id) == latest_id),
         )
     )
+    params = {"user_id": user_id, "session_id": session_id, "from_seq": from_seq}
     pending = latest = pending_version = latest_version = None
-    for draft, version, latest_flag in (await session.execute(stmt)).all():
+    for draft, version, latest_flag in (await session.execute(stmt, params)).all():
         if draft.status == DraftStatus.PENDING:
             pending, pending_version = draft, version
         if latest_flag:

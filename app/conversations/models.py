@@ -2,6 +2,13 @@
 
 A message is one row, written once. A turn appends two rows and updates one session row,
 so its cost does not grow with the length of the conversation.
+
+A conversation is a tree: every message names its parent (`parent_seq`, null for a first
+message), and the session names the leaf of its active branch (`head_seq`). Editing a
+message or regenerating a reply adds a sibling; nothing is overwritten. `seq` stays the
+gapless order in which messages were stored, across all branches, so a parent is always
+older than its children. `depth` (1 for a first message) is the length of the path from
+the root to the message: the active path's length is the head's depth.
 """
 
 from __future__ import annotations
@@ -145,7 +152,10 @@ class ChatSession(SQLModel, table=True):
     trashed_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
     trashed_from: str | None = Field(default=None, max_length=16, nullable=True)
     purge_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
+    # Messages stored, across all branches: the last `seq` (the next message takes +1).
     message_count: int = Field(default=0, nullable=False)
+    # The leaf of the active branch; null only while the conversation holds no message.
+    head_seq: int | None = Field(default=None, nullable=True)
     # Where an imported conversation came from (`chatgpt`, `claude`, `openwebui`,
     # `chatkeep`); null for one started here.
     imported_from: str | None = Field(default=None, max_length=16, nullable=True)
@@ -173,6 +183,18 @@ class ChatMessage(SQLModel, table=True):
     __table_args__ = (
         sa.CheckConstraint("role IN ('user', 'assistant', 'system')", name="role_valid"),
         sa.CheckConstraint("seq > 0", name="seq_positive"),
+        # A parent is older than its children (so the tree has no cycle), in the same
+        # conversation (the key below).
+        sa.CheckConstraint("parent_seq < seq", name="parent_older"),
+        sa.CheckConstraint("depth > 0", name="depth_positive"),
+        sa.ForeignKeyConstraint(
+            ["session_id", "parent_seq"],
+            ["chat_message.session_id", "chat_message.seq"],
+            name="fk_chat_message_parent_seq_chat_message",
+            ondelete="CASCADE",
+        ),
+        # A message's children (versions, the newest leaf under a message).
+        sa.Index("ix_chat_message_session_parent", "session_id", "parent_seq"),
         # Content search within one user's messages (GIN over uuid needs btree_gin).
         _search_vector("content_tsv", "content"),
         sa.Index(
@@ -196,6 +218,10 @@ class ChatMessage(SQLModel, table=True):
             sa.Uuid, sa.ForeignKey("app_user.id", ondelete="CASCADE"), nullable=False
         )
     )
+    # The message this one follows (same conversation); null for a first message.
+    parent_seq: int | None = Field(default=None, nullable=True)
+    # 1 + the parent's depth: the number of messages from the root to this one.
+    depth: int = Field(default=1, nullable=False)
     role: str = Field(max_length=16, nullable=False)
     content: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
     content_sealed: bytes | None = _sealed()

@@ -5,6 +5,7 @@ from typing import Literal
 from pydantic import Field
 
 from app.core.schemas import ApiModel
+from app.core.validation import PG_INT_MAX
 
 MAX_CLIENT_MESSAGES = 1000
 MAX_CONTEXT_CHARS = 8000
@@ -22,12 +23,28 @@ class ChatRequest(ApiModel):
     messages: list[ChatMessageIn] = Field(min_length=1, max_length=MAX_CLIENT_MESSAGES)
     context: str | None = Field(default=None, max_length=MAX_CONTEXT_CHARS)
     session_id: str | None = Field(default=None, max_length=200)
+    edit_seq: int | None = Field(
+        default=None,
+        ge=1,
+        le=PG_INT_MAX,
+        description="Send the message as a new version of this user message of `sessionId`: "
+        "it gets that message's parent, and the head moves to it.",
+    )
+
+
+class RegenerateRequest(ApiModel):
+    """`POST /api/sessions/{id}/messages/{seq}/regenerate`: an optional body."""
+
+    context: str | None = Field(default=None, max_length=MAX_CONTEXT_CHARS)
 
 
 class ChatResponse(ApiModel):
     reply: str
     image_url: str | None = None
     session_id: str
+    seq: int | None = Field(
+        default=None, description="The reply's seq: present for an edit or a regenerated reply."
+    )
     expired_session_id: str | None = Field(
         default=None,
         description="Present when the named session had expired: it was archived and this "

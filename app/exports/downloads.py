@@ -40,6 +40,7 @@ import anyio.to_thread
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.assistant.ledger import get_owned_image
+from app.conversations import tree
 from app.core.errors import AppError, NotFoundError
 from app.exports.drafts import collect_drafts
 from app.exports.service import (
@@ -191,6 +192,7 @@ class Captured:
     first_line: int = 0
     end_offset: int = 0
     messages: int = 0
+    printed: int = 0  # messages of the active path: what the PDF prints
 
 
 class Workspace:
@@ -244,8 +246,16 @@ async def read_conversation(
             await read_only_snapshot(db)
             row = await load_owned(session=db, user_id=user_id, session_id=session_id)
             captured = Captured(head=row)
+            printed: set[int] = set()
             if workspace is not None:
                 captured.first_line = workspace.messages.tell()
+                # The PDF prints the active path (root to head); the JSON every branch.
+                printed = set(
+                    await tree.path_seqs(
+                        session=db, user_id=user_id, session_id=row.id, head_seq=row.head_seq
+                    )
+                )
+                captured.printed = len(printed)
             if json_out is not None:
                 head = dumps(conversation_head(row))
                 json_out.write((head[:-1] + ',"messages":[').encode())
@@ -258,6 +268,8 @@ async def read_conversation(
                     first = False
                 if workspace is not None:
                     for m in batch:
+                        if m.seq not in printed:
+                            continue
                         image = await workspace.image_file(
                             session=db, user_id=user_id, image_url=m.image_url
                         )
@@ -297,16 +309,18 @@ async def conversation_ids(
 # ----------------------------------------------------------------------------- PDF
 
 
-def _pdf_conversation(row: Any) -> PdfConversation:
+def _pdf_conversation(captured: Captured) -> PdfConversation:
     from app.exports.pdf import PdfConversation
 
+    row = captured.head
     return PdfConversation(
         title=row.title,
         session_id=row.id,
         created_at=row.created_at,
         last_activity_at=row.last_activity_at,
         archived_at=row.archived_at,
-        message_count=row.message_count,
+        message_count=captured.printed,
+        other_versions=captured.messages - captured.printed,
     )
 
 
@@ -331,7 +345,7 @@ def render_pdf(
                 )
 
     workspace.messages.flush()
-    return render_conversation_pdf(_pdf_conversation(captured.head), messages(), out, budget=budget)
+    return render_conversation_pdf(_pdf_conversation(captured), messages(), out, budget=budget)
 
 
 # --------------------------------------------------------------------------- public

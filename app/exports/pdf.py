@@ -112,6 +112,7 @@ class PdfConversation:
     last_activity_at: datetime
     archived_at: datetime | None
     message_count: int
+    other_versions: int = 0  # messages kept on branches other than the printed path
 
 
 # --------------------------------------------------------------------------- fonts
@@ -963,6 +964,11 @@ def _header_flowables(conv: PdfConversation, width: float, st: _Styles) -> list[
     if conv.archived_at is not None:
         meta.append(f"Archived: {_fmt_dt(conv.archived_at)}")
     meta.append(f"Messages: {conv.message_count}")
+    if conv.other_versions > 0:
+        plural = "s" if conv.other_versions != 1 else ""
+        meta.append(
+            f"{conv.other_versions} other version{plural} kept on other branches (not shown)"
+        )
     out.append(Paragraph(escape("  ·  ".join(meta)), st.meta))
     out.append(Paragraph("Session ID: " + _runs_markup(itemize_text(conv.session_id)), st.meta))
     out.append(Spacer(1, 4))

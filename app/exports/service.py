@@ -39,7 +39,10 @@ from app.history.service import (
 if TYPE_CHECKING:
     from app.exports.pdf import PdfBudget
 
-EXPORT_FORMAT_VERSION = 1
+# 2: conversations are trees (`parentSeq` on every message, `headSeq` on the conversation).
+EXPORT_FORMAT_VERSION = 2
+# What an import reads: version 1 files are chains (each message follows the one before).
+READABLE_FORMAT_VERSIONS = (1, 2)
 CONVERSATION_FORMAT = "chatkeep.conversation"
 ARCHIVE_FORMAT = "chatkeep.export"
 MESSAGE_BATCH = 1000
@@ -97,6 +100,7 @@ async def message_batch(
             _messages,
             user_id,
             m.seq,
+            m.parent_seq,
             m.role,
             m.content,
             m.content_sealed,
@@ -176,6 +180,7 @@ async def iter_sessions(
 def message_json(row: Any) -> dict[str, Any]:
     return {
         "seq": row.seq,
+        "parentSeq": row.parent_seq,
         "role": row.role,
         "content": row.content,
         "imageUrl": row.image_url,
@@ -196,6 +201,7 @@ def conversation_head(row: Any) -> dict[str, Any]:
         "tags": list(row.tags),
         "importedFrom": row.imported_from,
         "messageCount": row.message_count,
+        "headSeq": row.head_seq,
     }
 
 

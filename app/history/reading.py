@@ -1,5 +1,5 @@
-"""Reading one conversation: a page of its messages, the reply still being written, and
-its live share link (three owner-scoped queries, in this order)."""
+"""Reading one conversation: a page of its active path with each message's versions, the
+reply still being written, and its live share link (owner-scoped queries)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
+from app.conversations import tree
 from app.conversations.models import ChatMessage, ChatSession
-from app.conversations.service import list_messages
+from app.core.tenancy import owned
 from app.sharing.models import SharedLink
 from app.sharing.service import live_link
 from app.turns.models import ChatTurn
@@ -21,6 +23,8 @@ from app.turns.service import active_turn
 class SessionReading:
     chat_session: ChatSession
     messages: Sequence[ChatMessage]
+    siblings: dict[int | None, list[int]]
+    path_length: int
     active_turn: ChatTurn | None
     link: SharedLink | None
     next_after_seq: int | None
@@ -35,18 +39,43 @@ async def read_session(
     now: datetime,
 ) -> SessionReading:
     """`chat_session` is the caller's own (`OwnedSession`); every query is scoped to its
-    owner. `next_after_seq` is null once the page reaches the last message."""
+    owner. `next_after_seq` is null once the page reaches the head."""
     user_id, session_id = chat_session.user_id, chat_session.id
-    messages = await list_messages(
-        session=session, user_id=user_id, session_id=session_id, after_seq=after_seq, limit=limit
+    messages = await tree.path_page(
+        session=session, chat_session=chat_session, after_seq=after_seq, limit=limit
     )
+    siblings = await tree.sibling_seqs(
+        session=session, user_id=user_id, session_id=session_id, messages=messages
+    )
+    head = chat_session.head_seq
+    if messages and messages[-1].seq == head:
+        path_length = messages[-1].depth
+    else:
+        path_length = await active_path_length(session, chat_session)
     turn = await active_turn(db=session, user_id=user_id, session_id=session_id)
     link = await live_link(session=session, user_id=user_id, session_id=session_id, now=now)
-    last_seq = messages[-1].seq if messages else after_seq
+    last_seq = messages[-1].seq if messages else None
     return SessionReading(
         chat_session=chat_session,
         messages=messages,
+        siblings=siblings,
+        path_length=path_length,
         active_turn=turn,
         link=link,
-        next_after_seq=last_seq if last_seq < chat_session.message_count else None,
+        next_after_seq=last_seq if last_seq is not None and last_seq != head else None,
     )
+
+
+async def active_path_length(session: AsyncSession, chat_session: ChatSession) -> int:
+    """The active path's length: the head's depth (0 without messages)."""
+    if chat_session.head_seq is None:
+        return 0
+    depth = (
+        await session.execute(
+            owned(ChatMessage, chat_session.user_id, col(ChatMessage.depth)).where(
+                col(ChatMessage.session_id) == chat_session.id,
+                col(ChatMessage.seq) == chat_session.head_seq,
+            )
+        )
+    ).scalar_one_or_none()
+    return int(depth or 0)

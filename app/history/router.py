@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.dependencies import CurrentUser, RateLimit
 from app.conversations import tags, trash
@@ -20,6 +21,7 @@ from app.core.db import SessionDep
 from app.core.dependencies import ClockDep, SettingsDep
 from app.history import service as history
 from app.history.dependencies import actor_of
+from app.history.reading import active_path_length
 from app.history.schemas import (
     ActivityPage,
     ArchiveAllResult,
@@ -44,8 +46,10 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _out(chat_session: ChatSession) -> SessionOut:
-    return SessionOut.model_validate(chat_session)
+async def _out(session: AsyncSession, chat_session: ChatSession) -> SessionOut:
+    """The session as history lists it: `messageCount` counts the active path."""
+    count = await active_path_length(session, chat_session)
+    return SessionOut.model_validate(chat_session).model_copy(update={"message_count": count})
 
 
 activity_router = APIRouter(prefix="/api", tags=["history"], dependencies=[RateLimit("default")])
@@ -181,7 +185,7 @@ async def update_session(
         pinned=body.pinned,
         tags=body.tags,
     )
-    return _out(chat_session)
+    return await _out(session, chat_session)
 
 
 @router.post("/{session_id}/restore", response_model=SessionOut, responses=_NOT_FOUND)
@@ -195,7 +199,7 @@ async def restore_session(
         now=clock.now(),
         actor=actor_of(request, chat_session.user_id),
     )
-    return _out(chat_session)
+    return await _out(session, chat_session)
 
 
 @router.post("/{session_id}/archive", response_model=SessionOut, responses=_NOT_FOUND)
@@ -203,7 +207,7 @@ async def archive_session(
     chat_session: OwnedSession, session: SessionDep, clock: ClockDep
 ) -> SessionOut:
     await history.archive_now(session=session, chat_session=chat_session, now=clock.now())
-    return _out(chat_session)
+    return await _out(session, chat_session)
 
 
 @router.delete("/{session_id}", status_code=204, responses=_NOT_FOUND)

@@ -10,11 +10,20 @@ from pydantic import Field, field_validator
 from app.conversations.models import AuditEvent
 from app.conversations.tags import normalize_tags
 from app.core.schemas import ApiModel
+from app.core.validation import PG_INT_MAX
 from app.sharing.schemas import SharedOut
 
 
 class MessageOut(ApiModel):
     seq: int
+    parent_seq: int | None = Field(
+        default=None, description="The message this one follows; null for a first message."
+    )
+    sibling_seqs: list[int] = Field(
+        default_factory=list,
+        description="The seqs of every message with the same parent, ascending, itself "
+        "included: its versions.",
+    )
     role: str
     content: str
     image_url: str | None
@@ -34,7 +43,9 @@ class SessionOut(ApiModel):
     created_at: datetime
     last_activity_at: datetime
     archived_at: datetime | None
-    message_count: int
+    message_count: int = Field(
+        description="Messages on the active path (root to head); other versions not counted."
+    )
     trashed_at: datetime | None = Field(
         default=None, description="When it went to the trash; null when not in the trash."
     )
@@ -63,14 +74,24 @@ class ActiveTurnOut(ApiModel):
     turn_id: str
     status: str
     started_at: datetime
+    user_seq: int | None = Field(
+        default=None, description="The user message the reply answers (its parent)."
+    )
 
 
 class SessionDetail(SessionOut):
+    head_seq: int | None = Field(
+        default=None,
+        description="The leaf of the active branch; `messages` is the path from the root "
+        "to it. Null while the conversation holds no message.",
+    )
     usage: UsageOut = Field(description="Tokens the model's replies used in this conversation.")
     active_turn: ActiveTurnOut | None = Field(
         default=None, description="Present while a reply is being written."
     )
-    messages: list[MessageOut]
+    messages: list[MessageOut] = Field(
+        description="The active path, root to head (a page of it, after `after_seq`)."
+    )
     next_after_seq: int | None = Field(
         default=None,
         description="Pass as after_seq to read the next page of messages; null at the end.",
@@ -94,7 +115,10 @@ class SnippetOut(ApiModel):
 
 
 class SessionSummary(SessionOut):
-    preview: str = Field(description="The start of the last message, whitespace collapsed.")
+    preview: str = Field(
+        description="The start of the head (the active branch's last message), whitespace "
+        "collapsed."
+    )
     match_seq: int | None = Field(
         default=None,
         description="With `q`: the seq of the first matching message; null when only the "
@@ -122,6 +146,12 @@ class SessionPage(ApiModel):
         description="The server's clock when it answered: count `expiresAt` down from it, "
         "not from a client's clock, which may be off."
     )
+
+
+class HeadMove(ApiModel):
+    """`PUT /api/sessions/{id}/head`: the head moves to the newest leaf under `seq`."""
+
+    seq: int = Field(ge=1, le=PG_INT_MAX)
 
 
 class SessionRename(ApiModel):

@@ -380,7 +380,7 @@ async def _page(
             s.created_at,
             s.last_activity_at,
             s.archived_at,
-            s.message_count,
+            s.head_seq,
             s.trashed_at,
             s.purge_at,
             s.pinned,
@@ -398,11 +398,13 @@ async def _page(
     )
     m = _messages.c
     link = _links.c
-    # The preview is the last message: one primary-key lookup per row of the page; the
-    # share link one unique-key lookup.
+    # The preview is the head (the active branch's last message), whose depth is the
+    # active path's length: one primary-key lookup per row of the page; the share link one
+    # unique-key lookup.
     stmt = (
         sa.select(
             page,
+            sa.func.coalesce(m.depth, 0).label("message_count"),
             sa.func.left(m.content, PREVIEW_CHARS * 3).label("preview"),
             link.token.label("share_token"),
             link.expires_at.label("share_expires_at"),
@@ -414,7 +416,7 @@ async def _page(
                 _messages,
                 sa.and_(
                     m.session_id == page.c.id,
-                    m.seq == page.c.message_count,
+                    m.seq == page.c.head_seq,
                     owned_by(_messages, user_id),
                 ),
             ).outerjoin(_links, sa.and_(link.session_id == page.c.id, owned_by(_links, user_id)))
@@ -565,7 +567,7 @@ async def list_sessions(
                     sealed=r.preview_sealed,
                     key_id=r.preview_key_id,
                     user_id=user_id,
-                    row=(r.id, r.message_count),
+                    row=(r.id, r.head_seq),
                 )
             ),
             trashed_at=r.trashed_at,

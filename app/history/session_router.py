@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from app.auth.dependencies import RateLimit
+from app.conversations import tree
 from app.conversations.dependencies import OwnedSession
 from app.core.db import SessionDep
 from app.core.dependencies import ClockDep
@@ -16,6 +17,7 @@ from app.history.reading import SessionReading
 from app.history.reading import read_session as read_session_page
 from app.history.schemas import (
     ActiveTurnOut,
+    HeadMove,
     MessageOut,
     SessionDetail,
     UsageOut,
@@ -46,6 +48,33 @@ async def read_session(
     return _detail(reading, base=base, now=now)
 
 
+@router.put(
+    "/sessions/{session_id}/head",
+    response_model=SessionDetail,
+    responses={404: {"description": "No such conversation or message (or not yours)"}},
+)
+async def move_head(
+    body: HeadMove,
+    chat_session: OwnedSession,
+    session: SessionDep,
+    clock: ClockDep,
+    base: ShareBase,
+) -> SessionDetail:
+    """Moves the head to the newest leaf under `seq` (at each step the newest child): the
+    way to switch between versions. Answers like `GET /api/sessions/{id}`; the owner's
+    other devices get a `session` event with `change: "head"`."""
+    await tree.move_head(session=session, chat_session=chat_session, seq=body.seq)
+    now = clock.now()
+    reading = await read_session_page(
+        session=session,
+        chat_session=chat_session,
+        after_seq=0,
+        limit=MESSAGE_PAGE_DEFAULT,
+        now=now,
+    )
+    return _detail(reading, base=base, now=now)
+
+
 def _detail(reading: SessionReading, *, base: str, now: datetime) -> SessionDetail:
     chat_session, turn, link = reading.chat_session, reading.active_turn, reading.link
     prompt, completion = chat_session.prompt_tokens, chat_session.completion_tokens
@@ -61,18 +90,26 @@ def _detail(reading: SessionReading, *, base: str, now: datetime) -> SessionDeta
         pinned=chat_session.pinned,
         tags=list(chat_session.tags),
         imported_from=chat_session.imported_from,
-        message_count=chat_session.message_count,
+        message_count=reading.path_length,
+        head_seq=chat_session.head_seq,
         usage=UsageOut(
             prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
         ),
         active_turn=(
-            ActiveTurnOut(turn_id=str(turn.id), status=turn.status, started_at=turn.started_at)
+            ActiveTurnOut(
+                turn_id=str(turn.id),
+                status=turn.status,
+                started_at=turn.started_at,
+                user_seq=turn.user_seq,
+            )
             if turn is not None
             else None
         ),
         messages=[
             MessageOut(
                 seq=m.seq,
+                parent_seq=m.parent_seq,
+                sibling_seqs=reading.siblings.get(m.parent_seq, [m.seq]),
                 role=m.role,
                 content=m.content,
                 image_url=m.image_url,

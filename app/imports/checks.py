@@ -47,6 +47,8 @@ class _Strict(BaseModel):
 
 class ImportedMessage(_Strict):
     seq: StrictInt = Field(ge=1, le=PG_INT_MAX)
+    # Version 2: the message this one follows (absent in version 1: the one before).
+    parent_seq: StrictInt | None = Field(default=None, alias="parentSeq", ge=1, le=PG_INT_MAX)
     role: Literal["user", "assistant", "system"]
     content: StrictStr
     image_url: StrictStr | None = Field(
@@ -69,6 +71,7 @@ class ImportedConversation(_Strict):
     imported_from: Literal["chatgpt", "claude", "openwebui", "chatkeep"] | None = Field(
         default=None, alias="importedFrom"
     )
+    head_seq: StrictInt | None = Field(default=None, alias="headSeq", ge=1, le=PG_INT_MAX)
     messages: list[ImportedMessage]
 
     def text_bytes(self) -> int:
@@ -120,7 +123,33 @@ def check(item: Any, where: str, max_message_chars: int) -> ImportedConversation
         )
     if conv.imported_from is None:
         conv.imported_from = "chatkeep"
+    _settle_tree(conv, where)
     return conv
+
+
+def _settle_tree(conv: ImportedConversation, where: str) -> None:
+    """Parents and head: a file without `parentSeq` (version 1, other apps' chains) is a
+    chain; a parent must be an older message; the head is the newest leaf under `headSeq`
+    (the last message when absent)."""
+    if not any("parent_seq" in m.model_fields_set for m in conv.messages):
+        for m in conv.messages:
+            m.parent_seq = m.seq - 1 if m.seq > 1 else None
+    children: dict[int, int] = {}  # each message's newest child
+    for pos, m in enumerate(conv.messages):
+        if m.parent_seq is not None and m.parent_seq >= m.seq:
+            raise rejected(
+                f"{where}.messages.{pos}.parentSeq is {m.parent_seq}; a parent is an older "
+                "message of the same conversation.",
+                "invalid_export",
+            )
+        if m.parent_seq is not None:
+            children[m.parent_seq] = m.seq
+    head = conv.head_seq
+    if head is None or head > len(conv.messages):
+        head = len(conv.messages) or None
+    while head is not None and head in children:
+        head = children[head]
+    conv.head_seq = head
 
 
 def entry_label(source: formats.Source | None, item: Any) -> tuple[str | None, str | None]:
@@ -146,7 +175,7 @@ def canonical(value: Any) -> str:
 
 def content_hash(conv: ImportedConversation) -> str:
     """SHA-256 of what the conversation says, independent of formatting and key order."""
-    doc = {
+    doc: dict[str, Any] = {
         "title": conv.title,
         "createdAt": conv.created_at.isoformat(),
         "messages": [
@@ -154,4 +183,7 @@ def content_hash(conv: ImportedConversation) -> str:
             for m in conv.messages
         ],
     }
+    if any(m.parent_seq != (m.seq - 1 or None) for m in conv.messages):
+        # A tree (a chain hashes as it always did, so re-imports of older files match).
+        doc["parents"] = [m.parent_seq for m in conv.messages]
     return hashlib.sha256(canonical(doc).encode()).hexdigest()

@@ -7,8 +7,11 @@ used (no messages, no mapping, no times) raises `BrokenEntry`; the importer skip
 lists it in its answer.
 
 Messages form a tree in ChatGPT and Open WebUI (and in Claude when
-`parent_message_uuid` is present): the branch the user last saw is imported, found by
-walking parents up from the current node.
+`parent_message_uuid` is present), and they are imported whole: every node with a user
+or assistant message becomes a message with its parent (`parentSeq`), nodes without one
+(the root, system, context or hidden nodes) are skipped and their children re-parented to
+the nearest kept ancestor, and the head is the current node (or its nearest kept
+ancestor).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -30,6 +34,8 @@ UNTITLED_TITLE_CHARS = 80
 _OPENWEBUI_REASONING = re.compile(
     r"<details\b[^>]*\btype=\"reasoning\"[^>]*>.*?</details>\s*", re.DOTALL | re.IGNORECASE
 )
+# Before any time: a node without one sorts first among its siblings.
+_NO_TIME = datetime.min.replace(tzinfo=UTC)
 # Claude marks the first message's parent with the nil-like UUID.
 _CLAUDE_ROOT = "00000000-0000-4000-8000-000000000000"
 
@@ -134,19 +140,78 @@ def _title(raw: Any, messages: list[dict[str, Any]]) -> str:
     return title[: grapheme_floor(title, TITLE_MAX_CHARS)]
 
 
-def _branch(
-    leaf: str | None, parent_of: Callable[[str], str | None], known: Callable[[str], bool]
-) -> list[str]:
-    """Ids from the root down to `leaf`, following parents; a cycle ends the walk."""
-    path: list[str] = []
+# One node of another product's tree: its parent's key, and its message (None: a node
+# with nothing to import, whose children go to its nearest kept ancestor).
+_Node = tuple[str | None, tuple[str, str, datetime | None] | None]
+
+
+@dataclass
+class _Tree:
+    """Messages in an order where every parent comes before its children, with each
+    one's parent (an index into `messages`) and the head's index."""
+
+    messages: list[tuple[str, str, datetime | None]]
+    parents: list[int | None]
+    head: int | None
+
+
+def _tree(
+    nodes: dict[str, _Node],
+    head_key: str | None,
+    *,
+    sort_key: Callable[[str], Any],
+    merge_answers: bool = False,
+) -> _Tree:
+    """Walks the tree from its roots (children in `sort_key` order, no recursion, a cycle
+    or an unknown parent makes a root), keeping the nodes that hold a message. With
+    `merge_answers`, an assistant node that is the only child of the path below an
+    assistant message is folded into it (one answer written as several nodes)."""
+    children: dict[str, list[str]] = {}
+    roots: list[str] = []
+    for key, (parent, _) in nodes.items():
+        if parent is not None and parent in nodes and parent != key:
+            children.setdefault(parent, []).append(key)
+        else:
+            roots.append(key)
+    out = _Tree([], [], None)
+    index_of: dict[str, int | None] = {}
+    has_child: set[int] = set()
+    stack: list[tuple[str, int | None, bool]] = [
+        (k, None, False) for k in sorted(roots, key=sort_key, reverse=True)
+    ]
     seen: set[str] = set()
-    node = leaf
-    while node is not None and known(node) and node not in seen:
-        seen.add(node)
-        path.append(node)
-        node = parent_of(node)
-    path.reverse()
-    return path
+    while stack:
+        key, above, only_child = stack.pop()
+        if key in seen:
+            continue
+        seen.add(key)
+        message = nodes[key][1]
+        at = above
+        if message is not None:
+            role, text, when = message
+            if (
+                merge_answers
+                and only_child
+                and above is not None
+                and role == "assistant"
+                and out.messages[above][0] == "assistant"
+                and above not in has_child
+            ):
+                prev_role, prev_text, prev_at = out.messages[above]
+                out.messages[above] = (prev_role, f"{prev_text}\n\n{text}", prev_at or when)
+            else:
+                out.messages.append(message)
+                out.parents.append(above)
+                if above is not None:
+                    has_child.add(above)
+                at = len(out.messages) - 1
+        index_of[key] = at
+        below = sorted(children.get(key, []), key=sort_key, reverse=True)
+        stack.extend((child, at, len(below) == 1) for child in below)
+    out.head = index_of.get(head_key) if head_key is not None else None
+    if out.head is None and out.messages:
+        out.head = len(out.messages) - 1
+    return out
 
 
 def _conversation(
@@ -159,9 +224,14 @@ def _conversation(
     messages: list[tuple[str, str, datetime | None]],
     pinned: bool = False,
     tags: list[str] | None = None,
+    tree: _Tree | None = None,
 ) -> dict[str, Any]:
+    """The Chatkeep conversation object; with `tree`, its messages (already without empty
+    ones) carry their parents and the conversation its head."""
     if not isinstance(raw_id, str) or not raw_id:
         raise BrokenEntry("it has no id")
+    if tree is not None:
+        messages = tree.messages
     kept = [(role, text, at) for role, text, at in messages if text.strip()]
     if not kept:
         raise BrokenEntry("it has no messages")
@@ -176,7 +246,13 @@ def _conversation(
         out.append({"role": role, "content": text, "createdAt": last})
     for seq, m in enumerate(out, start=1):
         m.update(seq=seq, imageUrl=None, metadata={})
+    extra: dict[str, Any] = {}
+    if tree is not None:
+        for m, parent in zip(out, tree.parents, strict=True):
+            m["parentSeq"] = parent + 1 if parent is not None else None
+        extra["headSeq"] = tree.head + 1 if tree.head is not None else None
     return {
+        **extra,
         "id": f"{source}:{raw_id}",
         "title": _title(title, out),
         "createdAt": created,
@@ -240,45 +316,48 @@ def from_chatgpt(entry: Any) -> dict[str, Any]:
     if not isinstance(leaf, str) or leaf not in nodes:
         # No current node: the newest leaf is the branch the user saw last.
         leaves = [k for k, v in nodes.items() if not v.get("children")]
-
-        def when(node: str) -> float:
-            message = nodes[node].get("message")
-            at = _epoch(message.get("create_time")) if isinstance(message, dict) else None
-            return at.timestamp() if at else 0.0
-
-        leaf = max(leaves, key=when) if leaves else None
-    messages: list[tuple[str, str, datetime | None]] = []
-    for node in _branch(leaf, parent, nodes.__contains__):
-        message = nodes[node].get("message")
-        if not isinstance(message, dict):
-            continue
-        meta = message.get("metadata")
-        if isinstance(meta, dict) and meta.get("is_visually_hidden_from_conversation"):
-            continue
-        author = message.get("author")
-        role = author.get("role") if isinstance(author, dict) else None
-        if role == "tool":  # code output and tool results belong to the answer
-            role = "assistant"
-        if role not in ("user", "assistant", "system"):
-            continue
-        text = _chatgpt_text(message)
-        if not text.strip():
-            continue
-        at = _epoch(message.get("create_time"))
-        if messages and role == "assistant" and messages[-1][0] == "assistant":
-            # One answer is often several nodes (code, its output, the text): one message.
-            prev_role, prev_text, prev_at = messages[-1]
-            messages[-1] = (prev_role, f"{prev_text}\n\n{text}", prev_at or at)
-            continue
-        messages.append((role, text, at))
+        leaf = max(leaves, key=lambda k: _chatgpt_when(nodes[k])) if leaves else None
+    tree = _tree(
+        {k: (parent(k), _chatgpt_message(v)) for k, v in nodes.items()},
+        leaf,
+        sort_key=lambda k: _chatgpt_when(nodes[k]),
+        merge_answers=True,
+    )
     return _conversation(
         source="chatgpt",
         raw_id=entry.get("conversation_id") or entry.get("id"),
         title=entry.get("title"),
         created=_epoch(entry.get("create_time")),
         updated=_epoch(entry.get("update_time")),
-        messages=messages,
+        messages=[],
+        tree=tree,
     )
+
+
+def _chatgpt_when(node: dict[str, Any]) -> float:
+    message = node.get("message")
+    at = _epoch(message.get("create_time")) if isinstance(message, dict) else None
+    return at.timestamp() if at else 0.0
+
+
+def _chatgpt_message(node: dict[str, Any]) -> tuple[str, str, datetime | None] | None:
+    """A node's message as (role, text, time), or None for a node with nothing to keep."""
+    message = node.get("message")
+    if not isinstance(message, dict):
+        return None
+    meta = message.get("metadata")
+    if isinstance(meta, dict) and meta.get("is_visually_hidden_from_conversation"):
+        return None
+    author = message.get("author")
+    role = author.get("role") if isinstance(author, dict) else None
+    if role == "tool":  # code output and tool results belong to the answer
+        role = "assistant"
+    if role not in ("user", "assistant", "system"):
+        return None
+    text = _chatgpt_text(message)
+    if not text.strip():
+        return None
+    return role, text, _epoch(message.get("create_time"))
 
 
 # ------------------------------------------------------------------------------- Claude
@@ -304,28 +383,39 @@ def from_claude(entry: Any) -> dict[str, Any]:
     if not isinstance(raw, list) or not raw:
         raise BrokenEntry("it has no messages")
     listed = [m for m in raw if isinstance(m, dict)]
-    chain = listed
+    roles = {"human": "user", "assistant": "assistant"}
     by_id = {m["uuid"]: m for m in listed if isinstance(m.get("uuid"), str)}
+    tree: _Tree | None = None
+    messages: list[tuple[str, str, datetime | None]] = []
     if any(isinstance(m.get("parent_message_uuid"), str) for m in listed):
-        # A tree: the last message of the array ends the branch the user saw last.
+        # A tree, imported whole; the last message of the array that has no replies ends
+        # the branch the user saw last (the head).
         parents = {p for m in listed if isinstance(p := m.get("parent_message_uuid"), str)}
         leaves = [m for m in listed if m.get("uuid") not in parents]
         leaf = leaves[-1].get("uuid") if leaves else None
 
-        def parent(node: str) -> str | None:
-            value = by_id[node].get("parent_message_uuid")
+        def parent(m: dict[str, Any]) -> str | None:
+            value = m.get("parent_message_uuid")
             return value if isinstance(value, str) and value != _CLAUDE_ROOT else None
 
-        chain = [
-            by_id[n]
-            for n in _branch(leaf if isinstance(leaf, str) else None, parent, by_id.__contains__)
+        def kept(m: dict[str, Any]) -> tuple[str, str, datetime | None] | None:
+            sender, text = m.get("sender"), _claude_text(m)
+            if not isinstance(sender, str) or sender not in roles or not text.strip():
+                return None
+            return roles[sender], text, _iso(m.get("created_at"))
+
+        order = {k: i for i, k in enumerate(by_id)}
+        tree = _tree(
+            {k: (parent(m), kept(m)) for k, m in by_id.items()},
+            leaf if isinstance(leaf, str) else None,
+            sort_key=order.__getitem__,
+        )
+    else:
+        messages = [
+            (roles[sender], _claude_text(m), _iso(m.get("created_at")))
+            for m in listed
+            if isinstance(sender := m.get("sender"), str) and sender in roles
         ]
-    roles = {"human": "user", "assistant": "assistant"}
-    messages = [
-        (roles[sender], _claude_text(m), _iso(m.get("created_at")))
-        for m in chain
-        if isinstance(sender := m.get("sender"), str) and sender in roles
-    ]
     return _conversation(
         source="claude",
         raw_id=entry.get("uuid"),
@@ -333,6 +423,7 @@ def from_claude(entry: Any) -> dict[str, Any]:
         created=_iso(entry.get("created_at")),
         updated=_iso(entry.get("updated_at")),
         messages=messages,
+        tree=tree,
     )
 
 
@@ -371,19 +462,28 @@ def from_openwebui(entry: Any) -> dict[str, Any]:
     chat = entry["chat"]
     history = chat.get("history")
     nodes = history.get("messages") if isinstance(history, dict) else None
-    chain: list[dict[str, Any]]
+    tree: _Tree | None = None
+    chain: list[dict[str, Any]] = []
     if isinstance(nodes, dict) and nodes:
-        tree = {k: v for k, v in nodes.items() if isinstance(v, dict)}
+        found = {k: v for k, v in nodes.items() if isinstance(v, dict)}
         leaf = history.get("currentId") if isinstance(history, dict) else None
 
-        def parent(node: str) -> str | None:
-            value = tree[node].get("parentId")
+        def kept(m: dict[str, Any]) -> tuple[str, str, datetime | None] | None:
+            role, text = m.get("role"), _openwebui_text(m)
+            if role not in ("user", "assistant", "system") or not text.strip():
+                return None
+            return role, text, _epoch(m.get("timestamp"))
+
+        def parent(m: dict[str, Any]) -> str | None:
+            value = m.get("parentId")
             return value if isinstance(value, str) else None
 
-        chain = [
-            tree[n]
-            for n in _branch(leaf if isinstance(leaf, str) else None, parent, tree.__contains__)
-        ]
+        order = {k: i for i, k in enumerate(found)}
+        tree = _tree(
+            {k: (parent(v), kept(v)) for k, v in found.items()},
+            leaf if isinstance(leaf, str) else None,
+            sort_key=lambda k: (_epoch(found[k].get("timestamp")) or _NO_TIME, order[k]),
+        )
     elif isinstance(chat.get("messages"), list):
         chain = [m for m in chat["messages"] if isinstance(m, dict)]
     else:
@@ -402,4 +502,5 @@ def from_openwebui(entry: Any) -> dict[str, Any]:
         messages=messages,
         pinned=entry.get("pinned") is True,
         tags=_openwebui_tags(entry.get("meta")),
+        tree=tree,
     )

@@ -26,7 +26,12 @@ import ijson
 
 from app.core.errors import AppError, InvalidInputError, PayloadTooLargeError
 from app.core.validation import find_unstorable, invalid_text_error
-from app.exports.service import ARCHIVE_FORMAT, CONVERSATION_FORMAT, EXPORT_FORMAT_VERSION
+from app.exports.service import (
+    ARCHIVE_FORMAT,
+    CONVERSATION_FORMAT,
+    EXPORT_FORMAT_VERSION,
+    READABLE_FORMAT_VERSIONS,
+)
 from app.exports.zip_export import CONVERSATIONS_FILE, MANIFEST_FILE
 from app.imports import formats
 from app.imports.checks import (
@@ -709,9 +714,9 @@ class ExportReader:
         if "version" not in doc and kind == ARCHIVE_FORMAT and not final:
             return  # may still come after the conversations; checked again at the end
         version = doc.get("version")
-        if version != EXPORT_FORMAT_VERSION or isinstance(version, bool):
+        if version not in READABLE_FORMAT_VERSIONS or isinstance(version, bool):
             raise rejected(
-                f"Unsupported {kind} version {str(version)[:20]}; this server reads version "
-                f"{EXPORT_FORMAT_VERSION}.",
+                f"Unsupported {kind} version {str(version)[:20]}; this server reads versions "
+                f"1 to {EXPORT_FORMAT_VERSION}.",
                 "unsupported_version",
             )

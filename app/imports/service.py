@@ -253,6 +253,7 @@ async def _write_batch(
                     "last_activity_at": conv.last_activity_at,
                     "archived_at": conv.archived_at or now,
                     "message_count": len(conv.messages),
+                    "head_seq": conv.head_seq,
                     "pinned": conv.pinned,
                     "tags": conv.tags,
                     "imported_from": conv.imported_from,
@@ -298,7 +299,9 @@ async def _write_batch(
 
     for new_id, conv in created:
         index(new_id, TITLE_SEQ, " ".join(conv.title.split()) or DEFAULT_TITLE)
+        depths: dict[int | None, int] = {None: 0}
         for m in conv.messages:
+            depths[m.seq] = depths[m.parent_seq] + 1
             size = len(m.content) + ROW_OVERHEAD_BYTES
             if m.metadata:
                 size += len(canonical(m.metadata))
@@ -313,6 +316,8 @@ async def _write_batch(
                     {
                         "session_id": new_id,
                         "seq": m.seq,
+                        "parent_seq": m.parent_seq,
+                        "depth": depths[m.seq],
                         "user_id": user_id,
                         "role": m.role,
                         "content": m.content,

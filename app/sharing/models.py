@@ -2,7 +2,9 @@
 the link.
 
 A link holds a snapshot, not a copy: the title at share time and `upto_seq`, the last
-message it shows. That is enough because messages are append-only: a message's role,
+message it shows: the head at share time, so the link shows the path from the root to it
+(the active branch then; versions on other branches never show). That is enough because
+messages are append-only: a message's role,
 content and time are written once and never change (a failed turn only adds a note to the
 asking message's metadata, which a shared page does not show), and messages go only with
 their conversation. Sharing again moves the snapshot forward and keeps the token.

@@ -119,13 +119,14 @@ async def list_shares(
 ) -> ShareList:
     """Your links that still open, newest first."""
     links = await service.list_live(session=session, user_id=user.id, now=clock.now())
+    shown = await service.shown_counts(session=session, user_id=user.id, links=links)
     return ShareList(
         items=[
             ShareListItem(
                 **_share_out(link, base).model_dump(),
                 session_id=link.session_id,
                 title=link.title,
-                message_count=link.upto_seq,
+                message_count=shown.get(link.session_id, 0),
             )
             for link in links
         ]

@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from app.conversations import tree
 from app.conversations.models import ChatMessage, ChatSession, SessionStatus
 from app.conversations.trash import on_trashed
 from app.core.errors import ConflictError, NotFoundError
@@ -65,7 +66,7 @@ async def share(
     # comes with the title, or a sealed title would read as blank.
     await session.refresh(
         chat_session,
-        ["title", "title_sealed", "key_id", "message_count", "status"],
+        ["title", "title_sealed", "key_id", "head_seq", "status"],
         with_for_update=True,
     )
     if chat_session.status == SessionStatus.TRASHED:
@@ -98,7 +99,7 @@ async def share(
     elif not keep_expiry:
         link.expires_at = _expiry(now, expires_in_days)
     link.title = chat_session.title
-    link.upto_seq = chat_session.message_count
+    link.upto_seq = chat_session.head_seq or 0
     link.refreshed_at = now
     await session.flush()
     return Shared(link=link, created=created)
@@ -149,6 +150,38 @@ async def list_live(
         .order_by(col(SharedLink.created_at).desc(), col(SharedLink.id).desc())
     )
     return rows.scalars().all()
+
+
+def _path_to(link: SharedLink) -> sa.Select[tuple[int]]:
+    """The seqs of the path from the root to the link's last message."""
+    path = (
+        tree.PATH_FROM.bindparams(
+            session_id=link.session_id, user_id=link.user_id, head_seq=link.upto_seq
+        )
+        .columns(seq=sa.Integer)
+        .subquery("path")
+    )
+    return sa.select(path.c.seq)
+
+
+async def shown_counts(
+    *, session: AsyncSession, user_id: uuid.UUID, links: Sequence[SharedLink]
+) -> dict[str, int]:
+    """How many messages each link shows (its last message's depth), by session id."""
+    if not links:
+        return {}
+    pairs = sa.values(sa.column("sid", sa.String), sa.column("seq", sa.Integer), name="shown").data(
+        [(link.session_id, link.upto_seq) for link in links]
+    )
+    rows = await session.execute(
+        owned(ChatMessage, user_id, col(ChatMessage.session_id), col(ChatMessage.depth)).join(
+            pairs,
+            sa.and_(
+                col(ChatMessage.session_id) == pairs.c.sid, col(ChatMessage.seq) == pairs.c.seq
+            ),
+        )
+    )
+    return {sid: depth for sid, depth in rows.tuples()}
 
 
 @dataclass(frozen=True)
@@ -213,7 +246,7 @@ async def read_snapshot(*, session: AsyncSession, token: str, now: datetime) -> 
         )
         .where(
             col(ChatMessage.session_id) == link.session_id,
-            col(ChatMessage.seq) <= link.upto_seq,
+            col(ChatMessage.seq).in_(_path_to(link)),
         )
         .order_by(col(ChatMessage.seq))
     )

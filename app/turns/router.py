@@ -10,16 +10,17 @@ from fastapi import APIRouter, Depends, Header, Path, Request
 from fastapi.responses import JSONResponse, Response
 
 from app.auth.dependencies import CurrentUser, RateLimit, VerifiedEmail
-from app.conversations.schemas import ChatRequest, ChatResponse
+from app.conversations.schemas import ChatRequest, ChatResponse, RegenerateRequest
 from app.core.db import RequestSessionDep, SessionDep
 from app.core.errors import InvalidInputError, NotFoundError, StoredProblem
 from app.core.sse import MEDIA_TYPE, Frame, event_stream, wants_event_stream
+from app.core.validation import PG_INT_MAX
 from app.turns import service
 from app.turns.admission import OpenSlotDep, open_slot
 from app.turns.dependencies import TurnServicesDep
 from app.turns.models import ChatTurn, TurnStatus
 from app.turns.schemas import TurnStopOut
-from app.turns.start import start_turn
+from app.turns.start import start_regenerate, start_turn
 from app.turns.stream import follow
 
 router = APIRouter(prefix="/api", tags=["chat"], dependencies=[RateLimit("default")])
@@ -38,8 +39,9 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _as_json(frames: AsyncIterator[Frame]) -> JSONResponse:
-    """The seed's JSON answer, from the same events a streaming client gets."""
+async def _as_json(frames: AsyncIterator[Frame], *, with_seq: bool) -> JSONResponse:
+    """The seed's JSON answer, from the same events a streaming client gets; an edit or
+    a regenerated reply adds the reply's `seq` (the seed's clients never send those)."""
     expired: str | None = None
     async for frame in frames:
         if frame.event == "turn":
@@ -50,6 +52,8 @@ async def _as_json(frames: AsyncIterator[Frame]) -> JSONResponse:
                 "imageUrl": frame.data["imageUrl"],
                 "sessionId": frame.data["sessionId"],
             }
+            if with_seq:
+                payload["seq"] = frame.data.get("seq")
             if expired:
                 payload["expiredSessionId"] = expired
             return JSONResponse(payload)
@@ -58,20 +62,37 @@ async def _as_json(frames: AsyncIterator[Frame]) -> JSONResponse:
     raise RuntimeError("the turn's events ended without done or error")  # pragma: no cover
 
 
+_TURN_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {MEDIA_TYPE: {}}, "description": "JSON, or events with Accept"},
+    401: {"description": "Not signed in"},
+    404: {"description": "With editSeq or on regenerate: no such conversation or message"},
+    409: {"description": "A reply is still being written in this conversation"},
+    422: {"description": "Invalid input, or an Idempotency-Key reused for another body"},
+    429: {"description": "Rate limited"},
+    502: {"description": "The model failed (the message is kept)"},
+    503: {"description": "Too many replies generating on this server"},
+    504: {"description": "The model timed out (the message is kept)"},
+}
+
+
+async def _answer(
+    request: Request, services: TurnServicesDep, user_id: Any, turn_id: Any, *, with_seq: bool
+) -> Response:
+    ctx = services.follow_context()
+    if wants_event_stream(request.headers.get("accept")):
+        return event_stream(
+            follow(ctx, user_id=user_id, turn_id=turn_id, after=None),
+            send_timeout=services.settings.sse_send_timeout_seconds,
+        )
+    frames = follow(ctx, user_id=user_id, turn_id=turn_id, after=None, end_on_drain=False)
+    return await _as_json(frames, with_seq=with_seq)
+
+
 @chat_router.post(
     "/chat",
     response_model=ChatResponse,
     response_model_exclude_none=False,
-    responses={
-        200: {"content": {MEDIA_TYPE: {}}, "description": "JSON, or events with Accept"},
-        401: {"description": "Not signed in"},
-        409: {"description": "A reply is still being written in this conversation"},
-        422: {"description": "Invalid input, or an Idempotency-Key reused for another body"},
-        429: {"description": "Rate limited"},
-        502: {"description": "The model failed (the message is kept)"},
-        503: {"description": "Too many replies generating on this server"},
-        504: {"description": "The model timed out (the message is kept)"},
-    },
+    responses=_TURN_RESPONSES,
     dependencies=[RateLimit("chat"), VerifiedEmail],
 )
 async def chat(
@@ -95,14 +116,46 @@ async def chat(
         body=body,
         idempotency_key=idempotency_key,
     )
-    ctx = services.follow_context()
-    if wants_event_stream(request.headers.get("accept")):
-        return event_stream(
-            follow(ctx, user_id=user_id, turn_id=turn_id, after=None),
-            send_timeout=services.settings.sse_send_timeout_seconds,
-        )
-    frames = follow(ctx, user_id=user_id, turn_id=turn_id, after=None, end_on_drain=False)
-    return await _as_json(frames)
+    return await _answer(request, services, user_id, turn_id, with_seq=body.edit_seq is not None)
+
+
+@chat_router.post(
+    "/sessions/{session_id}/messages/{seq}/regenerate",
+    response_model=ChatResponse,
+    response_model_exclude_none=False,
+    responses=_TURN_RESPONSES,
+    dependencies=[RateLimit("chat"), VerifiedEmail],
+    tags=["sessions"],
+)
+async def regenerate(
+    request: Request,
+    user: CurrentUser,
+    db: RequestSessionDep,
+    services: TurnServicesDep,
+    slot: OpenSlotDep,
+    session_id: Annotated[str, Path(max_length=200)],
+    seq: Annotated[int, Path(ge=1, le=PG_INT_MAX)],
+    body: RegenerateRequest | None = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(alias="Idempotency-Key", description="Makes retries safe: kept 24 h or more"),
+    ] = None,
+) -> Response:
+    """A new reply: on an assistant message, a new version of it (a sibling); on a user
+    message (a failed or stopped turn), a reply to it. The head moves to the new reply.
+    Answers like `POST /api/chat`."""
+    user_id = user.id
+    turn_id = await start_regenerate(
+        db=db,
+        services=services,
+        slot=slot,
+        user_id=user_id,
+        session_id=session_id,
+        seq=seq,
+        body=body or RegenerateRequest(),
+        idempotency_key=idempotency_key,
+    )
+    return await _answer(request, services, user_id, turn_id, with_seq=True)
 
 
 async def _owned_turn(

@@ -47,7 +47,7 @@ from app.conversations.service import (
     title_from_message,
 )
 from app.core.db import commit, roll_back
-from app.core.errors import ConflictError, InvalidInputError, problem_body
+from app.core.errors import ConflictError, InvalidInputError, NotFoundError, problem_body
 from app.core.tenancy import owned, owned_update
 from app.encryption.crypto import keyring_of
 from app.events.bus import EventBus, user_event
@@ -69,6 +69,36 @@ class IdempotencyKeyReusedError(InvalidInputError):
     code = "idempotency_key_reused"
 
 
+class SessionNotActiveError(ConflictError):
+    code = "session_not_active"
+    title = "The conversation is not open"
+
+
+def _no_session() -> NotFoundError:
+    return NotFoundError("No conversation with this id.", code="session_not_found")
+
+
+def _no_message() -> NotFoundError:
+    return NotFoundError("No message with this seq in this conversation.", code="message_not_found")
+
+
+def _check_target(request: TurnRequest, row: Any) -> None:
+    """An edit names a user message; a regenerate an assistant message that answers a user
+    message, or a user message. Anything else writes nothing."""
+    if row.target_role is None:
+        raise _no_message()
+    if request.edit_seq is not None and row.target_role != "user":
+        raise InvalidInputError(
+            "Only a user message can be edited; regenerate an assistant message instead.",
+            code="not_a_user_message",
+        )
+    if request.regenerate_seq is not None and row.asked_role != "user":
+        raise InvalidInputError(
+            "Only a reply to a user message, or a user message, can be regenerated.",
+            code="not_regenerable",
+        )
+
+
 @dataclass(frozen=True)
 class TurnRequest:
     user_id: uuid.UUID
@@ -79,6 +109,11 @@ class TurnRequest:
     request_hash: str | None = None
     # What turns opened before request hashes were keyed stored (see request_hash).
     legacy_request_hash: str | None = None
+    # An edit: the user message this one is a new version of (it gets that one's parent).
+    edit_seq: int | None = None
+    # A regenerated reply: the assistant message it is a new version of, or the user
+    # message it answers. `message` is unused (the stored message is answered).
+    regenerate_seq: int | None = None
 
 
 @dataclass
@@ -93,6 +128,8 @@ class OpenedTurn:
     input: TurnInput
     prepared: Any
     assistant: Assistant
+    # The head as this turn left it: the reply becomes the head unless it moved meanwhile.
+    expected_head: int | None = None
 
 
 @dataclass(frozen=True)
@@ -280,8 +317,13 @@ async def _open(
     # The session to append to: its id and the seq the user's message takes.
     session_id: str | None = None
     seq = 1
+    parent_seq: int | None = None
+    expected_head: int | None = None
+    message = request.message
     expired_id: str | None = None
     history: list[HistoryMessage] = []
+    target_seq = request.edit_seq if request.edit_seq is not None else request.regenerate_seq
+    regenerate = request.regenerate_seq is not None
     if request.session_id is not None and is_well_formed(request.session_id):
         # Unknown, ill-formed and another user's ids all end here as None: same query,
         # same answer (a new session), nothing about the other session revealed.
@@ -295,6 +337,14 @@ async def _open(
             locked.status != SessionStatus.ACTIVE
             or locked.last_activity_at < now - timedelta(seconds=ttl_seconds)
         ):
+            if target_seq is not None:
+                # An edit or a regenerate belongs to this conversation; it never moves
+                # to a new one.
+                raise SessionNotActiveError(
+                    "This conversation is archived or has expired; restore it to edit or "
+                    "regenerate its messages.",
+                    extra={"sessionId": request.session_id},
+                )
             if locked.status == SessionStatus.ACTIVE:
                 await db.execute(
                     statements.ARCHIVE_SESSION,
@@ -310,9 +360,33 @@ async def _open(
             busy_row = (
                 await db.execute(
                     statements.BUSY_TURN_AND_CONTEXT,
-                    {"session_id": session_id, "user_id": user_id, "limit": limits.max_messages},
+                    {
+                        "session_id": session_id,
+                        "user_id": user_id,
+                        "limit": limits.max_messages,
+                        "head_seq": locked.head_seq,
+                        "target_seq": target_seq,
+                        "regenerate": regenerate,
+                    },
                 )
             ).one()
+            if target_seq is not None:
+                _check_target(request, busy_row)
+            parent_seq = busy_row.parent_seq
+            if regenerate:
+                seq = busy_row.asked_seq
+                message = open_message(
+                    db,
+                    user_id,
+                    session_id,
+                    seq,
+                    busy_row.asked_sealed,
+                    busy_row.asked_key_id,
+                    busy_row.asked_content,
+                )
+                expected_head = locked.head_seq
+            else:
+                expected_head = seq
             history = pick_context(
                 busy_row.context, limits, _context_opener(db, user_id, session_id)
             )
@@ -337,6 +411,8 @@ async def _open(
                 await _mark_failed(
                     db, bus, turn=busy, problem=interrupted_problem(session_id), now=now
                 )
+    if target_seq is not None and session_id is None:
+        raise _no_session()
 
     turn_id = uuid.uuid4()
     params: dict[str, Any] = {
@@ -353,14 +429,16 @@ async def _open(
     created = session_id is None
     if session_id is None:
         session_id = new_session_id(now)
+        expected_head = seq
     turn_input = TurnInput(
         user_id=user_id,
         session_id=session_id,
         message_seq=seq,
         history=history,
-        message=request.message,
+        message=message,
         context=request.context,
         now=now,
+        parent_seq=parent_seq,
     )
     # The assistant only reads here (under the session lock), so it may read before the
     # rows go in, and the rows' statement can carry the events.
@@ -368,19 +446,35 @@ async def _open(
 
     if created:
         bus.stage(db, user_event(user_id, "session", sessionId=session_id, change="created"))
+    if not regenerate:
+        bus.stage(db, user_event(user_id, "message", sessionId=session_id, seq=seq, role="user"))
     bus.stage(
         db,
-        user_event(user_id, "message", sessionId=session_id, seq=seq, role="user"),
         user_event(user_id, "turn", sessionId=session_id, turnId=str(turn_id), status="generating"),
     )
     keyring = keyring_of(db)
     params |= {
         "session_id": session_id,
-        **statements.sealed_content(
-            keyring, user_id=user_id, session_id=session_id, seq=seq, content=request.message
-        ),
+        "parent_seq": parent_seq,
         **statements.notify_params(bus.take_notifies(db)),
     }
+    if regenerate:  # the stored message is answered again: no message is written
+        await db.execute(statements.OPEN_REGENERATE, params)
+        await commit(db, bus)
+        return _opened(
+            turn_id,
+            user_id,
+            session_id,
+            seq,
+            expired_id,
+            turn_input,
+            prepared,
+            assistant,
+            expected_head,
+        )
+    params |= statements.sealed_content(
+        keyring, user_id=user_id, session_id=session_id, seq=seq, content=request.message
+    )
     tokens: list[dict[str, Any]] = []
     if keyring is not None:
         tokens.append(
@@ -405,6 +499,30 @@ async def _open(
     if tokens:  # the blind index of what was sealed (encryption on only)
         await db.execute(upsert_tokens(tokens))
     await commit(db, bus)
+    return _opened(
+        turn_id,
+        user_id,
+        session_id,
+        seq,
+        expired_id,
+        turn_input,
+        prepared,
+        assistant,
+        expected_head,
+    )
+
+
+def _opened(
+    turn_id: uuid.UUID,
+    user_id: uuid.UUID,
+    session_id: str,
+    seq: int,
+    expired_id: str | None,
+    turn_input: TurnInput,
+    prepared: Any,
+    assistant: Assistant,
+    expected_head: int | None,
+) -> OpenedTurn:
     return OpenedTurn(
         turn_id=turn_id,
         user_id=user_id,
@@ -414,6 +532,7 @@ async def _open(
         input=turn_input,
         prepared=prepared,
         assistant=assistant,
+        expected_head=expected_head,
     )
 
 
@@ -450,6 +569,7 @@ async def close_turn(
                         **tokens,
                         "prompt_add": tokens["prompt_tokens"] or 0,
                         "completion_add": tokens["completion_tokens"] or 0,
+                        "expected_head": opened.expected_head,
                         "now": now,
                     },
                 )
@@ -511,6 +631,7 @@ async def close_turn(
                     "session_id": opened.session_id,
                     "seq": reply_seq,
                     "user_id": opened.user_id,
+                    "parent_seq": opened.user_seq,
                     **statements.sealed_content(
                         keyring,
                         user_id=opened.user_id,

@@ -1,5 +1,6 @@
-"""Starting a chat turn for `POST /api/chat`: check the message, claim a slot for its
-reply, open the turn (or find the one its Idempotency-Key opened), start the model.
+"""Starting a chat turn for `POST /api/chat` (a message, or with `editSeq` a new version
+of one) and for a regenerated reply: check the message, claim a slot for its reply, open
+the turn (or find the one its Idempotency-Key opened), start the model.
 
 The route shapes the answer (JSON or events) from the turn this returns.
 """
@@ -8,11 +9,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.conversations import service as conversations
-from app.conversations.schemas import ChatMessageIn, ChatRequest
+from app.conversations.schemas import ChatMessageIn, ChatRequest, RegenerateRequest
 from app.core.errors import InvalidInputError, ServiceUnavailableError
 from app.core.metrics import TURNS_REFUSED_BUSY
 from app.turns import service
@@ -41,20 +43,74 @@ async def start_turn(
     idempotency_key: str | None,
 ) -> uuid.UUID:
     """The id of the turn that answers this request; no connection is held on return."""
-    settings = services.settings
-    runner = services.runner
     message = conversations.validate_user_message(
-        _last_user_message(body.messages), max_chars=settings.max_message_chars
+        _last_user_message(body.messages), max_chars=services.settings.max_message_chars
     )
     key = service.validate_idempotency_key(idempotency_key)
-    hashes: tuple[str | None, str | None] = (None, None)
-    if key:
-        payload = body.model_dump(mode="json")
-        hash_key = service.request_hash_key(settings.resolved_secret_key())
-        hashes = (
-            service.request_hash(payload, key=hash_key),
-            service.legacy_request_hash(payload),
-        )
+    hashes = _hashes(services, key, body.model_dump(mode="json"))
+    return await _start(
+        db=db,
+        services=services,
+        slot=slot,
+        request=service.TurnRequest(
+            user_id=user_id,
+            session_id=body.session_id,
+            message=message,
+            context=body.context,
+            idempotency_key=key,
+            request_hash=hashes[0],
+            legacy_request_hash=hashes[1],
+            edit_seq=body.edit_seq,
+        ),
+    )
+
+
+async def start_regenerate(
+    *,
+    db: AsyncSession,
+    services: TurnServices,
+    slot: OpenSlot,
+    user_id: uuid.UUID,
+    session_id: str,
+    seq: int,
+    body: RegenerateRequest,
+    idempotency_key: str | None,
+) -> uuid.UUID:
+    """A new reply to the user message `seq` is, or that the assistant message `seq`
+    answers; the turn's id, as `start_turn`."""
+    key = service.validate_idempotency_key(idempotency_key)
+    fingerprint = {"regenerate": seq, "sessionId": session_id, **body.model_dump(mode="json")}
+    hashes = _hashes(services, key, fingerprint)
+    return await _start(
+        db=db,
+        services=services,
+        slot=slot,
+        request=service.TurnRequest(
+            user_id=user_id,
+            session_id=session_id,
+            message="",
+            context=body.context,
+            idempotency_key=key,
+            request_hash=hashes[0],
+            legacy_request_hash=hashes[1],
+            regenerate_seq=seq,
+        ),
+    )
+
+
+def _hashes(services: TurnServices, key: str | None, payload: Any) -> tuple[str | None, str | None]:
+    """The request's fingerprint (keyed) and its older plain form, when a key is sent."""
+    if not key:
+        return None, None
+    hash_key = service.request_hash_key(services.settings.resolved_secret_key())
+    return service.request_hash(payload, key=hash_key), service.legacy_request_hash(payload)
+
+
+async def _start(
+    *, db: AsyncSession, services: TurnServices, slot: OpenSlot, request: service.TurnRequest
+) -> uuid.UUID:
+    settings = services.settings
+    runner = services.runner
     if not runner.reserve():
         TURNS_REFUSED_BUSY.inc()
         raise ServiceUnavailableError(
@@ -68,15 +124,7 @@ async def start_turn(
             db=db,
             bus=services.bus,
             assistant=services.assistant,
-            request=service.TurnRequest(
-                user_id=user_id,
-                session_id=body.session_id,
-                message=message,
-                context=body.context,
-                idempotency_key=key,
-                request_hash=hashes[0],
-                legacy_request_hash=hashes[1],
-            ),
+            request=request,
             now=services.clock.now(),
             ttl_seconds=settings.session_ttl_seconds,
             limits=conversations.ContextLimits(

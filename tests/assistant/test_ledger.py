@@ -37,6 +37,14 @@ async def _owner(sessionmaker: Any, sid: str) -> uuid.UUID:
     return owner
 
 
+async def _head(db: Any, sid: str) -> int:
+    """The head: what the next message's turn reads the ledger from."""
+    head: int = (
+        await db.execute(sa.select(ChatSession.head_seq).where(ChatSession.id == sid))  # type: ignore[arg-type]
+    ).scalar_one()
+    return head
+
+
 async def test_export_drafts_is_json_ready_camel_case(
     client: httpx.AsyncClient, sessionmaker: Any
 ) -> None:
@@ -177,10 +185,12 @@ async def test_a_turn_reads_the_pending_and_the_latest_draft_with_their_versions
     sid = first.json()["sessionId"]
     owner = await _owner(sessionmaker, sid)
     async with sessionmaker() as db:
-        read = await ledger.turn_ledger(session=db, user_id=owner, session_id=sid)
-        assert await ledger.turn_ledger(session=db, user_id=uuid.uuid4(), session_id=sid) == (
-            ledger.EMPTY_TURN_LEDGER
+        read = await ledger.turn_ledger(
+            session=db, user_id=owner, session_id=sid, from_seq=await _head(db, sid)
         )
+        assert await ledger.turn_ledger(
+            session=db, user_id=uuid.uuid4(), session_id=sid, from_seq=await _head(db, sid)
+        ) == (ledger.EMPTY_TURN_LEDGER)
     pending = read.state.pending
     assert pending is not None and read.state.latest is not None
     assert read.state.latest.id == pending.id
@@ -191,7 +201,9 @@ async def test_a_turn_reads_the_pending_and_the_latest_draft_with_their_versions
     await chat(client, headers, "yes", session_id=sid)  # published: nothing pending
     await chat(client, headers, "Now a Facebook post about Diwali", session_id=sid)
     async with sessionmaker() as db:
-        read = await ledger.turn_ledger(session=db, user_id=owner, session_id=sid)
+        read = await ledger.turn_ledger(
+            session=db, user_id=owner, session_id=sid, from_seq=await _head(db, sid)
+        )
         drafts = (
             (await db.execute(sa.select(PostDraft).where(PostDraft.session_id == sid)))  # type: ignore[arg-type]
             .scalars()
@@ -206,7 +218,9 @@ async def test_a_turn_reads_the_pending_and_the_latest_draft_with_their_versions
 
     await chat(client, headers, "cancel", session_id=sid)
     async with sessionmaker() as db:
-        read = await ledger.turn_ledger(session=db, user_id=owner, session_id=sid)
+        read = await ledger.turn_ledger(
+            session=db, user_id=owner, session_id=sid, from_seq=await _head(db, sid)
+        )
     assert read.state.pending is None and read.pending_version is None
     assert read.state.latest is not None and read.state.latest.id == newest.id
     assert read.state.latest_version is not None

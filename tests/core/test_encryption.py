@@ -311,6 +311,7 @@ async def _seed_old_rows(
                     created_at=clock.now(),
                     last_activity_at=clock.now(),
                     message_count=2,
+                    head_seq=2,
                 )
                 db.add(s)
                 await db.flush()
@@ -318,6 +319,8 @@ async def _seed_old_rows(
                     ChatMessage(
                         session_id=s.id,
                         seq=seq,
+                        parent_seq=seq - 1 or None,
+                        depth=seq,
                         user_id=user_id,
                         role="user" if seq == 1 else "assistant",
                         content=f"walrus note {i}.{seq}",

@@ -129,8 +129,8 @@ async def test_owner_keys_migrate_a_database_with_data(server_url):
             with pytest.raises(asyncpg.ForeignKeyViolationError):
                 await conn.execute(
                     "INSERT INTO chat_message (session_id, seq, user_id, role, content,"
-                    " created_at) VALUES ('s-a', 2, '00000000-0000-4000-8000-00000000000b',"
-                    " 'user', 'mine now', now())"
+                    " created_at, depth) VALUES ('s-a', 2,"
+                    " '00000000-0000-4000-8000-00000000000b', 'user', 'mine now', now(), 2)"
                 )
             # ... and deleting the conversation keeps the delete rules it had.
             await conn.execute("DELETE FROM chat_session WHERE id = 's-a'")
@@ -147,6 +147,79 @@ async def test_owner_keys_migrate_a_database_with_data(server_url):
 
         # And back down, and up again.
         await asyncio.to_thread(command.downgrade, config, _BEFORE_OWNER_KEYS)
+        await asyncio.to_thread(command.upgrade, config, "head")
+    finally:
+        await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# ------------------------------------------------------------- 0015 on existing data
+
+_BEFORE_TREES = "0014"
+_CHAINS = """
+INSERT INTO app_user (id, email, hashed_password, is_active, is_superuser, is_verified)
+VALUES ('00000000-0000-4000-8000-00000000000a', 'a@example.com', 'x', true, false, true);
+INSERT INTO chat_session (id, user_id, title, status, created_at, last_activity_at,
+                          message_count)
+VALUES ('s-long', '00000000-0000-4000-8000-00000000000a', 'L', 'active', now(), now(), 3),
+       ('s-one', '00000000-0000-4000-8000-00000000000a', 'O', 'archived', now(), now(), 1),
+       ('s-empty', '00000000-0000-4000-8000-00000000000a', 'E', 'active', now(), now(), 0);
+INSERT INTO chat_message (session_id, seq, user_id, role, content, created_at)
+VALUES ('s-long', 1, '00000000-0000-4000-8000-00000000000a', 'user', 'hi', now()),
+       ('s-long', 2, '00000000-0000-4000-8000-00000000000a', 'assistant', 'hello', now()),
+       ('s-long', 3, '00000000-0000-4000-8000-00000000000a', 'user', 'bye', now()),
+       ('s-one', 1, '00000000-0000-4000-8000-00000000000a', 'user', 'alone', now());
+"""
+
+
+async def test_trees_migrate_a_database_with_data(server_url):
+    """Every conversation becomes a chain: parent = seq - 1, depth = seq, head = last."""
+    name = f"chatkeep_migrate_{uuid.uuid4().hex[:10]}"
+    await _admin(server_url, f'CREATE DATABASE "{name}"')
+    base = server_url if "+asyncpg" in server_url else to_asyncpg_url(server_url)
+    url = _with_database(base, name)
+    config = alembic_config(url)
+    try:
+        await asyncio.to_thread(command.upgrade, config, _BEFORE_TREES)
+        conn = await asyncpg.connect(dsn=_plain(url))
+        try:
+            await conn.execute(_CHAINS)
+        finally:
+            await conn.close()
+
+        await asyncio.to_thread(command.upgrade, config, "head")
+        conn = await asyncpg.connect(dsn=_plain(url))
+        try:
+            rows = await conn.fetch(
+                "SELECT session_id, seq, parent_seq, depth FROM chat_message"
+                " ORDER BY session_id, seq"
+            )
+            assert [tuple(r) for r in rows] == [
+                ("s-long", 1, None, 1),
+                ("s-long", 2, 1, 2),
+                ("s-long", 3, 2, 3),
+                ("s-one", 1, None, 1),
+            ]
+            heads = dict(await conn.fetch("SELECT id, head_seq FROM chat_session"))
+            assert heads == {"s-long": 3, "s-one": 1, "s-empty": None}
+            # A parent in another conversation, or not older, is refused.
+            insert = (
+                "INSERT INTO chat_message (session_id, seq, user_id, parent_seq, depth, role,"
+                " content, created_at) VALUES ($1, $2, '00000000-0000-4000-8000-00000000000a',"
+                " $3, 2, 'user', 'x', now())"
+            )
+            with pytest.raises(asyncpg.ForeignKeyViolationError):
+                await conn.execute(insert, "s-one", 4, 3)
+            with pytest.raises(asyncpg.CheckViolationError):
+                await conn.execute(insert, "s-long", 4, 4)
+            # A second version of message 3 (a sibling) is a child of 2.
+            await conn.execute(insert, "s-long", 4, 2)
+            # Deleting the conversation takes the whole tree.
+            await conn.execute("DELETE FROM chat_session WHERE id = 's-long'")
+            assert await conn.fetchval("SELECT count(*) FROM chat_message") == 1
+        finally:
+            await conn.close()
+
+        await asyncio.to_thread(command.downgrade, config, _BEFORE_TREES)
         await asyncio.to_thread(command.upgrade, config, "head")
     finally:
         await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

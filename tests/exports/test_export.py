@@ -44,7 +44,7 @@ async def test_json_export_is_a_complete_versioned_download(client, clock):
     )
     doc = r.json()
     assert doc["format"] == "chatkeep.conversation"
-    assert doc["version"] == 1
+    assert doc["version"] == 2
     assert doc["exportedAt"].endswith("Z")
     conv = doc["conversation"]
     detail = (await client.get(f"/api/sessions/{sid}", headers=headers)).json()
@@ -65,8 +65,11 @@ async def test_json_export_is_a_complete_versioned_download(client, clock):
     assert [m["createdAt"] for m in conv["messages"]] == [
         m["createdAt"] for m in detail["messages"]
     ]
+    assert conv["headSeq"] == detail["headSeq"] == 6
+    assert [m["parentSeq"] for m in conv["messages"]] == [None, 1, 2, 3, 4, 5]
     assert set(conv["messages"][1]) == {
         "seq",
+        "parentSeq",
         "role",
         "content",
         "imageUrl",

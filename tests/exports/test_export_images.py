@@ -84,7 +84,8 @@ async def test_another_users_image_is_never_embedded(client, clock):
     links = [url, f"{url}/../x", "https://example.com/a.png", "/api/images/not-a-uuid"]
     for i, link in enumerate(links, start=1):
         last = messages[-1]
-        messages.append({**last, "seq": last["seq"] + 1, "imageUrl": link, "content": f"made {i}"})
+        made = {"seq": last["seq"] + 1, "parentSeq": last["seq"], "imageUrl": link}
+        messages.append({**last, **made, "content": f"made {i}"})
     doc["conversation"]["messageCount"] = len(messages)
     r = await client.post(
         "/api/import", files={"file": ("export.json", json.dumps(doc).encode())}, headers=other

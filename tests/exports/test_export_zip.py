@@ -59,7 +59,7 @@ async def test_zip_holds_json_pdfs_and_a_manifest_that_verifies(client, clock):
         assert zf.read(name).startswith(b"%PDF")
 
     doc = json.loads(zf.read("conversations.json"))
-    assert doc["format"] == "chatkeep.export" and doc["version"] == 1
+    assert doc["format"] == "chatkeep.export" and doc["version"] == 2
     convs = doc["conversations"]
     assert [cv["id"] for cv in convs] == [c, b, a]  # newest activity first
     assert [len(cv["messages"]) for cv in convs] == [2, 2, 4]

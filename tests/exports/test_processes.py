@@ -125,8 +125,10 @@ async def test_stalled_downloads_hold_no_connection(server, database_url):
     await _sql(
         database_url,
         """
-        INSERT INTO chat_message (session_id, seq, user_id, role, content, created_at)
-        SELECT s.id, g, s.user_id, CASE WHEN g % 2 = 1 THEN 'user' ELSE 'assistant' END,
+        INSERT INTO chat_message (session_id, seq, parent_seq, depth, user_id, role, content,
+                                  created_at)
+        SELECT s.id, g, g - 1, g, s.user_id,
+               CASE WHEN g % 2 = 1 THEN 'user' ELSE 'assistant' END,
                repeat('many words ', :chars / 11) || g, now()
         FROM chat_session s, generate_series(3, :last) AS g
         WHERE s.id = :sid
@@ -137,7 +139,7 @@ async def test_stalled_downloads_hold_no_connection(server, database_url):
     )
     await _sql(
         database_url,
-        "UPDATE chat_session SET message_count = :n WHERE id = :sid",
+        "UPDATE chat_session SET message_count = :n, head_seq = :n WHERE id = :sid",
         n=BIG_MESSAGES + 2,
         sid=sid,
     )

@@ -247,7 +247,7 @@ def _variants(doc: dict, settings) -> dict[str, tuple[bytes, int, str]]:
             422,
             "unsupported_format",
         ),
-        "future version": (json.dumps({**doc, "version": 2}).encode(), 422, "unsupported_version"),
+        "future version": (json.dumps({**doc, "version": 3}).encode(), 422, "unsupported_version"),
         "version as text": (
             json.dumps({**doc, "version": "1"}).encode(),
             422,

@@ -53,8 +53,8 @@ async def test_chatgpt_export_imports_the_active_branch(client):
     assert conv["status"] == "archived"
     assert conv["createdAt"] == "2025-11-24T16:00:00.500000Z"
     assert conv["lastActivityAt"] == "2025-11-24T16:15:00.250000Z"
-    # Hidden system and context nodes, thoughts, the recap and the regenerated answer are
-    # gone; code and its output stay, in the answer they belong to.
+    # Hidden system and context nodes, thoughts and the recap are gone; code and its output
+    # stay, in the answer they belong to. The active path is the current node's branch.
     assert _said(conv) == [
         ("user", "How often do I feed a sourdough starter?"),
         ("assistant", "Once a day at room temperature."),
@@ -65,6 +65,11 @@ async def test_chatgpt_export_imports_the_active_branch(client):
         "2025-11-24T16:00:10Z",
         "2025-11-24T16:00:40Z",
     ]
+    # The regenerated answer is kept, as the other version of the first answer.
+    first_answer = conv["messages"][1]
+    [other] = [s for s in first_answer["siblingSeqs"] if s != first_answer["seq"]]
+    moved = await client.put(f"/api/sessions/{conv['id']}/head", json={"seq": other}, headers=user)
+    assert _said(moved.json())[1] == ("assistant", "An answer the user regenerated.")
     listed = (await client.get("/api/sessions?status=archived", headers=user)).json()["items"]
     assert [(i["title"], i["importedFrom"]) for i in listed] == [
         ("Feeding a sourdough starter", "chatgpt")
@@ -120,13 +125,16 @@ async def test_claude_export_follows_parents_and_skips_thinking(client):
     assert kyoto["importedFrom"] == "claude"
     assert kyoto["createdAt"] == "2025-11-20T08:00:00Z"
     assert kyoto["lastActivityAt"] == "2025-11-20T08:30:00Z"
-    # The later edit ("Two days") is the branch kept; thinking and tool blocks are not text.
+    # The later edit ("Two days") is the branch shown; thinking and tool blocks are not text.
     assert _said(kyoto) == [
         ("user", "Plan a trip to Kyoto 京都"),
         ("assistant", "How many days do you have?"),
         ("user", "Two days"),
         ("assistant", "Day 1: Fushimi Inari.\n\nDay 2: Arashiyama."),
     ]
+    # The earlier question is kept as the other version of the edit.
+    assert len(kyoto["messages"][2]["siblingSeqs"]) == 2
+    assert rust["messages"][1]["parentSeq"] == 1  # no parents: a chain
     # No parents and no content blocks: array order and `text`; no name: the first words.
     assert rust["title"] == "Is 🦀 Rust hard to learn?"
     assert _said(rust) == [
@@ -158,6 +166,9 @@ async def test_open_webui_export_keeps_the_current_branch_pins_and_tags(client):
         "2025-11-13T02:13:20Z",
         "2025-11-13T02:13:40Z",
     ]
+    # The earlier answer is kept as another version; the head is `currentId`.
+    assert conv["messages"][1]["siblingSeqs"] == [2, 3]
+    assert conv["headSeq"] == conv["messages"][1]["seq"] == 3
     assert (await _import(client, user, _fixture("openwebui-export.json"))).json()["imported"] == 0
 
 
