@@ -1,7 +1,7 @@
 """conversation trees
 
 Revision ID: 0015
-Revises: 0020
+Revises: 0014
 Create Date: 2026-12-07
 
 A conversation becomes a tree: each message names its parent (`parent_seq`, a composite
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0015"
-down_revision: str | None = "0020"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

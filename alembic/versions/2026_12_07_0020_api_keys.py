@@ -1,7 +1,7 @@
 """personal API keys
 
 Revision ID: 0020
-Revises: 0014
+Revises: 0015
 Create Date: 2026-12-07
 
 `api_key`: one row per live key, holding its keyed hash (HMAC-SHA256 under a key derived
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0020"
-down_revision: str | None = "0014"
+down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
