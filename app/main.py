@@ -137,6 +137,7 @@ def create_app(
             max_in_flight=settings.max_turns_in_flight,
             timeout_seconds=settings.llm_timeout_seconds,
             checkpoint_seconds=settings.turn_checkpoint_seconds,
+            max_reply_chars=settings.max_reply_chars,
         )
         app.state.turns = runner
         sweeper_on = settings.sweeper_enabled if run_sweeper is None else run_sweeper

@@ -74,6 +74,7 @@ class FakeModel:
         self.in_flight = 0
         self.peak_in_flight = 0
         self.first_token_at: dict[str, float] = {}
+        self.chunks_sent = 0  # text chunks handed to a connection, over all replies
 
     def plan(self, *planned: Planned) -> None:
         self.planned.extend(planned)
@@ -117,6 +118,7 @@ class FakeModel:
                 else:
                     await asyncio.sleep(plan.chunk_seconds)
                 yield _chunk({"content": piece})
+                self.chunks_sent += 1
             if plan.tool is not None:
                 name, arguments = plan.tool
                 yield _chunk(

@@ -265,7 +265,7 @@ class ToolCall:
 
 @dataclass
 class Completion:
-    text: str = ""
+    chars: int = 0  # characters of text the model sent (the text itself goes to `on_text`)
     tool_calls: dict[int, ToolCall] = field(default_factory=dict)
 
 
@@ -444,8 +444,10 @@ class LlmWriter:
         decides_intents: bool = True,
         max_tokens: int | None = None,
         sampling: dict[str, Any] | None = None,
+        max_reply_chars: int = 200_000,
     ) -> None:
         self.client = client
+        self.max_reply_chars = max_reply_chars  # past this, the model is no longer read
         self.model = model
         self.temperature = temperature
         self.decides_intents = decides_intents
@@ -469,6 +471,7 @@ class LlmWriter:
             model=settings.llm_model,
             temperature=settings.llm_temperature,
             decides_intents=settings.llm_intents == "model",
+            max_reply_chars=settings.max_reply_chars,
         )
 
     async def aclose(self) -> None:
@@ -540,6 +543,8 @@ class LlmWriter:
                     if data == "[DONE]":
                         break
                     self._take_chunk(data, result, out=out, on_text=on_text)
+                    if result.chars > self.max_reply_chars:
+                        break  # MAX_REPLY_CHARS: what follows could never be kept
         except openai.APIStatusError as exc:
             raise AssistantError(_problem(exc), failure="rejected") from exc
         except (openai.APIConnectionError, httpx2.HTTPError) as exc:
@@ -575,7 +580,7 @@ class LlmWriter:
                 continue
             content = delta.get("content")
             if isinstance(content, str) and content:
-                result.text += content
+                result.chars += len(content)
                 on_text(content)
             for call in delta.get("tool_calls") or ():
                 if not isinstance(call, dict):

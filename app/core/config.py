@@ -106,6 +106,11 @@ class Settings(BaseSettings):
     trash_retention_days: int = Field(default=30, ge=1, le=3650)
 
     max_message_chars: int = 32_000
+    # The longest reply a model may write: the runner stops reading the model there and
+    # stores the reply cut and marked `truncated`. 200,000 characters is some fifty pages,
+    # far beyond any answer or post, and small enough that a live turn, its checkpoint
+    # and every follower's last frame stay small.
+    max_reply_chars: int = Field(default=200_000, ge=1000)
     max_request_bytes: int = 1_048_576
     context_max_messages: int = 50
     context_max_chars: int = 24_000
@@ -188,6 +193,9 @@ class Settings(BaseSettings):
     events_replay_buffer: int = Field(default=4096, ge=0)
     # A comment line on every open stream this often, so proxies keep it open.
     sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    # A stream whose connection takes nothing for this long (its client does not read) is
+    # dropped with an `error` event `slow_reader`; the client resumes with Last-Event-ID.
+    sse_send_timeout_seconds: float = Field(default=30.0, gt=0)
     # How often each process checks that the sign-ins of its open /api/events streams are
     # still live; a stream whose sign-in ended gets `signed_out` and closes.
     events_sign_in_check_seconds: float = Field(default=2.0, gt=0)

@@ -43,6 +43,11 @@ EVENT_STREAMS = Gauge(
     "Open /api/events streams on this process.",
     registry=REGISTRY,
 )
+SSE_SLOW_READERS = Counter(
+    "chatkeep_sse_slow_readers_total",
+    "Event streams dropped because their client read nothing for SSE_SEND_TIMEOUT_SECONDS.",
+    registry=REGISTRY,
+)
 EVENTS_RECEIVED = Counter(
     "chatkeep_events_received_total",
     "Live events this process received from the fan-out.",

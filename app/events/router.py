@@ -116,4 +116,4 @@ async def events(
             ):
                 yield frame
 
-    return event_stream(frames())
+    return event_stream(frames(), send_timeout=settings.sse_send_timeout_seconds)

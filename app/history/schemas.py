@@ -31,6 +31,9 @@ class MessageOut(ApiModel):
     stopped: bool = Field(
         default=False, description="A reply the user stopped before the model finished it"
     )
+    truncated: bool = Field(
+        default=False, description="A reply cut at MAX_REPLY_CHARS (the model wrote more)"
+    )
 
 
 class SessionOut(ApiModel):

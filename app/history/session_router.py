@@ -115,6 +115,7 @@ def _detail(reading: SessionReading, *, base: str, now: datetime) -> SessionDeta
                 image_url=m.image_url,
                 created_at=m.created_at,
                 stopped=bool(m.meta.get("stopped")),
+                truncated=bool(m.meta.get("truncated")),
             )
             for m in reading.messages
         ],

@@ -80,7 +80,10 @@ async def _answer(
 ) -> Response:
     ctx = services.follow_context()
     if wants_event_stream(request.headers.get("accept")):
-        return event_stream(follow(ctx, user_id=user_id, turn_id=turn_id, after=None))
+        return event_stream(
+            follow(ctx, user_id=user_id, turn_id=turn_id, after=None),
+            send_timeout=services.settings.sse_send_timeout_seconds,
+        )
     frames = follow(ctx, user_id=user_id, turn_id=turn_id, after=None, end_on_drain=False)
     return await _as_json(frames, with_seq=with_seq)
 
@@ -199,7 +202,8 @@ async def turn_events(
     turn = await _owned_turn(db, user, session_id, turn_id)
     await db.close()
     return event_stream(
-        follow(services.follow_context(), user_id=user.id, turn_id=turn.id, after=after)
+        follow(services.follow_context(), user_id=user.id, turn_id=turn.id, after=after),
+        send_timeout=services.settings.sse_send_timeout_seconds,
     )
 
 

@@ -1,10 +1,13 @@
 """Runs the middle step of every turn in this process: the model writes, no connection held.
 
 Each turn generates in a task of its own, detached from the request that opened it: a
-client that disconnects never stops a reply, which is stored whole. While replies are
-generating, one checkpoint task saves every partial reply of this process in one statement
-per TURN_CHECKPOINT_SECONDS (so other instances can follow them), which doubles as the
-heartbeat that keeps them from being declared stale, and tells which were asked to stop.
+client that disconnects never stops a reply, which is stored whole, up to MAX_REPLY_CHARS
+(past it the model is no longer read, and the reply is stored cut and marked `truncated`).
+While replies are generating, one checkpoint task runs every TURN_CHECKPOINT_SECONDS: a
+small heartbeat statement for all of this process's turns first (it keeps them from being
+declared stale, and tells which were asked to stop), then their partial replies in a
+transaction of their own with a time limit (so other instances can follow them; a slow
+or failed write of them never holds back the heartbeat).
 
 Followers in this process read a turn's text from memory (`LiveTurn`) as it is written.
 """
@@ -37,11 +40,15 @@ CLOSE_BACKOFF_SECONDS = 0.5
 class LiveTurn:
     """A turn generating here: its text so far, and a way to wait for more.
 
-    It is the `ReplyOutput` the assistant writes to.
+    It is the `ReplyOutput` the assistant writes to. It holds at most `max_chars`: the
+    write that reaches the cap is cut there, the turn is marked `truncated` and the model
+    is no longer read (the generation is cancelled, as a stop would).
     """
 
-    def __init__(self, opened: OpenedTurn) -> None:
+    def __init__(self, opened: OpenedTurn, *, max_chars: int) -> None:
         self.opened = opened
+        self.max_chars = max_chars
+        self.truncated = False
         self.id = opened.turn_id
         self.parts: list[str] = []
         self.length = 0
@@ -64,10 +71,17 @@ class LiveTurn:
     # -- ReplyOutput ----------------------------------------------------------------
 
     def write(self, text: str) -> None:
-        if not text or self.final is not None:
+        if not text or self.final is not None or self.truncated:
             return
-        self.parts.append(text)
-        self.length += len(text)
+        room = self.max_chars - self.length
+        if len(text) > room:
+            text = text[:room]
+            self.truncated = True
+        if text:
+            self.parts.append(text)
+            self.length += len(text)
+        if self.truncated:
+            self.cancel_generation()
         self.wake()
 
     @property
@@ -128,6 +142,7 @@ class TurnRunner:
         max_in_flight: int,
         timeout_seconds: float,
         checkpoint_seconds: float,
+        max_reply_chars: int,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.bus = bus
@@ -135,6 +150,7 @@ class TurnRunner:
         self.max_in_flight = max_in_flight
         self.timeout_seconds = timeout_seconds
         self.checkpoint_seconds = checkpoint_seconds
+        self.max_reply_chars = max_reply_chars
         self.live: dict[uuid.UUID, LiveTurn] = {}
         self.reserved = 0
         self._runs: set[asyncio.Task[None]] = set()
@@ -159,7 +175,7 @@ class TurnRunner:
 
     def start(self, opened: OpenedTurn) -> LiveTurn:
         """Generate the reply of a turn that was opened (and a slot reserved for it)."""
-        live = LiveTurn(opened)
+        live = LiveTurn(opened, max_chars=self.max_reply_chars)
         self.live[live.id] = live
         live.task = asyncio.create_task(
             opened.assistant.generate(
@@ -207,7 +223,7 @@ class TurnRunner:
             except asyncio.CancelledError:
                 if live.timed_out:
                     problem = _timeout_problem(opened.session_id, self.timeout_seconds)
-                elif live.interrupted or not live.stop_requested:
+                elif live.interrupted or not (live.stop_requested or live.truncated):
                     problem = service.interrupted_problem(opened.session_id)
             except AssistantError as exc:
                 problem = _assistant_problem(opened.session_id, exc)
@@ -238,6 +254,7 @@ class TurnRunner:
                         text=text,
                         outcome=live.outcome,
                         stopped=live.stop_requested,
+                        truncated=live.truncated,
                         usage=live.usage,
                         now=self.clock.now(),
                     )
@@ -251,6 +268,7 @@ class TurnRunner:
                             "sessionId": opened.session_id,
                             "seq": closed.reply_seq,
                             "stopped": closed.status == "stopped",
+                            "truncated": live.truncated,
                             "usage": live.usage.as_json() if live.usage else None,
                         },
                     )
@@ -318,12 +336,16 @@ class TurnRunner:
             )
         lengths = {live.id: live.length for live in running}
         result = await service.checkpoint(
-            sessionmaker=self.sessionmaker, bus=self.bus, items=items, now=self.clock.now()
+            sessionmaker=self.sessionmaker,
+            bus=self.bus,
+            items=items,
+            now=self.clock.now(),
+            partial_timeout_seconds=self.checkpoint_seconds,
         )
         for live in running:
-            if live.id in result.alive:
+            if live.id in result.saved:
                 live.saved_length = lengths[live.id]
-            elif live.final is None and live.id in self.live:
+            if live.id not in result.alive and live.final is None and live.id in self.live:
                 # Failed elsewhere (we were silent too long): this reply has no home.
                 live.interrupted = True
                 live.cancel_generation()

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -52,6 +53,8 @@ from app.encryption.crypto import keyring_of
 from app.events.bus import EventBus, user_event
 from app.turns import statements
 from app.turns.models import ChatTurn, TurnStatus
+
+logger = logging.getLogger("app.turns")
 
 TURN_RETRY_AFTER_SECONDS = 2
 MAX_IDEMPOTENCY_KEY_CHARS = 200
@@ -543,8 +546,11 @@ async def close_turn(
     stopped: bool,
     usage: Usage | None,
     now: datetime,
+    truncated: bool = False,
 ) -> ClosedTurn:
-    """Step 3 of a turn: the reply, the assistant's records and the turn's end, together."""
+    """Step 3 of a turn: the reply, the assistant's records and the turn's end, together.
+
+    A `truncated` reply (cut at MAX_REPLY_CHARS) ends the turn `done`, marked so."""
     status = TurnStatus.STOPPED if stopped else TurnStatus.DONE
     async with sessionmaker() as db:
         try:
@@ -577,11 +583,13 @@ async def close_turn(
                 turn=opened.input,
                 prepared=opened.prepared,
                 outcome=outcome,
-                stopped=stopped,
+                stopped=stopped or truncated,  # cut off either way: only what was complete
             )
             meta: dict[str, Any] = {"assistant": opened.assistant.name, **recorded.metadata}
             if stopped:
                 meta["stopped"] = True
+            if truncated:
+                meta["truncated"] = True
             if usage is not None:
                 meta["usage"] = usage.as_json()
             await db.flush()  # what the assistant recorded, before the reply that names it
@@ -683,13 +691,18 @@ async def _mark_failed(
     partial: str | None = None,
     usage: Usage | None = None,
 ) -> bool:
+    # With encryption on, a failed turn keeps no partial reply: it would stay in plaintext.
+    if keyring_of(db) is not None:
+        kept: Any = None
+    else:
+        kept = partial if partial is not None else ChatTurn.partial_reply
     failed = await db.execute(
         sa.update(ChatTurn)
         .where(col(ChatTurn.id) == turn.id, col(ChatTurn.status) == TurnStatus.GENERATING)
         .values(
             status=TurnStatus.FAILED,
             error=problem,
-            partial_reply=partial if partial is not None else ChatTurn.partial_reply,
+            partial_reply=kept,
             prompt_tokens=usage.prompt_tokens if usage else None,
             completion_tokens=usage.completion_tokens if usage else None,
             finished_at=now,
@@ -760,6 +773,7 @@ class CheckpointItem:
 class CheckpointResult:
     alive: frozenset[uuid.UUID]  # still generating here
     cancel_requested: frozenset[uuid.UUID]
+    saved: frozenset[uuid.UUID] = frozenset()  # whose partial reply was written
 
 
 async def checkpoint(
@@ -768,44 +782,78 @@ async def checkpoint(
     bus: EventBus,
     items: Sequence[CheckpointItem],
     now: datetime,
+    partial_timeout_seconds: float,
 ) -> CheckpointResult:
-    """One statement for every turn generating in this process: save partial replies,
-    prove the process alive, and learn which turns someone asked to stop."""
+    """The heartbeat of every turn generating in this process, then their partial replies.
+
+    The heartbeat is a small statement of its own, committed first: it proves the process
+    alive and learns which turns someone asked to stop. The partial replies follow in a
+    transaction of their own, given at most `partial_timeout_seconds` (a lock or a slow
+    write fails them alone: they are written again at the next checkpoint), so a write of
+    partial text never makes a healthy turn look stale to another instance.
+    """
     async with sessionmaker() as db:
-        rows = (
-            await db.execute(
-                sa.text(
-                    """
-                    UPDATE chat_turn AS t
-                       SET heartbeat_at = :now,
-                           partial_reply = COALESCE(v.text, t.partial_reply)
-                      FROM unnest(CAST(:ids AS uuid[]), CAST(:texts AS text[])) AS v(id, text)
-                     WHERE t.id = v.id AND t.status = 'generating'
-                 RETURNING t.id, t.cancel_requested_at IS NOT NULL AS cancel
-                    """
-                ),
-                {
-                    "now": now,
-                    "ids": [str(i.turn_id) for i in items],
-                    "texts": [i.text for i in items],
-                },
-            )
-        ).all()
-        alive = {uuid.UUID(str(r.id)) for r in rows}
-        cancel = {uuid.UUID(str(r.id)) for r in rows if r.cancel}
-        for item in items:
-            if item.text is not None and item.turn_id in alive:
-                bus.stage(
-                    db,
-                    user_event(
-                        item.user_id,
-                        "turn_progress",
-                        turnId=str(item.turn_id),
-                        length=len(item.text),
-                    ),
+        try:
+            rows = (
+                await db.execute(
+                    statements.HEARTBEAT,
+                    {"now": now, "ids": [str(i.turn_id) for i in items]},
                 )
-        await commit(db, bus)
-    return CheckpointResult(alive=frozenset(alive), cancel_requested=frozenset(cancel))
+            ).all()
+            await commit(db, bus)
+        except BaseException:
+            await roll_back(db, bus)
+            raise
+    alive = {uuid.UUID(str(r.id)) for r in rows}
+    cancel = {uuid.UUID(str(r.id)) for r in rows if r.cancel}
+    changed = [i for i in items if i.text is not None and i.turn_id in alive]
+    saved: set[uuid.UUID] = set()
+    if changed:
+        try:
+            saved = await _save_partials(
+                sessionmaker=sessionmaker, bus=bus, items=changed, seconds=partial_timeout_seconds
+            )
+        except Exception as exc:  # written again at the next checkpoint
+            logger.warning("saving partial replies failed: %s", exc)
+    return CheckpointResult(
+        alive=frozenset(alive), cancel_requested=frozenset(cancel), saved=frozenset(saved)
+    )
+
+
+async def _save_partials(
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    bus: EventBus,
+    items: Sequence[CheckpointItem],
+    seconds: float,
+) -> set[uuid.UUID]:
+    async with sessionmaker() as db:
+        try:
+            limit = f"{max(1, int(seconds * 1000))}ms"
+            await db.execute(statements.LIMIT_TRANSACTION, {"limit": limit})
+            rows = (
+                await db.execute(
+                    statements.SAVE_PARTIALS,
+                    {"ids": [str(i.turn_id) for i in items], "texts": [i.text for i in items]},
+                )
+            ).all()
+            saved = {uuid.UUID(str(r.id)) for r in rows}
+            for item in items:
+                if item.turn_id in saved and item.text is not None:
+                    bus.stage(
+                        db,
+                        user_event(
+                            item.user_id,
+                            "turn_progress",
+                            turnId=str(item.turn_id),
+                            length=len(item.text),
+                        ),
+                    )
+            await commit(db, bus)
+        except BaseException:
+            await roll_back(db, bus)
+            raise
+    return saved
 
 
 async def fail_stale_turns(
@@ -886,6 +934,7 @@ class TurnSnapshot:
     length: int  # the whole text's length
     image_url: str | None
     reply_seq: int | None
+    truncated: bool = False  # the reply was cut at MAX_REPLY_CHARS
 
 
 async def snapshot(
@@ -911,6 +960,7 @@ async def snapshot(
                     col(ChatMessage.image_url),
                     col(ChatMessage.content_sealed),
                     col(ChatMessage.key_id),
+                    col(ChatMessage.meta)["truncated"].as_boolean(),
                 ).where(
                     col(ChatMessage.session_id) == turn.session_id,
                     col(ChatMessage.seq) == turn.reply_seq,
@@ -921,8 +971,12 @@ async def snapshot(
             return None
         if row[4] is not None:  # sealed: the whole reply is opened, then cut here
             reply = open_message(db, turn.user_id, turn.session_id, turn.reply_seq, row[3], row[4])
-            return TurnSnapshot(turn, reply[offset:], len(reply), row[2], turn.reply_seq)
-        return TurnSnapshot(turn, row[0] or "", int(row[1] or 0), row[2], turn.reply_seq)
+            return TurnSnapshot(
+                turn, reply[offset:], len(reply), row[2], turn.reply_seq, bool(row[5])
+            )
+        return TurnSnapshot(
+            turn, row[0] or "", int(row[1] or 0), row[2], turn.reply_seq, bool(row[5])
+        )
     partial = turn.partial_reply or ""
     return TurnSnapshot(turn, partial[offset:], len(partial), None, None)
 

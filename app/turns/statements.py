@@ -281,3 +281,29 @@ INSERT_REPLY = sa.text(
     RETURNING (SELECT count(*) FROM notified) AS notified
     """
 ).bindparams(sa.bindparam("meta", type_=JSONB))
+
+
+# The checkpoint's heartbeat: one small statement for every turn generating in a process,
+# apart from the partial replies (which may be large, or wait on a lock).
+HEARTBEAT = sa.text(
+    """
+    UPDATE chat_turn SET heartbeat_at = :now
+    WHERE id = ANY(CAST(:ids AS uuid[])) AND status = 'generating'
+    RETURNING id, cancel_requested_at IS NOT NULL AS cancel
+    """
+)
+
+# The checkpoint's partial replies (each at most MAX_REPLY_CHARS), after the heartbeat.
+SAVE_PARTIALS = sa.text(
+    """
+    UPDATE chat_turn AS t SET partial_reply = v.text
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:texts AS text[])) AS v(id, text)
+    WHERE t.id = v.id AND t.status = 'generating'
+    RETURNING t.id
+    """
+)
+
+# A time limit on the rest of the current transaction (waiting on locks included).
+LIMIT_TRANSACTION = sa.text(
+    "SELECT set_config('statement_timeout', :limit, true), set_config('lock_timeout', :limit, true)"
+)

@@ -6,9 +6,12 @@ keeping the events themselves:
     turn    id 0                 {"sessionId", "turnId", "expiredSessionId"?}
     queued  no id                {"position"}  (waiting in line for the model: 1 is next,
                                  null once its turn came; only from the instance running it)
-    delta   id = end offset      {"text"}   (the reply's characters up to that offset)
-    done    id = length + 1      {"reply", "imageUrl", "sessionId", "seq", "stopped", "usage"}
+    delta   id = end offset      {"text"}   (at most 16,384 characters each)
+    done    id = length + 1      {"reply", "imageUrl", "sessionId", "seq", "stopped",
+                                 "truncated", "usage"}
     error   id = length + 1      a problem+json body
+    error   no id                `slow_reader`: the client read nothing for a while and was
+                                 dropped; it resumes with Last-Event-ID (app.core.sse)
 
 A client that saw id N asks for what comes after N: `Last-Event-ID: N`. Deltas may be cut
 differently on a replay, but they always add up to the same text.
@@ -31,7 +34,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.clock import Clock
-from app.core.sse import HEARTBEAT, Frame
+from app.core.sse import HEARTBEAT, MAX_DELTA_CHARS, Frame
 from app.events.bus import EventBus
 from app.turns import service
 from app.turns.models import TurnStatus
@@ -103,26 +106,18 @@ async def follow_live(
             session_id=opened.session_id, turn_id=live.id, expired=opened.expired_session_id
         )
     pos = after or 0
-    # Which part the position falls in; from there on, deltas are whole parts.
-    index, seen = 0, 0
     place: int | None = None
     while True:
         changed = live.changed
         if live.queue_position != place and live.final is None:
             place = live.queue_position
             yield Frame("queued", {"position": place})
-        if live.length > pos:
-            if seen < pos:
-                text = live.text[pos:]
-                index, seen = len(live.parts), live.length
-            else:
-                fresh = live.parts[index:]
-                text = "".join(fresh)
-                index += len(fresh)
-                seen += len(text)
-            pos = seen
-            if text:
-                yield Frame("delta", {"text": text}, pos)
+        # From the one shared text, a frame at a time: nothing is copied per follower
+        # beyond the frame it is sending.
+        while live.length > pos:
+            text = live.text[pos : pos + MAX_DELTA_CHARS]
+            pos += len(text)
+            yield Frame("delta", {"text": text}, pos)
         if live.final is not None:
             kind, payload = live.final
             if after is None or after <= live.length:
@@ -149,6 +144,7 @@ def _final_frame(snap: service.TurnSnapshot) -> Frame:
             "sessionId": turn.session_id,
             "seq": snap.reply_seq,
             "stopped": turn.status == TurnStatus.STOPPED,
+            "truncated": snap.truncated,
             "usage": usage.as_json() if usage else None,
         },
         snap.length + 1,
@@ -181,10 +177,10 @@ async def _follow_stored(
                     session_id=turn.session_id, turn_id=turn.id, expired=turn.expired_session_id
                 )
             first = False
-            if snap.length > pos:
-                tail = snap.tail[pos:]
-                pos = snap.length
-                yield Frame("delta", {"text": tail}, pos)
+            for start in range(pos, snap.length, MAX_DELTA_CHARS):
+                piece = snap.tail[start : start + MAX_DELTA_CHARS]
+                yield Frame("delta", {"text": piece}, start + len(piece))
+            pos = max(pos, snap.length)
             if turn.status != TurnStatus.GENERATING:
                 final = _final_frame(snap)
                 if after is None or after <= snap.length:

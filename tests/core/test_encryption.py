@@ -12,6 +12,7 @@ import sys
 import uuid
 import zipfile
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -22,6 +23,7 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 from pypdf import PdfReader
 
+from app.assistant.base import AssistantError, ReplyOutput, TextAssistant, TurnInput
 from app.assistant.models import PostDraftVersion
 from app.conversations.ids import new_session_id
 from app.conversations.models import ChatMessage, ChatSession
@@ -515,3 +517,37 @@ async def test_the_cli_generates_keys_and_rotates(
     assert "every row is on key 'k2027'" in rotated.stdout
     keyed = await _sql(database_url, "SELECT DISTINCT key_id FROM chat_message")
     assert [r[0] for r in keyed] == ["k2027"]
+
+
+@dataclass
+class _FailsAfterWriting(TextAssistant):
+    """Writes the secret, waits for `release`, then fails."""
+
+    name: str = "fails-after-writing"
+    wrote: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def write(self, turn: TurnInput, out: ReplyOutput) -> None:
+        out.write(SECRET)
+        self.wrote.set()
+        await self.release.wait()
+        raise AssistantError("the model went away")
+
+
+async def test_a_failed_turn_keeps_no_plaintext_partial_reply(app, client, database_url):
+    assistant = _FailsAfterWriting()
+    app.state.assistant = assistant
+    headers = await register(client)
+    asking = asyncio.create_task(chat(client, headers, "hello"))
+    await asyncio.wait_for(assistant.wrote.wait(), 30)
+    await app.state.turns.checkpoint_once()  # followers elsewhere read it while it is written
+    conn = await asyncpg.connect(_plain(database_url), statement_cache_size=0)
+    try:
+        assert await conn.fetchval("SELECT partial_reply FROM chat_turn") == SECRET
+        assistant.release.set()
+        r = await asking
+        assert r.status_code == 502
+        row = await conn.fetchrow("SELECT status, partial_reply FROM chat_turn")
+    finally:
+        await conn.close()
+    assert row["status"] == "failed" and row["partial_reply"] is None

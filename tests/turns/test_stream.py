@@ -56,7 +56,7 @@ async def test_a_streamed_turn_sends_turn_deltas_and_done_with_increasing_ids(li
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
     turn, done = events[0].data, events[-1].data
     assert set(turn) == {"sessionId", "turnId"}
-    assert set(done) == {"reply", "imageUrl", "sessionId", "seq", "stopped", "usage"}
+    assert set(done) == {"reply", "imageUrl", "sessionId", "seq", "stopped", "truncated", "usage"}
     assert "".join(e.data["text"] for e in events[1:-1]) == done["reply"]
     assert done["seq"] == 2 and done["stopped"] is False and done["usage"] is None
     detail = (await live.get(f"/api/sessions/{done['sessionId']}", headers=headers)).json()

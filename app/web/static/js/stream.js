@@ -123,6 +123,8 @@ async function readConnection(turn, connect, lastId, alive, seen) {
       } else if (event.event === "delta") {
         turn.text += event.data.text;
         showPartial(turn);
+      } else if (event.event === "error" && event.data?.code === "slow_reader") {
+        return null; // dropped for reading too slowly, not a failed turn: go on from the last event
       } else if (event.event === "done" || event.event === "error") {
         return event;
       }
