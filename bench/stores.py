@@ -40,6 +40,7 @@ from tests.assistants import CollectingOutput
 
 SESSION_TTL_SECONDS = 1800  # the original design's 30 minutes, and Chatkeep's default
 LIMITS = ContextLimits(max_messages=50, max_chars=24_000)  # Chatkeep's defaults
+MAX_REPLY_CHARS = Settings.model_fields["max_reply_chars"].default
 REPLY = (
     "Here is a first draft you can post as it is or ask me to change: a short paragraph with "
     "the offer, the dates and one line that invites people to reply. Shall I post it?"
@@ -471,7 +472,7 @@ class ChatkeepStore:
                 stale_seconds=60,
             )
         assert isinstance(opened, OpenedTurn)
-        out = LiveTurn(opened)
+        out = LiveTurn(opened, max_chars=MAX_REPLY_CHARS)
         await self.assistant.generate(
             turn=opened.input, prepared=opened.prepared, out=out, reader=self.sessionmaker
         )
