@@ -36,8 +36,10 @@ pytestmark = [pytest.mark.process, pytest.mark.storage]
 MB = 1024 * 1024
 # What the hostile imports may add to the process's peak memory (docs/operations.md).
 RSS_HEADROOM = 150 * MB
-# A generous correctness bound for a bystander's list of conversations.
-BYSTANDER_SECONDS = 1.0
+# A bystander's list of conversations must not stall behind an import (the review saw 11 s).
+# The bound is loose on purpose: in `make test` another worker drives a browser on the same
+# two cores, and speed belongs to `make bench`.
+BYSTANDER_SECONDS = 5.0
 
 
 def _reset_peak(pid: int) -> None:
