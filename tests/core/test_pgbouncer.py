@@ -73,10 +73,8 @@ def _work(base: str, email: str, statuses: list[int], timeout: float) -> None:
 
 
 def _run(servers: list[ServerProcess], timeout: float = 60) -> list[int]:
-    started = []
     try:
         for server in servers:
-            started.append(server)
             server.wait_ready(timeout=30)
         jobs = [(s.base, f"u{i}-{n}@example.com") for n, s in enumerate(servers) for i in range(2)]
         with ThreadPoolExecutor(len(jobs)) as pool:
@@ -86,7 +84,9 @@ def _run(servers: list[ServerProcess], timeout: float = 60) -> list[int]:
                 for code in codes
             ]
     finally:
-        for server in started:
+        # Every process was started when it was built: stop them all, even those after one
+        # that failed to start (the control's), or they outlive the test.
+        for server in servers:
             server.stop()
 
 
