@@ -49,7 +49,7 @@ from app.assistant.base import (
 from app.assistant.builtin import TemplateWriter
 from app.assistant.intents import Intent, IntentKind
 from app.assistant.ledger import LedgerState
-from app.assistant.openai_compat import LlmWriter, build_client
+from app.assistant.openai_compat import AnswerWriter, LlmWriter, build_client
 from app.assistant.replies import ASK_GENERIC, DRAFT_STILL_WAITING
 from app.core.config import Settings
 
@@ -386,7 +386,7 @@ class LocalWriter:
         """The model's answer to the turn's message, streamed to `out` in its turn."""
         async with self.queue.turn(out):
             model = await self.started()
-            text = _StrippedAnswer(out)
+            text = AnswerWriter(out)
             await model.stream(
                 model.messages(turn=turn, system=SYSTEM_PROMPT, history_chars=self.history_chars),
                 out=out,
@@ -394,17 +394,3 @@ class LocalWriter:
             )
         if not text.started:
             raise AssistantError("The language model answered with an empty message")
-
-
-class _StrippedAnswer:
-    def __init__(self, out: ReplyOutput) -> None:
-        self.out = out
-        self.started = False
-
-    def feed(self, piece: str) -> None:
-        if not self.started:
-            piece = piece.lstrip()
-            if not piece:
-                return
-            self.started = True
-        self.out.write(piece)

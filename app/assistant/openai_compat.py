@@ -600,7 +600,7 @@ class LlmWriter:
     async def decide(
         self, *, turn: TurnInput, state: LedgerState, out: ReplyOutput
     ) -> Intent | None:
-        answer = _AnswerWriter(out)
+        answer = AnswerWriter(out)
         completion = await self.stream(
             self.messages(turn=turn, system=self._system(state, DECIDE_TASK)),
             out=out,
@@ -662,7 +662,7 @@ class LlmWriter:
             "Your task now: answer the user's last message helpfully and briefly. If they seem "
             "to want a post, ask what it should be about and for which platform."
         )
-        answer = _AnswerWriter(out)
+        answer = AnswerWriter(out)
         await self.stream(
             self.messages(turn=turn, system=self._system(state, task)),
             out=out,
@@ -672,7 +672,7 @@ class LlmWriter:
             raise AssistantError("The language model answered with an empty message")
 
 
-class _AnswerWriter:
+class AnswerWriter:
     """Streams a free answer, without the whitespace some models start with."""
 
     def __init__(self, out: ReplyOutput) -> None:
