@@ -46,6 +46,9 @@ from app.history.session_router import router as conversations_router
 from app.imports.router import router as imports_router
 from app.mail.service import Mailer
 from app.models import metadata as _every_table  # noqa: F401  (and the domains' reactions)
+from app.openai_api.errors import OpenAIErrorMiddleware
+from app.openai_api.router import completions_router as openai_completions_router
+from app.openai_api.router import router as openai_router
 from app.ratelimit.setup import install_rate_limits
 from app.sharing.router import public_router as shared_router
 from app.sharing.router import router as sharing_router
@@ -205,6 +208,8 @@ def create_app(
     app.include_router(events_router)
     app.include_router(exports_router)
     app.include_router(imports_router)
+    app.include_router(openai_completions_router)
+    app.include_router(openai_router)
     app.include_router(assistant_router)
     app.include_router(admin_router)
     app.include_router(health_router)
@@ -235,5 +240,7 @@ def create_app(
         SecurityHeadersMiddleware,
         hsts_max_age=settings.hsts_max_age_seconds if settings.cookie_secure else None,
     )
+    # `/v1` answers errors in OpenAI's shape, whichever layer above raised them.
+    app.add_middleware(OpenAIErrorMiddleware)
     app.add_middleware(MetricsMiddleware)
     return app

@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from app.assistant.base import Assistant, HistoryMessage, TurnInput, Usage
+from app.conversations import paths
 from app.conversations.blind_index import token_row
 from app.conversations.blind_index import upsert as upsert_tokens
 from app.conversations.ids import is_well_formed, new_session_id
@@ -114,6 +115,17 @@ class TurnRequest:
     # A regenerated reply: the assistant message it is a new version of, or the user
     # message it answers. `message` is unused (the stored message is answered).
     regenerate_seq: int | None = None
+    # A new message under this one of the session rather than under its head (a client of
+    # /v1 that resent a stored path; null: the head).
+    parent_seq: int | None = None
+    # With `path_key`: the message's path hash (`app.conversations.paths`), and the key
+    # that chains the reply's onto it. Null: neither gets one.
+    path_hash: bytes | None = None
+    path_key: bytes | None = None
+    # More of the message's metadata (what a client of /v1 sent beside the text).
+    message_meta: dict[str, Any] | None = None
+    # A new conversation: the name of the API key it is started with.
+    api_client: str | None = None
 
 
 @dataclass
@@ -130,6 +142,9 @@ class OpenedTurn:
     assistant: Assistant
     # The head as this turn left it: the reply becomes the head unless it moved meanwhile.
     expected_head: int | None = None
+    # The asking message's path hash and the key that chains the reply's onto it.
+    user_path_hash: bytes | None = None
+    path_key: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +160,7 @@ class ClosedTurn:
     reply_seq: int
     image_url: str | None
     status: str
+    tool_calls: list[dict[str, Any]] | None = None
 
 
 class TurnLostError(Exception):
@@ -364,7 +380,11 @@ async def _open(
                         "session_id": session_id,
                         "user_id": user_id,
                         "limit": limits.max_messages,
-                        "head_seq": locked.head_seq,
+                        "head_seq": (
+                            request.parent_seq
+                            if request.parent_seq is not None
+                            else locked.head_seq
+                        ),
                         "target_seq": target_seq,
                         "regenerate": regenerate,
                     },
@@ -415,10 +435,15 @@ async def _open(
         raise _no_session()
 
     turn_id = uuid.uuid4()
+    meta: dict[str, Any] = dict(request.message_meta or {})
+    if request.context:
+        meta["context"] = request.context
     params: dict[str, Any] = {
         "user_id": user_id,
         "seq": seq,
-        "meta": {"context": request.context} if request.context else {},
+        "meta": meta,
+        "path_hash": request.path_hash,
+        "api_client": request.api_client,
         "now": now,
         "turn_id": turn_id,
         "assistant": assistant.name,
@@ -471,6 +496,7 @@ async def _open(
             prepared,
             assistant,
             expected_head,
+            request,
         )
     params |= statements.sealed_content(
         keyring, user_id=user_id, session_id=session_id, seq=seq, content=request.message
@@ -509,6 +535,7 @@ async def _open(
         prepared,
         assistant,
         expected_head,
+        request,
     )
 
 
@@ -522,6 +549,7 @@ def _opened(
     prepared: Any,
     assistant: Assistant,
     expected_head: int | None,
+    request: TurnRequest,
 ) -> OpenedTurn:
     return OpenedTurn(
         turn_id=turn_id,
@@ -533,6 +561,8 @@ def _opened(
         prepared=prepared,
         assistant=assistant,
         expected_head=expected_head,
+        user_path_hash=request.path_hash,
+        path_key=request.path_key,
     )
 
 
@@ -586,6 +616,15 @@ async def close_turn(
                 stopped=stopped or truncated,  # cut off either way: only what was complete
             )
             meta: dict[str, Any] = {"assistant": opened.assistant.name, **recorded.metadata}
+            tool_calls = recorded.metadata.get("toolCalls")
+            reply_hash = None
+            if opened.path_key is not None and opened.user_path_hash is not None:
+                reply_hash = paths.chain(
+                    opened.path_key,
+                    opened.user_path_hash,
+                    "assistant",
+                    paths.hashed_content(text, tool_calls),
+                )
             if stopped:
                 meta["stopped"] = True
             if truncated:
@@ -641,6 +680,7 @@ async def close_turn(
                     ),
                     "image_url": recorded.image_url,
                     "meta": meta,
+                    "path_hash": reply_hash,
                     "now": now,
                     **statements.notify_params(bus.take_notifies(db)),
                 },
@@ -649,7 +689,12 @@ async def close_turn(
         except BaseException:
             await roll_back(db, bus)
             raise
-    return ClosedTurn(reply_seq=reply_seq, image_url=recorded.image_url, status=status.value)
+    return ClosedTurn(
+        reply_seq=reply_seq,
+        image_url=recorded.image_url,
+        status=status.value,
+        tool_calls=tool_calls,
+    )
 
 
 def _context_opener(

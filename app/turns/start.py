@@ -145,3 +145,18 @@ async def _start(
     await db.close()
     slot.release()
     return turn_id
+
+
+def fingerprint(
+    services: TurnServices, idempotency_key: str | None, payload: Any
+) -> tuple[str | None, str | None]:
+    """The keyed fingerprint of a request body (and its older plain form) that an
+    Idempotency-Key is checked against; none without a key."""
+    return _hashes(services, idempotency_key, payload)
+
+
+async def start_request(
+    *, db: AsyncSession, services: TurnServices, slot: OpenSlot, request: service.TurnRequest
+) -> uuid.UUID:
+    """A turn that another API built the request of (`/v1`): as `start_turn`."""
+    return await _start(db=db, services=services, slot=slot, request=request)

@@ -167,12 +167,13 @@ _MESSAGE_AND_TURN = "".join(
     user_message AS (
         INSERT INTO chat_message
             (session_id, seq, user_id, parent_seq, depth, role, content, content_sealed,
-             key_id, image_url, metadata, created_at)
+             key_id, image_url, metadata, path_hash, created_at)
         VALUES (:session_id, :seq, :user_id, CAST(:parent_seq AS integer),
                 coalesce((SELECT depth FROM chat_message
                           WHERE session_id = CAST(:session_id AS varchar) AND user_id = :user_id
                             AND seq = CAST(:parent_seq AS integer)), 0) + 1,
-                'user', :content, :content_sealed, :key_id, NULL, :meta, :now)
+                'user', :content, :content_sealed, :key_id, NULL, :meta,
+                CAST(:path_hash AS bytea), :now)
     )
     """,
         _TURN,
@@ -218,9 +219,10 @@ OPEN_WITH_NEW_SESSION = _joined(
     new_session AS (
         INSERT INTO chat_session
             (id, user_id, title, title_sealed, key_id, status, created_at, last_activity_at,
-             message_count, head_seq, pinned, tags, prompt_tokens, completion_tokens)
+             message_count, head_seq, pinned, tags, prompt_tokens, completion_tokens,
+             api_client)
         VALUES (:session_id, :user_id, :title, :title_sealed, :title_key_id, 'active', :now,
-                :now, 1, 1, false, '{}', 0, 0)
+                :now, 1, 1, false, '{}', 0, 0, CAST(:api_client AS varchar))
     ),
     """,
     _MESSAGE_AND_TURN,
@@ -272,12 +274,13 @@ INSERT_REPLY = sa.text(
     )
     INSERT INTO chat_message
         (session_id, seq, user_id, parent_seq, depth, role, content, content_sealed, key_id,
-         image_url, metadata, created_at)
+         image_url, metadata, path_hash, created_at)
     VALUES (:session_id, :seq, :user_id, :parent_seq,
             coalesce((SELECT depth FROM chat_message
                       WHERE session_id = CAST(:session_id AS varchar)
                         AND user_id = :user_id AND seq = :parent_seq), 0) + 1,
-            'assistant', :content, :content_sealed, :key_id, :image_url, :meta, :now)
+            'assistant', :content, :content_sealed, :key_id, :image_url, :meta,
+            CAST(:path_hash AS bytea), :now)
     RETURNING (SELECT count(*) FROM notified) AS notified
     """
 ).bindparams(sa.bindparam("meta", type_=JSONB))
