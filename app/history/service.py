@@ -386,6 +386,7 @@ async def _page(
             s.pinned,
             s.tags,
             s.imported_from,
+            s.api_client,
             user_id=user_id,
             flt=flt,
             plan=plan,
@@ -575,6 +576,7 @@ async def list_sessions(
             pinned=r.pinned,
             tags=list(r.tags),
             imported_from=r.imported_from,
+            api_client=r.api_client,
             expires_at=(
                 expires_at(
                     status=r.status, last_activity_at=r.last_activity_at, ttl_seconds=ttl_seconds
