@@ -19,6 +19,7 @@ from tests.processes import ServerProcess
 
 MODEL = "fake-model-1"
 REPLY = "A fake answer from the model."
+CHAT_PER_MINUTE = 12
 
 
 @dataclass
@@ -56,7 +57,13 @@ def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
             SECRET_KEY="v1-secret-" + "v" * 40,
             LOG_LEVEL="WARNING",
             SWEEPER_ENABLED="false",
-            RATE_LIMIT_ENABLED="false",
+            # The chat policy applies to keys as to sign-ins: small enough to reach in a
+            # test; sign-up and key creation are not what is tested here.
+            RATE_LIMIT_ENABLED="true",
+            RATE_LIMIT_CHAT=f"{CHAT_PER_MINUTE}/minute",
+            RATE_LIMIT_AUTH="10000/minute",
+            RATE_LIMIT_CREDENTIALS="10000/minute",
+            RATE_LIMIT_DEFAULT="10000/minute",
             ASSISTANT_BACKEND="openai",
             LLM_BASE_URL=f"{fake.url}/v1",
             LLM_MODEL=MODEL,

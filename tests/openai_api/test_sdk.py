@@ -3,12 +3,17 @@ against a real server process: every exchange lands in the key owner's history."
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
+
 import httpx
 import openai
 import pytest
 
 from tests.fakemodel import Planned
 from tests.openai_api.conftest import (
+    CHAT_PER_MINUTE,
     MODEL,
     REPLY,
     Account,
@@ -108,8 +113,6 @@ def test_sync_and_async_streamed_and_not_extend_one_conversation(server, account
                     if chunk.choices:
                         parts.append(chunk.choices[0].delta.content or "")
             assert "".join(parts) == REPLY
-
-    import asyncio
 
     asyncio.run(more())
 
@@ -303,3 +306,73 @@ def test_another_users_key_never_reaches_this_users_history(server, account):
             messages=[{"role": "user", "content": "hello"}],
             metadata={"chatkeep_session_id": own["id"]},
         )
+
+
+def test_the_chat_rate_limit_applies_to_a_key_as_openais_429(server, account):
+    client = _client(server, account)
+    with pytest.raises(openai.RateLimitError) as limited:
+        for i in range(CHAT_PER_MINUTE + 1):
+            client.chat.completions.create(
+                model=MODEL, messages=[{"role": "user", "content": f"count {i}"}]
+            )
+    assert limited.value.status_code == 429
+    assert limited.value.body["type"] == "rate_limit_error"
+    assert int(limited.value.response.headers["Retry-After"]) > 0
+    assert len(sessions(server.base, account)) == CHAT_PER_MINUTE
+
+
+def test_an_idempotency_key_answers_a_retry_with_the_same_reply(server, account):
+    client = _client(server, account)
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "Only once, please."}]}
+    key = {"Idempotency-Key": "v1-retry-1"}
+    first = client.chat.completions.create(**body, extra_headers=key)
+    again = client.chat.completions.create(**body, extra_headers=key)
+    assert again.id == first.id
+    assert again.choices[0].message.content == first.choices[0].message.content
+    (listed,) = sessions(server.base, account)
+    assert [c for _, c in _path(server, account, listed["id"])] == ["Only once, please.", REPLY]
+    with pytest.raises(openai.BadRequestError) as reused:
+        client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "Something else"}], extra_headers=key
+        )
+    assert reused.value.body["code"] == "idempotency_key_reused"
+
+
+def _wait_for(condition, what: str, timeout: float = 30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_closing_the_request_stops_the_reply_and_keeps_what_was_written(server, account):
+    words = [f"w{i}" for i in range(200)]
+    server.model.plan(Planned(text=" ".join(words), chunk_seconds=0.05))
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "Talk for a while."}]}
+    with httpx.stream(
+        "POST",
+        f"{server.v1}/chat/completions",
+        json={**body, "stream": True},
+        headers={"Authorization": f"Bearer {account.key}"},
+        timeout=30,
+    ) as r:
+        assert r.status_code == 200
+        got = ""
+        for line in r.iter_lines():
+            if line.startswith("data: {"):
+                got += (json.loads(line[6:])["choices"][0]["delta"].get("content")) or ""
+            if len(got.split()) >= 3:
+                break  # and the response is closed here, mid-reply
+
+    def stored_reply():
+        (listed,) = sessions(server.base, account)
+        messages = conversation(server.base, account, listed["id"])["messages"]
+        return messages[-1] if messages[-1]["role"] == "assistant" else None
+
+    reply = _wait_for(stored_reply, "the stopped reply")
+    assert reply["stopped"] is True
+    assert 3 <= len(reply["content"].split()) < len(words)
+    assert " ".join(words).startswith(reply["content"])
