@@ -4,7 +4,7 @@ Sections: turns (turn cost vs history), http (real servers under wrk), sweeper, 
 real_model (a slow streaming model: concurrency, first-token latency, live-event fan-out),
 local_model (the local SmolLM2 model: tokens/s, time to first token, 20 users at once),
 pdf (PDF layout against message size), encryption (a turn with and without
-ENCRYPTION_KEYS).
+ENCRYPTION_KEYS), v1 (`POST /v1/chat/completions` next to `POST /api/chat` on one model).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from bench import (
     real_model,
     sweeper,
     turn_cost,
+    v1_cost,
 )
 from bench.modes import MODES, Mode
 from bench.pg import BenchServer
@@ -42,6 +43,7 @@ SECTIONS = (
     "local_model",
     "pdf",
     "encryption",
+    "v1",
 )
 RUNNERS: dict[str, Callable[[BenchServer, Report, Mode], Awaitable[dict[str, Any]]]] = {
     "turns": turn_cost.run,
@@ -52,6 +54,7 @@ RUNNERS: dict[str, Callable[[BenchServer, Report, Mode], Awaitable[dict[str, Any
     "local_model": local_model.run,
     "pdf": pdf_layout.run,
     "encryption": encryption_cost.run,
+    "v1": v1_cost.run,
 }
 
 DOC_INTRO = """# Performance
