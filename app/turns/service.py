@@ -340,6 +340,10 @@ async def _open(
     history: list[HistoryMessage] = []
     target_seq = request.edit_seq if request.edit_seq is not None else request.regenerate_seq
     regenerate = request.regenerate_seq is not None
+    # The message's path hash: given (/v1), or chained on its parent's here (unknown when
+    # the parent has none: written before path hashes).
+    path_hash = request.path_hash
+    chain_on: tuple[bytes | None] | None = (None,)  # a first message chains on nothing
     if request.session_id is not None and is_well_formed(request.session_id):
         # Unknown, ill-formed and another user's ids all end here as None: same query,
         # same answer (a new session), nothing about the other session revealed.
@@ -393,7 +397,13 @@ async def _open(
             if target_seq is not None:
                 _check_target(request, busy_row)
             parent_seq = busy_row.parent_seq
+            if parent_seq is not None and busy_row.parent_role != "system":
+                parent_hash = busy_row.parent_path_hash
+                chain_on = (bytes(parent_hash),) if parent_hash is not None else None
             if regenerate:
+                chain_on = None
+                if path_hash is None and busy_row.asked_path_hash is not None:
+                    path_hash = bytes(busy_row.asked_path_hash)
                 seq = busy_row.asked_seq
                 message = open_message(
                     db,
@@ -434,6 +444,8 @@ async def _open(
     if target_seq is not None and session_id is None:
         raise _no_session()
 
+    if path_hash is None and request.path_key is not None and chain_on is not None:
+        path_hash = paths.chain(request.path_key, chain_on[0], "user", message)
     turn_id = uuid.uuid4()
     meta: dict[str, Any] = dict(request.message_meta or {})
     if request.context:
@@ -442,7 +454,7 @@ async def _open(
         "user_id": user_id,
         "seq": seq,
         "meta": meta,
-        "path_hash": request.path_hash,
+        "path_hash": path_hash,
         "api_client": request.api_client,
         "now": now,
         "turn_id": turn_id,
@@ -496,7 +508,8 @@ async def _open(
             prepared,
             assistant,
             expected_head,
-            request,
+            path_hash,
+            request.path_key,
         )
     params |= statements.sealed_content(
         keyring, user_id=user_id, session_id=session_id, seq=seq, content=request.message
@@ -535,7 +548,8 @@ async def _open(
         prepared,
         assistant,
         expected_head,
-        request,
+        path_hash,
+        request.path_key,
     )
 
 
@@ -549,7 +563,8 @@ def _opened(
     prepared: Any,
     assistant: Assistant,
     expected_head: int | None,
-    request: TurnRequest,
+    path_hash: bytes | None,
+    path_key: bytes | None,
 ) -> OpenedTurn:
     return OpenedTurn(
         turn_id=turn_id,
@@ -561,8 +576,8 @@ def _opened(
         prepared=prepared,
         assistant=assistant,
         expected_head=expected_head,
-        user_path_hash=request.path_hash,
-        path_key=request.path_key,
+        user_path_hash=path_hash,
+        path_key=path_key,
     )
 
 

@@ -58,7 +58,8 @@ BUSY_TURN_AND_CONTEXT = sa.text(
           AND seq = CAST(:target_seq AS integer)
     ),
     asked AS (
-        SELECT m.seq, m.role, m.parent_seq, m.content, m.content_sealed, m.key_id
+        SELECT m.seq, m.role, m.parent_seq, m.content, m.content_sealed, m.key_id,
+               m.path_hash
         FROM chat_message m
         WHERE CAST(:regenerate AS boolean)
           AND m.session_id = :session_id AND m.user_id = :user_id
@@ -90,13 +91,20 @@ BUSY_TURN_AND_CONTEXT = sa.text(
                                      ORDER BY p.n), '[]')
             FROM path p) AS context,
            (SELECT seq FROM start) AS parent_seq,
+           (SELECT m.role FROM chat_message m
+            WHERE m.session_id = :session_id AND m.user_id = :user_id
+              AND m.seq = (SELECT seq FROM start)) AS parent_role,
+           (SELECT m.path_hash FROM chat_message m
+            WHERE m.session_id = :session_id AND m.user_id = :user_id
+              AND m.seq = (SELECT seq FROM start)) AS parent_path_hash,
            (SELECT role FROM target) AS target_role,
            (SELECT parent_seq FROM target) AS target_parent_seq,
            (SELECT seq FROM asked) AS asked_seq,
            (SELECT role FROM asked) AS asked_role,
            (SELECT content FROM asked) AS asked_content,
            (SELECT content_sealed FROM asked) AS asked_sealed,
-           (SELECT key_id FROM asked) AS asked_key_id
+           (SELECT key_id FROM asked) AS asked_key_id,
+           (SELECT path_hash FROM asked) AS asked_path_hash
     FROM (SELECT 1) AS one
     LEFT JOIN chat_turn t ON t.session_id = :session_id AND t.user_id = :user_id
                          AND t.status = 'generating'

@@ -67,6 +67,7 @@ async def test_list_is_newest_activity_first_with_preview_and_counts(client, clo
         "pinned",
         "tags",
         "importedFrom",
+        "apiClient",
         "messageCount",
         "preview",
         "matchSeq",

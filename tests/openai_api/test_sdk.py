@@ -376,3 +376,40 @@ def test_closing_the_request_stops_the_reply_and_keeps_what_was_written(server, 
     assert reply["stopped"] is True
     assert 3 <= len(reply["content"].split()) < len(words)
     assert " ".join(words).startswith(reply["content"])
+
+
+def test_a_conversation_from_the_page_is_continued_by_a_client_that_resends_it(server, account):
+    r = httpx.post(
+        f"{server.base}/api/chat",
+        json={"messages": [{"role": "user", "content": "Started on the page."}]},
+        headers=account.session,
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+    sid, reply = r.json()["sessionId"], r.json()["reply"]
+    client = _client(server, account)
+    resent = [
+        {"role": "user", "content": "Started on the page."},
+        {"role": "assistant", "content": reply},
+        {"role": "user", "content": "Continued from a script."},
+    ]
+    answer = client.chat.completions.create(model=MODEL, messages=resent)
+    assert answer.model_extra["chatkeep"]["sessionId"] == sid
+    # And back on the page, then from the script again: still one conversation.
+    r = httpx.post(
+        f"{server.base}/api/chat",
+        json={"messages": [{"role": "user", "content": "Back on the page."}], "sessionId": sid},
+        headers=account.session,
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+    resent += [
+        {"role": "assistant", "content": answer.choices[0].message.content},
+        {"role": "user", "content": "Back on the page."},
+        {"role": "assistant", "content": r.json()["reply"]},
+        {"role": "user", "content": "And the script again."},
+    ]
+    again = client.chat.completions.create(model=MODEL, messages=resent)
+    assert again.model_extra["chatkeep"]["sessionId"] == sid
+    assert len(sessions(server.base, account)) == 1
+    assert len(_path(server, account, sid)) == 8
