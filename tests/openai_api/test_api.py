@@ -64,7 +64,8 @@ async def test_sealed_conversations_are_matched_by_keyed_hashes(app, client, dat
     conn = await asyncpg.connect(_plain(database_url), statement_cache_size=0)
     try:
         rows = await conn.fetch(
-            "SELECT seq, role, content, path_hash FROM chat_message WHERE session_id = $1 ORDER BY seq",
+            "SELECT seq, role, content, path_hash FROM chat_message"
+            " WHERE session_id = $1 ORDER BY seq",
             sid,
         )
         title = await conn.fetchval("SELECT title FROM chat_session WHERE id = $1", sid)
