@@ -413,3 +413,21 @@ def test_a_conversation_from_the_page_is_continued_by_a_client_that_resends_it(s
     assert again.model_extra["chatkeep"]["sessionId"] == sid
     assert len(sessions(server.base, account)) == 1
     assert len(_path(server, account, sid)) == 8
+
+
+def test_a_failing_model_is_a_502_the_sdks_raise_and_the_message_is_kept(server, account):
+    client = _client(server, account)
+    server.model.plan(Planned(status=500), Planned(status=500))
+    with pytest.raises(openai.InternalServerError) as failed:
+        client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "Will this fail?"}]
+        )
+    assert failed.value.status_code == 502
+    assert failed.value.body["type"] == "server_error"
+    with pytest.raises(openai.APIError):
+        stream = client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "Streamed failure?"}], stream=True
+        )
+        list(stream)
+    titles = sorted(s["title"] for s in sessions(server.base, account))
+    assert titles == ["Streamed failure?", "Will this fail?"]
