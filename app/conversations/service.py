@@ -1,6 +1,6 @@
 """Chat sessions: lookup, context, expiry. Services flush; the caller owns the transaction.
 
-The chat turn itself is in `app.turns.service`.
+The chat turn itself is in `app.turns` (`opening`, `closing`).
 
 Ownership lives here, in `owned_session`: every read of a session filters on its owner
 (through `app.core.tenancy`), so another user's session looks exactly like a missing one.
