@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.assistant.base import HistoryMessage
 from app.conversations import trash
+from app.conversations.context import HistoryMessage
 from app.conversations.ids import is_well_formed, new_session_id
 from app.conversations.models import AuditAction, ChatMessage, ChatSession, SessionStatus
 from app.core.errors import InvalidInputError, NotFoundError

@@ -19,18 +19,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.assistant.models import (
+from app.core import cursors
+from app.core.errors import InvalidInputError, NotFoundError
+from app.core.tenancy import owned
+from app.core.validation import in_date_range
+from app.drafts.models import (
     DraftStatus,
     PostDraft,
     PostDraftVersion,
     PublishedPost,
     StoredImage,
 )
-from app.assistant.schemas import DraftOut, DraftVersionOut, PublishedPostOut, image_url
-from app.core import cursors
-from app.core.errors import InvalidInputError, NotFoundError
-from app.core.tenancy import owned
-from app.core.validation import in_date_range
+from app.drafts.schemas import DraftOut, DraftVersionOut, PublishedPostOut, image_url
 
 # Published-post ids are derived from the draft id, so a retried publication carries the
 # same id (and idempotency key) to the publisher as the first attempt.
