@@ -52,7 +52,8 @@ async def checkpoint(
     """
     async with sessionmaker() as db:
         try:
-            rows = await TurnOperatorRepository(db).heartbeat([i.turn_id for i in items], now=now)
+            turns = [(i.turn_id, i.user_id) for i in items]
+            rows = await TurnOperatorRepository(db).heartbeat(turns, now=now)
             await commit(db, bus)
         except BaseException:
             await roll_back(db, bus)
@@ -82,9 +83,8 @@ async def _save_partials(
 ) -> set[uuid.UUID]:
     async with sessionmaker() as db:
         try:
-            saved = await TurnOperatorRepository(db).save_partials(
-                [i.turn_id for i in items], [i.text or "" for i in items], seconds=seconds
-            )
+            turns = [(i.turn_id, i.user_id, i.text or "") for i in items]
+            saved = await TurnOperatorRepository(db).save_partials(turns, seconds=seconds)
             for item in items:
                 if item.turn_id in saved and item.text is not None:
                     bus.stage(

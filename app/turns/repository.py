@@ -449,16 +449,23 @@ def _build_insert_reply() -> sa.TextClause:
     return _compiled(stmt, sa.bindparam("meta", type_=JSONB))
 
 
+def _turns_and_owners(*more: str) -> Any:
+    """The rows `(id, user_id, *more)` given as parallel arrays `:ids`, `:owners`, ...: the
+    turns a process runs, each with its owner."""
+    arrays = [sa.cast(_p("ids"), ARRAY(sa.Uuid)), sa.cast(_p("owners"), ARRAY(sa.Uuid))]
+    arrays += [sa.cast(_p(f"{name}s"), ARRAY(sa.Text)) for name in more]
+    return sa.func.unnest(*arrays).table_valued("id", "user_id", *more).render_derived(name="v")
+
+
 def _build_heartbeat() -> sa.TextClause:
     """The checkpoint's heartbeat: one small statement for every turn generating in a
-    process, apart from the partial replies (which may be large, or wait on a lock)."""
-    t = _TURN
+    process, apart from the partial replies (which may be large, or wait on a lock). Each
+    turn is named with its owner."""
+    t = typing.cast(sa.Alias, _TURN.alias("t"))
+    v = _turns_and_owners()
     stmt = (
         sa.update(t)
-        .where(
-            t.c.id == sa.func.any(sa.cast(_p("ids"), ARRAY(sa.Uuid))),
-            t.c.status == _GENERATING,
-        )
+        .where(t.c.id == v.c.id, t.c.user_id == v.c.user_id, t.c.status == _GENERATING)
         .values(heartbeat_at=_p("now"))
         .returning(t.c.id, t.c.cancel_requested_at.is_not(None).label("cancel"))
     )
@@ -467,16 +474,12 @@ def _build_heartbeat() -> sa.TextClause:
 
 def _build_save_partials() -> sa.TextClause:
     """The checkpoint's partial replies (each at most MAX_REPLY_CHARS), after the
-    heartbeat."""
+    heartbeat. Each turn is named with its owner."""
     t = typing.cast(sa.Alias, _TURN.alias("t"))
-    v = (
-        sa.func.unnest(sa.cast(_p("ids"), ARRAY(sa.Uuid)), sa.cast(_p("texts"), ARRAY(sa.Text)))
-        .table_valued("id", "text")
-        .render_derived(name="v")
-    )
+    v = _turns_and_owners("text")
     stmt = (
         sa.update(t)
-        .where(t.c.id == v.c.id, t.c.status == _GENERATING)
+        .where(t.c.id == v.c.id, t.c.user_id == v.c.user_id, t.c.status == _GENERATING)
         .values(partial_reply=v.c.text)
         .returning(t.c.id)
     )
@@ -826,25 +829,37 @@ class TurnRepository:
 
 
 class TurnOperatorRepository:
-    """Statements over the turns of every owner: the checkpoint of the turns this process
-    runs (it holds their ids), and the stale sweep. Nothing here reads a message."""
+    """Statements over the turns of several owners: the checkpoint of the turns this
+    process runs (each named with its owner), and the stale sweep (which fails each turn
+    it finds through its owner's `TurnRepository`). Nothing here reads a message."""
 
     def __init__(self, db: AsyncSession) -> None:
         self.db = db
 
-    async def heartbeat(self, turn_ids: Sequence[uuid.UUID], *, now: datetime) -> list[Any]:
-        """Rows (id, cancel) of the turns still generating, their heartbeat moved to now."""
-        params = {"now": now, "ids": [str(i) for i in turn_ids]}
+    async def heartbeat(
+        self, turns: Sequence[tuple[uuid.UUID, uuid.UUID]], *, now: datetime
+    ) -> list[Any]:
+        """Rows (id, cancel) of the turns `(id, owner)` still generating, their heartbeat
+        moved to now."""
+        params = {
+            "now": now,
+            "ids": [str(t) for t, _ in turns],
+            "owners": [str(o) for _, o in turns],
+        }
         return list((await self.db.execute(HEARTBEAT, params)).all())
 
     async def save_partials(
-        self, turn_ids: Sequence[uuid.UUID], texts: Sequence[str], *, seconds: float
+        self, turns: Sequence[tuple[uuid.UUID, uuid.UUID, str]], *, seconds: float
     ) -> set[uuid.UUID]:
-        """Write partial replies within `seconds` (a lock or a slow write fails them alone);
-        the ids of the turns written."""
+        """Write the partial replies of turns `(id, owner, text)` within `seconds` (a lock
+        or a slow write fails them alone); the ids of the turns written."""
         limit = f"{max(1, int(seconds * 1000))}ms"
         await self.db.execute(LIMIT_TRANSACTION, {"limit": limit})
-        params = {"ids": [str(i) for i in turn_ids], "texts": list(texts)}
+        params = {
+            "ids": [str(t) for t, _, _ in turns],
+            "owners": [str(o) for _, o, _ in turns],
+            "texts": [text for _, _, text in turns],
+        }
         rows = (await self.db.execute(SAVE_PARTIALS, params)).all()
         return {uuid.UUID(str(r.id)) for r in rows}
 

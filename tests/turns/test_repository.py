@@ -14,14 +14,15 @@ from app.core.db import metadata
 from app.turns import repository
 from app.turns.models import ChatTurn
 from app.turns.problems import interrupted_problem
-from app.turns.repository import TurnRepository
+from app.turns.repository import TurnOperatorRepository, TurnRepository
 from tests.assistants import SlowAssistant
 from tests.conftest import register
 from tests.turns.conftest import chat_body
 
 _INSERT = re.compile(r"INSERT INTO (\w+) \(([^)]*)\)")
-# Statements over every owner's turns: the checkpoint of the turns a process runs.
-_OPERATOR = {"HEARTBEAT", "SAVE_PARTIALS"}
+# Statements over the turns a process runs, of several owners: each turn comes with its
+# owner, as a pair.
+_PAIRED = {"HEARTBEAT", "SAVE_PARTIALS"}
 
 
 def _stored_columns(table: sa.Table) -> set[str]:
@@ -85,7 +86,8 @@ def test_no_prebuilt_statement_holds_a_python_value():
 
 def test_owner_statements_name_the_owner():
     for name, stmt in repository.PREBUILT.items():
-        if name in _OPERATOR:
+        if name in _PAIRED:
+            assert "t.user_id = v.user_id" in stmt.text, name
             continue
         # Every read or update of a tenant table (each FROM, JOIN and UPDATE of one) comes
         # with its owner condition; every row inserted carries the owner.
@@ -127,6 +129,13 @@ async def test_another_users_repository_neither_reads_nor_fails_a_turn(client, a
                 now=turn.started_at,
             )
             assert failed is False
+            checkpoints = TurnOperatorRepository(db)
+            now = turn.started_at
+            assert await checkpoints.heartbeat([(turn.id, uuid.uuid4())], now=now) == []
+            saved = await checkpoints.save_partials([(turn.id, uuid.uuid4(), "x")], seconds=5)
+            assert saved == set()
+            beat = await checkpoints.heartbeat([(turn.id, turn.user_id)], now=now)
+            assert [r.id for r in beat] == [turn.id]
             owner = TurnRepository(db, turn.user_id)
             found = await owner.generating(turn.session_id)
             assert found is not None and found.id == turn.id
