@@ -38,9 +38,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlmodel import col
 
-from app.assistant.base import HistoryMessage, Usage
+from app.assistant.base import Usage
 from app.conversations.blind_index import token_row
 from app.conversations.blind_index import upsert as upsert_tokens
+from app.conversations.context import HistoryMessage
 from app.conversations.models import (
     TITLE_SEQ,
     ChatMessage,
