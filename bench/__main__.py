@@ -230,6 +230,21 @@ every wall-clock figure is inflated, the CPU-heavy designs' most.
   load, and live events reach 1,000 open streams within a few tenths of a second, at
   about 10 to 20 KiB of server memory per stream.
 
+### `/v1/chat/completions` next to `POST /api/chat`
+
+The `v1` section times the two APIs on one app process and one model (the fake model,
+answering 30 words at once), one request at a time, taking turns: what is measured is
+Chatkeep's own work. A `/v1` request does the same turn as `/api/chat`, plus what an
+OpenAI client makes it do: the whole conversation resent each time, hashed along its path
+(one HMAC per message) and matched to the stored one by an index read, the answer in
+OpenAI's shape. It does not cost more: `python -m bench --mode quick --only v1 --no-doc`
+(30 rounds, conversations resent up to 66 messages, on this 2-core machine at load
+average 14.5) gave a median of 99.1 ms for `/api/chat`, 92.2 ms for `/v1` JSON and 97.3
+ms streamed with the conversation resent, 83.2 ms for `/v1` starting a new conversation
+(p99 125, 141, 162 and 117 ms). `/api/chat` carries the drafting assistant's work (its
+ledger read and its longer prompt), which `/v1` does not: the client's request goes to
+the model as it came.
+
 ### Local model
 
 SmolLM2 135M (Q4_1), the default assistant, in its own llama.cpp process:
