@@ -241,7 +241,8 @@ OpenAI's shape. It does not cost more: `python -m bench --mode quick --only v1 -
 (30 rounds, conversations resent up to 66 messages, on this 2-core machine at load
 average 14.5) gave a median of 99.1 ms for `/api/chat`, 92.2 ms for `/v1` JSON and 97.3
 ms streamed with the conversation resent, 83.2 ms for `/v1` starting a new conversation
-(p99 125, 141, 162 and 117 ms). `/api/chat` carries the drafting assistant's work (its
+(p99 125, 141, 162 and 117 ms); a second run at load average 16.8 gave 170, 160, 176 and
+145 ms, the same ratios (0.94x, 1.03x, 0.85x of `/api/chat`). `/api/chat` carries the drafting assistant's work (its
 ledger read and its longer prompt), which `/v1` does not: the client's request goes to
 the model as it came.
 
