@@ -31,6 +31,7 @@ def test_an_exchange_through_v1_appears_in_the_history_and_opens(new_page, live_
     # Listed without a reload, and opened like any conversation.
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("Hello from my editor")
+    expect(rows.first).to_contain_text("API · my editor")  # the key it came from
     rows.first.click()
     messages = p.locator("#messages > li")
     expect(messages).to_have_count(2)
