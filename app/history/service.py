@@ -35,6 +35,7 @@ from app.conversations.models import (
     ChatSession,
     SessionStatus,
 )
+from app.conversations.repository import ConversationRepository
 from app.conversations.service import archive_session, expires_at
 from app.conversations.tags import TAGS_PER_CONVERSATION, normalize_tag
 from app.core import cursors
@@ -671,10 +672,10 @@ async def delete_session(
     """Moves the user's conversation to the trash, or with `permanent` deletes it for good
     (messages, drafts and images)."""
     if permanent:
-        await trash.remove(
+        await trash.delete_conversations(
             session=session,
+            repository=ConversationRepository(session, chat_session.user_id),
             ids=[chat_session.id],
-            owner_id=chat_session.user_id,
             now=now,
             actor=actor,
             action=AuditAction.DELETE,
@@ -767,10 +768,10 @@ async def bulk_act(
             extra={"notFound": missing},
         )
     if action == "delete":
-        await trash.remove(
+        await trash.delete_conversations(
             session=session,
+            repository=ConversationRepository(session, user_id),
             ids=wanted,
-            owner_id=user_id,
             now=now,
             actor=actor,
             action=AuditAction.DELETE,
