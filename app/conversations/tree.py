@@ -15,14 +15,10 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.conversations import repository
 from app.conversations.models import ChatMessage, ChatSession
 from app.conversations.repository import ConversationRepository
 from app.core.errors import NotFoundError
 from app.events.bus import EventBus, user_event
-
-# Kept for callers that bind it themselves (`PATH_FROM.bindparams(...)`).
-PATH_FROM = repository.PATH_FROM
 
 
 async def path_page(
