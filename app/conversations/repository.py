@@ -6,6 +6,10 @@ encryption is on. `ConversationOperatorRepository(session)` is the cross-user si
 sweep, the trash purge, an operator's delete, whole-database counts and the trail of
 everyone. It is named so at every call site, so reading across users is never an accident.
 
+The blind index's table is written here too: sealed messages and titles index themselves
+on every ORM write (the hooks below, added when `app.conversations` is imported), and
+`upsert_search_tokens` / `matching_rows` serve the Core writers and search.
+
 Services call these and flush; the caller owns the transaction.
 """
 
@@ -19,14 +23,24 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.assistant.base import HistoryMessage
 from app.conversations.ids import is_well_formed
-from app.conversations.models import AuditEvent, ChatMessage, ChatSession, SessionStatus
+from app.conversations.models import (
+    TITLE_SEQ,
+    AuditEvent,
+    ChatMessage,
+    ChatSession,
+    MessageSearchToken,
+    SessionStatus,
+)
 from app.core.tenancy import owned, owned_by
-from app.encryption.crypto import keyring_of
+from app.encryption import sealed
+from app.encryption.blind_index import TokenQuery, token_row
+from app.encryption.crypto import Keyring, keyring_of
 from app.encryption.sealed import open_column
 
 _sessions = ChatSession.__table__  # type: ignore[attr-defined]
@@ -230,6 +244,83 @@ async def _activity(
         sa.select(AuditEvent).where(*conds).order_by(col(AuditEvent.id).desc()).limit(limit)
     )
     return list(rows.scalars().all())
+
+
+# ---------------------------------------------------------------------- search tokens
+# The blind index's table (`message_search_token`); the tokens are made by
+# `app.encryption.blind_index`.
+
+_tokens = MessageSearchToken.__table__  # type: ignore[attr-defined]
+
+
+def _overlaps(tokens: list[bytes]) -> sa.ColumnElement[bool]:
+    found: sa.ColumnElement[bool] = _tokens.c.tokens.overlap(
+        sa.literal(tokens, ARRAY(sa.LargeBinary))
+    )
+    return found
+
+
+def matching_rows(
+    query: TokenQuery, *, user_id: uuid.UUID, session_ids: list[str] | None = None
+) -> sa.Select[Any]:
+    """SELECT session_id, message_seq of the user's sealed messages and titles (seq 0)
+    that the query finds."""
+    t = _tokens.c
+    conds: list[sa.ColumnElement[bool]] = [owned_by(_tokens, user_id)]
+    if session_ids is not None:
+        conds.append(t.session_id == sa.any_(sa.cast(session_ids, ARRAY(sa.String))))
+    conds.extend(_overlaps(group) for group in query.required)
+    conds.extend(sa.not_(sa.and_(*(_overlaps(g) for g in groups))) for groups in query.excluded)
+    return sa.select(t.session_id, t.message_seq).where(*conds)
+
+
+def upsert_search_tokens(rows: list[dict[str, Any]]) -> Any:
+    """INSERT ... ON CONFLICT UPDATE of blind-index rows (`token_row`); each names its
+    owner."""
+    stmt = pg_insert(_tokens).values(rows)
+    return stmt.on_conflict_do_update(
+        index_elements=[_tokens.c.session_id, _tokens.c.message_seq],
+        set_={"tokens": stmt.excluded.tokens, "key_id": stmt.excluded.key_id},
+    )
+
+
+def write_tokens(
+    connection: sa.Connection,
+    keyring: Keyring,
+    *,
+    user_id: uuid.UUID,
+    session_id: str,
+    seq: int,
+    text: str,
+) -> None:
+    """Index one sealed message or title, inside the flush that wrote it."""
+    row = token_row(keyring, user_id=user_id, session_id=session_id, seq=seq, text=text)
+    connection.execute(upsert_search_tokens([row]))
+
+
+# The ORM's sealed writes of messages and titles index themselves here.
+@sealed.on_sealed_write(ChatMessage)
+def _index_message(connection: sa.Connection, target: Any, keyring: Keyring) -> None:
+    write_tokens(
+        connection,
+        keyring,
+        user_id=target.user_id,
+        session_id=target.session_id,
+        seq=target.seq,
+        text=target.content,
+    )
+
+
+@sealed.on_sealed_write(ChatSession)
+def _index_title(connection: sa.Connection, target: Any, keyring: Keyring) -> None:
+    write_tokens(
+        connection,
+        keyring,
+        user_id=target.user_id,
+        session_id=target.id,
+        seq=TITLE_SEQ,
+        text=target.title,
+    )
 
 
 # ------------------------------------------------------------------------------- owner

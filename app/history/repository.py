@@ -9,7 +9,7 @@ repository extends them; each takes the owner.
 Search is PostgreSQL full-text search with the 'simple' configuration over titles and
 message content, by word prefix, plus substring terms for CJK and emoji (see
 `app.conversations.search`). With ENCRYPTION_KEYS set, sealed titles and messages are
-found through their blind index instead (`app.conversations.blind_index`), and plaintext
+found through their blind index instead (`app.encryption.blind_index`), and plaintext
 rows not yet sealed through the full-text indexes as before.
 """
 
@@ -26,10 +26,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.conversations import blind_index, search
+from app.conversations import search
 from app.conversations.models import ChatMessage, ChatSession, SessionStatus
+from app.conversations.repository import matching_rows
 from app.core.errors import InvalidInputError
 from app.core.tenancy import owned, owned_by, owned_update
+from app.encryption.blind_index import token_query
 from app.encryption.crypto import Keyring, keyring_of
 from app.encryption.sealed import open_column
 from app.sharing.models import SharedLink
@@ -221,8 +223,8 @@ def filtered_sessions(
             ),
         ]
         if keyring is not None:
-            query = blind_index.token_query(keyring, user_id, terms)
-            found = blind_index.matching_rows(query, user_id=user_id).subquery("blind")
+            query = token_query(keyring, user_id, terms)
+            found = matching_rows(query, user_id=user_id).subquery("blind")
             branches.append(sa.select(found.c.session_id))
         matched = sa.union(*branches).cte("search_match").prefix_with("MATERIALIZED")
         conds.append(s.id.in_(sa.select(matched.c.id)))
@@ -389,8 +391,8 @@ async def _first_sealed_matches(
 ) -> dict[str, tuple[int, str]]:
     """`first`, with the blind index's earlier matches among sealed messages, opened (the
     snippet is built from the plaintext here, never in the database)."""
-    query = blind_index.token_query(keyring, user_id, terms)
-    found = blind_index.matching_rows(query, user_id=user_id, session_ids=ids).subquery()
+    query = token_query(keyring, user_id, terms)
+    found = matching_rows(query, user_id=user_id, session_ids=ids).subquery()
     hits = await session.execute(
         sa.select(found.c.session_id, sa.func.min(found.c.message_seq))
         .where(found.c.message_seq > 0)

@@ -16,9 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.assistant.models import StoredImage
-from app.conversations import blind_index
 from app.conversations.models import TITLE_SEQ, ChatMessage, ChatSession
+from app.conversations.repository import upsert_search_tokens
 from app.core.tenancy import owned
+from app.encryption.blind_index import token_row
 from app.encryption.crypto import keyring_of
 from app.encryption.sealed import open_column, seal_row
 from app.exports.models import ChatImport
@@ -126,7 +127,7 @@ class ImportRepository:
 
     def _tokens(self, session_id: str, seq: int, text: str) -> dict[str, Any]:
         assert self.keyring is not None
-        return blind_index.token_row(
+        return token_row(
             self.keyring, user_id=self.owner_id, session_id=session_id, seq=seq, text=text
         )
 
@@ -140,7 +141,7 @@ class ImportRepository:
             )
             if self.keyring is not None:
                 await self.session.execute(
-                    blind_index.upsert(
+                    upsert_search_tokens(
                         [self._tokens(r["id"], TITLE_SEQ, r["title"]) for r in chunk]
                     )
                 )
@@ -156,7 +157,7 @@ class ImportRepository:
         )
         if self.keyring is not None:
             await self.session.execute(
-                blind_index.upsert(
+                upsert_search_tokens(
                     [self._tokens(r["session_id"], r["seq"], r["content"]) for r in rows]
                 )
             )

@@ -12,8 +12,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.conversations import blind_index
 from app.conversations.models import TITLE_SEQ, ChatMessage, ChatSession
+from app.conversations.repository import upsert_search_tokens
+from app.encryption.blind_index import token_row
 from app.encryption.crypto import Keyring
 from app.encryption.sealed import KEY_ID_COLUMN, SPECS, open_column, seal_values
 
@@ -93,7 +94,7 @@ class KeyRotationOperatorRepository:
             )
             if model is ChatMessage:
                 tokens.append(
-                    blind_index.token_row(
+                    token_row(
                         keyring,
                         user_id=values["user_id"],
                         session_id=values["session_id"],
@@ -103,7 +104,7 @@ class KeyRotationOperatorRepository:
                 )
             elif model is ChatSession:
                 tokens.append(
-                    blind_index.token_row(
+                    token_row(
                         keyring,
                         user_id=values["user_id"],
                         session_id=values["id"],
@@ -119,6 +120,6 @@ class KeyRotationOperatorRepository:
         )
         await self.session.execute(update, updates)
         if tokens:
-            await self.session.execute(blind_index.upsert(tokens))
+            await self.session.execute(upsert_search_tokens(tokens))
         last = rows[-1]._mapping
         return len(rows), tuple(last[c.name] for c in pk)
