@@ -27,7 +27,6 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.assistant.base import HistoryMessage
 from app.conversations.ids import is_well_formed
 from app.conversations.models import (
     TITLE_SEQ,
@@ -53,6 +52,16 @@ class Removed:
     id: str
     user_id: uuid.UUID
     title: str
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """A message as the context reads it, its content opened."""
+
+    seq: int
+    role: str
+    content: str
+    image_url: str | None
 
 
 @dataclass(frozen=True)
@@ -393,13 +402,13 @@ class ConversationRepository:
     ) -> str:
         return open_message(self.session, self.owner_id, session_id, seq, sealed, key_id, plain)
 
-    async def newest_messages(self, session_id: str, limit: int) -> list[HistoryMessage]:
+    async def newest_messages(self, session_id: str, limit: int) -> list[StoredMessage]:
         """The `limit` newest messages, newest first, their content opened."""
         rows = await self.session.execute(
             _CONTEXT_ROWS, {"session_id": session_id, "user_id": self.owner_id, "limit": limit}
         )
         return [
-            HistoryMessage(
+            StoredMessage(
                 seq=seq,
                 role=role,
                 content=self.open_content(session_id, seq, sealed, key_id, plain),
