@@ -186,3 +186,43 @@ async def test_a_result_is_not_ready_before_the_job_is_done(client, app):
     finally:
         worker.start()
     assert (await _until_finished(client, headers, job_id))["status"] == "done"
+
+
+async def test_a_job_whose_worker_went_silent_is_tried_again_then_failed(client, clock, app):
+    """A worker that stops sending heartbeats (killed) loses its job to the next worker
+    after JOB_STALE_SECONDS; after JOB_MAX_ATTEMPTS tries the job fails cleanly."""
+    headers = await register(client)
+    worker = app.state.jobs
+    settings = worker.settings
+    await worker.stop()  # this test takes the jobs itself, as dead workers would
+    try:
+        job_id = (await client.post("/api/export/jobs", headers=headers)).json()["jobId"]
+        for attempt in range(1, settings.job_max_attempts + 1):
+            claimed = await worker.take()
+            assert claimed is not None and str(claimed.id) == job_id
+            assert claimed.attempt == attempt
+            # A live heartbeat keeps it: nobody else takes it.
+            assert await worker.take() is None
+            clock.advance(settings.job_stale_seconds + 1)
+        assert await worker.take() is None  # every try used: failed, not taken again
+        job = (await client.get(f"/api/jobs/{job_id}", headers=headers)).json()
+        assert job["status"] == "failed" and job["attempts"] == settings.job_max_attempts
+        assert job["error"]["code"] == "job_interrupted"
+    finally:
+        worker.start()
+
+
+async def test_job_progress_reaches_the_owners_event_stream(client, app, clock):
+    headers = await register(client)
+    await _conversations(client, headers, clock, 2)
+    hub = app.state.events.hub
+    user_id = (await client.get("/users/me", headers=headers)).json()["id"]
+    with hub.open_stream(user_id) as stream:
+        job_id = (await client.post("/api/export/jobs", headers=headers)).json()["jobId"]
+        assert (await _until_finished(client, headers, job_id))["status"] == "done"
+        statuses = []
+        while not statuses or statuses[-1] != "done":
+            _, event = await asyncio.wait_for(stream.queue.get(), 10)
+            if event.kind == "job" and event.data["jobId"] == job_id:
+                statuses.append(event.data["status"])
+    assert statuses[0] == "queued" and "running" in statuses and statuses[-1] == "done"
