@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.db import CommitHooks, unit_of_work
 from app.core.errors import ConflictError, NotFoundError
-from app.events.bus import EventBus, user_event
+from app.events.bus import Event, EventBus, user_event
 from app.exports import zip_export
 from app.exports.downloads import MEMORY_SPOOL_BYTES, Download, finished, spool_dir
 from app.history.service import SessionFilter
@@ -48,13 +48,12 @@ def expiry(now: datetime, ttl_hours: float) -> datetime:
     return now + timedelta(hours=ttl_hours)
 
 
-def job_event(job: Job | Any) -> Any:
+def job_event(job: Job) -> Event:
     """The live event of a job's change (`/api/events` kind `job`): ids and counts only."""
     return user_event(
         job.user_id,
         "job",
         jobId=str(job.id),
-        jobKind=job.kind,
         status=job.status,
         done=job.progress_done,
         total=job.progress_total,
@@ -130,6 +129,8 @@ def check_downloadable(job: Job) -> None:
     """A job whose result can be downloaded: a finished export."""
     if job.kind != JobKind.EXPORT.value:
         raise job_not_found()
+    if job.status == JobStatus.FAILED.value:
+        raise ConflictError("The job failed; it has no result.", code="job_failed")
     if job.status != JobStatus.DONE.value:
         raise ConflictError(
             f"The job is {job.status}; its result is ready when it is done.",
