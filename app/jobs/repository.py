@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from app.core.errors import NotFoundError
 from app.core.tenancy import owned, owned_delete
 from app.encryption.crypto import associated_data, keyring_of, open_or_refuse
 from app.jobs.models import Job, JobChunk, JobStatus
@@ -91,7 +92,9 @@ class JobRepository:
                     c.job_id == job_id, c.part == part, c.n == n
                 )
             )
-        ).one()
+        ).one_or_none()
+        if row is None:  # purged meanwhile
+            raise NotFoundError("No such job (or not yours).", code="job_not_found")
         if row.key_id is None:
             return bytes(row.data)
         return open_or_refuse(
