@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -261,6 +262,9 @@ class JobWorker:
                 return removed
 
     async def _purge_loop(self) -> None:
+        # At a random point of the first interval: processes started together (a rollout)
+        # do not all purge at once, and a start costs no more than it did.
+        await asyncio.sleep(random.uniform(0, self.settings.job_purge_interval_seconds))
         while True:
             try:
                 removed = await self.purge()
