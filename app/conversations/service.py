@@ -1,6 +1,6 @@
 """Chat sessions: lookup, context, expiry. Services flush; the caller owns the transaction.
 
-The chat turn itself is in `app.turns.service`.
+The chat turn itself is in `app.turns` (`opening`, `closing`).
 
 Ownership lives here, in `owned_session`: every read of a session filters on its owner
 (through `app.core.tenancy`), so another user's session looks exactly like a missing one.
@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.assistant.base import HistoryMessage
 from app.conversations import trash
+from app.conversations.context import HistoryMessage
 from app.conversations.ids import is_well_formed, new_session_id
 from app.conversations.models import AuditAction, ChatMessage, ChatSession, SessionStatus
 from app.core.errors import InvalidInputError, NotFoundError

@@ -15,8 +15,8 @@ from app.conversations.models import ChatMessage, ChatSession
 from app.core.tenancy import owned
 from app.sharing.models import SharedLink
 from app.sharing.service import live_link
+from app.turns.following import active_turn
 from app.turns.models import ChatTurn
-from app.turns.service import active_turn
 
 
 @dataclass(frozen=True)

@@ -30,14 +30,14 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.assistant.models import StoredImage
-from app.assistant.schemas import image_url
 from app.conversations import blind_index
 from app.conversations.ids import new_session_id
 from app.conversations.models import TITLE_SEQ, ChatMessage, ChatSession, SessionStatus
 from app.conversations.service import DEFAULT_TITLE
 from app.core.db import commit
 from app.core.tenancy import owned
+from app.drafts.models import StoredImage
+from app.drafts.schemas import image_url
 from app.encryption.crypto import keyring_of
 from app.encryption.sealed import open_column, seal_row
 from app.exports.models import ChatImport

@@ -19,11 +19,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.assistant.models import PostDraft, PostDraftVersion, PublishedPost, StoredImage
 from app.conversations import blind_index
 from app.conversations.models import TITLE_SEQ, AuditEvent, ChatMessage, ChatSession
 from app.core.db import unit_of_work
 from app.core.errors import AppError
+from app.drafts.models import PostDraft, PostDraftVersion, PublishedPost, StoredImage
 from app.encryption.crypto import Keyring, generate_key_line, keyring_of
 from app.encryption.sealed import KEY_ID_COLUMN, SPECS, open_column, seal_values
 from app.sharing.models import SharedLink
