@@ -16,9 +16,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.conversations.blind_index import token_row
-from app.conversations.blind_index import upsert as upsert_tokens
 from app.conversations.models import TITLE_SEQ, ChatMessage, ChatSession
+from app.conversations.repository import upsert_search_tokens as upsert_tokens
+from app.encryption.blind_index import token_row
 from app.encryption.crypto import Keyring, keyring_of
 from app.encryption.sealed import seal_row
 from app.events.bus import EventBus, user_event
