@@ -1,7 +1,7 @@
 """message path hashes, conversations started from the API
 
 Revision ID: 0022
-Revises: 0020
+Revises: 0021
 Create Date: 2026-12-07
 
 `chat_message.path_hash`: a keyed hash (HMAC-SHA256 under a key derived from SECRET_KEY)
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0022"
-down_revision: str | None = "0020"
+down_revision: str | None = "0021"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
