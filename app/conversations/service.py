@@ -1,6 +1,6 @@
 """Chat sessions: lookup, context, expiry. Services flush; the caller owns the transaction.
 
-The chat turn itself is in `app.turns.service`.
+The chat turn itself is in `app.turns` (`opening`, `closing`).
 
 Ownership lives in `owned_session`: every read of a session goes through the owner's
 `ConversationRepository`, so another user's session looks exactly like a missing one.
@@ -18,8 +18,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.assistant.base import HistoryMessage
 from app.conversations import trash
+from app.conversations.context import HistoryMessage
 from app.conversations.ids import new_session_id
 from app.conversations.models import AuditAction, ChatMessage, ChatSession, SessionStatus
 from app.conversations.repository import (

@@ -14,8 +14,8 @@ from app.conversations.models import ChatMessage, ChatSession
 from app.conversations.repository import ConversationRepository
 from app.sharing.models import SharedLink
 from app.sharing.service import live_link
+from app.turns.following import active_turn
 from app.turns.models import ChatTurn
-from app.turns.service import active_turn
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.assistant.models import StoredImage
 from app.conversations.models import TITLE_SEQ, ChatMessage, ChatSession
 from app.conversations.repository import upsert_search_tokens
 from app.core.tenancy import owned
+from app.drafts.models import StoredImage
 from app.encryption.blind_index import token_row
 from app.encryption.crypto import keyring_of
 from app.encryption.sealed import open_column, seal_row

@@ -27,11 +27,11 @@ from typing import IO, Any
 import anyio.to_thread
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.assistant.schemas import image_url
 from app.conversations.ids import new_session_id
 from app.conversations.models import SessionStatus
 from app.conversations.service import DEFAULT_TITLE
 from app.core.db import commit
+from app.drafts.schemas import image_url
 from app.exports.service import stored_image_id
 from app.imports.admission import ImportAdmission
 from app.imports.checks import ImportedConversation, ImportFailure, canonical, content_hash

@@ -18,10 +18,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.assistant.models import PostDraft, PostDraftVersion, PublishedPost, StoredImage
 from app.conversations.models import AuditEvent, ChatMessage, ChatSession
 from app.core.db import unit_of_work
 from app.core.errors import AppError
+from app.drafts.models import PostDraft, PostDraftVersion, PublishedPost, StoredImage
 from app.encryption.crypto import Keyring, generate_key_line, keyring_of
 from app.keys.repository import KeyRotationOperatorRepository
 from app.sharing.models import SharedLink
