@@ -39,8 +39,6 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlmodel import col
 
 from app.assistant.base import Usage
-from app.conversations.blind_index import token_row
-from app.conversations.blind_index import upsert as upsert_tokens
 from app.conversations.context import HistoryMessage
 from app.conversations.models import (
     TITLE_SEQ,
@@ -49,8 +47,10 @@ from app.conversations.models import (
     MessageRole,
     SessionStatus,
 )
+from app.conversations.repository import upsert_search_tokens as upsert_tokens
 from app.conversations.service import ContextLimits, pick_context
 from app.core.tenancy import owned, owned_update
+from app.encryption.blind_index import token_row
 from app.encryption.crypto import Keyring, keyring_of
 from app.encryption.sealed import open_column, seal_row
 from app.events.bus import CHANNEL
