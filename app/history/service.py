@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.conversations import blind_index, search, trash
+from app.conversations import blind_index, search, trash, tree
 from app.conversations.models import (
     AuditAction,
     ChatMessage,
@@ -451,12 +451,20 @@ async def _with_matches(
         first = await _first_sealed_matches(
             session=session, keyring=keyring, user_id=user_id, terms=terms, ids=ids, first=first
         )
+    on_path = await tree.on_active_path(
+        session=session, user_id=user_id, seqs={sid: seq for sid, (seq, _) in first.items()}
+    )
     out = []
     for item in items:
         seq, text = first.get(item.id, (None, item.title))
         found = search.snippet(text, terms) or search.snippet(item.title, terms)
         snippet = SnippetOut.model_validate(found) if found is not None else None
-        out.append(item.model_copy(update={"match_seq": seq, "snippet": snippet}))
+        update = {
+            "match_seq": seq,
+            "match_on_path": None if seq is None else item.id in on_path,
+            "snippet": snippet,
+        }
+        out.append(item.model_copy(update=update))
     return out
 
 
