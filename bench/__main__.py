@@ -4,7 +4,8 @@ Sections: turns (turn cost vs history), http (real servers under wrk), sweeper, 
 real_model (a slow streaming model: concurrency, first-token latency, live-event fan-out),
 local_model (the local SmolLM2 model: tokens/s, time to first token, 20 users at once),
 pdf (PDF layout against message size), encryption (a turn with and without
-ENCRYPTION_KEYS).
+ENCRYPTION_KEYS), tree (opening a conversation with 1,000 branches against a 1,000-message
+chain).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from bench import (
     pdf_layout,
     real_model,
     sweeper,
+    tree_cost,
     turn_cost,
 )
 from bench.modes import MODES, Mode
@@ -42,6 +44,7 @@ SECTIONS = (
     "local_model",
     "pdf",
     "encryption",
+    "tree",
 )
 RUNNERS: dict[str, Callable[[BenchServer, Report, Mode], Awaitable[dict[str, Any]]]] = {
     "turns": turn_cost.run,
@@ -52,6 +55,7 @@ RUNNERS: dict[str, Callable[[BenchServer, Report, Mode], Awaitable[dict[str, Any
     "local_model": local_model.run,
     "pdf": pdf_layout.run,
     "encryption": encryption_cost.run,
+    "tree": tree_cost.run,
 }
 
 DOC_INTRO = """# Performance

@@ -127,7 +127,7 @@ class SessionSummary(SessionOut):
     match_on_path: bool | None = Field(
         default=None,
         description="With `q` and a `matchSeq`: whether that message is on the active path; "
-        "when false, `PUT /api/sessions/{id}/head` with `{\"seq\": matchSeq}` opens its branch. "
+        'when false, `PUT /api/sessions/{id}/head` with `{"seq": matchSeq}` opens its branch. '
         "Null when `matchSeq` is null.",
     )
     snippet: SnippetOut | None = Field(
