@@ -35,7 +35,7 @@ class VersionedAssistant(TextAssistant):
         self.count += 1
         if self.fail_next:
             self.fail_next = False
-            raise AssistantError("The model is down for a moment.")
+            raise AssistantError("The model is down for a moment")
         out.write(f"Answer {self.count} ")
         if self.hold:
             while not self.release.is_set():
@@ -102,7 +102,7 @@ def test_regenerate_edit_and_switch_between_versions(new_page, live_server, vers
     # Edit: Escape and Cancel leave the message as it was.
     mine = p.locator("#messages .msg-user").first
     mine.get_by_role("button", name="Edit your message").click()
-    editor = mine.get_by_label("Edit your message")
+    editor = mine.get_by_label("Edited message")
     expect(editor).to_be_focused()
     expect(editor).to_have_value("Name a fruit")
     editor.fill("Name a vegetable")
@@ -110,14 +110,14 @@ def test_regenerate_edit_and_switch_between_versions(new_page, live_server, vers
     expect(mine.locator(".msg-editor")).to_have_count(0)
     expect(mine.get_by_role("button", name="Edit your message")).to_be_focused()
     mine.get_by_role("button", name="Edit your message").click()
-    mine.get_by_label("Edit your message").fill("Name a vegetable")
+    mine.get_by_label("Edited message").fill("Name a vegetable")
     mine.get_by_role("button", name="Cancel").click()
     assert texts(page) == ["Name a fruit", "Answer 1 to Name a fruit"]
     assert versioned.count == 2  # nothing was sent
 
     # Send writes a new branch: the old version stays, one switch away.
     mine.get_by_role("button", name="Edit your message").click()
-    mine.get_by_label("Edit your message").fill("Name a vegetable")
+    mine.get_by_label("Edited message").fill("Name a vegetable")
     mine.get_by_role("button", name="Send").click()
     expect(p.get_by_label("Message", exact=True)).to_be_focused()
     page.wait_for_reply()
@@ -147,7 +147,7 @@ def test_retry_a_failed_turn_and_a_stopped_reply(new_page, live_server, versione
     p = page.page
     versioned.fail_next = True
     send(page, "Hello there")
-    expect(p.locator("#chat-error")).to_contain_text("The assistant could not answer")
+    expect(p.locator("#chat-error")).to_contain_text("The assistant failed")
     mine = p.locator("#messages .msg-user").last
     retry = mine.get_by_role("button", name="Retry: answer this message")
     expect(retry).to_be_visible()
@@ -213,7 +213,7 @@ def test_a_second_device_follows_the_head(new_page, live_server, versioned):
     # An edit on the phone shows on the laptop as the branch it made.
     mine = pp.locator("#messages .msg-user").first
     mine.get_by_role("button", name="Edit your message").click()
-    mine.get_by_label("Edit your message").fill("Pick a number")
+    mine.get_by_label("Edited message").fill("Pick a number")
     mine.get_by_role("button", name="Send").click()
     phone.wait_for_reply()
     expect(lp.locator("#messages .msg-user .msg-text")).to_have_text(["Pick a number"])
@@ -229,7 +229,7 @@ def test_a_search_hit_on_another_branch_opens_that_branch(new_page, live_server,
     page.say("Plan a picnic")
     mine = p.locator("#messages .msg-user").first
     mine.get_by_role("button", name="Edit your message").click()
-    mine.get_by_label("Edit your message").fill("Plan a barbecue")
+    mine.get_by_label("Edited message").fill("Plan a barbecue")
     mine.get_by_role("button", name="Send").click()
     page.wait_for_reply()
     assert texts(page) == ["Plan a barbecue", "Answer 2 to Plan a barbecue"]
@@ -237,6 +237,7 @@ def test_a_search_hit_on_another_branch_opens_that_branch(new_page, live_server,
     p.get_by_label("Search conversations").fill("picnic")
     rows = page.history("Active")
     expect(rows).to_have_count(1)
+    expect(rows.first.locator("mark")).to_have_text("picnic")  # the search's row
     rows.first.get_by_role("button", name="Plan a picnic", exact=True).click()
     expect(p.locator("#messages .msg-user .msg-text")).to_have_text(["Plan a picnic"])
     expect(p.locator("#messages .msg-assistant .msg-text")).to_have_text(

@@ -84,12 +84,13 @@ export function shownHead() {
 
 // ---- the switcher ----------------------------------------------------------------------
 
-/** Moves the head to the newest leaf under `seq` (a version of a message) and shows it. */
-async function switchTo(seq, button) {
+/** Moves the head to the newest leaf under `seq` and shows the new path. What arrives
+ *  for the old path meanwhile is dropped; what other devices changed is read after.
+ *  Returns whether the new path is shown. */
+async function moveHead(seq) {
   const id = openConversationId();
-  if (!id || chat.sending || chat.live) return;
-  const forward = button.classList.contains("branch-next");
-  const token = ++chat.loadToken; // what arrives for the old path is dropped
+  if (!id || chat.sending || chat.live) return false;
+  const token = ++chat.loadToken;
   chat.loading = true;
   updateComposer();
   try {
@@ -98,17 +99,24 @@ async function switchTo(seq, button) {
       moved.nextAfterSeq === null ? moved : fetchMessages(id),
       fetchDrafts(id),
     ]);
-    if (token !== chat.loadToken) return;
+    if (token !== chat.loadToken) return false;
     drawPath(conversation, drafts);
+    return true;
   } catch (err) {
     if (token === chat.loadToken && !(err instanceof ApiError && err.status === 401)) showError(err.message);
+    return false;
   } finally {
     if (token === chat.loadToken) {
       chat.loading = false;
-      hooks.finish(); // and what other devices changed meanwhile
+      hooks.finish();
     }
   }
-  if (token !== chat.loadToken) return;
+}
+
+/** The switcher's arrows: show the version `seq` of a message. */
+async function switchTo(seq, button) {
+  const forward = button.classList.contains("branch-next");
+  if (!(await moveHead(seq))) return;
   // Keyboard users stay where they were: on the same arrow of the version now shown.
   const item = shownItem(seq);
   if (!item) return;
@@ -120,15 +128,7 @@ async function switchTo(seq, button) {
 
 /** Opens the branch that holds message `seq` (a search result off the active path). */
 export async function openBranchOf(seq) {
-  const id = openConversationId();
-  if (!id) return;
-  try {
-    await sendJson("PUT", `${sessionPath(id)}/head`, { seq });
-  } catch (err) {
-    if (!(err instanceof ApiError && err.status === 401)) showError(err.message);
-    return;
-  }
-  await redrawOpen();
+  await moveHead(seq);
 }
 
 // ---- editing a message -----------------------------------------------------------------
@@ -144,7 +144,7 @@ function closeEditors(except = null) {
 function openEditor(item) {
   if (busy() || item.querySelector(".msg-editor")) return;
   closeEditors(item);
-  const input = h("textarea", { class: "msg-edit-input", "aria-label": "Edit your message", dir: "auto", rows: 3 });
+  const input = h("textarea", { class: "msg-edit-input", "aria-label": "Edited message", dir: "auto", rows: 3 });
   input.value = sourceOf(item);
   const form = h(
     "form",
