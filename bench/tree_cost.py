@@ -77,7 +77,11 @@ async def run(server: BenchServer, report: Report, mode: Mode) -> dict[str, Any]
                     )
                 ).scalar_one()
                 reading = await read_session(
-                    session=s, chat_session=chat_session, after_seq=0, limit=PAGE, now=datetime.now(UTC)
+                    session=s,
+                    chat_session=chat_session,
+                    after_seq=0,
+                    limit=PAGE,
+                    now=datetime.now(UTC),
                 )
                 assert reading.next_after_seq is None and len(reading.messages) == n
                 return len(reading.siblings)
@@ -125,4 +129,3 @@ async def run(server: BenchServer, report: Report, mode: Mode) -> dict[str, Any]
         await engine.dispose()
         await server.drop(url)
     return figures
-

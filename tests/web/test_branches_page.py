@@ -1,5 +1,5 @@
 """Conversations as trees in a real Chromium: edit a message, regenerate a reply, move
-between versions with ‹ 2/3 ›, retry a failed or stopped turn, and a second device that
+between versions with the "2/3" switcher, retry a failed or stopped turn, and a second device that
 follows the head."""
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def test_regenerate_edit_and_switch_between_versions(new_page, live_server, vers
     expect(reply.get_by_role("group", name="Version 2 of 2")).to_be_visible()
     expect(p.get_by_label("Message", exact=True)).to_be_focused()
 
-    # ‹ back to the first version; the head moves, a reload keeps it.
+    # Back to the first version; the head moves, a reload keeps it.
     reply.get_by_role("button", name="Previous version").click()
     expect(p.locator("#messages .msg-assistant .msg-text")).to_have_text(
         ["Answer 1 to Name a fruit"]
@@ -131,7 +131,7 @@ def test_regenerate_edit_and_switch_between_versions(new_page, live_server, vers
     ]
     assert detail["messages"][0]["siblingSeqs"] == [1, 4]
 
-    # ‹ on the message: its first version, with the reply last shown under it.
+    # Previous on the message: its first version, with the reply last shown under it.
     mine.get_by_role("button", name="Previous version").click()
     expect(p.locator("#messages .msg-user .msg-text")).to_have_text(["Name a fruit"])
     expect(p.locator("#messages .msg-assistant .msg-text")).to_have_text(
