@@ -5,6 +5,7 @@ follows the head."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import threading
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ import pytest
 from playwright.sync_api import expect
 
 from app.assistant.base import AssistantError, ReplyOutput, TextAssistant, TurnInput
+from app.core.runtime import PROJECT_ROOT
 
 pytestmark = pytest.mark.browser
 
@@ -245,3 +247,52 @@ def test_a_search_hit_on_another_branch_opens_that_branch(new_page, live_server,
     )
     expect(p.locator("#messages mark")).to_have_text(["picnic"])
     expect(p.locator("#messages .msg-user .branch-pos")).to_have_text("1/2")
+
+
+def test_screenshots_of_a_conversation_with_versions(new_page, live_server, versioned, tmp_path):
+    """A branched conversation at 1280x800 and on a 390x844 phone, with the editor open:
+    every control inside its bubble and on screen. WEB_SCREENSHOTS_DIR keeps the pictures."""
+    wanted = os.environ.get("WEB_SCREENSHOTS_DIR")
+    out = (PROJECT_ROOT / wanted) if wanted else tmp_path
+    out.mkdir(parents=True, exist_ok=True)
+    email = live_server.new_email("maya")
+    desk = new_page(viewport={"width": 1280, "height": 800}, color_scheme="light")
+    desk.open().sign_up(email)
+    p = desk.page
+    desk.say("Suggest a name for a bakery in Lisbon")
+    desk.say("Make it shorter and easier to say")
+    reply = p.locator("#messages .msg-assistant").last
+    for _ in range(2):
+        reply.get_by_role("button", name="Regenerate this reply").click()
+        desk.wait_for_reply()
+        reply = p.locator("#messages .msg-assistant").last
+    first = p.locator("#messages .msg-user").first
+    first.get_by_role("button", name="Edit your message").click()
+    first.get_by_label("Edited message").fill("Suggest a name for a bakery in Porto")
+    first.get_by_role("button", name="Send").click()
+    desk.wait_for_reply()
+    desk.say("Make it shorter and easier to say")
+    p.locator("#messages .msg-user").first.get_by_role("button", name="Previous version").click()
+    expect(p.locator("#messages .msg-assistant .branch-pos").last).to_have_text("3/3")
+    p.locator("#composer-input").blur()
+    p.screenshot(path=str(out / "versions-desktop.png"))
+
+    phone = new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+    phone.open().sign_in(email)
+    pp = phone.page
+    expect(pp.locator("#messages .msg-assistant .branch-pos").last).to_have_text("3/3")
+    pp.locator("#composer-input").blur()
+    pp.screenshot(path=str(out / "versions-phone.png"))
+    last_user = pp.locator("#messages .msg-user").last
+    last_user.get_by_role("button", name="Edit your message").click()
+    expect(last_user.get_by_label("Edited message")).to_be_focused()
+    pp.screenshot(path=str(out / "versions-phone-editing.png"))
+
+    for page in (p, pp):
+        width = page.viewport_size["width"]
+        controls = page.locator("#messages .branch-switch, #messages .msg-act:visible, .msg-editor")
+        for i in range(controls.count()):
+            box = controls.nth(i).bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= width, box
+            bubble = controls.nth(i).locator("xpath=ancestor::li[1]").bounding_box()
+            assert bubble and box["x"] + box["width"] <= bubble["x"] + bubble["width"] + 1
