@@ -296,3 +296,25 @@ def test_screenshots_of_a_conversation_with_versions(new_page, live_server, vers
             assert box and box["x"] >= 0 and box["x"] + box["width"] <= width, box
             bubble = controls.nth(i).locator("xpath=ancestor::li[1]").bounding_box()
             assert bubble and box["x"] + box["width"] <= bubble["x"] + bubble["width"] + 1
+
+
+def test_a_refused_edit_keeps_its_text_and_the_conversation(tight_server, new_page):
+    page = new_page(server=tight_server).open().sign_up(tight_server.new_email())
+    p = page.page
+    page.say("Hello")
+    page.say("Hello again")
+    expect(p.locator("#quota")).to_contain_text("0 messages left this minute")
+    before = texts(page)
+
+    mine = p.locator("#messages .msg-user").first
+    mine.get_by_role("button", name="Edit your message").click()
+    mine.get_by_label("Edited message").fill("Good morning")
+    mine.get_by_role("button", name="Send").click()
+    expect(p.locator("#chat-error")).to_contain_text("Please wait")
+    # Over the limit nothing was stored: the conversation is as it was, the edit still open.
+    expect(mine.get_by_label("Edited message")).to_have_value("Good morning")
+    expect(p.locator("#messages .msg-streaming, #messages .msg-pending")).to_have_count(0)
+    p.get_by_role("button", name="Cancel").click()
+    assert texts(page) == before
+    expect(p.locator("#messages .msg-user button.msg-edit").first).to_be_disabled()
+    assert [m["content"] for m in stored_path(page)["messages"]] == before

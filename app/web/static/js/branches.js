@@ -141,11 +141,12 @@ function closeEditors(except = null) {
 }
 
 /** Opens the user's message `item` for editing, in place. */
-function openEditor(item) {
-  if (busy() || item.querySelector(".msg-editor")) return;
+function openEditor(item, text = sourceOf(item)) {
+  // Not while a reply is written; during a 429's countdown it opens (Send waits for it).
+  if (chat.sending || chat.live || chat.viewing || chat.closed || item.querySelector(".msg-editor")) return;
   closeEditors(item);
   const input = h("textarea", { class: "msg-edit-input", "aria-label": "Edited message", dir: "auto", rows: 3 });
-  input.value = sourceOf(item);
+  input.value = text;
   const form = h(
     "form",
     { class: "msg-editor" },
@@ -250,6 +251,7 @@ async function runTurn({ path, json, cutFrom, text = null }) {
   scrollToEnd();
   const token = chat.loadToken;
   const key = newIdempotencyKey();
+  let refused = false; // nothing was stored: an edit opens again with its text
   const turn = beginLive({
     sessionId,
     bubble: typing,
@@ -272,6 +274,7 @@ async function runTurn({ path, json, cutFrom, text = null }) {
       // Nothing was stored: the conversation is shown as it was.
       mine?.remove();
       el.messages.append(...removed);
+      refused = true;
     }
     if (err instanceof ApiError && err.status === 429) {
       startRetryCountdown(err.retryAfter ?? 60);
@@ -288,6 +291,7 @@ async function runTurn({ path, json, cutFrom, text = null }) {
     if (!final) {
       chat.sending = false;
       hooks.finish();
+      if (refused && text !== null && token === chat.loadToken && cutFrom.isConnected) openEditor(cutFrom, text);
     }
   }
   if (!final) return;

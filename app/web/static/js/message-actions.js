@@ -80,6 +80,6 @@ export function syncActions(list) {
     button.disabled = busy;
   }
   for (const button of list.querySelectorAll("button[data-branch-to]")) {
-    button.disabled = busy || !button.dataset.branchTo;
+    button.disabled = busy || !button.dataset.branchTo || chat.closed === "deleted";
   }
 }
