@@ -288,6 +288,13 @@ def test_screenshots_of_a_conversation_with_versions(new_page, live_server, vers
     expect(last_user.get_by_label("Edited message")).to_be_focused()
     pp.screenshot(path=str(out / "versions-phone-editing.png"))
 
+    # A turn that failed: Retry under the message.
+    versioned.fail_next = True
+    send(desk, "And one for a café next door")
+    expect(p.get_by_role("button", name="Retry: answer this message")).to_be_visible()
+    p.locator("#composer-input").blur()
+    p.screenshot(path=str(out / "retry-desktop.png"))
+
     for page in (p, pp):
         width = page.viewport_size["width"]
         controls = page.locator("#messages .branch-switch, #messages .msg-act:visible, .msg-editor")

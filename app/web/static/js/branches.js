@@ -16,7 +16,7 @@ import {
   updateComposer,
   updateEmpty,
 } from "./chat-panel.js";
-import { h } from "./dom.js";
+import { announce, h } from "./dom.js";
 import { fetchDrafts, indexDrafts, refreshCards, renderItem } from "./drafts.js";
 import { showError } from "./notices.js";
 import { startRetryCountdown } from "./quota.js";
@@ -124,6 +124,8 @@ async function switchTo(seq, button) {
   const same = item.querySelector(forward ? ".branch-next" : ".branch-prev");
   const other = item.querySelector(forward ? ".branch-prev" : ".branch-next");
   (same && !same.disabled ? same : other)?.focus();
+  const versions = item.querySelector(".branch-switch");
+  if (versions) announce(versions.getAttribute("aria-label"));
 }
 
 /** Opens the branch that holds message `seq` (a search result off the active path). */
