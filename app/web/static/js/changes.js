@@ -76,8 +76,9 @@ async function readNew() {
   const first = conversation.messages[0];
   if (conversation.headSeq !== head && !(first && (first.parentSeq ?? null) === head)) {
     // The head moved to another version (or a new branch grew there): the path is another.
-    await redraw(id, token);
-    resumeActive(id, conversation.activeTurn);
+    // A reply written there meanwhile is followed as the new reading tells, not the old.
+    const drawn = await redraw(id, token);
+    if (drawn) resumeActive(id, drawn.activeTurn);
     return;
   }
   setHeading(conversation.title);
@@ -95,20 +96,21 @@ async function readNew() {
   resumeActive(id, conversation.activeTurn);
 }
 
-/** Draws the open conversation's active path again, whole. */
+/** Draws the open conversation's active path again, whole; returns what it drew. */
 async function redraw(id, token) {
   let found;
   try {
     found = await fetchConversation(id);
   } catch {
-    return;
+    return null;
   }
   if (token !== chat.loadToken || openConversationId() !== id || chat.sending || chat.live) {
     if (token === chat.loadToken) chat.catchUpWanted = true;
-    return;
+    return null;
   }
   drawPath(found.conversation, found.drafts);
   if (found.conversation.status !== "active" && !chat.viewing && id === state.sessionId) markClosed(id, "archived");
+  return found.conversation;
 }
 
 /** An event from /api/events (this user's, from any device). */
