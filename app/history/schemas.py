@@ -136,8 +136,14 @@ class SessionSummary(SessionOut):
     )
     match_seq: int | None = Field(
         default=None,
-        description="With `q`: the seq of the first matching message; null when only the "
-        "title matched.",
+        description="With `q`: the seq of the first matching message, on any branch; null "
+        "when only the title matched.",
+    )
+    match_on_path: bool | None = Field(
+        default=None,
+        description="With `q` and a `matchSeq`: whether that message is on the active path; "
+        'when false, `PUT /api/sessions/{id}/head` with `{"seq": matchSeq}` opens its branch. '
+        "Null when `matchSeq` is null.",
     )
     snippet: SnippetOut | None = Field(
         default=None, description="With `q`: the text around the match, with its offsets."

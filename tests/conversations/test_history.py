@@ -72,6 +72,7 @@ async def test_list_is_newest_activity_first_with_preview_and_counts(client, clo
         "messageCount",
         "preview",
         "matchSeq",
+        "matchOnPath",
         "snippet",
         "expiresAt",
         "shared",
