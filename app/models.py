@@ -19,6 +19,7 @@ from app.ratelimit.models import RateLimitOverride
 from app.sharing import service as _sharing_reactions  # noqa: F401
 from app.sharing.models import SharedLink
 from app.turns.models import ChatTurn
+from app.usage.models import UsageBudget
 
 __all__ = [
     "AccountEvent",
@@ -38,6 +39,7 @@ __all__ = [
     "StoredImage",
     "SweepRun",
     "SweeperState",
+    "UsageBudget",
     "User",
     "metadata",
 ]

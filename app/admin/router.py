@@ -1,9 +1,10 @@
-"""Operator routes (superusers only): the original design's 'Monitoring' section, and
-per-user rate-limit overrides."""
+"""Operator routes (superusers only): the original design's 'Monitoring' section,
+per-user rate-limit overrides and token budgets, and everyone's usage."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -25,6 +26,15 @@ from app.ratelimit.dependencies import RateLimitsDep
 from app.ratelimit.policies import USER_POLICIES
 from app.ratelimit.runtime import RateLimits
 from app.ratelimit.schemas import OverridesIn, OverridesOut
+from app.usage import service as usage
+from app.usage.router import budget_out
+from app.usage.schemas import (
+    BudgetAdminOut,
+    BudgetIn,
+    ModelUsageOut,
+    UsagePageOut,
+    UserUsageOut,
+)
 
 router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[RateLimit("default")])
 
@@ -177,3 +187,101 @@ async def delete_user_limits(
     await overrides_service.delete_overrides(session=session, user_id=user_id)
     limits.overrides.invalidate(user_id)
     return Response(status_code=204)
+
+
+# --- usage and per-user token budgets ----------------------------------------------------
+
+USAGE_PAGE_MAX = 200
+
+
+@router.get("/usage", response_model=UsagePageOut)
+async def usage_view(
+    _: SuperUser,
+    session: SessionDep,
+    clock: ClockDep,
+    limit: Annotated[int, Query(ge=1, le=USAGE_PAGE_MAX)] = 50,
+    cursor: Annotated[str | None, Query(max_length=400)] = None,
+) -> UsagePageOut:
+    """Every user's usage, in order of sign-up: conversations, messages, last activity,
+    and tokens by model (all time, today and this month, UTC)."""
+    page = await usage.usage_page(db=session, cursor=cursor, limit=limit, now=clock.now())
+    items = []
+    for entry in page.items:
+        u = entry.user
+        models = [
+            ModelUsageOut(
+                model=m.model,
+                turns=m.turns,
+                prompt_tokens=m.prompt_tokens,
+                completion_tokens=m.completion_tokens,
+                total_tokens=m.prompt_tokens + m.completion_tokens,
+                tokens_today=m.today,
+                tokens_this_month=m.this_month,
+            )
+            for m in entry.models
+        ]
+        items.append(
+            UserUsageOut(
+                user_id=str(u.user_id),
+                email=u.email,
+                created_at=u.created_at,
+                conversations=u.conversations,
+                messages=u.messages,
+                last_active_at=u.last_active_at,
+                total_tokens=sum(m.total_tokens for m in models),
+                tokens_today=sum(m.tokens_today for m in models),
+                tokens_this_month=sum(m.tokens_this_month for m in models),
+                budget={"tokensPerDay": u.tokens_per_day, "tokensPerMonth": u.tokens_per_month},
+                models=models,
+            )
+        )
+    return UsagePageOut(items=items, next_cursor=page.next_cursor)
+
+
+async def _budget_out(
+    session: SessionDep, settings: SettingsDep, user_id: uuid.UUID, now: datetime
+) -> BudgetAdminOut:
+    own = await usage.get_budget(db=session, user_id=user_id)
+    budgets = await usage.standing(db=session, settings=settings, user_id=user_id, now=now)
+    return BudgetAdminOut(
+        user_id=str(user_id),
+        tokens_per_day=own.tokens_per_day,
+        tokens_per_month=own.tokens_per_month,
+        configured={
+            "tokensPerDay": settings.quota_tokens_per_day,
+            "tokensPerMonth": settings.quota_tokens_per_month,
+        },
+        budgets=[budget_out(b) for b in budgets],
+    )
+
+
+@router.get("/users/{user_id}/budget", response_model=BudgetAdminOut)
+async def get_user_budget(
+    user_id: ExistingUserId,
+    _: SuperUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+) -> BudgetAdminOut:
+    return await _budget_out(session, settings, user_id, clock.now())
+
+
+@router.put("/users/{user_id}/budget", response_model=BudgetAdminOut)
+async def put_user_budget(
+    user_id: ExistingUserId,
+    body: BudgetIn,
+    _: SuperUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+) -> BudgetAdminOut:
+    """Sets the user's token budgets: a number (0: unlimited), or null for the configured
+    QUOTA_TOKENS_PER_DAY / QUOTA_TOKENS_PER_MONTH. Holds from the user's next turn."""
+    await usage.put_budget(
+        db=session,
+        user_id=user_id,
+        tokens_per_day=body.tokens_per_day,
+        tokens_per_month=body.tokens_per_month,
+        now=clock.now(),
+    )
+    return await _budget_out(session, settings, user_id, clock.now())

@@ -173,6 +173,13 @@ class Settings(BaseSettings):
     # "rules": the built-in English rules decide, the model only writes.
     llm_intents: Literal["model", "rules"] = "model"
 
+    # Token budgets per user (docs/assistant.md#usage-and-budgets): prompt and completion
+    # tokens of every turn since the start of the day / month (UTC). Checked when a turn
+    # opens: over either, 429 quota_exceeded. 0 means unlimited; an administrator may set
+    # other figures for one user (PUT /api/admin/users/{id}/budget).
+    quota_tokens_per_day: int = Field(default=0, ge=0)
+    quota_tokens_per_month: int = Field(default=0, ge=0)
+
     # Turns (docs/architecture.md): at most this many replies generating per process;
     # the next request gets 503 assistant_busy with Retry-After.
     max_turns_in_flight: int = Field(default=1000, ge=1)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.conversations import service as conversations
 from app.conversations.schemas import ChatMessageIn, ChatRequest, RegenerateRequest
+from app.core.config import Settings
 from app.core.errors import InvalidInputError, ServiceUnavailableError
 from app.core.metrics import TURNS_REFUSED_BUSY
 from app.turns import service
@@ -22,6 +24,27 @@ from app.turns.admission import OpenSlot
 from app.turns.dependencies import TurnServices
 
 BUSY_RETRY_AFTER_SECONDS = 5
+
+
+class TurnOpenCheck(Protocol):
+    """Refuses a turn (raises an `AppError`) before anything of it is written."""
+
+    async def __call__(
+        self, *, db: AsyncSession, settings: Settings, user_id: uuid.UUID, now: datetime
+    ) -> None: ...
+
+
+# What a turn must pass to open, added by the package that owns each check (token
+# budgets: app/usage), so that turns imports none of them. They run in the request's
+# transaction, before the turn takes a place among the replies generating.
+TURN_OPEN_CHECKS: list[TurnOpenCheck] = []
+
+
+def turn_open_check(check: TurnOpenCheck) -> TurnOpenCheck:
+    """Adds `check` to every turn's opening (a decorator)."""
+    if check not in TURN_OPEN_CHECKS:
+        TURN_OPEN_CHECKS.append(check)
+    return check
 
 
 def _last_user_message(messages: Sequence[ChatMessageIn]) -> str:
@@ -111,6 +134,8 @@ async def _start(
 ) -> uuid.UUID:
     settings = services.settings
     runner = services.runner
+    for check in TURN_OPEN_CHECKS:
+        await check(db=db, settings=settings, user_id=request.user_id, now=services.clock.now())
     if not runner.reserve():
         TURNS_REFUSED_BUSY.inc()
         raise ServiceUnavailableError(
