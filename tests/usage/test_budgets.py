@@ -94,7 +94,11 @@ async def test_an_administrator_sets_one_users_budget(client, clock, sessionmake
     r = await chat(client, me, "three", session_id=sid)
     assert r.status_code == 429
     problem = r.json()
-    assert (problem["code"], problem["period"], problem["limit"]) == ("quota_exceeded", "month", 150)
+    assert (problem["code"], problem["period"], problem["limit"]) == (
+        "quota_exceeded",
+        "month",
+        150,
+    )
     start = clock.now().astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     next_month = (start + timedelta(days=32)).replace(day=1)
     assert datetime.fromisoformat(problem["resetAt"]) == next_month

@@ -369,7 +369,7 @@ export async function sendMessage(text) {
     if (err instanceof ApiError && err.status === 429) {
       mine.remove();
       if (!el["composer-input"].value) el["composer-input"].value = text;
-      startRetryCountdown(err.retryAfter ?? 60);
+      startRetryCountdown(err.retryAfter ?? 60, err.problem);
     } else if (err instanceof ApiError && err.code === "turn_in_progress") {
       // Another device is being answered in this conversation: nothing was saved here.
       mine.remove();
