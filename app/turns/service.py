@@ -114,6 +114,8 @@ class TurnRequest:
     # A regenerated reply: the assistant message it is a new version of, or the user
     # message it answers. `message` is unused (the stored message is answered).
     regenerate_seq: int | None = None
+    # The model asked for (a known id): a new session takes it, an existing one switches.
+    model: str | None = None
 
 
 @dataclass
@@ -324,6 +326,7 @@ async def _open(
     history: list[HistoryMessage] = []
     target_seq = request.edit_seq if request.edit_seq is not None else request.regenerate_seq
     regenerate = request.regenerate_seq is not None
+    model = request.model
     if request.session_id is not None and is_well_formed(request.session_id):
         # Unknown, ill-formed and another user's ids all end here as None: same query,
         # same answer (a new session), nothing about the other session revealed.
@@ -355,8 +358,10 @@ async def _open(
                     user_event(user_id, "session", sessionId=request.session_id, change="archived"),
                 )
             expired_id = request.session_id
+            model = request.model or locked.model  # the new conversation keeps its model
         elif locked is not None:
             session_id, seq = request.session_id, locked.message_count + 1
+            model = request.model or locked.model
             busy_row = (
                 await db.execute(
                     statements.BUSY_TURN_AND_CONTEXT,
@@ -425,6 +430,7 @@ async def _open(
         "expired_session_id": expired_id,
         "idempotency_key": request.idempotency_key,
         "request_hash": request.request_hash,
+        "model": model,
     }
     created = session_id is None
     if session_id is None:
@@ -439,6 +445,7 @@ async def _open(
         context=request.context,
         now=now,
         parent_seq=parent_seq,
+        model=model,
     )
     # The assistant only reads here (under the session lock), so it may read before the
     # rows go in, and the rows' statement can carry the events.

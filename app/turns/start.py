@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.assistant import catalog
 from app.conversations import service as conversations
 from app.conversations.schemas import ChatMessageIn, ChatRequest, RegenerateRequest
 from app.core.config import Settings
@@ -69,8 +70,15 @@ async def start_turn(
     message = conversations.validate_user_message(
         _last_user_message(body.messages), max_chars=services.settings.max_message_chars
     )
+    if body.model is not None and not catalog.is_known(services.assistant, body.model):
+        raise InvalidInputError(
+            f"No model {body.model!r} here: GET /api/models lists them.", code="unknown_model"
+        )
     key = service.validate_idempotency_key(idempotency_key)
-    hashes = _hashes(services, key, body.model_dump(mode="json"))
+    fingerprint = body.model_dump(mode="json")
+    if fingerprint["model"] is None:
+        del fingerprint["model"]  # the fingerprint of a request without one stays as it was
+    hashes = _hashes(services, key, fingerprint)
     return await _start(
         db=db,
         services=services,
@@ -84,6 +92,7 @@ async def start_turn(
             request_hash=hashes[0],
             legacy_request_hash=hashes[1],
             edit_seq=body.edit_seq,
+            model=body.model,
         ),
     )
 

@@ -33,7 +33,7 @@ from app.events.bus import CHANNEL
 # The owner's session row, locked.
 LOCKED_SESSION = sa.text(
     """
-    SELECT status, last_activity_at, message_count, head_seq FROM chat_session
+    SELECT status, last_activity_at, message_count, head_seq, model FROM chat_session
     WHERE id = :session_id AND user_id = :user_id
     FOR UPDATE
     """
@@ -187,7 +187,8 @@ OPEN_ON_SESSION = _joined(
         SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) p
     ),
     session_row AS (
-        UPDATE chat_session SET message_count = :seq, head_seq = :seq, last_activity_at = :now
+        UPDATE chat_session SET message_count = :seq, head_seq = :seq, last_activity_at = :now,
+                                model = coalesce(CAST(:model AS varchar), model)
         WHERE id = :session_id AND user_id = :user_id
     ),
     """,
@@ -202,7 +203,8 @@ OPEN_REGENERATE = _joined(
         SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) p
     ),
     session_row AS (
-        UPDATE chat_session SET last_activity_at = :now
+        UPDATE chat_session SET last_activity_at = :now,
+                                model = coalesce(CAST(:model AS varchar), model)
         WHERE id = :session_id AND user_id = :user_id
     )
     """,
@@ -218,9 +220,9 @@ OPEN_WITH_NEW_SESSION = _joined(
     new_session AS (
         INSERT INTO chat_session
             (id, user_id, title, title_sealed, key_id, status, created_at, last_activity_at,
-             message_count, head_seq, pinned, tags, prompt_tokens, completion_tokens)
+             message_count, head_seq, pinned, tags, prompt_tokens, completion_tokens, model)
         VALUES (:session_id, :user_id, :title, :title_sealed, :title_key_id, 'active', :now,
-                :now, 1, 1, false, '{}', 0, 0)
+                :now, 1, 1, false, '{}', 0, 0, :model)
     ),
     """,
     _MESSAGE_AND_TURN,
