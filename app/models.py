@@ -18,6 +18,7 @@ from app.exports.models import ChatImport
 from app.ratelimit.models import RateLimitOverride
 from app.sharing import service as _sharing_reactions  # noqa: F401
 from app.sharing.models import SharedLink
+from app.titles import service as _titles  # noqa: F401  (titles after a first exchange)
 from app.turns.models import ChatTurn
 from app.usage.models import UsageBudget
 

@@ -260,7 +260,12 @@ class ModelQueue:
 
 
 class LocalWriter:
-    """Rules and templates for posts; the local model for everything else."""
+    """Rules and templates for posts; the local model for everything else.
+
+    It writes no titles (no `write_title`): tried on everyday first messages, SmolLM2 135M
+    answered the question instead, or titled in English whatever the language, more often
+    than it wrote a title (docs/assistant.md#titles). Conversations keep their first
+    message as their title."""
 
     name = "local"
     draft_writer_name = TemplateWriter.name  # the templates write the drafts
