@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from app.admin.schemas import AssistantAdminOut, CleanupOut, LocalModelOut, StatsOut
+from app.assistant import catalog
 from app.assistant.factory import describe_assistant
 from app.auth.dependencies import RateLimit, SuperUser
 from app.auth.models import User
@@ -50,7 +51,8 @@ async def stats(_: SuperUser, session: SessionDep) -> StatsOut:
 CONNECT_A_BIGGER_MODEL = (
     "Set ASSISTANT_BACKEND=openai, LLM_BASE_URL (an OpenAI-compatible API: OpenAI, Azure "
     "OpenAI, vLLM, Ollama, llama.cpp), LLM_API_KEY and LLM_MODEL, and restart; see "
-    'docs/assistant.md, "Connecting a bigger model".'
+    'docs/assistant.md, "Connecting a bigger model". Or keep this one and let users choose '
+    'others per conversation with MODELS (docs/assistant.md, "Several models").'
 )
 
 
@@ -63,10 +65,14 @@ async def assistant(_: SuperUser, request: Request, settings: SettingsDep) -> As
     if info.backend == "openai":
         shown.update(LLM_BASE_URL=settings.llm_base_url, LLM_MODEL=settings.llm_model)
     local = None
-    writer = getattr(current, "writer", None)
+    models = catalog.models_of(current)
+    if len(models) > 1:
+        shown["MODELS"] = ", ".join(m.id for m in models[1:])
+    # The local model's line, whichever model it is.
+    writer = next((m.writer for m in models if m.local), getattr(current, "writer", None))
     queue = getattr(writer, "queue", None)
     process = getattr(writer, "process", None)
-    if info.local and queue is not None and process is not None:
+    if queue is not None and process is not None:
         shown.update(
             LOCAL_MODEL_THREADS=str(settings.local_model_threads),
             LOCAL_MODEL_PARALLEL=str(settings.local_model_parallel),
@@ -85,6 +91,7 @@ async def assistant(_: SuperUser, request: Request, settings: SettingsDep) -> As
         settings=shown,
         connect_a_bigger_model=CONNECT_A_BIGGER_MODEL,
         local_model=local,
+        models=[{"id": m.id, "name": m.name, "backend": m.backend} for m in models],
     )
 
 

@@ -160,3 +160,21 @@ async def test_a_model_no_longer_configured_falls_back_to_the_default(
     assert detail["model"] == "retired"
     assert _replies(detail)[-1] == ("Alpha answers.", "alpha")
     assert _replies(detail)[0][1] == "templates"
+
+
+async def test_the_admin_view_lists_the_models_and_users_see_no_settings(
+    client, two_models, sessionmaker
+):
+    admin = await register(client, "root@example.com")
+    async with sessionmaker() as s:
+        await s.execute(sa.text("UPDATE app_user SET is_superuser = true"))
+        await s.commit()
+    view = (await client.get("/api/admin/assistant", headers=admin)).json()
+    assert [(m["id"], m["backend"]) for m in view["models"]] == [
+        ("alpha", "openai"),
+        ("beta", "openai"),
+        ("templates", "builtin"),
+    ]
+    assert view["settings"]["MODELS"] == "beta, templates"
+    public = (await client.get("/api/models")).text
+    assert "MODELS" not in public and "BETA_TEST_KEY" not in public and "base_url" not in public
