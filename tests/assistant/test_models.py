@@ -73,7 +73,7 @@ async def test_models_are_listed_chosen_changed_and_recorded(client, two_models,
     (sent,) = beta.requests
     assert sent.body["model"] == "beta-70b-instruct"
     assert sent.headers["authorization"] == "Bearer sk-beta"
-    assert alpha.requests == []
+    assert alpha.requests == []  # not even for the title: the conversation's model writes it
 
     # The conversation keeps it without being told again.
     assert (await chat(client, me, "And then?", session_id=sid)).json()["reply"] == (

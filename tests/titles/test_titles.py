@@ -104,7 +104,7 @@ async def test_the_model_server_writes_the_title_in_the_users_language(
 ):
     model = FakeModel(
         Planned(text="Cada día a temperatura ambiente."),
-        Planned(text="Título: «Alimentar la masa madre»"),
+        title=Planned(text="Título: «Alimentar la masa madre»"),
     )
     with serve_model(model) as server:
         app.state.assistant = build_assistant(
@@ -123,7 +123,7 @@ async def test_the_model_server_writes_the_title_in_the_users_language(
         assert r.json()["reply"] == "Cada día a temperatura ambiente."
         await _title_work_done(app)
     assert await _title(client, me, r.json()["sessionId"]) == "Alimentar la masa madre"
-    turn, title = model.requests
+    (turn,), (title,) = model.requests, model.title_requests
     assert turn.last_user == question
     assert title.messages[0] == {"role": "system", "content": TITLE_PROMPT}
     assert question in title.last_user and "Cada día a temperatura ambiente." in title.last_user
