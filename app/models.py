@@ -3,7 +3,6 @@ and the domains' reactions to each other's changes (sharing ends the links of tr
 conversations), so that whatever loads the models has them."""
 
 from app.apikeys.models import ApiKey
-from app.assistant.models import PostDraft, PostDraftVersion, PublishedPost, StoredImage
 from app.auth.models import AccountEvent, SignIn, User
 from app.conversations.models import (
     AuditEvent,
@@ -14,6 +13,7 @@ from app.conversations.models import (
     SweepRun,
 )
 from app.core.db import metadata
+from app.drafts.models import PostDraft, PostDraftVersion, PublishedPost, StoredImage
 from app.exports.models import ChatImport
 from app.ratelimit.models import RateLimitOverride
 from app.sharing import service as _sharing_reactions  # noqa: F401

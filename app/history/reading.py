@@ -8,15 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
 from app.conversations import tree
 from app.conversations.models import ChatMessage, ChatSession
-from app.core.tenancy import owned
+from app.conversations.repository import ConversationRepository
 from app.sharing.models import SharedLink
 from app.sharing.service import live_link
+from app.turns.following import active_turn
 from app.turns.models import ChatTurn
-from app.turns.service import active_turn
 
 
 @dataclass(frozen=True)
@@ -70,12 +69,5 @@ async def active_path_length(session: AsyncSession, chat_session: ChatSession) -
     """The active path's length: the head's depth (0 without messages)."""
     if chat_session.head_seq is None:
         return 0
-    depth = (
-        await session.execute(
-            owned(ChatMessage, chat_session.user_id, col(ChatMessage.depth)).where(
-                col(ChatMessage.session_id) == chat_session.id,
-                col(ChatMessage.seq) == chat_session.head_seq,
-            )
-        )
-    ).scalar_one_or_none()
-    return int(depth or 0)
+    repo = ConversationRepository(session, chat_session.user_id)
+    return int(await repo.depth_of(chat_session.id, chat_session.head_seq) or 0)

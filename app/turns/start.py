@@ -20,7 +20,7 @@ from app.conversations.schemas import ChatMessageIn, ChatRequest, RegenerateRequ
 from app.core.config import Settings
 from app.core.errors import InvalidInputError, ServiceUnavailableError
 from app.core.metrics import TURNS_REFUSED_BUSY
-from app.turns import service
+from app.turns import opening
 from app.turns.admission import OpenSlot
 from app.turns.dependencies import TurnServices
 
@@ -74,7 +74,7 @@ async def start_turn(
         raise InvalidInputError(
             f"No model {body.model!r} here: GET /api/models lists them.", code="unknown_model"
         )
-    key = service.validate_idempotency_key(idempotency_key)
+    key = opening.validate_idempotency_key(idempotency_key)
     fingerprint = body.model_dump(mode="json")
     if fingerprint["model"] is None:
         del fingerprint["model"]  # the fingerprint of a request without one stays as it was
@@ -83,7 +83,7 @@ async def start_turn(
         db=db,
         services=services,
         slot=slot,
-        request=service.TurnRequest(
+        request=opening.TurnRequest(
             user_id=user_id,
             session_id=body.session_id,
             message=message,
@@ -110,14 +110,14 @@ async def start_regenerate(
 ) -> uuid.UUID:
     """A new reply to the user message `seq` is, or that the assistant message `seq`
     answers; the turn's id, as `start_turn`."""
-    key = service.validate_idempotency_key(idempotency_key)
+    key = opening.validate_idempotency_key(idempotency_key)
     fingerprint = {"regenerate": seq, "sessionId": session_id, **body.model_dump(mode="json")}
     hashes = _hashes(services, key, fingerprint)
     return await _start(
         db=db,
         services=services,
         slot=slot,
-        request=service.TurnRequest(
+        request=opening.TurnRequest(
             user_id=user_id,
             session_id=session_id,
             message="",
@@ -134,12 +134,12 @@ def _hashes(services: TurnServices, key: str | None, payload: Any) -> tuple[str 
     """The request's fingerprint (keyed) and its older plain form, when a key is sent."""
     if not key:
         return None, None
-    hash_key = service.request_hash_key(services.settings.resolved_secret_key())
-    return service.request_hash(payload, key=hash_key), service.legacy_request_hash(payload)
+    hash_key = opening.request_hash_key(services.settings.resolved_secret_key())
+    return opening.request_hash(payload, key=hash_key), opening.legacy_request_hash(payload)
 
 
 async def _start(
-    *, db: AsyncSession, services: TurnServices, slot: OpenSlot, request: service.TurnRequest
+    *, db: AsyncSession, services: TurnServices, slot: OpenSlot, request: opening.TurnRequest
 ) -> uuid.UUID:
     settings = services.settings
     runner = services.runner
@@ -154,7 +154,7 @@ async def _start(
             headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)},
         )
     try:
-        opened = await service.open_turn(
+        opened = await opening.open_turn(
             db=db,
             bus=services.bus,
             assistant=services.assistant,
@@ -169,7 +169,7 @@ async def _start(
     except BaseException:
         runner.release()
         raise
-    if isinstance(opened, service.ExistingTurn):
+    if isinstance(opened, opening.ExistingTurn):
         runner.release()  # a retry joins the first turn; it starts nothing
         turn_id = opened.turn_id
     else:

@@ -10,10 +10,10 @@ import pytest
 
 from app.assistant.builtin import DraftingAssistant, TemplateWriter
 from app.assistant.factory import build_assistant
-from app.assistant.images import CardImageGenerator
 from app.assistant.openai_compat import TITLE_MAX_TOKENS, TITLE_PROMPT
-from app.assistant.publisher import LocalPublisher
 from app.core.config import Settings
+from app.drafts.publisher import LocalPublisher
+from app.imaging.images import CardImageGenerator
 from app.titles.service import tidy_title
 from tests.conftest import chat, register
 from tests.fakemodel import FakeModel, Planned, serve_model
