@@ -314,6 +314,7 @@ async def _page(
             s.pinned,
             s.tags,
             s.imported_from,
+            s.model,
             user_id=user_id,
             flt=flt,
             plan=plan,

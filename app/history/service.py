@@ -175,6 +175,7 @@ async def list_sessions(
             pinned=r["pinned"],
             tags=list(r["tags"]),
             imported_from=r["imported_from"],
+            model=r["model"],
             expires_at=(
                 expires_at(
                     status=r["status"],

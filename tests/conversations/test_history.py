@@ -68,6 +68,7 @@ async def test_list_is_newest_activity_first_with_preview_and_counts(client, clo
         "pinned",
         "tags",
         "importedFrom",
+        "model",
         "messageCount",
         "preview",
         "matchSeq",
