@@ -15,6 +15,7 @@ from app.conversations.models import (
 from app.core.db import metadata
 from app.drafts.models import PostDraft, PostDraftVersion, PublishedPost, StoredImage
 from app.exports.models import ChatImport
+from app.jobs.models import Job, JobChunk
 from app.ratelimit.models import RateLimitOverride
 from app.sharing import service as _sharing_reactions  # noqa: F401
 from app.sharing.models import SharedLink
@@ -30,6 +31,8 @@ __all__ = [
     "ChatMessage",
     "ChatSession",
     "ChatTurn",
+    "Job",
+    "JobChunk",
     "MessageSearchToken",
     "PostDraft",
     "PostDraftVersion",

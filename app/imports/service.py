@@ -19,6 +19,7 @@ skipped as well.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -71,8 +72,10 @@ async def import_file(
     limits: ImportLimits,
     now: datetime,
     admission: ImportAdmission | None = None,
+    on_batch: Callable[[int], None] | None = None,
 ) -> ImportOutcome:
-    """Reads, checks and writes the uploaded export. Flushes; the caller commits."""
+    """Reads, checks and writes the uploaded export. Flushes; the caller commits.
+    `on_batch(n)` hears how many conversations are written (not yet committed) so far."""
     reader = ExportReader(upload, limits)
     async with AsyncExitStack() as stack:
         stack.callback(reader.close)
@@ -103,6 +106,8 @@ async def import_file(
                 limits=limits,
                 progress=progress,
             )
+            if on_batch is not None:
+                on_batch(len(progress.sessions) + progress.skipped)
         await session.flush()
     return ImportOutcome(
         imported=len(progress.sessions),
