@@ -30,6 +30,13 @@ class ChatRequest(ApiModel):
         description="Send the message as a new version of this user message of `sessionId`: "
         "it gets that message's parent, and the head moves to it.",
     )
+    model: str | None = Field(
+        default=None,
+        max_length=100,
+        description="The model to answer (an id of GET /api/models): a new conversation "
+        "takes it; an existing one switches to it. Absent: the conversation's model, or the "
+        "default one.",
+    )
 
 
 class RegenerateRequest(ApiModel):

@@ -44,6 +44,11 @@ class MessageOut(ApiModel):
         description="A tool's result sent through `/v1` (stored with role `user`): the "
         "call it answers; null otherwise.",
     )
+    model: str | None = Field(
+        default=None,
+        description="An assistant message: the model that wrote it (an id of GET /api/models, "
+        "or an imported conversation's model name); null when not known.",
+    )
 
 
 class SessionOut(ApiModel):
@@ -73,6 +78,11 @@ class SessionOut(ApiModel):
         default=None,
         description="The name of the API key a conversation was started with through "
         "`/v1/chat/completions`; null for one started anywhere else.",
+    )
+    model: str | None = Field(
+        default=None,
+        description="The model that answers here (an id of GET /api/models); null: the "
+        "default model.",
     )
 
 
@@ -182,6 +192,11 @@ class SessionRename(ApiModel):
     pinned: bool | None = None
     tags: list[Annotated[str, Field(max_length=200)]] | None = Field(
         default=None, max_length=100, description="At most 10 tags of 1 to 32 characters."
+    )
+    model: str | None = Field(
+        default=None,
+        max_length=100,
+        description="The model to answer from now on (an id of GET /api/models).",
     )
 
     @field_validator("tags")

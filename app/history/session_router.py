@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
@@ -75,6 +75,11 @@ async def move_head(
     return _detail(reading, base=base, now=now)
 
 
+def _model_of(role: str, meta: dict[str, Any]) -> str | None:
+    model = meta.get("model") if role == "assistant" else None
+    return model if isinstance(model, str) else None
+
+
 def _detail(reading: SessionReading, *, base: str, now: datetime) -> SessionDetail:
     chat_session, turn, link = reading.chat_session, reading.active_turn, reading.link
     prompt, completion = chat_session.prompt_tokens, chat_session.completion_tokens
@@ -91,6 +96,7 @@ def _detail(reading: SessionReading, *, base: str, now: datetime) -> SessionDeta
         tags=list(chat_session.tags),
         imported_from=chat_session.imported_from,
         api_client=chat_session.api_client,
+        model=chat_session.model,
         message_count=reading.path_length,
         head_seq=chat_session.head_seq,
         usage=UsageOut(
@@ -119,6 +125,7 @@ def _detail(reading: SessionReading, *, base: str, now: datetime) -> SessionDeta
                 truncated=bool(m.meta.get("truncated")),
                 tool_calls=m.meta.get("toolCalls"),
                 tool_call_id=m.meta.get("toolCallId"),
+                model=_model_of(m.role, m.meta),
             )
             for m in reading.messages
         ],

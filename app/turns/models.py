@@ -62,6 +62,13 @@ class ChatTurn(SQLModel, table=True):
             postgresql_where=sa.text("status = 'generating'"),
         ),
         sa.Index("ix_chat_turn_session_started", "session_id", "started_at"),
+        # A user's tokens since a day or a month began (token budgets: app/usage).
+        sa.Index(
+            "ix_chat_turn_user_started",
+            "user_id",
+            "started_at",
+            postgresql_include=["prompt_tokens", "completion_tokens"],
+        ),
         same_owner_fk("chat_turn", "session_id", "chat_session"),
     )
 

@@ -79,6 +79,8 @@ class TurnRequest:
     message_meta: dict[str, Any] | None = None
     # A new conversation: the name of the API key it is started with.
     api_client: str | None = None
+    # The model asked for (a known id): a new session takes it, an existing one switches.
+    model: str | None = None
 
 
 @dataclass
@@ -268,6 +270,7 @@ async def _open(
     # the parent has none: written before path hashes, or imported).
     path_hash = request.path_hash
     chain_on: tuple[bytes | None] | None = (None,)  # a first message chains on nothing
+    model = request.model
     if request.session_id is not None and is_well_formed(request.session_id):
         # Unknown, ill-formed and another user's ids all end here as None: same query,
         # same answer (a new session), nothing about the other session revealed.
@@ -291,8 +294,10 @@ async def _open(
                     user_event(user_id, "session", sessionId=request.session_id, change="archived"),
                 )
             expired_id = request.session_id
+            model = request.model or locked.model  # the new conversation keeps its model
         elif locked is not None:
             session_id, seq = request.session_id, locked.message_count + 1
+            model = request.model or locked.model
             busy_row = await repo.busy_turn_and_context(
                 session_id,
                 limit=limits.max_messages,
@@ -363,6 +368,7 @@ async def _open(
         "expired_session_id": expired_id,
         "idempotency_key": request.idempotency_key,
         "request_hash": request.request_hash,
+        "model": model,
     }
     created = session_id is None
     if session_id is None:
@@ -377,6 +383,7 @@ async def _open(
         context=request.context,
         now=now,
         parent_seq=parent_seq,
+        model=model,
     )
     # The assistant only reads here (under the session lock), so it may read before the
     # rows go in, and the rows' statement can carry the events.

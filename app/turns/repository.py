@@ -172,7 +172,7 @@ def _depth_below(parent: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
 def _build_locked_session() -> sa.TextClause:
     s = _SESSION
     stmt = (
-        sa.select(s.c.status, s.c.last_activity_at, s.c.message_count, s.c.head_seq)
+        sa.select(s.c.status, s.c.last_activity_at, s.c.message_count, s.c.head_seq, s.c.model)
         .where(*_owner(s, "id"))
         .with_for_update()
     )
@@ -344,6 +344,11 @@ def _user_message() -> sa.CTE:
     return sa.insert(_MESSAGE).values(full_row(_MESSAGE, values)).cte("user_message")
 
 
+def _model_or(current: Any) -> Any:
+    """`:model` when the turn names one (the conversation switches to it), else `current`."""
+    return sa.func.coalesce(sa.cast(_p("model"), _SESSION.c.model.type), current)
+
+
 def _build_open_on_session() -> sa.TextClause:
     """Step 1's writes on an existing session: its count, head and activity, the user's
     message and the turn, in one statement (the session row is already locked)."""
@@ -352,7 +357,12 @@ def _build_open_on_session() -> sa.TextClause:
     session_row = (
         sa.update(s)
         .where(*_owner(s, "id"))
-        .values(message_count=_p("seq"), head_seq=_p("seq"), last_activity_at=_p("now"))
+        .values(
+            message_count=_p("seq"),
+            head_seq=_p("seq"),
+            last_activity_at=_p("now"),
+            model=_model_or(s.c.model),
+        )
         .cte("session_row")
     )
     stmt = _turn_insert(notified).add_cte(notified, session_row, _user_message())
@@ -365,7 +375,10 @@ def _build_open_regenerate() -> sa.TextClause:
     s = _SESSION
     notified = _notified()
     session_row = (
-        sa.update(s).where(*_owner(s, "id")).values(last_activity_at=_p("now")).cte("session_row")
+        sa.update(s)
+        .where(*_owner(s, "id"))
+        .values(last_activity_at=_p("now"), model=_model_or(s.c.model))
+        .cte("session_row")
     )
     return _compiled(_turn_insert(notified).add_cte(notified, session_row))
 
@@ -384,6 +397,7 @@ def _build_open_with_new_session() -> sa.TextClause:
         "message_count": ONE,
         "head_seq": ONE,
         "api_client": sa.cast(_p("api_client"), sa.String),
+        "model": _p("model"),
     }
     notified = _notified()
     new_session = sa.insert(_SESSION).values(full_row(_SESSION, values)).cte("new_session")

@@ -22,6 +22,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import Field
 from starlette.responses import Response
 
+from app.assistant import catalog
 from app.assistant.factory import describe_assistant
 from app.assistant.platforms import page_data
 from app.auth.manager import fastapi_users
@@ -65,6 +66,54 @@ async def assistant_info(request: Request) -> AssistantOut:
     """Who answers in the chat: the page names the model in use."""
     info = describe_assistant(request.app.state.assistant)
     return AssistantOut(backend=info.backend, model=info.model, label=info.label, local=info.local)
+
+
+class ModelOut(ApiModel):
+    id: str = Field(description="What `model` takes in POST /api/chat and PATCH /api/sessions.")
+    name: str = Field(description="The name users read (the page's picker).")
+    label: str = Field(description="What the page shows under the message box.")
+    backend: str = Field(description="`local`, `openai` or `builtin`.")
+    local: bool = Field(description="The model runs on this server.")
+    default: bool = Field(description="Answers conversations that chose no model.")
+
+
+class ModelsOut(ApiModel):
+    models: list[ModelOut] = Field(description="The default model first.")
+
+
+@session_router.get("/models", response_model=ModelsOut, tags=["assistant"])
+async def list_models(request: Request) -> ModelsOut:
+    """The models a conversation may choose, with their display names."""
+    assistant = request.app.state.assistant
+    models = catalog.models_of(assistant)
+    if not models:  # an assistant with no choice of model: the one that answers
+        info = describe_assistant(assistant)
+        name = info.model or catalog.BUILTIN_MODEL_NAME
+        return ModelsOut(
+            models=[
+                ModelOut(
+                    id=info.backend,
+                    name=name,
+                    label=info.label,
+                    backend=info.backend,
+                    local=info.local,
+                    default=True,
+                )
+            ]
+        )
+    return ModelsOut(
+        models=[
+            ModelOut(
+                id=m.id,
+                name=m.name,
+                label=m.label,
+                backend=m.backend,
+                local=m.local,
+                default=i == 0,
+            )
+            for i, m in enumerate(models)
+        ]
+    )
 
 
 @lru_cache

@@ -12,6 +12,7 @@ import { startLive, stopLive } from "./live.js";
 import { showNotice } from "./notices.js";
 import { revealMessage } from "./chat-panel.js";
 import { refreshQuota } from "./quota.js";
+import { initModels, loadModels } from "./models.js";
 import { initSettings, loadApiKeys, loadSignIns } from "./settings.js";
 import { initShare } from "./share.js";
 import { setSessionId, setUser, state } from "./state.js";
@@ -202,14 +203,12 @@ async function showWorkspace(user) {
   followChanges();
 }
 
-/** Names who answers: the model and where it runs (GET /api/assistant). */
+/** Names who answers (the model and where it runs), with a picker when there is a choice. */
 async function showAssistant() {
-  const line = $("assistant-model");
   try {
-    const info = await getJson("/api/assistant");
-    line.textContent = `Answers by ${info.label}`;
+    await loadModels();
   } catch {
-    line.textContent = "";
+    $("assistant-model").textContent = "";
   }
 }
 
@@ -314,6 +313,7 @@ async function boot() {
     onRestore: (id) => restore(id),
   });
   initShare();
+  initModels();
   // The conversation the chat continued, when this device just moved it to the trash: an
   // Undo brings the chat back to it (unless a new one was started meanwhile).
   let trashedCurrent = null;

@@ -28,6 +28,7 @@ import {
 } from "./chat-panel.js";
 import { copyText } from "./markdown.js";
 import { refreshQuota, startRetryCountdown } from "./quota.js";
+import { conversationStarted, modelForNewConversation, modelSettled, showConversationModel } from "./models.js";
 import { fetchConversation, mostRecentActive } from "./sessions.js";
 import { openConversationId, setSessionId, state } from "./state.js";
 import { STREAM, beginLive, endLive, followEvents, readTurn, stopFollowing, stopReply } from "./stream.js";
@@ -127,6 +128,7 @@ function leaveConversation() {
 function clearConversation() {
   setHeading("");
   setUsage(null);
+  showConversationModel(null);
   indexDrafts([]);
   renderMessages([]);
 }
@@ -164,6 +166,7 @@ export async function loadCurrent() {
     } else {
       setHeading(conversation.title);
       setUsage(conversation.usage);
+      showConversationModel(conversation.model);
       indexDrafts(drafts);
       renderMessages(conversation.messages);
       resumeActive(id, conversation.activeTurn);
@@ -325,8 +328,11 @@ export async function sendMessage(text) {
   el.messages.append(mine, typing);
   updateEmpty();
   scrollToEnd();
+  await modelSettled(); // a model just chosen answers this message
   const body = { messages: [{ role: "user", content: text }] };
   if (state.sessionId) body.sessionId = state.sessionId;
+  const model = state.sessionId ? null : modelForNewConversation();
+  if (model) body.model = model;
   const token = chat.loadToken;
   let fresh = !state.sessionId;
   const turn = beginLive({
@@ -361,6 +367,7 @@ export async function sendMessage(text) {
         setUsage(null);
       }
       setSessionId(data.sessionId);
+      if (fresh) conversationStarted();
       mine.classList.remove("msg-pending"); // the server has it
     },
   });
@@ -373,7 +380,7 @@ export async function sendMessage(text) {
     if (err instanceof ApiError && err.status === 429) {
       mine.remove();
       if (!el["composer-input"].value) el["composer-input"].value = text;
-      startRetryCountdown(err.retryAfter ?? 60);
+      startRetryCountdown(err.retryAfter ?? 60, err.problem);
     } else if (err instanceof ApiError && err.code === "turn_in_progress") {
       // Another device is being answered in this conversation: nothing was saved here.
       mine.remove();

@@ -12,6 +12,10 @@ export const state = {
   chosen: false,
   view: "chat",
 
+  // The model picker (models.js): the models offered, the open conversation's model (null:
+  // the default), the one picked for the next new conversation, and a change being stored.
+  models: { list: [], conversation: null, picked: null, changing: Promise.resolve() },
+
   // The chat panel (chat.js and the modules it is made of).
   chat: {
     sending: false, // our message is on its way and its reply being read
