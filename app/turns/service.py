@@ -114,6 +114,9 @@ class TurnRequest:
     # A regenerated reply: the assistant message it is a new version of, or the user
     # message it answers. `message` is unused (the stored message is answered).
     regenerate_seq: int | None = None
+    # Continue the named conversation even when archived (restore it first); an unknown
+    # one is then a 404 instead of a new conversation.
+    restore: bool = False
 
 
 @dataclass
@@ -333,10 +336,14 @@ async def _open(
                 {"session_id": request.session_id, "user_id": user_id},
             )
         ).one_or_none()
-        if locked is not None and (
+        closed = locked is not None and (
             locked.status != SessionStatus.ACTIVE
             or locked.last_activity_at < now - timedelta(seconds=ttl_seconds)
-        ):
+        )
+        if locked is not None and closed and request.restore:
+            await _restore(db, bus, request, locked.status)
+            closed = False
+        if locked is not None and closed:
             if target_seq is not None:
                 # An edit or a regenerate belongs to this conversation; it never moves
                 # to a new one.
@@ -411,7 +418,7 @@ async def _open(
                 await _mark_failed(
                     db, bus, turn=busy, problem=interrupted_problem(session_id), now=now
                 )
-    if target_seq is not None and session_id is None:
+    if (target_seq is not None or request.restore) and session_id is None:
         raise _no_session()
 
     turn_id = uuid.uuid4()
@@ -509,6 +516,29 @@ async def _open(
         prepared,
         assistant,
         expected_head,
+    )
+
+
+async def _restore(
+    db: AsyncSession, bus: EventBus, request: TurnRequest, status: SessionStatus | str
+) -> None:
+    """An archived (or expired) conversation the user writes in becomes active again; one
+    in the trash stays there (restoring it is History's explicit step)."""
+    if status == SessionStatus.TRASHED:
+        raise SessionNotActiveError(
+            "This conversation is in the trash; restore it from History to continue it.",
+            code="session_trashed",
+            extra={"sessionId": request.session_id},
+        )
+    if status == SessionStatus.ACTIVE:
+        return  # expired but not yet archived by the sweeper: it simply goes on
+    await db.execute(
+        statements.RESTORE_SESSION,
+        {"session_id": request.session_id, "user_id": request.user_id},
+    )
+    bus.stage(
+        db,
+        user_event(request.user_id, "session", sessionId=request.session_id, change="restored"),
     )
 
 

@@ -47,7 +47,10 @@ async def start_turn(
         _last_user_message(body.messages), max_chars=services.settings.max_message_chars
     )
     key = service.validate_idempotency_key(idempotency_key)
-    hashes = _hashes(services, key, body.model_dump(mode="json"))
+    fingerprint = body.model_dump(mode="json")
+    if not body.restore:
+        del fingerprint["restore"]  # a retry from before `restore` existed hashes the same
+    hashes = _hashes(services, key, fingerprint)
     return await _start(
         db=db,
         services=services,
@@ -61,6 +64,7 @@ async def start_turn(
             request_hash=hashes[0],
             legacy_request_hash=hashes[1],
             edit_seq=body.edit_seq,
+            restore=body.restore,
         ),
     )
 

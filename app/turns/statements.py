@@ -110,6 +110,15 @@ ARCHIVE_SESSION = sa.text(
     """
 )
 
+# `POST /api/chat` with `restore`: the archived session becomes active again, in the turn's
+# opening transaction (the append that follows sets its last activity).
+RESTORE_SESSION = sa.text(
+    """
+    UPDATE chat_session SET status = 'active', archived_at = NULL
+    WHERE id = :session_id AND user_id = :user_id
+    """
+)
+
 
 def notify_params(payloads: list[str]) -> dict[str, Any]:
     """Parameters of the `notified` part of a turn's last statement: the events that the
