@@ -15,7 +15,7 @@ from app.conversations.models import ChatMessage, ChatSession
 from app.core.tenancy import owned
 from app.sharing.models import SharedLink
 from app.sharing.service import live_link
-from app.turns.models import ChatTurn
+from app.turns.models import ChatTurn, TurnStatus
 from app.turns.service import active_turn
 
 
@@ -26,6 +26,7 @@ class SessionReading:
     siblings: dict[int | None, list[int]]
     path_length: int
     active_turn: ChatTurn | None
+    failed_turn: ChatTurn | None
     link: SharedLink | None
     next_after_seq: int | None
 
@@ -53,6 +54,7 @@ async def read_session(
     else:
         path_length = await active_path_length(session, chat_session)
     turn = await active_turn(db=session, user_id=user_id, session_id=session_id)
+    failed = None if turn is not None else await failed_head_turn(session, chat_session)
     link = await live_link(session=session, user_id=user_id, session_id=session_id, now=now)
     last_seq = messages[-1].seq if messages else None
     return SessionReading(
@@ -61,6 +63,7 @@ async def read_session(
         siblings=siblings,
         path_length=path_length,
         active_turn=turn,
+        failed_turn=failed,
         link=link,
         next_after_seq=last_seq if last_seq is not None and last_seq != head else None,
     )
@@ -79,3 +82,22 @@ async def active_path_length(session: AsyncSession, chat_session: ChatSession) -
         )
     ).scalar_one_or_none()
     return int(depth or 0)
+
+
+async def failed_head_turn(session: AsyncSession, chat_session: ChatSession) -> ChatTurn | None:
+    """The newest turn that failed to answer the head, when the head is a user message
+    still without a reply (a reply interrupted by a crash, a model error): its partial
+    reply and its reason."""
+    if chat_session.head_seq is None:
+        return None
+    stmt = (
+        owned(ChatTurn, chat_session.user_id)
+        .where(
+            col(ChatTurn.session_id) == chat_session.id,
+            col(ChatTurn.user_seq) == chat_session.head_seq,
+            col(ChatTurn.status) == TurnStatus.FAILED,
+        )
+        .order_by(col(ChatTurn.started_at).desc())
+        .limit(1)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()

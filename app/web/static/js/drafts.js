@@ -3,7 +3,6 @@
 // newest draft's newest version has buttons; they say a phrase in the conversation (the
 // chat sends a button's `data-say`).
 
-import { ApiError, getJson } from "./api.js";
 import { h } from "./dom.js";
 import { el, imageFor, markStopped, messageItem, timeOf, updateComposer } from "./chat-panel.js";
 import { state } from "./state.js";
@@ -33,15 +32,6 @@ export function indexDrafts(drafts) {
   for (const draft of drafts) {
     for (const version of draft.versions) chat.draftIndex.set(version.sourceMessageSeq + 1, { draft, version });
     if (!chat.latestDraft || String(draft.createdAt) >= String(chat.latestDraft.createdAt)) chat.latestDraft = draft;
-  }
-}
-
-export async function fetchDrafts(sessionId) {
-  try {
-    return (await getJson(`/api/sessions/${encodeURIComponent(sessionId)}/drafts`)).drafts;
-  } catch (err) {
-    if (err instanceof ApiError && err.status === 401) throw err;
-    return []; // no drafts to show; the conversation itself still shows
   }
 }
 
