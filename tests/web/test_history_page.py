@@ -40,15 +40,17 @@ def test_search_finds_a_word_inside_an_archived_conversation(new_page, live_serv
     expect(page.history("Active")).to_have_count(0)
     expect(p.locator("#history-status")).to_contain_text("No active conversations match")
 
-    # Open it read-only: the word is there, and the message box is not.
+    # Open it: at the message that matched, with the message box ready; sending continues it.
     archived = page.history("Archived")
     archived.first.get_by_role("button", name="Hello there", exact=True).click()
-    expect(p.locator("#viewer-bar")).to_contain_text("archived")
-    expect(p.locator("#messages")).to_contain_text("saffron marigold festival")
-    expect(p.get_by_label("Message", exact=True)).to_be_hidden()
-
-    p.get_by_role("button", name="Restore and continue").click()
     expect(p.locator("#viewer-bar")).to_be_hidden()
+    expect(p.locator("#chat-notice")).to_contain_text("Your next message continues it")
+    found = p.locator("#messages li.msg-found")
+    expect(found).to_contain_text("saffron marigold festival")
+    expect(found.locator("mark")).to_have_text(["marigold"])
+    expect(found).to_be_focused()
+    expect(p.get_by_label("Message", exact=True)).to_be_enabled()
+
     page.say("And the lanterns are yellow")
     expect(p.locator("#messages .msg-user")).to_have_count(3)
 

@@ -262,18 +262,20 @@ def test_a_draft_posted_on_another_device_shows_as_posted(new_page, live_server)
     expect(phone.page.locator("#messages .msg-user .msg-text").last).to_have_text("post it")
 
 
-def test_expiry_marks_the_open_conversation_and_its_draft_archived(new_page, live_server):
+def test_expiry_marks_the_open_conversation_and_its_draft_stays_postable(new_page, live_server):
     page = new_page().open().sign_up(live_server.new_email())
     p = page.page
     page.say("Create a LinkedIn post about hiring engineers")
+    session_id = page.session_id()
     card = p.locator("#messages .draft-card").last
     expect(card.get_by_role("button", name="Post")).to_be_visible()
 
     live_server.expire_sessions()  # the sweeper archives it and says so to every device
     expect(p.locator("#chat-notice")).to_contain_text("archived", timeout=20_000)
-    expect(card.locator(".badge")).to_have_text("Archived, not posted")
-    expect(card.get_by_role("button", name="Post")).to_have_count(0)
+    expect(card.locator(".badge")).to_have_text("Waiting for you")
 
-    page.say("hello again")  # a new message starts a new conversation
-    expect(p.locator("#chat-notice")).to_contain_text("expired")
-    expect(p.locator("#messages .msg-user .msg-text")).to_have_text(["hello again"])
+    card.get_by_role("button", name="Post").click()  # continues it: restored, then posted
+    page.wait_for_reply()
+    expect(p.locator("#messages .msg-assistant").last).to_contain_text("published")
+    expect(p.locator("#chat-notice")).to_be_hidden()
+    assert page.session_id() == session_id

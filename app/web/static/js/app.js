@@ -314,7 +314,10 @@ async function boot() {
   initHistory({
     onOpen: async (item) => {
       setView("chat");
-      await openReadOnly(item);
+      // Active and archived conversations open ready to write (sending continues an
+      // archived one); only one in the trash opens read-only.
+      if (item.status === "trashed") await openReadOnly(item);
+      else await continueIn(item.id, { focus: !item.matchSeq });
       // A search result opens at the message that matched.
       if (item.matchSeq) revealMessage(item.matchSeq, markedWords(item.snippet));
     },
@@ -329,7 +332,7 @@ async function boot() {
       if (wasCurrent && how === "deleted") trashedCurrent = id;
       if (wasCurrent || wasViewed) {
         forget(id);
-        if (wasCurrent && how === "archived") showNotice("That conversation is archived now; a new message starts a new one.");
+        if (wasCurrent && how === "archived") showNotice("That conversation is archived now. Open it from History under Archived to continue it.");
       }
     },
     onRenamed: (id, title) => renamed(id, title),

@@ -104,6 +104,38 @@ export function imageFor(url, alt) {
   return img;
 }
 
+/** What a failed reply's note says first, by the problem's code. */
+const FAILED_TITLES = {
+  turn_interrupted: "Interrupted: the server stopped while writing this reply.",
+  upstream_connection_refused: "The model could not be reached.",
+  upstream_connection_reset: "The connection to the model broke off mid-reply.",
+  upstream_timeout: "The model timed out.",
+  upstream_rejected: "The model refused the request.",
+};
+
+/** The last reply failed (`failedTurn` of the conversation, or null): under the message it
+ *  answered, what was written before it stopped, why it stopped and Retry. */
+export function showFailed(failed) {
+  for (const item of el.messages.querySelectorAll(":scope > .msg-failed")) item.remove();
+  if (!failed || !shownItem(failed.userSeq) || el.messages.lastElementChild !== shownItem(failed.userSeq)) return;
+  const item = h("li", { class: "msg msg-assistant msg-failed", dataset: { turn: failed.turnId } }, h("span", { class: "msg-who", text: "Assistant" }));
+  if (failed.partialReply) {
+    const box = h("div", { class: "msg-text", dir: "auto" });
+    showMarkdown(box, failed.partialReply);
+    item.append(box);
+  }
+  const title = FAILED_TITLES[failed.code] || "The reply failed.";
+  item.append(
+    h("p", { class: "msg-note msg-failed-note", role: "status" }, h("strong", { text: title }), " ", failed.detail.replace(/ ?Your message was saved; please (send it again|retry)\.$/, "")),
+    h(
+      "div",
+      { class: "msg-foot" },
+      h("button", { type: "button", class: "btn msg-retry", dataset: { seq: failed.userSeq }, text: "Retry", "aria-label": "Retry: write this reply again" }),
+    ),
+  );
+  el.messages.append(item);
+}
+
 /** The assistant's bubble while a reply streams in: dots until the first words arrive. */
 export function typingItem() {
   return h(

@@ -41,7 +41,8 @@ function isCurrent(draft, version) {
 
 /** The shown conversation can no longer go on: its drafts can no longer be posted from it. */
 function ended() {
-  return Boolean(chat.closed) || Boolean(chat.viewing && chat.viewing.status !== "active");
+  // Archived is not ended: a message (a card's button too) continues the conversation.
+  return chat.closed === "deleted" || Boolean(chat.viewing && chat.viewing.status !== "active");
 }
 
 function cardState(draft, version) {
