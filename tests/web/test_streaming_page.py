@@ -247,6 +247,35 @@ def test_a_conversation_deleted_on_another_device_is_marked(new_page, live_serve
     expect(lp.locator("#messages .msg-user .msg-text")).to_have_text(["A fresh start"])
 
 
+def test_undo_on_another_device_brings_the_conversation_back(new_page, live_server):
+    email = live_server.new_email()
+    laptop = new_page().open().sign_up(email)
+    laptop.say("Ideas for the balcony")
+    phone = new_page().open().sign_in(email)
+    expect(phone.page.locator("#messages .msg-user")).to_have_count(1)
+
+    rows = phone.history("Active")
+    rows.first.get_by_role("button", name="More", exact=False).click()
+    rows.first.get_by_role("button", name="Delete", exact=True).click()
+    lp = laptop.page
+    box = lp.get_by_label("Message", exact=True)
+    expect(lp.locator("#chat-notice")).to_contain_text("deleted on another device")
+    expect(box).to_be_disabled()
+
+    toast = phone.page.get_by_role("status").filter(has_text="Moved to trash.")
+    toast.get_by_role("button", name="Undo").click()
+    expect(rows).to_have_count(1)
+
+    # The laptop hears of it: the conversation is back, as it was, ready to write.
+    expect(lp.locator("#chat-notice")).to_be_hidden()
+    expect(box).to_be_enabled()
+    expect(lp.get_by_role("button", name="Send")).to_be_enabled()
+    expect(lp.locator("#messages .msg-user .msg-text")).to_have_text(["Ideas for the balcony"])
+    laptop.say("Add some herbs")
+    expect(lp.locator("#messages .msg-user")).to_have_count(2)
+    expect(phone.page.locator("#messages .msg-user")).to_have_count(2)
+
+
 def test_a_draft_posted_on_another_device_shows_as_posted(new_page, live_server):
     email = live_server.new_email()
     laptop = new_page().open().sign_up(email)
