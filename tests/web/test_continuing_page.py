@@ -99,3 +99,47 @@ def test_a_new_device_opens_the_most_recent_conversation_not_the_pinned_one(
     page = new_page(viewport=DESKTOP).open().sign_in(user.email)
     expect(page.page.locator("#chat-heading")).to_have_text("The latest talk")
     assert page.session_id() == latest
+
+
+def test_a_long_paste_is_counted_refused_over_the_limit_and_kept(new_page, live_server):
+    limit = live_server.settings.max_message_chars
+    page = new_page(viewport=DESKTOP).open().sign_up(live_server.new_email())
+    p = page.page
+    box = p.get_by_label("Message", exact=True)
+    counter = p.locator("#char-count")
+    expect(counter).to_be_hidden()
+
+    too_long = "word " * ((limit + 50) // 5)
+    box.fill(too_long)
+    expect(counter).to_be_visible()
+    expect(counter).to_contain_text("too many to send")
+    expect(counter).to_have_attribute("data-over", "true")
+    expect(p.get_by_role("button", name="Send")).to_be_disabled()
+    box.press("Enter")
+    expect(p.locator("#chat-error")).to_contain_text("longer than")
+    expect(p.locator("#messages .msg")).to_have_count(0)
+    assert box.input_value() == too_long  # never cut, never lost
+
+    box.fill(too_long[: limit - 100])
+    expect(counter).to_have_attribute("data-over", "false")
+    expect(counter).to_contain_text(f"/ {limit:,} characters")
+    expect(p.get_by_role("button", name="Send")).to_be_enabled()
+    box.press("Enter")
+    page.wait_for_reply()
+    expect(p.locator("#messages .msg-user")).to_have_count(1)
+    expect(counter).to_be_hidden()
+    text = p.locator("#messages .msg-user .msg-text").first.text_content() or ""
+    assert len(text) == limit - 100
+
+
+def test_the_empty_chat_suggests_what_the_assistant_does(new_page, live_server, api):
+    info = api.get("/api/assistant").json()
+    assert info["maxMessageChars"] == live_server.settings.max_message_chars
+    page = new_page(viewport=DESKTOP).open().sign_up(live_server.new_email())
+    p = page.page
+    buttons = p.locator("#empty-chat .suggestions button")
+    expect(buttons).to_have_text(info["suggestions"])
+    buttons.first.click()
+    box = p.get_by_label("Message", exact=True)
+    expect(box).to_have_value(info["suggestions"][0])
+    expect(box).to_be_focused()

@@ -2,7 +2,7 @@
 
 import { ApiError, getJson, send, sendJson, setUnauthorizedHandler } from "./api.js";
 import { catchUp, liveEvent } from "./changes.js";
-import { continueIn, exitViewer, forget, initChat, loadCurrent, openReadOnly, renamed, resetChat, viewedId } from "./chat.js";
+import { continueIn, exitViewer, forget, initChat, loadCurrent, openReadOnly, renamed, resetChat, setAssistant, viewedId } from "./chat.js";
 import { $, show } from "./dom.js";
 import { ensureFresh, initHistory, liveChanged, markStale, reload, resetHistory, restore } from "./history.js";
 import { markedWords } from "./history-rows.js";
@@ -206,6 +206,7 @@ async function showAssistant() {
   try {
     const info = await getJson("/api/assistant");
     line.textContent = `Answers by ${info.label}`;
+    setAssistant(info);
   } catch {
     line.textContent = "";
   }

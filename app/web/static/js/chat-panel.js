@@ -19,7 +19,7 @@ export function bindPanel() {
     "messages", "chat-scroll", "empty-chat", "chat-error", "composer", "composer-input",
     "send", "quota", "chat-heading", "chat-notice", "chat-notice-text", "chat-notice-action",
     "chat-notice-close", "viewer-bar", "viewer-text", "viewer-continue", "viewer-back", "new-chat",
-    "stop", "chat-usage", "jump-latest",
+    "stop", "chat-usage", "jump-latest", "char-count", "suggestions",
   ]);
   el["chat-scroll"].addEventListener("scroll", () => {
     if (nearBottom()) show(el["jump-latest"], false);
@@ -203,6 +203,21 @@ export function updateEmpty() {
   show(el["empty-chat"], el.messages.children.length === 0 && !chat.viewing);
 }
 
+/** The empty chat's suggestions (GET /api/assistant: by what the assistant does). A click
+ *  puts the words in the message box, to send as they are or change first. */
+export function setSuggestions(suggestions) {
+  el.suggestions.replaceChildren(
+    ...suggestions.map((text) =>
+      h("li", {}, h("button", { type: "button", class: "btn btn-quiet", text, onclick: () => {
+        el["composer-input"].value = text;
+        updateCount();
+        updateComposer();
+        el["composer-input"].focus();
+      } })),
+    ),
+  );
+}
+
 export function scrollToEnd() {
   const box = el["chat-scroll"];
   box.scrollTop = box.scrollHeight;
@@ -227,11 +242,33 @@ export function setUsage(usage) {
     `${count.format(usage.completionTokens)} written`;
 }
 
+const COUNT_FROM = 0.9; // the counter shows from this share of the limit on
+
+/** The message box's length in characters (code points, as the server counts them). */
+export function typedLength() {
+  const text = el["composer-input"].value;
+  // A string's length is at least its number of code points: count only when it matters.
+  return text.length < chat.maxChars * COUNT_FROM ? text.length : [...text].length;
+}
+
+/** The counter near the limit, and over it what is too much (the text stays as typed). */
+export function updateCount() {
+  const length = typedLength();
+  const over = length - chat.maxChars;
+  show(el["char-count"], length >= chat.maxChars * COUNT_FROM);
+  el["char-count"].dataset.over = String(over > 0);
+  el["char-count"].textContent =
+    over > 0
+      ? `${count.format(length)} / ${count.format(chat.maxChars)} characters: ${count.format(over)} too many to send`
+      : `${count.format(length)} / ${count.format(chat.maxChars)} characters`;
+  return over <= 0;
+}
+
 /** The message box: what can be sent now, and Stop in the place of Send while a reply is written. */
 export function updateComposer() {
   const deleted = chat.closed === "deleted";
   const blocked = chat.sending || Boolean(chat.live) || chat.retryUntil > Date.now() || Boolean(chat.viewing) || deleted;
-  el.send.disabled = blocked;
+  el.send.disabled = blocked || typedLength() > chat.maxChars;
   el["composer-input"].disabled = Boolean(chat.viewing) || deleted;
   // While a reply is written, Stop takes the place of Send.
   const stoppable = Boolean(chat.live) && !chat.viewing;

@@ -18,11 +18,14 @@ import {
   setHeading,
   setTime,
   setUsage,
+  setSuggestions,
   showFailed,
   shownItem,
   sourceOf,
+  typedLength,
   typingItem,
   updateComposer,
+  updateCount,
   updateEmpty,
 } from "./chat-panel.js";
 import { copyText } from "./markdown.js";
@@ -44,6 +47,10 @@ export function initChat(callbacks) {
   el.composer.addEventListener("submit", (event) => {
     event.preventDefault();
     submitComposer();
+  });
+  el["composer-input"].addEventListener("input", () => {
+    updateCount();
+    updateComposer();
   });
   el["composer-input"].addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
@@ -98,9 +105,24 @@ async function copyFrom(button) {
 function submitComposer() {
   const text = el["composer-input"].value;
   if (!text.trim() || chat.sending || chat.live || chat.viewing || chat.closed === "deleted") return;
+  if (typedLength() > chat.maxChars) {
+    // Never cut: the text stays in the box, to shorten or split.
+    updateCount();
+    showError(`This message is longer than ${chat.maxChars.toLocaleString()} characters. Shorten it or send it in parts.`);
+    return;
+  }
   el["composer-input"].value = "";
+  updateCount();
   sendMessage(text);
   el["composer-input"].focus();
+}
+
+/** What the assistant does (GET /api/assistant): the limit of a message, and suggestions. */
+export function setAssistant(info) {
+  if (info.maxMessageChars) chat.maxChars = info.maxMessageChars;
+  setSuggestions(info.suggestions || []);
+  updateCount();
+  updateComposer();
 }
 
 function renderMessages(messages) {
@@ -380,18 +402,18 @@ export async function sendMessage(text) {
     typing.remove();
     if (err instanceof ApiError && err.status === 429) {
       mine.remove();
-      if (!el["composer-input"].value) el["composer-input"].value = text;
+      putBack(text);
       startRetryCountdown(err.retryAfter ?? 60);
     } else if (err instanceof ApiError && (err.code === "session_not_found" || err.code === "session_trashed")) {
       // Deleted (or moved to the trash) elsewhere before this message reached it: nothing
       // was saved, and the text goes back in the box for a new conversation.
       mine.remove();
-      if (!el["composer-input"].value) el["composer-input"].value = text;
+      putBack(text);
       markClosed(state.sessionId, "deleted");
     } else if (err instanceof ApiError && err.code === "turn_in_progress") {
       // Another device is being answered in this conversation: nothing was saved here.
       mine.remove();
-      if (!el["composer-input"].value) el["composer-input"].value = text;
+      putBack(text);
       showError("A reply is still being written in this conversation. Send again when it is done.");
       chat.catchUpWanted = true;
     } else if (turn.turnId) {
@@ -400,7 +422,7 @@ export async function sendMessage(text) {
       chat.catchUpWanted = true;
     } else {
       mine.remove();
-      if (!el["composer-input"].value) el["composer-input"].value = text;
+      putBack(text);
       if (!(err instanceof ApiError && err.status === 401)) showError(err.message);
     }
   } finally {
@@ -502,6 +524,12 @@ export async function retryReply(seq) {
     finishSending();
     hooks.onTurn(final?.data || {});
   }
+}
+
+/** A message that was not sent goes back in the box (unless something new was typed). */
+function putBack(text) {
+  if (!el["composer-input"].value) el["composer-input"].value = text;
+  updateCount();
 }
 
 function finishSending() {

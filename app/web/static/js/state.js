@@ -31,6 +31,7 @@ export const state = {
     draftIndex: new Map(), // reply seq -> { draft, version }
     latestDraft: null,
     quotaToken: 0, // the newest request for the limits: older answers are dropped
+    maxChars: 32000, // the longest message the server takes (GET /api/assistant says)
   },
 
   // The history browser (history.js).
