@@ -19,7 +19,7 @@ export function bindPanel() {
     "messages", "chat-scroll", "empty-chat", "chat-error", "composer", "composer-input",
     "send", "quota", "chat-heading", "chat-notice", "chat-notice-text", "chat-notice-action",
     "chat-notice-close", "viewer-bar", "viewer-text", "viewer-continue", "viewer-back", "new-chat",
-    "stop", "chat-usage", "jump-latest", "char-count", "suggestions",
+    "stop", "chat-usage", "jump-latest", "char-count", "suggestions", "messages-log",
   ]);
   el["chat-scroll"].addEventListener("scroll", () => {
     if (nearBottom()) show(el["jump-latest"], false);
@@ -28,6 +28,12 @@ export function bindPanel() {
     scrollToEnd();
     el["composer-input"].focus();
   });
+}
+
+/** While a reply is written the log is busy: it speaks the reply once, when done. */
+export function setBusy(busy) {
+  el["messages-log"].setAttribute("aria-busy", String(busy));
+  el.messages.setAttribute("aria-busy", String(busy));
 }
 
 /** What each message shown says, as written (Markdown for replies): what Copy copies. */

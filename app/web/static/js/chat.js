@@ -15,6 +15,7 @@ import {
   markStopped,
   messageItem,
   scrollToEnd,
+  setBusy,
   setHeading,
   setTime,
   setUsage,
@@ -127,7 +128,7 @@ export function setAssistant(info) {
 
 function renderMessages(messages) {
   chat.lastSeq = messages.reduce((max, m) => Math.max(max, m.seq), 0);
-  el.messages.setAttribute("aria-busy", "false");
+  setBusy(false);
   el.messages.replaceChildren(...messages.map((m) => renderItem(m)));
   updateEmpty();
   scrollToEnd();
@@ -534,7 +535,7 @@ function putBack(text) {
 
 function finishSending() {
   chat.sending = false;
-  el.messages.setAttribute("aria-busy", "false");
+  setBusy(false);
   updateComposer();
   updateEmpty();
   refreshQuota();
