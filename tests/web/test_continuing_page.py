@@ -143,3 +143,46 @@ def test_the_empty_chat_suggests_what_the_assistant_does(new_page, live_server, 
     box = p.get_by_label("Message", exact=True)
     expect(box).to_have_value(info["suggestions"][0])
     expect(box).to_be_focused()
+
+
+def test_tags_with_emoji_are_saved_and_a_refusal_keeps_the_dialog_open(new_page, live_server, user):
+    user.say("Weekend plans")
+    page = new_page(viewport=DESKTOP).open().sign_in(user.email)
+    p = page.page
+    rows = page.history("Active")
+    row = rows.filter(has_text="Weekend plans")
+    row.get_by_role("button", name="More", exact=False).click()
+    row.get_by_role("button", name="Edit tags…", exact=True).click()
+    dialog = p.locator("#tags-dialog")
+    field = dialog.get_by_label("Tags, separated by commas")
+
+    too_many = ", ".join(f"t{n}" for n in range(11))
+    field.fill(too_many)
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog.locator("#tags-error")).to_contain_text("at most 10 tags")
+    expect(dialog).to_be_visible()
+    expect(field).to_have_value(too_many)
+    expect(field).to_be_focused()
+
+    field.fill("🎉 party, 👩‍💻 work")
+    field.press("Enter")
+    expect(dialog).to_be_hidden()
+    expect(row.locator(".row-tag")).to_have_text(["🎉 party", "👩‍💻 work"])
+    expect(
+        p.locator("#tag-filter").get_by_role("button", name="🎉 party, 1 conversation")
+    ).to_be_visible()
+
+
+def test_news_that_went_well_is_not_said_in_red(new_page, live_server):
+    page = new_page(viewport=DESKTOP).open().sign_up(live_server.new_email())
+    p = page.page
+    p.get_by_role("button", name="Sign out").click()
+    said = p.locator("#auth-error")
+    expect(said).to_have_text("You are signed out.")
+    expect(said).to_have_attribute("data-tone", "ok")
+    signed_out = said.evaluate("e => getComputedStyle(e).color")
+    p.get_by_label("Email").fill("nobody@example.com")
+    p.get_by_label("Password").fill("not the password")
+    p.get_by_role("button", name="Sign in").click()
+    expect(said).to_have_text("Wrong email or password.")
+    assert said.evaluate("e => getComputedStyle(e).color") != signed_out

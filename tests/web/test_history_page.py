@@ -174,8 +174,14 @@ def test_imported_chatgpt_file_shows_its_source_and_search_highlights_a_prefix(
     upload = tmp_path / "conversations.json"
     upload.write_bytes(source.read_bytes())
     p.locator("#import-file").set_input_files(str(upload))
-    expect(p.locator("#transfer")).to_contain_text("1 conversation imported")
+    expect(p.locator("#transfer")).to_contain_text("1 conversation imported into Archived")
     expect(p.locator("#transfer")).to_contain_text("left out: “Broken: no mapping”")
+    # It says where they went, and shows them there.
+    expect(p.get_by_role("tab", name="Archived", exact=True)).to_have_attribute(
+        "aria-selected", "true"
+    )
+    shown = p.locator("#history-list li.row").filter(has_text="Feeding a sourdough starter")
+    expect(shown).to_have_count(1)
     row = page.history("All").filter(has_text="Feeding a sourdough starter")
     expect(row.locator(".badge-imported")).to_have_text("From ChatGPT")
 

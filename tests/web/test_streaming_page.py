@@ -108,10 +108,11 @@ def test_a_reply_streams_in_as_plain_text_and_is_announced_once(new_page, live_s
     expect(p.locator("#messages .msg-user .msg-text")).to_have_attribute("dir", "auto")
     expect(p.get_by_role("button", name="Send")).to_be_visible()
     expect(p.get_by_role("button", name="Stop")).to_be_hidden()
-    expect(p.locator("#chat-usage")).to_have_text("1,234 tokens")
+    expect(p.locator("#chat-usage")).to_have_text("1,234 tokens used")
+    expect(p.locator("#chat-usage")).to_have_attribute("title", re.compile("pieces of words"))
 
     page.say("And again")
-    expect(p.locator("#chat-usage")).to_have_text("2,468 tokens")
+    expect(p.locator("#chat-usage")).to_have_text("2,468 tokens used")
     assert len(keys) == 2 and all(keys) and keys[0] != keys[1]  # a fresh key per message
 
 

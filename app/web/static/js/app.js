@@ -74,7 +74,7 @@ function onDeleted() {
   resetChat();
   resetHistory();
   setMode("signin");
-  showAuth("Your account and everything in it are deleted.");
+  showAuth("Your account and everything in it are deleted.", { ok: true });
 }
 
 function showSettings(visible) {
@@ -139,7 +139,7 @@ async function submitReset(event) {
     state.resetToken = "";
     history.replaceState(null, "", "/");
     setMode("signin");
-    showAuth("Your password is changed. Sign in with the new one.");
+    showAuth("Your password is changed. Sign in with the new one.", { ok: true });
   } catch (err) {
     $("reset-error").textContent = err.message;
   }
@@ -149,9 +149,9 @@ async function verifyFromLink(token) {
   history.replaceState(null, "", "/");
   try {
     await sendJson("POST", "/auth/verify", { token }, { quiet401: true });
-    return "Thank you: your email address is confirmed.";
+    return { text: "Thank you: your email address is confirmed.", ok: true };
   } catch (err) {
-    return err.message;
+    return { text: err.message, ok: false };
   }
 }
 
@@ -169,7 +169,9 @@ async function resendVerification() {
   }
 }
 
-function showAuth(message = "") {
+/** The sign-in form, with a message above it: an error (red), or with `ok` news that
+ *  went well (green: a success is never said in the colour of an error). */
+function showAuth(message = "", { ok = false } = {}) {
   show($("boot"), false);
   unmount("recover");
   unmount("settings");
@@ -179,6 +181,7 @@ function showAuth(message = "") {
   show($("view-nav"), false);
   show(el.auth, true);
   $("auth-error").textContent = message;
+  $("auth-error").dataset.tone = ok ? "ok" : "error";
   $("auth-email").focus();
 }
 
@@ -250,6 +253,7 @@ async function submitAuth(event) {
   const password = $("auth-password").value;
   const errorEl = $("auth-error");
   errorEl.textContent = "";
+  errorEl.dataset.tone = "error";
   if (!email || !password) {
     errorEl.textContent = "Please enter your email and password.";
     return;
@@ -285,7 +289,7 @@ async function signOut() {
   resetChat();
   resetHistory();
   setMode("signin");
-  showAuth("You are signed out.");
+  showAuth("You are signed out.", { ok: true });
 }
 
 async function boot() {
@@ -377,7 +381,7 @@ async function boot() {
       return;
     }
   }
-  let notice = "";
+  let notice = { text: "", ok: false };
   if (location.pathname === "/verify-email") notice = await verifyFromLink(tokenFromLink());
 
   try {
@@ -385,14 +389,15 @@ async function boot() {
     const signIn = await getJson("/api/session", { quiet401: true });
     if (signIn.signedIn) {
       await showWorkspace(signIn.user);
-      if (notice) showNotice(notice);
+      if (notice.text) showNotice(notice.text);
       return;
     }
     setMode("signin");
-    showAuth(notice);
+    showAuth(notice.text, { ok: notice.ok });
   } catch (err) {
     setMode("signin");
-    showAuth(notice || (err instanceof ApiError && err.status !== 401 ? err.message : ""));
+    if (notice.text) showAuth(notice.text, { ok: notice.ok });
+    else showAuth(err instanceof ApiError && err.status !== 401 ? err.message : "");
   }
 }
 

@@ -242,10 +242,10 @@ export function setUsage(usage) {
   const total = usage ? usage.totalTokens : 0;
   show(el["chat-usage"], total > 0);
   if (!total) return;
-  el["chat-usage"].textContent = `${count.format(total)} ${total === 1 ? "token" : "tokens"}`;
+  el["chat-usage"].textContent = `${count.format(total)} ${total === 1 ? "token" : "tokens"} used`;
   el["chat-usage"].title =
-    `Tokens used in this conversation: ${count.format(usage.promptTokens)} read, ` +
-    `${count.format(usage.completionTokens)} written`;
+    "Tokens are the pieces of words the model reads and writes. In this conversation: " +
+    `${count.format(usage.promptTokens)} read, ${count.format(usage.completionTokens)} written.`;
 }
 
 const COUNT_FROM = 0.9; // the counter shows from this share of the limit on

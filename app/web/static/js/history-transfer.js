@@ -52,7 +52,8 @@ async function exportAll() {
 function importSummary(result) {
   const parts = [];
   const { imported, skipped, failed } = result;
-  parts.push(`${imported} ${imported === 1 ? "conversation" : "conversations"} imported`);
+  // Imported conversations are archived (their time was then): say so, and show them.
+  parts.push(`${imported} ${imported === 1 ? "conversation" : "conversations"} imported${imported ? " into Archived" : ""}`);
   if (skipped) parts.push(`${skipped} already here, skipped`);
   if (failed.length) {
     const names = failed.map((f) => `“${f.title || f.sourceId || `entry ${f.index + 1}`}”`).join(", ");
@@ -74,7 +75,7 @@ async function importFile() {
     const result = await response.json();
     showTransfer(importSummary(result));
     announce(importSummary(result));
-    hooks.onImported();
+    hooks.onImported(result);
   } catch (err) {
     show(el.transfer, false);
     reportError(err);

@@ -54,6 +54,7 @@ export const state = {
     knownTags: [],
     tagsStale: true, // the tag counts may have changed: read them with the next refresh
     tagsGeneration: 0,
+    tagsSave: null, // what Save in the tags dialog does with the tags typed (async)
     observer: null,
     searchTimer: null,
     exporting: false,
@@ -68,6 +69,7 @@ export const state = {
     sessionId: null, // the conversation the dialog is about
     busy: false,
     done: "", // what the last action did, said before the expiry
+    confirming: false, // "Stop sharing" was clicked once: the next click stops it
   },
 
   // The event stream (live.js).
