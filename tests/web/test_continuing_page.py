@@ -186,3 +186,20 @@ def test_news_that_went_well_is_not_said_in_red(new_page, live_server):
     p.get_by_role("button", name="Sign in").click()
     expect(said).to_have_text("Wrong email or password.")
     assert said.evaluate("e => getComputedStyle(e).color") != signed_out
+
+
+def test_opening_a_conversation_is_one_request(new_page, live_server, user):
+    sid = user.say("Create a Facebook post about Diwali")
+    page = new_page(viewport=DESKTOP).open().sign_in(user.email)
+    p = page.page
+    expect(p.locator("#messages .draft-card")).to_have_count(1)
+    asked: list[str] = []
+    p.on(
+        "request",
+        lambda r: asked.append(r.url) if f"/api/sessions/{sid}" in r.url else None,
+    )
+    p.reload()
+    expect(p.locator("#messages .draft-card .badge")).to_have_text("Waiting for you")
+    expect(p.locator("#messages .msg")).to_have_count(2)
+    assert len(asked) == 1, asked
+    assert asked[0].endswith(f"/api/sessions/{sid}?drafts=true")
