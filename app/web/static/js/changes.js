@@ -84,12 +84,13 @@ async function readNew() {
   updateEmpty();
   showFailed(conversation.failedTurn);
   if (fresh.length) scrollToEnd();
-  if (conversation.status === "trashed") markClosed(id, "deleted");
+  const viewingTrash = chat.viewing && chat.viewing.status === "trashed"; // read-only there
+  if (conversation.status === "trashed" && !viewingTrash) markClosed(id, "deleted");
   else if (conversation.status !== "active" && !chat.viewing && id === state.sessionId) {
     if (chat.closed === "deleted") chat.closed = null; // back from the trash, as archived
     markClosed(id, "archived");
   }
-  else if (conversation.status === "active" && chat.closed) reopened();
+  else if (conversation.status === "active" && chat.closed && !chat.viewing) reopened();
   resumeActive(id, conversation.activeTurn);
 }
 

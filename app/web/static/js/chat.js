@@ -178,6 +178,10 @@ export async function loadCurrent() {
     if (conversation.status === "trashed") {
       setSessionId(null);
       clearConversation();
+      showNotice(
+        `Your previous conversation “${conversation.title}” is in the trash. Restore it from History ` +
+          "(Trash) to continue it; a new message starts a new conversation.",
+      );
     } else {
       // An archived conversation shows as any other, ready to write in: sending continues
       // it (the message restores it on the server, in the same request).
