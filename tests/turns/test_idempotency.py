@@ -149,8 +149,9 @@ async def test_a_retry_of_a_turn_stored_before_keyed_hashes_still_matches(
     keyed = {**headers, "Idempotency-Key": "before-upgrade"}
     first = await client.post("/api/chat", json=chat_body("hello"), headers=keyed)
     # The row as the previous version wrote it: a plain SHA-256 of the body.
+    # (That version's request had no `restore`; without it, a body still hashes the same.)
     old = legacy_request_hash(
-        ChatRequest.model_validate(chat_body("hello")).model_dump(mode="json")
+        ChatRequest.model_validate(chat_body("hello")).model_dump(mode="json", exclude={"restore"})
     )
     async with sessionmaker() as db:
         await db.execute(sa.text("UPDATE chat_turn SET request_hash = :h"), {"h": old})
