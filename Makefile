@@ -105,7 +105,7 @@ PGBOUNCER_TESTS := tests/conversations/test_api.py tests/conversations/test_swee
 	tests/conversations/test_trash.py \
 	tests/conversations/test_tags.py tests/sharing/test_api.py tests/imports/test_import.py \
 	tests/auth/test_sign_ins.py tests/core/test_encryption.py tests/turns/test_stream.py \
-	tests/turns/test_idempotency.py tests/events/test_events.py
+	tests/turns/test_idempotency.py tests/events/test_events.py tests/jobs/test_api.py
 
 test-pgbouncer: $(STAMP) pgbouncer-deps
 	@if $(BIN)/python -c "import asyncio, asyncpg, sys; \

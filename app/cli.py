@@ -1,4 +1,4 @@
-"""Command line: `python -m app serve | migrate | users ... | sessions ... | keys ...`."""
+"""Command line: `python -m app serve | worker | migrate | users ... | sessions ... | keys ...`."""
 
 from __future__ import annotations
 
@@ -75,6 +75,49 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             pass
         finally:
             release_embedded_database()
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """A job worker without the web server (scaling out: docs/scaling.md). It runs until
+    SIGTERM or Ctrl+C, then gives its running jobs back to the queue."""
+    from app.core.clock import Clock
+    from app.core.db import plain_dsn
+    from app.core.runtime import calling_on_stop_signal
+    from app.events.bus import build_event_bus
+    from app.jobs.worker import JobWorker
+    from app.models import metadata as _every_table  # noqa: F401  (and the reactions)
+
+    if args.concurrency is not None:
+        settings.job_concurrency = args.concurrency
+
+    async def work(sm: async_sessionmaker[AsyncSession]) -> str:
+        # Sends the jobs' live events (NOTIFY in their transactions); listens to nothing.
+        bus = build_event_bus(
+            backend=settings.events_backend,
+            direct_dsn=plain_dsn(settings.database_direct_url or settings.database_url or ""),
+            redis_url=settings.events_redis_url,
+            replay_size=1,
+        )
+        worker = JobWorker(sessionmaker=sm, bus=bus, clock=Clock(), settings=settings)
+        stopping = asyncio.Event()
+        try:
+            with calling_on_stop_signal(stopping.set):
+                worker.start()
+                print(
+                    f"Job worker running ({settings.job_concurrency} at a time; Ctrl+C stops).",
+                    flush=True,
+                )
+                await stopping.wait()
+        finally:
+            await worker.stop()
+            await bus.stop()
+        return "Job worker stopped."
+
+    try:
+        print(_with_db(settings, work))
+    except KeyboardInterrupt:
+        print("Job worker stopped.")
     return 0
 
 
@@ -208,6 +251,14 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=settings.port)
     serve.add_argument("--workers", type=int, default=settings.workers)
     serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser(
+        "worker", help="run a job worker (exports, imports) without the web server"
+    )
+    worker.add_argument(
+        "--concurrency", type=int, default=None, help="jobs at once (default JOB_CONCURRENCY)"
+    )
+    worker.set_defaults(func=cmd_worker)
 
     migrate = sub.add_parser("migrate", help="apply database migrations")
     migrate.set_defaults(func=cmd_migrate)

@@ -44,6 +44,8 @@ from app.history.router import activity_router
 from app.history.router import router as history_router
 from app.history.session_router import router as conversations_router
 from app.imports.router import router as imports_router
+from app.jobs.router import router as jobs_router
+from app.jobs.worker import JobWorker, running_job_worker
 from app.mail.service import Mailer
 from app.models import metadata as _every_table  # noqa: F401  (and the domains' reactions)
 from app.ratelimit.setup import install_rate_limits
@@ -71,7 +73,8 @@ def background_jobs(
 ) -> list[AbstractAsyncContextManager[object]]:
     """Every background job a process runs, in one list. Each process checks for stale
     turns and for ended sign-ins of its open streams; SWEEPER_ENABLED (or `run_sweeper`)
-    governs the sweep and the trash purge alone."""
+    governs the sweep and the trash purge alone; JOB_WORKER_ENABLED the job worker (the
+    queue's exports and imports, and the purge of expired jobs)."""
     sessionmaker, clock = app.state.sessionmaker, app.state.clock
     jobs: list[AbstractAsyncContextManager[object]] = [
         running_stale_turn_check(
@@ -88,6 +91,10 @@ def background_jobs(
             interval_seconds=settings.events_sign_in_check_seconds,
         ),
     ]
+    if settings.job_worker_enabled:
+        worker = JobWorker(sessionmaker=sessionmaker, bus=bus, clock=clock, settings=settings)
+        app.state.jobs = worker
+        jobs.append(running_job_worker(worker))
     if sweeper_on:
         jobs.append(
             running_sweeper(
@@ -205,6 +212,7 @@ def create_app(
     app.include_router(events_router)
     app.include_router(exports_router)
     app.include_router(imports_router)
+    app.include_router(jobs_router)
     app.include_router(assistant_router)
     app.include_router(admin_router)
     app.include_router(health_router)

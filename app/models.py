@@ -3,7 +3,6 @@ and the domains' reactions to each other's changes (sharing ends the links of tr
 conversations), so that whatever loads the models has them."""
 
 from app.apikeys.models import ApiKey
-from app.assistant.models import PostDraft, PostDraftVersion, PublishedPost, StoredImage
 from app.auth.models import AccountEvent, SignIn, User
 from app.conversations.models import (
     AuditEvent,
@@ -14,7 +13,9 @@ from app.conversations.models import (
     SweepRun,
 )
 from app.core.db import metadata
+from app.drafts.models import PostDraft, PostDraftVersion, PublishedPost, StoredImage
 from app.exports.models import ChatImport
+from app.jobs.models import Job, JobChunk
 from app.ratelimit.models import RateLimitOverride
 from app.sharing import service as _sharing_reactions  # noqa: F401
 from app.sharing.models import SharedLink
@@ -28,6 +29,8 @@ __all__ = [
     "ChatMessage",
     "ChatSession",
     "ChatTurn",
+    "Job",
+    "JobChunk",
     "MessageSearchToken",
     "PostDraft",
     "PostDraftVersion",

@@ -145,8 +145,9 @@ every wall-clock figure is inflated, the CPU-heavy designs' most.
   `INSERT` (with its events), `COMMIT`. Before the change it made 19: a checkout ping for
   each transaction, three statements for the three rows, a separate busy-turn read, a
   separate `NOTIFY`, and the same again to close. The hot statements are `TextClause`s
-  built once (`app/turns/statements.py`): a SQLAlchemy construct built per call spent more
-  CPU on coercion and cache keys than the database spent on the rows. A pooled connection
+  built once (`app/turns/repository.py`, compiled at import from the tables' metadata):
+  a SQLAlchemy construct built per call spent more CPU on coercion and cache keys than the
+  database spent on the rows. A pooled connection
   used within the last second skips its checkout ping (a frozen server is still caught by
   the command timeout).
 - **Before and after, same machine, same hour** (`python -m bench --mode quick --only

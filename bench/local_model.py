@@ -31,9 +31,9 @@ import psutil  # type: ignore[import-untyped]
 from app.assistant import local_model
 from app.assistant.base import TurnInput, Usage
 from app.assistant.intents import Intent, IntentKind
-from app.assistant.ledger import EMPTY_TURN_LEDGER
 from app.assistant.local_model import LocalWriter
 from app.core.config import Settings
+from app.drafts.ledger import EMPTY_TURN_LEDGER
 from bench.modes import Mode
 from bench.pg import BenchServer
 from bench.report import Report, Table, percentile

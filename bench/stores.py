@@ -31,8 +31,9 @@ from app.conversations.service import ContextLimits
 from app.core.config import Settings
 from app.core.db import create_engine, create_sessionmaker
 from app.events.bus import EventBus, Hub
+from app.turns.closing import close_turn
+from app.turns.opening import OpenedTurn, TurnRequest, open_turn
 from app.turns.runner import LiveTurn
-from app.turns.service import OpenedTurn, TurnRequest, close_turn, open_turn
 from bench.data import SeedMessage
 from bench.pg import plain_dsn
 from tests.assistant.echo import EchoAssistant

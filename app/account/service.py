@@ -8,17 +8,13 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from functools import partial
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlmodel import col
 
-import app.models  # noqa: F401  (every domain's tables, for the tenant-table walk)
+from app.account.repository import AccountRepository
 from app.auth import service as auth_service
 from app.auth import sign_ins as sign_in_service
 from app.auth.models import AccountEvent, User
 from app.core.config import Settings
-from app.core.db import metadata
-from app.core.tenancy import owned_delete
 from app.exports import zip_export
 from app.exports.downloads import Download
 from app.history.service import SessionFilter
@@ -27,22 +23,13 @@ from app.ratelimit.service import load_overrides
 ACCOUNT_FILE = "account.json"
 
 
-def tenant_tables() -> list[sa.Table]:
-    """Every table with a `user_id` column, children before parents."""
-    return [t for t in reversed(metadata.sorted_tables) if "user_id" in t.c]
-
-
 async def delete_account(
     *, session: AsyncSession, user_id: uuid.UUID, now: datetime
 ) -> dict[str, int]:
     """Deletes every row of the user, table by table, then the user, and records an
     audit event holding only the user's id and the row counts. The caller's transaction
     makes it all or nothing."""
-    counts: dict[str, int] = {}
-    for table in tenant_tables():
-        result = await session.execute(owned_delete(table, user_id))
-        counts[table.name] = int(getattr(result, "rowcount", 0) or 0)
-    await session.execute(sa.delete(User).where(col(User.id) == user_id))
+    counts = await AccountRepository(session, user_id).delete_everything()
     session.add(AccountEvent(subject_id=user_id, event="account_deleted", at=now, detail=counts))
     await session.flush()
     return counts

@@ -117,7 +117,12 @@ async def activity(
     before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
 ) -> ActivityPage:
     """Everyone's audit trail (or one user's), newest first."""
-    page = await trash.list_activity(session=session, user_id=user_id, limit=limit, before=before)
+    if user_id is None:
+        page = await trash.list_all_activity(session=session, limit=limit, before=before)
+    else:
+        page = await trash.list_activity(
+            session=session, user_id=user_id, limit=limit, before=before
+        )
     return ActivityPage(items=[activity_out(e) for e in page.items], next_before=page.next_before)
 
 

@@ -11,7 +11,7 @@ the user) and a superuser changing the user's password or email. The user's own 
 or email change, or a reset, ends the other sign-ins but not the keys: those go through
 `end_sign_ins` alone (app/auth/sign_ins.py), which never touches this table.
 
-Services here flush; the caller commits.
+Services here flush; the caller commits. The statements are in `app/apikeys/repository.py`.
 """
 
 from __future__ import annotations
@@ -23,13 +23,11 @@ import secrets
 import uuid
 from datetime import datetime
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
 from app.apikeys.models import PREFIX_CHARS, ApiKey
+from app.apikeys.repository import ApiKeyRepository
 from app.core.errors import ConflictError, NotFoundError
-from app.core.tenancy import owned, owned_delete
 
 KEY_PREFIX = "ck_"
 KEY_BYTES = 32
@@ -66,12 +64,9 @@ async def create_key(
 
     The user's keys are counted under a transaction lock on the user, so two requests at
     once cannot both take the last place."""
-    await session.execute(
-        sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-        {"key": f"chatkeep-api-keys:{user_id}"},
-    )
-    count = await session.scalar(owned(ApiKey, user_id, sa.func.count()))
-    if (count or 0) >= max_keys:
+    repo = ApiKeyRepository(session, user_id)
+    await repo.lock()
+    if await repo.count() >= max_keys:
         raise ConflictError(
             f"You have {max_keys} API keys, the most an account may have: revoke one first.",
             code="too_many_api_keys",
@@ -91,16 +86,12 @@ async def create_key(
 
 async def list_keys(*, session: AsyncSession, user_id: uuid.UUID) -> list[ApiKey]:
     """The user's keys, newest first."""
-    rows = await session.scalars(
-        owned(ApiKey, user_id).order_by(col(ApiKey.created_at).desc(), col(ApiKey.id))
-    )
-    return list(rows)
+    return await ApiKeyRepository(session, user_id).newest_first()
 
 
 async def revoke_key(*, session: AsyncSession, user_id: uuid.UUID, key_id: uuid.UUID) -> None:
     """Revokes one of the user's keys; another user's (or a revoked one) is a 404."""
-    result = await session.execute(owned_delete(ApiKey, user_id).where(col(ApiKey.id) == key_id))
-    if not getattr(result, "rowcount", 0):
+    if not await ApiKeyRepository(session, user_id).delete(key_id):
         raise NotFoundError("No such API key.", code="api_key_not_found")
     await session.flush()
 
@@ -110,12 +101,12 @@ async def revoke_own_key(
 ) -> None:
     """Revokes the key itself (signing out with it); a key that is not live does nothing."""
     digest = key_hash(secret_key=secret_key, key=key)
-    await session.execute(owned_delete(ApiKey, user_id).where(col(ApiKey.key_hash) == digest))
+    await ApiKeyRepository(session, user_id).delete_by_hash(digest)
     await session.flush()
 
 
 async def end_keys(*, session: AsyncSession, user_id: uuid.UUID) -> int:
     """Revokes every key of the user; returns how many there were."""
-    result = await session.execute(owned_delete(ApiKey, user_id))
+    ended = await ApiKeyRepository(session, user_id).delete_all()
     await session.flush()
-    return int(getattr(result, "rowcount", 0) or 0)
+    return ended

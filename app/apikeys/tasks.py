@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import uuid
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlmodel import col
 
-from app.apikeys.models import ApiKey
+from app.apikeys.repository import ApiKeyOperatorRepository
 
 
 async def live_keys(*, sessionmaker: async_sessionmaker[AsyncSession], ids: set[str]) -> set[str]:
@@ -24,5 +22,4 @@ async def live_keys(*, sessionmaker: async_sessionmaker[AsyncSession], ids: set[
     if not wanted:
         return set()
     async with sessionmaker() as session:
-        rows = await session.execute(sa.select(col(ApiKey.id)).where(col(ApiKey.id).in_(wanted)))
-        return {str(row[0]) for row in rows}
+        return {str(i) for i in await ApiKeyOperatorRepository(session).existing(wanted)}

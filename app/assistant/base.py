@@ -32,17 +32,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.conversations.context import HistoryMessage
+
 if TYPE_CHECKING:
     from app.assistant.intents import Intent
-    from app.assistant.ledger import LedgerState
+    from app.drafts.ledger import LedgerState
 
-
-@dataclass(frozen=True)
-class HistoryMessage:
-    seq: int
-    role: str
-    content: str
-    image_url: str | None = None
+__all__ = ["HistoryMessage"]  # what an assistant reads of a conversation (re-exported)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.assistant import ledger
 from app.assistant.base import (
     DraftRequest,
     RecordedReply,
@@ -35,22 +34,8 @@ from app.assistant.base import (
     WrittenDraft,
 )
 from app.assistant.composer import compose_post
-from app.assistant.images import (
-    GeneratedImage,
-    ImageGenerationError,
-    ImageGenerator,
-    ImageRequest,
-)
 from app.assistant.intents import Intent, IntentKind, classify
-from app.assistant.ledger import LedgerState
-from app.assistant.models import DraftStatus, PostDraft, PostDraftVersion
 from app.assistant.platforms import DEFAULT_PLATFORM, canonical_platform, display_name
-from app.assistant.publisher import (
-    OutgoingImage,
-    OutgoingPost,
-    Publisher,
-    PublishError,
-)
 from app.assistant.replies import (
     CANCELLED,
     DRAFT_STILL_WAITING,
@@ -65,7 +50,22 @@ from app.assistant.replies import (
     no_image,
     publish_failed,
 )
-from app.assistant.schemas import image_url
+from app.drafts import ledger
+from app.drafts.ledger import LedgerState
+from app.drafts.models import DraftStatus, PostDraft, PostDraftVersion
+from app.drafts.publisher import (
+    OutgoingImage,
+    OutgoingPost,
+    Publisher,
+    PublishError,
+)
+from app.drafts.schemas import image_url
+from app.imaging.images import (
+    GeneratedImage,
+    ImageGenerationError,
+    ImageGenerator,
+    ImageRequest,
+)
 
 logger = logging.getLogger("app.assistant")
 

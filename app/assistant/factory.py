@@ -8,9 +8,9 @@ from typing import Any
 
 from app.assistant.base import Assistant, Writer
 from app.assistant.builtin import DraftingAssistant, TemplateWriter
-from app.assistant.images import CardImageGenerator, ImageGenerator, OpenAIImageGenerator
-from app.assistant.publisher import LocalPublisher, Publisher, WebhookPublisher
 from app.core.config import Settings
+from app.drafts.publisher import LocalPublisher, Publisher, WebhookPublisher
+from app.imaging.images import CardImageGenerator, ImageGenerator, OpenAIImageGenerator
 
 logger = logging.getLogger("app.assistant")
 

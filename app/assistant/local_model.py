@@ -48,10 +48,10 @@ from app.assistant.base import (
 )
 from app.assistant.builtin import TemplateWriter
 from app.assistant.intents import Intent, IntentKind
-from app.assistant.ledger import LedgerState
 from app.assistant.openai_compat import AnswerWriter, LlmWriter, build_client
 from app.assistant.replies import ASK_GENERIC, DRAFT_STILL_WAITING
 from app.core.config import Settings
+from app.drafts.ledger import LedgerState
 
 logger = logging.getLogger("app.assistant.local")
 

@@ -35,7 +35,6 @@ from app.assistant.base import (
 )
 from app.assistant.builtin import hashtags_in
 from app.assistant.intents import Intent, IntentKind
-from app.assistant.ledger import LedgerState
 from app.assistant.platforms import (
     PLATFORM_RULES,
     PLATFORMS,
@@ -46,6 +45,7 @@ from app.assistant.platforms import (
 from app.assistant.replies import describe_capabilities
 from app.core.config import Settings
 from app.core.text import ELLIPSIS, grapheme_floor, shorten
+from app.drafts.ledger import LedgerState
 
 logger = logging.getLogger("app.assistant.openai")
 

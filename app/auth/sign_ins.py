@@ -12,14 +12,12 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
 from app.apikeys import service as api_keys
-from app.auth.db import live_filter
 from app.auth.models import SignIn
+from app.auth.repository import SignInRepository
 from app.core.config import Settings
 from app.core.errors import NotFoundError
-from app.core.tenancy import owned, owned_update
 
 
 def idle_seconds(settings: Settings) -> int:
@@ -31,24 +29,14 @@ async def list_sign_ins(
     *, session: AsyncSession, user_id: uuid.UUID, now: datetime, idle_seconds: int
 ) -> list[SignIn]:
     """The user's live sign-ins, newest first."""
-    rows = await session.scalars(
-        owned(SignIn, user_id)
-        .where(live_filter(now, idle_seconds))
-        .order_by(col(SignIn.last_used_at).desc(), col(SignIn.id))
-    )
-    return list(rows)
+    return await SignInRepository(session, user_id).live_newest_first(now, idle_seconds)
 
 
 async def end_sign_in(
     *, session: AsyncSession, user_id: uuid.UUID, sign_in_id: uuid.UUID, now: datetime
 ) -> None:
     """Ends one of the user's sign-ins; another user's (or an ended one) is a 404."""
-    result = await session.execute(
-        owned_update(SignIn, user_id)
-        .where(col(SignIn.id) == sign_in_id, col(SignIn.ended_at).is_(None))
-        .values(ended_at=now)
-    )
-    if not getattr(result, "rowcount", 0):
+    if not await SignInRepository(session, user_id).end(sign_in_id, now):
         raise NotFoundError("No such sign-in.", code="sign_in_not_found")
     await session.flush()
 
@@ -61,12 +49,9 @@ async def end_sign_ins(
     keep: uuid.UUID | None = None,
 ) -> int:
     """Ends every sign-in of the user but `keep`; returns how many were live."""
-    statement = owned_update(SignIn, user_id).where(col(SignIn.ended_at).is_(None))
-    if keep is not None:
-        statement = statement.where(col(SignIn.id) != keep)
-    result = await session.execute(statement.values(ended_at=now))
+    ended = await SignInRepository(session, user_id).end_all(now, keep=keep)
     await session.flush()
-    return int(getattr(result, "rowcount", 0) or 0)
+    return ended
 
 
 async def sign_out_everywhere(

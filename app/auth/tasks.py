@@ -7,12 +7,9 @@ import logging
 import uuid
 from datetime import datetime
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlmodel import col
 
-from app.auth.db import live_filter
-from app.auth.models import SignIn
+from app.auth.repository import SignInOperatorRepository
 from app.core.db import unit_of_work
 
 logger = logging.getLogger("app.auth")
@@ -24,12 +21,7 @@ async def purge_ended_sign_ins(
     """Deletes sign-ins that can never sign anyone in again (ended, or past their expiry),
     in a transaction of its own. Run with every sweep (`app.conversations.tasks`)."""
     async with unit_of_work(sessionmaker) as session:
-        result = await session.execute(
-            sa.delete(SignIn).where(
-                sa.or_(col(SignIn.ended_at).is_not(None), col(SignIn.expires_at) < now)
-            )
-        )
-    return int(getattr(result, "rowcount", 0) or 0)
+        return await SignInOperatorRepository(session).delete_dead(now)
 
 
 async def live_sign_ins(
@@ -42,9 +34,5 @@ async def live_sign_ins(
     """Which of these sign-ins still sign someone in (one query, whatever their number)."""
     wanted = [uuid.UUID(i) for i in ids]
     async with sessionmaker() as session:
-        rows = await session.execute(
-            sa.select(col(SignIn.id)).where(
-                col(SignIn.id).in_(wanted), live_filter(now, idle_seconds)
-            )
-        )
-        return {str(row[0]) for row in rows}
+        live = await SignInOperatorRepository(session).live_among(wanted, now, idle_seconds)
+        return {str(i) for i in live}

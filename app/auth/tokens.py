@@ -29,16 +29,15 @@ from fastapi_users import exceptions, models
 from fastapi_users.authentication import JWTStrategy
 from fastapi_users.jwt import decode_jwt, generate_jwt
 from fastapi_users.manager import BaseUserManager
-from sqlmodel import col
 
 from app.apikeys import service as api_keys
 from app.auth.db import BEARER, COOKIE, UserDatabase
 from app.auth.models import SignIn, User
+from app.auth.repository import SignInRepository
 from app.core.clock import Clock
 from app.core.config import Settings
 from app.core.db import commit
 from app.core.http import client_ip
-from app.core.tenancy import owned_update
 from app.core.text import grapheme_floor
 
 # last_used_at is written at most once per this many seconds per sign-in.
@@ -220,10 +219,8 @@ class SignInStrategy(JWTStrategy[User, uuid.UUID]):
         sign_in_id = self._sign_in_id(self._claims(token))
         if sign_in_id is None:
             return
-        await self.session.execute(
-            owned_update(SignIn, user.id)
-            .where(col(SignIn.id) == sign_in_id)
-            .values(ended_at=self.clock.now())
+        await SignInRepository(self.session, user.id).end(
+            sign_in_id, self.clock.now(), only_live=False
         )
         await commit(self.session)
 

@@ -2,4 +2,4 @@
 
 # Sealed messages and titles feed the blind index through an ORM hook that this import adds,
 # so every writer of conversations has it whichever module it imported first.
-import app.conversations.blind_index  # noqa: F401
+import app.conversations.repository  # noqa: F401

@@ -304,7 +304,7 @@ TITLE_SEQ = 0
 class MessageSearchToken(SQLModel, table=True):
     """The blind index of one sealed message (or, at `message_seq` 0, of a conversation's
     title): keyed hashes of its words, their prefixes and CJK/emoji grams
-    (`app.conversations.blind_index`). One row per message keeps a turn's cost to one
+    (`app.encryption.blind_index`). One row per message keeps a turn's cost to one
     insert per message; the GIN index answers "which of this user's messages hold all
     these tokens"."""
 

@@ -13,7 +13,6 @@ spaces and emoji are not words at all.
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,18 +20,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import TSQUERY
 
 from app.conversations.models import SEARCH_CONFIG
-from app.core.text import ELLIPSIS, grapheme_floor
+from app.core.text import ELLIPSIS, grapheme_floor, is_unspaced
 
 SNIPPET_BEFORE = 40
 SNIPPET_CHARS = 160
 _LEXEME = r"'([^']|'')*'"  # a quoted lexeme in a tsquery's text form
-
-
-def _needs_substring(ch: str) -> bool:
-    if unicodedata.category(ch)[0] == "S":  # symbols: emoji, ©, ✓, …
-        return True
-    name = unicodedata.name(ch, "")
-    return name.startswith(("CJK ", "HIRAGANA", "KATAKANA", "HANGUL", "IDEOGRAPHIC", "BOPOMOFO"))
 
 
 @dataclass(frozen=True)
@@ -59,7 +51,7 @@ def split_terms(q: str) -> SearchTerms:
     excluded: list[str] = []
     for token in q.split():
         bare = token.strip('"')
-        if bare and any(_needs_substring(ch) for ch in bare):
+        if bare and any(is_unspaced(ch) for ch in bare):
             if bare.startswith("-") and len(bare) > 1:
                 excluded.append(bare[1:])
             else:

@@ -1,9 +1,11 @@
 """Chat sessions: lookup, context, expiry. Services flush; the caller owns the transaction.
 
-The chat turn itself is in `app.turns.service`.
+The chat turn itself is in `app.turns` (`opening`, `closing`).
 
-Ownership lives here, in `owned_session`: every read of a session filters on its owner
-(through `app.core.tenancy`), so another user's session looks exactly like a missing one.
+Ownership lives in `owned_session`: every read of a session goes through the owner's
+`ConversationRepository`, so another user's session looks exactly like a missing one.
+`open_message` (the turn's prebuilt statements open content with it) lives in the
+repository and is named here for them.
 """
 
 from __future__ import annotations
@@ -14,19 +16,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
-from app.assistant.base import HistoryMessage
 from app.conversations import trash
-from app.conversations.ids import is_well_formed, new_session_id
+from app.conversations.context import HistoryMessage
+from app.conversations.ids import new_session_id
 from app.conversations.models import AuditAction, ChatMessage, ChatSession, SessionStatus
+from app.conversations.repository import (
+    ConversationOperatorRepository,
+    ConversationRepository,
+)
+from app.conversations.repository import SessionStats as SessionStats
+from app.conversations.repository import SweepStats as SweepStats
+from app.conversations.repository import open_message as open_message
 from app.core.errors import InvalidInputError, NotFoundError
-from app.core.tenancy import owned
 from app.core.text import shorten
-from app.encryption.crypto import keyring_of
-from app.encryption.sealed import open_column
 
 TITLE_MAX_CHARS = 80
 DEFAULT_TITLE = "New conversation"
@@ -60,12 +64,7 @@ async def owned_session(
     *, session: AsyncSession, user_id: uuid.UUID, session_id: str, for_update: bool = False
 ) -> ChatSession | None:
     """The one place a session is looked up: by id AND owner, or not at all."""
-    if not is_well_formed(session_id):
-        return None
-    stmt = owned(ChatSession, user_id).where(col(ChatSession.id) == session_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    return (await session.execute(stmt)).scalar_one_or_none()
+    return await ConversationRepository(session, user_id).get(session_id, for_update=for_update)
 
 
 async def get_owned_session(
@@ -77,52 +76,17 @@ async def get_owned_session(
     return found
 
 
-def open_message(
-    session: AsyncSession,
-    user_id: uuid.UUID,
-    session_id: str,
-    seq: int,
-    sealed: bytes | None,
-    key_id: str | None,
-    plain: str = "",
-) -> str:
-    """A message's content read by a Core statement: `plain`, or the sealed copy opened."""
-    content: str = open_column(
-        keyring_of(session),
-        ChatMessage,
-        "content",
-        plain=plain,
-        sealed=sealed,
-        key_id=key_id,
-        user_id=user_id,
-        row=(session_id, seq),
-    )
-    return content
-
-
-# Read on every turn: built once (a statement built per call costs more CPU than its rows).
-_CONTEXT_ROWS = sa.text(
-    "SELECT seq, role, content, image_url, content_sealed, key_id FROM chat_message"
-    " WHERE session_id = :session_id AND user_id = :user_id ORDER BY seq DESC LIMIT :limit"
-)
-
-
 async def load_context(
     *, session: AsyncSession, user_id: uuid.UUID, session_id: str, limits: ContextLimits
 ) -> list[HistoryMessage]:
     """The most recent messages that fit the budget, oldest first. Reads at most N rows."""
-    rows = (
-        await session.execute(
-            _CONTEXT_ROWS,
-            {"session_id": session_id, "user_id": user_id, "limit": limits.max_messages},
-        )
-    ).all()
+    newest = await ConversationRepository(session, user_id).newest_messages(
+        session_id, limits.max_messages
+    )
     return pick_context(
-        rows,
+        ((m.seq, m.role, m.content, m.image_url, None, None) for m in newest),
         limits,
-        lambda seq, sealed, key_id, plain: open_message(
-            session, user_id, session_id, seq, sealed, key_id, plain
-        ),
+        lambda seq, sealed, key_id, plain: plain,
     )
 
 
@@ -176,13 +140,9 @@ def validate_user_message(text: str, *, max_chars: int) -> str:
 async def list_messages(
     *, session: AsyncSession, user_id: uuid.UUID, session_id: str, after_seq: int, limit: int
 ) -> Sequence[ChatMessage]:
-    rows = await session.execute(
-        owned(ChatMessage, user_id)
-        .where(col(ChatMessage.session_id) == session_id, col(ChatMessage.seq) > after_seq)
-        .order_by(col(ChatMessage.seq))
-        .limit(limit)
+    return await ConversationRepository(session, user_id).messages_after(
+        session_id, after_seq=after_seq, limit=limit
     )
-    return rows.scalars().all()
 
 
 async def delete_session_any_owner(
@@ -190,10 +150,10 @@ async def delete_session_any_owner(
 ) -> bool:
     """Operators only: deletes a session of any user for good, with its messages and
     images, and records who did it in the owner's activity."""
-    removed = await trash.remove(
+    removed = await trash.delete_conversations(
         session=session,
+        repository=ConversationOperatorRepository(session),
         ids=[session_id],
-        owner_id=None,
         now=now,
         actor=actor,
         action=AuditAction.ADMIN_DELETE,
@@ -201,58 +161,11 @@ async def delete_session_any_owner(
     return bool(removed)
 
 
-@dataclass(frozen=True)
-class SessionStats:
-    active: int
-    archived: int
-    total: int
-    messages: int
-    users: int
-
-
 async def session_stats(*, session: AsyncSession) -> SessionStats:
     """Whole-database counts for operators (admin and metrics only)."""
-    row = (
-        await session.execute(
-            sa.text(
-                """
-                SELECT
-                  (SELECT count(*) FROM chat_session WHERE status = 'active') AS active,
-                  (SELECT count(*) FROM chat_session WHERE status = 'archived') AS archived,
-                  (SELECT coalesce(sum(message_count), 0) FROM chat_session) AS messages,
-                  (SELECT count(*) FROM app_user) AS users
-                """
-            )
-        )
-    ).one()
-    return SessionStats(
-        active=row.active,
-        archived=row.archived,
-        total=row.active + row.archived,
-        messages=int(row.messages),
-        users=row.users,
-    )
-
-
-@dataclass(frozen=True)
-class SweepStats:
-    runs: int
-    archived: int
-    last_finished_epoch: float | None
+    return await ConversationOperatorRepository(session).stats()
 
 
 async def sweep_stats(*, session: AsyncSession) -> SweepStats:
     """The sweeper's record so far (metrics only)."""
-    row = (
-        await session.execute(
-            sa.text(
-                "SELECT count(*), coalesce(sum(archived_count), 0), "
-                "extract(epoch FROM max(finished_at)) FROM sweep_run"
-            )
-        )
-    ).one()
-    return SweepStats(
-        runs=row[0],
-        archived=int(row[1]),
-        last_finished_epoch=float(row[2]) if row[2] is not None else None,
-    )
+    return await ConversationOperatorRepository(session).sweep_stats()

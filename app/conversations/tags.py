@@ -5,19 +5,15 @@ from __future__ import annotations
 import unicodedata
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.conversations.models import ChatSession, SessionStatus
+from app.conversations.repository import ConversationRepository
+from app.conversations.repository import TagCount as TagCount
 from app.core.errors import InvalidInputError
-from app.core.tenancy import owned
 
 TAG_MAX_CHARS = 32
 TAGS_PER_CONVERSATION = 10
-
-_sessions = ChatSession.__table__  # type: ignore[attr-defined]
 
 
 def _refused(detail: str) -> InvalidInputError:
@@ -60,22 +56,7 @@ def normalize_tags(raw: Sequence[str]) -> list[str]:
     return tags
 
 
-@dataclass(frozen=True)
-class TagCount:
-    tag: str
-    count: int
-
-
 async def tag_counts(*, session: AsyncSession, user_id: uuid.UUID) -> list[TagCount]:
     """The user's tags with how many conversations (not in the trash) carry each, most used
     first."""
-    tag = sa.func.unnest(_sessions.c.tags).label("tag")
-    inner = (
-        owned(_sessions, user_id, tag).where(_sessions.c.status != SessionStatus.TRASHED).subquery()
-    )
-    rows = await session.execute(
-        sa.select(inner.c.tag, sa.func.count().label("n"))
-        .group_by(inner.c.tag)
-        .order_by(sa.text("n DESC"), inner.c.tag)
-    )
-    return [TagCount(tag=r.tag, count=r.n) for r in rows]
+    return await ConversationRepository(session, user_id).tag_counts()

@@ -29,6 +29,7 @@ from sqlmodel import col
 from app.auth.tasks import purge_ended_sign_ins
 from app.conversations import trash
 from app.conversations.models import AuditAction, SweepRun
+from app.conversations.repository import ConversationOperatorRepository
 from app.core.clock import Clock
 from app.core.config import Settings
 from app.core.db import unit_of_work
@@ -39,23 +40,6 @@ logger = logging.getLogger("app.sweeper")
 SWEEPER_NAME = "sessions"
 PURGE_NAME = "trash"
 RUNNER = f"{socket.gethostname()}:{os.getpid()}"
-
-_ARCHIVE_BATCH = sa.text(
-    """
-    WITH expired AS (
-        SELECT id FROM chat_session
-        WHERE status = 'active' AND last_activity_at < :cutoff
-        ORDER BY last_activity_at
-        LIMIT :batch
-        FOR UPDATE SKIP LOCKED
-    )
-    UPDATE chat_session AS s
-    SET status = 'archived', archived_at = :now
-    FROM expired
-    WHERE s.id = expired.id
-    RETURNING s.id, s.user_id
-    """
-)
 
 _CLAIM = sa.text(
     """
@@ -72,17 +56,6 @@ class SweepOutcome:
     ran: bool
     archived: int
     batches: int
-
-
-_DUE_FOR_PURGE = sa.text(
-    """
-    SELECT id FROM chat_session
-    WHERE status = 'trashed' AND purge_at <= :now
-    ORDER BY purge_at
-    LIMIT :batch
-    FOR UPDATE SKIP LOCKED
-    """
-)
 
 
 async def claim_scheduled_sweep(
@@ -127,18 +100,16 @@ async def sweep_expired_sessions(
     batches = 0
     while True:
         async with unit_of_work(sessionmaker, bus) as session:
-            rows = (
-                await session.execute(
-                    _ARCHIVE_BATCH, {"cutoff": cutoff, "batch": batch_size, "now": now}
-                )
-            ).all()
-            ids = [row.id for row in rows]
+            rows = await ConversationOperatorRepository(session).archive_expired(
+                cutoff=cutoff, batch=batch_size, now=now
+            )
+            ids = [session_id for session_id, _ in rows]
             if bus is not None:
                 bus.stage(
                     session,
                     *(
-                        user_event(row.user_id, "session", sessionId=row.id, change="archived")
-                        for row in rows
+                        user_event(owner, "session", sessionId=session_id, change="archived")
+                        for session_id, owner in rows
                     ),
                 )
         batches += 1
@@ -192,15 +163,12 @@ async def purge_trash(
     purged = 0
     while True:
         async with unit_of_work(sessionmaker, bus) as session:
-            ids = (
-                (await session.execute(_DUE_FOR_PURGE, {"now": now, "batch": batch_size}))
-                .scalars()
-                .all()
-            )
-            removed = await trash.remove(
+            operator = ConversationOperatorRepository(session)
+            ids = await operator.due_for_purge(now=now, batch=batch_size)
+            removed = await trash.delete_conversations(
                 session=session,
+                repository=operator,
                 ids=ids,
-                owner_id=None,
                 now=now,
                 actor=trash.SYSTEM,
                 action=AuditAction.PURGE,

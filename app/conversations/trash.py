@@ -9,7 +9,8 @@ published post still shows: a published post records what went out.
 
 Every trash, restore, permanent delete, purge and admin delete leaves an `audit_event` row
 naming who (the owner, a superuser, or nobody for the purge), what, when and from where.
-Services flush; the caller owns the transaction.
+The statements are in `app.conversations.repository`. Services flush; the caller owns
+the transaction.
 """
 
 from __future__ import annotations
@@ -18,17 +19,15 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
 from app.conversations.models import AuditAction, AuditEvent, ChatSession, SessionStatus
-from app.core.tenancy import owned, owned_by
-from app.encryption.crypto import keyring_of
-from app.encryption.sealed import open_column
+from app.conversations.repository import (
+    ConversationOperatorRepository,
+    ConversationRepository,
+    Removed,
+)
 from app.events.bus import EventBus, user_event
 
 # What other domains do, in the same transaction, when conversations go to the trash (the
@@ -48,9 +47,6 @@ def on_trashed(listener: TrashListener) -> TrashListener:
 ACTIVITY_PAGE_DEFAULT = 50
 ACTIVITY_PAGE_MAX = 200
 
-_sessions = ChatSession.__table__  # type: ignore[attr-defined]
-_audit = AuditEvent.__table__  # type: ignore[attr-defined]
-
 
 @dataclass(frozen=True)
 class Actor:
@@ -62,13 +58,6 @@ class Actor:
 
 
 SYSTEM = Actor(user_id=None)
-
-
-@dataclass(frozen=True)
-class Removed:
-    id: str
-    user_id: uuid.UUID
-    title: str
 
 
 def _changed(session: AsyncSession, user_id: uuid.UUID, session_id: str, change: str) -> None:
@@ -155,83 +144,25 @@ async def untrash(
     return True
 
 
-# The images a conversation showed: its drafts' versions and its messages' image URLs.
-_UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-_DELETE_IMAGES = sa.text(
-    f"""
-    DELETE FROM stored_image AS i
-    WHERE i.id IN (
-        SELECT v.image_id FROM post_draft_version AS v
-        JOIN post_draft AS d ON d.id = v.draft_id
-        WHERE d.session_id = ANY(:ids) AND v.image_id IS NOT NULL
-        UNION
-        SELECT substring(m.image_url FROM '^/api/images/({_UUID})$')::uuid
-        FROM chat_message AS m
-        WHERE m.session_id = ANY(:ids) AND m.image_url ~ '^/api/images/{_UUID}$'
-    )
-    AND i.user_id IN (SELECT s.user_id FROM chat_session AS s WHERE s.id = ANY(:ids))
-    AND NOT EXISTS (SELECT 1 FROM published_post AS p WHERE p.image_id = i.id)
-    """  # noqa: S608  (only a constant pattern is formatted in)
-).bindparams(sa.bindparam("ids", type_=ARRAY(sa.String)))
+Repository = ConversationRepository | ConversationOperatorRepository
 
 
-async def remove(
+async def delete_conversations(
     *,
     session: AsyncSession,
+    repository: Repository,
     ids: Sequence[str],
-    owner_id: uuid.UUID | None,
     now: datetime,
     actor: Actor,
     action: AuditAction,
 ) -> list[Removed]:
-    """Deletes the conversations for good, with their images, and records it. `owner_id`
-    None is for operators and the purge: any owner. Returns what was deleted."""
-    if not ids:
-        return []
-    wanted = list(dict.fromkeys(ids))
-    s = _sessions.c
-    # The owner's sessions; operators and the purge (no owner) reach every user's.
-    stmt = owned(_sessions, owner_id, s.id) if owner_id is not None else sa.select(s.id)
-    # Lock first, so the images and the rows go together.
-    found = (
-        (
-            await session.execute(
-                stmt.where(s.id == sa.any_(sa.cast(wanted, ARRAY(sa.String))))
-                .order_by(s.id)
-                .with_for_update()
-            )
-        )
-        .scalars()
-        .all()
-    )
-    if not found:
-        return []
-    await session.execute(_DELETE_IMAGES, {"ids": list(found)})
-    rows = (
-        await session.execute(
-            sa.delete(_sessions)
-            .where(s.id == sa.any_(sa.cast(list(found), ARRAY(sa.String))))
-            .returning(s.id, s.user_id, s.title, s.title_sealed, s.key_id)
-        )
-    ).all()
-    keyring = keyring_of(session)
-    removed = [
-        Removed(
-            id=r.id,
-            user_id=r.user_id,
-            title=open_column(
-                keyring,
-                ChatSession,
-                "title",
-                plain=r.title,
-                sealed=r.title_sealed,
-                key_id=r.key_id,
-                user_id=r.user_id,
-                row=(r.id,),
-            ),
-        )
-        for r in rows
-    ]
+    """The one way a conversation is deleted for good: the owner (from the trash, or at
+    once), an operator, or the purge. The rows go with their images (the repository's
+    delete), and each leaves an audit row and a `session` event for its owner's devices.
+    `repository` says whose conversations `ids` may name: the owner's
+    (`ConversationRepository`) or anyone's (`ConversationOperatorRepository`). Returns what
+    was deleted."""
+    removed = await repository.delete(ids)
     for item in removed:
         record(
             session,
@@ -259,29 +190,24 @@ class ActivityPage:
 async def list_activity(
     *,
     session: AsyncSession,
-    user_id: uuid.UUID | None,
+    user_id: uuid.UUID,
     limit: int = ACTIVITY_PAGE_DEFAULT,
     before: int | None = None,
 ) -> ActivityPage:
-    """The audit trail, newest first: one user's (`user_id`), or everyone's (None, for
-    superusers only)."""
-    conds: list[Any] = []
-    if user_id is not None:
-        conds.append(owned_by(AuditEvent, user_id))
-    if before is not None:
-        conds.append(col(AuditEvent.id) < before)
-    rows = (
-        (
-            await session.execute(
-                sa.select(AuditEvent)
-                .where(*conds)
-                .order_by(col(AuditEvent.id).desc())
-                .limit(limit + 1)
-            )
-        )
-        .scalars()
-        .all()
-    )
-    items = list(rows[:limit])
+    """One user's audit trail, newest first."""
+    rows = await ConversationRepository(session, user_id).activity(limit=limit + 1, before=before)
+    return _page(rows, limit)
+
+
+async def list_all_activity(
+    *, session: AsyncSession, limit: int = ACTIVITY_PAGE_DEFAULT, before: int | None = None
+) -> ActivityPage:
+    """Everyone's audit trail, newest first (superusers only)."""
+    rows = await ConversationOperatorRepository(session).activity(limit=limit + 1, before=before)
+    return _page(rows, limit)
+
+
+def _page(rows: list[AuditEvent], limit: int) -> ActivityPage:
+    items = rows[:limit]
     next_before = items[-1].id if len(rows) > limit and items else None
     return ActivityPage(items=items, next_before=next_before)

@@ -4,7 +4,8 @@ Every message names its parent (`parent_seq`); the session names the leaf of its
 branch (`head_seq`). A parent is always older than its children (`seq` grows), so walking
 up from the head visits strictly decreasing seqs: a page of the path "after seq K" stops
 walking at K, and the path is read by one recursive query, never row by row in Python.
-Services flush; the caller owns the transaction.
+The statements are in `app.conversations.repository`. Services flush; the caller owns the
+transaction.
 """
 
 from __future__ import annotations
@@ -12,81 +13,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
 from app.conversations.models import ChatMessage, ChatSession
+from app.conversations.repository import ConversationRepository
 from app.core.errors import NotFoundError
-from app.core.tenancy import owned
 from app.events.bus import EventBus, user_event
-
-# The active path's seqs after :after_seq, oldest first, at most :limit: a walk up from
-# the head that stops below :after_seq (ancestors only get older).
-_PATH_SEQS = sa.text(
-    """
-    WITH RECURSIVE path (seq, parent_seq) AS (
-        SELECT seq, parent_seq FROM chat_message
-        WHERE session_id = :session_id AND user_id = :user_id
-          AND seq = CAST(:head_seq AS integer) AND seq > :after_seq
-        UNION ALL
-        SELECT m.seq, m.parent_seq FROM path p
-        JOIN chat_message m ON m.session_id = :session_id AND m.user_id = :user_id
-                           AND m.seq = p.parent_seq
-        WHERE m.seq > :after_seq
-    )
-    SELECT seq FROM path ORDER BY seq LIMIT :limit
-    """
-)
-
-# Every message whose parent is one of :parents, or a first message when :roots: each
-# parent's children (the versions of a message are its parent's children).
-_CHILDREN = sa.text(
-    """
-    SELECT parent_seq, array_agg(seq ORDER BY seq) AS seqs FROM chat_message
-    WHERE session_id = :session_id AND user_id = :user_id
-      AND parent_seq = ANY(CAST(:parents AS integer[]))
-    GROUP BY parent_seq
-    UNION ALL
-    SELECT NULL, array_agg(seq ORDER BY seq) FROM chat_message
-    WHERE CAST(:roots AS boolean) AND session_id = :session_id AND user_id = :user_id
-      AND parent_seq IS NULL
-    HAVING count(*) > 0
-    """
-)
-
-# The newest leaf under :seq: from it, at each step down its newest child.
-_NEWEST_LEAF = sa.text(
-    """
-    WITH RECURSIVE down (seq) AS (
-        SELECT seq FROM chat_message
-        WHERE session_id = :session_id AND user_id = :user_id AND seq = :seq
-        UNION ALL
-        SELECT c.seq FROM down d
-        CROSS JOIN LATERAL (
-            SELECT seq FROM chat_message
-            WHERE session_id = :session_id AND user_id = :user_id AND parent_seq = d.seq
-            ORDER BY seq DESC LIMIT 1
-        ) c
-    )
-    SELECT max(seq) FROM down
-    """
-)
-
-# The active path's seqs from the head up, newest first (whole, for exports and shares).
-PATH_FROM = sa.text(
-    """
-    WITH RECURSIVE path (seq, parent_seq) AS (
-        SELECT seq, parent_seq FROM chat_message
-        WHERE session_id = :session_id AND user_id = :user_id AND seq = :head_seq
-        UNION ALL
-        SELECT m.seq, m.parent_seq FROM path p
-        JOIN chat_message m ON m.session_id = :session_id AND m.user_id = :user_id
-                           AND m.seq = p.parent_seq
-    )
-    SELECT seq FROM path
-    """
-)
 
 
 async def path_page(
@@ -99,31 +31,13 @@ async def path_page(
     """A page of the active path, root to head: its messages with seq > `after_seq`."""
     if chat_session.head_seq is None:
         return []
-    user_id, session_id = chat_session.user_id, chat_session.id
-    seqs = (
-        (
-            await session.execute(
-                _PATH_SEQS,
-                {
-                    "session_id": session_id,
-                    "user_id": user_id,
-                    "head_seq": chat_session.head_seq,
-                    "after_seq": after_seq,
-                    "limit": limit,
-                },
-            )
-        )
-        .scalars()
-        .all()
+    repo = ConversationRepository(session, chat_session.user_id)
+    seqs = await repo.path_seqs_after(
+        chat_session.id, head_seq=chat_session.head_seq, after_seq=after_seq, limit=limit
     )
     if not seqs:
         return []
-    rows = await session.execute(
-        owned(ChatMessage, user_id)
-        .where(col(ChatMessage.session_id) == session_id, col(ChatMessage.seq).in_(list(seqs)))
-        .order_by(col(ChatMessage.seq))
-    )
-    return rows.scalars().all()
+    return await repo.messages_at(chat_session.id, seqs)
 
 
 async def sibling_seqs(
@@ -134,11 +48,9 @@ async def sibling_seqs(
     roots = any(m.parent_seq is None for m in messages)
     if not parents and not roots:
         return {}
-    rows = await session.execute(
-        _CHILDREN,
-        {"session_id": session_id, "user_id": user_id, "parents": parents, "roots": roots},
+    return await ConversationRepository(session, user_id).children(
+        session_id, parents=parents, roots=roots
     )
-    return {parent: list(seqs) for parent, seqs in rows.all()}
 
 
 async def path_seqs(
@@ -147,22 +59,15 @@ async def path_seqs(
     """The seqs of the path from the root to `head_seq`, oldest first."""
     if head_seq is None:
         return []
-    rows = await session.execute(
-        PATH_FROM, {"session_id": session_id, "user_id": user_id, "head_seq": head_seq}
-    )
-    return sorted(rows.scalars().all())
+    return await ConversationRepository(session, user_id).path_seqs(session_id, head_seq)
 
 
 async def move_head(*, session: AsyncSession, chat_session: ChatSession, seq: int) -> int:
     """Moves the head to the newest leaf under `seq` (at each step the newest child), and
     tells the owner's devices (`session`, change `head`). Returns the new head."""
     await session.refresh(chat_session, ["head_seq"], with_for_update=True)
-    leaf = (
-        await session.execute(
-            _NEWEST_LEAF,
-            {"session_id": chat_session.id, "user_id": chat_session.user_id, "seq": seq},
-        )
-    ).scalar_one_or_none()
+    repo = ConversationRepository(session, chat_session.user_id)
+    leaf = await repo.newest_leaf(chat_session.id, seq)
     if leaf is None:
         raise NotFoundError(
             "No message with this seq in this conversation.", code="message_not_found"

@@ -118,6 +118,24 @@ class Settings(BaseSettings):
     # Downloads (exports, "my data") one user may have in progress at once, per process.
     download_max_per_user: int = Field(default=3, ge=1, le=100)
 
+    # Jobs (the ZIP of everything, imports): docs/operations.md#jobs.
+    # Run a job worker inside every app process (off: only `python -m app worker` runs jobs).
+    job_worker_enabled: bool = True
+    # Jobs one worker runs at once (each is a task of the worker's process).
+    job_concurrency: int = Field(default=1, ge=1, le=32)
+    # How often an idle worker looks for a queued job (a job started in the same process
+    # wakes its worker at once).
+    job_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    # A running job writes a heartbeat this often; one silent for JOB_STALE_SECONDS is
+    # taken again by any worker (its process died), at most JOB_MAX_ATTEMPTS tries in all.
+    job_heartbeat_seconds: float = Field(default=5.0, gt=0)
+    job_stale_seconds: float = Field(default=60.0, gt=0)
+    job_max_attempts: int = Field(default=3, ge=1, le=10)
+    # A finished job (its result, its error) is kept this long, then purged.
+    job_result_ttl_hours: float = Field(default=24.0, gt=0, le=24 * 90)
+    # How often each worker purges expired jobs.
+    job_purge_interval_seconds: float = Field(default=300.0, gt=0)
+
     # PDF export: past either bound a PDF ends with a note (export JSON for everything).
     pdf_max_pages: int = Field(default=2000, ge=1)
     pdf_time_budget_seconds: float = Field(default=30.0, gt=0)

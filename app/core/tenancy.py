@@ -14,8 +14,9 @@ same for writes. Each returns a plain SQLAlchemy statement to extend with `.wher
 and the SQL is the same as a filter written by hand, so it costs no round trip and leaves
 the statement cache as it was.
 
-Only operators' and background jobs' statements (the sweeper, the trash purge, the admin
-delete) read across users, and they say so where they do.
+These are used by repositories (a domain's `repository.py`), the only modules that write
+SQL over tenant tables. Only operator repositories (the sweeper, the trash purge, the admin
+delete, key rotation) read across users, and their names say so.
 """
 
 from __future__ import annotations

@@ -243,3 +243,13 @@ def shorten(
 def normalize_email(email: str) -> str:
     """The form of an address for comparisons outside SQL: NFKC, trimmed, case-folded."""
     return unicodedata.normalize("NFKC", email).strip().casefold()
+
+
+def is_unspaced(ch: str) -> bool:
+    """A character that words are not made of: a CJK character (those scripts do not put
+    spaces between words) or a symbol such as an emoji. Search matches these as
+    substrings, and the blind index as grams."""
+    if unicodedata.category(ch)[0] == "S":  # symbols: emoji, ©, ✓, …
+        return True
+    name = unicodedata.name(ch, "")
+    return name.startswith(("CJK ", "HIRAGANA", "KATAKANA", "HANGUL", "IDEOGRAPHIC", "BOPOMOFO"))

@@ -1,3 +1,4 @@
-"""The draft ledger as the user reads it: a conversation's drafts, their posts, stored images.
-It reads a conversation the caller owns, so it sits above conversations; the ledger itself
-is the assistant's."""
+"""The draft ledger: what was asked, what was drafted, what went out (drafts, versions,
+published posts, stored images), the publishers that send a post, and the routes that
+read them. Its SQL is in `repository.py`. The assistant writes the ledger; the ledger's
+routes read a conversation the caller owns."""

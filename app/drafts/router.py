@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
-from app.assistant import ledger
-from app.assistant.schemas import DraftList, PostList
 from app.auth.dependencies import CurrentUser, RateLimit
 from app.conversations.dependencies import OwnedSession
 from app.core.db import SessionDep
+from app.drafts import ledger
+from app.drafts.schemas import DraftList, PostList
 
 router = APIRouter(prefix="/api", tags=["assistant"], dependencies=[RateLimit("default")])
 

@@ -8,7 +8,7 @@ rows become visible, and never for a rolled-back change. With Redis they are pub
 right after the commit.
 
 Payloads carry ids only (NOTIFY's limit is 8 kB): `{"u": user, "k": kind, "d": {...}}`.
-Kinds a user sees on `/api/events`: `message`, `turn`, `session`. Kinds only processes
+Kinds a user sees on `/api/events`: `message`, `turn`, `session`, `job`. Kinds only processes
 use: `turn_progress` (a turn's partial reply was saved) and `turn_cancel` (stop it).
 
 Each process holds one dedicated connection for listening (PostgreSQL: a direct one, never
@@ -38,7 +38,7 @@ logger = logging.getLogger("app.events")
 
 CHANNEL = "chatkeep_events"
 STAGED_KEY = "chatkeep.staged_events"
-USER_KINDS = frozenset({"message", "turn", "session"})
+USER_KINDS = frozenset({"message", "turn", "session", "job"})
 STREAM_QUEUE_SIZE = 512
 RECONNECT_MAX_SECONDS = 10.0
 LISTENER_CHECK_SECONDS = 5.0

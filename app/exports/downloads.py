@@ -39,9 +39,9 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
 import anyio.to_thread
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.assistant.ledger import get_owned_image
 from app.conversations import tree
 from app.core.errors import AppError, NotFoundError
+from app.drafts.ledger import get_owned_image
 from app.exports.drafts import collect_drafts
 from app.exports.service import (
     CONVERSATION_FORMAT,

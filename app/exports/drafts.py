@@ -1,7 +1,7 @@
 """The drafts of a conversation, for the export: what the assistant's ledger keeps.
 
 Exports carry `"drafts": [...]` per conversation, in the shape of the drafts API
-(`app.assistant.ledger.export_drafts`, JSON-ready dicts).
+(`app.drafts.ledger.export_drafts`, JSON-ready dicts).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.assistant import ledger
+from app.drafts import ledger
 
 DraftExporter = Callable[[AsyncSession, uuid.UUID, str], Awaitable[list[dict[str, Any]]]]
 

@@ -2,8 +2,9 @@
 
 Messages are read in keyset batches by `seq` (never a whole conversation at once) and
 written out as they arrive, so memory stays flat however long a conversation is. The
-JSON layout is documented in docs/export-format.md; app/exports/downloads.py makes the
-files (JSON, PDF) and app/exports/zip_export.py the ZIP.
+statements are in `app/exports/repository.py`. The JSON layout is documented in
+docs/export-format.md; app/exports/downloads.py makes the files (JSON, PDF) and
+app/exports/zip_export.py the ZIP.
 """
 
 from __future__ import annotations
@@ -13,28 +14,16 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.conversations.models import ChatMessage, ChatSession
 from app.core.config import Settings
 from app.core.errors import NotFoundError
-from app.core.tenancy import owned
 from app.core.validation import format_utc
-from app.encryption.crypto import Keyring, keyring_of
-from app.encryption.sealed import open_column
-from app.history.service import (
-    Position,
-    SessionFilter,
-    after_cursor,
-    choose_search_plan,
-    filtered_sessions,
-    history_order,
-    session_title,
-)
+from app.exports.repository import ExportRepository
+from app.history.repository import SessionFilter
 
 if TYPE_CHECKING:
     from app.exports.pdf import PdfBudget
@@ -47,18 +36,6 @@ CONVERSATION_FORMAT = "chatkeep.conversation"
 ARCHIVE_FORMAT = "chatkeep.export"
 MESSAGE_BATCH = 1000
 SESSION_BATCH = 200
-
-_sessions = ChatSession.__table__  # type: ignore[attr-defined]
-_messages = ChatMessage.__table__  # type: ignore[attr-defined]
-# Everything but the search vector.
-_session_columns = [c for c in _sessions.c if c.name != "title_tsv"]
-
-
-def _opened_session(keyring: Keyring | None, row: sa.Row[Any]) -> Any:
-    """A session row with its title in plaintext (exports are the owner's plaintext)."""
-    if row.key_id is None:
-        return row
-    return SimpleNamespace(**{**row._asdict(), "title": session_title(keyring, row.user_id, row)})
 
 
 def iso(value: datetime | None) -> str | None:
@@ -81,60 +58,18 @@ async def read_only_snapshot(session: AsyncSession) -> None:
 
 
 async def load_owned(*, session: AsyncSession, user_id: uuid.UUID, session_id: str) -> Any:
-    row = (
-        await session.execute(
-            owned(_sessions, user_id, *_session_columns).where(_sessions.c.id == session_id)
-        )
-    ).first()
+    row = await ExportRepository(session, user_id).conversation(session_id)
     if row is None:
         raise NotFoundError("No conversation with this id.", code="session_not_found")
-    return _opened_session(keyring_of(session), row)
+    return row
 
 
 async def message_batch(
     *, session: AsyncSession, user_id: uuid.UUID, session_id: str, after_seq: int, limit: int
 ) -> Sequence[Any]:
-    m = _messages.c
-    stmt = (
-        owned(
-            _messages,
-            user_id,
-            m.seq,
-            m.parent_seq,
-            m.role,
-            m.content,
-            m.content_sealed,
-            m.key_id,
-            m.image_url,
-            m["metadata"].label("meta"),
-            m.created_at,
-        )
-        .where(m.session_id == session_id, m.seq > after_seq)
-        .order_by(m.seq)
-        .limit(limit)
+    return await ExportRepository(session, user_id).message_batch(
+        session_id, after_seq=after_seq, limit=limit
     )
-    rows = (await session.execute(stmt)).all()
-    keyring = keyring_of(session)
-    if keyring is None and all(r.key_id is None for r in rows):
-        return rows
-    return [
-        SimpleNamespace(
-            **{
-                **r._asdict(),
-                "content": open_column(
-                    keyring,
-                    ChatMessage,
-                    "content",
-                    plain=r.content,
-                    sealed=r.content_sealed,
-                    key_id=r.key_id,
-                    user_id=user_id,
-                    row=(session_id, r.seq),
-                ),
-            }
-        )
-        for r in rows
-    ]
 
 
 async def iter_messages(
@@ -155,23 +90,10 @@ async def iter_messages(
 
 async def iter_sessions(
     *, session: AsyncSession, user_id: uuid.UUID, flt: SessionFilter, batch: int = SESSION_BATCH
-) -> AsyncIterator[sa.Row[Any]]:
+) -> AsyncIterator[Any]:
     """The user's sessions matching the filter, newest activity first, in keyset batches."""
-    plan = await choose_search_plan(session=session, user_id=user_id, q=flt.q)
-    keyring = keyring_of(session)
-    position: Position | None = None
-    while True:
-        stmt = filtered_sessions(
-            *_session_columns, user_id=user_id, flt=flt, plan=plan, keyring=keyring
-        )
-        if position is not None:
-            stmt = stmt.where(after_cursor(*position))
-        rows = (await session.execute(stmt.order_by(*history_order()).limit(batch))).all()
-        for row in rows:
-            yield _opened_session(keyring, row)
-        if len(rows) < batch:
-            return
-        position = (rows[-1].pinned, rows[-1].last_activity_at, rows[-1].id)
+    async for row in ExportRepository(session, user_id).sessions(flt, batch=batch):
+        yield row
 
 
 # ------------------------------------------------------------------------------ JSON

@@ -19,7 +19,7 @@ import json
 import tempfile
 import uuid
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -114,6 +114,8 @@ class _ZipPlan:
     now: datetime
     extra_files: Mapping[str, bytes]
     budget: PdfBudget | None
+    # Called with (steps done, steps in all): a step is a conversation read, or laid out.
+    progress: Callable[[int, int], None] | None = None
 
 
 def _build_zip(plan: _ZipPlan, out: IO[bytes]) -> None:
@@ -123,7 +125,10 @@ def _build_zip(plan: _ZipPlan, out: IO[bytes]) -> None:
     with zipfile.ZipFile(out, mode="w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
         entries.append(_copy_member(zf, CONVERSATIONS_FILE, plan.conversations_json, now).entry())
         used: set[str] = set()
-        for captured in plan.captured:
+        read = len(plan.captured)
+        for laid_out, captured in enumerate(plan.captured):
+            if plan.progress is not None:
+                plan.progress(read + laid_out, 2 * read)
             path = _pdf_path(captured.head, used)
             with tempfile.SpooledTemporaryFile(
                 max_size=MEMORY_SPOOL_BYTES, dir=str(plan.workspace.path)
@@ -167,9 +172,12 @@ async def archive(
     data_dir: Path,
     extra_files: Mapping[str, bytes] | None = None,
     budget: PdfBudget | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Download:
     """The ZIP of the user's conversations matching `flt` (docs/export-format.md), finished;
-    `extra_files` (path -> bytes) go in before the manifest, which lists them too."""
+    `extra_files` (path -> bytes) go in before the manifest, which lists them too.
+    `progress(done, total)` hears of each step (from the event loop and from the worker
+    thread that writes the archive): each conversation read, then each laid out."""
     directory = spool_dir(data_dir)
     workspace = Workspace(directory)
     out: IO[bytes] = tempfile.TemporaryFile(dir=str(directory))  # noqa: SIM115
@@ -179,9 +187,10 @@ async def archive(
             head = json.dumps(document_head(ARCHIVE_FORMAT, now), separators=(",", ":"))
             conversations_json.write((head[:-1] + ',"conversations":[').encode())
             captured: list[Captured] = []
-            for session_id in await conversation_ids(
-                sessionmaker=sessionmaker, user_id=user_id, flt=flt
-            ):
+            ids = await conversation_ids(sessionmaker=sessionmaker, user_id=user_id, flt=flt)
+            for position, session_id in enumerate(ids):
+                if progress is not None:
+                    progress(position, 2 * len(ids))
                 separator_at = conversations_json.tell()
                 if captured:
                     conversations_json.write(b",")
@@ -209,6 +218,7 @@ async def archive(
                 now=now,
                 extra_files=extra_files or {},
                 budget=budget,
+                progress=progress,
             )
             await anyio.to_thread.run_sync(partial(_build_zip, plan, out))
         return finished(out)

@@ -8,15 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
 from app.conversations import tree
 from app.conversations.models import ChatMessage, ChatSession
-from app.core.tenancy import owned
+from app.conversations.repository import ConversationRepository
 from app.sharing.models import SharedLink
 from app.sharing.service import live_link
-from app.turns.models import ChatTurn, TurnStatus
-from app.turns.service import active_turn
+from app.turns.following import active_turn, failed_turn
+from app.turns.models import ChatTurn
 
 
 @dataclass(frozen=True)
@@ -73,15 +72,8 @@ async def active_path_length(session: AsyncSession, chat_session: ChatSession) -
     """The active path's length: the head's depth (0 without messages)."""
     if chat_session.head_seq is None:
         return 0
-    depth = (
-        await session.execute(
-            owned(ChatMessage, chat_session.user_id, col(ChatMessage.depth)).where(
-                col(ChatMessage.session_id) == chat_session.id,
-                col(ChatMessage.seq) == chat_session.head_seq,
-            )
-        )
-    ).scalar_one_or_none()
-    return int(depth or 0)
+    repo = ConversationRepository(session, chat_session.user_id)
+    return int(await repo.depth_of(chat_session.id, chat_session.head_seq) or 0)
 
 
 async def failed_head_turn(session: AsyncSession, chat_session: ChatSession) -> ChatTurn | None:
@@ -90,14 +82,9 @@ async def failed_head_turn(session: AsyncSession, chat_session: ChatSession) -> 
     reply and its reason."""
     if chat_session.head_seq is None:
         return None
-    stmt = (
-        owned(ChatTurn, chat_session.user_id)
-        .where(
-            col(ChatTurn.session_id) == chat_session.id,
-            col(ChatTurn.user_seq) == chat_session.head_seq,
-            col(ChatTurn.status) == TurnStatus.FAILED,
-        )
-        .order_by(col(ChatTurn.started_at).desc())
-        .limit(1)
+    return await failed_turn(
+        db=session,
+        user_id=chat_session.user_id,
+        session_id=chat_session.id,
+        user_seq=chat_session.head_seq,
     )
-    return (await session.execute(stmt)).scalar_one_or_none()

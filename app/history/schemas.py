@@ -7,11 +7,11 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from app.assistant.schemas import DraftOut
 from app.conversations.models import AuditEvent
 from app.conversations.tags import normalize_tags
 from app.core.schemas import ApiModel
 from app.core.validation import PG_INT_MAX
+from app.drafts.schemas import DraftOut
 from app.sharing.schemas import SharedOut
 
 

@@ -7,13 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.assistant import ledger
 from app.auth.dependencies import RateLimit
 from app.conversations import tree
 from app.conversations.dependencies import OwnedSession
 from app.core.db import SessionDep
 from app.core.dependencies import ClockDep
 from app.core.validation import PG_INT_MAX
+from app.drafts import ledger
 from app.history.reading import SessionReading
 from app.history.reading import read_session as read_session_page
 from app.history.schemas import (

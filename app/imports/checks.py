@@ -13,11 +13,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from pydantic import ValidationError as PydanticValidationError
 
-from app.assistant.schemas import image_url
 from app.conversations.tags import normalize_tags
 from app.core.errors import InvalidInputError
 from app.core.text import grapheme_floor
 from app.core.validation import PG_INT_MAX, SaneDatetime
+from app.drafts.schemas import image_url
 from app.exports.service import stored_image_id
 from app.imports import formats
 

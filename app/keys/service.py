@@ -6,7 +6,7 @@ not on the newest key, open them with the key they name (or take the plaintext o
 written before encryption was on), seal them again with the newest key, and rebuild the
 blind-index row of each message and title. Rows a running chat holds locked are skipped
 and taken by the next pass. Stopping at any point loses nothing: a new run only finds
-the rows still to do.
+the rows still to do. The statements are in `app/keys/repository.py`.
 """
 
 from __future__ import annotations
@@ -16,16 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.assistant.models import PostDraft, PostDraftVersion, PublishedPost, StoredImage
-from app.conversations import blind_index
-from app.conversations.models import TITLE_SEQ, AuditEvent, ChatMessage, ChatSession
+from app.conversations.models import AuditEvent, ChatMessage, ChatSession
 from app.core.db import unit_of_work
 from app.core.errors import AppError
+from app.drafts.models import PostDraft, PostDraftVersion, PublishedPost, StoredImage
 from app.encryption.crypto import Keyring, generate_key_line, keyring_of
-from app.encryption.sealed import KEY_ID_COLUMN, SPECS, open_column, seal_values
+from app.keys.repository import KeyRotationOperatorRepository
 from app.sharing.models import SharedLink
 
 __all__ = ["RotationReport", "generate_key_line", "remaining", "rotate"]
@@ -55,13 +53,9 @@ class RotationReport:
 Progress = Callable[[str, int], None]
 
 
-def _table(model: type) -> sa.Table:
-    return model.__table__  # type: ignore[attr-defined,no-any-return]
-
-
-def _not_on(table: sa.Table, kid: str) -> sa.ColumnElement[bool]:
-    key = table.c[KEY_ID_COLUMN]
-    return sa.or_(key.is_(None), key != kid)
+def table_name(model: type) -> str:
+    name: str = model.__table__.name  # type: ignore[attr-defined]
+    return name
 
 
 async def _keyring(sessionmaker: async_sessionmaker[AsyncSession]) -> Keyring:
@@ -82,93 +76,10 @@ async def remaining(*, sessionmaker: async_sessionmaker[AsyncSession]) -> dict[s
     out: dict[str, int] = {}
     async with sessionmaker() as db:
         for model in MODELS:
-            table = _table(model)
-            count = await db.scalar(
-                sa.select(sa.func.count())
-                .select_from(table)
-                .where(_not_on(table, keyring.primary.kid))
+            out[table_name(model)] = await KeyRotationOperatorRepository(db).count_not_on(
+                model, keyring.primary.kid
             )
-            out[table.name] = int(count or 0)
     return out
-
-
-async def _rotate_batch(
-    db: AsyncSession, keyring: Keyring, model: type, after: tuple[Any, ...] | None, limit: int
-) -> tuple[int, tuple[Any, ...] | None]:
-    """One transaction's worth; returns (rows rewritten, last primary key seen)."""
-    spec = SPECS[model]
-    table = _table(model)
-    pk = list(table.primary_key.columns)
-    kid = keyring.primary.kid
-    wanted = {c.name for c in pk} | {"user_id", KEY_ID_COLUMN} | set(spec.row_key)
-    for c in spec.columns:
-        wanted |= {c.name, c.stored}
-    # An operator's job: every user's rows (each is opened and sealed with its own owner).
-    stmt = sa.select(*(table.c[n] for n in sorted(wanted))).where(_not_on(table, kid))
-    if after is not None:
-        stmt = stmt.where(sa.tuple_(*pk) > sa.tuple_(*after))
-    rows = (
-        await db.execute(stmt.order_by(*pk).limit(limit).with_for_update(skip_locked=True))
-    ).all()
-    if not rows:
-        return 0, None
-    updates: list[dict[str, Any]] = []
-    tokens: list[dict[str, Any]] = []
-    for row in rows:
-        values = row._mapping
-        row_key = tuple(values[k] for k in spec.row_key)
-        plain = {
-            c.name: open_column(
-                keyring,
-                model,
-                c.name,
-                plain=values[c.name],
-                sealed=values[c.stored],
-                key_id=values[KEY_ID_COLUMN],
-                user_id=values["user_id"],
-                row=row_key,
-            )
-            for c in spec.columns
-        }
-        source = {**values, **plain}
-        _, sealed = seal_values(keyring, spec, source.__getitem__)
-        updates.append(
-            {
-                **{f"pk_{c.name}": values[c.name] for c in pk},
-                **{f"v_{k}": v for k, v in sealed.items()},
-            }
-        )
-        if model is ChatMessage:
-            tokens.append(
-                blind_index.token_row(
-                    keyring,
-                    user_id=values["user_id"],
-                    session_id=values["session_id"],
-                    seq=values["seq"],
-                    text=plain["content"],
-                )
-            )
-        elif model is ChatSession:
-            tokens.append(
-                blind_index.token_row(
-                    keyring,
-                    user_id=values["user_id"],
-                    session_id=values["id"],
-                    seq=TITLE_SEQ,
-                    text=plain["title"],
-                )
-            )
-    columns = [k[2:] for k in updates[0] if k.startswith("v_")]
-    update = (
-        sa.update(table)
-        .where(*(c == sa.bindparam(f"pk_{c.name}") for c in pk))
-        .values({name: sa.bindparam(f"v_{name}") for name in columns})
-    )
-    await db.execute(update, updates)
-    if tokens:
-        await db.execute(blind_index.upsert(tokens))
-    last = rows[-1]._mapping
-    return len(rows), tuple(last[c.name] for c in pk)
 
 
 async def rotate(
@@ -186,12 +97,14 @@ async def rotate(
     for n in range(1, MAX_PASSES + 1):
         report.passes = n
         for model in MODELS:
-            name = _table(model).name
+            name = table_name(model)
             limit = max(1, int(batch_size * _BATCH_SHARE.get(model, 1.0)))
             after: tuple[Any, ...] | None = None
             while True:
                 async with unit_of_work(sessionmaker) as db:
-                    done, after = await _rotate_batch(db, keyring, model, after, limit)
+                    done, after = await KeyRotationOperatorRepository(db).rotate_batch(
+                        keyring, model, after, limit
+                    )
                 if after is None:
                     break
                 report.rewritten[name] = report.rewritten.get(name, 0) + done

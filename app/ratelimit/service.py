@@ -1,6 +1,7 @@
 """Per-user rate-limit overrides, kept in PostgreSQL (services: keyword-only, flush only).
 
-The counters and the in-memory copy of the overrides live in `app.ratelimit.runtime`.
+The statements are in `app/ratelimit/repository.py`; the counters and the in-memory copy
+of the overrides live in `app.ratelimit.runtime`.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import InvalidInputError
-from app.core.tenancy import owned, owned_delete
-from app.ratelimit.models import RateLimitOverride
 from app.ratelimit.policies import USER_POLICIES, PolicyError, parse_policy
+from app.ratelimit.repository import OverrideRepository
 
 
 async def get_overrides(*, session: AsyncSession, user_id: uuid.UUID) -> dict[str, str]:
@@ -23,8 +23,7 @@ async def get_overrides(*, session: AsyncSession, user_id: uuid.UUID) -> dict[st
 
 
 async def load_overrides(*, session: AsyncSession, user_id: uuid.UUID) -> dict[str, str]:
-    rows = await session.scalars(owned(RateLimitOverride, user_id))
-    return {row.policy: row.limits for row in rows}
+    return await OverrideRepository(session, user_id).by_policy()
 
 
 def validate_overrides(overrides: Mapping[str, str | None]) -> dict[str, str]:
@@ -52,13 +51,13 @@ async def replace_overrides(
     """Makes `overrides` the user's whole set: policies named with a string get it, the
     rest (null or absent) go back to the configured value."""
     wanted = validate_overrides(overrides)
-    await session.execute(owned_delete(RateLimitOverride, user_id))
-    for policy, text in wanted.items():
-        session.add(RateLimitOverride(user_id=user_id, policy=policy, limits=text, updated_at=now))
+    repo = OverrideRepository(session, user_id)
+    await repo.delete_all()
+    repo.add(wanted, now)
     await session.flush()
     return wanted
 
 
 async def delete_overrides(*, session: AsyncSession, user_id: uuid.UUID) -> None:
-    await session.execute(owned_delete(RateLimitOverride, user_id))
+    await OverrideRepository(session, user_id).delete_all()
     await session.flush()

@@ -15,7 +15,7 @@ from app.core.db import RequestSessionDep, SessionDep
 from app.core.errors import InvalidInputError, NotFoundError, StoredProblem
 from app.core.sse import MEDIA_TYPE, Frame, event_stream, wants_event_stream
 from app.core.validation import PG_INT_MAX
-from app.turns import service
+from app.turns import following
 from app.turns.admission import OpenSlotDep, open_slot
 from app.turns.dependencies import TurnServicesDep
 from app.turns.models import ChatTurn, TurnStatus
@@ -167,7 +167,9 @@ async def regenerate(
 async def _owned_turn(
     db: RequestSessionDep, user: CurrentUser, session_id: str, turn_id: str
 ) -> ChatTurn:
-    turn = await service.owned_turn(db=db, user_id=user.id, session_id=session_id, turn_id=turn_id)
+    turn = await following.owned_turn(
+        db=db, user_id=user.id, session_id=session_id, turn_id=turn_id
+    )
     if turn is None:
         raise NotFoundError("No turn with this id in this conversation.", code="turn_not_found")
     return turn
@@ -231,7 +233,7 @@ async def cancel_turn(
     if turn.status != TurnStatus.GENERATING:
         out = TurnStopOut(turn_id=str(turn.id), status=turn.status, stop_requested=False)
         return JSONResponse(out.model_dump(by_alias=True))
-    await service.request_stop(db=db, bus=services.bus, turn=turn, now=services.clock.now())
+    await following.request_stop(db=db, bus=services.bus, turn=turn, now=services.clock.now())
     services.runner.stop(turn.id)  # at once when it runs here; else via the bus
     out = TurnStopOut(turn_id=str(turn.id), status=turn.status, stop_requested=True)
     return JSONResponse(out.model_dump(by_alias=True), status_code=202)

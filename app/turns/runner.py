@@ -28,8 +28,15 @@ from app.core.clock import Clock
 from app.core.errors import problem_body
 from app.core.metrics import CHAT_TURNS, TURNS_IN_FLIGHT
 from app.events.bus import EventBus
-from app.turns import service
-from app.turns.service import OpenedTurn
+from app.turns.checkpoints import CheckpointItem, checkpoint
+from app.turns.closing import close_turn, fail_turn
+from app.turns.opening import OpenedTurn
+from app.turns.problems import (
+    SessionGoneError,
+    TurnLostError,
+    deleted_problem,
+    interrupted_problem,
+)
 
 logger = logging.getLogger("app.turns")
 
@@ -224,7 +231,7 @@ class TurnRunner:
                 if live.timed_out:
                     problem = _timeout_problem(opened.session_id, self.timeout_seconds)
                 elif live.interrupted or not (live.stop_requested or live.truncated):
-                    problem = service.interrupted_problem(opened.session_id)
+                    problem = interrupted_problem(opened.session_id)
             except AssistantError as exc:
                 problem = _assistant_problem(opened.session_id, exc)
             except Exception:
@@ -247,7 +254,7 @@ class TurnRunner:
         for attempt in range(1, CLOSE_ATTEMPTS + 1):
             try:
                 if problem is None:
-                    closed = await service.close_turn(
+                    closed = await close_turn(
                         sessionmaker=self.sessionmaker,
                         bus=self.bus,
                         opened=opened,
@@ -273,7 +280,7 @@ class TurnRunner:
                         },
                     )
                 else:
-                    await service.fail_turn(
+                    await fail_turn(
                         sessionmaker=self.sessionmaker,
                         bus=self.bus,
                         opened=opened,
@@ -285,13 +292,13 @@ class TurnRunner:
                     CHAT_TURNS.labels(outcome="assistant_error").inc()
                     live.finish("error", problem)
                 return
-            except service.SessionGoneError:
+            except SessionGoneError:
                 CHAT_TURNS.labels(outcome="lost").inc()
-                live.finish("error", service.deleted_problem(opened.session_id))
+                live.finish("error", deleted_problem(opened.session_id))
                 return
-            except service.TurnLostError:
+            except TurnLostError:
                 CHAT_TURNS.labels(outcome="lost").inc()
-                live.finish("error", service.interrupted_problem(opened.session_id))
+                live.finish("error", interrupted_problem(opened.session_id))
                 return
             except Exception as exc:
                 if attempt == CLOSE_ATTEMPTS:
@@ -299,7 +306,7 @@ class TurnRunner:
                     # stale and is failed by the next reader.
                     logger.exception("turn %s could not be saved", live.id)
                     CHAT_TURNS.labels(outcome="lost").inc()
-                    live.finish("error", service.interrupted_problem(opened.session_id))
+                    live.finish("error", interrupted_problem(opened.session_id))
                     return
                 logger.warning("saving turn %s failed (%s); retrying", live.id, exc)
                 await asyncio.sleep(CLOSE_BACKOFF_SECONDS * 2 ** (attempt - 1))
@@ -327,7 +334,7 @@ class TurnRunner:
         for live in running:
             changed = live.length != live.saved_length
             items.append(
-                service.CheckpointItem(
+                CheckpointItem(
                     turn_id=live.id,
                     user_id=live.opened.user_id,
                     session_id=live.opened.session_id,
@@ -335,7 +342,7 @@ class TurnRunner:
                 )
             )
         lengths = {live.id: live.length for live in running}
-        result = await service.checkpoint(
+        result = await checkpoint(
             sessionmaker=self.sessionmaker,
             bus=self.bus,
             items=items,

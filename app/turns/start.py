@@ -17,7 +17,7 @@ from app.conversations import service as conversations
 from app.conversations.schemas import ChatMessageIn, ChatRequest, RegenerateRequest
 from app.core.errors import InvalidInputError, ServiceUnavailableError
 from app.core.metrics import TURNS_REFUSED_BUSY
-from app.turns import service
+from app.turns import opening
 from app.turns.admission import OpenSlot
 from app.turns.dependencies import TurnServices
 
@@ -46,7 +46,7 @@ async def start_turn(
     message = conversations.validate_user_message(
         _last_user_message(body.messages), max_chars=services.settings.max_message_chars
     )
-    key = service.validate_idempotency_key(idempotency_key)
+    key = opening.validate_idempotency_key(idempotency_key)
     fingerprint = body.model_dump(mode="json")
     if not body.restore:
         del fingerprint["restore"]  # a retry from before `restore` existed hashes the same
@@ -55,7 +55,7 @@ async def start_turn(
         db=db,
         services=services,
         slot=slot,
-        request=service.TurnRequest(
+        request=opening.TurnRequest(
             user_id=user_id,
             session_id=body.session_id,
             message=message,
@@ -82,14 +82,14 @@ async def start_regenerate(
 ) -> uuid.UUID:
     """A new reply to the user message `seq` is, or that the assistant message `seq`
     answers; the turn's id, as `start_turn`."""
-    key = service.validate_idempotency_key(idempotency_key)
+    key = opening.validate_idempotency_key(idempotency_key)
     fingerprint = {"regenerate": seq, "sessionId": session_id, **body.model_dump(mode="json")}
     hashes = _hashes(services, key, fingerprint)
     return await _start(
         db=db,
         services=services,
         slot=slot,
-        request=service.TurnRequest(
+        request=opening.TurnRequest(
             user_id=user_id,
             session_id=session_id,
             message="",
@@ -106,12 +106,12 @@ def _hashes(services: TurnServices, key: str | None, payload: Any) -> tuple[str 
     """The request's fingerprint (keyed) and its older plain form, when a key is sent."""
     if not key:
         return None, None
-    hash_key = service.request_hash_key(services.settings.resolved_secret_key())
-    return service.request_hash(payload, key=hash_key), service.legacy_request_hash(payload)
+    hash_key = opening.request_hash_key(services.settings.resolved_secret_key())
+    return opening.request_hash(payload, key=hash_key), opening.legacy_request_hash(payload)
 
 
 async def _start(
-    *, db: AsyncSession, services: TurnServices, slot: OpenSlot, request: service.TurnRequest
+    *, db: AsyncSession, services: TurnServices, slot: OpenSlot, request: opening.TurnRequest
 ) -> uuid.UUID:
     settings = services.settings
     runner = services.runner
@@ -124,7 +124,7 @@ async def _start(
             headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)},
         )
     try:
-        opened = await service.open_turn(
+        opened = await opening.open_turn(
             db=db,
             bus=services.bus,
             assistant=services.assistant,
@@ -139,7 +139,7 @@ async def _start(
     except BaseException:
         runner.release()
         raise
-    if isinstance(opened, service.ExistingTurn):
+    if isinstance(opened, opening.ExistingTurn):
         runner.release()  # a retry joins the first turn; it starts nothing
         turn_id = opened.turn_id
     else:

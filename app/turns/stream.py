@@ -36,8 +36,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.clock import Clock
 from app.core.sse import HEARTBEAT, MAX_DELTA_CHARS, Frame
 from app.events.bus import EventBus
-from app.turns import service
+from app.turns.following import TurnSnapshot, snapshot, usage_of
 from app.turns.models import TurnStatus
+from app.turns.problems import deleted_problem, interrupted_problem
+from app.turns.recovery import fail_stale_turns
 from app.turns.runner import LiveTurn, TurnRunner
 
 
@@ -129,13 +131,13 @@ async def follow_live(
             yield HEARTBEAT
 
 
-def _final_frame(snap: service.TurnSnapshot) -> Frame:
+def _final_frame(snap: TurnSnapshot) -> Frame:
     """`done` or `error` of a finished turn; `snap` holds the whole text (offset 0)."""
     turn = snap.turn
     if turn.status == TurnStatus.FAILED:
-        problem = dict(turn.error or service.interrupted_problem(turn.session_id))
+        problem = dict(turn.error or interrupted_problem(turn.session_id))
         return Frame("error", problem, snap.length + 1)
-    usage = service.usage_of(turn)
+    usage = usage_of(turn)
     return Frame(
         "done",
         {
@@ -166,9 +168,9 @@ async def _follow_stored(
         while True:
             waker.clear()
             async with ctx.sessionmaker() as db:
-                snap = await service.snapshot(db=db, user_id=user_id, turn_id=turn_id, offset=0)
+                snap = await snapshot(db=db, user_id=user_id, turn_id=turn_id, offset=0)
             if snap is None:  # the conversation (and its turns) was deleted meanwhile
-                yield Frame("error", service.deleted_problem(session_id), pos + 1)
+                yield Frame("error", deleted_problem(session_id), pos + 1)
                 return
             turn = snap.turn
             session_id = turn.session_id
@@ -189,7 +191,7 @@ async def _follow_stored(
             stale_before = ctx.clock.now() - timedelta(seconds=ctx.stale_seconds)
             if turn.heartbeat_at < stale_before:
                 # Its process went silent: fail it (or see that someone else did).
-                await service.fail_stale_turns(
+                await fail_stale_turns(
                     sessionmaker=ctx.sessionmaker,
                     bus=ctx.bus,
                     now=ctx.clock.now(),

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.clock import Clock
 from app.core.periodic import running_every
 from app.events.bus import EventBus
-from app.turns.service import fail_stale_turns
+from app.turns.recovery import fail_stale_turns
 
 logger = logging.getLogger("app.turns")
 

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
+from app.history import repository as history_sql
 from app.history import service as history
 from tests.assistants import RecordingAssistant
 from tests.conftest import chat, register
@@ -191,14 +192,14 @@ def search_plan(request, monkeypatch):
     GIN indexes only; a scan of the sessions in order that covers them all; a scan of a
     window too short for a page, finished from the GIN indexes."""
     if request.param == "index":
-        monkeypatch.setattr(history, "SEARCH_SCAN_MIN_SHARE", 2.0)
-        monkeypatch.setattr(history, "SEARCH_SCAN_MIN_TITLE_SHARE", 2.0)
+        monkeypatch.setattr(history_sql, "SEARCH_SCAN_MIN_SHARE", 2.0)
+        monkeypatch.setattr(history_sql, "SEARCH_SCAN_MIN_TITLE_SHARE", 2.0)
     elif request.param.startswith("scan"):
-        monkeypatch.setattr(history, "SEARCH_SCAN_MIN_SHARE", 0.0)
-        monkeypatch.setattr(history, "SEARCH_SCAN_MIN_TITLE_SHARE", 0.0)
+        monkeypatch.setattr(history_sql, "SEARCH_SCAN_MIN_SHARE", 0.0)
+        monkeypatch.setattr(history_sql, "SEARCH_SCAN_MIN_TITLE_SHARE", 0.0)
     if request.param == "scan-then-index":
-        monkeypatch.setattr(history, "SEARCH_SCAN_MESSAGES", 1)
-        monkeypatch.setattr(history, "SEARCH_SCAN_MAX_SESSIONS", 2)
+        monkeypatch.setattr(history_sql, "SEARCH_SCAN_MESSAGES", 1)
+        monkeypatch.setattr(history_sql, "SEARCH_SCAN_MAX_SESSIONS", 2)
     return request.param
 
 

@@ -24,13 +24,13 @@ from pydantic import ValidationError
 from pypdf import PdfReader
 
 from app.assistant.base import AssistantError, ReplyOutput, TextAssistant, TurnInput
-from app.assistant.models import PostDraftVersion
 from app.conversations.ids import new_session_id
 from app.conversations.models import ChatMessage, ChatSession
 from app.core.clock import FrozenClock
 from app.core.config import Settings
 from app.core.db import create_engine, create_sessionmaker
 from app.core.runtime import PROJECT_ROOT
+from app.drafts.models import PostDraftVersion
 from app.encryption.config import keyring_for
 from app.encryption.crypto import generate_key_line
 from app.history import service as history

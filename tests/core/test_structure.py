@@ -39,7 +39,7 @@ def test_no_import_inside_a_function_but_the_lazy_ones() -> None:
     CLI quick to start. A new one is most likely dodging a cycle the layers forbid."""
     lazy_targets = {
         "app.exports.pdf",
-        "app.assistant.cards",
+        "app.imaging.cards",
         "app.assistant.openai_compat",
         "app.assistant.local_model",
         "app.core.embedded",

@@ -15,11 +15,11 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel, col
 
-from app.assistant.models import PostDraft, PostDraftVersion, PublishedPost, StoredImage
 from app.auth.models import User
 from app.conversations.ids import new_session_id
 from app.conversations.models import ChatMessage, ChatSession, SweepRun
 from app.core.tenancy import owned, owned_by, owned_delete, owned_update
+from app.drafts.models import PostDraft, PostDraftVersion, PublishedPost, StoredImage
 from app.exports.models import ChatImport
 from app.models import metadata
 from app.sharing.models import SharedLink

@@ -8,7 +8,8 @@ import pytest
 import sqlalchemy as sa
 
 from app.conversations.schemas import ChatRequest
-from app.turns.service import fail_stale_turns, legacy_request_hash
+from app.turns.opening import legacy_request_hash
+from app.turns.recovery import fail_stale_turns
 from tests.assistants import RecordingAssistant, SlowAssistant
 from tests.conftest import register
 from tests.sse import collect, parse_events

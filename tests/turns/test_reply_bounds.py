@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from app.assistant.base import ReplyOutput, TextAssistant, TurnInput
 from app.core import sse
 from app.core.metrics import SSE_SLOW_READERS
-from app.turns import service
+from app.turns import recovery
 from tests.assistant.localserver import LocalServer
 from tests.assistant.test_openai import use_llm
 from tests.assistants import SlowAssistant
@@ -145,7 +145,7 @@ async def test_a_partial_reply_write_that_hangs_never_makes_the_turn_look_stale(
                 row = await _turn(sessionmaker, sid)
                 assert row.heartbeat_at == clock.now()
                 assert row.partial_reply is None  # its write was held, and given up
-                failed = await service.fail_stale_turns(
+                failed = await recovery.fail_stale_turns(
                     sessionmaker=sessionmaker,
                     bus=app.state.events,
                     now=clock.now(),

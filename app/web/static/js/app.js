@@ -6,6 +6,7 @@ import { continueIn, exitViewer, forget, initChat, loadCurrent, openReadOnly, re
 import { $, show } from "./dom.js";
 import { ensureFresh, initHistory, liveChanged, markStale, reload, resetHistory, restore } from "./history.js";
 import { markedWords } from "./history-rows.js";
+import { jobEvent } from "./jobs.js";
 import { startLive, stopLive } from "./live.js";
 import { showNotice } from "./notices.js";
 import { revealMessage } from "./chat-panel.js";
@@ -225,6 +226,10 @@ function followChanges() {
       if (connections > 1) liveChanged();
     },
     onEvent(kind, data) {
+      if (kind === "job") {
+        jobEvent(data);
+        return;
+      }
       liveEvent(kind, data);
       if (kind !== "turn") liveChanged(kind);
     },

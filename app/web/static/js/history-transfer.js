@@ -1,9 +1,12 @@
-// Export everything (a ZIP, with its progress) and import a file of conversations.
+// Export everything (a ZIP) and import a file of conversations, both as jobs on the
+// server: the page starts the job, shows its progress, then downloads the ZIP (from
+// whichever instance answers) or shows what the import did.
 
-import { send } from "./api.js";
+import { ApiError, send } from "./api.js";
 import { announce, show } from "./dom.js";
 import { describeProgress, downloadWithProgress } from "./downloads.js";
 import { el, reportError } from "./history-panel.js";
+import { followJob, jobProgress } from "./jobs.js";
 import { state } from "./state.js";
 
 const hist = state.history;
@@ -35,7 +38,13 @@ async function exportAll() {
   el["history-error"].textContent = "";
   showTransfer("Preparing your export…", null);
   try {
-    const { received, name } = await downloadWithProgress("/api/export?format=zip&status=all", "chatkeep-export.zip", (p) => {
+    const started = await (await send("POST", "/api/export/jobs?format=zip&status=all")).json();
+    const job = await followJob(started.statusUrl, started.jobId, (j) => {
+      const { text, percent } = jobProgress(j);
+      showTransfer(`Preparing your export: ${text}`, percent);
+    });
+    if (job.status !== "done") throw jobFailure(job);
+    const { received, name } = await downloadWithProgress(job.downloadUrl, "chatkeep-export.zip", (p) => {
       showTransfer(`Downloading export: ${describeProgress(p)}`, p.total ? Math.round((100 * p.received) / p.total) : null);
     });
     showTransfer(`Export saved as ${name} (${describeProgress({ received, total: 0 }).replace(" so far", "")}).`);
@@ -46,6 +55,12 @@ async function exportAll() {
     hist.exporting = false;
     el["export-all"].disabled = false;
   }
+}
+
+/** A failed job's error, shown like a refused request. */
+function jobFailure(job) {
+  const error = job.error || { code: "job_failed", detail: "The job failed. Please try again." };
+  return new ApiError(500, { title: "Job failed", ...error });
 }
 
 /** What POST /api/import did: `{imported, skipped, sessions, failed}`. */
@@ -71,8 +86,13 @@ async function importFile() {
   const form = new FormData();
   form.append("file", file, file.name);
   try {
-    const response = await send("POST", "/api/import", { body: form });
-    const result = await response.json();
+    const started = await (await send("POST", "/api/import/jobs", { body: form })).json();
+    const job = await followJob(started.statusUrl, started.jobId, (j) => {
+      const text = j.status === "queued" ? jobProgress(j).text : `${j.progress.done} conversations read`;
+      showTransfer(`Importing ${file.name}: ${text}`, null);
+    });
+    if (job.status !== "done") throw jobFailure(job);
+    const result = job.result;
     showTransfer(importSummary(result));
     announce(importSummary(result));
     hooks.onImported(result);

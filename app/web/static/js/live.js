@@ -4,7 +4,7 @@
 
 import { state } from "./state.js";
 
-const KINDS = ["message", "turn", "session", "resync"];
+const KINDS = ["message", "turn", "session", "job", "resync"];
 const REOPEN_MS = 3000;
 
 const live = state.live;

@@ -14,10 +14,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from app.assistant import ledger
-from app.assistant.models import PostDraft, PublishedPost
 from app.conversations.models import ChatSession
 from app.core.clock import FrozenClock
+from app.drafts import ledger
+from app.drafts.models import PostDraft, PublishedPost
 from tests.conftest import chat, register
 
 pytestmark = pytest.mark.storage

@@ -9,8 +9,8 @@ import random
 import pytest
 from PIL import Image, ImageDraw, ImageFont, features
 
-from app.assistant.cards import PALETTES, card_runs, render_card_png
 from app.core.fonts import BASE_FONT, CJK_FONT, EMOJI_FONT, font_covers
+from app.imaging.cards import PALETTES, card_runs, render_card_png
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -59,7 +59,7 @@ class CardImageGenerator:
     name = "card"
 
     async def generate(self, request: ImageRequest) -> GeneratedImage:
-        from app.assistant.cards import render_card_png
+        from app.imaging.cards import render_card_png
 
         try:
             data = await asyncio.to_thread(

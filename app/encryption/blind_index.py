@@ -14,6 +14,9 @@ A search word of 2 or more characters looks up `p:` (a prefix: `sourd` finds
 (the whole word only). A CJK or emoji term needs all of its pairs. Each term is hashed under
 every configured key, so rows not yet rotated still match. What this leaks and loses is
 in docs/operations.md.
+
+This module makes the tokens; the table that holds them (`message_search_token`) is
+written and read by `app.conversations.repository`.
 """
 
 from __future__ import annotations
@@ -21,30 +24,34 @@ from __future__ import annotations
 import re
 import unicodedata
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
-import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-from app.conversations.models import TITLE_SEQ, ChatMessage, ChatSession, MessageSearchToken
-from app.conversations.search import SearchTerms
-from app.conversations.search import _needs_substring as _substring_char
-from app.core.tenancy import owned_by
-from app.encryption import sealed
+from app.core.text import is_unspaced
 from app.encryption.crypto import Keyring
 
 MIN_PREFIX = 2
 MAX_PREFIX = 16
 _WORD = re.compile(r"[^\W_]+")
-_tokens = MessageSearchToken.__table__  # type: ignore[attr-defined]
+
+
+class SearchTerms(Protocol):
+    """A search text split (`app.conversations.search.SearchTerms`): the words for
+    full-text search, and the substring terms wanted and excluded."""
+
+    @property
+    def words(self) -> str | None: ...
+    @property
+    def substrings(self) -> Sequence[str]: ...
+    @property
+    def excluded(self) -> Sequence[str]: ...
 
 
 @lru_cache(maxsize=4096)
 def _needs_gram(ch: str) -> bool:
-    return _substring_char(ch)
+    return is_unspaced(ch)
 
 
 def normalize(text: str) -> str:
@@ -145,27 +152,6 @@ def token_query(keyring: Keyring, user_id: uuid.UUID, terms: SearchTerms) -> Tok
     return TokenQuery(required=required, excluded=excluded)
 
 
-def _overlaps(tokens: list[bytes]) -> sa.ColumnElement[bool]:
-    found: sa.ColumnElement[bool] = _tokens.c.tokens.overlap(
-        sa.literal(tokens, ARRAY(sa.LargeBinary))
-    )
-    return found
-
-
-def matching_rows(
-    query: TokenQuery, *, user_id: uuid.UUID, session_ids: list[str] | None = None
-) -> sa.Select[Any]:
-    """SELECT session_id, message_seq of the user's sealed messages and titles (seq 0)
-    that the query finds."""
-    t = _tokens.c
-    conds: list[sa.ColumnElement[bool]] = [owned_by(_tokens, user_id)]
-    if session_ids is not None:
-        conds.append(t.session_id == sa.any_(sa.cast(session_ids, ARRAY(sa.String))))
-    conds.extend(_overlaps(group) for group in query.required)
-    conds.extend(sa.not_(sa.and_(*(_overlaps(g) for g in groups))) for groups in query.excluded)
-    return sa.select(t.session_id, t.message_seq).where(*conds)
-
-
 def token_row(
     keyring: Keyring, *, user_id: uuid.UUID, session_id: str, seq: int, text: str
 ) -> dict[str, Any]:
@@ -177,50 +163,3 @@ def token_row(
         "key_id": kid,
         "tokens": sorted(keyring.tokens(kid, user_id, index_terms(text))),
     }
-
-
-def upsert(rows: list[dict[str, Any]]) -> Any:
-    stmt = pg_insert(_tokens).values(rows)
-    return stmt.on_conflict_do_update(
-        index_elements=[_tokens.c.session_id, _tokens.c.message_seq],
-        set_={"tokens": stmt.excluded.tokens, "key_id": stmt.excluded.key_id},
-    )
-
-
-def write_tokens(
-    connection: sa.Connection,
-    keyring: Keyring,
-    *,
-    user_id: uuid.UUID,
-    session_id: str,
-    seq: int,
-    text: str,
-) -> None:
-    """Index one sealed message or title, inside the flush that wrote it."""
-    row = token_row(keyring, user_id=user_id, session_id=session_id, seq=seq, text=text)
-    connection.execute(upsert([row]))
-
-
-# The ORM's sealed writes of messages and titles index themselves here.
-@sealed.on_sealed_write(ChatMessage)
-def _index_message(connection: sa.Connection, target: Any, keyring: Keyring) -> None:
-    write_tokens(
-        connection,
-        keyring,
-        user_id=target.user_id,
-        session_id=target.session_id,
-        seq=target.seq,
-        text=target.content,
-    )
-
-
-@sealed.on_sealed_write(ChatSession)
-def _index_title(connection: sa.Connection, target: Any, keyring: Keyring) -> None:
-    write_tokens(
-        connection,
-        keyring,
-        user_id=target.user_id,
-        session_id=target.id,
-        seq=TITLE_SEQ,
-        text=target.title,
-    )

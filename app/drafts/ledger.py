@@ -1,6 +1,7 @@
 """The draft ledger: what was asked, what was drafted, what went out. Services flush only.
 
-Every query filters on `user_id` (through `app.core.tenancy`). Drafts belong to a
+Its SQL is in `app.drafts.repository`, built for one owner: every query filters on
+`user_id`. Drafts belong to a
 conversation, so restoring an archived conversation (same id) brings its drafts back, and
 any login of the same user sees them.
 """
@@ -14,23 +15,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
-from app.assistant.models import (
+from app.core import cursors
+from app.core.errors import InvalidInputError, NotFoundError
+from app.core.validation import in_date_range
+from app.drafts.models import (
     DraftStatus,
     PostDraft,
     PostDraftVersion,
     PublishedPost,
     StoredImage,
 )
-from app.assistant.schemas import DraftOut, DraftVersionOut, PublishedPostOut, image_url
-from app.core import cursors
-from app.core.errors import InvalidInputError, NotFoundError
-from app.core.tenancy import owned
-from app.core.validation import in_date_range
+from app.drafts.repository import DraftRepository
+from app.drafts.schemas import DraftOut, DraftVersionOut, PublishedPostOut, image_url
 
 # Published-post ids are derived from the draft id, so a retried publication carries the
 # same id (and idempotency key) to the publisher as the first attempt.
@@ -61,46 +60,25 @@ class LedgerState:
 async def latest_draft(
     *, session: AsyncSession, user_id: uuid.UUID, session_id: str, for_update: bool = False
 ) -> PostDraft | None:
-    stmt = (
-        owned(PostDraft, user_id)
-        .where(col(PostDraft.session_id) == session_id)
-        .order_by(col(PostDraft.opened_message_seq).desc())
-        .limit(1)
-    )
-    if for_update:
-        stmt = stmt.with_for_update()
-    return (await session.execute(stmt)).scalar_one_or_none()
+    return await DraftRepository(session, user_id).latest(session_id, for_update=for_update)
 
 
 async def pending_draft(
     *, session: AsyncSession, user_id: uuid.UUID, session_id: str, for_update: bool = False
 ) -> PostDraft | None:
-    stmt = owned(PostDraft, user_id).where(
-        col(PostDraft.session_id) == session_id,
-        col(PostDraft.status) == DraftStatus.PENDING,
-    )
-    if for_update:
-        stmt = stmt.with_for_update()
-    return (await session.execute(stmt)).scalar_one_or_none()
+    return await DraftRepository(session, user_id).pending(session_id, for_update=for_update)
 
 
 async def owned_draft(
     *, session: AsyncSession, user_id: uuid.UUID, draft_id: uuid.UUID, for_update: bool = False
 ) -> PostDraft | None:
-    stmt = owned(PostDraft, user_id).where(col(PostDraft.id) == draft_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    return (await session.execute(stmt)).scalar_one_or_none()
+    return await DraftRepository(session, user_id).draft(draft_id, for_update=for_update)
 
 
 async def draft_version(
     *, session: AsyncSession, user_id: uuid.UUID, draft_id: uuid.UUID, version: int
 ) -> PostDraftVersion | None:
-    stmt = owned(PostDraftVersion, user_id).where(
-        col(PostDraftVersion.draft_id) == draft_id,
-        col(PostDraftVersion.version) == version,
-    )
-    return (await session.execute(stmt)).scalar_one_or_none()
+    return await DraftRepository(session, user_id).version(draft_id, version)
 
 
 @dataclass(frozen=True)
@@ -114,37 +92,6 @@ class TurnLedger:
 EMPTY_TURN_LEDGER = TurnLedger(LedgerState(None, None, None), None)
 
 
-# The drafts of the active branch: those whose current version was written on the path
-# from :from_seq up (the turn's parent). The walk up stops below the oldest draft's seq,
-# so a conversation without drafts walks nothing.
-_BRANCH_DRAFTS = (
-    sa.text(
-        """
-        WITH RECURSIVE drafts AS (
-            SELECT d.id, v.source_message_seq AS at
-            FROM post_draft d
-            JOIN post_draft_version v ON v.user_id = d.user_id AND v.draft_id = d.id
-                                     AND v.version = d.current_version
-            WHERE d.user_id = :user_id AND d.session_id = :session_id
-        ),
-        path (seq, parent_seq) AS (
-            SELECT seq, parent_seq FROM chat_message
-            WHERE session_id = :session_id AND user_id = :user_id AND seq = :from_seq
-              AND seq >= (SELECT min(at) FROM drafts)
-            UNION ALL
-            SELECT m.seq, m.parent_seq FROM path p
-            JOIN chat_message m ON m.session_id = :session_id AND m.user_id = :user_id
-                               AND m.seq = p.parent_seq
-            WHERE m.seq >= (SELECT min(at) FROM drafts)
-        )
-        SELECT id FROM drafts WHERE at IN (SELECT seq FROM path)
-        """
-    )
-    .columns(id=sa.Uuid)
-    .cte("branch_drafts")
-)
-
-
 async def turn_ledger(
     *, session: AsyncSession, user_id: uuid.UUID, session_id: str, from_seq: int | None
 ) -> TurnLedger:
@@ -154,35 +101,9 @@ async def turn_ledger(
     another branch is neither: a "yes" here never posts it."""
     if from_seq is None:
         return EMPTY_TURN_LEDGER
-    on_branch = col(PostDraft.id).in_(sa.select(_BRANCH_DRAFTS.c.id))
-    latest_id = (
-        owned(PostDraft, user_id, PostDraft.id)
-        .where(col(PostDraft.session_id) == session_id, on_branch)
-        .order_by(col(PostDraft.opened_message_seq).desc())
-        .limit(1)
-        .correlate(None)  # its own scan of the session's drafts, not the outer row's
-        .scalar_subquery()
-    )
-    is_latest = (col(PostDraft.id) == latest_id).label("is_latest")
-    stmt = (
-        owned(PostDraft, user_id, PostDraft, PostDraftVersion, is_latest)
-        .outerjoin(
-            PostDraftVersion,
-            sa.and_(
-                col(PostDraftVersion.user_id) == col(PostDraft.user_id),
-                col(PostDraftVersion.draft_id) == col(PostDraft.id),
-                col(PostDraftVersion.version) == col(PostDraft.current_version),
-            ),
-        )
-        .where(
-            col(PostDraft.session_id) == session_id,
-            on_branch,
-            sa.or_(col(PostDraft.status) == DraftStatus.PENDING, col(PostDraft.id) == latest_id),
-        )
-    )
-    params = {"user_id": user_id, "session_id": session_id, "from_seq": from_seq}
     pending = latest = pending_version = latest_version = None
-    for draft, version, latest_flag in (await session.execute(stmt, params)).all():
+    rows = await DraftRepository(session, user_id).on_branch(session_id, from_seq=from_seq)
+    for draft, version, latest_flag in rows:
         if draft.status == DraftStatus.PENDING:
             pending, pending_version = draft, version
         if latest_flag:
@@ -209,8 +130,7 @@ async def store_image(
         source=source,
         created_at=now,
     )
-    session.add(image)
-    await session.flush()
+    await DraftRepository(session, user_id).add(image)
     return image
 
 
@@ -224,9 +144,7 @@ async def get_owned_image(
         wanted = None
     found = None
     if wanted is not None:
-        found = (
-            await session.execute(owned(StoredImage, user_id).where(col(StoredImage.id) == wanted))
-        ).scalar_one_or_none()
+        found = await DraftRepository(session, user_id).image(wanted)
     if found is None:
         raise NotFoundError("No image with this id.", code="image_not_found")
     return found
@@ -252,14 +170,13 @@ async def create_draft(
     parent_draft_id: uuid.UUID | None = None,
 ) -> tuple[PostDraft, PostDraftVersion]:
     """A new draft, pending. A draft that was pending in this session is superseded."""
-    previous = await pending_draft(
-        session=session, user_id=user_id, session_id=session_id, for_update=True
-    )
+    repo = DraftRepository(session, user_id)
+    previous = await repo.pending(session_id, for_update=True)
     if previous is not None:
         previous.status = DraftStatus.SUPERSEDED
         previous.updated_at = now
-        # The partial unique index allows one pending draft per session: flush this first.
-        await session.flush()
+        # The partial unique index allows one pending draft per session: write this first.
+        await repo.save()
     draft = PostDraft(
         id=uuid.uuid4(),
         user_id=user_id,
@@ -276,8 +193,7 @@ async def create_draft(
         created_at=now,
         updated_at=now,
     )
-    session.add(draft)
-    await session.flush()
+    await repo.add(draft)
     row = PostDraftVersion(
         draft_id=draft.id,
         version=version,
@@ -289,8 +205,7 @@ async def create_draft(
         writer=writer,
         created_at=now,
     )
-    session.add(row)
-    await session.flush()
+    await repo.add(row)
     return draft, row
 
 
@@ -321,22 +236,20 @@ async def add_version(
         writer=writer,
         created_at=now,
     )
-    session.add(row)
-    await session.flush()
+    await DraftRepository(session, draft.user_id).add(row)
     return row
 
 
 async def cancel_draft(*, session: AsyncSession, draft: PostDraft, now: datetime) -> None:
     draft.status = DraftStatus.CANCELLED
     draft.updated_at = now
-    await session.flush()
+    await DraftRepository(session, draft.user_id).save()
 
 
 async def published_post_for_draft(
     *, session: AsyncSession, user_id: uuid.UUID, draft_id: uuid.UUID
 ) -> PublishedPost | None:
-    stmt = owned(PublishedPost, user_id).where(col(PublishedPost.draft_id) == draft_id)
-    return (await session.execute(stmt)).scalar_one_or_none()
+    return await DraftRepository(session, user_id).post_for(draft_id)
 
 
 async def record_publication(
@@ -372,10 +285,9 @@ async def record_publication(
         external_id=external_id,
         published_at=now,
     )
+    repo = DraftRepository(session, draft.user_id)
     try:
-        async with session.begin_nested():
-            session.add(post)
-            await session.flush()
+        await repo.add_post_once(post)
     except IntegrityError:
         existing = await published_post_for_draft(
             session=session, user_id=draft.user_id, draft_id=draft.id
@@ -386,7 +298,7 @@ async def record_publication(
     draft.status = DraftStatus.PUBLISHED
     draft.published_at = now
     draft.updated_at = now
-    await session.flush()
+    await repo.save()
     return post, True
 
 
@@ -416,40 +328,13 @@ async def list_drafts(
     *, session: AsyncSession, user_id: uuid.UUID, session_id: str
 ) -> list[DraftOut]:
     """The conversation's drafts, oldest first, each with all its versions."""
-    drafts = (
-        (
-            await session.execute(
-                owned(PostDraft, user_id)
-                .where(col(PostDraft.session_id) == session_id)
-                .order_by(col(PostDraft.opened_message_seq))
-            )
-        )
-        .scalars()
-        .all()
-    )
+    repo = DraftRepository(session, user_id)
+    drafts = await repo.drafts_of(session_id)
     if not drafts:
         return []
     ids = [d.id for d in drafts]
-    versions = (
-        (
-            await session.execute(
-                owned(PostDraftVersion, user_id)
-                .where(col(PostDraftVersion.draft_id).in_(ids))
-                .order_by(col(PostDraftVersion.draft_id), col(PostDraftVersion.version))
-            )
-        )
-        .scalars()
-        .all()
-    )
-    posts = (
-        (
-            await session.execute(
-                owned(PublishedPost, user_id).where(col(PublishedPost.draft_id).in_(ids))
-            )
-        )
-        .scalars()
-        .all()
-    )
+    versions = await repo.versions_of(ids)
+    posts = await repo.posts_of(ids)
     by_draft: dict[uuid.UUID, list[DraftVersionOut]] = {}
     for v in versions:
         by_draft.setdefault(v.draft_id, []).append(
@@ -519,15 +404,8 @@ async def list_posts(
     *, session: AsyncSession, user_id: uuid.UUID, limit: int, cursor: str | None = None
 ) -> tuple[list[PublishedPostOut], str | None]:
     """The user's published posts, newest first, a page at a time (keyset)."""
-    stmt = owned(PublishedPost, user_id)
-    if cursor:
-        at, ident = _decode_cursor(cursor)
-        stmt = stmt.where(
-            sa.tuple_(col(PublishedPost.published_at), col(PublishedPost.id))
-            < sa.tuple_(sa.literal(at), sa.literal(ident))
-        )
-    stmt = stmt.order_by(col(PublishedPost.published_at).desc(), col(PublishedPost.id).desc())
-    rows = (await session.execute(stmt.limit(limit + 1))).scalars().all()
+    before = _decode_cursor(cursor) if cursor else None
+    rows = await DraftRepository(session, user_id).posts_page(limit=limit + 1, before=before)
     page = list(rows[:limit])
     next_cursor = _encode_cursor(page[-1]) if len(rows) > limit and page else None
     return [post_out(p) for p in page], next_cursor

@@ -1,0 +1,2 @@
+"""Images for drafts: the generators (a card drawn here, or an images API). They only make
+bytes; the drafts ledger stores them."""

@@ -1,0 +1,286 @@
+"""The job worker: takes queued jobs from PostgreSQL and runs them.
+
+Every app process runs one (JOB_WORKER_ENABLED, the default); `python -m app worker`
+runs one without the web server, for scaling out. Workers in any number of processes
+share the one queue: a job is taken with `FOR UPDATE SKIP LOCKED`, so each is taken by
+one worker, and nothing but PostgreSQL is needed (no broker; PgBouncer in transaction
+mode is fine, the worker polls and holds no session state).
+
+A worker runs at most JOB_CONCURRENCY jobs at once. It looks for work every
+JOB_POLL_SECONDS, at once when a job was started in its own process. While a job runs,
+the worker writes its heartbeat and progress (its own short transactions, at most once a
+second); a job whose heartbeat is older than JOB_STALE_SECONDS lost its worker (`kill -9`,
+a crash) and is taken again by any worker, up to JOB_MAX_ATTEMPTS tries, then failed as
+`job_interrupted`. A worker stopped on purpose gives its jobs back to the queue. Every
+JOB_PURGE_INTERVAL_SECONDS it deletes jobs past their `expires_at` (results included).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.clock import Clock
+from app.core.config import Settings
+from app.core.db import unit_of_work
+from app.core.errors import AppError
+from app.events.bus import EventBus, user_event
+from app.exports.service import pdf_budget
+from app.imports.limits import ImportLimits
+from app.jobs.models import JobStatus
+from app.jobs.repository import Claimed, JobQueue
+from app.jobs.service import RUNNERS, JobContext, JobLostError, Progress, expiry
+
+logger = logging.getLogger("app.jobs")
+
+# Progress is written at most this often (with the heartbeat, when it moved).
+PROGRESS_SECONDS = 1.0
+PURGE_BATCH = 1000
+
+
+class JobWorker:
+    def __init__(
+        self,
+        *,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        bus: EventBus | None,
+        clock: Clock,
+        settings: Settings,
+        data_dir: Path | None = None,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.bus = bus
+        self.clock = clock
+        self.settings = settings
+        self.data_dir = data_dir or settings.data_dir
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.running: dict[uuid.UUID, asyncio.Task[None]] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def wake(self) -> None:
+        """A job was queued in this process: look now rather than at the next poll."""
+        self._wake.set()
+
+    def start(self) -> None:
+        for n in range(self.settings.job_concurrency):
+            self._tasks.append(asyncio.create_task(self._take_loop(), name=f"job-worker-{n}"))
+        self._tasks.append(asyncio.create_task(self._purge_loop(), name="job-purge"))
+
+    async def stop(self) -> None:
+        """Stops taking jobs; the running ones are cancelled and given back to the queue."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    # ------------------------------------------------------------------ taking jobs
+
+    async def _take_loop(self) -> None:
+        while True:
+            try:
+                claimed = await self.take()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database may be down; try again next poll
+                logger.warning("could not take a job, will retry: %s", exc)
+                claimed = None
+            if claimed is None:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.settings.job_poll_seconds)
+                continue
+            await self.run(claimed)
+
+    async def take(self) -> Claimed | None:
+        """Fails the jobs that lost their worker too often, then takes the next one."""
+        now = self.clock.now()
+        stale_before = now - timedelta(seconds=self.settings.job_stale_seconds)
+        async with unit_of_work(self.sessionmaker, self.bus) as db:
+            queue = JobQueue(db)
+            for job_id, user_id in await queue.give_up_stale(
+                stale_before=stale_before,
+                max_attempts=self.settings.job_max_attempts,
+                now=now,
+                expires_at=expiry(now, self.settings.job_result_ttl_hours),
+            ):
+                self._stage(db, user_id, job_id, JobStatus.FAILED, 0, None)
+            claimed = await queue.claim(now=now, stale_before=stale_before)
+            if claimed is not None:
+                self._stage(db, claimed.user_id, claimed.id, JobStatus.RUNNING, 0, None)
+        return claimed
+
+    def _stage(
+        self,
+        db: AsyncSession,
+        user_id: uuid.UUID,
+        job_id: uuid.UUID,
+        status: JobStatus,
+        done: int,
+        total: int | None,
+    ) -> None:
+        if self.bus is not None:
+            self.bus.stage(
+                db,
+                user_event(
+                    user_id,
+                    "job",
+                    jobId=str(job_id),
+                    status=status.value,
+                    done=done,
+                    total=total,
+                ),
+            )
+
+    # ------------------------------------------------------------------ running one
+
+    async def run(self, claimed: Claimed) -> None:
+        progress = Progress()
+        ctx = JobContext(
+            sessionmaker=self.sessionmaker,
+            hooks=self.bus,
+            user_id=claimed.user_id,
+            job_id=claimed.id,
+            attempt=claimed.attempt,
+            params=claimed.params,
+            data_dir=self.data_dir,
+            progress=progress,
+            now=self.clock.now,
+            ttl_hours=self.settings.job_result_ttl_hours,
+            pdf_budget=pdf_budget(self.settings),
+            import_limits=ImportLimits.from_settings(self.settings),
+        )
+        beating = asyncio.create_task(self._beat(claimed, progress), name=f"job-beat-{claimed.id}")
+        try:
+            runner = RUNNERS.get(claimed.kind)
+            if runner is None:
+                raise AppError(f"Unknown job kind {claimed.kind!r}.", code="job_unknown")
+            await runner(ctx, self.bus)
+        except JobLostError:
+            logger.warning("job %s was taken by another worker; its result is dropped", claimed.id)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._give_back(claimed))
+            raise
+        except AppError as exc:
+            await self._fail(claimed, {"code": exc.code, "detail": exc.detail}, progress)
+        except Exception:
+            logger.exception("job %s (%s) failed", claimed.id, claimed.kind)
+            await self._fail(
+                claimed,
+                {"code": "job_failed", "detail": "The job failed. Please try again."},
+                progress,
+            )
+        finally:
+            beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beating
+
+    async def _beat(self, claimed: Claimed, progress: Progress) -> None:
+        beat_every = self.settings.job_heartbeat_seconds
+        tick = min(PROGRESS_SECONDS, beat_every)
+        written: tuple[int, int | None] = (0, None)
+        since_beat = 0.0
+        while True:
+            await asyncio.sleep(tick)
+            since_beat += tick
+            now_progress = (progress.done, progress.total)
+            if now_progress == written and since_beat < beat_every:
+                continue
+            try:
+                async with unit_of_work(self.sessionmaker, self.bus) as db:
+                    ours = await JobQueue(db).beat(
+                        claimed.id,
+                        claimed.attempt,
+                        now=self.clock.now(),
+                        done=now_progress[0],
+                        total=now_progress[1],
+                    )
+                    if ours and now_progress != written:
+                        self._stage(
+                            db, claimed.user_id, claimed.id, JobStatus.RUNNING, *now_progress
+                        )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("job %s: heartbeat failed, will retry: %s", claimed.id, exc)
+                continue
+            written, since_beat = now_progress, 0.0
+            if not ours:
+                logger.warning("job %s is no longer this worker's", claimed.id)
+                return
+
+    async def _fail(self, claimed: Claimed, error: dict[str, str], progress: Progress) -> None:
+        now = self.clock.now()
+        try:
+            async with unit_of_work(self.sessionmaker, self.bus) as db:
+                if await JobQueue(db).finish(
+                    claimed.id,
+                    claimed.attempt,
+                    status=JobStatus.FAILED,
+                    now=now,
+                    expires_at=expiry(now, self.settings.job_result_ttl_hours),
+                    error=error,
+                ):
+                    self._stage(
+                        db,
+                        claimed.user_id,
+                        claimed.id,
+                        JobStatus.FAILED,
+                        progress.done,
+                        progress.total,
+                    )
+        except Exception as exc:  # it goes stale and is tried again
+            logger.warning("job %s: could not record its failure: %s", claimed.id, exc)
+
+    async def _give_back(self, claimed: Claimed) -> None:
+        async with unit_of_work(self.sessionmaker, self.bus) as db:
+            if await JobQueue(db).give_back(claimed.id, claimed.attempt):
+                self._stage(db, claimed.user_id, claimed.id, JobStatus.QUEUED, 0, None)
+
+    # ------------------------------------------------------------------ purging
+
+    async def purge(self) -> int:
+        """Deletes the jobs past their expiry (and their results); returns how many."""
+        removed = 0
+        while True:
+            async with unit_of_work(self.sessionmaker, self.bus) as db:
+                n = await JobQueue(db).purge(now=self.clock.now(), batch=PURGE_BATCH)
+            removed += n
+            if n < PURGE_BATCH:
+                return removed
+
+    async def _purge_loop(self) -> None:
+        # At a random point of the first interval: processes started together (a rollout)
+        # do not all purge at once, and a start costs no more than it did.
+        await asyncio.sleep(random.uniform(0, self.settings.job_purge_interval_seconds))
+        while True:
+            try:
+                removed = await self.purge()
+                if removed:
+                    logger.info("purged %d expired jobs", removed)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("job purge failed, will retry: %s", exc)
+            await asyncio.sleep(self.settings.job_purge_interval_seconds)
+
+
+@contextlib.asynccontextmanager
+async def running_job_worker(worker: JobWorker) -> AsyncIterator[JobWorker]:
+    worker.start()
+    try:
+        yield worker
+    finally:
+        await worker.stop()
