@@ -48,11 +48,11 @@ from app.conversations.models import (
     SessionStatus,
 )
 from app.conversations.repository import upsert_search_tokens as upsert_tokens
-from app.conversations.service import ContextLimits, open_message, pick_context
+from app.conversations.service import ContextLimits, pick_context
 from app.core.tenancy import owned, owned_update
 from app.encryption.blind_index import token_row
 from app.encryption.crypto import Keyring, keyring_of
-from app.encryption.sealed import seal_row
+from app.encryption.sealed import open_column, seal_row
 from app.events.bus import CHANNEL
 from app.turns.models import ChatTurn, TurnStatus
 
@@ -559,6 +559,30 @@ def _sealed_title(
     }
 
 
+def _opened(
+    db: AsyncSession,
+    user_id: uuid.UUID,
+    session_id: str,
+    seq: int,
+    sealed: bytes | None,
+    key_id: str | None,
+    plain: str = "",
+) -> str:
+    """A message's content as read by a prebuilt statement: `plain`, or the sealed copy
+    opened with ENCRYPTION_KEYS."""
+    content: str = open_column(
+        keyring_of(db),
+        ChatMessage,
+        "content",
+        plain=plain,
+        sealed=sealed,
+        key_id=key_id,
+        user_id=user_id,
+        row=(session_id, seq),
+    )
+    return content
+
+
 def _notify(payloads: list[str]) -> dict[str, Any]:
     return {"channel": CHANNEL, "payloads": payloads}
 
@@ -643,7 +667,7 @@ class TurnRepository:
         if row is None:
             return None
         if row[4] is not None:  # sealed: the whole reply is opened, then cut here
-            reply = open_message(self.db, self.user_id, session_id, reply_seq, row[3], row[4])
+            reply = _opened(self.db, self.user_id, session_id, reply_seq, row[3], row[4])
             return reply[offset:], len(reply), row[2], bool(row[5])
         return row[0] or "", int(row[1] or 0), row[2], bool(row[5])
 
@@ -684,7 +708,7 @@ class TurnRepository:
 
     def asked_message(self, session_id: str, row: sa.Row[Any]) -> str:
         """The text of the user message a regenerated reply answers (opened)."""
-        return open_message(
+        return _opened(
             self.db,
             self.user_id,
             session_id,
@@ -702,7 +726,7 @@ class TurnRepository:
         def open_content(seq: int, sealed: Any, key_id: str | None, plain: str) -> str:
             if isinstance(sealed, str):  # read as JSON: a sealed bytea arrives as '\x…'
                 sealed = bytes.fromhex(sealed.removeprefix("\\x"))
-            return open_message(self.db, self.user_id, session_id, seq, sealed, key_id, plain)
+            return _opened(self.db, self.user_id, session_id, seq, sealed, key_id, plain)
 
         opener: Callable[[int, Any, str | None, str], str] = open_content
         return pick_context(row.context, limits, opener)
