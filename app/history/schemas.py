@@ -11,6 +11,7 @@ from app.conversations.models import AuditEvent
 from app.conversations.tags import normalize_tags
 from app.core.schemas import ApiModel
 from app.core.validation import PG_INT_MAX
+from app.drafts.schemas import DraftOut
 from app.sharing.schemas import SharedOut
 
 
@@ -104,6 +105,20 @@ class ActiveTurnOut(ApiModel):
     )
 
 
+class FailedTurnOut(ApiModel):
+    """The last reply that failed: the user message `userSeq` (the head) has no answer.
+    `POST /api/sessions/{id}/messages/{userSeq}/regenerate` tries again."""
+
+    turn_id: str
+    user_seq: int
+    code: str = Field(description="Why: `turn_interrupted` (the server stopped), a model error…")
+    detail: str
+    partial_reply: str | None = Field(
+        default=None, description="What the model had written when it stopped, if anything."
+    )
+    finished_at: datetime | None = None
+
+
 class SessionDetail(SessionOut):
     head_seq: int | None = Field(
         default=None,
@@ -114,6 +129,11 @@ class SessionDetail(SessionOut):
     active_turn: ActiveTurnOut | None = Field(
         default=None, description="Present while a reply is being written."
     )
+    failed_turn: FailedTurnOut | None = Field(
+        default=None,
+        description="Present when the head is a user message whose reply failed (and none "
+        "is being written): say so, show the partial reply, offer to try again.",
+    )
     messages: list[MessageOut] = Field(
         description="The active path, root to head (a page of it, after `after_seq`)."
     )
@@ -123,6 +143,11 @@ class SessionDetail(SessionOut):
     )
     shared: SharedOut | None = Field(
         default=None, description="Its live share link; null when it is not shared."
+    )
+    drafts: list[DraftOut] | None = Field(
+        default=None,
+        description="With `?drafts=true`: its drafts, as `GET /api/sessions/{id}/drafts` "
+        "gives them (so one request opens a conversation); null otherwise.",
     )
 
 

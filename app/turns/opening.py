@@ -81,6 +81,9 @@ class TurnRequest:
     api_client: str | None = None
     # The model asked for (a known id): a new session takes it, an existing one switches.
     model: str | None = None
+    # Continue the named conversation even when archived (restore it first); an unknown
+    # one is then a 404 instead of a new conversation.
+    restore: bool = False
 
 
 @dataclass
@@ -174,6 +177,31 @@ def _existing(found: ChatTurn | _BusyTurn, request: TurnRequest) -> ExistingTurn
             extra={"turnId": str(found.id), "sessionId": found.session_id},
         )
     return ExistingTurn(turn_id=found.id, session_id=found.session_id)
+
+
+async def _restore(
+    db: AsyncSession,
+    bus: EventBus,
+    repo: TurnRepository,
+    request: TurnRequest,
+    status: SessionStatus | str,
+) -> None:
+    """An archived (or expired) conversation the user writes in becomes active again; one
+    in the trash stays there (restoring it is History's explicit step)."""
+    assert request.session_id is not None
+    if status == SessionStatus.TRASHED:
+        raise SessionNotActiveError(
+            "This conversation is in the trash; restore it from History to continue it.",
+            code="session_trashed",
+            extra={"sessionId": request.session_id},
+        )
+    if status == SessionStatus.ACTIVE:
+        return  # expired but not yet archived by the sweeper: it simply goes on
+    await repo.restore_session(request.session_id)
+    bus.stage(
+        db,
+        user_event(request.user_id, "session", sessionId=request.session_id, change="restored"),
+    )
 
 
 def _check_target(request: TurnRequest, row: Any) -> None:
@@ -275,10 +303,14 @@ async def _open(
         # Unknown, ill-formed and another user's ids all end here as None: same query,
         # same answer (a new session), nothing about the other session revealed.
         locked = await repo.lock_session(request.session_id)
-        if locked is not None and (
+        closed = locked is not None and (
             locked.status != SessionStatus.ACTIVE
             or locked.last_activity_at < now - timedelta(seconds=ttl_seconds)
-        ):
+        )
+        if locked is not None and closed and request.restore:
+            await _restore(db, bus, repo, request, locked.status)
+            closed = False
+        if locked is not None and closed:
             if target_seq is not None:
                 # An edit or a regenerate belongs to this conversation; it never moves
                 # to a new one.
@@ -349,7 +381,7 @@ async def _open(
                     now=now,
                 ):
                     bus.stage(db, failed_event(user_id, session_id, busy.id))
-    if target_seq is not None and session_id is None:
+    if (target_seq is not None or request.restore) and session_id is None:
         raise no_session()
 
     if path_hash is None and request.path_key is not None and chain_on is not None:

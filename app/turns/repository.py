@@ -307,6 +307,18 @@ def _build_archive_session() -> sa.TextClause:
     return _compiled(stmt)
 
 
+def _build_restore_session() -> sa.TextClause:
+    """`POST /api/chat` with `restore`: the archived conversation is active again, in the
+    turn's opening transaction (the append that follows sets its last activity)."""
+    s = _SESSION
+    stmt = (
+        sa.update(s)
+        .where(*_owner(s, "id"))
+        .values(status=_value(s.c.status, SessionStatus.ACTIVE), archived_at=sa.null())
+    )
+    return _compiled(stmt)
+
+
 def _turn_insert(notified: sa.CTE) -> sa.Insert:
     """The turn, `generating` (its RETURNING runs `notified`)."""
     values = {
@@ -529,6 +541,7 @@ def _build_save_partials() -> sa.TextClause:
 LOCKED_SESSION = _build_locked_session()
 BUSY_TURN_AND_CONTEXT = _build_busy_turn_and_context()
 ARCHIVE_SESSION = _build_archive_session()
+RESTORE_SESSION = _build_restore_session()
 OPEN_ON_SESSION = _build_open_on_session()
 OPEN_REGENERATE = _build_open_regenerate()
 OPEN_WITH_NEW_SESSION = _build_open_with_new_session()
@@ -639,6 +652,20 @@ class TurnRepository:
         )
         return (await self.db.execute(stmt)).scalar_one_or_none()
 
+    async def failed_at(self, session_id: str, user_seq: int) -> ChatTurn | None:
+        """The newest turn that failed to answer the user message `user_seq`."""
+        stmt = (
+            owned(ChatTurn, self.user_id)
+            .where(
+                col(ChatTurn.session_id) == session_id,
+                col(ChatTurn.user_seq) == user_seq,
+                col(ChatTurn.status) == TurnStatus.FAILED,
+            )
+            .order_by(col(ChatTurn.started_at).desc())
+            .limit(1)
+        )
+        return (await self.db.execute(stmt)).scalar_one_or_none()
+
     async def in_session(self, *, session_id: str, turn_id: uuid.UUID) -> ChatTurn | None:
         stmt = owned(ChatTurn, self.user_id).where(
             col(ChatTurn.id) == turn_id, col(ChatTurn.session_id) == session_id
@@ -694,6 +721,10 @@ class TurnRepository:
     async def archive_session(self, session_id: str, *, now: datetime) -> None:
         params = {"session_id": session_id, "user_id": self.user_id, "now": now}
         await self.db.execute(ARCHIVE_SESSION, params)
+
+    async def restore_session(self, session_id: str) -> None:
+        params = {"session_id": session_id, "user_id": self.user_id}
+        await self.db.execute(RESTORE_SESSION, params)
 
     async def busy_turn_and_context(
         self,

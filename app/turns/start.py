@@ -79,6 +79,8 @@ async def start_turn(
     fingerprint = body.model_dump(mode="json")
     if fingerprint["model"] is None:
         del fingerprint["model"]  # the fingerprint of a request without one stays as it was
+    if not body.restore:
+        del fingerprint["restore"]  # a retry from before `restore` existed hashes the same
     hashes = _hashes(services, key, fingerprint)
     return await _start(
         db=db,
@@ -95,6 +97,7 @@ async def start_turn(
             edit_seq=body.edit_seq,
             path_key=_path_key(services),
             model=body.model,
+            restore=body.restore,
         ),
     )
 
