@@ -17,10 +17,10 @@ import {
   updateEmpty,
 } from "./chat-panel.js";
 import { announce, h } from "./dom.js";
-import { fetchDrafts, indexDrafts, refreshCards, renderItem } from "./drafts.js";
+import { indexDrafts, refreshCards, renderItem } from "./drafts.js";
 import { showError } from "./notices.js";
 import { startRetryCountdown } from "./quota.js";
-import { fetchConversation, fetchMessages, sessionPath } from "./sessions.js";
+import { fetchConversation, sessionPath } from "./sessions.js";
 import { openConversationId, state } from "./state.js";
 import { STREAM, beginLive, endLive, followEvents, readTurn } from "./stream.js";
 
@@ -94,11 +94,9 @@ async function moveHead(seq) {
   chat.loading = true;
   updateComposer();
   try {
-    const moved = await sendJson("PUT", `${sessionPath(id)}/head`, { seq });
-    const [conversation, drafts] = await Promise.all([
-      moved.nextAfterSeq === null ? moved : fetchMessages(id),
-      fetchDrafts(id),
-    ]);
+    await sendJson("PUT", `${sessionPath(id)}/head`, { seq });
+    // The new path with its drafts, in one request.
+    const { conversation, drafts } = await fetchConversation(id);
     if (token !== chat.loadToken) return false;
     drawPath(conversation, drafts);
     return true;
