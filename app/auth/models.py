@@ -66,6 +66,8 @@ class AccountEvent(SQLModel, table=True):
     id, what happened, when, and row counts."""
 
     __tablename__ = "account_event"
+    # What the audit purge scans (ACCOUNT_EVENT_RETENTION_DAYS).
+    __table_args__ = (sa.Index("ix_account_event_at", "at"),)
 
     id: int | None = Field(
         default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True)

@@ -1,0 +1,62 @@
+"""scheduled runs on the job queue
+
+Revision ID: 0024
+Revises: 0021
+Create Date: 2026-12-07
+
+A scheduled run of the instance's own work (the purges) is a `job` row with no owner and
+the start of its interval in `scheduled_for`. The unique index on (kind, scheduled_for)
+queues each run once per interval, however many processes try
+(INSERT ... ON CONFLICT DO NOTHING).
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+
+from alembic import op
+
+revision: str = "0024"
+down_revision: str | None = "0021"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.add_column("job", sa.Column("scheduled_for", sa.DateTime(timezone=True), nullable=True))
+    op.alter_column("job", "user_id", existing_type=sa.Uuid(), nullable=True)
+    op.create_check_constraint(
+        "scheduled_or_owned", "job", "(user_id IS NULL) = (scheduled_for IS NOT NULL)"
+    )
+    op.create_index(
+        "uq_job_kind_scheduled_for",
+        "job",
+        ["kind", "scheduled_for"],
+        unique=True,
+        postgresql_where=sa.text("scheduled_for IS NOT NULL"),
+    )
+    # What the purges scan.
+    op.create_index(
+        "ix_chat_turn_idempotency_started",
+        "chat_turn",
+        ["started_at"],
+        postgresql_where=sa.text("idempotency_key IS NOT NULL"),
+    )
+    op.create_index("ix_account_event_at", "account_event", ["at"])
+    op.create_index(
+        "ix_shared_link_expires_at",
+        "shared_link",
+        ["expires_at"],
+        postgresql_where=sa.text("expires_at IS NOT NULL"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_shared_link_expires_at", table_name="shared_link")
+    op.drop_index("ix_account_event_at", table_name="account_event")
+    op.drop_index("ix_chat_turn_idempotency_started", table_name="chat_turn")
+    op.execute("DELETE FROM job WHERE user_id IS NULL")
+    op.drop_index("uq_job_kind_scheduled_for", table_name="job")
+    op.drop_constraint("scheduled_or_owned", "job", type_="check")
+    op.alter_column("job", "user_id", existing_type=sa.Uuid(), nullable=False)
+    op.drop_column("job", "scheduled_for")
