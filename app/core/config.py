@@ -151,6 +151,10 @@ class Settings(BaseSettings):
     idempotency_key_ttl_hours: float = Field(default=24.0, ge=24, le=24 * 365)
     # An ended or expired sign-in is deleted this many hours later.
     sign_in_purge_after_hours: float = Field(default=0.0, ge=0, le=24 * 365)
+    # Retention: conversations idle longer than a user's setting (30/90/180/365 days) go to
+    # the trash, at most this many days for everyone (None: no maximum), every interval.
+    retention_max_days: int | None = Field(default=None, ge=1, le=36_500)
+    retention_interval_seconds: float = Field(default=3600.0, gt=0)
     # The account audit trail (account deletions) is kept this many days.
     account_event_retention_days: int = Field(default=400, ge=1, le=36_500)
 

@@ -25,6 +25,7 @@ class JobKind(enum.StrEnum):
     IDEMPOTENCY_PURGE = "idempotency_purge"
     SIGN_IN_PURGE = "sign_in_purge"
     ACCOUNT_EVENT_PURGE = "account_event_purge"
+    RETENTION = "retention"
 
 
 class JobStatus(enum.StrEnum):

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth.repository import AccountEventOperatorRepository, SignInOperatorRepository
+from app.conversations.retention import apply_retention
 from app.conversations.tasks import purge_trash
 from app.core.config import Settings
 from app.core.db import unit_of_work
@@ -68,6 +69,7 @@ def schedules(settings: Settings) -> list[tuple[JobKind, float]]:
         (JobKind.IDEMPOTENCY_PURGE, purge),
         (JobKind.SIGN_IN_PURGE, purge),
         (JobKind.ACCOUNT_EVENT_PURGE, purge),
+        (JobKind.RETENTION, settings.retention_interval_seconds),
     ]
 
 
@@ -136,7 +138,20 @@ async def purge_account_events(run: ScheduledRun) -> int:
     )
 
 
+async def retention(run: ScheduledRun) -> int:
+    """Conversations past their owner's retention (or RETENTION_MAX_DAYS), to the trash."""
+    return await apply_retention(
+        sessionmaker=run.sessionmaker,
+        now=run.now,
+        maximum=run.settings.retention_max_days,
+        trash_days=run.settings.trash_retention_days,
+        batch_size=run.settings.purge_batch_size,
+        bus=run.bus,
+    )
+
+
 RUNNERS: dict[str, Runner] = {
+    JobKind.RETENTION: retention,
     JobKind.JOB_PURGE: purge_jobs,
     JobKind.TRASH_PURGE: purge_trashed,
     JobKind.SHARE_LINK_PURGE: purge_share_links,
