@@ -11,7 +11,7 @@ import { startLive, stopLive } from "./live.js";
 import { showNotice } from "./notices.js";
 import { revealMessage } from "./chat-panel.js";
 import { refreshQuota } from "./quota.js";
-import { initSettings, loadApiKeys, loadSignIns } from "./settings.js";
+import { initSettings, loadApiKeys, loadRetention, loadSignIns } from "./settings.js";
 import { initShare } from "./share.js";
 import { setSessionId, setUser, state } from "./state.js";
 
@@ -89,6 +89,7 @@ function showSettings(visible) {
     $("password-done").textContent = "";
     loadSignIns();
     loadApiKeys();
+    loadRetention();
   }
 }
 
