@@ -3,7 +3,8 @@
 The setting is 30, 90, 180 or 365 days after the last activity, off by default;
 RETENTION_MAX_DAYS, when set, applies to everyone (a user can choose less, never more).
 Pinned conversations are exempt. Conversations go to the trash, where Undo (restore) works
-until the trash purge deletes them TRASH_RETENTION_DAYS later; each one leaves an
+until the trash purge deletes them TRASH_RETENTION_DAYS later (RETENTION_SKIP_TRASH: they
+are deleted for good at once, audit action `purge`); each one leaves an
 `audit_event` (action `trash`, no actor) and each run that moved any a `retention_run`
 row with its count. It runs as a scheduled run of the job queue (`app.jobs.schedule`).
 """
@@ -17,8 +18,12 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.conversations import trash
-from app.conversations.models import RetentionRun
-from app.conversations.repository import RetentionOperatorRepository, RetentionRepository
+from app.conversations.models import AuditAction, RetentionRun
+from app.conversations.repository import (
+    ConversationRepository,
+    RetentionOperatorRepository,
+    RetentionRepository,
+)
 from app.core.db import unit_of_work
 from app.core.errors import InvalidInputError
 from app.events.bus import EventBus
@@ -88,6 +93,7 @@ async def apply_retention(
     maximum: int | None,
     trash_days: int,
     batch_size: int,
+    skip_trash: bool = False,
     bus: EventBus | None = None,
 ) -> int:
     """One run for every user it applies to: moves their due conversations to the trash
@@ -104,7 +110,16 @@ async def apply_retention(
             async with unit_of_work(sessionmaker, bus) as session:
                 repo = RetentionRepository(session, user_id)
                 due = await repo.due(cutoff(now, days), batch=batch_size)
-                for chat_session in due:
+                if skip_trash:
+                    await trash.delete_conversations(
+                        session=session,
+                        repository=ConversationRepository(session, user_id),
+                        ids=[c.id for c in due],
+                        now=now,
+                        actor=trash.SYSTEM,
+                        action=AuditAction.PURGE,
+                    )
+                for chat_session in due if not skip_trash else ():
                     await trash.trash(
                         session=session,
                         chat_session=chat_session,

@@ -155,6 +155,8 @@ class Settings(BaseSettings):
     # the trash, at most this many days for everyone (None: no maximum), every interval.
     retention_max_days: int | None = Field(default=None, ge=1, le=36_500)
     retention_interval_seconds: float = Field(default=3600.0, gt=0)
+    # Retention deletes for good at once rather than moving to the trash (no Undo).
+    retention_skip_trash: bool = False
     # The account audit trail (account deletions) is kept this many days.
     account_event_retention_days: int = Field(default=400, ge=1, le=36_500)
 

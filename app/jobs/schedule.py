@@ -146,6 +146,7 @@ async def retention(run: ScheduledRun) -> int:
         maximum=run.settings.retention_max_days,
         trash_days=run.settings.trash_retention_days,
         batch_size=run.settings.purge_batch_size,
+        skip_trash=run.settings.retention_skip_trash,
         bus=run.bus,
     )
 

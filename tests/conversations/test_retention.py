@@ -27,13 +27,14 @@ async def _ids(client, headers, **params) -> list[str]:
     return sorted(i["id"] for i in r.json()["items"])
 
 
-async def _run(app, settings, maximum=None) -> int:
+async def _run(app, settings, maximum=None, skip_trash=False) -> int:
     return await apply_retention(
         sessionmaker=app.state.sessionmaker,
         now=app.state.clock.now(),
         maximum=maximum,
         trash_days=settings.trash_retention_days,
         batch_size=2,
+        skip_trash=skip_trash,
     )
 
 
@@ -113,3 +114,20 @@ async def test_retention_is_a_scheduled_run(client, app, settings, clock):
     clock.advance(timedelta(days=91).total_seconds())
     assert (await run_due(app, settings))["retention"] == 1
     assert await _ids(client, me, status="trash") == [sid]
+
+
+async def test_an_operator_can_skip_the_trash(client, app, settings, clock):
+    me = await register(client)
+    sid = await _start(client, me, "gone for good")
+    assert (await client.put("/api/me/retention", json={"days": 30}, headers=me)).is_success
+    clock.advance(timedelta(days=31).total_seconds())
+    assert await _run(app, settings, skip_trash=True) == 1
+    assert await _ids(client, me, status="trash") == []
+    assert (await client.get(f"/api/sessions/{sid}", headers=me)).status_code == 404
+    async with app.state.sessionmaker() as db:
+        left = await db.execute(
+            sa.text("SELECT count(*) FROM chat_message WHERE session_id = :s"), {"s": sid}
+        )
+        assert left.scalar_one() == 0
+    runs = (await client.get("/api/me/retention", headers=me)).json()["runs"]
+    assert [r["trashed"] for r in runs] == [1]
