@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install lock run test test-storage test-pgbouncer lint fmt migrate revision bench bench-quick bench-deps clean browser-deps pgbouncer-deps vendor-web
+.PHONY: help install lock run test test-storage test-pgbouncer lint fmt migrate revision bench bench-quick bench-deps clean browser-deps pgbouncer-deps node-deps vendor-web
 
 help:
 	@echo "make run      - install, migrate and serve on http://127.0.0.1:8000 (embedded PostgreSQL)"
@@ -84,13 +84,33 @@ pgbouncer-deps:
 			"Install with: sudo apt-get install -y pgbouncer"; \
 	fi
 
+# The official openai npm package, for the tests that drive /v1 from Node.js
+# (tests/openai_api/test_node.py): `npm ci` in tests/node, exactly what its package-lock.json
+# pins, whenever that lock is newer than the install. Without Node.js those tests skip with a
+# note, and this fails under CI=true.
+NODE_LOCK := tests/node/package-lock.json
+NODE_STAMP := tests/node/node_modules/.package-lock.json
+
+node-deps:
+	@if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then \
+		[ $(NODE_STAMP) -nt $(NODE_LOCK) ] \
+		|| (cd tests/node && npm ci --no-audit --no-fund --loglevel=error) \
+		|| { echo "error: npm ci in tests/node failed"; exit 1; }; \
+	elif [ "$(CI)" = true ]; then \
+		echo "error: Node.js (node and npm) is missing: the openai npm client tests need it"; \
+		exit 1; \
+	else \
+		echo "note: Node.js is missing, so the openai npm client tests will not run." \
+			"Install it with: sudo apt-get install -y nodejs npm"; \
+	fi
+
 # Two workers (pytest-xdist), each with its own database on the same server: the suite
 # waits on browsers, servers and sockets more than on the CPU. PYTEST_WORKERS=0 runs it in
 # one process.
 PYTEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
-test: $(STAMP) browser-deps pgbouncer-deps
+test: $(STAMP) browser-deps pgbouncer-deps node-deps
 	$(PYTEST) --durations=15 $(PYTEST_ARGS)
 	@$(MAKE) --no-print-directory test-pgbouncer
 

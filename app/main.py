@@ -48,6 +48,9 @@ from app.jobs.router import router as jobs_router
 from app.jobs.worker import JobWorker, running_job_worker
 from app.mail.service import Mailer
 from app.models import metadata as _every_table  # noqa: F401  (and the domains' reactions)
+from app.openai_api.errors import OpenAIErrorMiddleware
+from app.openai_api.router import completions_router as openai_completions_router
+from app.openai_api.router import router as openai_router
 from app.ratelimit.setup import install_rate_limits
 from app.sharing.router import public_router as shared_router
 from app.sharing.router import router as sharing_router
@@ -214,6 +217,8 @@ def create_app(
     app.include_router(exports_router)
     app.include_router(imports_router)
     app.include_router(jobs_router)
+    app.include_router(openai_completions_router)
+    app.include_router(openai_router)
     app.include_router(assistant_router)
     app.include_router(admin_router)
     app.include_router(health_router)
@@ -244,5 +249,7 @@ def create_app(
         SecurityHeadersMiddleware,
         hsts_max_age=settings.hsts_max_age_seconds if settings.cookie_secure else None,
     )
+    # `/v1` answers errors in OpenAI's shape, whichever layer above raised them.
+    app.add_middleware(OpenAIErrorMiddleware)
     app.add_middleware(MetricsMiddleware)
     return app

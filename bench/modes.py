@@ -41,6 +41,8 @@ class Mode:
     # PDF layout against message size
     pdf_layout_lines: tuple[int, ...]
     pdf_layout_repeats: int
+    # opening a tree against a chain (bench/tree_cost.py): the active path's length
+    tree_path: int
 
 
 FULL = Mode(
@@ -72,6 +74,7 @@ FULL = Mode(
     real_model_event_streams=1_000,
     pdf_layout_lines=(1_000, 8_000, 15_000),
     pdf_layout_repeats=3,
+    tree_path=1_000,
 )
 
 QUICK = Mode(
@@ -103,6 +106,7 @@ QUICK = Mode(
     real_model_event_streams=300,
     pdf_layout_lines=(1_000, 8_000, 15_000),
     pdf_layout_repeats=1,
+    tree_path=1_000,
 )
 
 SMOKE = Mode(
@@ -134,6 +138,7 @@ SMOKE = Mode(
     real_model_event_streams=10,
     pdf_layout_lines=(1_000, 8_000),
     pdf_layout_repeats=1,
+    tree_path=50,
 )
 
 MODES = {m.name: m for m in (FULL, QUICK, SMOKE)}

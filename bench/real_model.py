@@ -139,7 +139,9 @@ def fake_model(seconds: float) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def chatkeep(database_url: str, model_base: str, data_dir: Path) -> Iterator[tuple[str, int]]:
+def chatkeep(
+    database_url: str, model_base: str, data_dir: Path, model: str | None = None
+) -> Iterator[tuple[str, int]]:
     """One `uvicorn app.asgi:app` process on the real model; yields (base URL, pid)."""
     port = _free_port()
     env = {
@@ -156,6 +158,7 @@ def chatkeep(database_url: str, model_base: str, data_dir: Path) -> Iterator[tup
         "LLM_MAX_RETRIES": "0",  # a failure shows as one, not as a slow success
         "ACCESS_TOKEN_TTL_SECONDS": str(TOKEN_TTL_SECONDS),
         "PYTHONDONTWRITEBYTECODE": "1",
+        **({"LLM_MODEL": model} if model else {}),
     }
     cmd = [
         sys.executable, "-m", "uvicorn", "app.asgi:app",

@@ -159,6 +159,9 @@ class ChatSession(SQLModel, table=True):
     # Where an imported conversation came from (`chatgpt`, `claude`, `openwebui`,
     # `chatkeep`); null for one started here.
     imported_from: str | None = Field(default=None, max_length=16, nullable=True)
+    # The name of the API key a conversation was started with (`POST /v1/chat/completions`);
+    # null for one started anywhere else.
+    api_client: str | None = Field(default=None, max_length=100, nullable=True)
     pinned: bool = Field(
         default=False, sa_column=sa.Column(sa.Boolean, nullable=False, server_default="false")
     )
@@ -208,6 +211,13 @@ class ChatMessage(SQLModel, table=True):
             postgresql_ops={"content": "gin_trgm_ops"},
         ),
         same_owner_fk("chat_message", "session_id", "chat_session"),
+        # The stored path a client of /v1 resends (`app.conversations.paths`).
+        sa.Index(
+            "ix_chat_message_user_path_hash",
+            "user_id",
+            "path_hash",
+            postgresql_where=sa.text("path_hash IS NOT NULL"),
+        ),
     )
     __mapper_args__ = {"exclude_properties": ["content_tsv"]}
 
@@ -234,6 +244,11 @@ class ChatMessage(SQLModel, table=True):
         ),
     )
     created_at: datetime = Field(sa_column=_tz())
+    # The keyed hash chained along the path from the root to this message
+    # (`app.conversations.paths`); null for system messages and rows written before it.
+    path_hash: bytes | None = Field(
+        default=None, sa_column=sa.Column(sa.LargeBinary, nullable=True)
+    )
 
 
 class SweepRun(SQLModel, table=True):

@@ -58,6 +58,37 @@ Position = tuple[bool, datetime, str]
 
 _sessions = ChatSession.__table__  # type: ignore[attr-defined]
 _messages = ChatMessage.__table__  # type: ignore[attr-defined]
+
+# Which of the messages :seqs (one per session of :ids) lie on their session's active path.
+# A session whose stored messages are all on the path (a single chain: as many messages as
+# the head's depth) answers at once; any other is walked up from the head, stopping below
+# the message (ancestors only get older), so the walk is as long as the path after it.
+_ON_PATH = sa.text(
+    """
+    WITH RECURSIVE hit AS (
+        SELECT s.id AS session_id, s.head_seq, q.seq AS match_seq,
+               s.message_count = h.depth AS chain
+        FROM unnest(CAST(:ids AS varchar[]), CAST(:seqs AS integer[])) AS q (session_id, seq)
+        JOIN chat_session s ON s.id = q.session_id AND s.user_id = :user_id
+        JOIN chat_message h ON h.session_id = s.id AND h.user_id = :user_id
+                           AND h.seq = s.head_seq
+    ),
+    walk (session_id, seq, parent_seq, match_seq) AS (
+        SELECT m.session_id, m.seq, m.parent_seq, hit.match_seq FROM hit
+        JOIN chat_message m ON m.session_id = hit.session_id AND m.user_id = :user_id
+                           AND m.seq = hit.head_seq
+        WHERE NOT hit.chain AND m.seq >= hit.match_seq
+        UNION ALL
+        SELECT m.session_id, m.seq, m.parent_seq, w.match_seq FROM walk w
+        JOIN chat_message m ON m.session_id = w.session_id AND m.user_id = :user_id
+                           AND m.seq = w.parent_seq
+        WHERE m.seq >= w.match_seq
+    )
+    SELECT session_id FROM hit WHERE chain
+    UNION
+    SELECT session_id FROM walk WHERE seq = match_seq
+    """
+)
 _links = SharedLink.__table__  # type: ignore[attr-defined]
 
 
@@ -314,6 +345,7 @@ async def _page(
             s.pinned,
             s.tags,
             s.imported_from,
+            s.api_client,
             user_id=user_id,
             flt=flt,
             plan=plan,
@@ -497,6 +529,17 @@ class HistoryRepository:
         return await _first_matches(
             session=self.session, user_id=self.owner_id, terms=terms, ids=ids
         )
+
+    async def on_active_path(self, seqs: dict[str, int]) -> set[str]:
+        """The ids of the sessions (of `seqs`: session id -> message seq) whose message lies
+        on their active path, in one query for all of them."""
+        if not seqs:
+            return set()
+        ids = list(seqs)
+        rows = await self.session.execute(
+            _ON_PATH, {"ids": ids, "seqs": [seqs[i] for i in ids], "user_id": self.owner_id}
+        )
+        return set(rows.scalars().all())
 
     async def archive_all(self, now: datetime) -> list[str]:
         """Archives every active session of the owner; returns their ids."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -34,6 +34,16 @@ class MessageOut(ApiModel):
     truncated: bool = Field(
         default=False, description="A reply cut at MAX_REPLY_CHARS (the model wrote more)"
     )
+    tool_calls: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="A reply through `/v1` that called the client's tools: the calls, in "
+        "OpenAI's shape; null otherwise.",
+    )
+    tool_call_id: str | None = Field(
+        default=None,
+        description="A tool's result sent through `/v1` (stored with role `user`): the "
+        "call it answers; null otherwise.",
+    )
 
 
 class SessionOut(ApiModel):
@@ -58,6 +68,11 @@ class SessionOut(ApiModel):
         default=None,
         description="Where an imported conversation came from: `chatgpt`, `claude`, "
         "`openwebui` or `chatkeep`; null for one started here.",
+    )
+    api_client: str | None = Field(
+        default=None,
+        description="The name of the API key a conversation was started with through "
+        "`/v1/chat/completions`; null for one started anywhere else.",
     )
 
 
@@ -121,8 +136,14 @@ class SessionSummary(SessionOut):
     )
     match_seq: int | None = Field(
         default=None,
-        description="With `q`: the seq of the first matching message; null when only the "
-        "title matched.",
+        description="With `q`: the seq of the first matching message, on any branch; null "
+        "when only the title matched.",
+    )
+    match_on_path: bool | None = Field(
+        default=None,
+        description="With `q` and a `matchSeq`: whether that message is on the active path; "
+        'when false, `PUT /api/sessions/{id}/head` with `{"seq": matchSeq}` opens its branch. '
+        "Null when `matchSeq` is null.",
     )
     snippet: SnippetOut | None = Field(
         default=None, description="With `q`: the text around the match, with its offsets."

@@ -122,12 +122,18 @@ async def _with_matches(
     a session found by its title alone gets a snippet of the title."""
     terms = search.split_terms(q)
     first = await repo.first_matches(terms, [item.id for item in items])
+    on_path = await repo.on_active_path({sid: seq for sid, (seq, _) in first.items()})
     out = []
     for item in items:
         seq, text = first.get(item.id, (None, item.title))
         found = search.snippet(text, terms) or search.snippet(item.title, terms)
         snippet = SnippetOut.model_validate(found) if found is not None else None
-        out.append(item.model_copy(update={"match_seq": seq, "snippet": snippet}))
+        update = {
+            "match_seq": seq,
+            "match_on_path": None if seq is None else item.id in on_path,
+            "snippet": snippet,
+        }
+        out.append(item.model_copy(update=update))
     return out
 
 
@@ -175,6 +181,7 @@ async def list_sessions(
             pinned=r["pinned"],
             tags=list(r["tags"]),
             imported_from=r["imported_from"],
+            api_client=r["api_client"],
             expires_at=(
                 expires_at(
                     status=r["status"],

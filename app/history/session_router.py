@@ -90,6 +90,7 @@ def _detail(reading: SessionReading, *, base: str, now: datetime) -> SessionDeta
         pinned=chat_session.pinned,
         tags=list(chat_session.tags),
         imported_from=chat_session.imported_from,
+        api_client=chat_session.api_client,
         message_count=reading.path_length,
         head_seq=chat_session.head_seq,
         usage=UsageOut(
@@ -116,6 +117,8 @@ def _detail(reading: SessionReading, *, base: str, now: datetime) -> SessionDeta
                 created_at=m.created_at,
                 stopped=bool(m.meta.get("stopped")),
                 truncated=bool(m.meta.get("truncated")),
+                tool_calls=m.meta.get("toolCalls"),
+                tool_call_id=m.meta.get("toolCallId"),
             )
             for m in reading.messages
         ],

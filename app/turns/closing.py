@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.assistant.base import Usage
+from app.conversations import paths
 from app.conversations.models import MessageRole
 from app.core.db import commit, roll_back
 from app.events.bus import EventBus, user_event
@@ -30,6 +31,7 @@ class ClosedTurn:
     reply_seq: int
     image_url: str | None
     status: str
+    tool_calls: list[dict[str, Any]] | None = None  # a reply of /v1 that called tools
 
 
 async def close_turn(
@@ -71,6 +73,15 @@ async def close_turn(
                 stopped=stopped or truncated,  # cut off either way: only what was complete
             )
             meta: dict[str, Any] = {"assistant": opened.assistant.name, **recorded.metadata}
+            tool_calls = recorded.metadata.get("toolCalls")
+            reply_hash = None
+            if opened.path_key is not None and opened.user_path_hash is not None:
+                reply_hash = paths.chain(
+                    opened.path_key,
+                    opened.user_path_hash,
+                    MessageRole.ASSISTANT.value,
+                    paths.hashed_content(text, tool_calls),
+                )
             if stopped:
                 meta["stopped"] = True
             if truncated:
@@ -104,12 +115,18 @@ async def close_turn(
                 meta=meta,
                 now=now,
                 payloads=bus.take_notifies(db),
+                path_hash=reply_hash,
             )
             await commit(db, bus)
         except BaseException:
             await roll_back(db, bus)
             raise
-    return ClosedTurn(reply_seq=reply_seq, image_url=recorded.image_url, status=status.value)
+    return ClosedTurn(
+        reply_seq=reply_seq,
+        image_url=recorded.image_url,
+        status=status.value,
+        tool_calls=tool_calls,
+    )
 
 
 async def fail_turn(

@@ -31,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.assistant.base import Assistant, HistoryMessage, TurnInput
+from app.conversations import paths
 from app.conversations.ids import is_well_formed, new_session_id
 from app.conversations.models import MessageRole, SessionStatus
 from app.conversations.service import ContextLimits, title_from_message
@@ -67,6 +68,17 @@ class TurnRequest:
     # A regenerated reply: the assistant message it is a new version of, or the user
     # message it answers. `message` is unused (the stored message is answered).
     regenerate_seq: int | None = None
+    # A new message under this one of the session rather than under its head (a client of
+    # /v1 that resent a stored path; null: the head).
+    parent_seq: int | None = None
+    # The message's path hash (`app.conversations.paths`), when the caller knows it (/v1);
+    # else it is chained here on its parent's. `path_key` keys the chain; null: no hashes.
+    path_hash: bytes | None = None
+    path_key: bytes | None = None
+    # More of the message's metadata (what a client of /v1 sent beside the text).
+    message_meta: dict[str, Any] | None = None
+    # A new conversation: the name of the API key it is started with.
+    api_client: str | None = None
 
 
 @dataclass
@@ -83,6 +95,9 @@ class OpenedTurn:
     assistant: Assistant
     # The head as this turn left it: the reply becomes the head unless it moved meanwhile.
     expected_head: int | None = None
+    # The asking message's path hash and the key that chains the reply's onto it.
+    user_path_hash: bytes | None = None
+    path_key: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -249,6 +264,10 @@ async def _open(
     history: list[HistoryMessage] = []
     target_seq = request.edit_seq if request.edit_seq is not None else request.regenerate_seq
     regenerate = request.regenerate_seq is not None
+    # The message's path hash: given (/v1), or chained on its parent's here (unknown when
+    # the parent has none: written before path hashes, or imported).
+    path_hash = request.path_hash
+    chain_on: tuple[bytes | None] | None = (None,)  # a first message chains on nothing
     if request.session_id is not None and is_well_formed(request.session_id):
         # Unknown, ill-formed and another user's ids all end here as None: same query,
         # same answer (a new session), nothing about the other session revealed.
@@ -277,14 +296,22 @@ async def _open(
             busy_row = await repo.busy_turn_and_context(
                 session_id,
                 limit=limits.max_messages,
-                head_seq=locked.head_seq,
+                head_seq=(
+                    request.parent_seq if request.parent_seq is not None else locked.head_seq
+                ),
                 target_seq=target_seq,
                 regenerate=regenerate,
             )
             if target_seq is not None:
                 _check_target(request, busy_row)
             parent_seq = busy_row.parent_seq
+            if parent_seq is not None and busy_row.parent_role != MessageRole.SYSTEM:
+                parent_hash = busy_row.parent_path_hash
+                chain_on = (bytes(parent_hash),) if parent_hash is not None else None
             if regenerate:
+                chain_on = None
+                if path_hash is None and busy_row.asked_path_hash is not None:
+                    path_hash = bytes(busy_row.asked_path_hash)
                 seq = busy_row.asked_seq
                 message = repo.asked_message(session_id, busy_row)
                 expected_head = locked.head_seq
@@ -320,9 +347,16 @@ async def _open(
     if target_seq is not None and session_id is None:
         raise no_session()
 
+    if path_hash is None and request.path_key is not None and chain_on is not None:
+        path_hash = paths.chain(request.path_key, chain_on[0], MessageRole.USER.value, message)
     turn_id = uuid.uuid4()
+    meta: dict[str, Any] = dict(request.message_meta or {})
+    if request.context:
+        meta["context"] = request.context
     params: dict[str, Any] = {
-        "meta": {"context": request.context} if request.context else {},
+        "meta": meta,
+        "path_hash": path_hash,
+        "api_client": request.api_client,
         "now": now,
         "turn_id": turn_id,
         "assistant": assistant.name,
@@ -391,4 +425,6 @@ async def _open(
         prepared=prepared,
         assistant=assistant,
         expected_head=expected_head,
+        user_path_hash=path_hash,
+        path_key=request.path_key,
     )

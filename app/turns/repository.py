@@ -48,11 +48,11 @@ from app.conversations.models import (
     SessionStatus,
 )
 from app.conversations.repository import upsert_search_tokens as upsert_tokens
-from app.conversations.service import ContextLimits, open_message, pick_context
+from app.conversations.service import ContextLimits, pick_context
 from app.core.tenancy import owned, owned_update
 from app.encryption.blind_index import token_row
 from app.encryption.crypto import Keyring, keyring_of
-from app.encryption.sealed import seal_row
+from app.encryption.sealed import open_column, seal_row
 from app.events.bus import CHANNEL
 from app.turns.models import ChatTurn, TurnStatus
 
@@ -203,7 +203,15 @@ def _build_busy_turn_and_context() -> sa.TextClause:
         sa.case((target.c.role == _ASSISTANT, target.c.parent_seq), else_=target.c.seq)
     ).scalar_subquery()
     asked = (
-        sa.select(m.c.seq, m.c.role, m.c.parent_seq, m.c.content, m.c.content_sealed, m.c.key_id)
+        sa.select(
+            m.c.seq,
+            m.c.role,
+            m.c.parent_seq,
+            m.c.content,
+            m.c.content_sealed,
+            m.c.key_id,
+            m.c.path_hash,
+        )
         .where(regenerate, *_owner(m), m.c.seq == asked_seq)
         .cte("asked")
     )
@@ -254,6 +262,17 @@ def _build_busy_turn_and_context() -> sa.TextClause:
     def one(column: sa.ColumnElement[Any], label: str) -> sa.Label[Any]:
         return sa.select(column).scalar_subquery().label(label)
 
+    # The new message's parent: its role and path hash (what the new one's chains on).
+    parent = _MESSAGE.alias("parent")
+
+    def of_parent(column: str) -> sa.Label[Any]:
+        return (
+            sa.select(parent.c[column])
+            .where(*_owner(parent), parent.c.seq == sa.select(start.c.seq).scalar_subquery())
+            .scalar_subquery()
+            .label(f"parent_{column}")
+        )
+
     t = _TURN.alias("t")
     alone = sa.select(ONE).subquery("one")
     stmt = sa.select(
@@ -271,6 +290,9 @@ def _build_busy_turn_and_context() -> sa.TextClause:
         one(asked.c.content, "asked_content"),
         one(asked.c.content_sealed, "asked_sealed"),
         one(asked.c.key_id, "asked_key_id"),
+        one(asked.c.path_hash, "asked_path_hash"),
+        of_parent("role"),
+        of_parent("path_hash"),
     ).select_from(alone.outerjoin(t, sa.and_(*_owner(t), t.c.status == _GENERATING)))
     return _compiled(stmt)
 
@@ -316,6 +338,7 @@ def _user_message() -> sa.CTE:
         "content_sealed": _p("content_sealed"),
         "key_id": _p("key_id"),
         "metadata": _p("meta"),
+        "path_hash": sa.cast(_p("path_hash"), sa.LargeBinary),
         "created_at": _p("now"),
     }
     return sa.insert(_MESSAGE).values(full_row(_MESSAGE, values)).cte("user_message")
@@ -360,6 +383,7 @@ def _build_open_with_new_session() -> sa.TextClause:
         "last_activity_at": _p("now"),
         "message_count": ONE,
         "head_seq": ONE,
+        "api_client": sa.cast(_p("api_client"), sa.String),
     }
     notified = _notified()
     new_session = sa.insert(_SESSION).values(full_row(_SESSION, values)).cte("new_session")
@@ -438,6 +462,7 @@ def _build_insert_reply() -> sa.TextClause:
         "key_id": _p("key_id"),
         "image_url": _p("image_url"),
         "metadata": _p("meta"),
+        "path_hash": sa.cast(_p("path_hash"), sa.LargeBinary),
         "created_at": _p("now"),
     }
     notified = _notified()
@@ -546,6 +571,30 @@ def _sealed_title(
     }
 
 
+def _opened(
+    db: AsyncSession,
+    user_id: uuid.UUID,
+    session_id: str,
+    seq: int,
+    sealed: bytes | None,
+    key_id: str | None,
+    plain: str = "",
+) -> str:
+    """A message's content as read by a prebuilt statement: `plain`, or the sealed copy
+    opened with ENCRYPTION_KEYS."""
+    content: str = open_column(
+        keyring_of(db),
+        ChatMessage,
+        "content",
+        plain=plain,
+        sealed=sealed,
+        key_id=key_id,
+        user_id=user_id,
+        row=(session_id, seq),
+    )
+    return content
+
+
 def _notify(payloads: list[str]) -> dict[str, Any]:
     return {"channel": CHANNEL, "payloads": payloads}
 
@@ -616,7 +665,7 @@ class TurnRepository:
         if row is None:
             return None
         if row[4] is not None:  # sealed: the whole reply is opened, then cut here
-            reply = open_message(self.db, self.user_id, session_id, reply_seq, row[3], row[4])
+            reply = _opened(self.db, self.user_id, session_id, reply_seq, row[3], row[4])
             return reply[offset:], len(reply), row[2], bool(row[5])
         return row[0] or "", int(row[1] or 0), row[2], bool(row[5])
 
@@ -653,7 +702,7 @@ class TurnRepository:
 
     def asked_message(self, session_id: str, row: sa.Row[Any]) -> str:
         """The text of the user message a regenerated reply answers (opened)."""
-        return open_message(
+        return _opened(
             self.db,
             self.user_id,
             session_id,
@@ -671,7 +720,7 @@ class TurnRepository:
         def open_content(seq: int, sealed: Any, key_id: str | None, plain: str) -> str:
             if isinstance(sealed, str):  # read as JSON: a sealed bytea arrives as '\x…'
                 sealed = bytes.fromhex(sealed.removeprefix("\\x"))
-            return open_message(self.db, self.user_id, session_id, seq, sealed, key_id, plain)
+            return _opened(self.db, self.user_id, session_id, seq, sealed, key_id, plain)
 
         opener: Callable[[int, Any, str | None, str], str] = open_content
         return pick_context(row.context, limits, opener)
@@ -760,6 +809,7 @@ class TurnRepository:
         meta: dict[str, Any],
         now: datetime,
         payloads: list[str],
+        path_hash: bytes | None = None,
     ) -> None:
         keyring = keyring_of(self.db)
         user_id = self.user_id
@@ -777,6 +827,7 @@ class TurnRepository:
             **sealed,
             "image_url": image_url,
             "meta": meta,
+            "path_hash": path_hash,
             "now": now,
             **_notify(payloads),
         }

@@ -267,18 +267,18 @@ class TurnRunner:
                     )
                     outcome = "ok" if closed.status == "done" else closed.status
                     CHAT_TURNS.labels(outcome=outcome).inc()
-                    live.finish(
-                        "done",
-                        {
-                            "reply": text,
-                            "imageUrl": closed.image_url,
-                            "sessionId": opened.session_id,
-                            "seq": closed.reply_seq,
-                            "stopped": closed.status == "stopped",
-                            "truncated": live.truncated,
-                            "usage": live.usage.as_json() if live.usage else None,
-                        },
-                    )
+                    payload: dict[str, Any] = {
+                        "reply": text,
+                        "imageUrl": closed.image_url,
+                        "sessionId": opened.session_id,
+                        "seq": closed.reply_seq,
+                        "stopped": closed.status == "stopped",
+                        "truncated": live.truncated,
+                        "usage": live.usage.as_json() if live.usage else None,
+                    }
+                    if closed.tool_calls:  # a reply of /v1 that called the client's tools
+                        payload["toolCalls"] = closed.tool_calls
+                    live.finish("done", payload)
                 else:
                     await fail_turn(
                         sessionmaker=self.sessionmaker,

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.conversations import paths
 from app.conversations import service as conversations
 from app.conversations.schemas import ChatMessageIn, ChatRequest, RegenerateRequest
 from app.core.errors import InvalidInputError, ServiceUnavailableError
@@ -61,6 +62,7 @@ async def start_turn(
             request_hash=hashes[0],
             legacy_request_hash=hashes[1],
             edit_seq=body.edit_seq,
+            path_key=_path_key(services),
         ),
     )
 
@@ -94,8 +96,14 @@ async def start_regenerate(
             request_hash=hashes[0],
             legacy_request_hash=hashes[1],
             regenerate_seq=seq,
+            path_key=_path_key(services),
         ),
     )
+
+
+def _path_key(services: TurnServices) -> bytes:
+    """The key of the messages' path hashes (`app.conversations.paths`)."""
+    return paths.path_hash_key(services.settings.resolved_secret_key())
 
 
 def _hashes(services: TurnServices, key: str | None, payload: Any) -> tuple[str | None, str | None]:
@@ -145,3 +153,18 @@ async def _start(
     await db.close()
     slot.release()
     return turn_id
+
+
+def fingerprint(
+    services: TurnServices, idempotency_key: str | None, payload: Any
+) -> tuple[str | None, str | None]:
+    """The keyed fingerprint of a request body (and its older plain form) that an
+    Idempotency-Key is checked against; none without a key."""
+    return _hashes(services, idempotency_key, payload)
+
+
+async def start_request(
+    *, db: AsyncSession, services: TurnServices, slot: OpenSlot, request: opening.TurnRequest
+) -> uuid.UUID:
+    """A turn that another API built the request of (`/v1`): as `start_turn`."""
+    return await _start(db=db, services=services, slot=slot, request=request)

@@ -64,6 +64,7 @@ def test_bench_quick_smoke_prints_every_table() -> None:
         "== Live events fan-out:",
         "== PDF layout",
         "== Encryption at rest: one chat turn",
+        "== Opening a conversation: a 50-message chain",
         "== Goals ==",
     ):
         assert title in out, f"missing table {title!r}:\n{out[-3000:]}"
@@ -81,6 +82,7 @@ def test_bench_quick_smoke_prints_every_table() -> None:
         "Chatkeep turn / floor turn at 10 msgs (median)",
         "chat turn p99 during the sweep / before it",
         "PDF of 8,000 lines / 1,000 lines (CPU time)",
+        "opening 50 branches / a 50-message chain (median)",
     }
     # The sweep archived every expired session it was given.
     assert saved["figures"]["sweeper"]["archived"] == saved["figures"]["sweeper"]["sessions"]

@@ -341,6 +341,64 @@ async def test_history_and_share_links_follow_the_active_path(client, app):
     assert shares[0]["messageCount"] == 4
 
 
+async def test_a_search_hit_off_the_active_path_says_so(client, app):
+    app.state.assistant = RecordingAssistant()
+    me = await register(client)
+    sid = (await chat(client, me, "hello")).json()["sessionId"]
+    await chat(client, me, "about walruses", session_id=sid)  # 3, 4
+    await _edit(client, me, sid, 3, "about penguins")  # 5, 6: the head's branch
+    chain = (await chat(client, me, "walruses again")).json()["sessionId"]  # no branches
+
+    async def hit(q: str, sid: str) -> Any:
+        r = await client.get("/api/sessions", params={"q": q}, headers=me)
+        assert r.status_code == 200, r.text
+        return next(i for i in r.json()["items"] if i["id"] == sid)
+
+    off = await hit("walruses", sid)
+    assert off["matchSeq"] == 3 and off["matchOnPath"] is False
+    on = await hit("penguins", sid)
+    assert on["matchSeq"] == 5 and on["matchOnPath"] is True
+    assert (await hit("walruses", chain))["matchOnPath"] is True
+    # Opening the hit's branch puts it on the path.
+    moved = await client.put(f"/api/sessions/{sid}/head", json={"seq": 3}, headers=me)
+    assert moved.status_code == 200 and 3 in [m["seq"] for m in moved.json()["messages"]]
+    assert (await hit("walruses", sid))["matchOnPath"] is True
+    assert (await hit("penguins", sid))["matchOnPath"] is False
+    # A title-only match has neither.
+    titled = await hit("hello", sid)
+    assert titled["matchSeq"] == 1 and titled["matchOnPath"] is True
+    r = await client.get("/api/sessions", headers=me)
+    assert all(i["matchSeq"] is None and i["matchOnPath"] is None for i in r.json()["items"])
+
+
+async def test_an_archived_or_trashed_conversation_is_not_edited(client, app):
+    recorder = RecordingAssistant()
+    app.state.assistant = recorder
+    me = await register(client)
+    sid = (await chat(client, me, "hello")).json()["sessionId"]
+    assert (await client.post(f"/api/sessions/{sid}/archive", headers=me)).status_code == 200
+    for action in ("archived", "trashed"):
+        for r in (
+            await _edit(client, me, sid, 1, "hi"),
+            await _regenerate(client, me, sid, 2),
+            await _regenerate(client, me, sid, 1),
+        ):
+            assert r.status_code == 409, (action, r.text)
+            assert r.json()["code"] == "session_not_active"
+            assert r.json()["sessionId"] == sid
+        if action == "archived":
+            r = await client.request("DELETE", f"/api/sessions/{sid}", headers=me)
+            assert r.status_code in (200, 204), r.text
+    assert len(recorder.turns) == 1  # the model was never asked
+    async with app.state.sessionmaker() as db:
+        count = (
+            await db.execute(
+                sa.text("SELECT count(*) FROM chat_message WHERE session_id = :s"), {"s": sid}
+            )
+        ).scalar_one()
+    assert count == 2
+
+
 # ------------------------------------------------------------------------- the draft ledger
 
 

@@ -1,6 +1,7 @@
 // Start-up, sign-in and the phone/desktop layout. Chat and history live in their modules.
 
 import { ApiError, getJson, send, sendJson, setUnauthorizedHandler } from "./api.js";
+import { openBranchOf } from "./branches.js";
 import { catchUp, liveEvent } from "./changes.js";
 import { continueIn, exitViewer, forget, initChat, loadCurrent, openReadOnly, renamed, resetChat, viewedId } from "./chat.js";
 import { $, show } from "./dom.js";
@@ -321,7 +322,8 @@ async function boot() {
     onOpen: async (item) => {
       setView("chat");
       await openReadOnly(item);
-      // A search result opens at the message that matched.
+      // A search result opens at the message that matched, on its branch.
+      if (item.matchSeq && item.matchOnPath === false) await openBranchOf(item.matchSeq);
       if (item.matchSeq) revealMessage(item.matchSeq, markedWords(item.snippet));
     },
     onRestored: async (id) => {

@@ -2,6 +2,7 @@
 // a reply being written there (followed as it grows), and the conversation ending elsewhere.
 
 import { ApiError } from "./api.js";
+import { drawPath, shownHead } from "./branches.js";
 import { indexDrafts, refreshCards, renderItem } from "./drafts.js";
 import { showError, showNotice } from "./notices.js";
 import { el, scrollToEnd, setHeading, setUsage, shownItem, typingItem, updateEmpty } from "./chat-panel.js";
@@ -71,6 +72,15 @@ async function readNew() {
     if (token === chat.loadToken) chat.catchUpWanted = true;
     return;
   }
+  const head = shownHead();
+  const first = conversation.messages[0];
+  if (conversation.headSeq !== head && !(first && (first.parentSeq ?? null) === head)) {
+    // The head moved to another version (or a new branch grew there): the path is another.
+    // A reply written there meanwhile is followed as the new reading tells, not the old.
+    const drawn = await redraw(id, token);
+    if (drawn) resumeActive(id, drawn.activeTurn);
+    return;
+  }
   setHeading(conversation.title);
   setUsage(conversation.usage);
   indexDrafts(drafts);
@@ -84,6 +94,23 @@ async function readNew() {
   if (fresh.length) scrollToEnd();
   if (conversation.status !== "active" && !chat.viewing && id === state.sessionId) markClosed(id, "archived");
   resumeActive(id, conversation.activeTurn);
+}
+
+/** Draws the open conversation's active path again, whole; returns what it drew. */
+async function redraw(id, token) {
+  let found;
+  try {
+    found = await fetchConversation(id);
+  } catch {
+    return null;
+  }
+  if (token !== chat.loadToken || openConversationId() !== id || chat.sending || chat.live) {
+    if (token === chat.loadToken) chat.catchUpWanted = true;
+    return null;
+  }
+  drawPath(found.conversation, found.drafts);
+  if (found.conversation.status !== "active" && !chat.viewing && id === state.sessionId) markClosed(id, "archived");
+  return found.conversation;
 }
 
 /** An event from /api/events (this user's, from any device). */

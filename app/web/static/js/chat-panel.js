@@ -4,6 +4,7 @@
 import { longTime, serverNow, shortDay } from "./dates.js";
 import { bindElements, formatTime, h, show } from "./dom.js";
 import { showMarkdown } from "./markdown.js";
+import { footActions, syncActions } from "./message-actions.js";
 import { state } from "./state.js";
 
 const CARD_WIDTH = 1200;
@@ -62,8 +63,18 @@ export function messageItem(message, { pending = false } = {}) {
     h("button", { type: "button", class: "msg-copy", "aria-label": `Copy the message of ${who === "You" ? "yours" : `the ${who.toLowerCase()}`}`, text: "Copy" }),
   );
   item.append(foot);
+  setActions(item, message);
   if (message.createdAt) setTime(item, message.createdAt);
   return markStopped(item, message.seq, message.stopped);
+}
+
+/** The message's branch actions (Edit, Regenerate, the switcher) in its foot, once the
+ *  server has told its seq and versions. */
+export function setActions(item, message) {
+  const foot = item.querySelector(":scope > .msg-foot");
+  if (!foot) return;
+  for (const old of foot.querySelectorAll(":scope > [data-act], :scope > .branch-switch")) old.remove();
+  foot.append(...footActions(message));
 }
 
 /** A message's time: the time today, the day and the time before; the full date and time
@@ -210,6 +221,7 @@ export function updateComposer() {
     el.stop.textContent = "Stop";
   }
   for (const button of el.messages.querySelectorAll("button[data-say]")) button.disabled = blocked;
+  syncActions(el.messages);
 }
 
 /** Scrolls to the message `seq` of the open conversation and marks it for a moment (a

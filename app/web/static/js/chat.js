@@ -5,6 +5,7 @@
 // devices change).
 
 import { ApiError, send } from "./api.js";
+import { initBranches } from "./branches.js";
 import { catchUp, resumeActive } from "./changes.js";
 import { announce, formatDate, show } from "./dom.js";
 import { indexDrafts, refreshCards, renderItem } from "./drafts.js";
@@ -15,6 +16,7 @@ import {
   markStopped,
   messageItem,
   scrollToEnd,
+  setActions,
   setHeading,
   setTime,
   setUsage,
@@ -40,6 +42,7 @@ const hooks = { onTurn() {}, onOpenHistory() {}, onRestore: async () => {} };
 export function initChat(callbacks) {
   Object.assign(hooks, callbacks);
   bindPanel();
+  initBranches({ onTurn: (data) => hooks.onTurn(data), finish: finishSending });
   el.composer.addEventListener("submit", (event) => {
     event.preventDefault();
     submitComposer();
@@ -105,6 +108,7 @@ function renderMessages(messages) {
   el.messages.setAttribute("aria-busy", "false");
   el.messages.replaceChildren(...messages.map((m) => renderItem(m)));
   updateEmpty();
+  updateComposer(); // the messages' actions, as the page is now
   scrollToEnd();
   // Which conversation is shown now (the share button follows it).
   document.dispatchEvent(new CustomEvent("chatkeep:conversation", { detail: { id: openConversationId() } }));
@@ -418,6 +422,7 @@ export async function sendMessage(text) {
         if (i === mineIndex) {
           mine.dataset.seq = m.seq;
           setTime(mine, m.createdAt);
+          setActions(mine, m);
           return mine;
         }
         return renderItem(m);

@@ -6,6 +6,7 @@
 import { ApiError, getJson } from "./api.js";
 import { h } from "./dom.js";
 import { el, imageFor, markStopped, messageItem, timeOf, updateComposer } from "./chat-panel.js";
+import { switcher } from "./message-actions.js";
 import { state } from "./state.js";
 
 const PHRASES = { post: "post it", regenerate: "regenerate the previous post", cancel: "cancel" };
@@ -103,7 +104,9 @@ function draftItem(message, { draft, version }) {
     h("span", { class: "msg-who", text: "Assistant" }),
     card,
   );
-  if (message.createdAt) item.append(timeOf(message.createdAt));
+  const versions = switcher(message); // a reply with other versions: ‹ 2/3 ›
+  if (versions) item.append(h("div", { class: "msg-foot" }, message.createdAt ? timeOf(message.createdAt) : null, versions));
+  else if (message.createdAt) item.append(timeOf(message.createdAt));
   return markStopped(item, message.seq, message.stopped);
 }
 

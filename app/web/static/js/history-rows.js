@@ -121,6 +121,10 @@ function metaParts(item) {
   if (item.importedFrom) {
     parts.push(h("span", { class: "badge badge-imported", text: `From ${SOURCES[item.importedFrom] || item.importedFrom}` }));
   }
+  if (item.apiClient) {
+    // Started by a program through /v1 with one of the user's API keys (text, never markup).
+    parts.push(h("span", { class: "badge badge-imported", text: `API · ${item.apiClient}` }));
+  }
   if (item.shared) parts.push(h("span", { class: "badge badge-shared", text: "Shared" }));
   for (const tag of item.tags) parts.push(h("span", { class: "row-tag", text: tag }));
   return parts;
