@@ -231,7 +231,11 @@ async def test_two_instances_run_each_scheduled_interval_once(database_url, tmp_
     """Both instances queue every interval's runs (a one-second schedule); each
     (kind, interval) is one row, taken once (attempt 1) and done, and both instances took
     part in queueing and running them."""
-    fast = {"PURGE_INTERVAL_SECONDS": "1", "JOB_PURGE_INTERVAL_SECONDS": "1"}
+    fast = {
+        "PURGE_INTERVAL_SECONDS": "1",
+        "JOB_PURGE_INTERVAL_SECONDS": "1",
+        "RETENTION_INTERVAL_SECONDS": "1",
+    }
     a = ServerProcess(SERVE, _env(database_url, tmp_path / "a", **fast))
     b = ServerProcess(SERVE, _env(database_url, tmp_path / "b", **fast))
     try:
@@ -277,6 +281,7 @@ async def test_two_instances_run_each_scheduled_interval_once(database_url, tmp_
         "idempotency_purge",
         "sign_in_purge",
         "account_event_purge",
+        "retention",
     }
     assert all(r.attempts == 1 for r in done)
     assert len({r.params["queuedBy"] for r in rows}) == 2
