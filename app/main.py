@@ -59,6 +59,7 @@ from app.turns.router import chat_router
 from app.turns.router import router as turns_router
 from app.turns.runner import TurnRunner
 from app.turns.tasks import running_stale_turn_check
+from app.usage.router import router as usage_router
 from app.web.router import STATIC_PREFIX, session_router, static_files
 from app.web.router import router as web_router
 
@@ -205,6 +206,7 @@ def create_app(
     install_rate_limits(app, settings)
     # Before auth's: its /users/me must win over the superusers' /users/{id}.
     app.include_router(account_router)
+    app.include_router(usage_router)
     app.include_router(auth_router)
     app.include_router(history_router)
     app.include_router(activity_router)

@@ -10,6 +10,9 @@ as ES modules. It writes app/web/static/vendor/versions.json, which lists what i
     python scripts/vendor_web.py --latest    # move every pin to the registry's latest
 
 After --latest, update PINS here to the versions printed, run the web tests and commit.
+
+axe-core, which only the web tests load (to check the page's accessibility), goes to
+tests/web/vendor/ instead: the page never serves it.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VENDOR = ROOT / "app" / "web" / "static" / "vendor"
+TEST_VENDOR = ROOT / "tests" / "web" / "vendor"
 
 PINS = {
     "markdown-it": "15.0.3",
@@ -33,7 +37,10 @@ PINS = {
     "dompurify": "3.4.18",
     "@highlightjs/cdn-assets": "11.12.0",
     "katex": "0.19.1",
+    "axe-core": "4.14.1",
 }
+# Packages for the tests only: kept under TEST_VENDOR, not served with the page.
+TEST_ONLY = {"axe-core"}
 
 # package -> (folder under vendor/, [(file in the package, file in the folder, how)]).
 # how: "copy", or "cjs" to wrap a CommonJS file (module.exports = ...) as an ES module.
@@ -75,6 +82,10 @@ FILES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
             ("LICENSE", "LICENSE", "copy"),
         ],
     ),
+    "axe-core": (
+        "axe-core",
+        [("axe.min.js", "axe.min.js", "copy"), ("LICENSE", "LICENSE", "copy")],
+    ),
 }
 
 CJS_WRAPPER = """// {name} {version} (CommonJS), wrapped as an ES module by scripts/vendor_web.py.
@@ -105,7 +116,7 @@ def fetch(name: str, version: str, work: Path) -> Path:
 
 def place(name: str, version: str, package: Path) -> None:
     folder, files = FILES[name]
-    target = VENDOR / folder
+    target = (TEST_VENDOR if name in TEST_ONLY else VENDOR) / folder
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     for source, dest, how in files:
@@ -142,8 +153,14 @@ def main() -> None:
         for name, version in pins.items():
             place(name, version, fetch(name, version, Path(tmp)))
             print(f"{name}@{version}")
-    listing = {name: {"version": v, "folder": FILES[name][0]} for name, v in pins.items()}
-    (VENDOR / "versions.json").write_text(json.dumps(listing, indent=2) + "\n", encoding="utf-8")
+    for root, test_only in ((VENDOR, False), (TEST_VENDOR, True)):
+        listing = {
+            n: {"version": v, "folder": FILES[n][0]}
+            for n, v in pins.items()
+            if (n in TEST_ONLY) == test_only
+        }
+        text = json.dumps(listing, indent=2) + "\n"
+        (root / "versions.json").write_text(text, encoding="utf-8")
     if pins != PINS:
         print("Now set PINS in scripts/vendor_web.py to the versions above.", file=sys.stderr)
 

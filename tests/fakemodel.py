@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from app.assistant.openai_compat import TITLE_PROMPT
 from tests.assistant.localserver import LocalServer
 
 
@@ -67,9 +68,17 @@ class Recorded:
 
 
 class FakeModel:
-    def __init__(self, *planned: Planned, default: Planned | None = None) -> None:
+    """Answers replies from the plan; a request for a conversation's title (the app's
+    title prompt) gets `title` instead, and is kept apart in `title_requests`, so a plan
+    and `requests` hold the replies only."""
+
+    def __init__(
+        self, *planned: Planned, default: Planned | None = None, title: Planned | None = None
+    ) -> None:
         self.planned = list(planned)
         self.default = default or Planned(text="A fake answer.")
+        self.title = title or Planned(text="A fake title")
+        self.title_requests: list[Recorded] = []
         self.requests: list[Recorded] = []
         self.in_flight = 0
         self.peak_in_flight = 0
@@ -85,6 +94,9 @@ class FakeModel:
     async def completions(self, request: Request) -> Response:
         body = await request.json()
         recorded = Recorded(body=body, headers=dict(request.headers))
+        if _is_title(recorded):
+            self.title_requests.append(recorded)
+            return StreamingResponse(self._title_stream(), media_type="text/event-stream")
         self.requests.append(recorded)
         plan = self._next()
         if plan.hang:
@@ -146,6 +158,11 @@ class FakeModel:
         finally:
             self.in_flight -= 1
 
+    async def _title_stream(self) -> AsyncIterator[bytes]:
+        """The title, streamed in one piece (counted in no statistic)."""
+        yield _chunk({"content": self.title.text})
+        yield b"data: [DONE]\n\n"
+
     async def stats(self, request: Request) -> Response:
         return JSONResponse(
             {
@@ -162,6 +179,11 @@ class FakeModel:
                 Route("/stats", self.stats, methods=["GET"]),
             ]
         )
+
+
+def _is_title(recorded: Recorded) -> bool:
+    messages = recorded.messages
+    return bool(messages) and messages[0].get("content") == TITLE_PROMPT
 
 
 def _key(recorded: Recorded) -> str:

@@ -1,14 +1,16 @@
-"""Operator routes (superusers only): the original design's 'Monitoring' section, and
-per-user rate-limit overrides."""
+"""Operator routes (superusers only): the original design's 'Monitoring' section,
+per-user rate-limit overrides and token budgets, and everyone's usage."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from app.admin.schemas import AssistantAdminOut, CleanupOut, LocalModelOut, StatsOut
+from app.assistant import catalog
 from app.assistant.factory import describe_assistant
 from app.auth.dependencies import RateLimit, SuperUser
 from app.auth.models import User
@@ -26,6 +28,15 @@ from app.ratelimit.dependencies import RateLimitsDep
 from app.ratelimit.policies import USER_POLICIES
 from app.ratelimit.runtime import RateLimits
 from app.ratelimit.schemas import OverridesIn, OverridesOut
+from app.usage import service as usage
+from app.usage.router import budget_out
+from app.usage.schemas import (
+    BudgetAdminOut,
+    BudgetIn,
+    ModelUsageOut,
+    UsagePageOut,
+    UserUsageOut,
+)
 
 router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[RateLimit("default")])
 
@@ -41,7 +52,8 @@ async def stats(_: SuperUser, session: SessionDep) -> StatsOut:
 CONNECT_A_BIGGER_MODEL = (
     "Set ASSISTANT_BACKEND=openai, LLM_BASE_URL (an OpenAI-compatible API: OpenAI, Azure "
     "OpenAI, vLLM, Ollama, llama.cpp), LLM_API_KEY and LLM_MODEL, and restart; see "
-    'docs/assistant.md, "Connecting a bigger model".'
+    'docs/assistant.md, "Connecting a bigger model". Or keep this one and let users choose '
+    'others per conversation with MODELS (docs/assistant.md, "Several models").'
 )
 
 
@@ -54,10 +66,14 @@ async def assistant(_: SuperUser, request: Request, settings: SettingsDep) -> As
     if info.backend == "openai":
         shown.update(LLM_BASE_URL=settings.llm_base_url, LLM_MODEL=settings.llm_model)
     local = None
-    writer = getattr(current, "writer", None)
+    models = catalog.models_of(current)
+    if len(models) > 1:
+        shown["MODELS"] = ", ".join(m.id for m in models[1:])
+    # The local model's line, whichever model it is.
+    writer = next((m.writer for m in models if m.local), getattr(current, "writer", None))
     queue = getattr(writer, "queue", None)
     process = getattr(writer, "process", None)
-    if info.local and queue is not None and process is not None:
+    if queue is not None and process is not None:
         shown.update(
             LOCAL_MODEL_THREADS=str(settings.local_model_threads),
             LOCAL_MODEL_PARALLEL=str(settings.local_model_parallel),
@@ -76,6 +92,7 @@ async def assistant(_: SuperUser, request: Request, settings: SettingsDep) -> As
         settings=shown,
         connect_a_bigger_model=CONNECT_A_BIGGER_MODEL,
         local_model=local,
+        models=[{"id": m.id, "name": m.name, "backend": m.backend} for m in models],
     )
 
 
@@ -197,3 +214,101 @@ async def delete_user_limits(
     await overrides_service.delete_overrides(session=session, user_id=user_id)
     limits.overrides.invalidate(user_id)
     return Response(status_code=204)
+
+
+# --- usage and per-user token budgets ----------------------------------------------------
+
+USAGE_PAGE_MAX = 200
+
+
+@router.get("/usage", response_model=UsagePageOut)
+async def usage_view(
+    _: SuperUser,
+    session: SessionDep,
+    clock: ClockDep,
+    limit: Annotated[int, Query(ge=1, le=USAGE_PAGE_MAX)] = 50,
+    cursor: Annotated[str | None, Query(max_length=400)] = None,
+) -> UsagePageOut:
+    """Every user's usage, in order of sign-up: conversations, messages, last activity,
+    and tokens by model (all time, today and this month, UTC)."""
+    page = await usage.usage_page(db=session, cursor=cursor, limit=limit, now=clock.now())
+    items = []
+    for entry in page.items:
+        u = entry.user
+        models = [
+            ModelUsageOut(
+                model=m.model,
+                turns=m.turns,
+                prompt_tokens=m.prompt_tokens,
+                completion_tokens=m.completion_tokens,
+                total_tokens=m.prompt_tokens + m.completion_tokens,
+                tokens_today=m.today,
+                tokens_this_month=m.this_month,
+            )
+            for m in entry.models
+        ]
+        items.append(
+            UserUsageOut(
+                user_id=str(u.user_id),
+                email=u.email,
+                created_at=u.created_at,
+                conversations=u.conversations,
+                messages=u.messages,
+                last_active_at=u.last_active_at,
+                total_tokens=sum(m.total_tokens for m in models),
+                tokens_today=sum(m.tokens_today for m in models),
+                tokens_this_month=sum(m.tokens_this_month for m in models),
+                budget={"tokensPerDay": u.tokens_per_day, "tokensPerMonth": u.tokens_per_month},
+                models=models,
+            )
+        )
+    return UsagePageOut(items=items, next_cursor=page.next_cursor)
+
+
+async def _budget_out(
+    session: SessionDep, settings: SettingsDep, user_id: uuid.UUID, now: datetime
+) -> BudgetAdminOut:
+    own = await usage.get_budget(db=session, user_id=user_id)
+    budgets = await usage.standing(db=session, settings=settings, user_id=user_id, now=now)
+    return BudgetAdminOut(
+        user_id=str(user_id),
+        tokens_per_day=own.tokens_per_day,
+        tokens_per_month=own.tokens_per_month,
+        configured={
+            "tokensPerDay": settings.quota_tokens_per_day,
+            "tokensPerMonth": settings.quota_tokens_per_month,
+        },
+        budgets=[budget_out(b) for b in budgets],
+    )
+
+
+@router.get("/users/{user_id}/budget", response_model=BudgetAdminOut)
+async def get_user_budget(
+    user_id: ExistingUserId,
+    _: SuperUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+) -> BudgetAdminOut:
+    return await _budget_out(session, settings, user_id, clock.now())
+
+
+@router.put("/users/{user_id}/budget", response_model=BudgetAdminOut)
+async def put_user_budget(
+    user_id: ExistingUserId,
+    body: BudgetIn,
+    _: SuperUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+) -> BudgetAdminOut:
+    """Sets the user's token budgets: a number (0: unlimited), or null for the configured
+    QUOTA_TOKENS_PER_DAY / QUOTA_TOKENS_PER_MONTH. Holds from the user's next turn."""
+    await usage.put_budget(
+        db=session,
+        user_id=user_id,
+        tokens_per_day=body.tokens_per_day,
+        tokens_per_month=body.tokens_per_month,
+        now=clock.now(),
+    )
+    return await _budget_out(session, settings, user_id, clock.now())

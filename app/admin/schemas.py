@@ -32,3 +32,5 @@ class AssistantAdminOut(BaseModel):
     settings: dict[str, str]
     connect_a_bigger_model: str
     local_model: LocalModelOut | None
+    # Every model conversations may choose (the default first): id, name, backend.
+    models: list[dict[str, str]] = []

@@ -57,6 +57,8 @@ class TurnInput:
     context: str | None
     now: datetime
     parent_seq: int | None = None
+    # The conversation's model (an id of the assistant's models); None: the default.
+    model: str | None = None
 
 
 @dataclass(frozen=True)

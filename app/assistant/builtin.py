@@ -20,6 +20,7 @@ import asyncio
 import logging
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,7 @@ from app.assistant.base import (
     Writer,
     WrittenDraft,
 )
+from app.assistant.catalog import ModelChoice, choice_for
 from app.assistant.composer import compose_post
 from app.assistant.intents import Intent, IntentKind, classify
 from app.assistant.platforms import DEFAULT_PLATFORM, canonical_platform, display_name
@@ -94,6 +96,7 @@ class TemplateWriter:
     decides_intents = False
     label = "Chatkeep's built-in post writer (no language model)"
     model_name: str | None = None
+    model_id = "builtin"
 
     async def decide(
         self, *, turn: TurnInput, state: LedgerState, out: ReplyOutput
@@ -196,13 +199,32 @@ class DraftingAssistant:
         images: ImageGenerator,
         publisher: Publisher,
         name: str | None = None,
+        more_models: Sequence[ModelChoice] = (),
     ) -> None:
-        self.writer = writer
+        self.writer = writer  # the default model's
         self.images = images
         self.publisher = publisher
         self.name = name or writer.name
-        # Who wrote a draft's words, as the ledger records it.
-        self.draft_writer: str = getattr(writer, "draft_writer_name", writer.name)
+        default = choice_for(writer)
+        # Every model a conversation may choose, the default first.
+        self.models: dict[str, ModelChoice] = {default.id: default}
+        for choice in more_models:
+            self.models.setdefault(choice.id, choice)
+        self.default_model = default
+
+    def model_for(self, turn: TurnInput) -> ModelChoice:
+        """The conversation's model; the default when it has none or one no longer here."""
+        if turn.model is None:
+            return self.default_model
+        return self.models.get(turn.model, self.default_model)
+
+    def _writer(self, turn: TurnInput) -> Writer:
+        return self.model_for(turn).writer
+
+    def _draft_writer(self, turn: TurnInput) -> str:
+        """Who wrote a draft's words, as the ledger records it."""
+        writer = self._writer(turn)
+        return str(getattr(writer, "draft_writer_name", writer.name))
 
     # -- step 1: read the ledger -------------------------------------------------------
 
@@ -213,7 +235,7 @@ class DraftingAssistant:
         )
         state, pending_version = read.state, read.pending_version
         intent = None
-        if not self.writer.decides_intents:
+        if not self._writer(turn).decides_intents:
             intent = classify(
                 turn.message, has_pending_draft=state.has_pending, has_any_draft=state.has_any
             )
@@ -232,7 +254,7 @@ class DraftingAssistant:
         state = prepared.state
         intent = prepared.intent
         if intent is None:
-            intent = await self.writer.decide(turn=turn, state=state, out=out)
+            intent = await self._writer(turn).decide(turn=turn, state=state, out=out)
             if intent is None:  # the model answered in its own words
                 out.set_outcome(Outcome(Intent(IntentKind.QUESTION)))
                 return
@@ -259,7 +281,7 @@ class DraftingAssistant:
         elif intent.kind == IntentKind.CANCEL:
             await self._cancel(intent, state.pending, out)
         else:
-            await self.writer.answer(intent=intent, turn=turn, state=state, out=out)
+            await self._writer(turn).answer(intent=intent, turn=turn, state=state, out=out)
             out.set_outcome(Outcome(intent, draft=state.pending))
 
     async def _image_for(
@@ -295,7 +317,7 @@ class DraftingAssistant:
     ) -> tuple[WrittenDraft, GeneratedImage | None]:
         lead = draft_lead(display_name(request.platform), request.topic, version)
         out.write(lead + "\n\n")
-        written = await self.writer.write_draft(
+        written = await self._writer(turn).write_draft(
             request=request, version=version, turn=turn, state=state, out=out
         )
         image, image_problem = await self._image_for(request, version)
@@ -407,6 +429,14 @@ class DraftingAssistant:
         outcome: Outcome | None,
         stopped: bool,
     ) -> RecordedReply:
+        recorded = await self._record(db, turn, outcome)
+        # Every reply names the model that wrote it (its conversation's, or the default).
+        recorded.metadata["model"] = self.model_for(turn).id
+        return recorded
+
+    async def _record(
+        self, db: AsyncSession, turn: TurnInput, outcome: Outcome | None
+    ) -> RecordedReply:
         if outcome is None:  # stopped (or failed) before anything was complete
             return RecordedReply(metadata={})
         action = outcome.action
@@ -476,7 +506,7 @@ class DraftingAssistant:
             text=written.text,
             hashtags=written.hashtags,
             image_id=image_id,
-            writer=self.draft_writer,
+            writer=self._draft_writer(turn),
             now=turn.now,
             version=version,
             parent_draft_id=parent_draft_id,
@@ -508,7 +538,7 @@ class DraftingAssistant:
                 hashtags=action.written.hashtags,
                 image_id=stored,
                 source_message_seq=turn.message_seq,
-                writer=self.draft_writer,
+                writer=self._draft_writer(turn),
                 now=turn.now,
             )
         else:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any
 
 from app.assistant.base import Assistant, Writer
 from app.assistant.builtin import DraftingAssistant, TemplateWriter
-from app.core.config import Settings
+from app.assistant.catalog import ModelChoice, choice_for, models_of
+from app.core.config import ModelConfig, Settings
 from app.drafts.publisher import LocalPublisher, Publisher, WebhookPublisher
 from app.imaging.images import CardImageGenerator, ImageGenerator, OpenAIImageGenerator
 
@@ -65,18 +67,58 @@ def build_writer(settings: Settings) -> Writer:
     return TemplateWriter()
 
 
+def build_model(settings: Settings, entry: ModelConfig) -> ModelChoice:
+    """One more model of MODELS, under its id and name."""
+    writer: Writer
+    if entry.backend == "openai":
+        from app.assistant.openai_compat import LlmWriter, build_client
+
+        assert entry.base_url  # Settings checks it
+        writer = LlmWriter(
+            client=build_client(
+                base_url=entry.base_url,
+                api_key=os.environ.get(entry.api_key_env) if entry.api_key_env else None,
+                auth_header=entry.auth_header,
+                timeout_seconds=settings.llm_timeout_seconds,
+                max_retries=settings.llm_max_retries,
+                keepalive_seconds=settings.llm_keepalive_seconds,
+            ),
+            model=entry.model or entry.id,
+            temperature=settings.llm_temperature,
+            decides_intents=(entry.intents or settings.llm_intents) == "model",
+            max_reply_chars=settings.max_reply_chars,
+        )
+    elif entry.backend == "local":
+        from app.assistant.local_model import LocalModelUnavailable, LocalWriter
+
+        try:
+            writer = LocalWriter.from_settings(settings)
+        except LocalModelUnavailable as exc:
+            raise ValueError(f"MODELS: {entry.id!r}: {exc}") from exc
+    else:
+        writer = TemplateWriter()
+    return choice_for(writer, id=entry.id, name=entry.name)
+
+
 def build_assistant(settings: Settings) -> Assistant:
-    """The assistant chosen by ASSISTANT_BACKEND (local | openai | builtin)."""
+    """The assistant chosen by ASSISTANT_BACKEND (local | openai | builtin), with the
+    models MODELS adds for conversations to choose."""
     return DraftingAssistant(
         writer=build_writer(settings),
         images=build_images(settings),
         publisher=build_publisher(settings),
+        more_models=[build_model(settings, entry) for entry in settings.models],
     )
 
 
 async def close_assistant(assistant: object) -> None:
-    """Close the HTTP clients an assistant holds (one shared pool per app)."""
-    for part in (assistant, getattr(assistant, "writer", None), getattr(assistant, "images", None)):
+    """Close the HTTP clients an assistant holds (one shared pool per app), and every
+    model's."""
+    writers: list[Any] = [m.writer for m in models_of(assistant)]
+    for part in (
+        *(writers or [getattr(assistant, "writer", None)]),
+        getattr(assistant, "images", None),
+    ):
         close = getattr(part, "aclose", None)
         if close is not None and part is not assistant:
             await close()

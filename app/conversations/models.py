@@ -172,6 +172,8 @@ class ChatSession(SQLModel, table=True):
             ARRAY(sa.String(32)), nullable=False, server_default=sa.text("'{}'::varchar[]")
         ),
     )
+    # The model that answers here (an id of GET /api/models); null: the default model.
+    model: str | None = Field(default=None, max_length=100, nullable=True)
     # Token usage of the model's replies, summed by the turns that close here.
     prompt_tokens: int = Field(
         default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0")

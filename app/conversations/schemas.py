@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from app.core.schemas import ApiModel
 from app.core.validation import PG_INT_MAX
@@ -31,6 +31,26 @@ class ChatRequest(ApiModel):
         description="Send the message as a new version of this user message of `sessionId`: "
         "it gets that message's parent, and the head moves to it.",
     )
+    model: str | None = Field(
+        default=None,
+        max_length=100,
+        description="The model to answer (an id of GET /api/models): a new conversation "
+        "takes it; an existing one switches to it. Absent: the conversation's model, or the "
+        "default one.",
+    )
+    restore: bool = Field(
+        default=False,
+        description="With the `sessionId` of an archived conversation: restore it and append "
+        "the message to it, in the same transaction (no new conversation, no "
+        "`expiredSessionId`). An unknown `sessionId` is then a 404; an active one is "
+        "continued as usual.",
+    )
+
+    @model_validator(mode="after")
+    def _restore_names_a_session(self) -> ChatRequest:
+        if self.restore and not self.session_id:
+            raise ValueError("`restore` needs the `sessionId` of the conversation to restore.")
+        return self
 
 
 class RegenerateRequest(ApiModel):

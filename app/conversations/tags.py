@@ -20,17 +20,30 @@ def _refused(detail: str) -> InvalidInputError:
     return InvalidInputError(detail, code="invalid_tag")
 
 
+# What an emoji is made of besides its symbol: the joiner of a sequence (👩‍💻), the
+# variation selectors, and the keycap mark.
+_EMOJI_PARTS = {"\u200d", "\ufe0e", "\ufe0f", "\u20e3"}
+
+
+def _allowed(ch: str) -> bool:
+    if ch.isalnum() or ch in " -_./+" or ch in _EMOJI_PARTS:
+        return True
+    # Symbols (So: emoji, ★), modifiers (Sk: skin tones) and combining marks (Mn, Mc).
+    return unicodedata.category(ch) in {"So", "Sk", "Mn", "Mc"}
+
+
 def normalize_tag(raw: str) -> str:
     """One tag as stored: whitespace collapsed, lower-case (case-folded), 1 to 32 characters of
-    letters, digits, spaces, `-`, `_`, `.`, `/` or `+`."""
+    letters, digits, emoji, spaces, `-`, `_`, `.`, `/` or `+`."""
     tag = unicodedata.normalize("NFC", " ".join(raw.split())).casefold()
     if not tag:
         raise _refused("A tag is empty.")
     if len(tag) > TAG_MAX_CHARS:
         raise _refused(f"The tag {tag[:40]!r} is longer than {TAG_MAX_CHARS} characters.")
-    if not all(ch.isalnum() or ch in " -_./+" for ch in tag):
+    if not all(_allowed(ch) for ch in tag):
         raise _refused(
-            f"The tag {tag!r} holds a character other than letters, digits, spaces and -_./+."
+            f"The tag {tag!r} holds a character other than letters, digits, emoji, spaces "
+            "and -_./+."
         )
     return tag
 

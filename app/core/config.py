@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "changethis", "dev", "development"}
@@ -27,6 +27,26 @@ def settings_check(check: SettingsCheck) -> SettingsCheck:
     if check not in SETTINGS_CHECKS:
         SETTINGS_CHECKS.append(check)
     return check
+
+
+class ModelConfig(BaseModel):
+    """One more model users may choose for a conversation (an entry of MODELS)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # What conversations and messages record, and the API names: stable, short.
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$")
+    # What the page shows in its picker.
+    name: str = Field(min_length=1, max_length=100)
+    backend: Literal["openai", "local", "builtin"] = "openai"
+    # backend=openai: the API's base (before /chat/completions), the model it names
+    # (default: `id`), the environment variable holding its key (never the key itself),
+    # the header that carries it, and who decides what a message asks for.
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    auth_header: str = "Authorization"
+    intents: Literal["model", "rules"] | None = None
 
 
 class Settings(BaseSettings):
@@ -198,6 +218,9 @@ class Settings(BaseSettings):
     local_model_history_chars: int = Field(default=2000, ge=0)
     local_model_temperature: float = Field(default=0.0, ge=0, le=2)
     local_model_start_timeout_seconds: float = Field(default=60.0, gt=0)
+    # More models to choose from per conversation, beside the one ASSISTANT_BACKEND names
+    # (the default): a JSON list of ModelConfig (docs/assistant.md#several-models).
+    models: list[ModelConfig] = Field(default_factory=list)
     # ASSISTANT_BACKEND=openai: any OpenAI-compatible chat-completions server.
     llm_base_url: str = "https://api.openai.com/v1"
     llm_api_key: str | None = None
@@ -214,6 +237,13 @@ class Settings(BaseSettings):
     # "model": the model decides what the user means (tool calls, any language);
     # "rules": the built-in English rules decide, the model only writes.
     llm_intents: Literal["model", "rules"] = "model"
+
+    # Token budgets per user (docs/assistant.md#usage-and-budgets): prompt and completion
+    # tokens of every turn since the start of the day / month (UTC). Checked when a turn
+    # opens: over either, 429 quota_exceeded. 0 means unlimited; an administrator may set
+    # other figures for one user (PUT /api/admin/users/{id}/budget).
+    quota_tokens_per_day: int = Field(default=0, ge=0)
+    quota_tokens_per_month: int = Field(default=0, ge=0)
 
     # Turns (docs/architecture.md): at most this many replies generating per process;
     # the next request gets 503 assistant_busy with Retry-After.
@@ -303,6 +333,19 @@ class Settings(BaseSettings):
                     f"{MIN_SECRET_LENGTH} characters when APP_ENV=production "
                     '(e.g. python -c "import secrets; print(secrets.token_urlsafe(48))")'
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _check_models(self) -> Settings:
+        ids = [m.id for m in self.models]
+        if len(set(ids)) != len(ids):
+            raise ValueError("MODELS: each model needs an id of its own")
+        for m in self.models:
+            if m.backend == "openai" and not m.base_url:
+                raise ValueError(f"MODELS: {m.id!r} (backend openai) needs a base_url")
+        locals_ = [m for m in self.models if m.backend == "local"]
+        if len(locals_) > 1 or (locals_ and self.assistant_backend == "local"):
+            raise ValueError("MODELS: the local model runs once; name it at most once")
         return self
 
     @model_validator(mode="after")

@@ -126,7 +126,8 @@ _CLEANER = nh3.Cleaner(
     tags=_TAGS,
     attributes=_ATTRIBUTES,
     tag_attribute_values={"input": {"type": {"checkbox"}}},
-    set_tag_attribute_values={"a": {"target": "_blank"}},
+    # A task's checkbox needs a name (as on the page); checked says whether it is done.
+    set_tag_attribute_values={"a": {"target": "_blank"}, "input": {"aria-label": "Task"}},
     url_schemes={"http", "https", "mailto"},
     url_relative="deny",
     link_rel=LINK_REL,

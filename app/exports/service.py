@@ -107,6 +107,8 @@ def message_json(row: Any) -> dict[str, Any]:
         "content": row.content,
         "imageUrl": row.image_url,
         "createdAt": iso(row.created_at),
+        # A reply: the model that wrote it (also in `metadata`); null when not known.
+        "model": (row.meta or {}).get("model") if row.role == "assistant" else None,
         "metadata": row.meta,
     }
 

@@ -14,7 +14,7 @@ from app.conversations.models import ChatMessage, ChatSession
 from app.conversations.repository import ConversationRepository
 from app.sharing.models import SharedLink
 from app.sharing.service import live_link
-from app.turns.following import active_turn
+from app.turns.following import active_turn, failed_turn
 from app.turns.models import ChatTurn
 
 
@@ -25,6 +25,7 @@ class SessionReading:
     siblings: dict[int | None, list[int]]
     path_length: int
     active_turn: ChatTurn | None
+    failed_turn: ChatTurn | None
     link: SharedLink | None
     next_after_seq: int | None
 
@@ -52,6 +53,7 @@ async def read_session(
     else:
         path_length = await active_path_length(session, chat_session)
     turn = await active_turn(db=session, user_id=user_id, session_id=session_id)
+    failed = None if turn is not None else await failed_head_turn(session, chat_session)
     link = await live_link(session=session, user_id=user_id, session_id=session_id, now=now)
     last_seq = messages[-1].seq if messages else None
     return SessionReading(
@@ -60,6 +62,7 @@ async def read_session(
         siblings=siblings,
         path_length=path_length,
         active_turn=turn,
+        failed_turn=failed,
         link=link,
         next_after_seq=last_seq if last_seq is not None and last_seq != head else None,
     )
@@ -71,3 +74,17 @@ async def active_path_length(session: AsyncSession, chat_session: ChatSession) -
         return 0
     repo = ConversationRepository(session, chat_session.user_id)
     return int(await repo.depth_of(chat_session.id, chat_session.head_seq) or 0)
+
+
+async def failed_head_turn(session: AsyncSession, chat_session: ChatSession) -> ChatTurn | None:
+    """The newest turn that failed to answer the head, when the head is a user message
+    still without a reply (a reply interrupted by a crash, a model error): its partial
+    reply and its reason."""
+    if chat_session.head_seq is None:
+        return None
+    return await failed_turn(
+        db=session,
+        user_id=chat_session.user_id,
+        session_id=chat_session.id,
+        user_seq=chat_session.head_seq,
+    )

@@ -346,6 +346,7 @@ async def _page(
             s.tags,
             s.imported_from,
             s.api_client,
+            s.model,
             user_id=user_id,
             flt=flt,
             plan=plan,

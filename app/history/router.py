@@ -13,12 +13,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.assistant import catalog
 from app.auth.dependencies import CurrentUser, RateLimit
 from app.conversations import tags, trash
 from app.conversations.dependencies import OwnedSession
 from app.conversations.models import ChatSession
 from app.core.db import SessionDep
 from app.core.dependencies import ClockDep, SettingsDep
+from app.core.errors import InvalidInputError
 from app.history import service as history
 from app.history.dependencies import actor_of
 from app.history.reading import active_path_length
@@ -175,15 +177,21 @@ async def bulk(
 
 @router.patch("/{session_id}", response_model=SessionOut, responses=_NOT_FOUND)
 async def update_session(
-    body: SessionRename, chat_session: OwnedSession, session: SessionDep
+    body: SessionRename, chat_session: OwnedSession, session: SessionDep, request: Request
 ) -> SessionOut:
-    """Rename (`title`), pin (`pinned`) or tag (`tags`, replacing the old ones)."""
+    """Rename (`title`), pin (`pinned`), tag (`tags`, replacing the old ones) or choose
+    the model that answers from the next message on (`model`, an id of GET /api/models)."""
+    if body.model is not None and not catalog.is_known(request.app.state.assistant, body.model):
+        raise InvalidInputError(
+            f"No model {body.model!r} here: GET /api/models lists them.", code="unknown_model"
+        )
     await history.update_session(
         session=session,
         chat_session=chat_session,
         title=body.title,
         pinned=body.pinned,
         tags=body.tags,
+        model=body.model,
     )
     return await _out(session, chat_session)
 

@@ -11,6 +11,7 @@ from app.conversations.models import AuditEvent
 from app.conversations.tags import normalize_tags
 from app.core.schemas import ApiModel
 from app.core.validation import PG_INT_MAX
+from app.drafts.schemas import DraftOut
 from app.sharing.schemas import SharedOut
 
 
@@ -44,6 +45,11 @@ class MessageOut(ApiModel):
         description="A tool's result sent through `/v1` (stored with role `user`): the "
         "call it answers; null otherwise.",
     )
+    model: str | None = Field(
+        default=None,
+        description="An assistant message: the model that wrote it (an id of GET /api/models, "
+        "or an imported conversation's model name); null when not known.",
+    )
 
 
 class SessionOut(ApiModel):
@@ -74,6 +80,11 @@ class SessionOut(ApiModel):
         description="The name of the API key a conversation was started with through "
         "`/v1/chat/completions`; null for one started anywhere else.",
     )
+    model: str | None = Field(
+        default=None,
+        description="The model that answers here (an id of GET /api/models); null: the "
+        "default model.",
+    )
 
 
 class UsageOut(ApiModel):
@@ -94,6 +105,20 @@ class ActiveTurnOut(ApiModel):
     )
 
 
+class FailedTurnOut(ApiModel):
+    """The last reply that failed: the user message `userSeq` (the head) has no answer.
+    `POST /api/sessions/{id}/messages/{userSeq}/regenerate` tries again."""
+
+    turn_id: str
+    user_seq: int
+    code: str = Field(description="Why: `turn_interrupted` (the server stopped), a model error…")
+    detail: str
+    partial_reply: str | None = Field(
+        default=None, description="What the model had written when it stopped, if anything."
+    )
+    finished_at: datetime | None = None
+
+
 class SessionDetail(SessionOut):
     head_seq: int | None = Field(
         default=None,
@@ -104,6 +129,11 @@ class SessionDetail(SessionOut):
     active_turn: ActiveTurnOut | None = Field(
         default=None, description="Present while a reply is being written."
     )
+    failed_turn: FailedTurnOut | None = Field(
+        default=None,
+        description="Present when the head is a user message whose reply failed (and none "
+        "is being written): say so, show the partial reply, offer to try again.",
+    )
     messages: list[MessageOut] = Field(
         description="The active path, root to head (a page of it, after `after_seq`)."
     )
@@ -113,6 +143,11 @@ class SessionDetail(SessionOut):
     )
     shared: SharedOut | None = Field(
         default=None, description="Its live share link; null when it is not shared."
+    )
+    drafts: list[DraftOut] | None = Field(
+        default=None,
+        description="With `?drafts=true`: its drafts, as `GET /api/sessions/{id}/drafts` "
+        "gives them (so one request opens a conversation); null otherwise.",
     )
 
 
@@ -182,6 +217,11 @@ class SessionRename(ApiModel):
     pinned: bool | None = None
     tags: list[Annotated[str, Field(max_length=200)]] | None = Field(
         default=None, max_length=100, description="At most 10 tags of 1 to 32 characters."
+    )
+    model: str | None = Field(
+        default=None,
+        max_length=100,
+        description="The model to answer from now on (an id of GET /api/models).",
     )
 
     @field_validator("tags")

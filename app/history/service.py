@@ -182,6 +182,7 @@ async def list_sessions(
             tags=list(r["tags"]),
             imported_from=r["imported_from"],
             api_client=r["api_client"],
+            model=r["model"],
             expires_at=(
                 expires_at(
                     status=r["status"],
@@ -229,8 +230,10 @@ async def update_session(
     title: str | None = None,
     pinned: bool | None = None,
     tags: list[str] | None = None,
+    model: str | None = None,
 ) -> None:
-    """Renames, pins or unpins, and replaces the tags; each only when given."""
+    """Renames, pins or unpins, replaces the tags, and switches the model; each only when
+    given (the caller checked that `model` is one of the assistant's)."""
     if title is not None and title != chat_session.title:
         await rename_session(session=session, chat_session=chat_session, title=title)
     changed = False
@@ -239,6 +242,9 @@ async def update_session(
         changed = True
     if tags is not None and tags != list(chat_session.tags):
         chat_session.tags = tags
+        changed = True
+    if model is not None and model != chat_session.model:
+        chat_session.model = model
         changed = True
     if changed:
         await session.flush()

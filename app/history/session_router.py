@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
@@ -13,16 +13,19 @@ from app.conversations.dependencies import OwnedSession
 from app.core.db import SessionDep
 from app.core.dependencies import ClockDep
 from app.core.validation import PG_INT_MAX
+from app.drafts import ledger
 from app.history.reading import SessionReading
 from app.history.reading import read_session as read_session_page
 from app.history.schemas import (
     ActiveTurnOut,
+    FailedTurnOut,
     HeadMove,
     MessageOut,
     SessionDetail,
     UsageOut,
 )
 from app.sharing.dependencies import ShareBase, shared_out
+from app.turns.models import ChatTurn
 
 router = APIRouter(prefix="/api", tags=["sessions"], dependencies=[RateLimit("default")])
 
@@ -40,12 +43,20 @@ async def read_session(
         int, Query(ge=0, le=PG_INT_MAX, description="Return messages after this seq")
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=MESSAGE_PAGE_MAX)] = MESSAGE_PAGE_DEFAULT,
+    drafts: Annotated[
+        bool, Query(description="Also return its drafts (`drafts`): one request opens it")
+    ] = False,
 ) -> SessionDetail:
     now = clock.now()
     reading = await read_session_page(
         session=session, chat_session=chat_session, after_seq=after_seq, limit=limit, now=now
     )
-    return _detail(reading, base=base, now=now)
+    detail = _detail(reading, base=base, now=now)
+    if drafts:
+        detail.drafts = await ledger.list_drafts(
+            session=session, user_id=chat_session.user_id, session_id=chat_session.id
+        )
+    return detail
 
 
 @router.put(
@@ -75,6 +86,25 @@ async def move_head(
     return _detail(reading, base=base, now=now)
 
 
+def _model_of(role: str, meta: dict[str, Any]) -> str | None:
+    model = meta.get("model") if role == "assistant" else None
+    return model if isinstance(model, str) else None
+
+
+def _failed(turn: ChatTurn | None) -> FailedTurnOut | None:
+    if turn is None:
+        return None
+    error = turn.error or {}
+    return FailedTurnOut(
+        turn_id=str(turn.id),
+        user_seq=turn.user_seq,
+        code=str(error.get("code", "turn_failed")),
+        detail=str(error.get("detail", "The assistant could not answer.")),
+        partial_reply=turn.partial_reply or None,
+        finished_at=turn.finished_at,
+    )
+
+
 def _detail(reading: SessionReading, *, base: str, now: datetime) -> SessionDetail:
     chat_session, turn, link = reading.chat_session, reading.active_turn, reading.link
     prompt, completion = chat_session.prompt_tokens, chat_session.completion_tokens
@@ -91,6 +121,7 @@ def _detail(reading: SessionReading, *, base: str, now: datetime) -> SessionDeta
         tags=list(chat_session.tags),
         imported_from=chat_session.imported_from,
         api_client=chat_session.api_client,
+        model=chat_session.model,
         message_count=reading.path_length,
         head_seq=chat_session.head_seq,
         usage=UsageOut(
@@ -106,6 +137,7 @@ def _detail(reading: SessionReading, *, base: str, now: datetime) -> SessionDeta
             if turn is not None
             else None
         ),
+        failed_turn=_failed(reading.failed_turn),
         messages=[
             MessageOut(
                 seq=m.seq,
@@ -119,6 +151,7 @@ def _detail(reading: SessionReading, *, base: str, now: datetime) -> SessionDeta
                 truncated=bool(m.meta.get("truncated")),
                 tool_calls=m.meta.get("toolCalls"),
                 tool_call_id=m.meta.get("toolCallId"),
+                model=_model_of(m.role, m.meta),
             )
             for m in reading.messages
         ],

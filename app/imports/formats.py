@@ -29,6 +29,7 @@ from app.core.text import grapheme_floor
 
 Source = Literal["chatgpt", "claude", "openwebui"]
 TITLE_MAX_CHARS = 200
+MAX_MODEL_NAME_CHARS = 100
 UNTITLED_TITLE_CHARS = 80
 # Open WebUI keeps a reasoning model's thoughts inside the answer, in this element.
 _OPENWEBUI_REASONING = re.compile(
@@ -142,7 +143,9 @@ def _title(raw: Any, messages: list[dict[str, Any]]) -> str:
 
 # One node of another product's tree: its parent's key, and its message (None: a node
 # with nothing to import, whose children go to its nearest kept ancestor).
-_Node = tuple[str | None, tuple[str, str, datetime | None] | None]
+# A message as kept: (role, text, time, the model that wrote it where the export says).
+_Message = tuple[str, str, datetime | None, str | None]
+_Node = tuple[str | None, _Message | None]
 
 
 @dataclass
@@ -150,7 +153,7 @@ class _Tree:
     """Messages in an order where every parent comes before its children, with each
     one's parent (an index into `messages`) and the head's index."""
 
-    messages: list[tuple[str, str, datetime | None]]
+    messages: list[_Message]
     parents: list[int | None]
     head: int | None
 
@@ -188,7 +191,7 @@ def _tree(
         message = nodes[key][1]
         at = above
         if message is not None:
-            role, text, when = message
+            role, text, when, model = message
             if (
                 merge_answers
                 and only_child
@@ -197,8 +200,13 @@ def _tree(
                 and out.messages[above][0] == "assistant"
                 and above not in has_child
             ):
-                prev_role, prev_text, prev_at = out.messages[above]
-                out.messages[above] = (prev_role, f"{prev_text}\n\n{text}", prev_at or when)
+                prev_role, prev_text, prev_at, prev_model = out.messages[above]
+                out.messages[above] = (
+                    prev_role,
+                    f"{prev_text}\n\n{text}",
+                    prev_at or when,
+                    prev_model or model,
+                )
             else:
                 out.messages.append(message)
                 out.parents.append(above)
@@ -214,6 +222,15 @@ def _tree(
     return out
 
 
+def _model_name(holder: Any, key: str) -> str | None:
+    """A model's name from an export (`model_slug` in ChatGPT's, `model` in Open WebUI's),
+    when it is a short string."""
+    value = holder.get(key) if isinstance(holder, dict) else None
+    if isinstance(value, str) and value.strip() and len(value) <= MAX_MODEL_NAME_CHARS:
+        return value.strip()
+    return None
+
+
 def _conversation(
     *,
     source: Source,
@@ -221,7 +238,7 @@ def _conversation(
     title: Any,
     created: datetime | None,
     updated: datetime | None,
-    messages: list[tuple[str, str, datetime | None]],
+    messages: list[_Message],
     pinned: bool = False,
     tags: list[str] | None = None,
     tree: _Tree | None = None,
@@ -232,20 +249,22 @@ def _conversation(
         raise BrokenEntry("it has no id")
     if tree is not None:
         messages = tree.messages
-    kept = [(role, text, at) for role, text, at in messages if text.strip()]
+    kept = [m for m in messages if m[1].strip()]
     if not kept:
         raise BrokenEntry("it has no messages")
-    times = [at for _, _, at in kept if at is not None]
+    times = [at for _, _, at, _ in kept if at is not None]
     created = created or (min(times) if times else None) or updated
     if created is None:
         raise BrokenEntry("it has no times")
     out: list[dict[str, Any]] = []
     last = created
-    for role, text, at in kept:
+    for role, text, at, model in kept:
         last = at or last
-        out.append({"role": role, "content": text, "createdAt": last})
+        # A reply keeps the name of the model that wrote it, as the export gives it.
+        meta = {"model": model} if model and role == "assistant" else {}
+        out.append({"role": role, "content": text, "createdAt": last, "metadata": meta})
     for seq, m in enumerate(out, start=1):
-        m.update(seq=seq, imageUrl=None, metadata={})
+        m.update(seq=seq, imageUrl=None)
     extra: dict[str, Any] = {}
     if tree is not None:
         for m, parent in zip(out, tree.parents, strict=True):
@@ -340,7 +359,7 @@ def _chatgpt_when(node: dict[str, Any]) -> float:
     return at.timestamp() if at else 0.0
 
 
-def _chatgpt_message(node: dict[str, Any]) -> tuple[str, str, datetime | None] | None:
+def _chatgpt_message(node: dict[str, Any]) -> _Message | None:
     """A node's message as (role, text, time), or None for a node with nothing to keep."""
     message = node.get("message")
     if not isinstance(message, dict):
@@ -357,7 +376,7 @@ def _chatgpt_message(node: dict[str, Any]) -> tuple[str, str, datetime | None] |
     text = _chatgpt_text(message)
     if not text.strip():
         return None
-    return role, text, _epoch(message.get("create_time"))
+    return role, text, _epoch(message.get("create_time")), _model_name(meta, "model_slug")
 
 
 # ------------------------------------------------------------------------------- Claude
@@ -386,7 +405,7 @@ def from_claude(entry: Any) -> dict[str, Any]:
     roles = {"human": "user", "assistant": "assistant"}
     by_id = {m["uuid"]: m for m in listed if isinstance(m.get("uuid"), str)}
     tree: _Tree | None = None
-    messages: list[tuple[str, str, datetime | None]] = []
+    messages: list[_Message] = []
     if any(isinstance(m.get("parent_message_uuid"), str) for m in listed):
         # A tree, imported whole; the last message of the array that has no replies ends
         # the branch the user saw last (the head).
@@ -398,11 +417,11 @@ def from_claude(entry: Any) -> dict[str, Any]:
             value = m.get("parent_message_uuid")
             return value if isinstance(value, str) and value != _CLAUDE_ROOT else None
 
-        def kept(m: dict[str, Any]) -> tuple[str, str, datetime | None] | None:
+        def kept(m: dict[str, Any]) -> _Message | None:
             sender, text = m.get("sender"), _claude_text(m)
             if not isinstance(sender, str) or sender not in roles or not text.strip():
                 return None
-            return roles[sender], text, _iso(m.get("created_at"))
+            return roles[sender], text, _iso(m.get("created_at")), _model_name(m, "model")
 
         order = {k: i for i, k in enumerate(by_id)}
         tree = _tree(
@@ -412,7 +431,7 @@ def from_claude(entry: Any) -> dict[str, Any]:
         )
     else:
         messages = [
-            (roles[sender], _claude_text(m), _iso(m.get("created_at")))
+            (roles[sender], _claude_text(m), _iso(m.get("created_at")), _model_name(m, "model"))
             for m in listed
             if isinstance(sender := m.get("sender"), str) and sender in roles
         ]
@@ -468,11 +487,11 @@ def from_openwebui(entry: Any) -> dict[str, Any]:
         found = {k: v for k, v in nodes.items() if isinstance(v, dict)}
         leaf = history.get("currentId") if isinstance(history, dict) else None
 
-        def kept(m: dict[str, Any]) -> tuple[str, str, datetime | None] | None:
+        def kept(m: dict[str, Any]) -> _Message | None:
             role, text = m.get("role"), _openwebui_text(m)
             if role not in ("user", "assistant", "system") or not text.strip():
                 return None
-            return role, text, _epoch(m.get("timestamp"))
+            return role, text, _epoch(m.get("timestamp")), _model_name(m, "model")
 
         def parent(m: dict[str, Any]) -> str | None:
             value = m.get("parentId")
@@ -489,7 +508,7 @@ def from_openwebui(entry: Any) -> dict[str, Any]:
     else:
         raise BrokenEntry("it has no messages")
     messages = [
-        (role, _openwebui_text(m), _epoch(m.get("timestamp")))
+        (role, _openwebui_text(m), _epoch(m.get("timestamp")), _model_name(m, "model"))
         for m in chain
         if (role := m.get("role")) in ("user", "assistant", "system")
     ]

@@ -31,6 +31,14 @@ async def active_turn(*, db: AsyncSession, user_id: uuid.UUID, session_id: str) 
     return await TurnRepository(db, user_id).generating(session_id)
 
 
+async def failed_turn(
+    *, db: AsyncSession, user_id: uuid.UUID, session_id: str, user_seq: int
+) -> ChatTurn | None:
+    """The newest turn that failed to answer the user message `user_seq` (a crash mid-reply,
+    a model error), with its partial reply and its reason."""
+    return await TurnRepository(db, user_id).failed_at(session_id, user_seq)
+
+
 async def request_stop(
     *, db: AsyncSession, bus: EventBus, turn: ChatTurn, now: datetime
 ) -> ChatTurn:

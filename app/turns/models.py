@@ -68,6 +68,13 @@ class ChatTurn(SQLModel, table=True):
             "started_at",
             postgresql_where=sa.text("idempotency_key IS NOT NULL"),
         ),
+        # A user's tokens since a day or a month began (token budgets: app/usage).
+        sa.Index(
+            "ix_chat_turn_user_started",
+            "user_id",
+            "started_at",
+            postgresql_include=["prompt_tokens", "completion_tokens"],
+        ),
         same_owner_fk("chat_turn", "session_id", "chat_session"),
     )
 

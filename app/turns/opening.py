@@ -79,6 +79,11 @@ class TurnRequest:
     message_meta: dict[str, Any] | None = None
     # A new conversation: the name of the API key it is started with.
     api_client: str | None = None
+    # The model asked for (a known id): a new session takes it, an existing one switches.
+    model: str | None = None
+    # Continue the named conversation even when archived (restore it first); an unknown
+    # one is then a 404 instead of a new conversation.
+    restore: bool = False
 
 
 @dataclass
@@ -172,6 +177,31 @@ def _existing(found: ChatTurn | _BusyTurn, request: TurnRequest) -> ExistingTurn
             extra={"turnId": str(found.id), "sessionId": found.session_id},
         )
     return ExistingTurn(turn_id=found.id, session_id=found.session_id)
+
+
+async def _restore(
+    db: AsyncSession,
+    bus: EventBus,
+    repo: TurnRepository,
+    request: TurnRequest,
+    status: SessionStatus | str,
+) -> None:
+    """An archived (or expired) conversation the user writes in becomes active again; one
+    in the trash stays there (restoring it is History's explicit step)."""
+    assert request.session_id is not None
+    if status == SessionStatus.TRASHED:
+        raise SessionNotActiveError(
+            "This conversation is in the trash; restore it from History to continue it.",
+            code="session_trashed",
+            extra={"sessionId": request.session_id},
+        )
+    if status == SessionStatus.ACTIVE:
+        return  # expired but not yet archived by the sweeper: it simply goes on
+    await repo.restore_session(request.session_id)
+    bus.stage(
+        db,
+        user_event(request.user_id, "session", sessionId=request.session_id, change="restored"),
+    )
 
 
 def _check_target(request: TurnRequest, row: Any) -> None:
@@ -268,14 +298,19 @@ async def _open(
     # the parent has none: written before path hashes, or imported).
     path_hash = request.path_hash
     chain_on: tuple[bytes | None] | None = (None,)  # a first message chains on nothing
+    model = request.model
     if request.session_id is not None and is_well_formed(request.session_id):
         # Unknown, ill-formed and another user's ids all end here as None: same query,
         # same answer (a new session), nothing about the other session revealed.
         locked = await repo.lock_session(request.session_id)
-        if locked is not None and (
+        closed = locked is not None and (
             locked.status != SessionStatus.ACTIVE
             or locked.last_activity_at < now - timedelta(seconds=ttl_seconds)
-        ):
+        )
+        if locked is not None and closed and request.restore:
+            await _restore(db, bus, repo, request, locked.status)
+            closed = False
+        if locked is not None and closed:
             if target_seq is not None:
                 # An edit or a regenerate belongs to this conversation; it never moves
                 # to a new one.
@@ -291,8 +326,10 @@ async def _open(
                     user_event(user_id, "session", sessionId=request.session_id, change="archived"),
                 )
             expired_id = request.session_id
+            model = request.model or locked.model  # the new conversation keeps its model
         elif locked is not None:
             session_id, seq = request.session_id, locked.message_count + 1
+            model = request.model or locked.model
             busy_row = await repo.busy_turn_and_context(
                 session_id,
                 limit=limits.max_messages,
@@ -344,7 +381,7 @@ async def _open(
                     now=now,
                 ):
                     bus.stage(db, failed_event(user_id, session_id, busy.id))
-    if target_seq is not None and session_id is None:
+    if (target_seq is not None or request.restore) and session_id is None:
         raise no_session()
 
     if path_hash is None and request.path_key is not None and chain_on is not None:
@@ -363,6 +400,7 @@ async def _open(
         "expired_session_id": expired_id,
         "idempotency_key": request.idempotency_key,
         "request_hash": request.request_hash,
+        "model": model,
     }
     created = session_id is None
     if session_id is None:
@@ -377,6 +415,7 @@ async def _open(
         context=request.context,
         now=now,
         parent_seq=parent_seq,
+        model=model,
     )
     # The assistant only reads here (under the session lock), so it may read before the
     # rows go in, and the rows' statement can carry the events.

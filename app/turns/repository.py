@@ -172,7 +172,7 @@ def _depth_below(parent: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
 def _build_locked_session() -> sa.TextClause:
     s = _SESSION
     stmt = (
-        sa.select(s.c.status, s.c.last_activity_at, s.c.message_count, s.c.head_seq)
+        sa.select(s.c.status, s.c.last_activity_at, s.c.message_count, s.c.head_seq, s.c.model)
         .where(*_owner(s, "id"))
         .with_for_update()
     )
@@ -307,6 +307,18 @@ def _build_archive_session() -> sa.TextClause:
     return _compiled(stmt)
 
 
+def _build_restore_session() -> sa.TextClause:
+    """`POST /api/chat` with `restore`: the archived conversation is active again, in the
+    turn's opening transaction (the append that follows sets its last activity)."""
+    s = _SESSION
+    stmt = (
+        sa.update(s)
+        .where(*_owner(s, "id"))
+        .values(status=_value(s.c.status, SessionStatus.ACTIVE), archived_at=sa.null())
+    )
+    return _compiled(stmt)
+
+
 def _turn_insert(notified: sa.CTE) -> sa.Insert:
     """The turn, `generating` (its RETURNING runs `notified`)."""
     values = {
@@ -344,6 +356,11 @@ def _user_message() -> sa.CTE:
     return sa.insert(_MESSAGE).values(full_row(_MESSAGE, values)).cte("user_message")
 
 
+def _model_or(current: Any) -> Any:
+    """`:model` when the turn names one (the conversation switches to it), else `current`."""
+    return sa.func.coalesce(sa.cast(_p("model"), _SESSION.c.model.type), current)
+
+
 def _build_open_on_session() -> sa.TextClause:
     """Step 1's writes on an existing session: its count, head and activity, the user's
     message and the turn, in one statement (the session row is already locked)."""
@@ -352,7 +369,12 @@ def _build_open_on_session() -> sa.TextClause:
     session_row = (
         sa.update(s)
         .where(*_owner(s, "id"))
-        .values(message_count=_p("seq"), head_seq=_p("seq"), last_activity_at=_p("now"))
+        .values(
+            message_count=_p("seq"),
+            head_seq=_p("seq"),
+            last_activity_at=_p("now"),
+            model=_model_or(s.c.model),
+        )
         .cte("session_row")
     )
     stmt = _turn_insert(notified).add_cte(notified, session_row, _user_message())
@@ -365,7 +387,10 @@ def _build_open_regenerate() -> sa.TextClause:
     s = _SESSION
     notified = _notified()
     session_row = (
-        sa.update(s).where(*_owner(s, "id")).values(last_activity_at=_p("now")).cte("session_row")
+        sa.update(s)
+        .where(*_owner(s, "id"))
+        .values(last_activity_at=_p("now"), model=_model_or(s.c.model))
+        .cte("session_row")
     )
     return _compiled(_turn_insert(notified).add_cte(notified, session_row))
 
@@ -384,6 +409,7 @@ def _build_open_with_new_session() -> sa.TextClause:
         "message_count": ONE,
         "head_seq": ONE,
         "api_client": sa.cast(_p("api_client"), sa.String),
+        "model": _p("model"),
     }
     notified = _notified()
     new_session = sa.insert(_SESSION).values(full_row(_SESSION, values)).cte("new_session")
@@ -515,6 +541,7 @@ def _build_save_partials() -> sa.TextClause:
 LOCKED_SESSION = _build_locked_session()
 BUSY_TURN_AND_CONTEXT = _build_busy_turn_and_context()
 ARCHIVE_SESSION = _build_archive_session()
+RESTORE_SESSION = _build_restore_session()
 OPEN_ON_SESSION = _build_open_on_session()
 OPEN_REGENERATE = _build_open_regenerate()
 OPEN_WITH_NEW_SESSION = _build_open_with_new_session()
@@ -625,6 +652,20 @@ class TurnRepository:
         )
         return (await self.db.execute(stmt)).scalar_one_or_none()
 
+    async def failed_at(self, session_id: str, user_seq: int) -> ChatTurn | None:
+        """The newest turn that failed to answer the user message `user_seq`."""
+        stmt = (
+            owned(ChatTurn, self.user_id)
+            .where(
+                col(ChatTurn.session_id) == session_id,
+                col(ChatTurn.user_seq) == user_seq,
+                col(ChatTurn.status) == TurnStatus.FAILED,
+            )
+            .order_by(col(ChatTurn.started_at).desc())
+            .limit(1)
+        )
+        return (await self.db.execute(stmt)).scalar_one_or_none()
+
     async def in_session(self, *, session_id: str, turn_id: uuid.UUID) -> ChatTurn | None:
         stmt = owned(ChatTurn, self.user_id).where(
             col(ChatTurn.id) == turn_id, col(ChatTurn.session_id) == session_id
@@ -680,6 +721,10 @@ class TurnRepository:
     async def archive_session(self, session_id: str, *, now: datetime) -> None:
         params = {"session_id": session_id, "user_id": self.user_id, "now": now}
         await self.db.execute(ARCHIVE_SESSION, params)
+
+    async def restore_session(self, session_id: str) -> None:
+        params = {"session_id": session_id, "user_id": self.user_id}
+        await self.db.execute(RESTORE_SESSION, params)
 
     async def busy_turn_and_context(
         self,

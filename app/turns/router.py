@@ -65,8 +65,14 @@ async def _as_json(frames: AsyncIterator[Frame], *, with_seq: bool) -> JSONRespo
 _TURN_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {MEDIA_TYPE: {}}, "description": "JSON, or events with Accept"},
     401: {"description": "Not signed in"},
-    404: {"description": "With editSeq or on regenerate: no such conversation or message"},
-    409: {"description": "A reply is still being written in this conversation"},
+    404: {
+        "description": "With editSeq, restore or on regenerate: no such conversation "
+        "(or not yours), or no such message"
+    },
+    409: {
+        "description": "A reply is still being written in this conversation; with restore, "
+        "the conversation is in the trash (session_trashed)"
+    },
     422: {"description": "Invalid input, or an Idempotency-Key reused for another body"},
     429: {"description": "Rate limited"},
     502: {"description": "The model failed (the message is kept)"},

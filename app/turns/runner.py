@@ -18,7 +18,8 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -42,6 +43,33 @@ logger = logging.getLogger("app.turns")
 
 CLOSE_ATTEMPTS = 4
 CLOSE_BACKOFF_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class ClosedReply:
+    """A turn whose reply was stored (its transaction committed), for the work that
+    follows a turn without being part of it."""
+
+    opened: OpenedTurn
+    text: str
+    status: str  # done | stopped
+    sessionmaker: async_sessionmaker[AsyncSession]
+    bus: EventBus
+    clock: Clock
+
+
+# Work after a reply is stored, added by the package that owns it (a conversation's title:
+# app/titles), so that turns imports none of them. A hook answers at once: the work it
+# returns runs in a task of its own, after the turn has closed and its client was told.
+TurnClosedHook = Callable[[ClosedReply], Coroutine[Any, Any, None] | None]
+TURN_CLOSED_HOOKS: list[TurnClosedHook] = []
+
+
+def on_turn_closed(hook: TurnClosedHook) -> TurnClosedHook:
+    """Adds `hook` to every stored reply (a decorator)."""
+    if hook not in TURN_CLOSED_HOOKS:
+        TURN_CLOSED_HOOKS.append(hook)
+    return hook
 
 
 class LiveTurn:
@@ -161,6 +189,7 @@ class TurnRunner:
         self.live: dict[uuid.UUID, LiveTurn] = {}
         self.reserved = 0
         self._runs: set[asyncio.Task[None]] = set()
+        self._after: set[asyncio.Task[None]] = set()  # what TURN_CLOSED_HOOKS started
         self._checkpointer: asyncio.Task[None] | None = None
         bus.hub.on_cancel = self._on_cancel_event
 
@@ -279,6 +308,7 @@ class TurnRunner:
                     if closed.tool_calls:  # a reply of /v1 that called the client's tools
                         payload["toolCalls"] = closed.tool_calls
                     live.finish("done", payload)
+                    self._after_close(live, text, closed.status)
                 else:
                     await fail_turn(
                         sessionmaker=self.sessionmaker,
@@ -310,6 +340,26 @@ class TurnRunner:
                     return
                 logger.warning("saving turn %s failed (%s); retrying", live.id, exc)
                 await asyncio.sleep(CLOSE_BACKOFF_SECONDS * 2 ** (attempt - 1))
+
+    def _after_close(self, live: LiveTurn, text: str, status: str) -> None:
+        closed = ClosedReply(
+            opened=live.opened,
+            text=text,
+            status=status,
+            sessionmaker=self.sessionmaker,
+            bus=self.bus,
+            clock=self.clock,
+        )
+        for hook in TURN_CLOSED_HOOKS:
+            try:
+                work = hook(closed)
+            except Exception:
+                logger.exception("after turn %s: %s failed", live.id, hook)
+                continue
+            if work is not None:
+                task = asyncio.create_task(work, name=f"after-turn-{live.id}")
+                self._after.add(task)
+                task.add_done_callback(self._after.discard)
 
     # -- checkpoints ----------------------------------------------------------------
 
@@ -370,6 +420,10 @@ class TurnRunner:
                 live.cancel_generation()
             if pending:
                 await asyncio.wait(pending, timeout=30)
+        for task in list(self._after):  # titles and the like: nothing is lost without them
+            task.cancel()
+        if self._after:
+            await asyncio.wait(set(self._after), timeout=5)
         if self._checkpointer is not None:
             self._checkpointer.cancel()
             with contextlib.suppress(asyncio.CancelledError):

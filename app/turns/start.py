@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.assistant import catalog
 from app.conversations import paths
 from app.conversations import service as conversations
 from app.conversations.schemas import ChatMessageIn, ChatRequest, RegenerateRequest
+from app.core.config import Settings
 from app.core.errors import InvalidInputError, ServiceUnavailableError
 from app.core.metrics import TURNS_REFUSED_BUSY
 from app.turns import opening
@@ -23,6 +26,27 @@ from app.turns.admission import OpenSlot
 from app.turns.dependencies import TurnServices
 
 BUSY_RETRY_AFTER_SECONDS = 5
+
+
+class TurnOpenCheck(Protocol):
+    """Refuses a turn (raises an `AppError`) before anything of it is written."""
+
+    async def __call__(
+        self, *, db: AsyncSession, settings: Settings, user_id: uuid.UUID, now: datetime
+    ) -> None: ...
+
+
+# What a turn must pass to open, added by the package that owns each check (token
+# budgets: app/usage), so that turns imports none of them. They run in the request's
+# transaction, before the turn takes a place among the replies generating.
+TURN_OPEN_CHECKS: list[TurnOpenCheck] = []
+
+
+def turn_open_check(check: TurnOpenCheck) -> TurnOpenCheck:
+    """Adds `check` to every turn's opening (a decorator)."""
+    if check not in TURN_OPEN_CHECKS:
+        TURN_OPEN_CHECKS.append(check)
+    return check
 
 
 def _last_user_message(messages: Sequence[ChatMessageIn]) -> str:
@@ -47,8 +71,17 @@ async def start_turn(
     message = conversations.validate_user_message(
         _last_user_message(body.messages), max_chars=services.settings.max_message_chars
     )
+    if body.model is not None and not catalog.is_known(services.assistant, body.model):
+        raise InvalidInputError(
+            f"No model {body.model!r} here: GET /api/models lists them.", code="unknown_model"
+        )
     key = opening.validate_idempotency_key(idempotency_key)
-    hashes = _hashes(services, key, body.model_dump(mode="json"))
+    fingerprint = body.model_dump(mode="json")
+    if fingerprint["model"] is None:
+        del fingerprint["model"]  # the fingerprint of a request without one stays as it was
+    if not body.restore:
+        del fingerprint["restore"]  # a retry from before `restore` existed hashes the same
+    hashes = _hashes(services, key, fingerprint)
     return await _start(
         db=db,
         services=services,
@@ -63,6 +96,8 @@ async def start_turn(
             legacy_request_hash=hashes[1],
             edit_seq=body.edit_seq,
             path_key=_path_key(services),
+            model=body.model,
+            restore=body.restore,
         ),
     )
 
@@ -119,6 +154,8 @@ async def _start(
 ) -> uuid.UUID:
     settings = services.settings
     runner = services.runner
+    for check in TURN_OPEN_CHECKS:
+        await check(db=db, settings=settings, user_id=request.user_id, now=services.clock.now())
     if not runner.reserve():
         TURNS_REFUSED_BUSY.inc()
         raise ServiceUnavailableError(

@@ -22,11 +22,13 @@ from fastapi.templating import Jinja2Templates
 from pydantic import Field
 from starlette.responses import Response
 
+from app.assistant import catalog
 from app.assistant.factory import describe_assistant
 from app.assistant.platforms import page_data
 from app.auth.manager import fastapi_users
 from app.auth.models import User
 from app.auth.schemas import UserRead
+from app.core.dependencies import SettingsDep
 from app.core.schemas import ApiModel
 
 WEB_DIR = Path(__file__).resolve().parent
@@ -58,13 +60,87 @@ class AssistantOut(ApiModel):
     model: str | None = Field(description="The language model's name; null when none answers.")
     label: str = Field(description="What the page shows: the model, and where it runs.")
     local: bool = Field(description="The model runs on this server.")
+    suggestions: list[str] = Field(
+        description="What the empty chat suggests, by what this assistant does: questions "
+        "and writing when a language model answers, posts to draft in any case."
+    )
+    max_message_chars: int = Field(description="The longest message `POST /api/chat` takes.")
+
+
+# A language model answers questions and writes; the drafting assistant drafts posts with
+# or without one.
+MODEL_SUGGESTIONS = (
+    "Explain how the tides work, in three short paragraphs",
+    "Write a Python function that checks whether a word is a palindrome",
+    "Compare trains and planes for a 500 km trip, in a table",
+)
+POST_SUGGESTIONS = (
+    "Create a Facebook post about Diwali with image",
+    "Write a LinkedIn post about hiring engineers",
+)
 
 
 @session_router.get("/assistant", response_model=AssistantOut, tags=["assistant"])
-async def assistant_info(request: Request) -> AssistantOut:
-    """Who answers in the chat: the page names the model in use."""
+async def assistant_info(request: Request, settings: SettingsDep) -> AssistantOut:
+    """Who answers in the chat: the page names the model in use, and suggests what it does."""
     info = describe_assistant(request.app.state.assistant)
-    return AssistantOut(backend=info.backend, model=info.model, label=info.label, local=info.local)
+    suggestions = [*MODEL_SUGGESTIONS, POST_SUGGESTIONS[0]] if info.model else [*POST_SUGGESTIONS]
+    return AssistantOut(
+        backend=info.backend,
+        model=info.model,
+        label=info.label,
+        local=info.local,
+        suggestions=suggestions,
+        max_message_chars=settings.max_message_chars,
+    )
+
+
+class ModelOut(ApiModel):
+    id: str = Field(description="What `model` takes in POST /api/chat and PATCH /api/sessions.")
+    name: str = Field(description="The name users read (the page's picker).")
+    label: str = Field(description="What the page shows under the message box.")
+    backend: str = Field(description="`local`, `openai` or `builtin`.")
+    local: bool = Field(description="The model runs on this server.")
+    default: bool = Field(description="Answers conversations that chose no model.")
+
+
+class ModelsOut(ApiModel):
+    models: list[ModelOut] = Field(description="The default model first.")
+
+
+@session_router.get("/models", response_model=ModelsOut, tags=["assistant"])
+async def list_models(request: Request) -> ModelsOut:
+    """The models a conversation may choose, with their display names."""
+    assistant = request.app.state.assistant
+    models = catalog.models_of(assistant)
+    if not models:  # an assistant with no choice of model: the one that answers
+        info = describe_assistant(assistant)
+        name = info.model or catalog.BUILTIN_MODEL_NAME
+        return ModelsOut(
+            models=[
+                ModelOut(
+                    id=info.backend,
+                    name=name,
+                    label=info.label,
+                    backend=info.backend,
+                    local=info.local,
+                    default=True,
+                )
+            ]
+        )
+    return ModelsOut(
+        models=[
+            ModelOut(
+                id=m.id,
+                name=m.name,
+                label=m.label,
+                backend=m.backend,
+                local=m.local,
+                default=i == 0,
+            )
+            for i, m in enumerate(models)
+        ]
+    )
 
 
 @lru_cache

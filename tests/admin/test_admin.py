@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
+from app.web.router import POST_SUGGESTIONS
 from tests.conftest import chat, register
 
 pytestmark = pytest.mark.storage
@@ -67,5 +68,8 @@ async def test_the_admin_view_of_the_assistant_names_its_settings(client, sessio
         "model": None,
         "label": view["label"],
         "local": False,
+        # Without a language model the empty chat suggests posts to draft.
+        "suggestions": list(POST_SUGGESTIONS),
+        "maxMessageChars": 32_000,
     }
     assert "ASSISTANT_BACKEND" not in public["label"]

@@ -95,6 +95,7 @@ async def test_draft_publish_regenerate(client: httpx.AsyncClient, sessionmaker:
     meta = await _meta(sessionmaker, sid, 6)
     assert meta == {
         "assistant": "builtin",
+        "model": "builtin",
         "intent": "regenerate",
         "draftId": new["id"],
         "draftVersion": 2,

@@ -20,6 +20,7 @@ from app.assistant import local_model
 from app.assistant.local_model import LocalWriter, ModelQueue, QueueFull
 from app.core.config import Settings
 from app.core.runtime import PROJECT_ROOT
+from app.web.router import MODEL_SUGGESTIONS, POST_SUGGESTIONS
 from tests.conftest import IN_CI, register
 from tests.sse import collect, parse_events
 from tests.turns.conftest import chat_body, sse_headers
@@ -77,6 +78,9 @@ async def test_the_local_model_answers_a_question_streamed_with_usage(live, app)
         "model": "SmolLM2 135M",
         "label": "SmolLM2 135M, running on this server",
         "local": True,
+        # A language model answers: the empty chat suggests questions first, then a post.
+        "suggestions": [*MODEL_SUGGESTIONS, POST_SUGGESTIONS[0]],
+        "maxMessageChars": app.state.settings.max_message_chars,
     }
     headers = await register(live)
     async with live.stream(

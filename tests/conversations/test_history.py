@@ -69,6 +69,7 @@ async def test_list_is_newest_activity_first_with_preview_and_counts(client, clo
         "tags",
         "importedFrom",
         "apiClient",
+        "model",
         "messageCount",
         "preview",
         "matchSeq",

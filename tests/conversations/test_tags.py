@@ -122,3 +122,16 @@ async def test_export_and_import_carry_pins_and_tags(client, clock):
     imported = (await client.get(f"/api/sessions/{new_id}", headers=someone)).json()
     assert imported["pinned"] is True
     assert imported["tags"] == ["recipes"]
+
+
+async def test_tags_with_emoji_are_kept_and_found(client, clock):
+    me = await register(client)
+    a = await _start(client, me, "alpha", clock)
+    tags = ["🎉 party", "👩‍💻 work", "ideas ✨", "👍🏽"]
+    r = await client.patch(f"/api/sessions/{a}", json={"tags": tags}, headers=me)
+    assert r.status_code == 200, r.text
+    assert r.json()["tags"] == tags
+    assert await _all_ids(client, me, tag="👩‍💻 work") == [a]
+    for bad in ("semi;colon", "<b>", "a\u0000b"):
+        r = await client.patch(f"/api/sessions/{a}", json={"tags": [bad]}, headers=me)
+        assert r.status_code == 422, bad

@@ -69,7 +69,7 @@ def test_the_shapes_match_the_page() -> None:
     assert '<span class="code-lang">python</span>' in html
     assert '<code class="language-python">x = 1\n</code>' in html
     checkbox = 'class="task-list-item-checkbox" checked="checked" disabled="disabled"'
-    assert f'<input {checkbox} type="checkbox">' in html
+    assert f'<input {checkbox} type="checkbox" aria-label="Task">' in html
     assert '<span class="math math-inline">x^2</span>' in html
     assert '<div class="math math-display">y</div>' in html
 

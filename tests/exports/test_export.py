@@ -74,6 +74,7 @@ async def test_json_export_is_a_complete_versioned_download(client, clock):
         "content",
         "imageUrl",
         "createdAt",
+        "model",
         "metadata",
     }
     assert conv["messages"][1]["metadata"]["assistant"]

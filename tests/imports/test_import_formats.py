@@ -65,11 +65,14 @@ async def test_chatgpt_export_imports_the_active_branch(client):
         "2025-11-24T16:00:10Z",
         "2025-11-24T16:00:40Z",
     ]
+    # Each answer keeps the model that wrote it (ChatGPT's `model_slug`).
+    assert [m["model"] for m in conv["messages"]] == [None, "gpt-4o", None, "o3"]
     # The regenerated answer is kept, as the other version of the first answer.
     first_answer = conv["messages"][1]
     [other] = [s for s in first_answer["siblingSeqs"] if s != first_answer["seq"]]
     moved = await client.put(f"/api/sessions/{conv['id']}/head", json={"seq": other}, headers=user)
     assert _said(moved.json())[1] == ("assistant", "An answer the user regenerated.")
+    assert moved.json()["messages"][1]["model"] == "gpt-4o-mini"
     listed = (await client.get("/api/sessions?status=archived", headers=user)).json()["items"]
     assert [(i["title"], i["importedFrom"]) for i in listed] == [
         ("Feeding a sourdough starter", "chatgpt")
@@ -166,6 +169,7 @@ async def test_open_webui_export_keeps_the_current_branch_pins_and_tags(client):
         "2025-11-13T02:13:20Z",
         "2025-11-13T02:13:40Z",
     ]
+    assert [m["model"] for m in conv["messages"]] == [None, "llama3.1:8b"]
     # The earlier answer is kept as another version; the head is `currentId`.
     assert conv["messages"][1]["siblingSeqs"] == [2, 3]
     assert conv["headSeq"] == conv["messages"][1]["seq"] == 3
@@ -184,6 +188,7 @@ async def test_an_imported_conversation_keeps_its_source_through_a_chatkeep_expo
     copy = (await _import(client, bob, exported)).json()["sessions"][0]
     detail = (await client.get(f"/api/sessions/{copy}", headers=bob)).json()
     assert detail["importedFrom"] == "openwebui"
+    assert detail["messages"][1]["model"] == "llama3.1:8b"  # through the round trip
 
 
 async def test_hostile_file_limits_hold_for_every_format(client, settings, sessionmaker):

@@ -70,29 +70,28 @@ def test_draft_post_regenerate_expire_restore_and_continue(new_page, live_server
     expect(rows.first).to_contain_text("Create a Facebook post about Diwali")
     expect(rows.first).to_contain_text("6 messages")
 
-    # Time passes; the sweeper archives the idle conversation.
+    # Time passes; the sweeper archives the idle conversation. The page says so, and its
+    # draft can still be posted: writing in it continues it.
     live_server.expire_sessions()
     expect(page.wait_for_rows("Archived", 1)).to_have_count(1)
     expect(page.history("Active")).to_have_count(0)
-
-    # The chat still names the old conversation: the next message says it expired.
     if p.locator("#view-nav").is_visible():
         p.get_by_role("button", name="Chat", exact=True).click()
-    page.say("hello again")
-    expect(p.locator("#chat-notice")).to_contain_text("expired")
-    expect(p.locator("#messages .msg-user")).to_have_count(1)
+    expect(p.locator("#chat-notice")).to_contain_text("Your next message continues it")
+    expect(cards.last.locator(".badge")).to_have_text("Waiting for you")
 
-    archived = page.history("Archived")
-    expect(archived).to_have_count(1)
-    archived.first.get_by_role("button", name="Restore").click()
-    expect(p.locator("#chat-heading")).to_have_text(
-        "Create a Facebook post about Diwali with image"
-    )
-    expect(p.locator("#messages .draft-card")).to_have_count(2)
-    page.say("post it")
+    page.say("hello again")
+    assert page.session_id() == session_id
+    expect(p.locator("#chat-notice")).to_be_hidden()
+    expect(p.locator("#messages .msg-user")).to_have_count(4)
+    expect(page.history("Active")).to_have_count(1)
+    expect(page.history("Archived")).to_have_count(0)
+    if p.locator("#view-nav").is_visible():
+        p.get_by_role("button", name="Chat", exact=True).click()
+
+    p.locator("#messages .draft-card").last.get_by_role("button", name="Post").click()
     expect(p.locator("#messages .msg-assistant").last).to_contain_text("published")
     assert page.session_id() == session_id
-    expect(page.history("Active")).to_have_count(2)
 
 
 def test_a_script_typed_as_a_message_is_shown_as_text(new_page, live_server):
@@ -132,23 +131,49 @@ def test_quota_is_shown_and_a_429_says_when_to_retry(tight_server, new_page):
     expect(p.locator("#messages .msg-user")).to_have_count(2)
 
 
-def test_coming_back_after_expiry_says_so_and_leads_to_the_archive(new_page, live_server):
+def test_coming_back_after_expiry_shows_the_conversation_ready_to_continue(new_page, live_server):
     page = new_page().open().sign_up(live_server.new_email())
     p = page.page
     page.say("Draft a note about the team offsite")
+    session_id = page.session_id()
     live_server.expire_sessions()
     expect(page.wait_for_rows("Archived", 1)).to_have_count(1)
 
     p.reload()
-    notice = p.locator("#chat-notice")
-    expect(notice).to_contain_text("expired and was archived")
-    expect(notice).to_contain_text("Draft a note about the team offsite")
-    expect(p.locator("#messages .msg")).to_have_count(0)
-    notice.get_by_role("button", name="Open it in History").click()
-    expect(p.get_by_role("tab", name="Archived", exact=True)).to_have_attribute(
-        "aria-selected", "true"
+    expect(p.locator("#chat-notice")).to_contain_text("Your next message continues it")
+    expect(p.locator("#chat-heading")).to_have_text("Draft a note about the team offsite")
+    expect(p.locator("#messages .msg")).to_have_count(2)
+    box = p.get_by_label("Message", exact=True)
+    expect(box).to_be_enabled()
+    page.say("And the venue is the lake house")
+    assert page.session_id() == session_id
+    expect(p.locator("#messages .msg-user")).to_have_count(2)
+    expect(p.locator("#chat-notice")).to_be_hidden()
+    expect(page.history("Archived")).to_have_count(0)
+    expect(page.history("Active").first).to_contain_text("4 messages")
+
+
+def test_text_typed_before_the_conversation_expired_continues_it(new_page, live_server):
+    page = new_page().open().sign_up(live_server.new_email())
+    p = page.page
+    page.say("Plan the quarterly review")
+    session_id = page.session_id()
+    box = p.get_by_label("Message", exact=True)
+    box.fill("Add a slot for questions")  # typed, not yet sent, when it expires
+
+    live_server.expire_sessions()
+    expect(p.locator("#chat-notice")).to_contain_text(
+        "Your next message continues it", timeout=20_000
     )
-    expect(p.locator("#history-list li.row")).to_have_count(1)
+    expect(box).to_have_value("Add a slot for questions")
+    box.press("Enter")
+    expect(p.locator("#messages .msg-user .msg-text")).to_have_text(
+        ["Plan the quarterly review", "Add a slot for questions"]
+    )
+    page.wait_for_reply()
+    assert page.session_id() == session_id
+    expect(page.history("Active")).to_have_count(1)
+    expect(page.history("Archived")).to_have_count(0)
 
 
 def test_keyboard_only_use(new_page, live_server):

@@ -40,15 +40,17 @@ def test_search_finds_a_word_inside_an_archived_conversation(new_page, live_serv
     expect(page.history("Active")).to_have_count(0)
     expect(p.locator("#history-status")).to_contain_text("No active conversations match")
 
-    # Open it read-only: the word is there, and the message box is not.
+    # Open it: at the message that matched, with the message box ready; sending continues it.
     archived = page.history("Archived")
     archived.first.get_by_role("button", name="Hello there", exact=True).click()
-    expect(p.locator("#viewer-bar")).to_contain_text("archived")
-    expect(p.locator("#messages")).to_contain_text("saffron marigold festival")
-    expect(p.get_by_label("Message", exact=True)).to_be_hidden()
-
-    p.get_by_role("button", name="Restore and continue").click()
     expect(p.locator("#viewer-bar")).to_be_hidden()
+    expect(p.locator("#chat-notice")).to_contain_text("Your next message continues it")
+    found = p.locator("#messages li.msg-found")
+    expect(found).to_contain_text("saffron marigold festival")
+    expect(found.locator("mark")).to_have_text(["marigold"])
+    expect(found).to_be_focused()
+    expect(p.get_by_label("Message", exact=True)).to_be_enabled()
+
     page.say("And the lanterns are yellow")
     expect(p.locator("#messages .msg-user")).to_have_count(3)
 
@@ -172,8 +174,14 @@ def test_imported_chatgpt_file_shows_its_source_and_search_highlights_a_prefix(
     upload = tmp_path / "conversations.json"
     upload.write_bytes(source.read_bytes())
     p.locator("#import-file").set_input_files(str(upload))
-    expect(p.locator("#transfer")).to_contain_text("1 conversation imported")
+    expect(p.locator("#transfer")).to_contain_text("1 conversation imported into Archived")
     expect(p.locator("#transfer")).to_contain_text("left out: “Broken: no mapping”")
+    # It says where they went, and shows them there.
+    expect(p.get_by_role("tab", name="Archived", exact=True)).to_have_attribute(
+        "aria-selected", "true"
+    )
+    shown = p.locator("#history-list li.row").filter(has_text="Feeding a sourdough starter")
+    expect(shown).to_have_count(1)
     row = page.history("All").filter(has_text="Feeding a sourdough starter")
     expect(row.locator(".badge-imported")).to_have_text("From ChatGPT")
 

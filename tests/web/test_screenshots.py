@@ -97,6 +97,9 @@ def discount(items: int) -> int:
 
 - [x] Budget approved
 - [ ] Photos taken
+
+The photo brief is at https://example.com/spring-sale/brief, and the
+[checklist](https://example.com/spring-sale/checklist) has the rest.
 """
 
 
@@ -116,10 +119,26 @@ def test_markdown_screenshot(new_page, live_server, use_assistant, tmp_path):
     p.locator("#composer-input").blur()
     p.screenshot(path=str(out / "chat-markdown.png"))
 
+    # The same reply on a phone (390x844): the table and the code scroll inside the bubble,
+    # the page itself never sideways.
+    phone = new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+    phone.open().sign_in(page.page.locator("#who").inner_text())
+    q = phone.page
+    reply = q.locator("#messages .msg-assistant .msg-text").last
+    expect(reply.locator(".katex")).to_have_count(2)
+    expect(reply.locator("a[href='https://example.com/spring-sale/checklist']")).to_be_visible()
+    q.wait_for_function("() => document.fonts.status === 'loaded'")
+    reply.locator("table").scroll_into_view_if_needed()
+    assert q.evaluate("() => document.documentElement.scrollWidth") <= 390
+    q.locator("#composer-input").blur()
+    q.screenshot(path=str(out / "chat-markdown-phone.png"))
+
     from PIL import Image
 
     with Image.open(out / "chat-markdown.png") as shot:
         assert shot.size == (1280, 800)
+    with Image.open(out / "chat-markdown-phone.png") as shot:
+        assert shot.size == (390 * 2, 844 * 2)
 
 
 def _older_conversations(live_server, email: str) -> int:

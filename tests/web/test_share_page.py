@@ -63,7 +63,18 @@ def test_a_shared_link_opens_signed_out_read_only_until_it_is_revoked(new_page, 
     expect(messages).to_have_count(4)
     expect(messages.nth(2).locator(".shared-text")).to_have_text("And bring lemonade")
 
+    # Stopping asks first; keeping the link changes nothing.
     dialog.get_by_role("button", name="Stop sharing").click()
+    expect(dialog.locator("#share-status")).to_contain_text("Stop sharing? The link stops working")
+    dialog.get_by_role("button", name="Keep sharing").click()
+    expect(dialog.get_by_role("button", name="Stop sharing")).to_be_focused()
+    assert v.goto(url).status == 200
+    dialog.get_by_role("button", name="Stop sharing").click()
+    dialog.get_by_role("button", name="Yes, stop sharing").click()
+    expect(dialog.locator("#share-done")).to_have_text("Sharing stopped: the link no longer opens.")
+    done_color = dialog.locator("#share-done").evaluate("e => getComputedStyle(e).color")
+    error_color = dialog.locator("#share-error").evaluate("e => getComputedStyle(e).color")
+    assert done_color != error_color  # news that went well is not said in red
     expect(dialog.get_by_role("button", name="Create link")).to_be_visible()
     expect(dialog.get_by_label("Link", exact=True)).to_be_hidden()
     expect(dialog.get_by_role("button", name="Copy link")).to_be_hidden()

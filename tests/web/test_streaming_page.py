@@ -108,10 +108,11 @@ def test_a_reply_streams_in_as_plain_text_and_is_announced_once(new_page, live_s
     expect(p.locator("#messages .msg-user .msg-text")).to_have_attribute("dir", "auto")
     expect(p.get_by_role("button", name="Send")).to_be_visible()
     expect(p.get_by_role("button", name="Stop")).to_be_hidden()
-    expect(p.locator("#chat-usage")).to_have_text("1,234 tokens")
+    expect(p.locator("#chat-usage")).to_have_text("1,234 tokens used")
+    expect(p.locator("#chat-usage")).to_have_attribute("title", re.compile("pieces of words"))
 
     page.say("And again")
-    expect(p.locator("#chat-usage")).to_have_text("2,468 tokens")
+    expect(p.locator("#chat-usage")).to_have_text("2,468 tokens used")
     assert len(keys) == 2 and all(keys) and keys[0] != keys[1]  # a fresh key per message
 
 
@@ -247,6 +248,35 @@ def test_a_conversation_deleted_on_another_device_is_marked(new_page, live_serve
     expect(lp.locator("#messages .msg-user .msg-text")).to_have_text(["A fresh start"])
 
 
+def test_undo_on_another_device_brings_the_conversation_back(new_page, live_server):
+    email = live_server.new_email()
+    laptop = new_page().open().sign_up(email)
+    laptop.say("Ideas for the balcony")
+    phone = new_page().open().sign_in(email)
+    expect(phone.page.locator("#messages .msg-user")).to_have_count(1)
+
+    rows = phone.history("Active")
+    rows.first.get_by_role("button", name="More", exact=False).click()
+    rows.first.get_by_role("button", name="Delete", exact=True).click()
+    lp = laptop.page
+    box = lp.get_by_label("Message", exact=True)
+    expect(lp.locator("#chat-notice")).to_contain_text("deleted on another device")
+    expect(box).to_be_disabled()
+
+    toast = phone.page.get_by_role("status").filter(has_text="Moved to trash.")
+    toast.get_by_role("button", name="Undo").click()
+    expect(rows).to_have_count(1)
+
+    # The laptop hears of it: the conversation is back, as it was, ready to write.
+    expect(lp.locator("#chat-notice")).to_be_hidden()
+    expect(box).to_be_enabled()
+    expect(lp.get_by_role("button", name="Send")).to_be_enabled()
+    expect(lp.locator("#messages .msg-user .msg-text")).to_have_text(["Ideas for the balcony"])
+    laptop.say("Add some herbs")
+    expect(lp.locator("#messages .msg-user")).to_have_count(2)
+    expect(phone.page.locator("#messages .msg-user")).to_have_count(2)
+
+
 def test_a_draft_posted_on_another_device_shows_as_posted(new_page, live_server):
     email = live_server.new_email()
     laptop = new_page().open().sign_up(email)
@@ -262,18 +292,20 @@ def test_a_draft_posted_on_another_device_shows_as_posted(new_page, live_server)
     expect(phone.page.locator("#messages .msg-user .msg-text").last).to_have_text("post it")
 
 
-def test_expiry_marks_the_open_conversation_and_its_draft_archived(new_page, live_server):
+def test_expiry_marks_the_open_conversation_and_its_draft_stays_postable(new_page, live_server):
     page = new_page().open().sign_up(live_server.new_email())
     p = page.page
     page.say("Create a LinkedIn post about hiring engineers")
+    session_id = page.session_id()
     card = p.locator("#messages .draft-card").last
     expect(card.get_by_role("button", name="Post")).to_be_visible()
 
     live_server.expire_sessions()  # the sweeper archives it and says so to every device
     expect(p.locator("#chat-notice")).to_contain_text("archived", timeout=20_000)
-    expect(card.locator(".badge")).to_have_text("Archived, not posted")
-    expect(card.get_by_role("button", name="Post")).to_have_count(0)
+    expect(card.locator(".badge")).to_have_text("Waiting for you")
 
-    page.say("hello again")  # a new message starts a new conversation
-    expect(p.locator("#chat-notice")).to_contain_text("expired")
-    expect(p.locator("#messages .msg-user .msg-text")).to_have_text(["hello again"])
+    card.get_by_role("button", name="Post").click()  # continues it: restored, then posted
+    page.wait_for_reply()
+    expect(p.locator("#messages .msg-assistant").last).to_contain_text("published")
+    expect(p.locator("#chat-notice")).to_be_hidden()
+    assert page.session_id() == session_id

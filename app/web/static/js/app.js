@@ -3,7 +3,7 @@
 import { ApiError, getJson, send, sendJson, setUnauthorizedHandler } from "./api.js";
 import { openBranchOf } from "./branches.js";
 import { catchUp, liveEvent } from "./changes.js";
-import { continueIn, exitViewer, forget, initChat, loadCurrent, openReadOnly, renamed, resetChat, viewedId } from "./chat.js";
+import { continueIn, exitViewer, forget, initChat, loadCurrent, openReadOnly, renamed, resetChat, setAssistant, viewedId } from "./chat.js";
 import { $, show } from "./dom.js";
 import { ensureFresh, initHistory, liveChanged, markStale, reload, resetHistory, restore } from "./history.js";
 import { markedWords } from "./history-rows.js";
@@ -12,6 +12,7 @@ import { startLive, stopLive } from "./live.js";
 import { showNotice } from "./notices.js";
 import { revealMessage } from "./chat-panel.js";
 import { refreshQuota } from "./quota.js";
+import { initModels, loadModels } from "./models.js";
 import { initSettings, loadApiKeys, loadRetention, loadSignIns } from "./settings.js";
 import { initShare } from "./share.js";
 import { setSessionId, setUser, state } from "./state.js";
@@ -76,7 +77,7 @@ function onDeleted() {
   resetChat();
   resetHistory();
   setMode("signin");
-  showAuth("Your account and everything in it are deleted.");
+  showAuth("Your account and everything in it are deleted.", { ok: true });
 }
 
 function showSettings(visible) {
@@ -142,7 +143,7 @@ async function submitReset(event) {
     state.resetToken = "";
     history.replaceState(null, "", "/");
     setMode("signin");
-    showAuth("Your password is changed. Sign in with the new one.");
+    showAuth("Your password is changed. Sign in with the new one.", { ok: true });
   } catch (err) {
     $("reset-error").textContent = err.message;
   }
@@ -152,9 +153,9 @@ async function verifyFromLink(token) {
   history.replaceState(null, "", "/");
   try {
     await sendJson("POST", "/auth/verify", { token }, { quiet401: true });
-    return "Thank you: your email address is confirmed.";
+    return { text: "Thank you: your email address is confirmed.", ok: true };
   } catch (err) {
-    return err.message;
+    return { text: err.message, ok: false };
   }
 }
 
@@ -172,7 +173,9 @@ async function resendVerification() {
   }
 }
 
-function showAuth(message = "") {
+/** The sign-in form, with a message above it: an error (red), or with `ok` news that
+ *  went well (green: a success is never said in the colour of an error). */
+function showAuth(message = "", { ok = false } = {}) {
   show($("boot"), false);
   unmount("recover");
   unmount("settings");
@@ -182,6 +185,7 @@ function showAuth(message = "") {
   show($("view-nav"), false);
   show(el.auth, true);
   $("auth-error").textContent = message;
+  $("auth-error").dataset.tone = ok ? "ok" : "error";
   $("auth-email").focus();
 }
 
@@ -203,14 +207,14 @@ async function showWorkspace(user) {
   followChanges();
 }
 
-/** Names who answers: the model and where it runs (GET /api/assistant). */
+/** Names who answers (the model and where it runs), with a picker when there is a choice. */
 async function showAssistant() {
-  const line = $("assistant-model");
   try {
-    const info = await getJson("/api/assistant");
-    line.textContent = `Answers by ${info.label}`;
+    await loadModels();
+    // Who answers, what to suggest in the empty chat, the longest message taken.
+    setAssistant(await getJson("/api/assistant"));
   } catch {
-    line.textContent = "";
+    $("assistant-model").textContent = "";
   }
 }
 
@@ -256,6 +260,7 @@ async function submitAuth(event) {
   const password = $("auth-password").value;
   const errorEl = $("auth-error");
   errorEl.textContent = "";
+  errorEl.dataset.tone = "error";
   if (!email || !password) {
     errorEl.textContent = "Please enter your email and password.";
     return;
@@ -291,7 +296,7 @@ async function signOut() {
   resetChat();
   resetHistory();
   setMode("signin");
-  showAuth("You are signed out.");
+  showAuth("You are signed out.", { ok: true });
 }
 
 async function boot() {
@@ -315,13 +320,17 @@ async function boot() {
     onRestore: (id) => restore(id),
   });
   initShare();
+  initModels();
   // The conversation the chat continued, when this device just moved it to the trash: an
   // Undo brings the chat back to it (unless a new one was started meanwhile).
   let trashedCurrent = null;
   initHistory({
     onOpen: async (item) => {
       setView("chat");
-      await openReadOnly(item);
+      // Active and archived conversations open ready to write (sending continues an
+      // archived one); only one in the trash opens read-only.
+      if (item.status === "trashed") await openReadOnly(item);
+      else await continueIn(item.id, { focus: !item.matchSeq });
       // A search result opens at the message that matched, on its branch.
       if (item.matchSeq && item.matchOnPath === false) await openBranchOf(item.matchSeq);
       if (item.matchSeq) revealMessage(item.matchSeq, markedWords(item.snippet));
@@ -337,7 +346,7 @@ async function boot() {
       if (wasCurrent && how === "deleted") trashedCurrent = id;
       if (wasCurrent || wasViewed) {
         forget(id);
-        if (wasCurrent && how === "archived") showNotice("That conversation is archived now; a new message starts a new one.");
+        if (wasCurrent && how === "archived") showNotice("That conversation is archived now. Open it from History under Archived to continue it.");
       }
     },
     onRenamed: (id, title) => renamed(id, title),
@@ -381,7 +390,7 @@ async function boot() {
       return;
     }
   }
-  let notice = "";
+  let notice = { text: "", ok: false };
   if (location.pathname === "/verify-email") notice = await verifyFromLink(tokenFromLink());
 
   try {
@@ -389,14 +398,15 @@ async function boot() {
     const signIn = await getJson("/api/session", { quiet401: true });
     if (signIn.signedIn) {
       await showWorkspace(signIn.user);
-      if (notice) showNotice(notice);
+      if (notice.text) showNotice(notice.text);
       return;
     }
     setMode("signin");
-    showAuth(notice);
+    showAuth(notice.text, { ok: notice.ok });
   } catch (err) {
     setMode("signin");
-    showAuth(notice || (err instanceof ApiError && err.status !== 401 ? err.message : ""));
+    if (notice.text) showAuth(notice.text, { ok: notice.ok });
+    else showAuth(err instanceof ApiError && err.status !== 401 ? err.message : "");
   }
 }
 

@@ -4,8 +4,8 @@
 import { ApiError } from "./api.js";
 import { drawPath, shownHead } from "./branches.js";
 import { indexDrafts, refreshCards, renderItem } from "./drafts.js";
-import { showError, showNotice } from "./notices.js";
-import { el, scrollToEnd, setHeading, setUsage, shownItem, typingItem, updateEmpty } from "./chat-panel.js";
+import { ARCHIVED_NOTE, hideNotice, showError, showNotice } from "./notices.js";
+import { el, scrollToEnd, setHeading, setUsage, showFailed, shownItem, typingItem, updateComposer, updateEmpty } from "./chat-panel.js";
 import { fetchConversation } from "./sessions.js";
 import { openConversationId, state } from "./state.js";
 import { beginLive, endLive, followEvents, readTurn, stopFollowing } from "./stream.js";
@@ -38,9 +38,10 @@ async function followTurn(sessionId, turnId) {
   }
   chat.followed.add(turnId);
   if (token !== chat.loadToken) return;
+  // A failed reply (interrupted by a crash, a model error) is shown from the stored
+  // conversation that the catch-up reads: what was written, why it stopped, and Retry.
   if (final?.event === "error") bubble.remove();
   if (final?.event === "done" && final.data.stopped) chat.stoppedSeqs.add(final.data.seq);
-  if (final?.event === "error") showError(final.data.detail || final.data.title || "The reply failed.");
   await catchUp();
 }
 
@@ -91,8 +92,15 @@ async function readNew() {
   chat.lastSeq = conversation.messages.reduce((max, m) => Math.max(max, m.seq), chat.lastSeq);
   refreshCards();
   updateEmpty();
+  showFailed(conversation.failedTurn);
   if (fresh.length) scrollToEnd();
-  if (conversation.status !== "active" && !chat.viewing && id === state.sessionId) markClosed(id, "archived");
+  const viewingTrash = chat.viewing && chat.viewing.status === "trashed"; // read-only there
+  if (conversation.status === "trashed" && !viewingTrash) markClosed(id, "deleted");
+  else if (conversation.status !== "active" && !chat.viewing && id === state.sessionId) {
+    if (chat.closed === "deleted") chat.closed = null; // back from the trash, as archived
+    markClosed(id, "archived");
+  }
+  else if (conversation.status === "active" && chat.closed && !chat.viewing) reopened();
   resumeActive(id, conversation.activeTurn);
 }
 
@@ -130,8 +138,17 @@ export function liveEvent(kind, data) {
   }
 }
 
+/** The open conversation is active again (restored, or its deletion undone, on another
+ *  device): it goes on here as if nothing happened. */
+function reopened() {
+  chat.closed = null;
+  hideNotice();
+  refreshCards();
+  updateComposer();
+}
+
 /** The open conversation was archived (it expired) or deleted, here or on another device. */
-function markClosed(id, how) {
+export function markClosed(id, how) {
   if (openConversationId() !== id || chat.closed === how || (chat.closed === "deleted" && how === "archived")) return;
   if (how === "archived" && chat.viewing) {
     chat.viewing.status = "archived"; // a read-only view stays one
@@ -143,13 +160,10 @@ function markClosed(id, how) {
     // The id stays until the user starts anew: a reload then finds it gone (404) and starts
     // fresh, and a deletion made on this device clears the view through forget().
     stopFollowing();
-    showNotice("This conversation was deleted on another device. Start a new conversation to go on.");
+    showNotice("This conversation was deleted on another device. If it is restored there, it comes back here; or start a new conversation.");
   } else {
-    showNotice(
-      "This conversation expired after a while without messages and was archived. " +
-        "Its drafts can no longer be posted from here. It is in History under Archived; a new message starts a new conversation.",
-      { linkToArchive: true },
-    );
+    showNotice(ARCHIVED_NOTE);
   }
   refreshCards();
+  updateComposer();
 }

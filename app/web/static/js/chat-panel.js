@@ -20,7 +20,7 @@ export function bindPanel() {
     "messages", "chat-scroll", "empty-chat", "chat-error", "composer", "composer-input",
     "send", "quota", "chat-heading", "chat-notice", "chat-notice-text", "chat-notice-action",
     "chat-notice-close", "viewer-bar", "viewer-text", "viewer-continue", "viewer-back", "new-chat",
-    "stop", "chat-usage", "jump-latest",
+    "stop", "chat-usage", "jump-latest", "char-count", "suggestions", "messages-log",
   ]);
   el["chat-scroll"].addEventListener("scroll", () => {
     if (nearBottom()) show(el["jump-latest"], false);
@@ -29,6 +29,12 @@ export function bindPanel() {
     scrollToEnd();
     el["composer-input"].focus();
   });
+}
+
+/** While a reply is written the log is busy: it speaks the reply once, when done. */
+export function setBusy(busy) {
+  el["messages-log"].setAttribute("aria-busy", String(busy));
+  el.messages.setAttribute("aria-busy", String(busy));
 }
 
 /** What each message shown says, as written (Markdown for replies): what Copy copies. */
@@ -115,6 +121,38 @@ export function imageFor(url, alt) {
   return img;
 }
 
+/** What a failed reply's note says first, by the problem's code. */
+const FAILED_TITLES = {
+  turn_interrupted: "Interrupted: the server stopped while writing this reply.",
+  upstream_connection_refused: "The model could not be reached.",
+  upstream_connection_reset: "The connection to the model broke off mid-reply.",
+  upstream_timeout: "The model timed out.",
+  upstream_rejected: "The model refused the request.",
+};
+
+/** The last reply failed (`failedTurn` of the conversation, or null): under the message it
+ *  answered, what was written before it stopped, why it stopped and Retry. */
+export function showFailed(failed) {
+  for (const item of el.messages.querySelectorAll(":scope > .msg-failed")) item.remove();
+  if (!failed || !shownItem(failed.userSeq) || el.messages.lastElementChild !== shownItem(failed.userSeq)) return;
+  const item = h("li", { class: "msg msg-assistant msg-failed", dataset: { turn: failed.turnId } }, h("span", { class: "msg-who", text: "Assistant" }));
+  if (failed.partialReply) {
+    const box = h("div", { class: "msg-text", dir: "auto" });
+    showMarkdown(box, failed.partialReply);
+    item.append(box);
+  }
+  const title = FAILED_TITLES[failed.code] || "The reply failed.";
+  item.append(
+    h("p", { class: "msg-note msg-failed-note", role: "status" }, h("strong", { text: title }), " ", failed.detail.replace(/ ?Your message was saved; please (send it again|retry)\.$/, "")),
+    h(
+      "div",
+      { class: "msg-foot" },
+      h("button", { type: "button", class: "btn msg-retry", dataset: { seq: failed.userSeq }, text: "Retry", "aria-label": "Retry: write this reply again" }),
+    ),
+  );
+  el.messages.append(item);
+}
+
 /** The assistant's bubble while a reply streams in: dots until the first words arrive. */
 export function typingItem() {
   return h(
@@ -182,6 +220,21 @@ export function updateEmpty() {
   show(el["empty-chat"], el.messages.children.length === 0 && !chat.viewing);
 }
 
+/** The empty chat's suggestions (GET /api/assistant: by what the assistant does). A click
+ *  puts the words in the message box, to send as they are or change first. */
+export function setSuggestions(suggestions) {
+  el.suggestions.replaceChildren(
+    ...suggestions.map((text) =>
+      h("li", {}, h("button", { type: "button", class: "btn btn-quiet", text, onclick: () => {
+        el["composer-input"].value = text;
+        updateCount();
+        updateComposer();
+        el["composer-input"].focus();
+      } })),
+    ),
+  );
+}
+
 export function scrollToEnd() {
   const box = el["chat-scroll"];
   box.scrollTop = box.scrollHeight;
@@ -200,17 +253,39 @@ export function setUsage(usage) {
   const total = usage ? usage.totalTokens : 0;
   show(el["chat-usage"], total > 0);
   if (!total) return;
-  el["chat-usage"].textContent = `${count.format(total)} ${total === 1 ? "token" : "tokens"}`;
+  el["chat-usage"].textContent = `${count.format(total)} ${total === 1 ? "token" : "tokens"} used`;
   el["chat-usage"].title =
-    `Tokens used in this conversation: ${count.format(usage.promptTokens)} read, ` +
-    `${count.format(usage.completionTokens)} written`;
+    "Tokens are the pieces of words the model reads and writes. In this conversation: " +
+    `${count.format(usage.promptTokens)} read, ${count.format(usage.completionTokens)} written.`;
+}
+
+const COUNT_FROM = 0.9; // the counter shows from this share of the limit on
+
+/** The message box's length in characters (code points, as the server counts them). */
+export function typedLength() {
+  const text = el["composer-input"].value;
+  // A string's length is at least its number of code points: count only when it matters.
+  return text.length < chat.maxChars * COUNT_FROM ? text.length : [...text].length;
+}
+
+/** The counter near the limit, and over it what is too much (the text stays as typed). */
+export function updateCount() {
+  const length = typedLength();
+  const over = length - chat.maxChars;
+  show(el["char-count"], length >= chat.maxChars * COUNT_FROM);
+  el["char-count"].dataset.over = String(over > 0);
+  el["char-count"].textContent =
+    over > 0
+      ? `${count.format(length)} / ${count.format(chat.maxChars)} characters: ${count.format(over)} too many to send`
+      : `${count.format(length)} / ${count.format(chat.maxChars)} characters`;
+  return over <= 0;
 }
 
 /** The message box: what can be sent now, and Stop in the place of Send while a reply is written. */
 export function updateComposer() {
   const deleted = chat.closed === "deleted";
   const blocked = chat.sending || Boolean(chat.live) || chat.retryUntil > Date.now() || Boolean(chat.viewing) || deleted;
-  el.send.disabled = blocked;
+  el.send.disabled = blocked || typedLength() > chat.maxChars;
   el["composer-input"].disabled = Boolean(chat.viewing) || deleted;
   // While a reply is written, Stop takes the place of Send.
   const stoppable = Boolean(chat.live) && !chat.viewing;

@@ -6,10 +6,10 @@
 
 import { ApiError, send } from "./api.js";
 import { initBranches } from "./branches.js";
-import { catchUp, resumeActive } from "./changes.js";
+import { catchUp, markClosed, resumeActive } from "./changes.js";
 import { announce, formatDate, show } from "./dom.js";
 import { indexDrafts, refreshCards, renderItem } from "./drafts.js";
-import { hideNotice, showError, showNotice } from "./notices.js";
+import { ARCHIVED_NOTE, hideNotice, showError, showNotice } from "./notices.js";
 import {
   bindPanel,
   el,
@@ -17,18 +17,24 @@ import {
   messageItem,
   scrollToEnd,
   setActions,
+  setBusy,
   setHeading,
   setTime,
   setUsage,
+  setSuggestions,
+  showFailed,
   shownItem,
   sourceOf,
+  typedLength,
   typingItem,
   updateComposer,
+  updateCount,
   updateEmpty,
 } from "./chat-panel.js";
 import { copyText } from "./markdown.js";
 import { refreshQuota, startRetryCountdown } from "./quota.js";
-import { fetchConversation, mostRecentActive } from "./sessions.js";
+import { conversationStarted, modelForNewConversation, modelSettled, showConversationModel } from "./models.js";
+import { fetchConversation, mostRecentActive, sessionPath } from "./sessions.js";
 import { openConversationId, setSessionId, state } from "./state.js";
 import { STREAM, beginLive, endLive, followEvents, readTurn, stopFollowing, stopReply } from "./stream.js";
 
@@ -47,6 +53,10 @@ export function initChat(callbacks) {
     event.preventDefault();
     submitComposer();
   });
+  el["composer-input"].addEventListener("input", () => {
+    updateCount();
+    updateComposer();
+  });
   el["composer-input"].addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
@@ -59,6 +69,8 @@ export function initChat(callbacks) {
     if (button && el.messages.contains(button)) sendMessage(button.dataset.say);
     const copy = event.target.closest("button.msg-copy, button.code-copy");
     if (copy && el.messages.contains(copy)) copyFrom(copy);
+    const retry = event.target.closest("button.msg-retry");
+    if (retry && el.messages.contains(retry)) retryReply(Number(retry.dataset.seq));
   });
   el["chat-notice-close"].addEventListener("click", hideNotice);
   el["chat-notice-action"].addEventListener("click", () => hooks.onOpenHistory("archived"));
@@ -98,14 +110,29 @@ async function copyFrom(button) {
 function submitComposer() {
   const text = el["composer-input"].value;
   if (!text.trim() || chat.sending || chat.live || chat.viewing || chat.closed === "deleted") return;
+  if (typedLength() > chat.maxChars) {
+    // Never cut: the text stays in the box, to shorten or split.
+    updateCount();
+    showError(`This message is longer than ${chat.maxChars.toLocaleString()} characters. Shorten it or send it in parts.`);
+    return;
+  }
   el["composer-input"].value = "";
+  updateCount();
   sendMessage(text);
   el["composer-input"].focus();
 }
 
+/** What the assistant does (GET /api/assistant): the limit of a message, and suggestions. */
+export function setAssistant(info) {
+  if (info.maxMessageChars) chat.maxChars = info.maxMessageChars;
+  setSuggestions(info.suggestions || []);
+  updateCount();
+  updateComposer();
+}
+
 function renderMessages(messages) {
   chat.lastSeq = messages.reduce((max, m) => Math.max(max, m.seq), 0);
-  el.messages.setAttribute("aria-busy", "false");
+  setBusy(false);
   el.messages.replaceChildren(...messages.map((m) => renderItem(m)));
   updateEmpty();
   updateComposer(); // the messages' actions, as the page is now
@@ -127,6 +154,7 @@ function leaveConversation() {
 function clearConversation() {
   setHeading("");
   setUsage(null);
+  showConversationModel(null);
   indexDrafts([]);
   renderMessages([]);
 }
@@ -153,19 +181,25 @@ export async function loadCurrent() {
     }
     const { conversation, drafts } = await fetchConversation(id);
     if (token !== chat.loadToken) return;
-    if (conversation.status !== "active") {
+    if (conversation.status === "trashed") {
       setSessionId(null);
       clearConversation();
       showNotice(
-        `Your previous conversation “${conversation.title}” expired and was archived. ` +
-          "It is in History under Archived; restore it there to continue it. A new message starts a new conversation.",
-        { linkToArchive: true },
+        `Your previous conversation “${conversation.title}” is in the trash. Restore it from History ` +
+          "(Trash) to continue it; a new message starts a new conversation.",
       );
     } else {
+      // An archived conversation shows as any other, ready to write in: sending continues
+      // it (the message restores it on the server, in the same request).
+      chat.closed = conversation.status === "archived" ? "archived" : null;
+      if (chat.closed) showNotice(ARCHIVED_NOTE);
+      else hideNotice();
       setHeading(conversation.title);
       setUsage(conversation.usage);
+      showConversationModel(conversation.model);
       indexDrafts(drafts);
       renderMessages(conversation.messages);
+      showFailed(conversation.failedTurn);
       resumeActive(id, conversation.activeTurn);
     }
   } catch (err) {
@@ -258,11 +292,11 @@ async function continueViewed() {
 }
 
 /** Makes `id` the conversation the chat continues (after a restore) and shows it. */
-export async function continueIn(id) {
+export async function continueIn(id, { focus = true } = {}) {
   setSessionId(id);
   hideNotice();
   await loadCurrent();
-  el["composer-input"].focus();
+  if (focus) el["composer-input"].focus();
 }
 
 export function forget(id) {
@@ -325,8 +359,14 @@ export async function sendMessage(text) {
   el.messages.append(mine, typing);
   updateEmpty();
   scrollToEnd();
+  await modelSettled(); // a model just chosen answers this message
+  for (const failed of el.messages.querySelectorAll(":scope > .msg-failed")) failed.remove();
   const body = { messages: [{ role: "user", content: text }] };
-  if (state.sessionId) body.sessionId = state.sessionId;
+  // Writing in the conversation shown continues it, even when it was archived meanwhile
+  // (here or on another device): the server restores it with this message.
+  if (state.sessionId) Object.assign(body, { sessionId: state.sessionId, restore: true });
+  const model = state.sessionId ? null : modelForNewConversation();
+  if (model) body.model = model;
   const token = chat.loadToken;
   let fresh = !state.sessionId;
   const turn = beginLive({
@@ -360,7 +400,13 @@ export async function sendMessage(text) {
         setHeading(text);
         setUsage(null);
       }
+      if (!fresh && chat.closed === "archived") {
+        chat.closed = null; // continued: active again
+        hideNotice();
+        refreshCards();
+      }
       setSessionId(data.sessionId);
+      if (fresh) conversationStarted();
       mine.classList.remove("msg-pending"); // the server has it
     },
   });
@@ -372,12 +418,18 @@ export async function sendMessage(text) {
     typing.remove();
     if (err instanceof ApiError && err.status === 429) {
       mine.remove();
-      if (!el["composer-input"].value) el["composer-input"].value = text;
-      startRetryCountdown(err.retryAfter ?? 60);
+      putBack(text);
+      startRetryCountdown(err.retryAfter ?? 60, err.problem);
+    } else if (err instanceof ApiError && (err.code === "session_not_found" || err.code === "session_trashed")) {
+      // Deleted (or moved to the trash) elsewhere before this message reached it: nothing
+      // was saved, and the text goes back in the box for a new conversation.
+      mine.remove();
+      putBack(text);
+      markClosed(state.sessionId, "deleted");
     } else if (err instanceof ApiError && err.code === "turn_in_progress") {
       // Another device is being answered in this conversation: nothing was saved here.
       mine.remove();
-      if (!el["composer-input"].value) el["composer-input"].value = text;
+      putBack(text);
       showError("A reply is still being written in this conversation. Send again when it is done.");
       chat.catchUpWanted = true;
     } else if (turn.turnId) {
@@ -386,7 +438,7 @@ export async function sendMessage(text) {
       chat.catchUpWanted = true;
     } else {
       mine.remove();
-      if (!el["composer-input"].value) el["composer-input"].value = text;
+      putBack(text);
       if (!(err instanceof ApiError && err.status === 401)) showError(err.message);
     }
   } finally {
@@ -398,9 +450,9 @@ export async function sendMessage(text) {
   const data = final.data;
   try {
     if (final.event === "error") {
-      // The message was kept; only the reply failed.
+      // The message was kept; only the reply failed. The conversation read below says
+      // why, under the message, with Retry.
       typing.remove();
-      showError(data.detail || data.title || "The assistant could not answer.");
     } else if (data.stopped) {
       chat.stoppedSeqs.add(data.seq);
     }
@@ -434,8 +486,11 @@ export async function sendMessage(text) {
       if (mineIndex > 0) mine.before(...items.slice(0, mineIndex));
       chat.lastSeq = synced.conversation.messages.reduce((max, m) => Math.max(max, m.seq), chat.lastSeq);
       refreshCards();
+      showFailed(synced.conversation.failedTurn);
     } else if (final.event === "done") {
       typing.replaceWith(markStopped(messageItem({ role: "assistant", content: data.reply, imageUrl: data.imageUrl }), data.seq));
+    } else {
+      showError(data.detail || data.title || "The assistant could not answer.");
     }
     scrollToEnd();
     hooks.onTurn(data);
@@ -444,9 +499,59 @@ export async function sendMessage(text) {
   }
 }
 
+/** A new reply to the user message `seq` whose reply failed or was interrupted (Retry):
+ *  `POST /api/sessions/{id}/messages/{seq}/regenerate`, streamed like a sent message. The
+ *  stored conversation then replaces what was streamed. */
+export async function retryReply(seq) {
+  const sessionId = state.sessionId;
+  if (!sessionId || chat.sending || chat.live || chat.viewing || chat.closed === "deleted") return;
+  if (chat.retryUntil > Date.now()) return;
+  chat.sending = true;
+  showError("");
+  for (const failed of el.messages.querySelectorAll(":scope > .msg-failed")) failed.remove();
+  const typing = typingItem();
+  el.messages.append(typing);
+  updateEmpty();
+  scrollToEnd();
+  const key = newIdempotencyKey();
+  const path = `${sessionPath(sessionId)}/messages/${Number(seq)}/regenerate`;
+  const turn = beginLive({ sessionId, bubble: typing, own: true });
+  let final = null;
+  try {
+    if (chat.closed === "archived") {
+      await send("POST", `${sessionPath(sessionId)}/restore`); // archived: active again first
+      chat.closed = null;
+      hideNotice();
+    }
+    final = await readTurn(turn, (lastId) => {
+      if (lastId !== null && turn.turnId) return followEvents(turn, lastId);
+      return send("POST", path, { json: {}, headers: { Accept: STREAM, "Idempotency-Key": key }, signal: turn.signal });
+    });
+  } catch (err) {
+    if (err.name === "AbortError") return;
+    if (err instanceof ApiError && err.status === 429) startRetryCountdown(err.retryAfter ?? 60);
+    else if (!(err instanceof ApiError && err.status === 401)) showError(err.message);
+  } finally {
+    endLive(turn);
+    if (turn.turnId) chat.followed.add(turn.turnId);
+    if (final?.event === "done" && final.data.stopped) chat.stoppedSeqs.add(final.data.seq);
+    if (final?.event !== "done") typing.remove();
+    // What was stored (the reply, or why it failed again) replaces what was streamed.
+    chat.catchUpWanted = true;
+    finishSending();
+    hooks.onTurn(final?.data || {});
+  }
+}
+
+/** A message that was not sent goes back in the box (unless something new was typed). */
+function putBack(text) {
+  if (!el["composer-input"].value) el["composer-input"].value = text;
+  updateCount();
+}
+
 function finishSending() {
   chat.sending = false;
-  el.messages.setAttribute("aria-busy", "false");
+  setBusy(false);
   updateComposer();
   updateEmpty();
   refreshQuota();

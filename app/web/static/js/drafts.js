@@ -3,7 +3,6 @@
 // newest draft's newest version has buttons; they say a phrase in the conversation (the
 // chat sends a button's `data-say`).
 
-import { ApiError, getJson } from "./api.js";
 import { h } from "./dom.js";
 import { el, imageFor, markStopped, messageItem, timeOf, updateComposer } from "./chat-panel.js";
 import { switcher } from "./message-actions.js";
@@ -37,22 +36,14 @@ export function indexDrafts(drafts) {
   }
 }
 
-export async function fetchDrafts(sessionId) {
-  try {
-    return (await getJson(`/api/sessions/${encodeURIComponent(sessionId)}/drafts`)).drafts;
-  } catch (err) {
-    if (err instanceof ApiError && err.status === 401) throw err;
-    return []; // no drafts to show; the conversation itself still shows
-  }
-}
-
 function isCurrent(draft, version) {
   return chat.latestDraft && draft.id === chat.latestDraft.id && version.version === draft.currentVersion;
 }
 
 /** The shown conversation can no longer go on: its drafts can no longer be posted from it. */
 function ended() {
-  return Boolean(chat.closed) || Boolean(chat.viewing && chat.viewing.status !== "active");
+  // Archived is not ended: a message (a card's button too) continues the conversation.
+  return chat.closed === "deleted" || Boolean(chat.viewing && chat.viewing.status !== "active");
 }
 
 function cardState(draft, version) {

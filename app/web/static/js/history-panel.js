@@ -12,7 +12,7 @@ export function bindHistoryPanel() {
     "export-all", "import-file", "transfer", "transfer-text", "transfer-progress", "confirm-dialog",
     "confirm-text", "confirm-title", "confirm-ok", "rename-dialog", "rename-input", "history-panel",
     "history-scroll", "tag-filter", "bulk-bar", "bulk-count", "bulk-clear", "tags-dialog", "tags-title",
-    "tags-input", "tags-ok", "tags-known", "trash-note",
+    "tags-input", "tags-ok", "tags-known", "trash-note", "tags-form", "tags-error",
   ]);
 }
 

@@ -111,7 +111,13 @@ function metaParts(item) {
     text("row-count", plural(item.messageCount, "message", "messages")),
   );
   if (item.status === "active" && item.expiresAt) {
-    const expiry = h("span", { class: "m row-expiry", dataset: { expires: item.expiresAt } });
+    const expiry = h("span", {
+      class: "m row-expiry",
+      dataset: { expires: item.expiresAt },
+      title:
+        "Conversations are archived after a while without messages (never deleted). " +
+        "Writing in an archived one continues it.",
+    });
     paintExpiry(expiry);
     parts.push(expiry);
   }

@@ -48,11 +48,11 @@ function renderTags() {
           type: "button",
           class: "tag-chip",
           "aria-pressed": String(pressed),
-          "aria-label": `${tag}, ${what(count)}`,
           dataset: { tag },
         },
-        h("span", { class: "tag-name", text: tag }),
-        h("span", { class: "tag-count", text: String(count) }),
+        // The name is the visible text, with words for screen readers: "work, 2 conversations".
+        h("span", { class: "tag-name" }, tag, h("span", { class: "sr-words", text: "," })),
+        h("span", { class: "tag-count" }, String(count), h("span", { class: "sr-words", text: ` ${what(count).replace(/^\S+ /, "")}` })),
       );
       chip.addEventListener("click", () => {
         list.tag = pressed ? null : tag;

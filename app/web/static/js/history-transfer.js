@@ -67,7 +67,8 @@ function jobFailure(job) {
 function importSummary(result) {
   const parts = [];
   const { imported, skipped, failed } = result;
-  parts.push(`${imported} ${imported === 1 ? "conversation" : "conversations"} imported`);
+  // Imported conversations are archived (their time was then): say so, and show them.
+  parts.push(`${imported} ${imported === 1 ? "conversation" : "conversations"} imported${imported ? " into Archived" : ""}`);
   if (skipped) parts.push(`${skipped} already here, skipped`);
   if (failed.length) {
     const names = failed.map((f) => `“${f.title || f.sourceId || `entry ${f.index + 1}`}”`).join(", ");
@@ -94,7 +95,7 @@ async function importFile() {
     const result = job.result;
     showTransfer(importSummary(result));
     announce(importSummary(result));
-    hooks.onImported();
+    hooks.onImported(result);
   } catch (err) {
     show(el.transfer, false);
     reportError(err);

@@ -57,15 +57,39 @@ export function initHistory(callbacks) {
     hist.searchTimer = window.setTimeout(applySearch, SEARCH_DELAY_MS);
   });
   // Enter in a dialog's text field saves (the form's first button is Cancel).
-  for (const [input, dialog] of [["rename-input", "rename-dialog"], ["tags-input", "tags-dialog"]]) {
-    el[input].addEventListener("keydown", (event) => {
-      if (event.key === "Enter" && !event.isComposing) {
-        event.preventDefault();
-        if (input === "tags-input" || el[input].value.trim()) el[dialog].close("confirm");
+  el["rename-input"].addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.isComposing) {
+      event.preventDefault();
+      if (el["rename-input"].value.trim()) el["rename-dialog"].close("confirm");
+    }
+  });
+  el["tags-input"].addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.isComposing) {
+      event.preventDefault();
+      saveTags();
+    }
+  });
+  // Save keeps the dialog open until the tags are stored: a refusal is said in it, with
+  // what was typed still there to correct.
+  el["tags-form"].addEventListener("submit", (event) => {
+    if (event.submitter?.value !== "confirm") return; // Cancel closes
+    event.preventDefault();
+    saveTags();
+  });
+  // What was imported is archived: the Archived tab shows it (any search or tag cleared).
+  initTransfer({
+    onImported: (result) => {
+      if (!result.imported) {
+        reload();
+        return;
       }
-    });
-  }
-  initTransfer({ onImported: () => reload() });
+      list.q = "";
+      list.tag = null;
+      el["search-input"].value = "";
+      hist.tagsStale = true;
+      selectTab("archived");
+    },
+  });
   initTags({ onChosen: () => reload() });
   setRowActions({
     open: (item) => hooks.onOpen(item),
@@ -323,13 +347,23 @@ async function bulk(action, b) {
   const picked = ids.map((id) => shown.get(id));
   let tags = [];
   if (action === "tag") {
-    const ok = await ask(el["tags-dialog"], () => {
-      el["tags-title"].textContent = `Add tags to ${what(ids.length)}`;
-      el["tags-input"].value = "";
-      el["tags-ok"].textContent = "Add";
-    });
-    tags = parseTags(el["tags-input"].value);
+    const ok = await askTags(
+      () => {
+        el["tags-title"].textContent = `Add tags to ${what(ids.length)}`;
+        el["tags-input"].value = "";
+        el["tags-ok"].textContent = "Add";
+      },
+      async (typed) => {
+        if (typed.length) await sendJson("POST", "/api/sessions/bulk", { action, ids, tags: typed });
+        tags = typed;
+      },
+    );
     if (!ok || !tags.length) return;
+    clearSelection();
+    hist.tagsStale = true;
+    announce(`${tags.length === 1 ? `Tag “${tags[0]}”` : "Tags"} added to ${what(ids.length)}.`);
+    reload({ keepRows: true });
+    return;
   } else if (action === "delete") {
     const ok = await ask(el["confirm-dialog"], () => {
       el["confirm-title"].textContent = `Delete ${what(ids.length)} forever?`;
@@ -371,23 +405,51 @@ async function bulk(action, b) {
 }
 
 async function editTags(item) {
-  const ok = await ask(el["tags-dialog"], () => {
-    el["tags-title"].textContent = `Tags for “${item.title}”`;
-    el["tags-input"].value = item.tags.join(", ");
-    el["tags-ok"].textContent = "Save";
-  });
-  if (!ok) return;
-  const tags = parseTags(el["tags-input"].value);
-  if (tags.join(",") === item.tags.join(",")) return;
   el["history-error"].textContent = "";
+  let changed = false;
+  const ok = await askTags(
+    () => {
+      el["tags-title"].textContent = `Tags for “${item.title}”`;
+      el["tags-input"].value = item.tags.join(", ");
+      el["tags-ok"].textContent = "Save";
+    },
+    async (tags) => {
+      if (tags.join(",") === item.tags.join(",")) return;
+      const updated = await sendJson("PATCH", path(item.id), { tags });
+      item.tags = updated.tags;
+      changed = true;
+    },
+  );
+  if (!ok || !changed) return;
+  announce(item.tags.length ? `Tags: ${item.tags.join(", ")}.` : "Tags removed.");
+  hist.tagsStale = true;
+  reload({ keepRows: true });
+}
+
+/** Opens the tags dialog; `save(tags)` stores what was typed. Resolves true once saved,
+ *  false on Cancel or Escape. A refusal (a tag too long, too many) is said in the dialog,
+ *  which stays open with the text as typed. */
+function askTags(prepare, save) {
+  hist.tagsSave = save;
+  return ask(el["tags-dialog"], () => {
+    prepare();
+    el["tags-error"].textContent = "";
+  });
+}
+
+async function saveTags() {
+  const save = hist.tagsSave;
+  if (!save || el["tags-ok"].disabled) return;
+  el["tags-ok"].disabled = true;
+  el["tags-error"].textContent = "";
   try {
-    const updated = await sendJson("PATCH", path(item.id), { tags });
-    item.tags = updated.tags;
-    announce(item.tags.length ? `Tags: ${item.tags.join(", ")}.` : "Tags removed.");
-    hist.tagsStale = true;
-    reload({ keepRows: true });
+    await save(parseTags(el["tags-input"].value));
+    el["tags-dialog"].close("confirm");
   } catch (err) {
-    reportError(err);
+    el["tags-error"].textContent = err.message;
+    el["tags-input"].focus();
+  } finally {
+    el["tags-ok"].disabled = false;
   }
 }
 

@@ -78,7 +78,7 @@ const TAGS = [
 ];
 const PURIFY = {
   ALLOWED_TAGS: TAGS,
-  ALLOWED_ATTR: ["href", "class", "start", "type", "checked", "disabled"],
+  ALLOWED_ATTR: ["href", "class", "start", "type", "checked", "disabled", "aria-label"],
   ALLOW_DATA_ATTR: false,
   ALLOW_ARIA_ATTR: false,
   // DOMPurify's own pattern with only web schemes (it also checks plain values such as
@@ -97,7 +97,10 @@ DOMPurify.addHook("afterSanitizeAttributes", (node) => {
   } else if (node.nodeName === "INPUT") {
     // Only the task lists' checkboxes, and they cannot be changed.
     if (node.getAttribute("type") !== "checkbox") node.remove();
-    else node.setAttribute("disabled", "");
+    else {
+      node.setAttribute("disabled", "");
+      node.setAttribute("aria-label", "Task"); // a checkbox needs a name; checked says done
+    }
   }
 });
 // target is set by the hook above, after the attribute check: allowed for links only.

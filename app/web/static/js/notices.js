@@ -17,3 +17,7 @@ export function hideNotice() {
 export function showError(text) {
   el["chat-error"].textContent = text || "";
 }
+
+/** The shown conversation is archived (idle for a while): writing in it continues it. */
+export const ARCHIVED_NOTE =
+  "This conversation was archived after a while without messages. Your next message continues it.";

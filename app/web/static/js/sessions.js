@@ -1,36 +1,44 @@
 // Reading a conversation from the API: the session with all its messages, and its drafts.
 
 import { ApiError, getJson } from "./api.js";
-import { fetchDrafts } from "./drafts.js";
 
 export const sessionPath = (id) => `/api/sessions/${encodeURIComponent(id)}`;
 
-/** GET /api/sessions/{id}: the session and its messages after `afterSeq`, every page. */
-export async function fetchMessages(id, afterSeq = 0) {
-  const url = sessionPath(id);
-  const first = await getJson(afterSeq ? `${url}?after_seq=${afterSeq}` : url);
+/** GET /api/sessions/{id}?drafts=true: the session, its messages after `afterSeq` (every
+ *  page) and its drafts. A short conversation is one request. */
+export async function fetchConversation(id, afterSeq = 0) {
+  const url = `${sessionPath(id)}?drafts=true`;
+  const first = await getJson(afterSeq ? `${url}&after_seq=${afterSeq}` : url);
   const messages = [...first.messages];
   let after = first.nextAfterSeq;
   while (after !== null) {
-    const page = await getJson(`${url}?after_seq=${after}`);
+    const page = await getJson(`${sessionPath(id)}?after_seq=${after}`);
     messages.push(...page.messages);
     if (page.nextAfterSeq === after) break;
     after = page.nextAfterSeq;
   }
-  return { ...first, messages };
+  const { drafts, ...conversation } = first;
+  return { conversation: { ...conversation, messages }, drafts: drafts || [] };
 }
 
-/** The session with its messages after `afterSeq`, and its drafts. */
-export async function fetchConversation(id, afterSeq = 0) {
-  const [conversation, drafts] = await Promise.all([fetchMessages(id, afterSeq), fetchDrafts(id)]);
-  return { conversation, drafts };
-}
-
-/** On a device that never chose a conversation, the most recent active one. */
+/** On a device that never chose a conversation, the most recently active one. The list
+ *  puts pinned conversations first: read until the first unpinned one (the newest of the
+ *  rest), then take the newest of those seen. */
 export async function mostRecentActive() {
   try {
-    const page = await getJson("/api/sessions?status=active&limit=1");
-    return page.items[0]?.id || null;
+    let best = null;
+    let cursor = null;
+    for (let pages = 0; pages < 5; pages++) {
+      const url = `/api/sessions?status=active&limit=20${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`;
+      const page = await getJson(url);
+      for (const item of page.items) {
+        if (!best || Date.parse(item.lastActivityAt) > Date.parse(best.lastActivityAt)) best = item;
+        if (!item.pinned) return best.id;
+      }
+      cursor = page.nextCursor;
+      if (!cursor) break;
+    }
+    return best ? best.id : null;
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) throw err;
     return null;

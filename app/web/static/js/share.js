@@ -14,6 +14,7 @@ export function initShare() {
   for (const id of [
     "share-chat", "share-dialog", "share-about", "share-expiry", "share-keep", "share-link",
     "share-url", "share-status", "share-error", "share-create", "share-copy", "share-revoke",
+    "share-done", "share-keep-sharing",
     "share-close",
   ]) {
     el[id] = $(id);
@@ -22,6 +23,11 @@ export function initShare() {
   el["share-create"].addEventListener("click", createOrRefresh);
   el["share-copy"].addEventListener("click", copyLink);
   el["share-revoke"].addEventListener("click", revoke);
+  el["share-keep-sharing"].addEventListener("click", () => {
+    share.confirming = false;
+    render();
+    el["share-revoke"].focus();
+  });
   el["share-close"].addEventListener("click", () => el["share-dialog"].close());
   el["share-url"].addEventListener("focus", () => el["share-url"].select());
   // The button is there whenever a conversation is open (not for a new, empty one).
@@ -55,8 +61,16 @@ function render() {
     : "Anyone with the link can read this conversation as it is now, without signing in. Messages you send later are not included until you share again.";
   if (shared) {
     el["share-url"].value = share.link.url;
-    el["share-status"].textContent = `${share.done}${expiryText(share.link.expiresAt)}`;
+    el["share-status"].textContent = share.confirming
+      ? "Stop sharing? The link stops working for everyone who has it."
+      : `${share.done}${expiryText(share.link.expiresAt)}`;
   }
+  // Stop sharing asks first: a second button says yes, another keeps the link.
+  const confirming = shared && share.confirming;
+  el["share-revoke"].textContent = confirming ? "Yes, stop sharing" : "Stop sharing";
+  show(el["share-keep-sharing"], confirming);
+  show(el["share-copy"], shared && !confirming);
+  show(el["share-create"], !confirming);
   for (const button of [el["share-create"], el["share-copy"], el["share-revoke"]]) button.disabled = share.busy;
 }
 
@@ -69,6 +83,8 @@ async function openDialog() {
   if (!share.sessionId) return;
   share.link = null;
   share.done = "";
+  share.confirming = false;
+  el["share-done"].textContent = "";
   showError("");
   el["share-expiry"].value = "";
   share.busy = true;
@@ -91,6 +107,8 @@ async function createOrRefresh() {
   const choice = el["share-expiry"].value;
   const body = choice === "keep" ? {} : { expiresInDays: choice ? Number(choice) : null };
   share.busy = true;
+  share.confirming = false;
+  el["share-done"].textContent = "";
   showError("");
   render();
   const again = Boolean(share.link);
@@ -126,6 +144,12 @@ async function copyLink() {
 
 async function revoke() {
   if (!share.sessionId || share.busy || !share.link) return;
+  if (!share.confirming) {
+    share.confirming = true;
+    render();
+    el["share-revoke"].focus();
+    return;
+  }
   share.busy = true;
   showError("");
   render();
@@ -134,11 +158,13 @@ async function revoke() {
     share.link = null;
     share.done = "";
     el["share-status"].textContent = "";
-    announce("Sharing stopped: the link no longer opens.");
+    el["share-done"].textContent = "Sharing stopped: the link no longer opens.";
   } catch (err) {
     if (!(err instanceof ApiError && err.status === 401)) showError(err);
   } finally {
     share.busy = false;
+    share.confirming = false;
     render();
   }
+  if (!share.link) el["share-create"].focus();
 }

@@ -12,6 +12,10 @@ export const state = {
   chosen: false,
   view: "chat",
 
+  // The model picker (models.js): the models offered, the open conversation's model (null:
+  // the default), the one picked for the next new conversation, and a change being stored.
+  models: { list: [], conversation: null, picked: null, changing: Promise.resolve() },
+
   // The chat panel (chat.js and the modules it is made of).
   chat: {
     sending: false, // our message is on its way and its reply being read
@@ -31,6 +35,7 @@ export const state = {
     draftIndex: new Map(), // reply seq -> { draft, version }
     latestDraft: null,
     quotaToken: 0, // the newest request for the limits: older answers are dropped
+    maxChars: 32000, // the longest message the server takes (GET /api/assistant says)
   },
 
   // The history browser (history.js).
@@ -53,6 +58,7 @@ export const state = {
     knownTags: [],
     tagsStale: true, // the tag counts may have changed: read them with the next refresh
     tagsGeneration: 0,
+    tagsSave: null, // what Save in the tags dialog does with the tags typed (async)
     observer: null,
     searchTimer: null,
     exporting: false,
@@ -67,6 +73,7 @@ export const state = {
     sessionId: null, // the conversation the dialog is about
     busy: false,
     done: "", // what the last action did, said before the expiry
+    confirming: false, // "Stop sharing" was clicked once: the next click stops it
   },
 
   // The event stream (live.js).

@@ -5,7 +5,7 @@
 
 import { ApiError, send, sendJson } from "./api.js";
 import { showError } from "./notices.js";
-import { el, showPartial, updateComposer } from "./chat-panel.js";
+import { el, setBusy, showPartial, updateComposer } from "./chat-panel.js";
 import { sessionPath } from "./sessions.js";
 import { readEvents } from "./sse.js";
 import { state } from "./state.js";
@@ -45,14 +45,14 @@ export function followEvents(turn, lastId) {
 /** `turn` ({sessionId, turnId?, bubble, own, onStarted?}) is the reply shown being written. */
 export function beginLive(turn) {
   chat.live = { text: "", stopping: false, abort: new AbortController(), ...turn };
-  el.messages.setAttribute("aria-busy", "true"); // the log speaks the reply once, when done
+  setBusy(true); // the log speaks the reply once, when done
   updateComposer();
   return chat.live;
 }
 
 export function endLive(turn) {
   if (chat.live === turn) chat.live = null;
-  el.messages.setAttribute("aria-busy", "false");
+  setBusy(false);
   updateComposer();
 }
 
