@@ -77,8 +77,9 @@ def background_jobs(
 ) -> list[AbstractAsyncContextManager[object]]:
     """Every background job a process runs, in one list. Each process checks for stale
     turns and for ended sign-ins of its open streams; SWEEPER_ENABLED (or `run_sweeper`)
-    governs the sweep and the trash purge alone; JOB_WORKER_ENABLED the job worker (the
-    queue's exports and imports, and the purge of expired jobs)."""
+    governs the sweep alone; JOB_WORKER_ENABLED the job worker: the queue's exports and
+    imports, and the scheduled runs (every purge, `app.jobs.schedule`), which it queues
+    once per interval across all processes (SCHEDULED_JOBS_ENABLED) and runs."""
     sessionmaker, clock = app.state.sessionmaker, app.state.clock
     jobs: list[AbstractAsyncContextManager[object]] = [
         running_stale_turn_check(

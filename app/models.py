@@ -9,6 +9,7 @@ from app.conversations.models import (
     ChatMessage,
     ChatSession,
     MessageSearchToken,
+    RetentionRun,
     SweeperState,
     SweepRun,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "PostDraftVersion",
     "PublishedPost",
     "RateLimitOverride",
+    "RetentionRun",
     "SharedLink",
     "SignIn",
     "StoredImage",

@@ -151,6 +151,8 @@ def default_settings(database_url: str, data_dir: Path) -> Settings:
         data_dir=data_dir,
         secret_key="test-secret-" + "x" * 40,
         sweeper_enabled=False,
+        # The purges are scheduled runs; their tests queue and run them on purpose.
+        scheduled_jobs_enabled=False,
         log_level="WARNING",
         # Rate limits have their own tests (tests/ratelimit); elsewhere they would make an
         # outcome depend on how many requests a test happens to send.

@@ -3,15 +3,26 @@ rate limit. Each route parses, calls one service and shapes the answer."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.account import service
 from app.auth import service as auth_service
 from app.auth.dependencies import CurrentUser, ManagerDep, RateLimit, SessionUser
 from app.auth.manager import AUTH_COOKIE_NAME
 from app.auth.schemas import CurrentPassword
+from app.conversations import retention
+from app.conversations.schemas import (
+    RetentionIn,
+    RetentionOut,
+    RetentionPreviewOut,
+    RetentionRunOut,
+)
+from app.core.config import Settings
 from app.core.db import RequestSessionDep, SessionDep
 from app.core.dependencies import ClockDep, SessionmakerDep, SettingsDep
 from app.core.http import client_ip
@@ -92,4 +103,57 @@ def _quota_out(q: Quota) -> QuotaOut:
         reset_at=datetime.fromtimestamp(q.reset_at, UTC) if q.reset_at else None,
         overridden=q.overridden,
         key=q.key,
+    )
+
+
+async def _retention_out(
+    session: AsyncSession, user_id: uuid.UUID, settings: Settings
+) -> RetentionOut:
+    days = await retention.setting(session, user_id)
+    runs = await retention.runs_of(session, user_id)
+    return RetentionOut(
+        days=days,
+        max_days=settings.retention_max_days,
+        effective_days=retention.effective_days(days, settings.retention_max_days),
+        runs=[RetentionRunOut.model_validate(r) for r in runs],
+    )
+
+
+@router.get("/api/me/retention", response_model=RetentionOut, tags=["account"])
+async def my_retention(
+    user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> RetentionOut:
+    """Your retention setting, the operator's maximum, and what the latest runs removed."""
+    return await _retention_out(session, user.id, settings)
+
+
+@router.put("/api/me/retention", response_model=RetentionOut, tags=["account"])
+async def set_my_retention(
+    body: RetentionIn, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> RetentionOut:
+    """Sets your retention (30, 90, 180 or 365 days; null: off). The next run applies it."""
+    await retention.choose(session, user.id, body.days)
+    return await _retention_out(session, user.id, settings)
+
+
+@router.get("/api/me/retention/preview", response_model=RetentionPreviewOut, tags=["account"])
+async def preview_my_retention(
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    days: Annotated[int | None, Query()] = None,
+) -> RetentionPreviewOut:
+    """How many conversations the setting `days` (left out: off) would delete now."""
+    n = await retention.preview(
+        session=session,
+        user_id=user.id,
+        days=days,
+        maximum=settings.retention_max_days,
+        now=clock.now(),
+    )
+    return RetentionPreviewOut(
+        days=days,
+        effective_days=retention.effective_days(days, settings.retention_max_days),
+        conversations=n,
     )

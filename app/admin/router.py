@@ -14,7 +14,8 @@ from app.assistant import catalog
 from app.assistant.factory import describe_assistant
 from app.auth.dependencies import RateLimit, SuperUser
 from app.auth.models import User
-from app.conversations import service, trash
+from app.conversations import retention, service, trash
+from app.conversations.schemas import AdminRetentionRunOut
 from app.conversations.tasks import sweep_now
 from app.core.db import SessionDep
 from app.core.dependencies import ClockDep, SessionmakerDep, SettingsDep
@@ -141,6 +142,20 @@ async def activity(
             session=session, user_id=user_id, limit=limit, before=before
         )
     return ActivityPage(items=[activity_out(e) for e in page.items], next_before=page.next_before)
+
+
+@router.get("/retention-runs", response_model=list[AdminRetentionRunOut])
+async def retention_runs(
+    _: SuperUser,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[AdminRetentionRunOut]:
+    """Every user's retention runs that moved conversations to the trash, newest first."""
+    runs = await retention.all_runs(session, limit=limit)
+    return [
+        AdminRetentionRunOut(at=r.at, days=r.days, trashed=r.trashed, user_id=str(r.user_id))
+        for r in runs
+    ]
 
 
 # --- per-user rate-limit overrides -------------------------------------------------------

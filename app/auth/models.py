@@ -25,6 +25,9 @@ class User(SQLModel, table=True):
     is_active: bool = Field(default=True, nullable=False)
     is_superuser: bool = Field(default=False, nullable=False)
     is_verified: bool = Field(default=False, nullable=False)
+    # Delete conversations this many days after their last activity (30, 90, 180 or 365);
+    # None: never (RETENTION_MAX_DAYS still applies).
+    retention_days: int | None = Field(default=None, nullable=True)
     created_at: datetime = Field(
         sa_column=sa.Column(
             sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
@@ -66,6 +69,8 @@ class AccountEvent(SQLModel, table=True):
     id, what happened, when, and row counts."""
 
     __tablename__ = "account_event"
+    # What the audit purge scans (ACCOUNT_EVENT_RETENTION_DAYS).
+    __table_args__ = (sa.Index("ix_account_event_at", "at"),)
 
     id: int | None = Field(
         default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True)

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.apikeys.models import ApiKey
-from app.auth.models import SignIn, User
+from app.auth.models import AccountEvent, SignIn, User
 from app.core.tenancy import owned, owned_update
 
 # The two kinds of sign-in (app/auth/tokens.py says how they differ).
@@ -132,14 +132,20 @@ class SignInOperatorRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def delete_dead(self, now: datetime) -> int:
-        """Deletes sign-ins that can never sign anyone in again (ended, or expired)."""
-        result = await self.session.execute(
-            sa.delete(SignIn).where(
-                sa.or_(col(SignIn.ended_at).is_not(None), col(SignIn.expires_at) < now)
-            )
+    async def delete_dead(self, now: datetime, *, batch: int | None = None) -> int:
+        """Deletes sign-ins that can never sign anyone in again: ended, or expired, at or
+        before `now` (up to `batch` of them, rows others hold skipped); returns how many."""
+        dead = sa.or_(col(SignIn.ended_at) <= now, col(SignIn.expires_at) < now)
+        if batch is None:
+            result = await self.session.execute(sa.delete(SignIn).where(dead))
+            return int(getattr(result, "rowcount", 0) or 0)
+        picked = (
+            sa.select(col(SignIn.id)).where(dead).limit(batch).with_for_update(skip_locked=True)
         )
-        return int(getattr(result, "rowcount", 0) or 0)
+        rows = await self.session.execute(
+            sa.delete(SignIn).where(col(SignIn.id).in_(picked)).returning(col(SignIn.id))
+        )
+        return len(rows.all())
 
     async def live_among(
         self, ids: Collection[uuid.UUID], now: datetime, idle_seconds: int
@@ -151,3 +157,26 @@ class SignInOperatorRepository:
             )
         )
         return {row[0] for row in rows}
+
+
+class AccountEventOperatorRepository:
+    """The account-event audit trail, for its purge."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def delete_before(self, before: datetime, *, batch: int) -> int:
+        """Deletes up to `batch` audit rows written before `before`; returns how many."""
+        picked = (
+            sa.select(col(AccountEvent.id))
+            .where(col(AccountEvent.at) < before)
+            .order_by(col(AccountEvent.at))
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+        )
+        rows = await self.session.execute(
+            sa.delete(AccountEvent)
+            .where(col(AccountEvent.id).in_(picked))
+            .returning(col(AccountEvent.id))
+        )
+        return len(rows.all())

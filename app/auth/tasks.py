@@ -19,7 +19,8 @@ async def purge_ended_sign_ins(
     *, sessionmaker: async_sessionmaker[AsyncSession], now: datetime
 ) -> int:
     """Deletes sign-ins that can never sign anyone in again (ended, or past their expiry),
-    in a transaction of its own. Run with every sweep (`app.conversations.tasks`)."""
+    in a transaction of its own, at once. The scheduled purge (`app.jobs.schedule`) does the
+    same in batches, SIGN_IN_PURGE_AFTER_HOURS after they ended."""
     async with unit_of_work(sessionmaker) as session:
         return await SignInOperatorRepository(session).delete_dead(now)
 

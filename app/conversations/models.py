@@ -314,6 +314,25 @@ class AuditEvent(SQLModel, table=True):
     ip: str | None = Field(default=None, max_length=64, nullable=True)
 
 
+class RetentionRun(SQLModel, table=True):
+    """What one run of a user's retention setting did: how many conversations it moved to
+    the trash, and when. Counts only; the trail (`audit_event`, action `trash`, no actor)
+    names each conversation."""
+
+    __tablename__ = "retention_run"
+    __table_args__ = (sa.Index("ix_retention_run_user_id", "user_id", sa.text("id DESC")),)
+
+    id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, primary_key=True))
+    user_id: uuid.UUID = Field(
+        sa_column=sa.Column(
+            sa.Uuid, sa.ForeignKey("app_user.id", ondelete="CASCADE"), nullable=False
+        )
+    )
+    at: datetime = Field(sa_column=_tz())
+    days: int = Field(nullable=False)
+    trashed: int = Field(nullable=False)
+
+
 # A message's title row in `message_search_token`: messages start at seq 1.
 TITLE_SEQ = 0
 

@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from app.auth.models import User
 from app.conversations.ids import is_well_formed
 from app.conversations.models import (
     TITLE_SEQ,
@@ -34,6 +35,7 @@ from app.conversations.models import (
     ChatMessage,
     ChatSession,
     MessageSearchToken,
+    RetentionRun,
     SessionStatus,
 )
 from app.core.tenancy import owned, owned_by
@@ -607,3 +609,72 @@ class ConversationOperatorRepository:
             archived=int(row[1]),
             last_finished_epoch=float(row[2]) if row[2] is not None else None,
         )
+
+
+class RetentionRepository:
+    """One owner's conversations that retention removes, and the record of its runs."""
+
+    def __init__(self, session: AsyncSession, owner_id: uuid.UUID) -> None:
+        self.session = session
+        self.owner_id = owner_id
+
+    def _due(self, cutoff: datetime) -> Any:
+        return owned(ChatSession, self.owner_id).where(
+            col(ChatSession.status).in_([SessionStatus.ACTIVE, SessionStatus.ARCHIVED]),
+            col(ChatSession.pinned).is_(False),
+            col(ChatSession.last_activity_at) < cutoff,
+        )
+
+    async def count_due(self, cutoff: datetime) -> int:
+        """How many conversations (not pinned, not in the trash) were last active before
+        `cutoff`."""
+        stmt = sa.select(sa.func.count()).select_from(self._due(cutoff).subquery())
+        return int((await self.session.execute(stmt)).scalar_one())
+
+    async def due(self, cutoff: datetime, *, batch: int) -> Sequence[ChatSession]:
+        """Up to `batch` of them, locked (rows a chat turn holds are skipped)."""
+        stmt = (
+            self._due(cutoff)
+            .order_by(col(ChatSession.last_activity_at))
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+        )
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def record_run(self, *, at: datetime, days: int, trashed: int) -> None:
+        self.session.add(RetentionRun(user_id=self.owner_id, at=at, days=days, trashed=trashed))
+        await self.session.flush()
+
+    async def runs(self, *, limit: int) -> Sequence[RetentionRun]:
+        """The owner's latest runs, newest first."""
+        stmt = owned(RetentionRun, self.owner_id).order_by(col(RetentionRun.id).desc()).limit(limit)
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def setting(self) -> int | None:
+        row = await self.session.execute(
+            sa.select(col(User.retention_days)).where(col(User.id) == self.owner_id)
+        )
+        return row.scalar_one_or_none()
+
+    async def set_setting(self, days: int | None) -> None:
+        await self.session.execute(
+            sa.update(User).where(col(User.id) == self.owner_id).values(retention_days=days)
+        )
+
+
+class RetentionOperatorRepository:
+    """Retention across users: whom it applies to, and every run (administrators)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def users(self, *, everyone: bool) -> list[tuple[uuid.UUID, int | None]]:
+        """(id, retention_days) of the users with a setting, or of every user."""
+        stmt = sa.select(col(User.id), col(User.retention_days)).order_by(col(User.id))
+        if not everyone:
+            stmt = stmt.where(col(User.retention_days).is_not(None))
+        return [(r[0], r[1]) for r in await self.session.execute(stmt)]
+
+    async def runs(self, *, limit: int) -> Sequence[RetentionRun]:
+        stmt = sa.select(RetentionRun).order_by(col(RetentionRun.id).desc()).limit(limit)
+        return (await self.session.execute(stmt)).scalars().all()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -70,3 +71,33 @@ class ChatResponse(ApiModel):
         description="Present when the named session had expired: it was archived and this "
         "reply starts a new session.",
     )
+
+
+class RetentionRunOut(ApiModel):
+    at: datetime
+    days: int = Field(description="The retention applied, in days.")
+    trashed: int = Field(description="Conversations moved to the trash by this run.")
+
+
+class AdminRetentionRunOut(RetentionRunOut):
+    user_id: str
+
+
+class RetentionIn(ApiModel):
+    days: int | None = Field(
+        description="Delete conversations this many days after their last activity: 30, 90, "
+        "180 or 365; null: off."
+    )
+
+
+class RetentionOut(ApiModel):
+    days: int | None = Field(description="Your choice; null: off.")
+    max_days: int | None = Field(description="The operator's maximum (RETENTION_MAX_DAYS).")
+    effective_days: int | None = Field(description="What applies: your choice, capped.")
+    runs: list[RetentionRunOut] = Field(description="The latest runs that moved any, newest first.")
+
+
+class RetentionPreviewOut(ApiModel):
+    days: int | None
+    effective_days: int | None
+    conversations: int = Field(description="How many conversations it would delete now.")

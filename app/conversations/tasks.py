@@ -1,15 +1,16 @@
-"""The sweeper: archives sessions idle longer than the TTL, and purges the trash.
+"""The sweeper: archives sessions idle longer than the TTL; and the trash purge.
 
 Archiving never deletes. The purge deletes, for good, conversations that have been in the
-trash for TRASH_RETENTION_DAYS (their `purge_at` passed), with their images.
+trash for TRASH_RETENTION_DAYS (their `purge_at` passed), with their images; it is a
+scheduled run of the job queue (`app.jobs.schedule`), which calls `purge_trash`.
 
 Exactly once per interval across all processes and instances: each process wakes often,
 and the one that atomically advances `sweeper_state.last_started_at` by a full interval
 runs the sweep; the rest see the fresh timestamp and go back to sleep. The sweep itself
 works in bounded batches, each its own short transaction, skipping rows a chat turn holds
 (FOR UPDATE SKIP LOCKED): no giant lock, and a manual sweep running at the same time
-never archives a row twice. The purge follows the same pattern with its own claim
-(`sweeper_state` row "trash"): each purged conversation is deleted and recorded once.
+never archives a row twice. The purge locks the rows it deletes (SKIP LOCKED), so each
+purged conversation is deleted and recorded once.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from app.auth.tasks import purge_ended_sign_ins
 from app.conversations import trash
 from app.conversations.models import AuditAction, SweepRun
 from app.conversations.repository import ConversationOperatorRepository
@@ -38,7 +38,6 @@ from app.events.bus import EventBus, user_event
 logger = logging.getLogger("app.sweeper")
 
 SWEEPER_NAME = "sessions"
-PURGE_NAME = "trash"
 RUNNER = f"{socket.gethostname()}:{os.getpid()}"
 
 _CLAIM = sa.text(
@@ -118,8 +117,6 @@ async def sweep_expired_sessions(
             break
         # A breath between batches keeps chat turns' latency steady during a big sweep.
         await asyncio.sleep(pause_seconds)
-    # The sweep's auth step (app/auth/tasks.py): ended sign-ins need keeping no longer.
-    await purge_ended_sign_ins(sessionmaker=sessionmaker, now=now)
     async with unit_of_work(sessionmaker) as session:
         await session.execute(
             sa.update(SweepRun)
@@ -182,30 +179,6 @@ async def purge_trash(
     return purged
 
 
-async def run_scheduled_purge(
-    *,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    clock: Clock,
-    interval_seconds: int,
-    batch_size: int,
-    pause_seconds: float = 0.0,
-    bus: EventBus | None = None,
-) -> int | None:
-    """The purge, once per interval across every process; None when another one ran it."""
-    now = clock.now()
-    if not await claim_scheduled_sweep(
-        sessionmaker=sessionmaker, now=now, interval_seconds=interval_seconds, name=PURGE_NAME
-    ):
-        return None
-    return await purge_trash(
-        sessionmaker=sessionmaker,
-        now=now,
-        batch_size=batch_size,
-        pause_seconds=pause_seconds,
-        bus=bus,
-    )
-
-
 async def run_scheduled_sweep(
     *,
     sessionmaker: async_sessionmaker[AsyncSession],
@@ -251,14 +224,6 @@ async def sweeper_loop(
                 sessionmaker=sessionmaker,
                 clock=clock,
                 ttl_seconds=ttl_seconds,
-                interval_seconds=interval_seconds,
-                batch_size=batch_size,
-                pause_seconds=pause_seconds,
-                bus=bus,
-            )
-            await run_scheduled_purge(
-                sessionmaker=sessionmaker,
-                clock=clock,
                 interval_seconds=interval_seconds,
                 batch_size=batch_size,
                 pause_seconds=pause_seconds,

@@ -153,8 +153,32 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(default=3, ge=1, le=10)
     # A finished job (its result, its error) is kept this long, then purged.
     job_result_ttl_hours: float = Field(default=24.0, gt=0, le=24 * 90)
-    # How often each worker purges expired jobs.
+    # How often expired jobs are purged (a scheduled run, once per interval in all).
     job_purge_interval_seconds: float = Field(default=300.0, gt=0)
+
+    # Scheduled runs (docs/operations.md#data-retention): each job worker queues every due
+    # run once per interval across all processes; off, this process queues none (its
+    # worker still runs the ones others queued).
+    scheduled_jobs_enabled: bool = True
+    # How often each purge runs (the trash, share links, idempotency keys, sign-ins, the
+    # account audit), and how many rows one transaction of it deletes.
+    purge_interval_seconds: float = Field(default=300.0, gt=0)
+    purge_batch_size: int = Field(default=1000, ge=1, le=100_000)
+    # An expired share link is deleted this many days after it ended (a revoked one is
+    # deleted at once).
+    share_link_purge_grace_days: int = Field(default=30, ge=0, le=3650)
+    # A chat request's Idempotency-Key is honoured at least this long (the API says 24 h).
+    idempotency_key_ttl_hours: float = Field(default=24.0, ge=24, le=24 * 365)
+    # An ended or expired sign-in is deleted this many hours later.
+    sign_in_purge_after_hours: float = Field(default=0.0, ge=0, le=24 * 365)
+    # Retention: conversations idle longer than a user's setting (30/90/180/365 days) go to
+    # the trash, at most this many days for everyone (None: no maximum), every interval.
+    retention_max_days: int | None = Field(default=None, ge=1, le=36_500)
+    retention_interval_seconds: float = Field(default=3600.0, gt=0)
+    # Retention deletes for good at once rather than moving to the trash (no Undo).
+    retention_skip_trash: bool = False
+    # The account audit trail (account deletions) is kept this many days.
+    account_event_retention_days: int = Field(default=400, ge=1, le=36_500)
 
     # PDF export: past either bound a PDF ends with a note (export JSON for everything).
     pdf_max_pages: int = Field(default=2000, ge=1)

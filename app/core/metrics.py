@@ -94,6 +94,19 @@ SWEEPER_LAST_RUN = Gauge(
     "When the last sweep finished.",
     registry=REGISTRY,
 )
+SCHEDULED_RUNS = Counter(
+    "chatkeep_scheduled_runs_total",
+    "Scheduled runs (the purges) this process ran, by kind and outcome (done, failed).",
+    ["kind", "outcome"],
+    registry=REGISTRY,
+)
+PURGED_ROWS = Counter(
+    "chatkeep_purged_rows_total",
+    "Rows the scheduled purges of this process deleted (or, for idempotency keys, cleared), "
+    "by kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
 
 
 TURN_OPEN_WAITING = Gauge(

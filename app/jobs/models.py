@@ -18,6 +18,14 @@ from app.core.tenancy import owner_key
 class JobKind(enum.StrEnum):
     EXPORT = "export"
     IMPORT = "import"
+    # Scheduled work of the whole instance (app/jobs/schedule.py): no owner.
+    JOB_PURGE = "job_purge"
+    TRASH_PURGE = "trash_purge"
+    SHARE_LINK_PURGE = "share_link_purge"
+    IDEMPOTENCY_PURGE = "idempotency_purge"
+    SIGN_IN_PURGE = "sign_in_purge"
+    ACCOUNT_EVENT_PURGE = "account_event_purge"
+    RETENTION = "retention"
 
 
 class JobStatus(enum.StrEnum):
@@ -28,10 +36,13 @@ class JobStatus(enum.StrEnum):
 
 
 class Job(SQLModel, table=True):
-    """One piece of long work of one user. `queued` → `running` (a worker holds it and
-    writes `heartbeat_at`) → `done` or `failed`; a running job whose heartbeat stops is
-    taken again by any worker, up to JOB_MAX_ATTEMPTS tries. Finished jobs are deleted at
-    `expires_at`, their chunks with them."""
+    """One piece of long work of one user, or a scheduled run of the instance's own work
+    (no `user_id`, its interval's start in `scheduled_for`: the unique key
+    (kind, scheduled_for) queues each run once, however many processes try).
+    `queued` → `running` (a worker holds it and writes `heartbeat_at`) → `done` or
+    `failed`; a running job whose heartbeat stops is taken again by any worker, up to
+    JOB_MAX_ATTEMPTS tries. Finished jobs are deleted at `expires_at`, their chunks with
+    them."""
 
     __tablename__ = "job"
     __table_args__ = (
@@ -44,13 +55,26 @@ class Job(SQLModel, table=True):
             postgresql_where=sa.text("status IN ('queued', 'running')"),
         ),
         sa.Index("ix_job_expires_at", "expires_at"),
+        # One run of a scheduled kind per interval, whichever process queues it first.
+        sa.Index(
+            "uq_job_kind_scheduled_for",
+            "kind",
+            "scheduled_for",
+            unique=True,
+            postgresql_where=sa.text("scheduled_for IS NOT NULL"),
+        ),
+        # A user's job has an owner; a scheduled run has none, and an interval instead.
+        sa.CheckConstraint(
+            "(user_id IS NULL) = (scheduled_for IS NOT NULL)", name="scheduled_or_owned"
+        ),
     )
 
     id: uuid.UUID = Field(sa_column=sa.Column(sa.Uuid, primary_key=True))
-    user_id: uuid.UUID = Field(
+    user_id: uuid.UUID | None = Field(
+        default=None,
         sa_column=sa.Column(
-            sa.Uuid, sa.ForeignKey("app_user.id", ondelete="CASCADE"), nullable=False
-        )
+            sa.Uuid, sa.ForeignKey("app_user.id", ondelete="CASCADE"), nullable=True
+        ),
     )
     kind: str = Field(sa_column=sa.Column(sa.String(20), nullable=False))
     status: str = Field(sa_column=sa.Column(sa.String(20), nullable=False))
@@ -75,6 +99,9 @@ class Job(SQLModel, table=True):
         default=None, sa_column=sa.Column(sa.DateTime(timezone=True))
     )
     expires_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+    scheduled_for: datetime | None = Field(
+        default=None, sa_column=sa.Column(sa.DateTime(timezone=True))
+    )
 
 
 class JobChunk(SQLModel, table=True):

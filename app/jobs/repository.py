@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -40,7 +41,7 @@ class Claimed:
     """A job a worker has just taken: run attempt `attempt` of it."""
 
     id: uuid.UUID
-    user_id: uuid.UUID
+    user_id: uuid.UUID | None  # None: a scheduled run (app/jobs/schedule.py)
     kind: str
     params: dict[str, Any]
     attempt: int
@@ -122,9 +123,42 @@ class JobQueue:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def enqueue_scheduled(
+        self,
+        kind: str,
+        *,
+        scheduled_for: datetime,
+        now: datetime,
+        expires_at: datetime,
+        params: dict[str, Any],
+    ) -> bool:
+        """Queues the run of `kind` for the interval starting at `scheduled_for`, unless
+        one is queued already (by any process: the unique key (kind, scheduled_for));
+        True when this call queued it."""
+        j = _jobs.c
+        row = await self.session.execute(
+            pg_insert(_jobs)
+            .values(
+                id=uuid.uuid4(),
+                user_id=None,
+                kind=kind,
+                status=JobStatus.QUEUED.value,
+                params=params,
+                created_at=now,
+                expires_at=expires_at,
+                scheduled_for=scheduled_for,
+            )
+            .on_conflict_do_nothing(
+                index_elements=[j.kind, j.scheduled_for],
+                index_where=j.scheduled_for.is_not(None),
+            )
+            .returning(j.id)
+        )
+        return row.one_or_none() is not None
+
     async def give_up_stale(
         self, *, stale_before: datetime, max_attempts: int, now: datetime, expires_at: datetime
-    ) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    ) -> list[tuple[uuid.UUID, uuid.UUID | None]]:
         """Fails the running jobs whose worker went silent and that have had every try;
         returns their (id, user_id)."""
         j = _jobs.c

@@ -49,7 +49,10 @@ def expiry(now: datetime, ttl_hours: float) -> datetime:
 
 
 def job_event(job: Job) -> Event:
-    """The live event of a job's change (`/api/events` kind `job`): ids and counts only."""
+    """The live event of a job's change (`/api/events` kind `job`): ids and counts only.
+    Only a user's job has one (a scheduled run has no owner)."""
+    if job.user_id is None:
+        raise ValueError("a scheduled run has no owner to tell")
     return user_event(
         job.user_id,
         "job",

@@ -11,8 +11,11 @@ JOB_POLL_SECONDS, at once when a job was started in its own process. While a job
 the worker writes its heartbeat and progress (its own short transactions, at most once a
 second); a job whose heartbeat is older than JOB_STALE_SECONDS lost its worker (`kill -9`,
 a crash) and is taken again by any worker, up to JOB_MAX_ATTEMPTS tries, then failed as
-`job_interrupted`. A worker stopped on purpose gives its jobs back to the queue. Every
-JOB_PURGE_INTERVAL_SECONDS it deletes jobs past their `expires_at` (results included).
+`job_interrupted`. A worker stopped on purpose gives its jobs back to the queue.
+
+Each worker also queues the scheduled runs (app/jobs/schedule.py: the purges, expired jobs
+among them) when their interval comes, once per interval across all processes, and runs
+them like any job.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import logging
 import random
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -32,11 +35,14 @@ from app.core.clock import Clock
 from app.core.config import Settings
 from app.core.db import unit_of_work
 from app.core.errors import AppError
+from app.core.metrics import PURGED_ROWS, SCHEDULED_RUNS
 from app.events.bus import EventBus, user_event
 from app.exports.service import pdf_budget
 from app.imports.limits import ImportLimits
 from app.jobs.models import JobStatus
 from app.jobs.repository import Claimed, JobQueue
+from app.jobs.schedule import PROCESS, ScheduledRun, queue_due
+from app.jobs.schedule import RUNNERS as SCHEDULED
 from app.jobs.service import RUNNERS, JobContext, JobLostError, Progress, expiry
 
 logger = logging.getLogger("app.jobs")
@@ -64,6 +70,8 @@ class JobWorker:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.running: dict[uuid.UUID, asyncio.Task[None]] = {}
+        # The interval each scheduled kind was last queued (or found queued) for.
+        self._scheduled: dict[str, datetime] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -74,7 +82,8 @@ class JobWorker:
     def start(self) -> None:
         for n in range(self.settings.job_concurrency):
             self._tasks.append(asyncio.create_task(self._take_loop(), name=f"job-worker-{n}"))
-        self._tasks.append(asyncio.create_task(self._purge_loop(), name="job-purge"))
+        if self.settings.scheduled_jobs_enabled:
+            self._tasks.append(asyncio.create_task(self._schedule_loop(), name="job-schedule"))
 
     async def stop(self) -> None:
         """Stops taking jobs; the running ones are cancelled and given back to the queue."""
@@ -124,13 +133,13 @@ class JobWorker:
     def _stage(
         self,
         db: AsyncSession,
-        user_id: uuid.UUID,
+        user_id: uuid.UUID | None,
         job_id: uuid.UUID,
         status: JobStatus,
         done: int,
         total: int | None,
     ) -> None:
-        if self.bus is not None:
+        if self.bus is not None and user_id is not None:
             self.bus.stage(
                 db,
                 user_event(
@@ -146,6 +155,9 @@ class JobWorker:
     # ------------------------------------------------------------------ running one
 
     async def run(self, claimed: Claimed) -> None:
+        if claimed.user_id is None:
+            await self.run_scheduled(claimed)
+            return
         progress = Progress()
         ctx = JobContext(
             sessionmaker=self.sessionmaker,
@@ -180,6 +192,55 @@ class JobWorker:
             await self._fail(
                 claimed,
                 {"code": "job_failed", "detail": "The job failed. Please try again."},
+                progress,
+            )
+        finally:
+            beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beating
+
+    async def run_scheduled(self, claimed: Claimed) -> None:
+        """Runs a scheduled run (a purge) and records how many rows it removed."""
+        progress = Progress()
+        beating = asyncio.create_task(self._beat(claimed, progress), name=f"job-beat-{claimed.id}")
+        try:
+            runner = SCHEDULED.get(claimed.kind)
+            if runner is None:
+                raise AppError(f"Unknown job kind {claimed.kind!r}.", code="job_unknown")
+            now = self.clock.now()
+            removed = await runner(
+                ScheduledRun(
+                    sessionmaker=self.sessionmaker, bus=self.bus, settings=self.settings, now=now
+                )
+            )
+            PURGED_ROWS.labels(claimed.kind).inc(removed)
+            async with unit_of_work(self.sessionmaker, self.bus) as db:
+                await JobQueue(db).finish(
+                    claimed.id,
+                    claimed.attempt,
+                    status=JobStatus.DONE,
+                    now=self.clock.now(),
+                    expires_at=expiry(self.clock.now(), self.settings.job_result_ttl_hours),
+                    result={"removed": removed, "ranBy": PROCESS},
+                    done=removed,
+                    total=removed,
+                )
+            SCHEDULED_RUNS.labels(claimed.kind, "done").inc()
+            if removed:
+                logger.info("%s removed %d rows", claimed.kind, removed)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._give_back(claimed))
+            raise
+        except AppError as exc:
+            SCHEDULED_RUNS.labels(claimed.kind, "failed").inc()
+            await self._fail(claimed, {"code": exc.code, "detail": exc.detail}, progress)
+        except Exception:
+            logger.exception("scheduled run %s (%s) failed", claimed.id, claimed.kind)
+            SCHEDULED_RUNS.labels(claimed.kind, "failed").inc()
+            await self._fail(
+                claimed,
+                {"code": "job_failed", "detail": "The scheduled run failed."},
                 progress,
             )
         finally:
@@ -261,20 +322,25 @@ class JobWorker:
             if n < PURGE_BATCH:
                 return removed
 
-    async def _purge_loop(self) -> None:
-        # At a random point of the first interval: processes started together (a rollout)
-        # do not all purge at once, and a start costs no more than it did.
-        await asyncio.sleep(random.uniform(0, self.settings.job_purge_interval_seconds))
+    async def queue_due(self) -> list[str]:
+        """Queues the scheduled runs due now (once per interval across all processes)."""
+        return list(
+            await queue_due(
+                self.sessionmaker, self.settings, now=self.clock.now(), skip=self._scheduled
+            )
+        )
+
+    async def _schedule_loop(self) -> None:
         while True:
             try:
-                removed = await self.purge()
-                if removed:
-                    logger.info("purged %d expired jobs", removed)
+                if await self.queue_due():
+                    self.wake()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
-                logger.warning("job purge failed, will retry: %s", exc)
-            await asyncio.sleep(self.settings.job_purge_interval_seconds)
+            except Exception as exc:  # the database may be down; try again next tick
+                logger.warning("could not queue the scheduled runs, will retry: %s", exc)
+            # Not in step with the other processes: whichever looks first queues the run.
+            await asyncio.sleep(self.settings.job_poll_seconds * random.uniform(0.5, 1.5))
 
 
 @contextlib.asynccontextmanager

@@ -37,6 +37,12 @@ class SharedLink(SQLModel, table=True):
         sa.CheckConstraint("upto_seq >= 0", name="upto_seq_not_negative"),
         # A user's links, newest first (GET /api/shares).
         sa.Index("ix_shared_link_user_created", "user_id", sa.text("created_at DESC")),
+        # What the share-link purge scans: links that expired.
+        sa.Index(
+            "ix_shared_link_expires_at",
+            "expires_at",
+            postgresql_where=sa.text("expires_at IS NOT NULL"),
+        ),
         # The link has the owner of the conversation it shows, or the database refuses it.
         same_owner_fk("shared_link", "session_id", "chat_session"),
     )

@@ -190,3 +190,27 @@ class PublicShareRepository:
                 )
             )
         ).scalar_one_or_none()
+
+
+class ShareOperatorRepository:
+    """Every user's share links, for the purge of the ones that ended."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def delete_ended(self, before: datetime, *, batch: int) -> int:
+        """Deletes up to `batch` links that expired before `before` (a revoked link is
+        deleted when revoked); returns how many."""
+        picked = (
+            sa.select(col(SharedLink.id))
+            .where(col(SharedLink.expires_at) < before)
+            .order_by(col(SharedLink.expires_at))
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+        )
+        rows = await self.session.execute(
+            sa.delete(SharedLink)
+            .where(col(SharedLink.id).in_(picked))
+            .returning(col(SharedLink.id))
+        )
+        return len(rows.all())

@@ -62,6 +62,12 @@ class ChatTurn(SQLModel, table=True):
             postgresql_where=sa.text("status = 'generating'"),
         ),
         sa.Index("ix_chat_turn_session_started", "session_id", "started_at"),
+        # What the idempotency-key purge scans: turns that still hold a key, oldest first.
+        sa.Index(
+            "ix_chat_turn_idempotency_started",
+            "started_at",
+            postgresql_where=sa.text("idempotency_key IS NOT NULL"),
+        ),
         # A user's tokens since a day or a month began (token budgets: app/usage).
         sa.Index(
             "ix_chat_turn_user_started",

@@ -974,3 +974,24 @@ class TurnOperatorRepository:
             .with_for_update(skip_locked=True)
         )
         return (await self.db.execute(stmt)).scalars().all()
+
+    async def forget_idempotency_keys(self, *, before: datetime, batch: int) -> int:
+        """Clears the idempotency key of up to `batch` finished turns started before
+        `before` (a retry with that key then opens a new turn); returns how many."""
+        picked = (
+            sa.select(col(ChatTurn.id))
+            .where(
+                col(ChatTurn.idempotency_key).is_not(None),
+                col(ChatTurn.started_at) < before,
+                col(ChatTurn.status) != TurnStatus.GENERATING,
+            )
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+        )
+        rows = await self.db.execute(
+            sa.update(ChatTurn)
+            .where(col(ChatTurn.id).in_(picked))
+            .values(idempotency_key=None)
+            .returning(col(ChatTurn.id))
+        )
+        return len(rows.all())

@@ -158,36 +158,3 @@ async def test_logout_revokes_the_token_but_not_other_logins(client):
     assert (await client.post("/auth/jwt/logout", headers=phone)).status_code == 204
     assert (await client.get("/users/me", headers=phone)).status_code == 401
     assert (await client.get("/users/me", headers=laptop)).status_code == 200
-
-
-async def test_ended_and_expired_sign_ins_are_purged_by_the_sweep(
-    client, clock, sessionmaker, settings
-):
-    import sqlalchemy as sa
-
-    from app.conversations.tasks import sweep_expired_sessions
-
-    async def count() -> int:
-        async with sessionmaker() as s:
-            return (await s.execute(sa.text("SELECT count(*) FROM sign_in"))).scalar_one()
-
-    headers = await register(client)
-    kept = await login(client, (await client.get("/users/me", headers=headers)).json()["email"])
-    await client.post("/auth/jwt/logout", headers=headers)
-    assert await count() == 2
-
-    async def sweep() -> None:
-        await sweep_expired_sessions(
-            sessionmaker=sessionmaker,
-            now=clock.now(),
-            ttl_seconds=1800,
-            batch_size=10,
-            trigger="manual",
-        )
-
-    await sweep()
-    assert await count() == 1  # the signed-out one is gone; the live one stays
-    assert (await client.get("/users/me", headers=kept)).status_code == 200
-    clock.advance(settings.access_token_ttl_seconds + 120)
-    await sweep()
-    assert await count() == 0

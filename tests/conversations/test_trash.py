@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from app.conversations.tasks import purge_trash, run_scheduled_purge
+from app.conversations.tasks import purge_trash
 from tests.conftest import chat, register
 
 pytestmark = pytest.mark.storage
@@ -174,23 +174,6 @@ async def test_the_purge_deletes_expired_trash_once_with_images(
         sessionmaker, "SELECT count(*) FROM audit_event WHERE action = 'purge'"
     )
     assert purges == 3
-
-
-async def test_the_scheduled_purge_runs_once_per_interval(clock, sessionmaker, app):
-    runs = await asyncio.gather(
-        *(
-            run_scheduled_purge(
-                sessionmaker=sessionmaker, clock=clock, interval_seconds=300, batch_size=10
-            )
-            for _ in range(4)
-        )
-    )
-    assert sorted(runs, key=lambda r: r is None) == [0, None, None, None]
-    clock.advance(301)
-    again = await run_scheduled_purge(
-        sessionmaker=sessionmaker, clock=clock, interval_seconds=300, batch_size=10
-    )
-    assert again == 0
 
 
 async def test_bulk_actions_are_all_or_nothing_and_owner_scoped(client, clock):

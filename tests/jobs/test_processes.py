@@ -225,3 +225,64 @@ async def test_a_worker_killed_mid_import_leaves_nothing_and_the_job_runs_again(
         for process in (second, worker, server):
             if process is not None:
                 process.stop()
+
+
+async def test_two_instances_run_each_scheduled_interval_once(database_url, tmp_path, clean):
+    """Both instances queue every interval's runs (a one-second schedule); each
+    (kind, interval) is one row, taken once (attempt 1) and done, and both instances took
+    part in queueing and running them."""
+    fast = {
+        "PURGE_INTERVAL_SECONDS": "1",
+        "JOB_PURGE_INTERVAL_SECONDS": "1",
+        "RETENTION_INTERVAL_SECONDS": "1",
+    }
+    a = ServerProcess(SERVE, _env(database_url, tmp_path / "a", **fast))
+    b = ServerProcess(SERVE, _env(database_url, tmp_path / "b", **fast))
+    try:
+        a.wait_ready()
+        b.wait_ready()
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            done = await _scalar(
+                database_url,
+                "SELECT count(DISTINCT scheduled_for) FROM job "
+                "WHERE kind = 'trash_purge' AND status = 'done'",
+            )
+            if int(done) >= 8:  # type: ignore[call-overload]
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the scheduled runs did not come")
+    finally:
+        a.stop()
+        b.stop()
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            rows = (
+                await conn.execute(
+                    sa.text(
+                        "SELECT kind, scheduled_for, status, attempts, params, result FROM job "
+                        "WHERE user_id IS NULL"
+                    )
+                )
+            ).all()
+    finally:
+        await engine.dispose()
+    per_interval: dict[tuple[str, object], int] = {}
+    for r in rows:
+        per_interval[(r.kind, r.scheduled_for)] = per_interval.get((r.kind, r.scheduled_for), 0) + 1
+    assert set(per_interval.values()) == {1}
+    done = [r for r in rows if r.status == "done"]
+    assert {r.kind for r in done} == {
+        "job_purge",
+        "trash_purge",
+        "share_link_purge",
+        "idempotency_purge",
+        "sign_in_purge",
+        "account_event_purge",
+        "retention",
+    }
+    assert all(r.attempts == 1 for r in done)
+    assert len({r.params["queuedBy"] for r in rows}) == 2
+    assert len({r.result["ranBy"] for r in done}) == 2

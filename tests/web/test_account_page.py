@@ -156,3 +156,21 @@ def test_an_unconfirmed_email_is_explained_resent_and_confirmed(verifying_server
     p.goto(verifying_server.url + link)
     expect(p.locator("#chat-notice")).to_contain_text("your email address is confirmed")
     page.say("hello after confirming")
+
+
+def test_retention_shows_what_it_would_delete_before_saving(new_page, live_server):
+    page = new_page().open().sign_up(live_server.new_email("retention"))
+    page.say("a fresh conversation")
+    p = page.page
+    p.get_by_role("button", name="Settings").click()
+    select = p.get_by_label("Delete conversations after")
+    expect(select).to_have_value("")
+    expect(p.locator("#retention-save")).to_be_disabled()
+    select.select_option("30")
+    expect(p.locator("#retention-preview")).to_have_text("This will delete 0 conversations now.")
+    p.locator("#retention-save").click()
+    expect(p.locator("#retention-preview")).to_have_text("Saved.")
+    p.get_by_role("button", name="Back to my chats").click()
+    p.get_by_role("button", name="Settings").click()
+    expect(select).to_have_value("30")
+    expect(p.locator("#retention-save")).to_be_disabled()

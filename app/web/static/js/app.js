@@ -13,7 +13,7 @@ import { showNotice } from "./notices.js";
 import { revealMessage } from "./chat-panel.js";
 import { refreshQuota } from "./quota.js";
 import { initModels, loadModels } from "./models.js";
-import { initSettings, loadApiKeys, loadSignIns } from "./settings.js";
+import { initSettings, loadApiKeys, loadRetention, loadSignIns } from "./settings.js";
 import { initShare } from "./share.js";
 import { setSessionId, setUser, state } from "./state.js";
 
@@ -91,6 +91,7 @@ function showSettings(visible) {
     $("password-done").textContent = "";
     loadSignIns();
     loadApiKeys();
+    loadRetention();
   }
 }
 

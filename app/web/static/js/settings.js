@@ -1,5 +1,5 @@
-// Settings: where you are signed in, API keys, change password, download your data, delete the
-// account.
+// Settings: where you are signed in, API keys, deleting old conversations (retention),
+// change password, download your data, delete the account.
 
 import { ApiError, getJson, send, sendJson } from "./api.js";
 import { downloadFile } from "./downloads.js";
@@ -204,6 +204,72 @@ async function changePassword(event) {
   }
 }
 
+function retentionChoice() {
+  const value = $("retention-days").value;
+  return value === "" ? null : Number(value);
+}
+
+function showRetentionRuns(runs) {
+  $("retention-runs").replaceChildren(
+    ...runs.map((run) =>
+      h("li", {
+        class: "sign-in-meta",
+        text: `${formatDate(run.at)}: ${run.trashed} conversation${run.trashed === 1 ? "" : "s"} moved to the trash (older than ${run.days} days)`,
+      }),
+    ),
+  );
+}
+
+export async function loadRetention() {
+  $("retention-error").textContent = "";
+  $("retention-preview").textContent = "";
+  try {
+    const current = await getJson("/api/me/retention");
+    $("retention-days").value = current.days === null ? "" : String(current.days);
+    $("retention-days").dataset.saved = $("retention-days").value;
+    $("retention-save").disabled = true;
+    const max = $("retention-max");
+    max.hidden = current.maxDays === null;
+    max.textContent =
+      current.maxDays === null
+        ? ""
+        : `On this server conversations are deleted after ${current.maxDays} days at most.`;
+    showRetentionRuns(current.runs);
+  } catch (err) {
+    $("retention-error").textContent = err.message;
+  }
+}
+
+async function previewRetention() {
+  const select = $("retention-days");
+  $("retention-save").disabled = select.value === select.dataset.saved;
+  $("retention-error").textContent = "";
+  const days = retentionChoice();
+  const query = days === null ? "" : `?days=${days}`;
+  try {
+    const preview = await getJson(`/api/me/retention/preview${query}`);
+    const n = preview.conversations;
+    $("retention-preview").textContent =
+      preview.effectiveDays === null
+        ? "Nothing will be deleted."
+        : `This will delete ${n} conversation${n === 1 ? "" : "s"} now.`;
+  } catch (err) {
+    $("retention-error").textContent = err.message;
+  }
+}
+
+async function saveRetention() {
+  $("retention-error").textContent = "";
+  try {
+    await sendJson("PUT", "/api/me/retention", { days: retentionChoice() });
+    announce("Your retention setting is saved.");
+    await loadRetention();
+    $("retention-preview").textContent = "Saved.";
+  } catch (err) {
+    $("retention-error").textContent = err.message;
+  }
+}
+
 async function downloadData() {
   const button = $("download-data");
   button.disabled = true;
@@ -253,6 +319,8 @@ export function initSettings(options) {
   $("api-key-dialog").addEventListener("close", forgetNewKey);
   $("password-form").addEventListener("submit", changePassword);
   $("download-data").addEventListener("click", downloadData);
+  $("retention-days").addEventListener("change", previewRetention);
+  $("retention-save").addEventListener("click", saveRetention);
   $("delete-account").addEventListener("click", openDelete);
   $("delete-confirm").addEventListener("input", () => {
     $("delete-ok").disabled = $("delete-confirm").value.trim() !== "DELETE";
