@@ -296,7 +296,9 @@ def test_screenshots_of_a_conversation_with_versions(new_page, live_server, vers
     versioned.fail_next = True
     send(desk, "And one for a café next door")
     expect(
-        p.locator("#messages .msg-failed").get_by_role("button", name="Retry: write this reply again")
+        p.locator("#messages .msg-failed").get_by_role(
+            "button", name="Retry: write this reply again"
+        )
     ).to_be_visible()
     p.locator("#composer-input").blur()
     p.screenshot(path=str(out / "retry-desktop.png"))
