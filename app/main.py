@@ -102,7 +102,7 @@ def background_jobs(
             bus=bus,
             clock=clock,
             settings=settings,
-            mailer=app.state.mailer,
+            mailer=lambda: app.state.mailer,
         )
         app.state.jobs = worker
         jobs.append(running_job_worker(worker))

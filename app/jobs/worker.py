@@ -25,7 +25,7 @@ import contextlib
 import logging
 import random
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -63,10 +63,12 @@ class JobWorker:
         clock: Clock,
         settings: Settings,
         data_dir: Path | None = None,
-        mailer: Mailer | None = None,
+        mailer: Callable[[], Mailer] | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
-        self.mailer = mailer or Mailer.from_settings(settings)
+        # Looked up for each message: the app's mailer (tests give each test its own).
+        own = Mailer.from_settings(settings)
+        self.mailer = mailer or (lambda: own)
         self.bus = bus
         self.clock = clock
         self.settings = settings
@@ -312,7 +314,7 @@ class JobWorker:
         wait = self.settings.mail_retry_seconds
         for n in range(1, tries + 1):
             try:
-                await self.mailer.send(mail)
+                await self.mailer().send(mail)
                 return n, None
             except Exception as exc:
                 reason = f"{type(exc).__name__}: {exc}"
