@@ -300,6 +300,7 @@ class JobWorker:
                 claimed,
                 {"code": "mail_failed", "detail": "The mail could not be sent."},
                 Progress(),
+                keep=timedelta(minutes=self.settings.mail_keep_minutes),
             )
         finally:
             beating.cancel()
@@ -376,7 +377,13 @@ class JobWorker:
                 logger.warning("job %s is no longer this worker's", claimed.id)
                 return
 
-    async def _fail(self, claimed: Claimed, error: dict[str, str], progress: Progress) -> None:
+    async def _fail(
+        self,
+        claimed: Claimed,
+        error: dict[str, str],
+        progress: Progress,
+        keep: timedelta | None = None,
+    ) -> None:
         now = self.clock.now()
         try:
             async with unit_of_work(self.sessionmaker, self.bus) as db:
@@ -385,7 +392,9 @@ class JobWorker:
                     claimed.attempt,
                     status=JobStatus.FAILED,
                     now=now,
-                    expires_at=expiry(now, self.settings.job_result_ttl_hours),
+                    expires_at=now + keep
+                    if keep is not None
+                    else expiry(now, self.settings.job_result_ttl_hours),
                     error=error,
                 ):
                     self._stage(
