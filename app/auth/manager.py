@@ -115,7 +115,9 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
         )
         user_dict["hashed_password"] = await self.hash_password(user_dict.pop("password"))
         created: User = await self.user_db.create(user_dict)
+        # The account and its confirmation mail (when one is due) commit together.
         await self.on_after_register(created, request)
+        await commit(self.db.session)
         return created
 
     async def authenticate(self, credentials: OAuth2PasswordRequestForm) -> User | None:
@@ -233,9 +235,8 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
             MAIL_MESSAGES.labels(kind, "capped").inc()
             logger.info("mail (%s) not sent: the account reached its daily cap", kind)
             return
-        # Into the outbox, committed with what the session holds (the user adapter commits
-        # its own writes first: a new account, then its confirmation mail); a job worker
-        # sends it (app/jobs/worker.py).
+        # Into the outbox, committed with what the session holds (a new account with its
+        # confirmation mail); a job worker sends it (app/jobs/worker.py).
         await queue_mail(
             session=self.db.session,
             user_id=user.id,
