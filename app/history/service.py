@@ -217,10 +217,16 @@ def _changed(session: AsyncSession, user_id: uuid.UUID, session_id: str, change:
     EventBus.stage(session, user_event(user_id, "session", sessionId=session_id, change=change))
 
 
+def _session_changed(session: AsyncSession, chat_session: ChatSession, change: str) -> None:
+    """As `_changed`; a temporary conversation's changes reach no other device."""
+    if not chat_session.temporary:
+        _changed(session, chat_session.user_id, chat_session.id, change)
+
+
 async def rename_session(*, session: AsyncSession, chat_session: ChatSession, title: str) -> None:
     chat_session.title = title
     await session.flush()
-    _changed(session, chat_session.user_id, chat_session.id, "renamed")
+    _session_changed(session, chat_session, "renamed")
 
 
 async def update_session(
@@ -248,7 +254,7 @@ async def update_session(
         changed = True
     if changed:
         await session.flush()
-        _changed(session, chat_session.user_id, chat_session.id, "updated")
+        _session_changed(session, chat_session, "updated")
 
 
 async def restore_session(
@@ -263,7 +269,7 @@ async def restore_session(
         chat_session.archived_at = None
         chat_session.last_activity_at = now
         await session.flush()
-        _changed(session, chat_session.user_id, chat_session.id, "restored")
+        _session_changed(session, chat_session, "restored")
 
 
 async def archive_now(*, session: AsyncSession, chat_session: ChatSession, now: datetime) -> None:
@@ -271,7 +277,7 @@ async def archive_now(*, session: AsyncSession, chat_session: ChatSession, now: 
     if chat_session.status == SessionStatus.ACTIVE:
         await archive_session(chat_session=chat_session, now=now)
         await session.flush()
-        _changed(session, chat_session.user_id, chat_session.id, "archived")
+        _session_changed(session, chat_session, "archived")
 
 
 async def delete_session(

@@ -84,6 +84,8 @@ class TurnRequest:
     # Continue the named conversation even when archived (restore it first); an unknown
     # one is then a 404 instead of a new conversation.
     restore: bool = False
+    # Start a temporary conversation (a new one only: see `ChatSession.temporary`).
+    temporary: bool = False
 
 
 @dataclass
@@ -394,6 +396,7 @@ async def _open(
         "meta": meta,
         "path_hash": path_hash,
         "api_client": request.api_client,
+        "temporary": request.temporary,
         "now": now,
         "turn_id": turn_id,
         "assistant": assistant.name,
@@ -421,7 +424,7 @@ async def _open(
     # rows go in, and the rows' statement can carry the events.
     prepared = await assistant.prepare(db=db, turn=turn_input)
 
-    if created:
+    if created and not request.temporary:  # a temporary one is no other device's business
         bus.stage(db, user_event(user_id, "session", sessionId=session_id, change="created"))
     if not regenerate:
         bus.stage(

@@ -409,6 +409,7 @@ def _build_open_with_new_session() -> sa.TextClause:
         "message_count": ONE,
         "head_seq": ONE,
         "api_client": sa.cast(_p("api_client"), sa.String),
+        "temporary": sa.cast(_p("temporary"), sa.Boolean),
         "model": _p("model"),
     }
     notified = _notified()
