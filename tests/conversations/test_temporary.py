@@ -34,7 +34,7 @@ async def _ids(client, headers, **params) -> list[str]:
 
 async def _rows(sessionmaker, table: str, sid: str) -> int:
     async with sessionmaker() as db:
-        sql = sa.text(f"SELECT count(*) FROM {table} WHERE session_id = :sid")  # noqa: S608
+        sql = sa.text(f"SELECT count(*) FROM {table} WHERE session_id = :sid")
         return int((await db.execute(sql, {"sid": sid})).scalar_one())
 
 
