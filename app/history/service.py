@@ -290,8 +290,8 @@ async def delete_session(
     permanent: bool = False,
 ) -> None:
     """Moves the user's conversation to the trash, or with `permanent` deletes it for good
-    (messages, drafts and images)."""
-    if permanent:
+    (messages, drafts and images). A temporary conversation never goes to the trash."""
+    if permanent or chat_session.temporary:
         await trash.delete_conversations(
             session=session,
             repository=ConversationRepository(session, chat_session.user_id),

@@ -164,3 +164,27 @@ async def test_other_devices_hear_no_session_event_of_it(live, app):
             lambda e: e.data.get("sessionId") == regular and e.data.get("change") == "renamed"
         )
         assert all(s["sessionId"] != temp for s in other_device.of("session"))
+
+
+async def test_deleting_it_skips_the_trash(client, sessionmaker):
+    me = await register(client)
+    temp = await _temporary(client, me, "hello")
+    assert (await client.delete(f"/api/sessions/{temp}", headers=me)).status_code == 204
+    assert (await client.get(f"/api/sessions/{temp}", headers=me)).status_code == 404
+    assert await _ids(client, me, status="trash") == []
+    assert await _rows(sessionmaker, "chat_message", temp) == 0
+
+
+async def test_writing_in_it_after_the_ttl_starts_another_temporary_one(client, clock, settings):
+    me = await register(client)
+    temp = await _temporary(client, me, "hello")
+    clock.advance(settings.session_ttl_seconds + 1)
+    r = await chat(client, me, "still there?", temp)
+    assert r.status_code == 200, r.text
+    assert r.json()["expiredSessionId"] == temp
+    successor = r.json()["sessionId"]
+    assert successor != temp
+    detail = (await client.get(f"/api/sessions/{successor}", headers=me)).json()
+    assert detail["temporary"] is True
+    assert await _ids(client, me, status="archived") == []
+    assert await _ids(client, me) == []
