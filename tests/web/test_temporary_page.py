@@ -29,6 +29,7 @@ def test_the_switch_starts_a_temporary_chat_with_its_banner(live_server, new_pag
     # Open now: the banner stays, the switch is for new conversations only.
     expect(banner).to_be_visible()
     expect(switch).to_be_hidden()
+    expect(p.locator("#share-chat")).to_be_hidden()  # a temporary chat is not shared
     temp = page.session_id()
     assert temp
 
@@ -47,4 +48,5 @@ def test_the_switch_starts_a_temporary_chat_with_its_banner(live_server, new_pag
     expect(banner).to_be_hidden()
     page.say("A plan to keep")
     expect(banner).to_be_hidden()
+    expect(p.locator("#share-chat")).to_be_visible()
     expect(page.history("Active")).to_have_count(1)

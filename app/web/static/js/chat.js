@@ -160,6 +160,7 @@ function showTemporary(temporary) {
   if (!fresh) el["temporary-switch"].checked = false;
   show(el["temporary-choice"], fresh);
   show(el["temporary-banner"], chat.temporary || (fresh && el["temporary-switch"].checked));
+  document.dispatchEvent(new CustomEvent("chatkeep:conversation", { detail: { id: openConversationId() } }));
 }
 
 function clearConversation() {
