@@ -149,15 +149,19 @@ def test_retry_a_failed_turn_and_a_stopped_reply(new_page, live_server, versione
     p = page.page
     versioned.fail_next = True
     send(page, "Hello there")
-    expect(p.locator("#chat-error")).to_contain_text("The assistant failed")
-    mine = p.locator("#messages .msg-user").last
-    retry = mine.get_by_role("button", name="Retry: answer this message")
+    # The failed reply shows in its place, with why and one Retry (not a second one on
+    # the message it answers).
+    failed = p.locator("#messages .msg-failed")
+    expect(failed).to_contain_text("The assistant failed")
+    retry = failed.get_by_role("button", name="Retry: write this reply again")
     expect(retry).to_be_visible()
-    expect(p.locator("#messages .msg-assistant")).to_have_count(0)
+    expect(p.locator("#messages button.msg-retry")).to_have_count(1)
+    expect(p.locator("#messages .msg-assistant:not(.msg-failed)")).to_have_count(0)
 
     retry.click()  # nobody retypes the message
     page.wait_for_reply()
     assert texts(page) == ["Hello there", "Answer 2 to Hello there"]
+    expect(failed).to_have_count(0)
     expect(p.locator("#messages button.msg-retry")).to_have_count(0)
     expect(p.locator("#chat-error")).to_be_hidden()
 
@@ -288,10 +292,14 @@ def test_screenshots_of_a_conversation_with_versions(new_page, live_server, vers
     expect(last_user.get_by_label("Edited message")).to_be_focused()
     pp.screenshot(path=str(out / "versions-phone-editing.png"))
 
-    # A turn that failed: Retry under the message.
+    # A turn that failed: the failed reply in its place, with Retry.
     versioned.fail_next = True
     send(desk, "And one for a café next door")
-    expect(p.get_by_role("button", name="Retry: answer this message")).to_be_visible()
+    expect(
+        p.locator("#messages .msg-failed").get_by_role(
+            "button", name="Retry: write this reply again"
+        )
+    ).to_be_visible()
     p.locator("#composer-input").blur()
     p.screenshot(path=str(out / "retry-desktop.png"))
 
