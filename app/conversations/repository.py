@@ -638,11 +638,13 @@ class RetentionRepository:
         return owned(ChatSession, self.owner_id).where(
             col(ChatSession.status).in_([SessionStatus.ACTIVE, SessionStatus.ARCHIVED]),
             col(ChatSession.pinned).is_(False),
+            # A temporary one is the sweep's: deleted for good, never to the trash.
+            col(ChatSession.temporary).is_(False),
             col(ChatSession.last_activity_at) < cutoff,
         )
 
     async def count_due(self, cutoff: datetime) -> int:
-        """How many conversations (not pinned, not in the trash) were last active before
+        """How many conversations (not pinned, temporary or in the trash) were last active before
         `cutoff`."""
         stmt = sa.select(sa.func.count()).select_from(self._due(cutoff).subquery())
         return int((await self.session.execute(stmt)).scalar_one())
