@@ -188,3 +188,16 @@ async def test_writing_in_it_after_the_ttl_starts_another_temporary_one(client, 
     assert detail["temporary"] is True
     assert await _ids(client, me, status="archived") == []
     assert await _ids(client, me) == []
+
+
+async def test_its_own_export_imports_as_a_conversation_to_keep(client):
+    me = await register(client)
+    temp = await _temporary(client, me, "A plan worth keeping")
+    single = (await client.get(f"/api/sessions/{temp}/export?format=json", headers=me)).content
+    # A regular conversation of the same id would make this file "already here"; a
+    # temporary one does not count.
+    r = await client.post("/api/import", files={"file": ("export.json", single)}, headers=me)
+    assert r.status_code == 200, r.text
+    assert (r.json()["imported"], r.json()["skipped"]) == (1, 0)
+    kept = await _ids(client, me, status="all")
+    assert len(kept) == 1 and kept[0] != temp
