@@ -290,8 +290,13 @@ async def delete_session(
     permanent: bool = False,
 ) -> None:
     """Moves the user's conversation to the trash, or with `permanent` deletes it for good
-    (messages, drafts and images). A temporary conversation never goes to the trash."""
-    if permanent or chat_session.temporary:
+    (messages, drafts and images). A temporary conversation never goes to the trash: it is
+    deleted for good at once, leaving no audit row (which would keep its title) and no
+    event for other devices."""
+    if chat_session.temporary:
+        await ConversationRepository(session, chat_session.user_id).delete([chat_session.id])
+        return
+    if permanent:
         await trash.delete_conversations(
             session=session,
             repository=ConversationRepository(session, chat_session.user_id),

@@ -173,6 +173,9 @@ async def test_deleting_it_skips_the_trash(client, sessionmaker):
     assert (await client.get(f"/api/sessions/{temp}", headers=me)).status_code == 404
     assert await _ids(client, me, status="trash") == []
     assert await _rows(sessionmaker, "chat_message", temp) == 0
+    async with sessionmaker() as db:
+        sql = sa.text("SELECT count(*) FROM audit_event WHERE session_id = :sid")
+        assert (await db.execute(sql, {"sid": temp})).scalar_one() == 0
 
 
 async def test_writing_in_it_after_the_ttl_starts_another_temporary_one(client, clock, settings):
