@@ -97,7 +97,13 @@ def background_jobs(
         ),
     ]
     if settings.job_worker_enabled:
-        worker = JobWorker(sessionmaker=sessionmaker, bus=bus, clock=clock, settings=settings)
+        worker = JobWorker(
+            sessionmaker=sessionmaker,
+            bus=bus,
+            clock=clock,
+            settings=settings,
+            mailer=lambda: app.state.mailer,
+        )
         app.state.jobs = worker
         jobs.append(running_job_worker(worker))
     if sweeper_on:
@@ -171,7 +177,6 @@ def create_app(
             await runner.shutdown(settings.turn_shutdown_grace_seconds)
             await bus.stop()
             await close_assistant(app.state.assistant)
-            await app.state.mailer.drain()
             await engine.dispose()
 
     app = FastAPI(

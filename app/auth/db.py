@@ -24,9 +24,17 @@ class UserDatabase(SQLAlchemyUserDatabase[User, uuid.UUID]):
 
     Authentication shares the request's connection and transaction, so a request needs one
     pooled connection, not two (two per request can starve the pool under load). The
-    adapter commits on its own writes (registration, profile updates); those routes do
-    nothing else in their transaction.
+    adapter commits on its own writes (profile updates); those routes do nothing else in
+    their transaction. Registration is the exception: `create` only flushes, and the user
+    manager commits the new account together with its confirmation mail (the outbox).
     """
+
+    async def create(self, create_dict: dict[str, Any]) -> User:
+        user = User(**create_dict)
+        self.session.add(user)
+        await self.session.flush()
+        await self.session.refresh(user)
+        return user
 
     async def get_with_sign_in(
         self, user_id: uuid.UUID, sign_in_id: uuid.UUID, *, now: Any, idle_seconds: int

@@ -35,9 +35,12 @@ from app.auth.passwords import in_hash_pool, password_helper, password_problem
 from app.auth.sign_ins import end_sign_ins
 from app.auth.tokens import STATE_SIGN_IN, SignInStrategy
 from app.core.config import Settings
+from app.core.db import commit
 from app.core.metrics import MAIL_MESSAGES
 from app.core.text import normalize_email
 from app.mail.messages import reset_message, signup_attempt_message, verify_message
+from app.mail.repository import OutgoingMail
+from app.mail.service import queue_mail
 from app.ratelimit.dependencies import count_account_attempt, may_mail_user
 
 logger = logging.getLogger("app.auth")
@@ -112,7 +115,9 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
         )
         user_dict["hashed_password"] = await self.hash_password(user_dict.pop("password"))
         created: User = await self.user_db.create(user_dict)
+        # The account and its confirmation mail (when one is due) commit together.
         await self.on_after_register(created, request)
+        await commit(self.db.session)
         return created
 
     async def authenticate(self, credentials: OAuth2PasswordRequestForm) -> User | None:
@@ -230,9 +235,19 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
             MAIL_MESSAGES.labels(kind, "capped").inc()
             logger.info("mail (%s) not sent: the account reached its daily cap", kind)
             return
-        self.request.app.state.mailer.send_later(
-            to=user.email, subject=subject, text=text, kind=kind
+        # Into the outbox, committed with what the session holds (a new account with its
+        # confirmation mail); a job worker sends it (app/jobs/worker.py).
+        await queue_mail(
+            session=self.db.session,
+            user_id=user.id,
+            mail=OutgoingMail(to=user.email, subject=subject, text=text, kind=kind),
+            now=self._now(),
+            settings=self.settings,
         )
+        await commit(self.db.session)
+        worker = getattr(self.request.app.state, "jobs", None)
+        if worker is not None:
+            worker.wake()
 
     async def on_after_register(self, user: User, request: Request | None = None) -> None:
         if self.settings.require_verified_email and not user.is_verified:

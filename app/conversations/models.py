@@ -100,6 +100,12 @@ class ChatSession(SQLModel, table=True):
             "last_activity_at",
             postgresql_where=sa.text("status = 'active'"),
         ),
+        # Temporary conversations, oldest activity first: what the sweep deletes.
+        sa.Index(
+            "ix_chat_session_temporary_activity",
+            "last_activity_at",
+            postgresql_where=sa.text("temporary"),
+        ),
         # History filtered by status (active, archived, trashed), in history order.
         sa.Index(
             "ix_chat_session_user_status_activity",
@@ -163,6 +169,11 @@ class ChatSession(SQLModel, table=True):
     # null for one started anywhere else.
     api_client: str | None = Field(default=None, max_length=100, nullable=True)
     pinned: bool = Field(
+        default=False, sa_column=sa.Column(sa.Boolean, nullable=False, server_default="false")
+    )
+    # A temporary conversation: in no history list, search, export of everything, share or
+    # other device's `session` events; the sweep deletes it for good once idle past the TTL.
+    temporary: bool = Field(
         default=False, sa_column=sa.Column(sa.Boolean, nullable=False, server_default="false")
     )
     # Lower-case, unique, in the order given (see `app.conversations.tags`).

@@ -507,7 +507,7 @@ _ARCHIVE_BATCH = sa.text(
     """
     WITH expired AS (
         SELECT id FROM chat_session
-        WHERE status = 'active' AND last_activity_at < :cutoff
+        WHERE status = 'active' AND last_activity_at < :cutoff AND NOT temporary
         ORDER BY last_activity_at
         LIMIT :batch
         FOR UPDATE SKIP LOCKED
@@ -517,6 +517,16 @@ _ARCHIVE_BATCH = sa.text(
     FROM expired
     WHERE s.id = expired.id
     RETURNING s.id, s.user_id
+    """
+)
+
+_TEMPORARY_EXPIRED = sa.text(
+    """
+    SELECT id FROM chat_session
+    WHERE temporary AND last_activity_at < :cutoff
+    ORDER BY last_activity_at
+    LIMIT :batch
+    FOR UPDATE SKIP LOCKED
     """
 )
 
@@ -576,6 +586,12 @@ class ConversationOperatorRepository:
         )
         return [(r.id, r.user_id) for r in rows.all()]
 
+    async def delete_expired_temporary(self, *, cutoff: datetime, batch: int) -> list[Removed]:
+        """Deletes for good up to `batch` temporary sessions idle since before `cutoff`
+        (whatever their status), with their images, skipping the rows a turn holds."""
+        rows = await self.session.execute(_TEMPORARY_EXPIRED, {"cutoff": cutoff, "batch": batch})
+        return await _delete_found(self.session, list(rows.scalars().all()))
+
     async def due_for_purge(self, *, now: datetime, batch: int) -> list[str]:
         """Up to `batch` trashed sessions whose `purge_at` passed, locked (others skipped)."""
         rows = await self.session.execute(_DUE_FOR_PURGE, {"now": now, "batch": batch})
@@ -622,11 +638,13 @@ class RetentionRepository:
         return owned(ChatSession, self.owner_id).where(
             col(ChatSession.status).in_([SessionStatus.ACTIVE, SessionStatus.ARCHIVED]),
             col(ChatSession.pinned).is_(False),
+            # A temporary one is the sweep's: deleted for good, never to the trash.
+            col(ChatSession.temporary).is_(False),
             col(ChatSession.last_activity_at) < cutoff,
         )
 
     async def count_due(self, cutoff: datetime) -> int:
-        """How many conversations (not pinned, not in the trash) were last active before
+        """How many conversations (not pinned, temporary or in the trash) were last active before
         `cutoff`."""
         stmt = sa.select(sa.func.count()).select_from(self._due(cutoff).subquery())
         return int((await self.session.execute(stmt)).scalar_one())

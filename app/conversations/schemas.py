@@ -46,6 +46,13 @@ class ChatRequest(ApiModel):
         "continued as usual.",
     )
 
+    temporary: bool = Field(
+        default=False,
+        description="Start a temporary conversation (no `sessionId`): it is in no history "
+        "list, search, export of everything or share, and is deleted for good once idle "
+        "past the session TTL.",
+    )
+
     @model_validator(mode="after")
     def _restore_names_a_session(self) -> ChatRequest:
         if self.restore and not self.session_id:

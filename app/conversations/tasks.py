@@ -1,4 +1,9 @@
-"""The sweeper: archives sessions idle longer than the TTL; and the trash purge.
+"""The sweeper: archives sessions idle longer than the TTL, deletes temporary ones for good
+once idle as long; and the trash purge.
+
+A temporary conversation is not archived: the sweep deletes it with its messages, drafts,
+turns and images, leaving no trash, no audit row and no `session` event (it never was in
+the history other devices show).
 
 Archiving never deletes. The purge deletes, for good, conversations that have been in the
 trash for TRASH_RETENTION_DAYS (their `purge_at` passed), with their images; it is a
@@ -55,6 +60,7 @@ class SweepOutcome:
     ran: bool
     archived: int
     batches: int
+    deleted_temporary: int = 0
 
 
 async def claim_scheduled_sweep(
@@ -117,14 +123,46 @@ async def sweep_expired_sessions(
             break
         # A breath between batches keeps chat turns' latency steady during a big sweep.
         await asyncio.sleep(pause_seconds)
+    deleted = await _delete_expired_temporary(
+        sessionmaker=sessionmaker,
+        cutoff=cutoff,
+        batch_size=batch_size,
+        pause_seconds=pause_seconds,
+    )
     async with unit_of_work(sessionmaker) as session:
         await session.execute(
             sa.update(SweepRun)
             .where(col(SweepRun.id) == run.id)
             .values(finished_at=sa.func.now(), archived_count=archived)
         )
-    logger.info("sweep (%s) archived %d sessions in %d batches", trigger, archived, batches)
-    return SweepOutcome(ran=True, archived=archived, batches=batches)
+    logger.info(
+        "sweep (%s) archived %d sessions in %d batches, deleted %d temporary ones",
+        trigger,
+        archived,
+        batches,
+        deleted,
+    )
+    return SweepOutcome(ran=True, archived=archived, batches=batches, deleted_temporary=deleted)
+
+
+async def _delete_expired_temporary(
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    cutoff: datetime,
+    batch_size: int,
+    pause_seconds: float,
+) -> int:
+    """Deletes for good, in batches, every temporary conversation idle since `cutoff`."""
+    deleted = 0
+    while True:
+        async with unit_of_work(sessionmaker) as session:
+            removed = await ConversationOperatorRepository(session).delete_expired_temporary(
+                cutoff=cutoff, batch=batch_size
+            )
+        deleted += len(removed)
+        if len(removed) < batch_size:
+            return deleted
+        await asyncio.sleep(pause_seconds)
 
 
 async def sweep_now(

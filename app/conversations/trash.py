@@ -64,6 +64,12 @@ def _changed(session: AsyncSession, user_id: uuid.UUID, session_id: str, change:
     EventBus.stage(session, user_event(user_id, "session", sessionId=session_id, change=change))
 
 
+def _session_changed(session: AsyncSession, chat_session: ChatSession, change: str) -> None:
+    """As `_changed`; a temporary conversation's changes reach no other device."""
+    if not chat_session.temporary:
+        _changed(session, chat_session.user_id, chat_session.id, change)
+
+
 def record(
     session: AsyncSession,
     *,
@@ -115,7 +121,7 @@ async def trash(
         title=chat_session.title,
     )
     await session.flush()
-    _changed(session, chat_session.user_id, chat_session.id, "trashed")
+    _session_changed(session, chat_session, "trashed")
     return True
 
 
@@ -140,7 +146,7 @@ async def untrash(
         title=chat_session.title,
     )
     await session.flush()
-    _changed(session, chat_session.user_id, chat_session.id, "restored")
+    _session_changed(session, chat_session, "restored")
     return True
 
 

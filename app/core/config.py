@@ -109,6 +109,11 @@ class Settings(BaseSettings):
     smtp_url: str | None = None
     mail_from: str = "Chatkeep <no-reply@localhost>"
     mail_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # The mail outbox (a `mail` job per message): tries per message, the wait before the
+    # second (doubled after each failure), and how long a sent or failed one is kept.
+    mail_max_tries: int = Field(default=4, ge=1, le=10)
+    mail_retry_seconds: float = Field(default=5.0, gt=0, le=600)
+    mail_keep_minutes: float = Field(default=60.0, gt=0, le=7 * 24 * 60)
     hsts_max_age_seconds: int = Field(default=31_536_000, ge=0)
     # Set: GET /metrics requires `Authorization: Bearer <METRICS_TOKEN>`. Unset: open in
     # development and tests, 404 (off) with APP_ENV=production.

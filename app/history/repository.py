@@ -222,7 +222,8 @@ def filtered_sessions(
     searched too. With a `keyring`, sealed rows are searched through the blind index.
     """
     s = _sessions.c
-    conds: list[sa.ColumnElement[bool]] = []
+    # A temporary conversation is in no list, search or export of everything.
+    conds: list[sa.ColumnElement[bool]] = [sa.not_(s.temporary)]
     if flt.status == "all":
         conds.append(s.status != SessionStatus.TRASHED)
     elif flt.status == "trash":
@@ -543,10 +544,11 @@ class HistoryRepository:
         return set(rows.scalars().all())
 
     async def archive_all(self, now: datetime) -> list[str]:
-        """Archives every active session of the owner; returns their ids."""
+        """Archives every active session of the owner (not the temporary ones, which the
+        sweep deletes); returns their ids."""
         rows = await self.session.execute(
             owned_update(_sessions, self.owner_id)
-            .where(_sessions.c.status == SessionStatus.ACTIVE)
+            .where(_sessions.c.status == SessionStatus.ACTIVE, sa.not_(_sessions.c.temporary))
             .values(status=SessionStatus.ARCHIVED, archived_at=now)
             .returning(_sessions.c.id)
         )

@@ -85,6 +85,11 @@ class SessionOut(ApiModel):
         description="The model that answers here (an id of GET /api/models); null: the "
         "default model.",
     )
+    temporary: bool = Field(
+        default=False,
+        description="A temporary conversation: in no list, search, export of everything or "
+        "share; deleted for good once idle past the session TTL.",
+    )
 
 
 class UsageOut(ApiModel):

@@ -217,10 +217,16 @@ def _changed(session: AsyncSession, user_id: uuid.UUID, session_id: str, change:
     EventBus.stage(session, user_event(user_id, "session", sessionId=session_id, change=change))
 
 
+def _session_changed(session: AsyncSession, chat_session: ChatSession, change: str) -> None:
+    """As `_changed`; a temporary conversation's changes reach no other device."""
+    if not chat_session.temporary:
+        _changed(session, chat_session.user_id, chat_session.id, change)
+
+
 async def rename_session(*, session: AsyncSession, chat_session: ChatSession, title: str) -> None:
     chat_session.title = title
     await session.flush()
-    _changed(session, chat_session.user_id, chat_session.id, "renamed")
+    _session_changed(session, chat_session, "renamed")
 
 
 async def update_session(
@@ -248,7 +254,7 @@ async def update_session(
         changed = True
     if changed:
         await session.flush()
-        _changed(session, chat_session.user_id, chat_session.id, "updated")
+        _session_changed(session, chat_session, "updated")
 
 
 async def restore_session(
@@ -263,7 +269,7 @@ async def restore_session(
         chat_session.archived_at = None
         chat_session.last_activity_at = now
         await session.flush()
-        _changed(session, chat_session.user_id, chat_session.id, "restored")
+        _session_changed(session, chat_session, "restored")
 
 
 async def archive_now(*, session: AsyncSession, chat_session: ChatSession, now: datetime) -> None:
@@ -271,7 +277,7 @@ async def archive_now(*, session: AsyncSession, chat_session: ChatSession, now: 
     if chat_session.status == SessionStatus.ACTIVE:
         await archive_session(chat_session=chat_session, now=now)
         await session.flush()
-        _changed(session, chat_session.user_id, chat_session.id, "archived")
+        _session_changed(session, chat_session, "archived")
 
 
 async def delete_session(
@@ -284,7 +290,12 @@ async def delete_session(
     permanent: bool = False,
 ) -> None:
     """Moves the user's conversation to the trash, or with `permanent` deletes it for good
-    (messages, drafts and images)."""
+    (messages, drafts and images). A temporary conversation never goes to the trash: it is
+    deleted for good at once, leaving no audit row (which would keep its title) and no
+    event for other devices."""
+    if chat_session.temporary:
+        await ConversationRepository(session, chat_session.user_id).delete([chat_session.id])
+        return
     if permanent:
         await trash.delete_conversations(
             session=session,

@@ -122,6 +122,7 @@ def _detail(reading: SessionReading, *, base: str, now: datetime) -> SessionDeta
         imported_from=chat_session.imported_from,
         api_client=chat_session.api_client,
         model=chat_session.model,
+        temporary=chat_session.temporary,
         message_count=reading.path_length,
         head_seq=chat_session.head_seq,
         usage=UsageOut(

@@ -67,14 +67,17 @@ class ImportRepository:
         return known
 
     async def held_starts(self, wanted: dict[str, int]) -> dict[str, list[tuple[int, str, str]]]:
-        """For each session id in `wanted` that is one of the owner's, its first `n`
+        """For each session id in `wanted` that is one of the owner's (not temporary), its first `n`
         messages as (seq, role, content), content opened."""
         s, m = _sessions.c, _messages.c
         stored: dict[str, list[tuple[int, str, str]]] = {}
         for chunk in _chunks(list(wanted)):
             held = (
                 await self.session.execute(
-                    owned(_sessions, self.owner_id, s.id).where(s.id.in_(list(chunk)))
+                    # A temporary conversation holds nothing for an import to skip.
+                    owned(_sessions, self.owner_id, s.id).where(
+                        s.id.in_(list(chunk)), sa.not_(s.temporary)
+                    )
                 )
             ).scalars()
             pairs = [(sid, wanted[sid]) for sid in held]

@@ -13,11 +13,14 @@ from sqlmodel import Field, SQLModel
 
 from app.core.db import metadata as _metadata  # noqa: F401  (naming convention first)
 from app.core.tenancy import owner_key
+from app.mail.repository import MAIL_JOB_KIND
 
 
 class JobKind(enum.StrEnum):
     EXPORT = "export"
     IMPORT = "import"
+    # A message of the mail outbox (app/mail/repository.py), owned by its addressee.
+    MAIL = MAIL_JOB_KIND
     # Scheduled work of the whole instance (app/jobs/schedule.py): no owner.
     JOB_PURGE = "job_purge"
     TRASH_PURGE = "trash_purge"

@@ -25,7 +25,7 @@ import contextlib
 import logging
 import random
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -35,15 +35,17 @@ from app.core.clock import Clock
 from app.core.config import Settings
 from app.core.db import unit_of_work
 from app.core.errors import AppError
-from app.core.metrics import PURGED_ROWS, SCHEDULED_RUNS
+from app.core.metrics import MAIL_MESSAGES, PURGED_ROWS, SCHEDULED_RUNS
 from app.events.bus import EventBus, user_event
 from app.exports.service import pdf_budget
 from app.imports.limits import ImportLimits
-from app.jobs.models import JobStatus
+from app.jobs.models import JobKind, JobStatus
 from app.jobs.repository import Claimed, JobQueue
 from app.jobs.schedule import PROCESS, ScheduledRun, queue_due
 from app.jobs.schedule import RUNNERS as SCHEDULED
 from app.jobs.service import RUNNERS, JobContext, JobLostError, Progress, expiry
+from app.mail.repository import MailOutbox, OutgoingMail
+from app.mail.service import Mailer, is_permanent
 
 logger = logging.getLogger("app.jobs")
 
@@ -61,8 +63,12 @@ class JobWorker:
         clock: Clock,
         settings: Settings,
         data_dir: Path | None = None,
+        mailer: Callable[[], Mailer] | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
+        # Looked up for each message: the app's mailer (tests give each test its own).
+        own = Mailer.from_settings(settings)
+        self.mailer = mailer or (lambda: own)
         self.bus = bus
         self.clock = clock
         self.settings = settings
@@ -126,7 +132,8 @@ class JobWorker:
             ):
                 self._stage(db, user_id, job_id, JobStatus.FAILED, 0, None)
             claimed = await queue.claim(now=now, stale_before=stale_before)
-            if claimed is not None:
+            # A mail is no job of its addressee's: no live event for it.
+            if claimed is not None and claimed.kind != JobKind.MAIL.value:
                 self._stage(db, claimed.user_id, claimed.id, JobStatus.RUNNING, 0, None)
         return claimed
 
@@ -157,6 +164,9 @@ class JobWorker:
     async def run(self, claimed: Claimed) -> None:
         if claimed.user_id is None:
             await self.run_scheduled(claimed)
+            return
+        if claimed.kind == JobKind.MAIL.value:
+            await self.run_mail(claimed, claimed.user_id)
             return
         progress = Progress()
         ctx = JobContext(
@@ -248,6 +258,91 @@ class JobWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await beating
 
+    async def run_mail(self, claimed: Claimed, user_id: uuid.UUID) -> None:
+        """Sends a message of the mail outbox: up to MAIL_MAX_TRIES tries, waiting
+        MAIL_RETRY_SECONDS after the first failure and twice as long after each next one,
+        then records it sent (`done`) or `failed` with its reason, kept MAIL_KEEP_MINUTES.
+
+        Once `done` is committed the row is never taken again, so a worker that dies after
+        that sends nothing twice. A worker that dies between the server's acceptance and
+        that commit leaves the row `running`; it goes stale and is taken again, and the
+        message is sent a second time (at least once, not exactly once)."""
+        beating = asyncio.create_task(
+            self._beat(claimed, Progress()), name=f"job-beat-{claimed.id}"
+        )
+        try:
+            async with self.sessionmaker() as db:
+                mail = MailOutbox(db, user_id).open(claimed.id, claimed.params)
+            tries, reason = await self._send_with_retries(claimed, mail)
+            now = self.clock.now()
+            keep = now + timedelta(minutes=self.settings.mail_keep_minutes)
+            async with unit_of_work(self.sessionmaker, self.bus) as db:
+                ended = await JobQueue(db).finish(
+                    claimed.id,
+                    claimed.attempt,
+                    status=JobStatus.DONE if reason is None else JobStatus.FAILED,
+                    now=now,
+                    expires_at=keep,
+                    result={"tries": tries} if reason is None else None,
+                    error=None
+                    if reason is None
+                    else {"code": "mail_undeliverable", "detail": reason},
+                )
+            if not ended:
+                logger.warning("mail %s was taken by another worker", claimed.id)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._give_back(claimed))
+            raise
+        except Exception:
+            logger.exception("mail %s could not be sent", claimed.id)
+            await self._fail(
+                claimed,
+                {"code": "mail_failed", "detail": "The mail could not be sent."},
+                Progress(),
+                keep=timedelta(minutes=self.settings.mail_keep_minutes),
+            )
+        finally:
+            beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beating
+
+    async def _send_with_retries(
+        self, claimed: Claimed, mail: OutgoingMail
+    ) -> tuple[int, str | None]:
+        """(tries made, None when sent or the last failure's reason)."""
+        tries = self.settings.mail_max_tries
+        wait = self.settings.mail_retry_seconds
+        for n in range(1, tries + 1):
+            try:
+                await self.mailer().send(mail)
+                return n, None
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+                last = n == tries or is_permanent(exc)
+                MAIL_MESSAGES.labels(mail.kind, "failed" if last else "retried").inc()
+                if last:
+                    logger.error(
+                        "mail %s (%s) not delivered after %d tries: mail_undeliverable: %s",
+                        claimed.id,
+                        mail.kind,
+                        n,
+                        reason,
+                    )
+                    return n, reason
+                logger.warning(
+                    "mail %s (%s): try %d of %d failed, again in %.1f s: %s",
+                    claimed.id,
+                    mail.kind,
+                    n,
+                    tries,
+                    wait,
+                    reason,
+                )
+            await asyncio.sleep(wait)
+            wait *= 2
+        raise AssertionError("unreachable")
+
     async def _beat(self, claimed: Claimed, progress: Progress) -> None:
         beat_every = self.settings.job_heartbeat_seconds
         tick = min(PROGRESS_SECONDS, beat_every)
@@ -282,7 +377,13 @@ class JobWorker:
                 logger.warning("job %s is no longer this worker's", claimed.id)
                 return
 
-    async def _fail(self, claimed: Claimed, error: dict[str, str], progress: Progress) -> None:
+    async def _fail(
+        self,
+        claimed: Claimed,
+        error: dict[str, str],
+        progress: Progress,
+        keep: timedelta | None = None,
+    ) -> None:
         now = self.clock.now()
         try:
             async with unit_of_work(self.sessionmaker, self.bus) as db:
@@ -291,7 +392,9 @@ class JobWorker:
                     claimed.attempt,
                     status=JobStatus.FAILED,
                     now=now,
-                    expires_at=expiry(now, self.settings.job_result_ttl_hours),
+                    expires_at=now + keep
+                    if keep is not None
+                    else expiry(now, self.settings.job_result_ttl_hours),
                     error=error,
                 ):
                     self._stage(

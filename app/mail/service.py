@@ -1,9 +1,11 @@
 """Outgoing mail: SMTP with aiosmtplib, or `.eml` files in DATA_DIR/outbox when no SMTP is set.
 
-Messages are sent from a background task, never inside a request: a route that mails
-(forgot password, verification) answers at once and in the same time whether or not an
-account exists, and a slow or broken mail server cannot hold a request or a database
-connection. A failure is logged and counted in `chatkeep_mail_total{outcome="failed"}`.
+A route that mails (forgot password, verification, a sign-up attempt on a taken address)
+writes the message to the mail outbox (`queue_mail`: a `mail` row of the job queue) in the
+transaction of the change that caused it, and answers at once and in the same time whether
+or not an account exists. A job worker sends it (`Mailer.send`), retrying with backoff
+(app/jobs/worker.py), so a slow or broken mail server holds no request and a mail outlives
+a restart. Each try is counted in `chatkeep_mail_total`.
 """
 
 from __future__ import annotations
@@ -11,16 +13,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.config import Settings
 from app.core.metrics import MAIL_MESSAGES
+from app.mail.repository import MailOutbox, OutgoingMail
 
 logger = logging.getLogger("app.mail")
 
@@ -72,8 +78,29 @@ def build_message(*, sender: str, to: str, subject: str, text: str) -> EmailMess
     return message
 
 
+async def queue_mail(
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    mail: OutgoingMail,
+    now: datetime,
+    settings: Settings,
+) -> uuid.UUID:
+    """Puts `mail` in the outbox in the session's transaction: nothing goes out unless that
+    commits, and it goes out once it has, whether or not a worker runs at the time. A mail
+    no worker took within JOB_RESULT_TTL_HOURS is purged unsent."""
+    return await MailOutbox(session, user_id).add(
+        mail, now=now, expires_at=now + timedelta(hours=settings.job_result_ttl_hours)
+    )
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """The server refused for good (a 5xx answer): trying again would not help."""
+    return isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code >= 500
+
+
 class Mailer:
-    """Sends in the background; `drain()` waits for what is still on its way."""
+    """Sends one message at a time for the outbox's worker; `send` raises on a failure."""
 
     def __init__(
         self,
@@ -87,40 +114,39 @@ class Mailer:
         self.sender = sender
         self.outbox = outbox
         self.timeout_seconds = timeout_seconds
-        self._pending: set[asyncio.Task[None]] = set()
 
-    def send_later(self, *, to: str, subject: str, text: str, kind: str) -> None:
-        message = build_message(sender=self.sender, to=to, subject=subject, text=text)
-        task = asyncio.get_running_loop().create_task(self._deliver(message, kind))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Mailer:
+        return cls(
+            smtp_url=settings.smtp_url,
+            sender=settings.mail_from,
+            outbox=settings.data_dir / "outbox",
+            timeout_seconds=settings.mail_timeout_seconds,
+        )
 
-    async def drain(self) -> None:
-        while self._pending:
-            await asyncio.gather(*list(self._pending), return_exceptions=True)
-
-    async def _deliver(self, message: EmailMessage, kind: str) -> None:
-        try:
-            if self.target is None:
-                path = await asyncio.to_thread(self._write_eml, message)
-                MAIL_MESSAGES.labels(kind, "written").inc()
-                logger.warning("mail (%s) for %s written to %s", kind, message["To"], path)
-                return
-            t = self.target
-            await aiosmtplib.send(
-                message,
-                hostname=t.hostname,
-                port=t.port,
-                username=t.username,
-                password=t.password,
-                use_tls=t.use_tls,
-                start_tls=t.start_tls,
-                timeout=self.timeout_seconds,
-            )
-            MAIL_MESSAGES.labels(kind, "sent").inc()
-        except Exception as exc:
-            MAIL_MESSAGES.labels(kind, "failed").inc()
-            logger.error("mail (%s) could not be sent: %s: %s", kind, type(exc).__name__, exc)
+    async def send(self, mail: OutgoingMail) -> None:
+        """One try: the SMTP server accepted it (or it was written to the .eml outbox) when
+        this returns."""
+        message = build_message(
+            sender=self.sender, to=mail.to, subject=mail.subject, text=mail.text
+        )
+        if self.target is None:
+            path = await asyncio.to_thread(self._write_eml, message)
+            MAIL_MESSAGES.labels(mail.kind, "written").inc()
+            logger.warning("mail (%s) for %s written to %s", mail.kind, message["To"], path)
+            return
+        t = self.target
+        await aiosmtplib.send(
+            message,
+            hostname=t.hostname,
+            port=t.port,
+            username=t.username,
+            password=t.password,
+            use_tls=t.use_tls,
+            start_tls=t.start_tls,
+            timeout=self.timeout_seconds,
+        )
+        MAIL_MESSAGES.labels(mail.kind, "sent").inc()
 
     def _write_eml(self, message: EmailMessage) -> Path:
         self.outbox.mkdir(parents=True, exist_ok=True)

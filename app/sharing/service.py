@@ -62,6 +62,11 @@ async def share(
         raise ConflictError(
             "This conversation is in the trash; restore it to share it.", code="session_trashed"
         )
+    if chat_session.temporary:
+        raise ConflictError(
+            "A temporary conversation cannot be shared: it is deleted once idle.",
+            code="temporary_chat",
+        )
     link = await repo.link_of(chat_session.id)
     created = link is None or not is_live(link, now=now)
     if link is None:

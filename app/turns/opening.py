@@ -84,6 +84,8 @@ class TurnRequest:
     # Continue the named conversation even when archived (restore it first); an unknown
     # one is then a 404 instead of a new conversation.
     restore: bool = False
+    # Start a temporary conversation (a new one only: see `ChatSession.temporary`).
+    temporary: bool = False
 
 
 @dataclass
@@ -299,6 +301,7 @@ async def _open(
     path_hash = request.path_hash
     chain_on: tuple[bytes | None] | None = (None,)  # a first message chains on nothing
     model = request.model
+    temporary = request.temporary
     if request.session_id is not None and is_well_formed(request.session_id):
         # Unknown, ill-formed and another user's ids all end here as None: same query,
         # same answer (a new session), nothing about the other session revealed.
@@ -321,12 +324,17 @@ async def _open(
                 )
             if locked.status == SessionStatus.ACTIVE:
                 await repo.archive_session(request.session_id, now=now)
-                bus.stage(
-                    db,
-                    user_event(user_id, "session", sessionId=request.session_id, change="archived"),
-                )
+                if not locked.temporary:
+                    bus.stage(
+                        db,
+                        user_event(
+                            user_id, "session", sessionId=request.session_id, change="archived"
+                        ),
+                    )
             expired_id = request.session_id
             model = request.model or locked.model  # the new conversation keeps its model
+            # ... and a temporary one's successor is temporary too (the sweep deletes both).
+            temporary = temporary or bool(locked.temporary)
         elif locked is not None:
             session_id, seq = request.session_id, locked.message_count + 1
             model = request.model or locked.model
@@ -394,6 +402,7 @@ async def _open(
         "meta": meta,
         "path_hash": path_hash,
         "api_client": request.api_client,
+        "temporary": temporary,
         "now": now,
         "turn_id": turn_id,
         "assistant": assistant.name,
@@ -421,7 +430,7 @@ async def _open(
     # rows go in, and the rows' statement can carry the events.
     prepared = await assistant.prepare(db=db, turn=turn_input)
 
-    if created:
+    if created and not temporary:  # a temporary one is no other device's business
         bus.stage(db, user_event(user_id, "session", sessionId=session_id, change="created"))
     if not regenerate:
         bus.stage(

@@ -172,7 +172,14 @@ def _depth_below(parent: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
 def _build_locked_session() -> sa.TextClause:
     s = _SESSION
     stmt = (
-        sa.select(s.c.status, s.c.last_activity_at, s.c.message_count, s.c.head_seq, s.c.model)
+        sa.select(
+            s.c.status,
+            s.c.last_activity_at,
+            s.c.message_count,
+            s.c.head_seq,
+            s.c.model,
+            s.c.temporary,
+        )
         .where(*_owner(s, "id"))
         .with_for_update()
     )
@@ -409,6 +416,7 @@ def _build_open_with_new_session() -> sa.TextClause:
         "message_count": ONE,
         "head_seq": ONE,
         "api_client": sa.cast(_p("api_client"), sa.String),
+        "temporary": sa.cast(_p("temporary"), sa.Boolean),
         "model": _p("model"),
     }
     notified = _notified()
@@ -714,7 +722,7 @@ class TurnRepository:
 
     async def lock_session(self, session_id: str) -> sa.Row[Any] | None:
         """The conversation's row, locked (status, last_activity_at, message_count,
-        head_seq), or None: unknown and another user's ids read alike."""
+        head_seq, model, temporary), or None: unknown and another user's ids read alike."""
         params = {"session_id": session_id, "user_id": self.user_id}
         return (await self.db.execute(LOCKED_SESSION, params)).one_or_none()
 

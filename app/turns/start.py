@@ -75,12 +75,19 @@ async def start_turn(
         raise InvalidInputError(
             f"No model {body.model!r} here: GET /api/models lists them.", code="unknown_model"
         )
+    if body.temporary and body.session_id is not None:
+        raise InvalidInputError(
+            "`temporary` starts a new conversation: send it without a `sessionId`.",
+            code="temporary_needs_new_conversation",
+        )
     key = opening.validate_idempotency_key(idempotency_key)
     fingerprint = body.model_dump(mode="json")
     if fingerprint["model"] is None:
         del fingerprint["model"]  # the fingerprint of a request without one stays as it was
     if not body.restore:
         del fingerprint["restore"]  # a retry from before `restore` existed hashes the same
+    if not body.temporary:
+        del fingerprint["temporary"]
     hashes = _hashes(services, key, fingerprint)
     return await _start(
         db=db,
@@ -98,6 +105,7 @@ async def start_turn(
             path_key=_path_key(services),
             model=body.model,
             restore=body.restore,
+            temporary=body.temporary,
         ),
     )
 

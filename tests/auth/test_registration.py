@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import login, register
+from tests.conftest import drain_mail, login, register
 
 OTHER_PASSWORD = "lantern meadow copper seventeen"
 
@@ -19,7 +19,7 @@ def settings(settings, smtp_server):
 
 async def test_registering_a_taken_address_tells_and_mails_its_owner(client, app, smtp_server):
     owner = await register(client, "taken@example.com")
-    await app.state.mailer.drain()
+    await drain_mail(app)
     assert smtp_server.messages == []  # a new account gets no such mail
 
     again = await client.post(
@@ -27,7 +27,7 @@ async def test_registering_a_taken_address_tells_and_mails_its_owner(client, app
     )
     assert again.status_code == 400
     assert again.json()["code"] == "register_user_already_exists"
-    await app.state.mailer.drain()
+    await drain_mail(app)
     [message] = await smtp_server.wait_for("taken@example.com")
     assert message["Subject"] == "Your Chatkeep account"
     body = message.get_content()
@@ -49,5 +49,5 @@ async def test_a_refused_password_mails_nobody(client, app, smtp_server):
     r = await client.post("/auth/register", json={"email": "weakly@example.com", "password": "1"})
     assert r.status_code == 400
     assert r.json()["code"] == "invalid_password"
-    await app.state.mailer.drain()
+    await drain_mail(app)
     assert smtp_server.messages == []

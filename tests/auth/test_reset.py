@@ -9,7 +9,7 @@ import pytest
 from app.core.metrics import MAIL_MESSAGES
 from app.mail.service import parse_smtp_url
 from tests.auth.conftest import link_token
-from tests.conftest import TEST_PASSWORD, login, register
+from tests.conftest import TEST_PASSWORD, drain_mail, login, register
 from tests.processes import free_port
 
 NEW_PASSWORD = "violet tractor under moonlight"
@@ -18,13 +18,14 @@ NEW_PASSWORD = "violet tractor under moonlight"
 @pytest.fixture
 def settings(settings, smtp_server):
     settings.smtp_url = smtp_server.url
+    settings.mail_retry_seconds = 0.05
     settings.public_url = "https://chat.example.org"
     return settings
 
 
 async def _forgot(client, app, email: str):
     r = await client.post("/auth/forgot-password", json={"email": email})
-    await app.state.mailer.drain()
+    await drain_mail(app)
     return r
 
 
@@ -145,7 +146,7 @@ async def test_verification_is_required_to_chat_when_configured(client, app, smt
     # "Resend" asks again; the newest link verifies.
     r = await client.post("/auth/request-verify-token", json={"email": email})
     assert r.status_code == 202
-    await app.state.mailer.drain()
+    await drain_mail(app)
     messages = await smtp_server.wait_for(email, count=2)
     token = link_token(messages[-1], "verify-email")
     r = await client.post("/auth/verify", json={"token": token})

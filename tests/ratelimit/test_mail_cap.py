@@ -7,6 +7,7 @@ from email import message_from_bytes
 
 import pytest
 
+from tests.conftest import drain_mail
 from tests.ratelimit.conftest import client_from, new_user
 
 
@@ -28,7 +29,7 @@ def _mail_to(settings, address: str) -> int:
 async def _ask(app, path: str, email: str):
     async with client_from(app) as c:  # a new client address each time: only the cap counts
         r = await c.post(path, json={"email": email})
-    await app.state.mailer.drain()
+    await drain_mail(app)
     return r
 
 
@@ -60,7 +61,7 @@ async def test_an_account_gets_no_more_than_its_days_mail_however_it_is_asked(ap
     settings.require_verified_email = True
     address = "busy@example.com"
     await new_user(app, address)
-    await app.state.mailer.drain()
+    await drain_mail(app)
     assert _mail_to(settings, address) == 1  # the verification mail of the sign-up
     # The address has asked twice, but the account has had three mails by then...
     for _ in range(3):

@@ -53,6 +53,7 @@ def test_defaults_come_from_the_columns():
         if k not in given
     }
     assert rendered["pinned"] == "false"
+    assert rendered["temporary"] == "false"
     assert rendered["tags"] == "'{}'::varchar[]"
     assert rendered["prompt_tokens"] == rendered["completion_tokens"] == "0"
     assert rendered["status"] == "'active'"

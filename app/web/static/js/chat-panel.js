@@ -21,6 +21,7 @@ export function bindPanel() {
     "send", "quota", "chat-heading", "chat-notice", "chat-notice-text", "chat-notice-action",
     "chat-notice-close", "viewer-bar", "viewer-text", "viewer-continue", "viewer-back", "new-chat",
     "stop", "chat-usage", "jump-latest", "char-count", "suggestions", "messages-log",
+    "temporary-choice", "temporary-switch", "temporary-banner",
   ]);
   el["chat-scroll"].addEventListener("scroll", () => {
     if (nearBottom()) show(el["jump-latest"], false);

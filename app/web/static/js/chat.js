@@ -75,6 +75,7 @@ export function initChat(callbacks) {
   el["chat-notice-close"].addEventListener("click", hideNotice);
   el["chat-notice-action"].addEventListener("click", () => hooks.onOpenHistory("archived"));
   el["new-chat"].addEventListener("click", startNewConversation);
+  el["temporary-switch"].addEventListener("change", () => showTemporary(chat.temporary));
   el["viewer-back"].addEventListener("click", () => exitViewer());
   el["viewer-continue"].addEventListener("click", continueViewed);
   el.send.addEventListener("click", () => {
@@ -151,7 +152,19 @@ function leaveConversation() {
   chat.catchUpWanted = false;
 }
 
+/** The "Temporary chat" switch is offered for a new conversation only; the banner shows
+ *  while a temporary conversation is open (or about to start). */
+function showTemporary(temporary) {
+  chat.temporary = Boolean(temporary);
+  const fresh = !state.sessionId && !chat.viewing;
+  if (!fresh) el["temporary-switch"].checked = false;
+  show(el["temporary-choice"], fresh);
+  show(el["temporary-banner"], chat.temporary || (fresh && el["temporary-switch"].checked));
+  document.dispatchEvent(new CustomEvent("chatkeep:conversation", { detail: { id: openConversationId() } }));
+}
+
 function clearConversation() {
+  showTemporary(false);
   setHeading("");
   setUsage(null);
   showConversationModel(null);
@@ -196,6 +209,7 @@ export async function loadCurrent() {
       else hideNotice();
       setHeading(conversation.title);
       setUsage(conversation.usage);
+      showTemporary(conversation.temporary);
       showConversationModel(conversation.model);
       indexDrafts(drafts);
       renderMessages(conversation.messages);
@@ -220,6 +234,7 @@ export async function loadCurrent() {
 }
 
 export function startNewConversation() {
+  el["temporary-switch"].checked = false;
   setSessionId(null);
   hideNotice();
   loadCurrent();
@@ -235,6 +250,7 @@ export async function openReadOnly(summary) {
   const token = ++chat.loadToken;
   leaveConversation();
   chat.viewing = { ...summary };
+  showTemporary(false);
   chat.loading = true;
   showError("");
   hideNotice();
@@ -365,6 +381,7 @@ export async function sendMessage(text) {
   // Writing in the conversation shown continues it, even when it was archived meanwhile
   // (here or on another device): the server restores it with this message.
   if (state.sessionId) Object.assign(body, { sessionId: state.sessionId, restore: true });
+  if (!state.sessionId && el["temporary-switch"].checked) body.temporary = true;
   const model = state.sessionId ? null : modelForNewConversation();
   if (model) body.model = model;
   const token = chat.loadToken;
@@ -406,6 +423,7 @@ export async function sendMessage(text) {
         refreshCards();
       }
       setSessionId(data.sessionId);
+      if (fresh) showTemporary(Boolean(body.temporary));
       if (fresh) conversationStarted();
       mine.classList.remove("msg-pending"); // the server has it
     },

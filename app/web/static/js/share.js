@@ -30,7 +30,8 @@ export function initShare() {
   });
   el["share-close"].addEventListener("click", () => el["share-dialog"].close());
   el["share-url"].addEventListener("focus", () => el["share-url"].select());
-  // The button is there whenever a conversation is open (not for a new, empty one).
+  // The button is there whenever a conversation is open (not for a new, empty one, nor
+  // a temporary one).
   document.addEventListener("chatkeep:conversation", updateButton);
   onSessionChange(updateButton);
   updateButton();
@@ -38,7 +39,8 @@ export function initShare() {
 
 function updateButton() {
   const id = openConversationId();
-  show(el["share-chat"], Boolean(id));
+  // A temporary conversation cannot be shared (the server says `409 temporary_chat`).
+  show(el["share-chat"], Boolean(id) && !state.chat.temporary);
   if (el["share-dialog"].open && id !== share.sessionId) el["share-dialog"].close();
 }
 

@@ -30,6 +30,7 @@ export const state = {
     catchUpWanted: false, // something changed while busy: read the conversation again after
     catchUpChain: Promise.resolve(), // catch-ups run one at a time
     closed: null, // "archived" | "deleted": the shown conversation ended elsewhere
+    temporary: false, // the shown conversation is temporary (deleted once idle, in no history)
     stoppedSeqs: new Set(), // replies of the shown conversation that were stopped early
     followed: new Set(), // turns whose stream already ended here: never followed twice
     draftIndex: new Map(), // reply seq -> { draft, version }
