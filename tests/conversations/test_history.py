@@ -70,6 +70,7 @@ async def test_list_is_newest_activity_first_with_preview_and_counts(client, clo
         "importedFrom",
         "apiClient",
         "model",
+        "temporary",
         "messageCount",
         "preview",
         "matchSeq",

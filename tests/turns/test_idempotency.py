@@ -150,9 +150,10 @@ async def test_a_retry_of_a_turn_stored_before_keyed_hashes_still_matches(
     keyed = {**headers, "Idempotency-Key": "before-upgrade"}
     first = await client.post("/api/chat", json=chat_body("hello"), headers=keyed)
     # The row as the previous version wrote it: a plain SHA-256 of the body (whose
-    # fields did not include `model` nor `restore` yet; without them a body hashes the same).
+    # fields did not include `model`, `restore` nor `temporary` yet; without them a body
+    # hashes the same).
     body = ChatRequest.model_validate(chat_body("hello")).model_dump(
-        mode="json", exclude={"restore"}
+        mode="json", exclude={"restore", "temporary"}
     )
     del body["model"]
     old = legacy_request_hash(body)
