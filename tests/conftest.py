@@ -311,6 +311,19 @@ class ProcessApp:
         app.state.events.hub.recent.clear()
         return app
 
+    @contextlib.asynccontextmanager
+    async def jobs_paused(self) -> AsyncIterator[None]:
+        """No job of the database is taken by this app's worker inside the block."""
+        worker = getattr(self.app.state, "jobs", None) if self.app is not None else None
+        if worker is None:
+            yield
+            return
+        await worker.stop()
+        try:
+            yield
+        finally:
+            worker.start()
+
     async def end_test(self) -> None:
         app = self.app
         assert app is not None
@@ -390,7 +403,9 @@ async def app(
             await _process_app.end_test()
         return
     application = create_app(settings, clock=clock, migrate=False, run_sweeper=False)
-    async with application.router.lifespan_context(application):
+    # The shared app stays up for the tests after this one, but its job worker must not
+    # take this app's jobs (mail sealed with this test's keys, say): it waits meanwhile.
+    async with _process_app.jobs_paused(), application.router.lifespan_context(application):
         yield application
 
 
