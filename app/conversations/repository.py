@@ -663,8 +663,8 @@ class RetentionRepository:
         self.session.add(RetentionRun(user_id=self.owner_id, at=at, days=days, trashed=trashed))
         await self.session.flush()
 
-    async def runs(self, *, limit: int) -> Sequence[RetentionRun]:
-        """The owner's latest runs, newest first."""
+    async def runs(self, *, limit: int | None) -> Sequence[RetentionRun]:
+        """The owner's latest runs, newest first (`limit` None: every one)."""
         stmt = owned(RetentionRun, self.owner_id).order_by(col(RetentionRun.id).desc()).limit(limit)
         return (await self.session.execute(stmt)).scalars().all()
 
