@@ -20,7 +20,7 @@ from app.core.dependencies import ClockDep, SessionmakerDep, SettingsDep
 from app.core.http import client_ip
 from app.exports import naming
 from app.exports.dependencies import DownloadSlotDep
-from app.exports.responses import DownloadResponse
+from app.exports.responses import DownloadResponse, attachment
 from app.ratelimit.dependencies import RateLimitsDep
 from app.ratelimit.runtime import Quota
 from app.ratelimit.schemas import MyLimitsOut, QuotaOut
@@ -71,8 +71,7 @@ async def download_my_data(
         session=session, sessionmaker=sessionmaker, user=user, settings=settings, now=now
     )
     name = f"chatkeep-my-data-{naming.day(now)}.zip"
-    headers = {"Content-Disposition": naming.content_disposition(name), "Cache-Control": "no-store"}
-    return DownloadResponse(produce, media_type="application/zip", headers=headers)
+    return attachment(produce, media_type="application/zip", file_name=name)
 
 
 @router.get("/api/me/limits", response_model=MyLimitsOut, tags=["rate limits"])
