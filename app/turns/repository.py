@@ -47,12 +47,13 @@ from app.conversations.models import (
     MessageRole,
     SessionStatus,
 )
+from app.conversations.repository import sealed_content, sealed_title
 from app.conversations.repository import upsert_search_tokens as upsert_tokens
 from app.conversations.service import ContextLimits, pick_context
 from app.core.tenancy import owned, owned_update
 from app.encryption.blind_index import token_row
-from app.encryption.crypto import Keyring, keyring_of
-from app.encryption.sealed import open_column, seal_row
+from app.encryption.crypto import keyring_of
+from app.encryption.sealed import open_column
 from app.events.bus import CHANNEL
 from app.turns.models import ChatTurn, TurnStatus
 
@@ -580,32 +581,6 @@ PREBUILT: dict[str, sa.TextClause] = {
 # ------------------------------------------------------------------------ sealed values
 
 
-def _sealed_content(
-    keyring: Keyring | None, *, user_id: uuid.UUID, session_id: str, seq: int, content: str
-) -> dict[str, Any]:
-    """`content`, `content_sealed` and `key_id` of a message row: the text as it is, or
-    sealed with ENCRYPTION_KEYS."""
-    row = {"user_id": user_id, "session_id": session_id, "seq": seq, "content": content}
-    sealed = seal_row(keyring, ChatMessage, row)
-    return {
-        "content": sealed["content"],
-        "content_sealed": sealed.get("content_sealed"),
-        "key_id": sealed.get("key_id"),
-    }
-
-
-def _sealed_title(
-    keyring: Keyring | None, *, user_id: uuid.UUID, session_id: str, title: str
-) -> dict[str, Any]:
-    """`title`, `title_sealed` and `title_key_id` of a new session row."""
-    sealed = seal_row(keyring, ChatSession, {"user_id": user_id, "id": session_id, "title": title})
-    return {
-        "title": sealed["title"],
-        "title_sealed": sealed.get("title_sealed"),
-        "title_key_id": sealed.get("key_id"),
-    }
-
-
 def _opened(
     db: AsyncSession,
     user_id: uuid.UUID,
@@ -799,7 +774,7 @@ class TurnRepository:
         keyring = keyring_of(self.db)
         user_id = self.user_id
         values = {**params, "user_id": user_id, "session_id": session_id, "seq": seq}
-        values |= _sealed_content(
+        values |= sealed_content(
             keyring, user_id=user_id, session_id=session_id, seq=seq, content=message
         )
         tokens: list[dict[str, Any]] = []
@@ -808,7 +783,7 @@ class TurnRepository:
                 token_row(keyring, user_id=user_id, session_id=session_id, seq=seq, text=message)
             )
         if title is not None:
-            values |= _sealed_title(keyring, user_id=user_id, session_id=session_id, title=title)
+            values |= sealed_title(keyring, user_id=user_id, session_id=session_id, title=title)
             if keyring is not None:
                 tokens.append(
                     token_row(
@@ -869,7 +844,7 @@ class TurnRepository:
         if keyring is not None:
             row = token_row(keyring, user_id=user_id, session_id=session_id, seq=seq, text=text)
             await self.db.execute(upsert_tokens([row]))
-        sealed = _sealed_content(
+        sealed = sealed_content(
             keyring, user_id=user_id, session_id=session_id, seq=seq, content=text
         )
         params = {
