@@ -47,13 +47,12 @@ from app.conversations.models import (
     MessageRole,
     SessionStatus,
 )
-from app.conversations.repository import sealed_content, sealed_title
+from app.conversations.repository import open_message, sealed_content, sealed_title
 from app.conversations.repository import upsert_search_tokens as upsert_tokens
 from app.conversations.service import ContextLimits, pick_context
 from app.core.tenancy import owned, owned_update
 from app.encryption.blind_index import token_row
 from app.encryption.crypto import keyring_of
-from app.encryption.sealed import open_column
 from app.events.bus import CHANNEL
 from app.turns.models import ChatTurn, TurnStatus
 
@@ -578,33 +577,6 @@ PREBUILT: dict[str, sa.TextClause] = {
 }
 
 
-# ------------------------------------------------------------------------ sealed values
-
-
-def _opened(
-    db: AsyncSession,
-    user_id: uuid.UUID,
-    session_id: str,
-    seq: int,
-    sealed: bytes | None,
-    key_id: str | None,
-    plain: str = "",
-) -> str:
-    """A message's content as read by a prebuilt statement: `plain`, or the sealed copy
-    opened with ENCRYPTION_KEYS."""
-    content: str = open_column(
-        keyring_of(db),
-        ChatMessage,
-        "content",
-        plain=plain,
-        sealed=sealed,
-        key_id=key_id,
-        user_id=user_id,
-        row=(session_id, seq),
-    )
-    return content
-
-
 def _notify(payloads: list[str]) -> dict[str, Any]:
     return {"channel": CHANNEL, "payloads": payloads}
 
@@ -689,7 +661,7 @@ class TurnRepository:
         if row is None:
             return None
         if row[4] is not None:  # sealed: the whole reply is opened, then cut here
-            reply = _opened(self.db, self.user_id, session_id, reply_seq, row[3], row[4])
+            reply = open_message(self.db, self.user_id, session_id, reply_seq, row[3], row[4])
             return reply[offset:], len(reply), row[2], bool(row[5])
         return row[0] or "", int(row[1] or 0), row[2], bool(row[5])
 
@@ -730,7 +702,7 @@ class TurnRepository:
 
     def asked_message(self, session_id: str, row: sa.Row[Any]) -> str:
         """The text of the user message a regenerated reply answers (opened)."""
-        return _opened(
+        return open_message(
             self.db,
             self.user_id,
             session_id,
@@ -748,7 +720,7 @@ class TurnRepository:
         def open_content(seq: int, sealed: Any, key_id: str | None, plain: str) -> str:
             if isinstance(sealed, str):  # read as JSON: a sealed bytea arrives as '\x…'
                 sealed = bytes.fromhex(sealed.removeprefix("\\x"))
-            return _opened(self.db, self.user_id, session_id, seq, sealed, key_id, plain)
+            return open_message(self.db, self.user_id, session_id, seq, sealed, key_id, plain)
 
         opener: Callable[[int, Any, str | None, str], str] = open_content
         return pick_context(row.context, limits, opener)
