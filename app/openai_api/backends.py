@@ -14,13 +14,14 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.assistant.base import (
     Assistant,
     AssistantError,
     RecordedReply,
     ReplyOutput,
+    TextAssistant,
     TurnInput,
 )
 from app.assistant.factory import describe_assistant
@@ -39,7 +40,7 @@ class ApiOutcome:
     finish_reason: str | None
 
 
-class ClientRequestAssistant:
+class ClientRequestAssistant(TextAssistant):
     """Answers one request of `/v1/chat/completions`: the client's body goes to the model
     as it came, and the text comes back as it is written. Keeps no records of its own; a
     reply that called tools carries the calls in its metadata (`toolCalls`)."""
@@ -51,17 +52,7 @@ class ClientRequestAssistant:
         self.body = body
         self.model = model
 
-    async def prepare(self, *, db: AsyncSession, turn: TurnInput) -> Any:
-        return None
-
-    async def generate(
-        self,
-        *,
-        turn: TurnInput,
-        prepared: Any,
-        out: ReplyOutput,
-        reader: async_sessionmaker[AsyncSession],
-    ) -> None:
+    async def write(self, turn: TurnInput, out: ReplyOutput) -> None:
         async with self.connect(out) as writer:
             completion = await writer.stream_body(self.body, out=out, on_text=out.write)
         calls = [
