@@ -23,8 +23,9 @@ pytestmark = pytest.mark.storage
 
 @pytest.fixture
 def two_models(app, settings: Settings, monkeypatch) -> Iterator[tuple[FakeModel, FakeModel]]:
-    """The built-in templates as the default model, and two models of MODELS on fake
-    OpenAI-compatible servers: `alpha`, and `beta` under another upstream name and a key."""
+    """The built-in templates as the default model, two models of MODELS on fake
+    OpenAI-compatible servers (`alpha`, and `beta` under another upstream name and a key),
+    and the templates again as a model of MODELS."""
     alpha = FakeModel(default=Planned(text="Alpha answers.", usage=(11, 7)))
     beta = FakeModel(default=Planned(text="Beta answers.", usage=(100, 50)))
     monkeypatch.setenv("BETA_V1_KEY", "sk-beta-v1")
@@ -41,6 +42,7 @@ def two_models(app, settings: Settings, monkeypatch) -> Iterator[tuple[FakeModel
                         model="beta-70b-instruct",
                         api_key_env="BETA_V1_KEY",
                     ),
+                    ModelConfig(id="templates", name="Templates only", backend="builtin"),
                 ],
             }
         )
@@ -81,7 +83,7 @@ async def test_v1_lists_the_catalog_and_each_id_is_answered_by_its_model(
 ):
     alpha, beta = two_models
     catalog = [m["id"] for m in (await client.get("/api/models")).json()["models"]]
-    assert catalog == ["builtin", "alpha", "beta"]
+    assert catalog == ["builtin", "alpha", "beta", "templates"]
     listed = await sdk.models.list()
     assert [m.id for m in listed.data] == catalog
     assert {(m.object, m.owned_by) for m in listed.data} == {("model", "chatkeep")}
@@ -99,6 +101,7 @@ async def test_v1_lists_the_catalog_and_each_id_is_answered_by_its_model(
         assert recorded == model and text == answer.choices[0].message.content
         answered[model] = text
     assert answered["alpha"] == "Alpha answers." and answered["beta"] == "Beta answers."
+    assert answered["builtin"] == answered["templates"]  # the same templates, under two ids
     assert answered["builtin"] not in ("Alpha answers.", "Beta answers.")
     assert [r.last_user for r in alpha.requests] == ["Who answers as alpha?"]
     assert [r.last_user for r in beta.requests] == ["Who answers as beta?"]
