@@ -42,7 +42,7 @@ from app.core.tenancy import owned, owned_by
 from app.encryption import sealed
 from app.encryption.blind_index import TokenQuery, token_row
 from app.encryption.crypto import Keyring, keyring_of
-from app.encryption.sealed import open_column
+from app.encryption.sealed import open_column, seal_row
 
 _sessions = ChatSession.__table__  # type: ignore[attr-defined]
 
@@ -109,6 +109,34 @@ def open_message(
         row=(session_id, seq),
     )
     return content
+
+
+def sealed_content(
+    keyring: Keyring | None, *, user_id: uuid.UUID, session_id: str, seq: int, content: str
+) -> dict[str, Any]:
+    """`content`, `content_sealed` and `key_id` of a message row written by a Core
+    statement: the text as it is, or sealed with ENCRYPTION_KEYS."""
+    row = {"user_id": user_id, "session_id": session_id, "seq": seq, "content": content}
+    sealed_row = seal_row(keyring, ChatMessage, row)
+    return {
+        "content": sealed_row["content"],
+        "content_sealed": sealed_row.get("content_sealed"),
+        "key_id": sealed_row.get("key_id"),
+    }
+
+
+def sealed_title(
+    keyring: Keyring | None, *, user_id: uuid.UUID, session_id: str, title: str
+) -> dict[str, Any]:
+    """`title`, `title_sealed` and `title_key_id` of a new session row written by a Core
+    statement."""
+    row = {"user_id": user_id, "id": session_id, "title": title}
+    sealed_row = seal_row(keyring, ChatSession, row)
+    return {
+        "title": sealed_row["title"],
+        "title_sealed": sealed_row.get("title_sealed"),
+        "title_key_id": sealed_row.get("key_id"),
+    }
 
 
 def open_title(session: AsyncSession, row: Any) -> str:
@@ -358,12 +386,12 @@ class ConversationRepository:
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
     async def tag_counts(self) -> list[TagCount]:
-        """The owner's tags with how many conversations (not in the trash) carry each, most
-        used first."""
+        """The owner's tags with how many conversations (not in the trash, not temporary)
+        carry each, most used first."""
         tag = sa.func.unnest(_sessions.c.tags).label("tag")
         inner = (
             owned(_sessions, self.owner_id, tag)
-            .where(_sessions.c.status != SessionStatus.TRASHED)
+            .where(_sessions.c.status != SessionStatus.TRASHED, sa.not_(_sessions.c.temporary))
             .subquery()
         )
         rows = await self.session.execute(
@@ -540,12 +568,15 @@ _DUE_FOR_PURGE = sa.text(
     """
 )
 
+# Temporary conversations are not kept, so they are in no count.
 _STATS = sa.text(
     """
     SELECT
-      (SELECT count(*) FROM chat_session WHERE status = 'active') AS active,
-      (SELECT count(*) FROM chat_session WHERE status = 'archived') AS archived,
-      (SELECT coalesce(sum(message_count), 0) FROM chat_session) AS messages,
+      (SELECT count(*) FROM chat_session WHERE status = 'active' AND NOT temporary) AS active,
+      (SELECT count(*) FROM chat_session WHERE status = 'archived' AND NOT temporary)
+        AS archived,
+      (SELECT coalesce(sum(message_count), 0) FROM chat_session WHERE NOT temporary)
+        AS messages,
       (SELECT count(*) FROM app_user) AS users
     """
 )
@@ -663,8 +694,8 @@ class RetentionRepository:
         self.session.add(RetentionRun(user_id=self.owner_id, at=at, days=days, trashed=trashed))
         await self.session.flush()
 
-    async def runs(self, *, limit: int) -> Sequence[RetentionRun]:
-        """The owner's latest runs, newest first."""
+    async def runs(self, *, limit: int | None) -> Sequence[RetentionRun]:
+        """The owner's latest runs, newest first (`limit` None: every one)."""
         stmt = owned(RetentionRun, self.owner_id).order_by(col(RetentionRun.id).desc()).limit(limit)
         return (await self.session.execute(stmt)).scalars().all()
 

@@ -22,8 +22,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import Field
 from starlette.responses import Response
 
-from app.assistant import catalog
-from app.assistant.factory import describe_assistant
+from app.assistant.factory import describe_assistant, offered_models
 from app.assistant.platforms import page_data
 from app.auth.manager import fastapi_users
 from app.auth.models import User
@@ -65,6 +64,10 @@ class AssistantOut(ApiModel):
         "and writing when a language model answers, posts to draft in any case."
     )
     max_message_chars: int = Field(description="The longest message `POST /api/chat` takes.")
+    session_ttl_seconds: int = Field(
+        description="SESSION_TTL_SECONDS: a temporary conversation is deleted this long after "
+        "its last message (a regular one is archived)."
+    )
 
 
 # A language model answers questions and writes; the drafting assistant drafts posts with
@@ -82,7 +85,8 @@ POST_SUGGESTIONS = (
 
 @session_router.get("/assistant", response_model=AssistantOut, tags=["assistant"])
 async def assistant_info(request: Request, settings: SettingsDep) -> AssistantOut:
-    """Who answers in the chat: the page names the model in use, and suggests what it does."""
+    """Who answers in the chat: the page names the model in use, and suggests what it does;
+    and the chat's limits: the longest message, how long an idle conversation lives."""
     info = describe_assistant(request.app.state.assistant)
     suggestions = [*MODEL_SUGGESTIONS, POST_SUGGESTIONS[0]] if info.model else [*POST_SUGGESTIONS]
     return AssistantOut(
@@ -92,6 +96,7 @@ async def assistant_info(request: Request, settings: SettingsDep) -> AssistantOu
         local=info.local,
         suggestions=suggestions,
         max_message_chars=settings.max_message_chars,
+        session_ttl_seconds=settings.session_ttl_seconds,
     )
 
 
@@ -111,23 +116,7 @@ class ModelsOut(ApiModel):
 @session_router.get("/models", response_model=ModelsOut, tags=["assistant"])
 async def list_models(request: Request) -> ModelsOut:
     """The models a conversation may choose, with their display names."""
-    assistant = request.app.state.assistant
-    models = catalog.models_of(assistant)
-    if not models:  # an assistant with no choice of model: the one that answers
-        info = describe_assistant(assistant)
-        name = info.model or catalog.BUILTIN_MODEL_NAME
-        return ModelsOut(
-            models=[
-                ModelOut(
-                    id=info.backend,
-                    name=name,
-                    label=info.label,
-                    backend=info.backend,
-                    local=info.local,
-                    default=True,
-                )
-            ]
-        )
+    models = offered_models(request.app.state.assistant)
     return ModelsOut(
         models=[
             ModelOut(
