@@ -20,12 +20,17 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
+import httpx
 
+from app.auth.repository import BEARER
+from app.auth.tokens import new_sign_in, sign_in_limits, sign_in_token
+from app.core.clock import Clock
 from app.core.runtime import PROJECT_ROOT
+from app.main import create_app
 from bench.data import TextSource
 from bench.modes import Mode
 from bench.pg import BenchServer, connect, indexes_deferred, settle
-from bench.report import Report, Table, fmt_ms, percentile
+from bench.report import Goal, Report, Table, fmt_ms, percentile
 from bench.stores import bench_settings
 
 LOAD_CONNECTIONS = 2  # the machine's cores
@@ -39,6 +44,12 @@ COMMON_WORD_RANK = 10  # search for the 10th most frequent word of the vocabular
 MISSING_WORD = "zzyzxnowhere"
 MISSING_CJK = "番茄炒蛋"
 MISSING_EMOJI = "🦩"
+# Over HTTP, next to Open WebUI 0.12.4 measured on this machine (same page size, one
+# request each): its first page of 60 chats, and opening a short chat.
+LIST_PAGE = 60
+SHORT_MESSAGES = 6
+OPEN_WEBUI_LIST_MS = 12.3
+OPEN_WEBUI_OPEN_MS = 13.6
 
 _SESSIONS = """
 INSERT INTO chat_session (id, user_id, title, status, created_at, last_activity_at,
@@ -224,6 +235,8 @@ async def run(server: BenchServer, report: Report, mode: Mode) -> dict[str, Any]
             report.note(f"history pages and search skipped: {missing_history}")
         else:
             await _history_rows(url, owner, mode, table, figures)
+            await _load_account(url, owner, "session_21", 1, SHORT_MESSAGES, text, pool)
+            await _http_rows(url, owner, mode, table, figures, report)
 
         if missing_pdf:
             report.note(f"PDF export skipped: {missing_pdf}")
@@ -353,3 +366,126 @@ async def _common_word(url: str) -> str:
             COMMON_WORD_RANK,
         )
     return str(word)
+
+
+async def _http_rows(
+    url: str,
+    owner: uuid.UUID,
+    mode: Mode,
+    table: Table,
+    figures: dict[str, Any],
+    report: Report,
+) -> None:
+    """The history page's two reads over HTTP, through the whole app in process (middleware,
+    sign-in, rate limit, the request transaction, JSON): the first page of the list as the
+    page asks for it, and opening a short conversation in one request. Bearer sign-in."""
+    settings = bench_settings(url).model_copy(
+        update={
+            "assistant_backend": "builtin",
+            "job_worker_enabled": False,
+            "scheduled_jobs_enabled": False,
+            # The limiter runs (its cost is counted) without refusing the bench's requests.
+            "rate_limit_default": "1000000/minute",
+        }
+    )
+    app = create_app(settings, migrate=False, run_sweeper=False)
+    async with app.router.lifespan_context(app):
+        lifetime, _ = sign_in_limits(settings, BEARER)
+        async with app.state.sessionmaker() as s:
+            row = new_sign_in(
+                user_id=owner,
+                kind=BEARER,
+                user_agent="bench",
+                ip="127.0.0.1",
+                now=Clock().now(),
+                lifetime_seconds=lifetime,
+            )
+            s.add(row)
+            await s.commit()
+        token = sign_in_token(
+            secret=settings.resolved_secret_key(),
+            lifetime_seconds=lifetime,
+            user_id=owner,
+            sign_in_id=row.id,
+        )
+        short = loaded_session_id("session_21", 1)
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://bench.local",
+            headers={"Authorization": f"Bearer {token}"},
+        ) as client:
+
+            async def get(path: str) -> httpx.Response:
+                r = await client.get(path)
+                r.raise_for_status()
+                return r
+
+            list_path = f"/api/sessions?status=all&limit={LIST_PAGE}"
+            open_path = f"/api/sessions/{short}?drafts=true"
+            first_page = await get(list_path)
+            opened = await get(open_path)
+            assert len(first_page.json()["items"]) == LIST_PAGE
+            assert len(opened.json()["messages"]) == SHORT_MESSAGES
+
+            async def open_in_two() -> None:
+                await get(f"/api/sessions/{short}")
+                await get(f"/api/sessions/{short}/drafts")
+
+            repeats = max(30, mode.history_repeats * 2)
+            rows = [
+                (
+                    "http_list",
+                    f"GET /api/sessions, first page ({LIST_PAGE}), over HTTP in process",
+                    lambda: get(list_path),
+                    f"{len(first_page.content) / 1024:.1f} KiB",
+                ),
+                (
+                    "http_open",
+                    f"GET /api/sessions/{{id}}?drafts=true, {SHORT_MESSAGES} messages, "
+                    "over HTTP in process",
+                    lambda: get(open_path),
+                    f"{len(opened.content) / 1024:.1f} KiB",
+                ),
+                (
+                    "http_open_two",
+                    "the same in two requests (the session, then /drafts)",
+                    open_in_two,
+                    "2 requests",
+                ),
+            ]
+            medians: dict[str, float] = {}
+            for key, label, call, detail in rows:
+                samples = await _times(call, repeats)
+                medians[key] = percentile(samples, 50)
+                table.add(
+                    label,
+                    fmt_ms(medians[key]),
+                    fmt_ms(percentile(samples, 95)),
+                    f"{detail}; {len(samples)} runs",
+                )
+                figures[f"history:{key}"] = {
+                    "p50_ms": medians[key],
+                    "p95_ms": percentile(samples, 95),
+                    "runs": len(samples),
+                }
+            figures["history:http_list"]["bytes"] = len(first_page.content)
+            figures["history:http_open"]["bytes"] = len(opened.content)
+    report.goals.append(
+        Goal(
+            f"history list, first page of {LIST_PAGE} over HTTP (median)",
+            f"≤ {OPEN_WEBUI_LIST_MS} ms (Open WebUI)",
+            medians["http_list"],
+            medians["http_list"] <= OPEN_WEBUI_LIST_MS,
+            unit="ms",
+        )
+    )
+    report.goals.append(
+        Goal(
+            f"open a short conversation ({SHORT_MESSAGES} messages) in one request (median)",
+            f"≤ {OPEN_WEBUI_OPEN_MS} ms (Open WebUI)",
+            medians["http_open"],
+            medians["http_open"] <= OPEN_WEBUI_OPEN_MS,
+            unit="ms",
+        )
+    )
