@@ -15,6 +15,7 @@ rows not yet sealed through the full-text indexes as before.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Sequence
@@ -24,7 +25,9 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from app.conversations import search
 from app.conversations.models import ChatMessage, ChatSession, SessionStatus
@@ -90,6 +93,18 @@ _ON_PATH = sa.text(
     """
 )
 _links = SharedLink.__table__  # type: ignore[attr-defined]
+
+# PostgreSQL's SQL with `:name` parameters and no driver casts, for the prebuilt page.
+_DIALECT = PGDialect(paramstyle="named")  # type: ignore[no-untyped-call]
+_DIALECT._bind_typing_render_casts = False
+
+
+def _status(value: SessionStatus) -> sa.ColumnElement[Any]:
+    """A status written into the statement as a constant (the partial indexes name one)."""
+    rendered = sa.literal(value.value, _sessions.c.status.type).compile(
+        dialect=_DIALECT, compile_kwargs={"literal_binds": True}
+    )
+    return sa.literal_column(str(rendered), _sessions.c.status.type)
 
 
 @dataclass(frozen=True)
@@ -225,11 +240,11 @@ def filtered_sessions(
     # A temporary conversation is in no list, search or export of everything.
     conds: list[sa.ColumnElement[bool]] = [sa.not_(s.temporary)]
     if flt.status == "all":
-        conds.append(s.status != SessionStatus.TRASHED)
+        conds.append(s.status != _status(SessionStatus.TRASHED))
     elif flt.status == "trash":
-        conds.append(s.status == SessionStatus.TRASHED)
+        conds.append(s.status == _status(SessionStatus.TRASHED))
     else:
-        conds.append(s.status == flt.status)
+        conds.append(s.status == _status(SessionStatus(flt.status)))
     if flt.tag is not None:
         conds.append(s.tags.contains(sa.cast([flt.tag], ARRAY(sa.String(32)))))
     if flt.date_from is not None:
@@ -315,59 +330,37 @@ def session_title(keyring: Keyring | None, user_id: uuid.UUID, row: Any) -> str:
     return title
 
 
-async def _page(
-    *,
-    session: AsyncSession,
-    user_id: uuid.UUID,
-    flt: SessionFilter,
-    position: Position | None,
-    limit: int,
-    plan: SearchPlan = "set",
-    among: list[str] | None = None,
-) -> Sequence[sa.Row[Any]]:
-    """Up to limit + 1 rows after `position`, with the preview; `among` narrows the ids."""
-    s = _sessions.c
-    extra = [after_cursor(*position)] if position else []
-    if among is not None:
-        extra.append(s.id == sa.any_(sa.cast(among, ARRAY(sa.String))))
-    page = (
-        filtered_sessions(
-            s.id,
-            s.title,
-            s.title_sealed,
-            s.key_id,
-            s.status,
-            s.created_at,
-            s.last_activity_at,
-            s.archived_at,
-            s.head_seq,
-            s.trashed_at,
-            s.purge_at,
-            s.pinned,
-            s.tags,
-            s.imported_from,
-            s.api_client,
-            s.model,
-            user_id=user_id,
-            flt=flt,
-            plan=plan,
-            keyring=keyring_of(session),
-        )
-        .where(*extra)
-        .order_by(*history_order())
-        .limit(limit + 1)
-        .subquery("page")
-    )
+_PAGE_COLUMNS = (
+    "id",
+    "title",
+    "title_sealed",
+    "key_id",
+    "status",
+    "created_at",
+    "last_activity_at",
+    "archived_at",
+    "head_seq",
+    "trashed_at",
+    "purge_at",
+    "pinned",
+    "tags",
+    "imported_from",
+    "api_client",
+    "model",
+)
+
+
+def _with_head_and_link(page: sa.Subquery, owner: Any) -> sa.Select[Any]:
+    """The rows of `page` in history order, each with its head's depth (the active
+    path's length), the start of the head (the preview) and its share link: one
+    primary-key lookup and one unique-key lookup per row."""
     m = _messages.c
     link = _links.c
-    # The preview is the head (the active branch's last message), whose depth is the
-    # active path's length: one primary-key lookup per row of the page; the share link one
-    # unique-key lookup.
-    stmt = (
+    return (
         sa.select(
             page,
-            sa.func.coalesce(m.depth, 0).label("message_count"),
-            sa.func.left(m.content, PREVIEW_CHARS * 3).label("preview"),
+            sa.func.coalesce(m.depth, sa.literal_column("0")).label("message_count"),
+            sa.func.left(m.content, sa.literal_column(str(PREVIEW_CHARS * 3))).label("preview"),
             link.token.label("share_token"),
             link.expires_at.label("share_expires_at"),
             m.content_sealed.label("preview_sealed"),
@@ -379,13 +372,96 @@ async def _page(
                 sa.and_(
                     m.session_id == page.c.id,
                     m.seq == page.c.head_seq,
-                    owned_by(_messages, user_id),
+                    owned_by(_messages, owner),
                 ),
-            ).outerjoin(_links, sa.and_(link.session_id == page.c.id, owned_by(_links, user_id)))
+            ).outerjoin(_links, sa.and_(link.session_id == page.c.id, owned_by(_links, owner)))
         )
         .order_by(page.c.pinned.desc(), page.c.last_activity_at.desc(), page.c.id.asc())
     )
-    return (await session.execute(stmt)).all()
+
+
+CursorKind = Literal["none", "pinned", "unpinned"]
+
+
+@functools.cache
+def _prebuilt_page(status: StatusFilter, tagged: bool, cursor: CursorKind) -> sa.TextClause:
+    """The page of a list without search words or dates (the history as the web page reads
+    it), built once per shape from the same builders and compiled to text: a Core
+    construct built, coerced and keyed on every call cost more CPU than the database's
+    work on the page. Parameters: `:owner`, `:limit` (the page plus one), with `tagged`
+    `:tag` (a one-tag array), with a cursor `:at` and `:after_id`."""
+    s = _sessions.c
+    owner: Any = sa.bindparam("owner")  # the owner's id, given at each call
+    extra: list[sa.ColumnElement[bool]] = []
+    if tagged:
+        extra.append(s.tags.contains(sa.cast(sa.bindparam("tag"), ARRAY(sa.String(32)))))
+    if cursor != "none":
+        extra.append(
+            after_cursor(cursor == "pinned", sa.bindparam("at"), sa.bindparam("after_id"))
+        )
+    page = (
+        filtered_sessions(
+            *(s[name] for name in _PAGE_COLUMNS),
+            user_id=owner,
+            flt=SessionFilter(status=status),
+        )
+        .where(*extra)
+        .order_by(*history_order())
+        .limit(sa.bindparam("limit"))
+        .subquery("page")
+    )
+    compiled = _with_head_and_link(page, owner).compile(dialect=_DIALECT)
+    assert isinstance(compiled, SQLCompiler)
+    anonymous = [k for k, b in compiled.binds.items() if b.value is not None or b.unique]
+    if anonymous:  # a Python value left in the construct would be a missing parameter
+        raise ValueError(f"the prebuilt page holds values {anonymous}")
+    return sa.text(str(compiled))
+
+
+async def _page(
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    flt: SessionFilter,
+    position: Position | None,
+    limit: int,
+    plan: SearchPlan = "set",
+    among: list[str] | None = None,
+) -> Sequence[sa.Row[Any]]:
+    """Up to limit + 1 rows after `position`, with the preview; `among` narrows the ids."""
+    if (
+        normalize_query(flt.q) is None
+        and among is None
+        and flt.date_from is None
+        and flt.date_to is None
+    ):
+        params: dict[str, Any] = {"owner": user_id, "limit": limit + 1}
+        if flt.tag is not None:
+            params["tag"] = [flt.tag]
+        cursor: CursorKind = "none"
+        if position is not None:
+            pinned, params["at"], params["after_id"] = position
+            cursor = "pinned" if pinned else "unpinned"
+        stmt = _prebuilt_page(flt.status, flt.tag is not None, cursor)
+        return (await session.execute(stmt, params)).all()
+    s = _sessions.c
+    extra = [after_cursor(*position)] if position else []
+    if among is not None:
+        extra.append(s.id == sa.any_(sa.cast(among, ARRAY(sa.String))))
+    page = (
+        filtered_sessions(
+            *(s[name] for name in _PAGE_COLUMNS),
+            user_id=user_id,
+            flt=flt,
+            plan=plan,
+            keyring=keyring_of(session),
+        )
+        .where(*extra)
+        .order_by(*history_order())
+        .limit(limit + 1)
+        .subquery("page")
+    )
+    return (await session.execute(_with_head_and_link(page, user_id))).all()
 
 
 async def _first_matches(
