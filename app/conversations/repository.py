@@ -16,7 +16,7 @@ Services call these and flush; the caller owns the transaction.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -134,10 +134,19 @@ _CONTEXT_ROWS = sa.text(
     " WHERE session_id = :session_id AND user_id = :user_id ORDER BY seq DESC LIMIT :limit"
 )
 
-# The active path's seqs after :after_seq, oldest first, at most :limit: a walk up from
-# the head that stops below :after_seq (ancestors only get older).
-_PATH_SEQS = sa.text(
-    """
+# The mapped columns of chat_message (not the generated search vector).
+_MESSAGE_COLUMNS = [
+    c
+    for c in ChatMessage.__table__.columns  # type: ignore[attr-defined]
+    if c.computed is None
+]
+
+# A page of the active path, root to head: the messages after :after_seq (at most :limit),
+# whole, each with its parent's children (its versions, itself included): one statement
+# where reading the seqs, then the rows, then the versions took three round trips. The
+# versions are one index lookup on (session_id, parent_seq) per message.
+_PATH_PAGE = sa.text(
+    f"""
     WITH RECURSIVE path (seq, parent_seq) AS (
         SELECT seq, parent_seq FROM chat_message
         WHERE session_id = :session_id AND user_id = :user_id
@@ -147,25 +156,22 @@ _PATH_SEQS = sa.text(
         JOIN chat_message m ON m.session_id = :session_id AND m.user_id = :user_id
                            AND m.seq = p.parent_seq
         WHERE m.seq > :after_seq
-    )
-    SELECT seq FROM path ORDER BY seq LIMIT :limit
-    """
-)
-
-# Every message whose parent is one of :parents, or a first message when :roots: each
-# parent's children (the versions of a message are its parent's children).
-_CHILDREN = sa.text(
-    """
-    SELECT parent_seq, array_agg(seq ORDER BY seq) AS seqs FROM chat_message
-    WHERE session_id = :session_id AND user_id = :user_id
-      AND parent_seq = ANY(CAST(:parents AS integer[]))
-    GROUP BY parent_seq
-    UNION ALL
-    SELECT NULL, array_agg(seq ORDER BY seq) FROM chat_message
-    WHERE CAST(:roots AS boolean) AND session_id = :session_id AND user_id = :user_id
-      AND parent_seq IS NULL
-    HAVING count(*) > 0
-    """
+    ),
+    page AS (SELECT seq FROM path ORDER BY seq LIMIT :limit)
+    SELECT {", ".join(f"m.{c.name}" for c in _MESSAGE_COLUMNS)},
+           COALESCE(
+               (SELECT array_agg(c.seq ORDER BY c.seq) FROM chat_message c
+                WHERE c.session_id = :session_id AND c.user_id = :user_id
+                  AND c.parent_seq = m.parent_seq),
+               (SELECT array_agg(c.seq ORDER BY c.seq) FROM chat_message c
+                WHERE m.parent_seq IS NULL AND c.session_id = :session_id
+                  AND c.user_id = :user_id AND c.parent_seq IS NULL)
+           ) AS sibling_seqs
+    FROM page
+    JOIN chat_message m ON m.session_id = :session_id AND m.user_id = :user_id
+                       AND m.seq = page.seq
+    ORDER BY m.seq
+    """  # noqa: S608  (only the table's column names are formatted in)
 )
 
 # The newest leaf under :seq: from it, at each step down its newest child.
@@ -419,15 +425,6 @@ class ConversationRepository:
             for seq, role, plain, image_url, sealed, key_id in rows.all()
         ]
 
-    async def messages_at(self, session_id: str, seqs: Iterable[int]) -> Sequence[ChatMessage]:
-        """The messages with these seqs, oldest first."""
-        rows = await self.session.execute(
-            owned(ChatMessage, self.owner_id)
-            .where(col(ChatMessage.session_id) == session_id, col(ChatMessage.seq).in_(list(seqs)))
-            .order_by(col(ChatMessage.seq))
-        )
-        return rows.scalars().all()
-
     async def messages_after(
         self, session_id: str, *, after_seq: int, limit: int
     ) -> Sequence[ChatMessage]:
@@ -452,12 +449,13 @@ class ConversationRepository:
 
     # -- the tree
 
-    async def path_seqs_after(
+    async def path_page(
         self, session_id: str, *, head_seq: int, after_seq: int, limit: int
-    ) -> list[int]:
-        """The active path's seqs after `after_seq`, oldest first, at most `limit`."""
+    ) -> list[tuple[ChatMessage, list[int]]]:
+        """The active path's messages after `after_seq`, oldest first, at most `limit`,
+        each with the seqs of its versions (its parent's children, ascending)."""
         rows = await self.session.execute(
-            _PATH_SEQS,
+            sa.select(ChatMessage, sa.column("sibling_seqs")).from_statement(_PATH_PAGE),
             {
                 "session_id": session_id,
                 "user_id": self.owner_id,
@@ -466,7 +464,7 @@ class ConversationRepository:
                 "limit": limit,
             },
         )
-        return list(rows.scalars().all())
+        return [(message, list(siblings)) for message, siblings in rows.tuples()]
 
     async def path_seqs(self, session_id: str, head_seq: int) -> list[int]:
         """The seqs of the path from the root to `head_seq`, oldest first."""
@@ -474,21 +472,6 @@ class ConversationRepository:
             PATH_FROM, {"session_id": session_id, "user_id": self.owner_id, "head_seq": head_seq}
         )
         return sorted(rows.scalars().all())
-
-    async def children(
-        self, session_id: str, *, parents: list[int], roots: bool
-    ) -> dict[int | None, list[int]]:
-        """Each of `parents`' children's seqs (None: the first messages, when `roots`)."""
-        rows = await self.session.execute(
-            _CHILDREN,
-            {
-                "session_id": session_id,
-                "user_id": self.owner_id,
-                "parents": parents,
-                "roots": roots,
-            },
-        )
-        return {parent: list(seqs) for parent, seqs in rows.all()}
 
     async def newest_leaf(self, session_id: str, seq: int) -> int | None:
         """The newest leaf under `seq` (at each step down its newest child); None when the

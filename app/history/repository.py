@@ -38,6 +38,7 @@ from app.encryption.blind_index import token_query
 from app.encryption.crypto import Keyring, keyring_of
 from app.encryption.sealed import open_column
 from app.sharing.models import SharedLink
+from app.turns.models import ChatTurn, TurnStatus
 
 # "all" is everything but the trash; "trash" is only the trash.
 StatusFilter = Literal["active", "archived", "all", "trash"]
@@ -93,6 +94,30 @@ _ON_PATH = sa.text(
     """
 )
 _links = SharedLink.__table__  # type: ignore[attr-defined]
+_turns = ChatTurn.__table__  # type: ignore[attr-defined]
+
+# What opening a conversation says of its turns, in one statement: the turn generating on
+# it, else the newest turn that failed to answer the head (a user message :head_seq, null
+# without messages). The generating one is found by its unique partial index.
+_TURN_COLUMNS = ", ".join(c.name for c in _turns.columns)
+_HEAD_TURN = sa.select(ChatTurn).from_statement(
+    sa.text(
+        f"""
+        SELECT {_TURN_COLUMNS} FROM (
+            (SELECT {_TURN_COLUMNS}, 0 AS rank FROM chat_turn
+             WHERE session_id = :session_id AND user_id = :user_id
+               AND status = '{TurnStatus.GENERATING.value}')
+            UNION ALL
+            (SELECT {_TURN_COLUMNS}, 1 AS rank FROM chat_turn
+             WHERE session_id = :session_id AND user_id = :user_id
+               AND status = '{TurnStatus.FAILED.value}'
+               AND user_seq = CAST(:head_seq AS integer)
+             ORDER BY started_at DESC LIMIT 1)
+        ) AS turn
+        ORDER BY rank LIMIT 1
+        """  # noqa: S608  (only the table's column names and statuses are formatted in)
+    )
+)
 
 # PostgreSQL's SQL with `:name` parameters and no driver casts, for the prebuilt page.
 _DIALECT = PGDialect(paramstyle="named")  # type: ignore[no-untyped-call]
@@ -396,9 +421,7 @@ def _prebuilt_page(status: StatusFilter, tagged: bool, cursor: CursorKind) -> sa
     if tagged:
         extra.append(s.tags.contains(sa.cast(sa.bindparam("tag"), ARRAY(sa.String(32)))))
     if cursor != "none":
-        extra.append(
-            after_cursor(cursor == "pinned", sa.bindparam("at"), sa.bindparam("after_id"))
-        )
+        extra.append(after_cursor(cursor == "pinned", sa.bindparam("at"), sa.bindparam("after_id")))
     page = (
         filtered_sessions(
             *(s[name] for name in _PAGE_COLUMNS),
@@ -618,6 +641,14 @@ class HistoryRepository:
             _ON_PATH, {"ids": ids, "seqs": [seqs[i] for i in ids], "user_id": self.owner_id}
         )
         return set(rows.scalars().all())
+
+    async def head_turn(self, session_id: str, head_seq: int | None) -> ChatTurn | None:
+        """The turn generating on the conversation; else the newest one that failed to
+        answer its head `head_seq` (a user message still without a reply); else None."""
+        rows = await self.session.execute(
+            _HEAD_TURN, {"session_id": session_id, "user_id": self.owner_id, "head_seq": head_seq}
+        )
+        return rows.scalar_one_or_none()
 
     async def archive_all(self, now: datetime) -> list[str]:
         """Archives every active session of the owner (not the temporary ones, which the
