@@ -134,6 +134,13 @@ _CONTEXT_ROWS = sa.text(
     " WHERE session_id = :session_id AND user_id = :user_id ORDER BY seq DESC LIMIT :limit"
 )
 
+# One session by id and owner, built once (every route on a conversation reads it first).
+_OWNER: Any = sa.bindparam("owner_id")  # given at each call
+_OWNED_SESSION = owned(ChatSession, _OWNER).where(
+    col(ChatSession.id) == sa.bindparam("id")
+)
+_OWNED_SESSION_FOR_UPDATE = _OWNED_SESSION.with_for_update()
+
 # The mapped columns of chat_message (not the generated search vector).
 _MESSAGE_COLUMNS = [
     c
@@ -358,10 +365,9 @@ class ConversationRepository:
         """The session by id AND owner, or None (another user's is a missing one)."""
         if not is_well_formed(session_id):
             return None
-        stmt = owned(ChatSession, self.owner_id).where(col(ChatSession.id) == session_id)
-        if for_update:
-            stmt = stmt.with_for_update()
-        return (await self.session.execute(stmt)).scalar_one_or_none()
+        stmt = _OWNED_SESSION_FOR_UPDATE if for_update else _OWNED_SESSION
+        rows = await self.session.execute(stmt, {"owner_id": self.owner_id, "id": session_id})
+        return rows.scalar_one_or_none()
 
     async def tag_counts(self) -> list[TagCount]:
         """The owner's tags with how many conversations (not in the trash) carry each, most

@@ -319,9 +319,12 @@ def filtered_sessions(
 
 
 def after_cursor(
-    pinned: bool, last_activity_at: datetime, session_id: str
+    pinned: bool,
+    last_activity_at: datetime | sa.BindParameter[Any],
+    session_id: str | sa.BindParameter[Any],
 ) -> sa.ColumnElement[bool]:
-    """Rows after a position in (pinned DESC, last_activity_at DESC, id ASC) order."""
+    """Rows after a position in (pinned DESC, last_activity_at DESC, id ASC) order (the
+    position's time and id, or parameters that stand for them)."""
     s = _sessions.c
     same_pin = sa.and_(
         s.pinned == pinned,
