@@ -446,9 +446,12 @@ async def _http_rows(
                 r.raise_for_status()
                 return r
 
-            list_path = f"/api/sessions?status=all&limit={LIST_PAGE}"
+            # As the web page asks (compact items); the full items as API clients get them.
+            list_path = f"/api/sessions?status=all&limit={LIST_PAGE}&compact=true"
+            full_path = f"/api/sessions?status=all&limit={LIST_PAGE}"
             open_path = f"/api/sessions/{short}?drafts=true"
             first_page = await get(list_path)
+            full_page = await get(full_path)
             opened = await get(open_path)
             assert len(first_page.json()["items"]) == LIST_PAGE
             assert len(opened.json()["messages"]) == SHORT_MESSAGES
@@ -461,9 +464,16 @@ async def _http_rows(
             rows = [
                 (
                     "http_list",
-                    f"GET /api/sessions, first page ({LIST_PAGE}), over HTTP in process",
+                    f"GET /api/sessions, first page ({LIST_PAGE}) as the page reads it "
+                    "(compact), over HTTP in process",
                     lambda: get(list_path),
                     f"{len(first_page.content) / 1024:.1f} KiB",
+                ),
+                (
+                    "http_list_full",
+                    f"the same page with full items ({LIST_PAGE})",
+                    lambda: get(full_path),
+                    f"{len(full_page.content) / 1024:.1f} KiB",
                 ),
                 (
                     "http_open",
@@ -496,6 +506,7 @@ async def _http_rows(
                     "runs": len(samples),
                 }
             figures["history:http_list"]["bytes"] = len(first_page.content)
+            figures["history:http_list_full"]["bytes"] = len(full_page.content)
             figures["history:http_open"]["bytes"] = len(opened.content)
     report.goals.append(
         Goal(
