@@ -136,9 +136,7 @@ _CONTEXT_ROWS = sa.text(
 
 # One session by id and owner, built once (every route on a conversation reads it first).
 _OWNER: Any = sa.bindparam("owner_id")  # given at each call
-_OWNED_SESSION = owned(ChatSession, _OWNER).where(
-    col(ChatSession.id) == sa.bindparam("id")
-)
+_OWNED_SESSION = owned(ChatSession, _OWNER).where(col(ChatSession.id) == sa.bindparam("id"))
 _OWNED_SESSION_FOR_UPDATE = _OWNED_SESSION.with_for_update()
 
 # The mapped columns of chat_message (not the generated search vector).

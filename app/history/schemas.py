@@ -216,7 +216,7 @@ class SessionPage(ApiModel):
             by_alias=True,
             exclude_none=True,
             include={
-                "items": {"__all__": COMPACT_ITEM_FIELDS},
+                "items": {"__all__": set(COMPACT_ITEM_FIELDS)},
                 "next_cursor": True,
                 "now": True,
             },

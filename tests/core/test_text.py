@@ -67,9 +67,12 @@ def test_graphemes_keep_clusters_whole() -> None:
 # Chars that join clusters (marks, ZWJ, flags' halves, Hangul jamo, a prepended sign, a
 # virama between consonants, CR LF) next to ones that do not.
 _CLUSTER_CHARS = st.sampled_from(
-    list("ab \r\n\t\x00")
-    + ["\u0301", "\u200d", "\U0001f468", "\U0001f1eb", "\U0001f1f7", "\u0600", "\u093f"]
-    + ["\u0915", "\u094d", "\u1100", "\u1161", "\u11a8", "가", "中", "é", "\U0001f3fb", "\ufe0f"]
+    [
+        *"ab \r\n\t\x00",
+        *("\u0301", "\u200d", "\U0001f468", "\U0001f1eb", "\U0001f1f7", "\u0600", "\u093f"),
+        *("\u0915", "\u094d", "\u1100", "\u1161", "\u11a8", "가", "中", "é", "\U0001f3fb"),
+        "\ufe0f",
+    ]
 )
 
 
