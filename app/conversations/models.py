@@ -282,9 +282,7 @@ class PathSummary(SQLModel, table=True):
     )
 
     session_id: str = Field(sa_column=sa.Column(sa.String(100), primary_key=True))
-    through_seq: int = Field(
-        sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False)
-    )
+    through_seq: int = Field(sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False))
     user_id: uuid.UUID = Field(
         sa_column=sa.Column(
             sa.Uuid, sa.ForeignKey("app_user.id", ondelete="CASCADE"), nullable=False
