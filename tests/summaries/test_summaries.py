@@ -189,6 +189,12 @@ async def test_a_summary_goes_with_its_conversation(app, client, settings):
         sid = (await _say(app, client, me, "Which apples keep best?"))["sessionId"]
         await _say(app, client, me, "And pears?", sid)
         assert len(await _stored(app, sid)) == 1
+        # The JSON export of the conversation carries it.
+        r = await client.get(f"/api/sessions/{sid}/export?format=json", headers=me)
+        assert r.status_code == 200, r.text
+        (summary,) = r.json()["conversation"]["summaries"]
+        assert summary["throughSeq"] == 2 and summary["text"] == "A fake summary 1"
+        assert summary["model"] == "test-model"
         r = await client.delete(f"/api/sessions/{sid}?permanent=true", headers=me)
         assert r.status_code == 204
         assert await _stored(app, sid) == []
