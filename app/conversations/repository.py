@@ -562,9 +562,12 @@ class ConversationRepository:
 
     # -- summaries of long paths
 
-    async def path_up(self, session_id: str, from_seq: int, limit: int) -> list[sa.Row[Any]]:
-        """The path from `from_seq` up, newest first, at most `limit` messages: (seq, role,
-        content, image_url, content_sealed, key_id, parent_seq), content not yet opened."""
+    async def path_up(
+        self, session_id: str, from_seq: int, limit: int
+    ) -> list[tuple[int, str, str, str | None, None, None, int | None]]:
+        """The path from `from_seq` up, newest first, at most `limit` messages, as
+        `service.fit_path` reads them: (seq, role, content opened, image_url, None, None,
+        parent_seq)."""
         rows = await self.session.execute(
             _PATH_UP,
             {
@@ -574,7 +577,18 @@ class ConversationRepository:
                 "limit": limit,
             },
         )
-        return list(rows.all())
+        return [
+            (
+                row.seq,
+                row.role,
+                self.open_content(session_id, row.seq, row.content_sealed, row.key_id, row.content),
+                row.image_url,
+                None,
+                None,
+                row.parent_seq,
+            )
+            for row in rows.all()
+        ]
 
     async def summary_on_path(
         self, session_id: str, from_seq: int, *, reach: int

@@ -51,20 +51,8 @@ async def fitted_path(
     (seq, role, content opened, image_url, parent_seq)."""
     repo = ConversationRepository(session, user_id)
     rows = await repo.path_up(session_id, from_seq, limits.max_messages + more)
-    opened = [
-        (
-            row.seq,
-            row.role,
-            repo.open_content(session_id, row.seq, row.content_sealed, row.key_id, row.content),
-            row.image_url,
-            None,
-            None,
-            row.parent_seq,
-        )
-        for row in rows
-    ]
-    fitted = fit_path(opened, limits, lambda seq, sealed, key_id, plain: plain)
-    return fitted, opened
+    fitted = fit_path(rows, limits, lambda seq, sealed, key_id, plain: plain)
+    return fitted, list(rows)
 
 
 async def summarised_through(
