@@ -12,8 +12,11 @@ import sqlalchemy as sa
 
 from app.assistant.factory import build_assistant
 from app.conversations.context import SUMMARY_PREFIX
+from app.conversations.models import PathSummary
 from app.core.config import Settings
+from app.core.db import create_engine, create_sessionmaker
 from app.encryption.crypto import generate_key_line
+from app.keys import service as keys
 from tests.conftest import chat, register
 from tests.fakemodel import FakeModel, Recorded, serve_model
 
@@ -200,10 +203,14 @@ async def test_a_summary_goes_with_its_conversation(app, client, settings):
         assert await _stored(app, sid) == []
 
 
+KEY_1 = generate_key_line("k1")
+KEY_2 = generate_key_line("k2")
+
+
 class TestSealed:
     @pytest.fixture
     def settings(self, settings: Settings) -> Settings:
-        return settings.model_copy(update={"encryption_keys": generate_key_line("k1")})
+        return settings.model_copy(update={"encryption_keys": KEY_1})
 
     async def test_a_summary_is_sealed_at_rest_and_read_in_full(self, app, client, settings):
         model = FakeModel()
@@ -220,3 +227,25 @@ class TestSealed:
             assert _summary_in(model.requests[-1]) == (
                 "The user keeps Marzipan-zeppelin apples in the cellar."
             )
+
+    async def test_key_rotation_seals_a_summary_again(self, app, client, settings):
+        model = FakeModel()
+        model.summaries = ["Rotating walrus facts."]
+        with serve_model(model) as server:
+            _use_model(app, settings, server.url)
+            me = await register(client)
+            sid = (await _say(app, client, me, "Tell me about walruses?"))["sessionId"]
+            await _say(app, client, me, "And narwhals?", sid)
+        engine = create_engine(settings.model_copy(update={"encryption_keys": f"{KEY_2},{KEY_1}"}))
+        try:
+            sm = create_sessionmaker(engine)
+            assert (await keys.remaining(sessionmaker=sm))["path_summary"] >= 1
+            report = await keys.rotate(sessionmaker=sm, batch_size=10)
+            assert report.rewritten.get("path_summary", 0) >= 1
+            assert (await keys.remaining(sessionmaker=sm))["path_summary"] == 0
+            async with sm() as db:
+                query = sa.select(PathSummary).where(PathSummary.session_id == sid)
+                (summary,) = (await db.execute(query)).scalars().all()
+                assert (summary.key_id, summary.text) == ("k2", "Rotating walrus facts.")
+        finally:
+            await engine.dispose()
