@@ -88,6 +88,15 @@ class Usage:
         }
 
 
+def summary_writer(assistant: Any, turn: TurnInput) -> Any:
+    """The `write_summary` of the model that answers `turn`, or None when that model writes
+    (and so reads) no summaries of long conversations: the built-in templates, /v1."""
+    model_for = getattr(assistant, "model_for", None)
+    if model_for is None:
+        return None
+    return getattr(model_for(turn).writer, "write_summary", None)
+
+
 class ReplyOutput(Protocol):
     """Where `generate` writes. Implemented by the turn runner."""
 

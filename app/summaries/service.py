@@ -22,7 +22,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from app.assistant.base import AssistantError
+from app.assistant.base import AssistantError, summary_writer
 from app.conversations import summaries
 from app.conversations.repository import ConversationRepository
 from app.conversations.service import ContextLimits
@@ -40,15 +40,9 @@ SUMMARY_INPUT_MAX_CHARS = 24_000
 WriteSummary = Callable[..., Awaitable[str]]
 
 
-def summary_writer(closed: ClosedReply) -> WriteSummary | None:
+def write_summary_of(closed: ClosedReply) -> WriteSummary | None:
     """The conversation's model's `write_summary`, when that model writes summaries."""
-    assistant: Any = closed.opened.assistant
-    model_for = getattr(assistant, "model_for", None)
-    if model_for is None:
-        return None
-    write: WriteSummary | None = getattr(
-        model_for(closed.opened.input).writer, "write_summary", None
-    )
+    write: WriteSummary | None = summary_writer(closed.opened.assistant, closed.opened.input)
     return write
 
 
@@ -70,7 +64,7 @@ def after_turn(closed: ClosedReply) -> Coroutine[Any, Any, None] | None:
     limits = closed.opened.limits
     if closed.reply_seq is None or limits is None or not closed.text.strip():
         return None
-    write = summary_writer(closed)
+    write = write_summary_of(closed)
     if write is None or next_turn_fits(closed, limits):
         return None
     return summarise(closed, write, limits)
