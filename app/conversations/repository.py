@@ -446,12 +446,12 @@ class ConversationRepository:
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
     async def tag_counts(self) -> list[TagCount]:
-        """The owner's tags with how many conversations (not in the trash) carry each, most
-        used first."""
+        """The owner's tags with how many conversations (not in the trash, not temporary)
+        carry each, most used first."""
         tag = sa.func.unnest(_sessions.c.tags).label("tag")
         inner = (
             owned(_sessions, self.owner_id, tag)
-            .where(_sessions.c.status != SessionStatus.TRASHED)
+            .where(_sessions.c.status != SessionStatus.TRASHED, sa.not_(_sessions.c.temporary))
             .subquery()
         )
         rows = await self.session.execute(
@@ -711,12 +711,15 @@ _DUE_FOR_PURGE = sa.text(
     """
 )
 
+# Temporary conversations are not kept, so they are in no count.
 _STATS = sa.text(
     """
     SELECT
-      (SELECT count(*) FROM chat_session WHERE status = 'active') AS active,
-      (SELECT count(*) FROM chat_session WHERE status = 'archived') AS archived,
-      (SELECT coalesce(sum(message_count), 0) FROM chat_session) AS messages,
+      (SELECT count(*) FROM chat_session WHERE status = 'active' AND NOT temporary) AS active,
+      (SELECT count(*) FROM chat_session WHERE status = 'archived' AND NOT temporary)
+        AS archived,
+      (SELECT coalesce(sum(message_count), 0) FROM chat_session WHERE NOT temporary)
+        AS messages,
       (SELECT count(*) FROM app_user) AS users
     """
 )
@@ -834,8 +837,8 @@ class RetentionRepository:
         self.session.add(RetentionRun(user_id=self.owner_id, at=at, days=days, trashed=trashed))
         await self.session.flush()
 
-    async def runs(self, *, limit: int) -> Sequence[RetentionRun]:
-        """The owner's latest runs, newest first."""
+    async def runs(self, *, limit: int | None) -> Sequence[RetentionRun]:
+        """The owner's latest runs, newest first (`limit` None: every one)."""
         stmt = owned(RetentionRun, self.owner_id).order_by(col(RetentionRun.id).desc()).limit(limit)
         return (await self.session.execute(stmt)).scalars().all()
 

@@ -251,7 +251,7 @@ def filtered_sessions(
         branches = [
             owned(_sessions, user_id, s.id.label("id")).where(title_hit),
             owned(_messages, user_id, m.session_id).where(
-                search.matches(terms, m.content, m.content_tsv)
+                search.matches(terms, m.content, m.content_tsv, m.content_symbols)
             ),
         ]
         if keyring is not None:
