@@ -9,6 +9,7 @@ from app.conversations.models import (
     ChatMessage,
     ChatSession,
     MessageSearchToken,
+    PathSummary,
     RetentionRun,
     SweeperState,
     SweepRun,
@@ -20,6 +21,7 @@ from app.jobs.models import Job, JobChunk
 from app.ratelimit.models import RateLimitOverride
 from app.sharing import service as _sharing_reactions  # noqa: F401
 from app.sharing.models import SharedLink
+from app.summaries import service as _summaries  # noqa: F401  (summaries after a turn)
 from app.titles import service as _titles  # noqa: F401  (titles after a first exchange)
 from app.turns.models import ChatTurn
 from app.usage.models import UsageBudget
@@ -35,6 +37,7 @@ __all__ = [
     "Job",
     "JobChunk",
     "MessageSearchToken",
+    "PathSummary",
     "PostDraft",
     "PostDraftVersion",
     "PublishedPost",

@@ -17,6 +17,7 @@ from typing import Any
 from sqlmodel import col
 
 from app.conversations.models import ChatSession
+from app.conversations.service import ContextLimits
 from app.core.db import create_engine, create_sessionmaker
 from app.core.tenancy import owned
 from app.history.reading import read_session
@@ -59,8 +60,10 @@ async def run(server: BenchServer, report: Report, mode: Mode) -> dict[str, Any]
     url = await server.migrated_database("tree")
     n = mode.tree_path
     figures: dict[str, Any] = {}
-    engine = create_engine(bench_settings(url), url)
+    settings = bench_settings(url)
+    engine = create_engine(settings, url)
     sm = create_sessionmaker(engine)
+    limits = ContextLimits(settings.context_max_messages, settings.context_max_chars)
     try:
         owner = await _user(url, "bench-tree@example.com")
         chain_id, tree_id = "session_tree_chain", "session_tree_branches"
@@ -82,6 +85,7 @@ async def run(server: BenchServer, report: Report, mode: Mode) -> dict[str, Any]
                     after_seq=0,
                     limit=PAGE,
                     now=datetime.now(UTC),
+                    limits=limits,
                 )
                 assert reading.next_after_seq is None and len(reading.messages) == n
                 return len(reading.siblings)

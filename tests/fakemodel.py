@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from app.assistant.openai_compat import TITLE_PROMPT
+from app.assistant.openai_compat import SUMMARY_PROMPT, TITLE_PROMPT
 from tests.assistant.localserver import LocalServer
 
 
@@ -79,6 +79,10 @@ class FakeModel:
         self.default = default or Planned(text="A fake answer.")
         self.title = title or Planned(text="A fake title")
         self.title_requests: list[Recorded] = []
+        # Summaries of long conversations: answered from `summaries` (then "A fake summary
+        # N"), kept apart in `summary_requests` like titles.
+        self.summaries: list[str] = []
+        self.summary_requests: list[Recorded] = []
         self.requests: list[Recorded] = []
         self.in_flight = 0
         self.peak_in_flight = 0
@@ -97,6 +101,11 @@ class FakeModel:
         if _is_title(recorded):
             self.title_requests.append(recorded)
             return StreamingResponse(self._title_stream(), media_type="text/event-stream")
+        if _is_summary(recorded):
+            self.summary_requests.append(recorded)
+            n = len(self.summary_requests)
+            text = self.summaries.pop(0) if self.summaries else f"A fake summary {n}"
+            return StreamingResponse(self._text_stream(text), media_type="text/event-stream")
         self.requests.append(recorded)
         plan = self._next()
         if plan.hang:
@@ -160,7 +169,11 @@ class FakeModel:
 
     async def _title_stream(self) -> AsyncIterator[bytes]:
         """The title, streamed in one piece (counted in no statistic)."""
-        yield _chunk({"content": self.title.text})
+        async for part in self._text_stream(self.title.text):
+            yield part
+
+    async def _text_stream(self, text: str) -> AsyncIterator[bytes]:
+        yield _chunk({"content": text})
         yield b"data: [DONE]\n\n"
 
     async def stats(self, request: Request) -> Response:
@@ -184,6 +197,11 @@ class FakeModel:
 def _is_title(recorded: Recorded) -> bool:
     messages = recorded.messages
     return bool(messages) and messages[0].get("content") == TITLE_PROMPT
+
+
+def _is_summary(recorded: Recorded) -> bool:
+    messages = recorded.messages
+    return bool(messages) and messages[0].get("content") == SUMMARY_PROMPT
 
 
 def _key(recorded: Recorded) -> str:

@@ -1,7 +1,7 @@
 """message symbols: the emoji and other symbols a message holds, under a GIN index
 
 Revision ID: 0027
-Revises: 0025
+Revises: 0026
 Create Date: 2026-12-07
 
 `chat_message.content_symbols`: the distinct symbols (emoji, arrows, ©, ...) of a
@@ -26,7 +26,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from alembic import op
 
 revision: str = "0027"
-down_revision: str | None = "0025"
+down_revision: str | None = "0026"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

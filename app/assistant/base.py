@@ -47,6 +47,8 @@ class TurnInput:
 
     `history` is the bounded, server-side history before this message: the active path
     from the message's parent (`parent_seq`, null for a first message) up, oldest first.
+    When the budget dropped older messages, `summary` may stand in for them: a model
+    reads it as one system message before `history`.
     """
 
     user_id: uuid.UUID
@@ -59,6 +61,12 @@ class TurnInput:
     parent_seq: int | None = None
     # The conversation's model (an id of the assistant's models); None: the default.
     model: str | None = None
+    # The newest message of the path the context budget dropped (None: nothing dropped),
+    # and the stored summary sent in place of the dropped part (`summary` covers the path
+    # from the root through `summarised_through`; None: no summary, the part is dropped).
+    dropped_through: int | None = None
+    summary: str | None = None
+    summarised_through: int | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,15 @@ class Usage:
             "completionTokens": self.completion_tokens,
             "totalTokens": self.prompt_tokens + self.completion_tokens,
         }
+
+
+def summary_writer(assistant: Any, turn: TurnInput) -> Any:
+    """The `write_summary` of the model that answers `turn`, or None when that model writes
+    (and so reads) no summaries of long conversations: the built-in templates, /v1."""
+    model_for = getattr(assistant, "model_for", None)
+    if model_for is None:
+        return None
+    return getattr(model_for(turn).writer, "write_summary", None)
 
 
 class ReplyOutput(Protocol):

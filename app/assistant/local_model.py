@@ -48,7 +48,14 @@ from app.assistant.base import (
 )
 from app.assistant.builtin import TemplateWriter
 from app.assistant.intents import Intent, IntentKind
-from app.assistant.openai_compat import AnswerWriter, LlmWriter, build_client
+from app.assistant.openai_compat import (
+    SUMMARY_MAX_TOKENS,
+    AnswerWriter,
+    LlmWriter,
+    QuietOutput,
+    build_client,
+    summary_messages,
+)
 from app.assistant.replies import ASK_GENERIC, DRAFT_STILL_WAITING
 from app.core.config import Settings
 from app.drafts.ledger import LedgerState
@@ -388,6 +395,20 @@ class LocalWriter:
         await self.ask(turn=turn, out=out)
         if state.has_pending:
             out.write("\n\n" + DRAFT_STILL_WAITING)
+
+    async def write_summary(self, *, previous: str | None, messages: list[tuple[str, str]]) -> str:
+        """A summary of a long conversation's start, written in line with the replies."""
+        out = QuietOutput()
+        async with self.queue.turn(out):
+            model = await self.started()
+            pieces: list[str] = []
+            await model.stream(
+                summary_messages(previous=previous, messages=messages),
+                out=out,
+                on_text=pieces.append,
+                max_tokens=min(self.max_tokens, SUMMARY_MAX_TOKENS),
+            )
+        return "".join(pieces)
 
     async def ask(self, *, turn: TurnInput, out: ReplyOutput) -> None:
         """The model's answer to the turn's message, streamed to `out` in its turn."""

@@ -44,6 +44,7 @@ from app.assistant.platforms import (
     measure,
 )
 from app.assistant.replies import describe_capabilities
+from app.conversations.context import SUMMARY_PREFIX
 from app.core.config import Settings
 from app.core.text import ELLIPSIS, grapheme_floor, shorten
 from app.drafts.ledger import LedgerState
@@ -500,8 +501,13 @@ class LlmWriter:
                     break
                 kept.append(m)
             history = kept[::-1]
+        # The dropped start of a long conversation, as the model summarised it.
+        summary = (
+            [{"role": "system", "content": SUMMARY_PREFIX + turn.summary}] if turn.summary else []
+        )
         return [
             {"role": "system", "content": system},
+            *summary,
             *history,
             {"role": "user", "content": turn.message},
         ]
@@ -696,6 +702,40 @@ class LlmWriter:
             max_tokens=TITLE_MAX_TOKENS,
         )
         return "".join(pieces)
+
+    async def write_summary(self, *, previous: str | None, messages: list[tuple[str, str]]) -> str:
+        """A summary of the start of a conversation: `previous` (the summary of what came
+        before `messages`, if any) and `messages` ((role, content), oldest first)."""
+        pieces: list[str] = []
+        await self.stream(
+            summary_messages(previous=previous, messages=messages),
+            out=QuietOutput(),
+            on_text=pieces.append,
+            max_tokens=SUMMARY_MAX_TOKENS,
+        )
+        return "".join(pieces)
+
+
+SUMMARY_MAX_TOKENS = 400
+SUMMARY_EXCERPT_CHARS = 2000  # of each message summarised
+SUMMARY_PROMPT = (
+    "Summarise the conversation below so that it can be carried on without it: the facts, "
+    "names, numbers, decisions, preferences and open questions it holds, in the language "
+    "of the conversation, in at most 150 words. Answer with the summary only."
+)
+
+
+def summary_messages(
+    *, previous: str | None, messages: list[tuple[str, str]]
+) -> list[dict[str, str]]:
+    parts = [f"Summary of what came before: {previous}"] if previous else []
+    for role, content in messages:
+        name = "User" if role == "user" else "Assistant"
+        parts.append(f"{name}: {content[:SUMMARY_EXCERPT_CHARS]}")
+    return [
+        {"role": "system", "content": SUMMARY_PROMPT},
+        {"role": "user", "content": "\n\n".join(parts)},
+    ]
 
 
 TITLE_MAX_TOKENS = 24

@@ -12,3 +12,7 @@ class HistoryMessage:
     role: str
     content: str
     image_url: str | None = None
+
+
+# What a model reads before the summary of a long conversation's dropped start.
+SUMMARY_PREFIX = "Summary of earlier messages: "

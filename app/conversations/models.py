@@ -280,6 +280,38 @@ class ChatMessage(SQLModel, table=True):
     )
 
 
+class PathSummary(SQLModel, table=True):
+    """What the model wrote about the start of a long conversation: a summary of the path
+    from the root through the message `through_seq`.
+
+    The path from the root to a message is unique in the tree, so a summary through `X` is
+    valid for every branch that passes through `X` (one row per message, kept for reuse).
+    A turn whose context budget drops the oldest messages of its path sends the newest
+    summary through one of the dropped ones in their place (`app/summaries`).
+    """
+
+    __tablename__ = "path_summary"
+    __table_args__ = (
+        sa.CheckConstraint("through_seq > 0", name="through_seq_positive"),
+        # Goes with its conversation (deleted, purged, or the account closed).
+        same_owner_fk("path_summary", "session_id", "chat_session"),
+    )
+
+    session_id: str = Field(sa_column=sa.Column(sa.String(100), primary_key=True))
+    through_seq: int = Field(sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False))
+    user_id: uuid.UUID = Field(
+        sa_column=sa.Column(
+            sa.Uuid, sa.ForeignKey("app_user.id", ondelete="CASCADE"), nullable=False
+        )
+    )
+    text: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    text_sealed: bytes | None = _sealed()
+    key_id: str | None = _key_id()
+    # The model that wrote it (an id of GET /api/models).
+    model: str | None = Field(default=None, max_length=100, nullable=True)
+    created_at: datetime = Field(sa_column=_tz())
+
+
 class SweepRun(SQLModel, table=True):
     """One row per sweep that ran: proof of exactly-once, and what /metrics reports."""
 
@@ -407,6 +439,14 @@ sealed.register(
         table="chat_message",
         columns=(sealed.SealedColumn("content", "content_sealed"),),
         row_key=("session_id", "seq"),
+    ),
+)
+sealed.register(
+    PathSummary,
+    sealed.SealSpec(
+        table="path_summary",
+        columns=(sealed.SealedColumn("text", "text_sealed"),),
+        row_key=("session_id", "through_seq"),
     ),
 )
 # Audit rows have no id before they are written: bound to the conversation they name.

@@ -35,6 +35,7 @@ from app.conversations.models import (
     ChatMessage,
     ChatSession,
     MessageSearchToken,
+    PathSummary,
     RetentionRun,
     SessionStatus,
 )
@@ -237,6 +238,65 @@ PATH_FROM = sa.text(
                            AND m.seq = p.parent_seq
     )
     SELECT seq FROM path
+    """
+)
+
+# The path from :from_seq up, newest first, at most :limit messages, with what a context
+# needs of each (the walk the turn's own statement makes, for the work after a turn).
+_PATH_UP = sa.text(
+    """
+    WITH RECURSIVE path (seq, parent_seq, role, content, image_url, content_sealed, key_id, n)
+    AS (
+        SELECT seq, parent_seq, role, content, image_url, content_sealed, key_id, 1
+        FROM chat_message
+        WHERE session_id = :session_id AND user_id = :user_id AND seq = :from_seq
+        UNION ALL
+        SELECT m.seq, m.parent_seq, m.role, m.content, m.image_url, m.content_sealed,
+               m.key_id, p.n + 1
+        FROM path p
+        JOIN chat_message m ON m.session_id = :session_id AND m.user_id = :user_id
+                           AND m.seq = p.parent_seq
+        WHERE p.n < :limit
+    )
+    SELECT seq, role, content, image_url, content_sealed, key_id, parent_seq
+    FROM path ORDER BY n
+    """
+)
+
+# The newest summary on the path from :from_seq up (:from_seq itself included): a walk up
+# that starts only when the conversation holds a summary at or before :from_seq, stops at
+# the first message a summary covers, when no older summary is left, or after :reach steps.
+_SUMMARY_ON_PATH = sa.text(
+    """
+    WITH RECURSIVE up (seq, parent_seq, n) AS (
+        SELECT seq, parent_seq, 1 FROM chat_message
+        WHERE session_id = :session_id AND user_id = :user_id AND seq = :from_seq
+          AND EXISTS (
+              SELECT 1 FROM path_summary s
+              WHERE s.session_id = :session_id AND s.user_id = :user_id
+                AND s.through_seq <= :from_seq
+          )
+        UNION ALL
+        SELECT m.seq, m.parent_seq, u.n + 1 FROM up u
+        JOIN chat_message m ON m.session_id = :session_id AND m.user_id = :user_id
+                           AND m.seq = u.parent_seq
+        WHERE u.n < :reach
+          AND NOT EXISTS (
+              SELECT 1 FROM path_summary s
+              WHERE s.session_id = :session_id AND s.user_id = :user_id
+                AND s.through_seq = u.seq
+          )
+          AND EXISTS (
+              SELECT 1 FROM path_summary s
+              WHERE s.session_id = :session_id AND s.user_id = :user_id
+                AND s.through_seq < u.seq
+          )
+    )
+    SELECT s.* FROM up
+    JOIN path_summary s ON s.session_id = :session_id AND s.user_id = :user_id
+                       AND s.through_seq = up.seq
+    ORDER BY up.n
+    LIMIT 1
     """
 )
 
@@ -514,6 +574,89 @@ class ConversationRepository:
             )
         ).scalar_one_or_none()
         return leaf
+
+    # -- summaries of long paths
+
+    async def path_up(
+        self, session_id: str, from_seq: int, limit: int
+    ) -> list[tuple[int, str, str, str | None, None, None, int | None]]:
+        """The path from `from_seq` up, newest first, at most `limit` messages, as
+        `service.fit_path` reads them: (seq, role, content opened, image_url, None, None,
+        parent_seq)."""
+        rows = await self.session.execute(
+            _PATH_UP,
+            {
+                "session_id": session_id,
+                "user_id": self.owner_id,
+                "from_seq": from_seq,
+                "limit": limit,
+            },
+        )
+        return [
+            (
+                row.seq,
+                row.role,
+                self.open_content(session_id, row.seq, row.content_sealed, row.key_id, row.content),
+                row.image_url,
+                None,
+                None,
+                row.parent_seq,
+            )
+            for row in rows.all()
+        ]
+
+    async def summary_on_path(
+        self, session_id: str, from_seq: int, *, reach: int
+    ) -> PathSummary | None:
+        """The newest summary through a message of the path from `from_seq` up (within
+        `reach` messages of it), opened; None when there is none."""
+        stmt = sa.select(PathSummary).from_statement(_SUMMARY_ON_PATH)
+        params = {
+            "session_id": session_id,
+            "user_id": self.owner_id,
+            "from_seq": from_seq,
+            "reach": reach,
+        }
+        return (await self.session.execute(stmt, params)).scalars().one_or_none()
+
+    async def has_summaries(self, session_id: str) -> bool:
+        found = await self.session.execute(
+            owned(PathSummary, self.owner_id, col(PathSummary.through_seq))
+            .where(col(PathSummary.session_id) == session_id)
+            .limit(1)
+        )
+        return found.first() is not None
+
+    async def summaries(self, session_id: str) -> Sequence[PathSummary]:
+        """Every summary of the conversation, oldest first, opened."""
+        rows = await self.session.execute(
+            owned(PathSummary, self.owner_id)
+            .where(col(PathSummary.session_id) == session_id)
+            .order_by(col(PathSummary.through_seq))
+        )
+        return rows.scalars().all()
+
+    async def add_summary(
+        self, *, session_id: str, through_seq: int, text: str, model: str | None, now: datetime
+    ) -> bool:
+        """Stores a summary (sealed with ENCRYPTION_KEYS); False when the path already had
+        one through that message (another turn wrote it first)."""
+        row = {
+            "session_id": session_id,
+            "through_seq": through_seq,
+            "user_id": self.owner_id,
+            "text": text,
+            "model": model,
+            "created_at": now,
+        }
+        values = sealed.seal_row(keyring_of(self.session), PathSummary, row)
+        stmt = (
+            pg_insert(PathSummary)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["session_id", "through_seq"])
+        )
+        result = await self.session.execute(stmt)
+        return bool(getattr(result, "rowcount", 0))
 
 
 # ---------------------------------------------------------------------------- operator

@@ -97,16 +97,42 @@ def pick_context(
 ) -> list[HistoryMessage]:
     """From (seq, role, content, image_url, content_sealed, key_id) rows, newest first:
     those within the budget, oldest first, their content opened."""
+    return fit_path(rows, limits, open_content).messages
+
+
+@dataclass(frozen=True)
+class FittedPath:
+    """A path fitted to the context budget: the newest messages that fit, oldest first,
+    and the newest message the budget drops (None: nothing of the path is dropped)."""
+
+    messages: list[HistoryMessage]
+    dropped_through: int | None
+
+
+def fit_path(
+    rows: Iterable[Sequence[Any]],
+    limits: ContextLimits,
+    open_content: Callable[[int, bytes | None, str | None, str], str],
+) -> FittedPath:
+    """From rows of a path, newest first: (seq, role, content, image_url, content_sealed,
+    key_id[, parent_seq]), the newest within `limits` (at least one). The path has no gap,
+    so what is dropped is everything above the oldest message kept: its parent and up
+    (known only when rows carry `parent_seq`)."""
     picked: list[HistoryMessage] = []
     budget = limits.max_chars
-    for seq, role, plain, image_url, sealed, key_id in rows:
+    parent: int | None = None
+    for row in rows:
+        if len(picked) >= limits.max_messages:
+            break
+        seq, role, plain, image_url, sealed, key_id = row[:6]
         content = open_content(seq, sealed, key_id, plain)
         if picked and len(content) > budget:
             break
         budget -= len(content)
         picked.append(HistoryMessage(seq=seq, role=role, content=content, image_url=image_url))
+        parent = row[6] if len(row) > 6 else None
     picked.reverse()
-    return picked
+    return FittedPath(messages=picked, dropped_through=parent)
 
 
 async def archive_session(*, chat_session: ChatSession, now: datetime) -> None:

@@ -47,6 +47,7 @@ from app.exports.service import (
     CONVERSATION_FORMAT,
     IMAGE_SUFFIXES,
     conversation_head,
+    conversation_summaries,
     document_head,
     dumps,
     iso,
@@ -285,7 +286,11 @@ async def read_conversation(
                         workspace.messages.write(line.encode() + b"\n")
             if json_out is not None:
                 drafts = await collect_drafts(db, user_id, row.id)
-                json_out.write(('],"drafts":' + dumps(drafts) + "}").encode())
+                summaries = await conversation_summaries(
+                    session=db, user_id=user_id, session_id=row.id
+                )
+                tail = '],"drafts":' + dumps(drafts) + ',"summaries":' + dumps(summaries) + "}"
+                json_out.write(tail.encode())
             if workspace is not None:
                 captured.end_offset = workspace.messages.tell()
             return captured

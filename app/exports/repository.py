@@ -14,8 +14,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
-from app.conversations.models import ChatMessage, ChatSession
+from app.conversations.models import ChatMessage, ChatSession, PathSummary
 from app.core.tenancy import owned
 from app.encryption.crypto import Keyring, keyring_of
 from app.encryption.sealed import open_column
@@ -61,6 +62,16 @@ class ExportRepository:
             )
         ).first()
         return None if row is None else _opened_session(keyring_of(self.session), row)
+
+    async def summaries(self, session_id: str) -> Sequence[PathSummary]:
+        """The summaries the model wrote of the conversation's long paths, oldest first,
+        opened (one row per message a summary ends at: a handful per conversation)."""
+        rows = await self.session.execute(
+            owned(PathSummary, self.owner_id)
+            .where(col(PathSummary.session_id) == session_id)
+            .order_by(col(PathSummary.through_seq))
+        )
+        return rows.scalars().all()
 
     async def message_batch(self, session_id: str, *, after_seq: int, limit: int) -> Sequence[Any]:
         """Up to `limit` messages after `after_seq`, in seq order, content opened."""

@@ -123,6 +123,23 @@ def message_json(row: Any) -> dict[str, Any]:
     }
 
 
+def summary_json(summary: Any) -> dict[str, Any]:
+    return {
+        "throughSeq": summary.through_seq,
+        "text": summary.text,
+        "model": summary.model,
+        "createdAt": iso(summary.created_at),
+    }
+
+
+async def conversation_summaries(
+    *, session: AsyncSession, user_id: uuid.UUID, session_id: str
+) -> list[dict[str, Any]]:
+    """What the model summarised of the conversation's long paths (`summaries`)."""
+    found = await ExportRepository(session, user_id).summaries(session_id)
+    return [summary_json(s) for s in found]
+
+
 def conversation_head(row: Any) -> dict[str, Any]:
     return {
         "id": row.id,

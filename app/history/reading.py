@@ -9,9 +9,10 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.conversations import tree
+from app.conversations import summaries, tree
 from app.conversations.models import ChatMessage, ChatSession
 from app.conversations.repository import ConversationRepository
+from app.conversations.service import ContextLimits
 from app.history.repository import HistoryRepository
 from app.sharing.models import SharedLink
 from app.sharing.service import live_link
@@ -28,6 +29,8 @@ class SessionReading:
     failed_turn: ChatTurn | None
     link: SharedLink | None
     next_after_seq: int | None
+    # The last message the summary the next turn sends covers; None: no summary is sent.
+    summarised_through: int | None = None
 
 
 async def read_session(
@@ -37,6 +40,7 @@ async def read_session(
     after_seq: int,
     limit: int,
     now: datetime,
+    limits: ContextLimits,
 ) -> SessionReading:
     """`chat_session` is the caller's own (`OwnedSession`); every query is scoped to its
     owner. `next_after_seq` is null once the page reaches the head."""
@@ -54,6 +58,13 @@ async def read_session(
     generating = turn is not None and turn.status == TurnStatus.GENERATING
     link = await live_link(session=session, user_id=user_id, session_id=session_id, now=now)
     last_seq = messages[-1].seq if messages else None
+    summarised = await summaries.summarised_through(
+        session=session,
+        user_id=user_id,
+        session_id=session_id,
+        head_seq=chat_session.head_seq,
+        limits=limits,
+    )
     return SessionReading(
         chat_session=chat_session,
         messages=messages,
@@ -63,6 +74,7 @@ async def read_session(
         failed_turn=None if generating else turn,
         link=link,
         next_after_seq=last_seq if last_seq is not None and last_seq != head else None,
+        summarised_through=summarised,
     )
 
 

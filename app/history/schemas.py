@@ -130,6 +130,13 @@ class SessionDetail(SessionOut):
         description="The leaf of the active branch; `messages` is the path from the root "
         "to it. Null while the conversation holds no message.",
     )
+    summarised_through: int | None = Field(
+        default=None,
+        description="In a long conversation, the last message of the active path that the "
+        "model no longer reads in full but as a summary it wrote (the messages from the "
+        "root through this seq); the next message sends that summary and the messages "
+        "after it that fit. Null: no summary is sent.",
+    )
     usage: UsageOut = Field(description="Tokens the model's replies used in this conversation.")
     active_turn: ActiveTurnOut | None = Field(
         default=None, description="Present while a reply is being written."

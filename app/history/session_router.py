@@ -10,8 +10,10 @@ from fastapi import APIRouter, Query
 from app.auth.dependencies import RateLimit
 from app.conversations import tree
 from app.conversations.dependencies import OwnedSession
+from app.conversations.service import ContextLimits
+from app.core.config import Settings
 from app.core.db import SessionDep
-from app.core.dependencies import ClockDep
+from app.core.dependencies import ClockDep, SettingsDep
 from app.core.validation import PG_INT_MAX
 from app.drafts import ledger
 from app.history.reading import SessionReading
@@ -38,6 +40,7 @@ async def read_session(
     chat_session: OwnedSession,
     session: SessionDep,
     clock: ClockDep,
+    settings: SettingsDep,
     base: ShareBase,
     after_seq: Annotated[
         int, Query(ge=0, le=PG_INT_MAX, description="Return messages after this seq")
@@ -49,7 +52,12 @@ async def read_session(
 ) -> SessionDetail:
     now = clock.now()
     reading = await read_session_page(
-        session=session, chat_session=chat_session, after_seq=after_seq, limit=limit, now=now
+        session=session,
+        chat_session=chat_session,
+        after_seq=after_seq,
+        limit=limit,
+        now=now,
+        limits=context_limits(settings),
     )
     detail = _detail(reading, base=base, now=now)
     if drafts:
@@ -69,6 +77,7 @@ async def move_head(
     chat_session: OwnedSession,
     session: SessionDep,
     clock: ClockDep,
+    settings: SettingsDep,
     base: ShareBase,
 ) -> SessionDetail:
     """Moves the head to the newest leaf under `seq` (at each step the newest child): the
@@ -82,8 +91,13 @@ async def move_head(
         after_seq=0,
         limit=MESSAGE_PAGE_DEFAULT,
         now=now,
+        limits=context_limits(settings),
     )
     return _detail(reading, base=base, now=now)
+
+
+def context_limits(settings: Settings) -> ContextLimits:
+    return ContextLimits(settings.context_max_messages, settings.context_max_chars)
 
 
 def _model_of(role: str, meta: dict[str, Any]) -> str | None:
@@ -125,6 +139,7 @@ def _detail(reading: SessionReading, *, base: str, now: datetime) -> SessionDeta
         temporary=chat_session.temporary,
         message_count=reading.path_length,
         head_seq=chat_session.head_seq,
+        summarised_through=reading.summarised_through,
         usage=UsageOut(
             prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
         ),

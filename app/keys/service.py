@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.conversations.models import AuditEvent, ChatMessage, ChatSession
+from app.conversations.models import AuditEvent, ChatMessage, ChatSession, PathSummary
 from app.core.db import unit_of_work
 from app.core.errors import AppError
 from app.drafts.models import PostDraft, PostDraftVersion, PublishedPost, StoredImage
@@ -39,6 +39,7 @@ MODELS: tuple[type, ...] = (
     PublishedPost,
     StoredImage,
     SharedLink,
+    PathSummary,
 )
 MAX_PASSES = 20
 

@@ -19,6 +19,7 @@ committed. Its SQL is in `app.turns.repository`.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -30,8 +31,8 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.assistant.base import Assistant, HistoryMessage, TurnInput
-from app.conversations import paths
+from app.assistant.base import Assistant, HistoryMessage, TurnInput, summary_writer
+from app.conversations import paths, summaries
 from app.conversations.ids import is_well_formed, new_session_id
 from app.conversations.models import MessageRole, SessionStatus
 from app.conversations.service import ContextLimits, title_from_message
@@ -105,6 +106,8 @@ class OpenedTurn:
     # The asking message's path hash and the key that chains the reply's onto it.
     user_path_hash: bytes | None = None
     path_key: bytes | None = None
+    # The context budget the turn was opened with (the work after it reads it again).
+    limits: ContextLimits | None = None
 
 
 @dataclass(frozen=True)
@@ -294,6 +297,7 @@ async def _open(
     message = request.message
     expired_id: str | None = None
     history: list[HistoryMessage] = []
+    dropped_through: int | None = None
     target_seq = request.edit_seq if request.edit_seq is not None else request.regenerate_seq
     regenerate = request.regenerate_seq is not None
     # The message's path hash: given (/v1), or chained on its parent's here (unknown when
@@ -362,7 +366,8 @@ async def _open(
                 expected_head = locked.head_seq
             else:
                 expected_head = seq
-            history = repo.context(session_id, busy_row, limits)
+            fitted = repo.context(session_id, busy_row, limits)
+            history, dropped_through = fitted.messages, fitted.dropped_through
             if busy_row.turn_id is not None:
                 busy = _BusyTurn(
                     id=busy_row.turn_id,
@@ -425,7 +430,18 @@ async def _open(
         now=now,
         parent_seq=parent_seq,
         model=model,
+        dropped_through=dropped_through,
     )
+    if dropped_through is not None and summary_writer(assistant, turn_input) is not None:
+        # The budget drops part of the path and the model reads summaries: the newest
+        # stored through a dropped message goes in its place (one more statement, only here).
+        summary = await summaries.usable(
+            session=db, user_id=user_id, session_id=session_id, dropped_through=dropped_through
+        )
+        if summary is not None:
+            turn_input = dataclasses.replace(
+                turn_input, summary=summary.text, summarised_through=summary.through_seq
+            )
     # The assistant only reads here (under the session lock), so it may read before the
     # rows go in, and the rows' statement can carry the events.
     prepared = await assistant.prepare(db=db, turn=turn_input)
@@ -475,4 +491,5 @@ async def _open(
         expected_head=expected_head,
         user_path_hash=path_hash,
         path_key=request.path_key,
+        limits=limits,
     )

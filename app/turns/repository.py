@@ -39,7 +39,6 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlmodel import col
 
 from app.assistant.base import Usage
-from app.conversations.context import HistoryMessage
 from app.conversations.models import (
     TITLE_SEQ,
     ChatMessage,
@@ -49,7 +48,7 @@ from app.conversations.models import (
 )
 from app.conversations.repository import open_message, sealed_content, sealed_title
 from app.conversations.repository import upsert_search_tokens as upsert_tokens
-from app.conversations.service import ContextLimits, pick_context
+from app.conversations.service import ContextLimits, FittedPath, fit_path
 from app.core.tenancy import owned, owned_update
 from app.encryption.blind_index import token_row
 from app.encryption.crypto import keyring_of
@@ -255,6 +254,7 @@ def _build_busy_turn_and_context() -> sa.TextClause:
                             p.c.image_url,
                             p.c.content_sealed,
                             p.c.key_id,
+                            p.c.parent_seq,
                         ),
                         p.c.n,
                     )
@@ -712,10 +712,9 @@ class TurnRepository:
             row.asked_content,
         )
 
-    def context(
-        self, session_id: str, row: sa.Row[Any], limits: ContextLimits
-    ) -> list[HistoryMessage]:
-        """The assistant's context read beside the lock, opened and fitted to `limits`."""
+    def context(self, session_id: str, row: sa.Row[Any], limits: ContextLimits) -> FittedPath:
+        """The assistant's context read beside the lock, opened and fitted to `limits`,
+        with the newest message the budget drops."""
 
         def open_content(seq: int, sealed: Any, key_id: str | None, plain: str) -> str:
             if isinstance(sealed, str):  # read as JSON: a sealed bytea arrives as '\x…'
@@ -723,7 +722,7 @@ class TurnRepository:
             return open_message(self.db, self.user_id, session_id, seq, sealed, key_id, plain)
 
         opener: Callable[[int, Any, str | None, str], str] = open_content
-        return pick_context(row.context, limits, opener)
+        return fit_path(row.context, limits, opener)
 
     async def open_regenerate(self, params: dict[str, Any], *, payloads: list[str]) -> None:
         """The turn that answers a stored message again (no message is written)."""

@@ -53,6 +53,8 @@ class ClosedReply:
     opened: OpenedTurn
     text: str
     status: str  # done | stopped
+    # The stored reply's seq (the head the next turn continues from, unless moved).
+    reply_seq: int | None
     sessionmaker: async_sessionmaker[AsyncSession]
     bus: EventBus
     clock: Clock
@@ -308,7 +310,7 @@ class TurnRunner:
                     if closed.tool_calls:  # a reply of /v1 that called the client's tools
                         payload["toolCalls"] = closed.tool_calls
                     live.finish("done", payload)
-                    self._after_close(live, text, closed.status)
+                    self._after_close(live, text, closed.status, closed.reply_seq)
                 else:
                     await fail_turn(
                         sessionmaker=self.sessionmaker,
@@ -341,11 +343,12 @@ class TurnRunner:
                 logger.warning("saving turn %s failed (%s); retrying", live.id, exc)
                 await asyncio.sleep(CLOSE_BACKOFF_SECONDS * 2 ** (attempt - 1))
 
-    def _after_close(self, live: LiveTurn, text: str, status: str) -> None:
+    def _after_close(self, live: LiveTurn, text: str, status: str, reply_seq: int | None) -> None:
         closed = ClosedReply(
             opened=live.opened,
             text=text,
             status=status,
+            reply_seq=reply_seq,
             sessionmaker=self.sessionmaker,
             bus=self.bus,
             clock=self.clock,

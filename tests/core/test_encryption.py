@@ -53,6 +53,7 @@ TABLES = (
     "stored_image",
     "message_search_token",
     "shared_link",
+    "path_summary",
 )
 
 

@@ -6,6 +6,7 @@
 import { ApiError, send, sendJson } from "./api.js";
 import {
   el,
+  markSummarised,
   messageItem,
   scrollToEnd,
   setHeading,
@@ -55,6 +56,7 @@ export function drawPath(conversation, drafts) {
   indexDrafts(drafts);
   chat.lastSeq = conversation.messages.reduce((max, m) => Math.max(max, m.seq), 0);
   el.messages.replaceChildren(...conversation.messages.map((m) => renderItem(m)));
+  markSummarised(conversation.summarisedThrough);
   refreshCards(); // the buttons, as the page is now
   updateEmpty();
 }

@@ -5,7 +5,18 @@ import { ApiError } from "./api.js";
 import { drawPath, shownHead } from "./branches.js";
 import { indexDrafts, refreshCards, renderItem } from "./drafts.js";
 import { ARCHIVED_NOTE, hideNotice, showError, showNotice } from "./notices.js";
-import { el, scrollToEnd, setHeading, setUsage, showFailed, shownItem, typingItem, updateComposer, updateEmpty } from "./chat-panel.js";
+import {
+  el,
+  markSummarised,
+  scrollToEnd,
+  setHeading,
+  setUsage,
+  showFailed,
+  shownItem,
+  typingItem,
+  updateComposer,
+  updateEmpty,
+} from "./chat-panel.js";
 import { fetchConversation } from "./sessions.js";
 import { openConversationId, state } from "./state.js";
 import { beginLive, endLive, followEvents, readTurn, stopFollowing } from "./stream.js";
@@ -89,6 +100,7 @@ async function readNew() {
   // A finished reply's streamed bubble gives way to the stored message.
   if (fresh.length) for (const bubble of el.messages.querySelectorAll(":scope > .msg-streaming")) bubble.remove();
   el.messages.append(...fresh.map((m) => renderItem(m)));
+  markSummarised(conversation.summarisedThrough);
   chat.lastSeq = conversation.messages.reduce((max, m) => Math.max(max, m.seq), chat.lastSeq);
   refreshCards();
   updateEmpty();

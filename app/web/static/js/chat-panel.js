@@ -75,6 +75,25 @@ export function messageItem(message, { pending = false } = {}) {
   return markStopped(item, message.seq, message.stopped);
 }
 
+/** A quiet line above the first message the model still reads in full, when it reads the
+ *  ones before as a summary it wrote (`summarisedThrough`: the last seq the summary covers;
+ *  null: none). Seqs grow along a path, so that message is the first shown after it. */
+export function markSummarised(summarisedThrough) {
+  el.messages.querySelector(":scope > li.summary-divider")?.remove();
+  if (summarisedThrough === null || summarisedThrough === undefined) return;
+  const first = [...el.messages.querySelectorAll(":scope > li.msg[data-seq]:not([data-seq=''])")].find(
+    (item) => Number(item.dataset.seq) > summarisedThrough,
+  );
+  if (!first) return;
+  first.before(
+    h(
+      "li",
+      { class: "summary-divider", title: "The assistant reads the messages above as a summary it wrote." },
+      h("span", { text: "Earlier messages summarised" }),
+    ),
+  );
+}
+
 /** The message's branch actions (Edit, Regenerate, the switcher) in its foot, once the
  *  server has told its seq and versions. */
 export function setActions(item, message) {

@@ -15,6 +15,7 @@ import {
   bindPanel,
   el,
   markStopped,
+  markSummarised,
   messageItem,
   scrollToEnd,
   setActions,
@@ -137,10 +138,11 @@ export function setAssistant(info) {
   updateComposer();
 }
 
-function renderMessages(messages) {
+function renderMessages(messages, summarisedThrough = null) {
   chat.lastSeq = messages.reduce((max, m) => Math.max(max, m.seq), 0);
   setBusy(false);
   el.messages.replaceChildren(...messages.map((m) => renderItem(m)));
+  markSummarised(summarisedThrough);
   updateEmpty();
   updateComposer(); // the messages' actions, as the page is now
   scrollToEnd();
@@ -218,7 +220,7 @@ export async function loadCurrent() {
       showTemporary(conversation.temporary);
       showConversationModel(conversation.model);
       indexDrafts(drafts);
-      renderMessages(conversation.messages);
+      renderMessages(conversation.messages, conversation.summarisedThrough);
       showFailed(conversation.failedTurn);
       resumeActive(id, conversation.activeTurn);
     }
@@ -281,7 +283,7 @@ export async function openReadOnly(summary) {
     setHeading(conversation.title);
     setUsage(conversation.usage);
     indexDrafts(drafts);
-    renderMessages(conversation.messages);
+    renderMessages(conversation.messages, conversation.summarisedThrough);
     el["chat-scroll"].scrollTop = 0;
     resumeActive(summary.id, conversation.activeTurn);
   } catch (err) {
