@@ -114,18 +114,38 @@ class RssSampler:
         self._thread.join()
 
 
+def asgi_server() -> str:
+    """The ASGI server Chatkeep runs on here: BENCH_ASGI_SERVER, `uvicorn` (httptools and
+    uvloop, as `python -m app serve`) or `granian` (when installed), to compare them."""
+    name = os.environ.get("BENCH_ASGI_SERVER", "uvicorn")
+    if name not in {"uvicorn", "granian"}:
+        raise SystemExit(f"BENCH_ASGI_SERVER={name}: uvicorn or granian")
+    return name
+
+
 @contextlib.contextmanager
 def serve(
-    app_path: str, env: dict[str, str], port: int, workers: int = WORKERS
+    app_path: str,
+    env: dict[str, str],
+    port: int,
+    workers: int = WORKERS,
+    server: str = "uvicorn",
 ) -> Iterator[subprocess.Popen[bytes]]:
-    cmd = [
-        sys.executable, "-m", "uvicorn", app_path,
-        *(["--workers", str(workers)] if workers > 1 else []),
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--log-level", "warning",
-        "--no-access-log",
-    ]  # fmt: skip
+    if server == "granian":
+        cmd = [
+            sys.executable, "-m", "granian", "--interface", "asgi", "--loop", "uvloop",
+            "--workers", str(workers), "--host", "127.0.0.1", "--port", str(port),
+            "--log-level", "warning", "--backlog", "2048", app_path,
+        ]  # fmt: skip
+    else:
+        cmd = [
+            sys.executable, "-m", "uvicorn", app_path,
+            *(["--workers", str(workers)] if workers > 1 else []),
+            "--host", "127.0.0.1",
+            "--port", str(port),
+            "--log-level", "warning",
+            "--no-access-log",
+        ]  # fmt: skip
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(
             cmd, cwd=PROJECT_ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
@@ -286,6 +306,7 @@ async def run(server: BenchServer, report: Report, mode: Mode) -> dict[str, Any]
         "RATE_LIMIT_ENABLED": "false",
         "PYTHONDONTWRITEBYTECODE": "1",
     }
+    chatkeep_server = asgi_server()
     servers = [
         ("Chatkeep", "bench.chatkeep_asgi:app", {"DATABASE_URL": url}, server.postmaster_pid),
         ("in-memory dict", "bench.memory_app:app", {}, None),
@@ -297,7 +318,8 @@ async def run(server: BenchServer, report: Report, mode: Mode) -> dict[str, Any]
         for name, app_path, env, pg_pid in servers:
             port = _free_port()
             base = f"http://127.0.0.1:{port}"
-            with serve(app_path, {**common, **env}, port) as proc:
+            on = chatkeep_server if name == "Chatkeep" else "uvicorn"
+            with serve(app_path, {**common, **env}, port, server=on) as proc:
                 if not tokens:
                     tokens = await _sign_in(base, mode.http_users)
                     tokens_file.write_text("\n".join(tokens) + "\n")
@@ -324,7 +346,7 @@ async def run(server: BenchServer, report: Report, mode: Mode) -> dict[str, Any]
                     )
                 started = await _start_conversations(base, tokens, RESTART_PROBES)
             # A restart (a deploy, a crash): do the conversations survive it?
-            with serve(app_path, {**common, **env}, port):
+            with serve(app_path, {**common, **env}, port, server=on):
                 kept = await _continued(base, started)
             survived[name] = f"{kept} of {len(started)}"
         async with connect(url) as conn:
@@ -337,7 +359,8 @@ async def run(server: BenchServer, report: Report, mode: Mode) -> dict[str, Any]
 
     by = {(r.server, r.concurrency): r for r in results}
     table = Table(
-        f"Throughput over HTTP (uvicorn, {WORKERS} workers; wrk, one signed-in user per "
+        f"Throughput over HTTP (Chatkeep on {chatkeep_server}, the dict on uvicorn, "
+        f"{WORKERS} workers each; wrk, one signed-in user per "
         f"connection, {mode.http_turns_per_conversation}-turn conversations, "
         f"{mode.http_seconds} s per level)",
         [
