@@ -305,6 +305,72 @@ once, same hour (load 9.5): 1 thread and 1 reply at a time, 20.6 tokens/s over t
 threads, 4 at once (the default), 52.0 (20 s). With llama.cpp's default busy-waiting
 instead of `OMP_WAIT_POLICY=PASSIVE`, two threads on this loaded machine fell to 0.44
 tokens/s.
+
+### Per-request CPU: the sign-in, the turn's statements, processes and the server
+
+Four changes aimed at the CPU a request costs, measured on 2026-12-07 between 21:45 and
+22:45 UTC on the two shared cores, each against the commit before it in the same hour.
+That hour the other tenants ran full benches beside ours: the load average rose from 0.4
+to 13, chat turns took 0.5 to 2 s at 16 connections, and every figure below is three to
+four times the morning's (CPU time included: PostgreSQL spent 5 to 12 ms of CPU per turn
+against 0.8 ms on a quiet machine). Read them as pairs, not as the app's figures.
+
+| goal (`make bench`) | target | before, this hour | after, this hour | verdict |
+|---|---|---|---|---|
+| real model: wall / model time, 500 users at once | ≤ 1.2x | not run (100 at once: 2.13x, load 4.6) | not run (100 at once, streamed: 5.2x, load 10) | not met |
+| real model: server CPU per streamed reply | ≤ 2 ms | 24.1 ms (load 1.5 to 4.6) | 27.2 ms (load 10) | not met |
+| in-process turn / bare-asyncpg floor (10 messages) | ≤ 1.3x | 1.23x (load 0.4) | — | met in that one run; the morning's full run gave 1.82 to 2.03x |
+| HTTP turns/s / in-memory dict, 16 connections | ≥ 0.15x | 0.01x to 0.03x (load 11) | 0.05x (load 10) | not met |
+
+**1. The sign-in lookup.** Every authenticated request now goes through
+`current_active_user` (`app/auth/dependencies.py`): the bearer and cookie schemes read
+their tokens (they also keep the OpenAPI security schemes), and `read_credential`
+(`app/auth/tokens.py`) checks the JWT, runs one flat Core statement over `app_user` and
+`sign_in` (or `api_key` for a `ck_` key) compiled once at import
+(`app/auth/repository.py`, with `app/core/prebuilt.py`), and builds the two entities
+from the row as the ORM would, without its per-row loading. fastapi-users' own routes keep
+their dependency, whose strategies call the same `read_credential`, so revoked sign-ins,
+deactivated users, API keys, "sign out everywhere", the sliding cookie and bearer JWTs
+behave as before (tests/auth, tests/apikeys). What it bought could not be told from the
+noise this hour: `GET /users/me` (authentication and nothing else, one uvicorn worker,
+wrk at 16 connections, 5 interleaved rounds of 4 s) took a median 5.7 ms of server CPU per
+request before and 4.1 ms after, but a third server running the same new code took 5.4
+ms; py-spy on `POST /api/chat` (`python -m bench.profile_http`) put the sign-in at 4.9%
+of the samples before and 5.7% after, dependency solving at 10.0% and 9.6%.
+
+**2. The turn's statements.** The prebuilt `TextClause`s of `app/turns/repository.py`
+(still generated from the tables) now run on the session's Core connection
+(`app.core.prebuilt.execute`) instead of through `AsyncSession.execute`. Per statement,
+in process (`SELECT` of two values, 6 rounds of 2,000, CPU time): 333 µs minimum, 371
+median through the ORM session; 349 and 426 on the Core connection; 186 and 313 with
+asyncpg's own `fetchrow` on the same connection. So the ORM session adds nothing worth
+measuring on a prebuilt text statement; SQLAlchemy's Core execution (cache lookup,
+parameter processing, the greenlet hop, the result) is the 100-odd µs left above the
+driver. What is left to take is round trips: `POST /api/chat` still makes 10, two of them
+`BEGIN`. The closing transaction (`BEGIN`, claim the reply, insert it, `COMMIT`) could be
+one statement sent without a transaction block, 7 round trips instead of 10, once the
+assistant's `record` step no longer needs to run between its two statements.
+
+**3. Web processes by default.** `WORKERS=0` (the default) starts one process per core,
+up to 4, unless that would split something held per process: with the local model (the
+default assistant) or rate limits counted in `memory://` (the default) it starts one and
+says why ([operations](operations.md#web-processes)). The default `make run` therefore
+still serves with one process; a deployment with a model elsewhere and Redis for the
+counts gets one per core. Several processes on the embedded PostgreSQL were already
+tested (`tests/core/test_embedded_process.py`, 3 workers): the server is started once and
+its address handed to every process, each with its own pool and `LISTEN` connection.
+
+**4. The ASGI server.** granian 2.8.9 (`--interface asgi --loop uvloop`, one worker)
+against uvicorn with httptools and uvloop (one worker), same code, same database, `POST
+/api/chat` under wrk at 16 connections, 4 interleaved rounds of 5 s: granian a median of
+20 turns/s at 17.3 ms of server CPU per turn, uvicorn 19 turns/s at 16.9 ms. No margin
+that survives repeated runs, so uvicorn stays and granian is not in the lock files. The
+bench can repeat the comparison: `BENCH_ASGI_SERVER=granian python -m bench --only http
+--mode quick --no-doc` (with granian installed).
+
+The commands: `python -m bench --mode quick --only turns,http,real_model --no-doc` (the
+goal rows), `python -m bench.profile_http` (py-spy, needs `py-spy` on PATH), and, for the
+pairs, two servers of the two commits on one migrated database driven by wrk in turns.
 """
 
 
