@@ -9,7 +9,7 @@ from typing import Any
 
 from app.assistant.base import Assistant, Writer
 from app.assistant.builtin import DraftingAssistant, TemplateWriter
-from app.assistant.catalog import ModelChoice, choice_for, models_of
+from app.assistant.catalog import BUILTIN_MODEL_NAME, ModelChoice, choice_for, models_of
 from app.core.config import ModelConfig, Settings
 from app.drafts.publisher import LocalPublisher, Publisher, WebhookPublisher
 from app.imaging.images import CardImageGenerator, ImageGenerator, OpenAIImageGenerator
@@ -142,3 +142,23 @@ def describe_assistant(assistant: Any) -> AssistantInfo:
         label=getattr(writer, "label", TemplateWriter.label),
         local=bool(getattr(writer, "runs_here", False)),
     )
+
+
+def offered_models(assistant: Any) -> list[ModelChoice]:
+    """The models clients may name (`GET /api/models`, `GET /v1/models`), the default
+    first: the assistant's models, or for an assistant with no choice of model the one
+    that answers, under its backend's name."""
+    models = models_of(assistant)
+    if models:
+        return models
+    info = describe_assistant(assistant)
+    return [
+        ModelChoice(
+            id=info.backend,
+            name=info.model or BUILTIN_MODEL_NAME,
+            label=info.label,
+            backend=info.backend,
+            local=info.local,
+            writer=getattr(assistant, "writer", assistant),
+        )
+    ]

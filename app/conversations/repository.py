@@ -42,7 +42,7 @@ from app.core.tenancy import owned, owned_by
 from app.encryption import sealed
 from app.encryption.blind_index import TokenQuery, token_row
 from app.encryption.crypto import Keyring, keyring_of
-from app.encryption.sealed import open_column
+from app.encryption.sealed import open_column, seal_row
 
 _sessions = ChatSession.__table__  # type: ignore[attr-defined]
 
@@ -109,6 +109,34 @@ def open_message(
         row=(session_id, seq),
     )
     return content
+
+
+def sealed_content(
+    keyring: Keyring | None, *, user_id: uuid.UUID, session_id: str, seq: int, content: str
+) -> dict[str, Any]:
+    """`content`, `content_sealed` and `key_id` of a message row written by a Core
+    statement: the text as it is, or sealed with ENCRYPTION_KEYS."""
+    row = {"user_id": user_id, "session_id": session_id, "seq": seq, "content": content}
+    sealed_row = seal_row(keyring, ChatMessage, row)
+    return {
+        "content": sealed_row["content"],
+        "content_sealed": sealed_row.get("content_sealed"),
+        "key_id": sealed_row.get("key_id"),
+    }
+
+
+def sealed_title(
+    keyring: Keyring | None, *, user_id: uuid.UUID, session_id: str, title: str
+) -> dict[str, Any]:
+    """`title`, `title_sealed` and `title_key_id` of a new session row written by a Core
+    statement."""
+    row = {"user_id": user_id, "id": session_id, "title": title}
+    sealed_row = seal_row(keyring, ChatSession, row)
+    return {
+        "title": sealed_row["title"],
+        "title_sealed": sealed_row.get("title_sealed"),
+        "title_key_id": sealed_row.get("key_id"),
+    }
 
 
 def open_title(session: AsyncSession, row: Any) -> str:

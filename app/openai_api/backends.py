@@ -1,10 +1,11 @@
 """The models `/v1` offers, and the assistant that answers one of its requests.
 
-Each configured backend is one `V1Model`; `configured_models` lists them. A language model
-that speaks the Chat Completions API (ASSISTANT_BACKEND=openai, or the local model) gets the
-client's request as it is (messages, sampling, `tools`, `tool_choice`); the built-in
-assistant, which has no such model, answers the last message as on the page. More models
-are more entries in the list.
+`/v1` offers the app's catalog, the models of `GET /api/models` under the same ids (the
+default one, ASSISTANT_BACKEND's, first; then those of MODELS), each as a `V1Model`. A
+model that speaks the Chat Completions API (an `openai` backend, or the local model) gets
+the client's request as it is (messages, sampling, `tools`, `tool_choice`); the built-in
+templates, which have no such model, answer the last message as on the page. Either way
+the turn records the model on the conversation and on the reply, as `POST /api/chat` does.
 """
 
 from __future__ import annotations
@@ -14,19 +15,22 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.assistant import catalog
 from app.assistant.base import (
     Assistant,
     AssistantError,
     RecordedReply,
     ReplyOutput,
+    TextAssistant,
     TurnInput,
 )
-from app.assistant.factory import describe_assistant
+from app.assistant.factory import describe_assistant, offered_models
 from app.assistant.openai_compat import LlmWriter
 
 ASSISTANT_NAME = "api"
+OWNER = "chatkeep"
 
 Connect = Callable[[ReplyOutput], contextlib.AbstractAsyncContextManager[LlmWriter]]
 
@@ -39,7 +43,7 @@ class ApiOutcome:
     finish_reason: str | None
 
 
-class ClientRequestAssistant:
+class ClientRequestAssistant(TextAssistant):
     """Answers one request of `/v1/chat/completions`: the client's body goes to the model
     as it came, and the text comes back as it is written. Keeps no records of its own; a
     reply that called tools carries the calls in its metadata (`toolCalls`)."""
@@ -51,17 +55,7 @@ class ClientRequestAssistant:
         self.body = body
         self.model = model
 
-    async def prepare(self, *, db: AsyncSession, turn: TurnInput) -> Any:
-        return None
-
-    async def generate(
-        self,
-        *,
-        turn: TurnInput,
-        prepared: Any,
-        out: ReplyOutput,
-        reader: async_sessionmaker[AsyncSession],
-    ) -> None:
+    async def write(self, turn: TurnInput, out: ReplyOutput) -> None:
         async with self.connect(out) as writer:
             completion = await writer.stream_body(self.body, out=out, on_text=out.write)
         calls = [
@@ -87,12 +81,16 @@ class ClientRequestAssistant:
 
 @dataclass(frozen=True)
 class V1Model:
-    """One model `/v1` offers: its id, and how a request to it is answered."""
+    """One model `/v1` offers: its id (the catalog's, as `GET /api/models` lists it), and
+    how a request to it is answered."""
 
     id: str
     owned_by: str
     connect: Connect | None  # None: the app's own assistant answers
     app_assistant: Assistant
+    # What the turn records as the conversation's model: the id, or None for an assistant
+    # with no choice of model (as `POST /api/chat` records nothing there either).
+    chosen: str | None
 
     def assistant_for(self, body: dict[str, Any]) -> Assistant:
         if self.connect is None:
@@ -119,16 +117,49 @@ def _local(writer: Any) -> Connect:
     return connect
 
 
-def configured_models(assistant: Assistant) -> list[V1Model]:
-    """The models of this app, from the assistant ASSISTANT_BACKEND built."""
-    writer = getattr(assistant, "writer", None)
+def _connect(writer: Any) -> Connect | None:
+    """How the client's request reaches a model's writer; None for one without a language
+    model (the built-in templates), which the app's assistant answers."""
     if isinstance(writer, LlmWriter):
-        return [V1Model(writer.model_name, "chatkeep", _remote(writer), assistant)]
-    if writer is not None and hasattr(writer, "started") and hasattr(writer, "queue"):
-        return [V1Model(str(writer.model_name), "chatkeep", _local(writer), assistant)]
-    info = describe_assistant(assistant)
-    return [V1Model(f"chatkeep-{info.backend}", "chatkeep", None, assistant)]
+        return _remote(writer)
+    if hasattr(writer, "started") and hasattr(writer, "queue"):
+        return _local(writer)
+    return None
 
 
-def find_model(assistant: Assistant, model_id: str) -> V1Model | None:
-    return next((m for m in configured_models(assistant) if m.id == model_id), None)
+def configured_models(assistant: Assistant) -> list[V1Model]:
+    """The models of this app, the default first: the catalog of `GET /api/models`."""
+    models: list[V1Model] = []
+    for choice in offered_models(assistant):
+        chosen = catalog.is_known(assistant, choice.id)
+        connect = _connect(choice.writer) if chosen else None
+        models.append(
+            V1Model(
+                id=choice.id,
+                owned_by=OWNER,
+                connect=connect,
+                app_assistant=assistant,
+                chosen=choice.id if chosen else None,
+            )
+        )
+    return models
+
+
+def former_id(assistant: Assistant) -> str:
+    """The id `/v1` gave the default model when it offered that one alone: its upstream
+    name for a language model (the local model's display name), else `chatkeep-<backend>`.
+    Still accepted, for the default model, so that older scripts keep working."""
+    writer = getattr(assistant, "writer", None)
+    if writer is not None and _connect(writer) is not None:
+        return str(writer.model_name)
+    return f"chatkeep-{describe_assistant(assistant).backend}"
+
+
+def find_model(assistant: Assistant, model_id: str | None) -> V1Model | None:
+    """The model a request names. No name, or the default model's former id, is the
+    default model; None: no such model."""
+    models = configured_models(assistant)
+    found = next((m for m in models if m.id == model_id), None)
+    if found is None and (model_id is None or model_id == former_id(assistant)):
+        return models[0]
+    return found

@@ -3,8 +3,8 @@ resends (by path hash), a conversation's head, and writing the messages of a req
 Chatkeep has not stored yet (a new conversation's system message and history, or a new
 branch's first messages) before the turn opens under them.
 
-Content and titles go in sealed with ENCRYPTION_KEYS, with their blind-index rows, as the
-turn's own statements do (`app.turns.repository`)."""
+Content and titles go in sealed with ENCRYPTION_KEYS, with their blind-index rows, through
+the same helpers as the turn's own statements (`app.conversations.repository`)."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.conversations.models import TITLE_SEQ, ChatMessage, ChatSession
+from app.conversations.repository import sealed_content, sealed_title
 from app.conversations.repository import upsert_search_tokens as upsert_tokens
 from app.encryption.blind_index import token_row
-from app.encryption.crypto import Keyring, keyring_of
-from app.encryption.sealed import seal_row
+from app.encryption.crypto import keyring_of
 from app.events.bus import EventBus, user_event
 
 _messages = ChatMessage.__table__  # type: ignore[attr-defined]
@@ -66,32 +66,6 @@ LOCK_FOR_APPEND = sa.text(
     FOR UPDATE
     """
 )
-
-
-def sealed_content(
-    keyring: Keyring | None, *, user_id: uuid.UUID, session_id: str, seq: int, content: str
-) -> dict[str, Any]:
-    """`content`, `content_sealed` and `key_id` of a message row (sealed with
-    ENCRYPTION_KEYS, or the text as it is)."""
-    row = {"user_id": user_id, "session_id": session_id, "seq": seq, "content": content}
-    sealed = seal_row(keyring, ChatMessage, row)
-    return {
-        "content": sealed["content"],
-        "content_sealed": sealed.get("content_sealed"),
-        "key_id": sealed.get("key_id"),
-    }
-
-
-def sealed_title(
-    keyring: Keyring | None, *, user_id: uuid.UUID, session_id: str, title: str
-) -> dict[str, Any]:
-    """`title`, `title_sealed` and `key_id` of a new session row."""
-    sealed = seal_row(keyring, ChatSession, {"user_id": user_id, "id": session_id, "title": title})
-    return {
-        "title": sealed["title"],
-        "title_sealed": sealed.get("title_sealed"),
-        "title_key_id": sealed.get("key_id"),
-    }
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,8 @@ class ChatCompletionRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    model: str = Field(max_length=200)
+    # An id of GET /v1/models; none: the default model (the first listed).
+    model: str | None = Field(default=None, max_length=200)
     messages: list[MessageIn] = Field(min_length=1, max_length=MAX_MESSAGES)
     stream: bool = False
     stream_options: StreamOptions | None = None

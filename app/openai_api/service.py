@@ -224,6 +224,7 @@ async def start_completion(
         idempotency_key=idem,
         request_hash=hashes[0],
         legacy_request_hash=hashes[1],
+        model=model.chosen,
     )
     key = paths.path_hash_key(services.settings.resolved_secret_key())
     request = await _placed(db=db, services=services, caller=caller, body=body, key=key, base=base)

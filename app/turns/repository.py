@@ -47,13 +47,13 @@ from app.conversations.models import (
     MessageRole,
     SessionStatus,
 )
+from app.conversations.repository import open_message, sealed_content, sealed_title
 from app.conversations.repository import upsert_search_tokens as upsert_tokens
 from app.conversations.service import ContextLimits, pick_context
 from app.core.prebuilt import DIALECT, compiled, execute
 from app.core.tenancy import owned, owned_update
 from app.encryption.blind_index import token_row
-from app.encryption.crypto import Keyring, keyring_of
-from app.encryption.sealed import open_column, seal_row
+from app.encryption.crypto import keyring_of
 from app.events.bus import CHANNEL
 from app.turns.models import ChatTurn, TurnStatus
 
@@ -563,59 +563,6 @@ PREBUILT: dict[str, sa.TextClause] = {
 }
 
 
-# ------------------------------------------------------------------------ sealed values
-
-
-def _sealed_content(
-    keyring: Keyring | None, *, user_id: uuid.UUID, session_id: str, seq: int, content: str
-) -> dict[str, Any]:
-    """`content`, `content_sealed` and `key_id` of a message row: the text as it is, or
-    sealed with ENCRYPTION_KEYS."""
-    row = {"user_id": user_id, "session_id": session_id, "seq": seq, "content": content}
-    sealed = seal_row(keyring, ChatMessage, row)
-    return {
-        "content": sealed["content"],
-        "content_sealed": sealed.get("content_sealed"),
-        "key_id": sealed.get("key_id"),
-    }
-
-
-def _sealed_title(
-    keyring: Keyring | None, *, user_id: uuid.UUID, session_id: str, title: str
-) -> dict[str, Any]:
-    """`title`, `title_sealed` and `title_key_id` of a new session row."""
-    sealed = seal_row(keyring, ChatSession, {"user_id": user_id, "id": session_id, "title": title})
-    return {
-        "title": sealed["title"],
-        "title_sealed": sealed.get("title_sealed"),
-        "title_key_id": sealed.get("key_id"),
-    }
-
-
-def _opened(
-    db: AsyncSession,
-    user_id: uuid.UUID,
-    session_id: str,
-    seq: int,
-    sealed: bytes | None,
-    key_id: str | None,
-    plain: str = "",
-) -> str:
-    """A message's content as read by a prebuilt statement: `plain`, or the sealed copy
-    opened with ENCRYPTION_KEYS."""
-    content: str = open_column(
-        keyring_of(db),
-        ChatMessage,
-        "content",
-        plain=plain,
-        sealed=sealed,
-        key_id=key_id,
-        user_id=user_id,
-        row=(session_id, seq),
-    )
-    return content
-
-
 def _notify(payloads: list[str]) -> dict[str, Any]:
     return {"channel": CHANNEL, "payloads": payloads}
 
@@ -700,7 +647,7 @@ class TurnRepository:
         if row is None:
             return None
         if row[4] is not None:  # sealed: the whole reply is opened, then cut here
-            reply = _opened(self.db, self.user_id, session_id, reply_seq, row[3], row[4])
+            reply = open_message(self.db, self.user_id, session_id, reply_seq, row[3], row[4])
             return reply[offset:], len(reply), row[2], bool(row[5])
         return row[0] or "", int(row[1] or 0), row[2], bool(row[5])
 
@@ -741,7 +688,7 @@ class TurnRepository:
 
     def asked_message(self, session_id: str, row: sa.Row[Any]) -> str:
         """The text of the user message a regenerated reply answers (opened)."""
-        return _opened(
+        return open_message(
             self.db,
             self.user_id,
             session_id,
@@ -759,7 +706,7 @@ class TurnRepository:
         def open_content(seq: int, sealed: Any, key_id: str | None, plain: str) -> str:
             if isinstance(sealed, str):  # read as JSON: a sealed bytea arrives as '\x…'
                 sealed = bytes.fromhex(sealed.removeprefix("\\x"))
-            return _opened(self.db, self.user_id, session_id, seq, sealed, key_id, plain)
+            return open_message(self.db, self.user_id, session_id, seq, sealed, key_id, plain)
 
         opener: Callable[[int, Any, str | None, str], str] = open_content
         return pick_context(row.context, limits, opener)
@@ -785,7 +732,7 @@ class TurnRepository:
         keyring = keyring_of(self.db)
         user_id = self.user_id
         values = {**params, "user_id": user_id, "session_id": session_id, "seq": seq}
-        values |= _sealed_content(
+        values |= sealed_content(
             keyring, user_id=user_id, session_id=session_id, seq=seq, content=message
         )
         tokens: list[dict[str, Any]] = []
@@ -794,7 +741,7 @@ class TurnRepository:
                 token_row(keyring, user_id=user_id, session_id=session_id, seq=seq, text=message)
             )
         if title is not None:
-            values |= _sealed_title(keyring, user_id=user_id, session_id=session_id, title=title)
+            values |= sealed_title(keyring, user_id=user_id, session_id=session_id, title=title)
             if keyring is not None:
                 tokens.append(
                     token_row(
@@ -855,7 +802,7 @@ class TurnRepository:
         if keyring is not None:
             row = token_row(keyring, user_id=user_id, session_id=session_id, seq=seq, text=text)
             await self.db.execute(upsert_tokens([row]))
-        sealed = _sealed_content(
+        sealed = sealed_content(
             keyring, user_id=user_id, session_id=session_id, seq=seq, content=text
         )
         params = {

@@ -22,8 +22,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import Field
 from starlette.responses import Response
 
-from app.assistant import catalog
-from app.assistant.factory import describe_assistant
+from app.assistant.factory import describe_assistant, offered_models
 from app.assistant.platforms import page_data
 from app.auth.manager import fastapi_users
 from app.auth.models import User
@@ -111,23 +110,7 @@ class ModelsOut(ApiModel):
 @session_router.get("/models", response_model=ModelsOut, tags=["assistant"])
 async def list_models(request: Request) -> ModelsOut:
     """The models a conversation may choose, with their display names."""
-    assistant = request.app.state.assistant
-    models = catalog.models_of(assistant)
-    if not models:  # an assistant with no choice of model: the one that answers
-        info = describe_assistant(assistant)
-        name = info.model or catalog.BUILTIN_MODEL_NAME
-        return ModelsOut(
-            models=[
-                ModelOut(
-                    id=info.backend,
-                    name=name,
-                    label=info.label,
-                    backend=info.backend,
-                    local=info.local,
-                    default=True,
-                )
-            ]
-        )
+    models = offered_models(request.app.state.assistant)
     return ModelsOut(
         models=[
             ModelOut(

@@ -1,6 +1,7 @@
-// The official openai npm package against Chatkeep's /v1: lists the models, asks once
-// without streaming, then continues the same exchange streamed, and checks that a wrong
-// key raises the SDK's AuthenticationError. Prints what it saw as one JSON line.
+// The official openai npm package against Chatkeep's /v1: lists the models, asks the one
+// CHATKEEP_MODEL names once without streaming, then continues the same exchange streamed,
+// and checks that a wrong key raises the SDK's AuthenticationError. Prints what it saw as
+// one JSON line.
 //
 //   CHATKEEP_URL=http://127.0.0.1:8000/v1 CHATKEEP_KEY=ck_... CHATKEEP_MODEL=... node v1_client.mjs
 import OpenAI from "openai";
@@ -37,6 +38,7 @@ try {
 console.log(
   JSON.stringify({
     models: models.data.map((m) => m.id),
+    model: first.model,
     reply,
     usage: first.usage,
     streamed,

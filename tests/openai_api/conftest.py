@@ -1,8 +1,10 @@
 """A real app process (`python -m app serve`, ASSISTANT_BACKEND=openai) in front of the
-fake model, for clients nobody here wrote: the official `openai` SDKs."""
+fake model, with a second model of MODELS on a fake server of its own, for clients nobody
+here wrote: the official `openai` SDKs."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import uuid
@@ -19,6 +21,11 @@ from tests.processes import ServerProcess
 
 MODEL = "fake-model-1"
 REPLY = "A fake answer from the model."
+# The second model (MODELS), asked for under another upstream name and with a key.
+SECOND = "fake-model-2"
+SECOND_UPSTREAM = "fake-upstream-two"
+SECOND_KEY = "sk-second-model"
+SECOND_REPLY = "The second model answers."
 CHAT_PER_MINUTE = 12
 
 
@@ -26,6 +33,7 @@ CHAT_PER_MINUTE = 12
 class Server:
     base: str
     model: FakeModel
+    second: FakeModel
     process: ServerProcess
 
     @property
@@ -44,8 +52,9 @@ class Account:
 @pytest.fixture(scope="module")
 def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     model = FakeModel(default=Planned(text=REPLY, usage=(11, 7)))
+    second = FakeModel(default=Planned(text=SECOND_REPLY, usage=(20, 10)))
     data_dir: Path = tmp_path_factory.mktemp("v1")
-    with serve_model(model) as fake:
+    with serve_model(model) as fake, serve_model(second) as fake_two:
         env = {
             k: v
             for k, v in os.environ.items()
@@ -69,13 +78,25 @@ def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
             LLM_MODEL=MODEL,
             LLM_INTENTS="rules",
             LLM_MAX_RETRIES="0",
+            MODELS=json.dumps(
+                [
+                    {
+                        "id": SECOND,
+                        "name": "Fake Model Two",
+                        "base_url": f"{fake_two.url}/v1",
+                        "model": SECOND_UPSTREAM,
+                        "api_key_env": "SECOND_MODEL_KEY",
+                    }
+                ]
+            ),
+            SECOND_MODEL_KEY=SECOND_KEY,
         )
         process = ServerProcess(
             [sys.executable, "-m", "app", "serve", "--port", "{port}", "--workers", "1"], env
         )
         try:
             process.wait_ready()
-            yield Server(base=process.base, model=model, process=process)
+            yield Server(base=process.base, model=model, second=second, process=process)
         finally:
             process.stop()
 

@@ -11,7 +11,14 @@ import subprocess
 import pytest
 
 from app.core.runtime import PROJECT_ROOT
-from tests.openai_api.conftest import MODEL, REPLY, conversation, sessions
+from tests.openai_api.conftest import (
+    MODEL,
+    SECOND,
+    SECOND_REPLY,
+    SECOND_UPSTREAM,
+    conversation,
+    sessions,
+)
 
 pytestmark = [pytest.mark.process, pytest.mark.storage]
 
@@ -33,21 +40,27 @@ def _node() -> str:
 
 def test_the_openai_npm_package_talks_to_v1_and_is_recorded(server, account):
     node = _node()
-    env = dict(os.environ, CHATKEEP_URL=server.v1, CHATKEEP_KEY=account.key, CHATKEEP_MODEL=MODEL)
+    # The second model of the catalog: answered by its own backend, and recorded.
+    env = dict(os.environ, CHATKEEP_URL=server.v1, CHATKEEP_KEY=account.key, CHATKEEP_MODEL=SECOND)
     done = subprocess.run(
         [node, "v1_client.mjs"], cwd=NODE_DIR, env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout.strip().splitlines()[-1])
-    assert seen["models"] == [MODEL]
-    assert seen["reply"] == REPLY and seen["streamed"] == REPLY
-    assert seen["usage"]["total_tokens"] == 18 and seen["streamedUsage"]["total_tokens"] == 18
+    assert seen["models"] == [MODEL, SECOND]
+    assert seen["model"] == SECOND
+    assert seen["reply"] == SECOND_REPLY and seen["streamed"] == SECOND_REPLY
+    assert seen["usage"]["total_tokens"] == 30 and seen["streamedUsage"]["total_tokens"] == 30
     assert seen["refused"] == {"authenticationError": True, "status": 401}
 
     (listed,) = sessions(server.base, account)
-    assert [m["content"] for m in conversation(server.base, account, listed["id"])["messages"]] == [
-        "Hello from Node",
-        REPLY,
-        "And again",
-        REPLY,
+    shown = conversation(server.base, account, listed["id"])
+    assert [(m["content"], m["model"]) for m in shown["messages"]] == [
+        ("Hello from Node", None),
+        (SECOND_REPLY, SECOND),
+        ("And again", None),
+        (SECOND_REPLY, SECOND),
     ]
+    assert shown["model"] == SECOND
+    assert [r.body["model"] for r in server.second.requests] == [SECOND_UPSTREAM] * 2
+    assert server.model.requests == []

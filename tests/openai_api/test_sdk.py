@@ -16,6 +16,10 @@ from tests.openai_api.conftest import (
     CHAT_PER_MINUTE,
     MODEL,
     REPLY,
+    SECOND,
+    SECOND_KEY,
+    SECOND_REPLY,
+    SECOND_UPSTREAM,
     Account,
     Server,
     conversation,
@@ -43,9 +47,49 @@ def _path(server: Server, account: Account, session_id: str) -> list[tuple[str, 
     ]
 
 
-def test_models_list_the_configured_backend(server, account):
+def test_models_list_the_catalog_of_the_page(server, account):
     models = _client(server, account).models.list()
-    assert [m.id for m in models.data] == [MODEL]
+    assert [m.id for m in models.data] == [MODEL, SECOND]
+    r = httpx.get(f"{server.base}/api/models", headers=account.session, timeout=30)
+    assert r.status_code == 200, r.text
+    assert [m["id"] for m in r.json()["models"]] == [m.id for m in models.data]
+
+
+def test_each_model_answers_for_its_id_and_is_recorded(server, account):
+    client = _client(server, account)
+    asked = server.second.requests[:]
+    by_default = server.model.requests[:]
+    for model, reply in ((MODEL, REPLY), (SECOND, SECOND_REPLY)):
+        question = {"role": "user", "content": f"Which model is {model}?"}
+        whole = client.chat.completions.create(model=model, messages=[question])
+        assert whole.model == model
+        assert whole.choices[0].message.content == reply
+        sid = whole.model_extra["chatkeep"]["sessionId"]
+        chunks = list(
+            client.chat.completions.create(
+                model=model,
+                messages=[
+                    question,
+                    {"role": "assistant", "content": reply},
+                    {"role": "user", "content": "And again?"},
+                ],
+                stream=True,
+            )
+        )
+        assert {c.model for c in chunks} == {model}
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == reply
+        shown = conversation(server.base, account, sid)
+        assert shown["model"] == model
+        replies = [m for m in shown["messages"] if m["role"] == "assistant"]
+        assert [(m["content"], m["model"]) for m in replies] == [(reply, model), (reply, model)]
+    # Each backend got the requests for its id: the second under its upstream name and key.
+    (first, again) = server.second.requests[len(asked) :]
+    assert first.body["model"] == again.body["model"] == SECOND_UPSTREAM
+    assert first.headers["authorization"] == f"Bearer {SECOND_KEY}"
+    assert [r.last_user for r in server.model.requests[len(by_default) :]] == [
+        f"Which model is {MODEL}?",
+        "And again?",
+    ]
 
 
 def test_sync_and_async_streamed_and_not_extend_one_conversation(server, account):
