@@ -331,12 +331,14 @@ their tokens (they also keep the OpenAPI security schemes), and `read_credential
 from the row as the ORM would, without its per-row loading. fastapi-users' own routes keep
 their dependency, whose strategies call the same `read_credential`, so revoked sign-ins,
 deactivated users, API keys, "sign out everywhere", the sliding cookie and bearer JWTs
-behave as before (tests/auth, tests/apikeys). What it bought could not be told from the
-noise this hour: `GET /users/me` (authentication and nothing else, one uvicorn worker,
-wrk at 16 connections, 5 interleaved rounds of 4 s) took a median 5.7 ms of server CPU per
-request before and 4.1 ms after, but a third server running the same new code took 5.4
-ms; py-spy on `POST /api/chat` (`python -m bench.profile_http`) put the sign-in at 4.9%
-of the samples before and 5.7% after, dependency solving at 10.0% and 9.6%.
+behave as before (tests/auth, tests/apikeys). `GET /users/me` (authentication and
+nothing else), two servers of each commit side by side on one database, one uvicorn
+worker each, wrk at 16 connections, 6 interleaved rounds of 4 s (23:00 UTC, load 5):
+before, a median of 4.47 and 4.44 ms of server CPU per request (145 and 166 requests/s);
+after, 3.32 and 3.78 ms (217 and 195 requests/s): about 0.9 ms less per authenticated
+request, a fifth. On `POST /api/chat` it is lost in the noise of this hour: py-spy
+(`python -m bench.profile_http`, load 10, about 1,000 samples each) put the sign-in at
+4.9% of the samples before and 5.7% after, dependency solving at 10.0% and 9.6%.
 
 **2. The turn's statements.** The prebuilt `TextClause`s of `app/turns/repository.py`
 (still generated from the tables) now run on the session's Core connection
