@@ -309,18 +309,18 @@ tokens/s.
 ### Per-request CPU: the sign-in, the turn's statements, processes and the server
 
 Four changes aimed at the CPU a request costs, measured on 2026-12-07 between 21:45 and
-22:45 UTC on the two shared cores, each against the commit before it in the same hour.
-That hour the other tenants ran full benches beside ours: the load average rose from 0.4
+23:05 UTC on the two shared cores, each against the commit before it in the same hours.
+Meanwhile the other tenants ran full benches beside ours: the load average rose from 0.4
 to 13, chat turns took 0.5 to 2 s at 16 connections, and every figure below is three to
 four times the morning's (CPU time included: PostgreSQL spent 5 to 12 ms of CPU per turn
 against 0.8 ms on a quiet machine). Read them as pairs, not as the app's figures.
 
-| goal (`make bench`) | target | before, this hour | after, this hour | verdict |
+| goal (`make bench`) | target | before | after | verdict |
 |---|---|---|---|---|
 | real model: wall / model time, 500 users at once | ≤ 1.2x | not run (100 at once: 2.13x, load 4.6) | not run (100 at once, streamed: 5.2x and 8.8x, load 10, 3 of 100 refused `server_busy` in each; before, under py-spy at load 5, 1 of 100) | not met |
 | real model: server CPU per streamed reply | ≤ 2 ms | 24.1 ms (load 1.5 to 4.6); 30.7 ms under py-spy (load 5) | 27.2 ms (load 10) | not met |
-| in-process turn / bare-asyncpg floor (10 messages) | ≤ 1.3x | 1.23x (load 0.4) | — | met in that one run; the morning's full run gave 1.82 to 2.03x |
-| HTTP turns/s / in-memory dict, 16 connections | ≥ 0.15x | 0.01x to 0.03x (load 11) | 0.05x (load 10) | not met |
+| in-process turn / bare-asyncpg floor (10 messages) | ≤ 1.3x | 1.23x (21:47, load 0.4); 1.98x (23:04, load 5.6) | 2.26x (23:02, load 4.6); 1.93x (23:05, load 4.9) | not met |
+| HTTP turns/s / in-memory dict, 16 connections | ≥ 0.15x | 0.04x (23:04: 70 against 1,967 turns/s, 11.4 ms of server CPU per turn) | 0.04x and 0.07x (23:02 and 23:05: 41 against 1,101 and 50 against 724 turns/s, 14.1 and 20.1 ms) | not met |
 
 **1. The sign-in lookup.** Every authenticated request now goes through
 `current_active_user` (`app/auth/dependencies.py`): the bearer and cookie schemes read
