@@ -197,6 +197,7 @@ def cmd_sessions(args: argparse.Namespace, settings: Settings) -> int:
                 ttl_seconds=settings.session_ttl_seconds,
                 batch_size=settings.sweep_batch_size,
                 pause_seconds=settings.sweep_batch_pause_seconds,
+                busy_share=settings.sweep_busy_share,
                 trigger="manual",
                 bus=bus,
             )

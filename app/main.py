@@ -107,14 +107,12 @@ def background_jobs(
         app.state.jobs = worker
         jobs.append(running_job_worker(worker))
     if sweeper_on:
+        # In a thread of its own, with its own connections: off the loop serving requests.
         jobs.append(
             running_sweeper(
-                sessionmaker=sessionmaker,
+                settings=settings,
+                url=app.state.engine.url.render_as_string(hide_password=False),
                 clock=clock,
-                ttl_seconds=settings.session_ttl_seconds,
-                interval_seconds=settings.sweep_interval_seconds,
-                batch_size=settings.sweep_batch_size,
-                pause_seconds=settings.sweep_batch_pause_seconds,
                 bus=bus,
             )
         )

@@ -3,12 +3,10 @@ rate limit. Each route parses, calls one service and shapes the answer."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.account import service
 from app.auth import service as auth_service
@@ -16,19 +14,13 @@ from app.auth.dependencies import CurrentUser, ManagerDep, RateLimit, SessionUse
 from app.auth.manager import AUTH_COOKIE_NAME
 from app.auth.schemas import CurrentPassword
 from app.conversations import retention
-from app.conversations.schemas import (
-    RetentionIn,
-    RetentionOut,
-    RetentionPreviewOut,
-    RetentionRunOut,
-)
-from app.core.config import Settings
+from app.conversations.schemas import RetentionIn, RetentionOut, RetentionPreviewOut
 from app.core.db import RequestSessionDep, SessionDep
 from app.core.dependencies import ClockDep, SessionmakerDep, SettingsDep
 from app.core.http import client_ip
 from app.exports import naming
 from app.exports.dependencies import DownloadSlotDep
-from app.exports.responses import DownloadResponse
+from app.exports.responses import DownloadResponse, attachment
 from app.ratelimit.dependencies import RateLimitsDep
 from app.ratelimit.runtime import Quota
 from app.ratelimit.schemas import MyLimitsOut, QuotaOut
@@ -71,15 +63,15 @@ async def download_my_data(
     settings: SettingsDep,
     sessionmaker: SessionmakerDep,
 ) -> DownloadResponse:
-    """Everything of yours: the ZIP export of every conversation plus `account.json`
-    (profile, sign-ins, settings)."""
+    """Everything of yours: the ZIP export of every conversation (temporary ones are not
+    kept, so not in it) plus `account.json` (profile, sign-ins, settings: rate-limit
+    overrides, retention and every retention run's counts)."""
     now = clock.now()
     produce = await service.my_data(
         session=session, sessionmaker=sessionmaker, user=user, settings=settings, now=now
     )
     name = f"chatkeep-my-data-{naming.day(now)}.zip"
-    headers = {"Content-Disposition": naming.content_disposition(name), "Cache-Control": "no-store"}
-    return DownloadResponse(produce, media_type="application/zip", headers=headers)
+    return attachment(produce, media_type="application/zip", file_name=name)
 
 
 @router.get("/api/me/limits", response_model=MyLimitsOut, tags=["rate limits"])
@@ -106,25 +98,14 @@ def _quota_out(q: Quota) -> QuotaOut:
     )
 
 
-async def _retention_out(
-    session: AsyncSession, user_id: uuid.UUID, settings: Settings
-) -> RetentionOut:
-    days = await retention.setting(session, user_id)
-    runs = await retention.runs_of(session, user_id)
-    return RetentionOut(
-        days=days,
-        max_days=settings.retention_max_days,
-        effective_days=retention.effective_days(days, settings.retention_max_days),
-        runs=[RetentionRunOut.model_validate(r) for r in runs],
-    )
-
-
 @router.get("/api/me/retention", response_model=RetentionOut, tags=["account"])
 async def my_retention(
     user: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> RetentionOut:
     """Your retention setting, the operator's maximum, and what the latest runs removed."""
-    return await _retention_out(session, user.id, settings)
+    return await retention.standing(
+        session=session, user_id=user.id, maximum=settings.retention_max_days
+    )
 
 
 @router.put("/api/me/retention", response_model=RetentionOut, tags=["account"])
@@ -133,7 +114,9 @@ async def set_my_retention(
 ) -> RetentionOut:
     """Sets your retention (30, 90, 180 or 365 days; null: off). The next run applies it."""
     await retention.choose(session, user.id, body.days)
-    return await _retention_out(session, user.id, settings)
+    return await retention.standing(
+        session=session, user_id=user.id, maximum=settings.retention_max_days
+    )
 
 
 @router.get("/api/me/retention/preview", response_model=RetentionPreviewOut, tags=["account"])

@@ -14,6 +14,7 @@ from app.account.repository import AccountRepository
 from app.auth import service as auth_service
 from app.auth import sign_ins as sign_in_service
 from app.auth.models import AccountEvent, User
+from app.conversations import retention
 from app.core.config import Settings
 from app.exports import zip_export
 from app.exports.downloads import Download
@@ -43,10 +44,11 @@ async def my_data(
     settings: Settings,
     now: datetime,
 ) -> Callable[[], Awaitable[Download]]:
-    """ "Download my data": the ZIP export of every conversation plus `account.json`
-    (profile, sign-ins, settings). Reads the account now, in the request's transaction;
-    returns what makes the archive (in short transactions of its own, once the request's
-    has ended: app/exports/downloads.py)."""
+    """ "Download my data": the ZIP export of every conversation (not the temporary ones,
+    which are not kept) plus `account.json` (profile, sign-ins, settings: the rate-limit
+    overrides, the retention setting and every retention run's counts). Reads the account
+    now, in the request's transaction; returns what makes the archive (in short
+    transactions of its own, once the request's has ended: app/exports/downloads.py)."""
     sign_ins = await sign_in_service.list_sign_ins(
         session=session,
         user_id=user.id,
@@ -54,8 +56,18 @@ async def my_data(
         idle_seconds=sign_in_service.idle_seconds(settings),
     )
     overrides = await load_overrides(session=session, user_id=user.id)
+    # The retention setting with every run's counts (the Settings page shows the latest).
+    kept = await retention.standing(
+        session=session, user_id=user.id, maximum=settings.retention_max_days, runs=None
+    )
     document = auth_service.account_document(
-        user=user, sign_ins=sign_ins, settings={"rateLimitOverrides": overrides}, now=now
+        user=user,
+        sign_ins=sign_ins,
+        settings={
+            "rateLimitOverrides": overrides,
+            "retention": kept.model_dump(mode="json", by_alias=True),
+        },
+        now=now,
     )
     account = json.dumps(document, ensure_ascii=False, indent=2).encode()
     return partial(

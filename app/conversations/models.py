@@ -42,6 +42,11 @@ def _search_vector(name: str, source: str) -> sa.Column[Any]:
     )
 
 
+def _symbols_column(name: str) -> sa.Column[Any]:
+    """An unmapped array of the symbols a text holds, filled by a trigger."""
+    return sa.Column(name, ARRAY(sa.Text), nullable=False, server_default=sa.text("'{}'::text[]"))
+
+
 class SessionStatus(StrEnum):
     ACTIVE = "active"
     ARCHIVED = "archived"
@@ -223,6 +228,17 @@ class ChatMessage(SQLModel, table=True):
             postgresql_using="gin",
             postgresql_ops={"content": "gin_trgm_ops"},
         ),
+        # The symbols (emoji, ...) a message holds, filled by a trigger (migration 0027):
+        # a search term of symbols is looked up here (`app.conversations.symbols`). Only
+        # messages holding one are indexed.
+        _symbols_column("content_symbols"),
+        sa.Index(
+            "ix_chat_message_user_content_symbols",
+            "user_id",
+            "content_symbols",
+            postgresql_using="gin",
+            postgresql_where=sa.text("content_symbols <> '{}'::text[]"),
+        ),
         same_owner_fk("chat_message", "session_id", "chat_session"),
         # The stored path a client of /v1 resends (`app.conversations.paths`).
         sa.Index(
@@ -232,7 +248,7 @@ class ChatMessage(SQLModel, table=True):
             postgresql_where=sa.text("path_hash IS NOT NULL"),
         ),
     )
-    __mapper_args__ = {"exclude_properties": ["content_tsv"]}
+    __mapper_args__ = {"exclude_properties": ["content_tsv", "content_symbols"]}
 
     session_id: str = Field(sa_column=sa.Column(sa.String(100), primary_key=True))
     seq: int = Field(sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False))

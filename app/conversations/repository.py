@@ -16,7 +16,7 @@ Services call these and flush; the caller owns the transaction.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -162,10 +162,24 @@ _CONTEXT_ROWS = sa.text(
     " WHERE session_id = :session_id AND user_id = :user_id ORDER BY seq DESC LIMIT :limit"
 )
 
-# The active path's seqs after :after_seq, oldest first, at most :limit: a walk up from
-# the head that stops below :after_seq (ancestors only get older).
-_PATH_SEQS = sa.text(
-    """
+# One session by id and owner, built once (every route on a conversation reads it first).
+_OWNER: Any = sa.bindparam("owner_id")  # given at each call
+_OWNED_SESSION = owned(ChatSession, _OWNER).where(col(ChatSession.id) == sa.bindparam("id"))
+_OWNED_SESSION_FOR_UPDATE = _OWNED_SESSION.with_for_update()
+
+# The mapped columns of chat_message (not the generated search vector).
+_MESSAGE_COLUMNS = [
+    c
+    for c in ChatMessage.__table__.columns  # type: ignore[attr-defined]
+    if c.computed is None
+]
+
+# A page of the active path, root to head: the messages after :after_seq (at most :limit),
+# whole, each with its parent's children (its versions, itself included): one statement
+# where reading the seqs, then the rows, then the versions took three round trips. The
+# versions are one index lookup on (session_id, parent_seq) per message.
+_PATH_PAGE = sa.text(
+    f"""
     WITH RECURSIVE path (seq, parent_seq) AS (
         SELECT seq, parent_seq FROM chat_message
         WHERE session_id = :session_id AND user_id = :user_id
@@ -175,25 +189,22 @@ _PATH_SEQS = sa.text(
         JOIN chat_message m ON m.session_id = :session_id AND m.user_id = :user_id
                            AND m.seq = p.parent_seq
         WHERE m.seq > :after_seq
-    )
-    SELECT seq FROM path ORDER BY seq LIMIT :limit
-    """
-)
-
-# Every message whose parent is one of :parents, or a first message when :roots: each
-# parent's children (the versions of a message are its parent's children).
-_CHILDREN = sa.text(
-    """
-    SELECT parent_seq, array_agg(seq ORDER BY seq) AS seqs FROM chat_message
-    WHERE session_id = :session_id AND user_id = :user_id
-      AND parent_seq = ANY(CAST(:parents AS integer[]))
-    GROUP BY parent_seq
-    UNION ALL
-    SELECT NULL, array_agg(seq ORDER BY seq) FROM chat_message
-    WHERE CAST(:roots AS boolean) AND session_id = :session_id AND user_id = :user_id
-      AND parent_seq IS NULL
-    HAVING count(*) > 0
-    """
+    ),
+    page AS (SELECT seq FROM path ORDER BY seq LIMIT :limit)
+    SELECT {", ".join(f"m.{c.name}" for c in _MESSAGE_COLUMNS)},
+           COALESCE(
+               (SELECT array_agg(c.seq ORDER BY c.seq) FROM chat_message c
+                WHERE c.session_id = :session_id AND c.user_id = :user_id
+                  AND c.parent_seq = m.parent_seq),
+               (SELECT array_agg(c.seq ORDER BY c.seq) FROM chat_message c
+                WHERE m.parent_seq IS NULL AND c.session_id = :session_id
+                  AND c.user_id = :user_id AND c.parent_seq IS NULL)
+           ) AS sibling_seqs
+    FROM page
+    JOIN chat_message m ON m.session_id = :session_id AND m.user_id = :user_id
+                       AND m.seq = page.seq
+    ORDER BY m.seq
+    """  # noqa: S608  (only the table's column names are formatted in)
 )
 
 # The newest leaf under :seq: from it, at each step down its newest child.
@@ -380,18 +391,17 @@ class ConversationRepository:
         """The session by id AND owner, or None (another user's is a missing one)."""
         if not is_well_formed(session_id):
             return None
-        stmt = owned(ChatSession, self.owner_id).where(col(ChatSession.id) == session_id)
-        if for_update:
-            stmt = stmt.with_for_update()
-        return (await self.session.execute(stmt)).scalar_one_or_none()
+        stmt = _OWNED_SESSION_FOR_UPDATE if for_update else _OWNED_SESSION
+        rows = await self.session.execute(stmt, {"owner_id": self.owner_id, "id": session_id})
+        return rows.scalar_one_or_none()
 
     async def tag_counts(self) -> list[TagCount]:
-        """The owner's tags with how many conversations (not in the trash) carry each, most
-        used first."""
+        """The owner's tags with how many conversations (not in the trash, not temporary)
+        carry each, most used first."""
         tag = sa.func.unnest(_sessions.c.tags).label("tag")
         inner = (
             owned(_sessions, self.owner_id, tag)
-            .where(_sessions.c.status != SessionStatus.TRASHED)
+            .where(_sessions.c.status != SessionStatus.TRASHED, sa.not_(_sessions.c.temporary))
             .subquery()
         )
         rows = await self.session.execute(
@@ -447,15 +457,6 @@ class ConversationRepository:
             for seq, role, plain, image_url, sealed, key_id in rows.all()
         ]
 
-    async def messages_at(self, session_id: str, seqs: Iterable[int]) -> Sequence[ChatMessage]:
-        """The messages with these seqs, oldest first."""
-        rows = await self.session.execute(
-            owned(ChatMessage, self.owner_id)
-            .where(col(ChatMessage.session_id) == session_id, col(ChatMessage.seq).in_(list(seqs)))
-            .order_by(col(ChatMessage.seq))
-        )
-        return rows.scalars().all()
-
     async def messages_after(
         self, session_id: str, *, after_seq: int, limit: int
     ) -> Sequence[ChatMessage]:
@@ -480,12 +481,13 @@ class ConversationRepository:
 
     # -- the tree
 
-    async def path_seqs_after(
+    async def path_page(
         self, session_id: str, *, head_seq: int, after_seq: int, limit: int
-    ) -> list[int]:
-        """The active path's seqs after `after_seq`, oldest first, at most `limit`."""
+    ) -> list[tuple[ChatMessage, list[int]]]:
+        """The active path's messages after `after_seq`, oldest first, at most `limit`,
+        each with the seqs of its versions (its parent's children, ascending)."""
         rows = await self.session.execute(
-            _PATH_SEQS,
+            sa.select(ChatMessage, sa.column("sibling_seqs")).from_statement(_PATH_PAGE),
             {
                 "session_id": session_id,
                 "user_id": self.owner_id,
@@ -494,7 +496,7 @@ class ConversationRepository:
                 "limit": limit,
             },
         )
-        return list(rows.scalars().all())
+        return [(message, list(siblings)) for message, siblings in rows.tuples()]
 
     async def path_seqs(self, session_id: str, head_seq: int) -> list[int]:
         """The seqs of the path from the root to `head_seq`, oldest first."""
@@ -502,21 +504,6 @@ class ConversationRepository:
             PATH_FROM, {"session_id": session_id, "user_id": self.owner_id, "head_seq": head_seq}
         )
         return sorted(rows.scalars().all())
-
-    async def children(
-        self, session_id: str, *, parents: list[int], roots: bool
-    ) -> dict[int | None, list[int]]:
-        """Each of `parents`' children's seqs (None: the first messages, when `roots`)."""
-        rows = await self.session.execute(
-            _CHILDREN,
-            {
-                "session_id": session_id,
-                "user_id": self.owner_id,
-                "parents": parents,
-                "roots": roots,
-            },
-        )
-        return {parent: list(seqs) for parent, seqs in rows.all()}
 
     async def newest_leaf(self, session_id: str, seq: int) -> int | None:
         """The newest leaf under `seq` (at each step down its newest child); None when the
@@ -568,12 +555,15 @@ _DUE_FOR_PURGE = sa.text(
     """
 )
 
+# Temporary conversations are not kept, so they are in no count.
 _STATS = sa.text(
     """
     SELECT
-      (SELECT count(*) FROM chat_session WHERE status = 'active') AS active,
-      (SELECT count(*) FROM chat_session WHERE status = 'archived') AS archived,
-      (SELECT coalesce(sum(message_count), 0) FROM chat_session) AS messages,
+      (SELECT count(*) FROM chat_session WHERE status = 'active' AND NOT temporary) AS active,
+      (SELECT count(*) FROM chat_session WHERE status = 'archived' AND NOT temporary)
+        AS archived,
+      (SELECT coalesce(sum(message_count), 0) FROM chat_session WHERE NOT temporary)
+        AS messages,
       (SELECT count(*) FROM app_user) AS users
     """
 )
@@ -691,8 +681,8 @@ class RetentionRepository:
         self.session.add(RetentionRun(user_id=self.owner_id, at=at, days=days, trashed=trashed))
         await self.session.flush()
 
-    async def runs(self, *, limit: int) -> Sequence[RetentionRun]:
-        """The owner's latest runs, newest first."""
+    async def runs(self, *, limit: int | None) -> Sequence[RetentionRun]:
+        """The owner's latest runs, newest first (`limit` None: every one)."""
         stmt = owned(RetentionRun, self.owner_id).order_by(col(RetentionRun.id).desc()).limit(limit)
         return (await self.session.execute(stmt)).scalars().all()
 

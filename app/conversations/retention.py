@@ -24,6 +24,7 @@ from app.conversations.repository import (
     RetentionOperatorRepository,
     RetentionRepository,
 )
+from app.conversations.schemas import RetentionOut, RetentionRunOut
 from app.core.db import unit_of_work
 from app.core.errors import InvalidInputError
 from app.events.bus import EventBus
@@ -78,8 +79,31 @@ async def choose(session: AsyncSession, user_id: uuid.UUID, days: int | None) ->
     await RetentionRepository(session, user_id).set_setting(days)
 
 
-async def runs_of(session: AsyncSession, user_id: uuid.UUID) -> Sequence[RetentionRun]:
-    return await RetentionRepository(session, user_id).runs(limit=RUNS_SHOWN)
+async def runs_of(
+    session: AsyncSession, user_id: uuid.UUID, *, limit: int | None = RUNS_SHOWN
+) -> Sequence[RetentionRun]:
+    """The user's runs that moved any, newest first: the latest `limit` (None: all)."""
+    return await RetentionRepository(session, user_id).runs(limit=limit)
+
+
+async def standing(
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    maximum: int | None,
+    runs: int | None = RUNS_SHOWN,
+) -> RetentionOut:
+    """The user's setting, the operator's maximum, what applies, and the latest `runs`
+    runs (None: every one) with their counts."""
+    days = await setting(session, user_id)
+    return RetentionOut(
+        days=days,
+        max_days=maximum,
+        effective_days=effective_days(days, maximum),
+        runs=[
+            RetentionRunOut.model_validate(r) for r in await runs_of(session, user_id, limit=runs)
+        ],
+    )
 
 
 async def all_runs(session: AsyncSession, *, limit: int) -> Sequence[RetentionRun]:

@@ -7,7 +7,9 @@ indexes over the stored `tsvector`s, and the `websearch_to_tsquery` syntax keeps
 (`"a phrase"`, `or`, `-word`). A term the parser cannot see inside words, one holding
 Chinese, Japanese or Korean characters, or a symbol such as an emoji, is matched as a
 case-insensitive substring (`ILIKE`), since those scripts do not separate words with
-spaces and emoji are not words at all.
+spaces and emoji are not words at all. A term of symbols only (an emoji) has no trigram
+either: the messages holding each of its symbols are looked up in the GIN index over
+`content_symbols` (`app.conversations.symbols`), and only those are checked for the term.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import TSQUERY
+from sqlalchemy.dialects.postgresql import ARRAY, TSQUERY
 
 from app.conversations.models import SEARCH_CONFIG
+from app.conversations.symbols import symbols_of
 from app.core.text import ELLIPSIS, grapheme_floor, is_unspaced
 
 SNIPPET_BEFORE = 40
@@ -83,23 +86,38 @@ def _like(term: str) -> str:
 
 
 def matches(
-    terms: SearchTerms, text: sa.ColumnElement[Any], tsv: sa.ColumnElement[Any]
+    terms: SearchTerms,
+    text: sa.ColumnElement[Any],
+    tsv: sa.ColumnElement[Any],
+    symbols: sa.ColumnElement[Any] | None = None,
 ) -> sa.ColumnElement[bool]:
-    """Whether one title or message holds every term (and none of the excluded ones)."""
+    """Whether one title or message holds every term (and none of the excluded ones).
+    `symbols`: the text's stored symbols (`chat_message.content_symbols`), if it has them."""
     conds: list[sa.ColumnElement[bool]] = []
     if terms.words is not None:
         conds.append(tsv.op("@@")(prefix_tsquery(terms.words)))
-    conds.extend(_contains(text, t) for t in terms.substrings)
+    conds.extend(_contains(text, t, symbols) for t in terms.substrings)
     conds.extend(sa.not_(_contains(text, t)) for t in terms.excluded)
     return sa.and_(*conds)
 
 
-def _contains(text: sa.ColumnElement[Any], term: str) -> sa.ColumnElement[bool]:
+_NO_SYMBOLS = sa.text("'{}'::text[]")  # as the partial index's predicate says it
+
+
+def _contains(
+    text: sa.ColumnElement[Any], term: str, symbols: sa.ColumnElement[Any] | None = None
+) -> sa.ColumnElement[bool]:
     if any(ch.isalnum() for ch in term):
         return text.ilike(_like(term), escape="\\")  # served by the trigram index
-    # Only symbols (emoji): pg_trgm takes no trigrams from them, and its index would be
-    # read whole. Symbols have no case; the user's messages are checked one by one.
-    return sa.func.strpos(text, term) > 0
+    # Only symbols (emoji): pg_trgm takes no trigrams from them. Symbols have no case.
+    found = sa.func.strpos(text, term) > 0
+    wanted = symbols_of(term)
+    if symbols is None or not wanted:  # titles; ASCII symbols: each text is checked
+        return found
+    # A text holding the term holds each of its symbols: the index finds those texts,
+    # strpos decides (order and neighbours).
+    held = symbols.op("@>")(sa.cast(sa.literal(wanted, ARRAY(sa.Text)), ARRAY(sa.Text)))
+    return sa.and_(symbols != _NO_SYMBOLS, held, found)
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,16 @@ and the one that atomically advances `sweeper_state.last_started_at` by a full i
 runs the sweep; the rest see the fresh timestamp and go back to sleep. The sweep itself
 works in bounded batches, each its own short transaction, skipping rows a chat turn holds
 (FOR UPDATE SKIP LOCKED): no giant lock, and a manual sweep running at the same time
-never archives a row twice. The purge locks the rows it deletes (SKIP LOCKED), so each
-purged conversation is deleted and recorded once.
+never archives a row twice.
+
+Off the serving loop, and paced: the scheduled sweep runs in a thread of its own, on its
+own event loop and its own small pool of connections (`running_sweeper`), so its Python
+work never holds up a request; and after each batch it pauses in proportion to the time
+the batch took (SWEEP_BUSY_SHARE), so a backlog of a million sessions is worked through
+without taking the database's CPU from the chat turns.
+
+The purge locks the rows it deletes (SKIP LOCKED), so each purged conversation is deleted
+and recorded once.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ import contextlib
 import logging
 import os
 import socket
+import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -37,8 +47,9 @@ from app.conversations.models import AuditAction, SweepRun
 from app.conversations.repository import ConversationOperatorRepository
 from app.core.clock import Clock
 from app.core.config import Settings
-from app.core.db import unit_of_work
-from app.events.bus import EventBus, user_event
+from app.core.db import create_engine, create_sessionmaker, unit_of_work
+from app.core.threads import running_in_own_loop
+from app.events.bus import BusFromAnotherLoop, EventBus, user_event
 
 logger = logging.getLogger("app.sweeper")
 
@@ -53,6 +64,14 @@ _CLAIM = sa.text(
     RETURNING name
     """
 )
+
+
+def pause_after(elapsed: float, *, pause_seconds: float, busy_share: float) -> float:
+    """How long to rest after a batch that took `elapsed` seconds, so batches fill at most
+    `busy_share` of the sweep's time (and it rests at least `pause_seconds`)."""
+    if busy_share >= 1:
+        return pause_seconds
+    return max(pause_seconds, elapsed * (1 - busy_share) / busy_share)
 
 
 @dataclass(frozen=True)
@@ -93,10 +112,12 @@ async def sweep_expired_sessions(
     batch_size: int,
     trigger: str,
     pause_seconds: float = 0.0,
+    busy_share: float = 1.0,
     bus: EventBus | None = None,
 ) -> SweepOutcome:
     """Archive every session idle since before `now - ttl`. With a `bus`, every device of
-    each owner hears of it (`session` events, sent with each batch's commit)."""
+    each owner hears of it (`session` events, sent with each batch's commit). Between
+    batches it rests `pause_after` their duration (`busy_share` 1: only `pause_seconds`)."""
     cutoff = now - timedelta(seconds=ttl_seconds)
     async with unit_of_work(sessionmaker) as session:
         run = SweepRun(started_at=now, trigger=trigger, runner=RUNNER)
@@ -104,6 +125,7 @@ async def sweep_expired_sessions(
     archived = 0
     batches = 0
     while True:
+        started = time.perf_counter()
         async with unit_of_work(sessionmaker, bus) as session:
             rows = await ConversationOperatorRepository(session).archive_expired(
                 cutoff=cutoff, batch=batch_size, now=now
@@ -121,13 +143,17 @@ async def sweep_expired_sessions(
         archived += len(ids)
         if len(ids) < batch_size:
             break
-        # A breath between batches keeps chat turns' latency steady during a big sweep.
-        await asyncio.sleep(pause_seconds)
+        # A rest between batches keeps chat turns' latency steady during a big sweep.
+        elapsed = time.perf_counter() - started
+        await asyncio.sleep(
+            pause_after(elapsed, pause_seconds=pause_seconds, busy_share=busy_share)
+        )
     deleted = await _delete_expired_temporary(
         sessionmaker=sessionmaker,
         cutoff=cutoff,
         batch_size=batch_size,
         pause_seconds=pause_seconds,
+        busy_share=busy_share,
     )
     async with unit_of_work(sessionmaker) as session:
         await session.execute(
@@ -151,10 +177,12 @@ async def _delete_expired_temporary(
     cutoff: datetime,
     batch_size: int,
     pause_seconds: float,
+    busy_share: float,
 ) -> int:
     """Deletes for good, in batches, every temporary conversation idle since `cutoff`."""
     deleted = 0
     while True:
+        started = time.perf_counter()
         async with unit_of_work(sessionmaker) as session:
             removed = await ConversationOperatorRepository(session).delete_expired_temporary(
                 cutoff=cutoff, batch=batch_size
@@ -162,7 +190,10 @@ async def _delete_expired_temporary(
         deleted += len(removed)
         if len(removed) < batch_size:
             return deleted
-        await asyncio.sleep(pause_seconds)
+        elapsed = time.perf_counter() - started
+        await asyncio.sleep(
+            pause_after(elapsed, pause_seconds=pause_seconds, busy_share=busy_share)
+        )
 
 
 async def sweep_now(
@@ -179,6 +210,7 @@ async def sweep_now(
         ttl_seconds=settings.session_ttl_seconds,
         batch_size=settings.sweep_batch_size,
         pause_seconds=settings.sweep_batch_pause_seconds,
+        busy_share=settings.sweep_busy_share,
         trigger="manual",
         bus=bus,
     )
@@ -225,6 +257,7 @@ async def run_scheduled_sweep(
     interval_seconds: int,
     batch_size: int,
     pause_seconds: float = 0.0,
+    busy_share: float = 1.0,
     bus: EventBus | None = None,
 ) -> SweepOutcome:
     now = clock.now()
@@ -239,6 +272,7 @@ async def run_scheduled_sweep(
         batch_size=batch_size,
         trigger="schedule",
         pause_seconds=pause_seconds,
+        busy_share=busy_share,
         bus=bus,
     )
 
@@ -251,6 +285,7 @@ async def sweeper_loop(
     interval_seconds: int,
     batch_size: int,
     pause_seconds: float = 0.0,
+    busy_share: float = 1.0,
     bus: EventBus | None = None,
 ) -> None:
     """Runs until cancelled. Wakes ten times per interval so a sweep is never late by
@@ -265,6 +300,7 @@ async def sweeper_loop(
                 interval_seconds=interval_seconds,
                 batch_size=batch_size,
                 pause_seconds=pause_seconds,
+                busy_share=busy_share,
                 bus=bus,
             )
         except asyncio.CancelledError:
@@ -274,12 +310,44 @@ async def sweeper_loop(
         await asyncio.sleep(tick)
 
 
-@contextlib.asynccontextmanager
-async def running_sweeper(**kwargs: object):  # type: ignore[no-untyped-def]
-    task = asyncio.create_task(sweeper_loop(**kwargs))  # type: ignore[arg-type]
+# The sweep's own connections: one at a time, plus one for a claim while a sweep waits.
+SWEEP_POOL = {"db_pool_size": 1, "db_max_overflow": 1}
+
+
+async def sweeper_in_own_loop(
+    *,
+    settings: Settings,
+    url: str,
+    clock: Clock,
+    bus: EventBus | None,
+    home: asyncio.AbstractEventLoop,
+) -> None:
+    """`sweeper_loop` as the app runs it, from a thread of its own: an engine made here
+    (its connections belong to this loop), and the process's bus reached through `home`."""
+    engine = create_engine(settings.model_copy(update=SWEEP_POOL), url)
     try:
-        yield task
+        await sweeper_loop(
+            sessionmaker=create_sessionmaker(engine),
+            clock=clock,
+            ttl_seconds=settings.session_ttl_seconds,
+            interval_seconds=settings.sweep_interval_seconds,
+            batch_size=settings.sweep_batch_size,
+            pause_seconds=settings.sweep_batch_pause_seconds,
+            busy_share=settings.sweep_busy_share,
+            bus=None if bus is None else BusFromAnotherLoop(bus, home),
+        )
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def running_sweeper(
+    *, settings: Settings, url: str, clock: Clock, bus: EventBus | None = None
+) -> AsyncIterator[None]:
+    """The scheduled sweep, in a thread of its own, for as long as the block lasts."""
+    home = asyncio.get_running_loop()
+    async with running_in_own_loop(
+        lambda: sweeper_in_own_loop(settings=settings, url=url, clock=clock, bus=bus, home=home),
+        name="sweeper",
+    ):
+        yield

@@ -11,7 +11,7 @@ transaction.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,35 +21,29 @@ from app.core.errors import NotFoundError
 from app.events.bus import EventBus, user_event
 
 
+@dataclass(frozen=True)
+class PathPage:
+    messages: list[ChatMessage]
+    siblings: dict[int | None, list[int]]  # each message's parent: its children's seqs
+
+
 async def path_page(
     *,
     session: AsyncSession,
     chat_session: ChatSession,
     after_seq: int,
     limit: int,
-) -> Sequence[ChatMessage]:
-    """A page of the active path, root to head: its messages with seq > `after_seq`."""
+) -> PathPage:
+    """A page of the active path, root to head: its messages with seq > `after_seq`, and
+    for each parent of them (None: first messages) its children's seqs, its versions."""
     if chat_session.head_seq is None:
-        return []
-    repo = ConversationRepository(session, chat_session.user_id)
-    seqs = await repo.path_seqs_after(
+        return PathPage(messages=[], siblings={})
+    rows = await ConversationRepository(session, chat_session.user_id).path_page(
         chat_session.id, head_seq=chat_session.head_seq, after_seq=after_seq, limit=limit
     )
-    if not seqs:
-        return []
-    return await repo.messages_at(chat_session.id, seqs)
-
-
-async def sibling_seqs(
-    *, session: AsyncSession, user_id: uuid.UUID, session_id: str, messages: Sequence[ChatMessage]
-) -> dict[int | None, list[int]]:
-    """For each parent of `messages` (None: first messages), its children's seqs."""
-    parents = sorted({m.parent_seq for m in messages if m.parent_seq is not None})
-    roots = any(m.parent_seq is None for m in messages)
-    if not parents and not roots:
-        return {}
-    return await ConversationRepository(session, user_id).children(
-        session_id, parents=parents, roots=roots
+    return PathPage(
+        messages=[message for message, _ in rows],
+        siblings={message.parent_seq: versions for message, versions in rows},
     )
 
 

@@ -140,8 +140,11 @@ class Settings(BaseSettings):
 
     session_ttl_seconds: int = 1800
     sweep_interval_seconds: int = 300
-    sweep_batch_size: int = 5000
+    sweep_batch_size: int = 1000
     sweep_batch_pause_seconds: float = 0.05
+    # The share of the sweep's time spent in batches: after a batch that took t seconds it
+    # rests t * (1 - share) / share (at least SWEEP_BATCH_PAUSE_SECONDS); 1: no pacing.
+    sweep_busy_share: float = Field(default=0.5, gt=0, le=1)
     sweeper_enabled: bool = True
     # Trashed conversations are deleted for good this many days later (by the sweeper).
     trash_retention_days: int = Field(default=30, ge=1, le=3650)

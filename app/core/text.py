@@ -183,15 +183,37 @@ def graphemes(text: str) -> list[str]:
     return _GRAPHEME.findall(text)
 
 
+# A boundary lies between two chars when the one before is of these Grapheme_Cluster_Break
+# classes and the one after of those (UAX #29: GB4, GB5, GB999; no rule that joins looks
+# back past an `Other` or a control). Most text has one at nearly every position.
+_OPENS_AFTER = regex.compile(r"[\p{GCB=Other}\p{GCB=Control}\p{GCB=LF}]")
+_OPENS_BEFORE = regex.compile(r"[\p{GCB=Other}\p{GCB=Control}\p{GCB=CR}\p{GCB=LF}]")
+_FLOOR_LOOKBACK = 64  # chars searched back for such a boundary before scanning from 0
+
+
+def _sure_boundary(text: str, i: int) -> bool:
+    return bool(_OPENS_AFTER.match(text, i - 1) and _OPENS_BEFORE.match(text, i))
+
+
 def grapheme_floor(text: str, end: int) -> int:
     """The largest grapheme boundary of ``text`` at or before ``end``, so that
-    ``text[:result]`` never ends inside a cluster (a mark, a ZWJ sequence, a flag)."""
+    ``text[:result]`` never ends inside a cluster (a mark, a ZWJ sequence, a flag).
+
+    Clusters are scanned from the nearest position before ``end`` that is a boundary
+    whatever came before it (usually ``end`` itself), not from the start of the text."""
     if end <= 0:
         return 0
     if end >= len(text):
         return len(text)
-    pos = 0
-    for match in _GRAPHEME.finditer(text):
+    start = 0
+    for i in range(end, max(0, end - _FLOOR_LOOKBACK), -1):
+        if _sure_boundary(text, i):
+            start = i
+            break
+    if start == end:
+        return end
+    pos = start
+    for match in _GRAPHEME.finditer(text, start):
         if match.end() > end:
             return pos
         pos = match.end()

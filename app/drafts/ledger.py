@@ -19,8 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import cursors
-from app.core.errors import InvalidInputError, NotFoundError
-from app.core.validation import in_date_range
+from app.core.errors import NotFoundError
 from app.drafts.models import (
     DraftStatus,
     PostDraft,
@@ -194,18 +193,16 @@ async def create_draft(
         updated_at=now,
     )
     await repo.add(draft)
-    row = PostDraftVersion(
-        draft_id=draft.id,
-        version=version,
-        user_id=user_id,
+    row = await _write_version(
+        repo,
+        draft,
         text=text,
-        hashtags=list(hashtags),
+        hashtags=hashtags,
         image_id=image_id,
         source_message_seq=source_message_seq,
         writer=writer,
-        created_at=now,
+        now=now,
     )
-    await repo.add(row)
     return draft, row
 
 
@@ -225,6 +222,31 @@ async def add_version(
         raise ValueError("only a pending draft gets new versions")
     draft.current_version += 1
     draft.updated_at = now
+    return await _write_version(
+        DraftRepository(session, draft.user_id),
+        draft,
+        text=text,
+        hashtags=hashtags,
+        image_id=image_id,
+        source_message_seq=source_message_seq,
+        writer=writer,
+        now=now,
+    )
+
+
+async def _write_version(
+    repo: DraftRepository,
+    draft: PostDraft,
+    *,
+    text: str,
+    hashtags: Sequence[str],
+    image_id: uuid.UUID | None,
+    source_message_seq: int,
+    writer: str,
+    now: datetime,
+) -> PostDraftVersion:
+    """Writes the draft's current version: what a new draft starts with, or a regenerated
+    one adds."""
     row = PostDraftVersion(
         draft_id=draft.id,
         version=draft.current_version,
@@ -236,7 +258,7 @@ async def add_version(
         writer=writer,
         created_at=now,
     )
-    await DraftRepository(session, draft.user_id).add(row)
+    await repo.add(row)
     return row
 
 
@@ -384,28 +406,16 @@ async def export_drafts(
     return [d.model_dump(mode="json", by_alias=True) for d in drafts]
 
 
-def _encode_cursor(post: PublishedPost) -> str:
-    return cursors.encode(f"{post.published_at.isoformat()}|{post.id}")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = cursors.decode(cursor)
-        when, _, ident = raw.partition("|")
-        at = in_date_range(datetime.fromisoformat(when))  # naive: TypeError
-        return at, uuid.UUID(ident)
-    except (ValueError, TypeError) as exc:  # CursorError is a ValueError
-        raise InvalidInputError(
-            "`cursor` is not a cursor this API returned.", code="invalid_cursor"
-        ) from exc
-
-
 async def list_posts(
     *, session: AsyncSession, user_id: uuid.UUID, limit: int, cursor: str | None = None
 ) -> tuple[list[PublishedPostOut], str | None]:
     """The user's published posts, newest first, a page at a time (keyset)."""
-    before = _decode_cursor(cursor) if cursor else None
+    before = cursors.decode_time_id(cursor) if cursor else None
     rows = await DraftRepository(session, user_id).posts_page(limit=limit + 1, before=before)
     page = list(rows[:limit])
-    next_cursor = _encode_cursor(page[-1]) if len(rows) > limit and page else None
+    next_cursor = (
+        cursors.encode_time_id(page[-1].published_at, page[-1].id)
+        if len(rows) > limit and page
+        else None
+    )
     return [post_out(p) for p in page], next_cursor

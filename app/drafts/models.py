@@ -122,7 +122,32 @@ class PostDraft(SQLModel, table=True):
     published_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
 
 
-class PostDraftVersion(SQLModel, table=True):
+class PostContent(SQLModel):
+    """What a draft's version and a published post both hold: the text and the hashtags,
+    each with its sealed copy (`key_id`), and the image. Declared by type (not as one
+    `sa.Column`) so each table gets columns of its own."""
+
+    text: str = Field(sa_type=sa.Text, nullable=False)
+    text_sealed: bytes | None = Field(default=None, sa_type=sa.LargeBinary, nullable=True)
+    key_id: str | None = Field(default=None, max_length=32, nullable=True)
+    hashtags: list[str] = Field(
+        default_factory=list,
+        sa_type=JSONB,
+        nullable=False,
+        sa_column_kwargs={"server_default": sa.text("'[]'::jsonb")},
+    )
+    hashtags_sealed: bytes | None = Field(default=None, sa_type=sa.LargeBinary, nullable=True)
+    image_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid, nullable=True)
+
+
+# The sealed columns of PostContent.
+_CONTENT_SEALED = (
+    sealed.SealedColumn("text", "text_sealed"),
+    sealed.SealedColumn("hashtags", "hashtags_sealed", blank=list, kind="json"),
+)
+
+
+class PostDraftVersion(PostContent, table=True):
     __tablename__ = "post_draft_version"
     __table_args__ = (
         sa.CheckConstraint("version > 0", name="version_positive"),
@@ -133,21 +158,12 @@ class PostDraftVersion(SQLModel, table=True):
     draft_id: uuid.UUID = Field(sa_column=sa.Column(sa.Uuid, primary_key=True))
     version: int = Field(sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False))
     user_id: uuid.UUID = Field(sa_column=_owner())
-    text: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
-    text_sealed: bytes | None = _sealed()
-    key_id: str | None = _key_id()
-    hashtags: list[str] = Field(
-        default_factory=list,
-        sa_column=sa.Column(JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
-    )
-    hashtags_sealed: bytes | None = _sealed()
-    image_id: uuid.UUID | None = Field(default=None, sa_column=sa.Column(sa.Uuid, nullable=True))
     source_message_seq: int = Field(nullable=False)
     writer: str = Field(max_length=32, nullable=False)  # "builtin" | "openai"
     created_at: datetime = Field(sa_column=_tz())
 
 
-class PublishedPost(SQLModel, table=True):
+class PublishedPost(PostContent, table=True):
     """One row per published draft: `draft_id` is unique, so a draft is published once.
 
     The row outlives its draft (and its conversation): it records what went out. Deleting
@@ -169,15 +185,6 @@ class PublishedPost(SQLModel, table=True):
     session_id: str | None = Field(default=None, max_length=100, nullable=True)
     version: int = Field(nullable=False)
     platform: str = Field(max_length=32, nullable=False)
-    text: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
-    text_sealed: bytes | None = _sealed()
-    key_id: str | None = _key_id()
-    hashtags: list[str] = Field(
-        default_factory=list,
-        sa_column=sa.Column(JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
-    )
-    hashtags_sealed: bytes | None = _sealed()
-    image_id: uuid.UUID | None = Field(default=None, sa_column=sa.Column(sa.Uuid, nullable=True))
     publisher: str = Field(max_length=32, nullable=False)
     external_id: str | None = Field(default=None, max_length=500, nullable=True)
     published_at: datetime = Field(sa_column=_tz())
@@ -205,22 +212,10 @@ sealed.register(
 sealed.register(
     PostDraftVersion,
     sealed.SealSpec(
-        table="post_draft_version",
-        columns=(
-            sealed.SealedColumn("text", "text_sealed"),
-            sealed.SealedColumn("hashtags", "hashtags_sealed", blank=list, kind="json"),
-        ),
-        row_key=("draft_id", "version"),
+        table="post_draft_version", columns=_CONTENT_SEALED, row_key=("draft_id", "version")
     ),
 )
 sealed.register(
     PublishedPost,
-    sealed.SealSpec(
-        table="published_post",
-        columns=(
-            sealed.SealedColumn("text", "text_sealed"),
-            sealed.SealedColumn("hashtags", "hashtags_sealed", blank=list, kind="json"),
-        ),
-        row_key=("id",),
-    ),
+    sealed.SealSpec(table="published_post", columns=_CONTENT_SEALED, row_key=("id",)),
 )

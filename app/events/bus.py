@@ -433,3 +433,28 @@ def build_event_bus(*, backend: str, direct_dsn: str, redis_url: str, replay_siz
     if backend == "redis":
         return RedisEventBus(hub, url=redis_url)
     return PostgresEventBus(hub, dsn=direct_dsn)
+
+
+class BusFromAnotherLoop(EventBus):
+    """`bus`, for transactions committed on another event loop (a job in a thread of its
+    own, `app.core.threads`): what runs on the transaction's connection (NOTIFY) runs
+    there; what talks to the process's own connections (a Redis PUBLISH) is handed to
+    `home`, the loop that owns them, and waited for."""
+
+    def __init__(self, bus: EventBus, home: asyncio.AbstractEventLoop) -> None:
+        super().__init__(bus.hub)
+        self.bus = bus
+        self.home = home
+
+    def take_notifies(self, db: AsyncSession) -> list[str]:
+        return self.bus.take_notifies(db)
+
+    async def before_commit(self, db: AsyncSession) -> None:
+        await self.bus.before_commit(db)
+
+    async def after_commit(self, db: AsyncSession) -> None:
+        sent = asyncio.run_coroutine_threadsafe(self.bus.after_commit(db), self.home)
+        await asyncio.wrap_future(sent)
+
+    def discard(self, db: AsyncSession) -> None:
+        self.bus.discard(db)

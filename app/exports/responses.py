@@ -9,6 +9,7 @@ from starlette.concurrency import iterate_in_threadpool
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from app.exports import naming
 from app.exports.downloads import Download
 
 
@@ -51,3 +52,19 @@ class DownloadResponse(Response):
             await response(scope, receive, send)
         finally:
             download.close()
+
+
+def attachment(
+    produce: Callable[[], Awaitable[Download]],
+    *,
+    media_type: str,
+    file_name: str,
+    unicode_name: str | None = None,
+) -> DownloadResponse:
+    """A download sent as an attachment named `file_name` (`unicode_name` too, when it is
+    not ASCII), never kept in a cache: every download route's answer."""
+    headers = {
+        "Content-Disposition": naming.content_disposition(file_name, unicode_name),
+        "Cache-Control": "no-store",
+    }
+    return DownloadResponse(produce, media_type=media_type, headers=headers)

@@ -11,12 +11,9 @@ from app.auth.dependencies import CurrentUser, RateLimit
 from app.conversations.dependencies import OwnedSession
 from app.core.db import SessionDep
 from app.core.dependencies import ClockDep, SessionmakerDep, SettingsDep
-from app.core.errors import InvalidInputError
-from app.core.validation import SaneDate
 from app.exports import downloads, naming, service, zip_export
-from app.exports.dependencies import DownloadSlotDep
-from app.exports.responses import DownloadResponse
-from app.history import service as history
+from app.exports.dependencies import DownloadSlotDep, EverythingFilter
+from app.exports.responses import DownloadResponse, attachment
 
 router = APIRouter(prefix="/api", tags=["export"], dependencies=[RateLimit("default")])
 
@@ -53,10 +50,6 @@ async def export_session(
     ascii_name, unicode_name = naming.download_name(
         chat_session.title, chat_session.created_at, format
     )
-    headers = {
-        "Content-Disposition": naming.content_disposition(ascii_name, unicode_name),
-        "Cache-Control": "no-store",
-    }
     if format == "pdf":
         produce = partial(
             downloads.conversation_pdf,
@@ -66,16 +59,20 @@ async def export_session(
             data_dir=settings.data_dir,
             budget=service.pdf_budget(settings),
         )
-        return DownloadResponse(produce, media_type="application/pdf", headers=headers)
-    produce = partial(
-        downloads.conversation_json,
-        sessionmaker=sessionmaker,
-        user_id=user.id,
-        session_id=chat_session.id,
-        now=clock.now(),
-        data_dir=settings.data_dir,
+        media_type = "application/pdf"
+    else:
+        produce = partial(
+            downloads.conversation_json,
+            sessionmaker=sessionmaker,
+            user_id=user.id,
+            session_id=chat_session.id,
+            now=clock.now(),
+            data_dir=settings.data_dir,
+        )
+        media_type = "application/json"
+    return attachment(
+        produce, media_type=media_type, file_name=ascii_name, unicode_name=unicode_name
     )
-    return DownloadResponse(produce, media_type="application/json", headers=headers)
 
 
 @router.get(
@@ -94,22 +91,9 @@ async def export_all(
     # is back in the pool before the download is made and sent.
     _session: SessionDep,
     clock: ClockDep,
+    flt: EverythingFilter,
     format: Annotated[Literal["zip"], Query()] = "zip",
-    status: Annotated[history.StatusFilter, Query()] = "all",
-    q: Annotated[str | None, Query(max_length=history.SEARCH_MAX_CHARS)] = None,
-    date_from: Annotated[
-        SaneDate | None, Query(alias="from", description="First day of last activity (UTC)")
-    ] = None,
-    date_to: Annotated[
-        SaneDate | None,
-        Query(alias="to", description="Last day of last activity (UTC), inclusive"),
-    ] = None,
 ) -> DownloadResponse:
-    if date_from and date_to and date_from > date_to:
-        raise InvalidInputError("`from` is after `to`.", code="invalid_date_range")
-    flt = history.SessionFilter(
-        status=status, q=history.normalize_query(q), date_from=date_from, date_to=date_to
-    )
     now = clock.now()
     produce = partial(
         zip_export.archive,
@@ -120,8 +104,6 @@ async def export_all(
         data_dir=settings.data_dir,
         budget=service.pdf_budget(settings),
     )
-    headers = {
-        "Content-Disposition": naming.content_disposition(zip_export.zip_download_name(now)),
-        "Cache-Control": "no-store",
-    }
-    return DownloadResponse(produce, media_type="application/zip", headers=headers)
+    return attachment(
+        produce, media_type="application/zip", file_name=zip_export.zip_download_name(now)
+    )

@@ -13,17 +13,17 @@ import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
-from app.core.errors import NotFoundError
+from app.core.errors import InvalidInputError, NotFoundError
 from app.core.validation import format_utc
 from app.exports.repository import ExportRepository
-from app.history.repository import SessionFilter
+from app.history.repository import SessionFilter, StatusFilter, normalize_query
 
 if TYPE_CHECKING:
     from app.exports.pdf import PdfBudget
@@ -36,6 +36,16 @@ CONVERSATION_FORMAT = "chatkeep.conversation"
 ARCHIVE_FORMAT = "chatkeep.export"
 MESSAGE_BATCH = 1000
 SESSION_BATCH = 200
+
+
+def everything_filter(
+    *, status: StatusFilter, q: str | None, date_from: date | None, date_to: date | None
+) -> SessionFilter:
+    """What an export of everything takes (the ZIP at once, or made by a job): the history
+    filter of its query, `from` no later than `to`."""
+    if date_from and date_to and date_from > date_to:
+        raise InvalidInputError("`from` is after `to`.", code="invalid_date_range")
+    return SessionFilter(status=status, q=normalize_query(q), date_from=date_from, date_to=date_to)
 
 
 def iso(value: datetime | None) -> str | None:

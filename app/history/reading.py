@@ -12,10 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.conversations import tree
 from app.conversations.models import ChatMessage, ChatSession
 from app.conversations.repository import ConversationRepository
+from app.history.repository import HistoryRepository
 from app.sharing.models import SharedLink
 from app.sharing.service import live_link
-from app.turns.following import active_turn, failed_turn
-from app.turns.models import ChatTurn
+from app.turns.models import ChatTurn, TurnStatus
 
 
 @dataclass(frozen=True)
@@ -41,19 +41,17 @@ async def read_session(
     """`chat_session` is the caller's own (`OwnedSession`); every query is scoped to its
     owner. `next_after_seq` is null once the page reaches the head."""
     user_id, session_id = chat_session.user_id, chat_session.id
-    messages = await tree.path_page(
+    page = await tree.path_page(
         session=session, chat_session=chat_session, after_seq=after_seq, limit=limit
     )
-    siblings = await tree.sibling_seqs(
-        session=session, user_id=user_id, session_id=session_id, messages=messages
-    )
+    messages, siblings = page.messages, page.siblings
     head = chat_session.head_seq
     if messages and messages[-1].seq == head:
         path_length = messages[-1].depth
     else:
         path_length = await active_path_length(session, chat_session)
-    turn = await active_turn(db=session, user_id=user_id, session_id=session_id)
-    failed = None if turn is not None else await failed_head_turn(session, chat_session)
+    turn = await HistoryRepository(session, user_id).head_turn(session_id, head)
+    generating = turn is not None and turn.status == TurnStatus.GENERATING
     link = await live_link(session=session, user_id=user_id, session_id=session_id, now=now)
     last_seq = messages[-1].seq if messages else None
     return SessionReading(
@@ -61,8 +59,8 @@ async def read_session(
         messages=messages,
         siblings=siblings,
         path_length=path_length,
-        active_turn=turn,
-        failed_turn=failed,
+        active_turn=turn if generating else None,
+        failed_turn=None if generating else turn,
         link=link,
         next_after_seq=last_seq if last_seq is not None and last_seq != head else None,
     )
@@ -74,17 +72,3 @@ async def active_path_length(session: AsyncSession, chat_session: ChatSession) -
         return 0
     repo = ConversationRepository(session, chat_session.user_id)
     return int(await repo.depth_of(chat_session.id, chat_session.head_seq) or 0)
-
-
-async def failed_head_turn(session: AsyncSession, chat_session: ChatSession) -> ChatTurn | None:
-    """The newest turn that failed to answer the head, when the head is a user message
-    still without a reply (a reply interrupted by a crash, a model error): its partial
-    reply and its reason."""
-    if chat_session.head_seq is None:
-        return None
-    return await failed_turn(
-        db=session,
-        user_id=chat_session.user_id,
-        session_id=chat_session.id,
-        user_seq=chat_session.head_seq,
-    )

@@ -15,6 +15,7 @@ rows not yet sealed through the full-text indexes as before.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Sequence
@@ -24,7 +25,9 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from app.conversations import search
 from app.conversations.models import ChatMessage, ChatSession, SessionStatus
@@ -35,6 +38,7 @@ from app.encryption.blind_index import token_query
 from app.encryption.crypto import Keyring, keyring_of
 from app.encryption.sealed import open_column
 from app.sharing.models import SharedLink
+from app.turns.models import ChatTurn, TurnStatus
 
 # "all" is everything but the trash; "trash" is only the trash.
 StatusFilter = Literal["active", "archived", "all", "trash"]
@@ -90,6 +94,42 @@ _ON_PATH = sa.text(
     """
 )
 _links = SharedLink.__table__  # type: ignore[attr-defined]
+_turns = ChatTurn.__table__  # type: ignore[attr-defined]
+
+# What opening a conversation says of its turns, in one statement: the turn generating on
+# it, else the newest turn that failed to answer the head (a user message :head_seq, null
+# without messages). The generating one is found by its unique partial index.
+_TURN_COLUMNS = ", ".join(c.name for c in _turns.columns)
+_HEAD_TURN = sa.select(ChatTurn).from_statement(
+    sa.text(
+        f"""
+        SELECT {_TURN_COLUMNS} FROM (
+            (SELECT {_TURN_COLUMNS}, 0 AS rank FROM chat_turn
+             WHERE session_id = :session_id AND user_id = :user_id
+               AND status = '{TurnStatus.GENERATING.value}')
+            UNION ALL
+            (SELECT {_TURN_COLUMNS}, 1 AS rank FROM chat_turn
+             WHERE session_id = :session_id AND user_id = :user_id
+               AND status = '{TurnStatus.FAILED.value}'
+               AND user_seq = CAST(:head_seq AS integer)
+             ORDER BY started_at DESC LIMIT 1)
+        ) AS turn
+        ORDER BY rank LIMIT 1
+        """  # noqa: S608  (only the table's column names and statuses are formatted in)
+    )
+)
+
+# PostgreSQL's SQL with `:name` parameters and no driver casts, for the prebuilt page.
+_DIALECT = PGDialect(paramstyle="named")  # type: ignore[no-untyped-call]
+_DIALECT._bind_typing_render_casts = False
+
+
+def _status(value: SessionStatus) -> sa.ColumnElement[Any]:
+    """A status written into the statement as a constant (the partial indexes name one)."""
+    rendered = sa.literal(value.value, _sessions.c.status.type).compile(
+        dialect=_DIALECT, compile_kwargs={"literal_binds": True}
+    )
+    return sa.literal_column(str(rendered), _sessions.c.status.type)
 
 
 @dataclass(frozen=True)
@@ -225,11 +265,11 @@ def filtered_sessions(
     # A temporary conversation is in no list, search or export of everything.
     conds: list[sa.ColumnElement[bool]] = [sa.not_(s.temporary)]
     if flt.status == "all":
-        conds.append(s.status != SessionStatus.TRASHED)
+        conds.append(s.status != _status(SessionStatus.TRASHED))
     elif flt.status == "trash":
-        conds.append(s.status == SessionStatus.TRASHED)
+        conds.append(s.status == _status(SessionStatus.TRASHED))
     else:
-        conds.append(s.status == flt.status)
+        conds.append(s.status == _status(SessionStatus(flt.status)))
     if flt.tag is not None:
         conds.append(s.tags.contains(sa.cast([flt.tag], ARRAY(sa.String(32)))))
     if flt.date_from is not None:
@@ -251,7 +291,7 @@ def filtered_sessions(
         branches = [
             owned(_sessions, user_id, s.id.label("id")).where(title_hit),
             owned(_messages, user_id, m.session_id).where(
-                search.matches(terms, m.content, m.content_tsv)
+                search.matches(terms, m.content, m.content_tsv, m.content_symbols)
             ),
         ]
         if keyring is not None:
@@ -279,9 +319,12 @@ def filtered_sessions(
 
 
 def after_cursor(
-    pinned: bool, last_activity_at: datetime, session_id: str
+    pinned: bool,
+    last_activity_at: datetime | sa.BindParameter[Any],
+    session_id: str | sa.BindParameter[Any],
 ) -> sa.ColumnElement[bool]:
-    """Rows after a position in (pinned DESC, last_activity_at DESC, id ASC) order."""
+    """Rows after a position in (pinned DESC, last_activity_at DESC, id ASC) order (the
+    position's time and id, or parameters that stand for them)."""
     s = _sessions.c
     same_pin = sa.and_(
         s.pinned == pinned,
@@ -315,59 +358,37 @@ def session_title(keyring: Keyring | None, user_id: uuid.UUID, row: Any) -> str:
     return title
 
 
-async def _page(
-    *,
-    session: AsyncSession,
-    user_id: uuid.UUID,
-    flt: SessionFilter,
-    position: Position | None,
-    limit: int,
-    plan: SearchPlan = "set",
-    among: list[str] | None = None,
-) -> Sequence[sa.Row[Any]]:
-    """Up to limit + 1 rows after `position`, with the preview; `among` narrows the ids."""
-    s = _sessions.c
-    extra = [after_cursor(*position)] if position else []
-    if among is not None:
-        extra.append(s.id == sa.any_(sa.cast(among, ARRAY(sa.String))))
-    page = (
-        filtered_sessions(
-            s.id,
-            s.title,
-            s.title_sealed,
-            s.key_id,
-            s.status,
-            s.created_at,
-            s.last_activity_at,
-            s.archived_at,
-            s.head_seq,
-            s.trashed_at,
-            s.purge_at,
-            s.pinned,
-            s.tags,
-            s.imported_from,
-            s.api_client,
-            s.model,
-            user_id=user_id,
-            flt=flt,
-            plan=plan,
-            keyring=keyring_of(session),
-        )
-        .where(*extra)
-        .order_by(*history_order())
-        .limit(limit + 1)
-        .subquery("page")
-    )
+_PAGE_COLUMNS = (
+    "id",
+    "title",
+    "title_sealed",
+    "key_id",
+    "status",
+    "created_at",
+    "last_activity_at",
+    "archived_at",
+    "head_seq",
+    "trashed_at",
+    "purge_at",
+    "pinned",
+    "tags",
+    "imported_from",
+    "api_client",
+    "model",
+)
+
+
+def _with_head_and_link(page: sa.Subquery, owner: Any) -> sa.Select[Any]:
+    """The rows of `page` in history order, each with its head's depth (the active
+    path's length), the start of the head (the preview) and its share link: one
+    primary-key lookup and one unique-key lookup per row."""
     m = _messages.c
     link = _links.c
-    # The preview is the head (the active branch's last message), whose depth is the
-    # active path's length: one primary-key lookup per row of the page; the share link one
-    # unique-key lookup.
-    stmt = (
+    return (
         sa.select(
             page,
-            sa.func.coalesce(m.depth, 0).label("message_count"),
-            sa.func.left(m.content, PREVIEW_CHARS * 3).label("preview"),
+            sa.func.coalesce(m.depth, sa.literal_column("0")).label("message_count"),
+            sa.func.left(m.content, sa.literal_column(str(PREVIEW_CHARS * 3))).label("preview"),
             link.token.label("share_token"),
             link.expires_at.label("share_expires_at"),
             m.content_sealed.label("preview_sealed"),
@@ -379,13 +400,94 @@ async def _page(
                 sa.and_(
                     m.session_id == page.c.id,
                     m.seq == page.c.head_seq,
-                    owned_by(_messages, user_id),
+                    owned_by(_messages, owner),
                 ),
-            ).outerjoin(_links, sa.and_(link.session_id == page.c.id, owned_by(_links, user_id)))
+            ).outerjoin(_links, sa.and_(link.session_id == page.c.id, owned_by(_links, owner)))
         )
         .order_by(page.c.pinned.desc(), page.c.last_activity_at.desc(), page.c.id.asc())
     )
-    return (await session.execute(stmt)).all()
+
+
+CursorKind = Literal["none", "pinned", "unpinned"]
+
+
+@functools.cache
+def _prebuilt_page(status: StatusFilter, tagged: bool, cursor: CursorKind) -> sa.TextClause:
+    """The page of a list without search words or dates (the history as the web page reads
+    it), built once per shape from the same builders and compiled to text: a Core
+    construct built, coerced and keyed on every call cost more CPU than the database's
+    work on the page. Parameters: `:owner`, `:limit` (the page plus one), with `tagged`
+    `:tag` (a one-tag array), with a cursor `:at` and `:after_id`."""
+    s = _sessions.c
+    owner: Any = sa.bindparam("owner")  # the owner's id, given at each call
+    extra: list[sa.ColumnElement[bool]] = []
+    if tagged:
+        extra.append(s.tags.contains(sa.cast(sa.bindparam("tag"), ARRAY(sa.String(32)))))
+    if cursor != "none":
+        extra.append(after_cursor(cursor == "pinned", sa.bindparam("at"), sa.bindparam("after_id")))
+    page = (
+        filtered_sessions(
+            *(s[name] for name in _PAGE_COLUMNS),
+            user_id=owner,
+            flt=SessionFilter(status=status),
+        )
+        .where(*extra)
+        .order_by(*history_order())
+        .limit(sa.bindparam("limit"))
+        .subquery("page")
+    )
+    compiled = _with_head_and_link(page, owner).compile(dialect=_DIALECT)
+    assert isinstance(compiled, SQLCompiler)
+    anonymous = [k for k, b in compiled.binds.items() if b.value is not None or b.unique]
+    if anonymous:  # a Python value left in the construct would be a missing parameter
+        raise ValueError(f"the prebuilt page holds values {anonymous}")
+    return sa.text(str(compiled))
+
+
+async def _page(
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    flt: SessionFilter,
+    position: Position | None,
+    limit: int,
+    plan: SearchPlan = "set",
+    among: list[str] | None = None,
+) -> Sequence[sa.Row[Any]]:
+    """Up to limit + 1 rows after `position`, with the preview; `among` narrows the ids."""
+    if (
+        normalize_query(flt.q) is None
+        and among is None
+        and flt.date_from is None
+        and flt.date_to is None
+    ):
+        params: dict[str, Any] = {"owner": user_id, "limit": limit + 1}
+        if flt.tag is not None:
+            params["tag"] = [flt.tag]
+        cursor: CursorKind = "none"
+        if position is not None:
+            pinned, params["at"], params["after_id"] = position
+            cursor = "pinned" if pinned else "unpinned"
+        stmt = _prebuilt_page(flt.status, flt.tag is not None, cursor)
+        return (await session.execute(stmt, params)).all()
+    s = _sessions.c
+    extra = [after_cursor(*position)] if position else []
+    if among is not None:
+        extra.append(s.id == sa.any_(sa.cast(among, ARRAY(sa.String))))
+    page = (
+        filtered_sessions(
+            *(s[name] for name in _PAGE_COLUMNS),
+            user_id=user_id,
+            flt=flt,
+            plan=plan,
+            keyring=keyring_of(session),
+        )
+        .where(*extra)
+        .order_by(*history_order())
+        .limit(limit + 1)
+        .subquery("page")
+    )
+    return (await session.execute(_with_head_and_link(page, user_id))).all()
 
 
 async def _first_matches(
@@ -542,6 +644,14 @@ class HistoryRepository:
             _ON_PATH, {"ids": ids, "seqs": [seqs[i] for i in ids], "user_id": self.owner_id}
         )
         return set(rows.scalars().all())
+
+    async def head_turn(self, session_id: str, head_seq: int | None) -> ChatTurn | None:
+        """The turn generating on the conversation; else the newest one that failed to
+        answer its head `head_seq` (a user message still without a reply); else None."""
+        rows = await self.session.execute(
+            _HEAD_TURN, {"session_id": session_id, "user_id": self.owner_id, "head_seq": head_seq}
+        )
+        return rows.scalar_one_or_none()
 
     async def archive_all(self, now: datetime) -> list[str]:
         """Archives every active session of the owner (not the temporary ones, which the

@@ -95,7 +95,14 @@ async def list_sessions(
     cursor: Annotated[
         str | None, Query(max_length=400, description="nextCursor of the previous page")
     ] = None,
-) -> SessionPage:
+    compact: Annotated[
+        bool,
+        Query(
+            description="Items with only what a history row shows (no createdAt, trashedAt, "
+            "model, temporary), null fields left out: what the web page reads"
+        ),
+    ] = False,
+) -> SessionPage | Response:
     page = await history.list_sessions(
         session=session,
         user_id=user.id,
@@ -107,23 +114,24 @@ async def list_sessions(
         ttl_seconds=settings.session_ttl_seconds,
     )
     now = clock.now()
-    return SessionPage(
+    out = SessionPage(
         items=[
             _with_share(item, page.shares.get(item.id), base=base, now=now) for item in page.items
         ],
         next_cursor=page.next_cursor,
         now=now,
     )
+    if compact:
+        return Response(content=out.compact_json(), media_type="application/json")
+    return out
 
 
 def _with_share(
     item: SessionSummary, share: history.ShareRef | None, *, base: str, now: datetime
 ) -> SessionSummary:
-    shared = (
-        shared_out(base=base, token=share.token, expires_at=share.expires_at, now=now)
-        if share is not None
-        else None
-    )
+    if share is None:
+        return item
+    shared = shared_out(base=base, token=share.token, expires_at=share.expires_at, now=now)
     return item.model_copy(update={"shared": shared})
 
 

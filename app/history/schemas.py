@@ -208,6 +208,45 @@ class SessionPage(ApiModel):
         "not from a client's clock, which may be off."
     )
 
+    def compact_json(self) -> bytes:
+        """The page as `compact=true` sends it: each item with only the fields a history
+        row shows (`COMPACT_ITEM_FIELDS`), and every null field left out (`nextCursor`
+        too, on the last page)."""
+        return self.model_dump_json(
+            by_alias=True,
+            exclude_none=True,
+            include={
+                "items": {"__all__": set(COMPACT_ITEM_FIELDS)},
+                "next_cursor": True,
+                "now": True,
+            },
+        ).encode()
+
+
+# What a history row shows (the web page's list): no createdAt, trashedAt, model or
+# temporary (always false in a list).
+COMPACT_ITEM_FIELDS = frozenset(
+    {
+        "id",
+        "title",
+        "status",
+        "last_activity_at",
+        "archived_at",
+        "purge_at",
+        "message_count",
+        "preview",
+        "pinned",
+        "tags",
+        "imported_from",
+        "api_client",
+        "expires_at",
+        "shared",
+        "match_seq",
+        "match_on_path",
+        "snippet",
+    }
+)
+
 
 class HeadMove(ApiModel):
     """`PUT /api/sessions/{id}/head`: the head moves to the newest leaf under `seq`."""

@@ -368,17 +368,25 @@ async def bulk_act(
             code="session_not_found",
             extra={"notFound": missing},
         )
+    kept = list(found.values())
+    if action in ("trash", "delete"):
+        # As `delete_session`: a temporary conversation never goes to the trash and leaves
+        # no audit row; it is deleted for good at once.
+        temporary = [c.id for c in kept if c.temporary]
+        if temporary:
+            await ConversationRepository(session, user_id).delete(temporary)
+            kept = [c for c in kept if not c.temporary]
     if action == "delete":
         await trash.delete_conversations(
             session=session,
             repository=ConversationRepository(session, user_id),
-            ids=wanted,
+            ids=[c.id for c in kept],
             now=now,
             actor=actor,
             action=AuditAction.DELETE,
         )
         return wanted
-    for chat_session in found.values():
+    for chat_session in kept:
         if action in ("tag", "untag"):
             current = list(chat_session.tags)
             if action == "tag":

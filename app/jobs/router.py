@@ -17,15 +17,12 @@ from fastapi.responses import JSONResponse
 from app.auth.dependencies import CurrentUser, RateLimit
 from app.core.db import SessionDep, end_transaction
 from app.core.dependencies import ClockDep, SessionmakerDep, SettingsDep
-from app.core.errors import InvalidInputError
-from app.core.validation import SaneDate
-from app.exports import naming
-from app.exports.dependencies import DownloadSlotDep
-from app.exports.responses import DownloadResponse
-from app.history import service as history
+from app.exports.dependencies import DownloadSlotDep, EverythingFilter
+from app.exports.responses import DownloadResponse, attachment
 from app.imports.limits import ImportLimits
 from app.imports.upload import receive_upload
 from app.jobs import service
+from app.jobs.dependencies import OwnedJob
 from app.jobs.models import Job, JobKind, JobStatus
 from app.jobs.schemas import JobError, JobOut, JobProgress, JobStarted
 
@@ -88,23 +85,10 @@ async def start_export_job(
     session: SessionDep,
     clock: ClockDep,
     settings: SettingsDep,
+    flt: EverythingFilter,
     format: Annotated[Literal["zip"], Query()] = "zip",
-    status: Annotated[history.StatusFilter, Query()] = "all",
-    q: Annotated[str | None, Query(max_length=history.SEARCH_MAX_CHARS)] = None,
-    date_from: Annotated[
-        SaneDate | None, Query(alias="from", description="First day of last activity (UTC)")
-    ] = None,
-    date_to: Annotated[
-        SaneDate | None,
-        Query(alias="to", description="Last day of last activity (UTC), inclusive"),
-    ] = None,
 ) -> JSONResponse:
     """The ZIP of `GET /api/export`, made by a job: follow it at `statusUrl`."""
-    if date_from and date_to and date_from > date_to:
-        raise InvalidInputError("`from` is after `to`.", code="invalid_date_range")
-    flt = history.SessionFilter(
-        status=status, q=history.normalize_query(q), date_from=date_from, date_to=date_to
-    )
     now = clock.now()
     job = await service.start_job(
         session=session,
@@ -154,8 +138,8 @@ async def start_import_job(
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=_NOT_FOUND)
-async def get_job(job_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> JobOut:
-    return job_out(await service.owned_job(session=session, user_id=user.id, job_id=job_id))
+async def get_job(job: OwnedJob) -> JobOut:
+    return job_out(job)
 
 
 @router.get(
@@ -168,21 +152,18 @@ async def get_job(job_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> 
     dependencies=[DownloadSlotDep],
 )
 async def download_job_result(
-    job_id: uuid.UUID,
+    # Read in the request's transaction, committed when the route returns: the file is
+    # copied and sent with no connection held.
+    job: OwnedJob,
     user: CurrentUser,
-    # Committed when the route returns: the file is copied and sent with no connection held.
-    session: SessionDep,
     settings: SettingsDep,
     sessionmaker: SessionmakerDep,
 ) -> DownloadResponse:
-    job = await service.owned_job(session=session, user_id=user.id, job_id=job_id)
     service.check_downloadable(job)
     result = job.result or {}
     produce = service.result_producer(
         sessionmaker=sessionmaker, user_id=user.id, job_id=job.id, data_dir=settings.data_dir
     )
-    headers = {
-        "Content-Disposition": naming.content_disposition(str(result["fileName"])),
-        "Cache-Control": "no-store",
-    }
-    return DownloadResponse(produce, media_type=str(result["mediaType"]), headers=headers)
+    return attachment(
+        produce, media_type=str(result["mediaType"]), file_name=str(result["fileName"])
+    )

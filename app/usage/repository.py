@@ -138,14 +138,18 @@ class UsageReport:
         self, *, after: tuple[datetime, uuid.UUID] | None, limit: int
     ) -> list[UserUsageRow]:
         """Users in order of sign-up, `limit` of them after the keyset `after`, each with
-        counts of their conversations (every status), messages and last activity."""
+        counts of their conversations (every status; not the temporary ones, which are not
+        kept), messages and last activity."""
         sessions = (
             sa.select(
                 sa.func.count().label("conversations"),
                 sa.func.coalesce(sa.func.sum(_session.c.message_count), 0).label("messages"),
                 sa.func.max(_session.c.last_activity_at).label("last_active_at"),
             )
-            .where(_session.c.user_id == _user.c.id)  # operator: every user's
+            .where(
+                _session.c.user_id == _user.c.id,  # operator: every user's
+                sa.not_(_session.c.temporary),
+            )
             .lateral("sessions")
         )
         stmt = (

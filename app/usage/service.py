@@ -17,8 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import cursors
 from app.core.config import Settings
-from app.core.errors import AppError, InvalidInputError
-from app.core.validation import in_date_range
+from app.core.errors import AppError
 from app.turns.start import turn_open_check
 from app.usage.repository import BudgetRepository, ModelTokensRow, UsageReport, UserUsageRow
 
@@ -163,25 +162,11 @@ class UsagePage:
     next_cursor: str | None
 
 
-def _encode_cursor(row: UserUsageRow) -> str:
-    return cursors.encode(f"{row.created_at.isoformat()}|{row.user_id}")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        when, _, ident = cursors.decode(cursor).partition("|")
-        return in_date_range(datetime.fromisoformat(when)), uuid.UUID(ident)
-    except (ValueError, TypeError) as exc:  # CursorError is a ValueError
-        raise InvalidInputError(
-            "`cursor` is not a cursor this API returned.", code="invalid_cursor"
-        ) from exc
-
-
 async def usage_page(
     *, db: AsyncSession, cursor: str | None, limit: int, now: datetime
 ) -> UsagePage:
     """Every user's usage, a page at a time in order of sign-up (operator: all users)."""
-    after = _decode_cursor(cursor) if cursor else None
+    after = cursors.decode_time_id(cursor) if cursor else None
     report = UsageReport(db)
     rows = await report.users_page(after=after, limit=limit + 1)
     more = len(rows) > limit
@@ -194,5 +179,7 @@ async def usage_page(
         by_user.setdefault(t.user_id, []).append(t)
     return UsagePage(
         items=[UserUsage(r, by_user.get(r.user_id, [])) for r in rows],
-        next_cursor=_encode_cursor(rows[-1]) if more and rows else None,
+        next_cursor=(
+            cursors.encode_time_id(rows[-1].created_at, rows[-1].user_id) if more and rows else None
+        ),
     )

@@ -64,6 +64,10 @@ class AssistantOut(ApiModel):
         "and writing when a language model answers, posts to draft in any case."
     )
     max_message_chars: int = Field(description="The longest message `POST /api/chat` takes.")
+    session_ttl_seconds: int = Field(
+        description="SESSION_TTL_SECONDS: a temporary conversation is deleted this long after "
+        "its last message (a regular one is archived)."
+    )
 
 
 # A language model answers questions and writes; the drafting assistant drafts posts with
@@ -81,7 +85,8 @@ POST_SUGGESTIONS = (
 
 @session_router.get("/assistant", response_model=AssistantOut, tags=["assistant"])
 async def assistant_info(request: Request, settings: SettingsDep) -> AssistantOut:
-    """Who answers in the chat: the page names the model in use, and suggests what it does."""
+    """Who answers in the chat: the page names the model in use, and suggests what it does;
+    and the chat's limits: the longest message, how long an idle conversation lives."""
     info = describe_assistant(request.app.state.assistant)
     suggestions = [*MODEL_SUGGESTIONS, POST_SUGGESTIONS[0]] if info.model else [*POST_SUGGESTIONS]
     return AssistantOut(
@@ -91,6 +96,7 @@ async def assistant_info(request: Request, settings: SettingsDep) -> AssistantOu
         local=info.local,
         suggestions=suggestions,
         max_message_chars=settings.max_message_chars,
+        session_ttl_seconds=settings.session_ttl_seconds,
     )
 
 

@@ -71,5 +71,6 @@ async def test_the_admin_view_of_the_assistant_names_its_settings(client, sessio
         # Without a language model the empty chat suggests posts to draft.
         "suggestions": list(POST_SUGGESTIONS),
         "maxMessageChars": 32_000,
+        "sessionTtlSeconds": 1800,
     }
     assert "ASSISTANT_BACKEND" not in public["label"]

@@ -81,6 +81,7 @@ async def test_the_local_model_answers_a_question_streamed_with_usage(live, app)
         # A language model answers: the empty chat suggests questions first, then a post.
         "suggestions": [*MODEL_SUGGESTIONS, POST_SUGGESTIONS[0]],
         "maxMessageChars": app.state.settings.max_message_chars,
+        "sessionTtlSeconds": app.state.settings.session_ttl_seconds,
     }
     headers = await register(live)
     async with live.stream(

@@ -6,9 +6,11 @@ import io
 import json
 import uuid
 import zipfile
+from datetime import timedelta
 
 import sqlalchemy as sa
 
+from app.conversations.retention import apply_retention
 from app.models import metadata
 from tests.conftest import TEST_PASSWORD, chat, register
 
@@ -103,3 +105,55 @@ async def test_download_my_data_is_the_export_plus_account_json(client):
     assert "rateLimitOverrides" in account["settings"]
     manifest = json.loads(archive.read("manifest.json"))
     assert "account.json" in [f["path"] for f in manifest["files"]]
+
+
+async def test_download_my_data_holds_retention_and_its_runs_but_no_temporary_chat(
+    client, app, settings, clock
+):
+    me = await register(client)
+    first = (await chat(client, me, "an old conversation about maps")).json()["sessionId"]
+    assert (await client.put("/api/me/retention", json={"days": 30}, headers=me)).is_success
+    clock.advance(timedelta(days=31).total_seconds())
+    second = (await chat(client, me, "a newer one about rivers")).json()["sessionId"]
+    assert await _retention_run(app, settings) == 1
+    clock.advance(timedelta(days=31).total_seconds())
+    kept = (await chat(client, me, "one to keep, about bread")).json()["sessionId"]
+    assert await _retention_run(app, settings) == 1
+    body = {"messages": [{"role": "user", "content": "a secret about cake"}], "temporary": True}
+    r = await client.post("/api/chat", json=body, headers=me)
+    assert r.status_code == 200, r.text
+    temporary = r.json()["sessionId"]
+
+    r = await client.get("/api/me/data", headers=me)
+    assert r.status_code == 200, r.text
+    archive = zipfile.ZipFile(io.BytesIO(r.content))
+    account = json.loads(archive.read("account.json"))
+    kept_setting = account["settings"]["retention"]
+    assert kept_setting["days"] == 30
+    assert kept_setting["effectiveDays"] == 30
+    assert kept_setting["maxDays"] is None
+    # Every run with its counts, newest first, as GET /api/me/retention shows them.
+    assert [(run["days"], run["trashed"]) for run in kept_setting["runs"]] == [(30, 1), (30, 1)]
+    assert (
+        kept_setting["runs"] == (await client.get("/api/me/retention", headers=me)).json()["runs"]
+    )
+    # The temporary conversation is in no file of it; the trashed ones are not either.
+    conversations = json.loads(archive.read("conversations.json"))
+    assert [c["id"] for c in conversations["conversations"]] == [kept]
+    assert sum(name.endswith(".pdf") for name in archive.namelist()) == 1
+    for name in archive.namelist():
+        content = archive.read(name)
+        assert temporary.encode() not in content, name
+        if not name.endswith(".pdf"):  # a PDF's text is compressed
+            assert b"a secret about cake" not in content, name
+    assert first not in json.dumps(conversations) and second not in json.dumps(conversations)
+
+
+async def _retention_run(app, settings) -> int:
+    return await apply_retention(
+        sessionmaker=app.state.sessionmaker,
+        now=app.state.clock.now(),
+        maximum=None,
+        trash_days=settings.trash_retention_days,
+        batch_size=10,
+    )

@@ -93,6 +93,50 @@ async def test_list_is_newest_activity_first_with_preview_and_counts(client, clo
     assert long_text.startswith(preview[:-1])
 
 
+def _without_nulls(value):
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    return value
+
+
+async def test_compact_items_carry_what_a_row_shows_in_the_same_order(client, clock):
+    headers = await register(client)
+    ids = [await _start(client, headers, f"conversation {i}", clock) for i in range(5)]
+    shared = ids[1]
+    r = await client.post(f"/api/sessions/{shared}/share", json={}, headers=headers)
+    assert r.status_code == 201, r.text
+    tagged = await client.patch(
+        f"/api/sessions/{ids[2]}", json={"tags": ["work"], "pinned": True}, headers=headers
+    )
+    assert tagged.status_code == 200
+
+    full = (await client.get("/api/sessions?limit=100", headers=headers)).json()
+    compact = []
+    cursor = None
+    while True:  # two items a page: the cursor of a compact page pages on
+        params = {"limit": 2, "compact": "true", **({"cursor": cursor} if cursor else {})}
+        r = await client.get("/api/sessions", params=params, headers=headers)
+        assert r.status_code == 200, r.text
+        page = r.json()
+        assert page["now"]
+        compact.extend(page["items"])
+        cursor = page.get("nextCursor")
+        if cursor is None:
+            assert "nextCursor" not in page  # null fields are left out
+            break
+    assert [i["id"] for i in compact] == [i["id"] for i in full["items"]]
+    for slim, whole in zip(compact, full["items"], strict=True):
+        assert not set(slim) & {"createdAt", "trashedAt", "model", "temporary"}
+        assert None not in slim.values()
+        assert _without_nulls({k: v for k, v in whole.items() if k in slim}) == slim
+        assert slim["preview"] and slim["messageCount"] == 2 and "expiresAt" in slim
+    by_id = {i["id"]: i for i in compact}
+    assert by_id[shared]["shared"]["url"].startswith("http")  # no expiry: expiresAt left out
+    assert "shared" not in by_id[ids[0]]
+    assert by_id[ids[2]]["tags"] == ["work"] and by_id[ids[2]]["pinned"] is True
+    assert by_id[ids[0]]["tags"] == [] and by_id[ids[0]]["pinned"] is False
+
+
 async def test_pages_have_no_duplicates_or_gaps_while_sessions_arrive(client, clock):
     headers = await register(client)
     original: list[str] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import timedelta
 
 import pytest
@@ -10,10 +11,13 @@ import sqlalchemy as sa
 
 from app.conversations.tasks import (
     claim_scheduled_sweep,
+    pause_after,
     run_scheduled_sweep,
+    running_sweeper,
     sweep_expired_sessions,
 )
 from app.core.db import create_engine, create_sessionmaker
+from app.events.bus import STAGED_KEY, EventBus, Hub
 from tests.conftest import chat, register
 
 pytestmark = pytest.mark.storage
@@ -165,3 +169,52 @@ async def test_the_sweeper_loop_runs_in_the_app(settings, clock, database_url):
                 break
             await asyncio.sleep(0.1)
     assert runs >= 1
+
+
+class _RecordingBus(EventBus):
+    """A bus that notes which thread each of its hooks ran on, and what was sent."""
+
+    def __init__(self) -> None:
+        super().__init__(Hub(replay_size=10))
+        self.threads: dict[str, set[int]] = {"before": set(), "after": set()}
+        self.sent: list[dict] = []
+
+    async def before_commit(self, db) -> None:
+        self.threads["before"].add(threading.get_ident())
+        self.sent.extend(e.data for e in db.info.get(STAGED_KEY, []))
+
+    async def after_commit(self, db) -> None:
+        self.threads["after"].add(threading.get_ident())
+        await super().after_commit(db)
+
+
+async def test_the_app_sweeps_off_its_event_loop_and_its_events_reach_the_bus(
+    client, clock, sessionmaker, settings
+):
+    """As the app's sweeper runs it: on a loop and connections of its own, in a thread of
+    its own; the events of each batch still leave through the process's bus, whose
+    after-commit work runs on the process's own loop."""
+    headers = await register(client)
+    old = [(await chat(client, headers, f"old {i}")).json()["sessionId"] for i in range(3)]
+    clock.advance(settings.session_ttl_seconds + 1)
+    bus = _RecordingBus()
+    settings = settings.model_copy(update={"sweep_batch_size": 2, "sweep_interval_seconds": 60})
+    async with running_sweeper(settings=settings, url=settings.database_url, clock=clock, bus=bus):
+        for _ in range(300):  # a condition, not a speed: up to 30 s on a busy machine
+            if set((await _statuses(sessionmaker)).values()) == {"archived"}:
+                break
+            await asyncio.sleep(0.1)
+    assert all(status == "archived" for status in (await _statuses(sessionmaker)).values())
+    assert sorted(e["sessionId"] for e in bus.sent) == sorted(old)
+    assert {e["change"] for e in bus.sent} == {"archived"}
+    main = threading.get_ident()
+    assert bus.threads["before"] and main not in bus.threads["before"]
+    assert bus.threads["after"] == {main}
+
+
+def test_batches_are_paced_to_their_share_of_the_time():
+    # Half the time busy: as long a rest as the batch took, and never less than the pause.
+    assert pause_after(0.4, pause_seconds=0.05, busy_share=0.5) == pytest.approx(0.4)
+    assert pause_after(0.01, pause_seconds=0.05, busy_share=0.5) == 0.05
+    assert pause_after(0.3, pause_seconds=0.0, busy_share=0.25) == pytest.approx(0.9)
+    assert pause_after(0.3, pause_seconds=0.05, busy_share=1.0) == 0.05

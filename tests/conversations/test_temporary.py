@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -13,6 +14,7 @@ import sqlalchemy as sa
 from app.conversations.tasks import sweep_expired_sessions
 from tests.conftest import chat, register
 from tests.sse import listening
+from tests.usage.conftest import make_superuser
 
 pytestmark = pytest.mark.storage
 
@@ -204,3 +206,98 @@ async def test_its_own_export_imports_as_a_conversation_to_keep(client):
     assert (r.json()["imported"], r.json()["skipped"]) == (1, 0)
     kept = await _ids(client, me, status="all")
     assert len(kept) == 1 and kept[0] != temp
+
+
+async def _tagged_temporary(client, headers, text: str, tags: list[str]) -> str:
+    temp = await _temporary(client, headers, text)
+    r = await client.patch(f"/api/sessions/{temp}", json={"tags": tags}, headers=headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["tags"] == tags
+    return temp
+
+
+async def test_its_tags_count_in_no_tag_list(client):
+    me = await register(client)
+    kept = (await chat(client, me, "Plan a trip")).json()["sessionId"]
+    r = await client.patch(f"/api/sessions/{kept}", json={"tags": ["travel"]}, headers=me)
+    assert r.status_code == 200, r.text
+    temp = await _tagged_temporary(client, me, "Plan a quiet trip", ["travel", "secret"])
+    # Tagged in bulk too: still not counted.
+    r = await client.post(
+        "/api/sessions/bulk", json={"action": "tag", "ids": [temp], "tags": ["bulk"]}, headers=me
+    )
+    assert r.status_code == 200, r.text
+
+    r = await client.get("/api/tags", headers=me)
+    assert r.status_code == 200, r.text
+    assert r.json()["tags"] == [{"tag": "travel", "count": 1}]
+    # Nor does the tag filter of the list find it.
+    assert await _ids(client, me, tag="secret") == []
+    assert await _ids(client, me, tag="travel") == [kept]
+
+
+async def test_it_counts_in_no_admin_view(client, sessionmaker):
+    admin = await register(client, "root@example.com")
+    await make_superuser(sessionmaker, "root@example.com")
+    me = await register(client, "someone@example.com")
+    kept = (await chat(client, me, "a conversation to keep")).json()["sessionId"]
+    await chat(client, me, "and a second message", kept)
+    for text in ("a quiet one", "another quiet one"):
+        temp = await _temporary(client, me, text)
+        await chat(client, me, "more", temp)
+
+    r = await client.get("/api/admin/usage", headers=admin)
+    assert r.status_code == 200, r.text
+    mine = next(u for u in r.json()["items"] if u["email"] == "someone@example.com")
+    assert (mine["conversations"], mine["messages"]) == (1, 4)
+
+    r = await client.get("/api/admin/sessions/stats", headers=admin)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"active": 1, "archived": 0, "total": 1, "messages": 4, "users": 2}
+
+    # The metrics' gauges read the same counts.
+    r = await client.get("/metrics")
+    assert r.status_code == 200, r.text
+    lines = r.text.splitlines()
+    assert 'chatkeep_sessions{status="active"} 1.0' in lines
+    assert "chatkeep_messages 4.0" in lines
+
+
+async def test_it_counts_in_no_history_retention_or_trash_figure(client, clock):
+    me = await register(client)
+    kept = (await chat(client, me, "a conversation to keep")).json()["sessionId"]
+    temp = await _temporary(client, me, "a quiet one")
+    # Archive all archives (and counts) the kept one only.
+    r = await client.post("/api/sessions/archive-all", headers=me)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"archived": 1}
+    assert await _ids(client, me, status="archived") == [kept]
+    detail = (await client.get(f"/api/sessions/{temp}", headers=me)).json()
+    assert detail["status"] == "active" and detail["temporary"] is True
+
+    # What retention would remove: the kept one only (the sweep deletes the other).
+    clock.advance(timedelta(days=31).total_seconds())
+    temp = await _temporary(client, me, "a second quiet one")
+    clock.advance(timedelta(days=31).total_seconds())
+    r = await client.get("/api/me/retention/preview", params={"days": 30}, headers=me)
+    assert r.status_code == 200, r.text
+    assert r.json()["conversations"] == 1
+
+    # Trashed in bulk with the kept one: only the kept one goes to (and counts in) the trash.
+    r = await client.post(
+        "/api/sessions/bulk", json={"action": "trash", "ids": [kept, temp]}, headers=me
+    )
+    assert r.status_code == 200, r.text
+    assert await _ids(client, me, status="trash") == [kept]
+    assert (await client.get(f"/api/sessions/{temp}", headers=me)).status_code == 404
+    # No activity entry names it (its title would linger there), and so for a bulk delete.
+    other = await _temporary(client, me, "a third quiet one")
+    r = await client.post(
+        "/api/sessions/bulk", json={"action": "delete", "ids": [other]}, headers=me
+    )
+    assert r.status_code == 200, r.text
+    assert (await client.get(f"/api/sessions/{other}", headers=me)).status_code == 404
+    r = await client.get("/api/activity", headers=me)
+    assert r.status_code == 200, r.text
+    named = [e["sessionId"] for e in r.json()["items"]]
+    assert named == [kept]

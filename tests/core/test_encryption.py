@@ -167,7 +167,9 @@ async def test_a_shared_link_shows_plaintext_and_stores_none(
     assert page.status_code == 200 and "lighthouse" in page.text
 
 
-async def test_search_finds_words_prefixes_cjk_and_emoji(client: httpx.AsyncClient) -> None:
+async def test_search_finds_words_prefixes_cjk_and_emoji(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
     headers = await register(client)
     other = await register(client)
     a = (await chat(client, headers, "I baked sourdough bread with rosemary")).json()["sessionId"]
@@ -189,12 +191,23 @@ async def test_search_finds_words_prefixes_cjk_and_emoji(client: httpx.AsyncClie
     assert [h["id"] for h in await found("lisbon")] == [b]  # the title
     assert [h["id"] for h in await found("猫")] == [b]
     assert [h["id"] for h in await found("🎉")] == [b]
+    assert [h["id"] for h in await found("🎉 -🍕")] == [b]
+    assert await found("🍕") == []
     cjk = await found("喜欢")
     assert [h["id"] for h in cjk] == [b] and cjk[0]["matchSeq"] == 3
     assert "喜欢" in cjk[0]["snippet"]["text"]
     assert await found("rosemary -bread") == []
     assert {h["id"] for h in await found("rosemary or trams")} == {a, b}
     assert await found("focaccia") == []
+    # Sealed messages keep no plaintext symbols: the blind index found the emoji above.
+    conn = await asyncpg.connect(dsn=_plain(database_url))
+    try:
+        stored = await conn.fetch(
+            "SELECT content, content_symbols FROM chat_message WHERE session_id = $1", b
+        )
+    finally:
+        await conn.close()
+    assert stored and all(r["content"] == "" and r["content_symbols"] == [] for r in stored)
 
     zf = zipfile.ZipFile(
         io.BytesIO((await client.get("/api/export?format=zip&q=sourd", headers=headers)).content)

@@ -223,3 +223,76 @@ async def test_trees_migrate_a_database_with_data(server_url):
         await asyncio.to_thread(command.upgrade, config, "head")
     finally:
         await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# ------------------------------------------------------------- 0027 on existing data
+
+_BEFORE_SYMBOLS = "0025"
+# More messages than one batch of the fill (20,000), a symbol in some of each batch.
+_MANY_MESSAGES = """
+INSERT INTO app_user (id, email, hashed_password, is_active, is_superuser, is_verified)
+VALUES ('00000000-0000-4000-8000-00000000000a', 'a@example.com', 'x', true, false, true);
+INSERT INTO chat_session (id, user_id, title, status, created_at, last_activity_at,
+                          message_count)
+SELECT 's-' || lpad(g::text, 5, '0'), '00000000-0000-4000-8000-00000000000a', 'T',
+       'active', now(), now(), 1
+FROM generate_series(1, 25000) AS g;
+INSERT INTO chat_message (session_id, seq, depth, user_id, role, content, created_at)
+SELECT 's-' || lpad(g::text, 5, '0'), 1, 1, '00000000-0000-4000-8000-00000000000a', 'user',
+       CASE WHEN g % 1000 = 0 THEN 'pizza 🍕🍕 for ' || g
+            WHEN g % 1000 = 1 THEN 'thumbs 👍🏽 from ' || g
+            ELSE 'plain $5 text ' || g END,
+       now()
+FROM generate_series(1, 25000) AS g;
+"""
+
+
+async def test_message_symbols_are_filled_on_a_database_with_data(server_url):
+    name = f"chatkeep_migrate_{uuid.uuid4().hex[:10]}"
+    await _admin(server_url, f'CREATE DATABASE "{name}"')
+    base = server_url if "+asyncpg" in server_url else to_asyncpg_url(server_url)
+    url = _with_database(base, name)
+    config = alembic_config(url)
+    try:
+        await asyncio.to_thread(command.upgrade, config, _BEFORE_SYMBOLS)
+        conn = await asyncpg.connect(dsn=_plain(url))
+        try:
+            await conn.execute(_MANY_MESSAGES)
+        finally:
+            await conn.close()
+
+        await asyncio.to_thread(command.upgrade, config, "head")
+        conn = await asyncpg.connect(dsn=_plain(url))
+        try:
+            filled = await conn.fetch(
+                "SELECT content_symbols, count(*) AS n FROM chat_message"
+                " GROUP BY content_symbols ORDER BY n"
+            )
+            by_symbols = {tuple(sorted(r["content_symbols"])): r["n"] for r in filled}
+            # Every batch was filled: 25 messages with each emoji, none left out.
+            assert by_symbols == {("🍕",): 25, (): 24950, ("🏽", "👍"): 25}
+            # New and edited messages are filled by the trigger.
+            await conn.execute(
+                "INSERT INTO chat_message (session_id, seq, depth, parent_seq, user_id, role,"
+                " content, created_at) VALUES ('s-00002', 2, 2, 1,"
+                " '00000000-0000-4000-8000-00000000000a', 'assistant', 'ok → ✓', now())"
+            )
+            await conn.execute("UPDATE chat_message SET content = '' WHERE session_id = 's-01000'")
+            rows = dict(
+                await conn.fetch(
+                    "SELECT session_id || '/' || seq, content_symbols FROM chat_message"
+                    " WHERE session_id IN ('s-00002', 's-01000')"
+                )
+            )
+            assert {k: sorted(v) for k, v in rows.items()} == {
+                "s-00002/1": [],
+                "s-00002/2": sorted(["→", "✓"]),
+                "s-01000/1": [],
+            }
+        finally:
+            await conn.close()
+
+        await asyncio.to_thread(command.downgrade, config, _BEFORE_SYMBOLS)
+        await asyncio.to_thread(command.upgrade, config, "head")
+    finally:
+        await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

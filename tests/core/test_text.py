@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from bidi import get_display
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.core.text import (
     bidi_levels,
@@ -60,6 +62,34 @@ def test_graphemes_keep_clusters_whole() -> None:
     assert graphemes(f"e\u0301{family}\U0001f1eb\U0001f1f7") == ["e\u0301", family, "🇫🇷"]
     assert grapheme_floor(f"ab{family}", 4) == 2
     assert grapheme_floor("abc", 10) == 3
+
+
+# Chars that join clusters (marks, ZWJ, flags' halves, Hangul jamo, a prepended sign, a
+# virama between consonants, CR LF) next to ones that do not.
+_CLUSTER_CHARS = st.sampled_from(
+    [
+        *"ab \r\n\t\x00",
+        *("\u0301", "\u200d", "\U0001f468", "\U0001f1eb", "\U0001f1f7", "\u0600", "\u093f"),
+        *("\u0915", "\u094d", "\u1100", "\u1161", "\u11a8", "가", "中", "é", "\U0001f3fb"),
+        "\ufe0f",
+    ]
+)
+
+
+@given(st.text(_CLUSTER_CHARS, max_size=90), st.integers(min_value=-1, max_value=95))
+@settings(max_examples=3000, derandomize=True)
+def test_grapheme_floor_is_the_last_boundary_of_a_scan_from_the_start(text, end) -> None:
+    bounds = [0]
+    for cluster in graphemes(text):
+        bounds.append(bounds[-1] + len(cluster))
+    assert grapheme_floor(text, end) == max(b for b in bounds if b <= max(end, 0))
+
+
+def test_grapheme_floor_in_a_cluster_longer_than_its_look_back() -> None:
+    zalgo = "ab" + "\u0301" * 300 + "cd"
+    assert grapheme_floor(zalgo, 250) == 1
+    assert grapheme_floor(zalgo, 302) == 302
+    assert grapheme_floor("x\r\ny", 2) == 1
 
 
 def test_shorten_cuts_at_a_word_and_never_inside_a_cluster() -> None:

@@ -3,14 +3,18 @@ open, and the conversation in no History list."""
 
 from __future__ import annotations
 
-import re
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
+from tests.web.conftest import LiveServer, _settings, running_server
+
 pytestmark = pytest.mark.browser
 
-BANNER = re.compile(r"Temporary chat: not saved to history, deleted 30 minutes after the last")
+
+def banner_text(ttl_words: str) -> str:
+    return f"Temporary chat: not saved to history, deleted {ttl_words} after the last message"
 
 
 def test_the_switch_starts_a_temporary_chat_with_its_banner(live_server, new_page):
@@ -24,7 +28,9 @@ def test_the_switch_starts_a_temporary_chat_with_its_banner(live_server, new_pag
 
     switch.check()
     expect(banner).to_be_visible()
-    expect(banner).to_have_text(BANNER)
+    # The shared server's SESSION_TTL_SECONDS is 600 (tests/web/conftest.py).
+    assert live_server.settings.session_ttl_seconds == 600
+    expect(banner).to_have_text(banner_text("10 minutes"))
     page.say("A secret plan")
     # Open now: the banner stays, the switch is for new conversations only.
     expect(banner).to_be_visible()
@@ -50,3 +56,31 @@ def test_the_switch_starts_a_temporary_chat_with_its_banner(live_server, new_pag
     expect(banner).to_be_hidden()
     expect(p.locator("#share-chat")).to_be_visible()
     expect(page.history("Active")).to_have_count(1)
+
+
+@pytest.fixture(params=[(7200, "2 hours"), (5400, "1 hour 30 minutes")], ids=["2h", "90min"])
+def ttl_server(request, live_server: LiveServer, tmp_path: Path):
+    """A second server on the same database with another SESSION_TTL_SECONDS, and the
+    words the banner must say for it."""
+    seconds, words = request.param
+    assert live_server.settings.database_url
+    settings = _settings(live_server.settings.database_url, tmp_path, session_ttl_seconds=seconds)
+    with running_server(settings, sweeper=False, clock=live_server.clock) as live:
+        yield live, words
+
+
+def test_the_banner_says_the_servers_own_ttl(ttl_server, new_page):
+    server, words = ttl_server
+    page = new_page(server=server).open().sign_up(server.new_email())
+    p = page.page
+    banner = p.locator("#temporary-banner")
+    p.get_by_role("switch", name="Temporary chat").check()
+    expect(banner).to_be_visible()
+    expect(banner).to_have_text(banner_text(words))
+    page.say("A secret plan")
+    expect(banner).to_have_text(banner_text(words))
+    # After a reload (the conversation reopened by its id) it says the same.
+    p.reload()
+    expect(p.locator("#messages .msg-assistant")).to_have_count(1)
+    expect(banner).to_be_visible()
+    expect(banner).to_have_text(banner_text(words))

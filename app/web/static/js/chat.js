@@ -5,6 +5,7 @@
 // devices change).
 
 import { ApiError, send } from "./api.js";
+import { durationWords } from "./dates.js";
 import { initBranches } from "./branches.js";
 import { catchUp, markClosed, resumeActive } from "./changes.js";
 import { announce, formatDate, show } from "./dom.js";
@@ -123,9 +124,14 @@ function submitComposer() {
   el["composer-input"].focus();
 }
 
-/** What the assistant does (GET /api/assistant): the limit of a message, and suggestions. */
+/** What the assistant does (GET /api/assistant): the limit of a message, how long an
+ *  idle temporary chat lives (the server's SESSION_TTL_SECONDS), and suggestions. */
 export function setAssistant(info) {
   if (info.maxMessageChars) chat.maxChars = info.maxMessageChars;
+  if (info.sessionTtlSeconds) {
+    el["temporary-banner"].textContent =
+      `Temporary chat: not saved to history, deleted ${durationWords(info.sessionTtlSeconds)} after the last message`;
+  }
   setSuggestions(info.suggestions || []);
   updateCount();
   updateComposer();

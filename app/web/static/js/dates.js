@@ -77,3 +77,24 @@ export function expiryText(value, now = serverNow()) {
   const rest = minutes % 60;
   return rest ? `archives in ${hours} h ${rest} min` : `archives in ${hours} h`;
 }
+
+const UNITS = [
+  [86_400, "day", "days"],
+  [3_600, "hour", "hours"],
+  [60, "minute", "minutes"],
+  [1, "second", "seconds"],
+];
+
+/** A length of time in words: 600 → "10 minutes", 7200 → "2 hours", 5400 → "1 hour 30
+ *  minutes": its largest unit and the next one, rounded up to that one. */
+export function durationWords(seconds) {
+  const left = Math.max(1, Math.round(Number(seconds) || 0));
+  const word = (n, [, one, many]) => `${n} ${n === 1 ? one : many}`;
+  const i = UNITS.findIndex(([size]) => left >= size);
+  if (i === UNITS.length - 1) return word(left, UNITS[i]);
+  const per = UNITS[i][0] / UNITS[i + 1][0];
+  const total = Math.ceil(left / UNITS[i + 1][0]);
+  const whole = Math.floor(total / per);
+  const rest = total % per;
+  return rest ? `${word(whole, UNITS[i])} ${word(rest, UNITS[i + 1])}` : word(whole, UNITS[i]);
+}

@@ -234,7 +234,8 @@ async function loadMore() {
   el["history-list"].setAttribute("aria-busy", "true");
   if (!list.replace) el["history-status"].textContent = "Loading…";
   const limit = list.replace ? list.limit : PAGE_SIZE;
-  const params = new URLSearchParams({ status: list.status, limit: String(limit) });
+  // compact: each item with only what a row shows, null fields left out.
+  const params = new URLSearchParams({ status: list.status, limit: String(limit), compact: "true" });
   if (list.q) params.set("q", list.q);
   if (list.tag) params.set("tag", list.tag);
   if (list.cursor) params.set("cursor", list.cursor);
@@ -246,7 +247,7 @@ async function loadMore() {
     if (list.replace) replaceRows(items);
     else appendRows(el["history-list"], items);
     list.replace = false;
-    list.cursor = page.nextCursor;
+    list.cursor = page.nextCursor || null;
     list.done = !list.cursor;
     pruneSelection();
     updateStatus();

@@ -29,7 +29,7 @@ export async function mostRecentActive() {
     let best = null;
     let cursor = null;
     for (let pages = 0; pages < 5; pages++) {
-      const url = `/api/sessions?status=active&limit=20${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`;
+      const url = `/api/sessions?status=active&limit=20&compact=true${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`;
       const page = await getJson(url);
       for (const item of page.items) {
         if (!best || Date.parse(item.lastActivityAt) > Date.parse(best.lastActivityAt)) best = item;
