@@ -57,8 +57,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             where = f"embedded, data in {settings.data_dir}" if "host=/" in url else "DATABASE_URL"
             print(f"Database ready ({where}).")
             run_migrations(direct_database_url(settings))
+            workers = "1 worker" if args.workers == 1 else f"{args.workers} workers"
+            reason = settings.single_process_reason()
+            if args.workers == 1 and reason is not None:
+                workers += f" ({reason})"
             print(
-                f"Migrations applied. Serving on http://{args.host}:{args.port} "
+                f"Migrations applied. Serving on http://{args.host}:{args.port} with {workers} "
                 f"(ready in {time.monotonic() - started:.1f}s; Ctrl+C stops).",
                 flush=True,
             )
@@ -250,7 +254,13 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="apply migrations and serve the app")
     serve.add_argument("--host", default=settings.host)
     serve.add_argument("--port", type=int, default=settings.port)
-    serve.add_argument("--workers", type=int, default=settings.workers)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=settings.resolved_workers(),
+        help="web server processes (default: WORKERS; unset, one per core up to 4 where "
+        "nothing per process would split, see docs/configuration.md)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser(

@@ -391,6 +391,135 @@ once, same hour (load 9.5): 1 thread and 1 reply at a time, 20.6 tokens/s over t
 threads, 4 at once (the default), 52.0 (20 s). With llama.cpp's default busy-waiting
 instead of `OMP_WAIT_POLICY=PASSIVE`, two threads on this loaded machine fell to 0.44
 tokens/s.
+
+### The sweep off the serving loop; emoji search by lookup
+
+Two goal rows of `make bench` (2026-12-07, earlier the same day: chat p99 during the
+sweep of 1,000,000 sessions 3.29x the p99 before it; search for an emoji in no message,
+1,000,000 messages, p95 847 ms) and what changed for each. Measured 2026-12-07 22:07 to
+22:50 UTC, with `.venv/bin/python -m bench --only sweeper|history --mode full|quick
+--no-doc`, on the two shared cores at load average 7 to 14 (other benches and test runs
+beside it): every millisecond here is inflated and noisy, read the ratios and the orders
+of magnitude. "before" is the code of `main` at the time (d1a9608), run from an export of
+it in the same hour; "after" is this branch.
+
+**The sweep.** It ran on the event loop and connection pool that serve requests, in
+batches of 5,000 with a 50 ms pause. It now runs in a thread of its own, on its own event
+loop and its own one (plus one) connection, in batches of 1,000 (`SWEEP_BATCH_SIZE`), and
+after each batch rests as long as the batch took (`SWEEP_BUSY_SHARE` 0.5): its Python work
+no longer holds the loop, and the database gives the chat turns at least half of the time
+it would otherwise spend sweeping. The cost is the sweep's own speed: about half of what it
+was (a backlog is worked through in the background, at 1,000 to 1,500 sessions/s on this
+loaded machine).
+
+| run (`--only sweeper --no-doc`) | before: p99 during / before | after: p99 during / before |
+|---|---:|---:|
+| full, 1,000,000 sessions, 4 clients (22:25, load 7.6 to 14) | 3.29x (earlier `make bench`) | **0.69x** (303 vs 442 ms; median 74.0 vs 81.2 ms; 37,098 turns during; 781.7 s, 1,279 sessions/s) |
+| quick, 20,000 sessions, 2 clients, 21:54 to 21:59 (batch 5,000 then) | 5.19x, 5.34x, 4.35x | 2.59x, 1.69x, 1.52x |
+| quick, 22:01 to 22:05, batch 1,000 against 5,000 (after only) | — | 1,000: 1.25x, 0.90x; 5,000: 1.93x, 2.05x |
+| quick, 22:41 to 22:46, alternating | 2.96x, 2.65x, 1.67x | 2.14x, 1.11x, 1.81x |
+
+The quick mode's "before" window is one second (20 to 50 turns), so its p99 is nearly the
+slowest turn of that second and the ratio swings with the neighbours' load; the full mode
+(5 s before, the whole sweep during) is the figure to read. In every alternating pair but
+one, the p99 during the sweep was lower after than before.
+
+**Emoji search.** A term of symbols only (`🦩`) has no word for full-text search and no
+trigram for pg_trgm, so each of the user's messages was checked with `strpos`. Each
+message now stores the distinct symbols it holds (`chat_message.content_symbols`, filled
+by a trigger; migration 0027) under a partial GIN index on `(user_id, content_symbols)`
+holding only messages with a symbol; the term is looked up there and only the messages
+found are checked with `strpos`, so the answer is the same. (In the quick runs one slow
+call of ten makes the p95: the 165 ms beside a 24.8 ms median is one such call under this
+load.)
+
+| run (`--only history --no-doc`) | before: emoji in no message, p50 / p95 | after |
+|---|---:|---:|
+| full, 1,000,000 messages (22:07, load 7 to 12) | 847 ms p95 (earlier `make bench`) | **50.7 / 70.0 ms** (50 runs) |
+| quick, 20,000 messages, 21:48 / 22:06 | 44.0 / 71.1 ms | 16.7 / 25.4 ms |
+| quick, 20,000 messages, 22:45 to 22:50, alternating | 79.2 / 99.4, 51.7 / 61.3 ms | 24.8 / 165, 11.3 / 38.6 ms |
+
+What remains of the 50 ms at 1,000,000 messages is the rest of the search query (titles
+are still checked one by one, 10,000 of them here, and the page's plan), not the messages.
+The bulk load of the history bench is slower with the trigger (777 s for 1,000,000
+messages at this load), since PostgreSQL's replica mode, which skipped the foreign-key
+checks, is not used when a table has a trigger of its own.
+
+### Per-request CPU: the sign-in, the turn's statements, processes and the server
+
+Four changes aimed at the CPU a request costs, measured on 2026-12-07 between 21:45 and
+23:05 UTC on the two shared cores, each against the commit before it in the same hours.
+Meanwhile the other tenants ran full benches beside ours: the load average rose from 0.4
+to 13, chat turns took 0.5 to 2 s at 16 connections, and every figure below is three to
+four times the morning's (CPU time included: PostgreSQL spent 5 to 12 ms of CPU per turn
+against 0.8 ms on a quiet machine). Read them as pairs, not as the app's figures.
+
+| goal (`make bench`) | target | before | after | verdict |
+|---|---|---|---|---|
+| real model: wall / model time, 500 users at once | ≤ 1.2x | not run (100 at once: 2.13x, load 4.6) | not run (100 at once, streamed: 5.2x and 8.8x, load 10, 3 of 100 refused `server_busy` in each; before, under py-spy at load 5, 1 of 100) | not met |
+| real model: server CPU per streamed reply | ≤ 2 ms | 24.1 ms (load 1.5 to 4.6); 30.7 ms under py-spy (load 5) | 27.2 ms (load 10) | not met |
+| in-process turn / bare-asyncpg floor (10 messages) | ≤ 1.3x | 1.23x (21:47, load 0.4); 1.98x (23:04, load 5.6) | 2.26x (23:02, load 4.6); 1.93x (23:05, load 4.9) | not met |
+| HTTP turns/s / in-memory dict, 16 connections | ≥ 0.15x | 0.04x (23:04: 70 against 1,967 turns/s, 11.4 ms of server CPU per turn) | 0.04x and 0.07x (23:02 and 23:05: 41 against 1,101 and 50 against 724 turns/s, 14.1 and 20.1 ms) | not met |
+
+**1. The sign-in lookup.** Every authenticated request now goes through
+`current_active_user` (`app/auth/dependencies.py`): the bearer and cookie schemes read
+their tokens (they also keep the OpenAPI security schemes), and `read_credential`
+(`app/auth/tokens.py`) checks the JWT, runs one flat Core statement over `app_user` and
+`sign_in` (or `api_key` for a `ck_` key) compiled once at import
+(`app/auth/repository.py`, with `app/core/prebuilt.py`), and builds the two entities
+from the row as the ORM would, without its per-row loading. fastapi-users' own routes keep
+their dependency, whose strategies call the same `read_credential`, so revoked sign-ins,
+deactivated users, API keys, "sign out everywhere", the sliding cookie and bearer JWTs
+behave as before (tests/auth, tests/apikeys). `GET /users/me` (authentication and
+nothing else), two servers of each commit side by side on one database, one uvicorn
+worker each, wrk at 16 connections, 6 interleaved rounds of 4 s (23:00 UTC, load 5):
+before, a median of 4.47 and 4.44 ms of server CPU per request (145 and 166 requests/s);
+after, 3.32 and 3.78 ms (217 and 195 requests/s): about 0.9 ms less per authenticated
+request, a fifth. On `POST /api/chat` it is lost in the noise of this hour: py-spy
+(`python -m bench.profile_http`, load 10, about 1,000 samples each) put the sign-in at
+4.9% of the samples before and 5.7% after, dependency solving at 10.0% and 9.6%.
+
+**2. The turn's statements.** The prebuilt `TextClause`s of `app/turns/repository.py`
+(still generated from the tables) now run on the session's Core connection
+(`app.core.prebuilt.execute`) instead of through `AsyncSession.execute`. Per statement,
+in process (`SELECT` of two values, 6 rounds of 2,000, CPU time): 333 µs minimum, 371
+median through the ORM session; 349 and 426 on the Core connection; 186 and 313 with
+asyncpg's own `fetchrow` on the same connection. So the ORM session adds nothing worth
+measuring on a prebuilt text statement; SQLAlchemy's Core execution (cache lookup,
+parameter processing, the greenlet hop, the result) is the 100-odd µs left above the
+driver. What is left to take is round trips: `POST /api/chat` still makes 10, two of them
+`BEGIN`. The closing transaction (`BEGIN`, claim the reply, insert it, `COMMIT`) could be
+one statement sent without a transaction block, 7 round trips instead of 10, once the
+assistant's `record` step no longer needs to run between its two statements.
+
+**Where a streamed reply's CPU goes** (py-spy on the one process through two bursts of
+100 streamed replies, before the changes, 4,075 samples): SQLAlchemy 27% of the samples
+and asyncpg 19% (the turn's statements and the once-a-second checkpoints of partial
+replies), uvicorn's sends 8% (30 `delta` events a reply, each its own write), the model
+client (aiohttp and openai) 10%, FastAPI 3%, Chatkeep's own code 6%. The 2 ms target is a
+tenth of what this machine gave this hour; it needs fewer writes per reply (coalescing
+deltas that arrive together), fewer statements per turn, and a quiet machine to tell.
+
+**3. Web processes by default.** `WORKERS=0` (the default) starts one process per core,
+up to 4, unless that would split something held per process: with the local model (the
+default assistant) or rate limits counted in `memory://` (the default) it starts one and
+says why ([operations](operations.md#web-processes)). The default `make run` therefore
+still serves with one process; a deployment with a model elsewhere and Redis for the
+counts gets one per core. Several processes on the embedded PostgreSQL were already
+tested (`tests/core/test_embedded_process.py`, 3 workers): the server is started once and
+its address handed to every process, each with its own pool and `LISTEN` connection.
+
+**4. The ASGI server.** granian 2.8.9 (`--interface asgi --loop uvloop`, one worker)
+against uvicorn with httptools and uvloop (one worker), same code, same database, `POST
+/api/chat` under wrk at 16 connections, 4 interleaved rounds of 5 s: granian a median of
+20 turns/s at 17.3 ms of server CPU per turn, uvicorn 19 turns/s at 16.9 ms. No margin
+that survives repeated runs, so uvicorn stays and granian is not in the lock files. The
+bench can repeat the comparison: `BENCH_ASGI_SERVER=granian python -m bench --only http
+--mode quick --no-doc` (with granian installed).
+
+The commands: `python -m bench --mode quick --only turns,http,real_model --no-doc` (the
+goal rows), `python -m bench.profile_http` (py-spy, needs `py-spy` on PATH), and, for the
+pairs, two servers of the two commits on one migrated database driven by wrk in turns.
 """
 
 

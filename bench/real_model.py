@@ -60,6 +60,8 @@ TOKEN_TTL_SECONDS = 3600
 MODEL_WORDS = 30
 SAMPLE_SECONDS = 0.025
 WALL_GOAL = 1.2
+# Process CPU (user + system) of the one Chatkeep process per streamed reply.
+CPU_GOAL_MS = 2.0
 FIRST_DELTA_GOAL_MS = 20.0
 FANOUT_GOAL_MS = 1000.0
 OPEN_STREAMS_AT_ONCE = 50
@@ -440,7 +442,14 @@ class Burst:
     thinking_window_s: float | None
     model_requests: int
     model_peak_in_flight: int
+    server_cpu_s: float | None = None  # the Chatkeep process's CPU time over the row
     raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def cpu_ms_per_reply(self) -> float | None:
+        if self.server_cpu_s is None or not self.answered:
+            return None
+        return self.server_cpu_s * 1000 / self.answered
 
     @property
     def answered(self) -> int:
@@ -521,6 +530,7 @@ async def burst(
     concurrency: int,
     streamed: bool,
     model_seconds: float,
+    pid: int | None = None,
 ) -> Burst:
     """`turns` chat turns, `concurrency` at a time (all at once when equal), each by its
     own signed-in user, timed from the first request sent to the last answer."""
@@ -564,12 +574,15 @@ async def burst(
             )
         return outcome
 
+    server = psutil.Process(pid) if pid is not None else None
     try:
         with ConnectionSampler(database_url) as sampler:
+            cpu_before = _process_cpu_s(server)
             started = time.perf_counter()
             outcomes = await asyncio.gather(*(one(i) for i in range(turns)))
             wall = time.perf_counter() - started
             await asyncio.sleep(0.1)  # the last closes' connections back in the pool
+            cpu_after = _process_cpu_s(server)
     finally:
         for conn in opened:
             conn.close()
@@ -603,6 +616,7 @@ async def burst(
         thinking_window_s=(thinking[1] - thinking[0]) if thinking else None,
         model_requests=after["requests"] - before["requests"],
         model_peak_in_flight=after["peakInFlight"],
+        server_cpu_s=None if cpu_before is None or cpu_after is None else cpu_after - cpu_before,
         raw={
             "samples": len(sampler.samples),
             "statuses": dict(Counter(outcomes)),
@@ -628,7 +642,8 @@ async def burst(
         f"({wall / model_seconds:.2f}x the model); DB connections in use peak "
         f"{result.peak_in_use} (while the model thinks "
         f"{'—' if result.peak_in_use_thinking is None else result.peak_in_use_thinking}), "
-        f"open peak {result.peak_open}{lat}",
+        f"open peak {result.peak_open}{lat}; server CPU "
+        f"{fmt_ms(result.cpu_ms_per_reply)} ms per reply",
         flush=True,
     )
     if result.answered < turns:
@@ -641,6 +656,33 @@ async def burst(
                 flush=True,
             )
     return result
+
+
+def _process_cpu_s(proc: psutil.Process | None) -> float | None:
+    """User plus system CPU seconds of one process (its threads included)."""
+    if proc is None:
+        return None
+    try:
+        t = proc.cpu_times()
+    except psutil.Error:
+        return None
+    return float(t.user + t.system)
+
+
+def cpu_goal(bursts: list[Burst]) -> Goal:
+    """Server CPU per streamed reply, over every streamed row (the latency row included)."""
+    rows = [b for b in bursts if b.path == "streamed" and b.server_cpu_s is not None]
+    replies = sum(b.answered for b in rows)
+    cpu_s = sum(b.server_cpu_s or 0.0 for b in rows)
+    value = cpu_s * 1000 / replies if replies else None
+    return Goal(
+        "real model: server CPU per streamed reply",
+        f"≤ {CPU_GOAL_MS:g} ms",
+        value,
+        None if value is None else value <= CPU_GOAL_MS,
+        f"{cpu_s:.2f} s of process CPU for {replies} replies" if replies else "",
+        unit="ms",
+    )
 
 
 def failures_goal(bursts: list[Burst]) -> Goal:
@@ -826,7 +868,7 @@ async def run(server: BenchServer, report: Report, mode: Mode) -> dict[str, Any]
             ) + 1  # fmt: skip
             users = await make_users(base, url, users_needed)
             tokens = await users.tokens(users_needed - 1)
-            common = {"base": base, "model_base": model_base, "database_url": url}
+            common = {"base": base, "model_base": model_base, "database_url": url, "pid": pid}
             # A warm-up turn: imports, the pool, the model client's first connection.
             await burst(
                 name="warm-up", tokens=tokens, turns=2, concurrency=2, streamed=True,
@@ -888,6 +930,7 @@ async def run(server: BenchServer, report: Report, mode: Mode) -> dict[str, Any]
             "DB conns in use, peak (all / while the model thinks)",
             "DB conns open, peak",
             "first token → first delta p50 / p90 ms",
+            "server CPU ms per reply",
         ],
     )
     for b in bursts:
@@ -910,6 +953,7 @@ async def run(server: BenchServer, report: Report, mode: Mode) -> dict[str, Any]
             f"{b.peak_in_use} / {thinking}",
             b.peak_open,
             lat,
+            fmt_ms(b.cpu_ms_per_reply),
         )
     for b in bursts:
         if b.answered < b.turns:
@@ -1015,6 +1059,7 @@ async def run(server: BenchServer, report: Report, mode: Mode) -> dict[str, Any]
         first_delta.met = False
         first_delta.detail += f"; {latency.turns - latency.answered} turns failed"
     goals.append(first_delta)
+    goals.append(cpu_goal(bursts))
     goals.append(failures_goal(bursts))
     if fan is not None:
         worst = max(fan.after_post_ms) if fan.received == fan.streams else None
@@ -1059,6 +1104,8 @@ async def run(server: BenchServer, report: Report, mode: Mode) -> dict[str, Any]
                     "db_open_peak": b.peak_open,
                     "model_requests": b.model_requests,
                     "model_peak_in_flight": b.model_peak_in_flight,
+                    "server_cpu_s": b.server_cpu_s,
+                    "server_cpu_ms_per_reply": b.cpu_ms_per_reply,
                     "db_samples": b.raw["in_use_series"],
                 }
                 for b in bursts

@@ -3,19 +3,52 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request, status
 
-from app.auth.manager import UserManager, fastapi_users
+from app.auth.db import BEARER, COOKIE
+from app.auth.manager import UserManager, bearer_backend, cookie_backend, fastapi_users
 from app.auth.models import User
-from app.auth.tokens import STATE_API_KEY
+from app.auth.tokens import STATE_API_KEY, read_credential
+from app.core.db import RequestSessionDep
 from app.core.dependencies import SettingsDep
 from app.core.errors import ForbiddenError
 from app.ratelimit.dependencies import rate_limit_dependency, rate_limit_on_success_dependency
 
-current_active_user = fastapi_users.current_user(active=True)
-current_superuser = fastapi_users.current_user(active=True, superuser=True)
+# The two transports' schemes: each reads its token from the request (None when absent),
+# and puts its security scheme in the OpenAPI document.
+_BearerToken = Annotated[str | None, Depends(bearer_backend.transport.scheme)]
+_CookieToken = Annotated[str | None, Depends(cookie_backend.transport.scheme)]
+
+
+async def current_active_user(
+    request: Request, session: RequestSessionDep, bearer: _BearerToken, cookie: _CookieToken
+) -> User:
+    """The signed-in, active user of the request: a bearer token (a JWT, or an API key)
+    first, then the web cookie, each read by `read_credential` in one query. Answers as
+    fastapi-users' `current_user(active=True)` would (401 without a live sign-in or for a
+    deactivated user), without its tree of dependencies (the user manager, the user
+    database, a strategy per backend) on every request; fastapi-users' own routes keep
+    theirs, which reads tokens through the same `read_credential`."""
+    user: User | None = None
+    for kind, token in ((BEARER, bearer), (COOKIE, cookie)):
+        if token is not None:
+            user = await read_credential(request=request, session=session, kind=kind, token=token)
+            if user is not None:
+                break
+    if user is None or not user.is_active:
+        raise HTTPException(status_code=status.HTTP_401_UNAUTHORIZED)
+    return user
+
 
 CurrentUser = Annotated[User, Depends(current_active_user)]
+
+
+async def current_superuser(user: CurrentUser) -> User:
+    if not user.is_superuser:
+        raise HTTPException(status_code=status.HTTP_403_FORBIDDEN)
+    return user
+
+
 ManagerDep = Annotated[UserManager, Depends(fastapi_users.get_user_manager)]
 SuperUser = Annotated[User, Depends(current_superuser)]
 

@@ -11,59 +11,105 @@ live sign-in.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
+from sqlalchemy.orm import class_mapper, make_transient_to_detached
+from sqlmodel import SQLModel, col
 
 from app.apikeys.models import ApiKey
 from app.auth.models import AccountEvent, SignIn, User
+from app.core.prebuilt import compiled, execute
 from app.core.tenancy import owned, owned_update
 
 # The two kinds of sign-in (app/auth/tokens.py says how they differ).
 COOKIE = "cookie"
 BEARER = "bearer"
 
+_Entity = TypeVar("_Entity", bound=SQLModel)
 
-def live_filter(now: Any, idle_seconds: int = 0, *, idle_since: Any = None) -> Any:
+
+def live_filter(
+    now: Any, idle_seconds: int = 0, *, idle_since: Any = None, bearer: Any = BEARER
+) -> Any:
     """The rows that still sign someone in at `now` (values or bound parameters)."""
     if idle_since is None:
         idle_since = now - timedelta(seconds=idle_seconds)
     return sa.and_(
         col(SignIn.ended_at).is_(None),
         col(SignIn.expires_at) > now,
-        sa.or_(col(SignIn.kind) == BEARER, col(SignIn.last_used_at) > idle_since),
+        sa.or_(col(SignIn.kind) == bearer, col(SignIn.last_used_at) > idle_since),
     )
 
 
-# Every authenticated request runs this: built once, with the live-sign-in rules of
-# `live_filter` as parameters (a statement built per call costs more CPU than the query).
-_USER_WITH_LIVE_SIGN_IN = (
-    sa.select(User, SignIn)
-    .join(SignIn, col(SignIn.user_id) == col(User.id))
+# Every authenticated request runs one of these two: flat Core statements over the
+# tables, compiled once (`app.core.prebuilt`), their columns prefixed per table.
+_USER_TABLE: sa.Table = User.__table__  # type: ignore[attr-defined]
+_SIGN_IN_TABLE: sa.Table = SignIn.__table__  # type: ignore[attr-defined]
+_API_KEY_TABLE: sa.Table = ApiKey.__table__  # type: ignore[attr-defined]
+
+
+def _columns(table: sa.Table, prefix: str) -> list[sa.Label[Any]]:
+    return [c.label(prefix + c.name) for c in table.columns]
+
+
+# The user of a token and its sign-in, with the live-sign-in rules of `live_filter`.
+_USER_WITH_LIVE_SIGN_IN = compiled(
+    sa.select(*_columns(_USER_TABLE, "u_"), *_columns(_SIGN_IN_TABLE, "s_"))
+    .select_from(_USER_TABLE.join(_SIGN_IN_TABLE, _SIGN_IN_TABLE.c.user_id == _USER_TABLE.c.id))
     .where(
-        col(User.id) == sa.bindparam("user_id"),
-        col(SignIn.id) == sa.bindparam("sign_in_id"),
-        live_filter(sa.bindparam("now"), idle_since=sa.bindparam("idle_since")),
+        _USER_TABLE.c.id == sa.bindparam("user_id"),
+        _SIGN_IN_TABLE.c.id == sa.bindparam("sign_in_id"),
+        live_filter(
+            sa.bindparam("now"),
+            idle_since=sa.bindparam("idle_since"),
+            bearer=sa.literal_column(f"'{BEARER}'"),
+        ),
     )
 )
 
-# A request with an API key runs this instead: the key's row exists while the key works.
-_USER_WITH_API_KEY = (
-    sa.select(User, ApiKey)
-    .join(ApiKey, col(ApiKey.user_id) == col(User.id))
-    .where(col(ApiKey.key_hash) == sa.bindparam("key_hash"))
+# A request with an API key: the key's row exists while the key works.
+_USER_WITH_API_KEY = compiled(
+    sa.select(*_columns(_USER_TABLE, "u_"), *_columns(_API_KEY_TABLE, "k_"))
+    .select_from(_USER_TABLE.join(_API_KEY_TABLE, _API_KEY_TABLE.c.user_id == _USER_TABLE.c.id))
+    .where(_API_KEY_TABLE.c.key_hash == sa.bindparam("key_hash"))
 )
+
+
+def _entity(model: type[_Entity], row: Mapping[Any, Any], prefix: str) -> _Entity:
+    """An entity of `model` from a row's `prefix`-ed columns, as the ORM loads one
+    (without its per-row machinery): detached, its attributes as stored."""
+    mapper = class_mapper(model)
+    entity: _Entity = mapper.class_manager.new_instance()
+    entity.__dict__.update(
+        {prop.key: row[prefix + prop.columns[0].name] for prop in mapper.column_attrs}
+    )
+    make_transient_to_detached(entity)
+    return entity
 
 
 class CredentialRepository:
-    """The user behind a credential, in one query each."""
+    """The user behind a credential, in one query each.
+
+    The user comes back in the session (as if loaded), so that a route may change it; the
+    sign-in or key row comes back detached: only read, and touched by its own UPDATE."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    def _user(self, row: Mapping[Any, Any]) -> User:
+        """The session's own copy when it holds one (as an ORM load would give)."""
+        held = self.session.identity_map.get(
+            class_mapper(User).identity_key_from_primary_key((row["u_id"],))
+        )
+        if isinstance(held, User):
+            return held
+        user = _entity(User, row, "u_")
+        self.session.add(user)
+        return user
 
     async def user_with_sign_in(
         self, user_id: uuid.UUID, sign_in_id: uuid.UUID, *, now: Any, idle_seconds: int
@@ -75,13 +121,19 @@ class CredentialRepository:
             "now": now,
             "idle_since": now - timedelta(seconds=idle_seconds),
         }
-        row = (await self.session.execute(_USER_WITH_LIVE_SIGN_IN, params)).one_or_none()
-        return (row[0], row[1]) if row is not None else None
+        result = await execute(self.session, _USER_WITH_LIVE_SIGN_IN, params)
+        row = result.mappings().one_or_none()
+        if row is None:
+            return None
+        return self._user(row), _entity(SignIn, row, "s_")
 
     async def user_with_api_key(self, key_hash: str) -> tuple[User, ApiKey] | None:
         """The user of an API key and the key's row, if the key is live."""
-        row = (await self.session.execute(_USER_WITH_API_KEY, {"key_hash": key_hash})).one_or_none()
-        return (row[0], row[1]) if row is not None else None
+        result = await execute(self.session, _USER_WITH_API_KEY, {"key_hash": key_hash})
+        row = result.mappings().one_or_none()
+        if row is None:
+            return None
+        return self._user(row), _entity(ApiKey, row, "k_")
 
 
 class SignInRepository:

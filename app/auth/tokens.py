@@ -25,15 +25,17 @@ from typing import Any
 
 import jwt
 from fastapi import Request
-from fastapi_users import exceptions, models
+from fastapi_users import models
 from fastapi_users.authentication import JWTStrategy
 from fastapi_users.jwt import decode_jwt, generate_jwt
 from fastapi_users.manager import BaseUserManager
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.apikeys import service as api_keys
+from app.apikeys.repository import ApiKeyRepository
 from app.auth.db import BEARER, COOKIE, UserDatabase
 from app.auth.models import SignIn, User
-from app.auth.repository import SignInRepository
+from app.auth.repository import CredentialRepository, SignInRepository
 from app.core.clock import Clock
 from app.core.config import Settings
 from app.core.db import commit
@@ -144,66 +146,15 @@ class SignInStrategy(JWTStrategy[User, uuid.UUID]):
             sign_in_id=row.id,
         )
 
-    def _claims(self, token: str) -> dict[str, Any] | None:
-        try:
-            claims: dict[str, Any] = decode_jwt(
-                token, self.decode_key, self.token_audience, algorithms=[self.algorithm]
-            )
-        except jwt.PyJWTError:
-            return None
-        return claims
-
     def _sign_in_id(self, claims: dict[str, Any] | None) -> uuid.UUID | None:
-        try:
-            return uuid.UUID(str(claims["jti"])) if claims else None
-        except (KeyError, ValueError):
-            return None
+        return _sign_in_id(claims)
 
     async def read_token(
         self, token: str | None, user_manager: BaseUserManager[User, uuid.UUID]
     ) -> User | None:
-        if token is None:
-            return None
-        if self.kind == BEARER and token.startswith(api_keys.KEY_PREFIX):
-            return await self._read_api_key(token)
-        claims = self._claims(token)
-        sign_in_id = self._sign_in_id(claims)
-        if claims is None or sign_in_id is None:
-            return None
-        try:
-            user_id = user_manager.parse_id(claims.get("sub"))
-        except exceptions.InvalidID:
-            return None
-        user_db = self.user_db
-        now = self.clock.now()
-        idle = self.settings.sign_in_idle_days * 86_400
-        found = await user_db.get_with_sign_in(user_id, sign_in_id, now=now, idle_seconds=idle)
-        if found is None:
-            return None
-        user, row = found
-        setattr(self.request.state, STATE_SIGN_IN, row)
-        if row.last_used_at < now - timedelta(seconds=TOUCH_SECONDS):
-            await user_db.touch_sign_in(row, now)
-            if row.kind == COOKIE and self.kind == COOKIE:
-                left = int((row.expires_at - now).total_seconds())
-                setattr(self.request.state, STATE_REFRESH_COOKIE, (token, min(idle, left)))
-        return user
-
-    async def _read_api_key(self, token: str) -> User | None:
-        """A personal API key as a bearer token: its row is looked up on every request (no
-        cache), so a revoked key is refused on every instance from the next request."""
-        if not api_keys.is_api_key(token):
-            return None
-        digest = api_keys.key_hash(secret_key=self.settings.resolved_secret_key(), key=token)
-        found = await self.user_db.get_with_api_key(digest)
-        if found is None:
-            return None
-        user, row = found
-        setattr(self.request.state, STATE_API_KEY, row)
-        now = self.clock.now()
-        if row.last_used_at is None or row.last_used_at < now - timedelta(seconds=TOUCH_SECONDS):
-            await self.user_db.touch_api_key(row, now)
-        return user
+        return await read_credential(
+            request=self.request, session=self.session, kind=self.kind, token=token
+        )
 
     async def destroy_token(self, token: str, user: models.UP) -> None:
         if self.kind == BEARER and api_keys.is_api_key(token):
@@ -216,13 +167,92 @@ class SignInStrategy(JWTStrategy[User, uuid.UUID]):
             )
             await commit(self.session)
             return
-        sign_in_id = self._sign_in_id(self._claims(token))
+        sign_in_id = self._sign_in_id(_claims(self.settings.resolved_secret_key(), token))
         if sign_in_id is None:
             return
         await SignInRepository(self.session, user.id).end(
             sign_in_id, self.clock.now(), only_live=False
         )
         await commit(self.session)
+
+
+def _claims(secret: str, token: str) -> dict[str, Any] | None:
+    try:
+        claims: dict[str, Any] = decode_jwt(token, secret, TOKEN_AUDIENCE, algorithms=["HS256"])
+    except jwt.PyJWTError:
+        return None
+    return claims
+
+
+def _sign_in_id(claims: dict[str, Any] | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(claims["jti"])) if claims else None
+    except (KeyError, ValueError):
+        return None
+
+
+async def read_credential(
+    *, request: Request, session: AsyncSession, kind: str, token: str | None
+) -> User | None:
+    """The user a credential of this kind (`bearer`: a JWT or an API key; `cookie`: a
+    JWT) signs in, or None. Every authenticated request comes here, through the app's
+    own dependency (app/auth/dependencies.py) or fastapi-users' (its own routes): one
+    query, and a touch of the sign-in at most once a minute."""
+    if token is None:
+        return None
+    settings: Settings = request.app.state.settings
+    if kind == BEARER and token.startswith(api_keys.KEY_PREFIX):
+        return await _read_api_key(request=request, session=session, token=token)
+    claims = _claims(settings.resolved_secret_key(), token)
+    sign_in_id = _sign_in_id(claims)
+    if claims is None or sign_in_id is None:
+        return None
+    try:
+        user_id = uuid.UUID(str(claims["sub"]))
+    except (KeyError, ValueError):
+        return None
+    clock: Clock = request.app.state.clock
+    now = clock.now()
+    idle = settings.sign_in_idle_days * 86_400
+    found = await CredentialRepository(session).user_with_sign_in(
+        user_id, sign_in_id, now=now, idle_seconds=idle
+    )
+    if found is None:
+        return None
+    user, row = found
+    setattr(request.state, STATE_SIGN_IN, row)
+    if row.last_used_at < now - timedelta(seconds=TOUCH_SECONDS):
+        # Commits the request's (so far read-only) transaction at once, so the write holds
+        # no lock for the rest of the request.
+        await SignInRepository(session, row.user_id).touch(row.id, now)
+        await commit(session)
+        row.last_used_at = now
+        if row.kind == COOKIE and kind == COOKIE:
+            left = int((row.expires_at - now).total_seconds())
+            setattr(request.state, STATE_REFRESH_COOKIE, (token, min(idle, left)))
+    return user
+
+
+async def _read_api_key(*, request: Request, session: AsyncSession, token: str) -> User | None:
+    """A personal API key as a bearer token: its row is looked up on every request (no
+    cache), so a revoked key is refused on every instance from the next request."""
+    if not api_keys.is_api_key(token):
+        return None
+    settings: Settings = request.app.state.settings
+    digest = api_keys.key_hash(secret_key=settings.resolved_secret_key(), key=token)
+    found = await CredentialRepository(session).user_with_api_key(digest)
+    if found is None:
+        return None
+    user, row = found
+    setattr(request.state, STATE_API_KEY, row)
+    clock: Clock = request.app.state.clock
+    now = clock.now()
+    if row.last_used_at is None or row.last_used_at < now - timedelta(seconds=TOUCH_SECONDS):
+        # Committed at once, like a sign-in's touch.
+        await ApiKeyRepository(session, row.user_id).touch(row.id, now)
+        await commit(session)
+        row.last_used_at = now
+    return user
 
 
 class SlidingCookieMiddleware:

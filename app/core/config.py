@@ -49,13 +49,29 @@ class ModelConfig(BaseModel):
     intents: Literal["model", "rules"] | None = None
 
 
+# WORKERS=0 starts at most this many processes: with the default pools (DB_POOL_SIZE +
+# DB_MAX_OVERFLOW, and the events listener) they stay within PostgreSQL's default
+# max_connections of 100, the embedded server's included.
+AUTO_WORKERS_MAX = 4
+
+
+def usable_cpus() -> int:
+    """The CPU cores this process may run on (its affinity: a container's share)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     app_env: Literal["development", "test", "production"] = "development"
     host: str = "127.0.0.1"
     port: int = 8000
-    workers: int = 1
+    # Web server processes; 0 (the default): one per CPU core, at most AUTO_WORKERS_MAX, unless
+    # something held per process would split (`single_process_reason`): then one.
+    workers: int = Field(default=0, ge=0)
     # Idle keep-alive connections stay open this long. Above a proxy's idle timeout, and
     # long enough that a busy server never closes a connection its client is reusing.
     http_keep_alive_seconds: float = Field(default=75.0, gt=0)
@@ -368,6 +384,27 @@ class Settings(BaseSettings):
             return self.public_url.rstrip("/")
         host = "127.0.0.1" if self.host in {"0.0.0.0", "::"} else self.host  # noqa: S104
         return f"http://{host}:{self.port}"
+
+    def resolved_workers(self) -> int:
+        """WORKERS, or when 0 the number that uses this machine's cores (see `workers`)."""
+        if self.workers:
+            return self.workers
+        if self.single_process_reason() is not None:
+            return 1
+        return max(1, min(AUTO_WORKERS_MAX, usable_cpus()))
+
+    def single_process_reason(self) -> str | None:
+        """Why WORKERS=0 runs one process here, or None when it uses the cores."""
+        if self.workers:
+            return None
+        if self.assistant_backend == "local":
+            return "ASSISTANT_BACKEND=local: each process would start its own copy of the model"
+        if self.rate_limit_enabled and self.rate_limit_storage_url.startswith("memory://"):
+            return (
+                "RATE_LIMIT_STORAGE_URL=memory://: each process would count on its own "
+                "(use redis:// to share one count)"
+            )
+        return None
 
     def resolved_secret_key(self) -> str:
         """SECRET_KEY, or in development a key generated once and kept in DATA_DIR (mode 0600)."""

@@ -17,10 +17,10 @@ logger = logging.getLogger("app.ratelimit")
 def install_rate_limits(app: FastAPI, settings: Settings) -> None:
     limits = RateLimits(settings)
     app.state.rate_limits = limits
-    if limits.enabled and not limits.limiter.shared and settings.workers > 1:
+    if limits.enabled and not limits.limiter.shared and settings.resolved_workers() > 1:
         logger.warning(
             "RATE_LIMIT_STORAGE_URL is memory://: each of the %d workers counts on its own; "
             "use redis:// to share one count",
-            settings.workers,
+            settings.resolved_workers(),
         )
     app.add_middleware(RateLimitHeadersMiddleware)

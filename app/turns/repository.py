@@ -16,7 +16,9 @@ A chat turn runs these statements on every message, so two costs are kept out:
   call, which costs more CPU than the database's work on these rows.
 
 So the statements are built here once, at import, with SQLAlchemy Core from the tables'
-metadata (`ChatSession.__table__`, ...), compiled once for PostgreSQL, and kept as text.
+metadata (`ChatSession.__table__`, ...), compiled once for PostgreSQL, and kept as text
+(`app.core.prebuilt`); they run on the session's Core connection, without the ORM
+session's per-statement work.
 An INSERT names every column of its table: what the turn gives, else the column's own
 default (server default, or the model's scalar default), else NULL; a column with neither
 default nor value refuses the import. Statuses and roles come from the models' enums.
@@ -33,9 +35,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, aggregate_order_by
-from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.compiler import SQLCompiler
 from sqlmodel import col
 
 from app.assistant.base import Usage
@@ -49,6 +49,7 @@ from app.conversations.models import (
 from app.conversations.repository import open_message, sealed_content, sealed_title
 from app.conversations.repository import upsert_search_tokens as upsert_tokens
 from app.conversations.service import ContextLimits, FittedPath, fit_path
+from app.core.prebuilt import DIALECT, compiled, execute
 from app.core.tenancy import owned, owned_update
 from app.encryption.blind_index import token_row
 from app.encryption.crypto import keyring_of
@@ -60,11 +61,6 @@ from app.turns.models import ChatTurn, TurnStatus
 _SESSION: sa.Table = ChatSession.__table__  # type: ignore[attr-defined]
 _MESSAGE: sa.Table = ChatMessage.__table__  # type: ignore[attr-defined]
 _TURN: sa.Table = ChatTurn.__table__  # type: ignore[attr-defined]
-
-# PostgreSQL's SQL with `:name` parameters, without the driver's bind casts (the text is
-# run through `sa.text`, which reads `:name`).
-_DIALECT = PGDialect(paramstyle="named")  # type: ignore[no-untyped-call]
-_DIALECT._bind_typing_render_casts = False
 
 
 def _p(name: str) -> sa.BindParameter[Any]:
@@ -80,7 +76,7 @@ def _int(name: str) -> sa.Cast[Any]:
 def _constant(value: Any, type_: sa.types.TypeEngine[Any]) -> sa.ColumnElement[Any]:
     """`value` written into the statement as a SQL literal of `type_`."""
     rendered = sa.literal(value, type_).compile(
-        dialect=_DIALECT, compile_kwargs={"literal_binds": True}
+        dialect=DIALECT, compile_kwargs={"literal_binds": True}
     )
     return sa.literal_column(str(rendered), type_)
 
@@ -120,16 +116,6 @@ def full_row(table: sa.Table, values: dict[str, Any]) -> dict[str, Any]:
         for c in table.columns
         if c.computed is None
     }
-
-
-def _compiled(stmt: sa.ClauseElement, *typed: sa.BindParameter[Any]) -> sa.TextClause:
-    """`stmt` compiled once to text (with its named parameters, typed as `typed`)."""
-    compiled = stmt.compile(dialect=_DIALECT)
-    assert isinstance(compiled, SQLCompiler)
-    anonymous = [k for k, b in compiled.binds.items() if b.value is not None or b.unique]
-    if anonymous:  # a Python value left in the construct: it would be a missing parameter
-        raise ValueError(f"prebuilt statement holds values {anonymous}: use _constant")
-    return sa.text(str(compiled)).bindparams(*typed)
 
 
 def _notified() -> sa.CTE:
@@ -182,7 +168,7 @@ def _build_locked_session() -> sa.TextClause:
         .where(*_owner(s, "id"))
         .with_for_update()
     )
-    return _compiled(stmt)
+    return compiled(stmt)
 
 
 def _build_busy_turn_and_context() -> sa.TextClause:
@@ -301,7 +287,7 @@ def _build_busy_turn_and_context() -> sa.TextClause:
         of_parent("role"),
         of_parent("path_hash"),
     ).select_from(alone.outerjoin(t, sa.and_(*_owner(t), t.c.status == _GENERATING)))
-    return _compiled(stmt)
+    return compiled(stmt)
 
 
 def _build_archive_session() -> sa.TextClause:
@@ -311,7 +297,7 @@ def _build_archive_session() -> sa.TextClause:
         .where(*_owner(s, "id"))
         .values(status=_value(s.c.status, SessionStatus.ARCHIVED), archived_at=_p("now"))
     )
-    return _compiled(stmt)
+    return compiled(stmt)
 
 
 def _build_restore_session() -> sa.TextClause:
@@ -323,7 +309,7 @@ def _build_restore_session() -> sa.TextClause:
         .where(*_owner(s, "id"))
         .values(status=_value(s.c.status, SessionStatus.ACTIVE), archived_at=sa.null())
     )
-    return _compiled(stmt)
+    return compiled(stmt)
 
 
 def _turn_insert(notified: sa.CTE) -> sa.Insert:
@@ -385,7 +371,7 @@ def _build_open_on_session() -> sa.TextClause:
         .cte("session_row")
     )
     stmt = _turn_insert(notified).add_cte(notified, session_row, _user_message())
-    return _compiled(stmt, sa.bindparam("meta", type_=JSONB))
+    return compiled(stmt, sa.bindparam("meta", type_=JSONB))
 
 
 def _build_open_regenerate() -> sa.TextClause:
@@ -399,7 +385,7 @@ def _build_open_regenerate() -> sa.TextClause:
         .values(last_activity_at=_p("now"), model=_model_or(s.c.model))
         .cte("session_row")
     )
-    return _compiled(_turn_insert(notified).add_cte(notified, session_row))
+    return compiled(_turn_insert(notified).add_cte(notified, session_row))
 
 
 def _build_open_with_new_session() -> sa.TextClause:
@@ -422,7 +408,7 @@ def _build_open_with_new_session() -> sa.TextClause:
     notified = _notified()
     new_session = sa.insert(_SESSION).values(full_row(_SESSION, values)).cte("new_session")
     stmt = _turn_insert(notified).add_cte(notified, new_session, _user_message())
-    return _compiled(stmt, sa.bindparam("meta", type_=JSONB))
+    return compiled(stmt, sa.bindparam("meta", type_=JSONB))
 
 
 def _build_claim_reply() -> sa.TextClause:
@@ -478,7 +464,7 @@ def _build_claim_reply() -> sa.TextClause:
         sa.select(locked.c.message_count).scalar_subquery().label("message_count"),
         sa.select(claimed.c.reply_seq).scalar_subquery().label("reply_seq"),
     ).add_cte(bumped)
-    return _compiled(stmt)
+    return compiled(stmt)
 
 
 def _build_insert_reply() -> sa.TextClause:
@@ -506,7 +492,7 @@ def _build_insert_reply() -> sa.TextClause:
         .returning(_count(notified))
         .add_cte(notified)
     )
-    return _compiled(stmt, sa.bindparam("meta", type_=JSONB))
+    return compiled(stmt, sa.bindparam("meta", type_=JSONB))
 
 
 def _turns_and_owners(*more: str) -> Any:
@@ -529,7 +515,7 @@ def _build_heartbeat() -> sa.TextClause:
         .values(heartbeat_at=_p("now"))
         .returning(t.c.id, t.c.cancel_requested_at.is_not(None).label("cancel"))
     )
-    return _compiled(stmt)
+    return compiled(stmt)
 
 
 def _build_save_partials() -> sa.TextClause:
@@ -543,7 +529,7 @@ def _build_save_partials() -> sa.TextClause:
         .values(partial_reply=v.c.text)
         .returning(t.c.id)
     )
-    return _compiled(stmt)
+    return compiled(stmt)
 
 
 LOCKED_SESSION = _build_locked_session()
@@ -671,15 +657,15 @@ class TurnRepository:
         """The conversation's row, locked (status, last_activity_at, message_count,
         head_seq, model, temporary), or None: unknown and another user's ids read alike."""
         params = {"session_id": session_id, "user_id": self.user_id}
-        return (await self.db.execute(LOCKED_SESSION, params)).one_or_none()
+        return (await execute(self.db, LOCKED_SESSION, params)).one_or_none()
 
     async def archive_session(self, session_id: str, *, now: datetime) -> None:
         params = {"session_id": session_id, "user_id": self.user_id, "now": now}
-        await self.db.execute(ARCHIVE_SESSION, params)
+        await execute(self.db, ARCHIVE_SESSION, params)
 
     async def restore_session(self, session_id: str) -> None:
         params = {"session_id": session_id, "user_id": self.user_id}
-        await self.db.execute(RESTORE_SESSION, params)
+        await execute(self.db, RESTORE_SESSION, params)
 
     async def busy_turn_and_context(
         self,
@@ -698,7 +684,7 @@ class TurnRepository:
             "target_seq": target_seq,
             "regenerate": regenerate,
         }
-        return (await self.db.execute(BUSY_TURN_AND_CONTEXT, params)).one()
+        return (await execute(self.db, BUSY_TURN_AND_CONTEXT, params)).one()
 
     def asked_message(self, session_id: str, row: sa.Row[Any]) -> str:
         """The text of the user message a regenerated reply answers (opened)."""
@@ -726,8 +712,8 @@ class TurnRepository:
 
     async def open_regenerate(self, params: dict[str, Any], *, payloads: list[str]) -> None:
         """The turn that answers a stored message again (no message is written)."""
-        await self.db.execute(
-            OPEN_REGENERATE, {**params, "user_id": self.user_id, **_notify(payloads)}
+        await execute(
+            self.db, OPEN_REGENERATE, {**params, "user_id": self.user_id, **_notify(payloads)}
         )
 
     async def open_with_message(
@@ -761,9 +747,9 @@ class TurnRepository:
                         keyring, user_id=user_id, session_id=session_id, seq=TITLE_SEQ, text=title
                     )
                 )
-            await self.db.execute(OPEN_WITH_NEW_SESSION, values | _notify(payloads))
+            await execute(self.db, OPEN_WITH_NEW_SESSION, values | _notify(payloads))
         else:
-            await self.db.execute(OPEN_ON_SESSION, values | _notify(payloads))
+            await execute(self.db, OPEN_ON_SESSION, values | _notify(payloads))
         if tokens:  # the blind index of what was sealed (encryption on only)
             await self.db.execute(upsert_tokens(tokens))
 
@@ -794,7 +780,7 @@ class TurnRepository:
             "expected_head": expected_head,
             "now": now,
         }
-        message_count, reply_seq = (await self.db.execute(CLAIM_REPLY, params)).one()
+        message_count, reply_seq = (await execute(self.db, CLAIM_REPLY, params)).one()
         return message_count, reply_seq
 
     async def insert_reply(
@@ -830,7 +816,7 @@ class TurnRepository:
             "now": now,
             **_notify(payloads),
         }
-        await self.db.execute(INSERT_REPLY, params)
+        await execute(self.db, INSERT_REPLY, params)
 
     async def mark_failed(
         self,
@@ -897,7 +883,7 @@ class TurnOperatorRepository:
             "ids": [str(t) for t, _ in turns],
             "owners": [str(o) for _, o in turns],
         }
-        return list((await self.db.execute(HEARTBEAT, params)).all())
+        return list((await execute(self.db, HEARTBEAT, params)).all())
 
     async def save_partials(
         self, turns: Sequence[tuple[uuid.UUID, uuid.UUID, str]], *, seconds: float
@@ -905,13 +891,13 @@ class TurnOperatorRepository:
         """Write the partial replies of turns `(id, owner, text)` within `seconds` (a lock
         or a slow write fails them alone); the ids of the turns written."""
         limit = f"{max(1, int(seconds * 1000))}ms"
-        await self.db.execute(LIMIT_TRANSACTION, {"limit": limit})
+        await execute(self.db, LIMIT_TRANSACTION, {"limit": limit})
         params = {
             "ids": [str(t) for t, _, _ in turns],
             "owners": [str(o) for _, o, _ in turns],
             "texts": [text for _, _, text in turns],
         }
-        rows = (await self.db.execute(SAVE_PARTIALS, params)).all()
+        rows = (await execute(self.db, SAVE_PARTIALS, params)).all()
         return {uuid.UUID(str(r.id)) for r in rows}
 
     async def stale(self, *, cutoff: datetime, limit: int) -> Sequence[ChatTurn]:

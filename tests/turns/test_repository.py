@@ -48,7 +48,7 @@ def test_defaults_come_from_the_columns():
     row = repository.full_row(session, {k: sa.bindparam(k) for k in given})
     # Not given: each column's server default, else its model default, else NULL.
     rendered = {
-        k: str(v.compile(dialect=repository._DIALECT, compile_kwargs={"literal_binds": True}))
+        k: str(v.compile(dialect=repository.DIALECT, compile_kwargs={"literal_binds": True}))
         for k, v in row.items()
         if k not in given
     }
