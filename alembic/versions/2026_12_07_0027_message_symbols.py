@@ -62,14 +62,29 @@ SYMBOL_CLASS = (
 )
 BATCH = 20_000
 
-_FUNCTION = """
+# A text longer than this is not read for its symbols (a reply can be megabytes of emoji:
+# reading it would hold its transaction for seconds); it is marked instead, and a symbol
+# search checks it as before the index. `app.conversations.symbols` holds the same two.
+MAX_CHARS = 100_000
+UNREAD = "unread"
+
+# Everything that is not a symbol removed, then the rest split into its code points: about
+# twice as fast as collecting every match of the class.
+_FUNCTION = (
+    """
 CREATE FUNCTION message_symbols(content text) RETURNS text[]
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 AS $$
-    SELECT coalesce(array_agg(DISTINCT m[1]), '{}')
-    FROM regexp_matches(content, '(SYMBOL_CLASS)', 'g') AS m
+    SELECT CASE WHEN length(content) > MAX_CHARS THEN ARRAY['UNREAD']
+    ELSE (
+        SELECT coalesce(array_agg(DISTINCT c), '{}')
+        FROM unnest(string_to_array(regexp_replace(content, 'NOT_SYMBOLS+', '', 'g'), NULL)) AS c
+    ) END
 $$
-""".replace("SYMBOL_CLASS", SYMBOL_CLASS)
+""".replace("NOT_SYMBOLS", "[^" + SYMBOL_CLASS[1:])
+    .replace("MAX_CHARS", str(MAX_CHARS))
+    .replace("UNREAD", UNREAD)
+)
 
 _TRIGGER_FUNCTION = """
 CREATE FUNCTION chat_message_symbols() RETURNS trigger

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, TSQUERY
 
 from app.conversations.models import SEARCH_CONFIG
-from app.conversations.symbols import symbols_of
+from app.conversations.symbols import UNREAD, symbols_of
 from app.core.text import ELLIPSIS, grapheme_floor, is_unspaced
 
 SNIPPET_BEFORE = 40
@@ -117,7 +117,8 @@ def _contains(
     # A text holding the term holds each of its symbols: the index finds those texts,
     # strpos decides (order and neighbours).
     held = symbols.op("@>")(sa.cast(sa.literal(wanted, ARRAY(sa.Text)), ARRAY(sa.Text)))
-    return sa.and_(symbols != _NO_SYMBOLS, held, found)
+    unread = symbols.op("@>")(sa.cast(sa.literal([UNREAD], ARRAY(sa.Text)), ARRAY(sa.Text)))
+    return sa.and_(symbols != _NO_SYMBOLS, sa.or_(held, unread), found)
 
 
 @dataclass(frozen=True)

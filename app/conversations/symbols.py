@@ -56,6 +56,12 @@ SYMBOL_CLASS = (
 
 _SYMBOL = re.compile(SYMBOL_CLASS)
 
+# A message longer than this is not read for its symbols when stored (a reply can be
+# megabytes of emoji); it holds UNREAD instead, and a symbol search checks it as it checks
+# a message with no index (migration 0027 holds the same two).
+MAX_CHARS = 100_000
+UNREAD = "unread"
+
 
 def symbols_of(text: str) -> list[str]:
     """The distinct symbols of `text`, sorted: what `message_symbols` stores for it."""

@@ -3,10 +3,13 @@ with the same results as checking every message."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 import sqlalchemy as sa
 
-from app.conversations.symbols import symbols_of
+from app.assistant.base import ReplyOutput, TextAssistant, TurnInput
+from app.conversations.symbols import MAX_CHARS, UNREAD, symbols_of
 from app.history import repository as history_sql
 from tests.conftest import chat, register
 
@@ -33,11 +36,13 @@ async def test_the_database_and_python_agree_on_every_symbol(sessionmaker):
     """The trigger's `message_symbols` and the search's `symbols_of` read the same class,
     for every code point there is (a term's symbols must be among its message's)."""
     everything = "".join(chr(c) for c in range(1, 0x110000) if not 0xD800 <= c <= 0xDFFF)
+    parts = [everything[i : i + MAX_CHARS] for i in range(0, len(everything), MAX_CHARS)]
+    stored: set[str] = set()
     async with sessionmaker() as s:
-        stored = (
-            await s.execute(sa.text("SELECT message_symbols(:t)"), {"t": everything})
-        ).scalar_one()
-    assert set(stored) == set(symbols_of(everything))
+        for part in parts:
+            read = await s.execute(sa.text("SELECT message_symbols(:t)"), {"t": part})
+            stored |= set(read.scalar_one())
+    assert stored == set(symbols_of(everything))
     assert {"🍕", "👍", "🏽", "©", "→", "❤", "、"} <= set(stored)
     assert not {"$", "+", "a", "é", "猫", "\u200d", "\ufe0f"} & set(stored)
 
@@ -101,3 +106,36 @@ async def test_symbol_terms_find_what_a_substring_search_finds(client, clock, se
     hit = (await client.get("/api/sessions", params={"q": THUMB_MEDIUM}, headers=me)).json()
     assert hit["items"][0]["matchSeq"] == 3
     assert THUMB_MEDIUM in hit["items"][0]["snippet"]["text"]
+
+
+@dataclass
+class LongReplyAssistant(TextAssistant):
+    """Answers with a text too long to be read for its symbols, an emoji at its end."""
+
+    name: str = "long"
+
+    async def write(self, turn: TurnInput, out: ReplyOutput) -> None:
+        out.write("word " * (MAX_CHARS // 5) + "the end 🦜")
+
+
+async def test_a_message_too_long_to_read_is_still_found_by_its_symbols(
+    app, client, sessionmaker, search_plan
+):
+    app.state.assistant = LongReplyAssistant()
+    me = await register(client)
+    long_sid = (await chat(client, me, "tell me a long story")).json()["sessionId"]
+    await chat(client, me, "🦜 here, in a short one")
+    async with sessionmaker() as s:
+        marks = (
+            await s.execute(
+                sa.text("SELECT content_symbols FROM chat_message WHERE session_id = :sid"),
+                {"sid": long_sid},
+            )
+        ).scalars()
+        assert [UNREAD] in list(marks)
+    r = await client.get("/api/sessions", params={"q": "🦜"}, headers=me)
+    assert r.status_code == 200, r.text
+    assert long_sid in {i["id"] for i in r.json()["items"]}
+    assert len(r.json()["items"]) == 2
+    r = await client.get("/api/sessions", params={"q": "🍕"}, headers=me)
+    assert r.json()["items"] == []
