@@ -54,6 +54,8 @@ async def server(database_url: str, tmp_path: Path):
         DB_POOL_SIZE=str(POOL),
         DB_MAX_OVERFLOW="0",
         DOWNLOAD_MAX_PER_USER=str(STALLED),
+        # One process: its pool and its count of a user's downloads are what is measured.
+        WORKERS="1",
     )
     argv = [sys.executable, "-m", "app", "serve", "--port", "{port}"]
     process = ServerProcess(argv, env)

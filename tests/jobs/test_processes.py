@@ -38,6 +38,8 @@ def _env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
         SWEEPER_ENABLED="false",
         RATE_LIMIT_ENABLED="false",
         JOB_POLL_SECONDS="0.2",
+        # One process per instance: the tests tell the instances apart by who ran a job.
+        WORKERS="1",
         **extra,
     )
     return env

@@ -223,6 +223,8 @@ function showRetentionRuns(runs) {
 export async function loadRetention() {
   $("retention-error").textContent = "";
   $("retention-preview").textContent = "";
+  // A choice made before the saved one arrives would be overwritten by it.
+  $("retention-days").disabled = true;
   try {
     const current = await getJson("/api/me/retention");
     $("retention-days").value = current.days === null ? "" : String(current.days);
@@ -237,6 +239,8 @@ export async function loadRetention() {
     showRetentionRuns(current.runs);
   } catch (err) {
     $("retention-error").textContent = err.message;
+  } finally {
+    $("retention-days").disabled = false;
   }
 }
 
