@@ -36,10 +36,10 @@ pytestmark = [pytest.mark.process, pytest.mark.storage]
 MB = 1024 * 1024
 # What the hostile imports may add to the process's peak memory (docs/operations.md).
 RSS_HEADROOM = 150 * MB
-# A bystander's list of conversations must not stall behind an import (the review saw 11 s).
-# The bound is loose on purpose: in `make test` another worker drives a browser on the same
-# two cores, and speed belongs to `make bench`.
-BYSTANDER_SECONDS = 5.0
+# A bystander's list of conversations must not stall behind an import (the review saw 11 s):
+# each answer within a second, as docs/operations.md says. Measured at a load of about 6 on
+# two cores: the slowest of about 200 answers took 0.54 s.
+BYSTANDER_SECONDS = 1.0
 
 
 def _reset_peak(pid: int) -> None:
@@ -126,9 +126,11 @@ async def _bystander(client: httpx.AsyncClient, headers: dict[str, str], done: a
     answers = 0
     while True:
         started = time.monotonic()
-        r = await client.get("/api/sessions", headers=headers, timeout=BYSTANDER_SECONDS)
+        # The client waits longer than the bound, so a slow answer fails with its time.
+        r = await client.get("/api/sessions", headers=headers, timeout=10 * BYSTANDER_SECONDS)
         assert r.status_code == 200, r.text
-        assert time.monotonic() - started < BYSTANDER_SECONDS
+        took = time.monotonic() - started
+        assert took < BYSTANDER_SECONDS, f"a bystander waited {took:.2f} s"
         answers += 1
         if done.is_set():
             return answers
