@@ -29,6 +29,9 @@ class JobKind(enum.StrEnum):
     SIGN_IN_PURGE = "sign_in_purge"
     ACCOUNT_EVENT_PURGE = "account_event_purge"
     RETENTION = "retention"
+    # Key rotation's batches: queued when an operator asks (`python -m app keys rotate
+    # --queue`), never on a schedule; no owner either.
+    KEY_ROTATION = "key_rotation"
 
 
 class JobStatus(enum.StrEnum):

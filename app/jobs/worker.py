@@ -210,7 +210,8 @@ class JobWorker:
                 await beating
 
     async def run_scheduled(self, claimed: Claimed) -> None:
-        """Runs a scheduled run (a purge) and records how many rows it removed."""
+        """Runs a scheduled run (a purge, key rotation) and records how many rows it
+        removed (or rewrote)."""
         progress = Progress()
         beating = asyncio.create_task(self._beat(claimed, progress), name=f"job-beat-{claimed.id}")
         try:
@@ -220,10 +221,16 @@ class JobWorker:
             now = self.clock.now()
             removed = await runner(
                 ScheduledRun(
-                    sessionmaker=self.sessionmaker, bus=self.bus, settings=self.settings, now=now
+                    sessionmaker=self.sessionmaker,
+                    bus=self.bus,
+                    settings=self.settings,
+                    now=now,
+                    on_progress=lambda done: progress.set(done, None),
                 )
             )
-            PURGED_ROWS.labels(claimed.kind).inc(removed)
+            rotation = claimed.kind == JobKind.KEY_ROTATION.value
+            if not rotation:
+                PURGED_ROWS.labels(claimed.kind).inc(removed)
             async with unit_of_work(self.sessionmaker, self.bus) as db:
                 await JobQueue(db).finish(
                     claimed.id,
@@ -231,13 +238,15 @@ class JobWorker:
                     status=JobStatus.DONE,
                     now=self.clock.now(),
                     expires_at=expiry(self.clock.now(), self.settings.job_result_ttl_hours),
-                    result={"removed": removed, "ranBy": PROCESS},
+                    result={("rewritten" if rotation else "removed"): removed, "ranBy": PROCESS},
                     done=removed,
                     total=removed,
                 )
             SCHEDULED_RUNS.labels(claimed.kind, "done").inc()
             if removed:
-                logger.info("%s removed %d rows", claimed.kind, removed)
+                logger.info(
+                    "%s %s %d rows", claimed.kind, "rewrote" if rotation else "removed", removed
+                )
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._give_back(claimed))
