@@ -104,9 +104,13 @@ def test_sync_and_async_streamed_and_not_extend_one_conversation(server, account
     assert first.usage.total_tokens == 18
 
     (listed,) = sessions(server.base, account)
-    assert listed["title"] == "What is a kestrel?"
     assert listed["apiClient"] == "notebook"
     sid = listed["id"]
+    # Titled like a conversation of the page: by its model, after the first exchange.
+    _wait_for(
+        lambda: sessions(server.base, account)[0]["title"] == "A fake title", "the model's title"
+    )
+    assert "What is a kestrel?" in server.model.title_requests[-1].last_user
     # The system prompt is the conversation's first message; the model got it as sent.
     assert _path(server, account, sid) == [
         ("system", SYSTEM["content"]),
