@@ -426,6 +426,30 @@ def test_closing_the_request_stops_the_reply_and_keeps_what_was_written(server, 
     assert " ".join(words).startswith(reply["content"])
 
 
+def test_closing_an_unstreamed_request_stops_the_reply_too(server, account):
+    words = [f"w{i}" for i in range(200)]
+    server.model.plan(Planned(text=" ".join(words), chunk_seconds=0.05))
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "Talk, then be cut off."}]}
+    # The client gives up after a second (10 s of words planned) and closes the connection.
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            f"{server.v1}/chat/completions",
+            json=body,
+            headers={"Authorization": f"Bearer {account.key}"},
+            timeout=httpx.Timeout(30, read=1.0),
+        )
+
+    def stored_reply():
+        (listed,) = sessions(server.base, account)
+        messages = conversation(server.base, account, listed["id"])["messages"]
+        return messages[-1] if messages[-1]["role"] == "assistant" else None
+
+    reply = _wait_for(stored_reply, "the stopped reply")
+    assert reply["stopped"] is True
+    assert len(reply["content"].split()) < len(words)
+    assert " ".join(words).startswith(reply["content"])
+
+
 def test_a_conversation_from_the_page_is_continued_by_a_client_that_resends_it(server, account):
     r = httpx.post(
         f"{server.base}/api/chat",
