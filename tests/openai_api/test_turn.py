@@ -136,7 +136,7 @@ async def test_completions_hold_no_connection_while_the_model_thinks(app, client
         Planned(text=REPLY, first_token_seconds=THINKING_SECONDS),
         Planned(text=REPLY, first_token_seconds=THINKING_SECONDS),
     )
-    me, key = await _key(client)
+    _, key = await _key(client)
     asked = [
         asyncio.create_task(
             client.post(
