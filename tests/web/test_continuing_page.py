@@ -22,9 +22,19 @@ def user(live_server: Any) -> Any:
     made.close()
 
 
-def test_a_model_error_says_what_happened_and_retry_answers(new_page, live_server, use_assistant):
+@pytest.mark.parametrize(
+    ("failure", "said"),
+    [
+        ("connection_refused", "The model could not be reached."),
+        ("timeout", "The model timed out."),
+        ("rejected", "The model refused the request."),
+    ],
+)
+def test_a_model_error_says_what_happened_and_retry_answers(
+    new_page, live_server, use_assistant, failure, said
+):
     assistant = use_assistant(
-        RecordingAssistant(fail=AssistantError("Connection refused", failure="connection_refused"))
+        RecordingAssistant(fail=AssistantError("The model failed", failure=failure))
     )
     page = new_page(viewport=DESKTOP).open().sign_up(live_server.new_email())
     p = page.page
@@ -33,7 +43,7 @@ def test_a_model_error_says_what_happened_and_retry_answers(new_page, live_serve
     box.press("Enter")
 
     failed = p.locator("#messages .msg-failed")
-    expect(failed).to_contain_text("The model could not be reached.")
+    expect(failed.locator("strong")).to_have_text(said)
     expect(p.locator("#messages .msg-user .msg-text")).to_have_text(["Are you there?"])
     expect(p.locator("#messages > li").last).to_have_class("msg msg-assistant msg-failed")
 
@@ -99,6 +109,23 @@ def test_a_new_device_opens_the_most_recent_conversation_not_the_pinned_one(
     page = new_page(viewport=DESKTOP).open().sign_in(user.email)
     expect(page.page.locator("#chat-heading")).to_have_text("The latest talk")
     assert page.session_id() == latest
+
+
+def test_a_notice_about_the_last_conversation_goes_when_a_new_one_starts(new_page, live_server):
+    page = new_page(viewport=DESKTOP).open().sign_up(live_server.new_email())
+    p = page.page
+    page.say("Plan the picnic")
+    row = page.history("Active").filter(has_text="Plan the picnic")
+    row.get_by_role("button", name="More", exact=False).click()
+    row.get_by_role("button", name="Archive", exact=True).click()
+    notice = p.locator("#chat-notice")
+    expect(notice).to_contain_text("That conversation is archived now")
+    expect(p.locator("#chat-heading")).to_have_text("New conversation")
+
+    page.say("Write a haiku about rain")
+    expect(p.locator("#chat-heading")).to_have_text("Write a haiku about rain")
+    expect(notice).to_be_hidden()
+    expect(p.locator("#messages .msg-user .msg-text")).to_have_text(["Write a haiku about rain"])
 
 
 def test_a_long_paste_is_counted_refused_over_the_limit_and_kept(new_page, live_server):

@@ -424,6 +424,8 @@ export async function sendMessage(text) {
       if (fresh) {
         setHeading(text);
         setUsage(null);
+        // What a notice said was about the conversation shown before this one.
+        if (!data.expiredSessionId) hideNotice();
       }
       if (!fresh && chat.closed === "archived") {
         chat.closed = null; // continued: active again
