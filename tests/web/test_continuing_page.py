@@ -3,6 +3,8 @@ in the middle of a reply, and on a new device."""
 
 from __future__ import annotations
 
+import re
+import time
 from typing import Any
 
 import pytest
@@ -126,6 +128,43 @@ def test_a_notice_about_the_last_conversation_goes_when_a_new_one_starts(new_pag
     expect(p.locator("#chat-heading")).to_have_text("Write a haiku about rain")
     expect(notice).to_be_hidden()
     expect(p.locator("#messages .msg-user .msg-text")).to_have_text(["Write a haiku about rain"])
+
+
+def test_a_reload_shows_the_conversation_without_the_empty_chat_first(new_page, live_server):
+    page = new_page(viewport=DESKTOP).open().sign_up(live_server.new_email())
+    p = page.page
+    page.say("Plan the picnic")
+    # Every frame, whether the empty chat's suggestions were on screen.
+    p.add_init_script(
+        """(() => {
+            window.emptySeen = false;
+            const look = () => {
+                const empty = document.getElementById("empty-chat");
+                const workspace = document.getElementById("workspace");
+                if (empty && workspace && !workspace.hidden && !empty.hidden) {
+                    window.emptySeen = true;
+                }
+                requestAnimationFrame(look);
+            };
+            requestAnimationFrame(look);
+        })()"""
+    )
+
+    def slowly(route: Any) -> None:
+        time.sleep(0.6)  # opening the conversation takes a while
+        route.continue_()
+
+    p.route(re.compile(r"/api/sessions/[^/?]+\?drafts=true$"), slowly)
+    p.reload()
+    expect(p.locator("#messages .msg-user .msg-text")).to_have_text(["Plan the picnic"])
+    page.wait_for_reply()
+    assert p.evaluate("window.emptySeen") is False
+    p.unroute(re.compile(r"/api/sessions/[^/?]+\?drafts=true$"))
+
+    # A new conversation shows them, at once.
+    p.get_by_role("button", name="New conversation").click()
+    expect(p.locator("#empty-chat")).to_be_visible()
+    expect(p.locator("#suggestions button").first).to_be_visible()
 
 
 def test_a_long_paste_is_counted_refused_over_the_limit_and_kept(new_page, live_server):

@@ -186,6 +186,7 @@ export async function loadCurrent() {
   leaveConversation();
   chat.viewing = null;
   chat.loading = true;
+  updateEmpty();
   show(el["viewer-bar"], false);
   el.composer.hidden = false;
   showError("");
@@ -235,6 +236,7 @@ export async function loadCurrent() {
   } finally {
     if (token === chat.loadToken) {
       chat.loading = false;
+      updateEmpty();
       updateComposer();
       if (chat.catchUpWanted) catchUp();
     }
