@@ -220,6 +220,31 @@ def test_a_markdown_reply_has_its_shapes_and_copy_buttons(new_page, live_server,
     assert visitor.dialogs == []
 
 
+def test_formulas_in_brackets_and_the_libraries_load_on_first_use(new_page, live_server, scripted):
+    page = new_page().open().sign_up(live_server.new_email())
+    p = page.page
+    vendor: list[str] = []
+    p.on("request", lambda r: vendor.append(r.url) if "/vendor/" in r.url else None)
+    scripted("Plain words, **bold** and nothing else.")
+    page.say("Say something plain")
+    expect(p.locator("#messages .msg-assistant strong")).to_have_text("bold")
+    assert not [u for u in vendor if "highlight" in u or "katex" in u], vendor
+
+    scripted("Inline \\(a^2 + b^2\\) and on its own line:\n\n\\[c^2 = a^2 + b^2\\]\n")
+    page.say("Some maths")
+    reply = p.locator("#messages .msg-assistant .msg-text").last
+    expect(reply.locator(".math-inline .katex")).to_have_count(1)
+    expect(reply.locator(".math-display .katex-display")).to_have_count(1)
+    assert any("katex.mjs" in u for u in vendor), vendor
+    assert not [u for u in vendor if "highlight" in u], vendor  # no code yet
+
+    scripted("```js\nconst x = 1;\n```\n")
+    page.say("Some code")
+    reply = p.locator("#messages .msg-assistant .msg-text").last
+    expect(reply.locator("pre code .hljs-keyword")).to_have_text("const")
+    assert any("highlight.mjs" in u for u in vendor), vendor
+
+
 def _inert(p: Any, root: str) -> None:
     """Nothing in `root` can run or load: no script, frame, image or handler, and every
     link is a web link that opens in a new tab."""
