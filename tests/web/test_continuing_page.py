@@ -123,6 +123,12 @@ def test_a_notice_about_the_last_conversation_goes_when_a_new_one_starts(new_pag
     notice = p.locator("#chat-notice")
     expect(notice).to_contain_text("That conversation is archived now")
     expect(p.locator("#chat-heading")).to_have_text("New conversation")
+    # One click to where it went.
+    notice.get_by_role("button", name="Open it in History").click()
+    expect(p.get_by_role("tab", name="Archived", exact=True)).to_have_attribute(
+        "aria-selected", "true"
+    )
+    expect(p.locator("#history-list li.row")).to_have_text([re.compile("Plan the picnic")])
 
     page.say("Write a haiku about rain")
     expect(p.locator("#chat-heading")).to_have_text("Write a haiku about rain")
