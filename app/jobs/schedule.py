@@ -31,9 +31,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth.repository import AccountEventOperatorRepository, SignInOperatorRepository
 from app.conversations.retention import apply_retention
-from app.conversations.tasks import purge_trash
+from app.conversations.tasks import purge_trash, sweep_off_the_loop
 from app.core.config import Settings
-from app.core.db import unit_of_work
+from app.core.db import bound_url, unit_of_work
 from app.core.errors import AppError
 from app.events.bus import EventBus
 from app.jobs.models import JobKind
@@ -72,7 +72,9 @@ def interval_start(now: datetime, interval_seconds: float) -> datetime:
 def schedules(settings: Settings) -> list[tuple[JobKind, float]]:
     """Every scheduled kind and its interval, in seconds."""
     purge = settings.purge_interval_seconds
+    sweep = [(JobKind.SESSION_SWEEP, settings.sweep_interval_seconds)]
     return [
+        *(sweep if settings.sweeper_enabled else []),
         (JobKind.JOB_PURGE, settings.job_purge_interval_seconds),
         (JobKind.TRASH_PURGE, purge),
         (JobKind.SHARE_LINK_PURGE, purge),
@@ -161,6 +163,15 @@ async def retention(run: ScheduledRun) -> int:
     )
 
 
+async def sweep_sessions(run: ScheduledRun) -> int:
+    """Sessions idle longer than SESSION_TTL_SECONDS archived (temporary ones deleted),
+    off the event loop serving requests; returns how many."""
+    outcome = await sweep_off_the_loop(
+        settings=run.settings, url=bound_url(run.sessionmaker), now=run.now, bus=run.bus
+    )
+    return outcome.archived + outcome.deleted_temporary
+
+
 async def rotate_keys(run: ScheduledRun) -> int:
     """Every sealed row (and every row from before encryption) onto the first key of
     ENCRYPTION_KEYS, in transactions of PURGE_BATCH_SIZE rows (`app.keys.service.rotate`);
@@ -201,6 +212,7 @@ async def queue_key_rotation(
 RUNNERS: dict[str, Runner] = {
     JobKind.KEY_ROTATION: rotate_keys,
     JobKind.RETENTION: retention,
+    JobKind.SESSION_SWEEP: sweep_sessions,
     JobKind.JOB_PURGE: purge_jobs,
     JobKind.TRASH_PURGE: purge_trashed,
     JobKind.SHARE_LINK_PURGE: purge_share_links,

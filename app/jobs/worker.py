@@ -54,6 +54,10 @@ PROGRESS_SECONDS = 1.0
 PURGE_BATCH = 1000
 
 
+# What a scheduled run's count is, when not rows removed (`result` holds it by this name).
+_DONE_WORDS = {JobKind.KEY_ROTATION.value: "rewritten", JobKind.SESSION_SWEEP.value: "archived"}
+
+
 class JobWorker:
     def __init__(
         self,
@@ -228,8 +232,9 @@ class JobWorker:
                     on_progress=lambda done: progress.set(done, None),
                 )
             )
-            rotation = claimed.kind == JobKind.KEY_ROTATION.value
-            if not rotation:
+            # Rotation rewrites rows and the sweep archives them; the rest remove rows.
+            done_word = _DONE_WORDS.get(claimed.kind, "removed")
+            if done_word == "removed":
                 PURGED_ROWS.labels(claimed.kind).inc(removed)
             async with unit_of_work(self.sessionmaker, self.bus) as db:
                 await JobQueue(db).finish(
@@ -238,15 +243,13 @@ class JobWorker:
                     status=JobStatus.DONE,
                     now=self.clock.now(),
                     expires_at=expiry(self.clock.now(), self.settings.job_result_ttl_hours),
-                    result={("rewritten" if rotation else "removed"): removed, "ranBy": PROCESS},
+                    result={done_word: removed, "ranBy": PROCESS},
                     done=removed,
                     total=removed,
                 )
             SCHEDULED_RUNS.labels(claimed.kind, "done").inc()
             if removed:
-                logger.info(
-                    "%s %s %d rows", claimed.kind, "rewrote" if rotation else "removed", removed
-                )
+                logger.info("%s: %s %d rows", claimed.kind, done_word, removed)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._give_back(claimed))
