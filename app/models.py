@@ -23,7 +23,7 @@ from app.sharing.models import SharedLink
 from app.summaries import service as _summaries  # noqa: F401  (summaries after a turn)
 from app.titles import service as _titles  # noqa: F401  (titles after a first exchange)
 from app.turns.models import ChatTurn
-from app.usage.models import UsageBudget
+from app.usage.models import UsageBudget, UsageDay
 
 __all__ = [
     "AccountEvent",
@@ -47,6 +47,7 @@ __all__ = [
     "StoredImage",
     "SweepRun",
     "UsageBudget",
+    "UsageDay",
     "User",
     "metadata",
 ]

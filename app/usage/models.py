@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -27,3 +27,22 @@ class UsageBudget(SQLModel, table=True):
     tokens_per_day: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
     tokens_per_month: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
     updated_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+
+
+class UsageDay(SQLModel, table=True):
+    """Tokens a user's turns used, per UTC day of the turns' start: the ledger budgets read.
+
+    A trigger on `chat_turn` (`usage_day_add`, migration 0029) adds every change to a
+    turn's tokens here, so deleting a conversation (its turns go with it) never gives
+    tokens back. Only deleting the account removes these rows.
+    """
+
+    __tablename__ = "usage_day"
+
+    user_id: uuid.UUID = Field(
+        sa_column=sa.Column(
+            sa.Uuid(), sa.ForeignKey("app_user.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    day: date = Field(sa_column=sa.Column(sa.Date(), primary_key=True))
+    tokens: int = Field(sa_column=sa.Column(sa.BigInteger(), nullable=False))

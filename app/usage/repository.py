@@ -1,6 +1,8 @@
 """The SQL of usage and budgets.
 
-`BudgetRepository` is built for one owner: its budget row and the tokens its turns used.
+`BudgetRepository` is built for one owner: its budget row and the tokens its turns used,
+from the `usage_day` ledger (kept by a trigger on `chat_turn`, so deleted conversations
+still count).
 `UsageReport` is the operator's: it reads across users, for the admin usage view only.
 Tokens are what turns already record (`chat_turn.prompt_tokens`, `completion_tokens`);
 the model that wrote a reply is in its message's metadata (`model`).
@@ -22,10 +24,11 @@ from app.auth.models import User
 from app.conversations.models import ChatMessage, ChatSession
 from app.core.tenancy import owned, owned_delete
 from app.turns.models import ChatTurn
-from app.usage.models import UsageBudget
+from app.usage.models import UsageBudget, UsageDay
 
 _turn = ChatTurn.__table__  # type: ignore[attr-defined]
 _budget = UsageBudget.__table__  # type: ignore[attr-defined]
+_day = UsageDay.__table__  # type: ignore[attr-defined]
 _session = ChatSession.__table__  # type: ignore[attr-defined]
 _message = ChatMessage.__table__  # type: ignore[attr-defined]
 _user = User.__table__  # type: ignore[attr-defined]
@@ -54,21 +57,21 @@ class BudgetRepository:
         self.user_id = user_id
 
     async def standing(self, *, day_start: datetime, month_start: datetime) -> BudgetRow:
-        """One statement: the budget row, if any, and the tokens since both starts (an
-        index-only range read of `ix_chat_turn_user_started`)."""
-        since = min(day_start, month_start)
+        """One statement: the budget row, if any, and the tokens used since both starts
+        (UTC midnights), from the ledger (at most 31 rows of `usage_day`)."""
+        today, first = day_start.date(), month_start.date()
         used = (
             owned(
-                _turn,
+                _day,
                 self.user_id,
-                sa.func.coalesce(
-                    sa.func.sum(TURN_TOKENS).filter(_turn.c.started_at >= day_start), 0
-                ).label("day"),
-                sa.func.coalesce(
-                    sa.func.sum(TURN_TOKENS).filter(_turn.c.started_at >= month_start), 0
-                ).label("month"),
+                sa.func.coalesce(sa.func.sum(_day.c.tokens).filter(_day.c.day >= today), 0).label(
+                    "day"
+                ),
+                sa.func.coalesce(sa.func.sum(_day.c.tokens).filter(_day.c.day >= first), 0).label(
+                    "month"
+                ),
             )
-            .where(_turn.c.started_at >= since)
+            .where(_day.c.day >= min(today, first))
             .subquery("used")
         )
         budget = owned(_budget, self.user_id).subquery("budget")

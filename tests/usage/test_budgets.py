@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from tests.conftest import chat, register
 from tests.usage.conftest import counts, make_superuser
@@ -122,3 +123,75 @@ async def test_an_administrator_sets_one_users_budget(client, clock, sessionmake
     assert r.status_code == 422
     missing = "/api/admin/users/00000000-0000-0000-0000-000000000000/budget"
     assert (await client.get(missing, headers=admin)).status_code == 404
+
+
+async def test_deleting_conversations_gives_no_tokens_back(client, clock, sessionmaker, metered):
+    """What was used stays used: budgets read a ledger that deleting a conversation (its
+    turns go with it), temporary or not, leaves as it was."""
+    me = await register(client)
+    kept = (await chat(client, me, "kept")).json()["sessionId"]
+    deleted = (await chat(client, me, "deleted for good")).json()["sessionId"]
+    r = await client.post(
+        "/api/chat",
+        json={"messages": [{"role": "user", "content": "temporary"}], "temporary": True},
+        headers=me,
+    )
+    assert r.status_code == 200, r.text
+    temporary = r.json()["sessionId"]
+    for sid in (deleted, temporary):
+        r = await client.delete(f"/api/sessions/{sid}?permanent=true", headers=me)
+        assert r.status_code == 204, r.text
+        assert (await client.get(f"/api/sessions/{sid}", headers=me)).status_code == 404
+    async with sessionmaker() as s:
+        turns = (await s.execute(sa.text("SELECT count(*) FROM chat_turn"))).scalar_one()
+    assert turns == 1  # only the kept conversation's turn is left
+
+    day, month = (await client.get("/api/me/usage", headers=me)).json()["budgets"]
+    assert (day["used"], day["remaining"], month["used"]) == (300, 0, 300)
+    r = await chat(client, me, "one more", session_id=kept)
+    assert r.status_code == 429 and r.json()["code"] == "quota_exceeded", r.text
+    assert r.json()["used"] == 300
+
+    # The next day (UTC) the day's budget starts again; the month still counts them.
+    clock.set(_next_midnight(clock.now()))
+    assert (await chat(client, me, "a new day", session_id=kept)).status_code == 200
+    day, month = (await client.get("/api/me/usage", headers=me)).json()["budgets"]
+    assert day["used"] == 100
+    if month["used"] != 100:  # unless the new day began a new month
+        assert month["used"] == 400
+
+
+async def test_the_ledger_follows_every_change_of_a_turns_tokens(client, sessionmaker, metered):
+    """The trigger adds what a turn's tokens changed by, on insert and on each update."""
+    me = await register(client)
+    await chat(client, me, "hello")
+    user_id = (await client.get("/users/me", headers=me)).json()["id"]
+
+    async def ledger() -> int:
+        async with sessionmaker() as s:
+            return int(
+                (
+                    await s.execute(
+                        sa.text(
+                            "SELECT coalesce(sum(tokens), 0) FROM usage_day WHERE user_id = :u"
+                        ),
+                        {"u": user_id},
+                    )
+                ).scalar_one()
+            )
+
+    assert await ledger() == 100
+    async with sessionmaker() as s, s.begin():
+        await s.execute(
+            sa.text(
+                "UPDATE chat_turn SET completion_tokens = completion_tokens + 25 WHERE user_id = :u"
+            ),
+            {"u": user_id},
+        )
+        await s.execute(
+            sa.text("UPDATE chat_turn SET partial_reply = 'x' WHERE user_id = :u"), {"u": user_id}
+        )
+    assert await ledger() == 125
+    async with sessionmaker() as s, s.begin():
+        await s.execute(sa.text("DELETE FROM chat_turn WHERE user_id = :u"), {"u": user_id})
+    assert await ledger() == 125
