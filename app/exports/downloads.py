@@ -41,8 +41,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.conversations import tree
 from app.core.errors import AppError, NotFoundError
+from app.drafts import ledger
 from app.drafts.ledger import get_owned_image
-from app.exports.drafts import collect_drafts
 from app.exports.service import (
     CONVERSATION_FORMAT,
     IMAGE_SUFFIXES,
@@ -285,7 +285,7 @@ async def read_conversation(
                         )
                         workspace.messages.write(line.encode() + b"\n")
             if json_out is not None:
-                drafts = await collect_drafts(db, user_id, row.id)
+                drafts = await ledger.export_drafts(db, user_id, row.id)
                 summaries = await conversation_summaries(
                     session=db, user_id=user_id, session_id=row.id
                 )
