@@ -33,7 +33,7 @@ from app.jobs.models import Job, JobKind, JobStatus
 from app.jobs.repository import JobOperatorRepository, JobRepository
 
 if TYPE_CHECKING:
-    from app.exports.pdf import PdfBudget
+    from app.typesetting.pdf import PdfBudget
 
 # Input and result are stored in pieces of this size.
 STORED_CHUNK_BYTES = 1024 * 1024

@@ -61,7 +61,7 @@ def test_no_import_inside_a_function_but_the_lazy_ones() -> None:
     first use (PDF layout, image cards, the model clients, the embedded server) or keep the
     CLI quick to start. A new one is most likely dodging a cycle the layers forbid."""
     lazy_targets = {
-        "app.exports.pdf",
+        "app.typesetting.pdf",
         "app.imaging.cards",
         "app.assistant.openai_compat",
         "app.assistant.local_model",

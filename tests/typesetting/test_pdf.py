@@ -14,7 +14,7 @@ import pytest
 from pypdf import PdfReader
 from reportlab.pdfbase import pdfmetrics
 
-from app.exports.pdf import (
+from app.typesetting.pdf import (
     BASE_FONT,
     CJK_FONT,
     EMOJI_FONT,
@@ -290,7 +290,7 @@ def test_a_word_mixing_fonts_is_shaped_font_by_font() -> None:
     from reportlab.pdfbase import ttfonts
     from reportlab.platypus import paragraph as rl_paragraph
 
-    from app.exports import pdf
+    from app.typesetting import pdf
 
     pdf._ensure_font(BASE_FONT)
     pdf._ensure_font(EMOJI_FONT)
