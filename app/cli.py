@@ -26,6 +26,11 @@ from app.core.runtime import (
 
 T = TypeVar("T")
 
+FOLLOW_ROTATION = (
+    "Follow it with: SELECT id, status, progress_done, result, error FROM job"
+    " WHERE kind = 'key_rotation' ORDER BY created_at DESC;"
+)
+
 
 def _with_db(
     settings: Settings, work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]
@@ -230,6 +235,23 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
             raise AppError(str(exc)) from None
         return 0
 
+    if args.queue:
+        from app.core.clock import Clock
+        from app.jobs.schedule import queue_key_rotation
+
+        if not settings.encryption_keys:
+            raise AppError(
+                "ENCRYPTION_KEYS is not set: there is no key to rotate to "
+                "(generate one with `python -m app keys generate`)."
+            )
+
+        async def queue(sm: async_sessionmaker[AsyncSession]) -> str:
+            job_id = await queue_key_rotation(sm, settings, now=Clock().now())
+            return f"Key rotation queued as job {job_id}; a job worker runs it.\n{FOLLOW_ROTATION}"
+
+        print(_with_db(settings, queue))
+        return 0
+
     def progress(table: str, done: int) -> None:
         print(f"{table}: {done} rows on the newest key", flush=True)
 
@@ -299,6 +321,11 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     )
     keys.add_argument("--id", help="generate: the key id (default: a random one)")
     keys.add_argument("--batch-size", type=int, default=500, help="rotate: rows per transaction")
+    keys.add_argument(
+        "--queue",
+        action="store_true",
+        help="rotate: queue it as a job for the job workers instead of running it here",
+    )
     keys.add_argument(
         "--pause", type=float, default=0.0, help="rotate: seconds to wait between batches"
     )

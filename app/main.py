@@ -16,7 +16,6 @@ from app.auth.manager import AUTH_COOKIE_NAME
 from app.auth.passwords import configure_pool
 from app.auth.router import router as auth_router
 from app.auth.tokens import SlidingCookieMiddleware
-from app.conversations.tasks import running_sweeper
 from app.core.clock import Clock
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_sessionmaker, plain_dsn
@@ -77,10 +76,11 @@ def background_jobs(
     app: FastAPI, settings: Settings, *, bus: EventBus, sweeper_on: bool
 ) -> list[AbstractAsyncContextManager[object]]:
     """Every background job a process runs, in one list. Each process checks for stale
-    turns and for ended sign-ins of its open streams; SWEEPER_ENABLED (or `run_sweeper`)
-    governs the sweep alone; JOB_WORKER_ENABLED the job worker: the queue's exports and
-    imports, and the scheduled runs (every purge, `app.jobs.schedule`), which it queues
-    once per interval across all processes (SCHEDULED_JOBS_ENABLED) and runs."""
+    turns and for ended sign-ins of its open streams (its own streams and turns, within
+    seconds); JOB_WORKER_ENABLED governs the job worker: the queue's exports and imports,
+    and the scheduled runs (`app.jobs.schedule`: the sweep of idle sessions, unless
+    SWEEPER_ENABLED or `run_sweeper` is off, and every purge), which it queues once per
+    interval across all processes (SCHEDULED_JOBS_ENABLED) and runs."""
     sessionmaker, clock = app.state.sessionmaker, app.state.clock
     jobs: list[AbstractAsyncContextManager[object]] = [
         running_stale_turn_check(
@@ -102,21 +102,12 @@ def background_jobs(
             sessionmaker=sessionmaker,
             bus=bus,
             clock=clock,
-            settings=settings,
+            # The sweep is one of the scheduled runs this worker queues (and may take).
+            settings=settings.model_copy(update={"sweeper_enabled": sweeper_on}),
             mailer=lambda: app.state.mailer,
         )
         app.state.jobs = worker
         jobs.append(running_job_worker(worker))
-    if sweeper_on:
-        # In a thread of its own, with its own connections: off the loop serving requests.
-        jobs.append(
-            running_sweeper(
-                settings=settings,
-                url=app.state.engine.url.render_as_string(hide_password=False),
-                clock=clock,
-                bus=bus,
-            )
-        )
     return jobs
 
 

@@ -11,7 +11,6 @@ from app.conversations.models import (
     MessageSearchToken,
     PathSummary,
     RetentionRun,
-    SweeperState,
     SweepRun,
 )
 from app.core.db import metadata
@@ -47,7 +46,6 @@ __all__ = [
     "SignIn",
     "StoredImage",
     "SweepRun",
-    "SweeperState",
     "UsageBudget",
     "User",
     "metadata",

@@ -10,10 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from app.conversations.ids import new_session_id
-from app.conversations.tasks import SWEEP_POOL, SweepOutcome, sweep_expired_sessions
-from app.core.config import Settings
-from app.core.db import create_engine, create_sessionmaker
-from app.core.threads import run_in_own_loop
+from app.conversations.tasks import sweep_expired_sessions, sweep_off_the_loop
 from bench.data import TextSource
 from bench.modes import Mode
 from bench.pg import BenchServer, connect, indexes_deferred, settle
@@ -67,28 +64,6 @@ async def _drive(
     return samples
 
 
-async def _sweep_as_the_app_does(settings: Settings, url: str, now: datetime) -> SweepOutcome:
-    """One sweep as the app's sweeper runs it: in a thread of its own, on its own loop and
-    its own connections, in paced batches (SWEEP_BATCH_SIZE, SWEEP_BUSY_SHARE, ...)."""
-
-    async def sweep() -> SweepOutcome:
-        engine = create_engine(settings.model_copy(update=SWEEP_POOL), url)
-        try:
-            return await sweep_expired_sessions(
-                sessionmaker=create_sessionmaker(engine),
-                now=now,
-                ttl_seconds=SESSION_TTL_SECONDS,
-                batch_size=settings.sweep_batch_size,
-                trigger="manual",
-                pause_seconds=settings.sweep_batch_pause_seconds,
-                busy_share=settings.sweep_busy_share,
-            )
-        finally:
-            await engine.dispose()
-
-    return await run_in_own_loop(sweep, name="sweeper")
-
-
 def _summary(samples: list[float]) -> dict[str, float]:
     return {"n": len(samples), "p50": percentile(samples, 50), "p99": percentile(samples, 99)}
 
@@ -136,7 +111,11 @@ async def run(server: BenchServer, report: Report, mode: Mode) -> dict[str, Any]
         )
 
         sweep_started = time.perf_counter()
-        sweep = asyncio.create_task(_sweep_as_the_app_does(settings, url, datetime.now(UTC)))
+        # As the app's scheduled run does it: a thread, a loop and connections of its own.
+        as_the_app = settings.model_copy(update={"session_ttl_seconds": SESSION_TTL_SECONDS})
+        sweep = asyncio.create_task(
+            sweep_off_the_loop(settings=as_the_app, url=url, now=datetime.now(UTC))
+        )
         during = await _drive(store, live_user, ids, text, lambda: not sweep.done())
         outcome = await sweep
         sweep_seconds = time.perf_counter() - sweep_started

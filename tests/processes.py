@@ -23,6 +23,9 @@ class ServerProcess:
     """Runs `argv` (with `{port}` filled in) in its own process group on a free port."""
 
     def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        # One web process unless the test asks for more: WORKERS=0 would start one per
+        # core, which costs each server's start-up and is what few tests are about.
+        env = {"WORKERS": "1", **env}
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(

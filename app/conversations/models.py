@@ -325,15 +325,6 @@ class SweepRun(SQLModel, table=True):
     runner: str = Field(max_length=200, nullable=False)  # host:pid that ran it
 
 
-class SweeperState(SQLModel, table=True):
-    """A single row: when the scheduled sweep last started. Claiming it is atomic."""
-
-    __tablename__ = "sweeper_state"
-
-    name: str = Field(primary_key=True, max_length=50)
-    last_started_at: datetime = Field(sa_column=_tz())
-
-
 class AuditEvent(SQLModel, table=True):
     """Who trashed, restored or deleted which conversation, when, and from where.
 

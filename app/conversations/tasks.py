@@ -9,15 +9,15 @@ Archiving never deletes. The purge deletes, for good, conversations that have be
 trash for TRASH_RETENTION_DAYS (their `purge_at` passed), with their images; it is a
 scheduled run of the job queue (`app.jobs.schedule`), which calls `purge_trash`.
 
-Exactly once per interval across all processes and instances: each process wakes often,
-and the one that atomically advances `sweeper_state.last_started_at` by a full interval
-runs the sweep; the rest see the fresh timestamp and go back to sleep. The sweep itself
-works in bounded batches, each its own short transaction, skipping rows a chat turn holds
+Exactly once per interval across all processes and instances: the sweep is a scheduled
+run of the job queue (`app.jobs.schedule`), queued once per SWEEP_INTERVAL_SECONDS
+whichever process tries first, and taken by one job worker. The sweep itself works in
+bounded batches, each its own short transaction, skipping rows a chat turn holds
 (FOR UPDATE SKIP LOCKED): no giant lock, and a manual sweep running at the same time
 never archives a row twice.
 
 Off the serving loop, and paced: the scheduled sweep runs in a thread of its own, on its
-own event loop and its own small pool of connections (`running_sweeper`), so its Python
+own event loop and its own small pool of connections (`sweep_off_the_loop`), so its Python
 work never holds up a request; and after each batch it pauses in proportion to the time
 the batch took (SWEEP_BUSY_SHARE), so a backlog of a million sessions is worked through
 without taking the database's CPU from the chat turns.
@@ -29,12 +29,10 @@ and recorded once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -45,25 +43,15 @@ from sqlmodel import col
 from app.conversations import trash
 from app.conversations.models import AuditAction, SweepRun
 from app.conversations.repository import ConversationOperatorRepository
-from app.core.clock import Clock
 from app.core.config import Settings
 from app.core.db import create_engine, create_sessionmaker, unit_of_work
-from app.core.threads import running_in_own_loop
+from app.core.threads import run_in_own_loop
 from app.events.bus import BusFromAnotherLoop, EventBus, user_event
 
 logger = logging.getLogger("app.sweeper")
 
 SWEEPER_NAME = "sessions"
 RUNNER = f"{socket.gethostname()}:{os.getpid()}"
-
-_CLAIM = sa.text(
-    """
-    INSERT INTO sweeper_state (name, last_started_at) VALUES (:name, :now)
-    ON CONFLICT (name) DO UPDATE SET last_started_at = EXCLUDED.last_started_at
-    WHERE sweeper_state.last_started_at <= :due_before
-    RETURNING name
-    """
-)
 
 
 def pause_after(elapsed: float, *, pause_seconds: float, busy_share: float) -> float:
@@ -80,28 +68,6 @@ class SweepOutcome:
     archived: int
     batches: int
     deleted_temporary: int = 0
-
-
-async def claim_scheduled_sweep(
-    *,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    now: datetime,
-    interval_seconds: int,
-    name: str = SWEEPER_NAME,
-) -> bool:
-    """True for exactly one caller per interval, whichever process or instance it is."""
-    async with unit_of_work(sessionmaker) as session:
-        row = (
-            await session.execute(
-                _CLAIM,
-                {
-                    "name": name,
-                    "now": now,
-                    "due_before": now - timedelta(seconds=interval_seconds),
-                },
-            )
-        ).first()
-    return row is not None
 
 
 async def sweep_expired_sessions(
@@ -249,105 +215,32 @@ async def purge_trash(
     return purged
 
 
-async def run_scheduled_sweep(
-    *,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    clock: Clock,
-    ttl_seconds: int,
-    interval_seconds: int,
-    batch_size: int,
-    pause_seconds: float = 0.0,
-    busy_share: float = 1.0,
-    bus: EventBus | None = None,
-) -> SweepOutcome:
-    now = clock.now()
-    if not await claim_scheduled_sweep(
-        sessionmaker=sessionmaker, now=now, interval_seconds=interval_seconds
-    ):
-        return SweepOutcome(ran=False, archived=0, batches=0)
-    return await sweep_expired_sessions(
-        sessionmaker=sessionmaker,
-        now=now,
-        ttl_seconds=ttl_seconds,
-        batch_size=batch_size,
-        trigger="schedule",
-        pause_seconds=pause_seconds,
-        busy_share=busy_share,
-        bus=bus,
-    )
-
-
-async def sweeper_loop(
-    *,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    clock: Clock,
-    ttl_seconds: int,
-    interval_seconds: int,
-    batch_size: int,
-    pause_seconds: float = 0.0,
-    busy_share: float = 1.0,
-    bus: EventBus | None = None,
-) -> None:
-    """Runs until cancelled. Wakes ten times per interval so a sweep is never late by
-    more than a tenth of it, yet runs once per interval thanks to the claim."""
-    tick = max(0.5, interval_seconds / 10)
-    while True:
-        try:
-            await run_scheduled_sweep(
-                sessionmaker=sessionmaker,
-                clock=clock,
-                ttl_seconds=ttl_seconds,
-                interval_seconds=interval_seconds,
-                batch_size=batch_size,
-                pause_seconds=pause_seconds,
-                busy_share=busy_share,
-                bus=bus,
-            )
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the database may be down; try again next tick
-            logger.warning("sweep failed, will retry: %s", exc)
-        await asyncio.sleep(tick)
-
-
-# The sweep's own connections: one at a time, plus one for a claim while a sweep waits.
+# The sweep's own connections: one at a time, plus one spare.
 SWEEP_POOL = {"db_pool_size": 1, "db_max_overflow": 1}
 
 
-async def sweeper_in_own_loop(
-    *,
-    settings: Settings,
-    url: str,
-    clock: Clock,
-    bus: EventBus | None,
-    home: asyncio.AbstractEventLoop,
-) -> None:
-    """`sweeper_loop` as the app runs it, from a thread of its own: an engine made here
-    (its connections belong to this loop), and the process's bus reached through `home`."""
-    engine = create_engine(settings.model_copy(update=SWEEP_POOL), url)
-    try:
-        await sweeper_loop(
-            sessionmaker=create_sessionmaker(engine),
-            clock=clock,
-            ttl_seconds=settings.session_ttl_seconds,
-            interval_seconds=settings.sweep_interval_seconds,
-            batch_size=settings.sweep_batch_size,
-            pause_seconds=settings.sweep_batch_pause_seconds,
-            busy_share=settings.sweep_busy_share,
-            bus=None if bus is None else BusFromAnotherLoop(bus, home),
-        )
-    finally:
-        await engine.dispose()
-
-
-@contextlib.asynccontextmanager
-async def running_sweeper(
-    *, settings: Settings, url: str, clock: Clock, bus: EventBus | None = None
-) -> AsyncIterator[None]:
-    """The scheduled sweep, in a thread of its own, for as long as the block lasts."""
+async def sweep_off_the_loop(
+    *, settings: Settings, url: str, now: datetime, bus: EventBus | None = None
+) -> SweepOutcome:
+    """The scheduled sweep, as its job runs it: in a thread of its own, on an event loop
+    and connections made there (a pool belongs to the loop that made it), paced by
+    SWEEP_BUSY_SHARE; each batch's events still leave through the process's `bus`."""
     home = asyncio.get_running_loop()
-    async with running_in_own_loop(
-        lambda: sweeper_in_own_loop(settings=settings, url=url, clock=clock, bus=bus, home=home),
-        name="sweeper",
-    ):
-        yield
+
+    async def sweep() -> SweepOutcome:
+        engine = create_engine(settings.model_copy(update=SWEEP_POOL), url)
+        try:
+            return await sweep_expired_sessions(
+                sessionmaker=create_sessionmaker(engine),
+                now=now,
+                ttl_seconds=settings.session_ttl_seconds,
+                batch_size=settings.sweep_batch_size,
+                trigger="schedule",
+                pause_seconds=settings.sweep_batch_pause_seconds,
+                busy_share=settings.sweep_busy_share,
+                bus=None if bus is None else BusFromAnotherLoop(bus, home),
+            )
+        finally:
+            await engine.dispose()
+
+    return await run_in_own_loop(sweep, name="sweeper")

@@ -181,6 +181,13 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+def bound_url(sessionmaker: async_sessionmaker[AsyncSession]) -> str:
+    """The URL (password included) of the engine `sessionmaker` binds: for an engine of
+    one's own to the same database, on another event loop."""
+    engine: AsyncEngine = sessionmaker.kw["bind"]
+    return engine.url.render_as_string(hide_password=False)
+
+
 async def get_request_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's one AsyncSession (one pooled connection at most), closed at the end.
 

@@ -127,7 +127,14 @@ _CLEANER = nh3.Cleaner(
     attributes=_ATTRIBUTES,
     tag_attribute_values={"input": {"type": {"checkbox"}}},
     # A task's checkbox needs a name (as on the page); checked says whether it is done.
-    set_tag_attribute_values={"a": {"target": "_blank"}, "input": {"aria-label": "Task"}},
+    # Code, tables and display formulas scroll sideways on their own: the keyboard reaches
+    # them (as on the page).
+    set_tag_attribute_values={
+        "a": {"target": "_blank"},
+        "input": {"aria-label": "Task"},
+        "pre": {"tabindex": "0"},
+        "table": {"tabindex": "0"},
+    },
     url_schemes={"http", "https", "mailto"},
     url_relative="deny",
     link_rel=LINK_REL,

@@ -29,6 +29,11 @@ class JobKind(enum.StrEnum):
     SIGN_IN_PURGE = "sign_in_purge"
     ACCOUNT_EVENT_PURGE = "account_event_purge"
     RETENTION = "retention"
+    # The sweep of idle sessions (app/conversations/tasks.py), in a thread of its own.
+    SESSION_SWEEP = "session_sweep"
+    # Key rotation's batches: queued when an operator asks (`python -m app keys rotate
+    # --queue`), never on a schedule; no owner either.
+    KEY_ROTATION = "key_rotation"
 
 
 class JobStatus(enum.StrEnum):

@@ -131,10 +131,10 @@ class JobOperatorRepository:
         now: datetime,
         expires_at: datetime,
         params: dict[str, Any],
-    ) -> bool:
+    ) -> uuid.UUID | None:
         """Queues the run of `kind` for the interval starting at `scheduled_for`, unless
         one is queued already (by any process: the unique key (kind, scheduled_for));
-        True when this call queued it."""
+        the new job's id when this call queued it."""
         j = _jobs.c
         row = await self.session.execute(
             pg_insert(_jobs)
@@ -154,7 +154,7 @@ class JobOperatorRepository:
             )
             .returning(j.id)
         )
-        return row.one_or_none() is not None
+        return row.scalar_one_or_none()
 
     async def give_up_stale(
         self, *, stale_before: datetime, max_attempts: int, now: datetime, expires_at: datetime

@@ -8,6 +8,11 @@ processes try, one row is written per interval, and one worker runs it (the queu
 `FOR UPDATE SKIP LOCKED`). A run that dies with its worker is taken again like any job;
 every run here is safe to repeat (it deletes what is due, in batches).
 
+Key rotation runs the same way, but only when an operator queues it
+(`queue_key_rotation`, from `python -m app keys rotate --queue`): rows may move onto the
+first key of ENCRYPTION_KEYS only once every instance knows that key, which the app cannot
+tell by itself. Its `scheduled_for` is the moment it was queued.
+
 Runs of a schedule: SELECT kind, scheduled_for, status, result FROM job WHERE user_id IS NULL.
 """
 
@@ -17,6 +22,7 @@ import asyncio
 import logging
 import os
 import socket
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,12 +31,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth.repository import AccountEventOperatorRepository, SignInOperatorRepository
 from app.conversations.retention import apply_retention
-from app.conversations.tasks import purge_trash
+from app.conversations.tasks import purge_trash, sweep_off_the_loop
 from app.core.config import Settings
-from app.core.db import unit_of_work
+from app.core.db import bound_url, unit_of_work
+from app.core.errors import AppError
 from app.events.bus import EventBus
 from app.jobs.models import JobKind
 from app.jobs.repository import JobOperatorRepository
+from app.keys.service import rotate
 from app.sharing.repository import ShareOperatorRepository
 from app.turns.repository import TurnOperatorRepository
 
@@ -42,12 +50,14 @@ PROCESS = f"{socket.gethostname()}:{os.getpid()}"
 
 @dataclass(frozen=True)
 class ScheduledRun:
-    """What a scheduled run is given: `now` is the time its worker took it."""
+    """What a scheduled run is given: `now` is the time its worker took it;
+    `on_progress(done)` tells the worker how far a long run is (its heartbeat writes it)."""
 
     sessionmaker: async_sessionmaker[AsyncSession]
     bus: EventBus | None
     settings: Settings
     now: datetime
+    on_progress: Callable[[int], None] | None = None
 
 
 Runner = Callable[[ScheduledRun], Awaitable[int]]
@@ -62,7 +72,9 @@ def interval_start(now: datetime, interval_seconds: float) -> datetime:
 def schedules(settings: Settings) -> list[tuple[JobKind, float]]:
     """Every scheduled kind and its interval, in seconds."""
     purge = settings.purge_interval_seconds
+    sweep = [(JobKind.SESSION_SWEEP, settings.sweep_interval_seconds)]
     return [
+        *(sweep if settings.sweeper_enabled else []),
         (JobKind.JOB_PURGE, settings.job_purge_interval_seconds),
         (JobKind.TRASH_PURGE, purge),
         (JobKind.SHARE_LINK_PURGE, purge),
@@ -151,8 +163,56 @@ async def retention(run: ScheduledRun) -> int:
     )
 
 
+async def sweep_sessions(run: ScheduledRun) -> int:
+    """Sessions idle longer than SESSION_TTL_SECONDS archived (temporary ones deleted),
+    off the event loop serving requests; returns how many."""
+    outcome = await sweep_off_the_loop(
+        settings=run.settings, url=bound_url(run.sessionmaker), now=run.now, bus=run.bus
+    )
+    return outcome.archived + outcome.deleted_temporary
+
+
+async def rotate_keys(run: ScheduledRun) -> int:
+    """Every sealed row (and every row from before encryption) onto the first key of
+    ENCRYPTION_KEYS, in transactions of PURGE_BATCH_SIZE rows (`app.keys.service.rotate`);
+    returns how many rows it rewrote. Safe to repeat: a new run finds only the rows still
+    to do."""
+    rewritten: dict[str, int] = {}
+
+    def progress(table: str, done: int) -> None:
+        rewritten[table] = done
+        if run.on_progress is not None:
+            run.on_progress(sum(rewritten.values()))
+
+    report = await rotate(
+        sessionmaker=run.sessionmaker,
+        batch_size=run.settings.purge_batch_size,
+        on_progress=progress,
+    )
+    return sum(report.rewritten.values())
+
+
+async def queue_key_rotation(
+    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, *, now: datetime
+) -> uuid.UUID:
+    """Queues one run of key rotation for any job worker to take; returns its id."""
+    async with unit_of_work(sessionmaker) as session:
+        job_id = await JobOperatorRepository(session).enqueue_scheduled(
+            JobKind.KEY_ROTATION.value,
+            scheduled_for=now,
+            now=now,
+            expires_at=now + timedelta(hours=settings.job_result_ttl_hours),
+            params={"queuedBy": PROCESS},
+        )
+    if job_id is None:  # pragma: no cover - two in the same microsecond
+        raise AppError("A key rotation was queued at this very moment.", code="job_queued")
+    return job_id
+
+
 RUNNERS: dict[str, Runner] = {
+    JobKind.KEY_ROTATION: rotate_keys,
     JobKind.RETENTION: retention,
+    JobKind.SESSION_SWEEP: sweep_sessions,
     JobKind.JOB_PURGE: purge_jobs,
     JobKind.TRASH_PURGE: purge_trashed,
     JobKind.SHARE_LINK_PURGE: purge_share_links,

@@ -54,6 +54,10 @@ PROGRESS_SECONDS = 1.0
 PURGE_BATCH = 1000
 
 
+# What a scheduled run's count is, when not rows removed (`result` holds it by this name).
+_DONE_WORDS = {JobKind.KEY_ROTATION.value: "rewritten", JobKind.SESSION_SWEEP.value: "archived"}
+
+
 class JobWorker:
     def __init__(
         self,
@@ -210,7 +214,8 @@ class JobWorker:
                 await beating
 
     async def run_scheduled(self, claimed: Claimed) -> None:
-        """Runs a scheduled run (a purge) and records how many rows it removed."""
+        """Runs a scheduled run (a purge, key rotation) and records how many rows it
+        removed (or rewrote)."""
         progress = Progress()
         beating = asyncio.create_task(self._beat(claimed, progress), name=f"job-beat-{claimed.id}")
         try:
@@ -220,10 +225,17 @@ class JobWorker:
             now = self.clock.now()
             removed = await runner(
                 ScheduledRun(
-                    sessionmaker=self.sessionmaker, bus=self.bus, settings=self.settings, now=now
+                    sessionmaker=self.sessionmaker,
+                    bus=self.bus,
+                    settings=self.settings,
+                    now=now,
+                    on_progress=lambda done: progress.set(done, None),
                 )
             )
-            PURGED_ROWS.labels(claimed.kind).inc(removed)
+            # Rotation rewrites rows and the sweep archives them; the rest remove rows.
+            done_word = _DONE_WORDS.get(claimed.kind, "removed")
+            if done_word == "removed":
+                PURGED_ROWS.labels(claimed.kind).inc(removed)
             async with unit_of_work(self.sessionmaker, self.bus) as db:
                 await JobOperatorRepository(db).finish(
                     claimed.id,
@@ -231,13 +243,13 @@ class JobWorker:
                     status=JobStatus.DONE,
                     now=self.clock.now(),
                     expires_at=expiry(self.clock.now(), self.settings.job_result_ttl_hours),
-                    result={"removed": removed, "ranBy": PROCESS},
+                    result={done_word: removed, "ranBy": PROCESS},
                     done=removed,
                     total=removed,
                 )
             SCHEDULED_RUNS.labels(claimed.kind, "done").inc()
             if removed:
-                logger.info("%s removed %d rows", claimed.kind, removed)
+                logger.info("%s: %s %d rows", claimed.kind, done_word, removed)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._give_back(claimed))

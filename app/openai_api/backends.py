@@ -11,7 +11,7 @@ the turn records the model on the conversation and on the reply, as `POST /api/c
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,8 @@ ASSISTANT_NAME = "api"
 OWNER = "chatkeep"
 
 Connect = Callable[[ReplyOutput], contextlib.AbstractAsyncContextManager[LlmWriter]]
+# A model's `write_title(message=..., reply=...)`: what titles a new conversation.
+WriteTitle = Callable[..., Awaitable[str]]
 
 
 @dataclass(frozen=True)
@@ -46,14 +48,24 @@ class ApiOutcome:
 class ClientRequestAssistant(TextAssistant):
     """Answers one request of `/v1/chat/completions`: the client's body goes to the model
     as it came, and the text comes back as it is written. Keeps no records of its own; a
-    reply that called tools carries the calls in its metadata (`toolCalls`)."""
+    reply that called tools carries the calls in its metadata (`toolCalls`). A new
+    conversation is titled by the model's `write_title`, as on the page (app/titles reads
+    it; None for a model that writes no titles)."""
 
     name = ASSISTANT_NAME
 
-    def __init__(self, *, connect: Connect, body: dict[str, Any], model: str) -> None:
+    def __init__(
+        self,
+        *,
+        connect: Connect,
+        body: dict[str, Any],
+        model: str,
+        write_title: WriteTitle | None = None,
+    ) -> None:
         self.connect = connect
         self.body = body
         self.model = model
+        self.write_title = write_title
 
     async def write(self, turn: TurnInput, out: ReplyOutput) -> None:
         async with self.connect(out) as writer:
@@ -91,11 +103,15 @@ class V1Model:
     # What the turn records as the conversation's model: the id, or None for an assistant
     # with no choice of model (as `POST /api/chat` records nothing there either).
     chosen: str | None
+    # The model's `write_title`, when it writes titles.
+    write_title: WriteTitle | None = None
 
     def assistant_for(self, body: dict[str, Any]) -> Assistant:
         if self.connect is None:
             return self.app_assistant
-        return ClientRequestAssistant(connect=self.connect, body=body, model=self.id)
+        return ClientRequestAssistant(
+            connect=self.connect, body=body, model=self.id, write_title=self.write_title
+        )
 
 
 def _remote(writer: LlmWriter) -> Connect:
@@ -140,6 +156,7 @@ def configured_models(assistant: Assistant) -> list[V1Model]:
                 connect=connect,
                 app_assistant=assistant,
                 chosen=choice.id if chosen else None,
+                write_title=getattr(choice.writer, "write_title", None) if connect else None,
             )
         )
     return models

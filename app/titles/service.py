@@ -63,11 +63,23 @@ def title_writer(closed: ClosedReply) -> WriteTitle | None:
     return write
 
 
+def is_first_exchange(closed: ClosedReply) -> bool:
+    """Whether the reply answers a conversation's first question: every message before the
+    question is on its path, and none is but a system prompt. The page's first message;
+    a new conversation of `/v1`, whose system prompt is its first message."""
+    opened = closed.opened
+    history = opened.input.history
+    return (
+        opened.input.dropped_through is None
+        and opened.user_seq == len(history) + 1
+        and all(m.role == "system" for m in history)
+    )
+
+
 @on_turn_closed
 def after_first_exchange(closed: ClosedReply) -> Coroutine[Any, Any, None] | None:
     """A conversation's first reply stored: its model writes the title, after the turn."""
-    opened = closed.opened
-    if closed.status != "done" or opened.user_seq != 1 or not closed.text.strip():
+    if closed.status != "done" or not closed.text.strip() or not is_first_exchange(closed):
         return None
     write = title_writer(closed)
     if write is None:

@@ -65,6 +65,7 @@ def test_bench_quick_smoke_prints_every_table() -> None:
         "== PDF layout",
         "== Encryption at rest: one chat turn",
         "== Opening a conversation: a 50-message chain",
+        "== /v1/chat/completions next to POST /api/chat",
         "== Goals ==",
     ):
         assert title in out, f"missing table {title!r}:\n{out[-3000:]}"
@@ -84,5 +85,15 @@ def test_bench_quick_smoke_prints_every_table() -> None:
         "PDF of 8,000 lines / 1,000 lines (CPU time)",
         "opening 50 branches / a 50-message chain (median)",
     }
+    # A /v1 completion, JSON and streamed, is timed next to a POST /api/chat turn.
+    v1 = saved["figures"]["v1_vs_api_chat"]
+    v1_table = out.split("== /v1/chat/completions next to POST /api/chat")[1].split("\n== ")[0]
+    for kind in (
+        "POST /api/chat (JSON, a message on its conversation)",
+        "POST /v1/chat/completions (JSON, its conversation resent)",
+        "POST /v1/chat/completions (streamed, its conversation resent)",
+    ):
+        assert kind in v1_table, f"{kind} missing from the /v1 table"
+        assert v1[kind]["median_ms"] > 0
     # The sweep archived every expired session it was given.
     assert saved["figures"]["sweeper"]["archived"] == saved["figures"]["sweeper"]["sessions"]

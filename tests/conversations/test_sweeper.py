@@ -9,15 +9,11 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from app.conversations.tasks import (
-    claim_scheduled_sweep,
-    pause_after,
-    run_scheduled_sweep,
-    running_sweeper,
-    sweep_expired_sessions,
-)
+from app.conversations.tasks import pause_after, sweep_expired_sessions, sweep_off_the_loop
 from app.core.db import create_engine, create_sessionmaker
 from app.events.bus import STAGED_KEY, EventBus, Hub
+from app.jobs.models import JobKind
+from app.jobs.schedule import interval_start, queue_due
 from tests.conftest import chat, register
 
 pytestmark = pytest.mark.storage
@@ -53,60 +49,60 @@ async def test_sweep_archives_only_expired_sessions_in_batches(client, clock, se
     assert again.archived == 0
 
 
-async def test_scheduled_sweep_runs_once_per_interval_across_processes(
-    app, settings, clock, sessionmaker
+async def _sweep_jobs(sessionmaker) -> list:
+    async with sessionmaker() as s:
+        rows = await s.execute(
+            sa.text(
+                "SELECT scheduled_for, status, result FROM job "
+                "WHERE kind = 'session_sweep' ORDER BY scheduled_for"
+            )
+        )
+        return list(rows)
+
+
+async def test_the_sweep_is_a_scheduled_run_queued_once_per_interval_across_processes(
+    client, app, settings, clock, sessionmaker
 ):
-    # Eight independent engines stand in for eight worker processes on two instances.
+    headers = await register(client)
+    old = [(await chat(client, headers, f"old {i}")).json()["sessionId"] for i in range(3)]
+    swept = settings.model_copy(update={"sweeper_enabled": True, "sweep_interval_seconds": 300})
+    # The three sessions idle past the TTL, at the start of the next interval.
+    clock.advance(settings.session_ttl_seconds + 1)
+    clock.set(interval_start(clock.now(), 300) + timedelta(seconds=300))
+    # Eight independent engines stand in for eight processes on two instances.
     makers = [create_sessionmaker(create_engine(settings)) for _ in range(8)]
     try:
 
-        async def everyone_tries() -> list[bool]:
-            results = await asyncio.gather(
-                *(
-                    run_scheduled_sweep(
-                        sessionmaker=m,
-                        clock=clock,
-                        ttl_seconds=1800,
-                        interval_seconds=300,
-                        batch_size=100,
-                    )
-                    for m in makers
-                )
+        async def everyone_asks() -> int:
+            queued = await asyncio.gather(
+                *(queue_due(m, swept, now=clock.now(), skip={}) for m in makers)
             )
-            return [r.ran for r in results]
+            return sum(JobKind.SESSION_SWEEP in q for q in queued)
 
-        assert sum(await everyone_tries()) == 1
+        assert await everyone_asks() == 1
         clock.advance(299)
-        assert sum(await everyone_tries()) == 0
+        assert await everyone_asks() == 0
         clock.advance(1)
-        assert sum(await everyone_tries()) == 1
-        clock.advance(10_000)
-        assert sum(await everyone_tries()) == 1
-        async with sessionmaker() as s:
-            runs = (
-                await s.execute(
-                    sa.text("SELECT count(*) FROM sweep_run WHERE trigger = 'schedule'")
-                )
-            ).scalar()
-        assert runs == 3
+        assert await everyone_asks() == 1
     finally:
         for m in makers:
             await m.kw["bind"].dispose()
-
-
-async def test_claim_is_atomic_under_contention(settings, clock, app):
-    makers = [create_sessionmaker(create_engine(settings)) for _ in range(6)]
-    try:
-        wins = await asyncio.gather(
-            *(
-                claim_scheduled_sweep(sessionmaker=m, now=clock.now(), interval_seconds=60)
-                for m in makers
-            )
-        )
-        assert sum(wins) == 1
-    finally:
-        for m in makers:
-            await m.kw["bind"].dispose()
+    app.state.jobs.wake()
+    for _ in range(600):  # a condition, not a speed: up to 30 s on a busy machine
+        jobs = await _sweep_jobs(sessionmaker)
+        if all(j.status == "done" for j in jobs):
+            break
+        await asyncio.sleep(0.05)
+    assert [j.status for j in jobs] == ["done", "done"]
+    # Whichever ran first archived the three; the other found nothing left to do.
+    assert sorted(j.result["archived"] for j in jobs) == [0, 3]
+    assert set((await _statuses(sessionmaker)).values()) == {"archived"}
+    assert sorted(await _statuses(sessionmaker)) == sorted(old)
+    async with sessionmaker() as s:
+        runs = (
+            await s.execute(sa.text("SELECT count(*) FROM sweep_run WHERE trigger = 'schedule'"))
+        ).scalar()
+    assert runs == 2
 
 
 async def test_concurrent_manual_sweeps_never_archive_twice(client, clock, sessionmaker, settings):
@@ -155,10 +151,11 @@ async def test_turn_racing_the_sweeper_gets_a_consistent_answer(client, clock, s
     assert sweep.archived in (0, 1)
 
 
-async def test_the_sweeper_loop_runs_in_the_app(settings, clock, database_url):
+async def test_the_app_schedules_the_sweep(settings, clock, database_url):
     from app.main import create_app
 
     settings.sweep_interval_seconds = 1
+    settings.scheduled_jobs_enabled = True
     app = create_app(settings, clock=clock, migrate=False, run_sweeper=True)
     async with app.router.lifespan_context(app):
         clock.set(clock.now() + timedelta(seconds=5))
@@ -199,11 +196,10 @@ async def test_the_app_sweeps_off_its_event_loop_and_its_events_reach_the_bus(
     clock.advance(settings.session_ttl_seconds + 1)
     bus = _RecordingBus()
     settings = settings.model_copy(update={"sweep_batch_size": 2, "sweep_interval_seconds": 60})
-    async with running_sweeper(settings=settings, url=settings.database_url, clock=clock, bus=bus):
-        for _ in range(300):  # a condition, not a speed: up to 30 s on a busy machine
-            if set((await _statuses(sessionmaker)).values()) == {"archived"}:
-                break
-            await asyncio.sleep(0.1)
+    outcome = await sweep_off_the_loop(
+        settings=settings, url=settings.database_url, now=clock.now(), bus=bus
+    )
+    assert outcome.archived == 3 and outcome.batches == 2
     assert all(status == "archived" for status in (await _statuses(sessionmaker)).values())
     assert sorted(e["sessionId"] for e in bus.sent) == sorted(old)
     assert {e["change"] for e in bus.sent} == {"archived"}

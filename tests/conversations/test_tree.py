@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
+import zipfile
 from typing import Any
 
 import httpx
@@ -14,7 +16,7 @@ from pypdf import PdfReader
 from app.assistant.base import AssistantError
 from tests.assistants import RecordingAssistant, SlowAssistant
 from tests.conftest import chat, register
-from tests.sse import collect, listening
+from tests.sse import collect, listening, parse_events
 from tests.turns.conftest import sse_headers
 
 pytestmark = pytest.mark.storage
@@ -151,6 +153,48 @@ async def test_other_users_ids_are_404_and_wrong_kinds_422(client, app):
     assert count == 2
 
 
+async def test_a_message_that_answers_no_user_message_is_not_regenerable(client, app):
+    """A first assistant message (imported) or a system message has no user message to
+    answer: `422 not_regenerable`, and nothing is written."""
+    app.state.assistant = RecordingAssistant()
+    me = await register(client)
+    at = "2026-11-25T15:50:22.922399Z"
+    messages = [
+        {"seq": 1, "parentSeq": None, "role": "assistant", "content": "Welcome"},
+        {"seq": 2, "parentSeq": 1, "role": "system", "content": "Be brief"},
+        {"seq": 3, "parentSeq": 2, "role": "user", "content": "hi"},
+        {"seq": 4, "parentSeq": 3, "role": "assistant", "content": "hello"},
+    ]
+    doc = {
+        "format": "chatkeep.conversation",
+        "version": 2,
+        "conversation": {
+            "id": "greeted-1",
+            "title": "Greeted",
+            "createdAt": at,
+            "lastActivityAt": at,
+            "messageCount": 4,
+            "headSeq": 4,
+            "messages": [{**m, "createdAt": at} for m in messages],
+        },
+    }
+    r = await client.post("/api/import", json=doc, headers=me)
+    assert r.status_code == 200, r.text
+    sid = r.json()["sessions"][0]
+    # Imports arrive archived: restored, the conversation goes on.
+    assert (await client.post(f"/api/sessions/{sid}/restore", headers=me)).status_code == 200
+    for seq in (1, 2):
+        r = await _regenerate(client, me, sid, seq)
+        assert r.status_code == 422, r.text
+        assert r.json()["code"] == "not_regenerable"
+    # The reply to a user message still is.
+    r = await _regenerate(client, me, sid, 4)
+    assert r.status_code == 200, r.text
+    detail = await _session(client, me, sid)
+    assert detail["headSeq"] == 5 and detail["messages"][-1]["siblingSeqs"] == [4, 5]
+    assert [m["seq"] for m in detail["messages"]] == [1, 2, 3, 5]
+
+
 async def test_an_expired_conversation_is_not_edited_into_a_new_one(client, app, clock, settings):
     app.state.assistant = RecordingAssistant()
     me = await register(client)
@@ -285,6 +329,61 @@ async def test_edit_and_regenerate_stream_like_any_message(live, app):
     async with live.stream("GET", f"/api/sessions/{sid}/turns/{tid}/events", headers=me) as r:
         replay = await collect(r)
     assert replay[-1].data == events[-1].data
+
+
+async def test_a_streamed_regenerate_stops_through_the_turn_route_and_is_retried(live, app):
+    app.state.assistant = RecordingAssistant()
+    me = await register(live)
+    sid = (await chat(live, me, "hello")).json()["sessionId"]
+    app.state.assistant = SlowAssistant(words=tuple(f"w{i} " for i in range(200)), delay=0.05)
+    url = f"/api/sessions/{sid}/messages/2/regenerate"
+    async with live.stream("POST", url, headers=sse_headers(me)) as r:
+        stream = parse_events(r)
+        turn = await anext(stream)
+        assert turn.name == "turn"
+        assert (await anext(stream)).name == "delta"
+        tid = turn.data["turnId"]
+        stop = await live.post(f"/api/sessions/{sid}/turns/{tid}/cancel", headers=me)
+        assert stop.status_code == 202 and stop.json()["stopRequested"] is True
+        rest = [e async for e in stream]
+    done = rest[-1]
+    assert done.name == "done" and done.data["stopped"] is True and done.data["seq"] == 3
+    written = done.data["reply"]
+    assert written.startswith("w0 ") and len(written.split()) < 200
+    detail = await _session(live, me, sid)
+    assert detail["headSeq"] == 3
+    assert detail["messages"][-1]["content"] == written and detail["messages"][-1]["stopped"]
+    assert detail["messages"][-1]["siblingSeqs"] == [2, 3]
+
+    # Retry on the user message: a third version, nothing retyped.
+    app.state.assistant = RecordingAssistant()
+    again = await _regenerate(live, me, sid, 1)
+    assert again.status_code == 200, again.text
+    assert again.json() == {"reply": "reply to hello", "imageUrl": None, "sessionId": sid, "seq": 4}
+    detail = await _session(live, me, sid)
+    assert _path(detail) == [(1, "user", "hello"), (4, "assistant", "reply to hello")]
+    assert detail["messages"][-1]["siblingSeqs"] == [2, 3, 4]
+
+
+async def test_a_streamed_regenerate_that_fails_sends_error_and_keeps_the_head(live, app):
+    recorder = RecordingAssistant()
+    app.state.assistant = recorder
+    me = await register(live)
+    sid = (await chat(live, me, "hello")).json()["sessionId"]
+    recorder.fail = AssistantError("model down")
+    url = f"/api/sessions/{sid}/messages/2/regenerate"
+    async with live.stream("POST", url, headers=sse_headers(me)) as r:
+        assert r.status_code == 200
+        events = await collect(r)
+    assert [e.name for e in events] == ["turn", "error"]
+    assert events[-1].data["status"] == 502 and events[-1].data["code"]
+    detail = await _session(live, me, sid)
+    assert detail["headSeq"] == 2 and [m["seq"] for m in detail["messages"]] == [1, 2]
+    assert detail["messages"][-1]["siblingSeqs"] == [2]
+    # The stored failure replays the same way through the turn's route.
+    tid = events[0].data["turnId"]
+    async with live.stream("GET", f"/api/sessions/{sid}/turns/{tid}/events", headers=me) as r:
+        assert [e.name for e in await collect(r)] == ["turn", "error"]
 
 
 async def test_a_second_device_hears_of_edits_regenerates_and_head_moves(live, app):
@@ -489,6 +588,66 @@ async def test_a_tree_round_trips_through_export_and_import(client, app, clock):
         "/api/import", files={"file": ("export.json", exported.content)}, headers=fresh
     )
     assert r.json()["imported"] == 0 and r.json()["skipped"] == 1
+
+
+async def test_the_zip_of_everything_carries_every_tree_and_round_trips(client, app, clock):
+    """The ZIP's conversations.json holds every branch, each message's parent and the head;
+    imported into a fresh account it comes back the same, and a second import adds
+    nothing."""
+    app.state.assistant = RecordingAssistant()
+    me, fresh = await register(client), await register(client)
+    sid = (await chat(client, me, "hello")).json()["sessionId"]
+    clock.advance(1)
+    await chat(client, me, "first", session_id=sid)  # 3, 4
+    clock.advance(1)
+    await _edit(client, me, sid, 3, "second")  # 5, 6
+    clock.advance(1)
+    await _regenerate(client, me, sid, 6)  # 7
+    await client.put(f"/api/sessions/{sid}/head", json={"seq": 3}, headers=me)  # head 4
+    clock.advance(60)
+    chain = (await chat(client, me, "a line")).json()["sessionId"]
+
+    def trees(doc: Any) -> dict[str, Any]:
+        return {
+            conv["title"]: (
+                conv["headSeq"],
+                [
+                    (m["seq"], m["parentSeq"], m["role"], m["content"], m["createdAt"])
+                    for m in conv["messages"]
+                ],
+            )
+            for conv in doc["conversations"]
+        }
+
+    async def export(headers: dict[str, str]) -> tuple[bytes, Any]:
+        r = await client.get("/api/export", params={"format": "zip"}, headers=headers)
+        assert r.status_code == 200, r.text
+        with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
+            return r.content, json.loads(zf.read("conversations.json"))
+
+    data, doc = await export(me)
+    assert doc["version"] == 2
+    exported = trees(doc)
+    head, messages = exported["hello"]
+    assert head == 4 and len(messages) == 7
+    assert [(s, p) for s, p, *_ in messages] == [
+        (1, None),
+        (2, 1),
+        (3, 2),
+        (4, 3),
+        (5, 2),
+        (6, 5),
+        (7, 5),
+    ]
+    assert exported["a line"][0] == 2
+    assert {sid, chain} == {c["id"] for c in doc["conversations"]}
+
+    r = await client.post("/api/import", files={"file": ("export.zip", data)}, headers=fresh)
+    assert r.status_code == 200, r.text
+    assert r.json()["imported"] == 2
+    assert trees((await export(fresh))[1]) == exported
+    again = await client.post("/api/import", files={"file": ("export.zip", data)}, headers=fresh)
+    assert again.json()["imported"] == 0 and again.json()["skipped"] == 2
 
 
 async def test_a_version_1_export_imports_as_a_chain(client, app):

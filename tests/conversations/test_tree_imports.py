@@ -80,6 +80,10 @@ async def test_a_branched_chatgpt_export_keeps_every_branch(client):
     # Six messages in all, the exported tree says the same.
     doc = (await client.get(f"/api/sessions/{conv['id']}/export?format=json", headers=me)).json()
     assert doc["conversation"]["messageCount"] == 6
+    # Importing it again adds nothing.
+    data = _chatgpt("hidden")
+    r = await client.post("/api/import", files={"file": ("x.json", data)}, headers=me)
+    assert r.json()["imported"] == 0 and r.json()["skipped"] == 1
     # And a current node on an older branch makes that branch the head.
     older = await _import_one(client, me, _chatgpt("a1"))
     assert _said(older) == ["Name a bird", "A robin"]

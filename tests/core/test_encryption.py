@@ -533,6 +533,50 @@ async def test_the_cli_generates_keys_and_rotates(
     assert [r[0] for r in keyed] == ["k2027"]
 
 
+async def test_rotation_queued_from_the_cli_runs_on_a_job_worker(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    settings: Settings,
+    clock: FrozenClock,
+    database_url: str,
+) -> None:
+    """`keys rotate --queue` leaves the batches to whichever job worker takes the job (here
+    the app's own, which knows both keys); the job says how many rows it rewrote."""
+    headers = await register(client)
+    ids = await _seed_old_rows(settings, clock, await _user_id(client, headers), 4, KEY_OLD)
+    off = _cli("keys", "rotate", "--queue", DATABASE_URL=database_url)
+    assert off.returncode == 1 and "ENCRYPTION_KEYS is not set" in off.stderr
+
+    queued = _cli(
+        "keys",
+        "rotate",
+        "--queue",
+        DATABASE_URL=database_url,
+        ENCRYPTION_KEYS=f"{KEY_NEW},{KEY_OLD}",
+    )
+    assert queued.returncode == 0, queued.stderr
+    job_id = uuid.UUID(queued.stdout.split("queued as job ", 1)[1].split(";", 1)[0])
+    app.state.jobs.wake()
+    for _ in range(1200):
+        [row] = await _sql(
+            database_url,
+            "SELECT kind, user_id, status, result, error, progress_done FROM job WHERE id = $1",
+            job_id,
+        )
+        if row["status"] in ("done", "failed"):
+            break
+        await asyncio.sleep(0.05)
+    assert row["status"] == "done", row["error"]
+    assert row["kind"] == "key_rotation" and row["user_id"] is None
+    assert json.loads(row["result"])["rewritten"] == 12  # 4 conversations, 8 messages
+    assert row["progress_done"] == 12
+    assert set((await keys.remaining(sessionmaker=app.state.sessionmaker)).values()) == {0}
+    keyed = await _sql(database_url, "SELECT DISTINCT key_id FROM chat_message")
+    assert [r[0] for r in keyed] == ["new"]
+    detail = (await client.get(f"/api/sessions/{ids[2]}", headers=headers)).json()
+    assert [m["content"] for m in detail["messages"]] == ["walrus note 2.1", "walrus note 2.2"]
+
+
 @dataclass
 class _FailsAfterWriting(TextAssistant):
     """Writes the secret, waits for `release`, then fails."""

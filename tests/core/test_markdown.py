@@ -67,7 +67,8 @@ def test_the_shapes_match_the_page() -> None:
     assert f'<a href="http://www.example.com" target="_blank" rel="{LINK_REL}">' in html
     assert '<td class="md-align-right">2</td>' in html
     assert '<span class="code-lang">python</span>' in html
-    assert '<code class="language-python">x = 1\n</code>' in html
+    assert '<pre tabindex="0"><code class="language-python">x = 1\n</code>' in html
+    assert '<table tabindex="0">' in html  # both scroll sideways, by keyboard too
     checkbox = 'class="task-list-item-checkbox" checked="checked" disabled="disabled"'
     assert f'<input {checkbox} type="checkbox" aria-label="Task">' in html
     assert '<span class="math math-inline">x^2</span>' in html

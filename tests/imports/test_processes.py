@@ -37,9 +37,13 @@ MB = 1024 * 1024
 # What the hostile imports may add to the process's peak memory (docs/operations.md).
 RSS_HEADROOM = 150 * MB
 # A bystander's list of conversations must not stall behind an import (the review saw 11 s).
-# The bound is loose on purpose: in `make test` another worker drives a browser on the same
-# two cores, and speed belongs to `make bench`.
-BYSTANDER_SECONDS = 5.0
+# The goal is an answer within a second: alone on two cores (load 6 to 15 from other work)
+# the slowest of about 200 answers took 0.29 to 0.54 s. With the rest of the suite on the
+# same two cores a single answer took 2.2 s once, so nine in ten answers must come within
+# the second and every one within BYSTANDER_LIMIT_SECONDS (docs/operations.md).
+BYSTANDER_SECONDS = 1.0
+BYSTANDER_WITHIN_SHARE = 0.9
+BYSTANDER_LIMIT_SECONDS = 5.0
 
 
 def _reset_peak(pid: int) -> None:
@@ -121,14 +125,20 @@ async def _user(client: httpx.AsyncClient) -> dict[str, str]:
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
-async def _bystander(client: httpx.AsyncClient, headers: dict[str, str], done: asyncio.Event):
-    """Lists the bystander's conversations until `done`; each answer within the bound."""
+async def _bystander(
+    client: httpx.AsyncClient, headers: dict[str, str], done: asyncio.Event, times: list[float]
+) -> int:
+    """Lists the bystander's conversations until `done`, each answer within the limit;
+    adds each answer's time to `times` and returns how many came."""
     answers = 0
     while True:
         started = time.monotonic()
-        r = await client.get("/api/sessions", headers=headers, timeout=BYSTANDER_SECONDS)
+        # The client waits longer than the limit, so a slow answer fails with its time.
+        r = await client.get("/api/sessions", headers=headers, timeout=2 * BYSTANDER_LIMIT_SECONDS)
         assert r.status_code == 200, r.text
-        assert time.monotonic() - started < BYSTANDER_SECONDS
+        took = time.monotonic() - started
+        assert took < BYSTANDER_LIMIT_SECONDS, f"a bystander waited {took:.2f} s"
+        times.append(took)
         answers += 1
         if done.is_set():
             return answers
@@ -145,6 +155,7 @@ async def test_hostile_imports_keep_memory_bounded_and_other_users_answered(serv
         bystander = await _user(client)
         for _ in range(3):  # warm: the first requests load code and fill caches
             assert (await client.get("/api/sessions", headers=bystander)).status_code == 200
+        times: list[float] = []
 
         cases = (
             ("zip", zipped, True, "too_many_conversations"),
@@ -155,7 +166,7 @@ async def test_hostile_imports_keep_memory_bounded_and_other_users_answered(serv
             _reset_peak(server.proc.pid)
             before = _memory(server.proc.pid)
             done = asyncio.Event()
-            watcher = asyncio.create_task(_bystander(client, bystander, done))
+            watcher = asyncio.create_task(_bystander(client, bystander, done, times))
             if multipart:
                 r = await client.post(
                     "/api/import",
@@ -180,7 +191,7 @@ async def test_hostile_imports_keep_memory_bounded_and_other_users_answered(serv
         # An ordinary large import: one conversation of 800 messages of 32,000 characters
         # (25.7 MB) goes in, under the real statement timeouts, while the bystander is served.
         done = asyncio.Event()
-        watcher = asyncio.create_task(_bystander(client, bystander, done))
+        watcher = asyncio.create_task(_bystander(client, bystander, done, times))
         r = await client.post("/api/import", content=_long_messages(800, 32_000), headers=attacker)
         done.set()
         assert await watcher >= 1
@@ -189,6 +200,9 @@ async def test_hostile_imports_keep_memory_bounded_and_other_users_answered(serv
         [sid] = r.json()["sessions"]
         detail = (await client.get(f"/api/sessions/{sid}", headers=attacker)).json()
         assert detail["messageCount"] == 800
+
+    within = sum(t < BYSTANDER_SECONDS for t in times)
+    assert within >= BYSTANDER_WITHIN_SHARE * len(times), sorted(times)[-10:]
 
 
 def _long_messages(count: int, chars: int) -> bytes:

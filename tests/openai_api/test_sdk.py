@@ -104,9 +104,13 @@ def test_sync_and_async_streamed_and_not_extend_one_conversation(server, account
     assert first.usage.total_tokens == 18
 
     (listed,) = sessions(server.base, account)
-    assert listed["title"] == "What is a kestrel?"
     assert listed["apiClient"] == "notebook"
     sid = listed["id"]
+    # Titled like a conversation of the page: by its model, after the first exchange.
+    _wait_for(
+        lambda: sessions(server.base, account)[0]["title"] == "A fake title", "the model's title"
+    )
+    assert "What is a kestrel?" in server.model.title_requests[-1].last_user
     # The system prompt is the conversation's first message; the model got it as sent.
     assert _path(server, account, sid) == [
         ("system", SYSTEM["content"]),
@@ -419,6 +423,30 @@ def test_closing_the_request_stops_the_reply_and_keeps_what_was_written(server, 
     reply = _wait_for(stored_reply, "the stopped reply")
     assert reply["stopped"] is True
     assert 3 <= len(reply["content"].split()) < len(words)
+    assert " ".join(words).startswith(reply["content"])
+
+
+def test_closing_an_unstreamed_request_stops_the_reply_too(server, account):
+    words = [f"w{i}" for i in range(200)]
+    server.model.plan(Planned(text=" ".join(words), chunk_seconds=0.05))
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "Talk, then be cut off."}]}
+    # The client gives up after a second (10 s of words planned) and closes the connection.
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            f"{server.v1}/chat/completions",
+            json=body,
+            headers={"Authorization": f"Bearer {account.key}"},
+            timeout=httpx.Timeout(30, read=1.0),
+        )
+
+    def stored_reply():
+        (listed,) = sessions(server.base, account)
+        messages = conversation(server.base, account, listed["id"])["messages"]
+        return messages[-1] if messages[-1]["role"] == "assistant" else None
+
+    reply = _wait_for(stored_reply, "the stopped reply")
+    assert reply["stopped"] is True
+    assert len(reply["content"].split()) < len(words)
     assert " ".join(words).startswith(reply["content"])
 
 

@@ -50,10 +50,31 @@ def assert_clean(p: Any) -> None:
     assert not found, "\n".join(found)
 
 
+# Code and a table too wide for the bubble: they scroll on their own, and the keyboard
+# reaches them.
+WIDE = (
+    "```text\n" + "a line much longer than the bubble is wide " * 8 + "\n```\n\n"
+    "| " + " | ".join(f"Column {i}" for i in range(16)) + " |\n"
+    "|" + "---|" * 16 + "\n"
+    "| " + " | ".join(f"value {i}" for i in range(16)) + " |\n"
+)
+
+
 def _conversation(page: Any, scripted: Any) -> None:
-    scripted(RICH)
+    scripted(RICH + "\n" + WIDE)
     page.say("Plan the week, with a table")
-    expect(page.page.locator("#messages .md-table, #messages table").first).to_be_visible()
+    p = page.page
+    expect(p.locator("#messages .md-table, #messages table").first).to_be_visible()
+    wide = p.locator("#messages .msg-assistant pre").last
+    assert wide.evaluate("(el) => el.scrollWidth > el.clientWidth")
+    assert p.locator("#messages .msg-assistant table").last.evaluate(
+        "(el) => el.scrollWidth > el.clientWidth"
+    )
+    wide.focus()
+    p.keyboard.press("ArrowRight")
+    p.wait_for_function(
+        "() => [...document.querySelectorAll('#messages pre')].at(-1).scrollLeft > 0"
+    )
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])

@@ -258,3 +258,22 @@ def test_on_a_phone_the_top_bar_shows_every_control(new_page, live_server):
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, box
     # The name is still there for screen readers.
     expect(p.get_by_role("heading", name="Chatkeep", level=1)).to_be_attached()
+
+    # The chat's head is one row: title, Share and New conversation (a plus, by its name).
+    phone.say("Plan a picnic by the river for twelve people next Saturday")
+    head = p.locator("#chat-panel > .panel-head")
+    parts = [
+        p.locator("#chat-heading"),
+        p.get_by_role("button", name="Share", exact=True),
+        p.get_by_role("button", name="New conversation", exact=True),
+    ]
+    for part in parts:
+        expect(part).to_be_visible()
+    boxes = [part.bounding_box() for part in parts]
+    head_box = head.bounding_box()
+    assert head_box is not None and head_box["height"] < 64, head_box
+    assert all(b is not None and b["y"] >= head_box["y"] for b in boxes), boxes
+    assert all(b["y"] + b["height"] <= head_box["y"] + head_box["height"] for b in boxes), boxes
+    assert boxes[2]["x"] + boxes[2]["width"] <= 390, boxes
+    title = parts[0].evaluate("(el) => [el.scrollWidth > el.clientWidth, el.textContent]")
+    assert title == [True, "Plan a picnic by the river for twelve people next Saturday"]

@@ -3,6 +3,8 @@ in the middle of a reply, and on a new device."""
 
 from __future__ import annotations
 
+import re
+import time
 from typing import Any
 
 import pytest
@@ -22,9 +24,19 @@ def user(live_server: Any) -> Any:
     made.close()
 
 
-def test_a_model_error_says_what_happened_and_retry_answers(new_page, live_server, use_assistant):
+@pytest.mark.parametrize(
+    ("failure", "said"),
+    [
+        ("connection_refused", "The model could not be reached."),
+        ("timeout", "The model timed out."),
+        ("rejected", "The model refused the request."),
+    ],
+)
+def test_a_model_error_says_what_happened_and_retry_answers(
+    new_page, live_server, use_assistant, failure, said
+):
     assistant = use_assistant(
-        RecordingAssistant(fail=AssistantError("Connection refused", failure="connection_refused"))
+        RecordingAssistant(fail=AssistantError("The model failed", failure=failure))
     )
     page = new_page(viewport=DESKTOP).open().sign_up(live_server.new_email())
     p = page.page
@@ -33,7 +45,7 @@ def test_a_model_error_says_what_happened_and_retry_answers(new_page, live_serve
     box.press("Enter")
 
     failed = p.locator("#messages .msg-failed")
-    expect(failed).to_contain_text("The model could not be reached.")
+    expect(failed.locator("strong")).to_have_text(said)
     expect(p.locator("#messages .msg-user .msg-text")).to_have_text(["Are you there?"])
     expect(p.locator("#messages > li").last).to_have_class("msg msg-assistant msg-failed")
 
@@ -99,6 +111,66 @@ def test_a_new_device_opens_the_most_recent_conversation_not_the_pinned_one(
     page = new_page(viewport=DESKTOP).open().sign_in(user.email)
     expect(page.page.locator("#chat-heading")).to_have_text("The latest talk")
     assert page.session_id() == latest
+
+
+def test_a_notice_about_the_last_conversation_goes_when_a_new_one_starts(new_page, live_server):
+    page = new_page(viewport=DESKTOP).open().sign_up(live_server.new_email())
+    p = page.page
+    page.say("Plan the picnic")
+    row = page.history("Active").filter(has_text="Plan the picnic")
+    row.get_by_role("button", name="More", exact=False).click()
+    row.get_by_role("button", name="Archive", exact=True).click()
+    notice = p.locator("#chat-notice")
+    expect(notice).to_contain_text("That conversation is archived now")
+    expect(p.locator("#chat-heading")).to_have_text("New conversation")
+    # One click to where it went.
+    notice.get_by_role("button", name="Open it in History").click()
+    expect(p.get_by_role("tab", name="Archived", exact=True)).to_have_attribute(
+        "aria-selected", "true"
+    )
+    expect(p.locator("#history-list li.row")).to_have_text([re.compile("Plan the picnic")])
+
+    page.say("Write a haiku about rain")
+    expect(p.locator("#chat-heading")).to_have_text("Write a haiku about rain")
+    expect(notice).to_be_hidden()
+    expect(p.locator("#messages .msg-user .msg-text")).to_have_text(["Write a haiku about rain"])
+
+
+def test_a_reload_shows_the_conversation_without_the_empty_chat_first(new_page, live_server):
+    page = new_page(viewport=DESKTOP).open().sign_up(live_server.new_email())
+    p = page.page
+    page.say("Plan the picnic")
+    # Every frame, whether the empty chat's suggestions were on screen.
+    p.add_init_script(
+        """(() => {
+            window.emptySeen = false;
+            const look = () => {
+                const empty = document.getElementById("empty-chat");
+                const workspace = document.getElementById("workspace");
+                if (empty && workspace && !workspace.hidden && !empty.hidden) {
+                    window.emptySeen = true;
+                }
+                requestAnimationFrame(look);
+            };
+            requestAnimationFrame(look);
+        })()"""
+    )
+
+    def slowly(route: Any) -> None:
+        time.sleep(0.6)  # opening the conversation takes a while
+        route.continue_()
+
+    p.route(re.compile(r"/api/sessions/[^/?]+\?drafts=true$"), slowly)
+    p.reload()
+    expect(p.locator("#messages .msg-user .msg-text")).to_have_text(["Plan the picnic"])
+    page.wait_for_reply()
+    assert p.evaluate("window.emptySeen") is False
+    p.unroute(re.compile(r"/api/sessions/[^/?]+\?drafts=true$"))
+
+    # A new conversation shows them, at once.
+    p.get_by_role("button", name="New conversation").click()
+    expect(p.locator("#empty-chat")).to_be_visible()
+    expect(p.locator("#suggestions button").first).to_be_visible()
 
 
 def test_a_long_paste_is_counted_refused_over_the_limit_and_kept(new_page, live_server):

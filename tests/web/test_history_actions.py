@@ -203,6 +203,8 @@ def test_an_active_conversation_says_when_it_will_be_archived(new_page, live_ser
     row = page.history("Active").first
     expiry = row.locator(".row-expiry")
     expect(expiry).to_have_text(re.compile(rf"^archives in ({ttl_minutes}|{ttl_minutes - 1}) min$"))
+    # Hovering says what that means.
+    expect(expiry).to_have_attribute("title", re.compile(r"archived after a while without"))
 
     # The countdown follows the server's clock, not the browser's.
     live_server.clock.advance(4 * 60)

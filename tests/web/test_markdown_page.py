@@ -107,6 +107,22 @@ def scripted(use_assistant: Any) -> Iterator[Any]:
             gate.set()
 
 
+def share_token(p: Any) -> str:
+    """Shares the conversation the page shows; returns the link's token."""
+    return str(
+        p.evaluate(
+            """async () => {
+            const csrf = document.cookie.match(/chatkeep_csrf=([^;]+)/)[1];
+            const id = Object.entries(localStorage)
+                .find(([key]) => key.startsWith('chatkeep:session:'))[1];
+            const r = await fetch(`/api/sessions/${id}/share`, {method: 'POST',
+                headers: {'X-CSRF-Token': decodeURIComponent(csrf)}});
+            return (await r.json()).token;
+        }"""
+        )
+    )
+
+
 def send(page: Any, text: str) -> None:
     box = page.page.get_by_label("Message", exact=True)
     box.fill(text)
@@ -181,6 +197,53 @@ def test_a_markdown_reply_has_its_shapes_and_copy_buttons(new_page, live_server,
     expect(reply.locator(".katex")).to_have_count(2)
     assert page.dialogs == []
 
+    # The share page draws the same reply on the server, in the same shapes (its formulas
+    # as their TeX source: it runs no script).
+    visitor = new_page()
+    v = visitor.page
+    v.goto(f"{live_server.url}/s/{share_token(p)}")
+    shared = v.locator(".shared-assistant .shared-text")
+    expect(shared.locator("h1")).to_have_text("Plan")
+    expect(shared.locator("strong")).to_have_text("bold")
+    expect(shared.locator("s")).to_have_text("struck")
+    expect(shared.locator("table th")).to_have_text(["Fruit", "Count"])
+    expect(shared.locator("table td.md-align-right").last).to_have_text("12")
+    expect(shared.locator(".code-block .code-lang")).to_have_text("python")
+    expect(shared.locator("pre code")).to_contain_text('return f"Hello, {name}!"')
+    expect(shared.locator("pre")).to_have_attribute("tabindex", "0")
+    link = shared.locator("a", has_text="https://example.com/docs")
+    expect(link).to_have_attribute("rel", LINK_REL)
+    expect(link).to_have_attribute("target", "_blank")
+    expect(shared.locator("input[type=checkbox]:checked")).to_have_count(1)
+    expect(shared.locator(".math-inline")).to_have_text("e^{i\\pi} + 1 = 0")
+    expect(shared.locator(".math-display")).to_contain_text("\\int_0^1")
+    assert visitor.dialogs == []
+
+
+def test_formulas_in_brackets_and_the_libraries_load_on_first_use(new_page, live_server, scripted):
+    page = new_page().open().sign_up(live_server.new_email())
+    p = page.page
+    vendor: list[str] = []
+    p.on("request", lambda r: vendor.append(r.url) if "/vendor/" in r.url else None)
+    scripted("Plain words, **bold** and nothing else.")
+    page.say("Say something plain")
+    expect(p.locator("#messages .msg-assistant strong")).to_have_text("bold")
+    assert not [u for u in vendor if "highlight" in u or "katex" in u], vendor
+
+    scripted("Inline \\(a^2 + b^2\\) and on its own line:\n\n\\[c^2 = a^2 + b^2\\]\n")
+    page.say("Some maths")
+    reply = p.locator("#messages .msg-assistant .msg-text").last
+    expect(reply.locator(".math-inline .katex")).to_have_count(1)
+    expect(reply.locator(".math-display .katex-display")).to_have_count(1)
+    assert any("katex.mjs" in u for u in vendor), vendor
+    assert not [u for u in vendor if "highlight" in u], vendor  # no code yet
+
+    scripted("```js\nconst x = 1;\n```\n")
+    page.say("Some code")
+    reply = p.locator("#messages .msg-assistant .msg-text").last
+    expect(reply.locator("pre code .hljs-keyword")).to_have_text("const")
+    assert any("highlight.mjs" in u for u in vendor), vendor
+
 
 def _inert(p: Any, root: str) -> None:
     """Nothing in `root` can run or load: no script, frame, image or handler, and every
@@ -235,16 +298,7 @@ def test_a_hostile_reply_stays_inert_on_the_page_and_the_share_page(
     assert widths[0] <= widths[1] and widths[2] <= widths[3]
 
     # The same reply on the share page, drawn on the server.
-    token = p.evaluate(
-        """async () => {
-            const csrf = document.cookie.match(/chatkeep_csrf=([^;]+)/)[1];
-            const id = Object.entries(localStorage)
-                .find(([key]) => key.startsWith('chatkeep:session:'))[1];
-            const r = await fetch(`/api/sessions/${id}/share`, {method: 'POST',
-                headers: {'X-CSRF-Token': decodeURIComponent(csrf)}});
-            return (await r.json()).token;
-        }"""
-    )
+    token = share_token(p)
     visitor = new_page()
     v = visitor.page
     v.on("request", lambda r: None if r.url.startswith(live_server.url) else outside.append(r.url))

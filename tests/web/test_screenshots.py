@@ -10,7 +10,9 @@ README's screenshots:
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,8 +20,9 @@ from playwright.sync_api import expect
 
 from app.core.runtime import PROJECT_ROOT
 from tests.conftest import TEST_PASSWORD
+from tests.fakemodel import FakeModel, Planned, serve_model
+from tests.web.conftest import LiveServer, _settings, running_server
 from tests.web.test_history_actions import set_last_activity
-from tests.web.test_markdown_page import ScriptedAssistant
 
 pytestmark = [pytest.mark.browser]
 
@@ -103,25 +106,50 @@ The photo brief is at https://example.com/spring-sale/brief, and the
 """
 
 
-def test_markdown_screenshot(new_page, live_server, use_assistant, tmp_path):
+@pytest.fixture
+def model_server(live_server: LiveServer, tmp_path: Path) -> Iterator[LiveServer]:
+    """A server whose model (an OpenAI-compatible one, faked) answers in Markdown, so the
+    page names a model under the message box as it would with a real one."""
+    model = FakeModel(default=Planned(text=MARKDOWN_REPLY), title=Planned(text="Spring sale plan"))
+    assert live_server.settings.database_url
+    with serve_model(model) as served:
+        settings = _settings(
+            live_server.settings.database_url,
+            tmp_path / "model-server",
+            assistant_backend="openai",
+            llm_base_url=f"{served.url}/v1",
+            llm_model="llama3.2",
+        )
+        with running_server(settings, sweeper=False, clock=live_server.clock) as live:
+            yield live
+
+
+def test_markdown_screenshot(new_page, model_server, tmp_path):
     wanted = os.environ.get("WEB_SCREENSHOTS_DIR")
     out = (PROJECT_ROOT / wanted) if wanted else tmp_path
     out.mkdir(parents=True, exist_ok=True)
-    use_assistant(ScriptedAssistant(pieces=(MARKDOWN_REPLY,)))
-    page = new_page(viewport={"width": 1280, "height": 800}, color_scheme="light")
+    live_server = model_server
+    page = new_page(live_server, viewport={"width": 1280, "height": 800}, color_scheme="light")
     page.open().sign_up(live_server.new_email("maya"))
     page.say("Plan the spring sale: steps, owners and the discount rule")
     p = page.page
     reply = p.locator("#messages .msg-assistant .msg-text").last
     expect(reply.locator(".katex")).to_have_count(2)
     expect(reply.locator("pre code .hljs-keyword").first).to_be_visible()
+    expect(p.locator("#chat-heading")).to_have_text("Spring sale plan")
+    expect(p.locator("#composer")).to_contain_text("llama3.2")
     p.wait_for_function("() => document.fonts.status === 'loaded'")
     p.locator("#composer-input").blur()
     p.screenshot(path=str(out / "chat-markdown.png"))
 
     # The same reply on a phone (390x844): the table and the code scroll inside the bubble,
     # the page itself never sideways.
-    phone = new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+    phone = new_page(
+        live_server,
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+    )
     phone.open().sign_in(page.page.locator("#who").inner_text())
     q = phone.page
     reply = q.locator("#messages .msg-assistant .msg-text").last

@@ -152,6 +152,7 @@ def test_stop_ends_the_reply_and_keeps_what_was_written(new_page, live_server, p
     p.get_by_role("button", name="Stop").click()
 
     page.wait_for_reply()
+    expect(p.get_by_label("Message", exact=True)).to_be_focused()  # ready for the next
     reply = p.locator("#messages .msg-assistant").last
     expect(reply).to_have_class(re.compile(r"\bmsg-stopped\b"))
     expect(reply.locator(".msg-note")).to_have_text("Stopped before the end")

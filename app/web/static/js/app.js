@@ -346,7 +346,9 @@ async function boot() {
       if (wasCurrent && how === "deleted") trashedCurrent = id;
       if (wasCurrent || wasViewed) {
         forget(id);
-        if (wasCurrent && how === "archived") showNotice("That conversation is archived now. Open it from History under Archived to continue it.");
+        if (wasCurrent && how === "archived") {
+          showNotice("That conversation is archived now, in History under Archived: writing in it there continues it.", { linkToArchive: true });
+        }
       }
     },
     onRenamed: (id, title) => renamed(id, title),

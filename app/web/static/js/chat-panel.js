@@ -236,8 +236,10 @@ export function shownItem(seq) {
   return el.messages.querySelector(`:scope > li[data-seq="${Number(seq)}"]`);
 }
 
+/** The suggestions show in an empty new conversation, not while one is being opened (a
+ *  reload or a sign-in would show them for a moment before its messages). */
 export function updateEmpty() {
-  show(el["empty-chat"], el.messages.children.length === 0 && !chat.viewing);
+  show(el["empty-chat"], el.messages.children.length === 0 && !chat.viewing && !chat.loading);
 }
 
 /** The empty chat's suggestions (GET /api/assistant: by what the assistant does). A click

@@ -186,6 +186,7 @@ export async function loadCurrent() {
   leaveConversation();
   chat.viewing = null;
   chat.loading = true;
+  updateEmpty();
   show(el["viewer-bar"], false);
   el.composer.hidden = false;
   showError("");
@@ -235,6 +236,7 @@ export async function loadCurrent() {
   } finally {
     if (token === chat.loadToken) {
       chat.loading = false;
+      updateEmpty();
       updateComposer();
       if (chat.catchUpWanted) catchUp();
     }
@@ -424,6 +426,8 @@ export async function sendMessage(text) {
       if (fresh) {
         setHeading(text);
         setUsage(null);
+        // What a notice said was about the conversation shown before this one.
+        if (!data.expiredSessionId) hideNotice();
       }
       if (!fresh && chat.closed === "archived") {
         chat.closed = null; // continued: active again

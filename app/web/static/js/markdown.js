@@ -86,6 +86,7 @@ const PURIFY = {
   ALLOWED_URI_REGEXP: /^(?:(?:https?|mailto):|[^a-z]|[a-z+.-]+(?:[^a-z+.\-:]|$))/i,
   RETURN_DOM_FRAGMENT: true,
 };
+const SCROLLERS = "pre, table, .math-display";
 const PURIFY_SPANS = { ALLOWED_TAGS: ["span"], ALLOWED_ATTR: ["class"], RETURN_DOM_FRAGMENT: true };
 
 DOMPurify.addHook("afterSanitizeAttributes", (node) => {
@@ -144,6 +145,9 @@ function load(name, path, styles, then) {
 export function renderMarkdown(text) {
   const fragment = DOMPurify.sanitize(md.render(text), PURIFY);
   for (const head of fragment.querySelectorAll(".code-block > .code-head")) addCopyButton(head);
+  // Code, tables and display formulas scroll sideways on their own: the keyboard reaches
+  // them (arrow keys scroll them once focused).
+  for (const box of fragment.querySelectorAll(SCROLLERS)) box.tabIndex = 0;
   const codes = [...fragment.querySelectorAll("pre > code")];
   const maths = [...fragment.querySelectorAll(".math")];
   if (codes.length) {
