@@ -59,8 +59,9 @@ from app.turns.router import router as turns_router
 from app.turns.runner import TurnRunner
 from app.turns.tasks import running_stale_turn_check
 from app.usage.router import router as usage_router
-from app.web.router import STATIC_PREFIX, session_router, static_files
+from app.web.assets import STATIC_PREFIX, static_files
 from app.web.router import router as web_router
+from app.web.router import session_router
 
 API_DESCRIPTION = """
 Server-side AI-chat conversations per signed-in user, kept in PostgreSQL.

@@ -29,10 +29,10 @@ def _mib(value: float) -> float:
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
-    from app.exports import pdf as _pdf  # noqa: F401  (library import counts as "before")
     from app.exports.downloads import conversation_pdf
     from app.exports.zip_export import archive
     from app.history.service import SessionFilter
+    from app.typesetting import pdf as _pdf  # noqa: F401  (library import counts as "before")
 
     settings = bench_settings(args.url)
     engine = create_engine(settings, args.url)

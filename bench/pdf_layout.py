@@ -18,7 +18,7 @@ from bench.report import Report, Table, fmt_ms, ratio_goal
 
 
 def _seconds(lines: int, repeats: int) -> float:
-    from app.exports.pdf import PdfConversation, PdfMessage, render_conversation_pdf
+    from app.typesetting.pdf import PdfConversation, PdfMessage, render_conversation_pdf
 
     now = datetime(2026, 1, 1, tzinfo=UTC)
     conversation = PdfConversation("Lines", "bench-pdf-lines", now, now, None, 1)

@@ -29,13 +29,13 @@ from app.ratelimit.policies import USER_POLICIES
 from app.ratelimit.runtime import RateLimits
 from app.ratelimit.schemas import OverridesIn, OverridesOut
 from app.usage import service as usage
-from app.usage.router import budget_out
 from app.usage.schemas import (
     BudgetAdminOut,
     BudgetIn,
     ModelUsageOut,
     UsagePageOut,
     UserUsageOut,
+    budget_out,
 )
 
 router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[RateLimit("default")])

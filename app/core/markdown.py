@@ -9,7 +9,7 @@ markdown-it-texmath's rules on both sides).
 Raw HTML is never markup (``html: False``); only http(s) and mailto links are made;
 images become links to them. :func:`to_html` is for the share page: its output goes
 through nh3 (ammonia) with a short list of tags and attributes. :func:`parse` gives the
-tokens the PDF lays out (app/exports/pdf_markdown.py).
+tokens the PDF lays out (app/typesetting/pdf.py).
 """
 
 from __future__ import annotations

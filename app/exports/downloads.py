@@ -41,8 +41,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.conversations import tree
 from app.core.errors import AppError, NotFoundError
+from app.drafts import ledger
 from app.drafts.ledger import get_owned_image
-from app.exports.drafts import collect_drafts
 from app.exports.service import (
     CONVERSATION_FORMAT,
     IMAGE_SUFFIXES,
@@ -61,7 +61,7 @@ from app.exports.service import (
 from app.history.service import SessionFilter
 
 if TYPE_CHECKING:
-    from app.exports.pdf import PdfBudget, PdfConversation
+    from app.typesetting.pdf import PdfBudget, PdfConversation
 
 CHUNK_BYTES = 64 * 1024
 # A download up to this size stays in memory; past it, it is a file under the spool.
@@ -285,7 +285,7 @@ async def read_conversation(
                         )
                         workspace.messages.write(line.encode() + b"\n")
             if json_out is not None:
-                drafts = await collect_drafts(db, user_id, row.id)
+                drafts = await ledger.export_drafts(db, user_id, row.id)
                 summaries = await conversation_summaries(
                     session=db, user_id=user_id, session_id=row.id
                 )
@@ -315,7 +315,7 @@ async def conversation_ids(
 
 
 def _pdf_conversation(captured: Captured) -> PdfConversation:
-    from app.exports.pdf import PdfConversation
+    from app.typesetting.pdf import PdfConversation
 
     row = captured.head
     return PdfConversation(
@@ -334,7 +334,7 @@ def render_pdf(
 ) -> bool:
     """Lays out one captured conversation (in a worker thread: no connection, no loop).
     Returns whether the PDF was cut short by its budget."""
-    from app.exports.pdf import PdfMessage, render_conversation_pdf
+    from app.typesetting.pdf import PdfMessage, render_conversation_pdf
 
     def messages() -> Iterator[PdfMessage]:
         with workspace.messages_path.open("rb") as lines:

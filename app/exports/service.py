@@ -26,7 +26,7 @@ from app.exports.repository import ExportRepository
 from app.history.repository import SessionFilter, StatusFilter, normalize_query
 
 if TYPE_CHECKING:
-    from app.exports.pdf import PdfBudget
+    from app.typesetting.pdf import PdfBudget
 
 # 2: conversations are trees (`parentSeq` on every message, `headSeq` on the conversation).
 EXPORT_FORMAT_VERSION = 2
@@ -175,6 +175,6 @@ def stored_image_id(image_url: str | None) -> uuid.UUID | None:
 
 
 def pdf_budget(settings: Settings) -> PdfBudget:
-    from app.exports.pdf import PdfBudget
+    from app.typesetting.pdf import PdfBudget
 
     return PdfBudget(max_pages=settings.pdf_max_pages, max_seconds=settings.pdf_time_budget_seconds)

@@ -47,7 +47,7 @@ from app.exports.service import ARCHIVE_FORMAT, EXPORT_FORMAT_VERSION, document_
 from app.history.service import SessionFilter
 
 if TYPE_CHECKING:
-    from app.exports.pdf import PdfBudget
+    from app.typesetting.pdf import PdfBudget
 
 CONVERSATIONS_FILE = "conversations.json"
 MANIFEST_FILE = "manifest.json"

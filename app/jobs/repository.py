@@ -1,7 +1,7 @@
 """Every statement on the job tables.
 
 `JobRepository` is built for one owner: each statement names `user_id`, and chunks come
-back opened when ENCRYPTION_KEYS is set. `JobQueue` is the workers' operator repository:
+back opened when ENCRYPTION_KEYS is set. `JobOperatorRepository` is the workers' queue:
 taking the next job (FOR UPDATE SKIP LOCKED, so workers in any number of processes never
 take the same one), heartbeats, finishing, and purging what expired, across users. A
 worker's writes to a job it runs name the attempt it runs (`attempts`), so a worker that
@@ -117,7 +117,7 @@ class JobRepository:
         )
 
 
-class JobQueue:
+class JobOperatorRepository:
     """The workers' statements, across users (operator repository)."""
 
     def __init__(self, session: AsyncSession) -> None:

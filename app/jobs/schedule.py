@@ -37,7 +37,7 @@ from app.core.db import bound_url, unit_of_work
 from app.core.errors import AppError
 from app.events.bus import EventBus
 from app.jobs.models import JobKind
-from app.jobs.repository import JobQueue
+from app.jobs.repository import JobOperatorRepository
 from app.keys.service import rotate
 from app.sharing.repository import ShareOperatorRepository
 from app.turns.repository import TurnOperatorRepository
@@ -100,7 +100,7 @@ async def _batches(run: ScheduledRun, one: Callable[[AsyncSession], Awaitable[in
 async def purge_jobs(run: ScheduledRun) -> int:
     """Jobs (and their results) past `expires_at`."""
     batch = run.settings.purge_batch_size
-    return await _batches(run, lambda s: JobQueue(s).purge(now=run.now, batch=batch))
+    return await _batches(run, lambda s: JobOperatorRepository(s).purge(now=run.now, batch=batch))
 
 
 async def purge_trashed(run: ScheduledRun) -> int:
@@ -197,7 +197,7 @@ async def queue_key_rotation(
 ) -> uuid.UUID:
     """Queues one run of key rotation for any job worker to take; returns its id."""
     async with unit_of_work(sessionmaker) as session:
-        job_id = await JobQueue(session).enqueue_scheduled(
+        job_id = await JobOperatorRepository(session).enqueue_scheduled(
             JobKind.KEY_ROTATION.value,
             scheduled_for=now,
             now=now,
@@ -236,7 +236,7 @@ async def queue_due(
     queued: list[JobKind] = []
     expires_at = now + timedelta(hours=settings.job_result_ttl_hours)
     async with unit_of_work(sessionmaker) as session:
-        queue = JobQueue(session)
+        queue = JobOperatorRepository(session)
         for kind, interval in schedules(settings):
             start = interval_start(now, interval)
             if skip is not None and skip.get(kind) == start:

@@ -30,10 +30,10 @@ from app.history.service import SessionFilter
 from app.imports.limits import ImportLimits
 from app.imports.service import ImportOutcome, import_file
 from app.jobs.models import Job, JobKind, JobStatus
-from app.jobs.repository import JobQueue, JobRepository
+from app.jobs.repository import JobOperatorRepository, JobRepository
 
 if TYPE_CHECKING:
-    from app.exports.pdf import PdfBudget
+    from app.typesetting.pdf import PdfBudget
 
 # Input and result are stored in pieces of this size.
 STORED_CHUNK_BYTES = 1024 * 1024
@@ -227,7 +227,7 @@ async def _done(
 ) -> None:
     now = ctx.now()
     total = ctx.progress.total if ctx.progress.total is not None else ctx.progress.done
-    ended = await JobQueue(db).finish(
+    ended = await JobOperatorRepository(db).finish(
         ctx.job_id,
         ctx.attempt,
         status=JobStatus.DONE,

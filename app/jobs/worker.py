@@ -40,7 +40,7 @@ from app.events.bus import EventBus, user_event
 from app.exports.service import pdf_budget
 from app.imports.limits import ImportLimits
 from app.jobs.models import JobKind, JobStatus
-from app.jobs.repository import Claimed, JobQueue
+from app.jobs.repository import Claimed, JobOperatorRepository
 from app.jobs.schedule import PROCESS, ScheduledRun, queue_due
 from app.jobs.schedule import RUNNERS as SCHEDULED
 from app.jobs.service import RUNNERS, JobContext, JobLostError, Progress, expiry
@@ -127,7 +127,7 @@ class JobWorker:
         now = self.clock.now()
         stale_before = now - timedelta(seconds=self.settings.job_stale_seconds)
         async with unit_of_work(self.sessionmaker, self.bus) as db:
-            queue = JobQueue(db)
+            queue = JobOperatorRepository(db)
             for job_id, user_id in await queue.give_up_stale(
                 stale_before=stale_before,
                 max_attempts=self.settings.job_max_attempts,
@@ -237,7 +237,7 @@ class JobWorker:
             if done_word == "removed":
                 PURGED_ROWS.labels(claimed.kind).inc(removed)
             async with unit_of_work(self.sessionmaker, self.bus) as db:
-                await JobQueue(db).finish(
+                await JobOperatorRepository(db).finish(
                     claimed.id,
                     claimed.attempt,
                     status=JobStatus.DONE,
@@ -289,7 +289,7 @@ class JobWorker:
             now = self.clock.now()
             keep = now + timedelta(minutes=self.settings.mail_keep_minutes)
             async with unit_of_work(self.sessionmaker, self.bus) as db:
-                ended = await JobQueue(db).finish(
+                ended = await JobOperatorRepository(db).finish(
                     claimed.id,
                     claimed.attempt,
                     status=JobStatus.DONE if reason is None else JobStatus.FAILED,
@@ -368,7 +368,7 @@ class JobWorker:
                 continue
             try:
                 async with unit_of_work(self.sessionmaker, self.bus) as db:
-                    ours = await JobQueue(db).beat(
+                    ours = await JobOperatorRepository(db).beat(
                         claimed.id,
                         claimed.attempt,
                         now=self.clock.now(),
@@ -399,7 +399,7 @@ class JobWorker:
         now = self.clock.now()
         try:
             async with unit_of_work(self.sessionmaker, self.bus) as db:
-                if await JobQueue(db).finish(
+                if await JobOperatorRepository(db).finish(
                     claimed.id,
                     claimed.attempt,
                     status=JobStatus.FAILED,
@@ -422,7 +422,7 @@ class JobWorker:
 
     async def _give_back(self, claimed: Claimed) -> None:
         async with unit_of_work(self.sessionmaker, self.bus) as db:
-            if await JobQueue(db).give_back(claimed.id, claimed.attempt):
+            if await JobOperatorRepository(db).give_back(claimed.id, claimed.attempt):
                 self._stage(db, claimed.user_id, claimed.id, JobStatus.QUEUED, 0, None)
 
     # ------------------------------------------------------------------ purging
@@ -432,7 +432,7 @@ class JobWorker:
         removed = 0
         while True:
             async with unit_of_work(self.sessionmaker, self.bus) as db:
-                n = await JobQueue(db).purge(now=self.clock.now(), batch=PURGE_BATCH)
+                n = await JobOperatorRepository(db).purge(now=self.clock.now(), batch=PURGE_BATCH)
             removed += n
             if n < PURGE_BATCH:
                 return removed

@@ -32,7 +32,7 @@ from app.sharing.schemas import (
     ShareOut,
     ShareRequest,
 )
-from app.web.router import STATIC_PREFIX, asset_version
+from app.web.assets import STATIC_PREFIX, asset_version
 
 router = APIRouter(prefix="/api", tags=["sharing"], dependencies=[RateLimit("default")])
 public_router = APIRouter(tags=["sharing"], dependencies=[RateLimit("shared")])

@@ -3,7 +3,7 @@
 `BudgetRepository` is built for one owner: its budget row and the tokens its turns used,
 from the `usage_day` ledger (kept by a trigger on `chat_turn`, so deleted conversations
 still count).
-`UsageReport` is the operator's: it reads across users, for the admin usage view only.
+`UsageOperatorRepository` reads across users, for the admin usage view only.
 Tokens are what turns already record (`chat_turn.prompt_tokens`, `completion_tokens`);
 the model that wrote a reply is in its message's metadata (`model`).
 """
@@ -131,8 +131,8 @@ class ModelTokensRow:
     this_month: int
 
 
-class UsageReport:
-    """Operator reads across users (the admin usage view): say so where it is used."""
+class UsageOperatorRepository:
+    """Reads across users, for the admin usage view only."""
 
     def __init__(self, db: AsyncSession) -> None:
         self.db = db

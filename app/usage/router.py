@@ -8,20 +8,9 @@ from app.auth.dependencies import CurrentUser, RateLimit
 from app.core.db import RequestSessionDep
 from app.core.dependencies import ClockDep, SettingsDep
 from app.usage import service
-from app.usage.schemas import BudgetOut, MyUsageOut
+from app.usage.schemas import MyUsageOut, budget_out
 
 router = APIRouter(prefix="/api", tags=["usage"], dependencies=[RateLimit("default")])
-
-
-def budget_out(b: service.Budget) -> BudgetOut:
-    return BudgetOut(
-        period=b.period,
-        limit=b.limit,
-        used=b.used,
-        remaining=b.remaining,
-        reset_at=b.resets_at,
-        overridden=b.overridden,
-    )
 
 
 @router.get("/me/usage", response_model=MyUsageOut)

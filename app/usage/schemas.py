@@ -5,6 +5,7 @@ from datetime import datetime
 from pydantic import Field
 
 from app.core.schemas import ApiModel
+from app.usage.service import Budget
 
 MAX_TOKENS = 10**15
 
@@ -16,6 +17,17 @@ class BudgetOut(ApiModel):
     remaining: int | None = Field(description="Tokens left; null: unlimited")
     reset_at: datetime = Field(description="When the period starts again")
     overridden: bool = Field(description="True when an administrator set this user's figure")
+
+
+def budget_out(b: Budget) -> BudgetOut:
+    return BudgetOut(
+        period=b.period,
+        limit=b.limit,
+        used=b.used,
+        remaining=b.remaining,
+        reset_at=b.resets_at,
+        overridden=b.overridden,
+    )
 
 
 class MyUsageOut(ApiModel):

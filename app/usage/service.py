@@ -19,7 +19,12 @@ from app.core import cursors
 from app.core.config import Settings
 from app.core.errors import AppError
 from app.turns.start import turn_open_check
-from app.usage.repository import BudgetRepository, ModelTokensRow, UsageReport, UserUsageRow
+from app.usage.repository import (
+    BudgetRepository,
+    ModelTokensRow,
+    UsageOperatorRepository,
+    UserUsageRow,
+)
 
 PERIODS = ("day", "month")
 
@@ -167,7 +172,7 @@ async def usage_page(
 ) -> UsagePage:
     """Every user's usage, a page at a time in order of sign-up (operator: all users)."""
     after = cursors.decode_time_id(cursor) if cursor else None
-    report = UsageReport(db)
+    report = UsageOperatorRepository(db)
     rows = await report.users_page(after=after, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]

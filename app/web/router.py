@@ -10,17 +10,12 @@ policy does not apply to it and the browser never runs it.
 
 from __future__ import annotations
 
-import hashlib
-from functools import lru_cache
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
-from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import Field
-from starlette.responses import Response
 
 from app.assistant.factory import describe_assistant, offered_models
 from app.assistant.platforms import page_data
@@ -29,10 +24,7 @@ from app.auth.models import User
 from app.auth.schemas import UserRead
 from app.core.dependencies import SettingsDep
 from app.core.schemas import ApiModel
-
-WEB_DIR = Path(__file__).resolve().parent
-STATIC_DIR = WEB_DIR / "static"
-STATIC_PREFIX = "/static"
+from app.web.assets import STATIC_PREFIX, WEB_DIR, asset_version
 
 templates = Jinja2Templates(directory=WEB_DIR / "templates")
 router = APIRouter(include_in_schema=False)
@@ -132,18 +124,6 @@ async def list_models(request: Request) -> ModelsOut:
     )
 
 
-@lru_cache
-def asset_version() -> str:
-    """A short hash of every static file: changes whenever an asset does, so browsers
-    never mix a new page with old cached scripts."""
-    digest = hashlib.sha256()
-    for path in sorted(STATIC_DIR.rglob("*")):
-        if path.is_file():
-            digest.update(path.relative_to(STATIC_DIR).as_posix().encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
 def _page(request: Request) -> HTMLResponse:
     return templates.TemplateResponse(
         request,
@@ -172,20 +152,3 @@ async def reset_page(request: Request) -> HTMLResponse:
 @router.get("/verify-email", response_class=HTMLResponse)
 async def verify_page(request: Request) -> HTMLResponse:
     return _page(request)
-
-
-class _RevalidatedStaticFiles(StaticFiles):
-    """Static files a browser must revalidate (a cheap 304 by ETag) before each use.
-
-    The page names its entry files with a version; the modules they import do not, so
-    without this a browser could pair a new page with yesterday's modules after an upgrade.
-    """
-
-    def file_response(self, *args: Any, **kwargs: Any) -> Response:
-        response = super().file_response(*args, **kwargs)
-        response.headers.setdefault("Cache-Control", "no-cache")
-        return response
-
-
-def static_files() -> StaticFiles:
-    return _RevalidatedStaticFiles(directory=STATIC_DIR)

@@ -210,3 +210,33 @@ def test_the_allowlist_holds_only_what_still_needs_converting() -> None:
         )
     ]
     assert done == []
+
+
+# Repositories built without an owner that look rows up by a secret instead (a share
+# link's token, a request's credential), not across users.
+KEYED = {"CredentialRepository", "PublicShareRepository"}
+OWNER_ARGUMENTS = {"owner_id", "user_id"}
+
+
+def test_a_repository_without_an_owner_says_it_is_an_operators():
+    """A repository is built for one owner (its constructor takes `owner_id` or
+    `user_id`); one that is not works across users, and its name says so
+    (`...OperatorRepository`), unless it looks rows up by a secret (KEYED)."""
+    owned, unnamed = [], []
+    for path in sorted(APP.rglob("repository.py")):
+        for node in ast.parse(path.read_text(), filename=str(path)).body:
+            if not isinstance(node, ast.ClassDef):
+                continue
+            init = next(
+                (f for f in node.body if isinstance(f, ast.FunctionDef) and f.name == "__init__"),
+                None,
+            )
+            if init is None:  # a row or a result, not a repository
+                continue
+            arguments = {a.arg for a in [*init.args.args, *init.args.kwonlyargs]}
+            if arguments & OWNER_ARGUMENTS:
+                owned.append(node.name)
+            elif not node.name.endswith("OperatorRepository") and node.name not in KEYED:
+                unnamed.append(f"{path.relative_to(PROJECT_ROOT)}:{node.lineno} {node.name}")
+    assert {"ConversationRepository", "TurnRepository", "DraftRepository"} <= set(owned)
+    assert unnamed == []

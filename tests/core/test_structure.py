@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import ast
+import inspect
 from pathlib import Path
 
+from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
+
+from app.auth.db import UserDatabase, get_user_db
 from app.core.runtime import PROJECT_ROOT
 
 APP = PROJECT_ROOT / "app"
@@ -33,12 +37,31 @@ def test_every_commit_goes_through_the_unit_of_work() -> None:
     assert stray == []
 
 
+def test_the_user_adapter_commits_through_the_unit_of_work() -> None:
+    """fastapi-users' SQLAlchemy adapter commits by itself; ours overrides every method of
+    it that does, so a user's change commits through `app.core.db.commit` too."""
+    committing = set()
+    tree = ast.parse(inspect.getsource(SQLAlchemyUserDatabase))
+    for func in ast.walk(tree):
+        if isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef) and any(
+            isinstance(n, ast.Attribute) and n.attr == "commit" for n in ast.walk(func)
+        ):
+            committing.add(func.name)
+    assert {"create", "update", "delete"} <= committing
+    # OAuth accounts are not used (`get_user_db` names no table for them): those methods
+    # refuse before they write.
+    assert "oauth_account_table" not in inspect.getsource(get_user_db)
+    committing -= {"add_oauth_account", "update_oauth_account"}
+    kept = sorted(name for name in committing if name not in vars(UserDatabase))
+    assert kept == []
+
+
 def test_no_import_inside_a_function_but_the_lazy_ones() -> None:
     """Imports live at the top of a module; the only exceptions load something heavy on
     first use (PDF layout, image cards, the model clients, the embedded server) or keep the
     CLI quick to start. A new one is most likely dodging a cycle the layers forbid."""
     lazy_targets = {
-        "app.exports.pdf",
+        "app.typesetting.pdf",
         "app.imaging.cards",
         "app.assistant.openai_compat",
         "app.assistant.local_model",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import os
 import time
 import uuid
@@ -180,26 +179,28 @@ async def test_export_of_another_users_conversation_is_404_like_a_missing_one(cl
     assert (await client.get(f"/api/sessions/{sid}/export")).status_code == 401
 
 
-async def test_export_includes_drafts_from_the_assistant_ledger(client, clock, monkeypatch):
-    from app.exports import drafts
-
-    calls = []
-
-    async def fake_export_drafts(session, user_id, session_id):
-        calls.append(session_id)
-        return [{"id": "d1", "platform": "linkedin"}]
-
-    class Ledger:
-        export_drafts = staticmethod(fake_export_drafts)
-
-    monkeypatch.setattr(drafts, "_exporter", lambda: Ledger.export_drafts)
+async def test_export_includes_the_drafts_of_the_conversation(client, clock):
+    """The drafts the assistant wrote, each with its versions and its post, as the drafts
+    API shows them; another conversation's drafts stay out."""
     headers = await register(client)
-    sid = await _conversation(client, headers, clock, turns=1)
+    r = await chat(client, headers, "Write a LinkedIn post about our new office")
+    sid = r.json()["sessionId"]
+    clock.advance(1)
+    assert (await chat(client, headers, "try again", session_id=sid)).status_code == 200
+    clock.advance(1)
+    assert (await chat(client, headers, "post it", session_id=sid)).status_code == 200
+    other = (await chat(client, headers, "Create a Facebook post about Diwali")).json()
+    shown = await client.get(f"/api/sessions/{sid}/drafts", headers=headers)
+    (draft,) = shown.json()["drafts"]
+    assert draft["platform"] == "linkedin"
+    assert [v["version"] for v in draft["versions"]] == [1, 2]
+    assert draft["status"] == "published"
+
     conv = (await client.get(f"/api/sessions/{sid}/export", headers=headers)).json()["conversation"]
-    assert conv["drafts"] == [{"id": "d1", "platform": "linkedin"}]
-    assert calls == [sid]
-    body = json.dumps(conv)
-    assert "linkedin" in body
+    assert conv["drafts"] == [draft]
+    assert conv["drafts"][0]["publishedPost"]["text"] == draft["versions"][1]["text"]
+    theirs = await client.get(f"/api/sessions/{other['sessionId']}/export", headers=headers)
+    assert [d["platform"] for d in theirs.json()["conversation"]["drafts"]] == ["facebook"]
 
 
 @pytest.mark.parametrize("fmt", ["json", "pdf"])

@@ -12,8 +12,9 @@ import pytest
 import sqlalchemy as sa
 
 from app.core import db
-from app.exports import downloads, pdf, zip_export
+from app.exports import downloads, zip_export
 from app.history.service import SessionFilter
+from app.typesetting import pdf
 from tests.conftest import chat, register
 
 pytestmark = pytest.mark.storage

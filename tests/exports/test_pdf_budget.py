@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from pypdf import PdfReader
 
-from app.exports.pdf import PdfBudget, PdfConversation, PdfMessage, render_conversation_pdf
+from app.typesetting.pdf import PdfBudget, PdfConversation, PdfMessage, render_conversation_pdf
 from tests.conftest import chat, register
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

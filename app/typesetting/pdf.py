@@ -1,15 +1,9 @@
 """Render a stored conversation to PDF (reportlab), for text in any script.
 
-reportlab has no font fallback, no paragraph-level bidi without ``rlbidi`` (not on
-PyPI) and shapes a word with the first font of that word only.  So this module:
-
-* itemizes every line into runs, each set in a font whose cmap covers all its chars
-  (app/core/fonts.py: Noto, TrueType outlines, which reportlab needs to embed; see
-  docs/fonts.md);
-* lets reportlab shape (uharfbuzz) each fragment of a word on its own, which gives
-  Devanagari reordering and Arabic joining and right-to-left order inside a piece;
-* breaks lines that contain right-to-left text itself and orders the pieces of each
-  line by the levels of the Unicode bidi algorithm (python-bidi, app/core/text.py).
+Each line is itemized into runs, each in a font whose cmap covers all its chars
+(app/core/fonts.py: Noto, TrueType outlines, which reportlab needs to embed; see
+docs/fonts.md), and set by app/typesetting/shaping.py: fragments shaped on their own,
+right-to-left lines broken and ordered there.
 
 Replies (and system messages) are Markdown, read as the page and the share page read them
 (app/core/markdown.py): headings, emphasis, lists, quotes, tables as tables, code blocks
@@ -21,10 +15,9 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import threading
 import time
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache, lru_cache
@@ -32,7 +25,6 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from xml.sax.saxutils import escape
 
-import uharfbuzz  # type: ignore[import-untyped]
 from fontTools.ttLib import TTFont  # type: ignore[import-untyped]
 from markdown_it.token import Token
 from reportlab.lib import colors
@@ -41,8 +33,6 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import cm
 from reportlab.lib.utils import ImageReader
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase import ttfonts as rl_ttfonts
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import (
     Flowable,
@@ -54,7 +44,6 @@ from reportlab.platypus import (
     Table,
     TableStyle,
 )
-from reportlab.platypus import paragraph as rl_paragraph
 
 from app.core.fonts import (
     BASE_FONT,
@@ -66,18 +55,20 @@ from app.core.fonts import (
     font_covers,
     itemize_text,
 )
-from app.core.fonts import font_path as _font_path
 from app.core.markdown import MATH_BLOCKS, MATH_INLINE, parse
 from app.core.text import (
-    bidi_levels,
     grapheme_floor,
-    graphemes,
-    has_rtl_script,
-    mirror,
     needs_bidi,
-    visual_runs,
 )
 from app.core.validation import format_utc
+from app.typesetting.shaping import (
+    bidi_lines,
+    ensure_font,
+    needs_shaping,
+    preserve_spaces,
+    register_font,
+    runs_markup,
+)
 
 __all__ = [
     "BASE_FONT",
@@ -113,260 +104,6 @@ class PdfConversation:
     archived_at: datetime | None
     message_count: int
     other_versions: int = 0  # messages kept on branches other than the printed path
-
-
-# --------------------------------------------------------------------------- fonts
-
-_font_lock = threading.RLock()
-_registered: set[str] = set()
-_hb_fonts: dict[str, Any] = {}
-
-
-def _ensure_font(font: str) -> None:
-    """Register one font with reportlab, once per process (lazily: the CJK faces are 10-18 MB)."""
-    if font in _registered:
-        return
-    with _font_lock:
-        if font in _registered:
-            return
-        _install_shaping_fix()
-        path = _font_path(font)
-        pdfmetrics.registerFont(
-            rl_ttfonts.TTFont(font, str(path), subfontIndex=FONT_FILES[font][2], shapable=True)
-        )
-        _registered.add(font)
-
-
-def _hb_font(font: str) -> Any:
-    hbf = _hb_fonts.get(font)
-    if hbf is None:
-        with _font_lock:
-            hbf = _hb_fonts.get(font)
-            if hbf is None:
-                face = uharfbuzz.Face(
-                    uharfbuzz.Blob.from_file_path(str(_font_path(font))), FONT_FILES[font][2]
-                )
-                hbf = uharfbuzz.Font(face)
-                _hb_fonts[font] = hbf
-    return hbf
-
-
-def _text_width(run: TextRun, size: float) -> float:
-    """Shaped advance width in points (Arabic joined forms differ from isolated)."""
-    hbf = _hb_font(run.font)
-    buf = uharfbuzz.Buffer()
-    buf.add_str(run.text)
-    buf.guess_segment_properties()
-    uharfbuzz.shape(hbf, buf, {"kern": True, "liga": True})
-    upem = float(hbf.face.upem)
-    return float(sum(p.x_advance for p in buf.glyph_positions)) * size / upem
-
-
-_orig_shape_frag_word: Callable[..., Any] | None = None
-
-
-def _shape_frag_word_per_font(w: Any, *args: Any, **kwargs: Any) -> Any:
-    """Shape each fragment of a word separately.
-
-    reportlab's shapeFragWord feeds a whole word to harfbuzz with the first piece's
-    font, so "Hi😀" or "(مرحبا)" mixing fonts would get glyph ids from the wrong font
-    (tofu), and two pieces of one font at different bidi levels would be reordered as
-    one. Every fragment is one font at one level here (see _line_markup), so each is
-    shaped on its own; one-fragment words go to the original unchanged.
-    """
-    orig = _orig_shape_frag_word
-    assert orig is not None
-    if isinstance(w, rl_ttfonts.ShapedFragWord) or len(w) <= 2:
-        return orig(w, *args, **kwargs)
-    groups: list[list[Any]] = []
-    for item in w[1:]:
-        if groups and hasattr(item[0], "cbDefn"):
-            groups[-1].append(item)  # an inline object: stays with what precedes it
-            continue
-        groups.append([item])
-    if len(groups) == 1:
-        return orig(w, *args, **kwargs)
-    total = 0.0
-    items: list[Any] = []
-    changed = False
-    for group in groups:
-        width = sum(
-            pdfmetrics.stringWidth(s, f.fontName, f.fontSize)
-            for f, s in group
-            if not hasattr(f, "cbDefn")
-        )
-        sub = [width, *group]
-        shaped = orig(sub, *args, **kwargs)
-        changed = changed or shaped is not sub
-        total += shaped[0]
-        items.extend(shaped[1:])
-    if not changed:
-        return w
-    return rl_ttfonts.makeShapedFragWord(w)([total, *items])
-
-
-def _install_shaping_fix() -> None:
-    """Make reportlab's Paragraph shape word by fragment (_shape_frag_word_per_font).
-
-    reportlab 5.1 has no API for this: the one name its Paragraph calls,
-    ``reportlab.platypus.paragraph.shapeFragWord``, is swapped, once per process and for
-    this process's Paragraphs only through that name. test_pdf.py's
-    test_a_word_mixing_fonts_is_shaped_font_by_font fails when a reportlab release
-    changes what this relies on.
-    """
-    global _orig_shape_frag_word
-    with _font_lock:
-        current = rl_paragraph.shapeFragWord
-        if getattr(current, "_chatkeep_per_font", False):
-            return
-        _orig_shape_frag_word = current
-        _shape_frag_word_per_font._chatkeep_per_font = True  # type: ignore[attr-defined]
-        rl_paragraph.shapeFragWord = _shape_frag_word_per_font
-
-
-# ------------------------------------------------------------------ itemization
-
-# ------------------------------------------------------------------------- markup
-
-
-def _runs_markup(runs: Iterable[TextRun]) -> str:
-    parts: list[str] = []
-    for run in runs:
-        if run.font == BASE_FONT:
-            parts.append(escape(run.text))
-        else:
-            _ensure_font(run.font)
-            parts.append(f'<font name="{run.font}">{escape(run.text)}</font>')
-    return "".join(parts)
-
-
-_MULTISPACE = re.compile(r"  +")
-
-
-def _preserve_spaces(line: str) -> str:
-    """Keep indentation and runs of spaces (Paragraph collapses them) yet allow breaks."""
-    line = line.replace("\t", "    ")
-    stripped = line.lstrip(" ")
-    lead = len(line) - len(stripped)
-    body = _MULTISPACE.sub(lambda m: "\xa0" * (len(m.group()) - 1) + " ", stripped)
-    return "\xa0" * lead + body
-
-
-_COMPLEX_RANGES = (
-    (0x0590, 0x08FF),  # Hebrew, Arabic, Syriac, Thaana, NKo...
-    (0x0900, 0x0DFF),  # Indic
-    (0x0E00, 0x0EFF),  # Thai, Lao
-    (0x0F00, 0x109F),  # Tibetan, Myanmar
-    (0x1780, 0x17FF),  # Khmer
-    (0xFB1D, 0xFDFF),
-    (0xFE70, 0xFEFF),
-)
-
-
-def _needs_shaping(text: str) -> bool:
-    # Shaping every word costs time; only complex scripts, marks and emoji sequences need it.
-    for ch in text:
-        cp = ord(ch)
-        if cp < 0x0300:
-            continue
-        if cp == 0x200D or 0x1F3FB <= cp <= 0x1F3FF or 0x0300 <= cp <= 0x036F:
-            return True
-        for lo, hi in _COMPLEX_RANGES:
-            if lo <= cp <= hi:
-                return True
-    return False
-
-
-def _split_word(word: list[TextRun], size: float, max_width: float) -> list[list[TextRun]]:
-    """Break an over-long word between clusters (marks stay with their base)."""
-    pieces: list[list[TextRun]] = []
-    current: list[TextRun] = []
-    width = 0.0
-    for run in word:
-        for cl in graphemes(run.text):
-            w = _text_width(TextRun(run.font, cl), size)
-            if current and width + w > max_width:
-                pieces.append(current)
-                current, width = [], 0.0
-            if current and current[-1].font == run.font:
-                current[-1] = TextRun(run.font, current[-1].text + cl)
-            else:
-                current.append(TextRun(run.font, cl))
-            width += w
-    if current:
-        pieces.append(current)
-    return pieces
-
-
-def _line_markup(runs: list[TextRun], levels: list[int], rtl: bool) -> str:
-    """Markup of one line, its pieces in visual order (app/core/text.py, python-bidi).
-
-    Each piece is its own fragment, so the shaper never joins two pieces of different
-    levels: a piece of a right-to-left script is handed over in logical order (harfbuzz
-    draws it right to left); any other piece at an odd level is reversed and mirrored here.
-    """
-    parts: list[str] = []
-    for piece in visual_runs(runs, levels, rtl=rtl):
-        text = piece.text
-        if piece.rtl and not has_rtl_script(text):
-            text = mirror(text)
-        if piece.tag == BASE_FONT or text == " ":
-            parts.append(escape(text))
-        else:
-            _ensure_font(piece.tag)
-            parts.append(f'<font name="{piece.tag}">{escape(text)}</font>')
-    return "".join(parts).strip() or "\xa0"
-
-
-def _bidi_lines(line: str, size: float, max_width: float) -> tuple[list[str], bool]:
-    """Break a line holding right-to-left text and order each line's pieces visually.
-
-    Returns markup per visual line and whether the paragraph is right-to-left. Levels
-    are resolved once for the whole paragraph (UAX #9), then each line is reordered.
-    """
-    words: list[tuple[int, list[TextRun]]] = []  # (offset in the itemized text, runs)
-    pos = 0
-    for raw in line.split(" "):
-        if raw:
-            runs = itemize_text(raw)
-            words.append((pos, runs))
-            pos += sum(len(r.text) for r in runs) + 1
-    text = " ".join("".join(r.text for r in word) for _, word in words)
-    rtl, levels = bidi_levels(text)
-    _ensure_font(BASE_FONT)
-    space = pdfmetrics.stringWidth(" ", BASE_FONT, size)
-    lines: list[list[tuple[int, list[TextRun]]]] = []
-    current: list[tuple[int, list[TextRun]]] = []
-    width = 0.0
-    for offset, word in words:
-        w = sum(_text_width(r, size) for r in word)
-        if w > max_width:
-            for piece in _split_word(word, size, max_width):
-                if current:
-                    lines.append(current)
-                current = [(offset, piece)]
-                offset += sum(len(r.text) for r in piece)
-                width = sum(_text_width(r, size) for r in piece)
-            continue
-        if current and width + space + w > max_width:
-            lines.append(current)
-            current, width = [], 0.0
-        width += (space if current else 0.0) + w
-        current.append((offset, word))
-    if current:
-        lines.append(current)
-
-    out: list[str] = []
-    for ln in lines:
-        line_runs: list[TextRun] = []
-        for i, (_, wd) in enumerate(ln):
-            if i:
-                line_runs.append(TextRun(BASE_FONT, " "))
-            line_runs.extend(wd)
-        first = ln[0][0]
-        last = ln[-1][0] + sum(len(r.text) for r in ln[-1][1])
-        out.append(_line_markup(line_runs, levels[first:last], rtl))
-    return out, rtl
 
 
 # ------------------------------------------------------------------------ layout
@@ -447,7 +184,7 @@ class _Styles:
 
 @lru_cache(maxsize=1)
 def _styles() -> _Styles:
-    _ensure_font(BASE_FONT)
+    ensure_font(BASE_FONT)
     body = ParagraphStyle(
         "ck-body",
         fontName=BASE_FONT,
@@ -504,16 +241,16 @@ def _text_paragraphs(
             pending, pending_shaped = [], False
 
     for raw in _bounded_lines(text):
-        line = _preserve_spaces(raw)
+        line = preserve_spaces(raw)
         if needs_bidi(line):
             flush()
             # 2% slack so reportlab never re-wraps a line measured here.
-            vis, is_rtl = _bidi_lines(line, plain.fontSize, width * 0.98)
+            vis, is_rtl = bidi_lines(line, plain.fontSize, width * 0.98)
             for group in _groups(vis):
                 out.append(Paragraph("<br/>".join(group), rtl if is_rtl else shaped))
             continue
-        pending.append(_runs_markup(itemize_text(line)) if line.strip() else "\xa0")
-        pending_shaped = pending_shaped or _needs_shaping(line)
+        pending.append(runs_markup(itemize_text(line)) if line.strip() else "\xa0")
+        pending_shaped = pending_shaped or needs_shaping(line)
         if len(pending) >= PARAGRAPH_MAX_LINES:
             flush()
     flush()
@@ -596,15 +333,7 @@ def _style_cmap(font: str) -> frozenset[int]:
 
 
 def _ensure_style_font(font: str) -> None:
-    if font in _registered:
-        return
-    with _font_lock:
-        if font in _registered:
-            return
-        _install_shaping_fix()
-        path = _style_font_path(font)
-        pdfmetrics.registerFont(rl_ttfonts.TTFont(font, str(path), shapable=True))
-        _registered.add(font)
+    register_font(font, lambda: _style_font_path(font))
 
 
 def _styled(text: str, *, bold: bool = False, italic: bool = False, code: bool = False) -> str:
@@ -619,7 +348,7 @@ def _styled(text: str, *, bold: bool = False, italic: bool = False, code: bool =
     parts: list[str] = []
     for run in itemize_text(text):
         if variant is None or run.font != BASE_FONT:
-            parts.append(_runs_markup([run]))
+            parts.append(runs_markup([run]))
             continue
         covered = _style_cmap(variant)
         piece: list[str] = []
@@ -733,7 +462,7 @@ def _md_paragraphs(
         return [_Indented(p, _INDENT * indent) for p in paras]
     if size:  # a heading: bold where the bold face has the chars
         lines = _inline_lines(_bolden(inline.children or []))
-    style = _md_style("body", indent, quote, _needs_shaping(plain), size)
+    style = _md_style("body", indent, quote, needs_shaping(plain), size)
     out: list[Flowable] = []
     for n, group in enumerate(_groups(["".join(line.markup) or "\xa0" for line in lines])):
         out.append(Paragraph("<br/>".join(group), style, bulletText=bullet if n == 0 else None))
@@ -772,8 +501,8 @@ class _Indented(Flowable):  # type: ignore[misc]
 
 
 def _code_flowables(code: str, *, indent: int) -> list[Flowable]:
-    lines = [_styled(_preserve_spaces(ln), code=True) or "\xa0" for ln in _bounded_lines(code)]
-    style = _md_style("code", indent, False, _needs_shaping(code))
+    lines = [_styled(preserve_spaces(ln), code=True) or "\xa0" for ln in _bounded_lines(code)]
+    style = _md_style("code", indent, False, needs_shaping(code))
     return [Paragraph("<br/>".join(group), style) for group in _groups(lines)]
 
 
@@ -790,7 +519,7 @@ def _table_flowables(
     aligns = {"right": TA_RIGHT, "center": 1}
 
     def para(markup: str, align: str, plain: str) -> Paragraph:
-        style = cell_shaped if _needs_shaping(plain) else cell
+        style = cell_shaped if needs_shaping(plain) else cell
         if align in aligns:
             style = ParagraphStyle(f"{style.name}-{align}", parent=style, alignment=aligns[align])
         return Paragraph(markup or "\xa0", style)
@@ -918,7 +647,7 @@ def _message_flowables(msg: PdfMessage, width: float, st: _Styles) -> list[Flowa
     role = msg.role.lower()
     color = _ROLE_COLORS.get(role, _OTHER_COLOR)
     label = _ROLE_LABELS.get(role) or (msg.role.strip() or "Message")
-    label_markup = _runs_markup(itemize_text(label))
+    label_markup = runs_markup(itemize_text(label))
     heading = Paragraph(
         f'<font color="{color.hexval()}">{label_markup}</font>'
         f'<font size="8" color="#5f6368">\xa0\xa0{_fmt_dt(msg.created_at)}'
@@ -934,10 +663,10 @@ def _message_flowables(msg: PdfMessage, width: float, st: _Styles) -> list[Flowa
     for is_code, block in _blocks(msg.content):
         if is_code:
             lines = [
-                _runs_markup(itemize_text(_preserve_spaces(ln))) or "\xa0"
+                runs_markup(itemize_text(preserve_spaces(ln))) or "\xa0"
                 for ln in _bounded_lines(block)
             ]
-            style = st.code_shaped if _needs_shaping(block) else st.code
+            style = st.code_shaped if needs_shaping(block) else st.code
             for group in _groups(lines):
                 out.append(_Barred(Paragraph("<br/>".join(group), style), color))
         else:
@@ -953,10 +682,10 @@ def _header_flowables(conv: PdfConversation, width: float, st: _Styles) -> list[
     out: list[Flowable] = []
     title_line = " ".join(title.split())
     if needs_bidi(title_line):
-        vis, is_rtl = _bidi_lines(title_line, st.title.fontSize, width * 0.98)
+        vis, is_rtl = bidi_lines(title_line, st.title.fontSize, width * 0.98)
         out.append(Paragraph("<br/>".join(vis), st.title_rtl if is_rtl else st.title))
     else:
-        out.append(Paragraph(_runs_markup(itemize_text(title_line)), st.title))
+        out.append(Paragraph(runs_markup(itemize_text(title_line)), st.title))
     meta = [
         f"Created: {_fmt_dt(conv.created_at)}",
         f"Last activity: {_fmt_dt(conv.last_activity_at)}",
@@ -970,7 +699,7 @@ def _header_flowables(conv: PdfConversation, width: float, st: _Styles) -> list[
             f"{conv.other_versions} other version{plural} kept on other branches (not shown)"
         )
     out.append(Paragraph(escape("  ·  ".join(meta)), st.meta))
-    out.append(Paragraph("Session ID: " + _runs_markup(itemize_text(conv.session_id)), st.meta))
+    out.append(Paragraph("Session ID: " + runs_markup(itemize_text(conv.session_id)), st.meta))
     out.append(Spacer(1, 4))
     return out
 

@@ -14,7 +14,7 @@ import pytest
 from pypdf import PdfReader
 from reportlab.pdfbase import pdfmetrics
 
-from app.exports.pdf import (
+from app.typesetting.pdf import (
     BASE_FONT,
     CJK_FONT,
     EMOJI_FONT,
@@ -282,7 +282,7 @@ def test_mixed_arabic_and_latin_lines_are_in_visual_order() -> None:
 
 def test_a_word_mixing_fonts_is_shaped_font_by_font() -> None:
     # reportlab shapes a word with its first font only: "Hi😀" would get the emoji's glyph
-    # from Noto Sans (a wrong, private glyph). pdf.py swaps the one name its Paragraph
+    # from Noto Sans (a wrong, private glyph). shaping.py swaps the one name its Paragraph
     # calls, reportlab.platypus.paragraph.shapeFragWord, for a per-fragment version
     # (_install_shaping_fix). If a reportlab release renames that name, changes the word
     # format, or shapes per font itself, this fails: adapt or drop the fix then.
@@ -290,12 +290,12 @@ def test_a_word_mixing_fonts_is_shaped_font_by_font() -> None:
     from reportlab.pdfbase import ttfonts
     from reportlab.platypus import paragraph as rl_paragraph
 
-    from app.exports import pdf
+    from app.typesetting import shaping
 
-    pdf._ensure_font(BASE_FONT)
-    pdf._ensure_font(EMOJI_FONT)
-    assert rl_paragraph.shapeFragWord is pdf._shape_frag_word_per_font
-    assert pdf._orig_shape_frag_word is ttfonts.shapeFragWord
+    shaping.ensure_font(BASE_FONT)
+    shaping.ensure_font(EMOJI_FONT)
+    assert rl_paragraph.shapeFragWord is shaping._shape_frag_word_per_font
+    assert shaping._orig_shape_frag_word is ttfonts.shapeFragWord
     word = [0.0, (ABag(fontName=BASE_FONT, fontSize=10), "Hi")]
     word.append((ABag(fontName=EMOJI_FONT, fontSize=10), "😀"))
     ours = [(f.fontName, str(s)) for f, s in rl_paragraph.shapeFragWord(list(word))[1:]]

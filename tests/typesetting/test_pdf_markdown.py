@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pypdf import PdfReader
 
-from app.exports.pdf import (
+from app.typesetting.pdf import (
     BOLD_FONT,
     ITALIC_FONT,
     MONO_FONT,
