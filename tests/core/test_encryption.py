@@ -359,15 +359,19 @@ def rotating_settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-async def app(rotating_settings: Settings, clock: FrozenClock, database_url: str) -> Any:
-    """The app knows the new key (first) and the old one, as during a rotation."""
+async def app(
+    rotating_settings: Settings, clock: FrozenClock, database_url: str, _process_app: Any
+) -> Any:
+    """The app knows the new key (first) and the old one, as during a rotation. The shared
+    app of this process (which knows no key) takes no job meanwhile: a queued rotation is
+    this app's to run."""
     from tests.conftest import _truncate
 
     await _truncate(database_url)
     application: FastAPI = create_app(
         rotating_settings, clock=clock, migrate=False, run_sweeper=False
     )
-    async with application.router.lifespan_context(application):
+    async with _process_app.jobs_paused(), application.router.lifespan_context(application):
         yield application
 
 
