@@ -124,7 +124,8 @@ def model_server(live_server: LiveServer, tmp_path: Path) -> Iterator[LiveServer
             yield live
 
 
-def test_markdown_screenshot(new_page, model_server, tmp_path):
+def test_markdown_screenshot(model_server, new_page, tmp_path):
+    # The server first, so it stops after the pages close (their event streams with them).
     wanted = os.environ.get("WEB_SCREENSHOTS_DIR")
     out = (PROJECT_ROOT / wanted) if wanted else tmp_path
     out.mkdir(parents=True, exist_ok=True)
