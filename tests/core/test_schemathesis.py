@@ -33,9 +33,10 @@ MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "10"))
 SIGN_OUT = r"^/auth/(jwt|cookie)/logout$"
 # The superuser's run covers the admin routes (the others answer 403 to a plain user).
 ADMIN = r"^/api/admin/"
-# GET /api/events is an endless event stream, and schemathesis waits for a whole
-# response: its own tests cover it (tests/events).
-LEFT_OUT = r"^GET /api/events$"
+# GET /api/events (its only operation) is an endless event stream, and schemathesis waits
+# for a whole response, 30 s each time: its own tests cover it (tests/events). Left out by
+# path, which every phase honours (by name, the coverage phase still called it).
+EVENTS = r"^/api/events$"
 
 
 def _token(base: str, email: str) -> str:
@@ -126,9 +127,7 @@ async def test_schemathesis_finds_no_server_error(database_url, tmp_path):
                 _token(server.base, "fuzz@example.com"),
                 tmp_path / "user.json",
                 "--exclude-path-regex",
-                f"{SIGN_OUT}|{ADMIN}",
-                "--exclude-name-regex",
-                LEFT_OUT,
+                f"{SIGN_OUT}|{ADMIN}|{EVENTS}",
             ),
         }
         admin_token = _token(server.base, "fuzz-admin@example.com")
