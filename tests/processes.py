@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import httpx
 
@@ -17,6 +18,28 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def server_env(
+    *,
+    database_url: str,
+    data_dir: Path,
+    secret_key: str,
+    drop: tuple[str, ...] = ("RATE_LIMIT",),
+    **values: str,
+) -> dict[str, str]:
+    """This process's environment without the settings named by `drop` (prefixes), for
+    a server on `database_url` with rate limits off and quiet logs, then `values`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    env.update(
+        DATABASE_URL=database_url,
+        DATA_DIR=str(data_dir),
+        SECRET_KEY=secret_key,
+        LOG_LEVEL="WARNING",
+        RATE_LIMIT_ENABLED="false",
+        **values,
+    )
+    return env
 
 
 class ServerProcess:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
 import sys
 import time
@@ -30,7 +29,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.core.config import Settings
 from tests.conftest import TEST_PASSWORD, _truncate
 from tests.fakemodel import FakeModel, Planned, serve_model
-from tests.processes import ServerProcess
+from tests.processes import ServerProcess, server_env
 from tests.sse import collect, parse_events
 from tests.turns.conftest import chat_body, sse_headers
 from tests.turns.test_reply_bounds import _dechunk, _events, _read_all
@@ -60,17 +59,11 @@ def _servers(
 ) -> Iterator[list[ServerProcess]]:
     # Every bound at its default but the turn's timing, which is shortened to show
     # staleness, and what `extra` sets.
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("RATE_LIMIT", "TURN_", "MAX_", "LLM_", "SSE_"))
-    }
-    env.update(
-        DATABASE_URL=database_url,
-        DATA_DIR=str(data_dir),
-        SECRET_KEY="large-reply-secret-" + "r" * 40,
-        LOG_LEVEL="WARNING",
-        RATE_LIMIT_ENABLED="false",
+    env = server_env(
+        database_url=database_url,
+        data_dir=data_dir,
+        secret_key="large-reply-secret-" + "r" * 40,
+        drop=("RATE_LIMIT", "TURN_", "MAX_", "LLM_", "SSE_"),
         SWEEPER_ENABLED="false",
         ASSISTANT_BACKEND="openai",
         LLM_BASE_URL=model_url,

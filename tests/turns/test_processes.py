@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.conftest import TEST_PASSWORD, _truncate
-from tests.processes import ServerProcess, free_port
+from tests.processes import ServerProcess, free_port, server_env
 from tests.sse import collect, listening, parse_events
 from tests.turns.conftest import chat_body, sse_headers
 
@@ -69,13 +69,11 @@ async def instances(
     database_url: str, fake_model: str, tmp_path: Path
 ) -> AsyncIterator[list[ServerProcess]]:
     await _truncate(database_url)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RATE_LIMIT", "TURN_"))}
-    env.update(
-        DATABASE_URL=database_url,
-        DATA_DIR=str(tmp_path),
-        SECRET_KEY="shared-secret-" + "z" * 40,
-        LOG_LEVEL="WARNING",
-        RATE_LIMIT_ENABLED="false",
+    env = server_env(
+        database_url=database_url,
+        data_dir=tmp_path,
+        secret_key="shared-secret-" + "z" * 40,
+        drop=("RATE_LIMIT", "TURN_"),
         ASSISTANT_BACKEND="openai",
         LLM_BASE_URL=fake_model,
         LLM_INTENTS="rules",
